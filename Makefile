@@ -1,0 +1,69 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+SIZE ?= small
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format worker beat migrate demo bench soak schedule errors messages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstalls whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+## The API, the docs and the admin on http://127.0.0.1:8000 with demo data.
+run: $(VENV)/.installed
+	@mkdir -p var
+	$(MANAGE) migrate --noinput
+	$(MANAGE) sync_schedule
+	$(MANAGE) load_demo
+	$(MANAGE) runserver 127.0.0.1:8000
+
+## The whole suite against a real PostgreSQL and Redis, plus lint and format checks.
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tests/services.py -n 2 $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(VENV)/.installed
+	$(MANAGE) migrate --noinput
+
+demo: $(VENV)/.installed
+	$(MANAGE) load_demo
+
+schedule: $(VENV)/.installed
+	$(MANAGE) sync_schedule
+
+## Regenerates docs/api-errors.md from the error codes declared in the apps.
+errors: $(VENV)/.installed
+	DJANGO_SETTINGS_MODULE=config.settings.local $(MANAGE) document_errors > docs/api-errors.md
+
+## Recompiles the translations (needs gettext's msgfmt).
+messages: $(VENV)/.installed
+	$(MANAGE) makemessages -l zh_Hans --ignore=.venv --ignore=var
+	$(MANAGE) compilemessages -l zh_Hans --ignore=.venv
+
+## Celery, against REDIS_URL.
+worker: $(VENV)/.installed
+	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2
+
+beat: $(VENV)/.installed
+	$(MANAGE) sync_schedule
+	$(BIN)/celery -A config beat --loglevel=INFO
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Error codes of the accounts app (see config/api/errors.py)."""

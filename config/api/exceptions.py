@@ -1,0 +1,140 @@
+"""Turns every exception raised under the API into the one error envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from config.api import errors
+from config.logging import current_request_id
+
+logger = logging.getLogger("config.api")
+
+_DRF_CODES: list[tuple[type[Exception], errors.ErrorCode]] = [
+    (drf_exceptions.ParseError, errors.MALFORMED_REQUEST),
+    (drf_exceptions.NotAuthenticated, errors.NOT_AUTHENTICATED),
+    (drf_exceptions.AuthenticationFailed, errors.AUTHENTICATION_FAILED),
+    (drf_exceptions.PermissionDenied, errors.PERMISSION_DENIED),
+    (drf_exceptions.NotFound, errors.NOT_FOUND),
+    (drf_exceptions.MethodNotAllowed, errors.METHOD_NOT_ALLOWED),
+    (drf_exceptions.NotAcceptable, errors.NOT_ACCEPTABLE),
+    (drf_exceptions.UnsupportedMediaType, errors.UNSUPPORTED_MEDIA_TYPE),
+    (drf_exceptions.Throttled, errors.RATE_LIMITED),
+    (drf_exceptions.ValidationError, errors.VALIDATION_FAILED),
+]
+
+
+def envelope(
+    error: errors.ErrorCode,
+    *,
+    message: Any = None,
+    fields: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": error.code,
+            "message": str(message if message is not None else error.message),
+            "fields": fields or {},
+        }
+    }
+
+
+def error_json_response(
+    error: errors.ErrorCode,
+    *,
+    message: Any = None,
+    fields: dict[str, Any] | None = None,
+    status: int | None = None,
+) -> JsonResponse:
+    """The envelope as a plain Django response, for code outside DRF views."""
+    return JsonResponse(
+        envelope(error, message=message, fields=fields),
+        status=status or error.status,
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def server_error_fields() -> dict[str, Any]:
+    return {"request_id": current_request_id()}
+
+
+def _validation_fields(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _validation_fields(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_validation_fields(item) for item in detail]
+    return str(detail)
+
+
+def _drf_error_response(exc: drf_exceptions.APIException) -> Response:
+    error = next(
+        (code for exc_type, code in _DRF_CODES if isinstance(exc, exc_type)),
+        None,
+    )
+    headers: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    message: Any = None
+    status = exc.status_code
+    if isinstance(exc, drf_exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            non_field = detail.pop("non_field_errors", None) if "non_field_errors" in detail else None
+            fields = _validation_fields(detail)
+            if non_field:
+                message = " ".join(str(item) for item in non_field)
+        elif isinstance(detail, list):
+            message = " ".join(str(item) for item in detail) or None
+    elif isinstance(exc, drf_exceptions.Throttled):
+        if exc.wait is not None:
+            retry_after = max(1, int(exc.wait + 0.999))
+            fields = {"retry_after_seconds": retry_after}
+            headers["Retry-After"] = str(retry_after)
+    elif error is None:
+        # Another APIException subclass (from a library): keep its status, name it generically.
+        error = errors.SERVER_ERROR if status >= 500 else errors.VALIDATION_FAILED
+        message = str(exc.detail)
+    if error is None:
+        error = errors.VALIDATION_FAILED
+    if isinstance(exc, drf_exceptions.AuthenticationFailed | drf_exceptions.NotAuthenticated):
+        headers["WWW-Authenticate"] = 'SessionToken realm="api"'
+    return Response(envelope(error, message=message, fields=fields), status=status, headers=headers)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error, expected or not, leaves as the envelope."""
+    if isinstance(exc, errors.ApplicationError):
+        set_rollback()
+        return Response(
+            envelope(exc.error, message=exc.message, fields=exc.fields),
+            status=exc.error.status,
+            headers=exc.headers,
+        )
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        exc = drf_exceptions.ValidationError(detail=detail)
+    elif isinstance(exc, RequestDataTooBig):
+        set_rollback()
+        return Response(envelope(errors.REQUEST_TOO_LARGE), status=413)
+
+    if isinstance(exc, drf_exceptions.APIException):
+        set_rollback()
+        return _drf_error_response(exc)
+
+    set_rollback()
+    logger.exception("unexpected error in an API view", exc_info=exc)
+    return Response(
+        envelope(errors.SERVER_ERROR, fields=server_error_fields()),
+        status=500,
+    )

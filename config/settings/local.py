@@ -1,0 +1,7 @@
+"""Development on a laptop: `make run`. SQLite and in-process tasks unless URLs are given."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+ALLOWED_HOSTS = ["*"]

@@ -1,0 +1,36 @@
+"""The test suite: a real PostgreSQL and a real Redis, never SQLite, never a mock.
+
+`tests/services.py` (run by `make test`) finds or starts both and exports
+DATABASE_URL and REDIS_URL before pytest starts.
+"""
+
+import os
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import CACHES, DATABASES, REDIS_URL, env
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise RuntimeError("The test suite runs against PostgreSQL: set DATABASE_URL or run `make test`.")
+if not REDIS_URL:
+    raise RuntimeError("The test suite runs against Redis: set REDIS_URL or run `make test`.")
+
+# Each pytest-xdist worker gets a Redis database of its own: cache.clear() is FLUSHDB.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_redis_db = env.int("REDIS_TEST_DB_BASE", default=1) + int(_worker.removeprefix("gw") or 0)
+_redis_base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+REDIS_URL = f"{_redis_base}/{_redis_db}"
+CACHES["default"]["LOCATION"] = REDIS_URL
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+# Tests call tasks directly; the worker-level tests start real workers themselves.
+CELERY_TASK_ALWAYS_EAGER = True
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-production-0123456789"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = env.path("MEDIA_ROOT", default="/tmp/carbon-account-test-media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LANGUAGE_CODE = "en"

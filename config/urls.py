@@ -1,0 +1,33 @@
+"""The URL map: the API under /api/v1/, sign-in under /_allauth/, docs, admin, probes."""
+
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.api.health import healthz, readyz
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("activities.urls")),
+    path("", include("rewards.urls")),
+    path("", include("merchants.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("_allauth/", include("allauth.headless.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]
+
+if settings.DEBUG:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+admin.site.site_header = "Carbon Account operations"
+admin.site.site_title = "Carbon Account"
+admin.site.index_title = "Operations"

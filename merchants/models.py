@@ -1,0 +1,1 @@
+"""Merchants, their reward catalog, coupons and verification at the counter."""

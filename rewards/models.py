@@ -1,0 +1,1 @@
+"""Carbon coins: wallets on a double-entry ledger, settlement, expiry, donations."""

@@ -1,0 +1,67 @@
+"""Production refuses to start without its secrets or with DEBUG on."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+PRODUCTION_ENVIRONMENT = {
+    "SECRET_KEY": "x" * 50,
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/carbon_account",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "ALLOWED_HOSTS": "carbon.example.cn",
+}
+
+
+def _import_production(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENVIRONMENT}
+    clean.pop("DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings.production"],
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        check=False,
+    )
+
+
+def test_production_starts_with_every_secret():
+    result = _import_production(PRODUCTION_ENVIRONMENT)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
+def test_production_refuses_to_start_without(missing):
+    environment = {key: value for key, value in PRODUCTION_ENVIRONMENT.items() if key != missing}
+    result = _import_production(environment)
+    assert result.returncode != 0
+    assert f"Production needs {missing}" in result.stderr
+
+
+def test_production_refuses_debug():
+    result = _import_production({**PRODUCTION_ENVIRONMENT, "DEBUG": "true"})
+    assert result.returncode != 0
+    assert "DEBUG" in result.stderr
+
+
+def test_time_and_language():
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    assert settings.USE_TZ is True
+    assert [code for code, _ in settings.LANGUAGES] == ["zh-hans", "en"]
+
+
+def test_celery_is_configured_for_reliability():
+    from config.celery import app
+
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"

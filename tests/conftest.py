@@ -1,0 +1,58 @@
+"""Fixtures shared by every app's tests. Tests talk to the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from tests.accounts.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> None:
+    """Each test starts with an empty cache (this worker's own Redis database)."""
+    cache.clear()
+
+
+def session_token_for(user: User) -> str:
+    """A real app session token, as allauth headless issues one at sign-in."""
+    from allauth.headless.internal.sessionkit import new_session
+
+    session = new_session()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return session.session_key
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], APIClient]:
+    """Returns an API client signed in as the given person through a real session token."""
+
+    def make(user: User) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_X_SESSION_TOKEN=session_token_for(user))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def person(db) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def person_client(person: User, client_for) -> APIClient:
+    return client_for(person)
