@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 SIZE ?= small
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format worker beat migrate demo bench soak schedule errors messages clean
+.PHONY: run test browser lint format worker beat migrate demo bench soak schedule errors messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,18 @@ run: $(VENV)/.installed
 	$(MANAGE) runserver 127.0.0.1:8000
 
 ## The whole suite against a real PostgreSQL and Redis, plus lint and format checks.
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tests/services.py -n 2 $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (Playwright never downloads a browser of its own).
+browser:
+	@if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "browser tests will be skipped: install Chromium with 'sudo apt-get install chromium'"; fi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

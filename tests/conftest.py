@@ -12,6 +12,8 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tests.accounts.factories import UserFactory
 
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
