@@ -42,6 +42,15 @@ class User(AbstractUser):
     )
     shows_on_leaderboards = models.BooleanField(_("shows on leaderboards"), default=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("Set when this account was merged into another and closed."),
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -95,3 +104,125 @@ class DataSourceAuthorization(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AgreementKind(models.TextChoices):
+    USER_AGREEMENT = "user_agreement", _("User agreement")
+    PRIVACY_POLICY = "privacy_policy", _("Privacy policy")
+
+
+class Agreement(models.Model):
+    """One published version of the user agreement or the privacy policy.
+
+    The current version of a kind is the latest one whose `effective_at` has passed; a person must
+    have accepted the current version of every kind before their writes are accepted.
+    """
+
+    kind = models.CharField(max_length=32, choices=AgreementKind.choices)
+    version = models.CharField(max_length=32)
+    title = models.CharField(_("title"), max_length=200)
+    url = models.URLField(_("text URL"), blank=True)
+    summary = models.TextField(_("what changed"), blank=True)
+    effective_at = models.DateTimeField(_("effective from"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "-effective_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="one_agreement_per_kind_version"),
+        ]
+        verbose_name = _("agreement version")
+        verbose_name_plural = _("agreement versions")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.version}"
+
+
+class AgreementAcceptance(models.Model):
+    """A person accepted one version of one agreement. Never edited: it is evidence."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="agreement_acceptances")
+    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="acceptances")
+    accepted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "agreement"], name="one_acceptance_per_agreement"),
+        ]
+        verbose_name = _("agreement acceptance")
+        verbose_name_plural = _("agreement acceptances")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.agreement_id}"
+
+
+class Device(models.Model):
+    """A device that opened a guest account. Only a keyed hash of the app's device id is kept."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    device_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.device_digest[:8]}"
+
+
+class PersonalDetails(models.Model):
+    """What a bank vouched for: phone number and ID number, encrypted, each with a keyed blind index.
+
+    The ciphertexts can't be searched, so lookups go through the HMAC digests; masked forms are
+    derived on the fly and are the only thing the API, logs and admin ever show.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="personal_details")
+    phone_number_ciphertext = models.TextField(blank=True)
+    phone_number_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    id_number_ciphertext = models.TextField(blank=True)
+    id_number_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("verified personal details")
+        verbose_name_plural = _("verified personal details")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}"
+
+
+class InviteCode(models.Model):
+    """A person's own friend-invite code, shared as a code or a link."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="invite_code")
+    code = models.CharField(max_length=16, unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("invite code")
+        verbose_name_plural = _("invite codes")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Friendship(models.Model):
+    """One direction of a friendship; services always write both directions together."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="friendships")
+    friend = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "friend"], name="one_friendship_per_pair"),
+            models.CheckConstraint(condition=~Q(user=models.F("friend")), name="no_friendship_with_self"),
+        ]
+        verbose_name = _("friendship")
+        verbose_name_plural = _("friendships")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}->{self.friend_id}"
