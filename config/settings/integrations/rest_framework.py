@@ -45,4 +45,8 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"SessionToken": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.add_error_responses",
+    ],
 }
