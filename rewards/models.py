@@ -1,1 +1,316 @@
-"""Carbon coins: wallets on a double-entry ledger, settlement, expiry, donations."""
+"""Carbon coins: wallets on a double-entry ledger, settlement, expiry, donations.
+
+The ledger is three tables. `LedgerAccount` is anything that can hold coins (a person's wallet,
+the issuance account that mints them, a merchant's clearing account, a welfare project, the expiry
+sink). `LedgerTransaction` is one movement, with a kind, a reference to its cause and a unique
+idempotency key. `LedgerEntry` rows are its legs: signed amounts that sum to zero per transaction.
+
+Entries and transactions are append-only; in PostgreSQL, triggers refuse UPDATE and DELETE and
+check that each transaction's entries sum to zero (migration 0002). `LedgerAccount.balance` is a
+cache of the sum of the account's entries, kept in step by the services in the same database
+transaction and checked by `manage.py ledger_audit`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class LedgerAccountKind(models.TextChoices):
+    WALLET = "wallet", _("Wallet")
+    ISSUANCE = "issuance", _("Issuance")
+    MERCHANT_CLEARING = "merchant_clearing", _("Merchant clearing")
+    WELFARE_PROJECT = "welfare_project", _("Welfare project")
+    EXPIRY_SINK = "expiry_sink", _("Expired coins")
+
+
+class LedgerAccount(models.Model):
+    """An account of the ledger; `owner_id` is the user id, merchant id or project id of its kind.
+
+    Rewards does not import merchants, and the ledger outlives erased people, so owners are plain
+    integers rather than foreign keys. Issuance and the expiry sink have no owner.
+    """
+
+    kind = models.CharField(max_length=32, choices=LedgerAccountKind.choices)
+    owner_id = models.BigIntegerField(null=True, blank=True)
+    # A cache of the sum of this account's entries; only the services change it.
+    balance = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "owner_id"], name="one_ledger_account_per_owner"),
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(owner_id__isnull=True), name="one_ownerless_account_per_kind"
+            ),
+            # Issuance is where coins come from: its balance is minus everything minted.
+            models.CheckConstraint(
+                condition=Q(balance__gte=0) | Q(kind=LedgerAccountKind.ISSUANCE),
+                name="ledger_balance_never_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(owner_id__isnull=True, kind__in=["issuance", "expiry_sink"])
+                | Q(owner_id__isnull=False, kind__in=["wallet", "merchant_clearing", "welfare_project"]),
+                name="ledger_account_owner_matches_kind",
+            ),
+        ]
+        verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.owner_id}" if self.owner_id is not None else self.kind
+
+    @property
+    def is_wallet(self) -> bool:
+        return self.kind == LedgerAccountKind.WALLET
+
+
+class LedgerTransactionKind(models.TextChoices):
+    SETTLEMENT = "settlement", _("Settlement")
+    REDEMPTION = "redemption", _("Redemption")
+    COUPON_REFUND = "coupon_refund", _("Coupon refund")
+    DONATION = "donation", _("Donation")
+    EXPIRY = "expiry", _("Expiry")
+    ACCOUNT_MERGE = "account_merge", _("Accounts merged")
+    CORRECTION = "correction", _("Correction")
+    ISSUANCE = "issuance", _("Issuance")
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Ledger rows are history: a mistake is corrected by a compensating transaction."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError(f"{type(self).__name__} rows are append-only")
+
+
+class LedgerTransaction(AppendOnlyModel):
+    """One movement of coins: two or more entries summing to zero."""
+
+    kind = models.CharField(max_length=32, choices=LedgerTransactionKind.choices)
+    # What caused it, e.g. "settlement:2026-11-23", "coupon:<public id>", "donation:<public id>".
+    reference = models.CharField(max_length=200)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    memo = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "reference"], name="ledger_transaction_reference")]
+        verbose_name = _("ledger transaction")
+        verbose_name_plural = _("ledger transactions")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference}"
+
+
+class LedgerEntry(AppendOnlyModel):
+    """One leg of a transaction: a signed amount of whole coins on one account."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="ledger_entry_not_zero")]
+        indexes = [models.Index(fields=["account", "-id"], name="ledger_entry_account_history")]
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.amount:+d}"
+
+
+class CoinLot(models.Model):
+    """Coins credited to a wallet together, and how many of them are left to spend or expire.
+
+    Debits consume lots oldest-expiry first, so the sum of `remaining_amount` over a wallet's lots
+    equals its balance (the audit checks it). The expiry job empties lots whose day has come.
+    """
+
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="coin_lots")
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="coin_lots")
+    earned_on = models.DateField()
+    expires_on = models.DateField()
+    amount = models.BigIntegerField()
+    remaining_amount = models.BigIntegerField()
+    # Set by the daily job when the lot is within the reminder window, so the app can warn once.
+    reminder_raised_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="coin_lot_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining_amount__gte=0, remaining_amount__lte=models.F("amount")),
+                name="coin_lot_remaining_within_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "expires_on", "id"],
+                condition=Q(remaining_amount__gt=0),
+                name="coin_lot_spendable",
+            ),
+            models.Index(
+                fields=["expires_on"], condition=Q(remaining_amount__gt=0), name="coin_lot_expiring"
+            ),
+        ]
+        verbose_name = _("coin lot")
+        verbose_name_plural = _("coin lots")
+
+    def __str__(self) -> str:
+        return f"{self.remaining_amount}/{self.amount} until {self.expires_on}"
+
+
+class CoinRate(models.Model):
+    """How many milligrams of CO2e make one coin, from a local day on (versioned, never edited)."""
+
+    valid_from = models.DateField(unique=True)
+    carbon_mg_per_coin = models.BigIntegerField()
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-valid_from"]
+        constraints = [
+            models.CheckConstraint(condition=Q(carbon_mg_per_coin__gt=0), name="coin_rate_positive"),
+        ]
+        verbose_name = _("coin rate")
+        verbose_name_plural = _("coin rates")
+
+    def __str__(self) -> str:
+        return f"{self.carbon_mg_per_coin} mg/coin from {self.valid_from}"
+
+
+class SettlementRunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+class SettlementRun(models.Model):
+    """One night's settlement of one local day; chunks commit as they go and a rerun resumes."""
+
+    day = models.DateField(unique=True)
+    status = models.CharField(max_length=16, choices=SettlementRunStatus.choices)
+    carbon_mg_per_coin = models.BigIntegerField()
+    accounts_settled = models.BigIntegerField(default=0)
+    carbon_mg_settled = models.BigIntegerField(default=0)
+    coins_minted = models.BigIntegerField(default=0)
+    chunks_committed = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = _("settlement run")
+        verbose_name_plural = _("settlement runs")
+
+    def __str__(self) -> str:
+        return f"settlement {self.day} ({self.status})"
+
+    @property
+    def carbon_grams_settled(self) -> float:
+        return self.carbon_mg_settled / 1000
+
+
+class Settlement(models.Model):
+    """A person's coins for one settlement day: the key that makes settlement exactly-once.
+
+    `carbon_days` lists the local days whose carbon it converted (the day itself and any earlier
+    day approved late from the review queue), so the wallet history can point to the activity records.
+    """
+
+    user_id = models.BigIntegerField()
+    day = models.DateField()
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="settlements")
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="settlements")
+    carbon_mg = models.BigIntegerField()
+    coins = models.BigIntegerField()
+    carbon_days = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "day"], name="one_settlement_per_person_and_day"),
+            models.CheckConstraint(condition=Q(coins__gt=0), name="settlement_coins_positive"),
+        ]
+        verbose_name = _("settlement")
+        verbose_name_plural = _("settlements")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.day}: {self.coins}"
+
+
+class WelfareProject(models.Model):
+    """A public-welfare project people donate coins to (planting trees, protecting a wetland …)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(_("title"), max_length=120)
+    description = models.TextField(_("description"))
+    image = models.ImageField(_("image"), upload_to="welfare_projects/", blank=True)
+    goal_coins = models.BigIntegerField(_("goal in coins"))
+    is_open = models.BooleanField(_("open for donations"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(goal_coins__gt=0), name="welfare_goal_positive")]
+        verbose_name = _("welfare project")
+        verbose_name_plural = _("welfare projects")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Donation(models.Model):
+    """Coins a person gave to a project; the ledger transaction is the record of truth."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="donations"
+    )
+    project = models.ForeignKey(WelfareProject, on_delete=models.PROTECT, related_name="donations")
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="donation")
+    amount = models.BigIntegerField()
+    # The name printed on the certificate, fixed when the donation is made.
+    donor_name = models.CharField(max_length=80)
+    idempotency_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="one_donation_per_request"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="donation_amount_positive"),
+        ]
+        verbose_name = _("donation")
+        verbose_name_plural = _("donations")
+
+    def __str__(self) -> str:
+        return f"{self.amount} → {self.project_id}"

@@ -1,0 +1,256 @@
+"""The ledger's single-movement services: the only way coins move between accounts one at a time.
+
+Each runs in the caller's transaction when there is one (`transaction.atomic` nests as a savepoint).
+Balances change with conditional UPDATEs (`balance >= amount`), never read-modify-write, after the
+accounts involved were locked in primary-key order (`rewards.lock_objects`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
+from rewards.lock_objects import ledger_accounts_lock
+from rewards.models import (
+    CoinLot,
+    LedgerAccount,
+    LedgerAccountKind,
+    LedgerEntry,
+    LedgerTransaction,
+)
+
+DEFAULT_COIN_EXPIRY_DAYS = 365
+
+
+def coin_expiry_days() -> int:
+    """How long coins stay spendable after they are earned (settings.REWARDS_COIN_EXPIRY_DAYS)."""
+    return int(getattr(settings, "REWARDS_COIN_EXPIRY_DAYS", DEFAULT_COIN_EXPIRY_DAYS))
+
+
+def _account_get_or_create(*, kind: str, owner_id: int | None) -> LedgerAccount:
+    # INSERT … ON CONFLICT DO NOTHING, then read: safe when two requests open the same account.
+    account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
+    if account is None:
+        LedgerAccount.objects.bulk_create(
+            [LedgerAccount(kind=kind, owner_id=owner_id)], ignore_conflicts=True
+        )
+        account = LedgerAccount.objects.get(kind=kind, owner_id=owner_id)
+    return account
+
+
+def wallet_account_for_user(*, user_id: int) -> LedgerAccount:
+    """The person's wallet, opened on first use."""
+    return _account_get_or_create(kind=LedgerAccountKind.WALLET, owner_id=user_id)
+
+
+def clearing_account_for_merchant(*, merchant_id: int) -> LedgerAccount:
+    """The merchant's clearing account (coins spent on its offers), opened on first use."""
+    return _account_get_or_create(kind=LedgerAccountKind.MERCHANT_CLEARING, owner_id=merchant_id)
+
+
+def project_account_for_project(*, project_id: int) -> LedgerAccount:
+    """The welfare project's account (coins donated to it), opened on first use."""
+    return _account_get_or_create(kind=LedgerAccountKind.WELFARE_PROJECT, owner_id=project_id)
+
+
+def issuance_account() -> LedgerAccount:
+    """Where coins come from: its balance is minus every coin ever minted."""
+    return _account_get_or_create(kind=LedgerAccountKind.ISSUANCE, owner_id=None)
+
+
+def expiry_sink_account() -> LedgerAccount:
+    """Where expired coins go."""
+    return _account_get_or_create(kind=LedgerAccountKind.EXPIRY_SINK, owner_id=None)
+
+
+@dataclass(frozen=True)
+class LotSpec:
+    """A lot to open on a wallet credit: how many coins, earned when, expiring when."""
+
+    amount: int
+    earned_on: datetime.date
+    expires_on: datetime.date
+
+
+def _amount_check(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ApplicationError(INVALID_COIN_AMOUNT, fields={"amount": [str(INVALID_COIN_AMOUNT.message)]})
+
+
+def _lots_consume(*, account_id: int, amount: int) -> None:
+    """Takes `amount` coins out of the wallet's lots, the soonest-expiring first (one UPDATE)."""
+    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH ordered AS (
+                SELECT id, remaining_amount,
+                       SUM(remaining_amount) OVER (ORDER BY expires_on, id) - remaining_amount AS taken_before
+                FROM rewards_coinlot
+                WHERE account_id = %s AND remaining_amount > 0
+            )
+            UPDATE rewards_coinlot
+            SET remaining_amount = rewards_coinlot.remaining_amount
+                - {least}(ordered.remaining_amount, %s - ordered.taken_before)
+            FROM ordered
+            WHERE rewards_coinlot.id = ordered.id AND ordered.taken_before < %s
+            """,  # noqa: S608 - only the function name is interpolated
+            [account_id, amount, amount],
+        )
+
+
+def _existing_transaction_check(
+    *, existing: LedgerTransaction, legs: dict[int, int], idempotency_key: str
+) -> LedgerTransaction:
+    recorded: dict[int, int] = {}
+    for account_id, amount in existing.entries.values_list("account_id", "amount"):
+        recorded[account_id] = recorded.get(account_id, 0) + amount
+    if recorded != legs:
+        raise ApplicationError(IDEMPOTENCY_KEY_REUSED, fields={"idempotency_key": [idempotency_key]})
+    return existing
+
+
+@transaction.atomic
+def ledger_transaction_post(
+    *,
+    legs: list[tuple[LedgerAccount, int]],
+    kind: str,
+    idempotency_key: str,
+    reference: str,
+    memo: str = "",
+    credit_lots: dict[int, list[LotSpec]] | None = None,
+) -> LedgerTransaction:
+    """Posts one balanced transaction (signed legs summing to zero) exactly once per idempotency key.
+
+    Debited accounts other than issuance must hold the coins (else INSUFFICIENT_COINS and nothing
+    changes). Wallet debits consume lots soonest-expiring first; wallet credits open a lot, expiring
+    `coin_expiry_days()` from today unless `credit_lots` says otherwise (an account merge keeps the
+    original dates).
+    """
+    by_account: dict[int, int] = {}
+    accounts: dict[int, LedgerAccount] = {}
+    for account, amount in legs:
+        _amount_check(abs(amount))
+        by_account[account.pk] = by_account.get(account.pk, 0) + amount
+        accounts[account.pk] = account
+    if len(legs) < 2 or sum(by_account.values()) != 0 or any(value == 0 for value in by_account.values()):
+        raise ValueError(f"a ledger transaction needs two or more legs summing to zero, got {legs!r}")
+
+    existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return _existing_transaction_check(
+            existing=existing, legs=by_account, idempotency_key=idempotency_key
+        )
+    try:
+        with transaction.atomic():
+            ledger_transaction = LedgerTransaction.objects.create(
+                kind=kind, reference=reference, idempotency_key=idempotency_key, memo=memo
+            )
+    except IntegrityError:
+        # Another request with the same key committed first: answer as it did.
+        existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
+        return _existing_transaction_check(
+            existing=existing, legs=by_account, idempotency_key=idempotency_key
+        )
+
+    ledger_accounts_lock(account_ids=by_account)
+    for account_id, amount in sorted(by_account.items()):
+        kind_of_account = accounts[account_id].kind
+        if amount < 0 and kind_of_account != LedgerAccountKind.ISSUANCE:
+            moved = LedgerAccount.objects.filter(pk=account_id, balance__gte=-amount).update(
+                balance=F("balance") + amount
+            )
+            if not moved:
+                raise ApplicationError(INSUFFICIENT_COINS, fields={"amount": [str(-amount)]})
+        else:
+            LedgerAccount.objects.filter(pk=account_id).update(balance=F("balance") + amount)
+
+    # One statement for all legs: PostgreSQL checks per statement that the transaction balances.
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(transaction=ledger_transaction, account_id=account_id, amount=amount)
+            for account_id, amount in sorted(by_account.items())
+        ]
+    )
+
+    today = timezone.localdate()
+    new_lots = []
+    for account_id, amount in sorted(by_account.items()):
+        if accounts[account_id].kind != LedgerAccountKind.WALLET:
+            continue
+        if amount < 0:
+            _lots_consume(account_id=account_id, amount=-amount)
+            continue
+        specs = (credit_lots or {}).get(account_id) or [
+            LotSpec(amount, today, today + datetime.timedelta(days=coin_expiry_days()))
+        ]
+        if sum(spec.amount for spec in specs) != amount:
+            raise ValueError("the lots of a wallet credit must add up to the credit")
+        new_lots += [
+            CoinLot(
+                account_id=account_id,
+                transaction=ledger_transaction,
+                earned_on=spec.earned_on,
+                expires_on=spec.expires_on,
+                amount=spec.amount,
+                remaining_amount=spec.amount,
+            )
+            for spec in specs
+        ]
+    CoinLot.objects.bulk_create(new_lots)
+    return ledger_transaction
+
+
+def coins_transfer(
+    *,
+    source: LedgerAccount,
+    destination: LedgerAccount,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str,
+    memo: str = "",
+) -> LedgerTransaction:
+    """Moves `amount` coins from one account to another, once per idempotency key.
+
+    The source must hold the coins (INSUFFICIENT_COINS otherwise, nothing changes); the same key
+    again returns the first transaction, or IDEMPOTENCY_KEY_REUSED if it moved something else.
+    """
+    _amount_check(amount)
+    if source.pk == destination.pk:
+        raise ValueError("a transfer needs two different accounts")
+    return ledger_transaction_post(
+        legs=[(source, -amount), (destination, amount)],
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        memo=memo,
+    )
+
+
+def coins_issue(
+    *,
+    destination: LedgerAccount,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str,
+    memo: str = "",
+) -> LedgerTransaction:
+    """Mints `amount` new coins from the issuance account into `destination`, once per key."""
+    return coins_transfer(
+        source=issuance_account(),
+        destination=destination,
+        amount=amount,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        memo=memo,
+    )

@@ -1,0 +1,33 @@
+"""Factories of the rewards app, and `fund_wallet` for other apps' tests."""
+
+from __future__ import annotations
+
+import uuid
+
+import factory
+
+from accounts.models import User
+from rewards.models import LedgerTransactionKind, WelfareProject
+from rewards.services import coins_issue, wallet_account_for_user
+
+
+def fund_wallet(user: User, amount: int) -> None:
+    """Mints `amount` coins into the person's wallet through the ledger (a real, balanced transaction)."""
+    coins_issue(
+        destination=wallet_account_for_user(user_id=user.pk),
+        amount=amount,
+        kind=LedgerTransactionKind.ISSUANCE,
+        idempotency_key=f"test-funding:{uuid.uuid4()}",
+        reference=f"test-funding:user:{user.pk}",
+        memo="Funded by a test",
+    )
+
+
+class WelfareProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WelfareProject
+
+    slug = factory.Sequence(lambda number: f"project-{number}")
+    title = factory.Sequence(lambda number: f"种树 {number}")
+    description = "Planting trees on the city's northern hills."
+    goal_coins = 10_000
