@@ -12,16 +12,19 @@ from rewards.services.ledger import (
     project_account_for_project,
     wallet_account_for_user,
 )
+from rewards.services.settlement import coin_rate_for_day, settlement_run
 
 __all__ = [
     "LotSpec",
     "clearing_account_for_merchant",
     "coin_expiry_days",
+    "coin_rate_for_day",
     "coins_issue",
     "coins_transfer",
     "expiry_sink_account",
     "issuance_account",
     "ledger_transaction_post",
     "project_account_for_project",
+    "settlement_run",
     "wallet_account_for_user",
 ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 import factory
+from django.db.models import F
 
 from accounts.models import User
+from activities.models import DailyCarbon
 from rewards.models import LedgerTransactionKind, WelfareProject
 from rewards.services import coins_issue, wallet_account_for_user
 
@@ -21,6 +24,15 @@ def fund_wallet(user: User, amount: int) -> None:
         reference=f"test-funding:user:{user.pk}",
         memo="Funded by a test",
     )
+
+
+def carbon_credit(user: User, day: datetime.date, carbon_mg: int) -> None:
+    """Raises the person's credited carbon for a day, as capture (or a late review approval) does."""
+    row, created = DailyCarbon.objects.get_or_create(
+        user=user, day=day, defaults={"credited_carbon_mg": carbon_mg}
+    )
+    if not created:
+        DailyCarbon.objects.filter(pk=row.pk).update(credited_carbon_mg=F("credited_carbon_mg") + carbon_mg)
 
 
 class WelfareProjectFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,384 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table and function names.
+"""Nightly settlement: carbon credited in `activities.DailyCarbon` becomes coins, exactly once.
+
+For a settlement day D, every person with carbon credited but not yet settled on any day ≤ D gets
+`floor(outstanding / rate)` coins at the coin rate in effect on D. Only the carbon of those whole
+coins is marked settled (oldest day first); the remainder stays outstanding and counts towards the
+next settlement, so nothing is lost to rounding. Records approved late from review raise
+`credited_carbon_mg` on their old day and are picked up the same way by the next settlement.
+
+Exactly once: `Settlement(user_id, day)` is unique, and a chunk first locks its `DailyCarbon` rows,
+then (in a new statement, so it sees what another worker committed meanwhile) leaves out anyone
+already settled for D. A retried task, a second worker or a rerun after a killed worker therefore
+settles only who is left. Each chunk is one database transaction: its coins, entries, lots,
+balances, `settled_carbon_mg` and the run's counters commit together or not at all.
+
+Set-based: a handful of SQL statements per chunk of people (INSERT … SELECT, UPDATE … FROM), no
+Python loop over people.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from rewards.models import (
+    CoinRate,
+    LedgerAccountKind,
+    LedgerTransactionKind,
+    SettlementRun,
+    SettlementRunStatus,
+)
+from rewards.services.ledger import coin_expiry_days, issuance_account
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CARBON_MG_PER_COIN = 10_000
+DEFAULT_CHUNK_SIZE = 20_000
+
+CANDIDATES = "rewards_settlement_candidates"
+ROWS = "rewards_settlement_rows"
+PEOPLE = "rewards_settlement_people"
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    accounts: int
+    carbon_mg: int
+    coins: int
+
+
+def coin_rate_for_day(*, day: datetime.date) -> int:
+    """Milligrams of CO2e per coin in effect on a local day (the latest version from that day back)."""
+    rate = (
+        CoinRate.objects.filter(valid_from__lte=day)
+        .order_by("-valid_from")
+        .values_list("carbon_mg_per_coin", flat=True)
+        .first()
+    )
+    return rate or DEFAULT_CARBON_MG_PER_COIN
+
+
+def _sql(postgres: str, sqlite: str) -> str:
+    return postgres if connection.vendor == "postgresql" else sqlite
+
+
+def _execute(sql: str, params: dict | list | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _candidates_collect(*, day: datetime.date) -> None:
+    """Remembers, for this connection, the DailyCarbon rows owed something up to `day`.
+
+    A temporary table (no WAL), filled once from the partial index of unsettled rows; each chunk
+    then reaches its rows by primary key instead of scanning that index again.
+    """
+    _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+    _execute(
+        f"""
+        CREATE TEMPORARY TABLE {CANDIDATES} AS
+        SELECT id AS daily_carbon_id, user_id
+        FROM activities_dailycarbon
+        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
+        """,
+        {"day": day},
+    )
+    _execute(f"CREATE INDEX {CANDIDATES}_user ON {CANDIDATES} (user_id)")
+    _execute(f"ANALYZE {CANDIDATES}")
+
+
+def _chunk_bounds(*, chunk_size: int) -> list[tuple[int, int]]:
+    """(exclusive lower, inclusive upper) user id bounds of chunks of about `chunk_size` people."""
+    uppers = [
+        row[0]
+        for row in _execute(
+            f"""
+            SELECT user_id FROM (
+                SELECT user_id, ROW_NUMBER() OVER (ORDER BY user_id) AS position
+                FROM (SELECT DISTINCT user_id FROM {CANDIDATES}) AS people
+            ) AS numbered
+            WHERE position %% %(chunk_size)s = 0
+            ORDER BY user_id
+            """,
+            {"chunk_size": chunk_size},
+        )
+    ]
+    last = _execute(f"SELECT MAX(user_id) FROM {CANDIDATES}")[0][0]
+    if last is not None and (not uppers or uppers[-1] != last):
+        uppers.append(last)
+    if not uppers:
+        return []
+    lowers = [-1, *uppers[:-1]]
+    return list(zip(lowers, uppers, strict=True))
+
+
+def _chunk_settle(
+    *, run: SettlementRun, lower: int, upper: int, issuance_id: int, expires_on: datetime.date
+) -> ChunkResult:
+    """Settles the people with user id in (lower, upper]; call inside a transaction."""
+    params = {
+        "lower": lower,
+        "upper": upper,
+        "day": run.day,
+        "rate": run.carbon_mg_per_coin,
+        "issuance": issuance_id,
+        "run": run.pk,
+        "expires_on": expires_on,
+        "now": timezone.now(),
+        "wallet": LedgerAccountKind.WALLET.value,
+        "kind": LedgerTransactionKind.SETTLEMENT.value,
+        "reference": f"settlement:{run.day.isoformat()}",
+    }
+    if connection.vendor == "postgresql":
+        # Lock first; the next statement then sees whatever another worker committed meanwhile.
+        _execute(
+            f"""
+            SELECT COUNT(*) FROM (
+                SELECT daily.id FROM activities_dailycarbon AS daily
+                JOIN {CANDIDATES} AS candidate ON candidate.daily_carbon_id = daily.id
+                WHERE candidate.user_id > %(lower)s AND candidate.user_id <= %(upper)s
+                ORDER BY daily.id
+                FOR UPDATE OF daily
+            ) AS locked
+            """,
+            params,
+        )
+    _execute(f"DROP TABLE IF EXISTS {ROWS}")
+    _execute(f"DROP TABLE IF EXISTS {PEOPLE}")
+    least = _sql("LEAST", "MIN")
+    # Each person's whole coins, spread over their outstanding days oldest first.
+    _execute(
+        f"""
+        CREATE TEMPORARY TABLE {ROWS} AS
+        WITH outstanding AS (
+            SELECT daily.id, daily.user_id, daily.day,
+                   daily.credited_carbon_mg - daily.settled_carbon_mg AS carbon_mg
+            FROM {CANDIDATES} AS candidate
+            JOIN activities_dailycarbon AS daily ON daily.id = candidate.daily_carbon_id
+            WHERE candidate.user_id > %(lower)s AND candidate.user_id <= %(upper)s
+              AND daily.day <= %(day)s
+              AND daily.credited_carbon_mg > daily.settled_carbon_mg
+              AND NOT EXISTS (
+                  SELECT 1 FROM rewards_settlement AS settled
+                  WHERE settled.user_id = daily.user_id AND settled.day = %(day)s
+              )
+        ),
+        budget AS (
+            SELECT user_id, (CAST(SUM(carbon_mg) AS BIGINT) / %(rate)s) * %(rate)s AS carbon_mg
+            FROM outstanding GROUP BY user_id
+        ),
+        spread AS (
+            SELECT outstanding.id, outstanding.user_id, outstanding.day,
+                   {least}(
+                       outstanding.carbon_mg,
+                       budget.carbon_mg - (
+                           CAST(SUM(outstanding.carbon_mg) OVER (
+                               PARTITION BY outstanding.user_id ORDER BY outstanding.day, outstanding.id
+                           ) AS BIGINT) - outstanding.carbon_mg
+                       )
+                   ) AS settle_mg
+            FROM outstanding JOIN budget ON budget.user_id = outstanding.user_id
+            WHERE budget.carbon_mg > 0
+        )
+        SELECT id, user_id, day, settle_mg FROM spread WHERE settle_mg > 0
+        """,
+        params,
+    )
+    days = _sql("jsonb_agg(day ORDER BY day)", "json_group_array(day)")
+    _execute(
+        f"""
+        CREATE TEMPORARY TABLE {PEOPLE} AS
+        SELECT user_id, CAST(NULL AS BIGINT) AS account_id,
+               CAST(SUM(settle_mg) AS BIGINT) AS carbon_mg,
+               CAST(SUM(settle_mg) AS BIGINT) / %(rate)s AS coins,
+               {days} AS carbon_days
+        FROM {ROWS} GROUP BY user_id
+        """,
+        params,
+    )
+    accounts, carbon_mg, coins = _execute(
+        f"SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0) FROM {PEOPLE}"
+    )[0]
+    if accounts:
+        _execute(
+            f"""
+            INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+            SELECT %(wallet)s, user_id, 0, %(now)s FROM {PEOPLE} WHERE true
+            ON CONFLICT (kind, owner_id) DO NOTHING
+            """,
+            params,
+        )
+        _execute(
+            f"""
+            UPDATE {PEOPLE} SET account_id = account.id
+            FROM rewards_ledgeraccount AS account
+            WHERE account.kind = %(wallet)s AND account.owner_id = {PEOPLE}.user_id
+            """,
+            params,
+        )
+        if connection.vendor == "postgresql":
+            _execute(
+                f"""
+                SELECT COUNT(*) FROM (
+                    SELECT id FROM rewards_ledgeraccount
+                    WHERE id = %(issuance)s OR id IN (SELECT account_id FROM {PEOPLE})
+                    ORDER BY id FOR UPDATE
+                ) AS locked
+                """,
+                params,
+            )
+        first_user, last_user = _execute(f"SELECT MIN(user_id), MAX(user_id) FROM {PEOPLE}")[0]
+        params["key"] = f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"
+        params["transaction"] = _execute(
+            """
+            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
+            """,
+            params,
+        )[0][0]
+        # The exactly-once key: a second settlement of anyone here fails the whole chunk.
+        _execute(
+            f"""
+            INSERT INTO rewards_settlement
+                (user_id, day, run_id, transaction_id, carbon_mg, coins, carbon_days)
+            SELECT user_id, %(day)s, %(run)s, %(transaction)s, carbon_mg, coins, carbon_days FROM {PEOPLE}
+            """,
+            params,
+        )
+        # All legs in one statement: PostgreSQL checks the transaction balances per statement.
+        _execute(
+            f"""
+            INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+            SELECT %(transaction)s, account_id, coins FROM {PEOPLE}
+            UNION ALL
+            SELECT %(transaction)s, %(issuance)s, -SUM(coins) FROM {PEOPLE}
+            """,
+            params,
+        )
+        _execute(
+            f"""
+            INSERT INTO rewards_coinlot
+                (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+            SELECT account_id, %(transaction)s, %(day)s, %(expires_on)s, coins, coins FROM {PEOPLE}
+            """,
+            params,
+        )
+        _execute(
+            f"""
+            UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + people.coins
+            FROM {PEOPLE} AS people WHERE rewards_ledgeraccount.id = people.account_id
+            """,
+            params,
+        )
+        params["coins"] = coins
+        _execute(
+            "UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params
+        )
+        _execute(
+            f"""
+            UPDATE activities_dailycarbon
+            SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + settled.settle_mg,
+                updated_at = %(now)s
+            FROM {ROWS} AS settled WHERE activities_dailycarbon.id = settled.id
+            """,
+            params,
+        )
+        SettlementRun.objects.filter(pk=run.pk).update(
+            accounts_settled=F("accounts_settled") + accounts,
+            carbon_mg_settled=F("carbon_mg_settled") + carbon_mg,
+            coins_minted=F("coins_minted") + coins,
+        )
+    SettlementRun.objects.filter(pk=run.pk).update(chunks_committed=F("chunks_committed") + 1)
+    _execute(f"DROP TABLE {ROWS}")
+    _execute(f"DROP TABLE {PEOPLE}")
+    return ChunkResult(accounts=accounts, carbon_mg=carbon_mg, coins=coins)
+
+
+def _run_start(*, day: datetime.date) -> SettlementRun:
+    with transaction.atomic():
+        run, _created = SettlementRun.objects.get_or_create(
+            day=day,
+            defaults={
+                "status": SettlementRunStatus.RUNNING,
+                "carbon_mg_per_coin": coin_rate_for_day(day=day),
+                "started_at": timezone.now(),
+            },
+        )
+        if run.status != SettlementRunStatus.SUCCEEDED:
+            SettlementRun.objects.filter(pk=run.pk).update(
+                status=SettlementRunStatus.RUNNING, attempts=F("attempts") + 1
+            )
+            run.refresh_from_db()
+    return run
+
+
+def settlement_run(
+    *,
+    day: datetime.date,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk_committed: Callable[[int, ChunkResult], None] | None = None,
+) -> SettlementRun:
+    """Settles local day `day` (and anything still owed from earlier days), exactly once per person.
+
+    Safe to call any number of times, from any number of workers at once: a succeeded run changes
+    nothing; an interrupted one resumes with whoever is not settled yet. Must not run inside a
+    transaction (chunks commit as they go). `on_chunk_committed(index, result)` is for tests and
+    progress reports.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("settlement commits chunk by chunk: call it outside a transaction")
+    run = _run_start(day=day)
+    if run.status == SettlementRunStatus.SUCCEEDED:
+        logger.info("settlement.already_done", extra={"day": day.isoformat()})
+        return run
+    started = time.monotonic()
+    issuance_id = issuance_account().pk
+    expires_on = day + datetime.timedelta(days=coin_expiry_days())
+    try:
+        _candidates_collect(day=day)
+        for index, (lower, upper) in enumerate(_chunk_bounds(chunk_size=chunk_size)):
+            with transaction.atomic():
+                result = _chunk_settle(
+                    run=run, lower=lower, upper=upper, issuance_id=issuance_id, expires_on=expires_on
+                )
+            if on_chunk_committed is not None:
+                on_chunk_committed(index, result)
+    except Exception as error:
+        logger.exception("settlement.failed", extra={"day": day.isoformat()})
+        with contextlib.suppress(Exception):
+            SettlementRun.objects.filter(pk=run.pk).update(
+                status=SettlementRunStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
+            )
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+    finished_at = timezone.now()
+    SettlementRun.objects.filter(pk=run.pk).update(
+        status=SettlementRunStatus.SUCCEEDED,
+        finished_at=finished_at,
+        duration_seconds=time.monotonic() - started,
+        last_error="",
+    )
+    run.refresh_from_db()
+    logger.info(
+        "settlement.succeeded",
+        extra={
+            "day": day.isoformat(),
+            "accounts": run.accounts_settled,
+            "coins": run.coins_minted,
+            "carbon_mg": run.carbon_mg_settled,
+            "seconds": run.duration_seconds,
+        },
+    )
+    return run

@@ -1,0 +1,163 @@
+"""Nightly settlement: whole coins at the versioned rate, remainders carried, exactly once."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from activities.models import DailyCarbon
+from rewards.audit import ledger_audit
+from rewards.models import CoinLot, CoinRate, LedgerAccount, Settlement, SettlementRun, SettlementRunStatus
+from rewards.services import issuance_account, settlement_run, wallet_account_for_user
+from rewards.tasks import settlement_settle_day
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import carbon_credit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DAY = datetime.date(2026, 11, 20)
+G = 1000  # milligrams in a gram
+
+
+def _balance(user) -> int:
+    return (
+        LedgerAccount.objects.filter(kind="wallet", owner_id=user.pk)
+        .values_list("balance", flat=True)
+        .first()
+        or 0
+    )
+
+
+def _settled(user, day) -> tuple[int, int]:
+    row = DailyCarbon.objects.get(user=user, day=day)
+    return row.credited_carbon_mg, row.settled_carbon_mg
+
+
+def test_whole_coins_are_minted_and_the_remainder_stays_pending(person):
+    carbon_credit(person, DAY, 25 * G + 300)
+
+    run = settlement_run(day=DAY)
+
+    assert _balance(person) == 2
+    assert _settled(person, DAY) == (25_300, 20_000)
+    assert (run.status, run.accounts_settled, run.coins_minted, run.carbon_mg_settled) == (
+        SettlementRunStatus.SUCCEEDED,
+        1,
+        2,
+        20_000,
+    )
+    assert run.duration_seconds is not None
+    settlement = Settlement.objects.get(user_id=person.pk, day=DAY)
+    assert (settlement.coins, settlement.carbon_mg, settlement.carbon_days) == (2, 20_000, ["2026-11-20"])
+    lot = CoinLot.objects.get()
+    assert (lot.earned_on, lot.expires_on, lot.remaining_amount) == (
+        DAY,
+        DAY + datetime.timedelta(days=365),
+        2,
+    )
+    assert ledger_audit().is_balanced
+
+
+def test_the_remainder_counts_towards_the_next_settlement(person):
+    carbon_credit(person, DAY, 15 * G)
+    settlement_run(day=DAY)
+    next_day = DAY + datetime.timedelta(days=1)
+    carbon_credit(person, next_day, 5 * G)
+
+    settlement_run(day=next_day)
+
+    assert _balance(person) == 2
+    assert _settled(person, DAY) == (15_000, 15_000)
+    assert _settled(person, next_day) == (5_000, 5_000)
+    assert Settlement.objects.get(user_id=person.pk, day=next_day).carbon_days == ["2026-11-20", "2026-11-21"]
+
+
+def test_less_than_a_coin_mints_nothing_and_stays_pending(person):
+    carbon_credit(person, DAY, 9 * G + 999)
+
+    run = settlement_run(day=DAY)
+
+    assert _balance(person) == 0
+    assert _settled(person, DAY) == (9_999, 0)
+    assert run.accounts_settled == 0
+    assert not Settlement.objects.exists()
+
+
+def test_carbon_of_later_days_waits_for_their_settlement(person):
+    carbon_credit(person, DAY + datetime.timedelta(days=1), 50 * G)
+
+    settlement_run(day=DAY)
+
+    assert _balance(person) == 0
+
+
+def test_the_rate_in_effect_on_the_settled_day_applies(person):
+    CoinRate.objects.create(valid_from=DAY, carbon_mg_per_coin=5 * G)
+    CoinRate.objects.create(valid_from=DAY + datetime.timedelta(days=1), carbon_mg_per_coin=20 * G)
+    carbon_credit(person, DAY, 12 * G)
+
+    run = settlement_run(day=DAY)
+
+    assert run.carbon_mg_per_coin == 5_000
+    assert _balance(person) == 2
+    assert _settled(person, DAY) == (12_000, 10_000)
+
+
+def test_rerunning_a_settled_day_changes_nothing_and_a_late_approval_waits_for_the_next_night(person):
+    carbon_credit(person, DAY, 30 * G)
+    settlement_run(day=DAY)
+    carbon_credit(person, DAY, 40 * G)  # approved from the review queue after the night
+
+    settlement_run(day=DAY)
+    settlement_settle_day(DAY.isoformat())
+
+    assert _balance(person) == 3
+    assert _settled(person, DAY) == (70_000, 30_000)
+    settlement_run(day=DAY + datetime.timedelta(days=1))
+    assert _balance(person) == 7
+    assert _settled(person, DAY) == (70_000, 70_000)
+
+
+def test_a_retried_task_settles_once(person):
+    carbon_credit(person, DAY, 30 * G)
+
+    settlement_settle_day(DAY.isoformat())
+    SettlementRun.objects.filter(day=DAY).update(
+        status=SettlementRunStatus.RUNNING
+    )  # as if killed at the end
+    settlement_settle_day(DAY.isoformat())
+
+    assert _balance(person) == 3
+    assert Settlement.objects.count() == 1
+    assert SettlementRun.objects.get(day=DAY).attempts == 2
+    assert ledger_audit().is_balanced
+
+
+def test_chunks_commit_as_they_go_and_add_up():
+    people = UserFactory.create_batch(7)
+    for number, user in enumerate(people, start=1):
+        carbon_credit(user, DAY, number * 10 * G + 7)
+    committed = []
+
+    run = settlement_run(
+        day=DAY, chunk_size=3, on_chunk_committed=lambda index, result: committed.append(result)
+    )
+
+    assert [result.accounts for result in committed] == [3, 3, 1]
+    assert run.chunks_committed == 3
+    assert [_balance(user) for user in people] == [1, 2, 3, 4, 5, 6, 7]
+    assert (run.accounts_settled, run.coins_minted, run.carbon_mg_settled) == (7, 28, 280_000)
+    assert issuance_account().balance == -28
+    assert ledger_audit().is_balanced
+
+
+def test_an_existing_wallet_is_credited_not_duplicated(person):
+    wallet = wallet_account_for_user(user_id=person.pk)
+    carbon_credit(person, DAY, 10 * G)
+
+    settlement_run(day=DAY)
+
+    wallet.refresh_from_db()
+    assert wallet.balance == 1
+    assert LedgerAccount.objects.filter(kind="wallet", owner_id=person.pk).count() == 1
