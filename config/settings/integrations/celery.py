@@ -38,4 +38,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "description": "Writes a log line so operators can see the worker and beat are alive.",
     },
+    "merchants.expire_coupons": {
+        "task": "merchants.tasks.expire_coupons",
+        "schedule": crontab(hour=0, minute=40),
+        "description": "Expires unused coupons past their validity; refunds coins where the offer says so.",
+    },
 }

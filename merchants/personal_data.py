@@ -1,0 +1,69 @@
+"""The merchants app's part of export, erasure and account merges (called by accounts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef
+
+from accounts.models import User
+from merchants.models import Coupon, MerchantStaff, Offer, OfferRedemptionCount
+from merchants.services import redemption_counts_merge
+
+
+def personal_data_export(*, user: User) -> dict[str, Any]:
+    """The person's coupons, and their place on a merchant's staff if they have one."""
+    coupons = Coupon.objects.filter(user=user).select_related("offer", "merchant").order_by("issued_at", "pk")
+    staff = MerchantStaff.objects.filter(user=user).select_related("merchant").first()
+    return {
+        "coupons": [
+            {
+                "id": str(coupon.public_id),
+                "code": coupon.display_code,
+                "offer": coupon.offer.title,
+                "merchant": coupon.merchant.name,
+                "price_coins": coupon.price_coins,
+                "status": coupon.status,
+                "issued_at": coupon.issued_at.isoformat(),
+                "valid_until": coupon.valid_until.isoformat(),
+                "verified_at": coupon.verified_at.isoformat() if coupon.verified_at else None,
+                "expired_at": coupon.expired_at.isoformat() if coupon.expired_at else None,
+                "refunded_at": coupon.refunded_at.isoformat() if coupon.refunded_at else None,
+            }
+            for coupon in coupons
+        ],
+        "merchant_staff": (
+            {
+                "merchant": staff.merchant.name,
+                "role": staff.role,
+                "added_at": staff.added_at.isoformat(),
+            }
+            if staff
+            else None
+        ),
+        "coupons_verified_as_clerk": Coupon.objects.filter(verified_by=user).count(),
+    }
+
+
+def personal_data_erase(*, user: User) -> None:
+    """Coupons stay for the merchants' books and the ledger, without the person (and without the
+    request keys they sent); the per-offer counters and any staff place go."""
+    Coupon.objects.filter(user=user).update(user=None, idempotency_key=None)
+    Coupon.objects.filter(verified_by=user).update(verified_by=None)
+    Offer.objects.filter(reviewed_by=user).update(reviewed_by=None)
+    OfferRedemptionCount.objects.filter(user=user).delete()
+    MerchantStaff.objects.filter(user=user).delete()
+
+
+def accounts_merge(*, source_user: User, target_user: User) -> None:
+    """Moves the source's coupons and per-offer counts to the target (counts add up, nothing twice).
+
+    An Idempotency-Key both accounts happened to use stays with the target's coupon; the source's
+    copy of the key is dropped. A staff place moves when the target has none.
+    """
+    clashing = Coupon.objects.filter(user=target_user, idempotency_key=OuterRef("idempotency_key"))
+    Coupon.objects.filter(user=source_user).filter(Exists(clashing)).update(idempotency_key=None)
+    Coupon.objects.filter(user=source_user).update(user=target_user)
+    redemption_counts_merge(source_user_id=source_user.pk, target_user_id=target_user.pk)
+    if not MerchantStaff.objects.filter(user=target_user).exists():
+        MerchantStaff.objects.filter(user=source_user).update(user=target_user)

@@ -1,0 +1,270 @@
+"""Reads of the merchants app: who a staff member works for, the catalog, coupons, reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import User
+from config.api.errors import ApplicationError
+from merchants import catalog_cache, errors
+from merchants.models import Coupon, Merchant, MerchantStaff, Offer
+from rewards import services as ledger
+
+# --- Staff --------------------------------------------------------------------------------
+
+
+def staff_for_user(*, user: User, owner_only: bool = False, require_approved: bool = True) -> MerchantStaff:
+    """The person's place on a merchant's staff, or the error that says why they can't act for one."""
+    staff = MerchantStaff.objects.select_related("merchant").filter(user=user).first()
+    if staff is None:
+        raise ApplicationError(errors.NOT_MERCHANT_STAFF)
+    if require_approved and not staff.merchant.is_approved:
+        raise ApplicationError(errors.MERCHANT_NOT_APPROVED)
+    if owner_only and not staff.is_owner:
+        raise ApplicationError(errors.OWNER_ROLE_REQUIRED)
+    return staff
+
+
+def staff_list(*, merchant: Merchant) -> QuerySet[MerchantStaff]:
+    return MerchantStaff.objects.filter(merchant=merchant).select_related("user").order_by("added_at", "pk")
+
+
+def offers_of_merchant(*, merchant: Merchant) -> QuerySet[Offer]:
+    return (
+        Offer.objects.filter(merchant=merchant).prefetch_related("districts").order_by("-created_at", "-pk")
+    )
+
+
+def coupons_of_merchant(*, merchant: Merchant) -> QuerySet[Coupon]:
+    return Coupon.objects.filter(merchant=merchant).select_related("offer")
+
+
+def coupons_of_person(*, user: User) -> QuerySet[Coupon]:
+    return Coupon.objects.filter(user=user).select_related("offer", "merchant")
+
+
+# --- Catalog ------------------------------------------------------------------------------
+
+CATALOG_SORTS = {
+    "newest": ("-created_at", "-id"),
+    "price": ("price_coins", "-created_at", "-id"),
+    "-price": ("-price_coins", "-created_at", "-id"),
+}
+CATALOG_MAX_OFFERS = 500
+
+
+def catalog_offer_dict(offer: Offer, district_codes: list[str]) -> dict[str, Any]:
+    """One offer as the catalog shows it (JSON-safe: it is what the cache stores)."""
+    return {
+        "id": str(offer.public_id),
+        "title": offer.title,
+        "description": offer.description,
+        "category": offer.category,
+        "merchant": {
+            "id": str(offer.merchant.public_id),
+            "name": offer.merchant.name,
+            "district": offer.merchant.district.code,
+        },
+        "image_url": offer.image.url if offer.image else None,
+        "thumbnail_url": offer.thumbnail.url if offer.thumbnail else None,
+        "price_coins": offer.price_coins,
+        "total_stock": offer.total_stock,
+        "stock_left": offer.stock_left,
+        "is_sold_out": offer.stock_left == 0,
+        "limit_per_person": offer.limit_per_person,
+        "sale_starts_at": offer.sale_starts_at.isoformat(),
+        "sale_ends_at": offer.sale_ends_at.isoformat(),
+        "coupon_valid_days": offer.coupon_valid_days,
+        "districts": district_codes,
+        "refunds_on_expiry": offer.refunds_on_expiry,
+        "created_at": offer.created_at.isoformat(),
+    }
+
+
+def _catalog_build(*, category: str | None, district: str | None, sort: str, max_price: int | None) -> list:
+    now = timezone.now()
+    offers = Offer.objects.filter(status=Offer.Status.LIVE, sale_ends_at__gt=now).select_related(
+        "merchant__district"
+    )
+    if category:
+        offers = offers.filter(category=category)
+    if district:
+        offers = offers.filter(Q(districts__isnull=True) | Q(districts__code=district)).distinct()
+    if max_price is not None:
+        offers = offers.filter(price_coins__lte=max_price)
+    offers = list(offers.order_by(*CATALOG_SORTS[sort])[:CATALOG_MAX_OFFERS])
+    codes: dict[int, list[str]] = {offer.pk: [] for offer in offers}
+    through = Offer.districts.through.objects.filter(offer_id__in=codes).select_related("district")
+    for link in through.order_by("district__code"):
+        codes[link.offer_id].append(link.district.code)
+    return [catalog_offer_dict(offer, codes[offer.pk]) for offer in offers]
+
+
+def catalog_offers(
+    *,
+    category: str | None = None,
+    district: str | None = None,
+    sort: str = "newest",
+    max_price: int | None = None,
+) -> list[dict[str, Any]]:
+    """Live offers on sale (or coming soon), filtered and sorted, from the versioned Redis cache."""
+    key = catalog_cache.page_key(params=f"{category or ''}|{district or ''}|{sort}|{max_price}")
+    offers = cache.get(key)
+    if offers is None:
+        offers = _catalog_build(category=category, district=district, sort=sort, max_price=max_price)
+        cache.set(key, offers, timeout=catalog_cache.PAGE_TTL_SECONDS)
+    # A cached page may outlive an offer's sale window: drop what ended since it was built.
+    now = timezone.now()
+    return [offer for offer in offers if parse_datetime(offer["sale_ends_at"]) > now]
+
+
+def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
+    offer = (
+        Offer.objects.filter(public_id=offer_public_id, status=Offer.Status.LIVE)
+        .select_related("merchant__district")
+        .prefetch_related("districts")
+        .first()
+    )
+    if offer is None:
+        raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
+    return offer
+
+
+def wallet_balance(*, user: User) -> int:
+    """The person's spendable coins, as the ledger has them."""
+    return int(ledger.wallet_account_for_user(user_id=user.pk).balance)
+
+
+# --- Reports ------------------------------------------------------------------------------
+
+
+def _local_day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def offer_report(
+    *, merchant: Merchant, date_from: date | None = None, date_to: date | None = None
+) -> list[dict[str, Any]]:
+    """Per offer: coupons issued, verified, expired, the verification rate and the coins earned.
+
+    Dates are local days; the range filters coupons by when they were issued. Coins earned count
+    coupons not refunded.
+    """
+    coupon_filter = Q()
+    if date_from:
+        coupon_filter &= Q(coupons__issued_at__gte=_local_day_start(date_from))
+    if date_to:
+        coupon_filter &= Q(coupons__issued_at__lt=_local_day_start(date_to + timedelta(days=1)))
+    rows = (
+        Offer.objects.filter(merchant=merchant)
+        .annotate(
+            issued=Count("coupons", filter=coupon_filter),
+            verified=Count("coupons", filter=coupon_filter & Q(coupons__status=Coupon.Status.VERIFIED)),
+            expired=Count("coupons", filter=coupon_filter & Q(coupons__status=Coupon.Status.EXPIRED)),
+            coins_earned=Coalesce(
+                Sum(
+                    "coupons__price_coins",
+                    filter=coupon_filter & Q(coupons__refunded_at__isnull=True),
+                ),
+                Value(0),
+                output_field=IntegerField(),
+            ),
+        )
+        .order_by("-created_at", "-pk")
+    )
+    return [
+        {
+            "offer_id": str(row.public_id),
+            "title": row.title,
+            "status": row.status,
+            "price_coins": row.price_coins,
+            "issued": row.issued,
+            "verified": row.verified,
+            "expired": row.expired,
+            "outstanding": row.issued - row.verified - row.expired,
+            # Percent with one decimal; a rate of nothing is 0, not a division error.
+            "verification_rate": round(100 * row.verified / row.issued, 1) if row.issued else 0.0,
+            "coins_earned": row.coins_earned,
+        }
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        year, month = (int(part) for part in text.split("-"))
+        if not 1 <= month <= 12 or year < 2000:
+            raise ValueError(text)
+        return cls(year, month)
+
+    @property
+    def start(self) -> datetime:
+        return _local_day_start(date(self.year, self.month, 1))
+
+    @property
+    def end(self) -> datetime:
+        following = date(self.year + self.month // 12, self.month % 12 + 1, 1)
+        return _local_day_start(following)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def monthly_statements(*, month: Month, merchant_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Per merchant for one local month: coins cleared to its account by redemptions, coins refunded
+    from it for expired coupons, and the net the platform settles with it."""
+    coupons = Coupon.objects.all()
+    if merchant_ids is not None:
+        coupons = coupons.filter(merchant_id__in=list(merchant_ids))
+    redeemed = (
+        coupons.filter(issued_at__gte=month.start, issued_at__lt=month.end)
+        .values("merchant_id")
+        .annotate(count=Count("id"), coins=Sum("price_coins"))
+    )
+    refunded = (
+        coupons.filter(refunded_at__gte=month.start, refunded_at__lt=month.end)
+        .values("merchant_id")
+        .annotate(count=Count("id"), coins=Sum("price_coins"))
+    )
+    totals: dict[int, dict[str, int]] = {}
+    for row in redeemed:
+        totals.setdefault(row["merchant_id"], {})["redeemed"] = (row["count"], row["coins"])
+    for row in refunded:
+        totals.setdefault(row["merchant_id"], {})["refunded"] = (row["count"], row["coins"])
+    merchants = Merchant.objects.in_bulk(list(totals))
+    statements = []
+    for merchant_id, parts in sorted(totals.items(), key=lambda item: merchants[item[0]].name):
+        merchant = merchants[merchant_id]
+        redeemed_count, redeemed_coins = parts.get("redeemed", (0, 0))
+        refunded_count, refunded_coins = parts.get("refunded", (0, 0))
+        statements.append(
+            {
+                "month": str(month),
+                "merchant_id": str(merchant.public_id),
+                "merchant_name": merchant.name,
+                "licence_number": merchant.licence_number,
+                "coupons_redeemed": redeemed_count,
+                "coins_redeemed": redeemed_coins,
+                "coupons_refunded": refunded_count,
+                "coins_refunded": refunded_coins,
+                "coins_cleared": redeemed_coins - refunded_coins,
+            }
+        )
+    return statements
