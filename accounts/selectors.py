@@ -6,13 +6,98 @@ import base64
 import binascii
 
 from allauth.socialaccount.models import SocialAccount
+from django.core.cache import cache
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts import crypto
-from accounts.models import DataSource, DataSourceAuthorization, Friendship, User
+from accounts.masking import mask_id_number, mask_phone_number
+from accounts.models import (
+    Agreement,
+    AgreementAcceptance,
+    DataSource,
+    DataSourceAuthorization,
+    Friendship,
+    PersonalDetails,
+    User,
+)
 
 WECHAT_PROVIDER_ID = "wechat_miniprogram"
 WECHAT_SESSION_KEY_FIELD = "session_key_ciphertext"
+AGREEMENTS_CACHE_KEY = "accounts:agreements:current"
+# Short: a version published with a future `effective_at` comes into force within this delay.
+AGREEMENTS_CACHE_SECONDS = 30
+
+
+def agreements_current() -> dict[str, Agreement]:
+    """The version in force of each agreement kind (kind → Agreement), cached briefly in Redis."""
+    cached = cache.get(AGREEMENTS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    current: dict[str, Agreement] = {}
+    for agreement in Agreement.objects.filter(effective_at__lte=timezone.now()).order_by(
+        "-effective_at", "-id"
+    ):
+        current.setdefault(agreement.kind, agreement)
+    cache.set(AGREEMENTS_CACHE_KEY, current, AGREEMENTS_CACHE_SECONDS)
+    return current
+
+
+def agreements_pending_for(*, user: User) -> list[Agreement]:
+    """The versions in force that the person has not accepted yet (empty: they may write)."""
+    current = agreements_current()
+    if not current:
+        return []
+    accepted = set(
+        AgreementAcceptance.objects.filter(
+            user=user, agreement_id__in=[agreement.pk for agreement in current.values()]
+        ).values_list("agreement_id", flat=True)
+    )
+    return [agreement for agreement in current.values() if agreement.pk not in accepted]
+
+
+def agreement_acceptances_of(*, user: User) -> QuerySet[AgreementAcceptance]:
+    return (
+        AgreementAcceptance.objects.filter(user=user)
+        .select_related("agreement")
+        .order_by("-accepted_at", "-id")
+    )
+
+
+def device_digest(device_id: str) -> str:
+    return crypto.blind_index(device_id, purpose="device")
+
+
+def identities_of(*, user: User) -> QuerySet[SocialAccount]:
+    """The bank and WeChat identities linked to the person's account."""
+    return SocialAccount.objects.filter(user=user).order_by("date_joined", "id")
+
+
+def verified_details_masked(*, user: User) -> dict[str, str]:
+    """The bank-supplied phone and ID number, masked (`138****5678`); empty strings when absent."""
+    details = PersonalDetails.objects.filter(user=user).first()
+    masked = {"phone_number": "", "id_number": ""}
+    if details is None:
+        return masked
+    for field, mask in (("phone_number", mask_phone_number), ("id_number", mask_id_number)):
+        ciphertext = getattr(details, f"{field}_ciphertext")
+        plaintext = crypto.decrypt(ciphertext) if ciphertext else None
+        if plaintext is not None:
+            masked[field] = mask(plaintext.decode())
+    return masked
+
+
+def users_with_phone_number(*, phone_number: str) -> QuerySet[User]:
+    """People whose bank-verified phone number is this one, found through the blind index."""
+    normalized = phone_number.strip().upper().replace(" ", "")
+    digest = crypto.blind_index(normalized, purpose="phone_number")
+    return User.objects.filter(personal_details__phone_number_digest=digest)
+
+
+def friends_of(*, user: User) -> QuerySet[User]:
+    return User.objects.filter(
+        pk__in=Friendship.objects.filter(user=user).values("friend_id"), closed_at__isnull=True
+    ).order_by("nickname", "id")
 
 
 def data_source_is_authorized(*, user_id: int, source: DataSource | str) -> bool:
@@ -67,3 +152,25 @@ def wechat_session_key_for_user(*, user_id: int) -> bytes | None:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def inviter_for_code(*, code: str) -> User | None:
+    """The open account whose invite code this is."""
+    return (
+        User.objects.filter(invite_code__code=code.strip().upper(), closed_at__isnull=True, is_active=True)
+        .only("public_id", "nickname")
+        .first()
+    )
+
+
+def user_for_session_token(*, token: str) -> User | None:
+    """The active person an app session token signs in, or None (unknown, expired, closed)."""
+    from allauth.headless.internal.sessionkit import authenticate_by_x_session_token
+
+    if not token or len(token) > 128:
+        return None
+    result = authenticate_by_x_session_token(token)
+    if result is None:
+        return None
+    user = result[0]
+    return user if user.is_active and not user.is_closed else None

@@ -1,0 +1,68 @@
+"""allauth's hooks into our services: what happens when a bank or WeChat identity signs in."""
+
+from __future__ import annotations
+
+import uuid
+
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialAccount
+from allauth.socialaccount.providers.base import AuthProcess
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from accounts import errors
+from accounts.provider import VERIFIED_DETAILS_STATE
+from accounts.selectors import WECHAT_PROVIDER_ID
+
+
+def _error(code: errors.ErrorCode) -> ValidationError:
+    return ValidationError(code.message, code=code.code)
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def populate_user(self, request: HttpRequest, sociallogin, data: dict):
+        # A random username: a bank's preferred_username or a name must not become ours.
+        user = sociallogin.user
+        user.username = f"u-{uuid.uuid4().hex[:24]}"
+        user.is_guest = False
+        return user
+
+    def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
+        from accounts import services
+
+        if sociallogin.state.get("process") == AuthProcess.CONNECT:
+            user = request.user
+            if (
+                sociallogin.account.provider == WECHAT_PROVIDER_ID
+                and not sociallogin.is_existing
+                and SocialAccount.objects.filter(user=user, provider=WECHAT_PROVIDER_ID).exists()
+            ):
+                raise _error(errors.WECHAT_ALREADY_LINKED)
+            if sociallogin.is_existing and sociallogin.user != user:
+                raise _error(errors.IDENTITY_LINKED_ELSEWHERE)
+            return
+        if sociallogin.is_existing:
+            if sociallogin.user.is_closed:
+                raise _error(errors.ACCOUNT_CLOSED)
+            services.verified_details_record(
+                user=sociallogin.user, encrypted=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
+            )
+
+    def save_user(self, request: HttpRequest, sociallogin, form=None):
+        from accounts import services
+
+        user = super().save_user(request, sociallogin, form)
+        services.verified_details_record(
+            user=user, encrypted=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
+        )
+        return user
+
+
+def on_social_account_added(sender, request: HttpRequest, sociallogin, **kwargs) -> None:
+    """A guest (or anyone) linked a bank or WeChat identity: the same account, now upgraded."""
+    from accounts import services
+
+    services.identity_linked(
+        user=sociallogin.user or sociallogin.account.user,
+        encrypted_details=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {},
+    )

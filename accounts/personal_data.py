@@ -1,0 +1,150 @@
+"""The accounts app's part of a person's rights: export, erasure and merge of what it holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.socialaccount.models import SocialAccount
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.masking import mask_identifier
+from accounts.models import (
+    AgreementAcceptance,
+    DataSourceAuthorization,
+    Device,
+    Friendship,
+    InviteCode,
+    PersonalDetails,
+    User,
+)
+from accounts.selectors import WECHAT_PROVIDER_ID, verified_details_masked
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def personal_data_export(*, user: User) -> dict[str, Any]:
+    """Profile, consents, identities, devices and friends. Identifiers are masked, as everywhere."""
+    return {
+        "profile": {
+            "public_id": str(user.public_id),
+            "nickname": user.nickname,
+            "district": user.district.code if user.district_id else None,
+            "is_guest": user.is_guest,
+            "shows_on_leaderboards": user.shows_on_leaderboards,
+            "has_avatar": bool(user.avatar),
+            "joined_at": _iso(user.date_joined),
+            "last_sign_in_at": _iso(user.last_login),
+        },
+        "verified_details": verified_details_masked(user=user),
+        "agreements_accepted": [
+            {
+                "kind": acceptance.agreement.kind,
+                "version": acceptance.agreement.version,
+                "accepted_at": _iso(acceptance.accepted_at),
+            }
+            for acceptance in AgreementAcceptance.objects.filter(user=user)
+            .select_related("agreement")
+            .order_by("accepted_at", "id")
+        ],
+        "data_source_authorizations": [
+            {
+                "source": authorization.source,
+                "granted_at": _iso(authorization.granted_at),
+                "revoked_at": _iso(authorization.revoked_at),
+            }
+            for authorization in DataSourceAuthorization.objects.filter(user=user).order_by(
+                "granted_at", "id"
+            )
+        ],
+        "identities": [
+            {
+                "provider": account.provider,
+                "account": mask_identifier(account.uid),
+                "linked_at": _iso(account.date_joined),
+                "last_sign_in_at": _iso(account.last_login),
+            }
+            for account in SocialAccount.objects.filter(user=user).order_by("date_joined", "id")
+        ],
+        "devices": [
+            {"first_seen_at": _iso(device.created_at), "last_seen_at": _iso(device.last_seen_at)}
+            for device in Device.objects.filter(user=user).order_by("created_at", "id")
+        ],
+        "friends": [
+            {"public_id": str(friend.public_id), "nickname": friend.nickname}
+            for friend in User.objects.filter(
+                pk__in=Friendship.objects.filter(user=user).values("friend_id")
+            ).order_by("id")
+        ],
+        "invite_code": InviteCode.objects.filter(user=user).values_list("code", flat=True).first(),
+    }
+
+
+def personal_data_erase(*, user: User) -> None:
+    from accounts.services import erase_accounts_data
+
+    erase_accounts_data(user=user)
+
+
+def accounts_merge(*, source_user: User, target_user: User) -> None:
+    """Moves the source's identities, devices, consents and friends to the target."""
+    now = timezone.now()
+    source, target = source_user, target_user
+
+    # Identities: all move, except a second WeChat identity (an account has at most one).
+    if SocialAccount.objects.filter(user=target, provider=WECHAT_PROVIDER_ID).exists():
+        SocialAccount.objects.filter(user=source, provider=WECHAT_PROVIDER_ID).delete()
+    SocialAccount.objects.filter(user=source).update(user=target)
+    Device.objects.filter(user=source).update(user=target)
+
+    # Bank-verified details: the target keeps its own; otherwise it takes the source's.
+    if not PersonalDetails.objects.filter(user=target).exists():
+        PersonalDetails.objects.filter(user=source).update(user=target)
+    else:
+        PersonalDetails.objects.filter(user=source).delete()
+
+    # Agreements: acceptances the target lacks move; duplicates stay with the closed source.
+    target_agreements = AgreementAcceptance.objects.filter(user=target).values("agreement_id")
+    AgreementAcceptance.objects.filter(user=source).exclude(agreement_id__in=target_agreements).update(
+        user=target
+    )
+
+    # Data sources: a grant active on both is kept once (the target's); history moves.
+    target_active = DataSourceAuthorization.objects.filter(user=target, revoked_at__isnull=True).values(
+        "source"
+    )
+    DataSourceAuthorization.objects.filter(
+        user=source, revoked_at__isnull=True, source__in=target_active
+    ).update(revoked_at=now)
+    DataSourceAuthorization.objects.filter(user=source).update(user=target)
+
+    # Friends: each friend of the source becomes a friend of the target (both directions),
+    # except the target itself; the source's invite code goes away.
+    friend_ids = set(
+        Friendship.objects.filter(user=source).exclude(friend=target).values_list("friend_id", flat=True)
+    )
+    Friendship.objects.filter(Q(user=source) | Q(friend=source)).delete()
+    Friendship.objects.bulk_create(
+        [Friendship(user=target, friend_id=friend_id, created_at=now) for friend_id in friend_ids]
+        + [Friendship(user_id=friend_id, friend=target, created_at=now) for friend_id in friend_ids],
+        ignore_conflicts=True,
+    )
+    InviteCode.objects.filter(user=source).delete()
+
+    # Profile: what the target lacks, the source supplies.
+    changed = []
+    for field in ("nickname", "district", "avatar"):
+        if not getattr(target, field) and getattr(source, field):
+            setattr(target, field, getattr(source, field))
+            changed.append(field)
+    if source.avatar and "avatar" not in changed:
+        source.avatar.delete(save=False)
+    if target.is_guest and not source.is_guest:
+        target.is_guest = False
+        changed.append("is_guest")
+    if changed:
+        target.save(update_fields=changed)
+    source.nickname, source.district, source.avatar = "", None, ""
+    source.save(update_fields=["nickname", "district", "avatar"])

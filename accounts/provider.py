@@ -1,0 +1,113 @@
+"""Sign-in providers for allauth: the WeChat mini-program, and the banks' OpenID Connect.
+
+allauth's registry imports `<app>.provider` and registers `provider_classes`; the bank provider
+replaces allauth's `openid_connect` class through its `provider_class` setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.socialaccount.adapter import get_adapter
+from allauth.socialaccount.providers.base import Provider, ProviderAccount
+from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from accounts import crypto, errors, wechat
+from accounts.selectors import WECHAT_PROVIDER_ID, WECHAT_SESSION_KEY_FIELD
+
+# What the adapter reads after sign-in to store the bank-supplied details (encrypted).
+VERIFIED_DETAILS_STATE = "verified_details"
+# The only claims kept in plain text in a bank identity's `extra_data`.
+KEPT_BANK_CLAIMS = ("iss", "sub", "aud", "iat", "exp", "auth_time")
+
+
+def _error(code: errors.ErrorCode) -> ValidationError:
+    return ValidationError(code.message, code=code.code)
+
+
+class WeChatMiniProgramAccount(ProviderAccount):
+    def to_str(self) -> str:
+        return "WeChat"
+
+
+class WeChatMiniProgramProvider(Provider):
+    """`wx.login()` code → openid, through jscode2session. Token sign-in only (no redirects).
+
+    The app posts `{"provider": "wechat_miniprogram", "process": "login",
+    "token": {"client_id": "<appid>", "access_token": "<wx.login code>"}}`.
+    """
+
+    id = WECHAT_PROVIDER_ID
+    name = "WeChat mini-program"
+    account_class = WeChatMiniProgramAccount
+    supports_token_authentication = True
+
+    def verify_token(self, request: HttpRequest, token: dict[str, Any]):
+        code = token.get("access_token") or token.get("code")
+        if not isinstance(code, str) or not 1 <= len(code) <= 128:
+            raise _error(errors.WECHAT_CODE_INVALID)
+        try:
+            session = wechat.jscode2session(code=code, app_id=self.app.client_id, secret=self.app.secret)
+        except wechat.WeChatError as exc:
+            code_for_reason = {
+                "invalid_code": errors.WECHAT_CODE_INVALID,
+                "rate_limited": errors.WECHAT_RATE_LIMITED,
+            }
+            raise _error(code_for_reason.get(exc.reason, errors.WECHAT_UNAVAILABLE)) from exc
+        return self.sociallogin_from_response(request, session)
+
+    def extract_uid(self, data: wechat.MiniProgramSession) -> str:
+        return data.openid
+
+    def extract_extra_data(self, data: wechat.MiniProgramSession) -> dict[str, Any]:
+        extra = {
+            "openid": data.openid,
+            WECHAT_SESSION_KEY_FIELD: crypto.encrypt(data.session_key),
+        }
+        if data.unionid:
+            extra["unionid"] = data.unionid
+        return extra
+
+    def extract_common_fields(self, data: wechat.MiniProgramSession) -> dict[str, Any]:
+        return {}
+
+
+class BankOpenIDConnectProvider(OpenIDConnectProvider):
+    """allauth's OpenID Connect provider, stricter about the bank's ID token and its personal claims.
+
+    allauth checks signature, issuer, audience and expiry, and blocks a replayed `jti` in the
+    cache; but a token without `jti` or `exp` would pass both checks, so such tokens are refused.
+    The phone and ID number claims are taken out of `extra_data` and handed on encrypted.
+    """
+
+    def verify_token(self, request: HttpRequest, token: dict[str, Any]):
+        try:
+            login = super().verify_token(request, token)
+        except ValidationError as exc:
+            raise _error(errors.IDENTITY_TOKEN_INVALID) from exc
+        claims = dict(login.account.extra_data or {})
+        if not claims.get("jti") or not claims.get("exp"):
+            raise _error(errors.IDENTITY_TOKEN_INVALID)
+        details: dict[str, str] = {}
+        for kind in ("phone", "id_number"):
+            claim = self.app.settings.get(f"{kind}_claim")
+            value = claims.get(claim) if claim else None
+            if isinstance(value, str) and value.strip():
+                details[kind] = crypto.encrypt(value.strip())
+        login.account.extra_data = {key: claims[key] for key in KEPT_BANK_CLAIMS if key in claims}
+        login.state[VERIFIED_DETAILS_STATE] = details
+        return login
+
+    def extract_common_fields(self, data: dict) -> dict[str, Any]:
+        # Names and e-mail from a bank are not needed for a carbon account: keep none.
+        return {}
+
+    def extract_email_addresses(self, data: dict) -> list:
+        return []
+
+
+provider_classes = [WeChatMiniProgramProvider]
+
+__all__ = ["BankOpenIDConnectProvider", "WeChatMiniProgramProvider", "get_adapter"]

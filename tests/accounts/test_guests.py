@@ -1,0 +1,124 @@
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.models import AgreementAcceptance, Device, User
+from tests.accounts.conftest import app_client, open_guest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_device_opens_a_guest_account_with_consent_and_a_session_token(agreements):
+    response = open_guest(app_client())
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["created"] is True
+    assert body["user"]["is_guest"] is True
+    assert body["user"]["pending_agreements"] == []
+    user = User.objects.get(public_id=body["user"]["public_id"])
+    assert not user.has_usable_password()
+    assert set(AgreementAcceptance.objects.filter(user=user).values_list("agreement__kind", flat=True)) == {
+        "user_agreement",
+        "privacy_policy",
+    }
+    me = app_client(body["meta"]["session_token"]).get("/api/v1/me")
+    assert me.status_code == 200
+    assert me.json()["public_id"] == body["user"]["public_id"]
+
+
+def test_the_raw_device_id_is_never_stored(agreements):
+    open_guest(app_client(), device_id="my-secret-device-id-1234")
+
+    device = Device.objects.get()
+    assert "my-secret-device-id-1234" not in device.device_digest
+    assert len(device.device_digest) == 64
+
+
+def test_the_same_device_gets_its_existing_guest_account_back(agreements):
+    first = open_guest(app_client()).json()
+
+    second = open_guest(app_client())
+
+    assert second.status_code == 200
+    assert second.json()["created"] is False
+    assert second.json()["user"]["public_id"] == first["user"]["public_id"]
+    assert second.json()["meta"]["session_token"] != first["meta"]["session_token"]
+    assert User.objects.count() == 1
+
+
+def test_an_outdated_agreement_version_is_refused_and_nothing_is_created(agreements):
+    response = open_guest(app_client(), user_agreement_version="2025-07")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "agreement_version_not_current"
+    assert response.json()["error"]["fields"]["current"]["user_agreement"] == "2026-01"
+    assert User.objects.count() == 0
+
+
+def test_no_guest_account_before_an_agreement_is_published(db):
+    response = open_guest(app_client())
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "agreement_not_published"
+    assert User.objects.count() == 0
+
+
+@pytest.mark.parametrize("device_id", ["short", "has spaces in it 12345", "x" * 129])
+def test_a_malformed_device_id_is_refused(agreements, device_id):
+    response = open_guest(app_client(), device_id=device_id)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {"device_id_invalid", "validation_failed"}
+    assert User.objects.count() == 0
+
+
+def test_guest_creation_is_throttled_per_device(agreements, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "guest_device": "2/hour"}
+    for _ in range(2):
+        assert open_guest(app_client()).status_code in {200, 201}
+
+    response = open_guest(app_client())
+    other_device = open_guest(app_client(), device_id="another-device-0123456789")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert int(response["Retry-After"]) >= 1
+    assert other_device.status_code == 201
+
+
+def test_guest_creation_is_throttled_per_ip(agreements, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "guest_ip": "3/hour"}
+    for number in range(3):
+        assert open_guest(app_client(), device_id=f"device-{number:020d}").status_code == 201
+
+    response = open_guest(app_client(), device_id="device-99999999999999999999")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["fields"]["retry_after_seconds"] >= 1
+    assert User.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_device_asking_twice_at_once_gets_one_account(agreements):
+    results: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            results.append(open_guest(app_client(), device_id="racing-device-0123456789").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results).count(201) == 1
+    assert sorted(results).count(200) == 3
+    assert User.objects.count() == 1
+    assert Device.objects.count() == 1
