@@ -1,8 +1,12 @@
-"""Low-carbon behaviour turned into grams of CO2e avoided.
+"""Low-carbon behaviour turned into grams of CO2e avoided, explainably.
 
-The activities helper owns this module; `DailyCarbon` is the contract with `rewards`:
-one row per person and local day with the carbon credited (after caps, excluding records held
-for review) and how much of it settlement has already turned into coins.
+The methodology (behaviours, versioned factors, caps, allowed sources), partners and their
+customer links, activity records with their receipts, the counters caps are applied against,
+the review queue, and `DailyCarbon` — the contract with `rewards`: one row per person and local
+day with the carbon credited (after caps, excluding records held for review) and how much of it
+settlement has already turned into coins.
+
+Amounts of carbon are integer milligrams of CO2e; days are local days in Asia/Shanghai.
 """
 
 from __future__ import annotations
@@ -11,6 +15,370 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+
+from accounts.models import DataSource
+
+# --- Methodology ------------------------------------------------------------------------------
+
+
+class Unit(models.TextChoices):
+    STEP = "step", _("step")
+    RIDE = "ride", _("ride")
+    KM = "km", _("km")
+    PAYMENT = "payment", _("payment")
+    DOCUMENT = "document", _("document")
+    BOOKING = "booking", _("booking")
+    ORDER = "order", _("order")
+    KG = "kg", _("kg")
+
+
+class Behaviour(models.Model):
+    """A low-carbon behaviour of the catalogue (walking, a bus ride, …). Its numbers live in `Factor`."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    name_en = models.CharField(_("English name"), max_length=64)
+    unit = models.CharField(_("unit"), max_length=16, choices=Unit.choices)
+    is_trip = models.BooleanField(
+        _("is a trip"), default=False, help_text=_("Trips of one person cannot overlap in time.")
+    )
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "code"]
+        verbose_name = _("behaviour")
+        verbose_name_plural = _("behaviours")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class MethodologyVersion(models.Model):
+    """A complete set of factors that takes effect on a local day. Never edited once in effect.
+
+    A record is credited with the factors of the latest version in effect on the record's local day,
+    and keeps a reference to the factor it used, so a later version never changes past credits.
+    """
+
+    number = models.PositiveIntegerField(_("version"), unique=True)
+    effective_from = models.DateField(_("effective from"), unique=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-effective_from"]
+        verbose_name = _("methodology version")
+        verbose_name_plural = _("methodology versions")
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.effective_from})"
+
+
+class Factor(models.Model):
+    """One behaviour's numbers in one methodology version: carbon per unit, caps, sources, plausibility."""
+
+    version = models.ForeignKey(MethodologyVersion, on_delete=models.PROTECT, related_name="factors")
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="factors")
+    carbon_mg_per_unit = models.PositiveBigIntegerField(_("mg CO2e per unit"))
+    daily_cap_mg = models.PositiveBigIntegerField(_("daily cap (mg)"), null=True, blank=True)
+    monthly_cap_mg = models.PositiveBigIntegerField(_("monthly cap (mg)"), null=True, blank=True)
+    event_cap_mg = models.PositiveBigIntegerField(_("cap per record (mg)"), null=True, blank=True)
+    sources = models.JSONField(
+        _("allowed data sources"), default=list, help_text=_("Data source codes that may report it.")
+    )
+    review_above_daily_quantity = models.PositiveIntegerField(
+        _("review above quantity per day"),
+        null=True,
+        blank=True,
+        help_text=_("Records beyond this quantity in one day are held for review (implausible)."),
+    )
+    source_note = models.CharField(_("where the figure comes from"), max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "behaviour"], name="one_factor_per_version_behaviour"),
+        ]
+        verbose_name = _("factor")
+        verbose_name_plural = _("factors")
+
+    def __str__(self) -> str:
+        return f"{self.behaviour_id}@{self.version_id}"
+
+
+# --- Partners ---------------------------------------------------------------------------------
+
+
+class Partner(models.Model):
+    """A company that pushes activity records through the signed partner API (transit card, bank…)."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    source = models.CharField(_("data source"), max_length=32, choices=DataSource.choices)
+    behaviours = models.ManyToManyField(Behaviour, verbose_name=_("allowed behaviours"), related_name="+")
+    api_key = models.CharField(_("API key"), max_length=40, unique=True)
+    # The signing secret is needed in clear to check signatures, so it is stored encrypted; the
+    # admin shows it once when created or rotated. The previous secret stays valid for a grace period.
+    signing_secret_ciphertext = models.TextField(editable=False)
+    previous_signing_secret_ciphertext = models.TextField(editable=False, blank=True)
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PartnerCustomerLink(models.Model):
+    """A partner's customer reference (a transit card number, a bank customer id) linked to a person."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customer_links")
+    customer_reference = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_links")
+    linked_at = models.DateTimeField(auto_now_add=True)
+    linked_by_partner = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "customer_reference"], name="one_person_per_customer_reference"
+            ),
+        ]
+        indexes = [models.Index(fields=["user"], name="partner_link_user")]
+        verbose_name = _("partner customer link")
+        verbose_name_plural = _("partner customer links")
+
+    def __str__(self) -> str:
+        return f"{self.partner_id}:{self.customer_reference}"
+
+
+# --- Records ----------------------------------------------------------------------------------
+
+
+class RecordStatus(models.TextChoices):
+    CREDITED = "credited", _("credited")
+    HELD = "held", _("under review")
+    REJECTED = "rejected", _("rejected after review")
+
+
+class HoldReason(models.TextChoices):
+    SUPERHUMAN_STEPS = "superhuman_steps", _("more steps in a day than a person walks")
+    TOO_MANY_IN_A_DAY = "too_many_in_a_day", _("more in a day than the behaviour allows")
+    OVERLAPPING_TRIP = "overlapping_trip", _("overlaps another trip")
+    SHARED_DEVICE = "shared_device", _("the phone is shared by many accounts")
+
+
+class CapKind(models.TextChoices):
+    NONE = "", _("not capped")
+    EVENT = "event", _("cap per record")
+    DAY = "day", _("daily cap")
+    MONTH = "month", _("monthly cap")
+
+
+class ActivityRecord(models.Model):
+    """One reported activity and its receipt: quantity × factor (version) = grams, capped to …, because ….
+
+    Rejected records are never stored (only counted in `RejectionTally`). A held record credits
+    nothing until approved; approval applies the caps as they are at that moment.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activity_records"
+    )
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
+    factor = models.ForeignKey(Factor, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=32, choices=DataSource.choices)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Unique per source; a partner's own ids are prefixed with its code so two banks never collide.
+    external_id = models.CharField(max_length=160)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    occurred_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    local_day = models.DateField()
+    device_id = models.CharField(max_length=64, blank=True)
+    gross_carbon_mg = models.BigIntegerField(_("before caps (mg)"))
+    credited_carbon_mg = models.BigIntegerField(_("credited (mg)"), default=0)
+    capped_by = models.CharField(max_length=8, choices=CapKind.choices, blank=True, default="")
+    status = models.CharField(max_length=10, choices=RecordStatus.choices)
+    hold_reason = models.CharField(max_length=20, choices=HoldReason.choices, blank=True, default="")
+    created_at = models.DateTimeField()
+    credited_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    appeal_note = models.TextField(blank=True, default="")
+    appealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="one_record_per_source_external_id"
+            ),
+            models.CheckConstraint(condition=Q(credited_carbon_mg__gte=0), name="record_credit_not_negative"),
+            models.CheckConstraint(
+                condition=Q(credited_carbon_mg__lte=F("gross_carbon_mg")), name="record_credit_within_gross"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="record_quantity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="record_user_history"),
+            models.Index(fields=["user", "local_day"], name="record_user_day"),
+            models.Index(fields=["status", "id"], condition=Q(status="held"), name="record_review_queue"),
+        ]
+        verbose_name = _("activity record")
+        verbose_name_plural = _("activity records")
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class HeldRecord(ActivityRecord):
+    """The review queue in the admin: records held by a plausibility rule."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("record under review")
+        verbose_name_plural = _("review queue")
+
+
+class ReviewDecision(models.Model):
+    """The audit trail of the review queue: who approved or rejected which record, when, and why."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        APPEALED = "appealed", _("appealed by the person")
+
+    record = models.ForeignKey(ActivityRecord, on_delete=models.CASCADE, related_name="review_decisions")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    credited_carbon_mg = models.BigIntegerField(default=0)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        verbose_name = _("review decision")
+        verbose_name_plural = _("review decisions")
+
+    def __str__(self) -> str:
+        return f"{self.record_id}:{self.decision}"
+
+
+# --- Counters ---------------------------------------------------------------------------------
+
+
+class BehaviourDay(models.Model):
+    """Per person, behaviour and local day: what was reported and credited. Also the daily cap counter.
+
+    Updated in the same statement that stores the records (never read-modify-write). Badges and
+    per-behaviour reports read it instead of scanning records.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    quantity = models.DecimalField(max_digits=16, decimal_places=3, default=0)
+    record_count = models.PositiveIntegerField(default=0)
+    held_count = models.PositiveIntegerField(default=0)
+    credited_carbon_mg = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "behaviour", "day"], name="one_behaviour_day"),
+            models.CheckConstraint(condition=Q(credited_carbon_mg__gte=0), name="behaviour_day_not_negative"),
+        ]
+        verbose_name = _("behaviour day")
+        verbose_name_plural = _("behaviour days")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.behaviour_id}@{self.day}"
+
+
+class BehaviourMonth(models.Model):
+    """Per person, behaviour and month (its first day): the carbon credited, the monthly cap counter."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    credited_carbon_mg = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "behaviour", "month"], name="one_behaviour_month"),
+            models.CheckConstraint(
+                condition=Q(credited_carbon_mg__gte=0), name="behaviour_month_not_negative"
+            ),
+        ]
+        verbose_name = _("behaviour month")
+        verbose_name_plural = _("behaviour months")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.behaviour_id}@{self.month:%Y-%m}"
+
+
+class StepDay(models.Model):
+    """The highest cumulative step count a person's phone reported for a local day."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    steps = models.PositiveIntegerField(default=0)
+    previous_steps = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_step_day")]
+        verbose_name = _("step day")
+        verbose_name_plural = _("step days")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.day}: {self.steps}"
+
+
+class DeviceAccount(models.Model):
+    """Which accounts a phone has synced steps for: a phone shared by many accounts is suspicious."""
+
+    device_id = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device_id", "user"], name="one_device_account")]
+        verbose_name = _("device account")
+        verbose_name_plural = _("device accounts")
+
+    def __str__(self) -> str:
+        return f"{self.device_id}:{self.user_id}"
+
+
+class RejectionTally(models.Model):
+    """How many records were rejected, per source, partner, day and code. Nothing else of them is kept."""
+
+    source = models.CharField(max_length=32, choices=DataSource.choices)
+    partner_code = models.CharField(max_length=40, blank=True, default="")
+    day = models.DateField()
+    code = models.CharField(max_length=40)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "partner_code", "day", "code"], name="one_rejection_tally"
+            ),
+        ]
+        verbose_name = _("rejection count")
+        verbose_name_plural = _("rejection counts")
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.partner_code or self.source} {self.code}: {self.count}"
 
 
 class DailyCarbon(models.Model):

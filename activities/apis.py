@@ -1,0 +1,398 @@
+"""Thin API views of the activities app: validate, call one service or selector, serialize."""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from activities import errors, selectors, services
+from activities.models import ActivityRecord, Partner, RecordStatus
+from config.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
+from config.api.pagination import CursorPagination
+
+OUTCOME_STATUSES = ["accepted", "duplicate", "rejected", "held_for_review"]
+
+
+class StepDayOutcomeSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    steps = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=OUTCOME_STATUSES)
+    code = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+    increase = serializers.IntegerField()
+    credited_carbon_mg = serializers.IntegerField()
+    hold_reason = serializers.CharField(required=False)
+
+
+class StepSyncApi(APIView):
+    """The app syncs each day's cumulative step count (Asia/Shanghai days); only the increase counts."""
+
+    class InputSerializer(serializers.Serializer):
+        class DaySerializer(serializers.Serializer):
+            day = serializers.DateField()
+            steps = serializers.IntegerField(min_value=0, max_value=10_000_000)
+
+        days = DaySerializer(many=True, allow_empty=False, max_length=62)
+        device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        days = StepDayOutcomeSerializer(many=True)
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="activities_steps_sync")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        steps_by_day: dict = {}
+        for item in serializer.validated_data["days"]:
+            steps_by_day[item["day"]] = max(steps_by_day.get(item["day"], 0), item["steps"])
+        outcomes = services.steps_sync(
+            user=request.user, steps_by_day=steps_by_day, device_id=serializer.validated_data["device_id"]
+        )
+        return Response({"days": [outcome.as_dict() for outcome in outcomes]})
+
+
+class WeRunSyncApi(APIView):
+    """The mini-program sends `wx.getWeRunData`'s encrypted payload as it is."""
+
+    class InputSerializer(serializers.Serializer):
+        encrypted_data = serializers.CharField(max_length=20_000)
+        iv = serializers.CharField(max_length=64)
+        device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    @extend_schema(
+        request=InputSerializer, responses=StepSyncApi.OutputSerializer, operation_id="activities_werun_sync"
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcomes = services.werun_sync(user=request.user, **serializer.validated_data)
+        return Response({"days": [outcome.as_dict() for outcome in outcomes]})
+
+
+class TodayApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class BehaviourSerializer(serializers.Serializer):
+            behaviour = serializers.CharField(source="behaviour.code")
+            name = serializers.SerializerMethodField()
+            unit = serializers.CharField(source="behaviour.unit")
+            quantity = serializers.DecimalField(max_digits=16, decimal_places=3)
+            credited_carbon_mg = serializers.IntegerField()
+            daily_cap_mg = serializers.IntegerField(allow_null=True)
+            cap_left_mg = serializers.IntegerField(allow_null=True)
+            under_review_count = serializers.IntegerField(source="held_count")
+
+            def get_name(self, row) -> str:
+                return selectors.behaviour_name(row.behaviour)
+
+        day = serializers.DateField()
+        credited_today_mg = serializers.IntegerField()
+        pending_settlement_mg = serializers.IntegerField()
+        under_review_count = serializers.IntegerField()
+        behaviours = BehaviourSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="activities_today")
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(selectors.today_for(user=request.user)).data)
+
+
+class RecordOutputSerializer(serializers.ModelSerializer):
+    behaviour = serializers.CharField(source="behaviour.code")
+    behaviour_name = serializers.SerializerMethodField()
+    unit = serializers.CharField(source="behaviour.unit")
+    methodology_version = serializers.IntegerField(source="factor.version.number")
+    carbon_mg_per_unit = serializers.IntegerField(source="factor.carbon_mg_per_unit")
+    partner = serializers.CharField(source="partner.name", default=None)
+    receipt = serializers.SerializerMethodField()
+    can_appeal = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ActivityRecord
+        fields = [
+            "id",
+            "behaviour",
+            "behaviour_name",
+            "unit",
+            "source",
+            "partner",
+            "quantity",
+            "occurred_at",
+            "ended_at",
+            "local_day",
+            "methodology_version",
+            "carbon_mg_per_unit",
+            "gross_carbon_mg",
+            "credited_carbon_mg",
+            "capped_by",
+            "status",
+            "hold_reason",
+            "appeal_note",
+            "appealed_at",
+            "can_appeal",
+            "receipt",
+        ]
+
+    def get_behaviour_name(self, record: ActivityRecord) -> str:
+        return selectors.behaviour_name(record.behaviour)
+
+    def get_receipt(self, record: ActivityRecord) -> str:
+        return selectors.receipt_of(record)
+
+    def get_can_appeal(self, record: ActivityRecord) -> bool:
+        return record.status != RecordStatus.CREDITED and record.appealed_at is None
+
+
+class RecordListApi(APIView):
+    """The person's records, newest first, cursor-paginated; each with its receipt."""
+
+    @extend_schema(
+        responses=RecordOutputSerializer(many=True),
+        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
+        operation_id="activities_records_list",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(selectors.records_of(user=request.user), request, view=self)
+        return paginator.get_paginated_response(RecordOutputSerializer(page, many=True).data)
+
+
+class RecordDetailApi(APIView):
+    @extend_schema(responses=RecordOutputSerializer, operation_id="activities_records_detail")
+    def get(self, request: Request, record_id: int) -> Response:
+        record = selectors.records_of(user=request.user).filter(pk=record_id).first()
+        if record is None:
+            raise ApplicationError(NOT_FOUND)
+        return Response(RecordOutputSerializer(record).data)
+
+
+class RecordAppealApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(max_length=1000)
+
+    @extend_schema(
+        request=InputSerializer, responses=RecordOutputSerializer, operation_id="activities_records_appeal"
+    )
+    def post(self, request: Request, record_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.record_appeal(user=request.user, record_id=record_id, note=serializer.validated_data["note"])
+        record = selectors.records_of(user=request.user).get(pk=record_id)
+        return Response(RecordOutputSerializer(record).data)
+
+
+class MethodologyApi(APIView):
+    """The behaviours and the factors in effect today: what every receipt is computed with."""
+
+    class OutputSerializer(serializers.Serializer):
+        behaviour = serializers.CharField()
+        name = serializers.CharField()
+        unit = serializers.CharField()
+        methodology_version = serializers.IntegerField()
+        carbon_mg_per_unit = serializers.IntegerField()
+        daily_cap_mg = serializers.IntegerField(allow_null=True)
+        monthly_cap_mg = serializers.IntegerField(allow_null=True)
+        event_cap_mg = serializers.IntegerField(allow_null=True)
+        sources = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(responses=OutputSerializer(many=True), operation_id="activities_methodology")
+    def get(self, request: Request) -> Response:
+        rows = [
+            {
+                "behaviour": behaviour.code,
+                "name": selectors.behaviour_name(behaviour),
+                "unit": behaviour.unit,
+                "methodology_version": factor.version_number,
+                "carbon_mg_per_unit": factor.carbon_mg_per_unit,
+                "daily_cap_mg": factor.daily_cap_mg,
+                "monthly_cap_mg": factor.monthly_cap_mg,
+                "event_cap_mg": factor.event_cap_mg,
+                "sources": sorted(factor.sources),
+            }
+            for behaviour, factor in selectors.methodology_today()
+        ]
+        return Response(self.OutputSerializer(rows, many=True).data)
+
+
+class LinkOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    partner = serializers.CharField(source="partner.code")
+    partner_name = serializers.CharField(source="partner.name")
+    customer_reference = serializers.CharField()
+    linked_at = serializers.DateTimeField()
+
+
+class PartnerLinkListApi(APIView):
+    """The person's linked cards and customer numbers; linking one, e.g. a transit card."""
+
+    class InputSerializer(serializers.Serializer):
+        partner = serializers.SlugField()
+        customer_reference = serializers.CharField(max_length=64)
+
+    @extend_schema(responses=LinkOutputSerializer(many=True), operation_id="activities_partner_links_list")
+    def get(self, request: Request) -> Response:
+        links = selectors.partner_links_of(user=request.user)
+        return Response(LinkOutputSerializer(links, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: LinkOutputSerializer},
+        operation_id="activities_partner_links_create",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        partner = Partner.objects.filter(code=serializer.validated_data["partner"], is_active=True).first()
+        if partner is None:
+            raise ApplicationError(errors.PARTNER_NOT_FOUND)
+        link = services.partner_customer_link(
+            partner=partner,
+            customer_reference=serializer.validated_data["customer_reference"],
+            user=request.user,
+        )
+        return Response(LinkOutputSerializer(link).data, status=status.HTTP_201_CREATED)
+
+
+class PartnerLinkDetailApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="activities_partner_links_delete")
+    def delete(self, request: Request, link_id: int) -> Response:
+        services.partner_link_remove(user=request.user, link_id=link_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PartnerLinkCodeApi(APIView):
+    """A one-time code (10 minutes) the person gives a partner at sign-up to link their customer account."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "LinkCode", {"code": serializers.CharField(), "expires_in": serializers.IntegerField()}
+            )
+        },
+        operation_id="activities_partner_link_code",
+    )
+    def post(self, request: Request) -> Response:
+        code = services.partner_link_code_issue(user=request.user)
+        return Response({"code": code, "expires_in": services.LINK_CODE_TTL}, status=status.HTTP_201_CREATED)
+
+
+# --- The partner API (signed requests, no session) ---------------------------------------------
+
+
+class PartnerApi(APIView):
+    """Base of the partner endpoints: signed with HMAC-SHA256, authenticated by `partner_authenticate`."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    def authenticated_partner(self, request: Request) -> Partner:
+        return services.partner_authenticate(
+            api_key=request.headers.get("X-Partner-Key", ""),
+            timestamp=request.headers.get("X-Timestamp", ""),
+            request_id=request.headers.get("X-Partner-Request-Id", ""),
+            signature=request.headers.get("X-Signature", ""),
+            body=request.body,
+        )
+
+    @staticmethod
+    def json_body(request: Request) -> dict:
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ApplicationError(MALFORMED_REQUEST) from error
+        if not isinstance(data, dict):
+            raise ApplicationError(MALFORMED_REQUEST)
+        return data
+
+
+PARTNER_HEADERS = [
+    OpenApiParameter("X-Partner-Key", str, OpenApiParameter.HEADER, required=True),
+    OpenApiParameter("X-Timestamp", str, OpenApiParameter.HEADER, required=True, description="Unix seconds"),
+    OpenApiParameter("X-Partner-Request-Id", str, OpenApiParameter.HEADER, required=True),
+    OpenApiParameter(
+        "X-Signature",
+        str,
+        OpenApiParameter.HEADER,
+        required=True,
+        description='hex HMAC-SHA256 of timestamp + "\\n" + request id + "\\n" + body',
+    ),
+]
+
+
+class PartnerRecordsApi(PartnerApi):
+    """A batch of up to 5,000 records; the answer says per record what happened."""
+
+    class InputSerializer(serializers.Serializer):
+        class RecordSerializer(serializers.Serializer):
+            id = serializers.CharField(max_length=100)
+            customer_reference = serializers.CharField(max_length=64)
+            behaviour = serializers.CharField()
+            quantity = serializers.DecimalField(max_digits=14, decimal_places=3)
+            occurred_at = serializers.DateTimeField()
+            ended_at = serializers.DateTimeField(required=False, allow_null=True)
+
+        records = RecordSerializer(many=True)
+
+    class OutputSerializer(serializers.Serializer):
+        class OutcomeSerializer(serializers.Serializer):
+            id = serializers.CharField()
+            status = serializers.ChoiceField(choices=OUTCOME_STATUSES)
+            code = serializers.CharField(required=False)
+            message = serializers.CharField(required=False)
+            detail = serializers.CharField(required=False)
+            credited_carbon_mg = serializers.IntegerField(required=False)
+            capped_by = serializers.CharField(required=False)
+            hold_reason = serializers.CharField(required=False)
+
+        accepted = serializers.IntegerField()
+        duplicate = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+        held_for_review = serializers.IntegerField()
+        records = OutcomeSerializer(many=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        parameters=PARTNER_HEADERS,
+        auth=[],
+        operation_id="partner_records_ingest",
+    )
+    def post(self, request: Request) -> Response:
+        partner = self.authenticated_partner(request)
+        records = self.json_body(request).get("records")
+        if not isinstance(records, list):
+            raise ApplicationError(VALIDATION_FAILED, fields={"records": ["A list of records is required."]})
+        outcomes = services.partner_records_ingest(partner=partner, records=records)
+        counts = dict.fromkeys(OUTCOME_STATUSES, 0)
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+        # Built by hand, not through the serializer: batches are thousands of records.
+        return Response({**counts, "records": [outcome.as_dict() for outcome in outcomes]})
+
+
+class PartnerLinksApi(PartnerApi):
+    """The partner links its customer to a person at sign-up, with the one-time code the app showed."""
+
+    class InputSerializer(serializers.Serializer):
+        link_code = serializers.CharField(max_length=16)
+        customer_reference = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: inline_serializer("PartnerLink", {"customer_reference": serializers.CharField()})},
+        parameters=PARTNER_HEADERS,
+        auth=[],
+        operation_id="partner_links_create",
+    )
+    def post(self, request: Request) -> Response:
+        partner = self.authenticated_partner(request)
+        serializer = self.InputSerializer(data=self.json_body(request))
+        serializer.is_valid(raise_exception=True)
+        link = services.partner_link_by_code(partner=partner, **serializer.validated_data)
+        return Response({"customer_reference": link.customer_reference}, status=status.HTTP_201_CREATED)

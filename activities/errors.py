@@ -1,0 +1,225 @@
+"""Error codes of the activities app (see config/api/errors.py).
+
+Two kinds: codes of whole requests (the error envelope), and codes of single records inside a
+partner batch, a step sync or an import (reported per record, status 422 in these docs).
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+from accounts import errors as accounts_errors
+from config.api.errors import ErrorCode
+
+G = "activities"
+
+# --- Per record (partner batches, imports, step syncs) -----------------------------------------
+INVALID_RECORD = ErrorCode(
+    "invalid_record",
+    422,
+    _("This record is missing a field or a field is not valid."),
+    "A record in a batch or import line could not be read; `fields` (or the error file) says which field.",
+    G,
+)
+UNKNOWN_BEHAVIOUR = ErrorCode(
+    "unknown_behaviour",
+    422,
+    _("This behaviour is not in the methodology."),
+    "The record's `behaviour` code is not a behaviour of the catalogue.",
+    G,
+)
+BEHAVIOUR_NOT_ALLOWED = ErrorCode(
+    "behaviour_not_allowed",
+    422,
+    _("This source may not report this behaviour."),
+    "The partner is not allowed to report this behaviour, or the methodology in effect on that day does "
+    "not accept it from this data source.",
+    G,
+)
+NO_FACTOR_IN_EFFECT = ErrorCode(
+    "no_factor_in_effect",
+    422,
+    _("No methodology was in effect for this behaviour on that day."),
+    "The record's local day is before the first methodology version that has a factor for the behaviour.",
+    G,
+)
+UNKNOWN_CUSTOMER = ErrorCode(
+    "unknown_customer",
+    422,
+    _("This customer reference is not linked to anyone."),
+    "No person has linked this partner customer reference (transit card, bank customer id).",
+    G,
+)
+# A record for a closed account is rejected with accounts' own code.
+ACCOUNT_CLOSED = accounts_errors.ACCOUNT_CLOSED
+SOURCE_NOT_AUTHORIZED = ErrorCode(
+    "source_not_authorized",
+    422,
+    _("The person has not authorized this data source."),
+    "No active `DataSourceAuthorization` for the record's source (never granted, or revoked). Nothing of "
+    "the record is stored; it only adds to a rejection count.",
+    G,
+)
+INVALID_QUANTITY = ErrorCode(
+    "invalid_quantity",
+    422,
+    _("The quantity must be a positive number."),
+    "The record's quantity is zero, negative, not a number, or has more than three decimals.",
+    G,
+)
+OCCURRED_IN_FUTURE = ErrorCode(
+    "occurred_in_future",
+    422,
+    _("This record is dated in the future."),
+    "`occurred_at` (or `ended_at`) is more than five minutes ahead of the server clock, or ends before "
+    "it starts.",
+    G,
+)
+OCCURRED_TOO_LONG_AGO = ErrorCode(
+    "occurred_too_long_ago",
+    422,
+    _("This record is too old to be sent through the API."),
+    "`occurred_at` is older than the partner window (`ACTIVITIES_PARTNER_WINDOW_DAYS`, 30 by default); "
+    "older history goes through the bulk import.",
+    G,
+)
+STEP_COUNT_DECREASED = ErrorCode(
+    "step_count_decreased",
+    422,
+    _("The step count is lower than the one already synced for that day."),
+    "Step counts are cumulative per local day; a lower count than the one already credited is refused.",
+    G,
+)
+STEP_DAY_IN_FUTURE = ErrorCode(
+    "step_day_in_future",
+    422,
+    _("Steps cannot be synced for a day that has not started yet."),
+    "The day is after today in Asia/Shanghai.",
+    G,
+)
+STEP_DAY_TOO_OLD = ErrorCode(
+    "step_day_too_old",
+    422,
+    _("This day is too long ago to sync steps."),
+    "The day is older than the sync window (`ACTIVITIES_STEP_SYNC_WINDOW_DAYS`, 30 by default).",
+    G,
+)
+
+# --- Whole requests ------------------------------------------------------------------------------
+WERUN_PAYLOAD_INVALID = ErrorCode(
+    "werun_payload_invalid",
+    400,
+    _("The WeRun data could not be read. Please sync again."),
+    "`encrypted_data`/`iv` do not decrypt with the person's mini-program session key, or the result is "
+    "not WeRun JSON. Usually the session key changed: call `wx.login` again and resend.",
+    G,
+)
+WERUN_WATERMARK_MISMATCH = ErrorCode(
+    "werun_watermark_mismatch",
+    400,
+    _("The WeRun data was not issued to this mini-program."),
+    "The decrypted payload's `watermark.appid` is not our mini-program's app id.",
+    G,
+)
+WECHAT_SESSION_MISSING = ErrorCode(
+    "wechat_session_missing",
+    409,
+    _("Please sign in through the mini-program again before syncing WeRun steps."),
+    "No mini-program session key is known for this person.",
+    G,
+)
+PARTNER_CREDENTIALS_INVALID = ErrorCode(
+    "partner_credentials_invalid",
+    401,
+    _("The partner credentials were not accepted."),
+    "`X-Partner-Key` is missing or unknown, or the partner is deactivated.",
+    G,
+)
+PARTNER_SIGNATURE_INVALID = ErrorCode(
+    "partner_signature_invalid",
+    401,
+    _("The request signature is not valid."),
+    '`X-Signature` is not the hex HMAC-SHA256 of `timestamp + "\\n" + request id + "\\n" + body` with '
+    "the partner's signing secret.",
+    G,
+)
+PARTNER_TIMESTAMP_SKEWED = ErrorCode(
+    "partner_timestamp_skewed",
+    401,
+    _("The request timestamp is too far from the server time."),
+    "`X-Timestamp` (Unix seconds) is missing or more than five minutes away from the server clock.",
+    G,
+)
+PARTNER_REQUEST_REPLAYED = ErrorCode(
+    "partner_request_replayed",
+    409,
+    _("This request id was already used."),
+    "`X-Partner-Request-Id` was seen before from this partner (replay protection): use a new id per request.",
+    G,
+)
+PARTNER_BATCH_TOO_LARGE = ErrorCode(
+    "partner_batch_too_large",
+    413,
+    _("Too many records in one batch."),
+    "More records than `ACTIVITIES_PARTNER_BATCH_MAX` (5,000 by default) in one request: split the batch.",
+    G,
+)
+PARTNER_NOT_FOUND = ErrorCode(
+    "partner_not_found",
+    404,
+    _("This partner does not exist."),
+    "The partner code is unknown or the partner is deactivated.",
+    G,
+)
+CUSTOMER_REFERENCE_TAKEN = ErrorCode(
+    "customer_reference_taken",
+    409,
+    _("This card or customer number is already linked to another account."),
+    "Another person has linked this partner customer reference; contact support if it is yours.",
+    G,
+)
+LINK_CODE_INVALID = ErrorCode(
+    "link_code_invalid",
+    400,
+    _("This link code is not valid or has expired."),
+    "The one-time link code the app showed was already used, has expired (10 minutes), or is unknown.",
+    G,
+)
+RECORD_NOT_APPEALABLE = ErrorCode(
+    "record_not_appealable",
+    409,
+    _("Only records under review or rejected after review can be appealed."),
+    "The record was credited normally; there is nothing to appeal.",
+    G,
+)
+APPEAL_ALREADY_MADE = ErrorCode(
+    "appeal_already_made",
+    409,
+    _("You have already appealed this record."),
+    "Each record can be appealed once.",
+    G,
+)
+RECORD_NOT_UNDER_REVIEW = ErrorCode(
+    "record_not_under_review",
+    409,
+    _("This record is not under review."),
+    "A reviewer tried to approve or reject a record that is not held (already decided).",
+    G,
+)
+
+RECORD_CODES = {
+    code.code: code
+    for code in [
+        INVALID_RECORD,
+        UNKNOWN_BEHAVIOUR,
+        BEHAVIOUR_NOT_ALLOWED,
+        NO_FACTOR_IN_EFFECT,
+        UNKNOWN_CUSTOMER,
+        ACCOUNT_CLOSED,
+        SOURCE_NOT_AUTHORIZED,
+        INVALID_QUANTITY,
+        OCCURRED_IN_FUTURE,
+        OCCURRED_TOO_LONG_AGO,
+        STEP_COUNT_DECREASED,
+        STEP_DAY_IN_FUTURE,
+        STEP_DAY_TOO_OLD,
+    ]
+}

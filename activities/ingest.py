@@ -1,0 +1,530 @@
+"""The one path every record takes: phone step syncs, partner batches and bulk imports.
+
+A batch is checked and credited with a handful of set-based statements, whatever its size:
+
+1. who is it (partner customer references → people), are they open, have they authorized the source
+   (one query each);
+2. lock the per person/behaviour/day counters (and the monthly ones where a monthly cap applies)
+   with one upsert in key order, reading what is already reported and credited;
+3. which external ids are already stored (one query), which trips overlap stored trips (one query),
+   which phones are shared by many accounts (two statements, step syncs only);
+4. plausibility and caps are worked out in memory, record by record in time order, against the
+   locked counters;
+5. one statement stores the records (`INSERT … ON CONFLICT DO NOTHING RETURNING`) and, from the rows
+   really inserted, raises the daily and monthly counters and `DailyCarbon`;
+6. one upsert adds the rejections to the rejection counts.
+
+Counters are only ever raised from what step 5 inserted, while their rows are locked: two batches
+(or a batch and a phone) for the same person serialize on the counter rows and can never credit
+more than a cap. Nothing of a rejected record is stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from activities import errors
+from activities.methodology import FactorInEffect, Methodology, methodology_load
+from activities.models import CapKind, HoldReason, RecordStatus, Unit
+
+LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+HELD = "held_for_review"
+
+
+def local_day_of(moment: datetime.datetime) -> datetime.date:
+    return moment.astimezone(LOCAL_TZ).date()
+
+
+def shared_device_max_accounts() -> int:
+    return int(getattr(settings, "ACTIVITIES_SHARED_DEVICE_MAX_ACCOUNTS", 3))
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One record as reported, before any rule has looked at it."""
+
+    external_id: str
+    behaviour_code: str
+    quantity: Decimal
+    occurred_at: datetime.datetime
+    user_id: int | None = None
+    customer_reference: str | None = None
+    ended_at: datetime.datetime | None = None
+    device_id: str = ""
+    # Set when the record could not even be read (bad field); it is then rejected with this code.
+    invalid_code: str = ""
+    invalid_detail: str = ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one incoming record, in the order the batch came in."""
+
+    external_id: str
+    status: str
+    code: str = ""
+    detail: str = ""
+    credited_carbon_mg: int = 0
+    gross_carbon_mg: int = 0
+    capped_by: str = ""
+    hold_reason: str = ""
+
+    def as_dict(self) -> dict:
+        result: dict = {"id": self.external_id, "status": self.status}
+        if self.status == REJECTED:
+            result["code"] = self.code
+            result["message"] = str(errors.RECORD_CODES[self.code].message)
+            if self.detail:
+                result["detail"] = self.detail
+        elif self.status == ACCEPTED:
+            result["credited_carbon_mg"] = self.credited_carbon_mg
+            if self.capped_by:
+                result["capped_by"] = self.capped_by
+        elif self.status == HELD:
+            result["hold_reason"] = self.hold_reason
+        return result
+
+
+@dataclass(slots=True)
+class _Candidate:
+    position: int
+    incoming: Incoming
+    behaviour_id: int
+    factor: FactorInEffect
+    local_day: datetime.date
+    gross_carbon_mg: int
+    user_id: int = 0
+    is_trip: bool = False
+    unit: str = ""
+
+
+def carbon_mg(quantity: Decimal, factor: FactorInEffect) -> int:
+    return int((quantity * factor.carbon_mg_per_unit).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def records_ingest(
+    *,
+    source: str,
+    records: list[Incoming],
+    partner_id: int | None = None,
+    partner_code: str = "",
+    allowed_behaviour_ids: frozenset[int] | None = None,
+    window_days: int | None = None,
+    methodology: Methodology | None = None,
+    now: datetime.datetime | None = None,
+) -> list[Outcome]:
+    """Checks and credits a batch of records of one source; returns one outcome per record, in order.
+
+    `external_id`s must already be namespaced (a partner's ids prefixed with its code). Records name
+    their person either by `user_id` (phone) or by `customer_reference` (partners, with `partner_id`).
+    Runs in one transaction; call it inside yours to make it part of a larger change.
+    """
+    now = now or timezone.now()
+    methodology = methodology or methodology_load()
+    outcomes: list[Outcome | None] = [None] * len(records)
+    candidates: list[_Candidate] = []
+
+    def reject(position: int, code: str, detail: str = "") -> None:
+        outcomes[position] = Outcome(records[position].external_id, REJECTED, code=code, detail=detail)
+
+    oldest = now - datetime.timedelta(days=window_days) if window_days is not None else None
+    for position, record in enumerate(records):
+        if record.invalid_code:
+            reject(position, record.invalid_code, record.invalid_detail)
+            continue
+        behaviour = methodology.behaviours_by_code.get(record.behaviour_code)
+        if behaviour is None:
+            reject(position, errors.UNKNOWN_BEHAVIOUR.code)
+            continue
+        if allowed_behaviour_ids is not None and behaviour.id not in allowed_behaviour_ids:
+            reject(position, errors.BEHAVIOUR_NOT_ALLOWED.code)
+            continue
+        quantity = record.quantity
+        if not quantity.is_finite() or quantity <= 0 or quantity.as_tuple().exponent < -3:  # type: ignore[operator]
+            reject(position, errors.INVALID_QUANTITY.code)
+            continue
+        if record.occurred_at > now + CLOCK_SKEW or (record.ended_at and record.ended_at > now + CLOCK_SKEW):
+            reject(position, errors.OCCURRED_IN_FUTURE.code)
+            continue
+        if record.ended_at is not None and record.ended_at < record.occurred_at:
+            reject(position, errors.INVALID_RECORD.code, "ended_at is before occurred_at")
+            continue
+        if oldest is not None and record.occurred_at < oldest:
+            reject(position, errors.OCCURRED_TOO_LONG_AGO.code)
+            continue
+        local_day = local_day_of(record.occurred_at)
+        factor = methodology.factor_for(behaviour.id, local_day)
+        if factor is None:
+            reject(position, errors.NO_FACTOR_IN_EFFECT.code)
+            continue
+        if source not in factor.sources:
+            reject(position, errors.BEHAVIOUR_NOT_ALLOWED.code)
+            continue
+        candidates.append(
+            _Candidate(
+                position=position,
+                incoming=record,
+                behaviour_id=behaviour.id,
+                factor=factor,
+                local_day=local_day,
+                gross_carbon_mg=carbon_mg(quantity, factor),
+                user_id=record.user_id or 0,
+                is_trip=behaviour.is_trip,
+                unit=behaviour.unit,
+            )
+        )
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if candidates and partner_id is not None:
+            candidates = _resolve_customers(cursor, partner_id, candidates, reject)
+        if candidates:
+            candidates = _check_people(cursor, source, candidates, reject)
+        if candidates:
+            _credit(cursor, source, partner_id, candidates, outcomes, methodology, now)
+        rejections_count(
+            source=source,
+            partner_code=partner_code,
+            codes=Counter(o.code for o in outcomes if o is not None and o.status == REJECTED),
+            now=now,
+        )
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
+    references = sorted({c.incoming.customer_reference for c in candidates if c.incoming.customer_reference})
+    cursor.execute(
+        "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
+        "WHERE partner_id = %s AND customer_reference = ANY(%s)",
+        [partner_id, references],
+    )
+    users = dict(cursor.fetchall())
+    kept = []
+    for candidate in candidates:
+        user_id = users.get(candidate.incoming.customer_reference)
+        if user_id is None:
+            reject(candidate.position, errors.UNKNOWN_CUSTOMER.code)
+        else:
+            candidate.user_id = user_id
+            kept.append(candidate)
+    return kept
+
+
+def _check_people(cursor, source: str, candidates: list[_Candidate], reject) -> list[_Candidate]:
+    user_ids = sorted({c.user_id for c in candidates})
+    cursor.execute(
+        """
+        SELECT u.id, (u.is_active AND u.closed_at IS NULL),
+               EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
+                       WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
+        FROM accounts_user u WHERE u.id = ANY(%s)
+        """,
+        [source, user_ids],
+    )
+    state = {user_id: (is_open, is_authorized) for user_id, is_open, is_authorized in cursor.fetchall()}
+    kept = []
+    for candidate in candidates:
+        is_open, is_authorized = state.get(candidate.user_id, (False, False))
+        if not is_open:
+            reject(candidate.position, errors.ACCOUNT_CLOSED.code)
+        elif not is_authorized:
+            reject(candidate.position, errors.SOURCE_NOT_AUTHORIZED.code)
+        else:
+            kept.append(candidate)
+    return kept
+
+
+def _month_of(day: datetime.date) -> datetime.date:
+    return day.replace(day=1)
+
+
+def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
+    """Creates missing counter rows and locks them all, in key order; returns what they hold."""
+    day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
+    users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
+    cursor.execute(
+        """
+        INSERT INTO activities_behaviourday
+            (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+        SELECT u, b, d, 0, 0, 0, 0 FROM unnest(%s::bigint[], %s::bigint[], %s::date[]) AS t(u, b, d)
+        ORDER BY u, b, d
+        ON CONFLICT (user_id, behaviour_id, day)
+            DO UPDATE SET record_count = activities_behaviourday.record_count
+        RETURNING user_id, behaviour_id, day, quantity, credited_carbon_mg
+        """,
+        [users, behaviours, days],
+    )
+    day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
+
+    month_keys = sorted(
+        {(c.user_id, c.behaviour_id, _month_of(c.local_day)) for c in candidates if c.factor.monthly_cap_mg}
+    )
+    month_counters: dict = {}
+    if month_keys:
+        users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
+        cursor.execute(
+            """
+            INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
+            SELECT u, b, m, 0 FROM unnest(%s::bigint[], %s::bigint[], %s::date[]) AS t(u, b, m)
+            ORDER BY u, b, m
+            ON CONFLICT (user_id, behaviour_id, month)
+                DO UPDATE SET credited_carbon_mg = activities_behaviourmonth.credited_carbon_mg
+            RETURNING user_id, behaviour_id, month, credited_carbon_mg
+            """,
+            [users, behaviours, months],
+        )
+        month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
+    return day_counters, month_counters
+
+
+def _stored_trips(cursor, candidates: list[_Candidate]) -> dict[int, list[tuple]]:
+    trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
+    if not trips:
+        return {}
+    cursor.execute(
+        """
+        SELECT r.user_id, r.occurred_at, r.ended_at FROM activities_activityrecord r
+        JOIN activities_behaviour b ON b.id = r.behaviour_id AND b.is_trip
+        WHERE r.user_id = ANY(%s) AND r.local_day BETWEEN %s AND %s
+          AND r.ended_at IS NOT NULL AND r.status <> %s
+          AND r.occurred_at < %s AND r.ended_at > %s
+        """,
+        [
+            sorted({c.user_id for c in trips}),
+            min(c.local_day for c in trips) - datetime.timedelta(days=1),
+            max(c.local_day for c in trips) + datetime.timedelta(days=1),
+            RecordStatus.REJECTED,
+            max(c.incoming.ended_at for c in trips),
+            min(c.incoming.occurred_at for c in trips),
+        ],
+    )
+    stored: dict[int, list[tuple]] = defaultdict(list)
+    for user_id, started, ended in cursor.fetchall():
+        stored[user_id].append((started, ended))
+    return stored
+
+
+def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
+    pairs = sorted({(c.incoming.device_id, c.user_id) for c in candidates if c.incoming.device_id})
+    if not pairs:
+        return set()
+    devices, users = (list(column) for column in zip(*pairs, strict=True))
+    cursor.execute(
+        """
+        INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
+        SELECT d, u, now() FROM unnest(%s::text[], %s::bigint[]) AS t(d, u)
+        ON CONFLICT (device_id, user_id) DO NOTHING
+        """,
+        [devices, users],
+    )
+    cursor.execute(
+        "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY(%s) "
+        "GROUP BY device_id HAVING count(*) > %s",
+        [sorted(set(devices)), shared_device_max_accounts()],
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _existing_ids(cursor, source: str, candidates: list[_Candidate]) -> set[str]:
+    cursor.execute(
+        "SELECT external_id FROM activities_activityrecord WHERE source = %s AND external_id = ANY(%s)",
+        [source, [c.incoming.external_id for c in candidates]],
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _overlaps(intervals: list[tuple], started: datetime.datetime, ended: datetime.datetime) -> bool:
+    return any(other_start < ended and other_end > started for other_start, other_end in intervals)
+
+
+def apply_caps(
+    gross_carbon_mg: int, factor: FactorInEffect, day_credited: int, month_credited: int | None
+) -> tuple[int, str]:
+    """How much of `gross_carbon_mg` the caps let through, given the day and month so far; and why."""
+    credited, capped_by = gross_carbon_mg, CapKind.NONE
+    if factor.event_cap_mg is not None and credited > factor.event_cap_mg:
+        credited, capped_by = factor.event_cap_mg, CapKind.EVENT
+    if factor.daily_cap_mg is not None:
+        room = max(0, factor.daily_cap_mg - day_credited)
+        if credited > room:
+            credited, capped_by = room, CapKind.DAY
+    if factor.monthly_cap_mg is not None and month_credited is not None:
+        room = max(0, factor.monthly_cap_mg - month_credited)
+        if credited > room:
+            credited, capped_by = room, CapKind.MONTH
+    return credited, str(capped_by)
+
+
+def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
+    day_counters, month_counters = _lock_counters(cursor, candidates)
+    existing = _existing_ids(cursor, source, candidates)
+    stored_trips = _stored_trips(cursor, candidates)
+    shared_devices = _shared_devices(cursor, candidates)
+
+    seen: set[str] = set()
+    rows: list[tuple] = []
+    fresh: list[_Candidate] = []
+    # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
+    for candidate in sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position)):
+        record = candidate.incoming
+        if record.external_id in existing or record.external_id in seen:
+            outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
+            continue
+        seen.add(record.external_id)
+        day_counter = day_counters[(candidate.user_id, candidate.behaviour_id, candidate.local_day)]
+        month_key = (candidate.user_id, candidate.behaviour_id, _month_of(candidate.local_day))
+        month_counter = month_counters.get(month_key)
+        factor = candidate.factor
+
+        hold_reason = ""
+        behaviour = methodology.behaviours_by_id[candidate.behaviour_id]
+        threshold = methodology.review_threshold(behaviour, factor)
+        if threshold is not None and day_counter[0] + record.quantity > threshold:
+            hold_reason = (
+                HoldReason.SUPERHUMAN_STEPS if candidate.unit == Unit.STEP else HoldReason.TOO_MANY_IN_A_DAY
+            )
+        elif candidate.is_trip and record.ended_at is not None:
+            intervals = stored_trips.setdefault(candidate.user_id, [])
+            if _overlaps(intervals, record.occurred_at, record.ended_at):
+                hold_reason = HoldReason.OVERLAPPING_TRIP
+            intervals.append((record.occurred_at, record.ended_at))
+        if not hold_reason and record.device_id and record.device_id in shared_devices:
+            hold_reason = HoldReason.SHARED_DEVICE
+        day_counter[0] += record.quantity
+
+        if hold_reason:
+            credited, capped_by, status = 0, "", RecordStatus.HELD
+        else:
+            credited, capped_by = apply_caps(
+                candidate.gross_carbon_mg, factor, day_counter[1], month_counter[0] if month_counter else None
+            )
+            status = RecordStatus.CREDITED
+            day_counter[1] += credited
+            if month_counter is not None:
+                month_counter[0] += credited
+        outcomes[candidate.position] = Outcome(
+            record.external_id,
+            HELD if hold_reason else ACCEPTED,
+            credited_carbon_mg=credited,
+            gross_carbon_mg=candidate.gross_carbon_mg,
+            capped_by=capped_by,
+            hold_reason=str(hold_reason),
+        )
+        fresh.append(candidate)
+        rows.append(
+            (
+                candidate.user_id,
+                candidate.behaviour_id,
+                factor.id,
+                record.external_id,
+                record.quantity,
+                record.occurred_at,
+                record.ended_at,
+                candidate.local_day,
+                record.device_id,
+                candidate.gross_carbon_mg,
+                credited,
+                capped_by,
+                str(status),
+                str(hold_reason),
+                now if status == RecordStatus.CREDITED else None,
+            )
+        )
+    if not rows:
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    cursor.execute(
+        """
+        WITH incoming AS (
+            SELECT * FROM unnest(
+                %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::numeric[], %s::timestamptz[],
+                %s::timestamptz[], %s::date[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+                %s::text[], %s::timestamptz[]
+            ) AS t(user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+                   device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason,
+                   credited_at)
+        ),
+        inserted AS (
+            INSERT INTO activities_activityrecord
+                (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
+                 ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
+                 hold_reason, created_at, credited_at, appeal_note)
+            SELECT user_id, behaviour_id, factor_id, %s, %s, external_id, quantity, occurred_at, ended_at,
+                   local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason,
+                   %s, credited_at, ''
+            FROM incoming
+            ON CONFLICT (source, external_id) DO NOTHING
+            RETURNING external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
+        ),
+        days AS (
+            UPDATE activities_behaviourday b
+            SET quantity = b.quantity + s.quantity,
+                record_count = b.record_count + s.records,
+                held_count = b.held_count + s.held,
+                credited_carbon_mg = b.credited_carbon_mg + s.credited
+            FROM (
+                SELECT user_id, behaviour_id, local_day, sum(quantity) AS quantity, count(*) AS records,
+                       count(*) FILTER (WHERE status = 'held') AS held, sum(credited_carbon_mg) AS credited
+                FROM inserted GROUP BY user_id, behaviour_id, local_day
+            ) s
+            WHERE b.user_id = s.user_id AND b.behaviour_id = s.behaviour_id AND b.day = s.local_day
+        ),
+        months AS (
+            UPDATE activities_behaviourmonth m
+            SET credited_carbon_mg = m.credited_carbon_mg + s.credited
+            FROM (
+                SELECT user_id, behaviour_id, date_trunc('month', local_day)::date AS month,
+                       sum(credited_carbon_mg) AS credited
+                FROM inserted WHERE credited_carbon_mg > 0 GROUP BY 1, 2, 3
+            ) s
+            WHERE m.user_id = s.user_id AND m.behaviour_id = s.behaviour_id AND m.month = s.month
+        ),
+        daily AS (
+            INSERT INTO activities_dailycarbon
+                (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
+            SELECT user_id, local_day, sum(credited_carbon_mg), 0, %s
+            FROM inserted WHERE credited_carbon_mg > 0
+            GROUP BY user_id, local_day ORDER BY user_id, local_day
+            ON CONFLICT (user_id, day) DO UPDATE
+            SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
+                updated_at = EXCLUDED.updated_at
+        )
+        SELECT external_id FROM inserted
+        """,
+        [*columns, source, partner_id, now, now],
+    )
+    inserted = {row[0] for row in cursor.fetchall()}
+    # A record stored by a concurrent request between our duplicate check and our insert is a duplicate
+    # too; what it would have credited was never added to any counter.
+    for candidate in fresh:
+        if candidate.incoming.external_id not in inserted:
+            outcomes[candidate.position] = Outcome(candidate.incoming.external_id, DUPLICATE)
+
+
+def rejections_count(*, source: str, partner_code: str, codes: Counter, now: datetime.datetime) -> None:
+    """Adds rejected records to the day's rejection counts: the only trace a rejected record leaves."""
+    if not codes:
+        return
+    names = sorted(codes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO activities_rejectiontally (source, partner_code, day, code, count)
+            SELECT %s, %s, %s, c, n FROM unnest(%s::text[], %s::bigint[]) AS t(c, n) ORDER BY c
+            ON CONFLICT (source, partner_code, day, code)
+            DO UPDATE SET count = activities_rejectiontally.count + EXCLUDED.count
+            """,
+            [source, partner_code, local_day_of(now), names, [codes[name] for name in names]],
+        )

@@ -1,0 +1,84 @@
+"""The methodology as the capture paths need it: which factor is in effect for a behaviour on a day."""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from activities.models import Behaviour, Factor, Unit
+
+DEFAULT_MAX_DAILY_STEPS = 60_000
+
+
+def max_daily_steps() -> int:
+    """More steps than this in one local day are held for review (a setting, 60,000 by default)."""
+    return int(getattr(settings, "ACTIVITIES_MAX_DAILY_STEPS", DEFAULT_MAX_DAILY_STEPS))
+
+
+@dataclass(frozen=True, slots=True)
+class FactorInEffect:
+    id: int
+    behaviour_id: int
+    version_number: int
+    effective_from: datetime.date
+    carbon_mg_per_unit: int
+    daily_cap_mg: int | None
+    monthly_cap_mg: int | None
+    event_cap_mg: int | None
+    sources: frozenset[str]
+    review_above_daily_quantity: int | None
+
+
+@dataclass(slots=True)
+class Methodology:
+    """Every behaviour and every version of its factor, loaded in two queries."""
+
+    behaviours_by_code: dict[str, Behaviour]
+    behaviours_by_id: dict[int, Behaviour]
+    _days: dict[int, list[datetime.date]] = field(default_factory=dict)
+    _factors: dict[int, list[FactorInEffect]] = field(default_factory=dict)
+
+    def factor_for(self, behaviour_id: int, day: datetime.date) -> FactorInEffect | None:
+        days = self._days.get(behaviour_id)
+        if not days:
+            return None
+        position = bisect.bisect_right(days, day) - 1
+        return self._factors[behaviour_id][position] if position >= 0 else None
+
+    def review_threshold(self, behaviour: Behaviour, factor: FactorInEffect) -> int | None:
+        if factor.review_above_daily_quantity is not None:
+            return factor.review_above_daily_quantity
+        if behaviour.unit == Unit.STEP:
+            return max_daily_steps()
+        return None
+
+
+def methodology_load() -> Methodology:
+    behaviours = list(Behaviour.objects.all())
+    methodology = Methodology(
+        behaviours_by_code={behaviour.code: behaviour for behaviour in behaviours},
+        behaviours_by_id={behaviour.id: behaviour for behaviour in behaviours},
+    )
+    factors = Factor.objects.select_related("version").order_by("behaviour_id", "version__effective_from")
+    for factor in factors:
+        methodology._days.setdefault(factor.behaviour_id, []).append(factor.version.effective_from)
+        methodology._factors.setdefault(factor.behaviour_id, []).append(factor_in_effect(factor))
+    return methodology
+
+
+def factor_in_effect(factor: Factor) -> FactorInEffect:
+    return FactorInEffect(
+        id=factor.id,
+        behaviour_id=factor.behaviour_id,
+        version_number=factor.version.number,
+        effective_from=factor.version.effective_from,
+        carbon_mg_per_unit=factor.carbon_mg_per_unit,
+        daily_cap_mg=factor.daily_cap_mg,
+        monthly_cap_mg=factor.monthly_cap_mg,
+        event_cap_mg=factor.event_cap_mg,
+        sources=frozenset(factor.sources or []),
+        review_above_daily_quantity=factor.review_above_daily_quantity,
+    )

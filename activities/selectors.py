@@ -1,0 +1,159 @@
+"""Reads of the activities app: what a person sees today, their history with receipts, the methodology."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import F, QuerySet, Sum
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from activities.ingest import local_day_of
+from activities.methodology import methodology_load
+from activities.models import (
+    ActivityRecord,
+    Behaviour,
+    BehaviourDay,
+    BehaviourMonth,
+    CapKind,
+    DailyCarbon,
+    PartnerCustomerLink,
+    RecordStatus,
+)
+
+
+def behaviour_name(behaviour: Behaviour) -> str:
+    return behaviour.name if (translation.get_language() or "").startswith("zh") else behaviour.name_en
+
+
+def grams(carbon_mg: int) -> str:
+    value = Decimal(carbon_mg) / 1000
+    text = f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{text} g"
+
+
+def quantity_text(quantity: Decimal) -> str:
+    return f"{quantity.normalize():,f}"
+
+
+@dataclass(frozen=True)
+class BehaviourToday:
+    behaviour: Behaviour
+    quantity: Decimal
+    credited_carbon_mg: int
+    held_count: int
+    daily_cap_mg: int | None
+    cap_left_mg: int | None
+
+
+@dataclass(frozen=True)
+class Today:
+    day: datetime.date
+    behaviours: list[BehaviourToday]
+    credited_today_mg: int
+    pending_settlement_mg: int
+    under_review_count: int
+
+
+def today_for(*, user: User, now: datetime.datetime | None = None) -> Today:
+    """Per behaviour: what was credited today and how much of the cap is left; what settlement still owes."""
+    day = local_day_of(now or timezone.now())
+    methodology = methodology_load()
+    days = {row.behaviour_id: row for row in BehaviourDay.objects.filter(user=user, day=day)}
+    months = {
+        row.behaviour_id: row.credited_carbon_mg
+        for row in BehaviourMonth.objects.filter(user=user, month=day.replace(day=1))
+    }
+    rows = []
+    for behaviour in methodology.behaviours_by_code.values():
+        factor = methodology.factor_for(behaviour.id, day)
+        if factor is None:
+            continue
+        counter = days.get(behaviour.id)
+        credited = counter.credited_carbon_mg if counter else 0
+        lefts = []
+        if factor.daily_cap_mg is not None:
+            lefts.append(max(0, factor.daily_cap_mg - credited))
+        if factor.monthly_cap_mg is not None:
+            lefts.append(max(0, factor.monthly_cap_mg - months.get(behaviour.id, 0)))
+        rows.append(
+            BehaviourToday(
+                behaviour=behaviour,
+                quantity=counter.quantity if counter else Decimal(0),
+                credited_carbon_mg=credited,
+                held_count=counter.held_count if counter else 0,
+                daily_cap_mg=factor.daily_cap_mg,
+                cap_left_mg=min(lefts) if lefts else None,
+            )
+        )
+    pending = DailyCarbon.objects.filter(user=user, credited_carbon_mg__gt=F("settled_carbon_mg")).aggregate(
+        total=Sum(F("credited_carbon_mg") - F("settled_carbon_mg"))
+    )["total"]
+    return Today(
+        day=day,
+        behaviours=rows,
+        credited_today_mg=sum(row.credited_carbon_mg for row in rows),
+        pending_settlement_mg=pending or 0,
+        under_review_count=ActivityRecord.objects.filter(user=user, status=RecordStatus.HELD).count(),
+    )
+
+
+def records_of(*, user: User) -> QuerySet[ActivityRecord]:
+    """The person's own records, newest first (only ever theirs)."""
+    return (
+        ActivityRecord.objects.filter(user=user)
+        .select_related("behaviour", "factor__version", "partner")
+        .order_by("-id")
+    )
+
+
+def receipt_of(record: ActivityRecord) -> str:
+    """`quantity × factor (version) = grams, capped to …, because …` in the request's language."""
+    factor = record.factor
+    behaviour = behaviour_name(record.behaviour)
+    text = _("%(quantity)s × %(factor)s per %(unit)s (methodology v%(version)s) = %(gross)s") % {
+        "quantity": quantity_text(record.quantity),
+        "unit": record.behaviour.get_unit_display(),
+        "factor": grams(factor.carbon_mg_per_unit),
+        "version": factor.version.number,
+        "gross": grams(record.gross_carbon_mg),
+    }
+    if record.status == RecordStatus.HELD:
+        return text + _(", under review: %(reason)s") % {"reason": record.get_hold_reason_display()}
+    if record.status == RecordStatus.REJECTED:
+        return text + _(", not credited: rejected after review")
+    if record.capped_by:
+        cap = {
+            CapKind.EVENT: factor.event_cap_mg,
+            CapKind.DAY: factor.daily_cap_mg,
+            CapKind.MONTH: factor.monthly_cap_mg,
+        }[CapKind(record.capped_by)]
+        reason = {
+            CapKind.EVENT: _("the cap per record of %(cap)s was applied"),
+            CapKind.DAY: _("the daily cap of %(cap)s for %(behaviour)s was reached"),
+            CapKind.MONTH: _("the monthly cap of %(cap)s for %(behaviour)s was reached"),
+        }[CapKind(record.capped_by)] % {"cap": grams(cap or 0), "behaviour": behaviour}
+        return text + _(", capped to %(credited)s, because %(reason)s") % {
+            "credited": grams(record.credited_carbon_mg),
+            "reason": reason,
+        }
+    return text
+
+
+def partner_links_of(*, user: User) -> QuerySet[PartnerCustomerLink]:
+    return PartnerCustomerLink.objects.filter(user=user).select_related("partner").order_by("-id")
+
+
+def methodology_today(*, day: datetime.date | None = None) -> list[tuple[Behaviour, object]]:
+    """The behaviours with the factor in effect on the day (today by default), for the app's explainer."""
+    day = day or local_day_of(timezone.now())
+    methodology = methodology_load()
+    result = []
+    for behaviour in methodology.behaviours_by_code.values():
+        factor = methodology.factor_for(behaviour.id, day)
+        if factor is not None:
+            result.append((behaviour, factor))
+    return result

@@ -1,0 +1,615 @@
+"""Every change of the activities app: capture, partners, links, the review queue, the methodology.
+
+Capture paths (phone steps, WeRun, partner batches, bulk imports) all end in `ingest.records_ingest`,
+the one set-based path that applies consent, dedupe, plausibility and caps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import DataSource, User
+from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
+from activities import errors, signing
+from activities.ingest import (
+    CLOCK_SKEW,
+    DUPLICATE,
+    LOCAL_TZ,
+    REJECTED,
+    Incoming,
+    Outcome,
+    apply_caps,
+    local_day_of,
+    records_ingest,
+    rejections_count,
+)
+from activities.methodology import factor_in_effect
+from activities.models import (
+    ActivityRecord,
+    BehaviourDay,
+    BehaviourMonth,
+    Factor,
+    MethodologyVersion,
+    Partner,
+    PartnerCustomerLink,
+    RecordStatus,
+    ReviewDecision,
+)
+from activities.werun import WeRunError, werun_decrypt
+from config.api.errors import NOT_FOUND, ApplicationError
+
+
+def step_sync_window_days() -> int:
+    return int(getattr(settings, "ACTIVITIES_STEP_SYNC_WINDOW_DAYS", 30))
+
+
+def partner_window_days() -> int:
+    return int(getattr(settings, "ACTIVITIES_PARTNER_WINDOW_DAYS", 30))
+
+
+def partner_batch_max() -> int:
+    return int(getattr(settings, "ACTIVITIES_PARTNER_BATCH_MAX", 5000))
+
+
+# --- Steps from the phone -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StepDayOutcome:
+    day: datetime.date
+    steps: int
+    status: str
+    code: str = ""
+    increase: int = 0
+    credited_carbon_mg: int = 0
+    hold_reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"day": self.day.isoformat(), "steps": self.steps, "status": self.status}
+        if self.code:
+            result["code"] = self.code
+            result["message"] = str(errors.RECORD_CODES[self.code].message)
+        result["increase"] = self.increase
+        result["credited_carbon_mg"] = self.credited_carbon_mg
+        if self.hold_reason:
+            result["hold_reason"] = self.hold_reason
+        return result
+
+
+def _end_of_day(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(23, 59, 59), tzinfo=LOCAL_TZ)
+
+
+@transaction.atomic
+def steps_sync(
+    *,
+    user: User,
+    steps_by_day: dict[datetime.date, int],
+    device_id: str = "",
+    now: datetime.datetime | None = None,
+) -> list[StepDayOutcome]:
+    """Credits the increase of each day's cumulative step count over what was already synced.
+
+    A lower count than before, a day after today or a day older than the sync window is rejected.
+    Two phones syncing at once serialize on the person's step-day row: only the increase counts.
+    """
+    now = now or timezone.now()
+    today = local_day_of(now)
+    oldest = today - datetime.timedelta(days=step_sync_window_days() - 1)
+    outcomes: dict[datetime.date, StepDayOutcome] = {}
+    valid: dict[datetime.date, int] = {}
+    for day, steps in sorted(steps_by_day.items()):
+        if day > today:
+            outcomes[day] = StepDayOutcome(day, steps, REJECTED, errors.STEP_DAY_IN_FUTURE.code)
+        elif day < oldest:
+            outcomes[day] = StepDayOutcome(day, steps, REJECTED, errors.STEP_DAY_TOO_OLD.code)
+        elif steps < 0:
+            outcomes[day] = StepDayOutcome(day, steps, REJECTED, errors.INVALID_QUANTITY.code)
+        else:
+            valid[day] = steps
+
+    # Consent and account state first: a person without consent leaves no trace of their steps.
+    blocked = _person_blocked_code(user=user, source=DataSource.PHONE_STEPS)
+    if blocked:
+        for day, steps in valid.items():
+            outcomes[day] = StepDayOutcome(day, steps, REJECTED, blocked)
+        valid = {}
+
+    incoming: list[Incoming] = []
+    increases: dict[datetime.date, int] = {}
+    if valid:
+        days = sorted(valid)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO activities_stepday (user_id, day, steps, previous_steps, updated_at)
+                SELECT %s, d, s, 0, %s FROM unnest(%s::date[], %s::integer[]) AS t(d, s) ORDER BY d
+                ON CONFLICT (user_id, day) DO UPDATE
+                SET previous_steps = activities_stepday.steps, steps = EXCLUDED.steps,
+                    updated_at = EXCLUDED.updated_at
+                WHERE activities_stepday.steps < EXCLUDED.steps
+                RETURNING day, previous_steps, steps
+                """,
+                [user.id, now, days, [valid[day] for day in days]],
+            )
+            raised = {day: (previous, steps) for day, previous, steps in cursor.fetchall()}
+            unchanged = [day for day in days if day not in raised]
+            stored: dict[datetime.date, int] = {}
+            if unchanged:
+                cursor.execute(
+                    "SELECT day, steps FROM activities_stepday WHERE user_id = %s AND day = ANY(%s)",
+                    [user.id, unchanged],
+                )
+                stored = dict(cursor.fetchall())
+        for day in days:
+            if day in raised:
+                previous, steps = raised[day]
+                if steps == previous:
+                    outcomes[day] = StepDayOutcome(day, steps, DUPLICATE)
+                    continue
+                increases[day] = steps - previous
+                incoming.append(
+                    Incoming(
+                        external_id=f"{user.public_id}:{day.isoformat()}:{steps}",
+                        behaviour_code="walk",
+                        quantity=Decimal(steps - previous),
+                        occurred_at=min(now, _end_of_day(day)),
+                        user_id=user.id,
+                        device_id=device_id[:64],
+                    )
+                )
+            elif stored.get(day, 0) > valid[day]:
+                outcomes[day] = StepDayOutcome(day, valid[day], REJECTED, errors.STEP_COUNT_DECREASED.code)
+            else:
+                outcomes[day] = StepDayOutcome(day, valid[day], DUPLICATE)
+
+    if incoming:
+        results = records_ingest(source=DataSource.PHONE_STEPS, records=incoming, now=now)
+        for record, result in zip(incoming, results, strict=True):
+            day = local_day_of(record.occurred_at)
+            outcomes[day] = StepDayOutcome(
+                day,
+                valid[day],
+                result.status,
+                result.code,
+                increase=increases[day],
+                credited_carbon_mg=result.credited_carbon_mg,
+                hold_reason=result.hold_reason,
+            )
+    # Days refused here are counted here; a day whose increase `records_ingest` refused is counted there.
+    rejections_count(
+        source=DataSource.PHONE_STEPS,
+        partner_code="",
+        codes=Counter(o.code for o in outcomes.values() if o.status == REJECTED and not o.increase),
+        now=now,
+    )
+    return [outcomes[day] for day in sorted(outcomes)]
+
+
+def _person_blocked_code(*, user: User, source: str) -> str:
+    if not user.is_active or user.closed_at is not None:
+        return errors.ACCOUNT_CLOSED.code
+    if not data_source_is_authorized(user_id=user.id, source=source):
+        return errors.SOURCE_NOT_AUTHORIZED.code
+    return ""
+
+
+def werun_app_id() -> str:
+    return str(getattr(settings, "WECHAT_MINIPROGRAM_APP_ID", "") or getattr(settings, "WECHAT_APP_ID", ""))
+
+
+def werun_sync(
+    *, user: User, encrypted_data: str, iv: str, device_id: str = "", now: datetime.datetime | None = None
+) -> list[StepDayOutcome]:
+    """Decrypts the mini-program's WeRun payload with the person's session key and syncs its steps.
+
+    WeRun always carries the last 30 or so days; days older than the sync window are left out
+    silently (the person did not ask for them).
+    """
+    session_key = wechat_session_key_for_user(user_id=user.id)
+    if session_key is None:
+        raise ApplicationError(errors.WECHAT_SESSION_MISSING)
+    try:
+        payload = werun_decrypt(session_key=session_key, encrypted_data=encrypted_data, iv=iv)
+    except WeRunError as error:
+        raise ApplicationError(errors.WERUN_PAYLOAD_INVALID) from error
+    expected_app_id = werun_app_id()
+    if not expected_app_id or not secrets.compare_digest(payload.app_id, expected_app_id):
+        raise ApplicationError(errors.WERUN_WATERMARK_MISMATCH)
+    now = now or timezone.now()
+    oldest = local_day_of(now) - datetime.timedelta(days=step_sync_window_days() - 1)
+    steps = {day: count for day, count in payload.steps_by_day.items() if day >= oldest}
+    return steps_sync(user=user, steps_by_day=steps, device_id=device_id, now=now)
+
+
+# --- Partners -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerWithSecret:
+    partner: Partner
+    signing_secret: str
+
+
+@transaction.atomic
+def partner_create(
+    *, code: str, name: str, source: str, behaviour_codes: list[str], created_at=None
+) -> PartnerWithSecret:
+    """Creates a partner with fresh credentials. The signing secret is returned once, never shown again."""
+    from activities.models import Behaviour
+
+    secret = signing.new_secret()
+    partner = Partner.objects.create(
+        code=code,
+        name=name,
+        source=source,
+        api_key=signing.new_api_key(),
+        signing_secret_ciphertext=signing.seal(secret),
+    )
+    partner.behaviours.set(Behaviour.objects.filter(code__in=behaviour_codes))
+    return PartnerWithSecret(partner, secret)
+
+
+@transaction.atomic
+def partner_secret_rotate(*, partner: Partner, grace: datetime.timedelta | None = None) -> str:
+    """Issues a new signing secret; the previous one keeps working for `grace` (24 hours by default)."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    secret = signing.new_secret()
+    now = timezone.now()
+    partner.previous_signing_secret_ciphertext = partner.signing_secret_ciphertext
+    partner.previous_secret_valid_until = now + (grace if grace is not None else datetime.timedelta(hours=24))
+    partner.signing_secret_ciphertext = signing.seal(secret)
+    partner.secret_rotated_at = now
+    partner.save(
+        update_fields=[
+            "previous_signing_secret_ciphertext",
+            "previous_secret_valid_until",
+            "signing_secret_ciphertext",
+            "secret_rotated_at",
+        ]
+    )
+    return secret
+
+
+def partner_authenticate(
+    *, api_key: str, timestamp: str, request_id: str, signature: str, body: bytes, now=None
+) -> Partner:
+    """Checks a partner request: known key, fresh timestamp, valid signature, request id never seen."""
+    partner = Partner.objects.filter(api_key=api_key, is_active=True).first() if api_key else None
+    if partner is None:
+        raise ApplicationError(errors.PARTNER_CREDENTIALS_INVALID)
+    now = now or timezone.now()
+    try:
+        sent_at = datetime.datetime.fromtimestamp(int(timestamp), tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError) as error:
+        raise ApplicationError(errors.PARTNER_TIMESTAMP_SKEWED) from error
+    if abs(now - sent_at) > CLOCK_SKEW:
+        raise ApplicationError(errors.PARTNER_TIMESTAMP_SKEWED)
+    if not request_id or len(request_id) > 100:
+        raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID, fields={"X-Partner-Request-Id": "required"})
+    secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext)]
+    if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
+        secrets_to_try.append(signing.unseal(partner.previous_signing_secret_ciphertext))
+    # Every candidate is compared (no early exit), each in constant time.
+    matches = [
+        signing.signature_matches(secret, timestamp, request_id, body, signature or "")
+        for secret in secrets_to_try
+        if secret
+    ]
+    if not any(matches):
+        raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID)
+    # Replay protection: the id is remembered a little longer than a timestamp stays acceptable.
+    if not cache.add(f"activities:partner-request:{partner.id}:{request_id}", 1, timeout=15 * 60):
+        raise ApplicationError(errors.PARTNER_REQUEST_REPLAYED)
+    return partner
+
+
+def _parse_moment(value: Any) -> datetime.datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    moment = datetime.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment
+
+
+def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
+    """One partner record (a dict of the JSON batch, or an import line) as an `Incoming`."""
+    if not isinstance(raw, dict):
+        return Incoming(
+            "", "", Decimal(0), timezone.now(), invalid_code="invalid_record", invalid_detail="record"
+        )
+    record_id = raw.get("id")
+    external_id = f"{partner.code}:{record_id}" if isinstance(record_id, str | int) and str(record_id) else ""
+    problem = ""
+    if not external_id or len(str(record_id)) > 100:
+        problem = "id"
+    reference = raw.get("customer_reference")
+    if not problem and (not isinstance(reference, str) or not reference or len(reference) > 64):
+        problem = "customer_reference"
+    behaviour = raw.get("behaviour")
+    if not problem and not isinstance(behaviour, str):
+        problem = "behaviour"
+    occurred_at = ended_at = None
+    if not problem:
+        try:
+            occurred_at = _parse_moment(raw.get("occurred_at"))
+        except ValueError:
+            problem = "occurred_at"
+    if not problem and raw.get("ended_at") is not None:
+        try:
+            ended_at = _parse_moment(raw.get("ended_at"))
+        except ValueError:
+            problem = "ended_at"
+    quantity = Decimal(0)
+    if not problem:
+        try:
+            quantity = Decimal(str(raw.get("quantity")))
+        except (InvalidOperation, ValueError):
+            return Incoming(
+                external_id, str(behaviour), Decimal(0), occurred_at, invalid_code="invalid_quantity"
+            )
+    if problem:
+        return Incoming(
+            external_id or str(record_id or ""),
+            "",
+            Decimal(0),
+            occurred_at or timezone.now(),
+            invalid_code=errors.INVALID_RECORD.code,
+            invalid_detail=problem,
+        )
+    return Incoming(
+        external_id=external_id,
+        behaviour_code=behaviour,
+        quantity=quantity,
+        occurred_at=occurred_at,
+        ended_at=ended_at,
+        customer_reference=reference,
+    )
+
+
+def partner_records_ingest(
+    *, partner: Partner, records: list[Any], window_days: int | None = -1, now=None
+) -> list[Outcome]:
+    """Ingests a partner batch: one outcome per record, in order, with the ids the partner sent."""
+    if len(records) > partner_batch_max():
+        raise ApplicationError(errors.PARTNER_BATCH_TOO_LARGE, fields={"max": partner_batch_max()})
+    incoming = [partner_record_parse(partner, raw) for raw in records]
+    allowed = frozenset(partner.behaviours.values_list("id", flat=True))
+    outcomes = records_ingest(
+        source=partner.source,
+        records=incoming,
+        partner_id=partner.id,
+        partner_code=partner.code,
+        allowed_behaviour_ids=allowed,
+        window_days=partner_window_days() if window_days == -1 else window_days,
+        now=now,
+    )
+    prefix = len(partner.code) + 1
+    for outcome in outcomes:
+        if outcome.external_id.startswith(f"{partner.code}:"):
+            outcome.external_id = outcome.external_id[prefix:]
+    return outcomes
+
+
+# --- Links between partner customers and people -------------------------------------------------
+
+LINK_CODE_TTL = 10 * 60
+
+
+def partner_link_code_issue(*, user: User) -> str:
+    """A one-time code the app shows and the person gives the partner at sign-up (valid 10 minutes)."""
+    code = f"{secrets.randbelow(10**8):08d}"
+    cache.set(f"activities:link-code:{code}", user.id, timeout=LINK_CODE_TTL)
+    return code
+
+
+@transaction.atomic
+def partner_customer_link(
+    *, partner: Partner, customer_reference: str, user: User, by_partner: bool = False
+) -> PartnerCustomerLink:
+    """Links a partner customer reference to a person. Linking it again to the same person is harmless."""
+    existing = PartnerCustomerLink.objects.filter(
+        partner=partner, customer_reference=customer_reference
+    ).first()
+    if existing is not None:
+        if existing.user_id != user.id:
+            raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN)
+        return existing
+    try:
+        with transaction.atomic():
+            return PartnerCustomerLink.objects.create(
+                partner=partner,
+                customer_reference=customer_reference,
+                user=user,
+                linked_by_partner=by_partner,
+            )
+    except IntegrityError as error:
+        raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN) from error
+
+
+def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference: str) -> PartnerCustomerLink:
+    """The partner's side of sign-up: the one-time code the person gave it links its customer to them."""
+    user_id = cache.get(f"activities:link-code:{link_code}") if link_code else None
+    if user_id is None or not cache.delete(f"activities:link-code:{link_code}"):
+        raise ApplicationError(errors.LINK_CODE_INVALID)
+    user = User.objects.get(pk=user_id)
+    return partner_customer_link(
+        partner=partner, customer_reference=customer_reference, user=user, by_partner=True
+    )
+
+
+def partner_link_remove(*, user: User, link_id: int) -> None:
+    """The person unlinks a card or customer number; records already credited stay."""
+    deleted, _ = PartnerCustomerLink.objects.filter(pk=link_id, user=user).delete()
+    if not deleted:
+        raise ApplicationError(NOT_FOUND)
+
+
+# --- The review queue -------------------------------------------------------------------------
+
+
+def _locked_held_record(record_id: int) -> ActivityRecord:
+    record = ActivityRecord.objects.select_for_update().filter(pk=record_id).first()
+    if record is None or record.status != RecordStatus.HELD:
+        raise ApplicationError(errors.RECORD_NOT_UNDER_REVIEW)
+    return record
+
+
+@transaction.atomic
+def record_approve(*, record_id: int, reviewer: User | None, note: str = "") -> ActivityRecord:
+    """Credits a held record, applying the caps as they stand now, and raises its day's DailyCarbon.
+
+    If that day was already settled, the raised credit is what the next settlement picks up.
+    """
+    record = _locked_held_record(record_id)
+    factor = factor_in_effect(Factor.objects.select_related("version").get(pk=record.factor_id))
+    day = BehaviourDay.objects.select_for_update().get(
+        user_id=record.user_id, behaviour_id=record.behaviour_id, day=record.local_day
+    )
+    month = None
+    if factor.monthly_cap_mg is not None:
+        month, _ = BehaviourMonth.objects.select_for_update().get_or_create(
+            user_id=record.user_id, behaviour_id=record.behaviour_id, month=record.local_day.replace(day=1)
+        )
+    credited, capped_by = apply_caps(
+        record.gross_carbon_mg, factor, day.credited_carbon_mg, month.credited_carbon_mg if month else None
+    )
+    now = timezone.now()
+    BehaviourDay.objects.filter(pk=day.pk).update(
+        credited_carbon_mg=F("credited_carbon_mg") + credited, held_count=F("held_count") - 1
+    )
+    if month is not None:
+        BehaviourMonth.objects.filter(pk=month.pk).update(
+            credited_carbon_mg=F("credited_carbon_mg") + credited
+        )
+    if credited:
+        daily_carbon_raise(user_id=record.user_id, day=record.local_day, carbon_mg=credited)
+    record.status = RecordStatus.CREDITED
+    record.credited_carbon_mg = credited
+    record.capped_by = capped_by
+    record.credited_at = record.approved_at = now
+    record.save(update_fields=["status", "credited_carbon_mg", "capped_by", "credited_at", "approved_at"])
+    ReviewDecision.objects.create(
+        record=record,
+        decision=ReviewDecision.Decision.APPROVED,
+        reviewer=reviewer,
+        note=note,
+        credited_carbon_mg=credited,
+        decided_at=now,
+    )
+    return record
+
+
+@transaction.atomic
+def record_reject(*, record_id: int, reviewer: User | None, note: str = "") -> ActivityRecord:
+    """Drops a held record: it credits nothing and no longer counts towards the day's quantity."""
+    record = _locked_held_record(record_id)
+    BehaviourDay.objects.filter(
+        user_id=record.user_id, behaviour_id=record.behaviour_id, day=record.local_day
+    ).update(held_count=F("held_count") - 1, quantity=F("quantity") - record.quantity)
+    record.status = RecordStatus.REJECTED
+    record.save(update_fields=["status"])
+    ReviewDecision.objects.create(
+        record=record,
+        decision=ReviewDecision.Decision.REJECTED,
+        reviewer=reviewer,
+        note=note,
+        decided_at=timezone.now(),
+    )
+    return record
+
+
+@transaction.atomic
+def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
+    """The person appeals a held or rejected record, once, with a note; a rejected one returns to review."""
+    record = ActivityRecord.objects.select_for_update().filter(pk=record_id, user=user).first()
+    if record is None:
+        raise ApplicationError(NOT_FOUND)
+    if record.status == RecordStatus.CREDITED:
+        raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
+    if record.appealed_at is not None:
+        raise ApplicationError(errors.APPEAL_ALREADY_MADE)
+    now = timezone.now()
+    if record.status == RecordStatus.REJECTED:
+        record.status = RecordStatus.HELD
+        BehaviourDay.objects.filter(
+            user_id=record.user_id, behaviour_id=record.behaviour_id, day=record.local_day
+        ).update(held_count=F("held_count") + 1, quantity=F("quantity") + record.quantity)
+    record.appeal_note = note
+    record.appealed_at = now
+    record.save(update_fields=["status", "appeal_note", "appealed_at"])
+    ReviewDecision.objects.create(
+        record=record, decision=ReviewDecision.Decision.APPEALED, reviewer=user, note=note, decided_at=now
+    )
+    return record
+
+
+def daily_carbon_raise(*, user_id: int, day: datetime.date, carbon_mg: int) -> None:
+    """Raises the credited carbon of a person's day (the contract with rewards), creating the row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO activities_dailycarbon
+                (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
+            VALUES (%s, %s, %s, 0, now())
+            ON CONFLICT (user_id, day) DO UPDATE
+            SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
+                updated_at = now()
+            """,
+            [user_id, day, carbon_mg],
+        )
+
+
+# --- The methodology --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def methodology_version_copy(
+    *,
+    source: MethodologyVersion,
+    effective_from: datetime.date,
+    created_by: User | None = None,
+    notes: str = "",
+) -> MethodologyVersion:
+    """Starts a new methodology version from an existing one (same factors), taking effect later.
+
+    Versions are never edited once in effect; an operator revises the copy before its day comes.
+    """
+    number = (
+        MethodologyVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0
+    ) + 1
+    version = MethodologyVersion.objects.create(
+        number=number,
+        effective_from=effective_from,
+        notes=notes or f"Copied from v{source.number}.",
+        created_by=created_by,
+    )
+    Factor.objects.bulk_create(
+        [
+            Factor(
+                version=version,
+                behaviour_id=factor.behaviour_id,
+                carbon_mg_per_unit=factor.carbon_mg_per_unit,
+                daily_cap_mg=factor.daily_cap_mg,
+                monthly_cap_mg=factor.monthly_cap_mg,
+                event_cap_mg=factor.event_cap_mg,
+                sources=factor.sources,
+                review_above_daily_quantity=factor.review_above_daily_quantity,
+                source_note=factor.source_note,
+            )
+            for factor in source.factors.all()
+        ]
+    )
+    return version
