@@ -7,6 +7,7 @@ the only other person a route names is a friend to remove, and only among their 
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -85,12 +86,12 @@ class GuestApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [GuestIpThrottle, GuestDeviceThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class GuestInput(serializers.Serializer):
         device_id = serializers.CharField(max_length=128)
         user_agreement_version = serializers.CharField(max_length=32)
         privacy_policy_version = serializers.CharField(max_length=32)
 
-    class OutputSerializer(serializers.Serializer):
+    class GuestOutput(serializers.Serializer):
         class SessionMeta(serializers.Serializer):
             session_token = serializers.CharField()
 
@@ -98,9 +99,9 @@ class GuestApi(APIView):
         created = serializers.BooleanField()
         user = ProfileOutput()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    @extend_schema(request=GuestInput, responses={200: GuestOutput, 201: GuestOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.GuestInput(data=request.data)
         data.is_valid(raise_exception=True)
         user, created = services.guest_open(**data.validated_data)
         token = services.session_token_issue(user=user)
@@ -127,14 +128,14 @@ class MyAgreementsApi(APIView):
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
-    class InputSerializer(serializers.Serializer):
+    class AgreementAcceptInput(serializers.Serializer):
         class Accepted(serializers.Serializer):
             kind = serializers.ChoiceField(choices=AgreementKind.choices)
             version = serializers.CharField(max_length=32)
 
         accepted = Accepted(many=True, allow_empty=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class MyAgreementsOutput(serializers.Serializer):
         class Acceptance(serializers.Serializer):
             kind = serializers.CharField(source="agreement.kind")
             version = serializers.CharField(source="agreement.version")
@@ -144,20 +145,20 @@ class MyAgreementsApi(APIView):
         accepted = Acceptance(many=True)
 
     def _state(self, user: User) -> dict:
-        return self.OutputSerializer(
+        return self.MyAgreementsOutput(
             {
                 "pending": selectors.agreements_pending_for(user=user),
                 "accepted": selectors.agreement_acceptances_of(user=user),
             }
         ).data
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=MyAgreementsOutput)
     def get(self, request: Request) -> Response:
         return Response(self._state(request.user))
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(request=AgreementAcceptInput, responses=MyAgreementsOutput)
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.AgreementAcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
         versions = {item["kind"]: item["version"] for item in data.validated_data["accepted"]}
         services.agreements_accept(user=request.user, versions=versions)
@@ -170,7 +171,7 @@ class MyAgreementsApi(APIView):
 class MeApi(APIView):
     """The signed-in person's profile."""
 
-    class InputSerializer(serializers.Serializer):
+    class ProfileInput(serializers.Serializer):
         nickname = serializers.CharField(max_length=40, required=False, allow_blank=True)
         district = serializers.CharField(max_length=32, required=False, allow_null=True)
         shows_on_leaderboards = serializers.BooleanField(required=False)
@@ -179,9 +180,9 @@ class MeApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(_profile(request, request.user))
 
-    @extend_schema(request=InputSerializer, responses=ProfileOutput)
+    @extend_schema(request=ProfileInput, responses=ProfileOutput)
     def patch(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ProfileInput(data=request.data)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         if "district" in changes:
@@ -195,12 +196,12 @@ class AvatarApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class AvatarInput(serializers.Serializer):
         avatar = serializers.FileField()
 
-    @extend_schema(request={"multipart/form-data": InputSerializer}, responses=ProfileOutput)
+    @extend_schema(request={"multipart/form-data": AvatarInput}, responses=ProfileOutput)
     def put(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.AvatarInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.avatar_set(user=request.user, upload=data.validated_data["avatar"])
         return Response(_profile(request, user))
@@ -249,12 +250,12 @@ class MergeApi(APIView):
     permission_classes = OPEN_WITHOUT_AGREEMENTS
     throttle_classes = [MergeThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class MergeInput(serializers.Serializer):
         source_session_token = serializers.CharField(max_length=128)
 
-    @extend_schema(request=InputSerializer, responses=ProfileOutput)
+    @extend_schema(request=MergeInput, responses=ProfileOutput)
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.MergeInput(data=request.data)
         data.is_valid(raise_exception=True)
         source = selectors.user_for_session_token(token=data.validated_data["source_session_token"])
         if source is None:
@@ -382,16 +383,16 @@ class InvitationApi(APIView):
 class FriendsApi(APIView):
     """The person's friends; POST accepts an invitation by its code."""
 
-    class InputSerializer(serializers.Serializer):
+    class InvitationAcceptInput(serializers.Serializer):
         code = serializers.CharField(max_length=16)
 
     @extend_schema(responses=FriendOutput(many=True))
     def get(self, request: Request) -> Response:
         return Response(FriendOutput(selectors.friends_of(user=request.user), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: FriendOutput})
+    @extend_schema(request=InvitationAcceptInput, responses={201: FriendOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.InvitationAcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
         friend = services.friendship_accept(user=request.user, code=data.validated_data["code"])
         return Response(FriendOutput(friend).data, status=status.HTTP_201_CREATED)
@@ -412,7 +413,7 @@ class FriendApi(APIView):
 class ExportApi(APIView):
     """Everything held about the person, as one JSON document."""
 
-    @extend_schema(responses={200: serializers.DictField()})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         response = Response(services.account_export(user=request.user))
         response["Content-Disposition"] = 'attachment; filename="carbon-account-export.json"'
@@ -424,12 +425,12 @@ class ErasureApi(APIView):
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
-    class InputSerializer(serializers.Serializer):
+    class ErasureInput(serializers.Serializer):
         confirm = serializers.ChoiceField(choices=["ERASE"])
 
-    @extend_schema(request=InputSerializer, responses={204: None})
+    @extend_schema(request=ErasureInput, responses={204: None})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ErasureInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.account_erase(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

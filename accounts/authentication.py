@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from allauth.headless.contrib.rest_framework.authentication import XSessionTokenAuthentication
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 
 
@@ -17,3 +18,13 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         if result is not None and not result[0].is_active:
             return None
         return result
+
+
+class SessionTokenScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how the app authenticates: the `X-Session-Token` header."""
+
+    target_class = "accounts.authentication.SessionTokenAuthentication"
+    name = "SessionToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Session-Token"}
