@@ -1,3 +1,25 @@
-from django.urls import path  # noqa: F401
+"""Rewards routes, under /api/v1/: the person's wallet, welfare projects and donations."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from rewards import apis
+
+urlpatterns = [
+    path("wallet", apis.WalletApi.as_view(), name="wallet"),
+    path("wallet/history", apis.WalletHistoryApi.as_view(), name="wallet-history"),
+    path("wallet/history/<int:entry_id>", apis.WalletHistoryEntryApi.as_view(), name="wallet-history-entry"),
+    path("welfare/projects", apis.ProjectListApi.as_view(), name="welfare-projects"),
+    path("welfare/projects/<uuid:project_id>", apis.ProjectDetailApi.as_view(), name="welfare-project"),
+    path(
+        "welfare/projects/<uuid:project_id>/donations",
+        apis.ProjectDonateApi.as_view(),
+        name="welfare-project-donate",
+    ),
+    path("welfare/donations", apis.DonationListApi.as_view(), name="welfare-donations"),
+    path("welfare/donations/<uuid:donation_id>", apis.DonationDetailApi.as_view(), name="welfare-donation"),
+    path(
+        "welfare/donations/<uuid:donation_id>/certificate.png",
+        apis.DonationCertificateApi.as_view(),
+        name="welfare-donation-certificate",
+    ),
+]

@@ -1,5 +1,7 @@
 """Every state change of the rewards app. Callers import from `rewards.services`."""
 
+from rewards.services.donations import donation_make, welfare_project_create
+from rewards.services.expiry import coins_expire, expiry_reminders_raise
 from rewards.services.ledger import (
     LotSpec,
     clearing_account_for_merchant,
@@ -15,6 +17,10 @@ from rewards.services.ledger import (
 from rewards.services.settlement import coin_rate_for_day, settlement_run
 
 __all__ = [
+    "coins_expire",
+    "donation_make",
+    "expiry_reminders_raise",
+    "welfare_project_create",
     "LotSpec",
     "clearing_account_for_merchant",
     "coin_expiry_days",

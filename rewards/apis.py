@@ -1,0 +1,298 @@
+"""The rewards API: the person's wallet and its history, welfare projects, donations, certificates.
+
+Thin views: validate, call one service or selector, serialize.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from activities.selectors import receipt_of
+from config.api.errors import VALIDATION_FAILED, ApplicationError
+from config.api.pagination import CursorPagination
+from rewards import selectors, services
+from rewards.certificates import donation_certificate_png
+from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject
+
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+# --- Wallet ---------------------------------------------------------------------------------
+
+
+class ExpiryOutput(serializers.Serializer):
+    expires_on = serializers.DateField()
+    coins = serializers.IntegerField()
+
+
+class WalletOutput(serializers.Serializer):
+    balance = serializers.IntegerField(help_text="Whole carbon coins.")
+    pending_carbon_mg = serializers.IntegerField(
+        help_text="Carbon credited but not yet settled into coins (mg CO2e), including grams carried over."
+    )
+    pending_coins_estimate = serializers.IntegerField(
+        help_text="Coins the pending carbon makes at today's rate."
+    )
+    carbon_mg_per_coin = serializers.IntegerField()
+    next_expiries = ExpiryOutput(many=True)
+    coins_expiring_soon = serializers.IntegerField(help_text="Coins expiring within 30 days.")
+    has_expiry_reminder = serializers.BooleanField()
+
+
+class WalletApi(APIView):
+    @extend_schema(responses=WalletOutput, operation_id="wallet_retrieve")
+    def get(self, request: Request) -> Response:
+        return Response(WalletOutput(selectors.wallet_summary(user=request.user)).data)
+
+
+class CauseOutput(serializers.Serializer):
+    """Why the coins moved: which day's settlement, which coupon, which donation."""
+
+    type = serializers.CharField()
+    reference = serializers.CharField()
+    settlement_day = serializers.DateField(required=False)
+    carbon_mg = serializers.IntegerField(required=False)
+    carbon_days = serializers.ListField(child=serializers.DateField(), required=False)
+    donation_id = serializers.UUIDField(required=False)
+    project_title = serializers.CharField(required=False)
+    coupon_id = serializers.CharField(required=False)
+
+
+def _cause(entry: LedgerEntry, settlement: Settlement | None) -> dict:
+    ledger_transaction = entry.transaction
+    cause: dict = {"type": ledger_transaction.kind, "reference": ledger_transaction.reference}
+    if settlement is not None:
+        cause |= {
+            "settlement_day": settlement.day,
+            "carbon_mg": settlement.carbon_mg,
+            "carbon_days": settlement.carbon_days,
+        }
+    donation = (
+        getattr(ledger_transaction, "donation", None) if ledger_transaction.kind == "donation" else None
+    )
+    if donation is not None:
+        cause |= {"donation_id": donation.public_id, "project_title": donation.project.title}
+    prefix, _separator, identifier = ledger_transaction.reference.partition(":")
+    if prefix == "coupon" and identifier:
+        cause["coupon_id"] = identifier
+    return cause
+
+
+class HistoryEntryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="Signed: coins in are positive, coins out negative.")
+    kind = serializers.ChoiceField(choices=LedgerTransactionKind.choices)
+    kind_display = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    memo = serializers.CharField()
+    cause = CauseOutput()
+
+
+def _history_entry(entry: LedgerEntry, settlement: Settlement | None) -> dict:
+    return {
+        "id": entry.pk,
+        "amount": entry.amount,
+        "kind": entry.transaction.kind,
+        "kind_display": entry.transaction.get_kind_display(),
+        "created_at": entry.transaction.created_at,
+        "memo": entry.transaction.memo,
+        "cause": _cause(entry, settlement),
+    }
+
+
+class HistoryPagination(CursorPagination):
+    ordering = "-id"
+
+
+class WalletHistoryApi(APIView):
+    @extend_schema(responses=HistoryEntryOutput(many=True), operation_id="wallet_history_list")
+    def get(self, request: Request) -> Response:
+        paginator = HistoryPagination()
+        page = paginator.paginate_queryset(selectors.wallet_history(user=request.user), request, view=self)
+        settlements = selectors.settlements_for_entries(user=request.user, entries=page)
+        rows = [_history_entry(entry, settlements.get(entry.transaction_id)) for entry in page]
+        return paginator.get_paginated_response(HistoryEntryOutput(rows, many=True).data)
+
+
+class ActivityRecordOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    local_day = serializers.DateField()
+    behaviour = serializers.CharField(source="behaviour.code")
+    credited_carbon_mg = serializers.IntegerField()
+    receipt = serializers.SerializerMethodField()
+
+    def get_receipt(self, record) -> str:
+        return receipt_of(record)
+
+
+class HistoryEntryDetailOutput(HistoryEntryOutput):
+    activity_records = ActivityRecordOutput(
+        many=True, help_text="For a settlement: the records it converted."
+    )
+
+
+class WalletHistoryEntryApi(APIView):
+    @extend_schema(responses=HistoryEntryDetailOutput, operation_id="wallet_history_retrieve")
+    def get(self, request: Request, entry_id: int) -> Response:
+        entry = get_object_or_404(selectors.wallet_history(user=request.user), pk=entry_id)
+        settlement = selectors.settlement_of(user=request.user, entry=entry)
+        row = _history_entry(entry, settlement)
+        row["activity_records"] = (
+            selectors.activity_records_settled(user=request.user, settlement=settlement) if settlement else []
+        )
+        return Response(HistoryEntryDetailOutput(row).data)
+
+
+# --- Welfare projects and donations ---------------------------------------------------------------
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    image = serializers.SerializerMethodField()
+    donated_coins = serializers.IntegerField(help_text="The project account's balance.")
+    donors = serializers.IntegerField()
+    progress_percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WelfareProject
+        fields = [
+            "id",
+            "title",
+            "description",
+            "image",
+            "goal_coins",
+            "donated_coins",
+            "donors",
+            "progress_percent",
+            "is_open",
+        ]
+
+    def get_image(self, project) -> str | None:
+        if not project.image:
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(project.image.url) if request else project.image.url
+
+    def get_progress_percent(self, project) -> int:
+        return min(100, project.donated_coins * 100 // project.goal_coins)
+
+
+class ProjectPagination(CursorPagination):
+    ordering = "-created_at"
+
+
+class ProjectListApi(APIView):
+    @extend_schema(responses=ProjectOutput(many=True), operation_id="welfare_projects_list")
+    def get(self, request: Request) -> Response:
+        paginator = ProjectPagination()
+        page = paginator.paginate_queryset(selectors.welfare_projects(), request, view=self)
+        return paginator.get_paginated_response(
+            ProjectOutput(page, many=True, context={"request": request}).data
+        )
+
+
+class ProjectDetailApi(APIView):
+    @extend_schema(responses=ProjectOutput, operation_id="welfare_projects_retrieve")
+    def get(self, request: Request, project_id) -> Response:
+        project = get_object_or_404(selectors.welfare_projects(), public_id=project_id)
+        return Response(ProjectOutput(project, context={"request": request}).data)
+
+
+class DonationOutput(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    project_id = serializers.UUIDField(source="project.public_id")
+    project_title = serializers.CharField(source="project.title")
+    certificate_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Donation
+        fields = [
+            "id",
+            "project_id",
+            "project_title",
+            "amount",
+            "donor_name",
+            "created_at",
+            "certificate_url",
+        ]
+
+    def get_certificate_url(self, donation) -> str:
+        return f"/api/v1/welfare/donations/{donation.public_id}/certificate.png"
+
+
+class ProjectDonateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        amount = serializers.IntegerField(min_value=1, max_value=10_000_000)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="8–64 letters, digits, - or _. A retry with the same key returns the donation.",
+            )
+        ],
+        responses={201: DonationOutput, 200: DonationOutput},
+        operation_id="welfare_projects_donate",
+    )
+    def post(self, request: Request, project_id) -> Response:
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise ApplicationError(
+                VALIDATION_FAILED, fields={"Idempotency-Key": [_("8 to 64 letters, digits, - or _.")]}
+            )
+        project = get_object_or_404(WelfareProject, public_id=project_id)
+        donation = services.donation_make(
+            user=request.user, project=project, amount=body.validated_data["amount"], idempotency_key=key
+        )
+        return Response(
+            DonationOutput(donation).data,
+            status=status.HTTP_200_OK if donation.replayed else status.HTTP_201_CREATED,
+            headers={"Idempotent-Replayed": "true"} if donation.replayed else {},
+        )
+
+
+class DonationPagination(CursorPagination):
+    ordering = "-id"
+
+
+class DonationListApi(APIView):
+    @extend_schema(responses=DonationOutput(many=True), operation_id="welfare_donations_list")
+    def get(self, request: Request) -> Response:
+        paginator = DonationPagination()
+        page = paginator.paginate_queryset(selectors.donations_of(user=request.user), request, view=self)
+        return paginator.get_paginated_response(DonationOutput(page, many=True).data)
+
+
+class DonationDetailApi(APIView):
+    @extend_schema(responses=DonationOutput, operation_id="welfare_donations_retrieve")
+    def get(self, request: Request, donation_id) -> Response:
+        donation = get_object_or_404(selectors.donations_of(user=request.user), public_id=donation_id)
+        return Response(DonationOutput(donation).data)
+
+
+class DonationCertificateApi(APIView):
+    @extend_schema(
+        responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The certificate.")},
+        operation_id="welfare_donations_certificate",
+    )
+    def get(self, request: Request, donation_id) -> HttpResponse:
+        donation = get_object_or_404(selectors.donations_of(user=request.user), public_id=donation_id)
+        response = HttpResponse(donation_certificate_png(donation=donation), content_type="image/png")
+        response["Content-Disposition"] = f'inline; filename="donation-{donation.public_id}.png"'
+        response["Cache-Control"] = "private, max-age=86400"
+        return response

@@ -1,0 +1,160 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table names.
+"""Coin expiry: coins earned more than the expiry period ago go to the expiry sink, with entries.
+
+Lots (`CoinLot`) carry each credit's expiry day; debits consume them soonest-expiring first, so
+what is left in a lot on its day is exactly what expires. The daily job is set-based and chunked
+by wallet like settlement: per chunk one ledger transaction (each wallet's debit and the sink's
+credit), the lots emptied and the balances lowered in the same database transaction. Running it
+twice on a day finds the lots already empty and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rewards.models import CoinLot, LedgerAccountKind, LedgerTransactionKind
+from rewards.services.ledger import expiry_sink_account
+
+logger = logging.getLogger(__name__)
+
+EXPIRY_REMINDER_DAYS = 30
+DEFAULT_CHUNK_SIZE = 20_000
+EXPIRING = "rewards_expiring_wallets"
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    wallets: int
+    coins: int
+    reminders_raised: int
+
+
+def _execute(sql: str, params: dict | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int) -> tuple[int, int]:
+    params = {
+        "today": today,
+        "lower": lower,
+        "upper": upper,
+        "sink": sink_id,
+        "now": timezone.now(),
+        "kind": LedgerTransactionKind.EXPIRY.value,
+        "reference": f"expiry:{today.isoformat()}",
+    }
+    if connection.vendor == "postgresql":
+        _execute(
+            """
+            SELECT COUNT(*) FROM (
+                SELECT id FROM rewards_ledgeraccount
+                WHERE id = %(sink)s OR id IN (
+                    SELECT account_id FROM rewards_coinlot
+                    WHERE expires_on <= %(today)s AND remaining_amount > 0
+                      AND account_id > %(lower)s AND account_id <= %(upper)s
+                )
+                ORDER BY id FOR UPDATE
+            ) AS locked
+            """,
+            params,
+        )
+    _execute(f"DROP TABLE IF EXISTS {EXPIRING}")
+    _execute(
+        f"""
+        CREATE TEMPORARY TABLE {EXPIRING} AS
+        SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins
+        FROM rewards_coinlot
+        WHERE expires_on <= %(today)s AND remaining_amount > 0
+          AND account_id > %(lower)s AND account_id <= %(upper)s
+        GROUP BY account_id
+        """,
+        params,
+    )
+    wallets, coins, first, last = _execute(
+        f"SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id) FROM {EXPIRING}"
+    )[0]
+    if wallets:
+        params |= {"coins": coins, "key": f"expiry:{today.isoformat()}:wallets:{first}-{last}"}
+        params["transaction"] = _execute(
+            """
+            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
+            """,
+            params,
+        )[0][0]
+        _execute(
+            f"""
+            INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+            SELECT %(transaction)s, account_id, -coins FROM {EXPIRING}
+            UNION ALL
+            SELECT %(transaction)s, %(sink)s, %(coins)s
+            """,
+            params,
+        )
+        _execute(
+            f"""
+            UPDATE rewards_coinlot SET remaining_amount = 0
+            WHERE expires_on <= %(today)s AND remaining_amount > 0
+              AND account_id IN (SELECT account_id FROM {EXPIRING})
+            """,
+            params,
+        )
+        _execute(
+            f"""
+            UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance - expiring.coins
+            FROM {EXPIRING} AS expiring WHERE rewards_ledgeraccount.id = expiring.account_id
+            """,
+            params,
+        )
+        _execute("UPDATE rewards_ledgeraccount SET balance = balance + %(coins)s WHERE id = %(sink)s", params)
+    _execute(f"DROP TABLE {EXPIRING}")
+    return wallets, coins
+
+
+def coins_expire(*, today: datetime.date | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ExpiryResult:
+    """Moves every coin whose expiry day has come to the expiry sink; raises the 30-day reminders.
+
+    Safe to run any number of times a day. Must not run inside a transaction (chunks commit).
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("expiry commits chunk by chunk: call it outside a transaction")
+    today = today or timezone.localdate()
+    sink_id = expiry_sink_account().pk
+    wallets = coins = 0
+    lower = -1
+    while True:
+        upper = _execute(
+            """
+            SELECT MAX(account_id) FROM (
+                SELECT DISTINCT account_id FROM rewards_coinlot
+                WHERE expires_on <= %(today)s AND remaining_amount > 0 AND account_id > %(lower)s
+                ORDER BY account_id LIMIT %(chunk)s
+            ) AS chunk
+            """,
+            {"today": today, "lower": lower, "chunk": chunk_size},
+        )[0][0]
+        if upper is None:
+            break
+        with transaction.atomic():
+            chunk_wallets, chunk_coins = _chunk_expire(today=today, lower=lower, upper=upper, sink_id=sink_id)
+        wallets, coins, lower = wallets + chunk_wallets, coins + chunk_coins, upper
+    reminders = expiry_reminders_raise(today=today)
+    logger.info("expiry.done", extra={"day": today.isoformat(), "wallets": wallets, "coins": coins})
+    return ExpiryResult(wallets=wallets, coins=coins, reminders_raised=reminders)
+
+
+def expiry_reminders_raise(*, today: datetime.date) -> int:
+    """Flags the lots that expire within the reminder window, once each (one UPDATE)."""
+    return CoinLot.objects.filter(
+        remaining_amount__gt=0,
+        reminder_raised_at__isnull=True,
+        expires_on__lte=today + datetime.timedelta(days=EXPIRY_REMINDER_DAYS),
+        account__kind=LedgerAccountKind.WALLET,
+    ).update(reminder_raised_at=timezone.now())

@@ -1,0 +1,133 @@
+"""Expiry: coins go to the expiry sink on their day, oldest spent first, reminders 30 days before."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.test import override_settings
+
+from rewards.audit import ledger_audit
+from rewards.models import CoinLot, LedgerEntry, LedgerTransaction
+from rewards.selectors import wallet_summary
+from rewards.services import (
+    LotSpec,
+    clearing_account_for_merchant,
+    coins_expire,
+    coins_transfer,
+    expiry_sink_account,
+    issuance_account,
+    ledger_transaction_post,
+    settlement_run,
+    wallet_account_for_user,
+)
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import carbon_credit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TODAY = datetime.date(2026, 11, 24)
+
+
+def _mint(user, *lots: tuple[int, datetime.date]) -> None:
+    """Credits lots with given expiry days, as if earned long ago."""
+    wallet = wallet_account_for_user(user_id=user.pk)
+    total = sum(amount for amount, _ in lots)
+    ledger_transaction_post(
+        legs=[(issuance_account(), -total), (wallet, total)],
+        kind="issuance",
+        idempotency_key=f"mint:{user.pk}:{lots}",
+        reference="test",
+        credit_lots={
+            wallet.pk: [
+                LotSpec(amount, expires_on - datetime.timedelta(days=365), expires_on)
+                for amount, expires_on in lots
+            ]
+        },
+    )
+
+
+def _balance(user) -> int:
+    return wallet_account_for_user(user_id=user.pk).balance
+
+
+def test_coins_whose_day_has_come_move_to_the_expiry_sink_with_entries(person):
+    _mint(
+        person, (5, TODAY - datetime.timedelta(days=1)), (7, TODAY), (11, TODAY + datetime.timedelta(days=1))
+    )
+
+    result = coins_expire(today=TODAY)
+
+    assert (result.wallets, result.coins) == (1, 12)
+    assert _balance(person) == 11
+    assert expiry_sink_account().balance == 12
+    expiry = LedgerTransaction.objects.get(kind="expiry")
+    assert sorted(LedgerEntry.objects.filter(transaction=expiry).values_list("amount", flat=True)) == [
+        -12,
+        12,
+    ]
+    assert ledger_audit().is_balanced
+
+
+def test_expiring_twice_on_the_same_day_changes_nothing(person):
+    _mint(person, (5, TODAY))
+    coins_expire(today=TODAY)
+
+    again = coins_expire(today=TODAY)
+
+    assert (again.wallets, again.coins) == (0, 0)
+    assert LedgerTransaction.objects.filter(kind="expiry").count() == 1
+    assert _balance(person) == 0
+
+
+def test_spending_takes_the_soonest_expiring_coins_first_so_fewer_expire(person):
+    _mint(person, (10, TODAY + datetime.timedelta(days=200)), (10, TODAY))
+    coins_transfer(
+        source=wallet_account_for_user(user_id=person.pk),
+        destination=clearing_account_for_merchant(merchant_id=1),
+        amount=8,
+        kind="redemption",
+        idempotency_key="spend",
+        reference="coupon:x",
+    )
+
+    coins_expire(today=TODAY)
+
+    assert _balance(person) == 10
+    assert expiry_sink_account().balance == 2
+
+
+def test_many_wallets_expire_in_chunks():
+    people = UserFactory.create_batch(5)
+    for number, user in enumerate(people, start=1):
+        _mint(user, (number, TODAY))
+
+    result = coins_expire(today=TODAY, chunk_size=2)
+
+    assert (result.wallets, result.coins) == (5, 15)
+    assert LedgerTransaction.objects.filter(kind="expiry").count() == 3
+    assert ledger_audit().is_balanced
+
+
+def test_reminders_are_raised_once_thirty_days_before(person):
+    _mint(person, (3, TODAY + datetime.timedelta(days=30)), (4, TODAY + datetime.timedelta(days=31)))
+
+    first = coins_expire(today=TODAY)
+    second = coins_expire(today=TODAY)
+
+    assert (first.reminders_raised, second.reminders_raised) == (1, 0)
+    summary = wallet_summary(user=person, today=TODAY)
+    assert summary.coins_expiring_soon == 3
+    assert summary.has_expiry_reminder
+
+
+@override_settings(REWARDS_COIN_EXPIRY_DAYS=30)
+def test_settled_coins_expire_after_the_configured_period(person):
+    day = TODAY - datetime.timedelta(days=31)
+    carbon_credit(person, day, 20_000)
+    settlement_run(day=day)
+
+    assert CoinLot.objects.get().expires_on == day + datetime.timedelta(days=30)
+    coins_expire(today=TODAY)
+    assert _balance(person) == 0
+    assert expiry_sink_account().balance == 2

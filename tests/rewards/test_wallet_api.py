@@ -1,0 +1,88 @@
+"""What the person sees: balance, pending carbon, next expiries, a history traceable to causes."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from rewards.models import LedgerEntry
+from rewards.services import (
+    clearing_account_for_merchant,
+    coins_transfer,
+    settlement_run,
+    wallet_account_for_user,
+)
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import carbon_credit, fund_wallet
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_wallet_shows_balance_pending_carbon_and_next_expiries(person, person_client):
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    carbon_credit(person, yesterday, 23_500)
+    settlement_run(day=yesterday)
+    carbon_credit(person, timezone.localdate(), 4_000)
+
+    body = person_client.get("/api/v1/wallet").json()
+
+    assert body["balance"] == 2
+    assert body["pending_carbon_mg"] == 3_500 + 4_000
+    assert body["carbon_mg_per_coin"] == 10_000
+    assert body["next_expiries"] == [
+        {"expires_on": (yesterday + datetime.timedelta(days=365)).isoformat(), "coins": 2}
+    ]
+    assert body["has_expiry_reminder"] is False
+
+
+def test_a_new_person_has_an_empty_wallet(person_client):
+    body = person_client.get("/api/v1/wallet").json()
+
+    assert (body["balance"], body["pending_carbon_mg"], body["next_expiries"]) == (0, 0, [])
+
+
+def test_the_history_pages_by_cursor_and_names_each_cause(person, person_client):
+    day = timezone.localdate() - datetime.timedelta(days=2)
+    carbon_credit(person, day, 30_000)
+    settlement_run(day=day)
+    for number in range(3):
+        coins_transfer(
+            source=wallet_account_for_user(user_id=person.pk),
+            destination=clearing_account_for_merchant(merchant_id=9),
+            amount=1,
+            kind="redemption",
+            idempotency_key=f"coupon-{number}",
+            reference=f"coupon:c{number}",
+        )
+
+    first = person_client.get("/api/v1/wallet/history?page_size=2").json()
+    second = person_client.get(first["next"]).json()
+
+    entries = first["results"] + second["results"]
+    assert [entry["amount"] for entry in entries] == [-1, -1, -1, 3]
+    assert entries[0]["cause"] == {"type": "redemption", "reference": "coupon:c2", "coupon_id": "c2"}
+    assert entries[3]["cause"] == {
+        "type": "settlement",
+        "reference": f"settlement:{day.isoformat()}",
+        "settlement_day": day.isoformat(),
+        "carbon_mg": 30_000,
+        "carbon_days": [day.isoformat()],
+    }
+    assert second["next"] is None
+    detail = person_client.get(f"/api/v1/wallet/history/{entries[3]['id']}").json()
+    assert detail["activity_records"] == []  # carbon credited directly here; capture links real records
+
+
+def test_someone_elses_history_entry_is_not_found(person, client_for):
+    fund_wallet(person, 3)
+    entry_id = LedgerEntry.objects.filter(account__owner_id=person.pk).values_list("id", flat=True).get()
+
+    response = client_for(UserFactory()).get(f"/api/v1/wallet/history/{entry_id}")
+
+    assert response.status_code == 404
+
+
+def test_the_wallet_needs_a_session(api_client):
+    assert api_client.get("/api/v1/wallet").status_code == 401
