@@ -1,0 +1,121 @@
+"""Caps under real concurrency: threads, each with its own PostgreSQL connection, race on one person."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.models import DataSource
+from activities import services
+from activities.ingest import LOCAL_TZ, local_day_of
+from activities.models import ActivityRecord, BehaviourDay, DailyCarbon
+from tests.accounts.factories import UserFactory
+from tests.activities.conftest import ago, ride
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
+
+
+def race(functions) -> list:
+    """Runs each function in its own thread, all released at once; returns their results or errors."""
+    barrier = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+
+    def run(index, function):
+        try:
+            barrier.wait()
+            results[index] = function()
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_phones_syncing_at_once_never_credit_more_than_the_daily_cap(authorize):
+    person = UserFactory()
+    authorize(person)
+    day = local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+
+    counts = [3000 * n for n in range(1, 9)]  # up to 24,000 steps: 480 g before the 200 g cap
+    results = race([lambda c=c: services.steps_sync(user=person, steps_by_day={day: c}) for c in counts])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    total = DailyCarbon.objects.get(user=person, day=day).credited_carbon_mg
+    records = ActivityRecord.objects.filter(user=person)
+    assert total <= 200_000
+    assert total == sum(r.credited_carbon_mg for r in records)
+    # Only increases count: the stored quantities add up to the highest count that won.
+    assert sum(r.quantity for r in records) == BehaviourDay.objects.get(user=person).quantity
+    assert BehaviourDay.objects.get(user=person).quantity <= 24_000
+    assert BehaviourDay.objects.get(user=person).credited_carbon_mg == total
+
+
+def test_partner_batches_racing_never_credit_more_than_the_cap(transit, rider):
+    start = ago(hours=12)
+
+    def batch(thread: int):
+        records = [
+            dict(
+                ride(f"T{thread}-{n}", at=start + datetime.timedelta(minutes=7 * n + thread)),
+                behaviour="metro",
+            )
+            for n in range(3)
+        ]
+        return services.partner_records_ingest(partner=transit.partner, records=records)
+
+    results = race([lambda t=t: batch(t) for t in range(6)])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert DailyCarbon.objects.get(user=rider).credited_carbon_mg == 400_000  # 5 metro rides
+    assert ActivityRecord.objects.filter(user=rider).count() == 18
+    assert (
+        sum(ActivityRecord.objects.filter(user=rider).values_list("credited_carbon_mg", flat=True)) == 400_000
+    )
+
+
+def test_the_same_batch_sent_at_once_is_credited_once(transit, rider):
+    records = [dict(ride(f"R{n}", at=ago(hours=10 - n)), behaviour="bus") for n in range(4)]
+
+    results = race([lambda: services.partner_records_ingest(partner=transit.partner, records=records)] * 4)
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert ActivityRecord.objects.count() == 4
+    assert DailyCarbon.objects.get(user=rider).credited_carbon_mg == 320_000
+    statuses = sorted(o.status for result in results for o in result)
+    assert statuses.count("accepted") == 4
+    assert statuses.count("duplicate") == 12
+
+
+def test_two_partners_racing_on_one_behaviour_share_its_cap(authorize):
+    person = UserFactory()
+    authorize(person, DataSource.BANK_PAYMENTS, DataSource.ONLINE_SERVICES)
+    bank = services.partner_create(
+        code="bank", name="Bank", source=DataSource.BANK_PAYMENTS, behaviour_codes=["e_invoice"]
+    )
+    shop = services.partner_create(
+        code="shop", name="Shop", source=DataSource.ONLINE_SERVICES, behaviour_codes=["e_invoice"]
+    )
+    for partner in (bank, shop):
+        services.partner_customer_link(partner=partner.partner, customer_reference="C1", user=person)
+
+    def batch(partner, thread):
+        records = [
+            {**ride(f"{thread}-{n}", reference="C1", at=ago(minutes=90 - n)), "behaviour": "e_invoice"}
+            for n in range(4)
+        ]
+        return services.partner_records_ingest(partner=partner.partner, records=records)
+
+    results = race([lambda p=p, t=t: batch(p, t) for t in range(3) for p in (bank, shop)])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert DailyCarbon.objects.get(user=person).credited_carbon_mg == 25_000  # 5 e-invoices a day
+    assert ActivityRecord.objects.filter(user=person).count() == 24

@@ -1,0 +1,296 @@
+"""Partner feeds: signed requests, per-record outcomes, idempotency, consent, plausibility."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts import services as accounts_services
+from accounts.models import DataSource
+from activities import services
+from activities.models import ActivityRecord, DailyCarbon, PartnerCustomerLink, RejectionTally
+from tests.accounts.factories import UserFactory
+from tests.activities.conftest import ago, credited_mg, ride, signed_headers, snapshot, tally
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_signed_batch_credits_each_ride(transit, rider, post_batch):
+    response = post_batch(
+        transit, [ride("R1", at=ago(hours=3)), ride("R2", behaviour="metro", at=ago(hours=2))]
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["duplicate"], body["rejected"], body["held_for_review"]) == (2, 0, 0, 0)
+    assert body["records"] == [
+        {"id": "R1", "status": "accepted", "credited_carbon_mg": 80_000},
+        {"id": "R2", "status": "accepted", "credited_carbon_mg": 80_000},
+    ]
+    assert credited_mg(rider) == 160_000
+    record = ActivityRecord.objects.get(external_id="city-transit:R1")
+    assert record.partner == transit.partner
+    assert record.source == DataSource.TRANSIT_CARD
+
+
+def test_a_resent_batch_credits_nothing_twice(transit, rider, post_batch):
+    records = [ride("R1", at=ago(hours=3)), ride("R2", at=ago(hours=2))]
+    post_batch(transit, records)
+    before = snapshot()
+
+    body = post_batch(transit, [*records, ride("R1", at=ago(hours=3))]).json()
+
+    assert [r["status"] for r in body["records"]] == ["duplicate", "duplicate", "duplicate"]
+    assert snapshot() == before
+
+
+def test_the_same_id_twice_in_one_batch_is_credited_once(transit, rider, post_batch):
+    body = post_batch(transit, [ride("R1", at=ago(hours=3)), ride("R1", at=ago(hours=3))]).json()
+
+    assert [r["status"] for r in body["records"]] == ["accepted", "duplicate"]
+    assert ActivityRecord.objects.count() == 1
+
+
+def test_every_rejection_code_of_a_partner_record(transit, rider, post_batch):
+    stranger = UserFactory()
+    services.partner_customer_link(partner=transit.partner, customer_reference="T-NOCONSENT", user=stranger)
+    closed = UserFactory(closed_at=datetime.datetime.now(tz=datetime.UTC))
+    accounts_services.data_source_authorize(user=closed, source=DataSource.TRANSIT_CARD)
+    services.partner_customer_link(partner=transit.partner, customer_reference="T-CLOSED", user=closed)
+    records = [
+        {"id": "bad", "behaviour": "bus"},
+        ride("unknown-behaviour", behaviour="teleport"),
+        ride("not-allowed", behaviour="walk"),
+        ride("unknown-customer", reference="T-999"),
+        ride("no-consent", reference="T-NOCONSENT"),
+        ride("closed", reference="T-CLOSED"),
+        {**ride("zero"), "quantity": "0"},
+        {**ride("nan"), "quantity": "lots"},
+        ride("future", at=ago(minutes=-30)),
+        ride("old", at=ago(days=40)),
+        ride("before-methodology", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC)),
+    ]
+
+    body = post_batch(transit, records).json()
+
+    assert [(r["id"], r.get("code")) for r in body["records"]] == [
+        ("bad", "invalid_record"),
+        ("unknown-behaviour", "unknown_behaviour"),
+        ("not-allowed", "behaviour_not_allowed"),
+        ("unknown-customer", "unknown_customer"),
+        ("no-consent", "source_not_authorized"),
+        ("closed", "account_closed"),
+        ("zero", "invalid_quantity"),
+        ("nan", "invalid_quantity"),
+        ("future", "occurred_in_future"),
+        ("old", "occurred_too_long_ago"),
+        ("before-methodology", "occurred_too_long_ago"),
+    ]
+    assert body["rejected"] == len(records)
+    assert all(r["message"] for r in body["records"])
+    assert not ActivityRecord.objects.exists()
+    assert not DailyCarbon.objects.exists()
+    assert tally("source_not_authorized") == 1
+    assert RejectionTally.objects.get(code="invalid_quantity").count == 2
+    assert (
+        sum(RejectionTally.objects.filter(partner_code="city-transit").values_list("count", flat=True)) == 11
+    )
+
+
+def test_a_record_before_the_first_methodology_is_rejected_in_an_import(transit, rider):
+    outcomes = services.partner_records_ingest(
+        partner=transit.partner,
+        records=[ride("ancient", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC))],
+        window_days=None,
+    )
+
+    assert outcomes[0].code == "no_factor_in_effect"
+
+
+def test_revoked_consent_rejects_and_stores_nothing(transit, rider, post_batch):
+    accounts_services.data_source_revoke(user=rider, source=DataSource.TRANSIT_CARD)
+
+    body = post_batch(transit, [ride("R1")]).json()
+
+    assert body["records"][0]["code"] == "source_not_authorized"
+    assert not ActivityRecord.objects.exists()
+    assert tally("source_not_authorized") == 1
+
+
+def test_rides_beyond_the_daily_cap_are_accepted_but_capped(transit, rider, post_batch):
+    start = ago(hours=12)
+    records = [ride(f"R{n}", at=start + datetime.timedelta(minutes=30 * n)) for n in range(7)]
+    records = [dict(r, behaviour="metro") for r in records]
+
+    body = post_batch(transit, records).json()
+
+    assert [r["credited_carbon_mg"] for r in body["records"]] == [80_000] * 5 + [0, 0]
+    assert body["records"][5]["capped_by"] == "day"
+    assert credited_mg(rider) == 400_000
+
+
+def test_overlapping_rides_are_held_for_review(transit, rider, post_batch):
+    start = ago(hours=5)
+    post_batch(transit, [ride("R1", at=start, minutes=40)])
+
+    body = post_batch(
+        transit,
+        [
+            ride("R2", at=start + datetime.timedelta(minutes=20), minutes=30),
+            ride("R3", at=ago(hours=1), minutes=10),
+        ],
+    ).json()
+
+    assert [(r["status"], r.get("hold_reason")) for r in body["records"]] == [
+        ("held_for_review", "overlapping_trip"),
+        ("accepted", None),
+    ]
+    assert credited_mg(rider) == 160_000
+
+
+def test_more_rides_in_a_day_than_the_behaviour_allows_are_held(transit, rider, post_batch):
+    start = ago(hours=12)
+    records = [
+        dict(ride(f"R{n}", at=start + datetime.timedelta(minutes=10 * n)), behaviour="metro")
+        for n in range(12)
+    ]
+
+    body = post_batch(transit, records).json()
+
+    statuses = [r["status"] for r in body["records"]]
+    assert statuses == ["accepted"] * 10 + ["held_for_review"] * 2
+    assert body["records"][10]["hold_reason"] == "too_many_in_a_day"
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "status"),
+    [
+        ({"HTTP_X_SIGNATURE": "0" * 64}, "partner_signature_invalid", 401),
+        ({"HTTP_X_PARTNER_KEY": "pk_unknown"}, "partner_credentials_invalid", 401),
+        ({"HTTP_X_PARTNER_KEY": ""}, "partner_credentials_invalid", 401),
+    ],
+)
+def test_bad_credentials_are_refused(transit, rider, change, code, status):
+    body = json.dumps({"records": [ride("R1")]}).encode()
+    headers = {**signed_headers(transit, body), **change}
+
+    response = APIClient().post(
+        "/api/v1/partner/records", data=body, content_type="application/json", **headers
+    )
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert not ActivityRecord.objects.exists()
+
+
+def test_a_tampered_body_is_refused(transit, rider):
+    body = json.dumps({"records": [ride("R1")]}).encode()
+    headers = signed_headers(transit, body)
+    tampered = body.replace(b'"1"', b'"9"')
+
+    response = APIClient().post(
+        "/api/v1/partner/records", data=tampered, content_type="application/json", **headers
+    )
+
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_a_timestamp_outside_five_minutes_is_refused(transit, rider, post_batch, offset):
+    response = post_batch(transit, [ride("R1")], timestamp=int(time.time()) + offset)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "partner_timestamp_skewed"
+
+
+def test_a_replayed_request_id_is_refused(transit, rider, post_batch):
+    assert post_batch(transit, [ride("R1")], request_id="req-1").status_code == 200
+
+    response = post_batch(transit, [ride("R2")], request_id="req-1")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "partner_request_replayed"
+    assert ActivityRecord.objects.count() == 1
+
+
+def test_a_rotated_secret_works_and_the_old_one_lasts_its_grace_period(transit, rider, post_batch):
+    old_secret = transit.signing_secret
+    new_secret = services.partner_secret_rotate(partner=transit.partner, grace=datetime.timedelta(hours=1))
+    transit.partner.refresh_from_db()
+
+    assert post_batch(type(transit)(transit.partner, new_secret), [ride("R1")]).status_code == 200
+    assert post_batch(type(transit)(transit.partner, old_secret), [ride("R2")]).status_code == 200
+
+    services.partner_secret_rotate(partner=transit.partner, grace=datetime.timedelta(0))
+    response = post_batch(type(transit)(transit.partner, new_secret), [ride("R3")])
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+
+
+def test_a_batch_over_the_limit_is_refused(transit, rider, post_batch, settings):
+    settings.ACTIVITIES_PARTNER_BATCH_MAX = 2
+
+    response = post_batch(transit, [ride("R1"), ride("R2"), ride("R3")])
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "partner_batch_too_large"
+
+
+def test_a_body_that_is_not_json_is_refused(transit):
+    body = b"records=1"
+    response = APIClient().post(
+        "/api/v1/partner/records", data=body, content_type="application/json", **signed_headers(transit, body)
+    )
+
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_a_partner_links_its_customer_with_the_code_the_person_got(transit, person, person_client):
+    code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
+    body = json.dumps({"link_code": code, "customer_reference": "T-555"}).encode()
+
+    response = APIClient().post(
+        "/api/v1/partner/links", data=body, content_type="application/json", **signed_headers(transit, body)
+    )
+
+    assert response.status_code == 201
+    link = PartnerCustomerLink.objects.get(customer_reference="T-555")
+    assert (link.user, link.linked_by_partner) == (person, True)
+    again = json.dumps({"link_code": code, "customer_reference": "T-556"}).encode()
+    response = APIClient().post(
+        "/api/v1/partner/links", data=again, content_type="application/json", **signed_headers(transit, again)
+    )
+    assert response.json()["error"]["code"] == "link_code_invalid"
+
+
+def test_a_person_links_and_unlinks_a_transit_card(transit, person, person_client, client_for):
+    response = person_client.post(
+        "/api/v1/activities/partner-links",
+        {"partner": "city-transit", "customer_reference": "T-777"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    link_id = response.json()["id"]
+    assert person_client.get("/api/v1/activities/partner-links").json()[0]["customer_reference"] == "T-777"
+    other = client_for(UserFactory())
+    taken = other.post(
+        "/api/v1/activities/partner-links",
+        {"partner": "city-transit", "customer_reference": "T-777"},
+        format="json",
+    )
+    assert taken.json()["error"]["code"] == "customer_reference_taken"
+    assert other.delete(f"/api/v1/activities/partner-links/{link_id}").status_code == 404
+    assert person_client.delete(f"/api/v1/activities/partner-links/{link_id}").status_code == 204
+    assert not PartnerCustomerLink.objects.exists()
+
+
+def test_linking_to_an_unknown_partner_is_refused(person_client):
+    response = person_client.post(
+        "/api/v1/activities/partner-links", {"partner": "nobody", "customer_reference": "1"}, format="json"
+    )
+
+    assert response.json()["error"]["code"] == "partner_not_found"
