@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from accounts import errors as account_errors
 from config.api import errors
@@ -52,7 +52,7 @@ STATUS_CODES: dict[int, errors.ErrorCode] = {
 
 
 def _client_ip(request: HttpRequest) -> str:
-    return SimpleRateThrottle().get_ident(request)
+    return BaseThrottle().get_ident(request)
 
 
 def sign_in_rate_limited(request: HttpRequest) -> int | None:

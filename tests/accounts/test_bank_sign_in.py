@@ -1,0 +1,183 @@
+import time
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from accounts.models import PersonalDetails, User
+from accounts.selectors import users_with_phone_number
+from tests.accounts.conftest import app_client, open_guest
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "13812345678"
+ID_NUMBER = "33080219900101123X"
+
+
+def test_a_bank_id_token_signs_in_and_opens_an_account(banks):
+    bank = banks["quzhou-bank"]
+
+    response = bank.sign_in(app_client(), bank.id_token(sub="customer-1"))
+
+    assert response.status_code == 200, response.content
+    account = SocialAccount.objects.get(provider="quzhou-bank", uid="customer-1")
+    token = response.json()["meta"]["session_token"]
+    assert app_client(token).get("/api/v1/me").json()["public_id"] == str(account.user.public_id)
+
+
+def test_several_banks_are_configured_at_once(banks):
+    for bank_id, bank in banks.items():
+        response = bank.sign_in(app_client(), bank.id_token(sub="same-subject"))
+        assert response.status_code == 200, (bank_id, response.content)
+
+    # The same subject at two banks is two different people.
+    assert User.objects.count() == 2
+
+
+def test_phone_and_id_number_are_encrypted_indexed_and_masked(banks):
+    bank = banks["quzhou-bank"]
+    response = bank.sign_in(
+        app_client(),
+        bank.id_token(sub="customer-1", phone_number=PHONE, cn_id_number=ID_NUMBER, name="王小明"),
+    )
+    user = User.objects.get()
+    details = PersonalDetails.objects.get(user=user)
+
+    assert PHONE not in details.phone_number_ciphertext
+    assert ID_NUMBER not in details.id_number_ciphertext
+    extra_data = str(SocialAccount.objects.get().extra_data)
+    assert PHONE not in extra_data
+    assert ID_NUMBER not in extra_data
+    assert "王小明" not in extra_data
+    assert list(users_with_phone_number(phone_number=PHONE)) == [user]
+    me = app_client(response.json()["meta"]["session_token"]).get("/api/v1/me").json()
+    assert me["phone_number"] == "138****5678"
+    assert me["id_number"] == "330***********123X"
+    assert user.first_name == ""
+    assert user.username.startswith("u-")
+
+
+def test_a_forged_signature_is_refused(banks):
+    bank = banks["quzhou-bank"]
+    forger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    response = bank.sign_in(app_client(), bank.id_token(sub="customer-1", key=forger_key))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "identity_token_invalid"
+    assert response.json()["errors"][0]["code"] == "identity_token_invalid"
+    assert User.objects.count() == 0
+
+
+def test_a_token_for_another_audience_is_refused(banks):
+    bank = banks["quzhou-bank"]
+
+    response = bank.sign_in(app_client(), bank.id_token(sub="customer-1", aud="another-app"))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "identity_token_invalid"
+    assert User.objects.count() == 0
+
+
+def test_a_token_from_another_bank_is_refused(banks):
+    quzhou, jiangshan = banks["quzhou-bank"], banks["jiangshan-bank"]
+
+    response = quzhou.sign_in(app_client(), jiangshan.id_token(sub="customer-1", aud=quzhou.client_id))
+
+    assert response.status_code == 400
+    assert User.objects.count() == 0
+
+
+def test_an_expired_token_is_refused(banks):
+    bank = banks["quzhou-bank"]
+    an_hour_ago = int(time.time()) - 3600
+
+    response = bank.sign_in(
+        app_client(), bank.id_token(sub="customer-1", iat=an_hour_ago, exp=an_hour_ago + 300)
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "identity_token_invalid"
+    assert User.objects.count() == 0
+
+
+def test_a_replayed_token_is_refused(banks):
+    bank = banks["quzhou-bank"]
+    id_token = bank.id_token(sub="customer-1")
+    assert bank.sign_in(app_client(), id_token).status_code == 200
+
+    replay = bank.sign_in(app_client(), id_token)
+
+    assert replay.status_code == 400
+    assert replay.json()["error"]["code"] == "identity_token_invalid"
+    assert "session_token" not in (replay.json().get("meta") or {})
+
+
+def test_a_token_without_jti_or_exp_is_refused_as_it_could_be_replayed(banks):
+    bank = banks["quzhou-bank"]
+
+    without_jti = bank.sign_in(app_client(), bank.id_token(sub="customer-1", jti=None))
+    without_exp = bank.sign_in(app_client(), bank.id_token(sub="customer-1", exp=None))
+
+    assert without_jti.json()["error"]["code"] == "identity_token_invalid"
+    assert without_exp.json()["error"]["code"] == "identity_token_invalid"
+    assert User.objects.count() == 0
+
+
+def test_a_guest_upgrades_to_a_bank_identity_and_keeps_the_same_account(banks, agreements):
+    guest = open_guest(app_client()).json()
+    bank = banks["quzhou-bank"]
+    client = app_client(guest["meta"]["session_token"])
+
+    response = bank.sign_in(client, bank.id_token(sub="customer-1", phone_number=PHONE), process="connect")
+
+    assert response.status_code == 200, response.content
+    user = User.objects.get(public_id=guest["user"]["public_id"])
+    assert user.is_guest is False
+    assert SocialAccount.objects.get(uid="customer-1").user == user
+    assert PersonalDetails.objects.filter(user=user).exists()
+    assert User.objects.count() == 1
+    # Signing in with the bank later lands in the same account.
+    again = bank.sign_in(app_client(), bank.id_token(sub="customer-1"))
+    assert app_client(again.json()["meta"]["session_token"]).get("/api/v1/me").json()["public_id"] == str(
+        user.public_id
+    )
+
+
+def test_the_upgraded_devices_guest_sign_in_stops_working(banks, agreements):
+    guest = open_guest(app_client()).json()
+    bank = banks["quzhou-bank"]
+    bank.sign_in(app_client(guest["meta"]["session_token"]), bank.id_token(sub="c-1"), process="connect")
+
+    response = open_guest(app_client())
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "guest_device_upgraded"
+
+
+def test_linking_an_identity_that_has_its_own_account_asks_for_a_merge(banks, agreements):
+    bank = banks["quzhou-bank"]
+    bank.sign_in(app_client(), bank.id_token(sub="customer-1"))
+    guest = open_guest(app_client()).json()
+
+    response = bank.sign_in(
+        app_client(guest["meta"]["session_token"]), bank.id_token(sub="customer-1"), process="connect"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "identity_linked_elsewhere"
+    assert SocialAccount.objects.get(uid="customer-1").user.public_id != guest["user"]["public_id"]
+
+
+def test_logout_revokes_the_session_token(banks):
+    bank = banks["quzhou-bank"]
+    token = bank.sign_in(app_client(), bank.id_token(sub="customer-1")).json()["meta"]["session_token"]
+    client = app_client(token)
+    assert client.get("/api/v1/me").status_code == 200
+
+    logout = client.delete("/_allauth/app/v1/auth/session")
+
+    assert logout.status_code == 401  # allauth: "signed out" is an unauthenticated session state
+    after = client.get("/api/v1/me")
+    assert after.status_code == 401
+    assert after.json()["error"]["code"] == "not_authenticated"
