@@ -9,7 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from rewards.audit import ledger_audit
-from rewards.services import settlement_run
+from rewards.services import coins_expire, settlement_run
 
 logger = logging.getLogger(__name__)
 
@@ -37,3 +37,10 @@ def ledger_audit_run() -> dict:
     else:
         logger.error("ledger_audit.failed", extra={"problems": report.problems[:20], "totals": report.totals})
     return {"balanced": report.is_balanced, "problems": len(report.problems), "totals": report.totals}
+
+
+@shared_task(name="rewards.coins_expire")
+def coins_expire_today() -> dict:
+    """The daily expiry job; running it twice a day changes nothing the second time."""
+    result = coins_expire()
+    return {"wallets": result.wallets, "coins": result.coins, "reminders": result.reminders_raised}

@@ -327,15 +327,17 @@ def settlement_run(
     day: datetime.date,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_chunk_committed: Callable[[int, ChunkResult], None] | None = None,
+    within_transaction: bool = False,
 ) -> SettlementRun:
     """Settles local day `day` (and anything still owed from earlier days), exactly once per person.
 
     Safe to call any number of times, from any number of workers at once: a succeeded run changes
     nothing; an interrupted one resumes with whoever is not settled yet. Must not run inside a
-    transaction (chunks commit as they go). `on_chunk_committed(index, result)` is for tests and
-    progress reports.
+    transaction (chunks commit as they go), unless `within_transaction` says the caller wants it
+    all in its own transaction (the demo loader). `on_chunk_committed(index, result)` is for tests
+    and progress reports.
     """
-    if connection.in_atomic_block:
+    if connection.in_atomic_block and not within_transaction:
         raise RuntimeError("settlement commits chunk by chunk: call it outside a transaction")
     run = _run_start(day=day)
     if run.status == SettlementRunStatus.SUCCEEDED:

@@ -38,6 +38,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "description": "Writes a log line so operators can see the worker and beat are alive.",
     },
+    "rewards.settle_yesterday": {
+        "task": "rewards.settlement_settle_yesterday",
+        "schedule": crontab(hour=0, minute=10),
+        "description": "Settles the local day that just ended: credited carbon becomes coins, once per person.",
+    },
+    "rewards.expire_coins": {
+        "task": "rewards.coins_expire",
+        "schedule": crontab(hour=0, minute=50),
+        "description": "Moves coins past their expiry day to the expiry sink; raises 30-day reminders.",
+    },
+    "rewards.ledger_audit": {
+        "task": "rewards.ledger_audit",
+        "schedule": crontab(hour=3, minute=30),
+        "description": "Checks the ledger adds up (sums, cached balances, minted total); logs an error if not.",
+    },
     "merchants.expire_coupons": {
         "task": "merchants.tasks.expire_coupons",
         "schedule": crontab(hour=0, minute=40),

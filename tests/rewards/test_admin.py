@@ -1,0 +1,86 @@
+"""Operators see settlement runs and the ledger read-only in the admin."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.test import Client
+
+from rewards.models import LedgerTransaction, SettlementRun
+from rewards.services import settlement_run
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator_client() -> Client:
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def test_settlement_runs_show_day_accounts_grams_coins_duration_status(operator_client, person):
+    day = datetime.date(2026, 11, 20)
+    carbon_credit(person, day, 12_345)
+    settlement_run(day=day)
+
+    page = operator_client.get("/admin/rewards/settlementrun/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    for expected in ("2026", "succeeded", "10.0", ">1<"):
+        assert expected in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/rewards/ledgeraccount/",
+        "/admin/rewards/ledgertransaction/",
+        "/admin/rewards/ledgerentry/",
+        "/admin/rewards/coinlot/",
+        "/admin/rewards/coinrate/",
+        "/admin/rewards/settlement/",
+        "/admin/rewards/welfareproject/",
+        "/admin/rewards/donation/",
+    ],
+)
+def test_every_rewards_page_opens(operator_client, person, path):
+    fund_wallet(person, 3)
+    WelfareProjectFactory()
+
+    assert operator_client.get(path).status_code == 200
+
+
+def test_ledger_transactions_cannot_be_changed_or_deleted_in_the_admin(operator_client, person):
+    fund_wallet(person, 3)
+    ledger_transaction = LedgerTransaction.objects.get()
+
+    page = operator_client.get(f"/admin/rewards/ledgertransaction/{ledger_transaction.pk}/change/")
+    delete = operator_client.post(
+        f"/admin/rewards/ledgertransaction/{ledger_transaction.pk}/delete/", {"post": "yes"}
+    )
+
+    assert page.status_code == 200
+    assert "Save" not in page.content.decode()
+    assert delete.status_code == 403
+    assert LedgerTransaction.objects.count() == 1
+
+
+def test_a_run_can_be_resumed_from_the_admin(operator_client, person):
+    day = datetime.date(2026, 11, 20)
+    carbon_credit(person, day, 20_000)
+    run = SettlementRun.objects.create(
+        day=day, status="failed", carbon_mg_per_coin=10_000, started_at="2026-11-21T00:10Z"
+    )
+
+    operator_client.post(
+        "/admin/rewards/settlementrun/", {"action": "resume", "_selected_action": [run.pk]}, follow=True
+    )
+
+    run.refresh_from_db()
+    assert (run.status, run.accounts_settled, run.coins_minted) == ("succeeded", 1, 2)
