@@ -75,6 +75,8 @@ def agreement_publish(
             "effective_at": effective_at or timezone.now(),
         },
     )
+    # Now, and again after commit (a reader may have cached the old state in between).
+    cache.delete(AGREEMENTS_CACHE_KEY)
     transaction.on_commit(lambda: cache.delete(AGREEMENTS_CACHE_KEY))
     return agreement
 
