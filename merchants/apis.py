@@ -74,6 +74,12 @@ def csv_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
 class JsonErrorsMixin:
     """For routes whose success is a file (PNG, CSV): their errors still leave as the JSON envelope."""
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
 
 class VerifyThrottle(UserRateThrottle):
     """Typed codes are 60 bits, and a clerk gets 60 tries a minute: no guessing by brute force."""

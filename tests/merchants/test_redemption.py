@@ -1,0 +1,266 @@
+"""Redemption: coins for a coupon in one step, honouring stock, limits, the window and retries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from merchants import catalog_cache
+from merchants.models import Coupon, Offer, OfferRedemptionCount
+from merchants.services import CODE_ALPHABET, CODE_LENGTH
+from rewards.models import LedgerTransaction
+from rewards.services import clearing_account_for_merchant, wallet_account_for_user
+from tests.accounts.factories import UserFactory
+from tests.merchants.factories import OfferFactory
+from tests.rewards.factories import fund_wallet
+
+pytestmark = pytest.mark.django_db
+
+
+def redeem(client, offer, key=None):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"/api/v1/catalog/offers/{offer.public_id}/redeem", **headers)
+
+
+def balance(user) -> int:
+    return wallet_account_for_user(user_id=user.pk).balance
+
+
+def test_a_redemption_moves_coins_takes_stock_and_issues_a_coupon(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=60, total_stock=5, coupon_valid_days=7)
+
+    response = redeem(citizen_client, offer)
+
+    assert response.status_code == 201
+    body = response.json()
+    coupon = Coupon.objects.get(public_id=body["id"])
+    assert body["status"] == "issued"
+    assert body["code"] == coupon.display_code
+    assert body["offer"]["title"] == offer.title
+    assert body["price_coins"] == 60
+    assert coupon.valid_until - coupon.issued_at == timedelta(days=7)
+    assert len(coupon.code) == CODE_LENGTH
+    assert set(coupon.code) <= set(CODE_ALPHABET)
+    offer.refresh_from_db()
+    assert offer.stock_left == 4
+    assert balance(citizen) == 940
+    assert clearing_account_for_merchant(merchant_id=shop.merchant.pk).balance == 60
+    debit = LedgerTransaction.objects.get(kind="redemption")
+    assert debit.reference == f"coupon:{coupon.public_id}"
+
+
+def test_coupon_codes_are_distinct_and_unguessable(shop, client_for):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=1, total_stock=30)
+    codes = set()
+    for _ in range(30):
+        person = UserFactory()
+        fund_wallet(person, 1)
+        codes.add(redeem(client_for(person), offer).json()["code"])
+    assert len(codes) == 30
+
+
+def test_not_enough_coins_changes_nothing(shop, client_for):
+    poor = UserFactory()
+    fund_wallet(poor, 10)
+    offer = OfferFactory(merchant=shop.merchant, price_coins=60, total_stock=5)
+
+    response = redeem(client_for(poor), offer)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "insufficient_coins"
+    offer.refresh_from_db()
+    assert offer.stock_left == 5
+    assert balance(poor) == 10
+    assert Coupon.objects.count() == 0
+    assert OfferRedemptionCount.objects.count() == 0
+
+
+def test_the_per_person_limit_is_enforced(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=2)
+
+    assert redeem(citizen_client, offer).status_code == 201
+    assert redeem(citizen_client, offer).status_code == 201
+    third = redeem(citizen_client, offer)
+
+    assert third.status_code == 409
+    assert third.json()["error"]["code"] == "redemption_limit_reached"
+    assert third.json()["error"]["fields"] == {"limit_per_person": 2}
+    assert Coupon.objects.filter(user=citizen).count() == 2
+    assert balance(citizen) == 980
+    offer.refresh_from_db()
+    assert offer.stock_left == 98
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "code"),
+    [
+        (timedelta(hours=1), timedelta(days=2), "offer_sale_not_started"),
+        (-timedelta(days=2), -timedelta(hours=1), "offer_sale_ended"),
+    ],
+)
+def test_the_sale_window_is_enforced(shop, citizen, citizen_client, starts, ends, code):
+    now = timezone.now()
+    offer = OfferFactory(merchant=shop.merchant, sale_starts_at=now + starts, sale_ends_at=now + ends)
+
+    response = redeem(citizen_client, offer)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == code
+    assert balance(citizen) == 1000
+    assert Coupon.objects.count() == 0
+
+
+@pytest.mark.parametrize("status", ["draft", "pending_review", "paused", "ended"])
+def test_only_live_offers_can_be_redeemed(shop, citizen, citizen_client, status):
+    offer = OfferFactory(merchant=shop.merchant, status=status)
+
+    response = redeem(citizen_client, offer)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "offer_not_available"
+    assert balance(citizen) == 1000
+
+
+def test_an_unknown_offer_is_not_available(citizen_client):
+    response = citizen_client.post("/api/v1/catalog/offers/00000000-0000-0000-0000-000000000000/redeem")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "offer_not_available"
+
+
+def test_the_last_coupon_marks_the_offer_sold_out_and_later_requests_touch_no_row(
+    shop, citizen, citizen_client, client_for, django_capture_on_commit_callbacks
+):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, total_stock=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert redeem(citizen_client, offer).status_code == 201
+    assert catalog_cache.is_sold_out(offer_public_id=offer.public_id)
+
+    late = UserFactory()
+    fund_wallet(late, 100)
+    late_client = client_for(late)
+    with CaptureQueriesContext(connection) as queries:
+        response = redeem(late_client, offer)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "offer_sold_out"
+    assert not any("merchants_offer" in query["sql"] for query in queries.captured_queries)
+    assert not any("FOR UPDATE" in query["sql"] for query in queries.captured_queries)
+    assert balance(late) == 100
+
+
+def test_sold_out_without_the_cached_flag_is_read_without_a_transaction(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=3, stock_left=0)
+    cache.clear()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = redeem(citizen_client, offer)
+
+    assert response.json()["error"]["code"] == "offer_sold_out"
+    assert not any(
+        query["sql"].startswith(("UPDATE", "INSERT", "SAVEPOINT")) for query in queries.captured_queries
+    )
+    assert catalog_cache.is_sold_out(offer_public_id=offer.public_id)
+
+
+def test_restocking_clears_the_sold_out_flag(
+    shop, citizen, citizen_client, django_capture_on_commit_callbacks
+):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1, stock_left=0)
+    assert redeem(citizen_client, offer).json()["error"]["code"] == "offer_sold_out"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = shop.owner_client.patch(
+            f"/api/v1/merchant/offers/{offer.public_id}", {"total_stock": 2}, format="json"
+        )
+    assert response.status_code == 200
+    assert response.json()["stock_left"] == 1
+    assert response.json()["status"] == "live"  # a stock change needs no review
+
+    assert redeem(citizen_client, offer).status_code == 201
+
+
+def test_a_retry_with_the_same_key_returns_the_same_coupon(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=5)
+
+    first = redeem(citizen_client, offer, key="retry-key-0001")
+    again = redeem(citizen_client, offer, key="retry-key-0001")
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert Coupon.objects.count() == 1
+    assert balance(citizen) == 990
+    assert LedgerTransaction.objects.filter(kind="redemption").count() == 1
+
+
+def test_a_retry_after_the_last_coupon_still_returns_the_coupon(
+    shop, citizen, citizen_client, django_capture_on_commit_callbacks
+):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = redeem(citizen_client, offer, key="last-one-0001")
+
+    again = redeem(citizen_client, offer, key="last-one-0001")
+
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+
+
+def test_the_same_key_for_another_offer_is_refused(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    other = OfferFactory(merchant=shop.merchant, price_coins=10)
+    redeem(citizen_client, offer, key="shared-key-0001")
+
+    response = redeem(citizen_client, other, key="shared-key-0001")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert Coupon.objects.count() == 1
+    assert balance(citizen) == 990
+    other.refresh_from_db()
+    assert other.stock_left == other.total_stock
+
+
+def test_keys_belong_to_their_person(shop, citizen_client, client_for):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    someone = UserFactory()
+    fund_wallet(someone, 100)
+
+    mine = redeem(citizen_client, offer, key="same-key-0001")
+    theirs = redeem(client_for(someone), offer, key="same-key-0001")
+
+    assert theirs.status_code == 201
+    assert theirs.json()["id"] != mine.json()["id"]
+
+
+@pytest.mark.parametrize("key", ["short", "has space in it", "x" * 65, "bad/char-0001"])
+def test_a_malformed_key_is_refused(shop, citizen_client, key):
+    offer = OfferFactory(merchant=shop.merchant)
+    response = redeem(citizen_client, offer, key=key)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_invalid"
+    assert Coupon.objects.count() == 0
+
+
+def test_the_price_is_fixed_on_the_coupon_when_redeemed(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    coupon_id = redeem(citizen_client, offer).json()["id"]
+    Offer.objects.filter(pk=offer.pk).update(price_coins=99)
+
+    assert Coupon.objects.get(public_id=coupon_id).price_coins == 10
+
+
+def test_guests_can_redeem_with_their_coins(shop, client_for):
+    from tests.accounts.factories import GuestFactory
+
+    guest = GuestFactory()
+    fund_wallet(guest, 100)
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+
+    assert redeem(client_for(guest), offer).status_code == 201

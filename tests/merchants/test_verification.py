@@ -1,0 +1,220 @@
+"""Verification at the counter: once, only here, only while valid; each refusal with its own code."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core import signing
+from django.utils import timezone
+from PIL import Image
+
+from merchants.coupon_tokens import TOKEN_MAX_AGE_SECONDS, TOKEN_SALT, coupon_token_make
+from merchants.models import Coupon
+from merchants.services import offer_redeem
+from tests.merchants.factories import OfferFactory
+
+pytestmark = pytest.mark.django_db
+
+VERIFY = "/api/v1/merchant/verifications"
+
+
+@pytest.fixture
+def coupon(shop, citizen) -> Coupon:
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=5)
+    return offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+
+
+def error_code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+def test_a_clerk_verifies_by_the_typed_code(shop, coupon):
+    response = shop.clerk_client.post(VERIFY, {"code": coupon.display_code})
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "verified"
+    assert response.json()["offer_title"] == coupon.offer.title
+    coupon.refresh_from_db()
+    assert coupon.status == "verified"
+    assert coupon.verified_by == shop.clerk
+    assert coupon.verified_at is not None
+
+
+@pytest.mark.parametrize("typed", ["lower", "spaced", "plain"])
+def test_typed_codes_forgive_case_spaces_and_dashes(shop, coupon, typed):
+    code = {"lower": coupon.display_code.lower(), "spaced": " ".join(coupon.code), "plain": coupon.code}[
+        typed
+    ]
+    assert shop.clerk_client.post(VERIFY, {"code": code}).status_code == 200
+
+
+def test_a_clerk_verifies_by_the_scanned_qr_token(shop, citizen_client, coupon):
+    token = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/token").json()["token"]
+
+    response = shop.clerk_client.post(VERIFY, {"token": token})
+
+    assert response.status_code == 200
+    assert response.json()["id"] == str(coupon.public_id)
+
+
+def test_the_owner_can_verify_too(shop, coupon):
+    assert shop.owner_client.post(VERIFY, {"code": coupon.code}).status_code == 200
+
+
+def test_a_used_coupon_is_refused_as_already_used(shop, coupon):
+    shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    again = shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    assert again.status_code == 409
+    assert error_code(again) == "coupon_already_used"
+    assert "verified_at" in again.json()["error"]["fields"]
+    assert again.json()["error"]["message"] == "This coupon has already been used."
+
+
+def test_an_expired_coupon_is_refused_as_expired(shop, coupon):
+    Coupon.objects.filter(pk=coupon.pk).update(valid_until=timezone.now() - timedelta(seconds=1))
+
+    response = shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    assert response.status_code == 409
+    assert error_code(response) == "coupon_expired"
+    assert Coupon.objects.get(pk=coupon.pk).status == "issued"
+
+
+def test_a_coupon_expired_by_the_daily_job_is_refused_as_expired(shop, coupon):
+    Coupon.objects.filter(pk=coupon.pk).update(status="expired", expired_at=timezone.now())
+    assert error_code(shop.clerk_client.post(VERIFY, {"code": coupon.code})) == "coupon_expired"
+
+
+def test_another_merchants_coupon_is_refused(other_shop, coupon):
+    response = other_shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    assert response.status_code == 403
+    assert error_code(response) == "coupon_other_merchant"
+    assert Coupon.objects.get(pk=coupon.pk).status == "issued"
+
+
+def test_another_merchants_qr_token_is_refused(other_shop, coupon):
+    token = coupon_token_make(coupon_public_id=coupon.public_id).token
+    assert error_code(other_shop.clerk_client.post(VERIFY, {"token": token})) == "coupon_other_merchant"
+
+
+def test_an_unknown_code_is_not_found(shop, coupon):
+    response = shop.clerk_client.post(VERIFY, {"code": "ABCD-EFGH-JKLM"})
+    assert response.status_code == 404
+    assert error_code(response) == "coupon_not_found"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-token",
+        "0123456789abcdef0123456789abcdef:1abcde:forgedsignatureforgedsignature",
+        signing.TimestampSigner(salt="another-salt").sign("0123456789abcdef0123456789abcdef"),
+    ],
+)
+def test_a_forged_token_is_refused(shop, coupon, token):
+    response = shop.clerk_client.post(VERIFY, {"token": token})
+    assert response.status_code == 400
+    assert error_code(response) == "coupon_token_forged"
+    assert Coupon.objects.get(pk=coupon.pk).status == "issued"
+
+
+def test_a_tampered_token_is_refused_as_forged(shop, coupon, other_shop, citizen):
+    other_offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    other_coupon = offer_redeem(user=citizen, offer_public_id=other_offer.public_id).coupon
+    value, timestamp, signature = coupon_token_make(coupon_public_id=coupon.public_id).token.split(":")
+    tampered = f"{other_coupon.public_id.hex}:{timestamp}:{signature}"
+
+    assert error_code(shop.clerk_client.post(VERIFY, {"token": tampered})) == "coupon_token_forged"
+
+
+def test_a_stale_token_is_refused_as_stale(shop, coupon, monkeypatch):
+    token = coupon_token_make(coupon_public_id=coupon.public_id).token
+    later = timezone.now().timestamp() + TOKEN_MAX_AGE_SECONDS + 5
+    monkeypatch.setattr("django.core.signing.time.time", lambda: later)
+
+    response = shop.clerk_client.post(VERIFY, {"token": token})
+
+    assert response.status_code == 400
+    assert error_code(response) == "coupon_token_stale"
+    assert "refresh" in response.json()["error"]["message"]
+    assert Coupon.objects.get(pk=coupon.pk).status == "issued"
+
+
+def test_a_token_is_signed_with_its_own_salt():
+    token = coupon_token_make(coupon_public_id=Coupon().public_id).token
+    with pytest.raises(signing.BadSignature):
+        signing.TimestampSigner().unsign(token)
+    signing.TimestampSigner(salt=TOKEN_SALT).unsign(token)
+
+
+def test_either_a_token_or_a_code_is_required(shop):
+    assert error_code(shop.clerk_client.post(VERIFY, {})) == "validation_failed"
+    assert error_code(shop.clerk_client.post(VERIFY, {"code": "A", "token": "B"})) == "validation_failed"
+
+
+def test_messages_are_in_chinese_for_a_chinese_counter(shop, coupon):
+    shop.clerk_client.post(VERIFY, {"code": coupon.code})
+    again = shop.clerk_client.post(VERIFY, {"code": coupon.code}, HTTP_ACCEPT_LANGUAGE="zh-Hans")
+    assert again.json()["error"]["message"] == "此券已被使用。"
+
+
+# --- The coupon's QR code, for the holder ---------------------------------------------------------
+
+
+def test_the_qr_code_is_a_png_carrying_a_fresh_token_and_the_code_in_text(citizen_client, coupon, shop):
+    response = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/qr.png")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "no-store"
+    assert response["X-Coupon-Code"] == coupon.display_code
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG"
+    assert image.size[0] == image.size[1] >= 200
+
+
+def test_the_token_endpoint_says_when_to_refresh(citizen_client, coupon):
+    body = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/token").json()
+
+    assert body["code"] == coupon.display_code
+    assert body["refresh_after_seconds"] < TOKEN_MAX_AGE_SECONDS
+    assert body["token"].split(":")[0] == coupon.public_id.hex
+
+
+def test_a_refreshed_token_differs_but_both_verify_while_fresh(citizen_client, coupon, shop, monkeypatch):
+    first = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/token").json()["token"]
+    later = timezone.now().timestamp() + 61
+    monkeypatch.setattr("django.core.signing.time.time", lambda: later)
+    second = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/token").json()["token"]
+
+    assert first != second
+    assert shop.clerk_client.post(VERIFY, {"token": second}).status_code == 200
+
+
+def test_a_used_coupon_has_no_qr_code(citizen_client, coupon, shop):
+    shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    response = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/qr.png")
+
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == {
+        "code": "coupon_not_usable",
+        "message": "This coupon can no longer be used.",
+        "fields": {"status": "verified"},
+    }
+
+
+def test_someone_elses_coupon_is_not_found(client_for, coupon):
+    from tests.accounts.factories import UserFactory
+
+    stranger = client_for(UserFactory())
+    for path in ("", "/token", "/qr.png"):
+        response = stranger.get(f"/api/v1/coupons/{coupon.public_id}{path}")
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
