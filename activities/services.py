@@ -243,9 +243,7 @@ class PartnerWithSecret:
 
 
 @transaction.atomic
-def partner_create(
-    *, code: str, name: str, source: str, behaviour_codes: list[str], created_at=None
-) -> PartnerWithSecret:
+def partner_create(*, code: str, name: str, source: str, behaviour_codes: list[str]) -> PartnerWithSecret:
     """Creates a partner with fresh credentials. The signing secret is returned once, never shown again."""
     from activities.models import Behaviour
 

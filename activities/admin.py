@@ -1,0 +1,371 @@
+"""The operators' side of activities: the methodology, partners, records, the review queue, counters."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from activities import selectors, services
+from activities.ingest import local_day_of
+from activities.models import (
+    ActivityRecord,
+    Behaviour,
+    BehaviourDay,
+    BehaviourMonth,
+    DailyCarbon,
+    DeviceAccount,
+    Factor,
+    HeldRecord,
+    MethodologyVersion,
+    Partner,
+    PartnerCustomerLink,
+    RecordStatus,
+    RejectionTally,
+    ReviewDecision,
+    StepDay,
+)
+from config.api.errors import ApplicationError
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History that must not change: visible, searchable, never edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Behaviour)
+class BehaviourAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "unit", "is_trip", "sort_order"]
+    list_filter = ["unit", "is_trip"]
+    search_fields = ["code", "name", "name_en"]
+    ordering = ["sort_order", "code"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # The code and unit are what records and factors mean; they never change once created.
+        return ["code", "unit"] if obj else []
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+FACTOR_FIELDS = [
+    "behaviour",
+    "carbon_mg_per_unit",
+    "daily_cap_mg",
+    "monthly_cap_mg",
+    "event_cap_mg",
+    "review_above_daily_quantity",
+    "sources",
+    "source_note",
+]
+
+
+class FactorForm(forms.ModelForm):
+    sources = forms.MultipleChoiceField(
+        choices=ActivityRecord._meta.get_field("source").choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Factor
+        fields = [*FACTOR_FIELDS]
+
+
+class FactorInline(admin.TabularInline):
+    model = Factor
+    form = FactorForm
+    extra = 0
+    fields = FACTOR_FIELDS
+
+    def _in_effect(self, obj) -> bool:
+        return obj is not None and obj.pk is not None and obj.effective_from <= local_day_of(timezone.now())
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not self._in_effect(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not self._in_effect(obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not self._in_effect(obj)
+
+
+@admin.register(MethodologyVersion)
+class MethodologyVersionAdmin(admin.ModelAdmin):
+    """A version can be prepared until its first day; from then on it is history and read-only.
+
+    To revise factors, copy the current version ("Start a new version from the selected one"), adjust
+    the copy and let it take effect on a future day.
+    """
+
+    list_display = ["number", "effective_from", "is_in_effect", "factor_count", "created_by", "created_at"]
+    ordering = ["-effective_from"]
+    inlines = [FactorInline]
+    actions = ["copy_as_new_version"]
+    readonly_fields = ["created_by", "created_at"]
+
+    @admin.display(boolean=True, description=_("in effect"))
+    def is_in_effect(self, version: MethodologyVersion) -> bool:
+        return version.effective_from <= local_day_of(timezone.now())
+
+    @admin.display(description=_("factors"))
+    def factor_count(self, version: MethodologyVersion) -> int:
+        return version.factors.count()
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is not None and self.is_in_effect(obj):
+            return ["number", "effective_from", "notes", "created_by", "created_at"]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is not None and not self.is_in_effect(obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if obj.effective_from <= local_day_of(timezone.now()) and not change:
+            # A new version starting today or earlier would re-price records already credited today.
+            obj.effective_from = local_day_of(timezone.now()) + datetime.timedelta(days=1)
+            messages.warning(request, _("A new version takes effect tomorrow at the earliest."))
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Start a new version from the selected one (takes effect tomorrow)"))
+    def copy_as_new_version(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one version to copy."), messages.ERROR)
+            return
+        latest = MethodologyVersion.objects.order_by("-effective_from").first()
+        starts = max(local_day_of(timezone.now()), latest.effective_from) + datetime.timedelta(days=1)
+        version = services.methodology_version_copy(
+            source=queryset.get(), effective_from=starts, created_by=request.user
+        )
+        self.message_user(
+            request,
+            _("Version %(number)s created; edit it before %(day)s.")
+            % {"number": version.number, "day": starts},
+        )
+
+
+@admin.register(Factor)
+class FactorAdmin(ReadOnlyAdmin):
+    list_display = [
+        "behaviour",
+        "version",
+        "carbon_mg_per_unit",
+        "daily_cap_mg",
+        "monthly_cap_mg",
+        "event_cap_mg",
+        "review_above_daily_quantity",
+        "sources",
+    ]
+    list_filter = ["version", "behaviour"]
+
+
+class PartnerForm(forms.ModelForm):
+    class Meta:
+        model = Partner
+        fields = ["code", "name", "source", "behaviours", "is_active"]
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    """Partners' credentials: the signing secret is shown once, when created or rotated."""
+
+    form = PartnerForm
+    list_display = ["code", "name", "source", "is_active", "api_key", "secret_rotated_at", "created_at"]
+    list_filter = ["source", "is_active"]
+    search_fields = ["code", "name", "api_key"]
+    filter_horizontal = ["behaviours"]
+    actions = ["rotate_signing_secret"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return ["code", "api_key", "secret_rotated_at"] if obj else []
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        fields = ["code", "name", "source", "behaviours", "is_active"]
+        return [*fields, "api_key", "secret_rotated_at"] if obj else fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.partner_create(code=obj.code, name=obj.name, source=obj.source, behaviour_codes=[])
+        obj.pk = created.partner.pk
+        obj.api_key = created.partner.api_key
+        obj.signing_secret_ciphertext = created.partner.signing_secret_ciphertext
+        obj.is_active = form.cleaned_data.get("is_active", True)
+        obj.save(update_fields=["is_active"])
+        messages.warning(
+            request,
+            _("API key %(key)s, signing secret %(secret)s — copy the secret now, it is not shown again.")
+            % {"key": created.partner.api_key, "secret": created.signing_secret},
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Rotate the signing secret (the old one works 24 more hours)"))
+    def rotate_signing_secret(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for partner in queryset:
+            secret = services.partner_secret_rotate(partner=partner)
+            messages.warning(
+                request,
+                _("%(partner)s: new signing secret %(secret)s — copy it now, it is not shown again.")
+                % {"partner": partner.code, "secret": secret},
+            )
+
+
+@admin.register(PartnerCustomerLink)
+class PartnerCustomerLinkAdmin(admin.ModelAdmin):
+    list_display = ["partner", "customer_reference", "user", "linked_by_partner", "linked_at"]
+    list_filter = ["partner", "linked_by_partner"]
+    search_fields = ["customer_reference", "user__username", "user__public_id"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["linked_at"]
+
+
+class RecordAdminMixin:
+    list_display = [
+        "id",
+        "user",
+        "behaviour",
+        "source",
+        "partner",
+        "quantity",
+        "local_day",
+        "gross_carbon_mg",
+        "credited_carbon_mg",
+        "capped_by",
+        "status",
+        "hold_reason",
+    ]
+    list_select_related = ["user", "behaviour", "partner"]
+    search_fields = ["external_id", "user__username", "user__public_id", "device_id"]
+    date_hierarchy = "local_day"
+    show_full_result_count = False
+
+    @admin.display(description=_("receipt"))
+    def receipt(self, record: ActivityRecord) -> str:
+        return selectors.receipt_of(record)
+
+
+@admin.register(ActivityRecord)
+class ActivityRecordAdmin(RecordAdminMixin, ReadOnlyAdmin):
+    list_filter = ["status", "source", "behaviour", "capped_by", "hold_reason", "partner"]
+    readonly_fields = ["receipt"]
+
+
+@admin.register(HeldRecord)
+class HeldRecordAdmin(RecordAdminMixin, admin.ModelAdmin):
+    """The review queue: approve credits (caps applied now), reject drops; both are audited."""
+
+    list_display = [*RecordAdminMixin.list_display, "appeal_note", "created_at"]
+    list_filter = ["hold_reason", "behaviour", "source", "partner"]
+    actions = ["approve_selected", "reject_selected"]
+    ordering = ["id"]
+    readonly_fields = [field.name for field in ActivityRecord._meta.fields] + ["receipt"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(status=RecordStatus.HELD)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, service, verb: str) -> None:
+        done = failed = 0
+        for record_id in queryset.order_by("id").values_list("id", flat=True):
+            try:
+                service(record_id=record_id, reviewer=request.user, note="")
+                done += 1
+            except ApplicationError:
+                failed += 1
+        self.message_user(request, _("%(done)s record(s) %(verb)s.") % {"done": done, "verb": verb})
+        if failed:
+            self.message_user(
+                request,
+                _("%(failed)s record(s) were already decided.") % {"failed": failed},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Approve: credit the selected records"), permissions=["change"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, services.record_approve, str(_("approved")))
+
+    @admin.action(description=_("Reject: credit nothing for the selected records"), permissions=["change"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, services.record_reject, str(_("rejected")))
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["record", "decision", "reviewer", "credited_carbon_mg", "note", "decided_at"]
+    list_filter = ["decision"]
+    search_fields = ["record__external_id", "reviewer__username", "note"]
+    list_select_related = ["record", "reviewer"]
+
+
+@admin.register(RejectionTally)
+class RejectionTallyAdmin(ReadOnlyAdmin):
+    list_display = ["day", "source", "partner_code", "code", "count"]
+    list_filter = ["code", "source", "partner_code"]
+    date_hierarchy = "day"
+
+
+@admin.register(DailyCarbon)
+class DailyCarbonAdmin(ReadOnlyAdmin):
+    list_display = ["user", "day", "credited_carbon_mg", "settled_carbon_mg", "updated_at"]
+    search_fields = ["user__username", "user__public_id"]
+    date_hierarchy = "day"
+    list_select_related = ["user"]
+
+
+@admin.register(BehaviourDay)
+class BehaviourDayAdmin(ReadOnlyAdmin):
+    list_display = [
+        "user",
+        "behaviour",
+        "day",
+        "quantity",
+        "record_count",
+        "held_count",
+        "credited_carbon_mg",
+    ]
+    list_filter = ["behaviour"]
+    search_fields = ["user__username", "user__public_id"]
+    date_hierarchy = "day"
+    list_select_related = ["user", "behaviour"]
+
+
+@admin.register(BehaviourMonth)
+class BehaviourMonthAdmin(ReadOnlyAdmin):
+    list_display = ["user", "behaviour", "month", "credited_carbon_mg"]
+    list_filter = ["behaviour"]
+    search_fields = ["user__username", "user__public_id"]
+
+
+@admin.register(StepDay)
+class StepDayAdmin(ReadOnlyAdmin):
+    list_display = ["user", "day", "steps", "updated_at"]
+    search_fields = ["user__username", "user__public_id"]
+    date_hierarchy = "day"
+
+
+@admin.register(DeviceAccount)
+class DeviceAccountAdmin(ReadOnlyAdmin):
+    list_display = ["device_id", "user", "first_seen_at"]
+    search_fields = ["device_id", "user__username"]

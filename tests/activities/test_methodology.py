@@ -1,0 +1,101 @@
+"""The versioned methodology: v1 as shipped, new versions never change what was credited."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.urls import reverse
+
+from activities.ingest import LOCAL_TZ, local_day_of
+from activities.models import ActivityRecord, Behaviour, Factor, MethodologyVersion, Partner
+from activities.services import methodology_version_copy, steps_sync
+
+pytestmark = pytest.mark.django_db
+
+
+def test_v1_ships_every_behaviour_of_the_reference_in_milligrams():
+    v1 = MethodologyVersion.objects.get(number=1)
+    factors = {f.behaviour.code: f for f in Factor.objects.filter(version=v1).select_related("behaviour")}
+
+    assert set(factors) == {
+        "walk", "bus", "metro", "bike_share", "utility_payment", "e_invoice",
+        "online_booking", "no_tableware", "old_clothes", "recycling", "nev_km",
+    }  # fmt: skip
+    assert (factors["walk"].carbon_mg_per_unit, factors["walk"].daily_cap_mg) == (20, 200_000)
+    assert (factors["bike_share"].carbon_mg_per_unit, factors["bike_share"].daily_cap_mg) == (93_300, 933_000)
+    assert factors["utility_payment"].monthly_cap_mg == 2_620_000
+    assert factors["old_clothes"].monthly_cap_mg == 25_600_000
+    assert factors["bus"].sources == ["transit_card"]
+
+
+def test_a_new_version_applies_from_its_day_and_leaves_earlier_credits_alone(person, authorize):
+    authorize(person)
+    today = local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+    yesterday = today - datetime.timedelta(days=1)
+    steps_sync(user=person, steps_by_day={yesterday: 1000})
+    v2 = methodology_version_copy(source=MethodologyVersion.objects.get(number=1), effective_from=today)
+    Factor.objects.filter(version=v2, behaviour__code="walk").update(carbon_mg_per_unit=30)
+
+    steps_sync(user=person, steps_by_day={today: 1000, yesterday: 2000})
+
+    rows = sorted(
+        (r.local_day, r.factor.version.number, r.credited_carbon_mg)
+        for r in ActivityRecord.objects.select_related("factor__version")
+    )
+    assert rows == [(yesterday, 1, 20_000), (yesterday, 1, 20_000), (today, 2, 30_000)]
+
+
+def test_every_activities_admin_page_renders(admin_client):
+    for model in [
+        "behaviour", "methodologyversion", "factor", "partner", "partnercustomerlink", "activityrecord",
+        "heldrecord", "reviewdecision", "rejectiontally", "dailycarbon", "behaviourday", "behaviourmonth",
+        "stepday", "deviceaccount",
+    ]:  # fmt: skip
+        response = admin_client.get(reverse(f"admin:activities_{model}_changelist"))
+        assert response.status_code == 200, model
+    version = MethodologyVersion.objects.get(number=1)
+    assert (
+        admin_client.get(reverse("admin:activities_methodologyversion_change", args=[version.pk])).status_code
+        == 200
+    )
+
+
+def test_a_version_in_effect_cannot_be_edited_in_the_admin_only_copied(admin_client):
+    v1 = MethodologyVersion.objects.get(number=1)
+    url = reverse("admin:activities_methodologyversion_changelist")
+
+    admin_client.post(url, {"action": "copy_as_new_version", "_selected_action": [v1.pk]})
+
+    v2 = MethodologyVersion.objects.get(number=2)
+    assert v2.factors.count() == v1.factors.count()
+    assert v2.effective_from > local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+    page = admin_client.get(
+        reverse("admin:activities_methodologyversion_change", args=[v1.pk])
+    ).content.decode()
+    assert 'name="factors-0-carbon_mg_per_unit"' not in page
+    page = admin_client.get(
+        reverse("admin:activities_methodologyversion_change", args=[v2.pk])
+    ).content.decode()
+    assert 'name="factors-0-carbon_mg_per_unit"' in page
+
+
+def test_creating_a_partner_in_the_admin_shows_its_secret_once(admin_client):
+    bus = Behaviour.objects.get(code="bus")
+    response = admin_client.post(
+        reverse("admin:activities_partner_add"),
+        {"code": "quzhou-card", "name": "Quzhou Card", "source": "transit_card", "behaviours": [bus.pk],
+         "is_active": "on"},
+        follow=True,
+    )  # fmt: skip
+
+    partner = Partner.objects.get(code="quzhou-card")
+    assert list(partner.behaviours.all()) == [bus]
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("signing secret" in m and partner.api_key in m for m in shown)
+    assert (
+        "signing_secret"
+        not in admin_client.get(
+            reverse("admin:activities_partner_change", args=[partner.pk])
+        ).content.decode()
+    )
