@@ -64,7 +64,8 @@ def test_the_avatar_becomes_a_square_jpeg_without_exif(person, person_client):
         assert stored.format == "JPEG"
         assert stored.size == (256, 256)
         assert dict(stored.getexif()) == {}
-    assert b"SecretCameraMaker" not in open(person.avatar.path, "rb").read()
+    with open(person.avatar.path, "rb") as stored_file:
+        assert b"SecretCameraMaker" not in stored_file.read()
     assert response.json()["avatar_url"].endswith(person.avatar.name.split("/")[-1])
 
 

@@ -1,0 +1,225 @@
+import base64
+import os
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.core.cache import cache
+from django.db import connection
+
+from accounts import services
+from accounts.models import (
+    AgreementAcceptance,
+    DataSource,
+    DataSourceAuthorization,
+    Device,
+    Friendship,
+    PersonalDetails,
+    User,
+)
+from accounts.personal_data_registry import personal_data_modules
+from accounts.selectors import data_source_is_authorized, friend_ids_of
+from tests.accounts.conftest import app_client, open_guest, wechat_sign_in
+from tests.accounts.factories import UserFactory
+from tests.accounts.test_profile import image_file
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "13987654321"
+ID_NUMBER = "330802199202023456"
+
+
+def befriend(a: User, b: User) -> None:
+    services.friendship_accept(user=a, code=services.invite_code_get_or_create(user=b).code)
+
+
+def test_personal_data_modules_are_found_left_to_right():
+    names = [module.__name__ for module in personal_data_modules()]
+
+    assert names[0] == "accounts.personal_data"
+    order = ["accounts", "activities", "rewards", "merchants"]
+    present = [name.split(".")[0] for name in names]
+    assert present == [app for app in order if app in present]
+
+
+def test_a_guest_merges_into_their_bank_account_nothing_lost_nothing_doubled(banks, agreements):
+    common_friend, guest_friend, bank_friend = UserFactory(), UserFactory(), UserFactory()
+    guest_response = open_guest(app_client()).json()
+    guest_token = guest_response["meta"]["session_token"]
+    guest = User.objects.get(public_id=guest_response["user"]["public_id"])
+    services.profile_update(user=guest, nickname="游客小绿")
+    services.data_source_authorize(user=guest, source=DataSource.PHONE_STEPS)
+    services.data_source_authorize(user=guest, source=DataSource.TRANSIT_CARD)
+    befriend(guest, common_friend)
+    befriend(guest, guest_friend)
+
+    bank = banks["quzhou-bank"]
+    signed_in = bank.sign_in(app_client(), bank.id_token(sub="customer-7", phone_number=PHONE))
+    bank_token = signed_in.json()["meta"]["session_token"]
+    bank_user = SocialAccount.objects.get(uid="customer-7").user
+    services.agreements_accept_current(user=bank_user)
+    services.data_source_authorize(user=bank_user, source=DataSource.PHONE_STEPS)
+    befriend(bank_user, common_friend)
+    befriend(bank_user, bank_friend)
+
+    response = app_client(bank_token).post(
+        "/api/v1/me/merge", {"source_session_token": guest_token}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["nickname"] == "游客小绿"  # the bank account had none
+    guest.refresh_from_db()
+    assert guest.is_closed
+    assert guest.merged_into == bank_user
+    assert Device.objects.get().user == bank_user
+    assert friend_ids_of(user_id=bank_user.id) == {common_friend.id, guest_friend.id, bank_friend.id}
+    assert friend_ids_of(user_id=common_friend.id) == {bank_user.id}
+    assert (
+        Friendship.objects.filter(user=guest).count() + Friendship.objects.filter(friend=guest).count() == 0
+    )
+    active = DataSourceAuthorization.objects.filter(user=bank_user, revoked_at__isnull=True)
+    assert sorted(active.values_list("source", flat=True)) == ["phone_steps", "transit_card"]
+    assert AgreementAcceptance.objects.filter(user=bank_user).count() == 2
+    # The guest's token is dead; the device can't get a guest session any more.
+    assert app_client(guest_token).get("/api/v1/me").status_code == 401
+    assert open_guest(app_client()).json()["error"]["code"] == "guest_device_upgraded"
+
+
+def test_merge_needs_a_valid_token_of_another_open_account(person, person_client):
+    same = person_client.post(
+        "/api/v1/me/merge",
+        {"source_session_token": person_client._credentials["HTTP_X_SESSION_TOKEN"]},
+        format="json",
+    )
+    unknown = person_client.post("/api/v1/me/merge", {"source_session_token": "made-up"}, format="json")
+
+    assert same.json()["error"]["code"] == "merge_same_account"
+    assert unknown.json()["error"]["code"] == "merge_source_invalid"
+    person.refresh_from_db()
+    assert not person.is_closed
+
+
+def test_merging_two_wechat_identities_keeps_one(wechat, client_for):
+    wechat.add_code("a", openid="openid-a", session_key=base64.b64encode(b"a" * 16).decode())
+    wechat.add_code("b", openid="openid-b", session_key=base64.b64encode(b"b" * 16).decode())
+    token_a = wechat_sign_in(app_client(), "a").json()["meta"]["session_token"]
+    token_b = wechat_sign_in(app_client(), "b").json()["meta"]["session_token"]
+    target = SocialAccount.objects.get(uid="openid-a").user
+
+    app_client(token_a).post("/api/v1/me/merge", {"source_session_token": token_b}, format="json")
+
+    assert list(SocialAccount.objects.values_list("uid", "user")) == [("openid-a", target.pk)]
+
+
+def test_export_holds_everything_and_masks_identifiers(banks, agreements):
+    bank = banks["quzhou-bank"]
+    token = bank.sign_in(
+        app_client(), bank.id_token(sub="customer-export-1", phone_number=PHONE, cn_id_number=ID_NUMBER)
+    ).json()["meta"]["session_token"]
+    user = SocialAccount.objects.get().user
+    services.agreements_accept_current(user=user)
+    services.data_source_authorize(user=user, source=DataSource.CHARITY)
+
+    response = app_client(token).get("/api/v1/me/export")
+
+    assert response.status_code == 200
+    assert "attachment" in response["Content-Disposition"]
+    export = response.json()
+    assert export["account"] == str(user.public_id)
+    section = export["accounts"]
+    assert section["verified_details"] == {"phone_number": "139****4321", "id_number": "330***********3456"}
+    assert section["data_source_authorizations"][0]["source"] == "charity"
+    assert len(section["agreements_accepted"]) == 2
+    assert section["identities"][0]["provider"] == "quzhou-bank"
+    text = response.content.decode()
+    assert PHONE not in text
+    assert ID_NUMBER not in text
+    assert "customer-export-1" not in text
+    for module in personal_data_modules():
+        assert module.__name__.split(".")[0] in export
+
+
+def _database_rows_containing(marker: str) -> list[str]:
+    found = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT count(*) FROM "{table}" t WHERE t::text ILIKE %s', [f"%{marker}%"])  # noqa: S608
+            if cursor.fetchone()[0]:
+                found.append(table)
+    return found
+
+
+def _cache_entries_containing(marker: str) -> list[str]:
+    client = cache.client.get_client()
+    found = []
+    for key in client.scan_iter("*"):
+        value = client.get(key) or b""
+        if marker.encode() in key or marker.encode() in value:
+            found.append(key.decode())
+    return found
+
+
+def test_erasure_leaves_no_personal_field_in_the_database_or_the_cache(
+    banks, wechat, agreements, django_capture_on_commit_callbacks
+):
+    device_id = "erase-me-device-0123456789"
+    guest = open_guest(app_client(), device_id=device_id).json()
+    token = guest["meta"]["session_token"]
+    user = User.objects.get(public_id=guest["user"]["public_id"])
+    bank = banks["quzhou-bank"]
+    bank.sign_in(
+        app_client(token),
+        bank.id_token(sub="bank-subject-erase-1", phone_number=PHONE, cn_id_number=ID_NUMBER),
+        process="connect",
+    )
+    wechat.add_code("c", openid="openid-erase-1", session_key=base64.b64encode(b"k" * 16).decode())
+    wechat_sign_in(app_client(token), "c", process="connect")
+    services.profile_update(user=user, nickname="独一无二的昵称")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.avatar_set(user=user, upload=image_file())
+    user.refresh_from_db()
+    avatar_path = user.avatar.path
+    services.data_source_authorize(user=user, source=DataSource.PHONE_STEPS)
+    befriend(user, UserFactory())
+    details = PersonalDetails.objects.get(user=user)
+    markers = [
+        "独一无二的昵称",
+        user.username,
+        str(user.public_id),
+        PHONE,
+        ID_NUMBER,
+        details.phone_number_digest,
+        details.id_number_digest,
+        Device.objects.get(user=user).device_digest,
+        "bank-subject-erase-1",
+        "openid-erase-1",
+        os.path.basename(avatar_path),
+        services.invite_code_get_or_create(user=user).code,
+    ]
+
+    # The scans do see personal data while it is there.
+    assert _database_rows_containing("独一无二的昵称") == ["accounts_user"]
+    assert _cache_entries_containing(Device.objects.get(user=user).device_digest) != []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = app_client(token).post("/api/v1/me/erasure", {"confirm": "ERASE"}, format="json")
+
+    assert response.status_code == 204
+    user.refresh_from_db()
+    assert user.is_closed
+    assert not user.is_active
+    assert not os.path.exists(avatar_path)
+    for marker in markers:
+        assert _database_rows_containing(marker) == [], marker
+        assert _cache_entries_containing(marker) == [], marker
+    assert app_client(token).get("/api/v1/me").status_code == 401
+    assert data_source_is_authorized(user_id=user.id, source=DataSource.PHONE_STEPS) is False
+    # The same device may start afresh as a new guest.
+    assert open_guest(app_client(), device_id=device_id).status_code == 201
+
+
+def test_erasure_needs_an_explicit_confirmation(person, person_client):
+    response = person_client.post("/api/v1/me/erasure", {}, format="json")
+
+    assert response.status_code == 400
+    person.refresh_from_db()
+    assert not person.is_closed
