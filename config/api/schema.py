@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular import openapi
+
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -53,3 +55,18 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
                     {"description": description, "content": {"application/json": {"schema": reference}}},
                 )
     return result
+
+
+class AutoSchema(openapi.AutoSchema):
+    """Names the serializers nested in a view after the view: `StepSyncApi.InputSerializer` → `StepSyncInput`.
+
+    Our views declare `InputSerializer` / `OutputSerializer` inside themselves (one view per
+    operation); without this every such component would be called "Input" or "Output" and clash.
+    """
+
+    def get_serializer_name(self, serializer, direction: str) -> str:
+        qualname = type(serializer).__qualname__
+        if "." in qualname and "<locals>" not in qualname:
+            outer, inner = qualname.split(".")[0], qualname.split(".")[-1]
+            return outer.removesuffix("Api").removesuffix("View") + inner
+        return super().get_serializer_name(serializer, direction)
