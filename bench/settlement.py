@@ -1,0 +1,236 @@
+"""Benchmark: one night's settlement, against a bare GROUP BY over the same rows in the same run.
+
+Generates N people and their `DailyCarbon` for a day with COPY (and, for a share of them, an
+earlier day's remainder of less than a coin still owed — the steady state of a real city), then
+times `settlement_run` for that day and a reference query that only sums the same rows per person.
+Optionally a second night (wallets already open, the usual case) is timed as well. The ledger
+audit runs at the end and must pass.
+
+Prints accounts/s, the total, the ratio to the reference and the projection to 2.18 million
+accounts (target: at most 3 minutes on this 2-core machine).
+
+Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--nights 2]
+       [--remainder-share 0.5]
+Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards` is recreated) and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.harness import Report, Row  # noqa: E402
+
+DATABASE_NAME = "bench_rewards"
+SECRET_KEY = "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+CITY_ACCOUNTS = 2_180_000
+TARGET_SECONDS = 180
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return url.rsplit("/", 1)[0]
+
+
+def _recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return f"{_server_url()}/{DATABASE_NAME}"
+
+
+def _environment(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+
+
+def _people_create(count: int) -> None:
+    """N people in one INSERT … SELECT generate_series; columns filled by type, whatever accounts adds."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT column_name, data_type FROM information_schema.columns
+            WHERE table_name = 'accounts_user' AND is_nullable = 'NO' AND column_default IS NULL
+              AND column_name <> 'id'
+            """
+        )
+        columns = cursor.fetchall()
+        by_type = {
+            "character varying": "''",
+            "text": "''",
+            "boolean": "false",
+            "timestamp with time zone": "now()",
+            "date": "current_date",
+            "integer": "0",
+            "bigint": "0",
+            "smallint": "0",
+            "uuid": "gen_random_uuid()",
+            "jsonb": "'{}'::jsonb",
+        }
+        special = {"username": "'bench-' || number", "is_active": "true", "password": "'!'"}
+        names = [name for name, _ in columns]
+        values = [special.get(name) or by_type[data_type] for name, data_type in columns]
+        cursor.execute(
+            f"INSERT INTO accounts_user ({', '.join(names)}) "
+            f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS number",
+            [count],
+        )
+
+
+def _daily_carbon_copy(*, day: datetime.date, remainder_share: float, seed: int) -> int:
+    """COPY one day's credited carbon for everyone (plus earlier remainders for a share)."""
+    from django.db import connection
+
+    generator = random.Random(seed)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM accounts_user ORDER BY id")
+        user_ids = [row[0] for row in cursor.fetchall()]
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    previous = day - datetime.timedelta(days=1)
+    buffer = io.StringIO()
+    rows = 0
+    for user_id in user_ids:
+        credited = generator.randint(2_000, 80_000)  # 2 g … 80 g of CO2e a day
+        buffer.write(f"{user_id}\t{day}\t{credited}\t0\t{now}\n")
+        rows += 1
+        if generator.random() < remainder_share:
+            owed = generator.randint(1, 9_999)
+            buffer.write(f"{user_id}\t{previous}\t{owed + 50_000}\t50000\t{now}\n")
+            rows += 1
+    buffer.seek(0)
+    raw = connection.connection  # psycopg 3
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY activities_dailycarbon "
+            "(user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at) FROM STDIN"
+        ) as copy,
+    ):
+        while chunk := buffer.read(1 << 20):
+            copy.write(chunk)
+    if not raw.autocommit:
+        raw.commit()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE activities_dailycarbon")
+    return rows
+
+
+def _reference_group_by(day: datetime.date) -> tuple[float, int]:
+    """The floor: only reading and summing the owed rows per person, nothing written."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT COUNT(*), SUM(coins) FROM (
+                SELECT user_id, SUM(credited_carbon_mg - settled_carbon_mg) / 10000 AS coins
+                FROM activities_dailycarbon
+                WHERE day <= %s AND credited_carbon_mg > settled_carbon_mg
+                GROUP BY user_id
+            ) AS owed
+            """,
+            [day],
+        )
+        people, _coins = cursor.fetchone()
+    return time.perf_counter() - started, people
+
+
+def _night(report: Report, *, night: int, day: datetime.date, chunk_size: int, accounts_total: int) -> None:
+    from rewards.services import settlement_run
+
+    reference_seconds, owed_people = _reference_group_by(day)
+    started = time.perf_counter()
+    run = settlement_run(day=day, chunk_size=chunk_size)
+    seconds = time.perf_counter() - started
+    rate = run.accounts_settled / seconds
+    projected = CITY_ACCOUNTS / rate
+    label = "first night (wallets opened)" if night == 1 else "a later night (wallets exist)"
+    print(
+        f"night {night} ({day}): {run.accounts_settled:,} of {owed_people:,} owed people settled, "
+        f"{run.coins_minted:,} coins, {run.carbon_mg_settled / 1e6:,.1f} kg, {seconds:.1f} s, "
+        f"{run.chunks_committed} chunks; reference GROUP BY {reference_seconds:.2f} s",
+        flush=True,
+    )
+    report.add(
+        Row("settlement", f"{label}, {accounts_total:,} people", rate, "accounts/s",
+            reference="GROUP BY of the same rows (accounts/s)",
+            reference_value=owed_people / reference_seconds,
+            target=f"2.18 M in ≤ {TARGET_SECONDS} s", met=projected <= TARGET_SECONDS,
+            notes=f"total {seconds:.1f} s; projected to 2.18 M accounts: {projected:.0f} s; "
+                  f"reference {reference_seconds:.2f} s; ratio settlement/reference time "
+                  f"{seconds / reference_seconds:.1f}×")
+    )  # fmt: skip
+    print(f"    projection to {CITY_ACCOUNTS:,} accounts: {projected:.0f} s (target ≤ {TARGET_SECONDS} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=200_000)
+    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--nights", type=int, default=2, choices=[1, 2])
+    parser.add_argument("--remainder-share", type=float, default=0.5)
+    args = parser.parse_args()
+
+    database_url = _recreate_database()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+    os.environ.update(_environment(database_url, redis_url))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from rewards.audit import ledger_audit
+
+    call_command("migrate", verbosity=0)
+    report = Report(size=f"settlement-{args.people}")
+    print(f"creating {args.people:,} people …", flush=True)
+    _people_create(args.people)
+    first_day = datetime.date(2026, 11, 22)
+    for night in range(1, args.nights + 1):
+        day = first_day + datetime.timedelta(days=night - 1)
+        started = time.perf_counter()
+        rows = _daily_carbon_copy(
+            day=day, remainder_share=args.remainder_share if night == 1 else 0, seed=night
+        )
+        print(f"COPY {rows:,} DailyCarbon rows for {day}: {time.perf_counter() - started:.1f} s", flush=True)
+        _night(report, night=night, day=day, chunk_size=args.chunk_size, accounts_total=args.people)
+
+    started = time.perf_counter()
+    audit = ledger_audit()
+    print(
+        f"ledger audit: {'balanced' if audit.is_balanced else 'FAILED'} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    for line in audit.lines()[:10]:
+        print(f"    {line}")
+    print()
+    print(report.table())
+    print(f"results: {report.save()}")
+    return 0 if audit.is_balanced else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
