@@ -42,7 +42,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "LedgerTransactionKindEnum": "rewards.models.LedgerTransactionKind",
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "SessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token"},
