@@ -350,6 +350,16 @@ _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class OfferRedeemApi(APIView):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        key = request.headers.get("Idempotency-Key") or None
+        if (key is None or _IDEMPOTENCY_KEY.match(key)) and selectors.sold_out_before_sign_in(
+            offer_public_id=kwargs["offer_id"],
+            session_token=request.headers.get("X-Session-Token", ""),
+            idempotency_key=key,
+        ):
+            raise ApplicationError(errors.OFFER_SOLD_OUT)
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(
         request=None,
         parameters=[

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from importlib import import_module
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,6 +141,30 @@ def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
     if offer is None:
         raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
     return offer
+
+
+def sold_out_before_sign_in(
+    *, offer_public_id: uuid.UUID, session_token: str, idempotency_key: str | None
+) -> bool:
+    """Whether a redemption can be answered "sold out" before the full sign-in and throttling.
+
+    A flash crowd keeps pressing "redeem" on a sold-out offer; each answer should cost a couple
+    of Redis reads, not a sign-in, a throttle update and a transaction. It is enough to know the
+    offer is flagged sold out and who asks (the session, from its Redis cache); with an
+    Idempotency-Key, the person must also hold no coupon made with it (a retry gets its coupon
+    from the full path). Anything unclear falls through to the full path.
+    """
+    if not session_token or not catalog_cache.is_sold_out(offer_public_id=offer_public_id):
+        return False
+    from django.contrib.auth import SESSION_KEY
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_token)
+    user_id = store.get(SESSION_KEY)
+    if not user_id:
+        return False
+    if idempotency_key:
+        return not Coupon.objects.filter(user_id=user_id, idempotency_key=idempotency_key).exists()
+    return True
 
 
 def wallet_balance(*, user: User) -> int:

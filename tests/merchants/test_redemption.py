@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from merchants import catalog_cache
 from merchants.models import Coupon, Offer, OfferRedemptionCount
@@ -16,6 +17,7 @@ from merchants.services import CODE_ALPHABET, CODE_LENGTH
 from rewards.models import LedgerTransaction
 from rewards.services import clearing_account_for_merchant, wallet_account_for_user
 from tests.accounts.factories import UserFactory
+from tests.conftest import session_token_for
 from tests.merchants.factories import OfferFactory
 from tests.rewards.factories import fund_wallet
 
@@ -264,3 +266,31 @@ def test_guests_can_redeem_with_their_coins(shop, client_for):
     offer = OfferFactory(merchant=shop.merchant, price_coins=10)
 
     assert redeem(client_for(guest), offer).status_code == 201
+
+
+def test_sold_out_is_answered_before_sign_in_and_throttling(
+    shop, citizen, citizen_client, django_capture_on_commit_callbacks
+):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        redeem(citizen_client, offer)
+    someone = UserFactory()
+    client = APIClient()
+    client.credentials(HTTP_X_SESSION_TOKEN=session_token_for(someone))
+    with CaptureQueriesContext(connection) as queries:
+        response = redeem(client, offer, key="fresh-key-0001")
+
+    assert response.json()["error"]["code"] == "offer_sold_out"
+    assert not any("accounts_user" in query["sql"] for query in queries.captured_queries)
+    assert cache.get(f"throttle_user_{someone.pk}") is None
+
+
+def test_sold_out_with_an_unknown_session_still_asks_to_sign_in(shop, citizen, api_client):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1, stock_left=0)
+    catalog_cache.mark_sold_out(offer_public_id=offer.public_id)
+    api_client.credentials(HTTP_X_SESSION_TOKEN="no-such-session-token")
+
+    response = redeem(api_client, offer)
+
+    assert response.status_code == 401
+    assert redeem(APIClient(), offer).status_code == 401

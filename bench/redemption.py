@@ -1,0 +1,378 @@
+"""Benchmark: one hot offer, concurrent redemptions through the HTTP API.
+
+The app runs under gunicorn with production settings against PostgreSQL and Redis; load comes
+from wrk in its own process, each request signed in as one of many people (real session tokens)
+with its own Idempotency-Key. Three phases:
+
+1. redemptions/s — a hot offer with plenty of stock, hammered for `--seconds`;
+2. oversell — a small stock hammered by more connections than there is stock left; the database
+   must show exactly `stock` coupons, `stock` ledger debits and zero stock left;
+3. sold-out answers/s — the same offer, now sold out, hammered again.
+
+Targets (issue 6): ≥ 400 redemptions/s, 0 oversold, ≥ 2,000 sold-out answers/s on 2 cores.
+
+Usage: .venv/bin/python bench/redemption.py [--people 2000] [--seconds 8] [--workers 3] [--threads 4]
+Needs PostgreSQL and Redis (DATABASE_URL's server; a database named `bench_merchants` is
+recreated) and wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.harness import Report, Row, free_port, wrk, wrk_available  # noqa: E402
+
+DATABASE_NAME = "bench_merchants"
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return url.rsplit("/", 1)[0]
+
+
+def _recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return f"{_server_url()}/{DATABASE_NAME}"
+
+
+def _environment(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "600",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+
+
+def _seed(people: int, hot_stock: int, small_stock: int) -> dict:
+    """People with coins and session tokens, one approved merchant, two live offers."""
+    import django
+
+    django.setup()
+    from datetime import timedelta
+
+    from allauth.headless.internal.sessionkit import new_session
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.core.cache import cache
+    from django.db import connection
+    from django.utils import timezone
+
+    from accounts.models import District, User
+    from merchants.models import Merchant, MerchantStaff, Offer
+    from rewards.services import issuance_account
+
+    cache.clear()
+    district = District.objects.create(code="bench", name="基准区")
+    merchant = Merchant.objects.create(
+        name="Bench Coffee",
+        category="food_and_drink",
+        district=district,
+        licence_number="BENCH0000001",
+        contact_name="Bench",
+        contact_phone="0570-0000000",
+        status=Merchant.Status.APPROVED,
+    )
+    owner = User.objects.create_user(username="bench.owner", password=None)
+    MerchantStaff.objects.create(merchant=merchant, user=owner, role=MerchantStaff.Role.OWNER)
+    now = timezone.now()
+
+    def offer(title: str, stock: int) -> Offer:
+        return Offer.objects.create(
+            merchant=merchant,
+            title=title,
+            category="food_and_drink",
+            price_coins=10,
+            total_stock=stock,
+            stock_left=stock,
+            limit_per_person=20,
+            sale_starts_at=now - timedelta(days=1),
+            sale_ends_at=now + timedelta(days=1),
+            status=Offer.Status.LIVE,
+            is_reviewed=True,
+        )
+
+    hot, small = offer("Hot coffee", hot_stock), offer("Last coffees", small_stock)
+
+    User.objects.bulk_create(
+        [User(username=f"bench{index:05d}", nickname=f"B{index}") for index in range(people)]
+    )
+    users = list(User.objects.filter(username__startswith="bench0").order_by("pk"))
+    # Funding through one set-based ledger posting: one issuance transaction per person would
+    # only slow the set-up; the ledger audit invariant (entries sum to zero) still holds.
+    issuance = issuance_account()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+            SELECT 'wallet', id, 1000, now() FROM accounts_user WHERE username LIKE 'bench0%%'
+            """
+        )
+    _fund_lots(issuance_id=issuance.pk, people=len(users))
+
+    tokens = []
+    for user in users:
+        session = new_session()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        tokens.append(session.session_key)
+    return {
+        "tokens": tokens,
+        "hot": str(hot.public_id),
+        "small": str(small.public_id),
+        "hot_id": hot.pk,
+        "small_id": small.pk,
+    }
+
+
+def _fund_lots(*, issuance_id: int, people: int) -> None:
+    """The funding as the ledger records it: one transaction, its entries, and a coin lot per wallet."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from rewards.models import LedgerTransaction
+
+    transaction = LedgerTransaction.objects.create(
+        kind="issuance", reference="bench", idempotency_key=f"bench-funding:{uuid.uuid4()}", memo="bench"
+    )
+    today = timezone.localdate()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+            SELECT %(tx)s, id, 1000 FROM rewards_ledgeraccount WHERE kind = 'wallet'
+            UNION ALL SELECT %(tx)s, %(issuance)s, %(total)s
+            """,
+            {"tx": transaction.pk, "issuance": issuance_id, "total": -1000 * people},
+        )
+        cursor.execute(
+            "UPDATE rewards_ledgeraccount SET balance = balance - %s WHERE id = %s",
+            [1000 * people, issuance_id],
+        )
+        cursor.execute(
+            """
+            INSERT INTO rewards_coinlot
+                   (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+            SELECT id, %(tx)s, %(today)s, %(today)s + 365, 1000, 1000 FROM rewards_ledgeraccount
+             WHERE kind = 'wallet'
+            """,
+            {"tx": transaction.pk, "today": today},
+        )
+
+
+def _lua(tokens: list[str], path: str, run: str) -> str:
+    listed = ",".join(f'"{token}"' for token in tokens)
+    return f"""
+local tokens = {{{listed}}}
+local counter = 0
+local offset = 0
+local thread_number = 0
+setup = function(thread)
+  thread:set("offset", thread_number * 7919)
+  thread:set("thread_number", thread_number)
+  thread_number = thread_number + 1
+end
+request = function()
+  counter = counter + 1
+  local token = tokens[((counter + offset) % #tokens) + 1]
+  return wrk.format("POST", "{path}", {{
+    ["X-Session-Token"] = token,
+    ["Idempotency-Key"] = string.format("{run}-%d-%d", thread_number, counter),
+  }}, "")
+end
+"""
+
+
+def _gunicorn(environment: dict[str, str], *, workers: int, threads: int):
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench-redemption-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi:application",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+        ],
+        cwd=BASE_DIR,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _count(sql: str, params: list) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=24)
+    parser.add_argument("--small-stock", type=int, default=300)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"))
+    parser.add_argument("--save", action="store_true", help="write bench/results/<date>-redemption.json")
+    args = parser.parse_args()
+    if not wrk_available():
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    database_url = _recreate_database()
+    environment = _environment(database_url, args.redis_url)
+    os.environ.update(environment)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=environment,
+        check=True,
+    )
+    hot_stock = args.seconds * 3000  # more than can be sold in the time: phase 1 never sells out
+    seeded = _seed(args.people, hot_stock, args.small_stock)
+    tokens = seeded["tokens"]
+    run = uuid.uuid4().hex[:8]
+
+    report = Report(size="redemption")
+    server, url = _gunicorn(environment, workers=args.workers, threads=args.threads)
+    try:
+        # Warm every worker's connections; the same-run reference is the bare liveness probe
+        # through the same server: no session, no database, no Redis.
+        wrk(url + "/healthz", seconds=2, connections=args.connections)
+        floor = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
+        reference = ("bare /healthz", floor.requests_per_second)
+
+        hot_path = f"/api/v1/catalog/offers/{seeded['hot']}/redeem"
+        hot = wrk(
+            url + hot_path,
+            seconds=args.seconds,
+            connections=args.connections,
+            script=_lua(tokens, hot_path, f"{run}h"),
+        )
+        issued_hot = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["hot_id"]])
+        successes = hot.requests - hot.non_2xx
+        report.add(
+            Row(
+                "hot offer",
+                "successful redemptions",
+                successes / hot.seconds,
+                "/s",
+                *reference,
+                target="≥ 400/s",
+                met=successes / hot.seconds >= 400,
+                notes=f"{successes} coupons ({issued_hot} in the database), p50 {hot.latency_p50_ms:.1f} ms, "
+                f"p99 {hot.latency_p99_ms:.1f} ms, {hot.non_2xx} refused",
+            )
+        )
+
+        small_path = f"/api/v1/catalog/offers/{seeded['small']}/redeem"
+        wrk(
+            url + small_path,
+            seconds=max(3, args.small_stock // 200),
+            connections=args.connections * 2,
+            script=_lua(tokens, small_path, f"{run}s"),
+        )
+        issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
+        stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [seeded["small_id"]])
+        debits = _count(
+            """
+            SELECT count(*) FROM rewards_ledgertransaction t
+              JOIN merchants_coupon c ON t.reference = 'coupon:' || c.public_id::text
+             WHERE t.kind = 'redemption' AND c.offer_id = %s
+            """,
+            [seeded["small_id"]],
+        )
+        oversold = max(0, issued - args.small_stock)
+        report.add(
+            Row(
+                "last coupons",
+                "oversold",
+                oversold,
+                "coupons",
+                target="0",
+                met=oversold == 0 and issued == args.small_stock and debits == issued and stock_left == 0,
+                notes=f"stock {args.small_stock}: {issued} coupons, {debits} ledger debits, "
+                f"{stock_left} left",
+            )
+        )
+
+        sold_out = wrk(
+            url + small_path,
+            seconds=args.seconds,
+            connections=args.connections,
+            script=_lua(tokens, small_path, f"{run}x"),
+        )
+        after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
+        report.add(
+            Row(
+                "sold out",
+                "sold-out answers",
+                sold_out.non_2xx / sold_out.seconds,
+                "/s",
+                *reference,
+                target="≥ 2,000/s",
+                met=sold_out.non_2xx / sold_out.seconds >= 2000 and after == issued,
+                notes=f"p50 {sold_out.latency_p50_ms:.1f} ms, p99 {sold_out.latency_p99_ms:.1f} ms, "
+                f"{sold_out.requests - sold_out.non_2xx} non-refusals, coupons after: {after}",
+            )
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+    print()
+    print(report.table())
+    for row in report.rows:
+        print(f"  {row.scenario}: {row.notes}")
+    if args.save:
+        print(f"saved {report.save()}")
+    return 0 if all(row.met for row in report.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
