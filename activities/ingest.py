@@ -22,6 +22,7 @@ more than a cap. Nothing of a rejected record is stored.
 from __future__ import annotations
 
 import datetime
+import re
 import zoneinfo
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -42,6 +43,33 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 HELD = "held_for_review"
+
+
+# Arrays travel to PostgreSQL as one string per column, split on the unit separator by the server
+# (`string_to_array`): far cheaper than adapting thousands of Python values one by one. The string
+# starts with a separator and the SQL drops the first element, so a one-element array of '' survives.
+SEPARATOR = "\x1f"
+
+
+def packed(values) -> str:
+    """A column of values as one string for `arr()`; None becomes SQL NULL where the column allows it."""
+    texts = [
+        "" if value is None else value if isinstance(value, str) else
+        value.isoformat() if isinstance(value, datetime.date) else str(value)
+        for value in values
+    ]  # fmt: skip
+    return SEPARATOR + SEPARATOR.join(texts) if texts else ""
+
+
+def arr(sql_type: str, *, nullable: bool = False) -> str:
+    """The SQL that turns one `packed()` parameter back into an array of `sql_type`."""
+    nulls = ", ''" if nullable else ""
+    return f"((string_to_array(%s, chr(31){nulls}))[2:])::{sql_type}[]"
+
+
+def sql(template: str) -> str:
+    """A statement whose `[[type]]` (or `[[type?]]`, nullable) marks stand for `packed()` arrays."""
+    return re.sub(r"\[\[(\w+)(\??)\]\]", lambda m: arr(m.group(1), nullable=bool(m.group(2))), template)
 
 
 def local_day_of(moment: datetime.datetime) -> datetime.date:
@@ -206,9 +234,11 @@ def records_ingest(
 def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
     references = sorted({c.incoming.customer_reference for c in candidates if c.incoming.customer_reference})
     cursor.execute(
-        "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
-        "WHERE partner_id = %s AND customer_reference = ANY(%s)",
-        [partner_id, references],
+        sql(
+            "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
+            "WHERE partner_id = %s AND customer_reference = ANY([[text]])"
+        ),
+        [partner_id, packed(references)],
     )
     users = dict(cursor.fetchall())
     kept = []
@@ -225,13 +255,15 @@ def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], re
 def _check_people(cursor, source: str, candidates: list[_Candidate], reject) -> list[_Candidate]:
     user_ids = sorted({c.user_id for c in candidates})
     cursor.execute(
-        """
-        SELECT u.id, (u.is_active AND u.closed_at IS NULL),
-               EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
-                       WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
-        FROM accounts_user u WHERE u.id = ANY(%s)
-        """,
-        [source, user_ids],
+        sql(
+            """
+            SELECT u.id, (u.is_active AND u.closed_at IS NULL),
+                   EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
+                           WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
+            FROM accounts_user u WHERE u.id = ANY([[bigint]])
+            """
+        ),
+        [source, packed(user_ids)],
     )
     state = {user_id: (is_open, is_authorized) for user_id, is_open, is_authorized in cursor.fetchall()}
     kept = []
@@ -255,16 +287,18 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
     cursor.execute(
-        """
-        INSERT INTO activities_behaviourday
-            (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-        SELECT u, b, d, 0, 0, 0, 0 FROM unnest(%s::bigint[], %s::bigint[], %s::date[]) AS t(u, b, d)
-        ORDER BY u, b, d
-        ON CONFLICT (user_id, behaviour_id, day)
-            DO UPDATE SET record_count = activities_behaviourday.record_count
-        RETURNING user_id, behaviour_id, day, quantity, credited_carbon_mg
-        """,
-        [users, behaviours, days],
+        sql(
+            """
+            INSERT INTO activities_behaviourday
+                (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+            SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
+            ORDER BY u, b, d
+            ON CONFLICT (user_id, behaviour_id, day)
+                DO UPDATE SET record_count = activities_behaviourday.record_count
+            RETURNING user_id, behaviour_id, day, quantity, credited_carbon_mg
+            """
+        ),
+        [packed(users), packed(behaviours), packed(days)],
     )
     day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
 
@@ -275,45 +309,52 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
     if month_keys:
         users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
         cursor.execute(
-            """
-            INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
-            SELECT u, b, m, 0 FROM unnest(%s::bigint[], %s::bigint[], %s::date[]) AS t(u, b, m)
-            ORDER BY u, b, m
-            ON CONFLICT (user_id, behaviour_id, month)
-                DO UPDATE SET credited_carbon_mg = activities_behaviourmonth.credited_carbon_mg
-            RETURNING user_id, behaviour_id, month, credited_carbon_mg
-            """,
-            [users, behaviours, months],
+            sql(
+                """
+                INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
+                SELECT u, b, m, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
+                ORDER BY u, b, m
+                ON CONFLICT (user_id, behaviour_id, month)
+                    DO UPDATE SET credited_carbon_mg = activities_behaviourmonth.credited_carbon_mg
+                RETURNING user_id, behaviour_id, month, credited_carbon_mg
+                """
+            ),
+            [packed(users), packed(behaviours), packed(months)],
         )
         month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
     return day_counters, month_counters
 
 
-def _stored_trips(cursor, candidates: list[_Candidate]) -> dict[int, list[tuple]]:
+def _overlapping_stored_trips(cursor, candidates: list[_Candidate]) -> set[int]:
+    """Positions of the batch's trips that overlap a trip already stored for the same person."""
     trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
     if not trips:
-        return {}
+        return set()
     cursor.execute(
-        """
-        SELECT r.user_id, r.occurred_at, r.ended_at FROM activities_activityrecord r
-        JOIN activities_behaviour b ON b.id = r.behaviour_id AND b.is_trip
-        WHERE r.user_id = ANY(%s) AND r.local_day BETWEEN %s AND %s
-          AND r.ended_at IS NOT NULL AND r.status <> %s
-          AND r.occurred_at < %s AND r.ended_at > %s
-        """,
+        sql(
+            """
+            SELECT t.position
+            FROM unnest([[integer]], [[bigint]], [[date]], [[timestamptz]], [[timestamptz]])
+                 AS t(position, user_id, day, started, ended)
+            WHERE EXISTS (
+                SELECT 1 FROM activities_activityrecord r
+                JOIN activities_behaviour b ON b.id = r.behaviour_id AND b.is_trip
+                WHERE r.user_id = t.user_id AND r.local_day BETWEEN t.day - 1 AND t.day + 1
+                  AND r.ended_at IS NOT NULL AND r.status <> %s
+                  AND r.occurred_at < t.ended AND r.ended_at > t.started
+            )
+            """
+        ),
         [
-            sorted({c.user_id for c in trips}),
-            min(c.local_day for c in trips) - datetime.timedelta(days=1),
-            max(c.local_day for c in trips) + datetime.timedelta(days=1),
+            packed(c.position for c in trips),
+            packed(c.user_id for c in trips),
+            packed(c.local_day for c in trips),
+            packed(c.incoming.occurred_at for c in trips),
+            packed(c.incoming.ended_at for c in trips),
             RecordStatus.REJECTED,
-            max(c.incoming.ended_at for c in trips),
-            min(c.incoming.occurred_at for c in trips),
         ],
     )
-    stored: dict[int, list[tuple]] = defaultdict(list)
-    for user_id, started, ended in cursor.fetchall():
-        stored[user_id].append((started, ended))
-    return stored
+    return {row[0] for row in cursor.fetchall()}
 
 
 def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
@@ -322,25 +363,32 @@ def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
         return set()
     devices, users = (list(column) for column in zip(*pairs, strict=True))
     cursor.execute(
-        """
-        INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
-        SELECT d, u, now() FROM unnest(%s::text[], %s::bigint[]) AS t(d, u)
-        ON CONFLICT (device_id, user_id) DO NOTHING
-        """,
-        [devices, users],
+        sql(
+            """
+            INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
+            SELECT d, u, now() FROM unnest([[text]], [[bigint]]) AS t(d, u)
+            ON CONFLICT (device_id, user_id) DO NOTHING
+            """
+        ),
+        [packed(devices), packed(users)],
     )
     cursor.execute(
-        "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY(%s) "
-        "GROUP BY device_id HAVING count(*) > %s",
-        [sorted(set(devices)), shared_device_max_accounts()],
+        sql(
+            "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY([[text]]) "
+            "GROUP BY device_id HAVING count(*) > %s"
+        ),
+        [packed(sorted(set(devices))), shared_device_max_accounts()],
     )
     return {row[0] for row in cursor.fetchall()}
 
 
 def _existing_ids(cursor, source: str, candidates: list[_Candidate]) -> set[str]:
     cursor.execute(
-        "SELECT external_id FROM activities_activityrecord WHERE source = %s AND external_id = ANY(%s)",
-        [source, [c.incoming.external_id for c in candidates]],
+        sql(
+            "SELECT external_id FROM activities_activityrecord "
+            "WHERE source = %s AND external_id = ANY([[text]])"
+        ),
+        [source, packed(c.incoming.external_id for c in candidates)],
     )
     return {row[0] for row in cursor.fetchall()}
 
@@ -367,94 +415,17 @@ def apply_caps(
     return credited, str(capped_by)
 
 
-def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
-    day_counters, month_counters = _lock_counters(cursor, candidates)
-    existing = _existing_ids(cursor, source, candidates)
-    stored_trips = _stored_trips(cursor, candidates)
-    shared_devices = _shared_devices(cursor, candidates)
-
-    seen: set[str] = set()
-    rows: list[tuple] = []
-    fresh: list[_Candidate] = []
-    # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
-    for candidate in sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position)):
-        record = candidate.incoming
-        if record.external_id in existing or record.external_id in seen:
-            outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
-            continue
-        seen.add(record.external_id)
-        day_counter = day_counters[(candidate.user_id, candidate.behaviour_id, candidate.local_day)]
-        month_key = (candidate.user_id, candidate.behaviour_id, _month_of(candidate.local_day))
-        month_counter = month_counters.get(month_key)
-        factor = candidate.factor
-
-        hold_reason = ""
-        behaviour = methodology.behaviours_by_id[candidate.behaviour_id]
-        threshold = methodology.review_threshold(behaviour, factor)
-        if threshold is not None and day_counter[0] + record.quantity > threshold:
-            hold_reason = (
-                HoldReason.SUPERHUMAN_STEPS if candidate.unit == Unit.STEP else HoldReason.TOO_MANY_IN_A_DAY
-            )
-        elif candidate.is_trip and record.ended_at is not None:
-            intervals = stored_trips.setdefault(candidate.user_id, [])
-            if _overlaps(intervals, record.occurred_at, record.ended_at):
-                hold_reason = HoldReason.OVERLAPPING_TRIP
-            intervals.append((record.occurred_at, record.ended_at))
-        if not hold_reason and record.device_id and record.device_id in shared_devices:
-            hold_reason = HoldReason.SHARED_DEVICE
-        day_counter[0] += record.quantity
-
-        if hold_reason:
-            credited, capped_by, status = 0, "", RecordStatus.HELD
-        else:
-            credited, capped_by = apply_caps(
-                candidate.gross_carbon_mg, factor, day_counter[1], month_counter[0] if month_counter else None
-            )
-            status = RecordStatus.CREDITED
-            day_counter[1] += credited
-            if month_counter is not None:
-                month_counter[0] += credited
-        outcomes[candidate.position] = Outcome(
-            record.external_id,
-            HELD if hold_reason else ACCEPTED,
-            credited_carbon_mg=credited,
-            gross_carbon_mg=candidate.gross_carbon_mg,
-            capped_by=capped_by,
-            hold_reason=str(hold_reason),
-        )
-        fresh.append(candidate)
-        rows.append(
-            (
-                candidate.user_id,
-                candidate.behaviour_id,
-                factor.id,
-                record.external_id,
-                record.quantity,
-                record.occurred_at,
-                record.ended_at,
-                candidate.local_day,
-                record.device_id,
-                candidate.gross_carbon_mg,
-                credited,
-                capped_by,
-                str(status),
-                str(hold_reason),
-                now if status == RecordStatus.CREDITED else None,
-            )
-        )
-    if not rows:
-        return
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    cursor.execute(
-        """
+# Stores the new records and, from the rows really inserted, raises the counters and DailyCarbon.
+STORE_RECORDS = sql(
+    """
         WITH incoming AS (
             SELECT * FROM unnest(
-                %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::numeric[], %s::timestamptz[],
-                %s::timestamptz[], %s::date[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-                %s::text[], %s::timestamptz[]
-            ) AS t(user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
-                   device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason,
-                   credited_at)
+                [[bigint]], [[bigint]], [[bigint]], [[text]], [[numeric]], [[timestamptz]], [[timestamptz?]],
+                [[date]], [[text]], [[bigint]], [[bigint]], [[text]], [[text]], [[text]], [[timestamptz?]]
+            ) AS t(
+                user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+                device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason, credited_at
+            )
         ),
         inserted AS (
             INSERT INTO activities_activityrecord
@@ -502,8 +473,92 @@ def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Metho
                 updated_at = EXCLUDED.updated_at
         )
         SELECT external_id FROM inserted
-        """,
-        [*columns, source, partner_id, now, now],
+        """
+)
+
+
+def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
+    day_counters, month_counters = _lock_counters(cursor, candidates)
+    existing = _existing_ids(cursor, source, candidates)
+    overlapping = _overlapping_stored_trips(cursor, candidates)
+    batch_trips: dict[int, list[tuple]] = defaultdict(list)
+    shared_devices = _shared_devices(cursor, candidates)
+
+    seen: set[str] = set()
+    rows: list[tuple] = []
+    fresh: list[_Candidate] = []
+    # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
+    for candidate in sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position)):
+        record = candidate.incoming
+        if record.external_id in existing or record.external_id in seen:
+            outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
+            continue
+        seen.add(record.external_id)
+        day_counter = day_counters[(candidate.user_id, candidate.behaviour_id, candidate.local_day)]
+        month_key = (candidate.user_id, candidate.behaviour_id, _month_of(candidate.local_day))
+        month_counter = month_counters.get(month_key)
+        factor = candidate.factor
+
+        hold_reason = ""
+        behaviour = methodology.behaviours_by_id[candidate.behaviour_id]
+        threshold = methodology.review_threshold(behaviour, factor)
+        if threshold is not None and day_counter[0] + record.quantity > threshold:
+            hold_reason = (
+                HoldReason.SUPERHUMAN_STEPS if candidate.unit == Unit.STEP else HoldReason.TOO_MANY_IN_A_DAY
+            )
+        elif candidate.is_trip and record.ended_at is not None:
+            intervals = batch_trips[candidate.user_id]
+            if candidate.position in overlapping or _overlaps(intervals, record.occurred_at, record.ended_at):
+                hold_reason = HoldReason.OVERLAPPING_TRIP
+            intervals.append((record.occurred_at, record.ended_at))
+        if not hold_reason and record.device_id and record.device_id in shared_devices:
+            hold_reason = HoldReason.SHARED_DEVICE
+        day_counter[0] += record.quantity
+
+        if hold_reason:
+            credited, capped_by, status = 0, "", RecordStatus.HELD
+        else:
+            credited, capped_by = apply_caps(
+                candidate.gross_carbon_mg, factor, day_counter[1], month_counter[0] if month_counter else None
+            )
+            status = RecordStatus.CREDITED
+            day_counter[1] += credited
+            if month_counter is not None:
+                month_counter[0] += credited
+        outcomes[candidate.position] = Outcome(
+            record.external_id,
+            HELD if hold_reason else ACCEPTED,
+            credited_carbon_mg=credited,
+            gross_carbon_mg=candidate.gross_carbon_mg,
+            capped_by=capped_by,
+            hold_reason=str(hold_reason),
+        )
+        fresh.append(candidate)
+        rows.append(
+            (
+                candidate.user_id,
+                candidate.behaviour_id,
+                factor.id,
+                record.external_id,
+                record.quantity,
+                record.occurred_at,
+                record.ended_at,
+                candidate.local_day,
+                record.device_id,
+                candidate.gross_carbon_mg,
+                credited,
+                capped_by,
+                str(status),
+                str(hold_reason),
+                now if status == RecordStatus.CREDITED else None,
+            )
+        )
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    cursor.execute(
+        STORE_RECORDS,
+        [*(packed(column) for column in columns), source, partner_id, now, now],
     )
     inserted = {row[0] for row in cursor.fetchall()}
     # A record stored by a concurrent request between our duplicate check and our insert is a duplicate

@@ -126,6 +126,7 @@ def steps_sync(
             outcomes[day] = StepDayOutcome(day, steps, REJECTED, blocked)
         valid = {}
 
+    printable_device_id = "".join(ch for ch in device_id if ch.isprintable())[:64]
     incoming: list[Incoming] = []
     increases: dict[datetime.date, int] = {}
     if valid:
@@ -166,7 +167,7 @@ def steps_sync(
                         quantity=Decimal(steps - previous),
                         occurred_at=min(now, _end_of_day(day)),
                         user_id=user.id,
-                        device_id=device_id[:64],
+                        device_id=printable_device_id,
                     )
                 )
             elif stored.get(day, 0) > valid[day]:
@@ -331,10 +332,13 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
     record_id = raw.get("id")
     external_id = f"{partner.code}:{record_id}" if isinstance(record_id, str | int) and str(record_id) else ""
     problem = ""
-    if not external_id or len(str(record_id)) > 100:
+    # Ids and references are printable text: control characters never reach the database.
+    if not external_id or len(str(record_id)) > 100 or not external_id.isprintable():
         problem = "id"
     reference = raw.get("customer_reference")
-    if not problem and (not isinstance(reference, str) or not reference or len(reference) > 64):
+    if not problem and (
+        not isinstance(reference, str) or not reference or len(reference) > 64 or not reference.isprintable()
+    ):
         problem = "customer_reference"
     behaviour = raw.get("behaviour")
     if not problem and not isinstance(behaviour, str):

@@ -1,0 +1,387 @@
+"""Benchmark: partner batch ingest and bulk history import, against a raw COPY measured in the same run.
+
+Figures (issue 4):
+1. partner batches through the service (`services.partner_records_ingest`), batches of 500, in
+   sequence on one connection — records/s;
+2. the same through HTTP: gunicorn (production settings) and signed requests from client processes
+   — records/s (the clients share the machine's two cores with the server and PostgreSQL);
+3. the bulk import command's engine on a CSV file — rows/s and its resident memory at 25 % and at
+   100 % of the file (flat memory);
+4. the reference: a raw `COPY` of the same rows, already resolved to table columns, into the same
+   table (`activities_activityrecord`), in the same run, rolled back afterwards.
+
+Targets: ≥ 15,000 records/s ingest; import ≥ 0.5 × COPY with flat memory.
+
+Usage: .venv/bin/python bench/ingest.py [--people 10000] [--records 100000] [--http-records 100000]
+       [--import-rows 300000] [--clients 2] [--workers 2]
+Needs PostgreSQL (DATABASE_URL's server; a database named `bench_activities` is recreated) and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+import zoneinfo
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.harness import Report, Row, gunicorn_server  # noqa: E402
+
+DATABASE_NAME = "bench_activities"
+LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+SECRET_KEY = "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return url.rsplit("/", 1)[0]
+
+
+def _recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return f"{_server_url()}/{DATABASE_NAME}"
+
+
+def _environment(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "600",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+
+
+def _seed(people: int) -> tuple[str, str, str]:
+    """People who linked a transit card and authorized it; one transit partner. Returns its credentials."""
+    from django.contrib.auth.hashers import make_password
+    from django.utils import timezone
+
+    from accounts.models import DataSource, DataSourceAuthorization, User
+    from activities.models import PartnerCustomerLink
+    from activities.services import partner_create
+
+    unusable = make_password(None)
+    User.objects.bulk_create(
+        [User(username=f"bench{n}", password=unusable) for n in range(people)], batch_size=5000
+    )
+    user_ids = list(
+        User.objects.filter(username__startswith="bench").order_by("id").values_list("id", flat=True)
+    )
+    now = timezone.now()
+    DataSourceAuthorization.objects.bulk_create(
+        [
+            DataSourceAuthorization(user_id=u, source=DataSource.TRANSIT_CARD, granted_at=now)
+            for u in user_ids
+        ],
+        batch_size=5000,
+    )
+    created = partner_create(
+        code="bench-transit",
+        name="Bench Transit",
+        source=DataSource.TRANSIT_CARD,
+        behaviour_codes=["bus", "metro"],
+    )
+    PartnerCustomerLink.objects.bulk_create(
+        [
+            PartnerCustomerLink(partner=created.partner, customer_reference=f"C{n}", user_id=user_id)
+            for n, user_id in enumerate(user_ids)
+        ],
+        batch_size=5000,
+    )
+    return created.partner.code, created.partner.api_key, created.signing_secret
+
+
+def _records(prefix: str, count: int, people: int, *, days: int, seed: int) -> list[dict]:
+    """Rides spread over people and days (few enough per person and day that caps rarely bite)."""
+    generator = random.Random(seed)
+    now = datetime.datetime.now(tz=LOCAL_TZ)
+    rows = []
+    for n in range(count):
+        started = now - datetime.timedelta(seconds=generator.randrange(3600, days * 86400))
+        rows.append(
+            {
+                "id": f"{prefix}{n}",
+                "customer_reference": f"C{generator.randrange(people)}",
+                "behaviour": "bus" if n % 3 else "metro",
+                "quantity": "1",
+                "occurred_at": started.isoformat(timespec="seconds"),
+                "ended_at": (started + datetime.timedelta(minutes=25)).isoformat(timespec="seconds"),
+            }
+        )
+    return rows
+
+
+def _service_ingest(
+    partner_code: str, records: list[dict], batch_size: int, streams: int
+) -> tuple[float, dict]:
+    """Batches through the service, from `streams` threads (each its own connection) like server workers."""
+    import threading
+
+    from django.db import connection
+
+    from activities.models import Partner
+    from activities.services import partner_records_ingest
+
+    partner = Partner.objects.get(code=partner_code)
+    batches = [records[offset : offset + batch_size] for offset in range(0, len(records), batch_size)]
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def stream(share: list[list[dict]]) -> None:
+        try:
+            for batch in share:
+                outcomes = partner_records_ingest(partner=partner, records=batch)
+                with lock:
+                    for outcome in outcomes:
+                        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=stream, args=(batches[index::streams],)) for index in range(streams)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(records) / (time.perf_counter() - started), counts
+
+
+def _http_client(url: str, api_key: str, secret: str, bodies: list[bytes]) -> dict[str, int]:
+    import requests
+
+    sys.path.insert(0, str(BASE_DIR))
+    from activities.signing import signature_of
+
+    counts: dict[str, int] = {}
+    with requests.Session() as session:
+        for body in bodies:
+            stamp, request_id = str(int(time.time())), uuid.uuid4().hex
+            response = session.post(
+                f"{url}/api/v1/partner/records",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Partner-Key": api_key,
+                    "X-Timestamp": stamp,
+                    "X-Partner-Request-Id": request_id,
+                    "X-Signature": signature_of(secret, stamp, request_id, body),
+                },
+                timeout=120,
+            )
+            if response.status_code != 200:
+                counts[f"http_{response.status_code}"] = counts.get(f"http_{response.status_code}", 0) + 1
+                continue
+            payload = response.json()
+            for status in ("accepted", "duplicate", "rejected", "held_for_review"):
+                counts[status] = counts.get(status, 0) + payload[status]
+    return counts
+
+
+def _http_ingest(
+    environment: dict,
+    api_key: str,
+    secret: str,
+    records: list[dict],
+    batch_size: int,
+    clients: int,
+    workers: int,
+) -> tuple[float, dict]:
+    bodies = [
+        json.dumps({"records": records[offset : offset + batch_size]}).encode()
+        for offset in range(0, len(records), batch_size)
+    ]
+    shares = [bodies[index::clients] for index in range(clients)]
+    with gunicorn_server(environment, workers=workers) as url, ProcessPoolExecutor(clients) as pool:
+        started = time.perf_counter()
+        results = list(
+            pool.map(_http_client, [url] * clients, [api_key] * clients, [secret] * clients, shares)
+        )
+        elapsed = time.perf_counter() - started
+    counts: dict[str, int] = {}
+    for result in results:
+        for key, value in result.items():
+            counts[key] = counts.get(key, 0) + value
+    return len(records) / elapsed, counts
+
+
+def _write_csv(path: Path, records: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def _copy_reference(partner_code: str, records: list[dict]) -> float:
+    """Raw COPY of the same rows, already resolved to the table's columns, rolled back afterwards."""
+    from django.db import connection, transaction
+
+    from activities.methodology import methodology_load
+    from activities.models import Partner, PartnerCustomerLink
+
+    partner = Partner.objects.get(code=partner_code)
+    users = dict(
+        PartnerCustomerLink.objects.filter(partner=partner).values_list("customer_reference", "user_id")
+    )
+    methodology = methodology_load()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    now = datetime.datetime.now(tz=datetime.UTC).isoformat()
+    for record in records:
+        behaviour = methodology.behaviours_by_code[record["behaviour"]]
+        occurred = datetime.datetime.fromisoformat(record["occurred_at"])
+        day = occurred.astimezone(LOCAL_TZ).date()
+        factor = methodology.factor_for(behaviour.id, day)
+        writer.writerow(
+            [
+                users[record["customer_reference"]], behaviour.id, factor.id, partner.source, partner.id,
+                f"copy:{record['id']}", record["quantity"], record["occurred_at"], record["ended_at"],
+                day.isoformat(), "", factor.carbon_mg_per_unit, factor.carbon_mg_per_unit, "", "credited", "",
+                now, now, "",
+            ]
+        )  # fmt: skip
+    data = buffer.getvalue().encode()
+    columns = (
+        "user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at, "
+        "ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, "
+        "hold_reason, created_at, credited_at, appeal_note"
+    )
+    text_columns = "device_id, capped_by, hold_reason, appeal_note"
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            statement = (
+                f"COPY activities_activityrecord ({columns}) FROM STDIN "
+                f"(FORMAT csv, FORCE_NOT_NULL ({text_columns}))"
+            )
+            with cursor.cursor.copy(statement) as copy:
+                for offset in range(0, len(data), 1 << 20):
+                    copy.write(data[offset : offset + (1 << 20)])
+            elapsed = time.perf_counter() - started
+        transaction.set_rollback(True)
+    return len(records) / elapsed
+
+
+def _import(partner_code: str, path: Path) -> tuple[float, float, float, dict]:
+    import psutil
+
+    from activities.history_import import HistoryImport
+    from activities.models import Partner
+
+    process = psutil.Process()
+    samples: list[tuple[float, float]] = []
+
+    class Progress:
+        size = path.stat().st_size
+
+        def write(self, text: str) -> None:
+            if "%" in text:
+                done = float(text.split("]")[1].split("%")[0]) / 100
+                samples.append((done, process.memory_info().rss / 2**20))
+
+        def flush(self) -> None:
+            pass
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    importer = HistoryImport(
+        path=path,
+        partner=Partner.objects.get(code=partner_code),
+        file_format="csv",
+        errors_path=workdir / "errors.csv",
+        checkpoint_path=workdir / "checkpoint.json",
+        batch_size=5000,
+        progress=Progress(),
+    )
+    totals = importer.run()
+    quarter = next((rss for done, rss in samples if done >= 0.25), samples[0][1])
+    return totals["rows_per_second"], quarter, samples[-1][1], totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--http-records", type=int, default=100_000)
+    parser.add_argument("--import-rows", type=int, default=300_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--streams", type=int, default=2, help="Concurrent service streams (threads).")
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    database_url = _recreate_database()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+    environment = _environment(database_url, redis_url)
+    os.environ.update(environment)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    print(f"seeding {args.people:,} people with linked transit cards …", flush=True)
+    partner_code, api_key, secret = _seed(args.people)
+    report = Report(size=f"ingest-{args.records}")
+
+    for streams in sorted({1, args.streams}):
+        records = _records(f"S{streams}-", args.records, args.people, days=25, seed=10 + streams)
+        rate, counts = _service_ingest(partner_code, records, args.batch_size, streams)
+        report.add(
+            Row("partner ingest", f"service, batches of {args.batch_size}, {streams} stream(s)", rate,
+                "records/s", target="≥ 15,000/s", met=rate >= 15_000, notes=json.dumps(counts))
+        )  # fmt: skip
+        print(f"    outcomes: {counts}", flush=True)
+
+    if args.http_records:
+        http_records = _records("H", args.http_records, args.people, days=25, seed=2)
+        rate, counts = _http_ingest(
+            environment, api_key, secret, http_records, args.batch_size, args.clients, args.workers
+        )
+        report.add(
+            Row("partner ingest", f"HTTP (gunicorn ×{args.workers}, {args.clients} signing clients)", rate,
+                "records/s", target="≥ 15,000/s", met=rate >= 15_000, notes=json.dumps(counts))
+        )  # fmt: skip
+        print(f"    outcomes: {counts}", flush=True)
+
+    import_records = _records("I", args.import_rows, args.people, days=360, seed=3)
+    copy_rate = _copy_reference(partner_code, import_records)
+    path = Path(tempfile.mkdtemp(prefix="bench-history-")) / "history.csv"
+    _write_csv(path, import_records)
+    del import_records
+    import_rate, rss_quarter, rss_end, totals = _import(partner_code, path)
+    report.add(
+        Row("bulk import", f"{args.import_rows:,} CSV rows, batches of 5,000", import_rate, "rows/s",
+            reference="raw COPY", reference_value=copy_rate, target="≥ 0.5× COPY",
+            met=import_rate >= 0.5 * copy_rate,
+            notes=f"RSS {rss_quarter:.0f} MiB at 25%, {rss_end:.0f} MiB at 100%; {totals}")
+    )  # fmt: skip
+    print(f"    resident memory: {rss_quarter:.0f} MiB at 25 % of the file, {rss_end:.0f} MiB at the end")
+    print()
+    print(report.table())
+    print(f"results: {report.save()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
