@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from allauth.headless.adapter import DefaultHeadlessAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialAccount
 from allauth.socialaccount.providers.base import AuthProcess
@@ -66,3 +67,15 @@ def on_social_account_added(sender, request: HttpRequest, sociallogin, **kwargs)
         user=sociallogin.user or sociallogin.account.user,
         encrypted_details=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {},
     )
+
+
+class HeadlessAdapter(DefaultHeadlessAdapter):
+    def serialize_user(self, user) -> dict:
+        """The person as allauth's responses show them: our public id, never the integer id or
+        the internal username."""
+        return {
+            "id": str(user.public_id),
+            "display": user.nickname,
+            "is_guest": user.is_guest,
+            "has_usable_password": user.has_usable_password(),
+        }

@@ -13,6 +13,8 @@ env = environ.Env()
 HEADLESS_ONLY = True
 HEADLESS_CLIENTS = ("app",)
 HEADLESS_FRONTEND_URLS = {}
+# Users appear in allauth's responses by public id, never by integer id or internal username.
+HEADLESS_ADAPTER = "accounts.adapters.HeadlessAdapter"
 
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
