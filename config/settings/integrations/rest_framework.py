@@ -44,6 +44,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "LedgerTransactionKindEnum": "rewards.models.LedgerTransactionKind",
+        "ActivityRecordStatusEnum": "activities.models.RecordStatus",
+        "CaptureOutcomeEnum": "activities.apis.OUTCOME_STATUSES",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
