@@ -354,7 +354,7 @@ def offer_end(*, offer: Offer) -> Offer:
 @transaction.atomic
 def offer_approve(*, offer: Offer, reviewer: User, note: str = "") -> Offer:
     """An operator approves an offer waiting for review: it goes live (its merchant must be approved)."""
-    if offer.merchant.status != Merchant.Status.APPROVED:
+    if not Merchant.objects.filter(pk=offer.merchant_id, status=Merchant.Status.APPROVED).exists():
         raise ApplicationError(errors.MERCHANT_NOT_APPROVED)
     return _offer_transition(
         offer=offer,

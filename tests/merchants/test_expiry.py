@@ -1,0 +1,121 @@
+"""The daily expiry of unused coupons, and refunds where the offer's policy promises them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from merchants.models import Coupon
+from merchants.services import coupons_expire, offer_redeem
+from merchants.tasks import expire_coupons
+from rewards.models import LedgerTransaction
+from rewards.services import clearing_account_for_merchant, wallet_account_for_user
+from tests.merchants.factories import OfferFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def age(coupons, days_past_validity=1):
+    Coupon.objects.filter(pk__in=[coupon.pk for coupon in coupons]).update(
+        valid_until=timezone.now() - timedelta(days=days_past_validity)
+    )
+
+
+def test_unused_coupons_past_validity_expire_without_refund_by_default(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=5)
+    old = [offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon for _ in range(3)]
+    fresh = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    age(old)
+
+    result = coupons_expire()
+
+    assert (result.expired, result.refunded) == (3, 0)
+    assert set(Coupon.objects.filter(status="expired").values_list("pk", flat=True)) == {c.pk for c in old}
+    assert Coupon.objects.get(pk=fresh.pk).status == "issued"
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 960
+    assert not LedgerTransaction.objects.filter(kind="coupon_refund").exists()
+
+
+def test_used_coupons_never_expire(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant)
+    coupon = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    Coupon.objects.filter(pk=coupon.pk).update(status="verified", verified_at=timezone.now())
+    age([coupon])
+    assert coupons_expire().expired == 0
+    assert Coupon.objects.get(pk=coupon.pk).status == "verified"
+
+
+def test_refunds_go_through_the_ledger_when_the_offer_says_so(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True, limit_per_person=2)
+    coupons = [offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon for _ in range(2)]
+    age(coupons)
+
+    result = coupons_expire()
+
+    assert (result.expired, result.refunded) == (2, 2)
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+    assert clearing_account_for_merchant(merchant_id=shop.merchant.pk).balance == 0
+    refunds = LedgerTransaction.objects.filter(kind="coupon_refund").order_by("pk")
+    assert [refund.reference for refund in refunds] == [f"coupon:{coupon.public_id}" for coupon in coupons]
+    assert all(coupon.refunded_at for coupon in Coupon.objects.all())
+
+
+def test_running_the_job_twice_changes_nothing_more(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True)
+    coupon = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    age([coupon])
+
+    first = expire_coupons()
+    second = expire_coupons()
+
+    assert first == {"expired": 1, "refunded": 1}
+    assert second == {"expired": 0, "refunded": 0}
+    assert LedgerTransaction.objects.filter(kind="coupon_refund").count() == 1
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+
+
+def test_an_interrupted_refund_is_finished_by_the_next_run(shop, citizen, monkeypatch):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True)
+    coupon = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    age([coupon])
+
+    def crash(**kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr("merchants.services.coupon_refund", crash)
+    with pytest.raises(RuntimeError):
+        coupons_expire()
+    monkeypatch.undo()
+    assert Coupon.objects.get(pk=coupon.pk).status == "expired"
+
+    assert coupons_expire().refunded == 1
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+
+
+def test_expiry_works_in_batches(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=1, limit_per_person=10)
+    coupons = [offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon for _ in range(7)]
+    age(coupons)
+    assert coupons_expire(batch_size=3).expired == 7
+
+
+def test_coupons_of_erased_people_expire_without_a_refund(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True)
+    coupon = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    Coupon.objects.filter(pk=coupon.pk).update(user=None)
+    age([coupon])
+
+    result = coupons_expire()
+
+    assert (result.expired, result.refunded) == (1, 0)
+    assert Coupon.objects.get(pk=coupon.pk).status == "expired"
+    assert not LedgerTransaction.objects.filter(kind="coupon_refund").exists()
+
+
+def test_the_job_is_scheduled_daily():
+    from django.conf import settings
+
+    job = settings.CELERY_BEAT_SCHEDULE["merchants.expire_coupons"]
+    assert job["task"] == "merchants.tasks.expire_coupons"
