@@ -54,7 +54,7 @@ SEPARATOR = "\x1f"
 def packed(values) -> str:
     """A column of values as one string for `arr()`; None becomes SQL NULL where the column allows it."""
     texts = [
-        "" if value is None else value if isinstance(value, str) else
+        value if value.__class__ is str else "" if value is None else
         value.isoformat() if isinstance(value, datetime.date) else str(value)
         for value in values
     ]  # fmt: skip
@@ -286,6 +286,9 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
     """Creates missing counter rows and locks them all, in key order; returns what they hold."""
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
+    keys = [packed(users), packed(behaviours), packed(days)]
+    # Missing rows are created (and so locked), then every row is locked in key order: no dead row
+    # versions for rows that already exist, and one lock order for every writer.
     cursor.execute(
         sql(
             """
@@ -293,12 +296,23 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
                 (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
             SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
             ORDER BY u, b, d
-            ON CONFLICT (user_id, behaviour_id, day)
-                DO UPDATE SET record_count = activities_behaviourday.record_count
-            RETURNING user_id, behaviour_id, day, quantity, credited_carbon_mg
+            ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
             """
         ),
-        [packed(users), packed(behaviours), packed(days)],
+        keys,
+    )
+    cursor.execute(
+        sql(
+            """
+            SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
+            FROM activities_behaviourday c
+            JOIN unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
+              ON c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
+            ORDER BY c.user_id, c.behaviour_id, c.day
+            FOR UPDATE OF c
+            """
+        ),
+        keys,
     )
     day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
 

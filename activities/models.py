@@ -190,13 +190,17 @@ class ActivityRecord(models.Model):
     nothing until approved; approval applies the caps as they are at that moment.
     """
 
+    # The table grows to tens of millions of rows and every index slows ingest: the foreign keys carry
+    # no index of their own; (user, local_day) serves a person's history, a day's records and overlaps.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activity_records"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activity_records", db_index=False
     )
-    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
-    factor = models.ForeignKey(Factor, on_delete=models.PROTECT, related_name="+")
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+", db_index=False)
+    factor = models.ForeignKey(Factor, on_delete=models.PROTECT, related_name="+", db_index=False)
     source = models.CharField(max_length=32, choices=DataSource.choices)
-    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # Unique per source; a partner's own ids are prefixed with its code so two banks never collide.
     external_id = models.CharField(max_length=160)
     quantity = models.DecimalField(max_digits=14, decimal_places=3)
@@ -227,7 +231,6 @@ class ActivityRecord(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="record_quantity_positive"),
         ]
         indexes = [
-            models.Index(fields=["user", "-id"], name="record_user_history"),
             models.Index(fields=["user", "local_day"], name="record_user_day"),
             models.Index(fields=["status", "id"], condition=Q(status="held"), name="record_review_queue"),
         ]
