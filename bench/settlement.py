@@ -9,7 +9,7 @@ audit runs at the end and must pass.
 Prints accounts/s, the total, the ratio to the reference and the projection to 2.18 million
 accounts (target: at most 3 minutes on this 2-core machine).
 
-Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--nights 2]
+Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--workers 2] [--nights 2]
        [--remainder-share 0.5]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards` is recreated) and Redis.
 """
@@ -156,16 +156,19 @@ def _reference_group_by(day: datetime.date) -> tuple[float, int]:
     return time.perf_counter() - started, people
 
 
-def _night(report: Report, *, night: int, day: datetime.date, chunk_size: int, accounts_total: int) -> None:
+def _night(
+    report: Report, *, night: int, day: datetime.date, chunk_size: int, workers: int, accounts_total: int
+) -> None:
     from rewards.services import settlement_run
 
     reference_seconds, owed_people = _reference_group_by(day)
     started = time.perf_counter()
-    run = settlement_run(day=day, chunk_size=chunk_size)
+    run = settlement_run(day=day, chunk_size=chunk_size, workers=workers)
     seconds = time.perf_counter() - started
     rate = run.accounts_settled / seconds
     projected = CITY_ACCOUNTS / rate
     label = "first night (wallets opened)" if night == 1 else "a later night (wallets exist)"
+    label += f", {workers} worker(s)"
     print(
         f"night {night} ({day}): {run.accounts_settled:,} of {owed_people:,} owed people settled, "
         f"{run.coins_minted:,} coins, {run.carbon_mg_settled / 1e6:,.1f} kg, {seconds:.1f} s, "
@@ -190,6 +193,7 @@ def main() -> int:
     )
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2, help="database connections settling at once")
     parser.add_argument("--nights", type=int, default=2, choices=[1, 2])
     parser.add_argument("--remainder-share", type=float, default=0.5)
     args = parser.parse_args()
@@ -216,7 +220,14 @@ def main() -> int:
             day=day, remainder_share=args.remainder_share if night == 1 else 0, seed=night
         )
         print(f"COPY {rows:,} DailyCarbon rows for {day}: {time.perf_counter() - started:.1f} s", flush=True)
-        _night(report, night=night, day=day, chunk_size=args.chunk_size, accounts_total=args.people)
+        _night(
+            report,
+            night=night,
+            day=day,
+            chunk_size=args.chunk_size,
+            workers=args.workers,
+            accounts_total=args.people,
+        )
 
     started = time.perf_counter()
     audit = ledger_audit()

@@ -6,10 +6,12 @@ import datetime
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from rewards.audit import ledger_audit
 from rewards.services import coins_expire, settlement_run
+from rewards.services.settlement import DEFAULT_WORKERS
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,8 @@ logger = logging.getLogger(__name__)
 @shared_task(name="rewards.settlement_settle_day")
 def settlement_settle_day(day: str) -> dict:
     """Settles one local day (ISO date); a retry or a second delivery settles only who is left."""
-    run = settlement_run(day=datetime.date.fromisoformat(day))
+    workers = getattr(settings, "REWARDS_SETTLEMENT_WORKERS", DEFAULT_WORKERS)
+    run = settlement_run(day=datetime.date.fromisoformat(day), workers=workers)
     return {"day": day, "status": run.status, "accounts": run.accounts_settled, "coins": run.coins_minted}
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from rewards.lock_objects import LOCK_ORDER_SQL
 from rewards.models import CoinLot, LedgerAccountKind, LedgerTransactionKind
 from rewards.services.ledger import expiry_sink_account
 
@@ -52,15 +53,15 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
     }
     if connection.vendor == "postgresql":
         _execute(
-            """
+            f"""
             SELECT COUNT(*) FROM (
-                SELECT id FROM rewards_ledgeraccount
+                SELECT id, kind FROM rewards_ledgeraccount
                 WHERE id = %(sink)s OR id IN (
                     SELECT account_id FROM rewards_coinlot
                     WHERE expires_on <= %(today)s AND remaining_amount > 0
                       AND account_id > %(lower)s AND account_id <= %(upper)s
                 )
-                ORDER BY id FOR UPDATE
+                ORDER BY {LOCK_ORDER_SQL} FOR UPDATE
             ) AS locked
             """,
             params,

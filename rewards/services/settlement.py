@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CARBON_MG_PER_COIN = 10_000
 DEFAULT_CHUNK_SIZE = 20_000
+# Two connections use both cores of the reference machine; settings.REWARDS_SETTLEMENT_WORKERS overrides.
+DEFAULT_WORKERS = 2
 
 CANDIDATES = "rewards_settlement_candidates"
 ROWS = "rewards_settlement_rows"
@@ -194,51 +197,48 @@ def _chunk_settle(
         """,
         params,
     )
-    days = _sql("jsonb_agg(day ORDER BY day)", "json_group_array(day)")
-    _execute(
-        f"""
-        CREATE TEMPORARY TABLE {PEOPLE} AS
-        SELECT user_id, CAST(NULL AS BIGINT) AS account_id,
-               CAST(SUM(settle_mg) AS BIGINT) AS carbon_mg,
-               CAST(SUM(settle_mg) AS BIGINT) / %(rate)s AS coins,
-               {days} AS carbon_days
-        FROM {ROWS} GROUP BY user_id
-        """,
-        params,
-    )
-    accounts, carbon_mg, coins = _execute(
-        f"SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0) FROM {PEOPLE}"
-    )[0]
-    if accounts:
+    days = _sql("jsonb_agg(owed.day ORDER BY owed.day)", "json_group_array(owed.day)")
+    if _execute(f"SELECT EXISTS (SELECT 1 FROM {ROWS})")[0][0]:
         _execute(
             f"""
             INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-            SELECT %(wallet)s, user_id, 0, %(now)s FROM {PEOPLE} WHERE true
+            SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {ROWS} WHERE true
             ON CONFLICT (kind, owner_id) DO NOTHING
             """,
             params,
         )
-        _execute(
-            f"""
-            UPDATE {PEOPLE} SET account_id = account.id
-            FROM rewards_ledgeraccount AS account
-            WHERE account.kind = %(wallet)s AND account.owner_id = {PEOPLE}.user_id
-            """,
-            params,
-        )
+    _execute(
+        f"""
+        CREATE TEMPORARY TABLE {PEOPLE} AS
+        SELECT owed.user_id, account.id AS account_id,
+               CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
+               CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
+               {days} AS carbon_days
+        FROM {ROWS} AS owed
+        JOIN rewards_ledgeraccount AS account ON account.kind = %(wallet)s AND account.owner_id = owed.user_id
+        GROUP BY owed.user_id, account.id
+        """,
+        params,
+    )
+    accounts, carbon_mg, coins, first_user, last_user = _execute(
+        f"""
+        SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0), MIN(user_id), MAX(user_id)
+        FROM {PEOPLE}
+        """
+    )[0]
+    if accounts:
         if connection.vendor == "postgresql":
+            # Wallets first, issuance last (rewards.lock_objects): see the module's docstring.
             _execute(
                 f"""
                 SELECT COUNT(*) FROM (
-                    SELECT id FROM rewards_ledgeraccount
-                    WHERE id = %(issuance)s OR id IN (SELECT account_id FROM {PEOPLE})
+                    SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM {PEOPLE})
                     ORDER BY id FOR UPDATE
                 ) AS locked
                 """,
                 params,
             )
-        first_user, last_user = _execute(f"SELECT MIN(user_id), MAX(user_id) FROM {PEOPLE}")[0]
-        params["key"] = f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"
+        params |= {"coins": coins, "key": f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"}
         params["transaction"] = _execute(
             """
             INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
@@ -261,7 +261,7 @@ def _chunk_settle(
             INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
             SELECT %(transaction)s, account_id, coins FROM {PEOPLE}
             UNION ALL
-            SELECT %(transaction)s, %(issuance)s, -SUM(coins) FROM {PEOPLE}
+            SELECT %(transaction)s, %(issuance)s, -%(coins)s
             """,
             params,
         )
@@ -280,10 +280,6 @@ def _chunk_settle(
             """,
             params,
         )
-        params["coins"] = coins
-        _execute(
-            "UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params
-        )
         _execute(
             f"""
             UPDATE activities_dailycarbon
@@ -292,6 +288,10 @@ def _chunk_settle(
             FROM {ROWS} AS settled WHERE activities_dailycarbon.id = settled.id
             """,
             params,
+        )
+        # The hot rows last, so parallel workers hold them only for the end of a chunk.
+        _execute(
+            "UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params
         )
         SettlementRun.objects.filter(pk=run.pk).update(
             accounts_settled=F("accounts_settled") + accounts,
@@ -322,10 +322,61 @@ def _run_start(*, day: datetime.date) -> SettlementRun:
     return run
 
 
+def _chunks_settle(
+    *,
+    run: SettlementRun,
+    bounds: list[tuple[int, int]],
+    indexes: range,
+    issuance_id: int,
+    expires_on: datetime.date,
+    on_chunk_committed: Callable[[int, ChunkResult], None] | None,
+) -> None:
+    for index in indexes:
+        lower, upper = bounds[index]
+        with transaction.atomic():
+            result = _chunk_settle(
+                run=run, lower=lower, upper=upper, issuance_id=issuance_id, expires_on=expires_on
+            )
+        if on_chunk_committed is not None:
+            on_chunk_committed(index, result)
+
+
+def _chunks_settle_in_parallel(*, workers: int, bounds: list[tuple[int, int]], **arguments) -> None:
+    """Worker k settles chunks k, k + workers, …, each on its own connection (threads).
+
+    Chunks hold disjoint people, so workers only meet on the issuance row and the run's counters,
+    both touched at the very end of a chunk.
+    """
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            _candidates_collect(day=arguments["run"].day)
+            _chunks_settle(bounds=bounds, indexes=range(worker, len(bounds), workers), **arguments)
+        except BaseException as error:  # reported to the caller below
+            errors.append(error)
+        finally:
+            with contextlib.suppress(Exception):
+                _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        _chunks_settle(bounds=bounds, indexes=range(0, len(bounds), workers), **arguments)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
 def settlement_run(
     *,
     day: datetime.date,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    workers: int = 1,
     on_chunk_committed: Callable[[int, ChunkResult], None] | None = None,
     within_transaction: bool = False,
 ) -> SettlementRun:
@@ -334,8 +385,9 @@ def settlement_run(
     Safe to call any number of times, from any number of workers at once: a succeeded run changes
     nothing; an interrupted one resumes with whoever is not settled yet. Must not run inside a
     transaction (chunks commit as they go), unless `within_transaction` says the caller wants it
-    all in its own transaction (the demo loader). `on_chunk_committed(index, result)` is for tests
-    and progress reports.
+    all in its own transaction (the demo loader). `workers` > 1 settles chunks on that many
+    database connections at once. `on_chunk_committed(index, result)` is for tests and progress
+    reports.
     """
     if connection.in_atomic_block and not within_transaction:
         raise RuntimeError("settlement commits chunk by chunk: call it outside a transaction")
@@ -344,17 +396,19 @@ def settlement_run(
         logger.info("settlement.already_done", extra={"day": day.isoformat()})
         return run
     started = time.monotonic()
-    issuance_id = issuance_account().pk
-    expires_on = day + datetime.timedelta(days=coin_expiry_days())
+    arguments = {
+        "run": run,
+        "issuance_id": issuance_account().pk,
+        "expires_on": day + datetime.timedelta(days=coin_expiry_days()),
+        "on_chunk_committed": on_chunk_committed,
+    }
     try:
         _candidates_collect(day=day)
-        for index, (lower, upper) in enumerate(_chunk_bounds(chunk_size=chunk_size)):
-            with transaction.atomic():
-                result = _chunk_settle(
-                    run=run, lower=lower, upper=upper, issuance_id=issuance_id, expires_on=expires_on
-                )
-            if on_chunk_committed is not None:
-                on_chunk_committed(index, result)
+        bounds = _chunk_bounds(chunk_size=chunk_size)
+        if workers > 1 and len(bounds) > 1 and not connection.in_atomic_block:
+            _chunks_settle_in_parallel(workers=min(workers, len(bounds)), bounds=bounds, **arguments)
+        else:
+            _chunks_settle(bounds=bounds, indexes=range(len(bounds)), **arguments)
     except Exception as error:
         logger.exception("settlement.failed", extra={"day": day.isoformat()})
         with contextlib.suppress(Exception):

@@ -121,3 +121,16 @@ def test_a_worker_killed_in_the_middle_of_a_chunk_is_resumed_without_double_sett
     _assert_settled_exactly_once(expected)
     run.refresh_from_db()
     assert (run.status, run.attempts, run.accounts_settled) == (SettlementRunStatus.SUCCEEDED, 2, PEOPLE)
+
+
+def test_parallel_workers_of_one_run_settle_disjoint_chunks_once_each():
+    expected = _people_with_carbon()
+
+    run = settlement_run(day=DAY, chunk_size=6, workers=3)
+
+    _assert_settled_exactly_once(expected)
+    assert (run.status, run.accounts_settled, run.chunks_committed) == (
+        SettlementRunStatus.SUCCEEDED,
+        PEOPLE,
+        7,
+    )
