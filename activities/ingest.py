@@ -38,6 +38,8 @@ from activities.models import CapKind, HoldReason, RecordStatus, Unit
 
 LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 CLOCK_SKEW = datetime.timedelta(minutes=5)
+# Far beyond any real record (a billion steps, km or kg), and within the columns' range.
+MAX_QUANTITY = Decimal(10**9)
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -181,7 +183,12 @@ def records_ingest(
             reject(position, errors.BEHAVIOUR_NOT_ALLOWED.code)
             continue
         quantity = record.quantity
-        if not quantity.is_finite() or quantity <= 0 or quantity.as_tuple().exponent < -3:  # type: ignore[operator]
+        if (
+            not quantity.is_finite()
+            or quantity <= 0
+            or quantity > MAX_QUANTITY
+            or quantity.as_tuple().exponent < -3  # type: ignore[operator]
+        ):
             reject(position, errors.INVALID_QUANTITY.code)
             continue
         if record.occurred_at > now + CLOCK_SKEW or (record.ended_at and record.ended_at > now + CLOCK_SKEW):

@@ -70,6 +70,7 @@ def test_every_rejection_code_of_a_partner_record(transit, rider, post_batch):
         ride("closed", reference="T-CLOSED"),
         {**ride("zero"), "quantity": "0"},
         {**ride("nan"), "quantity": "lots"},
+        {**ride("huge"), "quantity": "1e12"},
         ride("future", at=ago(minutes=-30)),
         ride("old", at=ago(days=40)),
         ride("before-methodology", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC)),
@@ -86,6 +87,7 @@ def test_every_rejection_code_of_a_partner_record(transit, rider, post_batch):
         ("closed", "account_closed"),
         ("zero", "invalid_quantity"),
         ("nan", "invalid_quantity"),
+        ("huge", "invalid_quantity"),
         ("future", "occurred_in_future"),
         ("old", "occurred_too_long_ago"),
         ("before-methodology", "occurred_too_long_ago"),
@@ -95,9 +97,9 @@ def test_every_rejection_code_of_a_partner_record(transit, rider, post_batch):
     assert not ActivityRecord.objects.exists()
     assert not DailyCarbon.objects.exists()
     assert tally("source_not_authorized") == 1
-    assert RejectionTally.objects.get(code="invalid_quantity").count == 2
+    assert RejectionTally.objects.get(code="invalid_quantity").count == 3
     assert (
-        sum(RejectionTally.objects.filter(partner_code="city-transit").values_list("count", flat=True)) == 11
+        sum(RejectionTally.objects.filter(partner_code="city-transit").values_list("count", flat=True)) == 12
     )
 
 
