@@ -15,7 +15,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAdminUser
@@ -119,7 +119,7 @@ class MerchantOutput(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     name = serializers.CharField()
     category = serializers.ChoiceField(choices=MerchantCategory.choices)
-    district = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    district = serializers.CharField(source="district.code")
     licence_number = serializers.CharField()
     contact_name = serializers.CharField()
     contact_phone = serializers.CharField()
@@ -154,7 +154,7 @@ class OfferOutput(serializers.Serializer):
     sale_starts_at = serializers.DateTimeField()
     sale_ends_at = serializers.DateTimeField()
     coupon_valid_days = serializers.IntegerField()
-    districts = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    districts = serializers.SerializerMethodField()
     refunds_on_expiry = serializers.BooleanField()
     status = serializers.ChoiceField(choices=Offer.Status.choices)
     review_note = serializers.CharField()
@@ -168,6 +168,10 @@ class OfferOutput(serializers.Serializer):
 
     def get_thumbnail_url(self, offer: Offer) -> str | None:
         return offer.thumbnail.url if offer.thumbnail else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_districts(self, offer: Offer) -> list[str]:
+        return sorted(district.code for district in offer.districts.all())
 
 
 class CatalogMerchantOutput(serializers.Serializer):
@@ -275,7 +279,7 @@ STATEMENT_COLUMNS = list(StatementOutput().fields)
 
 
 class MerchantApplyApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class MerchantApplicationInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=80)
         category = serializers.ChoiceField(choices=MerchantCategory.choices)
         district = DistrictCodeField()
@@ -284,9 +288,13 @@ class MerchantApplyApi(APIView):
         contact_phone = serializers.RegexField(r"^\+?[0-9 -]{6,20}$", max_length=20)
         address = serializers.CharField(max_length=200, required=False, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: MerchantOutput}, operation_id="merchant_apply")
+    @extend_schema(
+        request=MerchantApplicationInputSerializer,
+        responses={201: MerchantOutput},
+        operation_id="merchant_apply",
+    )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.MerchantApplicationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         merchant = services.merchant_apply(user=request.user, **data.validated_data)
         return Response(MerchantOutput(merchant).data, status=status.HTTP_201_CREATED)
@@ -296,7 +304,7 @@ class MerchantApplyApi(APIView):
 
 
 class CatalogListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class CatalogFilterSerializer(serializers.Serializer):
         category = serializers.ChoiceField(choices=MerchantCategory.choices, required=False)
         district = serializers.SlugField(required=False, max_length=32)
         affordable = serializers.BooleanField(required=False, default=False)
@@ -304,7 +312,7 @@ class CatalogListApi(APIView):
         page = serializers.IntegerField(min_value=1, default=1)
         page_size = serializers.IntegerField(min_value=1, max_value=50, default=20)
 
-    class OutputSerializer(serializers.Serializer):
+    class CatalogPageSerializer(serializers.Serializer):
         count = serializers.IntegerField()
         page = serializers.IntegerField()
         next_page = serializers.IntegerField(allow_null=True)
@@ -312,10 +320,12 @@ class CatalogListApi(APIView):
         results = CatalogOfferOutput(many=True)
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=OutputSerializer, operation_id="catalog_offers_list"
+        parameters=[CatalogFilterSerializer],
+        responses=CatalogPageSerializer,
+        operation_id="catalog_offers_list",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.CatalogFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         balance = selectors.wallet_balance(user=request.user) if params["affordable"] else None
@@ -391,14 +401,14 @@ class OfferRedeemApi(APIView):
 
 
 class CouponListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class CouponFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=CouponOutput(many=True), operation_id="coupons_list"
+        parameters=[CouponFilterSerializer], responses=CouponOutput(many=True), operation_id="coupons_list"
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.CouponFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         coupons = selectors.coupons_of_person(user=request.user)
         if "status" in filters.validated_data:
@@ -426,13 +436,13 @@ def _usable_coupon(request: Request, coupon_id) -> Coupon:
 
 
 class CouponTokenApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class CouponTokenSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="What the QR code carries.")
         code = serializers.CharField(help_text="The code in text, for typing at the counter.")
         expires_at = serializers.DateTimeField()
         refresh_after_seconds = serializers.IntegerField()
 
-    @extend_schema(responses=OutputSerializer, operation_id="coupons_token")
+    @extend_schema(responses=CouponTokenSerializer, operation_id="coupons_token")
     def get(self, request: Request, coupon_id) -> Response:
         coupon = _usable_coupon(request, coupon_id)
         token = coupon_token_make(coupon_public_id=coupon.public_id)
@@ -473,18 +483,18 @@ class CouponQrApi(JsonErrorsMixin, APIView):
 
 
 class MerchantMeApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class MerchantMembershipSerializer(serializers.Serializer):
         merchant = MerchantOutput()
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
-    @extend_schema(responses=OutputSerializer, operation_id="merchant_retrieve")
+    @extend_schema(responses=MerchantMembershipSerializer, operation_id="merchant_retrieve")
     def get(self, request: Request) -> Response:
         staff = selectors.staff_for_user(user=request.user, require_approved=False)
         return Response({"merchant": MerchantOutput(staff.merchant).data, "role": staff.role})
 
 
 class StaffListApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class StaffAddInputSerializer(serializers.Serializer):
         user = serializers.UUIDField(help_text="The person's public id.")
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
@@ -496,11 +506,11 @@ class StaffListApi(APIView):
         return paginator.get_paginated_response(StaffOutput(page, many=True).data)
 
     @extend_schema(
-        request=InputSerializer, responses={201: StaffOutput}, operation_id="merchant_staff_create"
+        request=StaffAddInputSerializer, responses={201: StaffOutput}, operation_id="merchant_staff_create"
     )
     def post(self, request: Request) -> Response:
         staff = _staff(request, owner_only=True)
-        data = self.InputSerializer(data=request.data)
+        data = self.StaffAddInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         member = services.staff_add(
             merchant=staff.merchant,
@@ -511,17 +521,19 @@ class StaffListApi(APIView):
 
 
 class StaffDetailApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class StaffRoleInputSerializer(serializers.Serializer):
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
     def _member(self, request: Request, staff_id) -> MerchantStaff:
         staff = _staff(request, owner_only=True)
         return get_object_or_404(selectors.staff_list(merchant=staff.merchant), public_id=staff_id)
 
-    @extend_schema(request=InputSerializer, responses=StaffOutput, operation_id="merchant_staff_update")
+    @extend_schema(
+        request=StaffRoleInputSerializer, responses=StaffOutput, operation_id="merchant_staff_update"
+    )
     def patch(self, request: Request, staff_id) -> Response:
         member = self._member(request, staff_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.StaffRoleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         member = services.staff_change_role(staff=member, role=data.validated_data["role"])
         return Response(StaffOutput(member).data)
@@ -561,15 +573,17 @@ def _my_offer(request: Request, offer_id) -> Offer:
 
 
 class OfferListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class OfferFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Offer.Status.choices, required=False)
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=OfferOutput(many=True), operation_id="merchant_offers_list"
+        parameters=[OfferFilterSerializer],
+        responses=OfferOutput(many=True),
+        operation_id="merchant_offers_list",
     )
     def get(self, request: Request) -> Response:
         staff = _staff(request, owner_only=True)
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.OfferFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         offers = selectors.offers_of_merchant(merchant=staff.merchant)
         if "status" in filters.validated_data:
@@ -608,17 +622,17 @@ class OfferDetailApi(APIView):
 
 
 class OfferImageApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class OfferImageInputSerializer(serializers.Serializer):
         image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 5 MB and 24 megapixels.")
 
     @extend_schema(
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": OfferImageInputSerializer},
         responses=OfferOutput,
         operation_id="merchant_offers_image",
     )
     def put(self, request: Request, offer_id) -> Response:
         offer = _my_offer(request, offer_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.OfferImageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         offer = services.offer_image_set(offer=offer, upload=data.validated_data["image"])
         return Response(OfferOutput(offer).data)
@@ -645,18 +659,18 @@ OfferEndApi = _offer_action(services.offer_end, "merchant_offers_end")
 
 
 class MerchantCouponListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class MerchantCouponFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
         offer = serializers.UUIDField(required=False)
 
     @extend_schema(
-        parameters=[FilterSerializer],
+        parameters=[MerchantCouponFilterSerializer],
         responses=MerchantCouponOutput(many=True),
         operation_id="merchant_coupons_list",
     )
     def get(self, request: Request) -> Response:
         staff = _staff(request, owner_only=True)
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.MerchantCouponFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         coupons = selectors.coupons_of_merchant(merchant=staff.merchant)
         if "status" in filters.validated_data:
@@ -671,7 +685,7 @@ class MerchantCouponListApi(APIView):
 class VerificationApi(APIView):
     throttle_classes = [VerifyThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class VerificationInputSerializer(serializers.Serializer):
         token = serializers.CharField(required=False, max_length=200, help_text="Scanned from the QR code.")
         code = serializers.CharField(required=False, max_length=32, help_text="Typed by the clerk.")
 
@@ -681,11 +695,13 @@ class VerificationApi(APIView):
             return attrs
 
     @extend_schema(
-        request=InputSerializer, responses=MerchantCouponOutput, operation_id="merchant_verifications_create"
+        request=VerificationInputSerializer,
+        responses=MerchantCouponOutput,
+        operation_id="merchant_verifications_create",
     )
     def post(self, request: Request) -> Response:
         staff = _staff(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.VerificationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         coupon = services.coupon_verify(staff=staff, **data.validated_data)
         return Response(MerchantCouponOutput(coupon).data)

@@ -46,6 +46,10 @@ SPECTACULAR_SETTINGS = {
         "LedgerTransactionKindEnum": "rewards.models.LedgerTransactionKind",
         "ActivityRecordStatusEnum": "activities.models.RecordStatus",
         "CaptureOutcomeEnum": "activities.apis.OUTCOME_STATUSES",
+        "OfferStatusEnum": "merchants.models.Offer.Status",
+        "CouponStatusEnum": "merchants.models.Coupon.Status",
+        "StaffRoleEnum": "merchants.models.MerchantStaff.Role",
+        "MerchantCategoryEnum": "merchants.models.MerchantCategory",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
