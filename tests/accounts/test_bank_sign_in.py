@@ -181,3 +181,26 @@ def test_logout_revokes_the_session_token(banks):
     after = client.get("/api/v1/me")
     assert after.status_code == 401
     assert after.json()["error"]["code"] == "not_authenticated"
+
+
+def test_sign_in_logs_never_carry_the_phone_or_id_number(banks, caplog):
+    bank = banks["quzhou-bank"]
+    caplog.set_level("DEBUG")
+
+    bank.sign_in(app_client(), bank.id_token(sub="customer-1", phone_number=PHONE, cn_id_number=ID_NUMBER))
+    bank.sign_in(app_client(), bank.id_token(sub="customer-1", phone_number=PHONE, aud="wrong"))
+
+    assert PHONE not in caplog.text
+    assert ID_NUMBER not in caplog.text
+
+
+def test_merging_is_rate_limited(client_for, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "merge": "2/hour"}
+    client = client_for(User.objects.create(username="merger"))
+    for _ in range(2):
+        client.post("/api/v1/me/merge", {"source_session_token": "nope"}, format="json")
+
+    response = client.post("/api/v1/me/merge", {"source_session_token": "nope"}, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"

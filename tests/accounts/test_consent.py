@@ -140,3 +140,32 @@ def test_an_unknown_source_is_a_404(person_client):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "data_source_unknown"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_grants_of_one_source_leave_one_active_authorization():
+    import threading
+
+    from django.db import connection
+
+    from tests.accounts.factories import UserFactory
+
+    person = UserFactory()
+    barrier = threading.Barrier(4)
+    granted: list[int] = []
+
+    def grant() -> None:
+        try:
+            barrier.wait()
+            granted.append(services.data_source_authorize(user=person, source=DataSource.SHARED_MOBILITY).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=grant) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(granted)) == 1
+    assert DataSourceAuthorization.objects.filter(user=person, revoked_at__isnull=True).count() == 1
