@@ -16,15 +16,19 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 
-def _derived(purpose: str) -> bytes:
-    return hashlib.sha256(f"{purpose}:{settings.SECRET_KEY}".encode()).digest()
+def _derived(purpose: str, secret: str | None = None) -> bytes:
+    return hashlib.sha256(f"{purpose}:{secret or settings.SECRET_KEY}".encode()).digest()
 
 
 @cache
 def _fernet() -> MultiFernet:
     keys = list(getattr(settings, "ACCOUNTS_ENCRYPTION_KEYS", None) or [])
     if not keys:
-        keys = [base64.urlsafe_b64encode(_derived("accounts.encryption")).decode()]
+        # Derived keys follow SECRET_KEY; its fallbacks keep decrypting during a rotation.
+        secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+        keys = [
+            base64.urlsafe_b64encode(_derived("accounts.encryption", secret)).decode() for secret in secrets
+        ]
     return MultiFernet([Fernet(key) for key in keys])
 
 

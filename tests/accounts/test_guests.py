@@ -122,3 +122,13 @@ def test_one_device_asking_twice_at_once_gets_one_account(agreements):
     assert sorted(results).count(200) == 3
     assert User.objects.count() == 1
     assert Device.objects.count() == 1
+
+
+def test_a_guest_session_is_a_real_allauth_session(agreements):
+    token = open_guest(app_client()).json()["meta"]["session_token"]
+
+    response = app_client(token).get("/_allauth/app/v1/auth/session")
+
+    assert response.status_code == 200
+    assert response.json()["meta"]["is_authenticated"] is True
+    assert response.json()["data"]["user"]["is_guest"] is True
