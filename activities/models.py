@@ -221,8 +221,9 @@ class ActivityRecord(models.Model):
 
     class Meta:
         constraints = [
+            # external_id leads: a batch's lookup of its ids stays selective whatever the mix of sources.
             models.UniqueConstraint(
-                fields=["source", "external_id"], name="one_record_per_source_external_id"
+                fields=["external_id", "source"], name="one_record_per_external_id_and_source"
             ),
             models.CheckConstraint(condition=Q(credited_carbon_mg__gte=0), name="record_credit_not_negative"),
             models.CheckConstraint(
