@@ -157,3 +157,30 @@ def methodology_today(*, day: datetime.date | None = None) -> list[tuple[Behavio
         if factor is not None:
             result.append((behaviour, factor))
     return result
+
+
+def records_credited_on(*, user_id: int, day: datetime.date) -> QuerySet[ActivityRecord]:
+    """The records behind a person's `DailyCarbon` row for a day: what a settlement can list as its basis.
+
+    Records approved from review carry `approved_at`; those approved after the day was settled are
+    the ones the next settlement picks up (`credited_at` later than the previous settlement).
+    """
+    return ActivityRecord.objects.filter(
+        user_id=user_id, local_day=day, status=RecordStatus.CREDITED
+    ).order_by("credited_at", "id")
+
+
+def behaviour_days_of(
+    *, user_id: int, since: datetime.date | None = None, until: datetime.date | None = None
+) -> QuerySet[BehaviourDay]:
+    """Per behaviour and day: quantity, records, held and credited carbon — badges and reports read this."""
+    rows = (
+        BehaviourDay.objects.filter(user_id=user_id)
+        .select_related("behaviour")
+        .order_by("day", "behaviour_id")
+    )
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    if until is not None:
+        rows = rows.filter(day__lte=until)
+    return rows

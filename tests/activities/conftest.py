@@ -99,6 +99,21 @@ def ago(**delta) -> datetime.datetime:
     return datetime.datetime.now(tz=LOCAL_TZ) - datetime.timedelta(**delta)
 
 
+def yesterday_at(hour: int, minute: int = 0) -> datetime.datetime:
+    """A fixed time of yesterday (local): always in the past, and a run of records stays on one day."""
+    today = datetime.datetime.now(tz=LOCAL_TZ).date()
+    return datetime.datetime.combine(
+        today - datetime.timedelta(days=1), datetime.time(hour, minute), tzinfo=LOCAL_TZ
+    )
+
+
+def earlier_today() -> datetime.datetime:
+    """A moment earlier today (local), however soon after midnight the test runs."""
+    now = datetime.datetime.now(tz=LOCAL_TZ)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return now - min(datetime.timedelta(minutes=30), (now - midnight) / 2)
+
+
 def ride(
     record_id: str, *, reference: str = "T-100", behaviour: str = "bus", at=None, minutes: int | None = None
 ):
@@ -133,4 +148,14 @@ def tally(code: str) -> int:
     return sum(RejectionTally.objects.filter(code=code).values_list("count", flat=True))
 
 
-__all__ = ["Decimal", "ago", "credited_mg", "ride", "signed_headers", "snapshot", "tally"]
+__all__ = [
+    "Decimal",
+    "ago",
+    "credited_mg",
+    "earlier_today",
+    "ride",
+    "signed_headers",
+    "snapshot",
+    "tally",
+    "yesterday_at",
+]

@@ -13,7 +13,7 @@ from activities import services
 from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, ride
+from tests.activities.conftest import ago, ride, yesterday_at
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -60,7 +60,7 @@ def test_phones_syncing_at_once_never_credit_more_than_the_daily_cap(authorize):
 
 
 def test_partner_batches_racing_never_credit_more_than_the_cap(transit, rider):
-    start = ago(hours=12)
+    start = yesterday_at(9)
 
     def batch(thread: int):
         records = [
@@ -109,7 +109,7 @@ def test_two_partners_racing_on_one_behaviour_share_its_cap(authorize):
 
     def batch(partner, thread):
         records = [
-            {**ride(f"{thread}-{n}", reference="C1", at=ago(minutes=90 - n)), "behaviour": "e_invoice"}
+            {**ride(f"{thread}-{n}", reference="C1", at=yesterday_at(10, n)), "behaviour": "e_invoice"}
             for n in range(4)
         ]
         return services.partner_records_ingest(partner=partner.partner, records=records)

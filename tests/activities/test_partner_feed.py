@@ -14,7 +14,7 @@ from accounts.models import DataSource
 from activities import services
 from activities.models import ActivityRecord, DailyCarbon, PartnerCustomerLink, RejectionTally
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, credited_mg, ride, signed_headers, snapshot, tally
+from tests.activities.conftest import ago, credited_mg, ride, signed_headers, snapshot, tally, yesterday_at
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +124,7 @@ def test_revoked_consent_rejects_and_stores_nothing(transit, rider, post_batch):
 
 
 def test_rides_beyond_the_daily_cap_are_accepted_but_capped(transit, rider, post_batch):
-    start = ago(hours=12)
+    start = yesterday_at(8)
     records = [ride(f"R{n}", at=start + datetime.timedelta(minutes=30 * n)) for n in range(7)]
     records = [dict(r, behaviour="metro") for r in records]
 
@@ -155,7 +155,7 @@ def test_overlapping_rides_are_held_for_review(transit, rider, post_batch):
 
 
 def test_more_rides_in_a_day_than_the_behaviour_allows_are_held(transit, rider, post_batch):
-    start = ago(hours=12)
+    start = yesterday_at(8)
     records = [
         dict(ride(f"R{n}", at=start + datetime.timedelta(minutes=10 * n)), behaviour="metro")
         for n in range(12)

@@ -10,7 +10,7 @@ from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, DailyCarbon
 from activities.services import steps_sync
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, ride
+from tests.activities.conftest import earlier_today, ride
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_today_shows_credit_and_cap_left_per_behaviour_and_what_settlement_owes(
 ):
     authorize(rider)
     steps_sync(user=rider, steps_by_day={today(): 6000, today() - datetime.timedelta(days=1): 2000})
-    post_batch(transit, [ride("R1", at=ago(minutes=30))])
+    post_batch(transit, [ride("R1", at=earlier_today())])
     DailyCarbon.objects.filter(user=rider, day=today() - datetime.timedelta(days=1)).update(
         settled_carbon_mg=40_000
     )
@@ -105,3 +105,26 @@ def test_the_methodology_in_effect_is_public_to_signed_in_people(person_client):
 )
 def test_the_person_views_need_a_session(api_client, url):
     assert api_client.get(url).status_code == 401
+
+
+def test_rewards_can_list_the_records_behind_a_day_and_badges_read_daily_totals(transit, rider, post_batch):
+    from activities.selectors import behaviour_days_of, records_credited_on
+
+    post_batch(
+        transit,
+        [
+            ride("R1", at=earlier_today() - datetime.timedelta(seconds=1)),
+            ride("R2", behaviour="metro", at=earlier_today()),
+        ],
+    )
+
+    records = records_credited_on(user_id=rider.id, day=today())
+    assert [r.external_id for r in records] == ["city-transit:R1", "city-transit:R2"]
+    assert (
+        sum(r.credited_carbon_mg for r in records) == DailyCarbon.objects.get(user=rider).credited_carbon_mg
+    )
+    totals = {
+        (row.behaviour.code, row.day): (row.record_count, row.credited_carbon_mg)
+        for row in behaviour_days_of(user_id=rider.id)
+    }
+    assert totals == {("bus", today()): (1, 80_000), ("metro", today()): (1, 80_000)}

@@ -11,7 +11,7 @@ from django.urls import reverse
 from activities import services
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, HeldRecord, ReviewDecision
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, credited_mg, ride
+from tests.activities.conftest import ago, credited_mg, ride, yesterday_at
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_approving_after_the_day_was_settled_leaves_the_difference_for_settlemen
 
 
 def test_approval_applies_the_caps_as_they_stand(transit, rider, post_batch):
-    start = ago(hours=12)
+    start = yesterday_at(8)
     records = [
         dict(ride(f"R{n}", at=start + datetime.timedelta(minutes=5 * n)), behaviour="metro")
         for n in range(11)
