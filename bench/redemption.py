@@ -294,6 +294,7 @@ def main() -> int:
             connections=args.connections,
             script=_lua(tokens, hot_path, f"{run}h"),
         )
+        time.sleep(2)  # requests still in flight when wrk stops finish before the counts
         issued_hot = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["hot_id"]])
         successes = hot.requests - hot.non_2xx
         report.add(
@@ -317,6 +318,7 @@ def main() -> int:
             connections=args.connections * 2,
             script=_lua(tokens, small_path, f"{run}s"),
         )
+        time.sleep(2)
         issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
         stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [seeded["small_id"]])
         debits = _count(
@@ -347,6 +349,7 @@ def main() -> int:
             connections=args.connections,
             script=_lua(tokens, small_path, f"{run}x"),
         )
+        time.sleep(2)
         after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
         report.add(
             Row(

@@ -20,7 +20,7 @@ SOLD_OUT_TTL_SECONDS = 60
 PAGE_TTL_SECONDS = 300
 
 
-def _sold_out_key(offer_public_id: uuid.UUID) -> str:
+def sold_out_key(offer_public_id: uuid.UUID) -> str:
     return f"merchants:offer:{offer_public_id}:sold_out"
 
 
@@ -44,11 +44,11 @@ def page_key(*, params: str) -> str:
 
 
 def is_sold_out(*, offer_public_id: uuid.UUID) -> bool:
-    return bool(cache.get(_sold_out_key(offer_public_id)))
+    return bool(cache.get(sold_out_key(offer_public_id)))
 
 
 def mark_sold_out(*, offer_public_id: uuid.UUID) -> None:
-    cache.set(_sold_out_key(offer_public_id), 1, timeout=SOLD_OUT_TTL_SECONDS)
+    cache.set(sold_out_key(offer_public_id), 1, timeout=SOLD_OUT_TTL_SECONDS)
 
 
 def changed_on_commit(*, offer_public_id: uuid.UUID, stock_left_after_redemption: int | None = None) -> None:
@@ -60,7 +60,7 @@ def changed_on_commit(*, offer_public_id: uuid.UUID, stock_left_after_redemption
 
     def publish() -> None:
         if stock_left_after_redemption is None:
-            cache.delete(_sold_out_key(offer_public_id))
+            cache.delete(sold_out_key(offer_public_id))
         elif stock_left_after_redemption == 0:
             mark_sold_out(offer_public_id=offer_public_id)
         bump()

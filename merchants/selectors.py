@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.cache import cache
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
@@ -154,12 +155,21 @@ def sold_out_before_sign_in(
     Idempotency-Key, the person must also hold no coupon made with it (a retry gets its coupon
     from the full path). Anything unclear falls through to the full path.
     """
-    if not session_token or not catalog_cache.is_sold_out(offer_public_id=offer_public_id):
+    if not session_token:
         return False
-    from django.contrib.auth import SESSION_KEY
-
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_token)
-    user_id = store.get(SESSION_KEY)
+    if store.session_key is None:  # not even shaped like a session key
+        return False
+    # One round trip for both: the offer's flag and, with the cached_db engine, the session.
+    session_cache_key = (
+        getattr(store, "cache_key", None) if settings.SESSION_CACHE_ALIAS == "default" else None
+    )
+    flag_key = catalog_cache.sold_out_key(offer_public_id)
+    found = cache.get_many([flag_key, session_cache_key] if session_cache_key else [flag_key])
+    if not found.get(flag_key):
+        return False
+    session_data = found.get(session_cache_key) if session_cache_key else None
+    user_id = (session_data if session_data is not None else store.load()).get(SESSION_KEY)
     if not user_id:
         return False
     if idempotency_key:
