@@ -130,7 +130,10 @@ class LedgerEntry(AppendOnlyModel):
     """One leg of a transaction: a signed amount of whole coins on one account."""
 
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    # Looked up through the (account, -id) history index below; a second index would only slow inserts.
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     amount = models.BigIntegerField()
 
     class Meta:
@@ -151,7 +154,10 @@ class CoinLot(models.Model):
     """
 
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="coin_lots")
-    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="coin_lots")
+    # Never looked up by transaction in bulk: no index, so settlement inserts stay cheap.
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="coin_lots", db_index=False
+    )
     earned_on = models.DateField()
     expires_on = models.DateField()
     amount = models.BigIntegerField()
@@ -167,12 +173,9 @@ class CoinLot(models.Model):
                 name="coin_lot_remaining_within_amount",
             ),
         ]
+        # A wallet's lots are found by the account index (a few hundred a year at most); the daily
+        # expiry job by this partial index of the lots that still hold coins.
         indexes = [
-            models.Index(
-                fields=["account", "expires_on", "id"],
-                condition=Q(remaining_amount__gt=0),
-                name="coin_lot_spendable",
-            ),
             models.Index(
                 fields=["expires_on"], condition=Q(remaining_amount__gt=0), name="coin_lot_expiring"
             ),
@@ -248,8 +251,13 @@ class Settlement(models.Model):
 
     user_id = models.BigIntegerField()
     day = models.DateField()
-    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="settlements")
-    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="settlements")
+    # Settlements are looked up by person (the unique index below), never in bulk by run or transaction.
+    run = models.ForeignKey(
+        SettlementRun, on_delete=models.PROTECT, related_name="settlements", db_index=False
+    )
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="settlements", db_index=False
+    )
     carbon_mg = models.BigIntegerField()
     coins = models.BigIntegerField()
     carbon_days = models.JSONField(default=list)
