@@ -1,0 +1,66 @@
+"""Every change of state in the accounts app. Views, the admin, tasks and the demo call these.
+
+One module per subject; everything public is importable from `accounts.services`.
+"""
+
+from accounts.services.agreements import (
+    agreement_publish,
+    agreements_accept,
+    agreements_accept_current,
+)
+from accounts.services.data_sources import (
+    data_source_authorize,
+    data_source_revoke,
+)
+from accounts.services.friends import (
+    friendship_accept,
+    friendship_remove,
+    invite_code_get_or_create,
+    invite_code_rotate,
+)
+from accounts.services.guests import (
+    DEVICE_ID_PATTERN,
+    guest_open,
+    session_token_issue,
+)
+from accounts.services.identities import (
+    identity_linked,
+    identity_unlink,
+    verified_details_record,
+)
+from accounts.services.profile import (
+    avatar_remove,
+    avatar_set,
+    profile_update,
+)
+from accounts.services.rights import (
+    account_erase,
+    account_export,
+    account_merge,
+    erase_accounts_data,
+)
+
+__all__ = [
+    "DEVICE_ID_PATTERN",
+    "account_erase",
+    "account_export",
+    "account_merge",
+    "agreement_publish",
+    "agreements_accept",
+    "agreements_accept_current",
+    "avatar_remove",
+    "avatar_set",
+    "data_source_authorize",
+    "data_source_revoke",
+    "erase_accounts_data",
+    "friendship_accept",
+    "friendship_remove",
+    "guest_open",
+    "identity_linked",
+    "identity_unlink",
+    "invite_code_get_or_create",
+    "invite_code_rotate",
+    "profile_update",
+    "session_token_issue",
+    "verified_details_record",
+]

@@ -1,0 +1,87 @@
+"""Agreements: publishing versions and recording that people accepted them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import errors
+from accounts.models import (
+    Agreement,
+    AgreementAcceptance,
+    AgreementKind,
+    User,
+)
+from accounts.selectors import (
+    AGREEMENTS_CACHE_KEY,
+    agreements_current,
+)
+from config.api.errors import ApplicationError
+
+
+@transaction.atomic
+def agreement_publish(
+    *,
+    kind: AgreementKind | str,
+    version: str,
+    title: str,
+    url: str = "",
+    summary: str = "",
+    effective_at=None,
+) -> Agreement:
+    """Publishes a version; from `effective_at` (default now) everyone must accept it to write."""
+    agreement, _ = Agreement.objects.get_or_create(
+        kind=kind,
+        version=version,
+        defaults={
+            "title": title,
+            "url": url,
+            "summary": summary,
+            "effective_at": effective_at or timezone.now(),
+        },
+    )
+    # Now, and again after commit (a reader may have cached the old state in between).
+    cache.delete(AGREEMENTS_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(AGREEMENTS_CACHE_KEY))
+    return agreement
+
+
+def _accept(*, user: User, agreements: Iterable[Agreement]) -> None:
+    now = timezone.now()
+    AgreementAcceptance.objects.bulk_create(
+        [AgreementAcceptance(user=user, agreement=agreement, accepted_at=now) for agreement in agreements],
+        ignore_conflicts=True,
+    )
+
+
+@transaction.atomic
+def agreements_accept(*, user: User, versions: dict[str, str]) -> list[Agreement]:
+    """Records that the person accepted the versions they were shown (kind → version).
+
+    Each must be the version now in force: accepting an outdated text is refused, so the app
+    reloads and shows the new one. Accepting again is harmless.
+    """
+    current = agreements_current()
+    stale = {kind: version for kind, version in versions.items() if kind not in current}
+    outdated = {
+        kind: current[kind].version
+        for kind, version in versions.items()
+        if kind in current and current[kind].version != version
+    }
+    if stale or outdated:
+        raise ApplicationError(
+            errors.AGREEMENT_VERSION_NOT_CURRENT,
+            fields={"current": {kind: agreement.version for kind, agreement in current.items()}},
+        )
+    accepted = [current[kind] for kind in versions]
+    _accept(user=user, agreements=accepted)
+    return accepted
+
+
+@transaction.atomic
+def agreements_accept_current(*, user: User) -> None:
+    """Accepts every version in force for the person (the demo, operators' test accounts)."""
+    _accept(user=user, agreements=agreements_current().values())

@@ -1,0 +1,115 @@
+"""A person's rights over their account: merge, export, erasure."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import errors
+from accounts.models import (
+    DataSourceAuthorization,
+    Device,
+    Friendship,
+    InviteCode,
+    PersonalDetails,
+    User,
+)
+from accounts.personal_data_registry import personal_data_modules
+from accounts.services.profile import _delete_file_after_commit
+from config.api.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+def _close(*, user: User, merged_into: User | None = None) -> None:
+    """Closes an account: every session token of it stops working at once."""
+    user.closed_at = timezone.now()
+    user.is_active = False
+    user.merged_into = merged_into
+    # A new password hash changes the session auth hash: every stored session is dead.
+    user.set_unusable_password()
+    user.save(update_fields=["closed_at", "is_active", "merged_into", "password"])
+
+
+@transaction.atomic
+def account_merge(*, source_user: User, target_user: User) -> User:
+    """Moves everything of `source_user` into `target_user` and closes the source.
+
+    Each app's `personal_data.accounts_merge` moves its own rows (activity records, wallets through
+    ledger transfers, coupons …), left to right in the dependency order, counting nothing twice.
+    Both accounts are locked (in id order) for the whole merge.
+    """
+    if source_user.pk == target_user.pk:
+        raise ApplicationError(errors.MERGE_SAME_ACCOUNT)
+    locked = {
+        user.pk: user
+        for user in User.objects.select_for_update()
+        .filter(pk__in=[source_user.pk, target_user.pk])
+        .order_by("pk")
+    }
+    source, target = locked[source_user.pk], locked[target_user.pk]
+    if source.is_closed or target.is_closed:
+        raise ApplicationError(errors.MERGE_SOURCE_INVALID)
+    for module in personal_data_modules():
+        module.accounts_merge(source_user=source, target_user=target)
+    _close(user=source, merged_into=target)
+    logger.info("accounts merged", extra={"source_user_id": source.pk, "target_user_id": target.pk})
+    return target
+
+
+def account_export(*, user: User) -> dict[str, Any]:
+    """Everything held about the person, as JSON-safe data, one section per app."""
+    return {
+        "exported_at": timezone.now().isoformat(),
+        "account": str(user.public_id),
+        **{
+            module.__name__.split(".")[0]: module.personal_data_export(user=user)
+            for module in personal_data_modules()
+        },
+    }
+
+
+@transaction.atomic
+def account_erase(*, user: User) -> User:
+    """Closes the account and removes the person's personal data, everywhere.
+
+    Apps erase right to left (merchants first); ledger rows stay, pointing to the same account
+    row, which keeps no name, contact, identity, device or picture: it is pseudonymous.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    for module in reversed(personal_data_modules()):
+        module.personal_data_erase(user=user)
+    _close(user=user)
+    return user
+
+
+def erase_accounts_data(*, user: User) -> None:
+    """The accounts app's own part of erasure (called through accounts.personal_data)."""
+    device_digests = list(Device.objects.filter(user=user).values_list("device_digest", flat=True))
+    SocialAccount.objects.filter(user=user).delete()
+    EmailAddress.objects.filter(user=user).delete()
+    Device.objects.filter(user=user).delete()
+    PersonalDetails.objects.filter(user=user).delete()
+    InviteCode.objects.filter(user=user).delete()
+    Friendship.objects.filter(user=user).delete()
+    Friendship.objects.filter(friend=user).delete()
+    DataSourceAuthorization.objects.filter(user=user).delete()
+    _delete_file_after_commit(user.avatar.name)
+    user.avatar = ""
+    user.username = f"erased-{uuid.uuid4().hex[:24]}"
+    user.public_id = uuid.uuid4()
+    user.nickname = ""
+    user.first_name = user.last_name = user.email = ""
+    user.district = None
+    user.shows_on_leaderboards = False
+    user.last_login = None
+    user.save()
+    keys = [f"throttle_guest_device_{digest}" for digest in device_digests]
+    transaction.on_commit(lambda: cache.delete_many(keys) if keys else None)
