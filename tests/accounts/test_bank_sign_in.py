@@ -204,3 +204,29 @@ def test_merging_is_rate_limited(client_for, settings):
 
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
+
+
+def test_one_account_links_several_banks_and_one_wechat(banks, wechat, agreements):
+    import base64
+
+    from tests.accounts.conftest import wechat_sign_in
+
+    token = open_guest(app_client()).json()["meta"]["session_token"]
+    client = app_client(token)
+    for bank in banks.values():
+        assert bank.sign_in(client, bank.id_token(sub="same-person"), process="connect").status_code == 200
+    wechat.add_code("c", openid="openid-linked", session_key=base64.b64encode(b"s" * 16).decode())
+    assert wechat_sign_in(client, "c", process="connect").status_code == 200
+
+    identities = client.get("/api/v1/me/identities").json()
+
+    assert sorted(item["provider"] for item in identities) == [
+        "jiangshan-bank",
+        "quzhou-bank",
+        "wechat_miniprogram",
+    ]
+    assert User.objects.count() == 1
+    for identity in identities[:-1]:
+        assert client.delete(f"/api/v1/me/identities/{identity['id']}").status_code == 204
+    last = client.delete(f"/api/v1/me/identities/{identities[-1]['id']}")
+    assert last.json()["error"]["code"] == "identity_last_way_in"
