@@ -23,6 +23,7 @@ from config.api.errors import ApplicationError
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 from rewards import services as ledger
+from rewards.models import LedgerAccountKind, LedgerEntry, LedgerTransactionKind
 
 # --- Staff --------------------------------------------------------------------------------
 
@@ -263,32 +264,30 @@ class Month:
 
 
 def monthly_statements(*, month: Month, merchant_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
-    """Per merchant for one local month: coins cleared to its account by redemptions, coins refunded
-    from it for expired coupons, and the net the platform settles with it."""
-    coupons = Coupon.objects.all()
+    """Per merchant for one local month, from the ledger (what the platform settles by): coins that
+    redemptions cleared into its account, coins refunded out of it for expired coupons, and the net
+    movement of the account (`coins_cleared`, which also counts any correction entries)."""
+    entries = LedgerEntry.objects.filter(
+        account__kind=LedgerAccountKind.MERCHANT_CLEARING,
+        transaction__created_at__gte=month.start,
+        transaction__created_at__lt=month.end,
+    )
     if merchant_ids is not None:
-        coupons = coupons.filter(merchant_id__in=list(merchant_ids))
-    redeemed = (
-        coupons.filter(issued_at__gte=month.start, issued_at__lt=month.end)
-        .values("merchant_id")
-        .annotate(count=Count("id"), coins=Sum("price_coins"))
-    )
-    refunded = (
-        coupons.filter(refunded_at__gte=month.start, refunded_at__lt=month.end)
-        .values("merchant_id")
-        .annotate(count=Count("id"), coins=Sum("price_coins"))
-    )
-    totals: dict[int, dict[str, int]] = {}
-    for row in redeemed:
-        totals.setdefault(row["merchant_id"], {})["redeemed"] = (row["count"], row["coins"])
-    for row in refunded:
-        totals.setdefault(row["merchant_id"], {})["refunded"] = (row["count"], row["coins"])
+        entries = entries.filter(account__owner_id__in=list(merchant_ids))
+    totals: dict[int, dict[str, tuple[int, int]]] = {}
+    for row in entries.values("account__owner_id", "transaction__kind").annotate(
+        count=Count("id"), coins=Sum("amount")
+    ):
+        totals.setdefault(row["account__owner_id"], {})[row["transaction__kind"]] = (
+            row["count"],
+            row["coins"],
+        )
     merchants = Merchant.objects.in_bulk(list(totals))
     statements = []
-    for merchant_id, parts in sorted(totals.items(), key=lambda item: merchants[item[0]].name):
+    for merchant_id, kinds in sorted(totals.items(), key=lambda item: merchants[item[0]].name):
         merchant = merchants[merchant_id]
-        redeemed_count, redeemed_coins = parts.get("redeemed", (0, 0))
-        refunded_count, refunded_coins = parts.get("refunded", (0, 0))
+        redeemed_count, redeemed_coins = kinds.get(LedgerTransactionKind.REDEMPTION, (0, 0))
+        refunded_count, refunded_coins = kinds.get(LedgerTransactionKind.COUPON_REFUND, (0, 0))
         statements.append(
             {
                 "month": str(month),
@@ -298,8 +297,8 @@ def monthly_statements(*, month: Month, merchant_ids: Iterable[int] | None = Non
                 "coupons_redeemed": redeemed_count,
                 "coins_redeemed": redeemed_coins,
                 "coupons_refunded": refunded_count,
-                "coins_refunded": refunded_coins,
-                "coins_cleared": redeemed_coins - refunded_coins,
+                "coins_refunded": -refunded_coins,
+                "coins_cleared": sum(coins for _, coins in kinds.values()),
             }
         )
     return statements

@@ -294,3 +294,19 @@ def test_sold_out_with_an_unknown_session_still_asks_to_sign_in(shop, citizen, a
 
     assert response.status_code == 401
     assert redeem(APIClient(), offer).status_code == 401
+
+
+def test_a_retry_at_the_per_person_limit_returns_the_coupon(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=1)
+    first = redeem(citizen_client, offer, key="limit-key-0001")
+    again = redeem(citizen_client, offer, key="limit-key-0001")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert balance(citizen) == 990
+
+
+def test_a_retry_after_the_offer_was_paused_returns_the_coupon(shop, citizen, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    first = redeem(citizen_client, offer, key="pause-key-0001")
+    Offer.objects.filter(pk=offer.pk).update(status="paused")
+    again = redeem(citizen_client, offer, key="pause-key-0001")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])

@@ -218,3 +218,14 @@ def test_someone_elses_coupon_is_not_found(client_for, coupon):
         response = stranger.get(f"/api/v1/coupons/{coupon.public_id}{path}")
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_typed_codes_cannot_be_guessed_by_brute_force(shop, coupon):
+    for _ in range(60):
+        shop.clerk_client.post(VERIFY, {"code": "AAAA-AAAA-AAAA"})
+
+    response = shop.clerk_client.post(VERIFY, {"code": coupon.code})
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert Coupon.objects.get(pk=coupon.pk).status == "issued"
