@@ -1,0 +1,64 @@
+"""Serializers and helpers shared by the accounts API modules."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+
+from accounts import selectors
+from accounts.models import AgreementKind, User
+
+# Writes a person can always make, even before accepting new terms: take back a consent,
+# unlink an identity, merge, leave, accept the terms themselves.
+OPEN_WITHOUT_AGREEMENTS = [IsAuthenticated]
+
+
+class AgreementOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AgreementKind.choices)
+    version = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField()
+    summary = serializers.CharField()
+    effective_at = serializers.DateTimeField()
+
+
+class ProfileOutput(serializers.Serializer):
+    public_id = serializers.UUIDField()
+    nickname = serializers.CharField()
+    district = serializers.SerializerMethodField()
+    avatar_url = serializers.SerializerMethodField()
+    is_guest = serializers.BooleanField()
+    shows_on_leaderboards = serializers.BooleanField()
+    phone_number = serializers.SerializerMethodField(help_text="Bank-verified, masked: 138****5678.")
+    id_number = serializers.SerializerMethodField(help_text="Bank-verified, masked: 330***********123X.")
+    pending_agreements = serializers.SerializerMethodField()
+
+    def get_district(self, user: User) -> str | None:
+        return user.district.code if user.district_id else None
+
+    def get_avatar_url(self, user: User) -> str | None:
+        if not user.avatar:
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(user.avatar.url) if request else user.avatar.url
+
+    def _masked(self, user: User) -> dict[str, str]:
+        if "_masked" not in self.context:
+            self.context["_masked"] = selectors.verified_details_masked(user=user)
+        return self.context["_masked"]
+
+    def get_phone_number(self, user: User) -> str:
+        return self._masked(user)["phone_number"]
+
+    def get_id_number(self, user: User) -> str:
+        return self._masked(user)["id_number"]
+
+    @extend_schema_field(AgreementOutput(many=True))
+    def get_pending_agreements(self, user: User) -> list:
+        return AgreementOutput(selectors.agreements_pending_for(user=user), many=True).data
+
+
+def profile_data(request: Request, user: User) -> dict:
+    return ProfileOutput(user, context={"request": request}).data

@@ -1,0 +1,106 @@
+"""Guests and agreements: the ways in that are ours (bank and WeChat go through allauth)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.apis.common import (
+    OPEN_WITHOUT_AGREEMENTS,
+    AgreementOutput,
+    ProfileOutput,
+    profile_data,
+)
+from accounts.models import AgreementKind, User
+from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
+
+
+class GuestApi(APIView):
+    """Opens (or gives back) the guest account of a device and signs it in."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [GuestIpThrottle, GuestDeviceThrottle]
+
+    class GuestInput(serializers.Serializer):
+        device_id = serializers.CharField(max_length=128)
+        user_agreement_version = serializers.CharField(max_length=32)
+        privacy_policy_version = serializers.CharField(max_length=32)
+
+    class GuestOutput(serializers.Serializer):
+        class SessionMeta(serializers.Serializer):
+            session_token = serializers.CharField()
+
+        meta = SessionMeta()
+        created = serializers.BooleanField()
+        user = ProfileOutput()
+
+    @extend_schema(request=GuestInput, responses={200: GuestOutput, 201: GuestOutput})
+    def post(self, request: Request) -> Response:
+        data = self.GuestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, created = services.guest_open(**data.validated_data)
+        token = services.session_token_issue(user=user)
+        return Response(
+            {"meta": {"session_token": token}, "created": created, "user": profile_data(request, user)},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AgreementsCurrentApi(APIView):
+    """The user agreement and privacy policy in force (shown before an account exists)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=AgreementOutput(many=True))
+    def get(self, request: Request) -> Response:
+        current = sorted(selectors.agreements_current().values(), key=lambda agreement: agreement.kind)
+        return Response(AgreementOutput(current, many=True).data)
+
+
+class MyAgreementsApi(APIView):
+    """What the person has accepted and what still waits for them; accept the versions shown."""
+
+    permission_classes = OPEN_WITHOUT_AGREEMENTS
+
+    class AgreementAcceptInput(serializers.Serializer):
+        class Accepted(serializers.Serializer):
+            kind = serializers.ChoiceField(choices=AgreementKind.choices)
+            version = serializers.CharField(max_length=32)
+
+        accepted = Accepted(many=True, allow_empty=False)
+
+    class MyAgreementsOutput(serializers.Serializer):
+        class Acceptance(serializers.Serializer):
+            kind = serializers.CharField(source="agreement.kind")
+            version = serializers.CharField(source="agreement.version")
+            accepted_at = serializers.DateTimeField()
+
+        pending = AgreementOutput(many=True)
+        accepted = Acceptance(many=True)
+
+    def _state(self, user: User) -> dict:
+        return self.MyAgreementsOutput(
+            {
+                "pending": selectors.agreements_pending_for(user=user),
+                "accepted": selectors.agreement_acceptances_of(user=user),
+            }
+        ).data
+
+    @extend_schema(responses=MyAgreementsOutput)
+    def get(self, request: Request) -> Response:
+        return Response(self._state(request.user))
+
+    @extend_schema(request=AgreementAcceptInput, responses=MyAgreementsOutput)
+    def post(self, request: Request) -> Response:
+        data = self.AgreementAcceptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        versions = {item["kind"]: item["version"] for item in data.validated_data["accepted"]}
+        services.agreements_accept(user=request.user, versions=versions)
+        return Response(self._state(request.user))
