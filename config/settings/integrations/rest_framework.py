@@ -43,6 +43,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
+        "AgreementKindEnum": "accounts.models.AgreementKind",
+        "DataSourceEnum": "accounts.models.DataSource",
         "LedgerTransactionKindEnum": "rewards.models.LedgerTransactionKind",
         "ActivityRecordStatusEnum": "activities.models.RecordStatus",
         "CaptureOutcomeEnum": "activities.apis.OUTCOME_STATUSES",
