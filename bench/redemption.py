@@ -333,7 +333,8 @@ def main() -> int:
                 serial_commits,
                 target="≥ 400/s",
                 met=successes / hot.seconds >= 400,
-                notes=f"synchronous_commit={args.synchronous_commit}; bare /healthz {floor.requests_per_second:,.0f}/s; "
+                notes=f"synchronous_commit={args.synchronous_commit}; "
+                f"bare /healthz {floor.requests_per_second:,.0f}/s; "
                 f"{successes} coupons ({issued_hot} in the database), p50 {hot.latency_p50_ms:.1f} ms, "
                 f"p99 {hot.latency_p99_ms:.1f} ms, {hot.non_2xx} refused",
             )
