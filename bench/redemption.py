@@ -341,13 +341,17 @@ def main() -> int:
         )
 
         small_path = f"/api/v1/catalog/offers/{seeded['small']}/redeem"
-        wrk(
-            url + small_path,
-            seconds=max(3, args.small_stock // 200),
-            connections=args.connections * 2,
-            script=_lua(tokens, small_path, f"{run}s"),
-        )
-        time.sleep(2)
+        # More connections than the hot phase, until the stock is gone (each round with fresh keys).
+        for round_number in range(20):
+            wrk(
+                url + small_path,
+                seconds=3,
+                connections=args.connections * 2,
+                script=_lua(tokens, small_path, f"{run}s{round_number}"),
+            )
+            time.sleep(2)
+            if _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [seeded["small_id"]]) == 0:
+                break
         issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
         stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [seeded["small_id"]])
         debits = _count(
