@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -25,6 +25,7 @@ from rewards.certificates import donation_certificate_png
 from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+BIGINT_MAX = 2**63 - 1
 
 
 # --- Wallet ---------------------------------------------------------------------------------
@@ -144,6 +145,8 @@ class HistoryEntryDetailOutput(HistoryEntryOutput):
 class WalletHistoryEntryApi(APIView):
     @extend_schema(responses=HistoryEntryDetailOutput, operation_id="wallet_history_retrieve")
     def get(self, request: Request, entry_id: int) -> Response:
+        if entry_id > BIGINT_MAX:
+            raise Http404
         entry = get_object_or_404(selectors.wallet_history(user=request.user), pk=entry_id)
         settlement = selectors.settlement_of(user=request.user, entry=entry)
         row = _history_entry(entry, settlement)

@@ -86,3 +86,7 @@ def test_someone_elses_history_entry_is_not_found(person, client_for):
 
 def test_the_wallet_needs_a_session(api_client):
     assert api_client.get("/api/v1/wallet").status_code == 401
+
+
+def test_an_entry_id_beyond_any_database_id_is_simply_not_found(person_client):
+    assert person_client.get(f"/api/v1/wallet/history/{2**64}").status_code == 404
