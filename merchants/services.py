@@ -24,6 +24,7 @@ from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from merchants import catalog_cache, errors
 from merchants.coupon_tokens import coupon_token_read
 from merchants.images import image_process
+from merchants.lock_objects import merchant_owners_lock, offer_lock
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer, OfferRedemptionCount
 from rewards import services as ledger
 from rewards.models import LedgerTransactionKind
@@ -113,23 +114,10 @@ def staff_add(*, merchant: Merchant, user_public_id: uuid.UUID, role: str) -> Me
         raise ApplicationError(errors.STAFF_ALREADY_EMPLOYED) from None
 
 
-def _lock_owners(merchant: Merchant) -> int:
-    # Locking the owners' rows serializes "demote/remove an owner" so two owners cannot
-    # remove each other at the same moment and leave the merchant with none.
-    return len(
-        list(
-            MerchantStaff.objects.select_for_update()
-            .filter(merchant=merchant, role=MerchantStaff.Role.OWNER)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-    )
-
-
 @transaction.atomic
 def staff_change_role(*, staff: MerchantStaff, role: str) -> MerchantStaff:
     """The owner makes a clerk an owner or an owner a clerk; a merchant keeps at least one owner."""
-    owners = _lock_owners(staff.merchant)
+    owners = merchant_owners_lock(merchant_id=staff.merchant_id)
     staff.refresh_from_db()
     if staff.role == MerchantStaff.Role.OWNER and role != MerchantStaff.Role.OWNER and owners <= 1:
         raise ApplicationError(errors.LAST_OWNER)
@@ -141,7 +129,7 @@ def staff_change_role(*, staff: MerchantStaff, role: str) -> MerchantStaff:
 @transaction.atomic
 def staff_remove(*, staff: MerchantStaff) -> None:
     """The owner removes a staff member; a merchant keeps at least one owner."""
-    owners = _lock_owners(staff.merchant)
+    owners = merchant_owners_lock(merchant_id=staff.merchant_id)
     staff.refresh_from_db()
     if staff.role == MerchantStaff.Role.OWNER and owners <= 1:
         raise ApplicationError(errors.LAST_OWNER)
@@ -210,7 +198,7 @@ def offer_update(*, offer: Offer, data: dict[str, Any]) -> Offer:
     `total_stock` changes without review: the stock left moves by the same amount in one conditional
     update, refused when it would fall below zero (more coupons issued than the new total).
     """
-    offer = Offer.objects.select_for_update().get(pk=offer.pk)
+    offer = offer_lock(offer_id=offer.pk)
     if offer.status == Offer.Status.ENDED:
         raise _transition_denied(offer)
 
@@ -267,7 +255,7 @@ def offer_set_total_stock(*, offer: Offer, total_stock: int) -> Offer:
 def offer_image_set(*, offer: Offer, upload) -> Offer:
     """Stores a checked, re-encoded picture and its thumbnail; a live offer goes back to review."""
     processed = image_process(upload=upload, name_stem=offer.public_id.hex)
-    offer = Offer.objects.select_for_update().get(pk=offer.pk)
+    offer = offer_lock(offer_id=offer.pk)
     if offer.status == Offer.Status.ENDED:
         raise _transition_denied(offer)
     old_files = [offer.image.name, offer.thumbnail.name]

@@ -132,3 +132,22 @@ def test_two_clerks_scanning_the_same_coupon_at_once_one_succeeds_one_hears_alre
         assert outcomes == Counter({"verified": 1, "coupon_already_used": 1})
 
     assert Coupon.objects.filter(status="verified").count() == 12
+
+
+def test_two_owners_removing_each_other_at_once_leave_one_owner():
+    from merchants.services import staff_remove
+
+    merchant = MerchantFactory()
+    first, second = (StaffFactory(merchant=merchant, role=MerchantStaff.Role.OWNER) for _ in range(2))
+
+    def remove(member) -> Callable[[], str]:
+        def run() -> str:
+            staff_remove(staff=MerchantStaff.objects.get(pk=member.pk))
+            return "removed"
+
+        return run
+
+    outcomes = race([remove(first), remove(second)])
+
+    assert outcomes == Counter({"removed": 1, "last_owner": 1})
+    assert MerchantStaff.objects.filter(merchant=merchant, role="owner").count() == 1
