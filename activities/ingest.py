@@ -21,6 +21,7 @@ more than a cap. Nothing of a rejected record is stored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 import zoneinfo
@@ -28,6 +29,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -222,7 +224,7 @@ def records_ingest(
             )
         )
 
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), _server_side_cursor() as cursor:
         if candidates and partner_id is not None:
             candidates = _resolve_customers(cursor, partner_id, candidates, reject)
         if candidates:
@@ -236,6 +238,18 @@ def records_ingest(
             now=now,
         )
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+@contextlib.contextmanager
+def _server_side_cursor():
+    """A psycopg cursor with server-side binding on Django's connection (inside its transaction).
+
+    The ingest statements are the same for every batch: bound server-side, psycopg prepares them
+    after a few runs, so PostgreSQL stops re-planning them batch after batch.
+    """
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
@@ -346,7 +360,9 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
     return day_counters, month_counters
 
 
-def _overlapping_stored_trips(cursor, candidates: list[_Candidate]) -> set[int]:
+def _overlapping_stored_trips(
+    cursor, candidates: list[_Candidate], trip_behaviour_ids: list[int]
+) -> set[int]:
     """Positions of the batch's trips that overlap a trip already stored for the same person."""
     trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
     if not trips:
@@ -357,13 +373,14 @@ def _overlapping_stored_trips(cursor, candidates: list[_Candidate]) -> set[int]:
             SELECT t.position
             FROM unnest([[integer]], [[bigint]], [[date]], [[timestamptz]], [[timestamptz]])
                  AS t(position, user_id, day, started, ended)
-            WHERE EXISTS (
+            -- LATERAL … LIMIT 1: one index probe per incoming trip, never a scan of all records.
+            CROSS JOIN LATERAL (
                 SELECT 1 FROM activities_activityrecord r
-                JOIN activities_behaviour b ON b.id = r.behaviour_id AND b.is_trip
                 WHERE r.user_id = t.user_id AND r.local_day BETWEEN t.day - 1 AND t.day + 1
-                  AND r.ended_at IS NOT NULL AND r.status <> %s
+                  AND r.behaviour_id = ANY([[bigint]]) AND r.ended_at IS NOT NULL AND r.status <> %s
                   AND r.occurred_at < t.ended AND r.ended_at > t.started
-            )
+                LIMIT 1
+            ) AS overlapping
             """
         ),
         [
@@ -372,6 +389,7 @@ def _overlapping_stored_trips(cursor, candidates: list[_Candidate]) -> set[int]:
             packed(c.local_day for c in trips),
             packed(c.incoming.occurred_at for c in trips),
             packed(c.incoming.ended_at for c in trips),
+            packed(trip_behaviour_ids),
             RecordStatus.REJECTED,
         ],
     )
@@ -461,27 +479,27 @@ STORE_RECORDS = sql(
             RETURNING external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
         ),
         days AS (
-            UPDATE activities_behaviourday b
-            SET quantity = b.quantity + s.quantity,
-                record_count = b.record_count + s.records,
-                held_count = b.held_count + s.held,
-                credited_carbon_mg = b.credited_carbon_mg + s.credited
-            FROM (
-                SELECT user_id, behaviour_id, local_day, sum(quantity) AS quantity, count(*) AS records,
-                       count(*) FILTER (WHERE status = 'held') AS held, sum(credited_carbon_mg) AS credited
-                FROM inserted GROUP BY user_id, behaviour_id, local_day
-            ) s
-            WHERE b.user_id = s.user_id AND b.behaviour_id = s.behaviour_id AND b.day = s.local_day
+            -- Upserts, not UPDATE … FROM: each row is found through its unique index, never by a scan.
+            INSERT INTO activities_behaviourday AS b
+                (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+            SELECT user_id, behaviour_id, local_day, sum(quantity), count(*),
+                   count(*) FILTER (WHERE status = 'held'), sum(credited_carbon_mg)
+            FROM inserted GROUP BY user_id, behaviour_id, local_day ORDER BY 1, 2, 3
+            ON CONFLICT (user_id, behaviour_id, day) DO UPDATE
+            SET quantity = b.quantity + EXCLUDED.quantity,
+                record_count = b.record_count + EXCLUDED.record_count,
+                held_count = b.held_count + EXCLUDED.held_count,
+                credited_carbon_mg = b.credited_carbon_mg + EXCLUDED.credited_carbon_mg
         ),
         months AS (
-            UPDATE activities_behaviourmonth m
-            SET credited_carbon_mg = m.credited_carbon_mg + s.credited
-            FROM (
-                SELECT user_id, behaviour_id, date_trunc('month', local_day)::date AS month,
-                       sum(credited_carbon_mg) AS credited
-                FROM inserted WHERE credited_carbon_mg > 0 GROUP BY 1, 2, 3
-            ) s
-            WHERE m.user_id = s.user_id AND m.behaviour_id = s.behaviour_id AND m.month = s.month
+            INSERT INTO activities_behaviourmonth AS m (user_id, behaviour_id, month, credited_carbon_mg)
+            SELECT i.user_id, i.behaviour_id, date_trunc('month', i.local_day)::date,
+                   sum(i.credited_carbon_mg)
+            FROM inserted i
+            WHERE i.credited_carbon_mg > 0 AND i.behaviour_id = ANY([[bigint]])
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (user_id, behaviour_id, month) DO UPDATE
+            SET credited_carbon_mg = m.credited_carbon_mg + EXCLUDED.credited_carbon_mg
         ),
         daily AS (
             INSERT INTO activities_dailycarbon
@@ -501,7 +519,8 @@ STORE_RECORDS = sql(
 def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
     day_counters, month_counters = _lock_counters(cursor, candidates)
     existing = _existing_ids(cursor, source, candidates)
-    overlapping = _overlapping_stored_trips(cursor, candidates)
+    trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
+    overlapping = _overlapping_stored_trips(cursor, candidates, trip_behaviour_ids)
     batch_trips: dict[int, list[tuple]] = defaultdict(list)
     shared_devices = _shared_devices(cursor, candidates)
 
@@ -579,7 +598,14 @@ def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Metho
     columns = list(zip(*rows, strict=True))
     cursor.execute(
         STORE_RECORDS,
-        [*(packed(column) for column in columns), source, partner_id, now, now],
+        [
+            *(packed(column) for column in columns),
+            source,
+            partner_id,
+            now,
+            packed(sorted({c.behaviour_id for c in fresh if c.factor.monthly_cap_mg})),
+            now,
+        ],
     )
     inserted = {row[0] for row in cursor.fetchall()}
     # A record stored by a concurrent request between our duplicate check and our insert is a duplicate

@@ -287,8 +287,10 @@ class BehaviourDay(models.Model):
     per-behaviour reports read it instead of scanning records.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+", db_index=False)
     day = models.DateField()
     quantity = models.DecimalField(max_digits=16, decimal_places=3, default=0)
     record_count = models.PositiveIntegerField(default=0)
@@ -310,8 +312,10 @@ class BehaviourDay(models.Model):
 class BehaviourMonth(models.Model):
     """Per person, behaviour and month (its first day): the carbon credited, the monthly cap counter."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+", db_index=False)
     month = models.DateField()
     credited_carbon_mg = models.BigIntegerField(default=0)
 
@@ -393,7 +397,10 @@ class DailyCarbon(models.Model):
     `credited_carbon_mg` again, and the next settlement picks up the difference.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_carbon")
+    # The unique (user, day) index serves lookups by person; no separate index on the key.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_carbon", db_index=False
+    )
     day = models.DateField()
     credited_carbon_mg = models.BigIntegerField(default=0)
     settled_carbon_mg = models.BigIntegerField(default=0)
