@@ -21,7 +21,6 @@ more than a cap. Nothing of a rejected record is stored.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import re
 import zoneinfo
@@ -29,7 +28,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -224,7 +222,7 @@ def records_ingest(
             )
         )
 
-    with transaction.atomic(), _server_side_cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         if candidates and partner_id is not None:
             candidates = _resolve_customers(cursor, partner_id, candidates, reject)
         if candidates:
@@ -238,18 +236,6 @@ def records_ingest(
             now=now,
         )
     return [outcome for outcome in outcomes if outcome is not None]
-
-
-@contextlib.contextmanager
-def _server_side_cursor():
-    """A psycopg cursor with server-side binding on Django's connection (inside its transaction).
-
-    The ingest statements are the same for every batch: bound server-side, psycopg prepares them
-    after a few runs, so PostgreSQL stops re-planning them batch after batch.
-    """
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
 
 
 def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
