@@ -1,4 +1,17 @@
-"""Thin API views of the activities app: validate, call one service or selector, serialize."""
+"""Thin API views of the activities app: validate, call one service or selector, serialize.
+
+People (session token): sync steps and WeRun data, see today and their history with receipts,
+appeal a record under review, link a transit card or bank customer number.
+
+Partners (no session; every request signed):
+    X-Partner-Key:         the partner's API key
+    X-Timestamp:           Unix seconds, within five minutes of the server clock
+    X-Partner-Request-Id:  unique per request (a replayed id is refused)
+    X-Signature:           hex HMAC-SHA256(signing secret, timestamp + "\n" + request id + "\n" + body)
+`POST partner/records` takes up to 5,000 records and answers per record: accepted, duplicate,
+rejected (with a code) or held_for_review. `POST partner/links` links a customer reference to the
+person who got a one-time link code from the app.
+"""
 
 from __future__ import annotations
 

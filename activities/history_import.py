@@ -86,7 +86,7 @@ class HistoryImport:
                         batch.append((line_number, raw, self._parse(raw, header)))
                 if batch and (len(batch) >= self.batch_size or not raw):
                     outcomes = partner_records_ingest(
-                        partner=self.partner, records=[item[2] for item in batch], window_days=None
+                        partner=self.partner, records=[item[2] for item in batch], is_history=True
                     )
                     for (number, content, _), outcome in zip(batch, outcomes, strict=True):
                         totals[outcome.status] += 1

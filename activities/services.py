@@ -382,7 +382,7 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
 
 
 def partner_records_ingest(
-    *, partner: Partner, records: list[Any], window_days: int | None = -1, now=None
+    *, partner: Partner, records: list[Any], is_history: bool = False, now=None
 ) -> list[Outcome]:
     """Ingests a partner batch: one outcome per record, in order, with the ids the partner sent."""
     if len(records) > partner_batch_max():
@@ -395,7 +395,8 @@ def partner_records_ingest(
         partner_id=partner.id,
         partner_code=partner.code,
         allowed_behaviour_ids=allowed,
-        window_days=partner_window_days() if window_days == -1 else window_days,
+        # History imports carry old records on purpose; the API only takes recent ones.
+        window_days=None if is_history else partner_window_days(),
         now=now,
     )
     prefix = len(partner.code) + 1

@@ -107,7 +107,7 @@ def test_a_record_before_the_first_methodology_is_rejected_in_an_import(transit,
     outcomes = services.partner_records_ingest(
         partner=transit.partner,
         records=[ride("ancient", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC))],
-        window_days=None,
+        is_history=True,
     )
 
     assert outcomes[0].code == "no_factor_in_effect"
