@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -174,7 +175,13 @@ def sold_out_before_sign_in(
     if not user_id:
         return False
     if idempotency_key:
-        return not Coupon.objects.filter(user_id=user_id, idempotency_key=idempotency_key).exists()
+        # Plain SQL on the unique index: this runs for every press of a flash crowd.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
+                [int(user_id), idempotency_key],
+            )
+            return cursor.fetchone() is None
     return True
 
 
