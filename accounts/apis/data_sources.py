@@ -6,11 +6,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
+    JsonApiView,
 )
 from accounts.models import DataSource, User
 
@@ -49,7 +49,7 @@ def _data_sources(user: User) -> list[dict]:
     ).data
 
 
-class DataSourcesApi(APIView):
+class DataSourcesApi(JsonApiView):
     """Each data source and whether the person authorizes it."""
 
     @extend_schema(responses=DataSourceOutput(many=True))
@@ -57,7 +57,7 @@ class DataSourcesApi(APIView):
         return Response(_data_sources(request.user))
 
 
-class DataSourceHistoryApi(APIView):
+class DataSourceHistoryApi(JsonApiView):
     """Every grant and revocation, newest first."""
 
     @extend_schema(responses=DataSourceHistoryOutput(many=True))
@@ -66,7 +66,7 @@ class DataSourceHistoryApi(APIView):
         return Response(DataSourceHistoryOutput(history, many=True).data)
 
 
-class DataSourceApi(APIView):
+class DataSourceApi(JsonApiView):
     """PUT grants the source, DELETE revokes it (revoking never waits for new terms)."""
 
     def get_permissions(self):
@@ -74,12 +74,12 @@ class DataSourceApi(APIView):
             return [permission() for permission in OPEN_WITHOUT_AGREEMENTS]
         return super().get_permissions()
 
-    @extend_schema(request=None, responses=DataSourceOutput(many=True))
+    @extend_schema(request=None, responses={200: DataSourceOutput(many=True)})
     def put(self, request: Request, source: str) -> Response:
         services.data_source_authorize(user=request.user, source=source)
         return Response(_data_sources(request.user))
 
-    @extend_schema(request=None, responses=DataSourceOutput(many=True))
+    @extend_schema(request=None, responses={200: DataSourceOutput(many=True)})
     def delete(self, request: Request, source: str) -> Response:
         services.data_source_revoke(user=request.user, source=source)
         return Response(_data_sources(request.user))

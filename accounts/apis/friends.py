@@ -6,11 +6,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import errors, selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
+    JsonApiView,
 )
 from config.api.errors import ApplicationError
 
@@ -32,19 +32,19 @@ def _invite(invite) -> dict:
     return InviteOutput({"code": invite.code, "link": link}).data
 
 
-class MyInviteApi(APIView):
+class MyInviteApi(JsonApiView):
     """The person's invite code and link; POST makes a new one (old links stop working)."""
 
     @extend_schema(responses=InviteOutput)
     def get(self, request: Request) -> Response:
         return Response(_invite(services.invite_code_get_or_create(user=request.user)))
 
-    @extend_schema(request=None, responses=InviteOutput)
+    @extend_schema(request=None, responses={200: InviteOutput})
     def post(self, request: Request) -> Response:
         return Response(_invite(services.invite_code_rotate(user=request.user)))
 
 
-class InvitationApi(APIView):
+class InvitationApi(JsonApiView):
     """Who invites you (shown before accepting)."""
 
     @extend_schema(responses=FriendOutput)
@@ -55,7 +55,7 @@ class InvitationApi(APIView):
         return Response(FriendOutput(inviter).data)
 
 
-class FriendsApi(APIView):
+class FriendsApi(JsonApiView):
     """The person's friends; POST accepts an invitation by its code."""
 
     class InvitationAcceptInput(serializers.Serializer):
@@ -73,7 +73,7 @@ class FriendsApi(APIView):
         return Response(FriendOutput(friend).data, status=status.HTTP_201_CREATED)
 
 
-class FriendApi(APIView):
+class FriendApi(JsonApiView):
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
     @extend_schema(request=None, responses={204: None})

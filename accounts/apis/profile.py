@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts import errors, selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
+    JsonApiView,
     ProfileOutput,
     profile_data,
 )
@@ -20,7 +21,7 @@ from accounts.throttles import MergeThrottle
 from config.api.errors import ApplicationError
 
 
-class MeApi(APIView):
+class MeApi(JsonApiView):
     """The signed-in person's profile."""
 
     class ProfileInput(serializers.Serializer):
@@ -58,7 +59,7 @@ class AvatarApi(APIView):
         user = services.avatar_set(user=request.user, upload=data.validated_data["avatar"])
         return Response(profile_data(request, user))
 
-    @extend_schema(request=None, responses=ProfileOutput)
+    @extend_schema(request=None, responses={200: ProfileOutput})
     def delete(self, request: Request) -> Response:
         return Response(profile_data(request, services.avatar_remove(user=request.user)))
 
@@ -77,7 +78,7 @@ class IdentityOutput(serializers.Serializer):
         return mask_identifier(account.uid)
 
 
-class IdentitiesApi(APIView):
+class IdentitiesApi(JsonApiView):
     """The bank and WeChat identities that sign in to this account."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
@@ -87,7 +88,7 @@ class IdentitiesApi(APIView):
         return Response(IdentityOutput(selectors.identities_of(user=request.user), many=True).data)
 
 
-class IdentityApi(APIView):
+class IdentityApi(JsonApiView):
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
     @extend_schema(request=None, responses={204: None})
@@ -96,7 +97,7 @@ class IdentityApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MergeApi(APIView):
+class MergeApi(JsonApiView):
     """Merges the account signed in by `source_session_token` into this one, and closes it."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS

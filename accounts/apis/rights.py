@@ -7,15 +7,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
+    JsonApiView,
 )
 
 
-class ExportApi(APIView):
+class ExportApi(JsonApiView):
     """Everything held about the person, as one JSON document."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -25,7 +25,7 @@ class ExportApi(APIView):
         return response
 
 
-class ErasureApi(APIView):
+class ErasureApi(JsonApiView):
     """Closes the account and erases the person's data. Send `{"confirm": "ERASE"}`."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS

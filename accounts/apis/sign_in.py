@@ -7,20 +7,21 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
     AgreementOutput,
+    JsonApiView,
     ProfileOutput,
     profile_data,
 )
 from accounts.models import AgreementKind, User
+from accounts.services import DEVICE_ID_PATTERN
 from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
 
 
-class GuestApi(APIView):
+class GuestApi(JsonApiView):
     """Opens (or gives back) the guest account of a device and signs it in."""
 
     authentication_classes: list = []
@@ -28,7 +29,11 @@ class GuestApi(APIView):
     throttle_classes = [GuestIpThrottle, GuestDeviceThrottle]
 
     class GuestInput(serializers.Serializer):
-        device_id = serializers.CharField(max_length=128)
+        device_id = serializers.RegexField(
+            DEVICE_ID_PATTERN.pattern,
+            max_length=128,
+            help_text="A random id the app generates once and keeps (16-128 letters, digits, - or _).",
+        )
         user_agreement_version = serializers.CharField(max_length=32)
         privacy_policy_version = serializers.CharField(max_length=32)
 
@@ -52,7 +57,7 @@ class GuestApi(APIView):
         )
 
 
-class AgreementsCurrentApi(APIView):
+class AgreementsCurrentApi(JsonApiView):
     """The user agreement and privacy policy in force (shown before an account exists)."""
 
     authentication_classes: list = []
@@ -64,7 +69,7 @@ class AgreementsCurrentApi(APIView):
         return Response(AgreementOutput(current, many=True).data)
 
 
-class MyAgreementsApi(APIView):
+class MyAgreementsApi(JsonApiView):
     """What the person has accepted and what still waits for them; accept the versions shown."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
@@ -74,7 +79,7 @@ class MyAgreementsApi(APIView):
             kind = serializers.ChoiceField(choices=AgreementKind.choices)
             version = serializers.CharField(max_length=32)
 
-        accepted = Accepted(many=True, allow_empty=False)
+        accepted = serializers.ListField(child=Accepted(), min_length=1)
 
     class MyAgreementsOutput(serializers.Serializer):
         class Acceptance(serializers.Serializer):

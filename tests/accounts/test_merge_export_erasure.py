@@ -223,3 +223,38 @@ def test_erasure_needs_an_explicit_confirmation(person, person_client):
     assert response.status_code == 400
     person.refresh_from_db()
     assert not person.is_closed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
+    import threading
+
+    from config.api.errors import ApplicationError
+
+    first, second = UserFactory(), UserFactory()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def merge(source_id: int, target_id: int) -> None:
+        try:
+            barrier.wait()
+            source, target = User.objects.get(pk=source_id), User.objects.get(pk=target_id)
+            try:
+                services.account_merge(source_user=source, target_user=target)
+                outcomes.append("merged")
+            except ApplicationError as error:
+                outcomes.append(error.error.code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=merge, args=(first.pk, second.pk)),
+        threading.Thread(target=merge, args=(second.pk, first.pk)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["merge_source_invalid", "merged"]
+    assert User.objects.filter(pk__in=[first.pk, second.pk], closed_at__isnull=True).count() == 1
