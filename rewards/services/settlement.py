@@ -7,11 +7,15 @@ coins is marked settled (oldest day first); the remainder stays outstanding and 
 next settlement, so nothing is lost to rounding. Records approved late from review raise
 `credited_carbon_mg` on their old day and are picked up the same way by the next settlement.
 
-Exactly once: `Settlement(user_id, day)` is unique, and a chunk first locks its `DailyCarbon` rows,
-then (in a new statement, so it sees what another worker committed meanwhile) leaves out anyone
-already settled for D. A retried task, a second worker or a rerun after a killed worker therefore
-settles only who is left. Each chunk is one database transaction: its coins, entries, lots,
-balances, `settled_carbon_mg` and the run's counters commit together or not at all.
+Exactly once: `Settlement(user_id, day)` is unique, and a chunk claims its people by inserting
+their settlement rows before it touches anything else (in user order, so two claimants queue instead
+of deadlocking); a second worker on the same people waits, then fails on the key, rolls back and
+retries the chunk, finding them settled. The carbon is marked settled with a compare-and-set
+(`WHERE settled_carbon_mg = <what this chunk read>`): if anything settled those rows meanwhile (the
+run of another day), the chunk rolls back and is recomputed. No separate locking pass over
+`DailyCarbon`: each row is written once. Each chunk is one database transaction: its coins,
+entries, lots, balances, `settled_carbon_mg` and the run's counters commit together or not at all,
+so a rerun after a killed worker settles only who is left.
 
 Set-based: a handful of SQL statements per chunk of people (INSERT … SELECT, UPDATE … FROM), no
 Python loop over people.
@@ -27,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -50,6 +54,13 @@ DEFAULT_WORKERS = 2
 CANDIDATES = "rewards_settlement_candidates"
 ROWS = "rewards_settlement_rows"
 PEOPLE = "rewards_settlement_people"
+
+
+class ChunkConflictError(Exception):
+    """Someone else settled some of this chunk's rows meanwhile: roll back and compute it again."""
+
+
+CHUNK_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -147,19 +158,9 @@ def _chunk_settle(
         # and the resumed run settles it again; nobody outside the database has heard of it. So the
         # commit need not wait for the disk.
         _execute("SET LOCAL synchronous_commit TO OFF")
-        # Lock first; the next statement then sees whatever another worker committed meanwhile.
-        _execute(
-            f"""
-            SELECT COUNT(*) FROM (
-                SELECT daily.id FROM activities_dailycarbon AS daily
-                JOIN {CANDIDATES} AS candidate ON candidate.daily_carbon_id = daily.id
-                WHERE candidate.user_id > %(lower)s AND candidate.user_id <= %(upper)s
-                ORDER BY daily.id
-                FOR UPDATE OF daily
-            ) AS locked
-            """,
-            params,
-        )
+        # The chunk's statements are index lookups over a few thousand rows: compiling them with JIT
+        # (their estimated cost crosses the threshold) costs more than it saves, every chunk.
+        _execute("SET LOCAL jit TO OFF")
     _execute(f"DROP TABLE IF EXISTS {ROWS}")
     _execute(f"DROP TABLE IF EXISTS {PEOPLE}")
     least = _sql("LEAST", "MIN")
@@ -168,7 +169,7 @@ def _chunk_settle(
         f"""
         CREATE TEMPORARY TABLE {ROWS} AS
         WITH outstanding AS (
-            SELECT daily.id, daily.user_id, daily.day,
+            SELECT daily.id, daily.user_id, daily.day, daily.settled_carbon_mg AS settled_before,
                    daily.credited_carbon_mg - daily.settled_carbon_mg AS carbon_mg
             FROM {CANDIDATES} AS candidate
             JOIN activities_dailycarbon AS daily ON daily.id = candidate.daily_carbon_id
@@ -185,7 +186,7 @@ def _chunk_settle(
             FROM outstanding GROUP BY user_id
         ),
         spread AS (
-            SELECT outstanding.id, outstanding.user_id, outstanding.day,
+            SELECT outstanding.id, outstanding.user_id, outstanding.day, outstanding.settled_before,
                    {least}(
                        outstanding.carbon_mg,
                        budget.carbon_mg - (
@@ -197,7 +198,7 @@ def _chunk_settle(
             FROM outstanding JOIN budget ON budget.user_id = outstanding.user_id
             WHERE budget.carbon_mg > 0
         )
-        SELECT id, user_id, day, settle_mg FROM spread WHERE settle_mg > 0
+        SELECT id, user_id, day, settled_before, settle_mg FROM spread WHERE settle_mg > 0
         """,
         params,
     )
@@ -231,6 +232,25 @@ def _chunk_settle(
         """
     )[0]
     if accounts:
+        params |= {"coins": coins, "key": f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"}
+        params["transaction"] = _execute(
+            """
+            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
+            """,
+            params,
+        )[0][0]
+        # The claim, and the exactly-once key: someone else's settlement of anyone here makes this
+        # statement wait for them, then fail; the chunk is retried.
+        _execute(
+            f"""
+            INSERT INTO rewards_settlement
+                (user_id, day, run_id, transaction_id, carbon_mg, coins, carbon_days)
+            SELECT user_id, %(day)s, %(run)s, %(transaction)s, carbon_mg, coins, carbon_days
+            FROM {PEOPLE} ORDER BY user_id
+            """,
+            params,
+        )
         if connection.vendor == "postgresql":
             # Wallets first, issuance last (rewards.lock_objects): see the module's docstring.
             _execute(
@@ -242,23 +262,6 @@ def _chunk_settle(
                 """,
                 params,
             )
-        params |= {"coins": coins, "key": f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"}
-        params["transaction"] = _execute(
-            """
-            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
-            """,
-            params,
-        )[0][0]
-        # The exactly-once key: a second settlement of anyone here fails the whole chunk.
-        _execute(
-            f"""
-            INSERT INTO rewards_settlement
-                (user_id, day, run_id, transaction_id, carbon_mg, coins, carbon_days)
-            SELECT user_id, %(day)s, %(run)s, %(transaction)s, carbon_mg, coins, carbon_days FROM {PEOPLE}
-            """,
-            params,
-        )
         # All legs in one statement: PostgreSQL checks the transaction balances per statement.
         _execute(
             f"""
@@ -284,15 +287,24 @@ def _chunk_settle(
             """,
             params,
         )
-        _execute(
-            f"""
-            UPDATE activities_dailycarbon
-            SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + settled.settle_mg,
-                updated_at = %(now)s
-            FROM {ROWS} AS settled WHERE activities_dailycarbon.id = settled.id
-            """,
-            params,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE activities_dailycarbon
+                SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + settled.settle_mg,
+                    updated_at = %(now)s
+                FROM {ROWS} AS settled
+                WHERE activities_dailycarbon.id = settled.id
+                  AND activities_dailycarbon.settled_carbon_mg = settled.settled_before
+                """,
+                params,
+            )
+            marked = cursor.rowcount
+        expected = _execute(f"SELECT COUNT(*) FROM {ROWS}")[0][0]
+        if marked != expected:
+            raise ChunkConflictError(
+                f"{expected - marked} DailyCarbon row(s) changed while the chunk was settled"
+            )
         # The hot rows last, so parallel workers hold them only for the end of a chunk.
         _execute(
             "UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params
@@ -337,10 +349,27 @@ def _chunks_settle(
 ) -> None:
     for index in indexes:
         lower, upper = bounds[index]
-        with transaction.atomic():
-            result = _chunk_settle(
-                run=run, lower=lower, upper=upper, issuance_id=issuance_id, expires_on=expires_on
-            )
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                with transaction.atomic():
+                    result = _chunk_settle(
+                        run=run, lower=lower, upper=upper, issuance_id=issuance_id, expires_on=expires_on
+                    )
+                break
+            except (ChunkConflictError, IntegrityError, OperationalError) as error:
+                # Another worker settled some of these people (or a deadlock was broken): try again,
+                # leaving out whoever is settled now.
+                logger.warning(
+                    "settlement.chunk_retried",
+                    extra={
+                        "day": run.day.isoformat(),
+                        "chunk": index,
+                        "attempt": attempt,
+                        "error": str(error),
+                    },
+                )
+                if attempt == CHUNK_ATTEMPTS:
+                    raise
         if on_chunk_committed is not None:
             on_chunk_committed(index, result)
 

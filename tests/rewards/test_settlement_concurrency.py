@@ -91,9 +91,9 @@ def _settle_and_die_in_the_third_chunk() -> None:
 
     def execute_then_die(sql, params=None):
         nonlocal chunks_started
-        if "FOR UPDATE OF daily" in sql:
+        if "CREATE TEMPORARY TABLE rewards_settlement_rows" in sql:
             chunks_started += 1
-        if chunks_started == 3 and sql.lstrip().startswith("UPDATE activities_dailycarbon"):
+        if chunks_started == 3 and sql.lstrip().startswith("INSERT INTO rewards_coinlot"):
             os._exit(137)  # like SIGKILL: no cleanup, the open transaction dies with the connection
         return real_execute(sql, params)
 
@@ -134,3 +134,32 @@ def test_parallel_workers_of_one_run_settle_disjoint_chunks_once_each():
         PEOPLE,
         7,
     )
+
+
+@pytest.mark.parametrize("round_number", range(3))
+def test_settlements_of_two_different_days_at_once_never_settle_the_same_carbon_twice(round_number):
+    expected = _people_with_carbon()
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker(day: datetime.date) -> None:
+        try:
+            start.wait()
+            settlement_run(day=day, chunk_size=5)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(day,)) for day in (DAY, DAY + datetime.timedelta(days=1))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert _balances() == expected
+    assert all(row.credited_carbon_mg - row.settled_carbon_mg == 3_000 for row in DailyCarbon.objects.all())
+    assert ledger_audit().is_balanced
