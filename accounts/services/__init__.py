@@ -39,6 +39,7 @@ from accounts.services.rights import (
     account_merge,
     erase_accounts_data,
 )
+from accounts.services.sessions import sessions_clear_expired
 
 __all__ = [
     "DEVICE_ID_PATTERN",
@@ -62,5 +63,6 @@ __all__ = [
     "invite_code_rotate",
     "profile_update",
     "session_token_issue",
+    "sessions_clear_expired",
     "verified_details_record",
 ]

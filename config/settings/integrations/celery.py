@@ -38,6 +38,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "description": "Writes a log line so operators can see the worker and beat are alive.",
     },
+    "accounts.clear_expired_sessions": {
+        "task": "accounts.sessions_clear_expired",
+        "schedule": crontab(hour=4, minute=10),
+        "description": "Deletes expired app session tokens (signed-out and timed-out sign-ins).",
+    },
     "rewards.settle_yesterday": {
         "task": "rewards.settlement_settle_yesterday",
         "schedule": crontab(hour=0, minute=10),
