@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.providers.base import Provider, ProviderAccount
 from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
+from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -21,6 +22,7 @@ from accounts.selectors import WECHAT_PROVIDER_ID, WECHAT_SESSION_KEY_FIELD
 VERIFIED_DETAILS_STATE = "verified_details"
 # The only claims kept in plain text in a bank identity's `extra_data`.
 KEPT_BANK_CLAIMS = ("iss", "sub", "aud", "iat", "exp", "auth_time")
+DISCOVERY_CACHE_SECONDS = 60 * 60
 
 
 def _error(code: errors.ErrorCode) -> ValidationError:
@@ -74,6 +76,24 @@ class WeChatMiniProgramProvider(Provider):
         return {}
 
 
+class CachedDiscoveryAdapter(OpenIDConnectOAuth2Adapter):
+    """Reads a bank's discovery document from the shared cache: one fetch an hour, not one per sign-in.
+
+    The signing keys (JWKS) are still fetched at each sign-in, so a bank's key rotation is seen at once.
+    """
+
+    @property
+    def openid_config(self) -> dict:
+        if not hasattr(self, "_openid_config"):
+            key = f"accounts:oidc-discovery:{self.get_provider().server_url}"
+            config = cache.get(key)
+            if config is None:
+                config = super().openid_config
+                cache.set(key, config, DISCOVERY_CACHE_SECONDS)
+            self._openid_config = config
+        return self._openid_config
+
+
 class BankOpenIDConnectProvider(OpenIDConnectProvider):
     """allauth's OpenID Connect provider, stricter about the bank's ID token and its personal claims.
 
@@ -85,7 +105,8 @@ class BankOpenIDConnectProvider(OpenIDConnectProvider):
     def verify_token(self, request: HttpRequest, token: dict[str, Any]):
         try:
             login = super().verify_token(request, token)
-        except ValidationError as exc:
+        except (ValidationError, KeyError, ValueError, TypeError) as exc:
+            # KeyError/ValueError: a token without `kid`, or not a JWT at all, is just as invalid.
             raise _error(errors.IDENTITY_TOKEN_INVALID) from exc
         claims = dict(login.account.extra_data or {})
         if not claims.get("jti") or not claims.get("exp"):
@@ -100,6 +121,9 @@ class BankOpenIDConnectProvider(OpenIDConnectProvider):
         login.state[VERIFIED_DETAILS_STATE] = details
         return login
 
+    def get_oauth2_adapter(self, request: HttpRequest) -> CachedDiscoveryAdapter:
+        return CachedDiscoveryAdapter(request, self.app.provider_id)
+
     def extract_common_fields(self, data: dict) -> dict[str, Any]:
         # Names and e-mail from a bank are not needed for a carbon account: keep none.
         return {}
@@ -109,5 +133,3 @@ class BankOpenIDConnectProvider(OpenIDConnectProvider):
 
 
 provider_classes = [WeChatMiniProgramProvider]
-
-__all__ = ["BankOpenIDConnectProvider", "WeChatMiniProgramProvider", "get_adapter"]

@@ -162,6 +162,7 @@ class FakeBank:
     key: Any
     kid: str
     issuer: str = ""
+    discovery_requests: int = 0
 
     def id_token(self, *, sub: str, key: Any = None, **claims: Any) -> str:
         now = int(time.time())
@@ -196,6 +197,7 @@ def _identity_provider(bank_id: str, client_id: str) -> tuple[FakeBank, _Server]
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/.well-known/openid-configuration":
+                bank.discovery_requests += 1
                 payload = {
                     "issuer": bank.issuer,
                     "jwks_uri": f"{bank.issuer}/jwks",

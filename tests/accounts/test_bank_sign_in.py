@@ -230,3 +230,28 @@ def test_one_account_links_several_banks_and_one_wechat(banks, wechat, agreement
         assert client.delete(f"/api/v1/me/identities/{identity['id']}").status_code == 204
     last = client.delete(f"/api/v1/me/identities/{identities[-1]['id']}")
     assert last.json()["error"]["code"] == "identity_last_way_in"
+
+
+def test_garbage_and_keyless_tokens_are_refused_not_crashed_on(banks):
+    import jwt as pyjwt
+
+    bank = banks["quzhou-bank"]
+    no_kid = pyjwt.encode(
+        {"iss": bank.issuer, "sub": "x", "aud": bank.client_id, "exp": int(time.time()) + 60, "jti": "j"},
+        bank.key,
+        algorithm="RS256",
+    )
+
+    for id_token in ("not-a-jwt", no_kid):
+        response = bank.sign_in(app_client(), id_token)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "identity_token_invalid"
+
+
+def test_the_banks_discovery_document_is_fetched_once_not_per_sign_in(banks):
+    bank = banks["quzhou-bank"]
+
+    for number in range(3):
+        assert bank.sign_in(app_client(), bank.id_token(sub=f"customer-{number}")).status_code == 200
+
+    assert bank.discovery_requests == 1
