@@ -202,6 +202,10 @@ def _chunk_settle(
         """,
         params,
     )
+    if connection.vendor == "postgresql":
+        # Temporary tables have no statistics until analyzed; without them the joins below scan
+        # every wallet instead of looking up this chunk's.
+        _execute(f"ANALYZE {ROWS}")
     days = _sql("jsonb_agg(owed.day ORDER BY owed.day)", "json_group_array(owed.day)")
     if _execute(f"SELECT EXISTS (SELECT 1 FROM {ROWS})")[0][0]:
         _execute(
@@ -225,6 +229,8 @@ def _chunk_settle(
         """,
         params,
     )
+    if connection.vendor == "postgresql":
+        _execute(f"ANALYZE {PEOPLE}")
     accounts, carbon_mg, coins, first_user, last_user = _execute(
         f"""
         SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0), MIN(user_id), MAX(user_id)
