@@ -19,6 +19,7 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import WECHAT_PROVIDER_ID, verified_details_masked
+from accounts.services.profile import delete_file_after_commit
 
 
 def _iso(value) -> str | None:
@@ -140,7 +141,7 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
             setattr(target, field, getattr(source, field))
             changed.append(field)
     if source.avatar and "avatar" not in changed:
-        source.avatar.delete(save=False)
+        delete_file_after_commit(source.avatar.name)
     if target.is_guest and not source.is_guest:
         target.is_guest = False
         changed.append("is_guest")

@@ -90,7 +90,7 @@ def _avatar_thumbnail(upload: UploadedFile) -> bytes:
         raise ApplicationError(errors.AVATAR_INVALID) from exc
 
 
-def _delete_file_after_commit(name: str) -> None:
+def delete_file_after_commit(name: str) -> None:
     if not name:
         return
     from django.core.files.storage import default_storage
@@ -105,7 +105,7 @@ def avatar_set(*, user: User, upload: UploadedFile) -> User:
     old_name = user.avatar.name
     user.avatar.save(f"{uuid.uuid4().hex}.jpg", ContentFile(thumbnail), save=False)
     user.save(update_fields=["avatar"])
-    _delete_file_after_commit(old_name)
+    delete_file_after_commit(old_name)
     return user
 
 
@@ -114,5 +114,5 @@ def avatar_remove(*, user: User) -> User:
     old_name = user.avatar.name
     user.avatar = ""
     user.save(update_fields=["avatar"])
-    _delete_file_after_commit(old_name)
+    delete_file_after_commit(old_name)
     return user

@@ -22,7 +22,7 @@ from accounts.models import (
     User,
 )
 from accounts.personal_data_registry import personal_data_modules
-from accounts.services.profile import _delete_file_after_commit
+from accounts.services.profile import delete_file_after_commit
 from config.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def erase_accounts_data(*, user: User) -> None:
     Friendship.objects.filter(user=user).delete()
     Friendship.objects.filter(friend=user).delete()
     DataSourceAuthorization.objects.filter(user=user).delete()
-    _delete_file_after_commit(user.avatar.name)
+    delete_file_after_commit(user.avatar.name)
     user.avatar = ""
     user.username = f"erased-{uuid.uuid4().hex[:24]}"
     user.public_id = uuid.uuid4()
