@@ -5,18 +5,21 @@ A batch is checked and credited with a handful of set-based statements, whatever
 1. who is it (partner customer references → people), are they open, have they authorized the source
    (one query each);
 2. lock the per person/behaviour/day counters (and the monthly ones where a monthly cap applies)
-   with one upsert in key order, reading what is already reported and credited;
+   that exist, in key order, reading what is already reported and credited;
 3. which external ids are already stored (one query), which trips overlap stored trips (one query),
    which phones are shared by many accounts (two statements, step syncs only);
 4. plausibility and caps are worked out in memory, record by record in time order, against the
    locked counters;
-5. one statement stores the records (`INSERT … ON CONFLICT DO NOTHING RETURNING`) and, from the rows
-   really inserted, raises the daily and monthly counters and `DailyCarbon`;
+5. one statement stores the records (`INSERT … ON CONFLICT DO NOTHING RETURNING`) and raises
+   `DailyCarbon` from the rows really inserted; one upsert each adds the batch's totals to the daily
+   and monthly counters, creating the rows that did not exist with their final values;
 6. one upsert adds the rejections to the rejection counts.
 
-Counters are only ever raised from what step 5 inserted, while their rows are locked: two batches
-(or a batch and a phone) for the same person serialize on the counter rows and can never credit
-more than a cap. Nothing of a rejected record is stored.
+Two batches (or a batch and a phone) for the same person serialize on the counter rows they lock.
+When both would create the same missing counter row, the second one's upsert finds it already
+there: its batch is rolled back to a savepoint and run again, now against the locked row. So no
+cap is ever exceeded, and a counter never counts a record that a concurrent request stored first.
+Nothing of a rejected record is stored.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activities import errors
@@ -40,6 +44,7 @@ LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 # Far beyond any real record (a billion steps, km or kg), and within the columns' range.
 MAX_QUANTITY = Decimal(10**9)
+MAX_ATTEMPTS = 5
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -227,8 +232,21 @@ def records_ingest(
             candidates = _resolve_customers(cursor, partner_id, candidates, reject)
         if candidates:
             candidates = _check_people(cursor, source, candidates, reject)
-        if candidates:
-            _credit(cursor, source, partner_id, candidates, outcomes, methodology, now)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if not candidates:
+                break
+            try:
+                with transaction.atomic():
+                    _credit(cursor, source, partner_id, candidates, outcomes, methodology, now)
+                break
+            except (CounterRaceError, OperationalError) as error:
+                # Another batch created one of our counter rows first (now it exists and we can lock it),
+                # or PostgreSQL broke a lock cycle between two batches by failing ours: run it again.
+                retriable = isinstance(error, CounterRaceError) or isinstance(
+                    error.__cause__, psycopg.errors.DeadlockDetected
+                )
+                if not retriable or attempt == MAX_ATTEMPTS:
+                    raise
         rejections_count(
             source=source,
             partner_code=partner_code,
@@ -289,25 +307,18 @@ def _month_of(day: datetime.date) -> datetime.date:
     return day.replace(day=1)
 
 
-def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
-    """Creates missing counter rows and locks them all, in key order; returns what they hold."""
+class CounterRaceError(Exception):
+    """A counter row this batch expected to create was created by a concurrent batch: start again."""
+
+
+def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict, set, set]:
+    """Locks the counter rows that exist, in key order, and says which ones this batch will create.
+
+    Existing rows are locked here; missing ones are created with their final values when the batch
+    is stored, and a concurrent creation of the same row is detected there (`CounterRaceError`).
+    """
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
-    keys = [packed(users), packed(behaviours), packed(days)]
-    # Missing rows are created (and so locked), then every row is locked in key order: no dead row
-    # versions for rows that already exist, and one lock order for every writer.
-    cursor.execute(
-        sql(
-            """
-            INSERT INTO activities_behaviourday
-                (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-            SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
-            ORDER BY u, b, d
-            ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
-            """
-        ),
-        keys,
-    )
     cursor.execute(
         sql(
             """
@@ -319,31 +330,74 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict]:
             FOR UPDATE OF c
             """
         ),
-        keys,
+        [packed(users), packed(behaviours), packed(days)],
     )
     day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
+    new_days = {key for key in day_keys if key not in day_counters}
+    for key in new_days:
+        day_counters[key] = [Decimal(0), 0]
 
     month_keys = sorted(
         {(c.user_id, c.behaviour_id, _month_of(c.local_day)) for c in candidates if c.factor.monthly_cap_mg}
     )
     month_counters: dict = {}
+    new_months: set = set()
     if month_keys:
         users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
         cursor.execute(
             sql(
                 """
-                INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
-                SELECT u, b, m, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
-                ORDER BY u, b, m
-                ON CONFLICT (user_id, behaviour_id, month)
-                    DO UPDATE SET credited_carbon_mg = activities_behaviourmonth.credited_carbon_mg
-                RETURNING user_id, behaviour_id, month, credited_carbon_mg
+                SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
+                FROM activities_behaviourmonth c
+                JOIN unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
+                  ON c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
+                ORDER BY c.user_id, c.behaviour_id, c.month
+                FOR UPDATE OF c
                 """
             ),
             [packed(users), packed(behaviours), packed(months)],
         )
         month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
-    return day_counters, month_counters
+        new_months = {key for key in month_keys if key not in month_counters}
+        for key in new_months:
+            month_counters[key] = [0]
+    return day_counters, month_counters, new_days, new_months
+
+
+UPSERT_DAYS = sql(
+    """
+    INSERT INTO activities_behaviourday AS b
+        (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]], [[numeric]], [[integer]], [[integer]], [[bigint]])
+    ORDER BY 1, 2, 3
+    ON CONFLICT (user_id, behaviour_id, day) DO UPDATE
+    SET quantity = b.quantity + EXCLUDED.quantity,
+        record_count = b.record_count + EXCLUDED.record_count,
+        held_count = b.held_count + EXCLUDED.held_count,
+        credited_carbon_mg = b.credited_carbon_mg + EXCLUDED.credited_carbon_mg
+    RETURNING b.user_id, b.behaviour_id, b.day, (b.xmax = 0)
+    """
+)
+
+UPSERT_MONTHS = sql(
+    """
+    INSERT INTO activities_behaviourmonth AS m (user_id, behaviour_id, month, credited_carbon_mg)
+    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]], [[bigint]]) ORDER BY 1, 2, 3
+    ON CONFLICT (user_id, behaviour_id, month) DO UPDATE
+    SET credited_carbon_mg = m.credited_carbon_mg + EXCLUDED.credited_carbon_mg
+    RETURNING m.user_id, m.behaviour_id, m.month, (m.xmax = 0)
+    """
+)
+
+
+def _raise_counters(cursor, statement: str, deltas: dict, created_here: set) -> None:
+    """Adds the batch's totals to its counters; a row we meant to create that already existed is a race."""
+    keys = sorted(deltas)
+    columns = [list(column) for column in zip(*((*key, *deltas[key]) for key in keys), strict=True)]
+    cursor.execute(statement, [packed(column) for column in columns])
+    for user_id, behaviour_id, period, was_created in cursor.fetchall():
+        if (user_id, behaviour_id, period) in created_here and not was_created:
+            raise CounterRaceError
 
 
 def _overlapping_stored_trips(
@@ -440,7 +494,7 @@ def apply_caps(
     return credited, str(capped_by)
 
 
-# Stores the new records and, from the rows really inserted, raises the counters and DailyCarbon.
+# Stores the new records and, from the rows really inserted, raises DailyCarbon.
 STORE_RECORDS = sql(
     """
         WITH incoming AS (
@@ -464,29 +518,6 @@ STORE_RECORDS = sql(
             ON CONFLICT (source, external_id) DO NOTHING
             RETURNING external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
         ),
-        days AS (
-            -- Upserts, not UPDATE … FROM: each row is found through its unique index, never by a scan.
-            INSERT INTO activities_behaviourday AS b
-                (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-            SELECT user_id, behaviour_id, local_day, sum(quantity), count(*),
-                   count(*) FILTER (WHERE status = 'held'), sum(credited_carbon_mg)
-            FROM inserted GROUP BY user_id, behaviour_id, local_day ORDER BY 1, 2, 3
-            ON CONFLICT (user_id, behaviour_id, day) DO UPDATE
-            SET quantity = b.quantity + EXCLUDED.quantity,
-                record_count = b.record_count + EXCLUDED.record_count,
-                held_count = b.held_count + EXCLUDED.held_count,
-                credited_carbon_mg = b.credited_carbon_mg + EXCLUDED.credited_carbon_mg
-        ),
-        months AS (
-            INSERT INTO activities_behaviourmonth AS m (user_id, behaviour_id, month, credited_carbon_mg)
-            SELECT i.user_id, i.behaviour_id, date_trunc('month', i.local_day)::date,
-                   sum(i.credited_carbon_mg)
-            FROM inserted i
-            WHERE i.credited_carbon_mg > 0 AND i.behaviour_id = ANY([[bigint]])
-            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (user_id, behaviour_id, month) DO UPDATE
-            SET credited_carbon_mg = m.credited_carbon_mg + EXCLUDED.credited_carbon_mg
-        ),
         daily AS (
             INSERT INTO activities_dailycarbon
                 (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
@@ -503,7 +534,9 @@ STORE_RECORDS = sql(
 
 
 def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
-    day_counters, month_counters = _lock_counters(cursor, candidates)
+    day_counters, month_counters, new_days, new_months = _lock_counters(cursor, candidates)
+    day_deltas: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0, 0, 0])
+    month_deltas: dict[tuple, list] = defaultdict(lambda: [0])
     existing = _existing_ids(cursor, source, candidates)
     trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
     overlapping = _overlapping_stored_trips(cursor, candidates, trip_behaviour_ids)
@@ -540,17 +573,24 @@ def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Metho
         if not hold_reason and record.device_id and record.device_id in shared_devices:
             hold_reason = HoldReason.SHARED_DEVICE
         day_counter[0] += record.quantity
+        day_key = (candidate.user_id, candidate.behaviour_id, candidate.local_day)
+        day_delta = day_deltas[day_key]
+        day_delta[0] += record.quantity
+        day_delta[1] += 1
 
         if hold_reason:
             credited, capped_by, status = 0, "", RecordStatus.HELD
+            day_delta[2] += 1
         else:
             credited, capped_by = apply_caps(
                 candidate.gross_carbon_mg, factor, day_counter[1], month_counter[0] if month_counter else None
             )
             status = RecordStatus.CREDITED
             day_counter[1] += credited
+            day_delta[3] += credited
             if month_counter is not None:
                 month_counter[0] += credited
+                month_deltas[month_key][0] += credited
         outcomes[candidate.position] = Outcome(
             record.external_id,
             HELD if hold_reason else ACCEPTED,
@@ -582,23 +622,16 @@ def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Metho
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
-    cursor.execute(
-        STORE_RECORDS,
-        [
-            *(packed(column) for column in columns),
-            source,
-            partner_id,
-            now,
-            packed(sorted({c.behaviour_id for c in fresh if c.factor.monthly_cap_mg})),
-            now,
-        ],
-    )
+    # Counter rows first, DailyCarbon last: every writer takes its locks in that order (no deadlock).
+    _raise_counters(cursor, UPSERT_DAYS, day_deltas, new_days)
+    if month_deltas:
+        _raise_counters(cursor, UPSERT_MONTHS, month_deltas, new_months)
+    cursor.execute(STORE_RECORDS, [*(packed(column) for column in columns), source, partner_id, now, now])
     inserted = {row[0] for row in cursor.fetchall()}
-    # A record stored by a concurrent request between our duplicate check and our insert is a duplicate
-    # too; what it would have credited was never added to any counter.
-    for candidate in fresh:
-        if candidate.incoming.external_id not in inserted:
-            outcomes[candidate.position] = Outcome(candidate.incoming.external_id, DUPLICATE)
+    if len(inserted) != len(fresh):
+        # A concurrent request stored one of these records after our duplicate check: start again,
+        # and it will be reported as the duplicate it is.
+        raise CounterRaceError
 
 
 def rejections_count(*, source: str, partner_code: str, codes: Counter, now: datetime.datetime) -> None:

@@ -119,3 +119,33 @@ def test_two_partners_racing_on_one_behaviour_share_its_cap(authorize):
     assert not [r for r in results if isinstance(r, Exception)]
     assert DailyCarbon.objects.get(user=person).credited_carbon_mg == 25_000  # 5 e-invoices a day
     assert ActivityRecord.objects.filter(user=person).count() == 24
+
+
+def test_batches_for_many_people_racing_keep_every_cap_and_every_counter_exact(transit, authorize):
+    people = UserFactory.create_batch(6)
+    for index, person in enumerate(people):
+        authorize(person, DataSource.TRANSIT_CARD)
+        services.partner_customer_link(partner=transit.partner, customer_reference=f"M-{index}", user=person)
+
+    def batch(thread: int):
+        order = range(6) if thread % 2 else reversed(range(6))  # opposite key orders across threads
+        records = [
+            {
+                **ride(f"{thread}-{p}-{n}", reference=f"M-{p}", at=yesterday_at(7 + n, thread)),
+                "behaviour": "metro",
+            }
+            for p in order
+            for n in range(3)
+        ]
+        return services.partner_records_ingest(partner=transit.partner, records=records)
+
+    results = race([lambda t=t: batch(t) for t in range(4)])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    for person in people:
+        records = ActivityRecord.objects.filter(user=person)
+        day = BehaviourDay.objects.get(user=person)
+        assert records.count() == 12
+        assert day.record_count == 12
+        assert day.credited_carbon_mg == sum(r.credited_carbon_mg for r in records) == 400_000
+        assert DailyCarbon.objects.get(user=person).credited_carbon_mg == 400_000
