@@ -7,8 +7,6 @@ so another merchant's offer or coupon is simply not found.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from typing import Any
 
@@ -29,6 +27,7 @@ from accounts.models import District
 from config.api.errors import ApplicationError
 from merchants import errors, selectors, services
 from merchants.coupon_tokens import TOKEN_REFRESH_AFTER_SECONDS, coupon_token_make, qr_png
+from merchants.exports import csv_bytes
 from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
 
 # --- Shared pieces ------------------------------------------------------------------------
@@ -53,22 +52,6 @@ class PNGRenderer(BaseRenderer):
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None) -> bytes:
         return data if isinstance(data, bytes) else b""
-
-
-def csv_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        # Spreadsheets run cells that start with = + - @ as formulas: defuse text cells.
-        writer.writerow(
-            {
-                key: (f"'{value}" if isinstance(value, str) and value[:1] in "=+-@" else value)
-                for key, value in row.items()
-            }
-        )
-    # A BOM so that Excel opens the Chinese titles as UTF-8.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
 class JsonErrorsMixin:
@@ -215,7 +198,7 @@ class CouponOutput(serializers.Serializer):
 
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="display_code")
-    status = serializers.ChoiceField(choices=Coupon.Status.choices)
+    status = serializers.ChoiceField(choices=Coupon.Status.choices, source="current_status")
     offer = CouponOfferOutput()
     merchant_name = serializers.CharField(source="merchant.name")
     price_coins = serializers.IntegerField()
@@ -234,7 +217,7 @@ class MerchantCouponOutput(serializers.Serializer):
 
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="display_code")
-    status = serializers.ChoiceField(choices=Coupon.Status.choices)
+    status = serializers.ChoiceField(choices=Coupon.Status.choices, source="current_status")
     offer = serializers.UUIDField(source="offer.public_id")
     offer_title = serializers.CharField(source="offer.title")
     price_coins = serializers.IntegerField()
@@ -412,7 +395,7 @@ class CouponListApi(APIView):
         filters.is_valid(raise_exception=True)
         coupons = selectors.coupons_of_person(user=request.user)
         if "status" in filters.validated_data:
-            coupons = coupons.filter(status=filters.validated_data["status"])
+            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
         paginator = CouponCursorPagination()
         page = paginator.paginate_queryset(coupons, request, view=self)
         return paginator.get_paginated_response(CouponOutput(page, many=True).data)
@@ -430,8 +413,8 @@ class CouponDetailApi(APIView):
 
 def _usable_coupon(request: Request, coupon_id) -> Coupon:
     coupon = _my_coupon(request, coupon_id)
-    if coupon.status != Coupon.Status.ISSUED:
-        raise ApplicationError(errors.COUPON_NOT_USABLE, fields={"status": coupon.status})
+    if coupon.current_status != Coupon.Status.ISSUED:
+        raise ApplicationError(errors.COUPON_NOT_USABLE, fields={"status": coupon.current_status})
     return coupon
 
 
@@ -674,7 +657,7 @@ class MerchantCouponListApi(APIView):
         filters.is_valid(raise_exception=True)
         coupons = selectors.coupons_of_merchant(merchant=staff.merchant)
         if "status" in filters.validated_data:
-            coupons = coupons.filter(status=filters.validated_data["status"])
+            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
         if "offer" in filters.validated_data:
             coupons = coupons.filter(offer__public_id=filters.validated_data["offer"])
         paginator = CouponCursorPagination()

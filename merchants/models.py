@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import District
@@ -234,6 +235,14 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    @property
+    def current_status(self) -> str:
+        """The status as the holder and the clerk should see it now: a coupon past its validity is
+        expired even before the daily job records it."""
+        if self.status == self.Status.ISSUED and self.valid_until <= timezone.now():
+            return self.Status.EXPIRED
+        return self.status
 
     @property
     def display_code(self) -> str:

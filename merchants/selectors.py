@@ -55,6 +55,18 @@ def coupons_of_merchant(*, merchant: Merchant) -> QuerySet[Coupon]:
     return Coupon.objects.filter(merchant=merchant).select_related("offer")
 
 
+def coupons_with_status(coupons: QuerySet[Coupon], status: str) -> QuerySet[Coupon]:
+    """Filters by the status people see (`Coupon.current_status`): past validity is expired."""
+    now = timezone.now()
+    if status == Coupon.Status.ISSUED:
+        return coupons.filter(status=Coupon.Status.ISSUED, valid_until__gt=now)
+    if status == Coupon.Status.EXPIRED:
+        return coupons.filter(
+            Q(status=Coupon.Status.EXPIRED) | Q(status=Coupon.Status.ISSUED, valid_until__lte=now)
+        )
+    return coupons.filter(status=status)
+
+
 def coupons_of_person(*, user: User) -> QuerySet[Coupon]:
     return Coupon.objects.filter(user=user).select_related("offer", "merchant")
 

@@ -140,3 +140,12 @@ def test_the_merchant_sees_its_own_monthly_statement(shop, sales):
     month = timezone.localdate().strftime("%Y-%m")
     body = shop.owner_client.get(f"/api/v1/merchant/statements/{month}").json()
     assert (body["coins_redeemed"], body["coins_refunded"], body["coins_cleared"]) == (40, 10, 30)
+
+
+def test_operators_print_statements_from_the_command_line(shop, sales, capsys):
+    from django.core.management import call_command
+
+    call_command("merchant_statements", timezone.localdate().strftime("%Y-%m"))
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff"))))
+    assert [(row["merchant_name"], row["coins_cleared"]) for row in rows] == [(shop.merchant.name, "30")]

@@ -229,3 +229,17 @@ def test_typed_codes_cannot_be_guessed_by_brute_force(shop, coupon):
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert Coupon.objects.get(pk=coupon.pk).status == "issued"
+
+
+def test_a_coupon_past_validity_shows_expired_before_the_daily_job(citizen_client, coupon):
+    Coupon.objects.filter(pk=coupon.pk).update(valid_until=timezone.now() - timedelta(minutes=1))
+
+    shown = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}").json()
+    qr = citizen_client.get(f"/api/v1/coupons/{coupon.public_id}/qr.png")
+    issued = citizen_client.get("/api/v1/coupons?status=issued").json()["results"]
+    expired = citizen_client.get("/api/v1/coupons?status=expired").json()["results"]
+
+    assert shown["status"] == "expired"
+    assert qr.json()["error"]["fields"] == {"status": "expired"}
+    assert issued == []
+    assert [item["id"] for item in expired] == [str(coupon.public_id)]
