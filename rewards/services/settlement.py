@@ -161,6 +161,9 @@ def _chunk_settle(
         # The chunk's statements are index lookups over a few thousand rows: compiling them with JIT
         # (their estimated cost crosses the threshold) costs more than it saves, every chunk.
         _execute("SET LOCAL jit TO OFF")
+        # A chunk touches ~1 % of the wallets: look them up by primary key. With the default cost of
+        # a random read, the planner prefers scanning every wallet, twice per chunk.
+        _execute("SET LOCAL random_page_cost TO 1.1")
     _execute(f"DROP TABLE IF EXISTS {ROWS}")
     _execute(f"DROP TABLE IF EXISTS {PEOPLE}")
     least = _sql("LEAST", "MIN")
@@ -219,13 +222,18 @@ def _chunk_settle(
     _execute(
         f"""
         CREATE TEMPORARY TABLE {PEOPLE} AS
-        SELECT owed.user_id, account.id AS account_id,
-               CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
-               CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
-               {days} AS carbon_days
-        FROM {ROWS} AS owed
-        JOIN rewards_ledgeraccount AS account ON account.kind = %(wallet)s AND account.owner_id = owed.user_id
-        GROUP BY owed.user_id, account.id
+        SELECT person.*, (
+            -- A lookup per person through the (kind, owner) index, whatever the statistics say.
+            SELECT account.id FROM rewards_ledgeraccount AS account
+            WHERE account.kind = %(wallet)s AND account.owner_id = person.user_id
+        ) AS account_id
+        FROM (
+            SELECT owed.user_id,
+                   CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
+                   CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
+                   {days} AS carbon_days
+            FROM {ROWS} AS owed GROUP BY owed.user_id
+        ) AS person
         """,
         params,
     )
