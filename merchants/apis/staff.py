@@ -1,0 +1,333 @@
+"""Merchant staff (the merchant console's API): the merchant, its staff, offers, coupons,
+verification at the counter, reports and statements. Objects are looked up inside the caller's
+merchant only, so another merchant's offer or coupon is simply not found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from merchants import selectors, services
+from merchants.apis.common import (
+    CouponCursorPagination,
+    CSVRenderer,
+    JsonErrorsMixin,
+    OfferCursorPagination,
+    StaffPagination,
+    VerifyThrottle,
+    month_of,
+    staff_of_request,
+)
+from merchants.apis.serializers import (
+    REPORT_COLUMNS,
+    DistrictCodeField,
+    MerchantCouponOutput,
+    MerchantOutput,
+    OfferOutput,
+    OfferReportOutput,
+    StaffOutput,
+    StatementOutput,
+)
+from merchants.exports import csv_bytes
+from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
+
+# --- Merchant: itself and its staff ----------------------------------------------------------
+
+
+class MerchantMeApi(APIView):
+    class MerchantMembershipSerializer(serializers.Serializer):
+        merchant = MerchantOutput()
+        role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
+
+    @extend_schema(responses=MerchantMembershipSerializer, operation_id="merchant_retrieve")
+    def get(self, request: Request) -> Response:
+        staff = selectors.staff_for_user(user=request.user, require_approved=False)
+        return Response({"merchant": MerchantOutput(staff.merchant).data, "role": staff.role})
+
+
+class StaffListApi(APIView):
+    class StaffAddInputSerializer(serializers.Serializer):
+        user = serializers.UUIDField(help_text="The person's public id.")
+        role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
+
+    @extend_schema(responses=StaffOutput(many=True), operation_id="merchant_staff_list")
+    def get(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        paginator = StaffPagination()
+        page = paginator.paginate_queryset(selectors.staff_list(merchant=staff.merchant), request, view=self)
+        return paginator.get_paginated_response(StaffOutput(page, many=True).data)
+
+    @extend_schema(
+        request=StaffAddInputSerializer, responses={201: StaffOutput}, operation_id="merchant_staff_create"
+    )
+    def post(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        data = self.StaffAddInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = services.staff_add(
+            merchant=staff.merchant,
+            user_public_id=data.validated_data["user"],
+            role=data.validated_data["role"],
+        )
+        return Response(StaffOutput(member).data, status=status.HTTP_201_CREATED)
+
+
+class StaffDetailApi(APIView):
+    class StaffRoleInputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
+
+    def _member(self, request: Request, staff_id) -> MerchantStaff:
+        staff = staff_of_request(request, owner_only=True)
+        return get_object_or_404(selectors.staff_list(merchant=staff.merchant), public_id=staff_id)
+
+    @extend_schema(
+        request=StaffRoleInputSerializer, responses=StaffOutput, operation_id="merchant_staff_update"
+    )
+    def patch(self, request: Request, staff_id) -> Response:
+        member = self._member(request, staff_id)
+        data = self.StaffRoleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = services.staff_change_role(staff=member, role=data.validated_data["role"])
+        return Response(StaffOutput(member).data)
+
+    @extend_schema(responses={204: None}, operation_id="merchant_staff_destroy")
+    def delete(self, request: Request, staff_id) -> Response:
+        services.staff_remove(staff=self._member(request, staff_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Merchant: offers -----------------------------------------------------------------------
+
+
+class OfferInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=80)
+    description = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    category = serializers.ChoiceField(choices=MerchantCategory.choices)
+    price_coins = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    total_stock = serializers.IntegerField(min_value=0, max_value=10_000_000)
+    limit_per_person = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    sale_starts_at = serializers.DateTimeField()
+    sale_ends_at = serializers.DateTimeField()
+    coupon_valid_days = serializers.IntegerField(min_value=1, max_value=366, default=30)
+    districts = DistrictCodeField(many=True, required=False, default=list)
+    refunds_on_expiry = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        starts, ends = attrs.get("sale_starts_at"), attrs.get("sale_ends_at")
+        if starts and ends and ends <= starts:
+            raise serializers.ValidationError({"sale_ends_at": [_("The sale must end after it starts.")]})
+        return attrs
+
+
+def _my_offer(request: Request, offer_id) -> Offer:
+    staff = staff_of_request(request, owner_only=True)
+    return get_object_or_404(selectors.offers_of_merchant(merchant=staff.merchant), public_id=offer_id)
+
+
+class OfferListApi(APIView):
+    class OfferFilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Offer.Status.choices, required=False)
+
+    @extend_schema(
+        parameters=[OfferFilterSerializer],
+        responses=OfferOutput(many=True),
+        operation_id="merchant_offers_list",
+    )
+    def get(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        filters = self.OfferFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        offers = selectors.offers_of_merchant(merchant=staff.merchant)
+        if "status" in filters.validated_data:
+            offers = offers.filter(status=filters.validated_data["status"])
+        paginator = OfferCursorPagination()
+        page = paginator.paginate_queryset(offers, request, view=self)
+        return paginator.get_paginated_response(OfferOutput(page, many=True).data)
+
+    @extend_schema(
+        request=OfferInputSerializer, responses={201: OfferOutput}, operation_id="merchant_offers_create"
+    )
+    def post(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        data = OfferInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        offer = services.offer_create(merchant=staff.merchant, **data.validated_data)
+        return Response(OfferOutput(offer).data, status=status.HTTP_201_CREATED)
+
+
+class OfferDetailApi(APIView):
+    @extend_schema(responses=OfferOutput, operation_id="merchant_offers_retrieve")
+    def get(self, request: Request, offer_id) -> Response:
+        return Response(OfferOutput(_my_offer(request, offer_id)).data)
+
+    @extend_schema(
+        request=OfferInputSerializer(partial=True),
+        responses=OfferOutput,
+        operation_id="merchant_offers_update",
+    )
+    def patch(self, request: Request, offer_id) -> Response:
+        offer = _my_offer(request, offer_id)
+        data = OfferInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        offer = services.offer_update(offer=offer, data=data.validated_data)
+        return Response(OfferOutput(offer).data)
+
+
+class OfferImageApi(APIView):
+    class OfferImageInputSerializer(serializers.Serializer):
+        image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 5 MB and 24 megapixels.")
+
+    @extend_schema(
+        request={"multipart/form-data": OfferImageInputSerializer},
+        responses=OfferOutput,
+        operation_id="merchant_offers_image",
+    )
+    def put(self, request: Request, offer_id) -> Response:
+        offer = _my_offer(request, offer_id)
+        data = self.OfferImageInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        offer = services.offer_image_set(offer=offer, upload=data.validated_data["image"])
+        return Response(OfferOutput(offer).data)
+
+
+def _offer_action(service, operation_id: str):
+    class OfferActionApi(APIView):
+        @extend_schema(request=None, responses=OfferOutput, operation_id=operation_id)
+        def post(self, request: Request, offer_id) -> Response:
+            offer = service(offer=_my_offer(request, offer_id))
+            return Response(OfferOutput(offer).data)
+
+    OfferActionApi.__name__ = OfferActionApi.__qualname__ = f"Offer{operation_id.title().replace('_', '')}Api"
+    return OfferActionApi
+
+
+OfferSubmitApi = _offer_action(services.offer_submit, "merchant_offers_submit")
+OfferPauseApi = _offer_action(services.offer_pause, "merchant_offers_pause")
+OfferResumeApi = _offer_action(services.offer_resume, "merchant_offers_resume")
+OfferEndApi = _offer_action(services.offer_end, "merchant_offers_end")
+
+
+# --- Merchant: coupons and verification ------------------------------------------------------
+
+
+class MerchantCouponListApi(APIView):
+    class MerchantCouponFilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
+        offer = serializers.UUIDField(required=False)
+
+    @extend_schema(
+        parameters=[MerchantCouponFilterSerializer],
+        responses=MerchantCouponOutput(many=True),
+        operation_id="merchant_coupons_list",
+    )
+    def get(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        filters = self.MerchantCouponFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        coupons = selectors.coupons_of_merchant(merchant=staff.merchant)
+        if "status" in filters.validated_data:
+            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
+        if "offer" in filters.validated_data:
+            coupons = coupons.filter(offer__public_id=filters.validated_data["offer"])
+        paginator = CouponCursorPagination()
+        page = paginator.paginate_queryset(coupons, request, view=self)
+        return paginator.get_paginated_response(MerchantCouponOutput(page, many=True).data)
+
+
+class VerificationApi(APIView):
+    throttle_classes = [VerifyThrottle]
+
+    class VerificationInputSerializer(serializers.Serializer):
+        token = serializers.CharField(required=False, max_length=200, help_text="Scanned from the QR code.")
+        code = serializers.CharField(required=False, max_length=32, help_text="Typed by the clerk.")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if bool(attrs.get("token")) == bool(attrs.get("code")):
+                raise serializers.ValidationError(_("Send either the scanned token or the typed code."))
+            return attrs
+
+    @extend_schema(
+        request=VerificationInputSerializer,
+        responses=MerchantCouponOutput,
+        operation_id="merchant_verifications_create",
+    )
+    def post(self, request: Request) -> Response:
+        staff = staff_of_request(request)
+        data = self.VerificationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        coupon = services.coupon_verify(staff=staff, **data.validated_data)
+        return Response(MerchantCouponOutput(coupon).data)
+
+
+# --- Merchant: reports and statements -----------------------------------------------------------
+
+
+class ReportFilterSerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+
+
+class OfferReportApi(APIView):
+    @extend_schema(
+        parameters=[ReportFilterSerializer],
+        responses=OfferReportOutput(many=True),
+        operation_id="merchant_reports_offers",
+    )
+    def get(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        filters = ReportFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        return Response(selectors.offer_report(merchant=staff.merchant, **filters.validated_data))
+
+
+class OfferReportCsvApi(JsonErrorsMixin, APIView):
+    renderer_classes = [CSVRenderer, JSONRenderer]
+
+    @extend_schema(
+        parameters=[ReportFilterSerializer],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
+        operation_id="merchant_reports_offers_csv",
+    )
+    def get(self, request: Request) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        filters = ReportFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = selectors.offer_report(merchant=staff.merchant, **filters.validated_data)
+        return Response(
+            csv_bytes(rows, REPORT_COLUMNS),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="offers-report.csv"'},
+        )
+
+
+class MerchantStatementApi(APIView):
+    @extend_schema(responses=StatementOutput, operation_id="merchant_statements_retrieve")
+    def get(self, request: Request, month: str) -> Response:
+        staff = staff_of_request(request, owner_only=True)
+        period = month_of(month)
+        rows = selectors.monthly_statements(month=period, merchant_ids=[staff.merchant_id])
+        if rows:
+            return Response(rows[0])
+        merchant = staff.merchant
+        return Response(
+            {
+                "month": str(period),
+                "merchant_id": str(merchant.public_id),
+                "merchant_name": merchant.name,
+                "licence_number": merchant.licence_number,
+                "coupons_redeemed": 0,
+                "coins_redeemed": 0,
+                "coupons_refunded": 0,
+                "coins_refunded": 0,
+                "coins_cleared": 0,
+            }
+        )
