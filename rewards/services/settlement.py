@@ -452,7 +452,9 @@ def settlement_run(
     try:
         _candidates_collect(day=day)
         bounds = _chunk_bounds(chunk_size=chunk_size)
-        if workers > 1 and len(bounds) > 1 and not connection.in_atomic_block:
+        # SQLite (the embedded `make run`) has one writer at a time: parallel workers would only queue.
+        parallel = workers > 1 and len(bounds) > 1 and connection.vendor == "postgresql"
+        if parallel and not connection.in_atomic_block:
             _chunks_settle_in_parallel(workers=min(workers, len(bounds)), bounds=bounds, **arguments)
         else:
             _chunks_settle(bounds=bounds, indexes=range(len(bounds)), **arguments)
