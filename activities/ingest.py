@@ -323,11 +323,13 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict, se
         sql(
             """
             SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
-            FROM activities_behaviourday c
-            JOIN unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
-              ON c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
-            ORDER BY c.user_id, c.behaviour_id, c.day
-            FOR UPDATE OF c
+            FROM (SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d) AS t
+            -- One index probe per key, locking in key order (never a scan of the whole table).
+            CROSS JOIN LATERAL (
+                SELECT * FROM activities_behaviourday c
+                WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
+                FOR UPDATE
+            ) AS c
             """
         ),
         [packed(users), packed(behaviours), packed(days)],
@@ -348,11 +350,14 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict, se
             sql(
                 """
                 SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
-                FROM activities_behaviourmonth c
-                JOIN unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
-                  ON c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
-                ORDER BY c.user_id, c.behaviour_id, c.month
-                FOR UPDATE OF c
+                FROM (
+                    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m) ORDER BY u, b, m
+                ) AS t
+                CROSS JOIN LATERAL (
+                    SELECT * FROM activities_behaviourmonth c
+                    WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
+                    FOR UPDATE
+                ) AS c
                 """
             ),
             [packed(users), packed(behaviours), packed(months)],
