@@ -84,7 +84,7 @@ def test_an_interrupted_refund_is_finished_by_the_next_run(shop, citizen, monkey
     def crash(**kwargs):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr("merchants.services.coupon_refund", crash)
+    monkeypatch.setattr("merchants.services.expiry.coupon_refund", crash)
     with pytest.raises(RuntimeError):
         coupons_expire()
     monkeypatch.undo()

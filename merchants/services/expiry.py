@@ -1,0 +1,101 @@
+"""The daily expiry of unused coupons, and refunds where the offer's policy promises them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from merchants.models import Coupon
+from rewards import services as ledger
+from rewards.models import LedgerTransactionKind
+
+logger = logging.getLogger(__name__)
+
+
+# --- Expiry -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    expired: int
+    refunded: int
+
+
+def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> ExpiryResult:
+    """The daily job: unused coupons past validity expire (one set-based UPDATE per batch), then
+    coupons of offers that refund on expiry get their coins back through the ledger.
+
+    Safe to run twice or concurrently: the UPDATE only takes `issued` rows, and each refund is
+    claimed by a conditional UPDATE of `refunded_at` and keyed in the ledger by the coupon.
+    """
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE merchants_coupon SET status = 'expired', expired_at = %(now)s
+                 WHERE id IN (
+                    SELECT id FROM merchants_coupon
+                     WHERE status = 'issued' AND valid_until <= %(now)s
+                     ORDER BY id LIMIT %(batch)s
+                     FOR UPDATE SKIP LOCKED
+                 )
+                """,
+                {"now": now, "batch": batch_size},
+            )
+            count = cursor.rowcount
+        expired += count
+        if count < batch_size:
+            break
+    refunded = coupons_refund_expired(now=now, batch_size=batch_size)
+    logger.info("coupons expired", extra={"expired": expired, "refunded": refunded})
+    return ExpiryResult(expired=expired, refunded=refunded)
+
+
+def coupons_refund_expired(*, now: datetime, batch_size: int = 1000) -> int:
+    """Refunds expired coupons whose offer promises it and who still have an owner."""
+    refunded = 0
+    last_id = 0
+    while True:
+        candidates = list(
+            Coupon.objects.filter(
+                status=Coupon.Status.EXPIRED,
+                refunded_at__isnull=True,
+                offer__refunds_on_expiry=True,
+                user__isnull=False,
+                id__gt=last_id,
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not candidates:
+            return refunded
+        for coupon_id in candidates:
+            refunded += coupon_refund(coupon_id=coupon_id, now=now)
+        last_id = candidates[-1]
+
+
+@transaction.atomic
+def coupon_refund(*, coupon_id: int, now: datetime) -> int:
+    """Gives one expired coupon's coins back (clearing → wallet); 1 if this call refunded it."""
+    claimed = Coupon.objects.filter(
+        pk=coupon_id, status=Coupon.Status.EXPIRED, refunded_at__isnull=True, user__isnull=False
+    ).update(refunded_at=now)
+    if not claimed:
+        return 0
+    coupon = Coupon.objects.get(pk=coupon_id)
+    ledger.coins_transfer(
+        source=ledger.clearing_account_for_merchant(merchant_id=coupon.merchant_id),
+        destination=ledger.wallet_account_for_user(user_id=coupon.user_id),
+        amount=coupon.price_coins,
+        kind=LedgerTransactionKind.COUPON_REFUND,
+        idempotency_key=f"coupon:{coupon.public_id}:refund",
+        reference=f"coupon:{coupon.public_id}",
+        memo="expired unused",
+    )
+    return 1

@@ -1,0 +1,197 @@
+"""Redemption: coins for a coupon, in one transaction, never oversold, never spent twice."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from merchants import catalog_cache, errors
+from merchants.models import Coupon, Offer, OfferRedemptionCount
+from rewards import services as ledger
+from rewards.models import LedgerTransactionKind
+
+# --- Redemption ---------------------------------------------------------------------------
+
+# 32 letters and digits without 0/O and 1/I: read aloud and typed at a counter without doubt.
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+CODE_LENGTH = 12  # 60 bits: unguessable, and verification by typed code is throttled
+
+
+def coupon_code_new() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def coupon_code_normalize(code: str) -> str:
+    return "".join(character for character in code.upper() if character.isalnum())
+
+
+def _fingerprint(offer_public_id: uuid.UUID) -> str:
+    return hashlib.sha256(f"redeem:{offer_public_id}".encode()).hexdigest()
+
+
+def _coupon_for_idempotency_key(*, user: User, idempotency_key: str, fingerprint: str) -> Coupon | None:
+    coupon = (
+        Coupon.objects.select_related("offer", "merchant")
+        .filter(user=user, idempotency_key=idempotency_key)
+        .first()
+    )
+    if coupon is not None and coupon.request_fingerprint != fingerprint:
+        raise ApplicationError(IDEMPOTENCY_KEY_REUSED)
+    return coupon
+
+
+@dataclass(frozen=True)
+class Redemption:
+    coupon: Coupon
+    created: bool
+
+
+def _refuse_unless_on_sale(offer: Offer, now: datetime) -> None:
+    if offer.status != Offer.Status.LIVE:
+        raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
+    if now < offer.sale_starts_at:
+        raise ApplicationError(
+            errors.OFFER_SALE_NOT_STARTED, fields={"sale_starts_at": offer.sale_starts_at.isoformat()}
+        )
+    if now >= offer.sale_ends_at:
+        raise ApplicationError(errors.OFFER_SALE_ENDED)
+
+
+def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str | None = None) -> Redemption:
+    """Coins for a coupon, in one transaction: the coupon, the person's count, the ledger, the stock.
+
+    - Sold out is answered before any transaction: from a cached flag, else from a plain read.
+    - The stock is taken last, by a conditional UPDATE, so the offer's hot row is locked only for
+      the moment before commit; zero rows updated means sold out and everything rolls back.
+    - The per-person limit is a conditional upsert of (offer, person)'s count.
+    - With an Idempotency-Key, a retry returns the same coupon: the unique (person, key) of the
+      coupon refuses the second insert (a concurrent twin waits on it, then gets the winner's
+      coupon), and any refusal (sold out, paused, limit) first looks for an earlier coupon with
+      the key. The first attempt, the common case, pays no look-up.
+    """
+    fingerprint = _fingerprint(offer_public_id)
+    try:
+        return _offer_redeem(
+            user=user,
+            offer_public_id=offer_public_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+    except IntegrityError as error:
+        if not (idempotency_key and "one_coupon_per_person_idempotency_key" in str(error)):
+            raise
+        existing = _coupon_for_idempotency_key(
+            user=user, idempotency_key=idempotency_key, fingerprint=fingerprint
+        )
+        if existing is None:
+            raise
+        return Redemption(coupon=existing, created=False)
+    except ApplicationError:
+        if idempotency_key:
+            existing = _coupon_for_idempotency_key(
+                user=user, idempotency_key=idempotency_key, fingerprint=fingerprint
+            )
+            if existing is not None:
+                return Redemption(coupon=existing, created=False)
+        raise
+
+
+def _offer_redeem(
+    *, user: User, offer_public_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
+) -> Redemption:
+    if catalog_cache.is_sold_out(offer_public_id=offer_public_id):
+        raise ApplicationError(errors.OFFER_SOLD_OUT)
+    offer = Offer.objects.filter(public_id=offer_public_id).select_related("merchant").first()
+    if offer is None:
+        raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
+    now = timezone.now()
+    _refuse_unless_on_sale(offer, now)
+    if offer.stock_left == 0:
+        catalog_cache.mark_sold_out(offer_public_id=offer_public_id)
+        raise ApplicationError(errors.OFFER_SOLD_OUT)
+
+    with transaction.atomic():
+        # First, so that a second request with the same key stops here, before any counter moves.
+        coupon = Coupon.objects.create(
+            code=coupon_code_new(),
+            offer=offer,
+            merchant=offer.merchant,
+            user=user,
+            price_coins=offer.price_coins,
+            issued_at=now,
+            valid_until=now + timedelta(days=offer.coupon_valid_days),
+            idempotency_key=idempotency_key or None,
+            request_fingerprint=fingerprint,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
+                VALUES (%(offer)s, %(user)s, 1)
+                ON CONFLICT (offer_id, user_id) DO UPDATE
+                   SET redeemed_count = merchants_offerredemptioncount.redeemed_count + 1
+                 WHERE merchants_offerredemptioncount.redeemed_count < %(limit)s
+                RETURNING redeemed_count
+                """,
+                {"offer": offer.pk, "user": user.pk, "limit": offer.limit_per_person},
+            )
+            if cursor.fetchone() is None:
+                raise ApplicationError(
+                    errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
+                )
+
+        ledger.coins_transfer(
+            source=ledger.wallet_account_for_user(user_id=user.pk),
+            destination=ledger.clearing_account_for_merchant(merchant_id=offer.merchant_id),
+            amount=offer.price_coins,
+            kind=LedgerTransactionKind.REDEMPTION,
+            idempotency_key=f"coupon:{coupon.public_id}:redeem",
+            reference=f"coupon:{coupon.public_id}",
+            memo=offer.title[:80],
+        )
+
+        # Last: the offer's row is the hottest lock; hold it only until the commit.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE merchants_offer SET stock_left = stock_left - 1
+                 WHERE id = %(id)s AND stock_left > 0 AND status = 'live'
+                   AND sale_starts_at <= %(now)s AND sale_ends_at > %(now)s
+                RETURNING stock_left
+                """,
+                {"id": offer.pk, "now": now},
+            )
+            row = cursor.fetchone()
+        if row is None:
+            offer.refresh_from_db(fields=["status", "stock_left", "sale_starts_at", "sale_ends_at"])
+            _refuse_unless_on_sale(offer, now)
+            raise ApplicationError(errors.OFFER_SOLD_OUT)
+        catalog_cache.changed_on_commit(offer_public_id=offer.public_id, stock_left_after_redemption=row[0])
+    return Redemption(coupon=coupon, created=True)
+
+
+# --- Counters kept in step with people (used by personal_data) -----------------------------
+
+
+def redemption_counts_merge(*, source_user_id: int, target_user_id: int) -> None:
+    """Adds the source's per-offer counts to the target's, then removes the source's rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
+            SELECT offer_id, %(target)s, redeemed_count FROM merchants_offerredemptioncount
+             WHERE user_id = %(source)s
+            ON CONFLICT (offer_id, user_id) DO UPDATE
+               SET redeemed_count = merchants_offerredemptioncount.redeemed_count + EXCLUDED.redeemed_count
+            """,
+            {"source": source_user_id, "target": target_user_id},
+        )
+    OfferRedemptionCount.objects.filter(user_id=source_user_id).delete()
