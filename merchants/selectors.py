@@ -23,8 +23,7 @@ from accounts.models import User
 from config.api.errors import ApplicationError
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
-from rewards import services as ledger
-from rewards.models import LedgerAccountKind, LedgerEntry, LedgerTransactionKind
+from rewards.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransactionKind
 
 # --- Staff --------------------------------------------------------------------------------
 
@@ -198,8 +197,14 @@ def sold_out_before_sign_in(
 
 
 def wallet_balance(*, user: User) -> int:
-    """The person's spendable coins, as the ledger has them."""
-    return int(ledger.wallet_account_for_user(user_id=user.pk).balance)
+    """The person's spendable coins, as the ledger has them (0 before their wallet exists: a read
+    never opens one)."""
+    balance = (
+        LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET, owner_id=user.pk)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    return int(balance or 0)
 
 
 # --- Reports ------------------------------------------------------------------------------

@@ -167,3 +167,15 @@ def test_offer_detail(shop, citizen_client):
     offer.districts.set([district])
     body = citizen_client.get(f"{CATALOG}/{offer.public_id}").json()
     assert (body["title"], body["districts"]) == (offer.title, [district.code])
+
+
+def test_what_i_can_afford_without_a_wallet_yet_is_nothing_and_opens_no_wallet(shop, client_for):
+    from rewards.models import LedgerAccount
+
+    newcomer = UserFactory()
+    OfferFactory(merchant=shop.merchant, price_coins=1)
+
+    response = client_for(newcomer).get(CATALOG, {"affordable": "true"})
+
+    assert (response.json()["count"], response.json()["wallet_balance"]) == (0, 0)
+    assert not LedgerAccount.objects.filter(kind="wallet", owner_id=newcomer.pk).exists()
