@@ -11,6 +11,14 @@ with its own Idempotency-Key. Three phases:
 
 Targets (issue 6): ≥ 400 redemptions/s, 0 oversold, ≥ 2,000 sold-out answers/s on 2 cores.
 
+What bounds the figures, and the same-run references that show it:
+- Every redemption commits on two hot rows (the offer's stock and the merchant's clearing account,
+  which the ledger locks): one offer cannot sell faster than the disk flushes one-row commits one
+  after the other ("serial one-row commits"), unless an operator turns synchronous_commit off.
+- The app's own CPU per redemption and per sold-out answer (gunicorn workers only) does not
+  depend on what else the machine runs: 1000 / ms is the rate one free core could serve.
+- The bare /healthz through the same server is the ceiling of any Django answer on this machine now.
+
 Usage: .venv/bin/python bench/redemption.py [--people 2000] [--seconds 8] [--workers 3] [--threads 4]
 Needs PostgreSQL and Redis (DATABASE_URL's server; a database named `bench_merchants` is
 recreated) and wrk.
