@@ -58,14 +58,30 @@ HELD = "held_for_review"
 SEPARATOR = "\x1f"
 
 
+def _text(value) -> str:
+    if value.__class__ is str:
+        return value
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime.date) else str(value)
+
+
 def packed(values) -> str:
     """A column of values as one string for `arr()`; None becomes SQL NULL where the column allows it."""
-    texts = [
-        value if value.__class__ is str else "" if value is None else
-        value.isoformat() if isinstance(value, datetime.date) else str(value)
-        for value in values
-    ]  # fmt: skip
-    return SEPARATOR + SEPARATOR.join(texts) if texts else ""
+    values = list(values)
+    if not values:
+        return ""
+    kinds = {value.__class__ for value in values}
+    # The common columns in one C-level pass each; anything mixed goes value by value.
+    if kinds == {str}:
+        texts = values
+    elif kinds == {int}:
+        texts = map(str, values)
+    elif len(kinds) == 1 and issubclass(next(iter(kinds)), datetime.date):
+        texts = (value.isoformat() for value in values)
+    else:
+        texts = map(_text, values)
+    return SEPARATOR + SEPARATOR.join(texts)
 
 
 def arr(sql_type: str, *, nullable: bool = False) -> str:
