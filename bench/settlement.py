@@ -10,7 +10,7 @@ Prints accounts/s, the total, the ratio to the reference and the projection to 2
 accounts (target: at most 3 minutes on this 2-core machine).
 
 Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--workers 2] [--nights 2]
-       [--remainder-share 0.5]
+       [--remainder-share 0.5] [--expire]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards` is recreated) and Redis.
 """
 
@@ -191,6 +191,24 @@ def _night(
     )
 
 
+def _expiry(report: Report, *, first_day: datetime.date, accounts_total: int) -> None:
+    """A year later: the first night's coins expire, every wallet at once (the daily job's worst day)."""
+    from rewards.services import coin_expiry_days, coins_expire
+
+    today = first_day + datetime.timedelta(days=coin_expiry_days())
+    started = time.perf_counter()
+    result = coins_expire(today=today)
+    seconds = time.perf_counter() - started
+    rate = result.wallets / seconds if seconds else 0.0
+    print(
+        f"expiry on {today}: {result.wallets:,} wallets, {result.coins:,} coins to the sink, {seconds:.1f} s"
+    )
+    report.add(
+        Row("expiry", f"a night's lots expiring, {accounts_total:,} people", rate, "wallets/s",
+            target="", notes=f"total {seconds:.1f} s, {result.coins:,} coins")
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,6 +218,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="database connections settling at once")
     parser.add_argument("--nights", type=int, default=2, choices=[1, 2])
     parser.add_argument("--remainder-share", type=float, default=0.5)
+    parser.add_argument(
+        "--expire", action="store_true", help="also time a year-later expiry of the first night"
+    )
     args = parser.parse_args()
 
     database_url = _recreate_database()
@@ -232,6 +253,9 @@ def main() -> int:
             workers=args.workers,
             accounts_total=args.people,
         )
+
+    if args.expire:
+        _expiry(report, first_day=first_day, accounts_total=args.people)
 
     started = time.perf_counter()
     audit = ledger_audit()
