@@ -17,8 +17,10 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -205,6 +207,11 @@ class CoinRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carbon_mg_per_coin} mg/coin from {self.valid_from}"
+
+    def clean(self) -> None:
+        # A settled day keeps the rate it was settled at: new versions start tomorrow at the earliest.
+        if self.valid_from is not None and self.valid_from <= timezone.localdate():
+            raise ValidationError({"valid_from": _("A new coin rate can only start from tomorrow on.")})
 
 
 class SettlementRunStatus(models.TextChoices):

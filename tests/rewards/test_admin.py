@@ -84,3 +84,27 @@ def test_a_run_can_be_resumed_from_the_admin(operator_client, person):
 
     run.refresh_from_db()
     assert (run.status, run.accounts_settled, run.coins_minted) == ("succeeded", 1, 2)
+
+
+def test_a_coin_rate_for_a_day_already_begun_is_refused_in_the_admin(operator_client):
+    from django.utils import timezone
+
+    from rewards.models import CoinRate
+
+    today = timezone.localdate()
+    refused = operator_client.post(
+        "/admin/rewards/coinrate/add/",
+        {"valid_from": today.isoformat(), "carbon_mg_per_coin": 5000, "note": "x"},
+    )
+    accepted = operator_client.post(
+        "/admin/rewards/coinrate/add/",
+        {
+            "valid_from": (today + datetime.timedelta(days=1)).isoformat(),
+            "carbon_mg_per_coin": 5000,
+            "note": "y",
+        },
+    )
+
+    assert refused.status_code == 200  # the form again, with the error
+    assert accepted.status_code == 302
+    assert list(CoinRate.objects.filter(carbon_mg_per_coin=5000).values_list("note", flat=True)) == ["y"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from rewards.audit import ledger_audit
@@ -20,3 +21,6 @@ class Command(BaseCommand):
             self.stdout.write(line)
         if not report.is_balanced:
             raise CommandError(f"the ledger does not add up: {len(report.problems)} problem(s)", returncode=1)
+        # The platform's other invariants (coupons, caps, settlement, idempotency keys) span the apps
+        # to the right of rewards, so they live in config; called by name, not imported.
+        call_command("check_invariants", stdout=self.stdout)
