@@ -111,7 +111,8 @@ class CatalogDetailApi(APIView):
         return Response(selectors.catalog_offer_dict(offer, codes))
 
 
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class OfferRedeemApi(APIView):
@@ -130,7 +131,7 @@ class OfferRedeemApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                 OpenApiParameter.HEADER,
                 description=(
                     "8–64 letters, digits, - or _. A retry with the same key returns the same coupon."
@@ -156,6 +157,9 @@ class OfferRedeemApi(APIView):
 
 
 class CouponListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = CouponCursorPagination
+
     class CouponFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
 

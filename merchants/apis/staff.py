@@ -55,6 +55,9 @@ class MerchantMeApi(APIView):
 
 
 class StaffListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = StaffPagination
+
     class StaffAddInputSerializer(serializers.Serializer):
         user = serializers.UUIDField(help_text="The person's public id.")
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
@@ -134,6 +137,9 @@ def _my_offer(request: Request, offer_id) -> Offer:
 
 
 class OfferListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = OfferCursorPagination
+
     class OfferFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Offer.Status.choices, required=False)
 
@@ -220,6 +226,9 @@ OfferEndApi = _offer_action(services.offer_end, "merchant_offers_end")
 
 
 class MerchantCouponListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = CouponCursorPagination
+
     class MerchantCouponFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
         offer = serializers.UUIDField(required=False)

@@ -173,3 +173,22 @@ def test_platform_statements_are_for_operators_only(shop, client_for):
     operator.is_staff = True
     operator.save()
     assert client_for(operator).get("/api/v1/platform/merchant-statements/2026-11").status_code == 200
+
+
+CITIZEN_ROUTES = [
+    ("get", "/api/v1/catalog/offers"),
+    ("get", "/api/v1/catalog/offers/{offer}"),
+    ("post", "/api/v1/catalog/offers/{offer}/redeem"),
+    ("get", "/api/v1/coupons"),
+    ("post", "/api/v1/merchant-applications"),
+    ("get", "/api/v1/merchant"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), CITIZEN_ROUTES)
+@pytest.mark.parametrize("token", [None, "not-a-session-token"])
+def test_citizen_routes_need_a_valid_session(api_client, world, method, path, token):
+    if token:
+        api_client.credentials(HTTP_X_SESSION_TOKEN=token)
+    response = getattr(api_client, method)(path.format(**world))
+    assert response.status_code == 401
