@@ -274,14 +274,7 @@ def records_ingest(
 
 def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
     references = sorted({c.incoming.customer_reference for c in candidates if c.incoming.customer_reference})
-    cursor.execute(
-        sql(
-            "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
-            "WHERE partner_id = %s AND customer_reference = ANY([[text]])"
-        ),
-        [partner_id, packed(references)],
-    )
-    users = dict(cursor.fetchall())
+    users = statements().customer_users(cursor, partner_id, references)
     kept = []
     for candidate in candidates:
         user_id = users.get(candidate.incoming.customer_reference)
@@ -294,19 +287,7 @@ def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], re
 
 
 def _check_people(cursor, source: str, candidates: list[_Candidate], reject) -> list[_Candidate]:
-    user_ids = sorted({c.user_id for c in candidates})
-    cursor.execute(
-        sql(
-            """
-            SELECT u.id, (u.is_active AND u.closed_at IS NULL),
-                   EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
-                           WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
-            FROM accounts_user u WHERE u.id = ANY([[bigint]])
-            """
-        ),
-        [source, packed(user_ids)],
-    )
-    state = {user_id: (is_open, is_authorized) for user_id, is_open, is_authorized in cursor.fetchall()}
+    state = statements().people_state(cursor, source, sorted({c.user_id for c in candidates}))
     kept = []
     for candidate in candidates:
         is_open, is_authorized = state.get(candidate.user_id, (False, False))
@@ -334,55 +315,42 @@ def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict, se
     is stored, and a concurrent creation of the same row is detected there (`CounterRaceError`).
     """
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
-    users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
-    cursor.execute(
-        sql(
-            """
-            SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
-            FROM (SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d) AS t
-            -- One index probe per key, locking in key order (never a scan of the whole table).
-            CROSS JOIN LATERAL (
-                SELECT * FROM activities_behaviourday c
-                WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
-                FOR UPDATE
-            ) AS c
-            """
-        ),
-        [packed(users), packed(behaviours), packed(days)],
-    )
-    day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
-    new_days = {key for key in day_keys if key not in day_counters}
-    for key in new_days:
-        day_counters[key] = [Decimal(0), 0]
-
     month_keys = sorted(
         {(c.user_id, c.behaviour_id, _month_of(c.local_day)) for c in candidates if c.factor.monthly_cap_mg}
     )
-    month_counters: dict = {}
-    new_months: set = set()
-    if month_keys:
-        users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
-        cursor.execute(
-            sql(
-                """
-                SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
-                FROM (
-                    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m) ORDER BY u, b, m
-                ) AS t
-                CROSS JOIN LATERAL (
-                    SELECT * FROM activities_behaviourmonth c
-                    WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
-                    FOR UPDATE
-                ) AS c
-                """
-            ),
-            [packed(users), packed(behaviours), packed(months)],
-        )
-        month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
-        new_months = {key for key in month_keys if key not in month_counters}
-        for key in new_months:
-            month_counters[key] = [0]
+    day_counters, month_counters = statements().counters_lock(cursor, day_keys, month_keys)
+    new_days = {key for key in day_keys if key not in day_counters}
+    for key in new_days:
+        day_counters[key] = [Decimal(0), 0]
+    new_months = {key for key in month_keys if key not in month_counters}
+    for key in new_months:
+        month_counters[key] = [0]
     return day_counters, month_counters, new_days, new_months
+
+
+def _overlapping_stored_trips(
+    cursor, candidates: list[_Candidate], trip_behaviour_ids: list[int]
+) -> set[int]:
+    """Positions of the batch's trips that overlap a trip already stored for the same person."""
+    trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
+    if not trips:
+        return set()
+    return statements().overlapping_trips(
+        cursor,
+        [(c.position, c.user_id, c.local_day, c.incoming.occurred_at, c.incoming.ended_at) for c in trips],
+        trip_behaviour_ids,
+    )
+
+
+def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
+    pairs = sorted({(c.incoming.device_id, c.user_id) for c in candidates if c.incoming.device_id})
+    if not pairs:
+        return set()
+    return statements().shared_devices(cursor, pairs, shared_device_max_accounts())
+
+
+def _existing_ids(cursor, source: str, candidates: list[_Candidate]) -> set[str]:
+    return statements().existing_ids(cursor, source, [c.incoming.external_id for c in candidates])
 
 
 UPSERT_DAYS = sql(
@@ -409,88 +377,6 @@ UPSERT_MONTHS = sql(
     RETURNING m.user_id, m.behaviour_id, m.month, (m.xmax = 0)
     """
 )
-
-
-def _raise_counters(cursor, statement: str, deltas: dict, created_here: set) -> None:
-    """Adds the batch's totals to its counters; a row we meant to create that already existed is a race."""
-    keys = sorted(deltas)
-    columns = [list(column) for column in zip(*((*key, *deltas[key]) for key in keys), strict=True)]
-    cursor.execute(statement, [packed(column) for column in columns])
-    for user_id, behaviour_id, period, was_created in cursor.fetchall():
-        if (user_id, behaviour_id, period) in created_here and not was_created:
-            raise CounterRaceError
-
-
-def _overlapping_stored_trips(
-    cursor, candidates: list[_Candidate], trip_behaviour_ids: list[int]
-) -> set[int]:
-    """Positions of the batch's trips that overlap a trip already stored for the same person."""
-    trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
-    if not trips:
-        return set()
-    cursor.execute(
-        sql(
-            """
-            SELECT t.position
-            FROM unnest([[integer]], [[bigint]], [[date]], [[timestamptz]], [[timestamptz]])
-                 AS t(position, user_id, day, started, ended)
-            -- LATERAL … LIMIT 1: one index probe per incoming trip, never a scan of all records.
-            CROSS JOIN LATERAL (
-                SELECT 1 FROM activities_activityrecord r
-                WHERE r.user_id = t.user_id AND r.local_day BETWEEN t.day - 1 AND t.day + 1
-                  AND r.behaviour_id = ANY([[bigint]]) AND r.ended_at IS NOT NULL AND r.status <> %s
-                  AND r.occurred_at < t.ended AND r.ended_at > t.started
-                LIMIT 1
-            ) AS overlapping
-            """
-        ),
-        [
-            packed(c.position for c in trips),
-            packed(c.user_id for c in trips),
-            packed(c.local_day for c in trips),
-            packed(c.incoming.occurred_at for c in trips),
-            packed(c.incoming.ended_at for c in trips),
-            packed(trip_behaviour_ids),
-            RecordStatus.REJECTED,
-        ],
-    )
-    return {row[0] for row in cursor.fetchall()}
-
-
-def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
-    pairs = sorted({(c.incoming.device_id, c.user_id) for c in candidates if c.incoming.device_id})
-    if not pairs:
-        return set()
-    devices, users = (list(column) for column in zip(*pairs, strict=True))
-    cursor.execute(
-        sql(
-            """
-            INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
-            SELECT d, u, now() FROM unnest([[text]], [[bigint]]) AS t(d, u)
-            ON CONFLICT (device_id, user_id) DO NOTHING
-            """
-        ),
-        [packed(devices), packed(users)],
-    )
-    cursor.execute(
-        sql(
-            "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY([[text]]) "
-            "GROUP BY device_id HAVING count(*) > %s"
-        ),
-        [packed(sorted(set(devices))), shared_device_max_accounts()],
-    )
-    return {row[0] for row in cursor.fetchall()}
-
-
-def _existing_ids(cursor, source: str, candidates: list[_Candidate]) -> set[str]:
-    cursor.execute(
-        sql(
-            "SELECT external_id FROM activities_activityrecord "
-            "WHERE source = %s AND external_id = ANY([[text]])"
-        ),
-        [source, packed(c.incoming.external_id for c in candidates)],
-    )
-    return {row[0] for row in cursor.fetchall()}
 
 
 def _overlaps(intervals: list[tuple], started: datetime.datetime, ended: datetime.datetime) -> bool:
@@ -642,13 +528,12 @@ def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Metho
         )
     if not rows:
         return
-    columns = list(zip(*rows, strict=True))
+    dialect = statements()
     # Counter rows first, DailyCarbon last: every writer takes its locks in that order (no deadlock).
-    _raise_counters(cursor, UPSERT_DAYS, day_deltas, new_days)
+    dialect.counters_raise(cursor, "day", day_deltas, new_days)
     if month_deltas:
-        _raise_counters(cursor, UPSERT_MONTHS, month_deltas, new_months)
-    cursor.execute(STORE_RECORDS, [*(packed(column) for column in columns), source, partner_id, now, now])
-    inserted = {row[0] for row in cursor.fetchall()}
+        dialect.counters_raise(cursor, "month", month_deltas, new_months)
+    inserted = dialect.records_store(cursor, rows, source, partner_id, now)
     if len(inserted) != len(fresh):
         # A concurrent request stored one of these records after our duplicate check: start again,
         # and it will be reported as the duplicate it is.
@@ -659,8 +544,186 @@ def rejections_count(*, source: str, partner_code: str, codes: Counter, now: dat
     """Adds rejected records to the day's rejection counts: the only trace a rejected record leaves."""
     if not codes:
         return
-    names = sorted(codes)
     with connection.cursor() as cursor:
+        statements().rejections_add(cursor, source, partner_code, local_day_of(now), codes)
+
+
+# --- The statements, per database -----------------------------------------------------------------
+
+
+def statements():
+    """The few statements that touch the tables, in the dialect of the database in use.
+
+    The rules above are the same everywhere. PostgreSQL (production) gets set-based statements with
+    row locks for concurrent writers; the embedded SQLite of `make run` has one writer at a time and
+    gets the simple equivalent (`activities.ingest_sqlite`).
+    """
+    if connection.vendor == "sqlite":
+        from activities import ingest_sqlite
+
+        return ingest_sqlite
+    return PostgresStatements
+
+
+class PostgresStatements:
+    @staticmethod
+    def customer_users(cursor, partner_id: int, references: list[str]) -> dict[str, int]:
+        cursor.execute(
+            sql(
+                "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
+                "WHERE partner_id = %s AND customer_reference = ANY([[text]])"
+            ),
+            [partner_id, packed(references)],
+        )
+        return dict(cursor.fetchall())
+
+    @staticmethod
+    def people_state(cursor, source: str, user_ids: list[int]) -> dict[int, tuple[bool, bool]]:
+        """Per person: (account open, source authorized)."""
+        cursor.execute(
+            sql(
+                """
+                SELECT u.id, (u.is_active AND u.closed_at IS NULL),
+                       EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
+                               WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
+                FROM accounts_user u WHERE u.id = ANY([[bigint]])
+                """
+            ),
+            [source, packed(user_ids)],
+        )
+        return {user_id: (is_open, is_authorized) for user_id, is_open, is_authorized in cursor.fetchall()}
+
+    @staticmethod
+    def counters_lock(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> tuple[dict, dict]:
+        """Locks the existing day (and month) counter rows, in key order; returns what they hold."""
+        users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
+        cursor.execute(
+            sql(
+                """
+                SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
+                FROM (
+                    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d
+                ) AS t
+                -- One index probe per key, locking in key order (never a scan of the whole table).
+                CROSS JOIN LATERAL (
+                    SELECT * FROM activities_behaviourday c
+                    WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
+                    FOR UPDATE
+                ) AS c
+                """
+            ),
+            [packed(users), packed(behaviours), packed(days)],
+        )
+        day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
+        month_counters: dict = {}
+        if month_keys:
+            users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
+            cursor.execute(
+                sql(
+                    """
+                    SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
+                    FROM (
+                        SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
+                        ORDER BY u, b, m
+                    ) AS t
+                    CROSS JOIN LATERAL (
+                        SELECT * FROM activities_behaviourmonth c
+                        WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
+                        FOR UPDATE
+                    ) AS c
+                    """
+                ),
+                [packed(users), packed(behaviours), packed(months)],
+            )
+            month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
+        return day_counters, month_counters
+
+    @staticmethod
+    def counters_raise(cursor, period: str, deltas: dict, created_here: set) -> None:
+        """Adds the batch's totals to its counters; a row this batch meant to create but found is a race."""
+        keys = sorted(deltas)
+        columns = [list(column) for column in zip(*((*key, *deltas[key]) for key in keys), strict=True)]
+        cursor.execute(UPSERT_DAYS if period == "day" else UPSERT_MONTHS, [packed(c) for c in columns])
+        for user_id, behaviour_id, day_or_month, was_created in cursor.fetchall():
+            if (user_id, behaviour_id, day_or_month) in created_here and not was_created:
+                raise CounterRaceError
+
+    @staticmethod
+    def overlapping_trips(cursor, trips: list[tuple], trip_behaviour_ids: list[int]) -> set[int]:
+        """Positions of `trips` (position, person, day, start, end) overlapping a stored trip."""
+        positions, users, days, starts, ends = zip(*trips, strict=True)
+        cursor.execute(
+            sql(
+                """
+                SELECT t.position
+                FROM unnest([[integer]], [[bigint]], [[date]], [[timestamptz]], [[timestamptz]])
+                     AS t(position, user_id, day, started, ended)
+                -- LATERAL … LIMIT 1: one index probe per incoming trip, never a scan of all records.
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM activities_activityrecord r
+                    WHERE r.user_id = t.user_id AND r.local_day BETWEEN t.day - 1 AND t.day + 1
+                      AND r.behaviour_id = ANY([[bigint]]) AND r.ended_at IS NOT NULL AND r.status <> %s
+                      AND r.occurred_at < t.ended AND r.ended_at > t.started
+                    LIMIT 1
+                ) AS overlapping
+                """
+            ),
+            [
+                packed(positions),
+                packed(users),
+                packed(days),
+                packed(starts),
+                packed(ends),
+                packed(trip_behaviour_ids),
+                RecordStatus.REJECTED,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+    @staticmethod
+    def shared_devices(cursor, pairs: list[tuple[str, int]], max_accounts: int) -> set[str]:
+        """Remembers which accounts each phone synced for; returns the phones shared by too many."""
+        devices, users = (list(column) for column in zip(*pairs, strict=True))
+        cursor.execute(
+            sql(
+                """
+                INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
+                SELECT d, u, now() FROM unnest([[text]], [[bigint]]) AS t(d, u)
+                ON CONFLICT (device_id, user_id) DO NOTHING
+                """
+            ),
+            [packed(devices), packed(users)],
+        )
+        cursor.execute(
+            sql(
+                "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY([[text]]) "
+                "GROUP BY device_id HAVING count(*) > %s"
+            ),
+            [packed(sorted(set(devices))), max_accounts],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+    @staticmethod
+    def existing_ids(cursor, source: str, external_ids: list[str]) -> set[str]:
+        cursor.execute(
+            sql(
+                "SELECT external_id FROM activities_activityrecord "
+                "WHERE source = %s AND external_id = ANY([[text]])"
+            ),
+            [source, packed(external_ids)],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+    @staticmethod
+    def records_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> set[str]:
+        """Stores the records and raises DailyCarbon from the rows really inserted; returns their ids."""
+        columns = list(zip(*rows, strict=True))
+        cursor.execute(STORE_RECORDS, [*(packed(column) for column in columns), source, partner_id, now, now])
+        return {row[0] for row in cursor.fetchall()}
+
+    @staticmethod
+    def rejections_add(cursor, source: str, partner_code: str, day: datetime.date, codes: Counter) -> None:
+        names = sorted(codes)
         cursor.execute(
             """
             INSERT INTO activities_rejectiontally (source, partner_code, day, code, count)
@@ -668,5 +731,34 @@ def rejections_count(*, source: str, partner_code: str, codes: Counter, now: dat
             ON CONFLICT (source, partner_code, day, code)
             DO UPDATE SET count = activities_rejectiontally.count + EXCLUDED.count
             """,
-            [source, partner_code, local_day_of(now), names, [codes[name] for name in names]],
+            [source, partner_code, day, names, [codes[name] for name in names]],
         )
+
+    @staticmethod
+    def step_days_raise(
+        cursor, user_id: int, days: list[datetime.date], steps: list[int], now
+    ) -> tuple[dict, dict]:
+        """Raises each day's cumulative step count where it went up. Returns {day: (previous, steps)}
+        for the days raised and {day: steps} stored for the others."""
+        cursor.execute(
+            """
+            INSERT INTO activities_stepday (user_id, day, steps, previous_steps, updated_at)
+            SELECT %s, d, s, 0, %s FROM unnest(%s::date[], %s::integer[]) AS t(d, s) ORDER BY d
+            ON CONFLICT (user_id, day) DO UPDATE
+            SET previous_steps = activities_stepday.steps, steps = EXCLUDED.steps,
+                updated_at = EXCLUDED.updated_at
+            WHERE activities_stepday.steps < EXCLUDED.steps
+            RETURNING day, previous_steps, steps
+            """,
+            [user_id, now, days, steps],
+        )
+        raised = {day: (previous, count) for day, previous, count in cursor.fetchall()}
+        unchanged = [day for day in days if day not in raised]
+        stored: dict = {}
+        if unchanged:
+            cursor.execute(
+                "SELECT day, steps FROM activities_stepday WHERE user_id = %s AND day = ANY(%s)",
+                [user_id, unchanged],
+            )
+            stored = dict(cursor.fetchall())
+        return raised, stored

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from activities.models import (
@@ -110,7 +111,8 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
             SELECT %s, day, steps, previous_steps, updated_at FROM activities_stepday WHERE user_id = %s
             ORDER BY day
             ON CONFLICT (user_id, day) DO UPDATE
-            SET steps = GREATEST(activities_stepday.steps, EXCLUDED.steps)
+            SET steps = CASE WHEN EXCLUDED.steps > activities_stepday.steps
+                        THEN EXCLUDED.steps ELSE activities_stepday.steps END
             """,
             [target_id, source_id],
         )
@@ -151,14 +153,14 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
             """
             INSERT INTO activities_dailycarbon
                 (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
-            SELECT %s, day, credited_carbon_mg, settled_carbon_mg, now()
+            SELECT %s, day, credited_carbon_mg, settled_carbon_mg, %s
             FROM activities_dailycarbon WHERE user_id = %s ORDER BY day
             ON CONFLICT (user_id, day) DO UPDATE
             SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
                 settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + EXCLUDED.settled_carbon_mg,
-                updated_at = now()
+                updated_at = EXCLUDED.updated_at
             """,
-            [target_id, source_id],
+            [target_id, timezone.now(), source_id],
         )
     for model in (StepDay, DeviceAccount, BehaviourDay, BehaviourMonth, DailyCarbon):
         model.objects.filter(user_id=source_id).delete()

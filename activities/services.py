@@ -33,6 +33,7 @@ from activities.ingest import (
     local_day_of,
     records_ingest,
     rejections_count,
+    statements,
 )
 from activities.methodology import factor_in_effect
 from activities.models import (
@@ -132,27 +133,9 @@ def steps_sync(
     if valid:
         days = sorted(valid)
         with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO activities_stepday (user_id, day, steps, previous_steps, updated_at)
-                SELECT %s, d, s, 0, %s FROM unnest(%s::date[], %s::integer[]) AS t(d, s) ORDER BY d
-                ON CONFLICT (user_id, day) DO UPDATE
-                SET previous_steps = activities_stepday.steps, steps = EXCLUDED.steps,
-                    updated_at = EXCLUDED.updated_at
-                WHERE activities_stepday.steps < EXCLUDED.steps
-                RETURNING day, previous_steps, steps
-                """,
-                [user.id, now, days, [valid[day] for day in days]],
+            raised, stored = statements().step_days_raise(
+                cursor, user.id, days, [valid[day] for day in days], now
             )
-            raised = {day: (previous, steps) for day, previous, steps in cursor.fetchall()}
-            unchanged = [day for day in days if day not in raised]
-            stored: dict[datetime.date, int] = {}
-            if unchanged:
-                cursor.execute(
-                    "SELECT day, steps FROM activities_stepday WHERE user_id = %s AND day = ANY(%s)",
-                    [user.id, unchanged],
-                )
-                stored = dict(cursor.fetchall())
         for day in days:
             if day in raised:
                 previous, steps = raised[day]
@@ -566,12 +549,12 @@ def daily_carbon_raise(*, user_id: int, day: datetime.date, carbon_mg: int) -> N
             """
             INSERT INTO activities_dailycarbon
                 (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
-            VALUES (%s, %s, %s, 0, now())
+            VALUES (%s, %s, %s, 0, %s)
             ON CONFLICT (user_id, day) DO UPDATE
             SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
-                updated_at = now()
+                updated_at = EXCLUDED.updated_at
             """,
-            [user_id, day, carbon_mg],
+            [user_id, day, carbon_mg, timezone.now()],
         )
 
 
