@@ -73,5 +73,15 @@ beat: $(VENV)/.installed
 	$(MANAGE) sync_schedule
 	$(BIN)/celery -A config beat --loglevel=INFO
 
+## The benchmarks on a generated city, one table (docs/performance.md): SIZE=small (default) or SIZE=city.
+## BENCH_ARGS=--reuse keeps a city already generated. Installs Debian's wrk when missing and root.
+bench: $(VENV)/.installed
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's wrk for the HTTP load"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else echo "the benchmarks need wrk: sudo apt-get install wrk"; exit 1; fi
+	$(BIN)/python bench/run.py --size $(SIZE) $(BENCH_ARGS)
+
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -37,7 +37,7 @@ class Row:
 
     scenario: str
     figure: str
-    value: float
+    value: float | None  # None: not measured in this run (the notes say why)
     unit: str
     reference: str = ""
     reference_value: float | None = None
@@ -47,7 +47,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.reference_value in (None, 0):
+        if self.reference_value in (None, 0) or self.value is None:
             return None
         return self.value / self.reference_value
 
@@ -78,7 +78,7 @@ class Report:
                 (
                     row.scenario,
                     row.figure,
-                    f"{_number(row.value)} {row.unit}",
+                    f"{_number(row.value)} {row.unit}" if row.value is not None else "not measured",
                     reference,
                     ratio,
                     row.target,
@@ -117,6 +117,8 @@ def _number(value: float | None) -> str:
 
 
 def format_row(row: Row) -> str:
+    if row.value is None:
+        return f"  {row.scenario}: {row.figure}: not measured ({row.notes})"
     ratio = f" ({row.ratio:.2f}× {row.reference})" if row.ratio is not None else ""
     return f"  {row.scenario}: {row.figure} = {_number(row.value)} {row.unit}{ratio} target {row.target}"
 

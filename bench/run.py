@@ -1,0 +1,547 @@
+"""`make bench`: every scenario of the performance claim at one size, against a generated city, one table.
+
+    .venv/bin/python bench/run.py [--size small|city] [--reuse] [--database-url URL] [--redis-url URL]
+
+The city comes from `manage.py make_city` (merchants/city.py) in a database of its own
+(`bench_<size>` on DATABASE_URL's server, recreated unless --reuse finds a city already there);
+Redis is a throwaway server unless --redis-url is given. The app is served by gunicorn with
+production settings and loaded by wrk from its own process (bench/harness.py). Every figure stands
+beside a reference measured on this machine in the same run, with the ratio and the target:
+
+1. partner batch ingest over HTTP (batches of 500)  — raw COPY of the same rows into the same table
+2. bulk history import (rows/s, peak memory)       — raw COPY; the RSS at a quarter of the file
+3. settlement of the city's last day                — one GROUP BY over the same day's rows
+4. hot-offer redemption, oversell, sold-out answers — serial one-row commits; bare /healthz
+5. wallet read (balance + first history page)       — bare /healthz through the same server
+6. leaderboards                                     — measured when rewards has them (bench/leaderboards.py)
+7. scale: 1, 4 and 5 at city size against the latest small run (within 1.5×)
+
+The table is printed and written to bench/results/<date>-<size>.json with the machine's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.harness import RESULTS_DIR, Report, Row, bench_environment, peak_memory_of, wrk  # noqa: E402
+
+LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+CITY_ACCOUNTS = 2_180_000
+SETTLEMENT_TARGET_SECONDS = 180
+SCALE_TOLERANCE = 1.5
+
+
+@dataclass(frozen=True)
+class Size:
+    accounts: int
+    days: int
+    ingest_records: int  # scenario 1
+    import_rows: int  # scenario 2
+    seconds: int  # each wrk phase
+    people_signed_in: int  # real session tokens for scenarios 4 and 5
+    small_stock: int = 300  # the "last coupons" offer of scenario 4
+    workers: int = 3  # gunicorn workers (gthread, 4 threads each) for 4 and 5
+
+
+SIZES = {
+    "small": Size(accounts=10_000, days=30, ingest_records=50_000, import_rows=100_000, seconds=8,
+                  people_signed_in=2_000),
+    # 2.18 M people × 20 days × about 1.75 records a person-day ≈ 76 million records.
+    "city": Size(accounts=CITY_ACCOUNTS, days=20, ingest_records=100_000, import_rows=300_000, seconds=10,
+                 people_signed_in=2_000),
+    # The harness smoke test: a few hundred people, a second of load per phase.
+    "smoke": Size(accounts=300, days=3, ingest_records=1_000, import_rows=1_000, seconds=1,
+                  people_signed_in=50, small_stock=20, workers=1),
+}  # fmt: skip
+
+# Scenario 7 compares these figures between sizes: (scenario, figure).
+SCALE_FIGURES = [
+    ("1 partner ingest", "records over HTTP"),
+    ("4 hot offer", "successful redemptions"),
+    ("5 wallet read", "requests with a session token"),
+]
+
+
+@dataclass
+class Context:
+    size_name: str
+    size: Size
+    database_url: str
+    environment: dict[str, str]
+    last_day: datetime.date
+    report: Report
+
+
+# --- Set-up -------------------------------------------------------------------------------------
+
+
+def _server_url(database_url: str) -> str:
+    return database_url.rsplit("/", 1)[0]
+
+
+def _database_prepare(database_url: str, *, size: Size, reuse: bool, environment: dict) -> bool:
+    """Recreates and migrates the database unless `reuse` finds the city there. True: generate it."""
+    import subprocess
+
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    if reuse and exists:
+        with psycopg.connect(database_url) as connection, contextlib.suppress(psycopg.Error):
+            people = connection.execute(
+                "SELECT count(*) FROM accounts_user WHERE username LIKE 'city-%%'"
+            ).fetchone()[0]
+            if people == size.accounts:
+                print(f"reusing the city of {people:,} accounts in {name}", flush=True)
+                return False
+    with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=environment,
+        check=True,
+    )
+    return True
+
+
+def city_make(context: Context, *, seed: int = 1) -> None:
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command(
+        "make_city",
+        accounts=context.size.accounts,
+        days=context.size.days,
+        seed=seed,
+        last_day=context.last_day,
+    )
+    seconds = time.perf_counter() - started
+    records = _count("SELECT count(*) FROM activities_activityrecord")
+    context.report.add(
+        Row("0 the city", f"make_city: {context.size.accounts:,} accounts, {context.size.days} days", seconds,
+            "s", notes=f"{records:,} activity records")
+    )  # fmt: skip
+
+
+def _count(sql: str, params: list | None = None) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return int(cursor.fetchone()[0])
+
+
+def _session_tokens(user_ids: list[int]) -> list[str]:
+    """Real allauth headless sessions, as the app's sign-in makes them."""
+    from allauth.headless.internal.sessionkit import new_session
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from accounts.models import User
+
+    tokens = []
+    for user in User.objects.filter(pk__in=user_ids).order_by("pk"):
+        session = new_session()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        tokens.append(session.session_key)
+    return tokens
+
+
+def _richest_people(count: int) -> list[int]:
+    """People with coins (the ones who open their wallet and redeem), richest first."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT owner_id FROM rewards_ledgeraccount WHERE kind = 'wallet' AND balance >= 30 "
+            "ORDER BY balance DESC, owner_id LIMIT %s",
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# --- 3. Settlement ------------------------------------------------------------------------------
+
+
+def scenario_settlement(context: Context) -> None:
+    from bench.settlement import _reference_group_by
+    from rewards.services import settlement_run
+
+    reference_seconds, owed_people = _reference_group_by(context.last_day)
+    started = time.perf_counter()
+    run = settlement_run(day=context.last_day, workers=2)
+    seconds = time.perf_counter() - started
+    rate = run.accounts_settled / seconds if seconds else 0.0
+    projected = CITY_ACCOUNTS / rate if rate else float("inf")
+    context.report.add(
+        Row("3 settlement", "accounts settled (one day)", rate, "accounts/s",
+            "GROUP BY of the same rows", owed_people / reference_seconds if reference_seconds else None,
+            target=f"2.18 M in ≤ {SETTLEMENT_TARGET_SECONDS} s", met=projected <= SETTLEMENT_TARGET_SECONDS,
+            notes=f"{run.accounts_settled:,} accounts, {run.coins_minted:,} coins in {seconds:.1f} s; "
+                  f"projected to 2.18 M accounts: {projected:.0f} s")
+    )  # fmt: skip
+    context.report.add(
+        Row("3 settlement", "total time for the day", seconds, "s", "GROUP BY of the same rows",
+            reference_seconds, target=f"2.18 M in ≤ {SETTLEMENT_TARGET_SECONDS} s",
+            met=projected <= SETTLEMENT_TARGET_SECONDS,
+            notes=f"{context.size.accounts:,} accounts in the city")
+    )  # fmt: skip
+
+
+# --- 4 and 5. HTTP: the wallet and a hot offer ------------------------------------------------
+
+
+def _wallet_lua(tokens: list[str]) -> str:
+    listed = ",".join(f'"{token}"' for token in tokens)
+    return f"""
+local tokens = {{{listed}}}
+local counter = 0
+local offset = 0
+local thread_number = 0
+setup = function(thread)
+  thread:set("offset", thread_number * 7919)
+  thread_number = thread_number + 1
+end
+request = function()
+  counter = counter + 1
+  local token = tokens[((counter + offset) % #tokens) + 1]
+  local path = "/api/v1/wallet"
+  if counter % 2 == 0 then path = "/api/v1/wallet/history" end
+  return wrk.format("GET", path, {{["X-Session-Token"] = token}})
+end
+"""
+
+
+def _bench_offers(stock_hot: int, stock_small: int) -> tuple:
+    """Two offers of a city merchant for the benchmark: a hot one and one with its last coupons."""
+    from django.utils import timezone
+
+    from merchants.models import Merchant, Offer
+
+    merchant = Merchant.objects.filter(status=Merchant.Status.APPROVED).order_by("pk").first()
+    now = timezone.now()
+
+    def offer(title: str, stock: int) -> Offer:
+        return Offer.objects.create(
+            merchant=merchant, title=title, category=merchant.category, price_coins=10,
+            total_stock=stock, stock_left=stock, limit_per_person=20,
+            sale_starts_at=now - datetime.timedelta(days=1), sale_ends_at=now + datetime.timedelta(days=1),
+            status=Offer.Status.LIVE, is_reviewed=True,
+        )  # fmt: skip
+
+    return offer("Benchmark: hot coffee", stock_hot), offer("Benchmark: last coffees", stock_small)
+
+
+def scenario_http(context: Context) -> None:
+    from bench.redemption import _app_cpu_seconds, _gunicorn, _lua, _serial_commits_per_second
+
+    size, report = context.size, context.report
+    people = _richest_people(size.people_signed_in)
+    tokens = _session_tokens(people)
+    hot, small = _bench_offers(size.seconds * 3_000, size.small_stock)
+    run = uuid.uuid4().hex[:8]
+    connections = 24 if size.workers > 1 else 8
+    server, url = _gunicorn(context.environment, workers=size.workers, threads=4)
+    try:
+        wrk(url + "/healthz", seconds=max(1, size.seconds // 4), connections=connections)
+        floor = wrk(url + "/healthz", seconds=size.seconds, connections=connections)
+
+        # 5. The wallet: balance and the first page of history, alternately, each with a real token.
+        wrk(url + "/api/v1/wallet", seconds=1, connections=connections, script=_wallet_lua(tokens))
+        wallet = wrk(url + "/api/v1/wallet", seconds=size.seconds, connections=connections,
+                     script=_wallet_lua(tokens))  # fmt: skip
+        ratio = wallet.requests_per_second / floor.requests_per_second
+        report.add(
+            Row("5 wallet read", "requests with a session token", wallet.requests_per_second, "requests/s",
+                "bare /healthz, same server", floor.requests_per_second, target="≥ 0.40× /healthz",
+                met=ratio >= 0.4 and wallet.non_2xx == 0,
+                notes=f"balance and first history page alternately, {len(tokens):,} people; "
+                      f"p50 {wallet.latency_p50_ms:.1f} ms, p99 {wallet.latency_p99_ms:.1f} ms "
+                      f"(/healthz p50 {floor.latency_p50_ms:.1f} ms, p99 {floor.latency_p99_ms:.1f} ms); "
+                      f"{wallet.non_2xx} non-2xx")
+        )  # fmt: skip
+        report.add(
+            Row("5 wallet read", "p99 latency", wallet.latency_p99_ms, "ms", "bare /healthz p99",
+                floor.latency_p99_ms, notes=f"p50 {wallet.latency_p50_ms:.1f} ms")
+        )  # fmt: skip
+
+        # 4. A hot offer: redemptions/s against the disk's bound on one hot row.
+        serial_commits = _serial_commits_per_second(context.database_url)
+        hot_path = f"/api/v1/catalog/offers/{hot.public_id}/redeem"
+        cpu_before = _app_cpu_seconds(server.pid)
+        result = wrk(url + hot_path, seconds=size.seconds, connections=connections,
+                     script=_lua(tokens, hot_path, f"{run}h"))  # fmt: skip
+        time.sleep(2)  # requests in flight when wrk stops finish before the count
+        issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [hot.pk])
+        cpu_ms = 1000 * (_app_cpu_seconds(server.pid) - cpu_before) / max(1, issued)
+        successes = (result.requests - result.non_2xx) / result.seconds
+        report.add(
+            Row("4 hot offer", "successful redemptions", successes, "/s", "serial one-row commits",
+                serial_commits, target="≥ 400/s", met=successes >= 400,
+                notes=f"{issued:,} coupons, p50 {result.latency_p50_ms:.1f} ms, "
+                      f"p99 {result.latency_p99_ms:.1f} ms, {result.non_2xx} refused; "
+                      f"app CPU {cpu_ms:.2f} ms per redemption")
+        )  # fmt: skip
+
+        # Oversell: more connections than stock, until the stock is gone.
+        small_path = f"/api/v1/catalog/offers/{small.public_id}/redeem"
+        for round_number in range(20):
+            wrk(url + small_path, seconds=max(1, min(3, size.seconds)), connections=connections * 2,
+                script=_lua(tokens, small_path, f"{run}s{round_number}"))  # fmt: skip
+            time.sleep(1)
+            if _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk]) == 0:
+                break
+        coupons = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
+        stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk])
+        debits = _count(
+            "SELECT count(*) FROM rewards_ledgertransaction t JOIN merchants_coupon c "
+            "ON t.reference = 'coupon:' || c.public_id::text WHERE t.kind = 'redemption' AND c.offer_id = %s",
+            [small.pk],
+        )
+        oversold = max(0, coupons - size.small_stock)
+        report.add(
+            Row("4 hot offer", "oversold", oversold, "coupons", target="0",
+                met=oversold == 0 and coupons == size.small_stock and debits == coupons and stock_left == 0,
+                notes=f"stock {size.small_stock}: {coupons} coupons, {debits} ledger debits, "
+                      f"{stock_left} left")
+        )  # fmt: skip
+
+        sold_out = wrk(url + small_path, seconds=size.seconds, connections=connections,
+                       script=_lua(tokens, small_path, f"{run}x"))  # fmt: skip
+        time.sleep(1)
+        after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
+        answers = sold_out.non_2xx / sold_out.seconds
+        report.add(
+            Row("4 hot offer", "sold-out answers", answers, "/s", "bare /healthz, same server",
+                floor.requests_per_second, target="≥ 2,000/s", met=answers >= 2_000 and after == coupons,
+                notes=f"p50 {sold_out.latency_p50_ms:.1f} ms, p99 {sold_out.latency_p99_ms:.1f} ms; "
+                      f"coupons after: {after}")
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+# --- 1 and 2. Ingest and import -----------------------------------------------------------------
+
+
+def _transit_partner():
+    from activities.models import Partner
+    from activities.services import partner_secret_rotate
+
+    partner = Partner.objects.get(code="qz-transit")
+    return partner, partner_secret_rotate(partner=partner)
+
+
+def _rides(prefix: str, count: int, references: list[str], *, oldest_days: float, newest_days: float,
+           seed: int) -> list[dict]:  # fmt: skip
+    """Bus rides of linked cards, in the shape partners send them."""
+    generator = random.Random(seed)
+    now = datetime.datetime.now(tz=LOCAL_TZ)
+    rows = []
+    for number in range(count):
+        started = now - datetime.timedelta(days=generator.uniform(newest_days, oldest_days))
+        rows.append(
+            {
+                "id": f"{prefix}{number}",
+                "customer_reference": generator.choice(references),
+                "behaviour": "bus",
+                "quantity": "1",
+                "occurred_at": started.isoformat(timespec="seconds"),
+                "ended_at": (started + datetime.timedelta(minutes=25)).isoformat(timespec="seconds"),
+            }
+        )
+    return rows
+
+
+def scenario_ingest(context: Context) -> None:
+    from activities.models import PartnerCustomerLink
+    from bench.ingest import _copy_reference, _http_ingest, _import, _write_csv
+
+    size, report = context.size, context.report
+    partner, secret = _transit_partner()
+    references = list(
+        PartnerCustomerLink.objects.filter(partner=partner)
+        .order_by("pk")
+        .values_list("customer_reference", flat=True)
+    )
+    run = uuid.uuid4().hex[:6]
+    # Today's rides: the city's days end yesterday, so they are fresh, within the partner window.
+    records = _rides(
+        f"bench-{run}-", size.ingest_records, references, oldest_days=0.9, newest_days=0.05, seed=1
+    )
+    copy_rate = _copy_reference(partner.code, records)
+    rate, outcomes = _http_ingest(context.environment, partner.api_key, secret, records, 500, 2, 2)
+    report.add(
+        Row("1 partner ingest", "records over HTTP", rate, "records/s", "raw COPY of the same rows",
+            copy_rate, target="≥ 15,000/s", met=rate >= 15_000,
+            notes=f"batches of 500, gunicorn ×2, 2 signing clients; {json.dumps(outcomes)}")
+    )  # fmt: skip
+
+    history = _rides(f"history-{run}-", size.import_rows, references, oldest_days=360, newest_days=40, seed=2)
+    history_copy_rate = _copy_reference(partner.code, history)
+    path = Path(tempfile.mkdtemp(prefix="bench-history-")) / "history.csv"
+    _write_csv(path, history)
+    del history
+    with peak_memory_of(os.getpid()) as memory:
+        import_rate, rss_quarter, rss_end, totals = _import(partner.code, path)
+    report.add(
+        Row("2 bulk import", "rows imported", import_rate, "rows/s", "raw COPY of the same rows",
+            history_copy_rate, target="≥ 0.5× COPY", met=import_rate >= 0.5 * history_copy_rate,
+            notes=f"{size.import_rows:,} CSV rows; {totals}")
+    )  # fmt: skip
+    report.add(
+        Row("2 bulk import", "peak memory", memory["peak_rss_mib"], "MiB", "RSS at a quarter of the file",
+            rss_quarter, target="flat: ≤ 1.10×", met=memory["peak_rss_mib"] <= 1.10 * rss_quarter,
+            notes=f"RSS {rss_quarter:.0f} MiB at 25 %, {rss_end:.0f} MiB at 100 % (psutil, this process)")
+    )  # fmt: skip
+
+
+# --- 6. Leaderboards ----------------------------------------------------------------------------
+
+
+def scenario_leaderboards(context: Context) -> None:
+    """Measured by bench/leaderboards.py's `scenario(context)` once rewards has leaderboards."""
+    try:
+        module = importlib.import_module("bench.leaderboards")
+    except ModuleNotFoundError:
+        module = None
+    if module is None or not hasattr(module, "scenario"):
+        for figure, target in (("top 50 + my rank", "≥ 1,000/s"), ("full rebuild", "≤ 30 s")):
+            context.report.add(
+                Row("6 leaderboards", figure, None, "", target=target,
+                    notes="not measured: rewards has no leaderboards yet (bench/leaderboards.py)")
+            )  # fmt: skip
+        return
+    module.scenario(context)
+
+
+# --- 7. Scale -----------------------------------------------------------------------------------
+
+
+def _latest_results(size_name: str) -> dict | None:
+    candidates = sorted(RESULTS_DIR.glob(f"*-{size_name}.json"))
+    return json.loads(candidates[-1].read_text()) if candidates else None
+
+
+def scenario_scale(context: Context) -> None:
+    current = {(row.scenario, row.figure): row.value for row in context.report.rows}
+    if context.size_name != "city":
+        for scenario, figure in SCALE_FIGURES:
+            context.report.add(
+                Row("7 scale", f"{scenario}: {figure}", current.get((scenario, figure)), "",
+                    target=f"city within {SCALE_TOLERANCE}× of small",
+                    notes=f"{context.size_name} figure; `make bench SIZE=city` compares the city with it")
+            )  # fmt: skip
+        return
+    small = _latest_results("small")
+    small_values = {(row["scenario"], row["figure"]): row["value"] for row in small["rows"]} if small else {}
+    for scenario, figure in SCALE_FIGURES:
+        value, reference = current.get((scenario, figure)), small_values.get((scenario, figure))
+        context.report.add(
+            Row("7 scale", f"{scenario}: {figure}", value, "", "small size" + (
+                f" ({small['started_at'][:10]})" if small else ": no small run found"), reference,
+                target=f"≥ {1 / SCALE_TOLERANCE:.2f}× small",
+                met=None if value is None or not reference else value >= reference / SCALE_TOLERANCE)
+        )  # fmt: skip
+
+
+SCENARIOS = [scenario_settlement, scenario_http, scenario_ingest, scenario_leaderboards, scenario_scale]
+
+
+def scenarios_run(context: Context) -> None:
+    """Runs every scenario on a database that already holds the city; rows go to `context.report`."""
+    for scenario in SCENARIOS:
+        name = scenario.__name__.removeprefix("scenario_")
+        print(f"{name} …", flush=True)
+        try:
+            scenario(context)
+        except Exception as error:  # one broken scenario must not hide the others' figures
+            context.report.add(
+                Row(name, "failed", None, "", met=False, notes=f"{type(error).__name__}: {error}"[:300])
+            )
+            traceback.print_exc()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--reuse", action="store_true", help="Reuse the city already in the database.")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
+    parser.add_argument("--generate-only", action="store_true", help="Make the city, run nothing.")
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    server = _server_url(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    database_url = args.database_url or f"{server}/bench_{args.size}"
+
+    from tests.services import throwaway_redis
+
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url or stack.enter_context(throwaway_redis())
+        environment = bench_environment(database_url, redis_url)
+        generate = _database_prepare(database_url, size=size, reuse=args.reuse, environment=environment)
+        os.environ.update(environment)
+        import django
+
+        django.setup()
+        from django.db import connection
+
+        context = Context(
+            size_name=args.size,
+            size=size,
+            database_url=database_url,
+            environment=environment,
+            last_day=datetime.datetime.now(tz=LOCAL_TZ).date() - datetime.timedelta(days=1),
+            report=Report(size=args.size),
+        )
+        if generate:
+            print(f"making the city ({size.accounts:,} accounts, {size.days} days) …", flush=True)
+            city_make(context)
+        else:
+            context.last_day = _owed_day() or context.last_day
+        if args.generate_only:
+            return 0
+        connection.close()
+        scenarios_run(context)
+    print()
+    print(context.report.table())
+    print(f"results: {context.report.save()}")
+    return 0
+
+
+def _owed_day() -> datetime.date | None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(day) FROM activities_dailycarbon")
+        return cursor.fetchone()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The benchmark harness works end to end: a tiny city, every scenario, one table (not a benchmark)."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from bench.harness import Report, bench_environment
+from bench.run import SIZES, Context, scenarios_run
+from merchants.city import city_generate
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table():
+    size = SIZES["smoke"]
+    last_day = timezone.localdate() - datetime.timedelta(days=1)
+    city_generate(accounts=size.accounts, days=size.days, seed=1, last_day=last_day)
+    database = connection.settings_dict
+    database_url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    environment = bench_environment(database_url, settings.REDIS_URL)
+    # The server must read the sessions and partner secrets this process signs with the test key.
+    environment["SECRET_KEY"] = settings.SECRET_KEY
+    context = Context("smoke", size, database_url, environment, last_day, Report(size="smoke"))
+
+    scenarios_run(context)
+
+    rows = {(row.scenario, row.figure): row for row in context.report.rows}
+    assert not [row for row in context.report.rows if row.figure == "failed"]
+    assert rows[("3 settlement", "accounts settled (one day)")].value > 0
+    assert rows[("5 wallet read", "requests with a session token")].value > 0
+    assert rows[("4 hot offer", "successful redemptions")].value > 0
+    assert rows[("4 hot offer", "oversold")].value == 0
+    assert rows[("1 partner ingest", "records over HTTP")].reference_value > 0
+    assert rows[("2 bulk import", "rows imported")].value > 0
+    assert "| scenario" in context.report.table()
