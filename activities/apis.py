@@ -163,6 +163,9 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 class RecordListApi(APIView):
     """The person's records, newest first, cursor-paginated; each with its receipt."""
 
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = CursorPagination
+
     @extend_schema(
         responses=RecordOutputSerializer(many=True),
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],

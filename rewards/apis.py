@@ -116,6 +116,9 @@ class HistoryPagination(CursorPagination):
 
 
 class WalletHistoryApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = HistoryPagination
+
     @extend_schema(responses=HistoryEntryOutput(many=True), operation_id="wallet_history_list")
     def get(self, request: Request) -> Response:
         paginator = HistoryPagination()
@@ -195,6 +198,9 @@ class ProjectPagination(CursorPagination):
 
 
 class ProjectListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = ProjectPagination
+
     @extend_schema(responses=ProjectOutput(many=True), operation_id="welfare_projects_list")
     def get(self, request: Request) -> Response:
         paginator = ProjectPagination()
@@ -274,6 +280,9 @@ class DonationPagination(CursorPagination):
 
 
 class DonationListApi(APIView):
+    # Declared so the OpenAPI schema documents the page envelope the view returns.
+    pagination_class = DonationPagination
+
     @extend_schema(responses=DonationOutput(many=True), operation_id="welfare_donations_list")
     def get(self, request: Request) -> Response:
         paginator = DonationPagination()

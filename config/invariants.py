@@ -1,0 +1,290 @@
+"""The platform's invariants, checked across every app: a list of violations, empty when all hold.
+
+What must stay true whatever load, faults or bad input the platform meets (issue 9):
+
+- the ledger: every transaction sums to zero, every cached balance equals its entries, no wallet is
+  negative, wallets + projects + merchants + expired = minted (the rewards ledger audit);
+- coupons: per offer, coupons issued ≤ stock and issued = total stock − stock left; per person and
+  offer, issued ≤ the limit; every coupon took its coins exactly once, every refund gave them back once;
+- carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
+  credited it; each external record stored once; what a person's records credited is what their day says;
+- settlement: each person and day settled once, and what was settled is what was minted for it;
+- idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction).
+
+Read-only and set-based (one query per invariant), so it runs after every test of the reliability
+suite, from `manage.py check_invariants` and from `manage.py ledger_audit`. Each finding names the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection
+
+from rewards.audit import ledger_audit
+
+SHOWN_PER_CHECK = 20
+
+
+def _rows(sql: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} LIMIT {SHOWN_PER_CHECK}")
+        return cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    describe: Callable[[tuple], str]
+    sql: str
+
+
+INVARIANTS: tuple[Invariant, ...] = (
+    # --- Coupons -----------------------------------------------------------------------------
+    Invariant(
+        "offer stock",
+        lambda r: f"offer {r[0]}: {r[1]} coupons issued, total stock {r[2]}, stock left {r[3]}",
+        """
+        SELECT offer.id, COALESCE(issued.count, 0), offer.total_stock, offer.stock_left
+        FROM merchants_offer AS offer
+        LEFT JOIN (SELECT offer_id, COUNT(*) AS count FROM merchants_coupon GROUP BY offer_id) AS issued
+          ON issued.offer_id = offer.id
+        WHERE COALESCE(issued.count, 0) > offer.total_stock
+           OR COALESCE(issued.count, 0) <> offer.total_stock - offer.stock_left
+        ORDER BY offer.id
+        """,
+    ),
+    Invariant(
+        "limit per person",
+        lambda r: f"offer {r[0]}, person {r[1]}: {r[2]} coupons issued, limit {r[3]}",
+        """
+        SELECT coupon.offer_id, coupon.user_id, COUNT(*), offer.limit_per_person
+        FROM merchants_coupon AS coupon JOIN merchants_offer AS offer ON offer.id = coupon.offer_id
+        WHERE coupon.user_id IS NOT NULL
+        GROUP BY coupon.offer_id, coupon.user_id, offer.limit_per_person
+        HAVING COUNT(*) > offer.limit_per_person
+        ORDER BY coupon.offer_id, coupon.user_id
+        """,
+    ),
+    Invariant(
+        "redemption counter",
+        lambda r: f"offer {r[0]}, person {r[1]}: counter says {r[2]}, {r[3]} coupons held, limit {r[4]}",
+        """
+        SELECT counter.offer_id, counter.user_id, counter.redeemed_count, COALESCE(held.count, 0),
+               offer.limit_per_person
+        FROM merchants_offerredemptioncount AS counter
+        JOIN merchants_offer AS offer ON offer.id = counter.offer_id
+        LEFT JOIN (
+            SELECT offer_id, user_id, COUNT(*) AS count FROM merchants_coupon GROUP BY offer_id, user_id
+        ) AS held ON held.offer_id = counter.offer_id AND held.user_id = counter.user_id
+        WHERE counter.redeemed_count > offer.limit_per_person
+           OR counter.redeemed_count < COALESCE(held.count, 0)
+        ORDER BY counter.offer_id, counter.user_id
+        """,
+    ),
+    Invariant(
+        "coupon paid once",
+        lambda r: f"coupon {r[0]}: {r[1]} redemption transactions moving {r[2]} coins for a price of {r[3]}",
+        """
+        SELECT coupon.public_id, COUNT(DISTINCT ledger.id), COALESCE(SUM(entry.amount), 0), coupon.price_coins
+        FROM merchants_coupon AS coupon
+        LEFT JOIN rewards_ledgertransaction AS ledger
+          ON ledger.idempotency_key = 'coupon:' || coupon.public_id::text || ':redeem'
+        LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = ledger.id AND entry.amount > 0
+        GROUP BY coupon.id
+        HAVING COUNT(DISTINCT ledger.id) <> 1 OR COALESCE(SUM(entry.amount), 0) <> coupon.price_coins
+        ORDER BY coupon.id
+        """,
+    ),
+    Invariant(
+        "coupon refunded once",
+        lambda r: f"coupon {r[0]}: refunded_at {r[1]} but {r[2]} refund transactions",
+        """
+        SELECT coupon.public_id, coupon.refunded_at, COUNT(ledger.id)
+        FROM merchants_coupon AS coupon
+        LEFT JOIN rewards_ledgertransaction AS ledger
+          ON ledger.idempotency_key = 'coupon:' || coupon.public_id::text || ':refund'
+        GROUP BY coupon.id
+        HAVING COUNT(ledger.id) > 1 OR (COUNT(ledger.id) = 1 AND coupon.refunded_at IS NULL)
+        ORDER BY coupon.id
+        """,
+    ),
+    Invariant(
+        "coupon idempotency key",
+        lambda r: f"person {r[0]}: idempotency key {r[1]!r} has {r[2]} coupons",
+        """
+        SELECT user_id, idempotency_key, COUNT(*) FROM merchants_coupon
+        WHERE idempotency_key IS NOT NULL AND user_id IS NOT NULL
+        GROUP BY user_id, idempotency_key HAVING COUNT(*) > 1
+        ORDER BY user_id
+        """,
+    ),
+    # --- Donations ---------------------------------------------------------------------------
+    Invariant(
+        "donation idempotency key",
+        lambda r: f"person {r[0]}: idempotency key {r[1]!r} has {r[2]} donations",
+        """
+        SELECT user_id, idempotency_key, COUNT(*) FROM rewards_donation WHERE user_id IS NOT NULL
+        GROUP BY user_id, idempotency_key HAVING COUNT(*) > 1
+        ORDER BY user_id
+        """,
+    ),
+    Invariant(
+        "donation amount",
+        lambda r: f"donation {r[0]}: amount {r[1]} but its transaction gives the project {r[2]}",
+        """
+        SELECT donation.public_id, donation.amount, COALESCE(SUM(entry.amount), 0)
+        FROM rewards_donation AS donation
+        LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = donation.transaction_id
+             AND entry.amount > 0
+        GROUP BY donation.id HAVING COALESCE(SUM(entry.amount), 0) <> donation.amount
+        ORDER BY donation.id
+        """,
+    ),
+    # --- Settlement --------------------------------------------------------------------------
+    Invariant(
+        "settled once",
+        lambda r: f"person {r[0]}, day {r[1]}: settled {r[2]} times",
+        """
+        SELECT user_id, day, COUNT(*) FROM rewards_settlement
+        GROUP BY user_id, day HAVING COUNT(*) > 1 ORDER BY user_id, day
+        """,
+    ),
+    Invariant(
+        "settlement minted",
+        lambda r: f"settlement transaction {r[0]}: its settlements say {r[1]} coins, it minted {r[2]}",
+        # A chunk's settlements share one transaction: compare per transaction.
+        """
+        SELECT settled.transaction_id, settled.coins, COALESCE(minted.coins, 0)
+        FROM (SELECT transaction_id, SUM(coins) AS coins FROM rewards_settlement GROUP BY transaction_id)
+             AS settled
+        LEFT JOIN (
+            SELECT transaction_id, SUM(amount) AS coins FROM rewards_ledgerentry WHERE amount > 0
+            GROUP BY transaction_id
+        ) AS minted ON minted.transaction_id = settled.transaction_id
+        WHERE settled.coins <> COALESCE(minted.coins, 0)
+        ORDER BY settled.transaction_id
+        """,
+    ),
+    Invariant(
+        "settled carbon",
+        lambda r: f"person {r[0]}: days say {r[1]} mg settled, settlements converted {r[2]} mg",
+        # Per person: the carbon marked settled on their days is the carbon their settlements converted.
+        """
+        SELECT days.user_id, days.settled, COALESCE(settled.carbon, 0)
+        FROM (SELECT user_id, SUM(settled_carbon_mg) AS settled FROM activities_dailycarbon GROUP BY user_id)
+             AS days
+        LEFT JOIN (SELECT user_id, SUM(carbon_mg) AS carbon FROM rewards_settlement GROUP BY user_id)
+             AS settled ON settled.user_id = days.user_id
+        WHERE days.settled <> COALESCE(settled.carbon, 0)
+        ORDER BY days.user_id
+        """,
+    ),
+    Invariant(
+        "settled within credited",
+        lambda r: f"person {r[0]}, day {r[1]}: settled {r[2]} mg of {r[3]} mg credited",
+        """
+        SELECT user_id, day, settled_carbon_mg, credited_carbon_mg FROM activities_dailycarbon
+        WHERE settled_carbon_mg > credited_carbon_mg OR settled_carbon_mg < 0
+        ORDER BY user_id, day
+        """,
+    ),
+    # --- Carbon and caps ---------------------------------------------------------------------
+    Invariant(
+        "external record once",
+        lambda r: f"record {r[0]!r} of {r[1]} stored {r[2]} times",
+        """
+        SELECT external_id, source, COUNT(*) FROM activities_activityrecord
+        GROUP BY external_id, source HAVING COUNT(*) > 1 ORDER BY external_id
+        """,
+    ),
+    Invariant(
+        "day credited from records",
+        lambda r: f"person {r[0]}, day {r[1]}: the day says {r[2]} mg, its records credited {r[3]} mg",
+        # Only days that have records: a day may also be credited by other means (tests, imports).
+        """
+        SELECT records.user_id, records.local_day, COALESCE(day.credited_carbon_mg, 0), records.credited
+        FROM (
+            SELECT user_id, local_day, SUM(credited_carbon_mg) AS credited
+            FROM activities_activityrecord GROUP BY user_id, local_day
+        ) AS records
+        LEFT JOIN activities_dailycarbon AS day
+          ON day.user_id = records.user_id AND day.day = records.local_day
+        WHERE COALESCE(day.credited_carbon_mg, 0) < records.credited
+        ORDER BY records.user_id, records.local_day
+        """,
+    ),
+    Invariant(
+        "cap per record",
+        lambda r: f"record {r[0]}: credited {r[1]} mg over its cap of {r[2]} mg",
+        """
+        SELECT record.id, record.credited_carbon_mg, factor.event_cap_mg
+        FROM activities_activityrecord AS record
+        JOIN activities_factor AS factor ON factor.id = record.factor_id
+        WHERE factor.event_cap_mg IS NOT NULL AND record.credited_carbon_mg > factor.event_cap_mg
+        ORDER BY record.id
+        """,
+    ),
+    Invariant(
+        "daily cap",
+        lambda r: (
+            f"person {r[0]}, behaviour {r[1]}, day {r[2]}: credited {r[3]} mg over the daily cap {r[4]} mg"
+        ),
+        """
+        SELECT record.user_id, record.behaviour_id, record.local_day, SUM(record.credited_carbon_mg),
+               MAX(factor.daily_cap_mg)
+        FROM activities_activityrecord AS record
+        JOIN activities_factor AS factor ON factor.id = record.factor_id
+        GROUP BY record.user_id, record.behaviour_id, record.local_day
+        HAVING COUNT(factor.daily_cap_mg) = COUNT(*)
+           AND SUM(record.credited_carbon_mg) > MAX(factor.daily_cap_mg)
+        ORDER BY record.user_id
+        """,
+    ),
+    Invariant(
+        "monthly cap",
+        lambda r: f"person {r[0]}, behaviour {r[1]}, month {r[2]}: credited {r[3]} mg over the cap {r[4]} mg",
+        """
+        SELECT record.user_id, record.behaviour_id, date_trunc('month', record.local_day)::date,
+               SUM(record.credited_carbon_mg), MAX(factor.monthly_cap_mg)
+        FROM activities_activityrecord AS record
+        JOIN activities_factor AS factor ON factor.id = record.factor_id
+        GROUP BY record.user_id, record.behaviour_id, date_trunc('month', record.local_day)
+        HAVING COUNT(factor.monthly_cap_mg) = COUNT(*)
+           AND SUM(record.credited_carbon_mg) > MAX(factor.monthly_cap_mg)
+        ORDER BY record.user_id
+        """,
+    ),
+    Invariant(
+        "behaviour day counter",
+        lambda r: (
+            f"person {r[0]}, behaviour {r[1]}, day {r[2]}: counter {r[3]} mg, records credited {r[4]} mg"
+        ),
+        """
+        SELECT counter.user_id, counter.behaviour_id, counter.day, counter.credited_carbon_mg,
+               COALESCE(records.credited, 0)
+        FROM activities_behaviourday AS counter
+        LEFT JOIN (
+            SELECT user_id, behaviour_id, local_day, SUM(credited_carbon_mg) AS credited
+            FROM activities_activityrecord GROUP BY user_id, behaviour_id, local_day
+        ) AS records ON records.user_id = counter.user_id AND records.behaviour_id = counter.behaviour_id
+             AND records.local_day = counter.day
+        WHERE counter.credited_carbon_mg <> COALESCE(records.credited, 0)
+        ORDER BY counter.user_id
+        """,
+    ),
+)
+
+
+def invariant_violations() -> list[str]:
+    """Every invariant that does not hold, one line per offending row (capped per invariant)."""
+    violations = [f"ledger: {problem}" for problem in ledger_audit().problems]
+    for invariant in INVARIANTS:
+        violations.extend(f"{invariant.name}: {invariant.describe(row)}" for row in _rows(invariant.sql))
+    return violations
+
+
+def invariants_checked() -> int:
+    """How many invariants `invariant_violations` checks (the ledger audit counts as one)."""
+    return len(INVARIANTS) + 1
