@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import datetime
 import math
+import queue
 import random
+import threading
 import time
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import DataSource, District, User
@@ -166,13 +168,80 @@ class _Copier:
         self.statement = f"COPY {table} ({', '.join([*columns, *extra_columns])}) FROM STDIN"
         self.rows = 0
 
-    def write(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        data = self.suffix.join(lines) + self.suffix
-        with connection.cursor() as cursor, cursor.cursor.copy(self.statement) as copy:
-            copy.write(data)
+    def data(self, lines: list[str]) -> str:
         self.rows += len(lines)
+        return self.suffix.join(lines) + self.suffix if lines else ""
+
+
+_LOADING_SESSION = (
+    # Every key the rows refer to is made by the generator; foreign-key triggers would only re-check them.
+    "SET session_replication_role = replica"
+)
+
+
+class _Loader:
+    """Sends each block's COPY streams in one transaction.
+
+    Outside a transaction it loads on a connection of its own, in a thread, while the next block is
+    generated (PostgreSQL indexes one block as Python builds the next: the two cores both work).
+    Inside one (the tests) it loads in line on Django's connection, within that transaction.
+    """
+
+    def __init__(self) -> None:
+        self.threaded = not connection.in_atomic_block
+        self.error: BaseException | None = None
+        if self.threaded:
+            self.queue: queue.Queue = queue.Queue(maxsize=2)
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(_LOADING_SESSION)
+
+    def send(self, streams: list[tuple[str, str]]) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.threaded:
+            self.queue.put(streams)
+            return
+        with connection.cursor() as cursor:
+            for statement, data in streams:
+                with cursor.cursor.copy(statement) as copy:
+                    copy.write(data)
+
+    def close(self) -> None:
+        if self.threaded:
+            self.queue.put(None)
+            self.thread.join()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("SET session_replication_role = DEFAULT")
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        import psycopg
+
+        database = connection.settings_dict
+        try:
+            with psycopg.connect(
+                dbname=database["NAME"],
+                user=database["USER"],
+                password=database["PASSWORD"] or None,
+                host=database["HOST"] or None,
+                port=database["PORT"] or None,
+            ) as loading:
+                loading.execute(_LOADING_SESSION)
+                loading.commit()
+                while (streams := self.queue.get()) is not None:
+                    with loading.transaction(), loading.cursor() as cursor:
+                        for statement, data in streams:
+                            with cursor.copy(statement) as copy:
+                                copy.write(data)
+        except BaseException as error:  # raised again in the generating thread
+            self.error = error
+            while self.queue.get() is not None:  # unblock the producer until it stops
+                pass
 
 
 def _user_sequence_catch_up() -> None:
@@ -456,8 +525,6 @@ def _people_and_activity(context: _Context, summary: CitySummary, *, accounts: i
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(max(id), 0) FROM accounts_user")
         base_id = cursor.fetchone()[0]
-        # Every key the rows refer to is made here; foreign-key triggers would only re-check them.
-        cursor.execute("SET session_replication_role = replica")
     copiers = {
         "users": _Copier(
             "accounts_user",
@@ -535,14 +602,15 @@ def _people_and_activity(context: _Context, summary: CitySummary, *, accounts: i
         ),
     }
     started = time.perf_counter()
+    loader = _Loader()
     try:
         for block_start in range(0, accounts, BLOCK):
             block_end = min(accounts, block_start + BLOCK)
             rng = random.Random(f"city:{seed}:{block_start // BLOCK}")
             lines = _block(context, summary, rng, range(block_start, block_end), base_id)
-            with transaction.atomic():
-                for name, rows in lines.items():
-                    copiers[name].write(rows)
+            loader.send(
+                [(copiers[name].statement, copiers[name].data(rows)) for name, rows in lines.items() if rows]
+            )
             if block_end == accounts or (block_start // BLOCK) % 25 == 24:
                 elapsed = time.perf_counter() - started
                 rate = block_end / elapsed
@@ -552,8 +620,7 @@ def _people_and_activity(context: _Context, summary: CitySummary, *, accounts: i
                     f"about {(accounts - block_end) / rate:,.0f} s left)"
                 )
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SET session_replication_role = DEFAULT")
+        loader.close()
     _user_sequence_catch_up()
     summary.daily_carbon_rows = copiers["daily_carbon"].rows
     summary.behaviour_days = copiers["behaviour_days"].rows
