@@ -250,8 +250,9 @@ class RecordAdminMixin:
         "capped_by",
         "status",
         "hold_reason",
+        "methodology_version",
     ]
-    list_select_related = ["user", "behaviour", "partner"]
+    list_select_related = ["user", "behaviour", "partner", "factor__version"]
     # No date hierarchy and no full count: the table holds tens of millions of rows.
     search_fields = ["=external_id", "=user__username", "=user__public_id", "=device_id"]
     show_full_result_count = False
@@ -260,10 +261,14 @@ class RecordAdminMixin:
     def receipt(self, record: ActivityRecord) -> str:
         return selectors.receipt_of(record)
 
+    @admin.display(description=_("methodology version"), ordering="factor__version__number")
+    def methodology_version(self, record: ActivityRecord) -> str:
+        return f"v{record.factor.version.number}"
+
 
 @admin.register(ActivityRecord)
 class ActivityRecordAdmin(RecordAdminMixin, ReadOnlyAdmin):
-    list_filter = ["status", "source", "behaviour", "capped_by", "hold_reason", "partner"]
+    list_filter = ["status", "source", "behaviour", "capped_by", "hold_reason", "partner", "factor__version"]
     readonly_fields = ["receipt"]
 
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PlatformConfig(AppConfig):
@@ -11,3 +12,8 @@ class PlatformConfig(AppConfig):
     name = "config"
     label = "platform"
     verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from config.operators import operators_group_sync_after_migrate
+
+        post_migrate.connect(operators_group_sync_after_migrate, dispatch_uid="platform.operators_group")

@@ -49,7 +49,7 @@ class MerchantAdmin(admin.ModelAdmin):
     inlines = [MerchantStaffInline]
     actions = ["approve", "reject"]
 
-    @admin.action(description=_("Approve the selected merchant applications"))
+    @admin.action(description=_("Approve the selected merchant applications"), permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Merchant]) -> None:
         _run_in_bulk(
             self,
@@ -59,7 +59,7 @@ class MerchantAdmin(admin.ModelAdmin):
             "Approved",
         )
 
-    @admin.action(description=_("Reject the selected merchant applications"))
+    @admin.action(description=_("Reject the selected merchant applications"), permissions=["change"])
     def reject(self, request: HttpRequest, queryset: QuerySet[Merchant]) -> None:
         _run_in_bulk(
             self,
@@ -140,13 +140,17 @@ class OfferAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Offer | None = None) -> bool:
         return False  # a change would bypass the review; operators approve or reject
 
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        # The offer's form stays read-only; the change permission is what lets a person review.
+        return request.user.has_perm("merchants.change_offer")
+
     @admin.display(description=_("picture"))
     def preview(self, offer: Offer) -> str:
         if not offer.thumbnail:
             return "—"
         return format_html('<img src="{}" style="height:48px">', offer.thumbnail.url)
 
-    @admin.action(description=_("Approve the selected offers (they go live)"))
+    @admin.action(description=_("Approve the selected offers (they go live)"), permissions=["review"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Offer]) -> None:
         _run_in_bulk(
             self,
@@ -156,7 +160,7 @@ class OfferAdmin(admin.ModelAdmin):
             "Approved",
         )
 
-    @admin.action(description=_("Send the selected offers back to draft"))
+    @admin.action(description=_("Send the selected offers back to draft"), permissions=["review"])
     def reject(self, request: HttpRequest, queryset: QuerySet[Offer]) -> None:
         _run_in_bulk(
             self,
