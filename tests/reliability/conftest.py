@@ -18,6 +18,9 @@ from config.invariants import invariant_violations, invariants_checked
 from tests.activities.conftest import methodology_v1  # noqa: F401  (autouse: the default methodology)
 
 FIGURES: Counter[str] = Counter()
+
+# Slow tests (minutes, or many processes) run in `make soak`, which sets RELIABILITY_SOAK=1.
+soak = pytest.mark.skipif(os.environ.get("RELIABILITY_SOAK") != "1", reason="slow: runs in `make soak`")
 FIGURE_NAMES = ("requests sent", "faults injected", "bad inputs tried", "invariant checks passed", "5xx seen")
 
 

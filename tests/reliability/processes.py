@@ -1,0 +1,166 @@
+"""Real processes for the fault tests: Celery workers and beats, gunicorn, all on loopback, each
+pointed at this test's database and a throwaway Redis, killed by process id only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def database_url() -> str:
+    """The URL of the database this test runs against (pytest-django's test database)."""
+    settings = connection.settings_dict
+    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    return f"postgres://{settings['USER']}@{host}:{port}/{settings['NAME']}"
+
+
+def conninfo() -> str:
+    return database_url().replace("postgres://", "postgresql://")
+
+
+def environment(*, redis_url: str, database: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.reliability.worker_settings",
+        "DATABASE_URL": database or database_url(),
+        "REDIS_URL": redis_url,
+        "REDIS_TEST_DB_BASE": "0",
+        "PYTHONPATH": str(ROOT),
+        "PYTEST_XDIST_WORKER": "gw0",
+        **extra,
+    }
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, command: list[str], env: dict[str, str], name: str) -> None:
+        self.log = Path(tempfile.mkstemp(prefix=f"carbon-{name}-", suffix=".log")[1])
+        self.name = name
+        self._log_file = self.log.open("wb")
+        self.popen = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no acknowledgement, connections dropped mid-transaction."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log_file.close()
+        self.log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    try:
+        yield started
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def celery_worker(started: list[Process], *, redis_url: str, name: str) -> Process:
+    worker = Process(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        ],
+        environment(redis_url=redis_url),
+        name,
+    )
+    started.append(worker)
+    wait_for(lambda: "ready." in worker.output, timeout=30, what=f"{name} to be ready")
+    return worker
+
+
+def celery_beat(started: list[Process], *, redis_url: str, name: str) -> Process:
+    folder = tempfile.mkdtemp(prefix=f"carbon-{name}-")
+    beat = Process(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "--loglevel=INFO",
+            "--max-interval=1",
+            "-S",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile",
+            f"{folder}/beat.pid",
+        ],
+        environment(redis_url=redis_url),
+        name,
+    )
+    started.append(beat)
+    return beat
+
+
+def backends_waiting_on_a_lock() -> int:
+    """How many other sessions of this database are blocked on a row lock right now."""
+    with psycopg.connect(conninfo(), autocommit=True) as probe:
+        return probe.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+
+
+@contextlib.contextmanager
+def row_locked(sql: str, params: list | None = None) -> Iterator[None]:
+    """Holds a row lock from another connection: whoever needs the row waits, mid-transaction."""
+    with psycopg.connect(conninfo()) as locker:
+        locker.execute(sql, params)
+        try:
+            yield
+        finally:
+            locker.rollback()

@@ -1,0 +1,18 @@
+"""Settings of the Celery workers, beat and gunicorn processes the fault tests start.
+
+The test settings, with tasks really going through the broker, and a visibility timeout short
+enough that a task whose worker was killed is handed to another worker within seconds.
+"""
+
+import os
+
+from config.settings.test import *  # noqa: F403
+
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3")),
+    # Sweep for unacknowledged messages every second rather than every ~100 s.
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
