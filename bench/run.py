@@ -358,22 +358,33 @@ def _transit_partner():
 
 def _rides(prefix: str, count: int, references: list[str], *, oldest_days: float, newest_days: float,
            seed: int) -> list[dict]:  # fmt: skip
-    """Bus rides of linked cards, in the shape partners send them."""
+    """Bus rides of linked cards, in the shape partners send them.
+
+    Rides go round the cards, and a card's rides follow each other at least 40 minutes apart inside
+    the window: a feed of plausible rides, not a flood of overlapping ones held for review.
+    """
     generator = random.Random(seed)
+    cards = generator.sample(references, min(count, len(references)))
     now = datetime.datetime.now(tz=LOCAL_TZ)
+    newest = now - datetime.timedelta(days=newest_days)
+    slots = max(1, -(-count // len(cards)))
+    window_minutes = (oldest_days - newest_days) * 24 * 60
+    spacing = window_minutes / slots
     rows = []
     for number in range(count):
-        started = now - datetime.timedelta(days=generator.uniform(newest_days, oldest_days))
+        slot = number // len(cards)
+        started = newest - datetime.timedelta(minutes=slot * spacing + generator.uniform(0, spacing - 30))
         rows.append(
             {
                 "id": f"{prefix}{number}",
-                "customer_reference": generator.choice(references),
+                "customer_reference": cards[number % len(cards)],
                 "behaviour": "bus",
                 "quantity": "1",
                 "occurred_at": started.isoformat(timespec="seconds"),
                 "ended_at": (started + datetime.timedelta(minutes=25)).isoformat(timespec="seconds"),
             }
         )
+    generator.shuffle(rows)
     return rows
 
 
@@ -397,7 +408,8 @@ def scenario_ingest(context: Context) -> None:
     rate, outcomes = _http_ingest(context.environment, partner.api_key, secret, records, 500, 2, 2)
     report.add(
         Row("1 partner ingest", "records over HTTP", rate, "records/s", "raw COPY of the same rows",
-            copy_rate, target="≥ 15,000/s", met=rate >= 15_000,
+            copy_rate, target="≥ 15,000/s",
+            met=rate >= 15_000 and not any(key.startswith("http_") for key in outcomes),
             notes=f"batches of 500, gunicorn ×2, 2 signing clients; {json.dumps(outcomes)}")
     )  # fmt: skip
 
