@@ -13,12 +13,20 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from rewards.models import (
+    Badge,
+    BadgeAward,
     CoinLot,
     CoinRate,
+    CreditProfileAccess,
+    CreditProfileConsent,
     Donation,
+    LeaderboardBuild,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    MonthlyRating,
+    RatingRun,
+    RatingThresholds,
     Settlement,
     SettlementRun,
     WelfareProject,
@@ -202,4 +210,160 @@ class DonationAdmin(ReadOnlyAdmin):
     search_fields = ("=public_id", "donor_name", "=user__id")
     list_select_related = ("project",)
     date_hierarchy = "created_at"
+    ordering = ("-id",)
+
+
+# --- Leaderboards, ratings, badges, the green credit profile ----------------------------------
+
+
+@admin.register(LeaderboardBuild)
+class LeaderboardBuildAdmin(ReadOnlyAdmin):
+    list_display = ("id", "period", "period_start", "through_day", "people", "duration", "finished_at")
+    list_filter = ("period",)
+    date_hierarchy = "period_start"
+    ordering = ("-id",)
+    actions = ["rebuild"]
+
+    @admin.display(description=_("duration"), ordering="duration_seconds")
+    def duration(self, build: LeaderboardBuild) -> str:
+        return "—" if build.duration_seconds is None else f"{build.duration_seconds:.1f} s"
+
+    @admin.action(description=_("Rebuild the current board of the selected periods now"))
+    def rebuild(self, request: HttpRequest, queryset: QuerySet[LeaderboardBuild]) -> None:
+        from rewards.gamification.leaderboards import leaderboard_rebuild
+
+        periods = sorted(set(queryset.values_list("period", flat=True)))
+        for period in periods:
+            leaderboard_rebuild(period=period)
+        self.message_user(
+            request, _("Rebuilt: %(periods)s") % {"periods": ", ".join(periods)}, messages.SUCCESS
+        )
+
+
+@admin.register(RatingThresholds)
+class RatingThresholdsAdmin(admin.ModelAdmin):
+    """The latest row is in force from the next rating run on; older rows stay as history."""
+
+    list_display = (
+        "id",
+        "dark_green_top_percent",
+        "medium_green_next_percent",
+        "light_green_minimum_mg",
+        "note",
+        "created_at",
+    )
+    ordering = ("-id",)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A change is a new row: the thresholds each past month was rated with stay on record.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(RatingRun)
+class RatingRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "month",
+        "through_day",
+        "rated",
+        "dark_green",
+        "medium_green",
+        "light_green",
+        "dark_green_top_percent",
+        "medium_green_next_percent",
+        "finished_at",
+    )
+    ordering = ("-month",)
+    actions = ["rerate"]
+
+    @admin.action(description=_("Rate the selected months again with the thresholds in force"))
+    def rerate(self, request: HttpRequest, queryset: QuerySet[RatingRun]) -> None:
+        from rewards.gamification.ratings import ratings_rate_month
+
+        months = [run.month for run in queryset]
+        for run in queryset:
+            ratings_rate_month(month=run.month, through_day=run.through_day)
+        self.message_user(
+            request, _("Rated again: %(months)s") % {"months": ", ".join(f"{m:%Y-%m}" for m in months)}
+        )
+
+
+@admin.register(MonthlyRating)
+class MonthlyRatingAdmin(ReadOnlyAdmin):
+    list_display = ("user", "month", "level", "carbon_mg", "city_rank", "share_above_bp")
+    list_filter = ("level", "month")
+    search_fields = ("=user__id", "user__nickname", "=user__public_id")
+    list_select_related = ("user",)
+    ordering = ("-month", "city_rank")
+
+
+@admin.register(Badge)
+class BadgeAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "name_en", "rule", "parameters", "is_active", "awarded", "sort_order")
+    list_filter = ("rule", "is_active")
+    search_fields = ("key", "name", "name_en")
+    actions = ["award_now"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Badge]:
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(award_count=Count("awards"))
+
+    @admin.display(description=_("awarded"), ordering="award_count")
+    def awarded(self, badge: Badge) -> int:
+        return badge.award_count
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        # The key is what the app and the awards refer to: fixed once the badge exists.
+        return ("key",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Badge, form, change: bool) -> None:
+        from django.core.exceptions import ValidationError
+
+        from rewards.gamification.badges import RULES
+
+        if obj.rule not in RULES:
+            raise ValidationError(f"unknown rule {obj.rule!r}; known: {', '.join(RULES)}")
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Award the selected badges now to everyone who qualifies"))
+    def award_now(self, request: HttpRequest, queryset: QuerySet[Badge]) -> None:
+        from rewards.gamification.badges import badge_award
+
+        awarded = sum(badge_award(badge=badge) for badge in queryset)
+        self.message_user(request, _("Awarded: %(count)s") % {"count": awarded}, messages.SUCCESS)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Awards point at badges: retire a badge by unticking "awarded" instead.
+        return False
+
+
+@admin.register(BadgeAward)
+class BadgeAwardAdmin(ReadOnlyAdmin):
+    list_display = ("user", "badge", "awarded_at")
+    list_filter = ("badge",)
+    search_fields = ("=user__id", "user__nickname", "=user__public_id")
+    list_select_related = ("user", "badge")
+    date_hierarchy = "awarded_at"
+    ordering = ("-id",)
+
+
+@admin.register(CreditProfileConsent)
+class CreditProfileConsentAdmin(ReadOnlyAdmin):
+    list_display = ("user", "partner", "granted_at", "revoked_at")
+    list_filter = ("partner", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("=user__id", "=user__public_id")
+    list_select_related = ("user", "partner")
+    ordering = ("-id",)
+
+
+@admin.register(CreditProfileAccess)
+class CreditProfileAccessAdmin(ReadOnlyAdmin):
+    list_display = ("accessed_at", "partner", "user", "outcome", "partner_request_id")
+    list_filter = ("outcome", "partner")
+    search_fields = ("=user__id", "=user__public_id", "=partner_request_id")
+    list_select_related = ("user", "partner")
+    date_hierarchy = "accessed_at"
     ordering = ("-id",)

@@ -1,5 +1,6 @@
 """Demo rewards for `make run`: the demo citizens' past days settled into coins, welfare projects,
-and a donation with its certificate.
+a donation with its certificate; leaderboards, this month's (provisional) and last month's ratings,
+badges, and lin.wei's consent for the demo bank to read the green credit profile.
 
 Idempotent: settlement is exactly-once per person and day, projects are looked up by slug, and the
 donation uses a fixed idempotency key.
@@ -46,6 +47,7 @@ PROJECTS = [
 
 DEMO_DONOR = "lin.wei"
 DEMO_DONATION_KEY = "demo-donation-lin-wei-trees"
+DEMO_BANK = "quzhou-bank"
 
 
 def _project_image(colour: tuple[int, int, int]) -> SimpleUploadedFile:
@@ -94,4 +96,32 @@ def load_demo() -> list[str]:
             f"rewards: {donor.nickname} donated 5 coins; certificate at "
             f"/api/v1/welfare/donations/{donation.public_id}/certificate.png"
         )
+    lines += _gamification_load()
+    return lines
+
+
+def _gamification_load() -> list[str]:
+    """Boards, ratings and badges rebuilt from the demo's carbon (derived data: safe to redo)."""
+    from activities.models import Partner
+    from rewards.gamification.badges import badges_award
+    from rewards.gamification.credit_profile import credit_consent_grant
+    from rewards.gamification.leaderboards import leaderboards_rebuild
+    from rewards.gamification.ratings import ratings_rate_month, ratings_rate_recent
+
+    builds = leaderboards_rebuild()
+    today = timezone.localdate()
+    last_month = (today.replace(day=1) - datetime.timedelta(days=1)).replace(day=1)
+    ratings_rate_month(month=last_month)
+    run = ratings_rate_recent()
+    awarded = sum(badges_award().values())
+    lines = [
+        "rewards: leaderboards "
+        + ", ".join(f"{result.build.period} {result.build.people}" for result in builds)
+        + f"; {run.month:%Y-%m} rated ({run.rated}); {awarded} badge(s) awarded",
+    ]
+    donor = User.objects.filter(username=DEMO_DONOR).first()
+    bank = Partner.objects.filter(code=DEMO_BANK).first()
+    if donor is not None and bank is not None and bank.source == "bank_payments":
+        credit_consent_grant(user=donor, partner_code=DEMO_BANK)
+        lines.append(f"rewards: {donor.nickname} lets {bank.name} read the green credit profile")
     return lines

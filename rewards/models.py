@@ -13,13 +13,14 @@ transaction and checked by `manage.py ledger_audit`.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -329,3 +330,266 @@ class Donation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} → {self.project_id}"
+
+
+# --- Leaderboards ---------------------------------------------------------------------------------
+
+
+class LeaderboardPeriod(models.TextChoices):
+    TODAY = "today", _("Today")
+    WEEK = "week", _("This week")
+    MONTH = "month", _("This month")
+    ALL_TIME = "all_time", _("All time")
+
+
+class LeaderboardBuild(models.Model):
+    """One build of one board (a period kind and its first day); its id is the board's version.
+
+    Readers use the latest finished build of a board; a rebuild writes a new build's entries beside
+    the old ones, then deletes the old ones, so a board is never seen half-built.
+    """
+
+    period = models.CharField(max_length=16, choices=LeaderboardPeriod.choices)
+    period_start = models.DateField()
+    # The last local day whose carbon the build counts (today's board: today, credited so far).
+    through_day = models.DateField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    people = models.BigIntegerField(default=0)
+    duration_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["period", "period_start", "-id"], name="leaderboard_build_latest")]
+        verbose_name = _("leaderboard build")
+        verbose_name_plural = _("leaderboard builds")
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.period_start} #{self.pk}"
+
+
+class LeaderboardEntry(models.Model):
+    """A person's place on one build of a board: city rank, district rank, score.
+
+    Derived data, rebuilt set-based from `DailyCarbon` (one INSERT … SELECT with ROW_NUMBER()).
+    Plain integer columns, no foreign keys: the table is millions of rows written in bulk.
+    """
+
+    build_id = models.BigIntegerField()
+    user_id = models.BigIntegerField()
+    district_id = models.BigIntegerField(null=True)
+    carbon_mg = models.BigIntegerField()
+    city_rank = models.BigIntegerField()
+    district_rank = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["build_id", "city_rank"], name="leaderboard_city_rank"),
+            models.UniqueConstraint(fields=["build_id", "user_id"], name="leaderboard_person"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["build_id", "district_id", "district_rank"], name="leaderboard_district_rank"
+            )
+        ]
+        verbose_name = _("leaderboard entry")
+        verbose_name_plural = _("leaderboard entries")
+
+    def __str__(self) -> str:
+        return f"#{self.city_rank} {self.user_id}"
+
+
+# --- Ratings --------------------------------------------------------------------------------------
+
+
+class RatingLevel(models.TextChoices):
+    DARK_GREEN = "dark_green", _("Dark green")
+    MEDIUM_GREEN = "medium_green", _("Medium green")
+    LIGHT_GREEN = "light_green", _("Light green")
+
+
+class RatingThresholds(models.Model):
+    """The thresholds of the monthly rating; the latest row is in force (older rows are history)."""
+
+    dark_green_top_percent = models.PositiveSmallIntegerField(
+        _("dark green: top percent"), default=10, help_text=_("The top N % of active accounts.")
+    )
+    medium_green_next_percent = models.PositiveSmallIntegerField(
+        _("medium green: next percent"), default=30, help_text=_("The next N % after the dark greens.")
+    )
+    light_green_minimum_mg = models.PositiveBigIntegerField(
+        _("light green: minimum carbon (mg)"),
+        default=1,
+        help_text=_("Anyone else who reduced at least this much in the month."),
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(dark_green_top_percent__lte=100)
+                & Q(medium_green_next_percent__lte=100 - F("dark_green_top_percent")),
+                name="rating_percents_within_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(light_green_minimum_mg__gte=1), name="rating_minimum_positive"
+            ),
+        ]
+        verbose_name = _("rating thresholds")
+        verbose_name_plural = _("rating thresholds")
+
+    def __str__(self) -> str:
+        return f"top {self.dark_green_top_percent}% / next {self.medium_green_next_percent}%"
+
+
+class RatingRun(models.Model):
+    """One rating of one month, with the thresholds it used; a rerun of the month replaces its ratings."""
+
+    month = models.DateField(unique=True)
+    # The last day counted: a run before the month is over is provisional; the one after it, final.
+    through_day = models.DateField()
+    dark_green_top_percent = models.PositiveSmallIntegerField()
+    medium_green_next_percent = models.PositiveSmallIntegerField()
+    light_green_minimum_mg = models.BigIntegerField()
+    rated = models.BigIntegerField(default=0)
+    dark_green = models.BigIntegerField(default=0)
+    medium_green = models.BigIntegerField(default=0)
+    light_green = models.BigIntegerField(default=0)
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-month"]
+        verbose_name = _("rating run")
+        verbose_name_plural = _("rating runs")
+
+    def __str__(self) -> str:
+        return f"ratings {self.month:%Y-%m}"
+
+    @property
+    def is_final(self) -> bool:
+        next_month = (self.month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        return self.through_day >= next_month - datetime.timedelta(days=1)
+
+
+class MonthlyRating(models.Model):
+    """A person's rating for one month: level, carbon reduced, and where it placed them."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    month = models.DateField()
+    level = models.CharField(max_length=16, choices=RatingLevel.choices)
+    carbon_mg = models.BigIntegerField()
+    city_rank = models.BigIntegerField()
+    # The share of active accounts that reduced more, in basis points (0 = nobody did).
+    share_above_bp = models.IntegerField()
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [models.UniqueConstraint(fields=["user", "month"], name="one_rating_per_person_month")]
+        indexes = [models.Index(fields=["month", "level", "city_rank"], name="rating_month_level")]
+        verbose_name = _("monthly rating")
+        verbose_name_plural = _("monthly ratings")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.month:%Y-%m}: {self.level}"
+
+    @property
+    def is_ambassador(self) -> bool:
+        return self.level == RatingLevel.DARK_GREEN
+
+
+# --- Badges ---------------------------------------------------------------------------------------
+
+
+class Badge(models.Model):
+    """A badge: which rule of the registry (rewards.gamification.badges) awards it, with what parameters."""
+
+    key = models.SlugField(max_length=40, unique=True)
+    rule = models.CharField(_("rule"), max_length=40)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    name = models.CharField(_("name"), max_length=64)
+    name_en = models.CharField(_("English name"), max_length=64)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    description_en = models.CharField(_("English description"), max_length=200, blank=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(_("awarded"), default=True)
+
+    class Meta:
+        ordering = ["sort_order", "key"]
+        verbose_name = _("badge")
+        verbose_name_plural = _("badges")
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class BadgeAward(models.Model):
+    """A badge a person earned; the unique key makes the award job safe to run any number of times."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    badge = models.ForeignKey(Badge, on_delete=models.PROTECT, related_name="awards", db_index=False)
+    awarded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["badge", "user"], name="one_award_per_person_badge")]
+        verbose_name = _("badge award")
+        verbose_name_plural = _("badge awards")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.badge_id}"
+
+
+# --- The green credit profile ---------------------------------------------------------------------
+
+
+class CreditProfileConsent(models.Model):
+    """A person lets one partner bank read their green credit profile; revoking closes the row."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey("activities.Partner", on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "partner"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_active_credit_consent_per_partner",
+            ),
+        ]
+        verbose_name = _("credit profile consent")
+        verbose_name_plural = _("credit profile consents")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}→{self.partner_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class CreditProfileAccess(models.Model):
+    """Every fetch of a profile by a partner, disclosed or refused; the person sees them all."""
+
+    class Outcome(models.TextChoices):
+        DISCLOSED = "disclosed", _("Disclosed")
+        REFUSED = "refused", _("Refused: no consent")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey("activities.Partner", on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    partner_request_id = models.CharField(max_length=100)
+    accessed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-accessed_at", "-id"]
+        indexes = [models.Index(fields=["user", "-accessed_at"], name="credit_access_person")]
+        verbose_name = _("credit profile access")
+        verbose_name_plural = _("credit profile accesses")
+
+    def __str__(self) -> str:
+        return f"{self.partner_id}→{self.user_id} {self.outcome}"

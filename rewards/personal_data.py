@@ -1,5 +1,10 @@
 """The rewards app's part of export, erasure and account merges (called by accounts).
 
+Ratings, badges, leaderboard places, green credit profile consents and the log of banks' fetches
+are exported; erasure removes them (leaderboards and ratings are derived data, rebuilt from what
+is left); a merge moves badges and the consent history to the target and drops the source's
+derived rows, which the next rebuild computes from the merged carbon.
+
 The ledger is never rewritten: erasure leaves every ledger row in place (the wallet belongs to the
 same, now pseudonymous, account row) and blanks the donor name printed on certificates; a merge
 moves the coins with one ledger transfer that keeps each coin's original expiry day.
@@ -14,12 +19,17 @@ from django.db.models import Q
 from accounts.models import User
 from rewards.lock_objects import ledger_accounts_lock
 from rewards.models import (
+    BadgeAward,
     CoinLot,
+    CreditProfileAccess,
+    CreditProfileConsent,
     Donation,
+    LeaderboardEntry,
     LedgerAccount,
     LedgerAccountKind,
     LedgerEntry,
     LedgerTransactionKind,
+    MonthlyRating,
     Settlement,
 )
 from rewards.services import LotSpec, ledger_transaction_post, wallet_account_for_user
@@ -71,12 +81,65 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             }
             for donation in Donation.objects.filter(user=user).select_related("project").order_by("id")
         ],
+        **_gamification_export(user),
+    }
+
+
+def _gamification_export(user: User) -> dict[str, Any]:
+    return {
+        "monthly_ratings": [
+            {"month": month.strftime("%Y-%m"), "level": level, "carbon_mg": carbon_mg, "city_rank": rank}
+            for month, level, carbon_mg, rank in MonthlyRating.objects.filter(user=user)
+            .order_by("month")
+            .values_list("month", "level", "carbon_mg", "city_rank")
+        ],
+        "badges": [
+            {"badge": key, "awarded_at": awarded_at.isoformat()}
+            for key, awarded_at in BadgeAward.objects.filter(user=user)
+            .order_by("awarded_at", "id")
+            .values_list("badge__key", "awarded_at")
+        ],
+        "leaderboard_places": [
+            {
+                "build": build_id,
+                "city_rank": city_rank,
+                "district_rank": district_rank,
+                "carbon_mg": carbon_mg,
+            }
+            for build_id, city_rank, district_rank, carbon_mg in LeaderboardEntry.objects.filter(
+                user_id=user.pk
+            )
+            .order_by("build_id")
+            .values_list("build_id", "city_rank", "district_rank", "carbon_mg")
+        ],
+        "credit_profile_consents": [
+            {
+                "partner": consent.partner.code,
+                "granted_at": consent.granted_at.isoformat(),
+                "revoked_at": consent.revoked_at.isoformat() if consent.revoked_at else None,
+            }
+            for consent in CreditProfileConsent.objects.filter(user=user)
+            .select_related("partner")
+            .order_by("id")
+        ],
+        "credit_profile_accesses": [
+            {"partner": access.partner.code, "outcome": access.outcome, "at": access.accessed_at.isoformat()}
+            for access in CreditProfileAccess.objects.filter(user=user)
+            .select_related("partner")
+            .order_by("id")
+        ],
     }
 
 
 def personal_data_erase(*, user: User) -> None:
-    """Ledger rows stay (balanced, pseudonymous); the name printed on donation certificates goes."""
+    """Ledger rows stay (balanced, pseudonymous); the name printed on donation certificates goes, and
+    so do ratings, badges, leaderboard places, consents and the log of banks' fetches."""
     Donation.objects.filter(user=user).update(donor_name="")
+    MonthlyRating.objects.filter(user=user).delete()
+    BadgeAward.objects.filter(user=user).delete()
+    LeaderboardEntry.objects.filter(user_id=user.pk).delete()
+    CreditProfileConsent.objects.filter(user=user).delete()
+    CreditProfileAccess.objects.filter(user=user).delete()
 
 
 def accounts_merge(*, source_user: User, target_user: User) -> None:
@@ -106,3 +169,22 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
         donation.idempotency_key = f"merged:{donation.public_id}"
         donation.save(update_fields=["idempotency_key"])
     Donation.objects.filter(user=source_user).update(user=target_user)
+    _gamification_merge(source_user=source_user, target_user=target_user)
+
+
+def _gamification_merge(*, source_user: User, target_user: User) -> None:
+    """Badges the target lacks move over (one award per badge); consents end, their history moves;
+    the source's ratings and board places go (the rebuilds count the merged carbon once)."""
+    held = BadgeAward.objects.filter(user=target_user).values("badge_id")
+    BadgeAward.objects.filter(user=source_user).exclude(badge_id__in=held).update(user=target_user)
+    BadgeAward.objects.filter(user=source_user).delete()
+    # A bank was allowed to read the source account's profile, not the merged one: the grant ends.
+    from django.utils import timezone
+
+    CreditProfileConsent.objects.filter(user=source_user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    CreditProfileConsent.objects.filter(user=source_user).update(user=target_user)
+    CreditProfileAccess.objects.filter(user=source_user).update(user=target_user)
+    MonthlyRating.objects.filter(user=source_user).delete()
+    LeaderboardEntry.objects.filter(user_id=source_user.pk).delete()

@@ -28,7 +28,10 @@ def settlement_settle_day(day: str) -> dict:
 def settlement_settle_yesterday() -> dict:
     """The nightly job, shortly after local midnight: settle the local day that just ended."""
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
-    return settlement_settle_day(yesterday.isoformat())
+    result = settlement_settle_day(yesterday.isoformat())
+    # Boards, ratings and badges are derived from the days just closed: rebuild them now.
+    after_settlement.delay()
+    return result
 
 
 @shared_task(name="rewards.ledger_audit")
@@ -47,3 +50,52 @@ def coins_expire_today() -> dict:
     """The daily expiry job; running it twice a day changes nothing the second time."""
     result = coins_expire()
     return {"wallets": result.wallets, "coins": result.coins, "reminders": result.reminders_raised}
+
+
+# --- Leaderboards, ratings, badges ------------------------------------------------------------
+
+
+@shared_task(name="rewards.leaderboards_rebuild_today")
+def leaderboards_rebuild_today() -> dict:
+    """Every few minutes: today's board from the carbon credited so far (settled or not)."""
+    from rewards.gamification.leaderboards import leaderboard_rebuild
+
+    result = leaderboard_rebuild(period="today")
+    return {"build": result.build.pk, "people": result.build.people, "seconds": result.rank_seconds}
+
+
+@shared_task(name="rewards.leaderboards_rebuild_closed")
+def leaderboards_rebuild_closed() -> dict:
+    """After settlement (and on a schedule): this week, this month and all time, up to yesterday."""
+    from rewards.gamification.leaderboards import leaderboards_rebuild
+
+    results = leaderboards_rebuild(periods=["week", "month", "all_time"])
+    return {result.build.period: result.build.people for result in results}
+
+
+@shared_task(name="rewards.ratings_rate_recent")
+def ratings_rate_recent() -> dict:
+    """Daily: rates the month of yesterday (provisional during the month, final on the 1st)."""
+    from rewards.gamification.ratings import ratings_rate_recent as rate
+
+    run = rate()
+    return {"month": run.month.isoformat(), "rated": run.rated, "dark_green": run.dark_green}
+
+
+@shared_task(name="rewards.badges_award")
+def badges_award(full: bool = False) -> dict:
+    """Awards badges to whoever qualifies; hourly it looks at people active in the last two days."""
+    from rewards.gamification.badges import badges_award as award
+
+    since = None if full else timezone.localdate() - datetime.timedelta(days=2)
+    return award(since=since)
+
+
+@shared_task(name="rewards.after_settlement")
+def after_settlement() -> dict:
+    """What the night's settlement makes stale: the closed boards, the ratings, the badges."""
+    return {
+        "leaderboards": leaderboards_rebuild_closed(),
+        "ratings": ratings_rate_recent(),
+        "badges": badges_award(),
+    }

@@ -1,8 +1,10 @@
-"""Rewards routes, under /api/v1/: the person's wallet, welfare projects and donations."""
+"""Rewards routes, under /api/v1/: the person's wallet, welfare projects and donations; leaderboards,
+ratings, badges, reports and the green credit profile (rewards.gamification.urls)."""
 
 from django.urls import path
 
 from rewards import apis
+from rewards.gamification.urls import urlpatterns as gamification_urlpatterns
 
 urlpatterns = [
     path("wallet", apis.WalletApi.as_view(), name="wallet"),
@@ -23,3 +25,5 @@ urlpatterns = [
         name="welfare-donation-certificate",
     ),
 ]
+
+urlpatterns += gamification_urlpatterns

@@ -3,8 +3,10 @@
 from rewards.services.donations import donation_make, welfare_project_create
 from rewards.services.expiry import coins_expire, expiry_reminders_raise
 from rewards.services.ledger import (
+    AccountRef,
     LotSpec,
     clearing_account_for_merchant,
+    clearing_of,
     coin_expiry_days,
     coins_issue,
     coins_transfer,
@@ -13,6 +15,7 @@ from rewards.services.ledger import (
     ledger_transaction_post,
     project_account_for_project,
     wallet_account_for_user,
+    wallet_of,
 )
 from rewards.services.settlement import coin_rate_for_day, settlement_run
 
@@ -21,7 +24,10 @@ __all__ = [
     "donation_make",
     "expiry_reminders_raise",
     "welfare_project_create",
+    "AccountRef",
     "LotSpec",
+    "clearing_of",
+    "wallet_of",
     "clearing_account_for_merchant",
     "coin_expiry_days",
     "coin_rate_for_day",

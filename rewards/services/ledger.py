@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
-from rewards.lock_objects import ledger_accounts_lock
+from rewards.lock_objects import LOCK_ORDER_SQL, ledger_accounts_lock
 from rewards.models import (
     CoinLot,
     LedgerAccount,
@@ -208,31 +208,201 @@ def ledger_transaction_post(
     return ledger_transaction
 
 
+@dataclass(frozen=True)
+class AccountRef:
+    """A ledger account named by kind and owner, for a transfer that finds (or opens) it itself.
+
+    Saves the hot paths a look-up per account: `coins_transfer` locks the accounts by this key.
+    """
+
+    kind: str
+    owner_id: int | None = None
+
+
+def wallet_of(*, user_id: int) -> AccountRef:
+    return AccountRef(LedgerAccountKind.WALLET, user_id)
+
+
+def clearing_of(*, merchant_id: int) -> AccountRef:
+    return AccountRef(LedgerAccountKind.MERCHANT_CLEARING, merchant_id)
+
+
+def _account_match(account: LedgerAccount | AccountRef, name: str) -> tuple[str, dict[str, object]]:
+    """The SQL condition that picks the account out of rewards_ledgeraccount, and its parameters."""
+    if isinstance(account, LedgerAccount):
+        return f"id = %({name}_id)s", {f"{name}_id": account.pk}
+    if account.owner_id is None:
+        return f"(kind = %({name}_kind)s AND owner_id IS NULL)", {f"{name}_kind": account.kind}
+    return (
+        f"(kind = %({name}_kind)s AND owner_id = %({name}_owner)s)",
+        {f"{name}_kind": account.kind, f"{name}_owner": account.owner_id},
+    )
+
+
+# Enough for a run that waited for a lock, then one that opened an account on first use.
+_TRANSFER_ATTEMPTS = 4
+
+
+def _account_open(account: LedgerAccount | AccountRef) -> None:
+    if isinstance(account, AccountRef):
+        _account_get_or_create(kind=account.kind, owner_id=account.owner_id)
+
+
+# One statement moves coins between two accounts, so the ledger's rows are locked for one round trip:
+# - `locked` takes both accounts' row locks in the global order (rewards.lock_objects);
+# - `fresh` holds when nobody changed the source since this statement's snapshot. A wallet's lots are
+#   read from that snapshot, so a statement that had to wait for the wallet's lock (its lots may have
+#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current;
+# - the transaction row is inserted only if the source holds the coins, once per idempotency key (a
+#   twin waits on the key, then inserts nothing), and every other change hangs on that row.
+_TRANSFER_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT id, kind, owner_id, balance, xmin::text AS version FROM rewards_ledgeraccount
+     WHERE {source_match} OR {destination_match}
+     ORDER BY {lock_order}
+       FOR UPDATE
+),
+source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
+destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
+fresh AS (
+    SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen
+        ON seen.id = source.id AND seen.xmin::text = source.version
+),
+new_transaction AS (
+    INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+    SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s
+      FROM source, destination, fresh
+     WHERE {balance_check}
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
+moved AS (
+    UPDATE rewards_ledgeraccount
+       SET balance = rewards_ledgeraccount.balance
+           + CASE WHEN rewards_ledgeraccount.id = source.id THEN -%(amount)s ELSE %(amount)s END
+      FROM new_transaction, source, destination
+     WHERE rewards_ledgeraccount.id IN (source.id, destination.id)
+    RETURNING rewards_ledgeraccount.id
+),
+entries AS (
+    INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+    SELECT new_transaction.id, source.id, -%(amount)s FROM new_transaction, source
+    UNION ALL
+    SELECT new_transaction.id, destination.id, %(amount)s FROM new_transaction, destination
+    ORDER BY 2
+){source_lots}{destination_lots}
+SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
+       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh)
+"""
+
+# The source wallet's lots, the soonest-expiring first (the same FIFO as `_lots_consume`).
+_SOURCE_LOTS_SQL = """,
+lots AS (
+    SELECT lot.id, lot.remaining_amount,
+           SUM(lot.remaining_amount) OVER (ORDER BY lot.expires_on, lot.id) - lot.remaining_amount
+               AS taken_before
+      FROM rewards_coinlot AS lot, source
+     WHERE lot.account_id = source.id AND lot.remaining_amount > 0
+),
+consumed AS (
+    UPDATE rewards_coinlot
+       SET remaining_amount = rewards_coinlot.remaining_amount
+           - LEAST(lots.remaining_amount, %(amount)s - lots.taken_before)
+      FROM lots, new_transaction
+     WHERE rewards_coinlot.id = lots.id AND lots.taken_before < %(amount)s
+    RETURNING rewards_coinlot.id
+)"""
+
+_DESTINATION_LOT_SQL = """,
+new_lot AS (
+    INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+    SELECT destination.id, new_transaction.id, %(today)s, %(expires_on)s, %(amount)s, %(amount)s
+      FROM new_transaction, destination
+    RETURNING id
+)"""
+
+
 def coins_transfer(
     *,
-    source: LedgerAccount,
-    destination: LedgerAccount,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
     amount: int,
     kind: str,
     idempotency_key: str,
     reference: str,
     memo: str = "",
 ) -> LedgerTransaction:
-    """Moves `amount` coins from one account to another, once per idempotency key.
+    """Moves `amount` coins from one account to another, once per idempotency key, in one statement.
 
     The source must hold the coins (INSUFFICIENT_COINS otherwise, nothing changes); the same key
     again returns the first transaction, or IDEMPOTENCY_KEY_REUSED if it moved something else.
+    Accounts given as `AccountRef` are found by kind and owner (and opened on first use).
     """
     _amount_check(amount)
-    if source.pk == destination.pk:
+    if source == destination or (
+        isinstance(source, LedgerAccount)
+        and isinstance(destination, LedgerAccount)
+        and source.pk == destination.pk
+    ):
         raise ValueError("a transfer needs two different accounts")
-    return ledger_transaction_post(
-        legs=[(source, -amount), (destination, amount)],
-        kind=kind,
-        idempotency_key=idempotency_key,
-        reference=reference,
-        memo=memo,
+    source_match, params = _account_match(source, "source")
+    destination_match, destination_params = _account_match(destination, "destination")
+    now = timezone.now()
+    today = timezone.localdate(now)
+    params |= destination_params | {
+        "kind": kind,
+        "reference": reference,
+        "key": idempotency_key,
+        "memo": memo,
+        "now": now,
+        "amount": amount,
+        "today": today,
+        "expires_on": today + datetime.timedelta(days=coin_expiry_days()),
+    }
+    source_kind, destination_kind = source.kind, destination.kind
+    sql = _TRANSFER_SQL.format(
+        source_match=source_match,
+        destination_match=destination_match,
+        lock_order=LOCK_ORDER_SQL,
+        balance_check="true" if source_kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s",
+        source_lots=_SOURCE_LOTS_SQL if source_kind == LedgerAccountKind.WALLET else "",
+        destination_lots=_DESTINATION_LOT_SQL if destination_kind == LedgerAccountKind.WALLET else "",
     )
+    # No savepoint: each run of the statement either made the whole transfer or changed nothing.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        for _attempt in range(_TRANSFER_ATTEMPTS):
+            cursor.execute(sql, params)
+            transaction_id, source_id, destination_id, source_balance, is_fresh = cursor.fetchone()
+            if transaction_id is not None:
+                return LedgerTransaction(
+                    id=transaction_id,
+                    kind=kind,
+                    reference=reference,
+                    idempotency_key=idempotency_key,
+                    memo=memo,
+                    created_at=now,
+                )
+            if source_id is None or destination_id is None:
+                if isinstance(source, LedgerAccount) and isinstance(destination, LedgerAccount):
+                    raise ValueError("a transfer needs two existing accounts")
+                _account_open(source)
+                _account_open(destination)
+            elif is_fresh:
+                break
+        else:
+            raise RuntimeError(
+                f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs"
+            )
+    # Nothing moved: the key was used before (a retry, or a twin that committed first), or the
+    # source lacks the coins.
+    existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return _existing_transaction_check(
+            existing=existing,
+            legs={source_id: -amount, destination_id: amount},
+            idempotency_key=idempotency_key,
+        )
+    raise ApplicationError(INSUFFICIENT_COINS, fields={"amount": [str(amount)]})
 
 
 def coins_issue(
@@ -246,7 +416,7 @@ def coins_issue(
 ) -> LedgerTransaction:
     """Mints `amount` new coins from the issuance account into `destination`, once per key."""
     return coins_transfer(
-        source=issuance_account(),
+        source=AccountRef(LedgerAccountKind.ISSUANCE),
         destination=destination,
         amount=amount,
         kind=kind,

@@ -53,6 +53,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=0, minute=50),
         "description": "Moves coins past their expiry day to the expiry sink; raises 30-day reminders.",
     },
+    "rewards.leaderboards_today": {
+        "task": "rewards.leaderboards_rebuild_today",
+        "schedule": crontab(minute="*/5"),
+        "description": "Rebuilds today's leaderboards from the carbon credited so far (settled or not).",
+    },
+    "rewards.leaderboards_closed": {
+        "task": "rewards.leaderboards_rebuild_closed",
+        "schedule": crontab(hour=1, minute=0),
+        "description": "Rebuilds this week's, this month's and all-time leaderboards up to yesterday.",
+    },
+    "rewards.ratings": {
+        "task": "rewards.ratings_rate_recent",
+        "schedule": crontab(hour=1, minute=20),
+        "description": "Rates the month of yesterday: dark, medium, light green (final on the 1st).",
+    },
+    "rewards.badges": {
+        "task": "rewards.badges_award",
+        "schedule": crontab(minute=15),
+        "description": "Awards badges (first rides, streaks, kilograms reduced) to who qualifies, once each.",
+    },
     "rewards.ledger_audit": {
         "task": "rewards.ledger_audit",
         "schedule": crontab(hour=3, minute=30),

@@ -1,0 +1,473 @@
+"""The app's API for leaderboards, ratings, badges, reports and the green credit profile; and the
+partner banks' signed endpoint for the profile. Thin views: validate, call one selector or service.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import District
+from activities.apis import PARTNER_HEADERS, PartnerApi
+from config.api.errors import VALIDATION_FAILED, ApplicationError
+from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
+from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
+from rewards.gamification.report_card import report_card_png
+from rewards.models import CreditProfileAccess, LeaderboardPeriod, RatingLevel
+
+# --- Leaderboards -----------------------------------------------------------------------------
+
+
+class BoardEntryOutput(serializers.Serializer):
+    rank = serializers.IntegerField()
+    nickname = serializers.CharField()
+    avatar_url = serializers.CharField(allow_null=True)
+    district = serializers.CharField(allow_null=True)
+    district_name = serializers.CharField(allow_null=True)
+    carbon_mg = serializers.IntegerField()
+    is_me = serializers.BooleanField()
+
+
+class StandingOutput(serializers.Serializer):
+    rank = serializers.IntegerField(allow_null=True, help_text="Null when not on the board.")
+    carbon_mg = serializers.IntegerField()
+    shows_on_leaderboards = serializers.BooleanField(help_text="False when the person opted out.")
+
+
+class BoardOutput(serializers.Serializer):
+    period = serializers.ChoiceField(choices=LeaderboardPeriod.choices)
+    scope = serializers.ChoiceField(choices=leaderboards.Scope.CHOICES)
+    district = serializers.CharField(allow_null=True)
+    period_start = serializers.DateField()
+    through_day = serializers.DateField(help_text="The last local day counted.")
+    built_at = serializers.DateTimeField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True)
+    entries = BoardEntryOutput(many=True, help_text="The top 50, best first; ties broken by account age.")
+    me = StandingOutput()
+
+
+def _media_url(request: Request, name: str) -> str | None:
+    if not name:
+        return None
+    from django.conf import settings
+
+    return request.build_absolute_uri(f"{settings.MEDIA_URL}{name}")
+
+
+class LeaderboardApi(APIView):
+    """A board's top 50 and my rank and score. Today counts carbon credited so far (refreshed every
+    few minutes); week, month and all time count the days up to yesterday (rebuilt nightly)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("scope", str, enum=leaderboards.Scope.CHOICES, description="city (default)"),
+            OpenApiParameter("district", str, description="A district code; default: my district."),
+        ],
+        responses=BoardOutput,
+        operation_id="leaderboards_retrieve",
+    )
+    def get(self, request: Request, period: str) -> Response:
+        if period not in LeaderboardPeriod.values:
+            raise Http404
+        scope = request.query_params.get("scope") or leaderboards.Scope.CITY
+        if scope not in leaderboards.Scope.CHOICES:
+            raise ApplicationError(VALIDATION_FAILED, fields={"scope": leaderboards.Scope.CHOICES})
+        district = None
+        if scope == leaderboards.Scope.DISTRICT and request.query_params.get("district"):
+            district = District.objects.filter(code=request.query_params["district"]).first()
+            if district is None:
+                raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
+        board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
+        me = request.user.pk
+        # Built by hand: this is the hottest read of the app, and the entries come from the cache.
+        return Response(
+            {
+                "period": board.period,
+                "scope": board.scope,
+                "district": board.district.code if board.district else None,
+                "period_start": board.period_start,
+                "through_day": board.through_day,
+                "built_at": board.built_at,
+                "version": board.version,
+                "entries": [
+                    {
+                        "rank": entry["rank"],
+                        "nickname": entry["nickname"],
+                        "avatar_url": _media_url(request, entry["avatar"]),
+                        "district": entry["district"],
+                        "district_name": entry["district_name"],
+                        "carbon_mg": entry["carbon_mg"],
+                        "is_me": entry["user_id"] == me,
+                    }
+                    for entry in board.entries
+                ],
+                "me": {
+                    "rank": board.me.rank,
+                    "carbon_mg": board.me.carbon_mg,
+                    "shows_on_leaderboards": board.shows_on_leaderboards,
+                },
+            }
+        )
+
+
+# --- Ratings ----------------------------------------------------------------------------------
+
+
+class RatingOutput(serializers.Serializer):
+    month = serializers.DateField(format="%Y-%m")
+    level = serializers.ChoiceField(choices=RatingLevel.choices)
+    level_display = serializers.CharField(source="get_level_display")
+    carbon_mg = serializers.IntegerField()
+    city_rank = serializers.IntegerField()
+    share_above_percent = serializers.SerializerMethodField(
+        help_text="The share of rated accounts that reduced more, in percent."
+    )
+    is_ambassador = serializers.BooleanField()
+    is_final = serializers.SerializerMethodField()
+
+    def get_share_above_percent(self, rating) -> str:
+        return f"{rating.share_above_bp / 100:.2f}"
+
+    def get_is_final(self, rating) -> bool:
+        return self.context.get("final", {}).get(rating.month, False)
+
+
+class RatingHistoryApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        current = RatingOutput(allow_null=True)
+        history = RatingOutput(many=True, help_text="The last 24 months rated, newest first.")
+
+    @extend_schema(responses=OutputSerializer, operation_id="ratings_mine")
+    def get(self, request: Request) -> Response:
+        history = ratings.rating_history_of(user=request.user)
+        context = {"final": ratings.final_runs()}
+        return Response(
+            {
+                "current": RatingOutput(history[0], context=context).data if history else None,
+                "history": RatingOutput(history, many=True, context=context).data,
+            }
+        )
+
+
+def _month(value: str | None) -> datetime.date:
+    if not value:
+        return timezone.localdate().replace(day=1)
+    if not re.fullmatch(r"\d{4}-\d{2}", value):
+        raise ApplicationError(VALIDATION_FAILED, fields={"month": ["YYYY-MM"]})
+    try:
+        return datetime.date(int(value[:4]), int(value[5:]), 1)
+    except ValueError as error:
+        raise ApplicationError(VALIDATION_FAILED, fields={"month": ["YYYY-MM"]}) from error
+
+
+class AmbassadorsApi(APIView):
+    """The month's carbon reduction ambassadors (dark greens who show on leaderboards), top 50."""
+
+    class OutputSerializer(serializers.Serializer):
+        rank = serializers.IntegerField(source="city_rank")
+        nickname = serializers.CharField(source="user.nickname")
+        district = serializers.CharField(source="user.district.code", allow_null=True, default=None)
+        carbon_mg = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("month", str, description="YYYY-MM; default: this month")],
+        responses=OutputSerializer(many=True),
+        operation_id="ratings_ambassadors",
+    )
+    def get(self, request: Request) -> Response:
+        month = _month(request.query_params.get("month"))
+        rows = ratings.ambassadors_of(month=month)[: leaderboards.TOP]
+        return Response(self.OutputSerializer(rows, many=True).data)
+
+
+# --- Badges -----------------------------------------------------------------------------------
+
+
+class BadgesApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class BadgeSerializer(serializers.Serializer):
+            key = serializers.CharField()
+            name = serializers.CharField()
+            description = serializers.CharField()
+            parameters = serializers.DictField()
+            earned = serializers.BooleanField()
+            awarded_at = serializers.DateTimeField(allow_null=True)
+
+        current_streak_days = serializers.IntegerField()
+        longest_streak_days = serializers.IntegerField()
+        last_active_day = serializers.DateField(allow_null=True)
+        badges = BadgeSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="badges_mine")
+    def get(self, request: Request) -> Response:
+        from django.utils import translation
+
+        chinese = (translation.get_language() or "").startswith("zh")
+        streaks = badges.streaks_of(user=request.user)
+        rows = [
+            {
+                "key": badge.key,
+                "name": badge.name if chinese else badge.name_en,
+                "description": badge.description if chinese else badge.description_en,
+                "parameters": badge.parameters,
+                "earned": awarded_at is not None,
+                "awarded_at": awarded_at,
+            }
+            for badge, awarded_at in badges.badges_of(user=request.user)
+        ]
+        return Response(
+            self.OutputSerializer(
+                {
+                    "current_streak_days": streaks.current_days,
+                    "longest_streak_days": streaks.longest_days,
+                    "last_active_day": streaks.last_active_day,
+                    "badges": rows,
+                }
+            ).data
+        )
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+class ReportOutput(serializers.Serializer):
+    class BehaviourSerializer(serializers.Serializer):
+        behaviour = serializers.CharField()
+        name = serializers.CharField()
+        unit = serializers.CharField()
+        quantity = serializers.DecimalField(max_digits=18, decimal_places=3)
+        carbon_mg = serializers.IntegerField()
+
+    class RatingSerializer(serializers.Serializer):
+        month = serializers.DateField(format="%Y-%m")
+        level = serializers.ChoiceField(choices=RatingLevel.choices)
+        is_ambassador = serializers.BooleanField()
+        is_final = serializers.BooleanField()
+        dark_green_months = serializers.IntegerField()
+
+    class BadgeSerializer(serializers.Serializer):
+        key = serializers.CharField()
+        name = serializers.CharField()
+        name_en = serializers.CharField()
+        awarded_at = serializers.DateTimeField()
+
+    class CoinsSerializer(serializers.Serializer):
+        earned = serializers.IntegerField()
+        spent = serializers.IntegerField()
+        expired = serializers.IntegerField()
+
+    class EquivalentsSerializer(serializers.Serializer):
+        trees_yearly_absorption = serializers.DecimalField(max_digits=20, decimal_places=2)
+        tree_co2_mg_per_year = serializers.IntegerField()
+        tree_factor_source = serializers.CharField()
+        car_km_avoided = serializers.DecimalField(max_digits=20, decimal_places=1)
+        car_co2_mg_per_km = serializers.IntegerField()
+        car_factor_source = serializers.CharField()
+
+    period = serializers.ChoiceField(choices=reports.ReportPeriod.CHOICES)
+    label = serializers.CharField()
+    first_day = serializers.DateField()
+    last_day = serializers.DateField()
+    total_carbon_mg = serializers.IntegerField()
+    previous_total_carbon_mg = serializers.IntegerField()
+    change_carbon_mg = serializers.IntegerField()
+    change_percent = serializers.DecimalField(max_digits=12, decimal_places=1, allow_null=True)
+    behaviours = BehaviourSerializer(many=True)
+    city_average_carbon_mg = serializers.IntegerField(allow_null=True)
+    district = serializers.CharField(source="district_code", allow_null=True)
+    district_average_carbon_mg = serializers.IntegerField(allow_null=True)
+    rating = RatingSerializer(allow_null=True)
+    badges_earned = BadgeSerializer(many=True)
+    badges_total = serializers.IntegerField()
+    coins = CoinsSerializer()
+    equivalents = EquivalentsSerializer()
+    card_url = serializers.SerializerMethodField()
+
+    def get_card_url(self, report) -> str:
+        return f"/api/v1/reports/{report.period}/{report.label}.png"
+
+
+def _report_start(period: str, label: str) -> datetime.date:
+    pattern = r"\d{4}-\d{2}" if period == reports.ReportPeriod.MONTH else r"\d{4}"
+    if period not in reports.ReportPeriod.CHOICES or not re.fullmatch(pattern, label):
+        raise ApplicationError(REPORT_PERIOD_INVALID)
+    try:
+        start = datetime.date(int(label[:4]), int(label[5:7]) if len(label) > 4 else 1, 1)
+    except ValueError as error:
+        raise ApplicationError(REPORT_PERIOD_INVALID) from error
+    if start > timezone.localdate() or start.year < 2000:
+        raise ApplicationError(REPORT_PERIOD_INVALID)
+    return start
+
+
+class ReportApi(APIView):
+    """The personal carbon report of a month (`month/2026-11`) or a year (`year/2026`)."""
+
+    @extend_schema(responses=ReportOutput, operation_id="reports_retrieve")
+    def get(self, request: Request, period: str, label: str) -> Response:
+        report = reports.carbon_report(user=request.user, period=period, start=_report_start(period, label))
+        return Response(ReportOutput(report).data)
+
+
+class ReportCardApi(APIView):
+    """The same report as a shareable phone-sized PNG card, in the request's language."""
+
+    @extend_schema(
+        responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="750 × 1334 PNG")},
+        operation_id="reports_card",
+    )
+    def get(self, request: Request, period: str, label: str) -> HttpResponse:
+        report = reports.carbon_report(user=request.user, period=period, start=_report_start(period, label))
+        response = HttpResponse(
+            report_card_png(report=report, nickname=request.user.nickname), content_type="image/png"
+        )
+        response["Content-Disposition"] = f'inline; filename="carbon-report-{report.label}.png"'
+        response["Cache-Control"] = "private, max-age=600"
+        return response
+
+
+# --- The green credit profile -----------------------------------------------------------------
+
+
+class ConsentOutput(serializers.Serializer):
+    partner = serializers.CharField(source="partner.code")
+    partner_name = serializers.CharField(source="partner.name")
+    granted_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    is_active = serializers.BooleanField()
+
+
+class CreditConsentListApi(APIView):
+    """The banks I can let read my green credit profile, and my grants (active and past)."""
+
+    class InputSerializer(serializers.Serializer):
+        partner = serializers.SlugField(help_text="The bank's partner code.")
+
+    class OutputSerializer(serializers.Serializer):
+        class BankSerializer(serializers.Serializer):
+            partner = serializers.CharField(source="code")
+            name = serializers.CharField()
+            is_granted = serializers.BooleanField()
+
+        banks = BankSerializer(many=True)
+        consents = ConsentOutput(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="credit_profile_consents_list")
+    def get(self, request: Request) -> Response:
+        consents = list(credit_profile.credit_consents_of(user=request.user))
+        active = {consent.partner_id for consent in consents if consent.is_active}
+        banks = [
+            {"code": bank.code, "name": bank.name, "is_granted": bank.pk in active}
+            for bank in credit_profile.credit_partners()
+        ]
+        return Response(self.OutputSerializer({"banks": banks, "consents": consents}).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: ConsentOutput}, operation_id="credit_profile_consents_grant"
+    )
+    def post(self, request: Request) -> Response:
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        consent = credit_profile.credit_consent_grant(
+            user=request.user, partner_code=body.validated_data["partner"]
+        )
+        return Response(ConsentOutput(consent).data, status=status.HTTP_201_CREATED)
+
+
+class CreditConsentDetailApi(APIView):
+    # Taking a consent back is always possible, even before accepting new terms.
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={204: None}, operation_id="credit_profile_consents_revoke")
+    def delete(self, request: Request, partner: str) -> Response:
+        credit_profile.credit_consent_revoke(user=request.user, partner_code=partner)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CreditAccessListApi(APIView):
+    """Every time a bank asked for my profile, and whether it was given (newest first, last 200)."""
+
+    class OutputSerializer(serializers.Serializer):
+        partner = serializers.CharField(source="partner.code")
+        partner_name = serializers.CharField(source="partner.name")
+        outcome = serializers.ChoiceField(choices=CreditProfileAccess.Outcome.choices)
+        outcome_display = serializers.CharField(source="get_outcome_display")
+        accessed_at = serializers.DateTimeField()
+
+    @extend_schema(responses=OutputSerializer(many=True), operation_id="credit_profile_accesses_list")
+    def get(self, request: Request) -> Response:
+        rows = credit_profile.credit_accesses_of(user=request.user)[:200]
+        return Response(self.OutputSerializer(rows, many=True).data)
+
+
+class CreditProfileOutput(serializers.Serializer):
+    class CurrentSerializer(serializers.Serializer):
+        month = serializers.DateField(format="%Y-%m")
+        level = serializers.ChoiceField(choices=RatingLevel.choices)
+        is_ambassador = serializers.BooleanField()
+
+    class HistorySerializer(serializers.Serializer):
+        month = serializers.DateField(format="%Y-%m")
+        level = serializers.ChoiceField(choices=RatingLevel.choices, allow_null=True)
+
+    class TwelveMonthsSerializer(serializers.Serializer):
+        class MonthSerializer(serializers.Serializer):
+            month = serializers.DateField(format="%Y-%m")
+            carbon_mg = serializers.IntegerField()
+
+        # "from" is a Python keyword: declared through the class namespace.
+        locals()["from"] = serializers.DateField()
+        through = serializers.DateField()
+        carbon_mg = serializers.IntegerField()
+        active_months = serializers.IntegerField()
+        dark_green_months = serializers.IntegerField()
+        per_month = MonthSerializer(many=True)
+
+    person = serializers.UUIDField()
+    as_of = serializers.DateField()
+    current_rating = CurrentSerializer(allow_null=True)
+    rating_history = HistorySerializer(many=True)
+    twelve_months = TwelveMonthsSerializer()
+
+
+class MyCreditProfileApi(APIView):
+    """My profile exactly as a bank I allowed would receive it."""
+
+    @extend_schema(responses=CreditProfileOutput, operation_id="credit_profile_mine")
+    def get(self, request: Request) -> Response:
+        return Response(CreditProfileOutput(credit_profile.credit_profile_of(user=request.user)).data)
+
+
+class PartnerCreditProfileApi(PartnerApi):
+    """A partner bank reads its customer's green credit profile; refused without the person's consent."""
+
+    class InputSerializer(serializers.Serializer):
+        customer_reference = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=CreditProfileOutput,
+        parameters=PARTNER_HEADERS,
+        auth=[],
+        operation_id="partner_credit_profile",
+    )
+    def post(self, request: Request) -> Response:
+        partner = self.authenticated_partner(request)
+        body = self.InputSerializer(data=self.json_body(request))
+        body.is_valid(raise_exception=True)
+        profile = credit_profile.credit_profile_fetch(
+            partner=partner,
+            customer_reference=body.validated_data["customer_reference"],
+            request_id=request.headers.get("X-Partner-Request-Id", ""),
+        )
+        return Response(CreditProfileOutput(profile).data)

@@ -1,0 +1,206 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table names and vendor expressions.
+"""Badges: a small registry of rules, each a class with a stable key, awarded set-based by a job.
+
+A `Badge` row names its rule (`Badge.rule`, a key of `RULES`) and carries the rule's parameters
+(`{"behaviour": "walk"}`, `{"days": 7}`, `{"carbon_mg": 10_000_000}`), so operators add a badge
+("first bike ride", "500 kg reduced") without code. Each rule is one SQL query of the people who
+qualify; the job inserts their awards with `ON CONFLICT DO NOTHING` on the unique (badge, person)
+key, so a badge is awarded once, however often the job runs, even two at once.
+
+A streak is a run of consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited
+carbon; runs are found set-based with the gaps-and-islands trick (day number − row number is
+constant along a run).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from activities.models import DailyCarbon
+from rewards.models import Badge, BadgeAward, RatingLevel
+
+
+def _day_number(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} - DATE '2000-01-01')"
+    return f"CAST(julianday({column}) AS INTEGER)"
+
+
+def _recent_people(since: datetime.date | None) -> str:
+    """Limits a rule to people with carbon credited since a day (incremental runs)."""
+    if since is None:
+        return ""
+    return " AND daily.user_id IN (SELECT user_id FROM activities_dailycarbon WHERE day >= %(since)s)"
+
+
+class BadgeRule:
+    """A rule of the registry: `key` is stored on badges, never renamed."""
+
+    key: str = ""
+
+    def qualified_sql(self, parameters: dict, since: datetime.date | None) -> tuple[str, dict]:
+        """SQL selecting `user_id` of everyone who qualifies, and its parameters."""
+        raise NotImplementedError
+
+
+class FirstBehaviour(BadgeRule):
+    """The first credited activity of a behaviour: {"behaviour": "walk"}."""
+
+    key = "first_behaviour"
+
+    def qualified_sql(self, parameters, since):
+        window = " AND counter.day >= %(since)s" if since else ""
+        return (
+            f"""
+            SELECT DISTINCT counter.user_id FROM activities_behaviourday AS counter
+            JOIN activities_behaviour AS behaviour ON behaviour.id = counter.behaviour_id
+            WHERE behaviour.code = %(behaviour)s AND counter.credited_carbon_mg > 0{window}
+            """,
+            {"behaviour": parameters["behaviour"], "since": since},
+        )
+
+
+class CarbonTotal(BadgeRule):
+    """Carbon reduced in all reaching a threshold: {"carbon_mg": 10000000}."""
+
+    key = "carbon_total"
+
+    def qualified_sql(self, parameters, since):
+        return (
+            f"""
+            SELECT daily.user_id FROM activities_dailycarbon AS daily
+            WHERE true{_recent_people(since)}
+            GROUP BY daily.user_id HAVING SUM(daily.credited_carbon_mg) >= %(carbon_mg)s
+            """,
+            {"carbon_mg": int(parameters["carbon_mg"]), "since": since},
+        )
+
+
+class Streak(BadgeRule):
+    """Credited activity on `days` consecutive local days: {"days": 7}."""
+
+    key = "streak"
+
+    def qualified_sql(self, parameters, since):
+        return (
+            f"""
+            SELECT DISTINCT islands.user_id FROM (
+                SELECT daily.user_id,
+                       {_day_number("daily.day")}
+                       - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
+                FROM activities_dailycarbon AS daily
+                WHERE daily.credited_carbon_mg > 0{_recent_people(since)}
+            ) AS islands
+            GROUP BY islands.user_id, islands.island HAVING COUNT(*) >= %(days)s
+            """,
+            {"days": int(parameters["days"]), "since": since},
+        )
+
+
+class FirstDonation(BadgeRule):
+    """A first donation of coins to a welfare project."""
+
+    key = "first_donation"
+
+    def qualified_sql(self, parameters, since):
+        return "SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL", {}
+
+
+class Ambassador(BadgeRule):
+    """Rated dark green in a month whose rating is final."""
+
+    key = "ambassador"
+
+    def qualified_sql(self, parameters, since):
+        return (
+            """
+            SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
+            JOIN rewards_ratingrun AS run ON run.month = rating.month
+            WHERE rating.level = %(level)s
+              AND run.through_day >= CAST(rating.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
+            """
+            if connection.vendor == "postgresql"
+            else """
+            SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
+            JOIN rewards_ratingrun AS run ON run.month = rating.month
+            WHERE rating.level = %(level)s
+              AND run.through_day >= date(rating.month, '+1 month', '-1 day')
+            """,
+            {"level": RatingLevel.DARK_GREEN.value},
+        )
+
+
+RULES: dict[str, BadgeRule] = {
+    rule.key: rule for rule in (FirstBehaviour(), CarbonTotal(), Streak(), FirstDonation(), Ambassador())
+}
+
+
+@transaction.atomic
+def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
+    """Awards one badge to everyone who qualifies and has not got it; returns how many got it now."""
+    rule = RULES[badge.rule]
+    qualified, params = rule.qualified_sql(badge.parameters, since)
+    params = {**params, "badge": badge.pk, "now": timezone.now()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO rewards_badgeaward (user_id, badge_id, awarded_at)
+            SELECT qualified.user_id, %(badge)s, %(now)s FROM ({qualified}) AS qualified
+            JOIN accounts_user AS person ON person.id = qualified.user_id
+            WHERE person.closed_at IS NULL
+            ON CONFLICT (badge_id, user_id) DO NOTHING
+            """,
+            params,
+        )
+        return cursor.rowcount
+
+
+def badges_award(*, since: datetime.date | None = None) -> dict[str, int]:
+    """The award job: every active badge, one set-based statement each. `since` limits the rules
+    that scan history to people active since that day (the hourly run); None checks everyone."""
+    return {
+        badge.key: badge_award(badge=badge, since=since) for badge in Badge.objects.filter(is_active=True)
+    }
+
+
+# --- A person's streak and badges -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Streaks:
+    current_days: int
+    longest_days: int
+    last_active_day: datetime.date | None
+
+
+def streaks_of(*, user: User, today: datetime.date | None = None) -> Streaks:
+    """The current streak (alive while the person was active today or yesterday) and the longest."""
+    today = today or timezone.localdate()
+    days = list(
+        DailyCarbon.objects.filter(user=user, credited_carbon_mg__gt=0)
+        .order_by("day")
+        .values_list("day", flat=True)
+    )
+    longest = run = 0
+    previous = None
+    for day in days:
+        run = run + 1 if previous is not None and day - previous == datetime.timedelta(days=1) else 1
+        longest = max(longest, run)
+        previous = day
+    alive = previous is not None and today - previous <= datetime.timedelta(days=1)
+    return Streaks(current_days=run if alive else 0, longest_days=longest, last_active_day=previous)
+
+
+def badges_of(*, user: User) -> list[tuple[Badge, datetime.datetime | None]]:
+    """Every badge shown to people (active, or already earned) with when the person earned it."""
+    earned = dict(BadgeAward.objects.filter(user=user).values_list("badge_id", "awarded_at"))
+    return [
+        (badge, earned.get(badge.pk))
+        for badge in Badge.objects.order_by("sort_order", "key")
+        if badge.is_active or badge.pk in earned
+    ]

@@ -1,0 +1,130 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table names.
+"""Monthly ratings, Quzhou's three greens: dark, medium and light green by carbon reduced.
+
+Every account that reduced at least the minimum in the month is rated, set-based in one
+`INSERT … SELECT` with window functions: `RANK()` gives how many reduced strictly more, `COUNT(*)
+OVER ()` how many were rated. With the default thresholds a person is dark green when fewer than
+10 % of rated accounts reduced more than them, medium green when fewer than 40 %, light green
+otherwise — so people with the same carbon always get the same rating. The dark greens of a month
+are its carbon reduction ambassadors.
+
+The daily job rates the month of yesterday: provisional during the month, final after its last
+day (on the 1st). A rerun replaces that month's ratings; earlier months stay as history.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+from rewards.models import MonthlyRating, RatingLevel, RatingRun, RatingThresholds
+
+
+def month_last_day(month: datetime.date) -> datetime.date:
+    return (month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1) - datetime.timedelta(days=1)
+
+
+def thresholds_in_force() -> RatingThresholds:
+    return RatingThresholds.objects.order_by("-id").first() or RatingThresholds()
+
+
+@transaction.atomic
+def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | None = None) -> RatingRun:
+    """Rates every active account for the month (its first day), counting days up to `through_day`."""
+    month = month.replace(day=1)
+    through_day = min(through_day or month_last_day(month), month_last_day(month))
+    thresholds = thresholds_in_force()
+    params = {
+        "month": month,
+        "through": through_day,
+        "dark": thresholds.dark_green_top_percent,
+        "medium": thresholds.dark_green_top_percent + thresholds.medium_green_next_percent,
+        "minimum": thresholds.light_green_minimum_mg,
+        "dark_green": RatingLevel.DARK_GREEN.value,
+        "medium_green": RatingLevel.MEDIUM_GREEN.value,
+        "light_green": RatingLevel.LIGHT_GREEN.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rewards_monthlyrating WHERE month = %(month)s", params)
+        cursor.execute(
+            """
+            INSERT INTO rewards_monthlyrating (user_id, month, level, carbon_mg, city_rank, share_above_bp)
+            SELECT ranked.user_id, %(month)s,
+                   CASE WHEN ranked.above * 100 < %(dark)s * ranked.rated THEN %(dark_green)s
+                        WHEN ranked.above * 100 < %(medium)s * ranked.rated THEN %(medium_green)s
+                        ELSE %(light_green)s END,
+                   ranked.carbon_mg, ranked.city_rank,
+                   CAST(ranked.above * 10000 / ranked.rated AS INTEGER)
+            FROM (
+                SELECT monthly.user_id, monthly.carbon_mg,
+                       RANK() OVER (ORDER BY monthly.carbon_mg DESC) - 1 AS above,
+                       ROW_NUMBER() OVER (ORDER BY monthly.carbon_mg DESC, monthly.user_id) AS city_rank,
+                       COUNT(*) OVER () AS rated
+                FROM (
+                    SELECT daily.user_id, CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
+                    FROM activities_dailycarbon AS daily
+                    JOIN accounts_user AS person ON person.id = daily.user_id
+                    WHERE daily.day >= %(month)s AND daily.day <= %(through)s
+                      AND person.is_active AND person.closed_at IS NULL
+                    GROUP BY daily.user_id
+                    HAVING SUM(daily.credited_carbon_mg) >= %(minimum)s
+                ) AS monthly
+            ) AS ranked
+            """,
+            params,
+        )
+        cursor.execute(
+            "SELECT level, COUNT(*) FROM rewards_monthlyrating WHERE month = %(month)s GROUP BY level", params
+        )
+        counts = dict(cursor.fetchall())
+    run, _created = RatingRun.objects.update_or_create(
+        month=month,
+        defaults={
+            "through_day": through_day,
+            "dark_green_top_percent": thresholds.dark_green_top_percent,
+            "medium_green_next_percent": thresholds.medium_green_next_percent,
+            "light_green_minimum_mg": thresholds.light_green_minimum_mg,
+            "rated": sum(counts.values()),
+            "dark_green": counts.get(RatingLevel.DARK_GREEN, 0),
+            "medium_green": counts.get(RatingLevel.MEDIUM_GREEN, 0),
+            "light_green": counts.get(RatingLevel.LIGHT_GREEN, 0),
+            "finished_at": timezone.now(),
+        },
+    )
+    return run
+
+
+def ratings_rate_recent(*, today: datetime.date | None = None) -> RatingRun:
+    """The daily job: rates the month of yesterday up to yesterday (final on the 1st)."""
+    yesterday = (today or timezone.localdate()) - datetime.timedelta(days=1)
+    return ratings_rate_month(month=yesterday.replace(day=1), through_day=yesterday)
+
+
+def rating_history_of(*, user: User, months: int = 24) -> list[MonthlyRating]:
+    return list(MonthlyRating.objects.filter(user=user).order_by("-month")[:months])
+
+
+def rating_of(*, user_id: int, month: datetime.date) -> MonthlyRating | None:
+    return MonthlyRating.objects.filter(user_id=user_id, month=month.replace(day=1)).first()
+
+
+def final_runs() -> dict[datetime.date, bool]:
+    return {run.month: run.is_final for run in RatingRun.objects.all()}
+
+
+def ambassadors_of(*, month: datetime.date) -> QuerySet[MonthlyRating]:
+    """The month's dark greens who show on leaderboards, by carbon reduced."""
+    return (
+        MonthlyRating.objects.filter(
+            month=month.replace(day=1),
+            level=RatingLevel.DARK_GREEN,
+            user__shows_on_leaderboards=True,
+            user__closed_at__isnull=True,
+        )
+        .select_related("user__district")
+        .order_by("city_rank")
+    )

@@ -1,0 +1,37 @@
+"""Helpers of the gamification tests: people with carbon on given days, friendships."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.utils import timezone
+
+from accounts.models import District, Friendship, User
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import carbon_credit
+
+
+def today() -> datetime.date:
+    return timezone.localdate()
+
+
+def yesterday() -> datetime.date:
+    return today() - datetime.timedelta(days=1)
+
+
+def person_with(
+    carbon_mg: int, *, day: datetime.date | None = None, district: District | None = None, **fields
+) -> User:
+    """A person with `carbon_mg` credited on a day (yesterday by default)."""
+    if district is not None:
+        fields["district"] = district
+    user = UserFactory(**fields)
+    if carbon_mg:
+        carbon_credit(user, day or yesterday(), carbon_mg)
+    return user
+
+
+def befriend(first: User, second: User) -> None:
+    now = timezone.now()
+    Friendship.objects.create(user=first, friend=second, created_at=now)
+    Friendship.objects.create(user=second, friend=first, created_at=now)

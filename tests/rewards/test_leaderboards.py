@@ -1,0 +1,217 @@
+"""Leaderboards: top 50 and my rank, ties, opt-out, district and friends boards, periods, rebuilds."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from rewards.gamification.leaderboards import board_for, leaderboard_rebuild, period_bounds
+from rewards.models import LeaderboardBuild, LeaderboardEntry
+from tests.accounts.factories import DistrictFactory, UserFactory
+from tests.rewards.factories import carbon_credit
+from tests.rewards.gamification import befriend, person_with, today, yesterday
+
+pytestmark = pytest.mark.django_db
+
+
+def ranks(board) -> list[tuple[int, int]]:
+    return [(entry["rank"], entry["user_id"]) for entry in board.entries]
+
+
+def test_ties_are_broken_by_account_age_and_the_order_is_the_same_on_every_rebuild():
+    older, middle, newer = (person_with(50_000) for _ in range(3))
+    leader = person_with(60_000)
+
+    leaderboard_rebuild(period="week")
+    first = board_for(user=newer, period="week", scope="city")
+    leaderboard_rebuild(period="week")
+    second = board_for(user=newer, period="week", scope="city")
+
+    assert ranks(first) == [(1, leader.pk), (2, older.pk), (3, middle.pk), (4, newer.pk)]
+    assert ranks(second) == ranks(first)
+    assert (second.me.rank, second.me.carbon_mg) == (4, 50_000)
+    assert second.version != first.version
+
+
+def test_people_who_opted_out_closed_their_account_or_reduced_nothing_are_left_out():
+    shown = person_with(10_000)
+    hidden = person_with(90_000, shows_on_leaderboards=False)
+    closed = person_with(80_000, closed_at=timezone.now())
+    idle = person_with(0)
+
+    leaderboard_rebuild(period="month")
+    board = board_for(user=hidden, period="month", scope="city")
+
+    assert ranks(board) == [(1, shown.pk)]
+    assert (board.me.rank, board.me.carbon_mg, board.shows_on_leaderboards) == (None, 0, False)
+    assert not LeaderboardEntry.objects.filter(user_id__in=[hidden.pk, closed.pk, idle.pk]).exists()
+
+
+def test_someone_who_opts_out_after_the_build_disappears_from_the_top_once_the_cache_turns():
+    first, second = person_with(20_000), person_with(10_000)
+    leaderboard_rebuild(period="week")
+    first.shows_on_leaderboards = False
+    first.save(update_fields=["shows_on_leaderboards"])
+    from django.core.cache import cache
+
+    cache.clear()
+
+    board = board_for(user=second, period="week", scope="city")
+
+    assert [entry["user_id"] for entry in board.entries] == [second.pk]
+
+
+def test_the_top_shows_50_and_my_rank_beyond_it():
+    people = [person_with(1_000 * (100 - index)) for index in range(60)]
+    me = people[54]
+
+    leaderboard_rebuild(period="all_time")
+    board = board_for(user=me, period="all_time", scope="city")
+
+    assert len(board.entries) == 50
+    assert board.entries[0]["user_id"] == people[0].pk
+    assert board.entries[-1]["rank"] == 50
+    assert (board.me.rank, board.me.carbon_mg) == (55, 46_000)
+
+
+def test_district_boards_rank_within_the_district():
+    north, south = DistrictFactory(code="north"), DistrictFactory(code="south")
+    north_first = person_with(30_000, district=north)
+    south_first = person_with(90_000, district=south)
+    north_second = person_with(20_000, district=north)
+
+    leaderboard_rebuild(period="week")
+    mine = board_for(user=north_second, period="week", scope="district")
+    other = board_for(user=north_second, period="week", scope="district", district=south)
+
+    assert ranks(mine) == [(1, north_first.pk), (2, north_second.pk)]
+    assert mine.me.rank == 2
+    assert ranks(other) == [(1, south_first.pk)]
+    assert other.me.rank is None
+    assert board_for(user=north_second, period="week", scope="city").me.rank == 3
+
+
+def test_a_friends_board_ranks_me_among_my_friends_only():
+    me = person_with(40_000)
+    friend_above, friend_below = person_with(70_000), person_with(10_000)
+    stranger = person_with(99_000)
+    shy_friend = person_with(80_000, shows_on_leaderboards=False)
+    for friend in (friend_above, friend_below, shy_friend):
+        befriend(me, friend)
+
+    leaderboard_rebuild(period="month")
+    board = board_for(user=me, period="month", scope="friends")
+
+    assert ranks(board) == [(1, friend_above.pk), (2, me.pk), (3, friend_below.pk)]
+    assert board.me.rank == 2
+    assert stranger.pk not in [entry["user_id"] for entry in board.entries]
+
+
+def test_today_counts_carbon_credited_today_even_before_settlement_and_week_counts_up_to_yesterday():
+    person = person_with(5_000, day=yesterday())
+    carbon_credit(person, today(), 7_000)
+
+    leaderboard_rebuild(period="today")
+    leaderboard_rebuild(period="all_time")
+
+    assert board_for(user=person, period="today", scope="city").me.carbon_mg == 7_000
+    assert board_for(user=person, period="all_time", scope="city").me.carbon_mg == 5_000
+
+
+def test_periods_start_on_monday_and_the_first_of_the_month_and_close_yesterday():
+    wednesday = datetime.date(2026, 11, 25)
+    assert period_bounds(period="today", today=wednesday) == (wednesday, wednesday)
+    assert period_bounds(period="week", today=wednesday) == (
+        datetime.date(2026, 11, 23),
+        datetime.date(2026, 11, 24),
+    )
+    assert period_bounds(period="month", today=wednesday) == (
+        datetime.date(2026, 11, 1),
+        datetime.date(2026, 11, 24),
+    )
+    # On a Monday and on the 1st, "this week" and "this month" are the ones that just ended.
+    monday = datetime.date(2026, 11, 30)
+    assert period_bounds(period="week", today=monday) == (
+        datetime.date(2026, 11, 23),
+        datetime.date(2026, 11, 29),
+    )
+    first = datetime.date(2026, 12, 1)
+    assert period_bounds(period="month", today=first) == (
+        datetime.date(2026, 11, 1),
+        datetime.date(2026, 11, 30),
+    )
+
+
+def test_a_rebuild_drops_the_entries_of_older_builds():
+    person_with(5_000)
+    first = leaderboard_rebuild(period="week").build
+    second = leaderboard_rebuild(period="week").build
+
+    assert not LeaderboardEntry.objects.filter(build_id=first.pk).exists()
+    assert LeaderboardEntry.objects.filter(build_id=second.pk).count() == 1
+
+
+def test_the_command_rebuilds_any_board_from_scratch(capsys):
+    person_with(5_000)
+
+    call_command("rebuild_leaderboards", "week", "all_time")
+
+    output = capsys.readouterr().out
+    assert "week" in output
+    assert "all_time" in output
+    assert "1 people ranked" in output
+    assert set(LeaderboardBuild.objects.values_list("period", flat=True)) == {"week", "all_time"}
+
+
+def test_the_api_serves_the_board_with_my_rank(client_for):
+    district = DistrictFactory(code="kecheng")
+    leader = person_with(30_000, district=district, nickname="Leader")
+    me = person_with(10_000, district=district)
+    leaderboard_rebuild(period="week")
+
+    response = client_for(me).get("/api/v1/leaderboards/week?scope=district&district=kecheng")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["scope"] == "district"
+    assert body["district"] == "kecheng"
+    assert [(entry["rank"], entry["nickname"], entry["is_me"]) for entry in body["entries"]] == [
+        (1, "Leader", False),
+        (2, me.nickname, True),
+    ]
+    assert body["me"] == {"rank": 2, "carbon_mg": 10_000, "shows_on_leaderboards": True}
+    assert body["through_day"] == yesterday().isoformat()
+    assert all("user_id" not in entry for entry in body["entries"])
+    assert leader.nickname == "Leader"
+
+
+def test_the_api_refuses_unknown_periods_scopes_and_districts(person_client):
+    assert person_client.get("/api/v1/leaderboards/decade").status_code == 404
+    assert (
+        person_client.get("/api/v1/leaderboards/week?scope=galaxy").json()["error"]["code"]
+        == "validation_failed"
+    )
+    response = person_client.get("/api/v1/leaderboards/week?scope=district&district=atlantis")
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "leaderboard_district_unknown")
+
+
+def test_a_board_never_built_is_empty_not_an_error(person_client):
+    response = person_client.get("/api/v1/leaderboards/today")
+
+    assert response.status_code == 200
+    assert response.json()["entries"] == []
+    assert response.json()["version"] is None
+
+
+def test_a_guest_without_a_district_gets_an_empty_district_board():
+    guest = UserFactory(district=None)
+    carbon_credit(guest, yesterday(), 1_000)
+    leaderboard_rebuild(period="week")
+
+    board = board_for(user=guest, period="week", scope="district")
+
+    assert board.entries == []
+    assert board.me.rank is None
