@@ -211,15 +211,15 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 180, 24
 
 
 def chart_svg(days: list[DayFigures]) -> SafeString:
-    """Bars of grams reduced per day and a line of coins minted, drawn on the server as inline SVG."""
+    """Bars of grams reduced per day and a line of active accounts, drawn on the server as inline SVG."""
     count = max(len(days), 1)
     slot = (CHART_WIDTH - 2 * CHART_PAD) / count
     plot_height = CHART_HEIGHT - 2 * CHART_PAD
     top_grams = max((day.carbon_mg for day in days), default=0) or 1
-    top_coins = max((day.coins.minted for day in days), default=0) or 1
+    top_people = max((day.active_accounts for day in days), default=0) or 1
     bars = format_html_join(
         "",
-        '<rect x="{}" y="{}" width="{}" height="{}" class="bar"><title>{}: {} g, {} coins</title></rect>',
+        '<rect x="{}" y="{}" width="{}" height="{}" class="bar"><title>{}: {} g, {} people</title></rect>',
         (
             (
                 f"{CHART_PAD + index * slot + slot * 0.15:.1f}",
@@ -228,14 +228,14 @@ def chart_svg(days: list[DayFigures]) -> SafeString:
                 f"{plot_height * day.carbon_mg / top_grams:.1f}",
                 day.day.isoformat(),
                 f"{day.grams:,.0f}",
-                day.coins.minted,
+                day.active_accounts,
             )
             for index, day in enumerate(days)
         ),
     )
     points = " ".join(
         f"{CHART_PAD + (index + 0.5) * slot:.1f},"
-        f"{CHART_PAD + plot_height * (1 - day.coins.minted / top_coins):.1f}"
+        f"{CHART_PAD + plot_height * (1 - day.active_accounts / top_people):.1f}"
         for index, day in enumerate(days)
     )
     labels = format_html_join(
@@ -253,7 +253,7 @@ def chart_svg(days: list[DayFigures]) -> SafeString:
         '<polyline points="{}" class="line"/>{}</svg>',
         CHART_WIDTH,
         CHART_HEIGHT,
-        _("Grams reduced (bars) and coins minted (line), last 30 days"),
+        _("Grams reduced (bars) and active accounts (line), last 30 days"),
         CHART_PAD,
         CHART_HEIGHT - CHART_PAD,
         CHART_WIDTH - CHART_PAD,
