@@ -53,6 +53,8 @@ AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     "config.api.middleware.RequestIdMiddleware",
+    # Before anything that counts sign-in attempts in the cache.
+    "config.api.fail_closed.SignInNeedsRedisMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -106,12 +108,16 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": 2,
                 "SOCKET_TIMEOUT": 2,
+                # Through a Redis outage the cache misses instead of failing the request: sessions
+                # fall back to the database. Sign-in fails closed instead (config/api/fail_closed.py).
+                "IGNORE_EXCEPTIONS": True,
             },
             "KEY_PREFIX": "carbon",
         }
     }
     # Sessions (and so the app's session tokens) live in the database, cached in Redis.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {
         "default": {

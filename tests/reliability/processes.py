@@ -164,3 +164,46 @@ def row_locked(sql: str, params: list | None = None) -> Iterator[None]:
             yield
         finally:
             locker.rollback()
+
+
+class RedisServer:
+    """A throwaway Redis on a fixed loopback port that a test can stop and start again."""
+
+    def __init__(self) -> None:
+        from tests.services import _free_port
+
+        self.port = _free_port()
+        self.folder = tempfile.mkdtemp(prefix="carbon-redis-")
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import shutil
+
+        from tests.services import _port_answers
+
+        self.popen = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.folder,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _port_answers(self.port), timeout=10, what="redis to answer")
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
