@@ -156,45 +156,125 @@ def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
+def server_url() -> str:
+    """The PostgreSQL server of DATABASE_URL (each benchmark keeps its own database on it)."""
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return url.rsplit("/", 1)[0]
+
+
+def database_recreate(name: str, *, settings: dict[str, str] | None = None) -> str:
+    """Drops and creates a benchmark database on DATABASE_URL's server; returns its URL.
+
+    `settings` become the database's own defaults (ALTER DATABASE … SET), e.g. an operator's choice
+    of synchronous_commit, so every connection of the app under test gets them.
+    """
+    import psycopg
+
+    with psycopg.connect(f"{server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+        for setting, value in (settings or {}).items():
+            connection.execute(f'ALTER DATABASE "{name}" SET {setting} = {value}')
+    return f"{server_url()}/{name}"
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def gunicorn_server(environment: dict[str, str], *, workers: int = 4) -> Iterator[str]:
-    """Serves the app with gunicorn and production settings on a free loopback port."""
+def gunicorn(environment: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[Server]:
+    """Serves the app with gunicorn and production settings on a free loopback port.
+
+    `threads` > 1 runs gthread workers (each worker serves that many requests at once).
+    """
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi:application",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "--timeout",
-            "120",
-        ],
-        cwd=BASE_DIR,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "config.wsgi:application",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--timeout",
+        "120",
+        "--keep-alive",
+        "30",
+    ]
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            break
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {Path(log.name).read_text()[-2000:]}")
-        time.sleep(0.1)
+    _until_ready(url, process, log.name)
     try:
-        yield url
+        yield Server(url=url, pid=process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _until_ready(url: str, process: subprocess.Popen, log_path: str) -> None:
+    """Waits until a worker answers /healthz (the port opens before any worker has loaded the app)."""
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {Path(log_path).read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/healthz", timeout=2) as response:  # noqa: S310
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer /healthz within 60 s: {Path(log_path).read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def gunicorn_server(environment: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[str]:
+    """`gunicorn(...)`, yielding only its URL."""
+    with gunicorn(environment, workers=workers, threads=threads) as server:
+        yield server.url
+
+
+def serial_commits_per_second(database_url: str, *, seconds: float = 2.0) -> float:
+    """The disk's bound on one hot row: one-row UPDATE + COMMIT, one after the other."""
+    import psycopg
+
+    table = f"bench_commit_probe_{os.getpid()}"
+    with psycopg.connect(database_url) as connection:
+        connection.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, n int)")
+        connection.execute(f"INSERT INTO {table} VALUES (1, 0)")
+        connection.commit()
+        commits, started = 0, time.monotonic()
+        while time.monotonic() - started < seconds:
+            connection.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+            connection.commit()
+            commits += 1
+        elapsed = time.monotonic() - started
+        connection.execute(f"DROP TABLE {table}")
+        connection.commit()
+    return commits / elapsed
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """CPU time used so far by a process and its children (gunicorn and its workers): the app's own
+    cost, whatever else runs on the machine."""
+    master = psutil.Process(pid)
+    total = 0.0
+    for process in [master, *master.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 @dataclass
@@ -263,6 +343,38 @@ def wrk(
         latency_p99_ms=summary["p99"],
         non_2xx=summary["non2xx"],
     )
+
+
+def session_script(
+    tokens: list[str], paths: list[str], *, method: str = "GET", idempotency_prefix: str = ""
+) -> str:
+    """A wrk script: each request signed in as the next of many people (real session tokens), going
+    round `paths`; with `idempotency_prefix`, each carries an Idempotency-Key of its own."""
+    listed = ",".join(f'"{token}"' for token in tokens)
+    routes = ",".join(f'"{path}"' for path in paths)
+    key = (
+        f'headers["Idempotency-Key"] = string.format("{idempotency_prefix}-%d-%d", thread_number, counter)'
+        if idempotency_prefix
+        else ""
+    )
+    return f"""
+local tokens = {{{listed}}}
+local paths = {{{routes}}}
+local counter = 0
+local offset = 0
+local thread_number = 0
+setup = function(thread)
+  thread:set("offset", thread_number * 7919)
+  thread:set("thread_number", thread_number)
+  thread_number = thread_number + 1
+end
+request = function()
+  counter = counter + 1
+  local headers = {{["X-Session-Token"] = tokens[((counter + offset) % #tokens) + 1]}}
+  {key}
+  return wrk.format("{method}", paths[(counter % #paths) + 1], headers, "")
+end
+"""
 
 
 @contextlib.contextmanager

@@ -40,7 +40,19 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import RESULTS_DIR, Report, Row, bench_environment, peak_memory_of, wrk  # noqa: E402
+from bench.harness import (  # noqa: E402
+    RESULTS_DIR,
+    LoadResult,
+    Report,
+    Row,
+    bench_environment,
+    cpu_seconds_of,
+    gunicorn,
+    peak_memory_of,
+    serial_commits_per_second,
+    session_script,
+    wrk,
+)
 
 LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 CITY_ACCOUNTS = 2_180_000
@@ -98,8 +110,6 @@ def _server_url(database_url: str) -> str:
 
 def _database_prepare(database_url: str, *, size: Size, reuse: bool, environment: dict) -> bool:
     """Recreates and migrates the database unless `reuse` finds the city there. True: generate it."""
-    import subprocess
-
     import psycopg
 
     name = database_url.rsplit("/", 1)[1]
@@ -112,17 +122,24 @@ def _database_prepare(database_url: str, *, size: Size, reuse: bool, environment
             ).fetchone()[0]
             if people == size.accounts:
                 print(f"reusing the city of {people:,} accounts in {name}", flush=True)
+                _migrate(environment)
                 return False
     with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
+    _migrate(environment)
+    return True
+
+
+def _migrate(environment: dict) -> None:
+    import subprocess
+
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=BASE_DIR,
         env=environment,
         check=True,
     )
-    return True
 
 
 def city_make(context: Context, *, seed: int = 1) -> None:
@@ -214,27 +231,6 @@ def scenario_settlement(context: Context) -> None:
 # --- 4 and 5. HTTP: the wallet and a hot offer ------------------------------------------------
 
 
-def _wallet_lua(tokens: list[str]) -> str:
-    listed = ",".join(f'"{token}"' for token in tokens)
-    return f"""
-local tokens = {{{listed}}}
-local counter = 0
-local offset = 0
-local thread_number = 0
-setup = function(thread)
-  thread:set("offset", thread_number * 7919)
-  thread_number = thread_number + 1
-end
-request = function()
-  counter = counter + 1
-  local token = tokens[((counter + offset) % #tokens) + 1]
-  local path = "/api/v1/wallet"
-  if counter % 2 == 0 then path = "/api/v1/wallet/history" end
-  return wrk.format("GET", path, {{["X-Session-Token"] = token}})
-end
-"""
-
-
 def _bench_offers(stock_hot: int, stock_small: int) -> tuple:
     """Two offers of a city merchant for the benchmark: a hot one and one with its last coupons."""
     from django.utils import timezone
@@ -255,99 +251,114 @@ def _bench_offers(stock_hot: int, stock_small: int) -> tuple:
     return offer("Benchmark: hot coffee", stock_hot), offer("Benchmark: last coffees", stock_small)
 
 
-def scenario_http(context: Context) -> None:
-    from bench.redemption import _app_cpu_seconds, _gunicorn, _lua, _serial_commits_per_second
+@dataclass
+class Http:
+    """The server and load shared by scenarios 4 and 5."""
 
+    url: str
+    pid: int
+    tokens: list[str]
+    connections: int
+    floor: LoadResult  # the bare /healthz through the same server
+    # Requests still in flight when wrk stops finish before the database is counted.
+    settle_seconds: float
+
+
+def scenario_http(context: Context) -> None:
+    """Scenarios 5 and 4 on one gunicorn (gthread workers), each request with a real session token."""
+    size = context.size
+    tokens = _session_tokens(_richest_people(size.people_signed_in))
+    connections = 24 if size.workers > 1 else 8
+    warm_up = size.seconds >= 5
+    with gunicorn(context.environment, workers=size.workers, threads=4) as server:
+        if warm_up:  # every worker's connections and caches, before anything is measured
+            wrk(server.url + "/healthz", seconds=max(1, size.seconds // 4), connections=connections)
+        floor = wrk(server.url + "/healthz", seconds=size.seconds, connections=connections)
+        http = Http(server.url, server.pid, tokens, connections, floor, 2.0 if warm_up else 0.3)
+        _wallet_read(context, http, warm_up=warm_up)
+        _hot_offer(context, http)
+
+
+def _wallet_read(context: Context, http: Http, *, warm_up: bool) -> None:
+    """5. The wallet: balance and the first page of history, alternately."""
+    script = session_script(http.tokens, ["/api/v1/wallet", "/api/v1/wallet/history"])
+    if warm_up:
+        wrk(http.url + "/api/v1/wallet", seconds=1, connections=http.connections, script=script)
+    wallet = wrk(http.url + "/api/v1/wallet", seconds=context.size.seconds, connections=http.connections,
+                 script=script)  # fmt: skip
+    floor = http.floor
+    ratio = wallet.requests_per_second / floor.requests_per_second
+    context.report.add(
+        Row("5 wallet read", "requests with a session token", wallet.requests_per_second, "requests/s",
+            "bare /healthz, same server", floor.requests_per_second, target="≥ 0.40× /healthz",
+            met=ratio >= 0.4 and wallet.non_2xx == 0,
+            notes=f"balance and first history page alternately, {len(http.tokens):,} people; "
+                  f"p50 {wallet.latency_p50_ms:.1f} ms, p99 {wallet.latency_p99_ms:.1f} ms "
+                  f"(/healthz p50 {floor.latency_p50_ms:.1f} ms, p99 {floor.latency_p99_ms:.1f} ms); "
+                  f"{wallet.non_2xx} non-2xx")
+    )  # fmt: skip
+    context.report.add(
+        Row("5 wallet read", "p99 latency", wallet.latency_p99_ms, "ms", "bare /healthz p99",
+            floor.latency_p99_ms, notes=f"p50 {wallet.latency_p50_ms:.1f} ms")
+    )  # fmt: skip
+
+
+def _hot_offer(context: Context, http: Http) -> None:
+    """4. One hot offer: redemptions/s, no oversell on the last coupons, sold-out answers/s."""
     size, report = context.size, context.report
-    people = _richest_people(size.people_signed_in)
-    tokens = _session_tokens(people)
     hot, small = _bench_offers(size.seconds * 3_000, size.small_stock)
     run = uuid.uuid4().hex[:8]
-    connections = 24 if size.workers > 1 else 8
-    # Requests still in flight when wrk stops finish before the database is counted.
-    settle_seconds = 2.0 if size.seconds >= 5 else 0.3
-    warm_up = size.seconds >= 5
-    server, url = _gunicorn(context.environment, workers=size.workers, threads=4)
-    try:
-        if warm_up:  # every worker's connections and caches, before anything is measured
-            wrk(url + "/healthz", seconds=max(1, size.seconds // 4), connections=connections)
-        floor = wrk(url + "/healthz", seconds=size.seconds, connections=connections)
 
-        # 5. The wallet: balance and the first page of history, alternately, each with a real token.
-        if warm_up:
-            wrk(url + "/api/v1/wallet", seconds=1, connections=connections, script=_wallet_lua(tokens))
-        wallet = wrk(url + "/api/v1/wallet", seconds=size.seconds, connections=connections,
-                     script=_wallet_lua(tokens))  # fmt: skip
-        ratio = wallet.requests_per_second / floor.requests_per_second
-        report.add(
-            Row("5 wallet read", "requests with a session token", wallet.requests_per_second, "requests/s",
-                "bare /healthz, same server", floor.requests_per_second, target="≥ 0.40× /healthz",
-                met=ratio >= 0.4 and wallet.non_2xx == 0,
-                notes=f"balance and first history page alternately, {len(tokens):,} people; "
-                      f"p50 {wallet.latency_p50_ms:.1f} ms, p99 {wallet.latency_p99_ms:.1f} ms "
-                      f"(/healthz p50 {floor.latency_p50_ms:.1f} ms, p99 {floor.latency_p99_ms:.1f} ms); "
-                      f"{wallet.non_2xx} non-2xx")
-        )  # fmt: skip
-        report.add(
-            Row("5 wallet read", "p99 latency", wallet.latency_p99_ms, "ms", "bare /healthz p99",
-                floor.latency_p99_ms, notes=f"p50 {wallet.latency_p50_ms:.1f} ms")
-        )  # fmt: skip
+    def redeem(offer, seconds: int, connections: int, key: str) -> LoadResult:
+        path = f"/api/v1/catalog/offers/{offer.public_id}/redeem"
+        script = session_script(http.tokens, [path], method="POST", idempotency_prefix=f"{run}{key}")
+        return wrk(http.url + path, seconds=seconds, connections=connections, script=script)
 
-        # 4. A hot offer: redemptions/s against the disk's bound on one hot row.
-        serial_commits = _serial_commits_per_second(context.database_url)
-        hot_path = f"/api/v1/catalog/offers/{hot.public_id}/redeem"
-        cpu_before = _app_cpu_seconds(server.pid)
-        result = wrk(url + hot_path, seconds=size.seconds, connections=connections,
-                     script=_lua(tokens, hot_path, f"{run}h"))  # fmt: skip
-        time.sleep(settle_seconds)
-        issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [hot.pk])
-        cpu_ms = 1000 * (_app_cpu_seconds(server.pid) - cpu_before) / max(1, issued)
-        successes = (result.requests - result.non_2xx) / result.seconds
-        report.add(
-            Row("4 hot offer", "successful redemptions", successes, "/s", "serial one-row commits",
-                serial_commits, target="≥ 400/s", met=successes >= 400,
-                notes=f"{issued:,} coupons, p50 {result.latency_p50_ms:.1f} ms, "
-                      f"p99 {result.latency_p99_ms:.1f} ms, {result.non_2xx} refused; "
-                      f"app CPU {cpu_ms:.2f} ms per redemption")
-        )  # fmt: skip
+    serial_commits = serial_commits_per_second(context.database_url)
+    cpu_before = cpu_seconds_of(http.pid)
+    result = redeem(hot, size.seconds, http.connections, "h")
+    time.sleep(http.settle_seconds)
+    issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [hot.pk])
+    cpu_ms = 1000 * (cpu_seconds_of(http.pid) - cpu_before) / max(1, issued)
+    successes = (result.requests - result.non_2xx) / result.seconds
+    report.add(
+        Row("4 hot offer", "successful redemptions", successes, "/s", "serial one-row commits",
+            serial_commits, target="≥ 400/s", met=successes >= 400,
+            notes=f"{issued:,} coupons, p50 {result.latency_p50_ms:.1f} ms, "
+                  f"p99 {result.latency_p99_ms:.1f} ms, {result.non_2xx} refused; "
+                  f"app CPU {cpu_ms:.2f} ms per redemption")
+    )  # fmt: skip
 
-        # Oversell: more connections than stock, until the stock is gone.
-        small_path = f"/api/v1/catalog/offers/{small.public_id}/redeem"
-        for round_number in range(20):
-            wrk(url + small_path, seconds=max(1, min(3, size.seconds)), connections=connections * 2,
-                script=_lua(tokens, small_path, f"{run}s{round_number}"))  # fmt: skip
-            time.sleep(settle_seconds)
-            if _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk]) == 0:
-                break
-        coupons = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
-        stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk])
-        debits = _count(
-            "SELECT count(*) FROM rewards_ledgertransaction t JOIN merchants_coupon c "
-            "ON t.reference = 'coupon:' || c.public_id::text WHERE t.kind = 'redemption' AND c.offer_id = %s",
-            [small.pk],
-        )
-        oversold = max(0, coupons - size.small_stock)
-        report.add(
-            Row("4 hot offer", "oversold", oversold, "coupons", target="0",
-                met=oversold == 0 and coupons == size.small_stock and debits == coupons and stock_left == 0,
-                notes=f"stock {size.small_stock}: {coupons} coupons, {debits} ledger debits, "
-                      f"{stock_left} left")
-        )  # fmt: skip
+    # Oversell: more connections than stock, until the stock is gone.
+    for round_number in range(20):
+        redeem(small, max(1, min(3, size.seconds)), http.connections * 2, f"s{round_number}")
+        time.sleep(http.settle_seconds)
+        if _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk]) == 0:
+            break
+    coupons = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
+    stock_left = _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [small.pk])
+    debits = _count(
+        "SELECT count(*) FROM rewards_ledgertransaction t JOIN merchants_coupon c "
+        "ON t.reference = 'coupon:' || c.public_id::text WHERE t.kind = 'redemption' AND c.offer_id = %s",
+        [small.pk],
+    )
+    oversold = max(0, coupons - size.small_stock)
+    report.add(
+        Row("4 hot offer", "oversold", oversold, "coupons", target="0",
+            met=oversold == 0 and coupons == size.small_stock and debits == coupons and stock_left == 0,
+            notes=f"stock {size.small_stock}: {coupons} coupons, {debits} ledger debits, {stock_left} left")
+    )  # fmt: skip
 
-        sold_out = wrk(url + small_path, seconds=size.seconds, connections=connections,
-                       script=_lua(tokens, small_path, f"{run}x"))  # fmt: skip
-        time.sleep(settle_seconds)
-        after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
-        answers = sold_out.non_2xx / sold_out.seconds
-        report.add(
-            Row("4 hot offer", "sold-out answers", answers, "/s", "bare /healthz, same server",
-                floor.requests_per_second, target="≥ 2,000/s", met=answers >= 2_000 and after == coupons,
-                notes=f"p50 {sold_out.latency_p50_ms:.1f} ms, p99 {sold_out.latency_p99_ms:.1f} ms; "
-                      f"coupons after: {after}")
-        )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    sold_out = redeem(small, size.seconds, http.connections, "x")
+    time.sleep(http.settle_seconds)
+    after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [small.pk])
+    answers = sold_out.non_2xx / sold_out.seconds
+    report.add(
+        Row("4 hot offer", "sold-out answers", answers, "/s", "bare /healthz, same server",
+            http.floor.requests_per_second, target="≥ 2,000/s", met=answers >= 2_000 and after == coupons,
+            notes=f"p50 {sold_out.latency_p50_ms:.1f} ms, p99 {sold_out.latency_p99_ms:.1f} ms; "
+                  f"coupons after: {after}")
+    )  # fmt: skip
 
 
 # --- 1 and 2. Ingest and import -----------------------------------------------------------------
@@ -441,19 +452,34 @@ def scenario_ingest(context: Context) -> None:
 
 
 def scenario_leaderboards(context: Context) -> None:
-    """Measured by bench/leaderboards.py's `scenario(context)` once rewards has leaderboards."""
+    """Every board's full rebuild and "top 50 + my rank" served, by bench/leaderboards.py, on the city."""
     try:
-        module = importlib.import_module("bench.leaderboards")
-    except ModuleNotFoundError:
-        module = None
-    if module is None or not hasattr(module, "scenario"):
+        leaderboards = importlib.import_module("bench.leaderboards")
+        rebuilds, serve = leaderboards._rebuilds, leaderboards._serve
+    except (ImportError, AttributeError):
         for figure, target in (("top 50 + my rank", "≥ 1,000/s"), ("full rebuild", "≤ 30 s")):
             context.report.add(
                 Row("6 leaderboards", figure, None, "", target=target,
-                    notes="not measured: rewards has no leaderboards yet (bench/leaderboards.py)")
+                    notes="not measured: the rewards app has no leaderboards in this tree")
             )  # fmt: skip
         return
-    module.scenario(context)
+    first_row = len(context.report.rows)
+    rebuilds(context.report, context.size.accounts)
+    if context.size.seconds < 5:  # the smoke size: serving is the harness of scenarios 4 and 5
+        _relabel(context.report.rows[first_row:], "6 leaderboards")
+        return
+    # People on today's board (the ingest scenario's riders), else the people with coins.
+    tokens = leaderboards._tokens(context.size.people_signed_in) or _session_tokens(
+        _richest_people(context.size.people_signed_in)
+    )
+    serve(context.report, environment=context.environment, tokens=tokens, seconds=context.size.seconds,
+          workers=context.size.workers, connections=24 if context.size.workers > 1 else 8)  # fmt: skip
+    _relabel(context.report.rows[first_row:], "6 leaderboards")
+
+
+def _relabel(rows: list[Row], scenario: str) -> None:
+    for row in rows:
+        row.scenario = scenario
 
 
 # --- 7. Scale -----------------------------------------------------------------------------------
