@@ -207,3 +207,46 @@ class RedisServer:
         if self.popen and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(timeout=10)
+
+
+def gunicorn(started: list[Process], *, redis_url: str, workers: int = 1, name: str = "gunicorn") -> str:
+    """Starts gunicorn on a free loopback port; returns its base URL once it answers /healthz."""
+    import urllib.request
+
+    from tests.services import _free_port
+
+    port = _free_port()
+    server = Process(
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+        ],
+        environment(redis_url=redis_url),
+        name,
+    )
+    started.append(server)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:  # noqa: S310
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(answers, timeout=30, what="gunicorn to answer")
+    return base
+
+
+def gunicorn_workers(server: Process) -> list[int]:
+    """The worker processes of a gunicorn master (its children)."""
+    children = Path(f"/proc/{server.popen.pid}/task/{server.popen.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
