@@ -382,13 +382,19 @@ class LeaderboardEntry(models.Model):
     district_rank = models.BigIntegerField(null=True)
 
     class Meta:
+        # One full index (a person's place, and friends'); the tops are read through partial
+        # indexes of the first 50 only, so a rebuild maintains one index over millions of rows.
         constraints = [
-            models.UniqueConstraint(fields=["build_id", "city_rank"], name="leaderboard_city_rank"),
             models.UniqueConstraint(fields=["build_id", "user_id"], name="leaderboard_person"),
+            models.UniqueConstraint(
+                fields=["build_id", "city_rank"], condition=Q(city_rank__lte=50), name="leaderboard_city_top"
+            ),
         ]
         indexes = [
             models.Index(
-                fields=["build_id", "district_id", "district_rank"], name="leaderboard_district_rank"
+                fields=["build_id", "district_id", "district_rank"],
+                condition=Q(district_rank__lte=50),
+                name="leaderboard_district_top",
             )
         ]
         verbose_name = _("leaderboard entry")

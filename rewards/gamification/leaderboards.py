@@ -32,11 +32,35 @@ from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
 logger = logging.getLogger(__name__)
 
+# The partial indexes of LeaderboardEntry hold the first 50 places: keep them in step.
 TOP = 50
 ALL_TIME_START = datetime.date(2000, 1, 1)
-# The pointer to a board's latest build and its top 50 are cached; a rebuild replaces the pointer.
+# The pointer to a board's latest build and its top 50 are cached in the shared cache (a rebuild
+# replaces the pointer) and, for a few seconds, in the process: the board is the app's hottest read.
 POINTER_SECONDS = 300
 TOP_SECONDS = 300
+LOCAL_POINTER_SECONDS = 5
+LOCAL_TOP_SECONDS = 30
+_LOCAL_ENTRIES_MAX = 512
+_local: dict[str, tuple[float, object]] = {}
+
+
+def _local_get(key: str) -> object | None:
+    item = _local.get(key)
+    if item is None or item[0] < time.monotonic():
+        return None
+    return item[1]
+
+
+def _local_set(key: str, value: object, seconds: float) -> None:
+    if len(_local) >= _LOCAL_ENTRIES_MAX:
+        _local.clear()
+    _local[key] = (time.monotonic() + seconds, value)
+
+
+def local_cache_clear() -> None:
+    """Forgets this process's copies (tests; the shared cache stays the reference)."""
+    _local.clear()
 
 
 class Scope:
@@ -132,6 +156,7 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
         build.duration_seconds = rank_seconds
         build.save(update_fields=["people", "finished_at", "duration_seconds"])
     cache.set(_pointer_key(period, start), _build_summary(build), POINTER_SECONDS)
+    _local_set(_pointer_key(period, start), _build_summary(build), LOCAL_POINTER_SECONDS)
     cleanup_started = time.monotonic()
     older = LeaderboardBuild.objects.filter(period=period, pk__lt=build.pk).values_list("pk", flat=True)
     with transaction.atomic():
@@ -158,6 +183,9 @@ def current_build(*, period: str, today: datetime.date | None = None) -> dict | 
     """The latest finished build of the current board of a period kind (cached), or None."""
     start, _through = period_bounds(period=period, today=today)
     key = _pointer_key(period, start)
+    summary = _local_get(key)
+    if summary is not None:
+        return summary
     summary = cache.get(key)
     if summary is None:
         build = (
@@ -169,6 +197,7 @@ def current_build(*, period: str, today: datetime.date | None = None) -> dict | 
             return None
         summary = _build_summary(build)
         cache.set(key, summary, POINTER_SECONDS)
+    _local_set(key, summary, LOCAL_POINTER_SECONDS)
     return summary
 
 
@@ -202,6 +231,9 @@ def _entries(rows: list[tuple[int, int, int]]) -> list[dict]:
 def top_entries(*, build_id: int, scope: str, district_id: int | None = None) -> list[dict]:
     """The top 50 of a build, city-wide or in a district, cached under the build's version."""
     key = f"rewards:leaderboard:top:{build_id}:{scope}:{district_id or ''}"
+    entries = _local_get(key)
+    if entries is not None:
+        return entries
     entries = cache.get(key)
     if entries is None:
         rows = LeaderboardEntry.objects.filter(build_id=build_id)
@@ -213,6 +245,7 @@ def top_entries(*, build_id: int, scope: str, district_id: int | None = None) ->
             fields = ("user_id", "city_rank", "carbon_mg")
         entries = _entries(list(rows.values_list(*fields)))
         cache.set(key, entries, TOP_SECONDS)
+    _local_set(key, entries, LOCAL_TOP_SECONDS)
     return entries
 
 

@@ -22,3 +22,11 @@ def seeded_rows(request) -> None:
         importlib.import_module("activities.migrations.0003_default_methodology_v1").create_v1(apps, None)
     if not Badge.objects.exists():
         importlib.import_module("rewards.migrations.0007_default_thresholds_and_badges").create(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _leaderboards_local_cache() -> None:
+    """Each test starts without this process's copies of boards (the shared cache is cleared too)."""
+    from rewards.gamification.leaderboards import local_cache_clear
+
+    local_cache_clear()

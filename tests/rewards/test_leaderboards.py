@@ -57,7 +57,10 @@ def test_someone_who_opts_out_after_the_build_disappears_from_the_top_once_the_c
     first.save(update_fields=["shows_on_leaderboards"])
     from django.core.cache import cache
 
+    from rewards.gamification.leaderboards import local_cache_clear
+
     cache.clear()
+    local_cache_clear()
 
     board = board_for(user=second, period="week", scope="city")
 

@@ -1,0 +1,328 @@
+"""Benchmark: leaderboards of a city — a full rebuild of each board, and "top 50 + my rank" served.
+
+Generates N people (in six districts, 2 % opted out) and their carbon with COPY: yesterday for
+everyone, today for 60 %, and a day earlier in the month for 40 %. Then:
+
+1. times a full rebuild of each board (today, week, month, all time): the ranking (one INSERT …
+   SELECT with ROW_NUMBER()) and, for a second rebuild, the deletion of the previous build's
+   entries; beside them the same-run reference of a bare GROUP BY over the same rows;
+2. serves `GET /api/v1/leaderboards/today` (city top 50 + my rank, each request signed in as one
+   of many people) with gunicorn and production settings, load from wrk; the reference is the bare
+   `/healthz` JSON view served the same way, in the same run.
+
+Targets (issue 7): 2.18 million accounts, a full rebuild of a board ≤ 30 s; top 50 + my rank
+≥ 1,000 requests/s on this 2-core machine.
+
+Usage: .venv/bin/python bench/leaderboards.py [--people 2180000] [--seconds 10] [--workers 4]
+       [--connections 16] [--tokens 2000]
+The unified runner calls `run(report, size, ...)`. Needs PostgreSQL (DATABASE_URL's server; a
+database named `bench_leaderboards` is recreated), Redis and wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.harness import Report, Row, bench_environment, gunicorn_server, wrk, wrk_available  # noqa: E402
+
+DATABASE_NAME = "bench_leaderboards"
+CITY_ACCOUNTS = 2_180_000
+REBUILD_TARGET_SECONDS = 30
+REQUESTS_TARGET = 1_000
+DISTRICTS = 6
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return url.rsplit("/", 1)[0]
+
+
+def _recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return f"{_server_url()}/{DATABASE_NAME}"
+
+
+def _people_create(count: int) -> None:
+    """N people in one INSERT … SELECT generate_series, spread over the districts; 2 % opted out."""
+    from django.db import connection
+
+    from accounts.models import District
+
+    districts = [
+        District.objects.get_or_create(code=f"bench-{index}", defaults={"name": f"基准{index}区"})[0].pk
+        for index in range(DISTRICTS)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT column_name, data_type FROM information_schema.columns
+            WHERE table_name = 'accounts_user' AND is_nullable = 'NO' AND column_default IS NULL
+              AND column_name <> 'id'
+            """
+        )
+        columns = cursor.fetchall()
+        by_type = {
+            "character varying": "''",
+            "text": "''",
+            "boolean": "false",
+            "timestamp with time zone": "now()",
+            "date": "current_date",
+            "integer": "0",
+            "bigint": "0",
+            "smallint": "0",
+            "uuid": "gen_random_uuid()",
+            "jsonb": "'{}'::jsonb",
+        }
+        special = {
+            "username": "'bench-' || number",
+            "nickname": "'市民' || number",
+            "is_active": "true",
+            "password": "'!'",
+            "shows_on_leaderboards": "number %% 50 <> 0",
+        }
+        names = [name for name, _ in columns] + ["district_id"]
+        values = [special.get(name) or by_type[data_type] for name, data_type in columns]
+        values.append(f"{min(districts)} + number %% {DISTRICTS}")
+        cursor.execute(
+            f"INSERT INTO accounts_user ({', '.join(names)}) "  # noqa: S608 - column names from the catalogue
+            f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS number",
+            [count],
+        )
+
+
+def _carbon_copy(*, today: datetime.date, seed: int = 7) -> int:
+    """COPY the city's DailyCarbon: yesterday for all, today for 60 %, an earlier day for 40 %."""
+    from django.db import connection
+
+    generator = random.Random(seed)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM accounts_user ORDER BY id")
+        user_ids = [row[0] for row in cursor.fetchall()]
+    yesterday = today - datetime.timedelta(days=1)
+    earlier = max(yesterday.replace(day=1), yesterday - datetime.timedelta(days=3))
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    buffer = io.StringIO()
+    rows = 0
+    for user_id in user_ids:
+        # Coarse values (whole grams) so that ties are common and tie-breaking is exercised.
+        buffer.write(f"{user_id}\t{yesterday}\t{generator.randint(1, 400) * 1000}\t0\t{now}\n")
+        rows += 1
+        draw = generator.random()
+        if draw < 0.6:
+            buffer.write(f"{user_id}\t{today}\t{generator.randint(1, 300) * 1000}\t0\t{now}\n")
+            rows += 1
+        if draw > 0.6 and earlier < yesterday:
+            buffer.write(f"{user_id}\t{earlier}\t{generator.randint(1, 400) * 1000}\t0\t{now}\n")
+            rows += 1
+    buffer.seek(0)
+    raw = connection.connection
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY activities_dailycarbon "
+            "(user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at) FROM STDIN"
+        ) as copy,
+    ):
+        while chunk := buffer.read(1 << 20):
+            copy.write(chunk)
+    if not raw.autocommit:
+        raw.commit()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE activities_dailycarbon")
+        cursor.execute("VACUUM ANALYZE accounts_user")
+    return rows
+
+
+def _reference_group_by(period: str) -> float:
+    """The floor of a rebuild: only summing the same rows per person, nothing ranked or written."""
+    from django.db import connection
+
+    from rewards.gamification.leaderboards import period_bounds
+
+    start, through = period_bounds(period=period)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT COUNT(*) FROM (
+                SELECT user_id, SUM(credited_carbon_mg) FROM activities_dailycarbon
+                WHERE day >= %s AND day <= %s GROUP BY user_id
+            ) AS totals
+            """,
+            [start, through],
+        )
+        cursor.fetchone()
+    return time.perf_counter() - started
+
+
+def _rebuilds(report: Report, people: int) -> None:
+    from rewards.gamification.leaderboards import leaderboard_rebuild
+
+    for period in ("today", "week", "month", "all_time"):
+        reference = _reference_group_by(period)
+        first = leaderboard_rebuild(period=period)
+        second = leaderboard_rebuild(period=period)
+        total = second.rank_seconds + second.cleanup_seconds
+        projected = total * CITY_ACCOUNTS / people
+        print(
+            f"{period}: {second.build.people:,} ranked in {first.rank_seconds:.1f} s (first), "
+            f"{second.rank_seconds:.1f} s + {second.cleanup_seconds:.1f} s dropping the previous build "
+            f"(second); reference GROUP BY {reference:.1f} s",
+            flush=True,
+        )
+        figure = f"full rebuild of '{period}', {people:,} accounts ({second.build.people:,} ranked)"
+        report.add(
+            Row("leaderboards", figure, total, "s", reference="GROUP BY of the same rows (s)",
+                reference_value=reference,
+                target=f"≤ {REBUILD_TARGET_SECONDS} s at 2.18 M", met=projected <= REBUILD_TARGET_SECONDS,
+                notes=f"ranking {second.rank_seconds:.1f} s, dropping the previous build "
+                      f"{second.cleanup_seconds:.1f} s; projected to 2.18 M: {projected:.1f} s")
+        )  # fmt: skip
+
+
+def _tokens(count: int) -> list[str]:
+    """Real app session tokens for people on today's board (as allauth headless issues them)."""
+    from allauth.headless.internal.sessionkit import new_session
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.utils import timezone
+
+    from accounts.models import User
+
+    people = User.objects.filter(daily_carbon__day=timezone.localdate()).order_by("?")[:count]
+    tokens = []
+    for user in people:
+        session = new_session()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        tokens.append(session.session_key)
+    return tokens
+
+
+def _lua(tokens: list[str], path: str) -> str:
+    listed = ",".join(f'"{token}"' for token in tokens)
+    return f"""
+local tokens = {{{listed}}}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "{path}", {{["X-Session-Token"] = tokens[(counter % #tokens) + 1]}})
+end
+"""
+
+
+def _serve(report: Report, *, environment: dict, tokens: list[str], seconds: int, workers: int,
+           connections: int) -> None:  # fmt: skip
+    with gunicorn_server(environment, workers=workers) as url:
+        script = _lua(tokens, "/api/v1/leaderboards/today")
+        # Warm up: every worker connects, reads the board's pointer and top 50 into the cache.
+        wrk(url + "/healthz", seconds=2, connections=connections)
+        wrk(url + "/", seconds=2, connections=connections, script=script)
+        reference = wrk(url + "/healthz", seconds=seconds, connections=connections)
+        board = wrk(url + "/", seconds=seconds, connections=connections, script=script)
+    print(
+        f"top 50 + my rank: {board.requests_per_second:,.0f} req/s (p50 {board.latency_p50_ms:.1f} ms, "
+        f"p99 {board.latency_p99_ms:.1f} ms, non-2xx {board.non_2xx}); /healthz "
+        f"{reference.requests_per_second:,.0f} req/s",
+        flush=True,
+    )
+    report.add(
+        Row("leaderboards", f"GET today's city top 50 + my rank ({len(tokens):,} people signed in)",
+            board.requests_per_second, "req/s", reference="bare /healthz, same server (req/s)",
+            reference_value=reference.requests_per_second, target=f"≥ {REQUESTS_TARGET:,} req/s",
+            met=board.requests_per_second >= REQUESTS_TARGET and board.non_2xx == 0,
+            notes=f"p50 {board.latency_p50_ms:.1f} ms, p99 {board.latency_p99_ms:.1f} ms, "
+                  f"non-2xx {board.non_2xx}, gunicorn {workers} workers, wrk {connections} connections")
+    )  # fmt: skip
+
+
+def run(
+    report: Report,
+    size: int,
+    *,
+    seconds: int = 10,
+    workers: int = 4,
+    connections: int = 16,
+    tokens: int = 2_000,
+    redis_url: str | None = None,
+) -> Report:
+    """Generates a city of `size` accounts, times every board's full rebuild and serves the board.
+
+    Adds its rows to `report`. Sets up Django in this process against a fresh database.
+    """
+    database_url = _recreate_database()
+    redis_url = redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+    environment = bench_environment(database_url, redis_url)
+    os.environ.update(environment)
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    started = time.perf_counter()
+    _people_create(size)
+    print(f"{size:,} people created in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    rows = _carbon_copy(today=timezone.localdate())
+    print(f"COPY {rows:,} DailyCarbon rows in {time.perf_counter() - started:.1f} s", flush=True)
+    _rebuilds(report, size)
+    if wrk_available():
+        _serve(
+            report,
+            environment=environment,
+            tokens=_tokens(tokens),
+            seconds=seconds,
+            workers=workers,
+            connections=connections,
+        )
+    else:
+        print("wrk is not installed: the request rate is not measured (apt-get install wrk)", file=sys.stderr)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=CITY_ACCOUNTS)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--tokens", type=int, default=2_000, help="people signed in, one token each")
+    args = parser.parse_args()
+    report = Report(size=f"leaderboards-{args.people}")
+    run(
+        report,
+        args.people,
+        seconds=args.seconds,
+        workers=args.workers,
+        connections=args.connections,
+        tokens=args.tokens,
+    )
+    print()
+    print(report.table())
+    print(f"results: {report.save()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
