@@ -20,3 +20,5 @@ CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 30)
 CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
+# Persistent connections: a request should not pay a new PostgreSQL connection (and backend).
+DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE  # noqa: F405

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from merchants import catalog_cache, errors
-from merchants.models import Coupon, Offer, OfferRedemptionCount
+from merchants.models import Coupon, Merchant, Offer, OfferRedemptionCount
 from rewards import services as ledger
 from rewards.models import LedgerTransactionKind
 
@@ -68,7 +68,8 @@ def _refuse_unless_on_sale(offer: Offer, now: datetime) -> None:
 def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str | None = None) -> Redemption:
     """Coins for a coupon, in one transaction: the coupon, the person's count, the ledger, the stock.
 
-    - Sold out is answered before any transaction: from a cached flag, else from a plain read.
+    - Sold out is answered before any transaction: by the API from a cached flag, else here from
+      a plain read of the offer (which sets the flag).
     - The stock is taken last, by a conditional UPDATE, so the offer's hot row is locked only for
       the moment before commit; zero rows updated means sold out and everything rolls back.
     - The per-person limit is a conditional upsert of (offer, person)'s count.
@@ -104,12 +105,76 @@ def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str
         raise
 
 
+# The offer as a redemption needs it, with its merchant's name for the coupon: one indexed read.
+_OFFER_SQL = """
+SELECT offer.id, offer.public_id, offer.merchant_id, offer.title, offer.thumbnail, offer.price_coins,
+       offer.stock_left, offer.limit_per_person, offer.sale_starts_at, offer.sale_ends_at,
+       offer.coupon_valid_days, offer.status, merchant.name
+  FROM merchants_offer AS offer JOIN merchants_merchant AS merchant ON merchant.id = offer.merchant_id
+ WHERE offer.public_id = %s
+"""
+_OFFER_FIELDS = [
+    "id",
+    "public_id",
+    "merchant_id",
+    "title",
+    "thumbnail",
+    "price_coins",
+    "stock_left",
+    "limit_per_person",
+    "sale_starts_at",
+    "sale_ends_at",
+    "coupon_valid_days",
+    "status",
+]
+
+# The coupon first, so that a second request with the same key stops on its unique key before
+# any counter moves; then the person's count, raised only while under the offer's limit.
+_COUPON_SQL = """
+WITH coupon AS (
+    INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins, status,
+                                  issued_at, valid_until, idempotency_key, request_fingerprint)
+    VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(price)s, %(status)s,
+            %(issued_at)s, %(valid_until)s, %(key)s, %(fingerprint)s)
+    RETURNING id
+),
+counted AS (
+    INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
+    SELECT %(offer)s, %(user)s, 1 FROM coupon
+    ON CONFLICT (offer_id, user_id) DO UPDATE
+       SET redeemed_count = merchants_offerredemptioncount.redeemed_count + 1
+     WHERE merchants_offerredemptioncount.redeemed_count < %(limit)s
+    RETURNING redeemed_count
+)
+SELECT (SELECT id FROM coupon), (SELECT redeemed_count FROM counted)
+"""
+
+# Last: the offer's row is the hottest lock; hold it only until the commit.
+_STOCK_SQL = """
+UPDATE merchants_offer SET stock_left = stock_left - 1
+ WHERE id = %(id)s AND stock_left > 0 AND status = 'live'
+   AND sale_starts_at <= %(now)s AND sale_ends_at > %(now)s
+RETURNING stock_left
+"""
+
+
+def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_OFFER_SQL, [offer_public_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    offer = Offer.from_db(connection.alias, _OFFER_FIELDS, row[:-1])
+    offer.merchant = Merchant.from_db(connection.alias, ["id", "name"], [offer.merchant_id, row[-1]])
+    return offer
+
+
 def _offer_redeem(
     *, user: User, offer_public_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
 ) -> Redemption:
-    if catalog_cache.is_sold_out(offer_public_id=offer_public_id):
-        raise ApplicationError(errors.OFFER_SOLD_OUT)
-    offer = Offer.objects.filter(public_id=offer_public_id).select_related("merchant").first()
+    # The cached sold-out flag was read by the API before sign-in (selectors.sold_out_before_sign_in);
+    # here the offer's row, read without a lock, answers sold out and sets the flag again.
+    offer = _offer_for_redemption(offer_public_id)
     if offer is None:
         raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
     now = timezone.now()
@@ -118,39 +183,47 @@ def _offer_redeem(
         catalog_cache.mark_sold_out(offer_public_id=offer_public_id)
         raise ApplicationError(errors.OFFER_SOLD_OUT)
 
-    with transaction.atomic():
-        # First, so that a second request with the same key stops here, before any counter moves.
-        coupon = Coupon.objects.create(
-            code=coupon_code_new(),
-            offer=offer,
-            merchant=offer.merchant,
-            user=user,
-            price_coins=offer.price_coins,
-            issued_at=now,
-            valid_until=now + timedelta(days=offer.coupon_valid_days),
-            idempotency_key=idempotency_key or None,
-            request_fingerprint=fingerprint,
+    coupon = Coupon(
+        public_id=uuid.uuid4(),
+        code=coupon_code_new(),
+        offer=offer,
+        merchant=offer.merchant,
+        user=user,
+        price_coins=offer.price_coins,
+        status=Coupon.Status.ISSUED,
+        issued_at=now,
+        valid_until=now + timedelta(days=offer.coupon_valid_days),
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+    )
+    # Three statements, the hot rows (the merchant's clearing account, the offer) in the last two.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _COUPON_SQL,
+            {
+                "public_id": coupon.public_id,
+                "code": coupon.code,
+                "offer": offer.pk,
+                "merchant": offer.merchant_id,
+                "user": user.pk,
+                "price": coupon.price_coins,
+                "status": coupon.status,
+                "issued_at": coupon.issued_at,
+                "valid_until": coupon.valid_until,
+                "key": coupon.idempotency_key,
+                "fingerprint": fingerprint,
+                "limit": offer.limit_per_person,
+            },
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
-                VALUES (%(offer)s, %(user)s, 1)
-                ON CONFLICT (offer_id, user_id) DO UPDATE
-                   SET redeemed_count = merchants_offerredemptioncount.redeemed_count + 1
-                 WHERE merchants_offerredemptioncount.redeemed_count < %(limit)s
-                RETURNING redeemed_count
-                """,
-                {"offer": offer.pk, "user": user.pk, "limit": offer.limit_per_person},
+        coupon.pk, redeemed_count = cursor.fetchone()
+        if redeemed_count is None:
+            raise ApplicationError(
+                errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
             )
-            if cursor.fetchone() is None:
-                raise ApplicationError(
-                    errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
-                )
 
         ledger.coins_transfer(
-            source=ledger.wallet_account_for_user(user_id=user.pk),
-            destination=ledger.clearing_account_for_merchant(merchant_id=offer.merchant_id),
+            source=ledger.wallet_of(user_id=user.pk),
+            destination=ledger.clearing_of(merchant_id=offer.merchant_id),
             amount=offer.price_coins,
             kind=LedgerTransactionKind.REDEMPTION,
             idempotency_key=f"coupon:{coupon.public_id}:redeem",
@@ -158,23 +231,15 @@ def _offer_redeem(
             memo=offer.title[:80],
         )
 
-        # Last: the offer's row is the hottest lock; hold it only until the commit.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE merchants_offer SET stock_left = stock_left - 1
-                 WHERE id = %(id)s AND stock_left > 0 AND status = 'live'
-                   AND sale_starts_at <= %(now)s AND sale_ends_at > %(now)s
-                RETURNING stock_left
-                """,
-                {"id": offer.pk, "now": now},
-            )
-            row = cursor.fetchone()
+        cursor.execute(_STOCK_SQL, {"id": offer.pk, "now": now})
+        row = cursor.fetchone()
         if row is None:
             offer.refresh_from_db(fields=["status", "stock_left", "sale_starts_at", "sale_ends_at"])
             _refuse_unless_on_sale(offer, now)
             raise ApplicationError(errors.OFFER_SOLD_OUT)
         catalog_cache.changed_on_commit(offer_public_id=offer.public_id, stock_left_after_redemption=row[0])
+    coupon._state.adding = False
+    coupon._state.db = connection.alias
     return Redemption(coupon=coupon, created=True)
 
 
