@@ -132,6 +132,9 @@ def machine_description() -> dict:
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        # Other work on the machine while the benchmark ran (1, 5, 15 minutes): figures measured on a
+        # busy machine are low in absolute terms, the same-run ratios less so.
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
