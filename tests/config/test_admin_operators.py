@@ -164,3 +164,24 @@ def test_every_admin_list_and_add_page_renders(db):
         if model_admin.has_add_permission(request):
             add = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
             assert add.status_code == 200, opts.label
+
+
+def test_the_records_list_says_which_methodology_version_each_record_used(db):
+    from django.utils import timezone
+
+    from accounts.models import DataSource
+    from accounts.services import data_source_authorize
+    from activities.services import steps_sync
+
+    person = UserFactory()
+    data_source_authorize(user=person, source=DataSource.PHONE_STEPS)
+    steps_sync(user=person, steps_by_day={timezone.localdate(): 6000})
+    client = signed_in(UserFactory(is_staff=True, is_superuser=True))
+
+    page = client.get(reverse("admin:activities_activityrecord_changelist")).content.decode()
+    filtered = client.get(
+        reverse("admin:activities_activityrecord_changelist") + "?factor__version__id__exact=0"
+    )
+
+    assert '<td class="field-methodology_version">v1</td>' in page
+    assert filtered.status_code == 200
