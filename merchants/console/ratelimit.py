@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.http import HttpRequest
+from rest_framework.throttling import BaseThrottle
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ VERIFY_PER_ADDRESS = Limit("verify:ip", attempts=60, window_seconds=60)
 
 
 def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """The client's address as the API's throttles see it (X-Forwarded-For behind the proxy,
+    trusted as far as DRF's NUM_PROXIES says), so the console and the API count alike."""
+    return BaseThrottle().get_ident(request) or "unknown"
 
 
 def _key(limit: Limit, subject: str) -> str:

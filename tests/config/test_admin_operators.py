@@ -185,3 +185,24 @@ def test_the_records_list_says_which_methodology_version_each_record_used(db):
 
     assert '<td class="field-methodology_version">v1</td>' in page
     assert filtered.status_code == 200
+
+
+def test_an_operator_reads_a_job_s_definition_but_cannot_edit_or_run_it(operator):
+    schedule = CrontabSchedule.objects.create(minute="40", hour="0")
+    job = PeriodicTask.objects.create(
+        name="merchants.expire_coupons", task="merchants.tasks.expire_coupons", crontab=schedule
+    )
+    client = signed_in(operator)
+
+    page = client.get(reverse("admin:django_celery_beat_periodictask_change", args=[job.pk])).content.decode()
+    changelist = client.get(reverse("admin:django_celery_beat_periodictask_changelist")).content.decode()
+    client.post(
+        reverse("admin:django_celery_beat_periodictask_change", args=[job.pk]),
+        {"name": job.name, "task": "config.tasks.heartbeat", "crontab": schedule.pk, "enabled": "on"},
+    )
+
+    assert 'name="task"' not in page
+    assert 'value="disable_tasks"' in changelist
+    assert 'value="run_tasks"' not in changelist
+    job.refresh_from_db()
+    assert job.task == "merchants.tasks.expire_coupons"
