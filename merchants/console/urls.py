@@ -16,6 +16,7 @@ urlpatterns = [
     path("offers/<uuid:offer_id>/<slug:action>/", views.offer_action, name="offer-action"),
     path("staff/", views.staff_list, name="staff"),
     path("staff/<uuid:staff_id>/remove/", views.staff_remove, name="staff-remove"),
+    path("staff/<uuid:staff_id>/role/", views.staff_role, name="staff-role"),
     path("reports/", views.reports, name="reports"),
     path("reports.csv", views.reports_csv, name="reports-csv"),
     path("verify/", views.verify, name="verify"),

@@ -275,6 +275,26 @@ def staff_remove(request: HttpRequest, staff: MerchantStaff, staff_id) -> HttpRe
     return redirect("console:staff")
 
 
+@require_POST
+@staff_required(owner_only=True)
+def staff_role(request: HttpRequest, staff: MerchantStaff, staff_id) -> HttpResponse:
+    member = selectors.staff_list(merchant=staff.merchant).filter(public_id=staff_id).first()
+    role = request.POST.get("role", "")
+    if member is None or role not in MerchantStaff.Role.values:
+        raise Http404
+    try:
+        member = services.staff_change_role(staff=member, role=role)
+    except ApplicationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(
+            request,
+            _("%(name)s is now: %(role)s")
+            % {"name": _display_name(member), "role": member.get_role_display()},
+        )
+    return redirect("console:staff")
+
+
 # --- Reports (owners) ---------------------------------------------------------------------------
 
 

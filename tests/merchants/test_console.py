@@ -321,3 +321,17 @@ def test_the_console_speaks_chinese_and_english(shop, coupon):
 
     assert "核销" in chinese.content.decode()
     assert "No coupon has this code." in english.content.decode()
+
+
+def test_an_owner_makes_a_clerk_an_owner_but_the_last_owner_stays(shop):
+    client = signed_in(shop.owner)
+    clerk = MerchantStaff.objects.get(user=shop.clerk)
+    owner = MerchantStaff.objects.get(user=shop.owner)
+
+    client.post(f"/console/staff/{owner.public_id}/role/", {"role": "clerk"})
+    owner.refresh_from_db()
+    assert owner.role == "owner"
+
+    client.post(f"/console/staff/{clerk.public_id}/role/", {"role": "owner"})
+    clerk.refresh_from_db()
+    assert clerk.role == "owner"
