@@ -50,6 +50,7 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 HELD = "held_for_review"
+ENDED_BEFORE_STARTED = "ended_at is before occurred_at"
 
 
 # Arrays travel to PostgreSQL as one string per column, split on the unit separator by the server
@@ -166,6 +167,60 @@ def carbon_mg(quantity: Decimal, factor: FactorInEffect) -> int:
     return int((quantity * factor.carbon_mg_per_unit).to_integral_value(rounding=ROUND_FLOOR))
 
 
+def record_precheck(
+    position: int,
+    record: Incoming,
+    *,
+    source: str,
+    methodology: Methodology,
+    allowed_behaviour_ids: frozenset[int] | None,
+    now: datetime.datetime,
+    oldest: datetime.datetime | None,
+) -> _Candidate | tuple[str, str]:
+    """The rules one record meets on its own, in order; the first it breaks is its rejection (code, detail).
+
+    The bulk import applies the same rules in SQL (`activities.bulk_import`), in the same order.
+    """
+    if record.invalid_code:
+        return record.invalid_code, record.invalid_detail
+    behaviour = methodology.behaviours_by_code.get(record.behaviour_code)
+    if behaviour is None:
+        return errors.UNKNOWN_BEHAVIOUR.code, ""
+    if allowed_behaviour_ids is not None and behaviour.id not in allowed_behaviour_ids:
+        return errors.BEHAVIOUR_NOT_ALLOWED.code, ""
+    quantity = record.quantity
+    if (
+        not quantity.is_finite()
+        or quantity <= 0
+        or quantity > MAX_QUANTITY
+        or quantity.as_tuple().exponent < -3  # type: ignore[operator]
+    ):
+        return errors.INVALID_QUANTITY.code, ""
+    if record.occurred_at > now + CLOCK_SKEW or (record.ended_at and record.ended_at > now + CLOCK_SKEW):
+        return errors.OCCURRED_IN_FUTURE.code, ""
+    if record.ended_at is not None and record.ended_at < record.occurred_at:
+        return errors.INVALID_RECORD.code, ENDED_BEFORE_STARTED
+    if oldest is not None and record.occurred_at < oldest:
+        return errors.OCCURRED_TOO_LONG_AGO.code, ""
+    local_day = local_day_of(record.occurred_at)
+    factor = methodology.factor_for(behaviour.id, local_day)
+    if factor is None:
+        return errors.NO_FACTOR_IN_EFFECT.code, ""
+    if source not in factor.sources:
+        return errors.BEHAVIOUR_NOT_ALLOWED.code, ""
+    return _Candidate(
+        position=position,
+        incoming=record,
+        behaviour_id=behaviour.id,
+        factor=factor,
+        local_day=local_day,
+        gross_carbon_mg=carbon_mg(quantity, factor),
+        user_id=record.user_id or 0,
+        is_trip=behaviour.is_trip,
+        unit=behaviour.unit,
+    )
+
+
 def records_ingest(
     *,
     source: str,
@@ -193,55 +248,14 @@ def records_ingest(
 
     oldest = now - datetime.timedelta(days=window_days) if window_days is not None else None
     for position, record in enumerate(records):
-        if record.invalid_code:
-            reject(position, record.invalid_code, record.invalid_detail)
-            continue
-        behaviour = methodology.behaviours_by_code.get(record.behaviour_code)
-        if behaviour is None:
-            reject(position, errors.UNKNOWN_BEHAVIOUR.code)
-            continue
-        if allowed_behaviour_ids is not None and behaviour.id not in allowed_behaviour_ids:
-            reject(position, errors.BEHAVIOUR_NOT_ALLOWED.code)
-            continue
-        quantity = record.quantity
-        if (
-            not quantity.is_finite()
-            or quantity <= 0
-            or quantity > MAX_QUANTITY
-            or quantity.as_tuple().exponent < -3  # type: ignore[operator]
-        ):
-            reject(position, errors.INVALID_QUANTITY.code)
-            continue
-        if record.occurred_at > now + CLOCK_SKEW or (record.ended_at and record.ended_at > now + CLOCK_SKEW):
-            reject(position, errors.OCCURRED_IN_FUTURE.code)
-            continue
-        if record.ended_at is not None and record.ended_at < record.occurred_at:
-            reject(position, errors.INVALID_RECORD.code, "ended_at is before occurred_at")
-            continue
-        if oldest is not None and record.occurred_at < oldest:
-            reject(position, errors.OCCURRED_TOO_LONG_AGO.code)
-            continue
-        local_day = local_day_of(record.occurred_at)
-        factor = methodology.factor_for(behaviour.id, local_day)
-        if factor is None:
-            reject(position, errors.NO_FACTOR_IN_EFFECT.code)
-            continue
-        if source not in factor.sources:
-            reject(position, errors.BEHAVIOUR_NOT_ALLOWED.code)
-            continue
-        candidates.append(
-            _Candidate(
-                position=position,
-                incoming=record,
-                behaviour_id=behaviour.id,
-                factor=factor,
-                local_day=local_day,
-                gross_carbon_mg=carbon_mg(quantity, factor),
-                user_id=record.user_id or 0,
-                is_trip=behaviour.is_trip,
-                unit=behaviour.unit,
-            )
-        )
+        checked = record_precheck(
+            position, record, source=source, methodology=methodology,
+            allowed_behaviour_ids=allowed_behaviour_ids, now=now, oldest=oldest,
+        )  # fmt: skip
+        if isinstance(checked, _Candidate):
+            candidates.append(checked)
+        else:
+            reject(position, *checked)
 
     with transaction.atomic(), connection.cursor() as cursor:
         if candidates and partner_id is not None:

@@ -242,8 +242,13 @@ def _write_csv(path: Path, records: list[dict]) -> None:
         writer.writerows(records)
 
 
-def _copy_reference(partner_code: str, records: list[dict]) -> float:
-    """Raw COPY of the same rows, already resolved to the table's columns, rolled back afterwards."""
+def _copy_reference(partner_code: str, records: list[dict], *, check_constraints: bool = True) -> float:
+    """Raw COPY of the same rows, already resolved to the table's columns, rolled back afterwards.
+
+    With `check_constraints` the table's foreign keys (deferred until commit, like every Django
+    foreign key) are checked inside the timed COPY, as a load that commits pays for them; without,
+    they are never checked, since the COPY is rolled back.
+    """
     from django.db import connection, transaction
 
     from activities.methodology import methodology_load
@@ -279,6 +284,8 @@ def _copy_reference(partner_code: str, records: list[dict]) -> float:
     text_columns = "device_id, capped_by, hold_reason, appeal_note"
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if check_constraints:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             started = time.perf_counter()
             statement = (
                 f"COPY activities_activityrecord ({columns}) FROM STDIN "
@@ -292,7 +299,7 @@ def _copy_reference(partner_code: str, records: list[dict]) -> float:
     return len(records) / elapsed
 
 
-def _import(partner_code: str, path: Path) -> tuple[float, float, float, dict]:
+def _import(partner_code: str, path: Path, chunk_rows: int = 50_000) -> tuple[float, float, float, dict]:
     import psutil
 
     from activities.history_import import HistoryImport
@@ -319,7 +326,7 @@ def _import(partner_code: str, path: Path) -> tuple[float, float, float, dict]:
         file_format="csv",
         errors_path=workdir / "errors.csv",
         checkpoint_path=workdir / "checkpoint.json",
-        batch_size=5000,
+        chunk_rows=chunk_rows,
         progress=Progress(),
     )
     totals = importer.run()
@@ -336,6 +343,7 @@ def main() -> int:
     parser.add_argument("--http-records", type=int, default=100_000)
     parser.add_argument("--import-rows", type=int, default=300_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--chunk-rows", type=int, default=50_000, help="Lines per bulk import chunk.")
     parser.add_argument("--streams", type=int, default=2, help="Concurrent service streams (threads).")
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
@@ -379,16 +387,25 @@ def main() -> int:
         _analyze()
 
     import_records = _records("I", args.import_rows, args.people, days=360, seed=3)
+    copy_unchecked_rate = _copy_reference(partner_code, import_records, check_constraints=False)
     copy_rate = _copy_reference(partner_code, import_records)
+    print(
+        f"    raw COPY: {copy_rate:,.0f} rows/s with its foreign keys checked, "
+        f"{copy_unchecked_rate:,.0f} rows/s when they are never checked",
+        flush=True,
+    )
     path = Path(tempfile.mkdtemp(prefix="bench-history-")) / "history.csv"
     _write_csv(path, import_records)
     del import_records
-    import_rate, rss_quarter, rss_end, totals = _import(partner_code, path)
+    import_rate, rss_quarter, rss_end, totals = _import(partner_code, path, args.chunk_rows)
     report.add(
-        Row("bulk import", f"{args.import_rows:,} CSV rows, batches of 5,000", import_rate, "rows/s",
-            reference="raw COPY", reference_value=copy_rate, target="≥ 0.5× COPY",
-            met=import_rate >= 0.5 * copy_rate,
-            notes=f"RSS {rss_quarter:.0f} MiB at 25%, {rss_end:.0f} MiB at 100%; {totals}")
+        Row("bulk import", f"{args.import_rows:,} CSV rows, chunks of {args.chunk_rows:,}", import_rate,
+            "rows/s", reference="raw COPY (foreign keys checked)", reference_value=copy_rate,
+            target="≥ 0.5× COPY", met=import_rate >= 0.5 * copy_rate,
+            notes=f"RSS {rss_quarter:.0f} MiB at 25%, {rss_end:.0f} MiB at 100%; raw COPY without its "
+                  f"foreign key checks {copy_unchecked_rate:,.0f} rows/s "
+                  f"({import_rate / copy_unchecked_rate:.2f}×); "
+                  f"{totals}")
     )  # fmt: skip
     print(f"    resident memory: {rss_quarter:.0f} MiB at 25 % of the file, {rss_end:.0f} MiB at the end")
     print()

@@ -1,7 +1,7 @@
-"""Run by `test_embedded_sqlite.py` in a subprocess, on the SQLite database of `make run` with the demo.
+"""Run by `test_embedded_sqlite.py` in a subprocess, on a migrated SQLite database as `make run` has.
 
-Signs in a demo citizen, syncs steps, posts a signed partner batch, reads today and the history;
-loads the activities demo again and checks that nothing was added. Prints what it saw as JSON.
+Loads the accounts and activities demo (the latter twice), signs in a demo citizen, syncs steps,
+posts a signed partner batch, reads today and the history. Prints what it saw as JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from accounts import demo as accounts_demo  # noqa: E402
 from activities import demo, services, signing  # noqa: E402
 from activities.ingest import LOCAL_TZ, local_day_of  # noqa: E402
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, Partner, StepDay  # noqa: E402
@@ -33,7 +34,12 @@ def counts() -> dict:
 
 
 assert connection.vendor == "sqlite", connection.vendor
-seen: dict = {"after_demo": counts()}
+# The demo as `load_demo` loads it (accounts, then activities), then the activities part again.
+with transaction.atomic():
+    accounts_demo.load_demo()
+with transaction.atomic():
+    seen: dict = {"demo": demo.load_demo()}
+seen["after_demo"] = counts()
 with transaction.atomic():
     demo.load_demo()
 seen["after_second_demo"] = counts()

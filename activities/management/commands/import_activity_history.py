@@ -3,11 +3,14 @@
     manage.py import_activity_history --partner city-transit rides-2025.csv \
         --errors rides-2025.errors.csv --checkpoint rides-2025.checkpoint.json
 
-- Streams: the file is read line by line, a batch at a time; memory does not grow with the file.
+- Streams: the file is read a chunk at a time; memory does not grow with the file. On PostgreSQL a
+  CSV chunk (50,000 lines) is COPY'd into a staging table and checked and credited with a handful of
+  set-based statements (`activities.bulk_import`); JSON lines, and SQLite, go through the partner
+  batch path in batches of `--batch-size`.
 - Same rules as the partner API (`services.partner_records_ingest`): consent, dedupe, caps,
   plausibility; only the API's age window is lifted (this is history).
-- Resumable: after each committed batch the byte offset is written to the checkpoint file; run the
-  same command again to continue where it stopped. A batch committed just before a crash is sent
+- Resumable: after each committed chunk the byte offset is written to the checkpoint file; run the
+  same command again to continue where it stopped. A chunk committed just before a crash is sent
   again on resume and comes back as duplicates: nothing is credited twice.
 - Every rejected line goes to the error file with its line number, code and reason.
 
@@ -45,7 +48,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoint", type=Path, help="Progress file (default: <path>.checkpoint.json)."
         )
-        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument("--batch-size", type=int, default=5000, help="Records per batch (batch path).")
+        parser.add_argument(
+            "--chunk-rows", type=int, default=50_000, help="Lines per chunk (PostgreSQL, CSV)."
+        )
         parser.add_argument("--restart", action="store_true", help="Ignore an existing checkpoint.")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -68,6 +74,7 @@ class Command(BaseCommand):
             errors_path=errors_path,
             checkpoint_path=checkpoint_path,
             batch_size=max(1, options["batch_size"]),
+            chunk_rows=max(1, options["chunk_rows"]),
             restart=options["restart"],
             progress=None if options["no_progress"] else sys.stderr,
         )

@@ -1,0 +1,607 @@
+"""The PostgreSQL engine of the bulk history import: a chunk of the file at a time, in a few statements.
+
+A chunk (50,000 lines by default) is `COPY`'d as it is into a temporary table, then:
+
+1. lines whose fields are plainly well-formed (ASCII ids, plain decimals, ISO moments with an offset)
+   are typed and checked in one `INSERT … SELECT`; the rare other lines, and every line of a chunk
+   that `COPY` could not read as the expected CSV, are read by the API's own parser and checked by
+   `ingest.record_precheck`, then added to the same table;
+2. one statement resolves customers, consent and account state, duplicates (stored or earlier in
+   the chunk);
+3. the counters of the chunk's people, behaviours and days are locked in key order;
+4. one statement works out holds (daily plausibility thresholds, overlapping trips) and caps
+   (per record, per day, per month) with window functions, in the order things happened — the
+   same arithmetic as `ingest._credit` does record by record;
+5. the counters, the records and DailyCarbon are written with one upsert each; a counter row
+   created concurrently, or a record stored concurrently, reruns the chunk from its savepoint.
+
+The rules are those of the partner API, in the same order and with the same codes; only the age
+window is lifted (this is history). A methodology with a behaviour capped both per day and per
+month goes through the batch path instead (its caps interact record by record).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+
+import psycopg
+from django.db import DataError, OperationalError, connection, transaction
+
+from activities import errors
+from activities.ingest import (
+    CLOCK_SKEW,
+    ENDED_BEFORE_STARTED,
+    MAX_ATTEMPTS,
+    MAX_QUANTITY,
+    CounterRaceError,
+    Incoming,
+    _Candidate,
+    record_precheck,
+    rejections_count,
+)
+from activities.methodology import Methodology
+from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
+
+# Plainly well-formed fields: what PostgreSQL reads exactly as Python's parser does; anything else is
+# read by Python. Checked with cheap string functions (bounded regular expressions are slow in
+# PostgreSQL). A moment of that shape that is no date (30 February) fails its cast: the whole chunk
+# is then read by Python.
+DECIMAL = r"^[0-9]{1,12}(\.[0-9]{1,3})?$"
+MOMENT_SHAPES = ", ".join(
+    f"'0000-00-00T00:00:00{fraction}{offset}'"
+    for fraction in ["", *("." + "0" * digits for digits in range(1, 7))]
+    for offset in ("Z", "+00:00", "-00:00")
+)
+
+
+def _printable(column: str, longest: int) -> str:
+    return f"({column} !~ '[^ -~]' AND length({column}) BETWEEN 1 AND {longest})"
+
+
+def _moment(column: str) -> str:
+    return (
+        f"(translate({column}, '0123456789', '0000000000') IN ({MOMENT_SHAPES}) "
+        f"AND substr({column}, 1, 1) <> '0' AND substr({column}, 12, 2) < '24' "
+        f"AND substr({column}, 18, 2) < '60')"
+    )
+
+
+def methodology_fits(methodology: Methodology) -> bool:
+    """False when a factor caps both per day and per month: such caps go record by record."""
+    return not any(
+        factor.daily_cap_mg is not None and factor.monthly_cap_mg
+        for factors in methodology._factors.values()
+        for factor in factors
+    )
+
+
+@dataclass
+class ChunkResult:
+    totals: Counter
+    # (ordinal in the chunk, the partner's record id, code, detail), in file order.
+    rejected: list[tuple[int, str, str, str]]
+
+
+class ChunkImporter:
+    """Imports chunks of one partner's CSV file on the current connection (PostgreSQL)."""
+
+    def __init__(
+        self, *, partner: Partner, header: list[str] | None, methodology: Methodology, now: datetime.datetime
+    ) -> None:
+        self.partner, self.header, self.methodology, self.now = partner, header, methodology, now
+        self.allowed = frozenset(partner.behaviours.values_list("id", flat=True))
+        self.trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
+        self._tables_ready = False
+        # Lines the API's parser had to read (odd fields, or a chunk COPY could not take as it is).
+        self.lines_read_by_python = 0
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def _create_tables(self, cursor) -> None:
+        width = len(self.header) if self.header else 1
+        raw_columns = ", ".join(f"c{index} text" for index in range(width))
+        cursor.execute(
+            f"""
+            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_day_now, import_month_now;
+            CREATE TEMP TABLE import_raw (ordinal bigint GENERATED ALWAYS AS IDENTITY, {raw_columns});
+            CREATE TEMP TABLE import_rows (
+                ordinal bigint, record_id text, external_id text, customer_reference text,
+                behaviour_id bigint, factor_id bigint, quantity numeric, occurred_at timestamptz,
+                ended_at timestamptz, local_day date, gross_carbon_mg bigint, code text, detail text
+            );
+            CREATE TEMP TABLE import_factors (
+                factor_id bigint, behaviour_id bigint, behaviour_code text, allowed boolean,
+                effective_from date, effective_until date, carbon_mg_per_unit bigint, daily_cap_mg bigint,
+                monthly_cap_mg bigint, event_cap_mg bigint, sources text[], threshold numeric,
+                is_trip boolean, is_step boolean
+            );
+            CREATE TEMP TABLE import_day_now (
+                user_id bigint, behaviour_id bigint, day date, quantity numeric, credited_carbon_mg bigint
+            );
+            CREATE TEMP TABLE import_month_now (
+                user_id bigint, behaviour_id bigint, month date, credited_carbon_mg bigint
+            );
+            """
+        )
+        rows = []
+        for behaviour in self.methodology.behaviours_by_id.values():
+            factors = self.methodology._factors.get(behaviour.id, [])
+            if not factors:
+                # Known behaviour without a factor: `no_factor_in_effect`, as in the batch path.
+                rows.append(
+                    (None, behaviour.id, behaviour.code, behaviour.id in self.allowed, None, None, None, None,
+                     None, None, [], None, behaviour.is_trip, behaviour.unit == Unit.STEP)
+                )  # fmt: skip
+            for index, factor in enumerate(factors):
+                until = factors[index + 1].effective_from if index + 1 < len(factors) else None
+                rows.append(
+                    (
+                        factor.id, behaviour.id, behaviour.code, behaviour.id in self.allowed,
+                        factor.effective_from, until, factor.carbon_mg_per_unit, factor.daily_cap_mg,
+                        factor.monthly_cap_mg or None, factor.event_cap_mg, sorted(factor.sources),
+                        self.methodology.review_threshold(behaviour, factor), behaviour.is_trip,
+                        behaviour.unit == Unit.STEP,
+                    )
+                )  # fmt: skip
+        placeholders = ", ".join(["%s"] * 14)
+        cursor.executemany(f"INSERT INTO import_factors VALUES ({placeholders})", rows)  # noqa: S608
+        self._tables_ready = True
+
+    # --- one chunk ------------------------------------------------------------------------------
+
+    def import_chunk(self, lines: list[bytes], parse) -> ChunkResult:
+        """Imports a chunk of lines (each one record; blank ones skipped) in one transaction."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            if not self._tables_ready:
+                self._create_tables(cursor)
+            # Mid-sized statements over temporary tables: compiling them (JIT) costs more than it saves,
+            # and their sorts fit in memory.
+            cursor.execute(
+                "SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
+            )
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    with transaction.atomic():
+                        return self._import(cursor, lines, parse)
+                except (CounterRaceError, OperationalError) as error:
+                    retriable = isinstance(error, CounterRaceError) or isinstance(
+                        error.__cause__, psycopg.errors.DeadlockDetected
+                    )
+                    if not retriable or attempt == MAX_ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _import(self, cursor, lines: list[bytes], parse) -> ChunkResult:
+        cursor.execute("TRUNCATE import_raw, import_rows, import_day_now, import_month_now RESTART IDENTITY")
+        if not (self.header and self._copy_raw(cursor, lines)):
+            self._add_parsed(cursor, list(enumerate(lines, start=1)), parse)
+        else:
+            try:
+                with transaction.atomic():
+                    self._type_plain_lines(cursor)
+            except (DataError, psycopg.DataError):
+                # A field that looked well-formed is not (a 30 February): Python reads the whole chunk.
+                cursor.execute("TRUNCATE import_rows")
+                self._add_parsed(cursor, list(enumerate(lines, start=1)), parse)
+            else:
+                cursor.execute(
+                    "SELECT ordinal FROM import_raw r "
+                    "WHERE NOT EXISTS (SELECT 1 FROM import_rows i WHERE i.ordinal = r.ordinal)"
+                )
+                others = [row[0] for row in cursor.fetchall()]
+                if others:
+                    self._add_parsed(cursor, [(ordinal, lines[ordinal - 1]) for ordinal in others], parse)
+        self._check_people_and_duplicates(cursor)
+        self._lock_counters(cursor)
+        self._work_out_outcomes(cursor)
+        self._store(cursor)
+        cursor.execute(
+            """
+            SELECT (SELECT count(*) FILTER (WHERE status = 'credited') FROM import_outcomes),
+                   (SELECT count(*) FILTER (WHERE status = 'held') FROM import_outcomes),
+                   (SELECT count(*) FILTER (WHERE is_duplicate) FROM import_checked)
+            """
+        )
+        accepted, held, duplicate = cursor.fetchone()
+        cursor.execute(
+            "SELECT ordinal, record_id, code, detail FROM import_checked "
+            "WHERE code IS NOT NULL ORDER BY ordinal"
+        )
+        rejected = cursor.fetchall()
+        rejections_count(
+            source=self.partner.source,
+            partner_code=self.partner.code,
+            codes=Counter(code for _, _, code, _ in rejected),
+            now=self.now,
+        )
+        totals = Counter(accepted=accepted, held_for_review=held, duplicate=duplicate, rejected=len(rejected))
+        return ChunkResult(totals=totals, rejected=rejected)
+
+    def _copy_raw(self, cursor, lines: list[bytes]) -> bool:
+        """COPYs the chunk as it is; False when COPY cannot read it line for line as plain CSV."""
+        data = b"".join(lines)
+        # A line `\.` ends COPY's input early; blank lines and quoted line breaks shift the lines.
+        if any(line.strip() in (b"", b"\\.") for line in lines):
+            return False
+        columns = ", ".join(f"c{index}" for index in range(len(self.header)))
+        try:
+            with (
+                transaction.atomic(),
+                cursor.cursor.copy(f"COPY import_raw ({columns}) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                copy.write(data)
+        except psycopg.DataError:
+            return False
+        cursor.execute("SELECT count(*) FROM import_raw")
+        if cursor.fetchone()[0] != len(lines):
+            cursor.execute("TRUNCATE import_raw RESTART IDENTITY")
+            return False
+        return True
+
+    def _column(self, name: str) -> str:
+        return f"c{self.header.index(name)}" if name in self.header else "NULL::text"
+
+    def _plain(self) -> str:
+        ended_at = self._column("ended_at")
+        return (
+            f"{_printable(self._column('id'), 100)} AND {_printable(self._column('customer_reference'), 64)} "
+            f"AND {self._column('behaviour')} IS NOT NULL AND {self._column('quantity')} ~ '{DECIMAL}' "
+            f"AND {_moment(self._column('occurred_at'))} "
+            f"AND ({ended_at} IS NULL OR {ended_at} = '' OR {_moment(ended_at)})"
+        )
+
+    def _type_plain_lines(self, cursor) -> None:
+        """Types and checks the well-formed lines: the rules of `record_precheck`, in its order."""
+        # Only column names of the staging table (c0, c1, …) and constants are put into the SQL text.
+        cursor.execute(
+            f"""
+            INSERT INTO import_rows
+            SELECT r.ordinal, r.record_id, %(prefix)s || r.record_id, r.customer_reference, b.behaviour_id,
+                   f.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
+                   floor(r.quantity * f.carbon_mg_per_unit),
+                   CASE
+                       WHEN b.behaviour_id IS NULL THEN %(unknown_behaviour)s
+                       WHEN NOT b.allowed THEN %(not_allowed)s
+                       WHEN r.quantity <= 0 OR r.quantity > %(max_quantity)s THEN %(invalid_quantity)s
+                       WHEN r.occurred_at > %(latest)s OR r.ended_at > %(latest)s THEN %(future)s
+                       WHEN r.ended_at < r.occurred_at THEN %(invalid_record)s
+                       WHEN f.factor_id IS NULL THEN %(no_factor)s
+                       WHEN NOT %(source)s = ANY(f.sources) THEN %(not_allowed)s
+                   END,
+                   CASE WHEN r.ended_at < r.occurred_at THEN %(ended_before)s ELSE '' END
+            FROM (
+                SELECT ordinal, {self._column("id")} AS record_id,
+                       {self._column("customer_reference")} AS customer_reference,
+                       {self._column("behaviour")} AS behaviour,
+                       {self._column("quantity")}::numeric AS quantity,
+                       {self._column("occurred_at")}::timestamptz AS occurred_at,
+                       nullif({self._column("ended_at")}, '')::timestamptz AS ended_at,
+                       ({self._column("occurred_at")}::timestamptz AT TIME ZONE 'Asia/Shanghai')::date
+                           AS local_day
+                FROM import_raw WHERE {self._plain()}
+            ) AS r
+            LEFT JOIN (SELECT DISTINCT behaviour_id, behaviour_code, allowed FROM import_factors) AS b
+                ON b.behaviour_code = r.behaviour
+            LEFT JOIN import_factors AS f
+                ON f.behaviour_id = b.behaviour_id AND f.effective_from <= r.local_day
+               AND (f.effective_until IS NULL OR r.local_day < f.effective_until)
+            """,  # noqa: S608
+            self._rule_parameters(),
+        )
+
+    def _rule_parameters(self) -> dict:
+        return {
+            "prefix": f"{self.partner.code}:",
+            "source": self.partner.source,
+            "latest": self.now + CLOCK_SKEW,
+            "max_quantity": MAX_QUANTITY,
+            "unknown_behaviour": errors.UNKNOWN_BEHAVIOUR.code,
+            "not_allowed": errors.BEHAVIOUR_NOT_ALLOWED.code,
+            "invalid_quantity": errors.INVALID_QUANTITY.code,
+            "future": errors.OCCURRED_IN_FUTURE.code,
+            "invalid_record": errors.INVALID_RECORD.code,
+            "no_factor": errors.NO_FACTOR_IN_EFFECT.code,
+            "ended_before": ENDED_BEFORE_STARTED,
+        }
+
+    def _add_parsed(self, cursor, numbered_lines: list[tuple[int, bytes]], parse) -> None:
+        """Lines read by the API's parser and checked by `record_precheck`, added to `import_rows`."""
+        prefix = f"{self.partner.code}:"
+        self.lines_read_by_python += len(numbered_lines)
+        with cursor.cursor.copy(
+            "COPY import_rows (ordinal, record_id, external_id, customer_reference, behaviour_id, factor_id, "
+            "quantity, occurred_at, ended_at, local_day, gross_carbon_mg, code, detail) FROM STDIN"
+        ) as copy:
+            for ordinal, line in numbered_lines:
+                if not line.strip():
+                    continue
+                from activities.services import partner_record_parse
+
+                record: Incoming = partner_record_parse(self.partner, parse(line))
+                shown = record.external_id.removeprefix(prefix)
+                checked = record_precheck(
+                    ordinal, record, source=self.partner.source, methodology=self.methodology,
+                    allowed_behaviour_ids=self.allowed, now=self.now, oldest=None,
+                )  # fmt: skip
+                if isinstance(checked, _Candidate):
+                    copy.write_row(
+                        (ordinal, shown, record.external_id, record.customer_reference, checked.behaviour_id,
+                         checked.factor.id, record.quantity, record.occurred_at, record.ended_at,
+                         checked.local_day, checked.gross_carbon_mg, None, "")
+                    )  # fmt: skip
+                else:
+                    copy.write_row(
+                        (ordinal, shown, None, None, None, None, None, None, None, None, None, *checked)
+                    )
+
+    def _check_people_and_duplicates(self, cursor) -> None:
+        cursor.execute(
+            """
+            DROP TABLE IF EXISTS import_checked;
+            CREATE TEMP TABLE import_checked AS
+            SELECT c.*, (c.code IS NULL AND (
+                       EXISTS (SELECT 1 FROM activities_activityrecord e
+                               WHERE e.external_id = c.external_id AND e.source = %(source)s)
+                       OR row_number() OVER (PARTITION BY c.code IS NULL, c.external_id
+                                             ORDER BY c.occurred_at, c.ordinal) > 1
+                   )) AS is_duplicate
+            FROM (
+                SELECT r.ordinal, r.record_id, r.external_id, r.behaviour_id, r.factor_id, r.quantity,
+                       r.occurred_at, r.ended_at, r.local_day, r.gross_carbon_mg, r.detail, l.user_id,
+                       CASE
+                           WHEN r.code IS NOT NULL THEN r.code
+                           WHEN l.user_id IS NULL THEN %(unknown_customer)s
+                           WHEN NOT coalesce(u.is_active AND u.closed_at IS NULL, false) THEN %(closed)s
+                           WHEN NOT EXISTS (
+                               SELECT 1 FROM accounts_datasourceauthorization a
+                               WHERE a.user_id = l.user_id AND a.source = %(source)s AND a.revoked_at IS NULL
+                           ) THEN %(not_authorized)s
+                       END AS code
+                FROM import_rows r
+                LEFT JOIN activities_partnercustomerlink l
+                    ON r.code IS NULL AND l.partner_id = %(partner)s
+                   AND l.customer_reference = r.customer_reference
+                LEFT JOIN accounts_user u ON u.id = l.user_id
+            ) AS c;
+            """,
+            {
+                "source": self.partner.source,
+                "partner": self.partner.id,
+                "unknown_customer": errors.UNKNOWN_CUSTOMER.code,
+                "closed": errors.ACCOUNT_CLOSED.code,
+                "not_authorized": errors.SOURCE_NOT_AUTHORIZED.code,
+            },
+        )
+
+    def _lock_counters(self, cursor) -> None:
+        """Locks the existing counter rows of the chunk's keys in key order, keeping what they hold."""
+        cursor.execute(
+            """
+            INSERT INTO import_day_now
+            SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
+            FROM (
+                SELECT DISTINCT user_id, behaviour_id, local_day FROM import_checked
+                WHERE code IS NULL AND NOT is_duplicate ORDER BY 1, 2, 3
+            ) AS k
+            CROSS JOIN LATERAL (
+                SELECT * FROM activities_behaviourday c
+                WHERE c.user_id = k.user_id AND c.behaviour_id = k.behaviour_id AND c.day = k.local_day
+                FOR UPDATE
+            ) AS c;
+            INSERT INTO import_month_now
+            SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
+            FROM (
+                SELECT DISTINCT k.user_id, k.behaviour_id, date_trunc('month', k.local_day)::date AS month
+                FROM import_checked k JOIN import_factors f ON f.factor_id = k.factor_id
+                WHERE k.code IS NULL AND NOT k.is_duplicate AND f.monthly_cap_mg IS NOT NULL ORDER BY 1, 2, 3
+            ) AS k
+            CROSS JOIN LATERAL (
+                SELECT * FROM activities_behaviourmonth c
+                WHERE c.user_id = k.user_id AND c.behaviour_id = k.behaviour_id AND c.month = k.month
+                FOR UPDATE
+            ) AS c;
+            """
+        )
+
+    def _work_out_outcomes(self, cursor) -> None:
+        """Holds and caps of every fresh record, in the order things happened (`ingest._credit`)."""
+        cursor.execute(
+            """
+            DROP TABLE IF EXISTS import_outcomes;
+            CREATE TEMP TABLE import_outcomes AS
+            WITH fresh AS (
+                SELECT k.*, f.daily_cap_mg, f.monthly_cap_mg, f.event_cap_mg, f.is_trip, f.is_step,
+                       date_trunc('month', k.local_day)::date AS month,
+                       f.threshold IS NOT NULL AND coalesce(d.quantity, 0) + sum(k.quantity) OVER (
+                           PARTITION BY k.user_id, k.behaviour_id, k.local_day
+                           ORDER BY k.occurred_at, k.ordinal ROWS UNBOUNDED PRECEDING
+                       ) > f.threshold AS over_threshold,
+                       coalesce(d.credited_carbon_mg, 0) AS day_credited,
+                       coalesce(m.credited_carbon_mg, 0) AS month_credited
+                FROM import_checked k
+                JOIN import_factors f ON f.factor_id = k.factor_id
+                LEFT JOIN import_day_now d
+                    ON d.user_id = k.user_id AND d.behaviour_id = k.behaviour_id AND d.day = k.local_day
+                LEFT JOIN import_month_now m
+                    ON m.user_id = k.user_id AND m.behaviour_id = k.behaviour_id
+                   AND m.month = date_trunc('month', k.local_day)::date
+                WHERE k.code IS NULL AND NOT k.is_duplicate
+            ),
+            trips AS (
+                -- Trips join the person's intervals unless already held by a threshold (as in `_credit`).
+                SELECT *, is_trip AND ended_at IS NOT NULL AND NOT over_threshold AS is_interval FROM fresh
+            ),
+            overlapped AS (
+                SELECT *,
+                       CASE WHEN ended_at > occurred_at
+                            THEN max(ended_at) FILTER (WHERE is_interval) OVER (
+                                PARTITION BY user_id ORDER BY occurred_at, ordinal
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                            ELSE max(ended_at) FILTER (WHERE is_interval) OVER (
+                                PARTITION BY user_id ORDER BY occurred_at
+                                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP)
+                       END > occurred_at AS overlaps_earlier
+                FROM trips
+            ),
+            holds AS (
+                SELECT *,
+                       CASE
+                           WHEN over_threshold AND is_step THEN %(superhuman)s
+                           WHEN over_threshold THEN %(too_many)s
+                           WHEN is_interval AND (overlaps_earlier OR EXISTS (
+                               SELECT 1 FROM activities_activityrecord r
+                               WHERE r.user_id = o.user_id
+                                 AND r.local_day BETWEEN o.local_day - 1 AND o.local_day + 1
+                                 AND r.behaviour_id = ANY(%(trip_behaviours)s) AND r.ended_at IS NOT NULL
+                                 AND r.status <> %(rejected)s
+                                 AND r.occurred_at < o.ended_at AND r.ended_at > o.occurred_at
+                           )) THEN %(overlapping)s
+                           ELSE ''
+                       END AS hold_reason
+                FROM overlapped o
+            ),
+            event_capped AS (
+                SELECT *,
+                       CASE WHEN hold_reason <> '' THEN 0
+                            WHEN gross_carbon_mg > event_cap_mg THEN event_cap_mg
+                            ELSE gross_carbon_mg END AS after_event
+                FROM holds
+            ),
+            day_capped AS (
+                -- Greedy fill of the day's room: the records before this one took what they could.
+                SELECT *,
+                       CASE WHEN daily_cap_mg IS NULL THEN after_event
+                            ELSE greatest(0, least(
+                                after_event,
+                                daily_cap_mg - day_credited - coalesce(sum(after_event) OVER (
+                                    PARTITION BY user_id, behaviour_id, local_day
+                                    ORDER BY occurred_at, ordinal
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
+                       END AS after_day
+                FROM event_capped
+            ),
+            month_capped AS (
+                SELECT *,
+                       CASE WHEN monthly_cap_mg IS NULL THEN after_day
+                            ELSE greatest(0, least(
+                                after_day,
+                                monthly_cap_mg - month_credited - coalesce(sum(after_day) OVER (
+                                    PARTITION BY user_id, behaviour_id, month ORDER BY occurred_at, ordinal
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
+                       END AS credited_carbon_mg
+                FROM day_capped
+            )
+            SELECT user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+                   month, monthly_cap_mg IS NOT NULL AS has_monthly_cap, gross_carbon_mg, credited_carbon_mg,
+                   CASE WHEN hold_reason <> '' THEN ''
+                        WHEN credited_carbon_mg < after_day THEN %(cap_month)s
+                        WHEN after_day < after_event THEN %(cap_day)s
+                        WHEN gross_carbon_mg > event_cap_mg THEN %(cap_event)s
+                        ELSE '' END AS capped_by,
+                   CASE WHEN hold_reason <> '' THEN %(held)s ELSE %(credited)s END AS status,
+                   hold_reason
+            FROM month_capped
+            """,
+            {
+                "superhuman": HoldReason.SUPERHUMAN_STEPS.value,
+                "too_many": HoldReason.TOO_MANY_IN_A_DAY.value,
+                "overlapping": HoldReason.OVERLAPPING_TRIP.value,
+                "trip_behaviours": self.trip_behaviour_ids,
+                "rejected": RecordStatus.REJECTED.value,
+                "cap_month": CapKind.MONTH.value,
+                "cap_day": CapKind.DAY.value,
+                "cap_event": CapKind.EVENT.value,
+                "held": RecordStatus.HELD.value,
+                "credited": RecordStatus.CREDITED.value,
+            },
+        )
+
+    def _store(self, cursor) -> None:
+        """Counters first, then records and DailyCarbon: the lock order of every writer."""
+        cursor.execute(
+            """
+            WITH raised AS (
+                INSERT INTO activities_behaviourday AS b
+                    (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+                SELECT user_id, behaviour_id, local_day, sum(quantity), count(*),
+                       count(*) FILTER (WHERE status = %(held)s), sum(credited_carbon_mg)
+                FROM import_outcomes GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                ON CONFLICT (user_id, behaviour_id, day) DO UPDATE
+                SET quantity = b.quantity + EXCLUDED.quantity,
+                    record_count = b.record_count + EXCLUDED.record_count,
+                    held_count = b.held_count + EXCLUDED.held_count,
+                    credited_carbon_mg = b.credited_carbon_mg + EXCLUDED.credited_carbon_mg
+                RETURNING b.user_id, b.behaviour_id, b.day, (b.xmax = 0) AS was_created
+            )
+            -- A row this chunk meant to create (it did not exist when locking) but found: a race.
+            SELECT count(*) FROM raised r
+            WHERE NOT r.was_created AND NOT EXISTS (
+                SELECT 1 FROM import_day_now d
+                WHERE d.user_id = r.user_id AND d.behaviour_id = r.behaviour_id AND d.day = r.day
+            )
+            """,
+            {"held": RecordStatus.HELD.value},
+        )
+        races = cursor.fetchone()[0]
+        cursor.execute(
+            """
+            WITH raised AS (
+                INSERT INTO activities_behaviourmonth AS m (user_id, behaviour_id, month, credited_carbon_mg)
+                SELECT user_id, behaviour_id, month, sum(credited_carbon_mg)
+                FROM import_outcomes WHERE has_monthly_cap AND status = %(credited)s
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                ON CONFLICT (user_id, behaviour_id, month) DO UPDATE
+                SET credited_carbon_mg = m.credited_carbon_mg + EXCLUDED.credited_carbon_mg
+                RETURNING m.user_id, m.behaviour_id, m.month, (m.xmax = 0) AS was_created
+            )
+            SELECT count(*) FROM raised r
+            WHERE NOT r.was_created AND NOT EXISTS (
+                SELECT 1 FROM import_month_now n
+                WHERE n.user_id = r.user_id AND n.behaviour_id = r.behaviour_id AND n.month = r.month
+            )
+            """,
+            {"credited": RecordStatus.CREDITED.value},
+        )
+        races += cursor.fetchone()[0]
+        if races:
+            raise CounterRaceError
+        cursor.execute(
+            """
+            WITH inserted AS (
+                INSERT INTO activities_activityrecord
+                    (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
+                     ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
+                     hold_reason, created_at, credited_at, appeal_note)
+                SELECT user_id, behaviour_id, factor_id, %(source)s, %(partner)s, external_id, quantity,
+                       occurred_at, ended_at, local_day, '', gross_carbon_mg, credited_carbon_mg, capped_by,
+                       status, hold_reason, %(now)s,
+                       CASE WHEN status = %(credited)s THEN %(now)s::timestamptz END, ''
+                FROM import_outcomes
+                ON CONFLICT (external_id, source) DO NOTHING
+                RETURNING user_id, local_day, credited_carbon_mg
+            ),
+            daily AS (
+                INSERT INTO activities_dailycarbon
+                    (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
+                SELECT user_id, local_day, sum(credited_carbon_mg), 0, %(now)s
+                FROM inserted WHERE credited_carbon_mg > 0
+                GROUP BY user_id, local_day ORDER BY user_id, local_day
+                ON CONFLICT (user_id, day) DO UPDATE
+                SET credited_carbon_mg =
+                        activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
+                    updated_at = EXCLUDED.updated_at
+            )
+            SELECT (SELECT count(*) FROM inserted) = (SELECT count(*) FROM import_outcomes)
+            """,
+            {
+                "source": self.partner.source,
+                "partner": self.partner.id,
+                "now": self.now,
+                "credited": RecordStatus.CREDITED.value,
+            },
+        )
+        if not cursor.fetchone()[0]:
+            # A concurrent request stored one of these records after the duplicate check: start again.
+            raise CounterRaceError
