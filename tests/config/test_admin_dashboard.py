@@ -163,3 +163,16 @@ def test_the_admin_index_links_to_the_dashboard(db):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
 
     assert 'href="/admin/dashboard/"' in client.get("/admin/").content.decode()
+
+
+def test_the_page_reads_its_30_days_from_the_cache_until_asked_to_check_again(today):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.get("/admin/dashboard/")
+    DailyCarbon.objects.create(user=UserFactory(), day=today, credited_carbon_mg=5_000)
+
+    cached = client.get("/admin/dashboard/").content.decode()
+    fresh = client.get("/admin/dashboard/?refresh=1").content.decode()
+
+    assert 'data-figure="grams"><span class="value">0<' in cached
+    assert 'data-figure="grams"><span class="value">5<' in fresh
