@@ -65,6 +65,16 @@ messages: $(VENV)/.installed
 	$(MANAGE) makemessages -l zh_Hans --ignore=.venv --ignore=var
 	$(MANAGE) compilemessages -l zh_Hans --ignore=.venv
 
+## The slow reliability suite: minutes of mixed load with faults injected, Celery beats, a longer
+## API fuzz. Prints its figures (requests sent, faults injected, bad inputs, invariant checks, 5xx).
+SOAK_SECONDS ?= 180
+soak: $(VENV)/.installed
+	@rm -f var/reliability-figures.jsonl; mkdir -p var
+	RELIABILITY_SOAK=1 SOAK_SECONDS=$(SOAK_SECONDS) FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-25} \
+		RELIABILITY_FIGURES_FILE=$(CURDIR)/var/reliability-figures.jsonl \
+		$(BIN)/python tests/services.py tests/reliability tests/config/test_api_fuzz.py -p no:randomly $(PYTEST_ARGS)
+	@$(BIN)/python tests/reliability/figures.py var/reliability-figures.jsonl
+
 ## Celery, against REDIS_URL.
 worker: $(VENV)/.installed
 	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2
