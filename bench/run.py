@@ -542,7 +542,11 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
     parser.add_argument("--generate-only", action="store_true", help="Make the city, run nothing.")
+    parser.add_argument("--show", type=Path, help="Print the table of a results file, run nothing.")
     args = parser.parse_args()
+    if args.show:
+        print(results_table(json.loads(args.show.read_text())))
+        return 0
     size = SIZES[args.size]
     server = _server_url(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     database_url = args.database_url or f"{server}/bench_{args.size}"
@@ -580,6 +584,25 @@ def main() -> int:
     print(context.report.table())
     print(f"results: {context.report.save()}")
     return 0
+
+
+def results_table(results: dict) -> str:
+    """The table of a results file, then its machine and the notes behind each row (Markdown)."""
+    report = Report(size=results["size"], started_at=results["started_at"])
+    for row in results["rows"]:
+        report.rows.append(Row(**{key: value for key, value in row.items() if key != "ratio"}))
+    machine = results["machine"]
+    lines = [
+        report.table(),
+        "",
+        f"Started {results['started_at']} on {machine['cpus']} × {machine['cpu_model']}, "
+        f"{machine['memory_gib']} GiB"
+        + (f", load average {machine['load_average']}" if "load_average" in machine else "")
+        + ".",
+        "",
+    ]
+    lines += [f"- {row.scenario}, {row.figure}: {row.notes}" for row in report.rows if row.notes]
+    return "\n".join(lines)
 
 
 def _owed_day() -> datetime.date | None:
