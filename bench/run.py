@@ -108,8 +108,11 @@ def _server_url(database_url: str) -> str:
     return database_url.rsplit("/", 1)[0]
 
 
-def _database_prepare(database_url: str, *, size: Size, reuse: bool, environment: dict) -> bool:
-    """Recreates and migrates the database unless `reuse` finds the city there. True: generate it."""
+def _database_prepare(
+    database_url: str, *, size: Size, reuse: bool, environment: dict, partial: bool = False
+) -> bool:
+    """Recreates and migrates the database unless `reuse` finds the city there (with `partial`, any
+    part of it). True: generate it."""
     import psycopg
 
     name = database_url.rsplit("/", 1)[1]
@@ -120,7 +123,7 @@ def _database_prepare(database_url: str, *, size: Size, reuse: bool, environment
             people = connection.execute(
                 "SELECT count(*) FROM accounts_user WHERE username LIKE 'city-%%'"
             ).fetchone()[0]
-            if people == size.accounts:
+            if people == size.accounts or (partial and people):
                 print(f"reusing the city of {people:,} accounts in {name}", flush=True)
                 _migrate(environment)
                 return False
@@ -158,6 +161,27 @@ def city_make(context: Context, *, seed: int = 1) -> None:
     context.report.add(
         Row("0 the city", f"make_city: {context.size.accounts:,} accounts, {context.size.days} days", seconds,
             "s", notes=f"{records:,} activity records")
+    )  # fmt: skip
+
+
+def _city_complete(context: Context) -> None:
+    """A city stopped part-way is completed (merchants, statistics, settlement) and measured at the
+    size it reached; the table says so."""
+    import dataclasses
+
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    started = time.perf_counter()
+    call_command("make_city", complete=True)
+    people = User.objects.filter(username__startswith="city-").count()
+    context.size = dataclasses.replace(context.size, accounts=people)
+    context.report.add(
+        Row("0 the city", f"partial city: {people:,} of {CITY_ACCOUNTS:,} accounts",
+            time.perf_counter() - started, "s",
+            notes="generation stopped part-way; completed (merchants, statistics, settlement of "
+                  "every day but the last) in this many seconds, then measured at this size")
     )  # fmt: skip
 
 
@@ -542,6 +566,11 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
     parser.add_argument("--generate-only", action="store_true", help="Make the city, run nothing.")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="With --reuse: measure on a city whose generation was stopped, completed first.",
+    )
     parser.add_argument("--show", type=Path, help="Print the table of a results file, run nothing.")
     args = parser.parse_args()
     if args.show:
@@ -556,7 +585,9 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         redis_url = args.redis_url or stack.enter_context(throwaway_redis())
         environment = bench_environment(database_url, redis_url)
-        generate = _database_prepare(database_url, size=size, reuse=args.reuse, environment=environment)
+        generate = _database_prepare(
+            database_url, size=size, reuse=args.reuse, environment=environment, partial=args.partial
+        )
         os.environ.update(environment)
         import django
 
@@ -575,6 +606,8 @@ def main() -> int:
             print(f"making the city ({size.accounts:,} accounts, {size.days} days) …", flush=True)
             city_make(context)
         else:
+            if args.partial:
+                _city_complete(context)
             context.last_day = _owed_day() or context.last_day
         if args.generate_only:
             return 0

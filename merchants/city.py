@@ -51,6 +51,7 @@ NULL = "\\N"  # COPY's text format
 # People per generator block. A constant: changing it changes every city generated from a seed.
 BLOCK = 2_000
 USERNAME_PREFIX = "city-"
+MERCHANT_LICENCE_PREFIX = "91330800CITY"
 
 DISTRICTS = [
     # code, name, English name, share of the population (Quzhou's six county-level divisions)
@@ -462,9 +463,69 @@ def city_generate(
     _people_and_activity(context, summary, accounts=accounts, seed=seed, say=say)
     summary.seconds["people and activity (COPY)"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    _merchants(context, summary, accounts=accounts, seed=seed)
-    summary.seconds["merchants and offers"] = time.perf_counter() - started
+    _finish(context, summary, accounts=accounts, seed=seed, settle=settle, say=say)
+    return summary
+
+
+def city_complete(*, seed: int = 1, progress: Callable[[str], None] | None = None) -> CitySummary:
+    """Finishes a city whose generation was stopped between blocks (each block commits whole).
+
+    What follows the people and their activity is done for the people generated: the user id
+    sequence, merchants and offers, planner statistics, and the settlement of every day but the
+    last. Safe to run again: each step is skipped once done.
+    """
+    from rewards.models import SettlementRun, SettlementRunStatus
+
+    say = progress or (lambda _message: None)
+    accounts = User.objects.filter(username__startswith=USERNAME_PREFIX).count()
+    if not accounts:
+        raise ValueError("this database holds no generated city")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # A thousand people's days are the city's days (reading them all would scan millions of rows).
+            "SELECT min(day), max(day) FROM activities_dailycarbon WHERE user_id IN "
+            "(SELECT id FROM accounts_user WHERE username LIKE %s ORDER BY id LIMIT 1000)",
+            [f"{USERNAME_PREFIX}%"],
+        )
+        first_day, last_day = cursor.fetchone()
+    day_list = [
+        first_day + datetime.timedelta(days=offset) for offset in range((last_day - first_day).days + 1)
+    ]
+    summary = CitySummary(accounts=accounts, first_day=first_day, last_day=last_day)
+    context = _reference_data(day_list)
+    _user_sequence_catch_up()
+    settled = SettlementRun.objects.filter(
+        day=last_day - datetime.timedelta(days=1), status=SettlementRunStatus.SUCCEEDED
+    ).exists()
+    has_merchants = Merchant.objects.filter(licence_number__startswith=MERCHANT_LICENCE_PREFIX).exists()
+    say(f"completing a city of {accounts:,} accounts from {first_day} to {last_day} …")
+    _finish(
+        context,
+        summary,
+        accounts=accounts,
+        seed=seed,
+        settle=not settled,
+        say=say,
+        merchants=not has_merchants,
+    )
+    return summary
+
+
+def _finish(
+    context: _Context,
+    summary: CitySummary,
+    *,
+    accounts: int,
+    seed: int,
+    settle: bool,
+    say: Callable[[str], None],
+    merchants: bool = True,
+) -> None:
+    """Merchants and offers, planner statistics, and the settlement of every day but the last."""
+    if merchants:
+        started = time.perf_counter()
+        _merchants(context, summary, accounts=accounts, seed=seed)
+        summary.seconds["merchants and offers"] = time.perf_counter() - started
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -481,15 +542,17 @@ def city_generate(
             cursor.execute(f"ANALYZE {table}")
     summary.seconds["analyze"] = time.perf_counter() - started
 
-    if settle and len(day_list) > 1:
+    if settle and len(context.days) > 1:
         from rewards.services import settlement_run
 
         started = time.perf_counter()
-        summary.settled_through = day_list[-2]
+        summary.settled_through = context.days[-2]
         say(f"settling every day through {summary.settled_through} …")
-        settlement_run(day=summary.settled_through, workers=1, within_transaction=connection.in_atomic_block)
+        in_transaction = connection.in_atomic_block
+        settlement_run(
+            day=summary.settled_through, workers=1 if in_transaction else 2, within_transaction=in_transaction
+        )
         summary.seconds["settlement of the days before the last"] = time.perf_counter() - started
-    return summary
 
 
 def _reference_data(day_list: list[datetime.date]) -> _Context:
@@ -785,7 +848,7 @@ def _merchants(context: _Context, summary: CitySummary, *, accounts: int, seed: 
                 name=f"{rng.choice(SURNAMES)}记{rng.choice(MERCHANT_WORDS[category])}{number}",
                 category=category,
                 district_id=rng.choices(context.districts, context.district_weights)[0],
-                licence_number=f"91330800CITY{number:06d}",
+                licence_number=f"{MERCHANT_LICENCE_PREFIX}{number:06d}",
                 contact_name=_nickname(rng),
                 contact_phone=f"0570-{rng.randrange(10_000_000):07d}",
                 status=Merchant.Status.APPROVED,

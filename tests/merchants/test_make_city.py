@@ -131,3 +131,21 @@ def test_make_city_says_how_long_it_took_and_refuses_a_second_city():
     assert User.objects.filter(username__startswith="city-").count() == 60
     with pytest.raises(ValueError, match="already holds a generated city"):
         city_generate(accounts=10, days=1, last_day=LAST_DAY)
+
+
+@pytest.mark.django_db
+def test_a_city_stopped_between_blocks_is_completed_with_merchants_and_settlement():
+    from merchants.city import city_complete
+
+    city_generate(accounts=120, days=4, seed=6, last_day=LAST_DAY, settle=False)
+    Offer.objects.all().delete()
+    Merchant.objects.all().delete()
+
+    summary = city_complete(seed=6)
+
+    assert summary.accounts == 120
+    assert (summary.first_day, summary.last_day) == (LAST_DAY - datetime.timedelta(days=3), LAST_DAY)
+    assert Merchant.objects.count() == 2
+    assert Settlement.objects.filter(day=LAST_DAY - datetime.timedelta(days=1)).exists()
+    assert not DailyCarbon.objects.filter(day=LAST_DAY, settled_carbon_mg__gt=0).exists()
+    assert city_complete(seed=6).settled_through is None  # a second run has nothing left to do

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 import time
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from merchants.city import city_generate
+from merchants.city import city_complete, city_generate
 
 
 class Command(BaseCommand):
@@ -18,8 +18,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--accounts", type=int, required=True)
-        parser.add_argument("--days", type=int, required=True)
+        parser.add_argument("--accounts", type=int)
+        parser.add_argument("--days", type=int)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
             "--last-day",
@@ -30,9 +30,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-settle", action="store_true", help="Leave every day owed (no wallets, no ledger)."
         )
+        parser.add_argument(
+            "--complete",
+            action="store_true",
+            help="Finish a city whose generation was stopped: merchants, statistics, settlement.",
+        )
 
     def handle(self, *args, **options) -> None:
         started = time.perf_counter()
+        if options["complete"]:
+            summary = city_complete(seed=options["seed"], progress=lambda message: self.stdout.write(message))
+            self.stdout.write(f"  {summary.lines()[-1]}")
+            self.stdout.write(self.style.SUCCESS(f"city completed in {time.perf_counter() - started:,.1f} s"))
+            return
+        if options["accounts"] is None or options["days"] is None:
+            raise CommandError("--accounts and --days are required (or --complete)")
         self.stdout.write(
             f"generating a city of {options['accounts']:,} accounts and {options['days']} days "
             f"(seed {options['seed']}) …"
