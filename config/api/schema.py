@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular import openapi
+from rest_framework import ISO_8601, serializers
 
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -21,6 +22,8 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
         }
     },
 }
+
+MONTH_PATTERN = r"^\d{4}-\d{2}$"
 
 ERROR_STATUSES = {
     "400": "Invalid input (`validation_failed`, `malformed_request` or a rule of the domain).",
@@ -63,6 +66,17 @@ class AutoSchema(openapi.AutoSchema):
     Our views declare `InputSerializer` / `OutputSerializer` inside themselves (one view per
     operation); without this every such component would be called "Input" or "Output" and clash.
     """
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        # A DateField with its own output format ("%Y-%m" for a month) is not an RFC 3339 date:
+        # say what it is, or clients (and schemathesis) reject "2026-11" as an invalid date.
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        output_format = getattr(field, "format", None)
+        if isinstance(field, serializers.DateField) and output_format not in (None, ISO_8601, "%Y-%m-%d"):
+            schema.pop("format", None)
+            if output_format == "%Y-%m":
+                schema["pattern"] = MONTH_PATTERN
+        return schema
 
     def get_serializer_name(self, serializer, direction: str) -> str:
         qualname = type(serializer).__qualname__

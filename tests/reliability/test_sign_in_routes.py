@@ -25,3 +25,13 @@ def test_phone_routes_are_not_offered(person_client, method, path, body):
     count_response(response.status_code)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_month_formatted_date_is_documented_as_a_month_not_a_date():
+    """Found by the API fuzz: `"2026-11"` answered where the schema promised an RFC 3339 date."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    month = schema["components"]["schemas"]["CreditProfileOutputMonth"]["properties"]["month"]
+
+    assert month == {"type": "string", "pattern": r"^\d{4}-\d{2}$"}
