@@ -4,6 +4,7 @@ selector, render. Every view acts for the signed-in person's own merchant and no
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,8 @@ from merchants.console import ratelimit
 from merchants.console.forms import OfferForm, ReportFilterForm, SignInForm, StaffAddForm, VerifyForm
 from merchants.exports import csv_bytes
 from merchants.models import Coupon, MerchantStaff, Offer
+
+logger = logging.getLogger(__name__)
 
 # A console session lasts a working shift; signing in again after that is cheap.
 SESSION_SECONDS = 12 * 60 * 60
@@ -101,6 +104,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         if ratelimit.is_exceeded(ratelimit.SIGN_IN_PER_USERNAME, username) or ratelimit.is_exceeded(
             ratelimit.SIGN_IN_PER_ADDRESS, address
         ):
+            logger.warning("console.sign_in_limited", extra={"address": address})
             form = SignInForm(request)
             form.initial["username"] = username
             return render(
@@ -332,6 +336,16 @@ def reports_csv(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
 # --- Verification at the counter (clerks and owners) --------------------------------------------
 
 
+def _verified_today(staff: MerchantStaff) -> list[Coupon]:
+    """The last coupons used at this merchant today, so the counter can check what it just did."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return list(
+        selectors.coupons_of_merchant(merchant=staff.merchant)
+        .filter(status=Coupon.Status.VERIFIED, verified_at__gte=today)
+        .order_by("-verified_at")[:10]
+    )
+
+
 @staff_required()
 def verify(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
     form = VerifyForm(request.POST or None)
@@ -344,7 +358,9 @@ def verify(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
             user_count > ratelimit.VERIFY_PER_USER.attempts
             or address_count > ratelimit.VERIFY_PER_ADDRESS.attempts
         ):
+            logger.warning("console.verify_limited", extra={"staff": str(staff.public_id)})
             context["refusal"] = {"message": TOO_MANY_VERIFICATIONS, "code": "too_many_attempts"}
+            context["recent"] = _verified_today(staff)
             return render(request, "merchants/console/verify.html", context, status=429)
         if form.is_valid():
             try:
@@ -367,4 +383,5 @@ def verify(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
                 context["form"] = VerifyForm()
         else:
             status = 400
+    context["recent"] = _verified_today(staff)
     return render(request, "merchants/console/verify.html", context, status=status)

@@ -266,6 +266,7 @@ def test_a_clerk_verifies_a_typed_code_and_sees_the_offer_and_a_masked_name(shop
     assert "林小伟" not in page
     coupon.refresh_from_db()
     assert (coupon.status, coupon.verified_by) == ("verified", shop.clerk)
+    assert coupon.display_code in page.split('id="recent"')[1]  # listed under "used here today"
 
 
 def test_the_second_attempt_is_refused_as_already_used(shop, coupon):
