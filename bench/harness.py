@@ -188,10 +188,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def gunicorn(environment: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[Server]:
+def gunicorn(
+    environment: dict[str, str], *, workers: int = 4, threads: int | None = None
+) -> Iterator[Server]:
     """Serves the app with gunicorn and production settings on a free loopback port.
 
-    `threads` > 1 runs gthread workers (each worker serves that many requests at once).
+    With `threads`, gthread workers (keep-alive connections, that many requests at once per worker);
+    without, gunicorn's default sync workers.
     """
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
@@ -209,7 +212,7 @@ def gunicorn(environment: dict[str, str], *, workers: int = 4, threads: int = 1)
         "--keep-alive",
         "30",
     ]
-    if threads > 1:
+    if threads is not None:
         command += ["--worker-class", "gthread", "--threads", str(threads)]
     process = subprocess.Popen(command, cwd=BASE_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -240,7 +243,9 @@ def _until_ready(url: str, process: subprocess.Popen, log_path: str) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn_server(environment: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[str]:
+def gunicorn_server(
+    environment: dict[str, str], *, workers: int = 4, threads: int | None = None
+) -> Iterator[str]:
     """`gunicorn(...)`, yielding only its URL."""
     with gunicorn(environment, workers=workers, threads=threads) as server:
         yield server.url

@@ -30,7 +30,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,41 +37,20 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import Report, Row, free_port, wrk, wrk_available  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Report,
+    Row,
+    bench_environment,
+    cpu_seconds_of,
+    database_recreate,
+    gunicorn,
+    serial_commits_per_second,
+    session_script,
+    wrk,
+    wrk_available,
+)
 
 DATABASE_NAME = "bench_merchants"
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    return url.rsplit("/", 1)[0]
-
-
-def _recreate_database(*, synchronous_commit: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-        # An operator's choice, not the code's: "off" lets a commit return before its WAL reaches
-        # the disk (a crash may lose the last fraction of a second of commits, atomically — never
-        # half a redemption). Every redemption commits on the offer's and the merchant's hot rows,
-        # so the disk's flush time bounds the rate at which one offer can sell.
-        connection.execute(f'ALTER DATABASE "{DATABASE_NAME}" SET synchronous_commit = {synchronous_commit}')
-    return f"{_server_url()}/{DATABASE_NAME}"
-
-
-def _environment(database_url: str, redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CONN_MAX_AGE": "600",
-        "SECURE_HSTS_SECONDS": "0",
-    }
 
 
 def _seed(people: int, hot_stock: int, small_stock: int) -> dict:
@@ -192,100 +170,6 @@ def _fund_lots(*, issuance_id: int, people: int) -> None:
         )
 
 
-def _lua(tokens: list[str], path: str, run: str) -> str:
-    listed = ",".join(f'"{token}"' for token in tokens)
-    return f"""
-local tokens = {{{listed}}}
-local counter = 0
-local offset = 0
-local thread_number = 0
-setup = function(thread)
-  thread:set("offset", thread_number * 7919)
-  thread:set("thread_number", thread_number)
-  thread_number = thread_number + 1
-end
-request = function()
-  counter = counter + 1
-  local token = tokens[((counter + offset) % #tokens) + 1]
-  return wrk.format("POST", "{path}", {{
-    ["X-Session-Token"] = token,
-    ["Idempotency-Key"] = string.format("{run}-%d-%d", thread_number, counter),
-  }}, "")
-end
-"""
-
-
-def _gunicorn(environment: dict[str, str], *, workers: int, threads: int):
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bench-redemption-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi:application",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-        ],
-        cwd=BASE_DIR,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _serial_commits_per_second(database_url: str, *, seconds: float = 2.0) -> float:
-    """The disk's bound on one hot row: one-row UPDATE + COMMIT, one after the other."""
-    import psycopg
-
-    with psycopg.connect(database_url) as connection:
-        connection.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id int PRIMARY KEY, n int)")
-        connection.execute("INSERT INTO bench_commit_probe VALUES (1, 0) ON CONFLICT DO NOTHING")
-        connection.commit()
-        commits, started = 0, time.monotonic()
-        while time.monotonic() - started < seconds:
-            connection.execute("UPDATE bench_commit_probe SET n = n + 1 WHERE id = 1")
-            connection.commit()
-            commits += 1
-        elapsed = time.monotonic() - started
-        connection.execute("DROP TABLE bench_commit_probe")
-        connection.commit()
-    return commits / elapsed
-
-
-def _app_cpu_seconds(pid: int) -> float:
-    """CPU time used so far by gunicorn and its workers: the app's own cost, whatever else runs."""
-    import psutil
-
-    master = psutil.Process(pid)
-    total = 0.0
-    for process in [master, *master.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def _count(sql: str, params: list) -> int:
     from django.db import connection
 
@@ -314,8 +198,12 @@ def main() -> int:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
 
-    database_url = _recreate_database(synchronous_commit=args.synchronous_commit)
-    environment = _environment(database_url, args.redis_url)
+    # synchronous_commit is an operator's choice, not the code's: "off" lets a commit return before
+    # its WAL reaches the disk (a crash may lose the last fraction of a second of commits,
+    # atomically — never half a redemption). Every redemption commits on the offer's and the
+    # merchant's hot rows, so the disk's flush time bounds the rate at which one offer can sell.
+    database_url = database_recreate(DATABASE_NAME, settings={"synchronous_commit": args.synchronous_commit})
+    environment = bench_environment(database_url, args.redis_url)
     os.environ.update(environment)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -329,27 +217,27 @@ def main() -> int:
     run = uuid.uuid4().hex[:8]
 
     report = Report(size=f"redemption-sync-{args.synchronous_commit}")
-    server, url = _gunicorn(environment, workers=args.workers, threads=args.threads)
-    try:
+    with gunicorn(environment, workers=args.workers, threads=args.threads) as server:
+        url = server.url
         # Warm every worker's connections; the same-run reference is the bare liveness probe
         # through the same server: no session, no database, no Redis.
         wrk(url + "/healthz", seconds=2, connections=args.connections)
         floor = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
         reference = ("bare /healthz", floor.requests_per_second)
 
-        serial_commits = _serial_commits_per_second(database_url)
+        serial_commits = serial_commits_per_second(database_url)
         hot_path = f"/api/v1/catalog/offers/{seeded['hot']}/redeem"
-        cpu_before = _app_cpu_seconds(server.pid)
+        cpu_before = cpu_seconds_of(server.pid)
         hot = wrk(
             url + hot_path,
             seconds=args.seconds,
             connections=args.connections,
-            script=_lua(tokens, hot_path, f"{run}h"),
+            script=session_script(tokens, [hot_path], method="POST", idempotency_prefix=f"{run}h"),
         )
         time.sleep(2)  # requests still in flight when wrk stops finish before the counts
         issued_hot = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["hot_id"]])
         successes = hot.requests - hot.non_2xx
-        hot_cpu_ms = 1000 * (_app_cpu_seconds(server.pid) - cpu_before) / max(1, issued_hot)
+        hot_cpu_ms = 1000 * (cpu_seconds_of(server.pid) - cpu_before) / max(1, issued_hot)
         report.add(
             Row(
                 "hot offer",
@@ -383,7 +271,9 @@ def main() -> int:
                 url + small_path,
                 seconds=3,
                 connections=args.connections * 2,
-                script=_lua(tokens, small_path, f"{run}s{round_number}"),
+                script=session_script(
+                    tokens, [small_path], method="POST", idempotency_prefix=f"{run}s{round_number}"
+                ),
             )
             time.sleep(2)
             if _count("SELECT stock_left FROM merchants_offer WHERE id = %s", [seeded["small_id"]]) == 0:
@@ -412,14 +302,14 @@ def main() -> int:
             )
         )
 
-        cpu_before = _app_cpu_seconds(server.pid)
+        cpu_before = cpu_seconds_of(server.pid)
         sold_out = wrk(
             url + small_path,
             seconds=args.seconds,
             connections=args.connections,
-            script=_lua(tokens, small_path, f"{run}x"),
+            script=session_script(tokens, [small_path], method="POST", idempotency_prefix=f"{run}x"),
         )
-        sold_out_cpu_ms = 1000 * (_app_cpu_seconds(server.pid) - cpu_before) / max(1, sold_out.requests)
+        sold_out_cpu_ms = 1000 * (cpu_seconds_of(server.pid) - cpu_before) / max(1, sold_out.requests)
         time.sleep(2)
         after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
         report.add(
@@ -444,9 +334,6 @@ def main() -> int:
                 notes=f"gunicorn workers' CPU only: {1000 / sold_out_cpu_ms:,.0f} answers/s per free core",
             )
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
     print()
     print(report.table())
