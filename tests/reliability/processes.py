@@ -209,7 +209,14 @@ class RedisServer:
             self.popen.wait(timeout=10)
 
 
-def gunicorn(started: list[Process], *, redis_url: str, workers: int = 1, name: str = "gunicorn") -> str:
+def gunicorn(
+    started: list[Process],
+    *,
+    redis_url: str,
+    workers: int = 1,
+    name: str = "gunicorn",
+    database: str | None = None,
+) -> str:
     """Starts gunicorn on a free loopback port; returns its base URL once it answers /healthz."""
     import urllib.request
 
@@ -229,7 +236,7 @@ def gunicorn(started: list[Process], *, redis_url: str, workers: int = 1, name: 
             "--graceful-timeout",
             "5",
         ],
-        environment(redis_url=redis_url),
+        environment(redis_url=redis_url, database=database),
         name,
     )
     started.append(server)
