@@ -37,38 +37,10 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import Report, Row, gunicorn_server  # noqa: E402
+from bench.harness import Report, Row, bench_environment, database_recreate, gunicorn_server  # noqa: E402
 
 DATABASE_NAME = "bench_activities"
 LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
-SECRET_KEY = "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    return url.rsplit("/", 1)[0]
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    return f"{_server_url()}/{DATABASE_NAME}"
-
-
-def _environment(database_url: str, redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CONN_MAX_AGE": "600",
-        "SECURE_HSTS_SECONDS": "0",
-    }
 
 
 def _seed(people: int) -> tuple[str, str, str]:
@@ -349,9 +321,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    database_url = _recreate_database()
+    database_url = database_recreate(DATABASE_NAME)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
-    environment = _environment(database_url, redis_url)
+    environment = bench_environment(database_url, redis_url)
     os.environ.update(environment)
     import django
 

@@ -33,27 +33,23 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import Report, Row, bench_environment, gunicorn_server, wrk, wrk_available  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Report,
+    Row,
+    bench_environment,
+    database_recreate,
+    gunicorn_server,
+    session_script,
+    wrk,
+    wrk_available,
+)
 
-DATABASE_NAME = "bench_leaderboards"
+# Overridable so that two runs on one server do not recreate each other's database.
+DATABASE_NAME = os.environ.get("BENCH_LEADERBOARDS_DATABASE", "bench_leaderboards")
 CITY_ACCOUNTS = 2_180_000
 REBUILD_TARGET_SECONDS = 30
 REQUESTS_TARGET = 1_000
 DISTRICTS = 6
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    return url.rsplit("/", 1)[0]
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    return f"{_server_url()}/{DATABASE_NAME}"
 
 
 def _people_create(count: int) -> None:
@@ -214,22 +210,10 @@ def _tokens(count: int) -> list[str]:
     return tokens
 
 
-def _lua(tokens: list[str], path: str) -> str:
-    listed = ",".join(f'"{token}"' for token in tokens)
-    return f"""
-local tokens = {{{listed}}}
-local counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", "{path}", {{["X-Session-Token"] = tokens[(counter % #tokens) + 1]}})
-end
-"""
-
-
 def _serve(report: Report, *, environment: dict, tokens: list[str], seconds: int, workers: int,
            connections: int) -> None:  # fmt: skip
     with gunicorn_server(environment, workers=workers) as url:
-        script = _lua(tokens, "/api/v1/leaderboards/today")
+        script = session_script(tokens, ["/api/v1/leaderboards/today"])
         # Warm up: every worker connects, reads the board's pointer and top 50 into the cache.
         wrk(url + "/healthz", seconds=2, connections=connections)
         wrk(url + "/", seconds=2, connections=connections, script=script)
@@ -265,7 +249,7 @@ def run(
 
     Adds its rows to `report`. Sets up Django in this process against a fresh database.
     """
-    database_url = _recreate_database()
+    database_url = database_recreate(DATABASE_NAME)
     redis_url = redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
     environment = bench_environment(database_url, redis_url)
     os.environ.update(environment)

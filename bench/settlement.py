@@ -28,38 +28,11 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import Report, Row  # noqa: E402
+from bench.harness import Report, Row, bench_environment, database_recreate  # noqa: E402
 
 DATABASE_NAME = "bench_rewards"
-SECRET_KEY = "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 CITY_ACCOUNTS = 2_180_000
 TARGET_SECONDS = 180
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    return url.rsplit("/", 1)[0]
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    with psycopg.connect(f"{_server_url()}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    return f"{_server_url()}/{DATABASE_NAME}"
-
-
-def _environment(database_url: str, redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_HSTS_SECONDS": "0",
-    }
 
 
 def _people_create(count: int) -> None:
@@ -223,9 +196,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    database_url = _recreate_database()
+    database_url = database_recreate(DATABASE_NAME)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
-    os.environ.update(_environment(database_url, redis_url))
+    os.environ.update(bench_environment(database_url, redis_url))
     import django
 
     django.setup()
