@@ -68,6 +68,7 @@ FACTOR_FIELDS = [
     "monthly_cap_mg",
     "event_cap_mg",
     "review_above_daily_quantity",
+    "minimum_payment_fen",
     "sources",
     "source_note",
 ]

@@ -352,6 +352,13 @@ class PartnerRecordsApi(PartnerApi):
             quantity = serializers.DecimalField(max_digits=14, decimal_places=3)
             occurred_at = serializers.DateTimeField()
             ended_at = serializers.DateTimeField(required=False, allow_null=True)
+            amount = serializers.DecimalField(
+                max_digits=11,
+                decimal_places=2,
+                required=False,
+                allow_null=True,
+                help_text="Yuan paid; required for payments counted from a minimum amount (utility: ¥1).",
+            )
 
         records = RecordSerializer(many=True)
 

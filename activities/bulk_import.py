@@ -43,12 +43,14 @@ from activities.ingest import (
 )
 from activities.methodology import Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
+from activities.services import partner_record_parse
 
 # Plainly well-formed fields: what PostgreSQL reads exactly as Python's parser does; anything else is
 # read by Python. Checked with cheap string functions (bounded regular expressions are slow in
 # PostgreSQL). A moment of that shape that is no date (30 February) fails its cast: the whole chunk
 # is then read by Python.
 DECIMAL = r"^[0-9]{1,12}(\.[0-9]{1,3})?$"
+AMOUNT = r"^[0-9]{1,9}(\.[0-9]{1,2})?$"
 MOMENT_SHAPES = ", ".join(
     f"'0000-00-00T00:00:00{fraction}{offset}'"
     for fraction in ["", *("." + "0" * digits for digits in range(1, 7))]
@@ -115,7 +117,7 @@ class ChunkImporter:
                 factor_id bigint, behaviour_id bigint, behaviour_code text, allowed boolean,
                 effective_from date, effective_until date, carbon_mg_per_unit bigint, daily_cap_mg bigint,
                 monthly_cap_mg bigint, event_cap_mg bigint, sources text[], threshold numeric,
-                is_trip boolean, is_step boolean
+                is_trip boolean, is_step boolean, minimum_payment_fen bigint
             );
             CREATE TEMP TABLE import_day_now (
                 user_id bigint, behaviour_id bigint, day date, quantity numeric, credited_carbon_mg bigint
@@ -132,7 +134,7 @@ class ChunkImporter:
                 # Known behaviour without a factor: `no_factor_in_effect`, as in the batch path.
                 rows.append(
                     (None, behaviour.id, behaviour.code, behaviour.id in self.allowed, None, None, None, None,
-                     None, None, [], None, behaviour.is_trip, behaviour.unit == Unit.STEP)
+                     None, None, [], None, behaviour.is_trip, behaviour.unit == Unit.STEP, None)
                 )  # fmt: skip
             for index, factor in enumerate(factors):
                 until = factors[index + 1].effective_from if index + 1 < len(factors) else None
@@ -142,10 +144,10 @@ class ChunkImporter:
                         factor.effective_from, until, factor.carbon_mg_per_unit, factor.daily_cap_mg,
                         factor.monthly_cap_mg or None, factor.event_cap_mg, sorted(factor.sources),
                         self.methodology.review_threshold(behaviour, factor), behaviour.is_trip,
-                        behaviour.unit == Unit.STEP,
+                        behaviour.unit == Unit.STEP, factor.minimum_payment_fen,
                     )
                 )  # fmt: skip
-        placeholders = ", ".join(["%s"] * 14)
+        placeholders = ", ".join(["%s"] * 15)
         cursor.executemany(f"INSERT INTO import_factors VALUES ({placeholders})", rows)  # noqa: S608
         self._tables_ready = True
 
@@ -244,12 +246,13 @@ class ChunkImporter:
         return f"c{self.header.index(name)}" if name in self.header else "NULL::text"
 
     def _plain(self) -> str:
-        ended_at = self._column("ended_at")
+        ended_at, amount = self._column("ended_at"), self._column("amount")
         return (
             f"{_printable(self._column('id'), 100)} AND {_printable(self._column('customer_reference'), 64)} "
             f"AND {self._column('behaviour')} IS NOT NULL AND {self._column('quantity')} ~ '{DECIMAL}' "
             f"AND {_moment(self._column('occurred_at'))} "
-            f"AND ({ended_at} IS NULL OR {ended_at} = '' OR {_moment(ended_at)})"
+            f"AND ({ended_at} IS NULL OR {ended_at} = '' OR {_moment(ended_at)}) "
+            f"AND ({amount} IS NULL OR {amount} = '' OR {amount} ~ '{AMOUNT}')"
         )
 
     def _type_plain_lines(self, cursor) -> None:
@@ -258,9 +261,15 @@ class ChunkImporter:
         cursor.execute(
             f"""
             INSERT INTO import_rows
-            SELECT r.ordinal, r.record_id, %(prefix)s || r.record_id, r.customer_reference, b.behaviour_id,
-                   f.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
-                   floor(r.quantity * f.carbon_mg_per_unit),
+            SELECT ordinal, record_id, external_id, customer_reference, behaviour_id, factor_id, quantity,
+                   occurred_at, ended_at, local_day, gross_carbon_mg, code,
+                   CASE WHEN code IS DISTINCT FROM %(invalid_record)s THEN ''
+                        WHEN ended_at < occurred_at THEN %(ended_before)s
+                        ELSE 'amount' END
+            FROM (
+            SELECT r.ordinal, r.record_id, %(prefix)s || r.record_id AS external_id, r.customer_reference,
+                   b.behaviour_id, f.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
+                   floor(r.quantity * f.carbon_mg_per_unit) AS gross_carbon_mg,
                    CASE
                        WHEN b.behaviour_id IS NULL THEN %(unknown_behaviour)s
                        WHEN NOT b.allowed THEN %(not_allowed)s
@@ -269,8 +278,9 @@ class ChunkImporter:
                        WHEN r.ended_at < r.occurred_at THEN %(invalid_record)s
                        WHEN f.factor_id IS NULL THEN %(no_factor)s
                        WHEN NOT %(source)s = ANY(f.sources) THEN %(not_allowed)s
-                   END,
-                   CASE WHEN r.ended_at < r.occurred_at THEN %(ended_before)s ELSE '' END
+                       WHEN f.minimum_payment_fen IS NOT NULL AND r.amount IS NULL THEN %(invalid_record)s
+                       WHEN r.amount * 100 < f.minimum_payment_fen THEN %(below_minimum)s
+                   END AS code
             FROM (
                 SELECT ordinal, {self._column("id")} AS record_id,
                        {self._column("customer_reference")} AS customer_reference,
@@ -278,6 +288,7 @@ class ChunkImporter:
                        {self._column("quantity")}::numeric AS quantity,
                        {self._column("occurred_at")}::timestamptz AS occurred_at,
                        nullif({self._column("ended_at")}, '')::timestamptz AS ended_at,
+                       nullif({self._column("amount")}, '')::numeric AS amount,
                        ({self._column("occurred_at")}::timestamptz AT TIME ZONE 'Asia/Shanghai')::date
                            AS local_day
                 FROM import_raw WHERE {self._plain()}
@@ -287,6 +298,7 @@ class ChunkImporter:
             LEFT JOIN import_factors AS f
                 ON f.behaviour_id = b.behaviour_id AND f.effective_from <= r.local_day
                AND (f.effective_until IS NULL OR r.local_day < f.effective_until)
+            ) AS checked
             """,  # noqa: S608
             self._rule_parameters(),
         )
@@ -303,6 +315,7 @@ class ChunkImporter:
             "future": errors.OCCURRED_IN_FUTURE.code,
             "invalid_record": errors.INVALID_RECORD.code,
             "no_factor": errors.NO_FACTOR_IN_EFFECT.code,
+            "below_minimum": errors.PAYMENT_BELOW_MINIMUM.code,
             "ended_before": ENDED_BEFORE_STARTED,
         }
 
@@ -317,8 +330,6 @@ class ChunkImporter:
             for ordinal, line in numbered_lines:
                 if not line.strip():
                     continue
-                from activities.services import partner_record_parse
-
                 record: Incoming = partner_record_parse(self.partner, parse(line))
                 shown = record.external_id.removeprefix(prefix)
                 checked = record_precheck(

@@ -19,6 +19,14 @@ INVALID_RECORD = ErrorCode(
     "A record in a batch or import line could not be read; `fields` (or the error file) says which field.",
     G,
 )
+PAYMENT_BELOW_MINIMUM = ErrorCode(
+    "payment_below_minimum",
+    422,
+    _("This payment is below the smallest amount the methodology counts."),
+    "A payment record (e.g. an online utility payment) whose `amount` in yuan is below the factor's "
+    "minimum (¥1 in methodology v1).",
+    G,
+)
 UNKNOWN_BEHAVIOUR = ErrorCode(
     "unknown_behaviour",
     422,
@@ -216,6 +224,7 @@ RECORD_CODES = {
         ACCOUNT_CLOSED,
         SOURCE_NOT_AUTHORIZED,
         INVALID_QUANTITY,
+        PAYMENT_BELOW_MINIMUM,
         OCCURRED_IN_FUTURE,
         OCCURRED_TOO_LONG_AGO,
         STEP_COUNT_DECREASED,

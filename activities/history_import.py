@@ -26,6 +26,8 @@ from activities.models import Partner
 from activities.services import partner_records_ingest
 
 COLUMNS = ["id", "customer_reference", "behaviour", "quantity", "occurred_at", "ended_at"]
+# Optional: the yuan paid, for payment behaviours counted from a minimum amount.
+AMOUNT = "amount"
 
 
 class HistoryImport:
@@ -214,8 +216,9 @@ class HistoryImport:
                 return None  # rejected as invalid_record
         values = next(csv.reader(io.StringIO(text)), [])
         record = dict(zip(header, values, strict=False))
-        if not record.get("ended_at"):
-            record.pop("ended_at", None)
+        for optional in ("ended_at", "amount"):
+            if not record.get(optional):
+                record.pop(optional, None)
         return record
 
     def _report(self, position: int, size: int, totals: dict, imported_now: int, started: float) -> None:

@@ -116,6 +116,8 @@ class Incoming:
     customer_reference: str | None = None
     ended_at: datetime.datetime | None = None
     device_id: str = ""
+    # Yuan paid, for payment behaviours whose factor counts payments from a minimum amount.
+    amount: Decimal | None = None
     # Set when the record could not even be read (bad field); it is then rejected with this code.
     invalid_code: str = ""
     invalid_detail: str = ""
@@ -208,6 +210,11 @@ def record_precheck(
         return errors.NO_FACTOR_IN_EFFECT.code, ""
     if source not in factor.sources:
         return errors.BEHAVIOUR_NOT_ALLOWED.code, ""
+    if factor.minimum_payment_fen is not None:
+        if record.amount is None:
+            return errors.INVALID_RECORD.code, "amount"
+        if record.amount * 100 < factor.minimum_payment_fen:
+            return errors.PAYMENT_BELOW_MINIMUM.code, ""
     return _Candidate(
         position=position,
         incoming=record,

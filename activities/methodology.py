@@ -30,6 +30,7 @@ class FactorInEffect:
     event_cap_mg: int | None
     sources: frozenset[str]
     review_above_daily_quantity: int | None
+    minimum_payment_fen: int | None = None
 
 
 @dataclass(slots=True)
@@ -81,4 +82,5 @@ def factor_in_effect(factor: Factor) -> FactorInEffect:
         event_cap_mg=factor.event_cap_mg,
         sources=frozenset(factor.sources or []),
         review_above_daily_quantity=factor.review_above_daily_quantity,
+        minimum_payment_fen=factor.minimum_payment_fen,
     )

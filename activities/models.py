@@ -95,6 +95,12 @@ class Factor(models.Model):
         blank=True,
         help_text=_("Records beyond this quantity in one day are held for review (implausible)."),
     )
+    minimum_payment_fen = models.PositiveIntegerField(
+        _("smallest payment counted (fen)"),
+        null=True,
+        blank=True,
+        help_text=_("Payments below this amount are rejected; records must then carry their amount."),
+    )
     source_note = models.CharField(_("where the figure comes from"), max_length=200, blank=True)
 
     class Meta:

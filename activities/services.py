@@ -59,6 +59,10 @@ def partner_window_days() -> int:
     return int(getattr(settings, "ACTIVITIES_PARTNER_WINDOW_DAYS", 30))
 
 
+# Yuan: far beyond any household payment, within what the staging columns hold exactly.
+MAX_AMOUNT = Decimal(10**9)
+
+
 def partner_batch_max() -> int:
     return int(getattr(settings, "ACTIVITIES_PARTNER_BATCH_MAX", 5000))
 
@@ -337,6 +341,17 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
             ended_at = _parse_moment(raw.get("ended_at"))
         except ValueError:
             problem = "ended_at"
+    amount = None
+    if not problem and raw.get("amount") is not None:
+        try:
+            amount = Decimal(str(raw["amount"]))
+        except (InvalidOperation, ValueError):
+            problem = "amount"
+        else:
+            # Yuan and fen, never negative.
+            exponent = amount.as_tuple().exponent
+            if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT or exponent < -2:  # type: ignore[operator]
+                problem = "amount"
     quantity = Decimal(0)
     if not problem:
         try:
@@ -361,6 +376,7 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
         occurred_at=occurred_at,
         ended_at=ended_at,
         customer_reference=reference,
+        amount=amount,
     )
 
 
@@ -593,6 +609,7 @@ def methodology_version_copy(
                 event_cap_mg=factor.event_cap_mg,
                 sources=factor.sources,
                 review_above_daily_quantity=factor.review_above_daily_quantity,
+                minimum_payment_fen=factor.minimum_payment_fen,
                 source_note=factor.source_note,
             )
             for factor in source.factors.all()

@@ -33,8 +33,10 @@ def methodology_v1(request) -> None:
     if not Behaviour.objects.exists():
         import importlib
 
-        migration = importlib.import_module("activities.migrations.0003_default_methodology_v1")
-        migration.create_v1(apps, None)
+        importlib.import_module("activities.migrations.0003_default_methodology_v1").create_v1(apps, None)
+        importlib.import_module("activities.migrations.0007_factor_minimum_payment").set_minimum_payments(
+            apps, None
+        )
 
 
 @pytest.fixture

@@ -253,3 +253,44 @@ def test_a_chunked_import_resumes_after_its_last_chunk(transit, people, tmp_path
 
     assert (first["accepted"], second["accepted"], second["duplicate"]) == (20, 30, 0)
     assert ActivityRecord.objects.filter(external_id__startswith="city-transit:h").count() == 30
+
+
+def test_payments_below_the_minimum_are_rejected_alike(people, tmp_path, authorize):
+    bank = services.partner_create(
+        code="city-bank",
+        name="City Bank",
+        source=DataSource.BANK_PAYMENTS,
+        behaviour_codes=["utility_payment"],
+    )
+    authorize(people, DataSource.BANK_PAYMENTS)
+    services.partner_customer_link(partner=bank.partner, customer_reference="B-1", user=people)
+    path = tmp_path / "payments.csv"
+    rows = [
+        ("p1", "1.00"), ("p2", "0.99"), ("p3", ""), ("p4", "250.5"),
+        ("p5", "0"), ("p6", "1.001"), ("p7", "-3"),
+    ]  # fmt: skip
+    lines = [
+        f"{n},B-1,utility_payment,1,{at(2, 9 + i).isoformat()},{amount}" for i, (n, amount) in enumerate(rows)
+    ]
+    path.write_text("id,customer_reference,behaviour,quantity,occurred_at,amount\n" + "\n".join(lines) + "\n")
+
+    by_batch, batch_rejections = through_batch_path(bank, path)
+    by_import, import_rejections, lines_read_by_python = through_chunked_import(bank, path, tmp_path)
+
+    assert by_import == by_batch
+    assert (
+        import_rejections
+        == batch_rejections
+        == [
+            ("p2", "payment_below_minimum"),
+            ("p3", "invalid_record"),
+            ("p5", "payment_below_minimum"),
+            ("p6", "invalid_record"),
+            ("p7", "invalid_record"),
+        ]
+    )
+    assert lines_read_by_python == 2  # the amounts that are no amount of yuan and fen
+    assert [r[0] for r in by_import["records"] if r[0].startswith("city-bank:")] == [
+        "city-bank:p1",
+        "city-bank:p4",
+    ]

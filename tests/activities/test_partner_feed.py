@@ -123,6 +123,38 @@ def test_revoked_consent_rejects_and_stores_nothing(transit, rider, post_batch):
     assert tally("source_not_authorized") == 1
 
 
+def test_a_utility_payment_counts_from_one_yuan(rider, post_batch, authorize):
+    bank = services.partner_create(
+        code="city-bank",
+        name="City Bank",
+        source=DataSource.BANK_PAYMENTS,
+        behaviour_codes=["utility_payment"],
+    )
+    authorize(rider, DataSource.BANK_PAYMENTS)
+    services.partner_customer_link(partner=bank.partner, customer_reference="B-1", user=rider)
+    payment = {"customer_reference": "B-1", "behaviour": "utility_payment", "quantity": 1}
+    amounts = {"P1": "1.00", "P2": "0.99", "P3": 0.5, "P4": 36, "P5": None, "P6": "0.001"}
+    records = [
+        dict(payment, id=record_id, occurred_at=ago(hours=n + 1).isoformat(), **({"amount": a} if a else {}))
+        for n, (record_id, a) in enumerate(amounts.items())
+    ]
+
+    body = post_batch(bank, records).json()
+
+    assert [(r["id"], r["status"], r.get("code")) for r in body["records"]] == [
+        ("P1", "accepted", None),
+        ("P2", "rejected", "payment_below_minimum"),
+        ("P3", "rejected", "payment_below_minimum"),
+        ("P4", "accepted", None),
+        ("P5", "rejected", "invalid_record"),
+        ("P6", "rejected", "invalid_record"),
+    ]
+    assert body["records"][4]["detail"] == "amount"
+    assert credited_mg(rider) == 2 * 262_000
+    assert tally("payment_below_minimum") == 2
+    assert ActivityRecord.objects.filter(user=rider).count() == 2
+
+
 def test_rides_beyond_the_daily_cap_are_accepted_but_capped(transit, rider, post_batch):
     start = yesterday_at(8)
     records = [ride(f"R{n}", at=start + datetime.timedelta(minutes=30 * n)) for n in range(7)]
