@@ -149,3 +149,41 @@ def test_batches_for_many_people_racing_keep_every_cap_and_every_counter_exact(t
         assert day.record_count == 12
         assert day.credited_carbon_mg == sum(r.credited_carbon_mg for r in records) == 400_000
         assert DailyCarbon.objects.get(user=person).credited_carbon_mg == 400_000
+
+
+def test_a_bulk_import_racing_partner_batches_never_credits_more_than_the_cap(transit, rider, tmp_path):
+    from activities.history_import import HistoryImport
+
+    start = yesterday_at(7)
+    path = tmp_path / "history.csv"
+    lines = [
+        f"I{n},T-100,metro,1,{(start + datetime.timedelta(minutes=11 * n)).isoformat()},"
+        f"{(start + datetime.timedelta(minutes=11 * n + 1)).isoformat()}"
+        for n in range(12)
+    ]
+    path.write_text(
+        "id,customer_reference,behaviour,quantity,occurred_at,ended_at\n" + "\n".join(lines) + "\n"
+    )
+
+    def bulk_import():
+        return HistoryImport(
+            path=path, partner=transit.partner, file_format="csv",
+            errors_path=tmp_path / "errors.csv", checkpoint_path=tmp_path / "checkpoint.json",
+        ).run()  # fmt: skip
+
+    def batch(thread: int):
+        moments = [start + datetime.timedelta(minutes=11 * n + 3 + 2 * thread) for n in range(4)]
+        records = [
+            dict(ride(f"T{thread}-{n}", at=moment, minutes=1), behaviour="metro")
+            for n, moment in enumerate(moments)
+        ]
+        return services.partner_records_ingest(partner=transit.partner, records=records)
+
+    results = race([bulk_import, *(lambda t=t: batch(t) for t in range(3))])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert ActivityRecord.objects.filter(user=rider).count() == 24
+    assert DailyCarbon.objects.get(user=rider).credited_carbon_mg == 400_000  # 5 metro rides
+    assert BehaviourDay.objects.get(user=rider).credited_carbon_mg == 400_000
+    assert BehaviourDay.objects.get(user=rider).record_count == 24
+    assert sum(r.credited_carbon_mg for r in ActivityRecord.objects.filter(user=rider)) == 400_000
