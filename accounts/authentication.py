@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from allauth.core.internal.sessionkit import get_session_user
 from allauth.headless.contrib.rest_framework.authentication import XSessionTokenAuthentication
+from allauth.headless.internal.sessionkit import lookup_session
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 
@@ -14,10 +16,19 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         return 'SessionToken realm="api"'
 
     def authenticate(self, request: Request):
-        result = super().authenticate(request)
-        if result is not None and not result[0].is_active:
+        token = self.get_session_token(request)
+        if not token:
             return None
-        return result
+        # One read of the session: allauth's session-token strategy first asks the store whether the
+        # session exists, then reads it (two cache round trips on every request). A missing or
+        # expired session loads without a key, and the user check is Django's own (session hash).
+        session = lookup_session(token)
+        if session is None:
+            return None
+        user = get_session_user(session)
+        if user is None or not user.is_active:
+            return None
+        return (user, session)
 
 
 class SessionTokenScheme(OpenApiAuthenticationExtension):

@@ -250,9 +250,10 @@ def _account_open(account: LedgerAccount | AccountRef) -> None:
 
 # One statement moves coins between two accounts, so the ledger's rows are locked for one round trip:
 # - `locked` takes both accounts' row locks in the global order (rewards.lock_objects);
-# - `fresh` holds when nobody changed the source since this statement's snapshot. A wallet's lots are
+# - `fresh` holds when nobody changed the source wallet since this statement's snapshot. Its lots are
 #   read from that snapshot, so a statement that had to wait for the wallet's lock (its lots may have
-#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current;
+#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current
+#   (other sources have no lots: their locked row is all the statement reads, and it is current);
 # - the transaction row is inserted only if the source holds the coins, once per idempotency key (a
 #   twin waits on the key, then inserts nothing), and every other change hangs on that row.
 _TRANSFER_SQL = """
@@ -264,10 +265,7 @@ WITH locked AS MATERIALIZED (
 ),
 source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
 destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
-fresh AS (
-    SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen
-        ON seen.id = source.id AND seen.xmin::text = source.version
-),
+fresh AS ({fresh}),
 new_transaction AS (
     INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
     SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s
@@ -293,6 +291,11 @@ entries AS (
 ){source_lots}{destination_lots}
 SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
        (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh)
+"""
+
+_FRESH_WALLET_SQL = """
+    SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen
+        ON seen.id = source.id AND seen.xmin::text = source.version
 """
 
 # The source wallet's lots, the soonest-expiring first (the same FIFO as `_lots_consume`).
@@ -365,6 +368,7 @@ def coins_transfer(
         destination_match=destination_match,
         lock_order=LOCK_ORDER_SQL,
         balance_check="true" if source_kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s",
+        fresh=_FRESH_WALLET_SQL if source_kind == LedgerAccountKind.WALLET else "SELECT 1",
         source_lots=_SOURCE_LOTS_SQL if source_kind == LedgerAccountKind.WALLET else "",
         destination_lots=_DESTINATION_LOT_SQL if destination_kind == LedgerAccountKind.WALLET else "",
     )
