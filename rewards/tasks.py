@@ -57,11 +57,18 @@ def coins_expire_today() -> dict:
 
 @shared_task(name="rewards.leaderboards_rebuild_today")
 def leaderboards_rebuild_today() -> dict:
-    """Every few minutes: today's board from the carbon credited so far (settled or not)."""
-    from rewards.gamification.leaderboards import leaderboard_rebuild
+    """Every few minutes: today's board from the carbon credited so far (settled or not); and any
+    other board that is missing (a new week or month, or entries lost in a database crash)."""
+    from rewards.gamification.leaderboards import leaderboard_rebuild, leaderboards_heal
 
     result = leaderboard_rebuild(period="today")
-    return {"build": result.build.pk, "people": result.build.people, "seconds": result.rank_seconds}
+    healed = leaderboards_heal()
+    return {
+        "build": result.build.pk,
+        "people": result.build.people,
+        "seconds": result.rank_seconds,
+        "healed": healed,
+    }
 
 
 @shared_task(name="rewards.leaderboards_rebuild_closed")

@@ -169,6 +169,25 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     return BuildResult(build=build, rank_seconds=rank_seconds, cleanup_seconds=cleanup_seconds)
 
 
+def leaderboards_heal(*, today: datetime.date | None = None) -> list[str]:
+    """Rebuilds the current boards whose latest build lost its entries (PostgreSQL empties the
+    unlogged entries table after a crash) or was never built. Returns the periods rebuilt."""
+    healed = []
+    for period in LeaderboardPeriod.values:
+        start, _through = period_bounds(period=period, today=today)
+        build = (
+            LeaderboardBuild.objects.filter(period=period, period_start=start, finished_at__isnull=False)
+            .order_by("-id")
+            .first()
+        )
+        if build is None or (
+            build.people and not LeaderboardEntry.objects.filter(build_id=build.pk).exists()
+        ):
+            leaderboard_rebuild(period=period, today=today)
+            healed.append(period)
+    return healed
+
+
 def leaderboards_rebuild(*, periods: list[str] | None = None, today: datetime.date | None = None) -> list:
     """Rebuilds the given period kinds (all of them by default)."""
     return [

@@ -218,3 +218,18 @@ def test_a_guest_without_a_district_gets_an_empty_district_board():
 
     assert board.entries == []
     assert board.me.rank is None
+
+
+def test_the_five_minute_job_rebuilds_today_and_heals_boards_whose_entries_are_gone():
+    from rewards.tasks import leaderboards_rebuild_today
+
+    person_with(5_000)
+    week = leaderboard_rebuild(period="week").build
+    LeaderboardEntry.objects.filter(build_id=week.pk).delete()  # as after a crash (unlogged table)
+
+    result = leaderboards_rebuild_today()
+
+    assert set(result["healed"]) == {"week", "month", "all_time"}
+    assert LeaderboardBuild.objects.filter(period="today").exists()
+    assert board_for(user=UserFactory(), period="week", scope="city").entries[0]["carbon_mg"] == 5_000
+    assert leaderboards_rebuild_today()["healed"] == []
