@@ -206,3 +206,33 @@ def test_an_operator_reads_a_job_s_definition_but_cannot_edit_or_run_it(operator
     assert 'value="run_tasks"' not in changelist
     job.refresh_from_db()
     assert job.task == "merchants.tasks.expire_coupons"
+
+
+def test_rotating_a_partner_s_secret_shows_the_new_one_once_and_keeps_the_old_for_a_day(db):
+    from accounts.models import DataSource
+    from activities import services as activities_services
+    from activities import signing
+    from activities.models import Partner
+
+    created = activities_services.partner_create(
+        code="city-transit", name="City Transit", source=DataSource.TRANSIT_CARD, behaviour_codes=["bus"]
+    )
+    client = signed_in(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.post(
+        reverse("admin:activities_partner_changelist"),
+        {"action": "rotate_signing_secret", "_selected_action": [created.partner.pk]},
+        follow=True,
+    )
+
+    partner = Partner.objects.get(pk=created.partner.pk)
+    new_secret = signing.unseal(partner.signing_secret_ciphertext)
+    shown = " ".join(str(message) for message in response.context["messages"])
+    assert new_secret != created.signing_secret
+    assert new_secret in shown
+    assert signing.unseal(partner.previous_signing_secret_ciphertext) == created.signing_secret
+    assert partner.previous_secret_valid_until > partner.secret_rotated_at
+    assert (
+        new_secret
+        not in client.get(reverse("admin:activities_partner_change", args=[partner.pk])).content.decode()
+    )
