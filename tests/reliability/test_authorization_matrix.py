@@ -81,6 +81,10 @@ MATRIX: dict[str, Entry] = {
     "merchant-offer-resume": Entry(_owned(offer_id="offer")),
     "merchant-offer-end": Entry(_owned(offer_id="offer")),
     "merchant-statement": Entry(None, "a month of the caller's own merchant: covered by tests/merchants"),
+    "leaderboard": Entry(None, "a period code of a public board, not an object"),
+    "report": Entry(None, "a period of the caller's own report: no one else's id can be named"),
+    "report-card": Entry(None, "a period of the caller's own report card: no one else's id can be named"),
+    "credit-profile-consent": Entry(None, "a partner code of the caller's own consent, not an object"),
     "platform-merchant-statements": Entry(lambda victims: {"month": "2026-11"}),
 }
 

@@ -83,7 +83,7 @@ def test_a_worker_killed_mid_chunk_has_its_task_redelivered_and_the_day_settled_
 
         second = celery_worker(started, redis_url=redis_url, name="second")
         wait_for(_settled, timeout=60, what="the redelivered task to settle the day")
-        assert "succeeded" in second.output
+        wait_for(lambda: "succeeded in" in second.output, timeout=30, what="the second worker to report")
 
     _assert_settled_once(people)
 
