@@ -553,6 +553,20 @@ def _finish(
             day=summary.settled_through, workers=1 if in_transaction else 2, within_transaction=in_transaction
         )
         summary.seconds["settlement of the days before the last"] = time.perf_counter() - started
+        # A city's ledger is months old and autovacuum has long analyzed it; here it is minutes
+        # old. Without statistics the planner reads a wallet's coin lots through the expiry index
+        # (200 ms a wallet at a million wallets, instead of 0.1 ms through the account index).
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            for table in (
+                "rewards_coinlot",
+                "rewards_ledgeraccount",
+                "rewards_ledgerentry",
+                "rewards_ledgertransaction",
+                "rewards_settlement",
+            ):
+                cursor.execute(f"ANALYZE {table}")
+        summary.seconds["analyze the ledger"] = time.perf_counter() - started
 
 
 def _reference_data(day_list: list[datetime.date]) -> _Context:
