@@ -70,7 +70,7 @@ messages: $(VENV)/.installed
 SOAK_SECONDS ?= 180
 soak: $(VENV)/.installed
 	@rm -f var/reliability-figures.jsonl; mkdir -p var
-	RELIABILITY_SOAK=1 SOAK_SECONDS=$(SOAK_SECONDS) FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-25} \
+	RELIABILITY_SOAK=1 SOAK_SECONDS=$(SOAK_SECONDS) FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-10} \
 		RELIABILITY_FIGURES_FILE=$(CURDIR)/var/reliability-figures.jsonl \
 		$(BIN)/python tests/services.py tests/reliability tests/config/test_api_fuzz.py -p no:randomly $(PYTEST_ARGS)
 	@$(BIN)/python tests/reliability/figures.py var/reliability-figures.jsonl
