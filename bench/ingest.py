@@ -5,15 +5,17 @@ Figures (issue 4):
    sequence on one connection — records/s;
 2. the same through HTTP: gunicorn (production settings) and signed requests from client processes
    — records/s (the clients share the machine's two cores with the server and PostgreSQL);
-3. the bulk import command's engine on a CSV file — rows/s and its resident memory at 25 % and at
-   100 % of the file (flat memory);
+3. the bulk import command's engine on a CSV file (chunks COPY'd into staging tables, checked and
+   credited set-based) — rows/s and its resident memory at 25 % and at 100 % of the file (flat memory);
 4. the reference: a raw `COPY` of the same rows, already resolved to table columns, into the same
-   table (`activities_activityrecord`), in the same run, rolled back afterwards.
+   table (`activities_activityrecord`), in the same run, rolled back afterwards — with the table's
+   foreign keys checked inside the timed COPY (as a committed load pays), and, for information,
+   without (a rolled-back COPY never checks its deferred foreign keys).
 
 Targets: ≥ 15,000 records/s ingest; import ≥ 0.5 × COPY with flat memory.
 
 Usage: .venv/bin/python bench/ingest.py [--people 10000] [--records 100000] [--http-records 100000]
-       [--import-rows 300000] [--clients 2] [--workers 2]
+       [--import-rows 300000] [--chunk-rows 50000] [--clients 2] [--workers 2]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_activities` is recreated) and Redis.
 """
 
