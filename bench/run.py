@@ -129,6 +129,11 @@ def _database_prepare(
                 print(f"reusing the city of {people:,} accounts in {name}", flush=True)
                 _migrate(environment)
                 return False
+            if people:
+                raise SystemExit(
+                    f"{name} holds a city of {people:,} accounts, not {size.accounts:,}: add --partial to "
+                    "measure it as it is, or drop --reuse to generate it again"
+                )
     with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -542,11 +547,13 @@ def scenario_scale(context: Context) -> None:
 SCENARIOS = [scenario_http, scenario_ingest, scenario_scale, scenario_settlement, scenario_leaderboards]
 
 
-def scenarios_run(context: Context, *, save: bool = False) -> None:
+def scenarios_run(context: Context, *, save: bool = False, only: list[str] | None = None) -> None:
     """Runs every scenario on a database that already holds the city; rows go to `context.report`
     (and, with `save`, to the results file after each scenario, so a run cut short keeps its figures)."""
     for scenario in SCENARIOS:
         name = scenario.__name__.removeprefix("scenario_")
+        if only and name not in only:
+            continue
         print(f"{name} …", flush=True)
         try:
             scenario(context)
@@ -574,6 +581,12 @@ def main() -> int:
         help="With --reuse: measure on a city whose generation was stopped, completed first.",
     )
     parser.add_argument("--show", type=Path, help="Print the table of a results file, run nothing.")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards); "
+        "their results go to <date>-<size>-<scenarios>.json.",
+    )
     args = parser.parse_args()
     if args.show:
         print(results_table(json.loads(args.show.read_text())))
@@ -602,7 +615,7 @@ def main() -> int:
             database_url=database_url,
             environment=environment,
             last_day=datetime.datetime.now(tz=LOCAL_TZ).date() - datetime.timedelta(days=1),
-            report=Report(size=args.size),
+            report=Report(size=args.size + (f"-{args.only.replace(',', '+')}" if args.only else "")),
         )
         if generate:
             print(f"making the city ({size.accounts:,} accounts, {size.days} days) …", flush=True)
@@ -614,7 +627,7 @@ def main() -> int:
         if args.generate_only:
             return 0
         connection.close()
-        scenarios_run(context, save=True)
+        scenarios_run(context, save=True, only=[name for name in args.only.split(",") if name])
     print()
     print(context.report.table())
     print(f"results: {context.report.save()}")
