@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from accounts.demo import DEMO_PASSWORD
 from accounts.models import District, User
+from accounts.services import agreements_accept_current
 from merchants import services
 from merchants.models import Merchant, MerchantCategory, MerchantStaff, Offer
 from rewards.models import LedgerTransactionKind
@@ -65,6 +66,8 @@ def _person(username: str, nickname: str, district: District) -> User:
         user = User.objects.create_user(
             username=username, password=DEMO_PASSWORD, nickname=nickname, district=district
         )
+        # Like every demo person, staff have accepted the agreements: their writes go through.
+        agreements_accept_current(user=user)
     return user
 
 
