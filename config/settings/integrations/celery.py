@@ -46,7 +46,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "rewards.settle_yesterday": {
         "task": "rewards.settlement_settle_yesterday",
         "schedule": crontab(hour=0, minute=10),
-        "description": "Settles the local day that just ended: credited carbon becomes coins, once per person.",
+        "description": "Settles the local day that just ended: credited carbon becomes coins, once a person.",
     },
     "rewards.expire_coins": {
         "task": "rewards.coins_expire",
@@ -76,7 +76,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "rewards.ledger_audit": {
         "task": "rewards.ledger_audit",
         "schedule": crontab(hour=3, minute=30),
-        "description": "Checks the ledger adds up (sums, cached balances, minted total); logs an error if not.",
+        "description": "Checks the ledger adds up (sums, cached balances, minted total); logs any error.",
     },
     "merchants.expire_coupons": {
         "task": "merchants.tasks.expire_coupons",
