@@ -33,6 +33,25 @@ def session_token_for(user: User) -> str:
     return session.session_key
 
 
+@pytest.fixture(autouse=True)
+def methodology_v1(request) -> None:
+    """The default methodology of the data migration; transactional tests flush it, so it is put back."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    request.getfixturevalue("django_db_blocker")
+    from django.apps import apps
+
+    from activities.models import Behaviour
+
+    if not Behaviour.objects.exists():
+        import importlib
+
+        importlib.import_module("activities.migrations.0003_default_methodology_v1").create_v1(apps, None)
+        importlib.import_module("activities.migrations.0007_factor_minimum_payment").set_minimum_payments(
+            apps, None
+        )
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -51,7 +51,8 @@ def people() -> dict[int, int]:
 @pytest.fixture
 def broker():
     with throwaway_redis() as url:
-        app = Celery("reliability-client", broker=url, backend=url)
+        # Not the current app: shared tasks elsewhere in this process keep the project's (eager) app.
+        app = Celery("reliability-client", broker=url, backend=url, set_as_current=False)
         app.conf.broker_transport_options = {"visibility_timeout": 3}
         yield url, app
         app.close()
