@@ -36,9 +36,14 @@ def session_token_for(user: User) -> str:
 @pytest.fixture(autouse=True)
 def methodology_v1(request) -> None:
     """The default methodology of the data migration; transactional tests flush it, so it is put back."""
-    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+    if request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("django_db_blocker")
+    elif "transactional_db" in request.fixturenames:
+        request.getfixturevalue("transactional_db")
+    elif "db" in request.fixturenames:
+        request.getfixturevalue("db")
+    else:
         return
-    request.getfixturevalue("django_db_blocker")
     from django.apps import apps
 
     from activities.models import Behaviour

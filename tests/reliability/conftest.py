@@ -15,7 +15,6 @@ from collections import Counter
 import pytest
 
 from config.invariants import invariant_violations, invariants_checked
-from tests.activities.conftest import methodology_v1  # noqa: F401  (autouse: the default methodology)
 
 FIGURES: Counter[str] = Counter()
 
