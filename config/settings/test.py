@@ -14,6 +14,9 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 if not REDIS_URL:
     raise RuntimeError("The test suite runs against Redis: set REDIS_URL or run `make test`.")
 
+# A test that deadlocks against itself fails after a minute instead of hanging the suite.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=60000"
+
 # Each pytest-xdist worker gets a Redis database of its own: cache.clear() is FLUSHDB.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _redis_db = env.int("REDIS_TEST_DB_BASE", default=1) + int(_worker.removeprefix("gw") or 0)
