@@ -31,13 +31,17 @@ test: $(VENV)/.installed browser
 	$(BIN)/ruff format --check .
 	$(BIN)/python tests/services.py -n 2 $(PYTEST_ARGS)
 
-## Debian's Chromium for the browser tests (Playwright never downloads a browser of its own).
+## Debian's Chromium for the browser tests (Playwright never downloads a browser of its own) and
+## wrk for the benchmark smoke test; installed when missing and running as root, else those tests skip.
 browser:
-	@if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	@missing=""; \
+	{ [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1; } || missing="chromium"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "browser tests will be skipped: install Chromium with 'sudo apt-get install chromium'"; fi
+		echo "installing Debian's $$missing for the browser and benchmark smoke tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "tests needing$$missing will be skipped: sudo apt-get install$$missing"; fi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
