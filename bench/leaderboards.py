@@ -40,6 +40,7 @@ from bench.harness import (  # noqa: E402
     bench_environment,
     database_recreate,
     gunicorn_server,
+    people_insert,
     session_script,
     wrk,
     wrk_available,
@@ -55,50 +56,20 @@ DISTRICTS = 6
 
 def _people_create(count: int) -> None:
     """N people in one INSERT … SELECT generate_series, spread over the districts; 2 % opted out."""
-    from django.db import connection
-
     from accounts.models import District
 
     districts = [
         District.objects.get_or_create(code=f"bench-{index}", defaults={"name": f"基准{index}区"})[0].pk
         for index in range(DISTRICTS)
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT column_name, data_type FROM information_schema.columns
-            WHERE table_name = 'accounts_user' AND is_nullable = 'NO' AND column_default IS NULL
-              AND column_name <> 'id'
-            """
-        )
-        columns = cursor.fetchall()
-        by_type = {
-            "character varying": "''",
-            "text": "''",
-            "boolean": "false",
-            "timestamp with time zone": "now()",
-            "date": "current_date",
-            "integer": "0",
-            "bigint": "0",
-            "smallint": "0",
-            "uuid": "gen_random_uuid()",
-            "jsonb": "'{}'::jsonb",
-        }
-        special = {
-            "username": "'bench-' || number",
+    people_insert(
+        count,
+        columns={
             "nickname": "'市民' || number",
-            "is_active": "true",
-            "password": "'!'",
             "shows_on_leaderboards": "number %% 50 <> 0",
-        }
-        names = [name for name, _ in columns] + ["district_id"]
-        values = [special.get(name) or by_type[data_type] for name, data_type in columns]
-        values.append(f"{min(districts)} + number %% {DISTRICTS}")
-        cursor.execute(
-            f"INSERT INTO accounts_user ({', '.join(names)}) "  # noqa: S608 - column names from the catalogue
-            f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS number",
-            [count],
-        )
+            "district_id": f"{min(districts)} + number %% {DISTRICTS}",
+        },
+    )
 
 
 def _carbon_copy(*, today: datetime.date, seed: int = 7) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.harness import Report, Row, bench_environment, database_recreate  # noqa: E402
+from bench.harness import Report, Row, bench_environment, database_recreate, people_insert  # noqa: E402
 
 DATABASE_NAME = "bench_rewards"
 CITY_ACCOUNTS = 2_180_000
@@ -36,38 +36,8 @@ TARGET_SECONDS = 180
 
 
 def _people_create(count: int) -> None:
-    """N people in one INSERT … SELECT generate_series; columns filled by type, whatever accounts adds."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT column_name, data_type FROM information_schema.columns
-            WHERE table_name = 'accounts_user' AND is_nullable = 'NO' AND column_default IS NULL
-              AND column_name <> 'id'
-            """
-        )
-        columns = cursor.fetchall()
-        by_type = {
-            "character varying": "''",
-            "text": "''",
-            "boolean": "false",
-            "timestamp with time zone": "now()",
-            "date": "current_date",
-            "integer": "0",
-            "bigint": "0",
-            "smallint": "0",
-            "uuid": "gen_random_uuid()",
-            "jsonb": "'{}'::jsonb",
-        }
-        special = {"username": "'bench-' || number", "is_active": "true", "password": "'!'"}
-        names = [name for name, _ in columns]
-        values = [special.get(name) or by_type[data_type] for name, data_type in columns]
-        cursor.execute(
-            f"INSERT INTO accounts_user ({', '.join(names)}) "
-            f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS number",
-            [count],
-        )
+    """N people in one INSERT … SELECT generate_series."""
+    people_insert(count)
 
 
 def _daily_carbon_copy(*, day: datetime.date, remainder_share: float, seed: int) -> int:
