@@ -166,7 +166,8 @@ class ChunkImporter:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     with transaction.atomic():
-                        return self._import(cursor, lines, parse)
+                        # A rerun creates its missing counter rows before locking: it cannot race again.
+                        return self._import(cursor, lines, parse, create_missing=attempt > 1)
                 except (CounterRaceError, OperationalError) as error:
                     retriable = isinstance(error, CounterRaceError) or isinstance(
                         error.__cause__, psycopg.errors.DeadlockDetected
@@ -175,7 +176,7 @@ class ChunkImporter:
                         raise
         raise AssertionError("unreachable")
 
-    def _import(self, cursor, lines: list[bytes], parse) -> ChunkResult:
+    def _import(self, cursor, lines: list[bytes], parse, *, create_missing: bool = False) -> ChunkResult:
         cursor.execute("TRUNCATE import_raw, import_rows, import_day_now, import_month_now RESTART IDENTITY")
         if not (self.header and self._copy_raw(cursor, lines)):
             self._add_parsed(cursor, list(enumerate(lines, start=1)), parse)
@@ -196,7 +197,7 @@ class ChunkImporter:
                 if others:
                     self._add_parsed(cursor, [(ordinal, lines[ordinal - 1]) for ordinal in others], parse)
         self._check_people_and_duplicates(cursor)
-        self._lock_counters(cursor)
+        self._lock_counters(cursor, create_missing=create_missing)
         self._work_out_outcomes(cursor)
         self._store(cursor)
         cursor.execute(
@@ -386,8 +387,27 @@ class ChunkImporter:
             },
         )
 
-    def _lock_counters(self, cursor) -> None:
-        """Locks the existing counter rows of the chunk's keys in key order, keeping what they hold."""
+    def _lock_counters(self, cursor, *, create_missing: bool = False) -> None:
+        """Locks the existing counter rows of the chunk's keys in key order, keeping what they hold.
+
+        With `create_missing` (the rerun after a race) the missing rows are first created empty, so
+        every counter of the chunk is locked here (`ingest._lock_counters`).
+        """
+        if create_missing:
+            cursor.execute(
+                """
+                INSERT INTO activities_behaviourday
+                    (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+                SELECT DISTINCT user_id, behaviour_id, local_day, 0, 0, 0, 0 FROM import_checked
+                WHERE code IS NULL AND NOT is_duplicate ORDER BY 1, 2, 3
+                ON CONFLICT (user_id, behaviour_id, day) DO NOTHING;
+                INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
+                SELECT DISTINCT k.user_id, k.behaviour_id, date_trunc('month', k.local_day)::date, 0
+                FROM import_checked k JOIN import_factors f ON f.factor_id = k.factor_id
+                WHERE k.code IS NULL AND NOT k.is_duplicate AND f.monthly_cap_mg IS NOT NULL ORDER BY 1, 2, 3
+                ON CONFLICT (user_id, behaviour_id, month) DO NOTHING;
+                """
+            )
         cursor.execute(
             """
             INSERT INTO import_day_now

@@ -274,7 +274,11 @@ def records_ingest(
                 break
             try:
                 with transaction.atomic():
-                    _credit(cursor, source, partner_id, candidates, outcomes, methodology, now)
+                    # A rerun creates its missing counter rows before locking them: it cannot race again.
+                    _credit(
+                        cursor, source, partner_id, candidates, outcomes, methodology, now,
+                        create_missing=attempt > 1,
+                    )  # fmt: skip
                 break
             except (CounterRaceError, OperationalError) as error:
                 # Another batch created one of our counter rows first (now it exists and we can lock it),
@@ -329,16 +333,23 @@ class CounterRaceError(Exception):
     """A counter row this batch expected to create was created by a concurrent batch: start again."""
 
 
-def _lock_counters(cursor, candidates: list[_Candidate]) -> tuple[dict, dict, set, set]:
+def _lock_counters(
+    cursor, candidates: list[_Candidate], *, create_missing: bool = False
+) -> tuple[dict, dict, set, set]:
     """Locks the counter rows that exist, in key order, and says which ones this batch will create.
 
     Existing rows are locked here; missing ones are created with their final values when the batch
-    is stored, and a concurrent creation of the same row is detected there (`CounterRaceError`).
+    is stored, and a concurrent creation of the same row is detected there (`CounterRaceError`):
+    one statement fewer on the common path. With `create_missing` (the rerun after such a race)
+    every missing row is first created empty, waiting for any concurrent creator, so all of them are
+    locked here and the rerun cannot race again.
     """
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     month_keys = sorted(
         {(c.user_id, c.behaviour_id, _month_of(c.local_day)) for c in candidates if c.factor.monthly_cap_mg}
     )
+    if create_missing:
+        statements().counters_create(cursor, day_keys, month_keys)
     day_counters, month_counters = statements().counters_lock(cursor, day_keys, month_keys)
     new_days = {key for key in day_keys if key not in day_counters}
     for key in new_days:
@@ -461,8 +472,12 @@ STORE_RECORDS = sql(
 )
 
 
-def _credit(cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now) -> None:
-    day_counters, month_counters, new_days, new_months = _lock_counters(cursor, candidates)
+def _credit(
+    cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now, *, create_missing=False
+) -> None:
+    day_counters, month_counters, new_days, new_months = _lock_counters(
+        cursor, candidates, create_missing=create_missing
+    )
     day_deltas: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0, 0, 0])
     month_deltas: dict[tuple, list] = defaultdict(lambda: [0])
     existing = _existing_ids(cursor, source, candidates)
@@ -658,6 +673,34 @@ class PostgresStatements:
             )
             month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
         return day_counters, month_counters
+
+    @staticmethod
+    def counters_create(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> None:
+        """Creates the missing day (and month) counter rows empty, in key order."""
+        cursor.execute(
+            sql(
+                """
+                INSERT INTO activities_behaviourday
+                    (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+                SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
+                ORDER BY u, b, d
+                ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
+                """
+            ),
+            [packed(list(column)) for column in zip(*day_keys, strict=True)],
+        )
+        if month_keys:
+            cursor.execute(
+                sql(
+                    """
+                    INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
+                    SELECT u, b, m, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
+                    ORDER BY u, b, m
+                    ON CONFLICT (user_id, behaviour_id, month) DO NOTHING
+                    """
+                ),
+                [packed(list(column)) for column in zip(*month_keys, strict=True)],
+            )
 
     @staticmethod
     def counters_raise(cursor, period: str, deltas: dict, created_here: set) -> None:

@@ -61,6 +61,10 @@ def counters_lock(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> tup
     return day_counters, month_counters
 
 
+def counters_create(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> None:
+    """Nothing to do: SQLite has one writer at a time, so a counter row is never created under us."""
+
+
 def counters_raise(cursor, period: str, deltas: dict, created_here: set) -> None:
     keys = sorted(deltas)
     if period == "day":

@@ -187,3 +187,42 @@ def test_a_bulk_import_racing_partner_batches_never_credits_more_than_the_cap(tr
     assert BehaviourDay.objects.get(user=rider).credited_carbon_mg == 400_000
     assert BehaviourDay.objects.get(user=rider).record_count == 24
     assert sum(r.credited_carbon_mg for r in ActivityRecord.objects.filter(user=rider)) == 400_000
+
+
+def test_overlapping_batches_creating_counters_round_after_round_all_succeed(transit, authorize):
+    """Each round, six batches race to create the same people's counter rows for a new day, each
+    batch a different window of the people: a batch that loses a creation race reruns with every
+    counter row created first, so none fails and every counter equals its records."""
+    people = UserFactory.create_batch(8)
+    for index, person in enumerate(people):
+        authorize(person, DataSource.TRANSIT_CARD)
+        services.partner_customer_link(partner=transit.partner, customer_reference=f"W-{index}", user=person)
+
+    def batch(round_: int, thread: int):
+        at = yesterday_at(6) - datetime.timedelta(days=round_)
+        window = [(thread + offset) % len(people) for offset in range(4)]
+        records = [
+            ride(
+                f"{round_}-{thread}-{p}",
+                reference=f"W-{p}",
+                behaviour="bus",
+                at=at + datetime.timedelta(minutes=10 * thread),
+            )
+            for p in window
+        ]
+        return services.partner_records_ingest(partner=transit.partner, records=records)
+
+    for round_ in range(4):
+        results = race([lambda r=round_, t=t: batch(r, t) for t in range(6)])
+        assert not [r for r in results if isinstance(r, Exception)], results
+
+    for index, person in enumerate(people):
+        batches_with_person = sum(1 for t in range(6) if index in {(t + o) % len(people) for o in range(4)})
+        assert BehaviourDay.objects.filter(user=person).count() == 4
+        for day in BehaviourDay.objects.filter(user=person):
+            records = ActivityRecord.objects.filter(user=person, local_day=day.day)
+            assert day.record_count == records.count() == batches_with_person
+            assert day.credited_carbon_mg == sum(r.credited_carbon_mg for r in records)
+            assert (
+                DailyCarbon.objects.get(user=person, day=day.day).credited_carbon_mg == day.credited_carbon_mg
+            )
