@@ -66,6 +66,13 @@ class HistoryImport:
         temporary.write_text(json.dumps(state))
         os.replace(temporary, self.checkpoint_path)
 
+    def progress_summary(self) -> str:
+        """How far the committed part of the import goes, from the checkpoint (for an error message)."""
+        if not self.checkpoint_path.exists():
+            return "no chunk was committed yet"
+        state = json.loads(self.checkpoint_path.read_text())
+        return f"the file up to line {state['line']} is imported ({state['totals']['lines']} records)"
+
     def run(self) -> dict:
         methodology = methodology_load()
         if connection.vendor == "postgresql" and self.file_format == "csv" and methodology_fits(methodology):

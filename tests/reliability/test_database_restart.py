@@ -1,6 +1,11 @@
-"""PostgreSQL restarted while partner batches are being sent: every batch the API acknowledged is
-stored, every batch it did not is retried by the client with the same record ids, and nothing is
-stored twice. Runs against a throwaway PostgreSQL (never the machine's shared one) and gunicorn.
+"""PostgreSQL restarted under load, against a throwaway PostgreSQL (never the machine's shared one).
+
+- While partner batches are being sent (through gunicorn): every batch the API acknowledged is
+  stored, every batch it did not is retried by the client with the same record ids, and nothing is
+  stored twice.
+- While a bulk history import runs (`import_activity_history`, chunk by chunk): the import stops
+  with an error saying how far it got, the chunks it committed stay, and the same command run again
+  resumes from its checkpoint and ends with every line of the file credited exactly once.
 """
 
 from __future__ import annotations
@@ -144,5 +149,129 @@ def test_partner_batches_across_a_database_restart_are_stored_once():
     assert acknowledged <= stored_ids, "an acknowledged record was lost"
     assert stored_ids <= sent
     assert len(acknowledged) > 20
+    assert invariants.returncode == 0, invariants.stdout + invariants.stderr
+    FIGURES["invariant checks passed"] += 1
+
+
+IMPORT_SETUP = """
+import json
+from accounts.models import DataSource
+from accounts.services import data_source_authorize
+from activities.services import partner_create, partner_customer_link
+from tests.accounts.factories import UserFactory
+partner = partner_create(code="city-transit", name="Transit", source=DataSource.TRANSIT_CARD,
+                         behaviour_codes=["bus", "metro"])
+for number in range({riders}):
+    user = UserFactory()
+    data_source_authorize(user=user, source=DataSource.TRANSIT_CARD)
+    partner_customer_link(partner=partner.partner, customer_reference=f"T-{{number}}", user=user)
+print("ready")
+"""
+IMPORT_RIDERS = 40
+IMPORT_RIDES_PER_RIDER = 600  # four a day: 150 days of each rider's history
+RIDE_MG = 80_000  # a bus ride under the default methodology, well below its daily cap
+
+
+def _history_file(path) -> list[str]:
+    """A back file of rides, one line each, oldest first; returns the record ids in file order."""
+    import csv
+    import datetime
+
+    from activities.ingest import LOCAL_TZ
+
+    start = datetime.datetime(2025, 1, 1, 6, tzinfo=LOCAL_TZ)
+    ids = []
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "customer_reference", "behaviour", "quantity", "occurred_at", "ended_at"])
+        for ride_number in range(IMPORT_RIDES_PER_RIDER):
+            at = start + datetime.timedelta(hours=6 * ride_number)
+            for rider_number in range(IMPORT_RIDERS):
+                record_id = f"H{rider_number}-{ride_number}"
+                ids.append(record_id)
+                writer.writerow([record_id, f"T-{rider_number}", "bus", "1", at.isoformat(), ""])
+    return ids
+
+
+def test_a_history_import_across_a_database_restart_resumes_and_credits_every_line_once(tmp_path):
+    with throwaway_postgres() as database_url, throwaway_redis() as redis_url:
+        conninfo = database_url.replace("postgres://", "postgresql://")
+        server_url = conninfo.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(server_url, autocommit=True) as connection:
+            connection.execute("CREATE DATABASE carbon_account")
+        _manage(database_url, redis_url, "migrate", "--noinput")
+        _manage(database_url, redis_url, "shell", "-c", IMPORT_SETUP.format(riders=IMPORT_RIDERS))
+        path = tmp_path / "rides.csv"
+        ids = _history_file(path)
+        checkpoint = tmp_path / "rides.csv.checkpoint.json"
+        command = [
+            str(BIN / "python"), "manage.py", "import_activity_history", str(path),
+            "--partner", "city-transit", "--chunk-rows", "500", "--no-progress",
+        ]  # fmt: skip
+        env = environment(redis_url=redis_url, database=database_url)
+
+        # Given an import a few chunks in,
+        first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def chunks_done() -> int:
+            try:
+                return json.loads(checkpoint.read_text())["line"] - 1
+            except (FileNotFoundError, ValueError):
+                return 0
+
+        deadline = time.monotonic() + 120
+        while chunks_done() < 2000 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        committed_before = chunks_done()
+        assert first.poll() is None, "the import ended before the restart: make the file longer"
+        assert committed_before >= 2000
+
+        # when PostgreSQL restarts under it,
+        _restart(database_url)
+        FIGURES["faults injected"] += 1
+        _, stderr = first.communicate(timeout=120)
+
+        # then the import stops with a clear error and the chunks it committed stay;
+        assert first.returncode == 1, stderr.decode()
+        message = stderr.decode()
+        assert "Traceback" not in message, message
+        assert "run the same command again to resume" in message, message
+        with psycopg.connect(conninfo) as connection:
+            kept = {
+                row[0].removeprefix("city-transit:")
+                for row in connection.execute("SELECT external_id FROM activities_activityrecord")
+            }
+        assert set(ids[:committed_before]) <= kept
+        assert len(kept) < len(ids), "the restart came too late to interrupt anything"
+
+        # and the same command again resumes from the checkpoint and ends with every line credited once.
+        second = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        totals = json.loads(checkpoint.read_text())["totals"]
+        with psycopg.connect(conninfo) as connection:
+            stored = [
+                row[0].removeprefix("city-transit:")
+                for row in connection.execute("SELECT external_id FROM activities_activityrecord")
+            ]
+            credited_by_records, credited_by_days = connection.execute(
+                "SELECT (SELECT SUM(credited_carbon_mg) FROM activities_activityrecord), "
+                "(SELECT SUM(credited_carbon_mg) FROM activities_dailycarbon)"
+            ).fetchone()
+        invariants = subprocess.run(
+            [str(BIN / "python"), "manage.py", "check_invariants"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert len(stored) == len(set(stored)), "a line was stored twice"
+    assert set(stored) == set(ids)
+    assert credited_by_records == credited_by_days == len(ids) * RIDE_MG
+    # A chunk committed just before the restart but not yet checkpointed comes back as duplicates.
+    assert totals["lines"] == len(ids)
+    assert totals["accepted"] + totals["duplicate"] == len(ids)
+    assert totals["rejected"] == totals["held_for_review"] == 0
     assert invariants.returncode == 0, invariants.stdout + invariants.stderr
     FIGURES["invariant checks passed"] += 1

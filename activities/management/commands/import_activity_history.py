@@ -11,7 +11,8 @@
   plausibility; only the API's age window is lifted (this is history).
 - Resumable: after each committed chunk the byte offset is written to the checkpoint file; run the
   same command again to continue where it stopped. A chunk committed just before a crash is sent
-  again on resume and comes back as duplicates: nothing is credited twice.
+  again on resume and comes back as duplicates: nothing is credited twice. If the database goes
+  away mid-import (a restart, a failover) the command stops with an error saying how far it got.
 - Every rejected line goes to the error file with its line number, code and reason.
 
 CSV files have a header with: id, customer_reference, behaviour, quantity, occurred_at[, ended_at].
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError
 
 from activities.history_import import HistoryImport
 from activities.ingest import ACCEPTED, DUPLICATE, HELD, REJECTED
@@ -78,7 +80,15 @@ class Command(BaseCommand):
             restart=options["restart"],
             progress=None if options["no_progress"] else sys.stderr,
         )
-        totals = importer.run()
+        try:
+            totals = importer.run()
+        except (OperationalError, InterfaceError) as error:
+            # The database went away (a restart, a failover): every chunk before the checkpoint is
+            # committed, the one in flight rolled back with the connection.
+            raise CommandError(
+                f"the database connection was lost ({str(error).strip().splitlines()[0]}); "
+                f"{importer.progress_summary()}: run the same command again to resume"
+            ) from error
         self.stdout.write(
             f"{totals['lines']} lines: {totals[ACCEPTED]} accepted, {totals[DUPLICATE]} duplicate, "
             f"{totals[HELD]} held for review, {totals[REJECTED]} rejected (see {errors_path}); "
