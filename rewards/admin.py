@@ -7,7 +7,6 @@ Money never moves from this admin except through `rewards` services and tasks.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -152,11 +151,27 @@ class SettlementRunAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Resume or repeat the selected runs (settles only who is left)"))
     def resume(self, request: HttpRequest, queryset: QuerySet[SettlementRun]) -> None:
+        from kombu.exceptions import OperationalError as BrokerUnavailable
+
         from rewards.tasks import settlement_settle_day
 
         days = [run.day.isoformat() for run in queryset]
-        for day in days:
-            transaction.on_commit(lambda day=day: settlement_settle_day.delay(day))
+        try:
+            # Nothing is written here, so there is no commit to wait for. No result is kept: nobody
+            # reads it, and subscribing to it is what would hang on a Redis that is down.
+            for day in days:
+                settlement_settle_day.apply_async(args=[day], ignore_result=True)
+        except BrokerUnavailable:
+            self.message_user(
+                request,
+                _(
+                    "The task queue is unreachable: nothing was queued. The settlement of the day that "
+                    "ended is caught up by itself once the queue is back; repeat this action then for "
+                    "older days."
+                ),
+                messages.WARNING,
+            )
+            return
         self.message_user(request, _("Queued: %(days)s") % {"days": ", ".join(days)}, messages.SUCCESS)
 
 

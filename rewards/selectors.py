@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -19,6 +19,8 @@ from rewards.models import (
     LedgerEntry,
     LedgerTransactionKind,
     Settlement,
+    SettlementRun,
+    SettlementRunStatus,
     WelfareProject,
 )
 from rewards.services.expiry import EXPIRY_REMINDER_DAYS
@@ -148,3 +150,13 @@ def donations_of(*, user: User) -> QuerySet[Donation]:
 
 def donation_of(*, user: User, public_id) -> Donation:
     return donations_of(user=user).get(public_id=public_id)
+
+
+def settlement_owed_day(*, today: datetime.date) -> datetime.date | None:
+    """The day that ended before `today` when its settlement has not succeeded and someone has carbon
+    waiting to be settled on it or before it; None when the night owes nothing (the catch-up job)."""
+    day = today - datetime.timedelta(days=1)
+    if SettlementRun.objects.filter(day=day, status=SettlementRunStatus.SUCCEEDED).exists():
+        return None
+    waiting = DailyCarbon.objects.filter(day__lte=day, credited_carbon_mg__gt=F("settled_carbon_mg"))
+    return day if waiting.exists() else None

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from rewards.audit import ledger_audit
+from rewards.selectors import settlement_owed_day
 from rewards.services import coins_expire, settlement_run
 from rewards.services.settlement import DEFAULT_WORKERS
 
@@ -32,6 +33,21 @@ def settlement_settle_yesterday() -> dict:
     # Boards, ratings and badges are derived from the days just closed: rebuild them now.
     after_settlement.delay()
     return result
+
+
+@shared_task(name="rewards.catch_up")
+def catch_up() -> dict:
+    """What the night owes, whenever a worker (re)connects to the broker and every hour.
+
+    A beat that cannot reach Redis at 00:10 logs the error and moves on to the next night; a Redis
+    restarted without persistence forgets what was queued. Neither loses the work: what is owed is
+    read from the database (the day that ended, not settled yet), and settling it is idempotent.
+    """
+    day = settlement_owed_day(today=timezone.localdate())
+    if day is None:
+        return {"owed": None}
+    result = settlement_settle_day(day.isoformat())
+    return {"owed": day.isoformat(), "settlement": result, "after": after_settlement()}
 
 
 @shared_task(name="rewards.ledger_audit")

@@ -101,7 +101,7 @@ def processes() -> Iterator[list[Process]]:
             process.stop()
 
 
-def celery_worker(started: list[Process], *, redis_url: str, name: str) -> Process:
+def celery_worker(started: list[Process], *, redis_url: str, name: str, **extra: str) -> Process:
     worker = Process(
         [
             str(BIN / "celery"),
@@ -116,7 +116,7 @@ def celery_worker(started: list[Process], *, redis_url: str, name: str) -> Proce
             "--without-gossip",
             "--loglevel=INFO",
         ],
-        environment(redis_url=redis_url),
+        environment(redis_url=redis_url, **extra),
         name,
     )
     started.append(worker)
@@ -124,7 +124,7 @@ def celery_worker(started: list[Process], *, redis_url: str, name: str) -> Proce
     return worker
 
 
-def celery_beat(started: list[Process], *, redis_url: str, name: str) -> Process:
+def celery_beat(started: list[Process], *, redis_url: str, name: str, **extra: str) -> Process:
     folder = tempfile.mkdtemp(prefix=f"carbon-{name}-")
     beat = Process(
         [
@@ -139,7 +139,7 @@ def celery_beat(started: list[Process], *, redis_url: str, name: str) -> Process
             "--pidfile",
             f"{folder}/beat.pid",
         ],
-        environment(redis_url=redis_url),
+        environment(redis_url=redis_url, **extra),
         name,
     )
     started.append(beat)
