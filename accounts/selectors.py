@@ -7,6 +7,7 @@ import binascii
 
 from allauth.socialaccount.models import SocialAccount
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -174,3 +175,33 @@ def user_for_session_token(*, token: str) -> User | None:
         return None
     user = result[0]
     return user if user.is_active and not user.is_closed else None
+
+
+def user_by_id(user_id) -> User | None:
+    """A person by primary key, read by one plain SELECT of every column of the model.
+
+    What `User.objects.filter(pk=…).first()` returns (the fields go through the database's own
+    converters, e.g. SQLite's booleans and dates), without compiling the query each time: session
+    authentication calls this on every signed-in request.
+    """
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    fields = User._meta.concrete_fields
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608 - the model's own names
+            f"FROM {quote(User._meta.db_table)} WHERE {quote(User._meta.pk.column)} = %s",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, field in enumerate(fields):
+        column = field.get_col(User._meta.db_table)
+        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            values[position] = converter(values[position], column, connection)
+    return User.from_db(connection.alias, [field.attname for field in fields], values)

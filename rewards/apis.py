@@ -69,7 +69,7 @@ class CauseOutput(serializers.Serializer):
     coupon_id = serializers.CharField(required=False)
 
 
-def _cause(entry: LedgerEntry, settlement: Settlement | None) -> dict:
+def _cause(entry: LedgerEntry, settlement: Settlement | None, donation: Donation | None) -> dict:
     ledger_transaction = entry.transaction
     cause: dict = {"type": ledger_transaction.kind, "reference": ledger_transaction.reference}
     if settlement is not None:
@@ -78,9 +78,6 @@ def _cause(entry: LedgerEntry, settlement: Settlement | None) -> dict:
             "carbon_mg": settlement.carbon_mg,
             "carbon_days": settlement.carbon_days,
         }
-    donation = (
-        getattr(ledger_transaction, "donation", None) if ledger_transaction.kind == "donation" else None
-    )
     if donation is not None:
         cause |= {"donation_id": donation.public_id, "project_title": donation.project.title}
     prefix, _separator, identifier = ledger_transaction.reference.partition(":")
@@ -99,7 +96,7 @@ class HistoryEntryOutput(serializers.Serializer):
     cause = CauseOutput()
 
 
-def _history_entry(entry: LedgerEntry, settlement: Settlement | None) -> dict:
+def _history_entry(entry: LedgerEntry, settlement: Settlement | None, donation: Donation | None) -> dict:
     return {
         "id": entry.pk,
         "amount": entry.amount,
@@ -107,7 +104,7 @@ def _history_entry(entry: LedgerEntry, settlement: Settlement | None) -> dict:
         "kind_display": entry.transaction.get_kind_display(),
         "created_at": entry.transaction.created_at,
         "memo": entry.transaction.memo,
-        "cause": _cause(entry, settlement),
+        "cause": _cause(entry, settlement, donation),
     }
 
 
@@ -124,7 +121,11 @@ class WalletHistoryApi(APIView):
         paginator = HistoryPagination()
         page = paginator.paginate_queryset(selectors.wallet_history(user=request.user), request, view=self)
         settlements = selectors.settlements_for_entries(user=request.user, entries=page)
-        rows = [_history_entry(entry, settlements.get(entry.transaction_id)) for entry in page]
+        donations = selectors.donations_for_entries(entries=page)
+        rows = [
+            _history_entry(entry, settlements.get(entry.transaction_id), donations.get(entry.transaction_id))
+            for entry in page
+        ]
         return paginator.get_paginated_response(HistoryEntryOutput(rows, many=True).data)
 
 
@@ -152,7 +153,8 @@ class WalletHistoryEntryApi(APIView):
             raise Http404
         entry = get_object_or_404(selectors.wallet_history(user=request.user), pk=entry_id)
         settlement = selectors.settlement_of(user=request.user, entry=entry)
-        row = _history_entry(entry, settlement)
+        donation = selectors.donations_for_entries(entries=[entry]).get(entry.transaction_id)
+        row = _history_entry(entry, settlement, donation)
         row["activity_records"] = (
             selectors.activity_records_settled(user=request.user, settlement=settlement) if settlement else []
         )
@@ -248,7 +250,7 @@ class ProjectDonateApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                {"type": "string", "pattern": _IDEMPOTENCY_KEY.pattern},
                 OpenApiParameter.HEADER,
                 description="8–64 letters, digits, - or _. A retry with the same key returns the donation.",
             )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, RecordStatus
 from rewards.models import (
-    CoinLot,
     Donation,
     LedgerAccount,
     LedgerAccountKind,
@@ -24,7 +24,7 @@ from rewards.models import (
     WelfareProject,
 )
 from rewards.services.expiry import EXPIRY_REMINDER_DAYS
-from rewards.services.settlement import coin_rate_for_day
+from rewards.services.settlement import DEFAULT_CARBON_MG_PER_COIN
 
 NEXT_EXPIRIES_SHOWN = 5
 
@@ -57,48 +57,105 @@ def wallet_of(*, user: User) -> LedgerAccount | None:
     return LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET, owner_id=user.pk).first()
 
 
+_WALLET_SUMMARY_SQL = """
+    WITH wallet AS (
+        SELECT id, balance FROM rewards_ledgeraccount WHERE kind = %(wallet)s AND owner_id = %(user)s
+    ),
+    lots AS (
+        SELECT expires_on, SUM(remaining_amount) AS coins FROM rewards_coinlot
+        WHERE account_id = (SELECT id FROM wallet) AND remaining_amount > 0
+        GROUP BY expires_on
+    ),
+    next_lots AS (SELECT expires_on, coins FROM lots ORDER BY expires_on LIMIT %(shown)s)
+    SELECT
+        (SELECT balance FROM wallet),
+        (SELECT COALESCE(SUM(credited_carbon_mg) - SUM(settled_carbon_mg), 0)
+         FROM activities_dailycarbon WHERE user_id = %(user)s),
+        (SELECT carbon_mg_per_coin FROM rewards_coinrate WHERE valid_from <= %(today)s
+         ORDER BY valid_from DESC LIMIT 1),
+        (SELECT COALESCE(SUM(coins), 0) FROM lots WHERE expires_on <= %(soon)s),
+        n.expires_on,
+        n.coins
+    FROM (SELECT 1 AS one) AS one LEFT JOIN next_lots n ON 1 = 1
+    ORDER BY n.expires_on
+"""
+
+
 def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletSummary:
-    """Balance, carbon credited but not yet settled, and the next expiries, oldest first."""
+    """Balance, carbon credited but not yet settled, the coin rate and the next expiries, oldest first.
+
+    One statement (the app opens on it): the wallet by its (kind, owner) key, the person's
+    `DailyCarbon` rows, the rate in effect today and the wallet's unspent lots grouped by day.
+    """
     today = today or timezone.localdate()
-    wallet = wallet_of(user=user)
-    pending = DailyCarbon.objects.filter(user=user).aggregate(
-        pending=Coalesce(Sum("credited_carbon_mg") - Sum("settled_carbon_mg"), 0)
-    )["pending"]
-    expiries: list[Expiry] = []
-    expiring_soon = 0
-    if wallet is not None:
-        by_day = (
-            CoinLot.objects.filter(account=wallet, remaining_amount__gt=0)
-            .values("expires_on")
-            .annotate(coins=Sum("remaining_amount"))
-            .order_by("expires_on")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WALLET_SUMMARY_SQL,
+            {
+                "wallet": LedgerAccountKind.WALLET,
+                "user": user.pk,
+                "today": today,
+                "soon": today + datetime.timedelta(days=EXPIRY_REMINDER_DAYS),
+                "shown": NEXT_EXPIRIES_SHOWN,
+            },
         )
-        expiries = [Expiry(row["expires_on"], row["coins"]) for row in by_day[:NEXT_EXPIRIES_SHOWN]]
-        expiring_soon = CoinLot.objects.filter(
-            account=wallet,
-            remaining_amount__gt=0,
-            expires_on__lte=today + datetime.timedelta(days=EXPIRY_REMINDER_DAYS),
-        ).aggregate(coins=Coalesce(Sum("remaining_amount"), 0))["coins"]
+        rows = cursor.fetchall()
+    balance, pending, rate, expiring_soon = rows[0][:4]
+    expiries = [
+        Expiry(_date(expires_on), int(coins)) for *_, expires_on, coins in rows if expires_on is not None
+    ]
     return WalletSummary(
-        balance=wallet.balance if wallet else 0,
+        balance=balance or 0,
         pending_carbon_mg=int(pending),
-        carbon_mg_per_coin=coin_rate_for_day(day=today),
+        carbon_mg_per_coin=rate or DEFAULT_CARBON_MG_PER_COIN,
         next_expiries=expiries,
-        coins_expiring_soon=expiring_soon,
+        coins_expiring_soon=int(expiring_soon),
     )
+
+
+def _date(value: datetime.date | str) -> datetime.date:
+    """A date column read by plain SQL: SQLite (the embedded default) gives it as text."""
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+
+
+def wallet_id_of(*, user: User) -> int | None:
+    """The id of the person's wallet account, by its (kind, owner) key; None before the first coin."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM rewards_ledgeraccount WHERE kind = %s AND owner_id = %s",
+            [LedgerAccountKind.WALLET, user.pk],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def wallet_history(*, user: User) -> QuerySet[LedgerEntry]:
-    """The entries of the person's wallet, newest first, with their transaction and its cause."""
-    return (
-        LedgerEntry.objects.filter(account__kind=LedgerAccountKind.WALLET, account__owner_id=user.pk)
-        .select_related("transaction", "transaction__donation__project")
-        .order_by("-id")
-    )
+    """The entries of the person's wallet, newest first, with their transaction.
+
+    Filtered by the wallet's id (found first, by its key) and joined to the transaction only: a
+    page's causes come from `settlements_for_entries` and `donations_for_entries`.
+    """
+    wallet_id = wallet_id_of(user=user)
+    if wallet_id is None:
+        return LedgerEntry.objects.none()
+    return LedgerEntry.objects.filter(account_id=wallet_id).select_related("transaction").order_by("-id")
 
 
 def wallet_entry(*, user: User, entry_id: int) -> LedgerEntry:
     return wallet_history(user=user).get(pk=entry_id)
+
+
+def donations_for_entries(*, entries: list[LedgerEntry]) -> dict[int, Donation]:
+    """transaction id → the donation it made, with its project, for the donation entries among `entries`."""
+    transaction_ids = [
+        entry.transaction_id for entry in entries if entry.transaction.kind == LedgerTransactionKind.DONATION
+    ]
+    if not transaction_ids:
+        return {}
+    return {
+        donation.transaction_id: donation
+        for donation in Donation.objects.filter(transaction_id__in=transaction_ids).select_related("project")
+    }
 
 
 def settlement_of(*, user: User, entry: LedgerEntry) -> Settlement | None:

@@ -276,11 +276,15 @@ class Standing:
 
 def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
     """The person's own rank and score on a build (city or their district); unranked if not on it."""
-    row = (
-        LeaderboardEntry.objects.filter(build_id=build_id, user_id=user.pk)
-        .values_list("city_rank", "district_rank", "carbon_mg")
-        .first()
-    )
+    # The hottest query of the app, by its unique index: plain SQL spares compiling the same
+    # SELECT for every request.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT city_rank, district_rank, carbon_mg FROM {LeaderboardEntry._meta.db_table} "
+            "WHERE build_id = %s AND user_id = %s",
+            [build_id, user.pk],
+        )
+        row = cursor.fetchone()
     if row is None:
         return Standing(rank=None, carbon_mg=0)
     city_rank, district_rank, carbon_mg = row

@@ -24,8 +24,8 @@ REST_FRAMEWORK = {
         "user": "600/min",
     },
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.api.throttles.AnonRateThrottle",
+        "config.api.throttles.UserRateThrottle",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,0 +1,89 @@
+"""Session-token authentication: the person a token signs in, checked as Django checks a session."""
+
+from __future__ import annotations
+
+import pytest
+from allauth.headless.internal.sessionkit import new_session
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.cached_db import SessionStore
+
+from accounts.authentication import session_user
+from accounts.models import District, User
+from accounts.selectors import user_by_id
+from tests.accounts.conftest import app_client
+from tests.accounts.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def signed_in_session(user: User, *, backend: str = BACKEND, auth_hash: str | None = None):
+    session = new_session()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = backend
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash() if auth_hash is None else auth_hash
+    session.save()
+    return session
+
+
+def test_user_by_id_reads_every_field_as_the_orm_does():
+    district = District.objects.create(code="kecheng", name="柯城区")
+    user = UserFactory(nickname="林**", district=district, shows_on_leaderboards=False, is_guest=True)
+    expected = User.objects.get(pk=user.pk)
+    loaded = user_by_id(user.pk)
+    for field in User._meta.concrete_fields:
+        assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+    assert loaded.district == district
+    assert loaded._state.adding is False
+    assert loaded._state.db == "default"
+
+
+@pytest.mark.parametrize("user_id", [None, "", "not-a-number", "12abc", 10**12])
+def test_user_by_id_of_nothing_or_nobody_is_none(user_id):
+    assert user_by_id(user_id) is None
+
+
+def test_a_token_signs_in_its_person():
+    user = UserFactory()
+    session = signed_in_session(user)
+    assert app_client(session.session_key).get("/api/v1/me").status_code == 200
+    assert session_user(SessionStore(session.session_key)).pk == user.pk
+
+
+def test_a_password_change_signs_out_every_session_made_before_it():
+    user = UserFactory()
+    session = signed_in_session(user)
+    user.set_password("a-new-password-2026")
+    user.save()
+    assert app_client(session.session_key).get("/api/v1/me").status_code == 401
+    # Django's rule: a session whose hash no longer verifies is flushed.
+    assert not SessionStore().exists(session.session_key)
+
+
+def test_a_session_of_a_backend_no_longer_configured_signs_in_nobody():
+    session = signed_in_session(UserFactory(), backend="some.removed.Backend")
+    assert app_client(session.session_key).get("/api/v1/me").status_code == 401
+
+
+def test_a_session_without_a_hash_signs_in_nobody():
+    session = signed_in_session(UserFactory(), auth_hash="")
+    assert app_client(session.session_key).get("/api/v1/me").status_code == 401
+
+
+def test_a_session_hashed_under_a_retired_secret_is_renewed(settings):
+    user = UserFactory()
+    old_hash = user.get_session_auth_hash()
+    session = signed_in_session(user, auth_hash=old_hash)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-rotated-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-rotated"
+    store = SessionStore(session.session_key)
+    assert session_user(store).pk == user.pk
+    assert store[HASH_SESSION_KEY] == user.get_session_auth_hash() != old_hash
+
+
+def test_a_deactivated_person_is_signed_out():
+    user = UserFactory()
+    session = signed_in_session(user)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert app_client(session.session_key).get("/api/v1/me").status_code == 401
