@@ -37,7 +37,7 @@ def settlement_settle_yesterday() -> dict:
 
 @shared_task(name="rewards.catch_up")
 def catch_up() -> dict:
-    """What the night owes, whenever a worker (re)connects to the broker and every hour.
+    """What the night owes, sent by every worker each time it (re)connects to the broker.
 
     A beat that cannot reach Redis at 00:10 logs the error and moves on to the next night; a Redis
     restarted without persistence forgets what was queued. Neither loses the work: what is owed is

@@ -310,10 +310,23 @@ def _report_start(period: str, label: str) -> datetime.date:
     return start
 
 
+REPORT_PATH_PARAMETERS = [
+    OpenApiParameter(
+        "period", {"type": "string", "enum": list(reports.ReportPeriod.CHOICES)}, OpenApiParameter.PATH
+    ),
+    OpenApiParameter(
+        "label",
+        {"type": "string", "pattern": r"^\d{4}(-\d{2})?$"},
+        OpenApiParameter.PATH,
+        description="`2026-11` for a month, `2026` for a year; one that has begun.",
+    ),
+]
+
+
 class ReportApi(APIView):
     """The personal carbon report of a month (`month/2026-11`) or a year (`year/2026`)."""
 
-    @extend_schema(responses=ReportOutput, operation_id="reports_retrieve")
+    @extend_schema(responses=ReportOutput, parameters=REPORT_PATH_PARAMETERS, operation_id="reports_retrieve")
     def get(self, request: Request, period: str, label: str) -> Response:
         report = reports.carbon_report(user=request.user, period=period, start=_report_start(period, label))
         return Response(ReportOutput(report).data)
@@ -324,6 +337,7 @@ class ReportCardApi(APIView):
 
     @extend_schema(
         responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="750 × 1334 PNG")},
+        parameters=REPORT_PATH_PARAMETERS,
         operation_id="reports_card",
     )
     def get(self, request: Request, period: str, label: str) -> HttpResponse:
