@@ -12,7 +12,7 @@ from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, PartnerCustomerLink, StepDay
 from activities.services import steps_sync
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, ride
+from tests.activities.conftest import earlier_today, ride
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def today():
 def test_export_lists_records_links_steps_and_daily_carbon_as_json(transit, rider, post_batch, authorize):
     authorize(rider)
     steps_sync(user=rider, steps_by_day={today(): 3000}, device_id="phone-9")
-    post_batch(transit, [ride("R1", at=ago(hours=2))])
+    post_batch(transit, [ride("R1", at=earlier_today())])
 
     exported = personal_data.personal_data_export(user=rider)
 
@@ -39,7 +39,7 @@ def test_export_lists_records_links_steps_and_daily_carbon_as_json(transit, ride
 def test_erasure_removes_the_detail_and_keeps_the_daily_amounts(transit, rider, post_batch, authorize):
     authorize(rider)
     steps_sync(user=rider, steps_by_day={today(): 3000})
-    post_batch(transit, [ride("R1", at=ago(hours=2))])
+    post_batch(transit, [ride("R1", at=earlier_today())])
 
     personal_data.personal_data_erase(user=rider)
 
