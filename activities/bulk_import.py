@@ -106,7 +106,8 @@ class ChunkImporter:
         raw_columns = ", ".join(f"c{index} text" for index in range(width))
         cursor.execute(
             f"""
-            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_day_now, import_month_now;
+            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_behaviours, import_day_now,
+                import_month_now;
             CREATE TEMP TABLE import_raw (ordinal bigint GENERATED ALWAYS AS IDENTITY, {raw_columns});
             CREATE TEMP TABLE import_rows (
                 ordinal bigint, record_id text, external_id text, customer_reference text,
@@ -149,6 +150,18 @@ class ChunkImporter:
                 )  # fmt: skip
         placeholders = ", ".join(["%s"] * 15)
         cursor.executemany(f"INSERT INTO import_factors VALUES ({placeholders})", rows)  # noqa: S608
+        # Each line finds its behaviour by code through this key (a probe per line, however the
+        # planner guesses the size of a fresh staging table); the planner learns both are small.
+        cursor.execute(
+            """
+            CREATE TEMP TABLE import_behaviours (
+                behaviour_code text PRIMARY KEY, behaviour_id bigint, allowed boolean
+            );
+            INSERT INTO import_behaviours
+            SELECT DISTINCT behaviour_code, behaviour_id, allowed FROM import_factors;
+            ANALYZE import_factors, import_behaviours;
+            """
+        )
         self._tables_ready = True
 
     # --- one chunk ------------------------------------------------------------------------------
@@ -294,8 +307,7 @@ class ChunkImporter:
                            AS local_day
                 FROM import_raw WHERE {self._plain()}
             ) AS r
-            LEFT JOIN (SELECT DISTINCT behaviour_id, behaviour_code, allowed FROM import_factors) AS b
-                ON b.behaviour_code = r.behaviour
+            LEFT JOIN import_behaviours AS b ON b.behaviour_code = r.behaviour
             LEFT JOIN import_factors AS f
                 ON f.behaviour_id = b.behaviour_id AND f.effective_from <= r.local_day
                AND (f.effective_until IS NULL OR r.local_day < f.effective_until)
@@ -476,7 +488,8 @@ class ChunkImporter:
                        END > occurred_at AS overlaps_earlier
                 FROM trips
             ),
-            holds AS (
+            -- Materialized: each record's overlap probe runs once, not once per use of its hold reason.
+            holds AS MATERIALIZED (
                 SELECT *,
                        CASE
                            WHEN over_threshold AND is_step THEN %(superhuman)s

@@ -286,6 +286,13 @@ class ReviewDecision(models.Model):
 # --- Counters ---------------------------------------------------------------------------------
 
 
+# The counters below are derived from activity records, in the statements that store them: their
+# keys come from records whose own foreign keys PostgreSQL checks. They carry no database foreign
+# keys of their own (Django still cascades and protects): a bulk import writes about one counter row
+# per record, and three more deferred checks per record would cost more than the records' own four.
+_COUNTER_KEY = {"related_name": "+", "db_index": False, "db_constraint": False}
+
+
 class BehaviourDay(models.Model):
     """Per person, behaviour and local day: what was reported and credited. Also the daily cap counter.
 
@@ -293,10 +300,8 @@ class BehaviourDay(models.Model):
     per-behaviour reports read it instead of scanning records.
     """
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, **_COUNTER_KEY)
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, **_COUNTER_KEY)
     day = models.DateField()
     quantity = models.DecimalField(max_digits=16, decimal_places=3, default=0)
     record_count = models.PositiveIntegerField(default=0)
@@ -318,10 +323,8 @@ class BehaviourDay(models.Model):
 class BehaviourMonth(models.Model):
     """Per person, behaviour and month (its first day): the carbon credited, the monthly cap counter."""
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, related_name="+", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, **_COUNTER_KEY)
+    behaviour = models.ForeignKey(Behaviour, on_delete=models.PROTECT, **_COUNTER_KEY)
     month = models.DateField()
     credited_carbon_mg = models.BigIntegerField(default=0)
 
@@ -403,9 +406,14 @@ class DailyCarbon(models.Model):
     `credited_carbon_mg` again, and the next settlement picks up the difference.
     """
 
-    # The unique (user, day) index serves lookups by person; no separate index on the key.
+    # The unique (user, day) index serves lookups by person; no separate index on the key, and no
+    # database foreign key (derived from the records, as the counters above).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_carbon", db_index=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="daily_carbon",
+        db_index=False,
+        db_constraint=False,
     )
     day = models.DateField()
     credited_carbon_mg = models.BigIntegerField(default=0)
