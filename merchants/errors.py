@@ -66,6 +66,13 @@ STAFF_ALREADY_EMPLOYED = ErrorCode(
     "Adding staff: the person is already on a merchant's staff (this one or another).",
     G,
 )
+MERGE_STAFF_OF_TWO_MERCHANTS = ErrorCode(
+    "merge_staff_of_two_merchants",
+    409,
+    _("Both accounts work for a merchant: one of them must leave its merchant's staff first."),
+    "Merging two accounts that are on the staff of two different merchants (a person works for one).",
+    G,
+)
 LAST_OWNER = ErrorCode(
     "last_owner",
     409,

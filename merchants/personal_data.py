@@ -7,6 +7,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef
 
 from accounts.models import User
+from config.api.errors import ApplicationError
+from merchants import errors
 from merchants.models import Coupon, MerchantStaff, Offer, OfferRedemptionCount
 from merchants.services import redemption_counts_merge
 
@@ -59,11 +61,30 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
     """Moves the source's coupons and per-offer counts to the target (counts add up, nothing twice).
 
     An Idempotency-Key both accounts happened to use stays with the target's coupon; the source's
-    copy of the key is dropped. A staff place moves when the target has none.
+    copy of the key is dropped. A staff place moves when the target has none; when both work for
+    the same merchant, the target keeps one place with the stronger role (an owner stays an owner);
+    staff of two different merchants cannot be merged (`merge_staff_of_two_merchants`: a person
+    works for one merchant, and neither merchant may silently lose someone).
     """
+    _staff_places_merge(source_user=source_user, target_user=target_user)
     clashing = Coupon.objects.filter(user=target_user, idempotency_key=OuterRef("idempotency_key"))
     Coupon.objects.filter(user=source_user).filter(Exists(clashing)).update(idempotency_key=None)
     Coupon.objects.filter(user=source_user).update(user=target_user)
     redemption_counts_merge(source_user_id=source_user.pk, target_user_id=target_user.pk)
-    if not MerchantStaff.objects.filter(user=target_user).exists():
-        MerchantStaff.objects.filter(user=source_user).update(user=target_user)
+
+
+def _staff_places_merge(*, source_user: User, target_user: User) -> None:
+    places = {
+        place.user_id: place for place in MerchantStaff.objects.filter(user__in=[source_user, target_user])
+    }
+    source, target = places.get(source_user.pk), places.get(target_user.pk)
+    if source is None:
+        return
+    if target is None:
+        MerchantStaff.objects.filter(pk=source.pk).update(user=target_user)
+        return
+    if source.merchant_id != target.merchant_id:
+        raise ApplicationError(errors.MERGE_STAFF_OF_TWO_MERCHANTS)
+    if source.role == MerchantStaff.Role.OWNER:
+        MerchantStaff.objects.filter(pk=target.pk).update(role=MerchantStaff.Role.OWNER)
+    MerchantStaff.objects.filter(pk=source.pk).delete()

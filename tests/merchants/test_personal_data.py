@@ -95,3 +95,35 @@ def test_merge_moves_a_staff_place_to_a_target_without_one(shop):
     target = UserFactory()
     personal_data.accounts_merge(source_user=shop.clerk, target_user=target)
     assert MerchantStaff.objects.get(user=target).merchant == shop.merchant
+
+
+def test_merging_two_places_at_one_merchant_keeps_one_with_the_stronger_role(shop):
+    from accounts.services import account_merge
+
+    account_merge(source_user=shop.owner, target_user=shop.clerk)
+
+    assert MerchantStaff.objects.get(user=shop.clerk).role == MerchantStaff.Role.OWNER
+    assert not MerchantStaff.objects.filter(user=shop.owner).exists()
+    assert shop.merchant.staff.filter(role=MerchantStaff.Role.OWNER).count() == 1
+
+
+def test_staff_of_two_merchants_cannot_be_merged_and_nothing_moves(shop, citizen):
+    from accounts.models import User
+    from accounts.services import account_merge
+    from config.api.errors import ApplicationError
+    from tests.merchants.factories import MerchantFactory, StaffFactory
+
+    other = StaffFactory(merchant=MerchantFactory(), role=MerchantStaff.Role.OWNER).user
+    offer = OfferFactory(merchant=shop.merchant)
+    fund_wallet(shop.clerk, 100)
+    coupon = offer_redeem(user=shop.clerk, offer_public_id=offer.public_id).coupon
+
+    with pytest.raises(ApplicationError) as refused:
+        account_merge(source_user=shop.clerk, target_user=other)
+
+    assert refused.value.error.code == "merge_staff_of_two_merchants"
+    assert MerchantStaff.objects.get(user=shop.clerk).merchant == shop.merchant
+    assert MerchantStaff.objects.get(user=other).merchant != shop.merchant
+    coupon.refresh_from_db()
+    assert coupon.user_id == shop.clerk.pk
+    assert User.objects.get(pk=shop.clerk.pk).closed_at is None
