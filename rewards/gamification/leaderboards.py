@@ -119,6 +119,9 @@ def _rank_sql() -> str:
             GROUP BY daily.user_id, person.district_id
             HAVING SUM(daily.credited_carbon_mg) > 0
         ) AS scored
+        -- Written in the order of the (build, person) index, which then grows at its end instead of
+        -- taking two million inserts all over itself: a third of a city-wide rebuild's time.
+        ORDER BY scored.user_id
     """
 
 
