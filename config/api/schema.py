@@ -1,7 +1,9 @@
-"""OpenAPI post-processing: every operation documents the error envelope for its error statuses."""
+"""OpenAPI post-processing: the error envelope on every operation's error statuses, and the links
+between operations (a response's id → the operation that takes it) that the stateful fuzz walks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular import openapi
@@ -84,3 +86,139 @@ class AutoSchema(openapi.AutoSchema):
             outer, inner = qualname.split(".")[0], qualname.split(".")[-1]
             return outer.removesuffix("Api").removesuffix("View") + inner
         return super().get_serializer_name(serializer, direction)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A value at `field` (a JSON pointer) in `source`'s response feeds each target's `parameter`."""
+
+    source: str
+    statuses: tuple[str, ...]
+    field: str
+    parameter: str
+    targets: tuple[str, ...]
+
+
+OK, CREATED, CREATED_OR_REPLAYED = ("200",), ("201",), ("201", "200")
+CATALOG_OFFER = ("catalog_offers_retrieve", "catalog_offers_redeem")
+COUPON = ("coupons_retrieve", "coupons_token", "coupons_qr")
+PROJECT = ("welfare_projects_retrieve", "welfare_projects_donate")
+DONATION = ("welfare_donations_retrieve", "welfare_donations_certificate")
+RECORD = ("activities_records_detail", "activities_records_appeal")
+DATA_SOURCE = ("me_data_sources_update", "me_data_sources_destroy")
+MERCHANT_OFFER_CHANGES = (
+    "merchant_offers_update",
+    "merchant_offers_submit",
+    "merchant_offers_pause",
+    "merchant_offers_resume",
+    "merchant_offers_end",
+    "merchant_offers_image",
+)
+MERCHANT_OFFER = ("merchant_offers_retrieve", *MERCHANT_OFFER_CHANGES)
+STAFF = ("merchant_staff_update", "merchant_staff_destroy")
+
+# The natural chains of the API, which clients follow and schemathesis' stateful fuzz walks:
+# source operationId, its statuses, a JSON pointer into its body → the targets' path parameter.
+# A replayed 200 (same Idempotency-Key) returns the same object as the 201 and links the same way.
+CHAINS: tuple[Chain, ...] = (
+    Chain("catalog_offers_list", OK, "/results/0/id", "offer_id", CATALOG_OFFER),
+    Chain("catalog_offers_retrieve", OK, "/id", "offer_id", ("catalog_offers_redeem",)),
+    Chain("catalog_offers_redeem", CREATED_OR_REPLAYED, "/id", "coupon_id", COUPON),
+    Chain("coupons_list", OK, "/results/0/id", "coupon_id", COUPON),
+    Chain("coupons_retrieve", OK, "/offer/id", "offer_id", ("catalog_offers_retrieve",)),
+    Chain("welfare_projects_list", OK, "/results/0/id", "project_id", PROJECT),
+    Chain("welfare_projects_retrieve", OK, "/id", "project_id", ("welfare_projects_donate",)),
+    Chain("welfare_projects_donate", CREATED_OR_REPLAYED, "/id", "donation_id", DONATION),
+    Chain("welfare_donations_list", OK, "/results/0/id", "donation_id", DONATION),
+    Chain("welfare_donations_retrieve", OK, "/project_id", "project_id", ("welfare_projects_retrieve",)),
+    Chain("wallet_history_list", OK, "/results/0/id", "entry_id", ("wallet_history_retrieve",)),
+    Chain("activities_records_list", OK, "/results/0/id", "record_id", RECORD),
+    Chain("activities_records_detail", OK, "/id", "record_id", ("activities_records_appeal",)),
+    Chain("activities_partner_links_list", OK, "/0/id", "link_id", ("activities_partner_links_delete",)),
+    Chain("activities_partner_links_create", CREATED, "/id", "link_id", ("activities_partner_links_delete",)),
+    Chain("friends_list", OK, "/0/public_id", "public_id", ("friends_destroy",)),
+    Chain("friends_create", CREATED, "/public_id", "public_id", ("friends_destroy",)),
+    Chain("me_invite_retrieve", OK, "/code", "code", ("friends_invitations_retrieve",)),
+    Chain("me_invite_create", OK, "/code", "code", ("friends_invitations_retrieve",)),
+    Chain(
+        "credit_profile_consents_grant", CREATED, "/partner", "partner", ("credit_profile_consents_revoke",)
+    ),
+    Chain(
+        "credit_profile_consents_list",
+        OK,
+        "/consents/0/partner",
+        "partner",
+        ("credit_profile_consents_revoke",),
+    ),
+    Chain("me_identities_list", OK, "/0/id", "identity_id", ("me_identities_destroy",)),
+    Chain("me_data_sources_list", OK, "/0/source", "source", DATA_SOURCE),
+    Chain("merchant_offers_create", CREATED, "/id", "offer_id", MERCHANT_OFFER),
+    Chain("merchant_offers_list", OK, "/results/0/id", "offer_id", MERCHANT_OFFER),
+    Chain("merchant_offers_retrieve", OK, "/id", "offer_id", MERCHANT_OFFER_CHANGES),
+    Chain("merchant_reports_offers", OK, "/0/offer_id", "offer_id", ("merchant_offers_retrieve",)),
+    Chain("merchant_staff_list", OK, "/results/0/id", "staff_id", STAFF),
+    Chain("merchant_staff_create", CREATED, "/id", "staff_id", STAFF),
+)
+
+
+class LinkTableError(Exception):
+    """A link names an operation, status, field or parameter the schema does not have."""
+
+
+def _walk(schema: dict[str, Any], components: dict[str, Any], pointer: str) -> bool:
+    """Whether the JSON pointer leads somewhere in a response schema (through $refs, arrays and allOf)."""
+    for token in pointer.strip("/").split("/"):
+        while "$ref" in schema or "allOf" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else schema["allOf"][0]
+        if token.isdigit():
+            if "items" not in schema:
+                return False
+            schema = schema["items"]
+        elif token in schema.get("properties", {}):
+            schema = schema["properties"][token]
+        else:
+            return False
+    return True
+
+
+def add_links(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular POSTPROCESSING_HOOK: declares CHAINS as OpenAPI links on the source responses.
+
+    Raises LinkTableError (failing the schema build and its test) when the table names anything the
+    schema lacks, so a renamed operation or field cannot leave a dead link behind.
+    """
+    operations = {
+        operation["operationId"]: operation
+        for path_item in result.get("paths", {}).values()
+        for method, operation in path_item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    components = result.get("components", {}).get("schemas", {})
+    problems = []
+    for chain in CHAINS:
+        for target_id in chain.targets:
+            problems.extend(_link(chain, target_id, operations, components))
+    if problems:
+        raise LinkTableError("OpenAPI link table is out of date:\n" + "\n".join(problems))
+    return result
+
+
+def _link(chain: Chain, target_id: str, operations: dict[str, Any], components: dict[str, Any]) -> list[str]:
+    """Adds one link to the source's responses; returns what the schema lacks for it."""
+    source, target = operations.get(chain.source), operations.get(target_id)
+    if source is None or target is None:
+        return [f"{chain.source} → {target_id}: no operation {chain.source if source is None else target_id}"]
+    problems = []
+    if chain.parameter not in {p["name"] for p in target.get("parameters", []) if p.get("in") == "path"}:
+        problems.append(f"{chain.source} → {target_id}: {target_id} has no path parameter {chain.parameter}")
+    for status in chain.statuses:
+        response = source.get("responses", {}).get(status)
+        body = (response or {}).get("content", {}).get("application/json", {}).get("schema")
+        if body is None or not _walk(body, components, chain.field):
+            problems.append(f"{chain.source} → {target_id}: its {status} response has no {chain.field}")
+            continue
+        response.setdefault("links", {})[target_id] = {
+            "operationId": target_id,
+            "parameters": {chain.parameter: f"$response.body#{chain.field}"},
+        }
+    return problems

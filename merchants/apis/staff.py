@@ -97,9 +97,11 @@ class StaffDetailApi(APIView):
     )
     def patch(self, request: Request, staff_id) -> Response:
         member = self._member(request, staff_id)
-        data = self.StaffRoleInputSerializer(data=request.data)
+        # A PATCH names only what it changes (the schema says so): without a role, nothing changes.
+        data = self.StaffRoleInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        member = services.staff_change_role(staff=member, role=data.validated_data["role"])
+        if "role" in data.validated_data:
+            member = services.staff_change_role(staff=member, role=data.validated_data["role"])
         return Response(StaffOutput(member).data)
 
     @extend_schema(responses={204: None}, operation_id="merchant_staff_destroy")

@@ -139,6 +139,26 @@ def test_the_owner_promotes_and_removes_staff(shop):
     assert not MerchantStaff.objects.filter(user=shop.clerk).exists()
 
 
+def test_a_patch_without_a_role_changes_nothing(shop):
+    """The schema documents PATCH bodies as partial; an empty one used to be refused with 400."""
+    clerk_staff = MerchantStaff.objects.get(user=shop.clerk)
+
+    response = shop.owner_client.patch(f"/api/v1/merchant/staff/{clerk_staff.public_id}", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["role"] == "clerk"
+    assert MerchantStaff.objects.get(pk=clerk_staff.pk).role == "clerk"
+
+
+def test_a_page_size_that_is_not_a_number_is_refused(shop):
+    """It used to be ignored (the default page came back), though the schema says an integer."""
+    response = shop.owner_client.get("/api/v1/merchant/staff?page_size=ét")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_failed"
+    assert list(response.json()["error"]["fields"]) == ["page_size"]
+
+
 def test_the_last_owner_can_be_neither_removed_nor_demoted(shop):
     owner_staff = MerchantStaff.objects.get(user=shop.owner)
 
