@@ -371,7 +371,10 @@ class LeaderboardEntry(models.Model):
     """A person's place on one build of a board: city rank, district rank, score.
 
     Derived data, rebuilt set-based from `DailyCarbon` (one INSERT … SELECT with ROW_NUMBER()).
-    Plain integer columns, no foreign keys: the table is millions of rows written in bulk.
+    Plain integer columns, no foreign keys: the table is millions of rows written in bulk. On
+    PostgreSQL each build is a partition of its own (migration 0010): written without indexes,
+    indexed once, attached; dropped whole when a newer build replaces it. The `id` is only a
+    sequence number there (a partitioned table's primary key would have to include the build).
     """
 
     build_id = models.BigIntegerField()
