@@ -137,12 +137,16 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
 
     The table is unlogged (derived data), checked to hold only its build (so attaching it needs no
     scan), filled in (build, person) order, then indexed in one sorted pass per index: the same
-    three the parent declares, which attaching matches instead of building again.
+    three the parent declares, which attaching matches instead of building again. Readers reach it
+    only through its unique and partial indexes, so it needs no planner statistics.
     """
     partition = _partition_of(build_id)
+    # Written once, read by index, dropped whole: nothing for autovacuum to do but compete with the
+    # next rebuild for the cores (it would analyze two million fresh rows right away).
     cursor.execute(
         f"CREATE UNLOGGED TABLE {partition} "
-        f"(LIKE {ENTRIES_TABLE} INCLUDING DEFAULTS, CHECK (build_id = {int(build_id)}))"
+        f"(LIKE {ENTRIES_TABLE} INCLUDING DEFAULTS, CHECK (build_id = {int(build_id)})) "
+        "WITH (autovacuum_enabled = false)"
     )
     cursor.execute(_rank_sql(partition), {"build": build_id, "start": start, "through": through})
     people = cursor.rowcount
