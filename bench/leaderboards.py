@@ -183,9 +183,9 @@ def _tokens(count: int) -> list[str]:
 
 
 def _serve(report: Report, *, environment: dict, tokens: list[str], seconds: int, workers: int,
-           connections: int) -> None:  # fmt: skip
+           connections: int, period: str = "today") -> None:  # fmt: skip
     with gunicorn_server(environment, workers=workers) as url:
-        script = session_script(tokens, ["/api/v1/leaderboards/today"])
+        script = session_script(tokens, [f"/api/v1/leaderboards/{period}"])
         # Warm up: every worker connects, reads the board's pointer and top 50 into the cache.
         wrk(url + "/healthz", seconds=2, connections=connections)
         wrk(url + "/", seconds=2, connections=connections, script=script)
@@ -206,7 +206,8 @@ def _serve(report: Report, *, environment: dict, tokens: list[str], seconds: int
         flush=True,
     )
     report.add(
-        Row("leaderboards", f"GET today's city top 50 + my rank ({len(tokens):,} people signed in)",
+        Row("leaderboards", f"GET {period.replace('_', ' ')}'s city top 50 + my rank "
+            f"({len(tokens):,} people signed in)",
             board.requests_per_second, "req/s", reference="bare /healthz, same server (req/s)",
             reference_value=reference.requests_per_second, target=f"≥ {REQUESTS_TARGET:,} req/s",
             met=board.requests_per_second >= REQUESTS_TARGET and board.non_2xx == 0,
