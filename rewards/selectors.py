@@ -53,10 +53,6 @@ class WalletSummary:
         return self.coins_expiring_soon > 0
 
 
-def wallet_of(*, user: User) -> LedgerAccount | None:
-    return LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET, owner_id=user.pk).first()
-
-
 _WALLET_SUMMARY_SQL = """
     WITH wallet AS (
         SELECT id, balance FROM rewards_ledgeraccount WHERE kind = %(wallet)s AND owner_id = %(user)s

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
+from config.api.pagination import CursorPagination
 from merchants import selectors
 from merchants.models import MerchantStaff
 
@@ -55,22 +55,7 @@ class VerifyThrottle(UserRateThrottle):
 
 
 class CouponCursorPagination(CursorPagination):
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
     ordering = ("-issued_at", "-id")
-
-    def get_page_size(self, request: Request) -> int | None:
-        # DRF falls back to the default size for any page_size it cannot read; the schema says an
-        # integer, so anything else is refused rather than silently ignored.
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None:
-            try:
-                int(raw)
-            except ValueError:
-                message = serializers.IntegerField.default_error_messages["invalid"]
-                raise serializers.ValidationError({self.page_size_query_param: [message]}) from None
-        return super().get_page_size(request)
 
 
 class OfferCursorPagination(CouponCursorPagination):

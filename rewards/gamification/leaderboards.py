@@ -328,7 +328,7 @@ def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
     # SELECT for every request.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT city_rank, district_rank, carbon_mg FROM {LeaderboardEntry._meta.db_table} "
+            f"SELECT city_rank, district_rank, carbon_mg FROM {ENTRIES_TABLE} "
             "WHERE build_id = %s AND user_id = %s",
             [build_id, user.pk],
         )

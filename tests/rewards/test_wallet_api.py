@@ -90,3 +90,12 @@ def test_the_wallet_needs_a_session(api_client):
 
 def test_an_entry_id_beyond_any_database_id_is_simply_not_found(person_client):
     assert person_client.get(f"/api/v1/wallet/history/{2**64}").status_code == 404
+
+
+@pytest.mark.parametrize("page_size", ["ten", "2.5", ""])
+def test_a_history_page_size_that_is_not_a_number_is_refused(person_client, page_size):
+    response = person_client.get("/api/v1/wallet/history", {"page_size": page_size})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert list(error["fields"]) == ["page_size"]
