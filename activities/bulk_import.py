@@ -33,6 +33,7 @@ from activities import errors
 from activities.ingest import (
     CLOCK_SKEW,
     ENDED_BEFORE_STARTED,
+    LOCAL_TZ,
     MAX_ATTEMPTS,
     MAX_QUANTITY,
     CounterRaceError,
@@ -95,6 +96,12 @@ class ChunkImporter:
         self.partner, self.header, self.methodology, self.now = partner, header, methodology, now
         self.allowed = frozenset(partner.behaviours.values_list("id", flat=True))
         self.trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
+        # Only behaviours the partner may report can be credited: are any of them capped per month?
+        self.has_monthly_caps = any(
+            factor.monthly_cap_mg
+            for behaviour_id in self.allowed
+            for factor in methodology._factors.get(behaviour_id, [])
+        )
         self._tables_ready = False
         # Lines the API's parser had to read (odd fields, or a chunk COPY could not take as it is).
         self.lines_read_by_python = 0
@@ -106,9 +113,9 @@ class ChunkImporter:
         raw_columns = ", ".join(f"c{index} text" for index in range(width))
         cursor.execute(
             f"""
-            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_behaviours, import_day_now,
-                import_month_now;
-            CREATE TEMP TABLE import_raw (ordinal bigint GENERATED ALWAYS AS IDENTITY, {raw_columns});
+            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_behaviours,
+                import_factor_days, import_day_now, import_month_now;
+            CREATE TEMP TABLE import_raw (ordinal bigint, {raw_columns});
             CREATE TEMP TABLE import_rows (
                 ordinal bigint, record_id text, external_id text, customer_reference text,
                 behaviour_id bigint, factor_id bigint, quantity numeric, occurred_at timestamptz,
@@ -162,12 +169,45 @@ class ChunkImporter:
             ANALYZE import_factors, import_behaviours;
             """
         )
+        # The factor of each behaviour on each day from the first factor to today: one probe by key per
+        # line (a range join over the factors costs a comparison per factor and line). Lines of other
+        # days find their behaviour in import_behaviours and have no factor, or lie in the future.
+        cursor.execute(
+            """
+            CREATE TEMP TABLE import_factor_days (
+                behaviour_code text, day date, behaviour_id bigint, allowed boolean, factor_id bigint,
+                carbon_mg_per_unit bigint, source_allowed boolean, minimum_payment_fen bigint,
+                PRIMARY KEY (behaviour_code, day)
+            );
+            INSERT INTO import_factor_days
+            SELECT b.behaviour_code, d.day::date, b.behaviour_id, b.allowed, f.factor_id,
+                   f.carbon_mg_per_unit, %(source)s = ANY(f.sources), f.minimum_payment_fen
+            FROM import_behaviours b
+            CROSS JOIN generate_series(
+                (SELECT min(effective_from) FROM import_factors), %(last_day)s::date, interval '1 day'
+            ) AS d(day)
+            LEFT JOIN import_factors f
+                ON f.behaviour_id = b.behaviour_id AND f.effective_from <= d.day
+               AND (f.effective_until IS NULL OR d.day < f.effective_until)
+            ORDER BY 1, 2;
+            ANALYZE import_factor_days;
+            """,
+            {
+                "source": self.partner.source,
+                "last_day": (self.now + CLOCK_SKEW).astimezone(LOCAL_TZ).date() + datetime.timedelta(days=1),
+            },
+        )
         self._tables_ready = True
 
     # --- one chunk ------------------------------------------------------------------------------
 
-    def import_chunk(self, lines: list[bytes], parse) -> ChunkResult:
-        """Imports a chunk of lines (each one record; blank ones skipped) in one transaction."""
+    def import_chunk(self, lines: list[bytes], parse, *, ordinals: list[int] | None = None) -> ChunkResult:
+        """Imports a chunk of lines (each one record; blank ones skipped) in one transaction.
+
+        `ordinals` number the lines within their chunk of the file (1, 2, … by default): a part of a
+        chunk (`history_import` splits chunks by person) keeps the ordinals of its lines.
+        """
+        numbered = list(zip(ordinals or range(1, len(lines) + 1), lines, strict=True))
         with transaction.atomic(), connection.cursor() as cursor:
             if not self._tables_ready:
                 self._create_tables(cursor)
@@ -180,7 +220,7 @@ class ChunkImporter:
                 try:
                     with transaction.atomic():
                         # A rerun creates its missing counter rows before locking: it cannot race again.
-                        return self._import(cursor, lines, parse, create_missing=attempt > 1)
+                        return self._import(cursor, numbered, parse, create_missing=attempt > 1)
                 except (CounterRaceError, OperationalError) as error:
                     retriable = isinstance(error, CounterRaceError) or isinstance(
                         error.__cause__, psycopg.errors.DeadlockDetected
@@ -189,10 +229,12 @@ class ChunkImporter:
                         raise
         raise AssertionError("unreachable")
 
-    def _import(self, cursor, lines: list[bytes], parse, *, create_missing: bool = False) -> ChunkResult:
-        cursor.execute("TRUNCATE import_raw, import_rows, import_day_now, import_month_now RESTART IDENTITY")
-        if not (self.header and self._copy_raw(cursor, lines)):
-            self._add_parsed(cursor, list(enumerate(lines, start=1)), parse)
+    def _import(
+        self, cursor, numbered: list[tuple[int, bytes]], parse, *, create_missing: bool = False
+    ) -> ChunkResult:
+        cursor.execute("TRUNCATE import_raw, import_rows, import_day_now, import_month_now")
+        if not (self.header and self._copy_raw(cursor, numbered)):
+            self._add_parsed(cursor, numbered, parse)
         else:
             try:
                 with transaction.atomic():
@@ -200,15 +242,17 @@ class ChunkImporter:
             except (DataError, psycopg.DataError):
                 # A field that looked well-formed is not (a 30 February): Python reads the whole chunk.
                 cursor.execute("TRUNCATE import_rows")
-                self._add_parsed(cursor, list(enumerate(lines, start=1)), parse)
+                self._add_parsed(cursor, numbered, parse)
             else:
                 cursor.execute(
                     "SELECT ordinal FROM import_raw r "
                     "WHERE NOT EXISTS (SELECT 1 FROM import_rows i WHERE i.ordinal = r.ordinal)"
                 )
-                others = [row[0] for row in cursor.fetchall()]
+                others = {row[0] for row in cursor.fetchall()}
                 if others:
-                    self._add_parsed(cursor, [(ordinal, lines[ordinal - 1]) for ordinal in others], parse)
+                    self._add_parsed(
+                        cursor, [(ordinal, line) for ordinal, line in numbered if ordinal in others], parse
+                    )
         self._check_people_and_duplicates(cursor)
         self._lock_counters(cursor, create_missing=create_missing)
         self._work_out_outcomes(cursor)
@@ -235,24 +279,26 @@ class ChunkImporter:
         totals = Counter(accepted=accepted, held_for_review=held, duplicate=duplicate, rejected=len(rejected))
         return ChunkResult(totals=totals, rejected=rejected)
 
-    def _copy_raw(self, cursor, lines: list[bytes]) -> bool:
-        """COPYs the chunk as it is; False when COPY cannot read it line for line as plain CSV."""
-        data = b"".join(lines)
+    def _copy_raw(self, cursor, numbered: list[tuple[int, bytes]]) -> bool:
+        """COPYs the lines as they are, each after its ordinal; False when COPY cannot read them as CSV."""
         # A line `\.` ends COPY's input early; blank lines and quoted line breaks shift the lines.
-        if any(line.strip() in (b"", b"\\.") for line in lines):
+        if any(line.strip() in (b"", b"\\.") for _, line in numbered):
             return False
+        data = b"".join(
+            b"%d,%s" % (ordinal, line if line.endswith(b"\n") else line + b"\n") for ordinal, line in numbered
+        )
         columns = ", ".join(f"c{index}" for index in range(len(self.header)))
         try:
             with (
                 transaction.atomic(),
-                cursor.cursor.copy(f"COPY import_raw ({columns}) FROM STDIN (FORMAT csv)") as copy,
+                cursor.cursor.copy(f"COPY import_raw (ordinal, {columns}) FROM STDIN (FORMAT csv)") as copy,
             ):
                 copy.write(data)
         except psycopg.DataError:
             return False
         cursor.execute("SELECT count(*) FROM import_raw")
-        if cursor.fetchone()[0] != len(lines):
-            cursor.execute("TRUNCATE import_raw RESTART IDENTITY")
+        if cursor.fetchone()[0] != len(numbered):
+            cursor.execute("TRUNCATE import_raw")
             return False
         return True
 
@@ -272,6 +318,8 @@ class ChunkImporter:
     def _type_plain_lines(self, cursor) -> None:
         """Types and checks the well-formed lines: the rules of `record_precheck`, in its order."""
         # Only column names of the staging table (c0, c1, …) and constants are put into the SQL text.
+        # `OFFSET 0` keeps each typed field computed once per line (a flattened subquery would cast
+        # the moment again in every expression that uses it).
         cursor.execute(
             f"""
             INSERT INTO import_rows
@@ -282,35 +330,43 @@ class ChunkImporter:
                         ELSE 'amount' END
             FROM (
             SELECT r.ordinal, r.record_id, %(prefix)s || r.record_id AS external_id, r.customer_reference,
-                   b.behaviour_id, f.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
-                   floor(r.quantity * f.carbon_mg_per_unit) AS gross_carbon_mg,
+                   r.behaviour_id, r.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
+                   floor(r.quantity * r.carbon_mg_per_unit) AS gross_carbon_mg,
                    CASE
-                       WHEN b.behaviour_id IS NULL THEN %(unknown_behaviour)s
-                       WHEN NOT b.allowed THEN %(not_allowed)s
+                       WHEN r.behaviour_id IS NULL THEN %(unknown_behaviour)s
+                       WHEN NOT r.allowed THEN %(not_allowed)s
                        WHEN r.quantity <= 0 OR r.quantity > %(max_quantity)s THEN %(invalid_quantity)s
                        WHEN r.occurred_at > %(latest)s OR r.ended_at > %(latest)s THEN %(future)s
                        WHEN r.ended_at < r.occurred_at THEN %(invalid_record)s
-                       WHEN f.factor_id IS NULL THEN %(no_factor)s
-                       WHEN NOT %(source)s = ANY(f.sources) THEN %(not_allowed)s
-                       WHEN f.minimum_payment_fen IS NOT NULL AND r.amount IS NULL THEN %(invalid_record)s
-                       WHEN r.amount * 100 < f.minimum_payment_fen THEN %(below_minimum)s
+                       WHEN r.factor_id IS NULL THEN %(no_factor)s
+                       WHEN NOT r.source_allowed THEN %(not_allowed)s
+                       WHEN r.minimum_payment_fen IS NOT NULL AND r.amount IS NULL THEN %(invalid_record)s
+                       WHEN r.amount * 100 < r.minimum_payment_fen THEN %(below_minimum)s
                    END AS code
             FROM (
-                SELECT ordinal, {self._column("id")} AS record_id,
-                       {self._column("customer_reference")} AS customer_reference,
-                       {self._column("behaviour")} AS behaviour,
-                       {self._column("quantity")}::numeric AS quantity,
-                       {self._column("occurred_at")}::timestamptz AS occurred_at,
-                       nullif({self._column("ended_at")}, '')::timestamptz AS ended_at,
-                       nullif({self._column("amount")}, '')::numeric AS amount,
-                       ({self._column("occurred_at")}::timestamptz AT TIME ZONE 'Asia/Shanghai')::date
-                           AS local_day
-                FROM import_raw WHERE {self._plain()}
+                SELECT t.*, coalesce(d.behaviour_id, b.behaviour_id) AS behaviour_id,
+                       coalesce(d.allowed, b.allowed) AS allowed, d.factor_id, d.carbon_mg_per_unit,
+                       d.source_allowed, d.minimum_payment_fen
+                FROM (
+                    SELECT *, (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS local_day
+                    FROM (
+                        SELECT ordinal, {self._column("id")} AS record_id,
+                               {self._column("customer_reference")} AS customer_reference,
+                               {self._column("behaviour")} AS behaviour,
+                               {self._column("quantity")}::numeric AS quantity,
+                               {self._column("occurred_at")}::timestamptz AS occurred_at,
+                               nullif({self._column("ended_at")}, '')::timestamptz AS ended_at,
+                               nullif({self._column("amount")}, '')::numeric AS amount
+                        FROM import_raw WHERE {self._plain()}
+                        OFFSET 0
+                    ) AS typed
+                ) AS t
+                LEFT JOIN import_factor_days AS d ON d.behaviour_code = t.behaviour AND d.day = t.local_day
+                -- Only a line of a day outside the factor days looks its behaviour up by code.
+                LEFT JOIN import_behaviours AS b ON d.behaviour_id IS NULL AND b.behaviour_code = t.behaviour
+                OFFSET 0
             ) AS r
-            LEFT JOIN import_behaviours AS b ON b.behaviour_code = r.behaviour
-            LEFT JOIN import_factors AS f
-                ON f.behaviour_id = b.behaviour_id AND f.effective_from <= r.local_day
-               AND (f.effective_until IS NULL OR r.local_day < f.effective_until)
+            OFFSET 0
             ) AS checked
             """,  # noqa: S608
             self._rule_parameters(),
@@ -448,10 +504,26 @@ class ChunkImporter:
             """
         )
 
+    def _month_capped(self) -> str:
+        """The monthly caps' step of the outcomes; a pass-through when the partner's behaviours have none."""
+        if not self.has_monthly_caps:
+            return "SELECT *, after_day AS credited_carbon_mg FROM day_capped"
+        return """
+                SELECT *,
+                       CASE WHEN monthly_cap_mg IS NULL THEN after_day
+                            ELSE greatest(0, least(
+                                after_day,
+                                monthly_cap_mg - month_credited - coalesce(sum(after_day) OVER (
+                                    PARTITION BY user_id, behaviour_id, month ORDER BY occurred_at, ordinal
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
+                       END AS credited_carbon_mg
+                FROM day_capped
+        """
+
     def _work_out_outcomes(self, cursor) -> None:
         """Holds and caps of every fresh record, in the order things happened (`ingest._credit`)."""
         cursor.execute(
-            """
+            f"""
             DROP TABLE IF EXISTS import_outcomes;
             CREATE TEMP TABLE import_outcomes AS
             WITH fresh AS (
@@ -526,17 +598,7 @@ class ChunkImporter:
                        END AS after_day
                 FROM event_capped
             ),
-            month_capped AS (
-                SELECT *,
-                       CASE WHEN monthly_cap_mg IS NULL THEN after_day
-                            ELSE greatest(0, least(
-                                after_day,
-                                monthly_cap_mg - month_credited - coalesce(sum(after_day) OVER (
-                                    PARTITION BY user_id, behaviour_id, month ORDER BY occurred_at, ordinal
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
-                       END AS credited_carbon_mg
-                FROM day_capped
-            )
+            month_capped AS ({self._month_capped()})
             SELECT user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
                    month, monthly_cap_mg IS NOT NULL AS has_monthly_cap, gross_carbon_mg, credited_carbon_mg,
                    CASE WHEN hold_reason <> '' THEN ''
@@ -547,7 +609,7 @@ class ChunkImporter:
                    CASE WHEN hold_reason <> '' THEN %(held)s ELSE %(credited)s END AS status,
                    hold_reason
             FROM month_capped
-            """,
+            """,  # noqa: S608 - the only text put in is one of two constant steps
             {
                 "superhuman": HoldReason.SUPERHUMAN_STEPS.value,
                 "too_many": HoldReason.TOO_MANY_IN_A_DAY.value,

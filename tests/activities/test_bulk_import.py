@@ -199,7 +199,7 @@ def through_chunked_import(transit, path, tmp_path) -> tuple[dict, list, int]:
         transaction.set_rollback(True)
     with errors_path.open() as handle:
         rejections = [(row["id"], row["code"]) for row in csv.DictReader(handle)]
-    return seen, rejections, importer.chunk_importer.lines_read_by_python
+    return seen, rejections, importer.lines_read_by_python
 
 
 @pytest.mark.parametrize(

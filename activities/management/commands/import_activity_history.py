@@ -7,11 +7,15 @@
   CSV chunk (50,000 lines) is COPY'd into a staging table and checked and credited with a handful of
   set-based statements (`activities.bulk_import`); JSON lines, and SQLite, go through the partner
   batch path in batches of `--batch-size`.
+- Parallel: each chunk is split by person into `--workers` parts (default: two, one per core here)
+  imported side by side, each on its own connection and in its own transaction; a person's lines
+  stay in one part, in file order.
 - Same rules as the partner API (`services.partner_records_ingest`): consent, dedupe, caps,
   plausibility; only the API's age window is lifted (this is history).
 - Resumable: after each committed chunk the byte offset is written to the checkpoint file; run the
   same command again to continue where it stopped. A chunk committed just before a crash is sent
-  again on resume and comes back as duplicates: nothing is credited twice. If the database goes
+  again on resume and comes back as duplicates (so may the part of a chunk that committed before
+  its other part failed): nothing is credited twice. If the database goes
   away mid-import (a restart, a failover) the command stops with an error saying how far it got.
 - Every rejected line goes to the error file with its line number, code and reason.
 
@@ -28,7 +32,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
-from activities.history_import import HistoryImport
+from activities.history_import import DEFAULT_WORKERS, HistoryImport
 from activities.ingest import ACCEPTED, DUPLICATE, HELD, REJECTED
 from activities.models import Partner
 
@@ -54,6 +58,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--chunk-rows", type=int, default=50_000, help="Lines per chunk (PostgreSQL, CSV)."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=DEFAULT_WORKERS,
+            help=f"Parts of each chunk imported side by side, split by person (default: {DEFAULT_WORKERS}).",
+        )
         parser.add_argument("--restart", action="store_true", help="Ignore an existing checkpoint.")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -77,6 +87,7 @@ class Command(BaseCommand):
             checkpoint_path=checkpoint_path,
             batch_size=max(1, options["batch_size"]),
             chunk_rows=max(1, options["chunk_rows"]),
+            workers=max(1, options["workers"]),
             restart=options["restart"],
             progress=None if options["no_progress"] else sys.stderr,
         )
