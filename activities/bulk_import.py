@@ -1,13 +1,16 @@
 """The PostgreSQL engine of the bulk history import: a chunk of the file at a time, in a few statements.
 
-A chunk (50,000 lines by default) is `COPY`'d as it is into a temporary table, then:
+A chunk (50,000 lines by default), or a part of one (`history_import` splits chunks by person into
+parts imported side by side, one `ChunkImporter` and connection each), is `COPY`'d as it is into a
+temporary table, each line after its ordinal in the chunk, then:
 
 1. lines whose fields are plainly well-formed (ASCII ids, plain decimals, ISO moments with an offset)
-   are typed and checked in one `INSERT … SELECT`; the rare other lines, and every line of a chunk
+   are typed and checked in one `INSERT … SELECT`, each finding its factor by (behaviour, day) in a
+   table of every day since the first factor; the rare other lines, and every line of a chunk
    that `COPY` could not read as the expected CSV, are read by the API's own parser and checked by
    `ingest.record_precheck`, then added to the same table;
-2. one statement resolves customers, consent and account state, duplicates (stored or earlier in
-   the chunk);
+2. one statement resolves customers, consent and account state, duplicates (stored, or earlier in
+   the chunk: record ids that come twice are found by hashing);
 3. the counters of the chunk's people, behaviours and days are locked in key order;
 4. one statement works out holds (daily plausibility thresholds, overlapping trips) and caps
    (per record, per day, per month) with window functions, in the order things happened — the
@@ -103,6 +106,8 @@ class ChunkImporter:
             for factor in methodology._factors.get(behaviour_id, [])
         )
         self._tables_ready = False
+        # True after a chunk imported inside a caller's transaction: no commit emptied its staging rows.
+        self._rows_left_over = False
         # Lines the API's parser had to read (odd fields, or a chunk COPY could not take as it is).
         self.lines_read_by_python = 0
 
@@ -113,14 +118,27 @@ class ChunkImporter:
         raw_columns = ", ".join(f"c{index} text" for index in range(width))
         cursor.execute(
             f"""
-            DROP TABLE IF EXISTS import_raw, import_rows, import_factors, import_behaviours,
-                import_factor_days, import_day_now, import_month_now;
-            CREATE TEMP TABLE import_raw (ordinal bigint, {raw_columns});
+            DROP TABLE IF EXISTS import_raw, import_rows, import_checked, import_outcomes, import_factors,
+                import_behaviours, import_factor_days, import_day_now, import_month_now;
+            -- A chunk's staging tables are emptied by its commit (in place: no new files, no catalog
+            -- changes per chunk, which parts side by side would contend on).
+            CREATE TEMP TABLE import_raw (ordinal bigint, {raw_columns}) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_rows (
                 ordinal bigint, record_id text, external_id text, customer_reference text,
                 behaviour_id bigint, factor_id bigint, quantity numeric, occurred_at timestamptz,
                 ended_at timestamptz, local_day date, gross_carbon_mg bigint, code text, detail text
-            );
+            ) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE import_checked (
+                ordinal bigint, record_id text, external_id text, behaviour_id bigint, factor_id bigint,
+                quantity numeric, occurred_at timestamptz, ended_at timestamptz, local_day date,
+                gross_carbon_mg bigint, detail text, user_id bigint, code text, is_duplicate boolean
+            ) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE import_outcomes (
+                user_id bigint, behaviour_id bigint, factor_id bigint, external_id text, quantity numeric,
+                occurred_at timestamptz, ended_at timestamptz, local_day date, month date,
+                has_monthly_cap boolean, gross_carbon_mg bigint, credited_carbon_mg bigint, capped_by text,
+                status text, hold_reason text
+            ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_factors (
                 factor_id bigint, behaviour_id bigint, behaviour_code text, allowed boolean,
                 effective_from date, effective_until date, carbon_mg_per_unit bigint, daily_cap_mg bigint,
@@ -129,10 +147,10 @@ class ChunkImporter:
             );
             CREATE TEMP TABLE import_day_now (
                 user_id bigint, behaviour_id bigint, day date, quantity numeric, credited_carbon_mg bigint
-            );
+            ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_month_now (
                 user_id bigint, behaviour_id bigint, month date, credited_carbon_mg bigint
-            );
+            ) ON COMMIT DELETE ROWS;
             """
         )
         rows = []
@@ -208,6 +226,7 @@ class ChunkImporter:
         chunk (`history_import` splits chunks by person) keeps the ordinals of its lines.
         """
         numbered = list(zip(ordinals or range(1, len(lines) + 1), lines, strict=True))
+        inside_callers_transaction = connection.in_atomic_block
         with transaction.atomic(), connection.cursor() as cursor:
             if not self._tables_ready:
                 self._create_tables(cursor)
@@ -220,7 +239,9 @@ class ChunkImporter:
                 try:
                     with transaction.atomic():
                         # A rerun creates its missing counter rows before locking: it cannot race again.
-                        return self._import(cursor, numbered, parse, create_missing=attempt > 1)
+                        result = self._import(cursor, numbered, parse, create_missing=attempt > 1)
+                    self._rows_left_over = inside_callers_transaction
+                    return result
                 except (CounterRaceError, OperationalError) as error:
                     retriable = isinstance(error, CounterRaceError) or isinstance(
                         error.__cause__, psycopg.errors.DeadlockDetected
@@ -232,7 +253,11 @@ class ChunkImporter:
     def _import(
         self, cursor, numbered: list[tuple[int, bytes]], parse, *, create_missing: bool = False
     ) -> ChunkResult:
-        cursor.execute("TRUNCATE import_raw, import_rows, import_day_now, import_month_now")
+        if self._rows_left_over:
+            cursor.execute(
+                "TRUNCATE import_raw, import_rows, import_checked, import_outcomes, import_day_now, "
+                "import_month_now"
+            )
         if not (self.header and self._copy_raw(cursor, numbered)):
             self._add_parsed(cursor, numbered, parse)
         else:
@@ -241,7 +266,6 @@ class ChunkImporter:
                     self._type_plain_lines(cursor)
             except (DataError, psycopg.DataError):
                 # A field that looked well-formed is not (a 30 February): Python reads the whole chunk.
-                cursor.execute("TRUNCATE import_rows")
                 self._add_parsed(cursor, numbered, parse)
             else:
                 cursor.execute(
@@ -344,9 +368,15 @@ class ChunkImporter:
                        WHEN r.amount * 100 < r.minimum_payment_fen THEN %(below_minimum)s
                    END AS code
             FROM (
-                SELECT t.*, coalesce(d.behaviour_id, b.behaviour_id) AS behaviour_id,
-                       coalesce(d.allowed, b.allowed) AS allowed, d.factor_id, d.carbon_mg_per_unit,
-                       d.source_allowed, d.minimum_payment_fen
+                SELECT t.*,
+                       -- Only a line of a day outside the factor days looks its behaviour up by code.
+                       coalesce(d.behaviour_id, (
+                           SELECT b.behaviour_id FROM import_behaviours b WHERE b.behaviour_code = t.behaviour
+                       )) AS behaviour_id,
+                       coalesce(d.allowed, (
+                           SELECT b.allowed FROM import_behaviours b WHERE b.behaviour_code = t.behaviour
+                       )) AS allowed,
+                       d.factor_id, d.carbon_mg_per_unit, d.source_allowed, d.minimum_payment_fen
                 FROM (
                     SELECT *, (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS local_day
                     FROM (
@@ -362,8 +392,6 @@ class ChunkImporter:
                     ) AS typed
                 ) AS t
                 LEFT JOIN import_factor_days AS d ON d.behaviour_code = t.behaviour AND d.day = t.local_day
-                -- Only a line of a day outside the factor days looks its behaviour up by code.
-                LEFT JOIN import_behaviours AS b ON d.behaviour_id IS NULL AND b.behaviour_code = t.behaviour
                 OFFSET 0
             ) AS r
             OFFSET 0
@@ -419,15 +447,8 @@ class ChunkImporter:
     def _check_people_and_duplicates(self, cursor) -> None:
         cursor.execute(
             """
-            DROP TABLE IF EXISTS import_checked;
-            CREATE TEMP TABLE import_checked AS
-            SELECT c.*, (c.code IS NULL AND (
-                       EXISTS (SELECT 1 FROM activities_activityrecord e
-                               WHERE e.external_id = c.external_id AND e.source = %(source)s)
-                       OR row_number() OVER (PARTITION BY c.code IS NULL, c.external_id
-                                             ORDER BY c.occurred_at, c.ordinal) > 1
-                   )) AS is_duplicate
-            FROM (
+            INSERT INTO import_checked
+            WITH c AS MATERIALIZED (
                 SELECT r.ordinal, r.record_id, r.external_id, r.behaviour_id, r.factor_id, r.quantity,
                        r.occurred_at, r.ended_at, r.local_day, r.gross_carbon_mg, r.detail, l.user_id,
                        CASE
@@ -444,7 +465,26 @@ class ChunkImporter:
                     ON r.code IS NULL AND l.partner_id = %(partner)s
                    AND l.customer_reference = r.customer_reference
                 LEFT JOIN accounts_user u ON u.id = l.user_id
-            ) AS c;
+            ),
+            -- A record id that comes again in the chunk (rare: found by hashing, not by sorting every
+            -- line): its first occurrence in time is kept, the others are duplicates.
+            again AS (
+                SELECT ordinal FROM (
+                    SELECT ordinal,
+                           row_number() OVER (PARTITION BY external_id ORDER BY occurred_at, ordinal) AS nth
+                    FROM c
+                    WHERE code IS NULL AND external_id IN (
+                        SELECT external_id FROM c WHERE code IS NULL GROUP BY external_id HAVING count(*) > 1
+                    )
+                ) AS numbered
+                WHERE nth > 1
+            )
+            SELECT c.*, (c.code IS NULL AND (
+                       c.ordinal IN (SELECT ordinal FROM again)
+                       OR EXISTS (SELECT 1 FROM activities_activityrecord e
+                                  WHERE e.external_id = c.external_id AND e.source = %(source)s)
+                   )) AS is_duplicate
+            FROM c;
             """,
             {
                 "source": self.partner.source,
@@ -524,8 +564,7 @@ class ChunkImporter:
         """Holds and caps of every fresh record, in the order things happened (`ingest._credit`)."""
         cursor.execute(
             f"""
-            DROP TABLE IF EXISTS import_outcomes;
-            CREATE TEMP TABLE import_outcomes AS
+            INSERT INTO import_outcomes
             WITH fresh AS (
                 SELECT k.*, f.daily_cap_mg, f.monthly_cap_mg, f.event_cap_mg, f.is_trip, f.is_step,
                        date_trunc('month', k.local_day)::date AS month,
