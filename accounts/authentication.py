@@ -6,6 +6,8 @@ from allauth.headless.contrib.rest_framework.authentication import XSessionToken
 from allauth.headless.internal.sessionkit import lookup_session
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
+from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
@@ -26,13 +28,34 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         # One read of the session: allauth's session-token strategy first asks the store whether the
         # session exists, then reads it (two cache round trips on every request). A missing or
         # expired session loads without a key, and the user check is Django's own (session hash).
-        session = lookup_session(token)
+        # Not read at all when the view read it already for this request (`session_token_session_read`).
+        session = _session_read_for(request, token) or lookup_session(token)
         if session is None:
             return None
         user = session_user(session)
         if user is None or not user.is_active:
             return None
         return (user, session)
+
+
+_SESSION_READ_ATTRIBUTE = "session_token_session"
+
+
+def session_token_session_read(request: HttpRequest, *, token: str, session: SessionBase) -> None:
+    """Hands the token's session, loaded from the session store for this request, to sign-in.
+
+    For a view that reads the session before DRF signs the person in (the sold-out check of a
+    redemption reads it with the offer's flag in one Redis round trip): sign-in then checks that
+    session as it checks any, instead of reading it from Redis a second time.
+    """
+    setattr(request, _SESSION_READ_ATTRIBUTE, (token, session))
+
+
+def _session_read_for(request: Request | HttpRequest, token: str) -> SessionBase | None:
+    read = getattr(getattr(request, "_request", request), _SESSION_READ_ATTRIBUTE, None)
+    if read is None or read[0] != token or read[1].session_key is None:
+        return None
+    return read[1]
 
 
 def session_user(session):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import weakref
+from dataclasses import dataclass
 
 from allauth.socialaccount.models import SocialAccount
 from django.core.cache import cache
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
+from django.db.models.expressions import Col
 from django.utils import timezone
 
 from accounts import crypto
@@ -177,31 +180,60 @@ def user_for_session_token(*, token: str) -> User | None:
     return user if user.is_active and not user.is_closed else None
 
 
+@dataclass(frozen=True)
+class _UserSelect:
+    sql: str
+    attnames: list[str]
+    # (position, column, converters) for the columns the database hands back in another form.
+    conversions: list[tuple[int, Col, list]]
+
+
+# One statement and its converters per database connection (connections are per thread and
+# long-lived; the converters are the connection's own, so they are not shared between them).
+_USER_SELECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _user_select(wrapper) -> _UserSelect:
+    prepared = _USER_SELECTS.get(wrapper)
+    if prepared is None:
+        fields = User._meta.concrete_fields
+        quote = wrapper.ops.quote_name
+        conversions = []
+        for position, field in enumerate(fields):
+            column = field.get_col(User._meta.db_table)
+            converters = wrapper.ops.get_db_converters(column) + column.get_db_converters(wrapper)
+            if converters:
+                conversions.append((position, column, converters))
+        prepared = _UserSelect(
+            sql=f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608 - the model's own names
+            f"FROM {quote(User._meta.db_table)} WHERE {quote(User._meta.pk.column)} = %s",
+            attnames=[field.attname for field in fields],
+            conversions=conversions,
+        )
+        _USER_SELECTS[wrapper] = prepared
+    return prepared
+
+
 def user_by_id(user_id) -> User | None:
     """A person by primary key, read by one plain SELECT of every column of the model.
 
     What `User.objects.filter(pk=…).first()` returns (the fields go through the database's own
-    converters, e.g. SQLite's booleans and dates), without compiling the query each time: session
-    authentication calls this on every signed-in request.
+    converters, e.g. SQLite's booleans and dates), without compiling the query, nor looking up
+    the converters, each time: session authentication calls this on every signed-in request.
     """
     try:
         user_id = int(user_id)
     except (TypeError, ValueError):
         return None
-    fields = User._meta.concrete_fields
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608 - the model's own names
-            f"FROM {quote(User._meta.db_table)} WHERE {quote(User._meta.pk.column)} = %s",
-            [user_id],
-        )
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    prepared = _user_select(wrapper)
+    with wrapper.cursor() as cursor:
+        cursor.execute(prepared.sql, [user_id])
         row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)
-    for position, field in enumerate(fields):
-        column = field.get_col(User._meta.db_table)
-        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-            values[position] = converter(values[position], column, connection)
-    return User.from_db(connection.alias, [field.attname for field in fields], values)
+    for position, column, converters in prepared.conversions:
+        for converter in converters:
+            values[position] = converter(values[position], column, wrapper)
+    return User.from_db(wrapper.alias, prepared.attnames, values)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
@@ -157,34 +158,46 @@ def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
     return offer
 
 
+@dataclass(frozen=True)
+class SoldOutCheck:
+    sold_out: bool
+    # The token's session when the check read it (signed in or not): sign-in need not read it again.
+    session: SessionBase | None = None
+
+
 def sold_out_before_sign_in(
     *, offer_public_id: uuid.UUID, session_token: str, idempotency_key: str | None
-) -> bool:
+) -> SoldOutCheck:
     """Whether a redemption can be answered "sold out" before the full sign-in and throttling.
 
     A flash crowd keeps pressing "redeem" on a sold-out offer; each answer should cost a couple
     of Redis reads, not a sign-in, a throttle update and a transaction. It is enough to know the
     offer is flagged sold out and who asks (the session, from its Redis cache); with an
     Idempotency-Key, the person must also hold no coupon made with it (a retry gets its coupon
-    from the full path). Anything unclear falls through to the full path.
+    from the full path). Anything unclear falls through to the full path, which is handed the
+    session read here (one Redis round trip for the flag and the session on every redemption).
     """
     if not session_token:
-        return False
+        return SoldOutCheck(sold_out=False)
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_token)
     if store.session_key is None:  # not even shaped like a session key
-        return False
+        return SoldOutCheck(sold_out=False)
     # One round trip for both: the offer's flag and, with the cached_db engine, the session.
     session_cache_key = (
         getattr(store, "cache_key", None) if settings.SESSION_CACHE_ALIAS == "default" else None
     )
     flag_key = catalog_cache.sold_out_key(offer_public_id)
     found = cache.get_many([flag_key, session_cache_key] if session_cache_key else [flag_key])
-    if not found.get(flag_key):
-        return False
     session_data = found.get(session_cache_key) if session_cache_key else None
+    if session_data is not None:
+        # What the store's own load() would read from the same key (the cached_db engine).
+        store._session_cache = session_data
+    read = store if session_data is not None else None
+    if not found.get(flag_key):
+        return SoldOutCheck(sold_out=False, session=read)
     user_id = (session_data if session_data is not None else store.load()).get(SESSION_KEY)
     if not user_id:
-        return False
+        return SoldOutCheck(sold_out=False, session=read)
     if idempotency_key:
         # Plain SQL on the unique index: this runs for every press of a flash crowd.
         with connection.cursor() as cursor:
@@ -192,8 +205,8 @@ def sold_out_before_sign_in(
                 "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
                 [int(user_id), idempotency_key],
             )
-            return cursor.fetchone() is None
-    return True
+            return SoldOutCheck(sold_out=cursor.fetchone() is None, session=read)
+    return SoldOutCheck(sold_out=True, session=read)
 
 
 def wallet_balance(*, user: User) -> int:

@@ -8,8 +8,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.utils import translation
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -60,6 +62,29 @@ def error_json_response(
         status=status or error.status,
         json_dumps_params={"ensure_ascii": False},
     )
+
+
+# (code, language) → the envelope as JSONRenderer renders it: a handful of entries, one per fixed
+# error answered this way and language served.
+_RENDERED_ENVELOPES: dict[tuple[str, str | None], bytes] = {}
+
+
+def error_response_rendered(error: errors.ErrorCode) -> HttpResponse:
+    """The envelope of an error without fields, in the active language, byte for byte as a DRF view
+    answers it (JSONRenderer's compact JSON), rendered once per language.
+
+    For an answer given many times a second (an offer sold out, to a flash crowd): no `Response`,
+    content negotiation or JSON encoding each time. The view still adds its own headers
+    (`finalize_response`), and the middleware theirs. This is DRF's answer to an error raised
+    before content negotiation, whatever the Accept header (after it, `Accept: …; indent=4`
+    would be honoured).
+    """
+    key = (error.code, translation.get_language())
+    body = _RENDERED_ENVELOPES.get(key)
+    if body is None:
+        body = JSONRenderer().render(envelope(error))
+        _RENDERED_ENVELOPES[key] = body
+    return HttpResponse(body, status=error.status, content_type=JSONRenderer.media_type)
 
 
 def server_error_fields() -> dict[str, Any]:

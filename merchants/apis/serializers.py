@@ -130,6 +130,17 @@ class CouponOutput(serializers.Serializer):
         return coupon.refunded_at is not None
 
 
+# Built once: a serializer deep-copies its declared fields (and its nested serializer's) every time
+# it is instantiated, which cost several times what representing one coupon does. The fields hold
+# no per-request state (no context is used), so one instance serves every request and thread.
+_COUPON_OUTPUT = CouponOutput()
+
+
+def coupon_output(coupon: Coupon) -> dict[str, Any]:
+    """`CouponOutput(coupon).data`, from the serializer built once."""
+    return _COUPON_OUTPUT.to_representation(coupon)
+
+
 class MerchantCouponOutput(serializers.Serializer):
     """A coupon as the merchant sees it: never who holds it."""
 

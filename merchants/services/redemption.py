@@ -27,7 +27,10 @@ CODE_LENGTH = 12  # 60 bits: unguessable, and verification by typed code is thro
 
 
 def coupon_code_new() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    # One draw of 60 random bits, five per character (32 letters): the same uniform code as a draw
+    # per character, without twelve reads of the system's random source on every redemption.
+    bits = secrets.randbits(5 * CODE_LENGTH)
+    return "".join(CODE_ALPHABET[(bits >> (5 * position)) & 31] for position in range(CODE_LENGTH))
 
 
 def coupon_code_normalize(code: str) -> str:

@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import include, path
+from django.utils import translation
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,6 +10,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from config.api import errors
+from config.api.exceptions import error_response_rendered
 from config.urls import urlpatterns as project_urlpatterns
 
 
@@ -42,6 +44,14 @@ class RefusingView(APIView):
         raise errors.ApplicationError(errors.IDEMPOTENCY_KEY_REUSED, fields={"key": "abc"})
 
 
+class DenyingView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    def post(self, request):
+        raise errors.ApplicationError(errors.PERMISSION_DENIED)
+
+
 class PrivateView(APIView):
     def get(self, request):
         return Response({"ok": True})
@@ -51,6 +61,7 @@ test_views = [
     path("explode", ExplodingView.as_view()),
     path("echo", EchoView.as_view()),
     path("refuse", RefusingView.as_view()),
+    path("deny", DenyingView.as_view()),
     path("private", PrivateView.as_view()),
 ]
 urlpatterns = [path("api/v1/test/", include(test_views)), *project_urlpatterns]
@@ -160,3 +171,21 @@ def test_throttling_is_a_429_envelope_with_retry_after(client):
     error = assert_envelope(response, 429, "rate_limited")
     assert error["fields"]["retry_after_seconds"] >= 1
     assert int(response["Retry-After"]) == error["fields"]["retry_after_seconds"]
+
+
+def test_an_envelope_rendered_once_is_what_a_view_renders_in_each_language(client):
+    """`error_response_rendered` keeps one body per language: the bytes a DRF view answers."""
+    bodies = set()
+    for accept_language in ["en", "zh-Hans", "en", "zh-Hans"]:
+        rendered = client.post("/api/v1/test/deny", HTTP_ACCEPT_LANGUAGE=accept_language)
+        with translation.override(accept_language.lower()):
+            once = error_response_rendered(errors.PERMISSION_DENIED)
+
+        assert_envelope(rendered, 403, "permission_denied")
+        assert (once.status_code, once["Content-Type"], once.content) == (
+            rendered.status_code,
+            rendered["Content-Type"],
+            rendered.content,
+        )
+        bodies.add(once.content)
+    assert len(bodies) == 2

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from merchants import catalog_cache
 from merchants.models import Coupon, Offer, OfferRedemptionCount
-from merchants.services import CODE_ALPHABET, CODE_LENGTH
+from merchants.services import CODE_ALPHABET, CODE_LENGTH, coupon_code_new
 from rewards.models import LedgerTransaction
 from rewards.services import clearing_account_for_merchant, wallet_account_for_user
 from tests.accounts.factories import UserFactory
@@ -24,8 +24,9 @@ from tests.rewards.factories import fund_wallet
 pytestmark = pytest.mark.django_db
 
 
-def redeem(client, offer, key=None):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+def redeem(client, offer, key=None, **headers):
+    if key:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
     return client.post(f"/api/v1/catalog/offers/{offer.public_id}/redeem", **headers)
 
 
@@ -310,3 +311,116 @@ def test_a_retry_after_the_offer_was_paused_returns_the_coupon(shop, citizen, ci
     Offer.objects.filter(pk=offer.pk).update(status="paused")
     again = redeem(citizen_client, offer, key="pause-key-0001")
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+
+
+# --- The sold-out answer before sign-in, and the session it reads ---------------------------
+
+
+def _answer(response) -> tuple:
+    """What a client gets, but for the request id that differs on every request."""
+    headers = {name: value for name, value in response.items() if name != "X-Request-ID"}
+    return response.status_code, headers, response.content
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "message"),
+    [("en", "Sorry, this offer is sold out."), ("zh-Hans", "抱歉，该商品已兑完。")],
+)
+def test_the_sold_out_answer_before_sign_in_is_the_full_paths_answer_byte_for_byte(
+    shop, citizen, citizen_client, accept_language, message
+):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=3, stock_left=0)
+    cache.clear()
+    # The full path (sign-in, throttling, the offer's row) answers sold out and sets the flag.
+    full = redeem(citizen_client, offer, key="full-path-key-01", HTTP_ACCEPT_LANGUAGE=accept_language)
+    assert catalog_cache.is_sold_out(offer_public_id=offer.public_id)
+
+    with CaptureQueriesContext(connection) as queries:
+        early = redeem(citizen_client, offer, key="early-key-0001", HTTP_ACCEPT_LANGUAGE=accept_language)
+
+    assert not any("accounts_user" in query["sql"] for query in queries.captured_queries)
+    assert _answer(early) == _answer(full)
+    assert early.status_code == 409
+    assert early.json() == {"error": {"code": "offer_sold_out", "message": message, "fields": {}}}
+    assert early["Content-Type"] == "application/json"
+    assert early["Content-Language"] == accept_language.lower()
+    assert early["Allow"] == "POST, OPTIONS"
+    assert "Accept-Language" in early["Vary"]
+    assert early["X-Request-ID"]
+
+
+def test_sold_out_before_sign_in_is_compact_json_whatever_the_accept_header(shop, citizen, citizen_client):
+    # As DRF answered an error raised before its content negotiation: its first renderer, plain.
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1, stock_left=0)
+    catalog_cache.mark_sold_out(offer_public_id=offer.public_id)
+    plain = redeem(citizen_client, offer)
+
+    for accept in ["application/json; indent=4", "text/html", "image/png"]:
+        with CaptureQueriesContext(connection) as queries:
+            response = redeem(citizen_client, offer, HTTP_ACCEPT=accept)
+
+        assert _answer(response) == _answer(plain)
+        assert response.content.startswith(b'{"error":{"code":"offer_sold_out"')
+        assert not any("accounts_user" in query["sql"] for query in queries.captured_queries)
+
+
+def test_a_failing_sold_out_check_is_answered_as_every_view_answers_a_failure(
+    shop, citizen, citizen_client, monkeypatch
+):
+    offer = OfferFactory(merchant=shop.merchant)
+
+    def unreachable(**kwargs):
+        raise RuntimeError("forced failure for the test")
+
+    monkeypatch.setattr("merchants.selectors.sold_out_before_sign_in", unreachable)
+    response = redeem(citizen_client, offer)
+
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"]["code"] == "server_error"
+    assert body["error"]["fields"]["request_id"] == response["X-Request-ID"]
+    assert response["Allow"] == "POST, OPTIONS"  # answered inside the view, by DRF's handler
+    assert not Coupon.objects.filter(offer=offer).exists()
+
+
+def test_a_redemption_reads_the_session_from_redis_once(shop, citizen, citizen_client, monkeypatch):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+
+    def read_again(token):
+        raise AssertionError("sign-in read the session a second time")
+
+    monkeypatch.setattr("accounts.authentication.lookup_session", read_again)
+    assert redeem(citizen_client, offer).status_code == 201
+    assert balance(citizen) == 990
+
+
+def test_the_session_read_by_the_sold_out_check_is_still_checked_at_sign_in(shop, citizen, client_for):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    client = client_for(citizen)
+    citizen.set_password("a-new-password-2026")
+    citizen.save()
+
+    response = redeem(client, offer)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert balance(citizen) == 1000
+    assert not Coupon.objects.filter(offer=offer).exists()
+
+
+def test_the_redemption_answers_the_coupon_as_its_serializer_does(shop, citizen, citizen_client):
+    from merchants.apis.serializers import CouponOutput
+
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+    body = redeem(citizen_client, offer).json()
+    coupon = Coupon.objects.select_related("offer", "merchant").get(public_id=body["id"])
+
+    assert body == CouponOutput(coupon).data
+    assert citizen_client.get(f"/api/v1/coupons/{coupon.public_id}").json() == body
+
+
+def test_coupon_codes_draw_every_letter_of_the_alphabet():
+    letters = set("".join(coupon_code_new() for _ in range(300)))
+
+    assert len(CODE_ALPHABET) == 2**5  # five random bits a letter
+    assert letters == set(CODE_ALPHABET)
