@@ -70,12 +70,12 @@ def friendship_accept(*, user: User, code: str) -> User:
     if Friendship.objects.filter(user=user, friend=inviter).exists():
         raise ApplicationError(errors.ALREADY_FRIENDS)
     now = timezone.now()
-    # Both directions at once; a concurrent accept of the same pair becomes a harmless conflict.
+    # Both directions at once, in key order whoever accepts: a concurrent accept of the same pair
+    # (each accepting the other's code) waits on the first row, then finds both rows taken — a
+    # harmless conflict, never a deadlock.
+    directions = sorted([(user.pk, inviter.pk), (inviter.pk, user.pk)])
     Friendship.objects.bulk_create(
-        [
-            Friendship(user=user, friend=inviter, created_at=now),
-            Friendship(user=inviter, friend=user, created_at=now),
-        ],
+        [Friendship(user_id=person, friend_id=friend, created_at=now) for person, friend in directions],
         ignore_conflicts=True,
     )
     return inviter

@@ -93,6 +93,7 @@ def test_both_accepting_each_others_codes_at_once_makes_one_friendship():
         second.pk: services.invite_code_get_or_create(user=second).code,
     }
     barrier = threading.Barrier(2)
+    failures = []
 
     def accept(user, code) -> None:
         try:
@@ -100,6 +101,8 @@ def test_both_accepting_each_others_codes_at_once_makes_one_friendship():
             # "already friends" is a fine outcome for the second one.
             with contextlib.suppress(ApplicationError):
                 services.friendship_accept(user=user, code=code)
+        except Exception as error:  # noqa: BLE001 - a deadlock here would be a 500 in the app
+            failures.append(error)
         finally:
             connection.close()
 
@@ -112,5 +115,6 @@ def test_both_accepting_each_others_codes_at_once_makes_one_friendship():
     for thread in threads:
         thread.join()
 
+    assert failures == []
     assert Friendship.objects.count() == 2
     assert friend_ids_of(user_id=first.id) == {second.id}
