@@ -336,13 +336,15 @@ class CounterRaceError(Exception):
 def _lock_counters(
     cursor, candidates: list[_Candidate], *, create_missing: bool = False
 ) -> tuple[dict, dict, set, set]:
-    """Locks the counter rows that exist, in key order, and says which ones this batch will create.
+    """Locks the batch's counter rows in key order, creating the missing ones first; returns what they hold.
 
-    Existing rows are locked here; missing ones are created with their final values when the batch
-    is stored, and a concurrent creation of the same row is detected there (`CounterRaceError`):
-    one statement fewer on the common path. With `create_missing` (the rerun after such a race)
-    every missing row is first created empty, waiting for any concurrent creator, so all of them are
-    locked here and the rerun cannot race again.
+    The rows that exist are locked in one statement (the common path: a person's counters of the
+    day exist after their first record). The missing ones — every person's first record of a day —
+    are then created empty, waiting for any concurrent creator instead of racing it, and locked, so
+    a batch never finds at the end that another created one of its rows (which would rerun it; two
+    partner streams at the start of a day raced on nearly every batch). The remaining sets of keys
+    to create are empty except on SQLite, which has one writer and creates rows when storing. With
+    `create_missing` (a rerun) every row is created first and locked in one pass.
     """
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     month_keys = sorted(
@@ -351,6 +353,13 @@ def _lock_counters(
     if create_missing:
         statements().counters_create(cursor, day_keys, month_keys)
     day_counters, month_counters = statements().counters_lock(cursor, day_keys, month_keys)
+    missing_days = [key for key in day_keys if key not in day_counters]
+    missing_months = [key for key in month_keys if key not in month_counters]
+    if missing_days or missing_months:
+        statements().counters_create(cursor, missing_days, missing_months)
+        created_days, created_months = statements().counters_lock(cursor, missing_days, missing_months)
+        day_counters.update(created_days)
+        month_counters.update(created_months)
     new_days = {key for key in day_keys if key not in day_counters}
     for key in new_days:
         day_counters[key] = [Decimal(0), 0]
@@ -475,12 +484,19 @@ STORE_RECORDS = sql(
 def _credit(
     cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now, *, create_missing=False
 ) -> None:
+    existing = _existing_ids(cursor, source, candidates)
+    # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
+    in_order = sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position))
+    # Counters are locked (and created) for the records that will be stored: not for duplicates.
+    first_seen = {}
+    for candidate in in_order:
+        if candidate.incoming.external_id not in existing:
+            first_seen.setdefault(candidate.incoming.external_id, candidate)
     day_counters, month_counters, new_days, new_months = _lock_counters(
-        cursor, candidates, create_missing=create_missing
+        cursor, list(first_seen.values()), create_missing=create_missing
     )
     day_deltas: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0, 0, 0])
     month_deltas: dict[tuple, list] = defaultdict(lambda: [0])
-    existing = _existing_ids(cursor, source, candidates)
     trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
     overlapping = _overlapping_stored_trips(cursor, candidates, trip_behaviour_ids)
     batch_trips: dict[int, list[tuple]] = defaultdict(list)
@@ -489,8 +505,7 @@ def _credit(
     seen: set[str] = set()
     rows: list[tuple] = []
     fresh: list[_Candidate] = []
-    # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
-    for candidate in sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position)):
+    for candidate in in_order:
         record = candidate.incoming
         if record.external_id in existing or record.external_id in seen:
             outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
@@ -632,26 +647,30 @@ class PostgresStatements:
     @staticmethod
     def counters_lock(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> tuple[dict, dict]:
         """Locks the existing day (and month) counter rows, in key order; returns what they hold."""
-        users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
-        cursor.execute(
-            sql(
-                """
-                SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
-                FROM (
-                    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d
-                ) AS t
-                -- One index probe per key, locking in key order (never a scan of the whole table).
-                CROSS JOIN LATERAL (
-                    SELECT * FROM activities_behaviourday c
-                    WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
-                    FOR UPDATE
-                ) AS c
-                """
-            ),
-            [packed(users), packed(behaviours), packed(days)],
-        )
-        day_counters = {(u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()}
+        day_counters: dict = {}
         month_counters: dict = {}
+        if day_keys:
+            users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
+            cursor.execute(
+                sql(
+                    """
+                    SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
+                    FROM (
+                        SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d
+                    ) AS t
+                    -- One index probe per key, locking in key order (never a scan of the whole table).
+                    CROSS JOIN LATERAL (
+                        SELECT * FROM activities_behaviourday c
+                        WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
+                        FOR UPDATE
+                    ) AS c
+                    """
+                ),
+                [packed(users), packed(behaviours), packed(days)],
+            )
+            day_counters = {
+                (u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()
+            }
         if month_keys:
             users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
             cursor.execute(
@@ -677,18 +696,19 @@ class PostgresStatements:
     @staticmethod
     def counters_create(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> None:
         """Creates the missing day (and month) counter rows empty, in key order."""
-        cursor.execute(
-            sql(
-                """
-                INSERT INTO activities_behaviourday
-                    (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-                SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
-                ORDER BY u, b, d
-                ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
-                """
-            ),
-            [packed(list(column)) for column in zip(*day_keys, strict=True)],
-        )
+        if day_keys:
+            cursor.execute(
+                sql(
+                    """
+                    INSERT INTO activities_behaviourday
+                        (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
+                    SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
+                    ORDER BY u, b, d
+                    ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
+                    """
+                ),
+                [packed(list(column)) for column in zip(*day_keys, strict=True)],
+            )
         if month_keys:
             cursor.execute(
                 sql(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.models import DataSource
 from activities import services
 from activities.ingest import LOCAL_TZ, local_day_of
-from activities.models import ActivityRecord, BehaviourDay, DailyCarbon
+from activities.models import ActivityRecord, Behaviour, BehaviourDay, DailyCarbon
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ago, ride, yesterday_at
 
@@ -191,8 +193,9 @@ def test_a_bulk_import_racing_partner_batches_never_credits_more_than_the_cap(tr
 
 def test_overlapping_batches_creating_counters_round_after_round_all_succeed(transit, authorize):
     """Each round, six batches race to create the same people's counter rows for a new day, each
-    batch a different window of the people: a batch that loses a creation race reruns with every
-    counter row created first, so none fails and every counter equals its records."""
+    batch a different window of the people: each batch creates its missing counter rows before it
+    works anything out (waiting for a concurrent creator), so none fails and every counter equals
+    its records."""
     people = UserFactory.create_batch(8)
     for index, person in enumerate(people):
         authorize(person, DataSource.TRANSIT_CARD)
@@ -226,3 +229,51 @@ def test_overlapping_batches_creating_counters_round_after_round_all_succeed(tra
             assert (
                 DailyCarbon.objects.get(user=person, day=day.day).credited_carbon_mg == day.credited_carbon_mg
             )
+
+
+def test_a_batch_waits_for_a_concurrent_creator_of_its_counter_instead_of_racing_it(transit, rider):
+    """The first records of a day create their counter rows before anything is worked out: a second
+    batch for the same person and day waits for the first to commit, then locks the row it created
+    (nothing is left for it to create, so it can never find at the end that someone else did)."""
+    from activities.ingest import _lock_counters
+
+    behaviour_id = Behaviour.objects.get(code="bus").id
+    day = yesterday_at(6).date()
+    candidate = SimpleNamespace(
+        user_id=rider.id,
+        behaviour_id=behaviour_id,
+        local_day=day,
+        factor=SimpleNamespace(monthly_cap_mg=None),
+    )
+    first_locked, first_may_commit = threading.Event(), threading.Event()
+    order = []
+
+    def first():
+        with transaction.atomic(), connection.cursor() as cursor:
+            counters = _lock_counters(cursor, [candidate])
+            BehaviourDay.objects.filter(user=rider, day=day).update(record_count=1)
+            first_locked.set()
+            first_may_commit.wait(timeout=30)
+            order.append("first commits")
+        return counters
+
+    def second():
+        first_locked.wait(timeout=30)
+        with transaction.atomic(), connection.cursor() as cursor:
+            counters = _lock_counters(cursor, [candidate])
+            order.append("second locked")
+            return counters, BehaviourDay.objects.get(user=rider, day=day).record_count
+
+    def release():
+        first_locked.wait(timeout=30)
+        time.sleep(0.3)  # the second batch is now waiting on the row the first created
+        first_may_commit.set()
+
+    first_counters, (second_counters, seen_count), _ = race([first, second, release])
+
+    assert order == ["first commits", "second locked"]
+    assert first_counters[2] == set()  # nothing left to create when storing: it was created up front
+    assert second_counters[2] == set()
+    assert (rider.id, behaviour_id, day) in second_counters[0]
+    assert seen_count == 1  # the first batch's committed row, locked by the second
+    assert BehaviourDay.objects.filter(user=rider, day=day).count() == 1
