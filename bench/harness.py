@@ -57,6 +57,7 @@ class Report:
     size: str
     rows: list[Row] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now().astimezone().isoformat(timespec="seconds"))
+    _path: Path | None = field(default=None, repr=False, compare=False)
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -96,8 +97,19 @@ class Report:
         return "\n".join(rendered)
 
     def save(self) -> Path:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"{datetime.now().astimezone().date().isoformat()}-{self.size}.json"
+        """Writes the results file: `<date>-<size>.json`, or `-run2`, `-run3`, … when that day has one.
+
+        A run saving again (after each scenario) rewrites its own file, never an earlier run's.
+        """
+        if self._path is None:
+            RESULTS_DIR.mkdir(exist_ok=True)
+            stem = f"{datetime.now().astimezone().date().isoformat()}-{self.size}"
+            self._path = RESULTS_DIR / f"{stem}.json"
+            run = 1
+            while self._path.exists():
+                run += 1
+                self._path = RESULTS_DIR / f"{stem}-run{run}.json"
+        path = self._path
         payload = {
             "size": self.size,
             "started_at": self.started_at,

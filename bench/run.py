@@ -518,8 +518,16 @@ def _relabel(rows: list[Row], scenario: str) -> None:
 # --- 7. Scale -----------------------------------------------------------------------------------
 
 
+def _run_order(path: Path) -> tuple[str, int]:
+    """(date, run number) of a results file: `<date>-<size>.json` is run 1, `…-runN.json` run N."""
+    _, separator, number = path.stem.rpartition("-run")
+    return path.name[:10], int(number) if separator and number.isdigit() else 1
+
+
 def _latest_results(size_name: str) -> dict | None:
-    candidates = sorted(RESULTS_DIR.glob(f"*-{size_name}.json"))
+    # A day's first run is <date>-<size>.json, later ones <date>-<size>-runN.json: the newest written.
+    candidates = [*RESULTS_DIR.glob(f"*-{size_name}.json"), *RESULTS_DIR.glob(f"*-{size_name}-run*.json")]
+    candidates.sort(key=_run_order)
     return json.loads(candidates[-1].read_text()) if candidates else None
 
 
