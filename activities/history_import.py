@@ -39,9 +39,10 @@ DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 class _ChunkParts:
     """Imports each chunk in `workers` parts split by person, each part on its own thread and connection.
 
-    One worker runs on the calling thread and connection. A part's failure is raised from `result()`
-    once every part of the chunk has finished (the other parts may have committed: on resume those
-    lines come back as duplicates, as a chunk committed just before a crash does).
+    With one worker the chunk is one part, imported on the calling thread and connection (which may
+    hold a transaction of the caller's, unseen by other connections). A part's failure is raised
+    from `result()` once every part of the chunk has finished (the other parts may have committed:
+    on resume those lines come back as duplicates, as a chunk committed just before a crash does).
     """
 
     def __init__(self, *, workers: int, partner: Partner, header: list[str], methodology, parse) -> None:
