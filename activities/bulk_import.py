@@ -106,8 +106,6 @@ class ChunkImporter:
             for factor in methodology._factors.get(behaviour_id, [])
         )
         self._tables_ready = False
-        # True after a chunk imported inside a caller's transaction: no commit emptied its staging rows.
-        self._rows_left_over = False
         # Lines the API's parser had to read (odd fields, or a chunk COPY could not take as it is).
         self.lines_read_by_python = 0
 
@@ -226,7 +224,8 @@ class ChunkImporter:
         chunk (`history_import` splits chunks by person) keeps the ordinals of its lines.
         """
         numbered = list(zip(ordinals or range(1, len(lines) + 1), lines, strict=True))
-        inside_callers_transaction = connection.in_atomic_block
+        # Inside a caller's transaction no commit has emptied the staging tables since the last chunk.
+        empty_staging_tables = connection.in_atomic_block
         with transaction.atomic(), connection.cursor() as cursor:
             if not self._tables_ready:
                 self._create_tables(cursor)
@@ -239,9 +238,13 @@ class ChunkImporter:
                 try:
                     with transaction.atomic():
                         # A rerun creates its missing counter rows before locking: it cannot race again.
-                        result = self._import(cursor, numbered, parse, create_missing=attempt > 1)
-                    self._rows_left_over = inside_callers_transaction
-                    return result
+                        return self._import(
+                            cursor,
+                            numbered,
+                            parse,
+                            create_missing=attempt > 1,
+                            empty_first=empty_staging_tables,
+                        )
                 except (CounterRaceError, OperationalError) as error:
                     retriable = isinstance(error, CounterRaceError) or isinstance(
                         error.__cause__, psycopg.errors.DeadlockDetected
@@ -251,9 +254,9 @@ class ChunkImporter:
         raise AssertionError("unreachable")
 
     def _import(
-        self, cursor, numbered: list[tuple[int, bytes]], parse, *, create_missing: bool = False
+        self, cursor, numbered: list[tuple[int, bytes]], parse, *, create_missing: bool, empty_first: bool
     ) -> ChunkResult:
-        if self._rows_left_over:
+        if empty_first:
             cursor.execute(
                 "TRUNCATE import_raw, import_rows, import_checked, import_outcomes, import_day_now, "
                 "import_month_now"

@@ -487,8 +487,9 @@ def _credit(
     existing = _existing_ids(cursor, source, candidates)
     # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
     in_order = sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position))
-    # Counters are locked (and created) for the records that will be stored: not for duplicates.
-    first_seen = {}
+    # The records to store: each id not stored yet, at its first occurrence in time (the others are
+    # duplicates). Only their counters are locked and created.
+    first_seen: dict[str, _Candidate] = {}
     for candidate in in_order:
         if candidate.incoming.external_id not in existing:
             first_seen.setdefault(candidate.incoming.external_id, candidate)
@@ -502,15 +503,13 @@ def _credit(
     batch_trips: dict[int, list[tuple]] = defaultdict(list)
     shared_devices = _shared_devices(cursor, candidates)
 
-    seen: set[str] = set()
     rows: list[tuple] = []
     fresh: list[_Candidate] = []
     for candidate in in_order:
         record = candidate.incoming
-        if record.external_id in existing or record.external_id in seen:
+        if first_seen.get(record.external_id) is not candidate:
             outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
             continue
-        seen.add(record.external_id)
         day_counter = day_counters[(candidate.user_id, candidate.behaviour_id, candidate.local_day)]
         month_key = (candidate.user_id, candidate.behaviour_id, _month_of(candidate.local_day))
         month_counter = month_counters.get(month_key)
