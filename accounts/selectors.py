@@ -25,6 +25,7 @@ from accounts.models import (
     PersonalDetails,
     User,
 )
+from config.db import prepared_cursor
 
 WECHAT_PROVIDER_ID = "wechat_miniprogram"
 WECHAT_SESSION_KEY_FIELD = "session_key_ciphertext"
@@ -227,7 +228,7 @@ def user_by_id(user_id) -> User | None:
         return None
     wrapper = connections[DEFAULT_DB_ALIAS]
     prepared = _user_select(wrapper)
-    with wrapper.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(prepared.sql, [user_id])
         row = cursor.fetchone()
     if row is None:

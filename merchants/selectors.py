@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -22,6 +21,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from config.api.errors import ApplicationError
+from config.db import prepared_cursor
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 from rewards.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransactionKind
@@ -200,7 +200,7 @@ def sold_out_before_sign_in(
         return SoldOutCheck(sold_out=False, session=read)
     if idempotency_key:
         # Plain SQL on the unique index: this runs for every press of a flash crowd.
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
                 [int(user_id), idempotency_key],

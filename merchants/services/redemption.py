@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from config.db import prepared_cursor
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, Offer, OfferRedemptionCount
 from rewards import services as ledger
@@ -170,7 +171,7 @@ RETURNING stock_left
 def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
     if connection.vendor != "postgresql":
         return Offer.objects.select_related("merchant").filter(public_id=offer_public_id).first()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_OFFER_SQL, [offer_public_id])
         row = cursor.fetchone()
     if row is None:
@@ -210,7 +211,7 @@ def _offer_redeem(
     if connection.vendor != "postgresql":
         return _offer_redeem_one_writer(coupon=coupon, offer=offer, user=user, now=now)
     # Three statements, the hot rows (the merchant's clearing account, the offer) in the last two.
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
             _COUPON_SQL,
             {

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from config.db import prepared_cursor
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
 from rewards.lock_objects import LOCK_ORDER_SQL, ledger_accounts_lock
 from rewards.models import (
@@ -388,7 +389,7 @@ def coins_transfer(
         destination_lots=_DESTINATION_LOT_SQL if destination_kind == LedgerAccountKind.WALLET else "",
     )
     # No savepoint: each run of the statement either made the whole transfer or changed nothing.
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), prepared_cursor() as cursor:
         for _attempt in range(_TRANSFER_ATTEMPTS):
             cursor.execute(sql, params)
             transaction_id, source_id, destination_id, source_balance, is_fresh = cursor.fetchone()

@@ -1,0 +1,73 @@
+"""Prepared statements for the few hot statements that run on every redemption.
+
+Django's PostgreSQL backend binds parameters on the client: every statement reaches the server
+as new text, and the server parses and plans it again each time. For a statement as long as the
+ledger's transfer, planning costs about as much as running it. `prepared_cursor()` runs a
+statement through a server-side-binding psycopg cursor that prepares it on the connection the
+first time and only binds and executes it afterwards.
+
+The cursor is wrapped the way Django wraps its own, so it takes part in the connection's
+transaction, raises Django's database errors, and shows in `connection.queries` and in execute
+wrappers. Elsewhere (SQLite) it is the ordinary cursor. Prepared statements live on one server
+connection: the app's connections are direct (no pooler in transaction mode in front of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+ONLY_WHEN_ASKED = sys.maxsize  # psycopg prepares a statement after this many runs, or when asked
+
+
+def _prepared_cursor_class():
+    import psycopg
+
+    class PreparedCursor(psycopg.Cursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparedCursor
+
+
+class _LoggedPreparedCursor(CursorDebugWrapper):
+    """Django's query log, for a cursor whose runs psycopg keeps no text of (they go by name)."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(self.db.ops.compose_sql(sql, params), params):
+            return CursorWrapper.execute(self, sql, params)
+
+
+_PREPARED_CURSOR = None
+
+
+@contextlib.contextmanager
+def prepared_cursor() -> Iterator[CursorWrapper]:
+    """A cursor whose statements are prepared on the server once per connection."""
+    global _PREPARED_CURSOR
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    if _PREPARED_CURSOR is None:
+        _PREPARED_CURSOR = _prepared_cursor_class()
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    if raw_connection.prepare_threshold is None:
+        # Django turns psycopg's automatic preparing off; prepare only what this cursor runs.
+        raw_connection.prepare_threshold = ONLY_WHEN_ASKED
+    # Django's own cursor path (time zone, wrapping, error translation), with this cursor class.
+    usual_factory = raw_connection.cursor_factory
+    raw_connection.cursor_factory = _PREPARED_CURSOR
+    try:
+        cursor = connection.cursor()
+    finally:
+        raw_connection.cursor_factory = usual_factory
+    if isinstance(cursor, CursorDebugWrapper):
+        cursor = _LoggedPreparedCursor(cursor.cursor, connection)
+    with cursor:
+        yield cursor
