@@ -297,6 +297,43 @@ def cpu_seconds_of(pid: int) -> float:
     return total
 
 
+def cpu_seconds_by_part(server_pid: int) -> dict[str, float]:
+    """CPU time used so far, machine-wide, split by part: the app (gunicorn and its workers),
+    PostgreSQL, Redis, the load generator (finished children of this process: wrk), and the rest.
+
+    Differences of two readings around a load show what one request costs in each part, and so
+    which part bounds the rate when they all share the machine's cores.
+    """
+    import resource
+
+    parts = {"app": cpu_seconds_of(server_pid), "postgresql": 0.0, "redis": 0.0}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        name, times = process.info["name"] or "", process.info["cpu_times"]
+        if times is None:
+            continue
+        if name.startswith("postgres"):
+            parts["postgresql"] += times.user + times.system
+        elif name.startswith("redis-server"):
+            parts["redis"] += times.user + times.system
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    parts["load generator"] = children.ru_utime + children.ru_stime
+    machine = psutil.cpu_times()
+    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    parts["rest"] = busy - sum(parts.values())
+    return parts
+
+
+def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request in each part between two `cpu_seconds_by_part` readings."""
+    return {part: 1000 * (after[part] - before[part]) / max(1, requests) for part in before}
+
+
+def cpu_split_text(per_request: dict[str, float]) -> str:
+    total = sum(per_request.values())
+    split = ", ".join(f"{part} {value:.2f}" for part, value in per_request.items())
+    return f"CPU per request {total:.2f} ms ({split})"
+
+
 @dataclass
 class LoadResult:
     requests: int

@@ -41,7 +41,10 @@ from bench.harness import (  # noqa: E402
     Report,
     Row,
     bench_environment,
+    cpu_ms_per_request,
+    cpu_seconds_by_part,
     cpu_seconds_of,
+    cpu_split_text,
     database_recreate,
     gunicorn,
     serial_commits_per_second,
@@ -222,18 +225,22 @@ def main() -> int:
         # Warm every worker's connections; the same-run reference is the bare liveness probe
         # through the same server: no session, no database, no Redis.
         wrk(url + "/healthz", seconds=2, connections=args.connections)
+        parts_before = cpu_seconds_by_part(server.pid)
         floor = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
+        floor_split = cpu_ms_per_request(parts_before, cpu_seconds_by_part(server.pid), floor.requests)
         reference = ("bare /healthz", floor.requests_per_second)
 
         serial_commits = serial_commits_per_second(database_url)
         hot_path = f"/api/v1/catalog/offers/{seeded['hot']}/redeem"
         cpu_before = cpu_seconds_of(server.pid)
+        parts_before = cpu_seconds_by_part(server.pid)
         hot = wrk(
             url + hot_path,
             seconds=args.seconds,
             connections=args.connections,
             script=session_script(tokens, [hot_path], method="POST", idempotency_prefix=f"{run}h"),
         )
+        hot_split = cpu_ms_per_request(parts_before, cpu_seconds_by_part(server.pid), hot.requests)
         time.sleep(2)  # requests still in flight when wrk stops finish before the counts
         issued_hot = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["hot_id"]])
         successes = hot.requests - hot.non_2xx
@@ -249,7 +256,7 @@ def main() -> int:
                 target="≥ 400/s",
                 met=successes / hot.seconds >= 400,
                 notes=f"synchronous_commit={args.synchronous_commit}; "
-                f"bare /healthz {floor.requests_per_second:,.0f}/s; "
+                f"bare /healthz {floor.requests_per_second:,.0f}/s ({cpu_split_text(floor_split)}); "
                 f"{successes} coupons ({issued_hot} in the database), p50 {hot.latency_p50_ms:.1f} ms, "
                 f"p99 {hot.latency_p99_ms:.1f} ms, {hot.non_2xx} refused",
             )
@@ -260,7 +267,8 @@ def main() -> int:
                 "app CPU per redemption",
                 hot_cpu_ms,
                 "ms",
-                notes=f"gunicorn workers' CPU only: {1000 / hot_cpu_ms:,.0f} redemptions/s per free core",
+                notes=f"gunicorn workers' CPU only: {1000 / hot_cpu_ms:,.0f} redemptions/s per free core; "
+                + cpu_split_text(hot_split),
             )
         )
 
@@ -303,6 +311,7 @@ def main() -> int:
         )
 
         cpu_before = cpu_seconds_of(server.pid)
+        parts_before = cpu_seconds_by_part(server.pid)
         sold_out = wrk(
             url + small_path,
             seconds=args.seconds,
@@ -310,6 +319,7 @@ def main() -> int:
             script=session_script(tokens, [small_path], method="POST", idempotency_prefix=f"{run}x"),
         )
         sold_out_cpu_ms = 1000 * (cpu_seconds_of(server.pid) - cpu_before) / max(1, sold_out.requests)
+        sold_out_split = cpu_ms_per_request(parts_before, cpu_seconds_by_part(server.pid), sold_out.requests)
         time.sleep(2)
         after = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [seeded["small_id"]])
         report.add(
@@ -331,7 +341,8 @@ def main() -> int:
                 "app CPU per sold-out answer",
                 sold_out_cpu_ms,
                 "ms",
-                notes=f"gunicorn workers' CPU only: {1000 / sold_out_cpu_ms:,.0f} answers/s per free core",
+                notes=f"gunicorn workers' CPU only: {1000 / sold_out_cpu_ms:,.0f} answers/s per free core; "
+                + cpu_split_text(sold_out_split),
             )
         )
 
