@@ -51,6 +51,12 @@ class User(AbstractUser):
         related_name="+",
         help_text=_("Set when this account was merged into another and closed."),
     )
+    # A copy of the person's agreement acceptances, read with the person on every request, so that
+    # checking the versions in force costs no query. Only what it lists is trusted (acceptances
+    # are never withdrawn); a version it lacks is looked up in the acceptances themselves.
+    accepted_agreement_ids = models.JSONField(
+        _("accepted agreement versions"), default=list, blank=True, editable=False
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -18,7 +18,11 @@ from accounts.models import (
     PersonalDetails,
     User,
 )
-from accounts.selectors import WECHAT_PROVIDER_ID, verified_details_masked
+from accounts.selectors import (
+    WECHAT_PROVIDER_ID,
+    accepted_agreements_copy_refresh,
+    verified_details_masked,
+)
 from accounts.services.profile import delete_file_after_commit
 
 
@@ -111,6 +115,8 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
     AgreementAcceptance.objects.filter(user=source).exclude(agreement_id__in=target_agreements).update(
         user=target
     )
+    accepted_agreements_copy_refresh(user=source)
+    accepted_agreements_copy_refresh(user=target)
 
     # Data sources: a grant active on both is kept once (the target's); history moves.
     target_active = DataSourceAuthorization.objects.filter(user=target, revoked_at__isnull=True).values(

@@ -49,16 +49,34 @@ def agreements_current() -> dict[str, Agreement]:
 
 
 def agreements_pending_for(*, user: User) -> list[Agreement]:
-    """The versions in force that the person has not accepted yet (empty: they may write)."""
-    current = agreements_current()
-    if not current:
+    """The versions in force that the person has not accepted yet (empty: they may write).
+
+    The person's copy of their acceptances answers without a query; a version in force it does
+    not list is looked up in the acceptances, and the copy is brought up to date if it was behind.
+    """
+    claimed = set(user.accepted_agreement_ids or ())
+    unconfirmed = [agreement for agreement in agreements_current().values() if agreement.pk not in claimed]
+    if not unconfirmed:
         return []
     accepted = set(
         AgreementAcceptance.objects.filter(
-            user=user, agreement_id__in=[agreement.pk for agreement in current.values()]
+            user=user, agreement_id__in=[agreement.pk for agreement in unconfirmed]
         ).values_list("agreement_id", flat=True)
     )
-    return [agreement for agreement in current.values() if agreement.pk not in accepted]
+    if accepted:
+        accepted_agreements_copy_refresh(user=user)
+    return [agreement for agreement in unconfirmed if agreement.pk not in accepted]
+
+
+def accepted_agreements_copy_refresh(*, user: User) -> None:
+    """Rewrites the person's copy of their acceptances from the acceptances themselves.
+
+    Two acceptances committing side by side may each write a copy without the other's version:
+    the copy is then only behind, and the next check looks the missing version up again.
+    """
+    accepted = sorted(AgreementAcceptance.objects.filter(user=user).values_list("agreement_id", flat=True))
+    User.objects.filter(pk=user.pk).update(accepted_agreement_ids=accepted)
+    user.accepted_agreement_ids = accepted
 
 
 def agreement_acceptances_of(*, user: User) -> QuerySet[AgreementAcceptance]:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(BASE_DIR))
 from bench.harness import (  # noqa: E402
     Report,
     Row,
+    agreements_accepted_by,
     bench_environment,
     cpu_ms_per_request,
     cpu_seconds_by_part,
@@ -121,6 +122,8 @@ def _seed(people: int, hot_stock: int, small_stock: int) -> dict:
         )
     _fund_lots(issuance_id=issuance.pk, people=len(users))
 
+    agreements_accepted_by([user.pk for user in users])
+    users = list(User.objects.filter(username__startswith="bench0").order_by("pk"))  # with their copies
     tokens = []
     for user in users:
         session = new_session()

@@ -45,6 +45,7 @@ from bench.harness import (  # noqa: E402
     LoadResult,
     Report,
     Row,
+    agreements_accepted_by,
     bench_environment,
     cpu_seconds_of,
     gunicorn,
@@ -298,7 +299,9 @@ class Http:
 def scenario_http(context: Context) -> None:
     """Scenarios 5 and 4 on one gunicorn (gthread workers), each request with a real session token."""
     size = context.size
-    tokens = _session_tokens(_richest_people(size.people_signed_in))
+    signed_in = _richest_people(size.people_signed_in)
+    agreements_accepted_by(signed_in)
+    tokens = _session_tokens(signed_in)
     connections = 16 if size.workers > 1 else 8
     warm_up = size.seconds >= 5
     with gunicorn(context.environment, workers=size.workers, threads=1) as server:

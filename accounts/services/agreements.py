@@ -17,6 +17,7 @@ from accounts.models import (
 )
 from accounts.selectors import (
     AGREEMENTS_CACHE_KEY,
+    accepted_agreements_copy_refresh,
     agreements_current,
 )
 from config.api.errors import ApplicationError
@@ -55,6 +56,7 @@ def _accept(*, user: User, agreements: Iterable[Agreement]) -> None:
         [AgreementAcceptance(user=user, agreement=agreement, accepted_at=now) for agreement in agreements],
         ignore_conflicts=True,
     )
+    accepted_agreements_copy_refresh(user=user)
 
 
 @transaction.atomic

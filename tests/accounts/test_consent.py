@@ -1,10 +1,19 @@
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import AgreementAcceptance, AgreementKind, DataSource, DataSourceAuthorization
+from accounts.models import (
+    AgreementAcceptance,
+    AgreementKind,
+    DataSource,
+    DataSourceAuthorization,
+    User,
+)
 from accounts.selectors import data_source_is_authorized
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +178,63 @@ def test_concurrent_grants_of_one_source_leave_one_active_authorization():
 
     assert len(set(granted)) == 1
     assert DataSourceAuthorization.objects.filter(user=person, revoked_at__isnull=True).count() == 1
+
+
+def _acceptance_reads(queries) -> int:
+    return sum(
+        "accounts_agreementacceptance" in query["sql"] and query["sql"].lstrip().startswith("SELECT")
+        for query in queries.captured_queries
+    )
+
+
+def test_a_write_by_someone_who_accepted_reads_no_acceptances(agreements, person, person_client):
+    accept_all(person_client)
+    person.refresh_from_db()
+    assert sorted(person.accepted_agreement_ids) == sorted(agreement.pk for agreement in agreements.values())
+
+    with CaptureQueriesContext(connection) as queries:
+        response = person_client.patch("/api/v1/me", {"nickname": "新名字"}, format="json")
+
+    assert response.status_code == 200
+    assert _acceptance_reads(queries) == 0
+
+
+def test_a_copy_behind_the_acceptances_is_looked_up_and_brought_up_to_date(agreements, person, person_client):
+    accept_all(person_client)
+    # Two acceptances committing side by side can leave the copy without one of them.
+    User.objects.filter(pk=person.pk).update(accepted_agreement_ids=[])
+
+    allowed = person_client.patch("/api/v1/me", {"nickname": "新名字"}, format="json")
+
+    assert allowed.status_code == 200
+    person.refresh_from_db()
+    assert sorted(person.accepted_agreement_ids) == sorted(agreement.pk for agreement in agreements.values())
+
+
+def test_the_copy_never_vouches_for_a_version_published_after_it(agreements, person, person_client):
+    accept_all(person_client)
+    services.agreement_publish(kind=AgreementKind.USER_AGREEMENT, version="2026-06", title="Terms 2026-06")
+
+    refused = person_client.patch("/api/v1/me", {"nickname": "新名字"}, format="json")
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["fields"]["pending"][0]["version"] == "2026-06"
+
+
+def test_the_migration_fills_the_copy_from_the_acceptances(agreements, person):
+
+    from django.db import connection
+
+    services.agreements_accept_current(user=person)
+    User.objects.filter(pk=person.pk).update(accepted_agreement_ids=[])
+    migration = importlib.import_module("accounts.migrations.0003_user_accepted_agreement_ids")
+
+    class SchemaEditor:
+        pass
+
+    editor = SchemaEditor()
+    editor.connection = connection
+    migration.accepted_agreements_copy_fill(None, editor)
+
+    person.refresh_from_db()
+    assert sorted(person.accepted_agreement_ids) == sorted(agreement.pk for agreement in agreements.values())

@@ -84,6 +84,18 @@ def test_a_guest_merges_into_their_bank_account_nothing_lost_nothing_doubled(ban
     assert open_guest(app_client()).json()["error"]["code"] == "guest_device_upgraded"
 
 
+def test_a_merge_brings_the_sources_acceptances_into_the_targets_copy(agreements):
+    source, target = UserFactory(), UserFactory()
+    services.agreements_accept_current(user=source)
+
+    services.account_merge(source_user=source, target_user=target)
+
+    target.refresh_from_db()
+    source.refresh_from_db()
+    assert sorted(target.accepted_agreement_ids) == sorted(agreement.pk for agreement in agreements.values())
+    assert source.accepted_agreement_ids == []  # its acceptances moved to the target
+
+
 def test_merge_needs_a_valid_token_of_another_open_account(person, person_client):
     same = person_client.post(
         "/api/v1/me/merge",
