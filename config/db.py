@@ -8,8 +8,9 @@ first time and only binds and executes it afterwards.
 
 The cursor is wrapped the way Django wraps its own, so it takes part in the connection's
 transaction, raises Django's database errors, and shows in `connection.queries` and in execute
-wrappers. Elsewhere (SQLite) it is the ordinary cursor. Prepared statements live on one server
-connection: the app's connections are direct (no pooler in transaction mode in front of them).
+wrappers. Elsewhere (SQLite), or with DATABASE_PREPARED_STATEMENTS=false, it is the ordinary
+cursor. Prepared statements live on one server connection: behind a pooler in transaction mode
+that does not keep them, turn them off.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
@@ -49,7 +51,7 @@ _PREPARED_CURSOR = None
 def prepared_cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared on the server once per connection."""
     global _PREPARED_CURSOR
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             yield cursor
         return

@@ -96,3 +96,10 @@ def test_its_statements_show_in_the_connections_query_log():
     with CaptureQueriesContext(connection) as queries:
         _nickname(user.pk)
     assert [query["sql"] for query in queries.captured_queries if "SELECT nickname" in query["sql"]]
+
+
+def test_turned_off_it_is_the_ordinary_cursor(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    user = UserFactory(nickname="Fang")
+    assert _nickname(user.pk) == "Fang"
+    assert not [statement for statement in _prepared_statements() if "SELECT nickname" in statement]
