@@ -47,7 +47,10 @@ from bench.harness import (  # noqa: E402
     Row,
     agreements_accepted_by,
     bench_environment,
+    cpu_ms_per_request,
+    cpu_seconds_by_part,
     cpu_seconds_of,
+    cpu_split_text,
     gunicorn,
     peak_memory_of,
     serial_commits_per_second,
@@ -350,7 +353,9 @@ def _hot_offer(context: Context, http: Http) -> None:
 
     serial_commits = serial_commits_per_second(context.database_url)
     cpu_before = cpu_seconds_of(http.pid)
+    parts_before = cpu_seconds_by_part(http.pid)
     result = redeem(hot, size.seconds, http.connections, "h")
+    split = cpu_ms_per_request(parts_before, cpu_seconds_by_part(http.pid), result.requests)
     time.sleep(http.settle_seconds)
     issued = _count("SELECT count(*) FROM merchants_coupon WHERE offer_id = %s", [hot.pk])
     cpu_ms = 1000 * (cpu_seconds_of(http.pid) - cpu_before) / max(1, issued)
@@ -360,7 +365,7 @@ def _hot_offer(context: Context, http: Http) -> None:
             serial_commits, target="≥ 400/s", met=successes >= 400,
             notes=f"{issued:,} coupons, p50 {result.latency_p50_ms:.1f} ms, "
                   f"p99 {result.latency_p99_ms:.1f} ms, {result.non_2xx} refused; "
-                  f"app CPU {cpu_ms:.2f} ms per redemption")
+                  f"app CPU {cpu_ms:.2f} ms per redemption; {cpu_split_text(split)}")
     )  # fmt: skip
 
     # Oversell: more connections than stock, until the stock is gone.
