@@ -506,32 +506,13 @@ def people_insert(count: int, *, columns: dict[str, str] | None = None) -> None:
 
 
 def agreements_accepted_by(user_ids: list[int]) -> None:
-    """The user agreement and privacy policy in force, accepted by these people, as in production:
-    every write checks the versions in force against what the person accepted."""
-    from django.db import connection
-
-    from accounts.models import AgreementKind
-    from accounts.services import agreement_publish
+    """The user agreement and privacy policy in force, accepted by these people through the
+    accounts service, as in production: every write checks the versions in force against what
+    the person accepted."""
+    from accounts.models import AgreementKind, User
+    from accounts.services import agreement_publish, agreements_accept_current
 
     for kind in (AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY):
         agreement_publish(kind=kind, version="bench-1", title=f"{kind} (benchmark)")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO accounts_agreementacceptance (user_id, agreement_id, accepted_at)
-            SELECT person.id, agreement.id, now()
-              FROM unnest(%(people)s::bigint[]) AS person (id) CROSS JOIN accounts_agreement AS agreement
-            ON CONFLICT DO NOTHING
-            """,
-            {"people": user_ids},
-        )
-        cursor.execute(
-            """
-            UPDATE accounts_user SET accepted_agreement_ids = accepted.ids
-              FROM (SELECT user_id, jsonb_agg(agreement_id ORDER BY agreement_id) AS ids
-                      FROM accounts_agreementacceptance WHERE user_id = ANY(%(people)s) GROUP BY user_id)
-                   AS accepted
-             WHERE accepted.user_id = accounts_user.id
-            """,
-            {"people": user_ids},
-        )
+    for user in User.objects.filter(pk__in=user_ids):
+        agreements_accept_current(user=user)

@@ -123,7 +123,6 @@ def _seed(people: int, hot_stock: int, small_stock: int) -> dict:
     _fund_lots(issuance_id=issuance.pk, people=len(users))
 
     agreements_accepted_by([user.pk for user in users])
-    users = list(User.objects.filter(username__startswith="bench0").order_by("pk"))  # with their copies
     tokens = []
     for user in users:
         session = new_session()

@@ -19,6 +19,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
@@ -26,14 +27,9 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 ONLY_WHEN_ASKED = sys.maxsize  # psycopg prepares a statement after this many runs, or when asked
 
 
-def _prepared_cursor_class():
-    import psycopg
-
-    class PreparedCursor(psycopg.Cursor):
-        def execute(self, query, params=None, *, prepare=None, binary=None):
-            return super().execute(query, params, prepare=True, binary=binary)
-
-    return PreparedCursor
+class _PreparedCursor(psycopg.Cursor):
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
 
 
 class _LoggedPreparedCursor(CursorDebugWrapper):
@@ -44,19 +40,13 @@ class _LoggedPreparedCursor(CursorDebugWrapper):
             return CursorWrapper.execute(self, sql, params)
 
 
-_PREPARED_CURSOR = None
-
-
 @contextlib.contextmanager
 def prepared_cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared on the server once per connection."""
-    global _PREPARED_CURSOR
     if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             yield cursor
         return
-    if _PREPARED_CURSOR is None:
-        _PREPARED_CURSOR = _prepared_cursor_class()
     connection.ensure_connection()
     raw_connection = connection.connection
     if raw_connection.prepare_threshold is None:
@@ -64,7 +54,7 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
         raw_connection.prepare_threshold = ONLY_WHEN_ASKED
     # Django's own cursor path (time zone, wrapping, error translation), with this cursor class.
     usual_factory = raw_connection.cursor_factory
-    raw_connection.cursor_factory = _PREPARED_CURSOR
+    raw_connection.cursor_factory = _PreparedCursor
     try:
         cursor = connection.cursor()
     finally:

@@ -229,12 +229,7 @@ def test_the_migration_fills_the_copy_from_the_acceptances(agreements, person):
     User.objects.filter(pk=person.pk).update(accepted_agreement_ids=[])
     migration = importlib.import_module("accounts.migrations.0003_user_accepted_agreement_ids")
 
-    class SchemaEditor:
-        pass
-
-    editor = SchemaEditor()
-    editor.connection = connection
-    migration.accepted_agreements_copy_fill(None, editor)
+    migration.accepted_agreements_copy_fill(None, connection.schema_editor())
 
     person.refresh_from_db()
     assert sorted(person.accepted_agreement_ids) == sorted(agreement.pk for agreement in agreements.values())

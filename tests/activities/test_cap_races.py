@@ -15,7 +15,7 @@ from activities import services
 from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, Behaviour, BehaviourDay, DailyCarbon
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, ride, yesterday_at
+from tests.activities.conftest import ride, yesterday_at
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -85,7 +85,7 @@ def test_partner_batches_racing_never_credit_more_than_the_cap(transit, rider):
 
 
 def test_the_same_batch_sent_at_once_is_credited_once(transit, rider):
-    records = [dict(ride(f"R{n}", at=ago(hours=10 - n)), behaviour="bus") for n in range(4)]
+    records = [dict(ride(f"R{n}", at=yesterday_at(8 + n)), behaviour="bus") for n in range(4)]
 
     results = race([lambda: services.partner_records_ingest(partner=transit.partner, records=records)] * 4)
 
