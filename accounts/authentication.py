@@ -39,16 +39,28 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
 
 
 _SESSION_READ_ATTRIBUTE = "session_token_session"
+_AGREEMENTS_READ_ATTRIBUTE = "agreements_in_force_read"
 
 
-def session_token_session_read(request: HttpRequest, *, token: str, session: SessionBase) -> None:
+def session_token_session_read(
+    request: HttpRequest, *, token: str, session: SessionBase, agreements_in_force: dict | None = None
+) -> None:
     """Hands the token's session, loaded from the session store for this request, to sign-in.
 
     For a view that reads the session before DRF signs the person in (the sold-out check of a
     redemption reads it with the offer's flag in one Redis round trip): sign-in then checks that
-    session as it checks any, instead of reading it from Redis a second time.
+    session as it checks any, instead of reading it from Redis a second time. The same read may
+    bring the cached agreements in force (`accounts.selectors.AGREEMENTS_CACHE_KEY`), which the
+    agreements permission then uses instead of reading them again.
     """
     setattr(request, _SESSION_READ_ATTRIBUTE, (token, session))
+    if agreements_in_force is not None:
+        setattr(request, _AGREEMENTS_READ_ATTRIBUTE, agreements_in_force)
+
+
+def agreements_in_force_read_for(request: Request | HttpRequest) -> dict | None:
+    """The cached agreements in force this request already read, if it did (else None)."""
+    return getattr(getattr(request, "_request", request), _AGREEMENTS_READ_ATTRIBUTE, None)
 
 
 def _session_read_for(request: Request | HttpRequest, token: str) -> SessionBase | None:

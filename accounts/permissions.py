@@ -13,6 +13,7 @@ from __future__ import annotations
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts import errors
+from accounts.authentication import agreements_in_force_read_for
 from accounts.selectors import agreements_pending_for
 from config.api.errors import ApplicationError
 
@@ -41,7 +42,7 @@ class HasAcceptedCurrentAgreements(BasePermission):
         if not user or not user.is_authenticated:
             # Anonymous writes are for the other permission classes to judge.
             return True
-        pending = agreements_pending_for(user=user)
+        pending = agreements_pending_for(user=user, cached=agreements_in_force_read_for(request))
         if pending:
             raise ApplicationError(
                 errors.AGREEMENT_ACCEPTANCE_REQUIRED, fields=pending_agreements_fields(pending)

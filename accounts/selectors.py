@@ -34,9 +34,14 @@ AGREEMENTS_CACHE_KEY = "accounts:agreements:current"
 AGREEMENTS_CACHE_SECONDS = 30
 
 
-def agreements_current() -> dict[str, Agreement]:
-    """The version in force of each agreement kind (kind → Agreement), cached briefly in Redis."""
-    cached = cache.get(AGREEMENTS_CACHE_KEY)
+def agreements_current(*, cached: dict[str, Agreement] | None = None) -> dict[str, Agreement]:
+    """The version in force of each agreement kind (kind → Agreement), cached briefly in Redis.
+
+    `cached`: what the caller already read from AGREEMENTS_CACHE_KEY in a round trip of its own
+    (with the session, say); None reads the key here.
+    """
+    if cached is None:
+        cached = cache.get(AGREEMENTS_CACHE_KEY)
     if cached is not None:
         return cached
     current: dict[str, Agreement] = {}
@@ -48,14 +53,16 @@ def agreements_current() -> dict[str, Agreement]:
     return current
 
 
-def agreements_pending_for(*, user: User) -> list[Agreement]:
+def agreements_pending_for(*, user: User, cached: dict[str, Agreement] | None = None) -> list[Agreement]:
     """The versions in force that the person has not accepted yet (empty: they may write).
 
     The person's copy of their acceptances answers without a query; a version in force it does
     not list is looked up in the acceptances, and the copy is brought up to date if it was behind.
+    `cached` is as for `agreements_current`.
     """
     claimed = set(user.accepted_agreement_ids or ())
-    unconfirmed = [agreement for agreement in agreements_current().values() if agreement.pk not in claimed]
+    current = agreements_current(cached=cached)
+    unconfirmed = [agreement for agreement in current.values() if agreement.pk not in claimed]
     if not unconfirmed:
         return []
     accepted = set(

@@ -1,8 +1,11 @@
 """The catalog's Redis cache and the offers' sold-out flags.
 
-Every cached catalog page is keyed by a catalog version. Any change a citizen could see — a
-coupon redeemed (stock), an offer going live, paused, edited, restocked — bumps the version after
-commit, so the next read misses and rebuilds: the cache is never staler than a commit.
+Every cached catalog page is keyed by a catalog version. Any change to what a page lists — an
+offer going live, paused, edited, restocked — bumps the version after commit, so the next read
+misses and rebuilds: the cache is never staler than a commit. The stock left is not taken from
+the cache at all: a page reads its offers' stock from the database as it is served
+(`selectors.catalog_stock_live`), so a redemption changes no cached page and a flash sale does
+not empty the cache four hundred times a second.
 
 The sold-out flag lets a redemption of a sold-out offer be refused from Redis alone, without a
 transaction and without touching the offer's row.
@@ -51,18 +54,19 @@ def mark_sold_out(*, offer_public_id: uuid.UUID) -> None:
     cache.set(sold_out_key(offer_public_id), 1, timeout=SOLD_OUT_TTL_SECONDS)
 
 
-def changed_on_commit(*, offer_public_id: uuid.UUID, stock_left_after_redemption: int | None = None) -> None:
-    """After commit: the catalog moves to a new version.
-
-    A redemption that took the last unit sets the offer's sold-out flag; any other change to the
-    offer (restock, edit, status) clears it, and the next redemption reads the row again.
-    """
+def changed_on_commit(*, offer_public_id: uuid.UUID) -> None:
+    """After commit of a change to the offer (restock, edit, status): the catalog moves to a new
+    version and the offer's sold-out flag is cleared (the next redemption reads the row again)."""
 
     def publish() -> None:
-        if stock_left_after_redemption is None:
-            cache.delete(sold_out_key(offer_public_id))
-        elif stock_left_after_redemption == 0:
-            mark_sold_out(offer_public_id=offer_public_id)
+        cache.delete(sold_out_key(offer_public_id))
         bump()
 
     transaction.on_commit(publish)
+
+
+def redeemed_on_commit(*, offer_public_id: uuid.UUID, stock_left: int) -> None:
+    """After commit of a redemption: the last unit sets the offer's sold-out flag. The catalog
+    keeps its version (pages read the stock live)."""
+    if stock_left == 0:
+        transaction.on_commit(lambda: mark_sold_out(offer_public_id=offer_public_id))

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from accounts.selectors import AGREEMENTS_CACHE_KEY
 from config.api.errors import ApplicationError
 from config.db import prepared_cursor
 from merchants import catalog_cache, errors
@@ -135,7 +136,10 @@ def catalog_offers(
     sort: str = "newest",
     max_price: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Live offers on sale (or coming soon), filtered and sorted, from the versioned Redis cache."""
+    """Live offers on sale (or coming soon), filtered and sorted, from the versioned Redis cache.
+
+    Their stock is the page's when it was built: serve them through `catalog_stock_live`.
+    """
     key = catalog_cache.page_key(params=f"{category or ''}|{district or ''}|{sort}|{max_price}")
     offers = cache.get(key)
     if offers is None:
@@ -144,6 +148,24 @@ def catalog_offers(
     # A cached page may outlive an offer's sale window: drop what ended since it was built.
     now = timezone.now()
     return [offer for offer in offers if parse_datetime(offer["sale_ends_at"]) > now]
+
+
+def catalog_stock_live(offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The offers of a page with their stock as it is now: one indexed read of the page's rows.
+
+    Cached pages carry the stock of when they were built; redemptions do not rebuild them.
+    """
+    if not offers:
+        return offers
+    public_ids = [uuid.UUID(offer["id"]) for offer in offers]
+    stock = dict(
+        Offer.objects.filter(public_id__in=public_ids).order_by().values_list("public_id", "stock_left")
+    )
+    live = []
+    for offer in offers:
+        stock_left = stock.get(uuid.UUID(offer["id"]), offer["stock_left"])
+        live.append(offer | {"stock_left": stock_left, "is_sold_out": stock_left == 0})
+    return live
 
 
 def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
@@ -163,6 +185,8 @@ class SoldOutCheck:
     sold_out: bool
     # The token's session when the check read it (signed in or not): sign-in need not read it again.
     session: SessionBase | None = None
+    # The cached agreements in force, read in the same round trip (None when not cached).
+    agreements_in_force: dict | None = None
 
 
 def sold_out_before_sign_in(
@@ -182,22 +206,25 @@ def sold_out_before_sign_in(
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_token)
     if store.session_key is None:  # not even shaped like a session key
         return SoldOutCheck(sold_out=False)
-    # One round trip for both: the offer's flag and, with the cached_db engine, the session.
+    # One round trip for all three: the offer's flag, the agreements in force a redemption's
+    # sign-in checks and, with the cached_db engine, the session.
     session_cache_key = (
         getattr(store, "cache_key", None) if settings.SESSION_CACHE_ALIAS == "default" else None
     )
     flag_key = catalog_cache.sold_out_key(offer_public_id)
-    found = cache.get_many([flag_key, session_cache_key] if session_cache_key else [flag_key])
+    keys = [flag_key, AGREEMENTS_CACHE_KEY] + ([session_cache_key] if session_cache_key else [])
+    found = cache.get_many(keys)
     session_data = found.get(session_cache_key) if session_cache_key else None
     if session_data is not None:
         # What the store's own load() would read from the same key (the cached_db engine).
         store._session_cache = session_data
     read = store if session_data is not None else None
+    agreements = found.get(AGREEMENTS_CACHE_KEY)
     if not found.get(flag_key):
-        return SoldOutCheck(sold_out=False, session=read)
+        return SoldOutCheck(sold_out=False, session=read, agreements_in_force=agreements)
     user_id = (session_data if session_data is not None else store.load()).get(SESSION_KEY)
     if not user_id:
-        return SoldOutCheck(sold_out=False, session=read)
+        return SoldOutCheck(sold_out=False, session=read, agreements_in_force=agreements)
     if idempotency_key:
         # Plain SQL on the unique index: this runs for every press of a flash crowd.
         with prepared_cursor() as cursor:
@@ -205,8 +232,10 @@ def sold_out_before_sign_in(
                 "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
                 [int(user_id), idempotency_key],
             )
-            return SoldOutCheck(sold_out=cursor.fetchone() is None, session=read)
-    return SoldOutCheck(sold_out=True, session=read)
+            return SoldOutCheck(
+                sold_out=cursor.fetchone() is None, session=read, agreements_in_force=agreements
+            )
+    return SoldOutCheck(sold_out=True, session=read, agreements_in_force=agreements)
 
 
 def wallet_balance(*, user: User) -> int:

@@ -95,7 +95,7 @@ class CatalogListApi(APIView):
             max_price=balance,
         )
         page, size = params["page"], params["page_size"]
-        window = offers[(page - 1) * size : page * size]
+        window = selectors.catalog_stock_live(offers[(page - 1) * size : page * size])
         return Response(
             {
                 "count": len(offers),
@@ -128,7 +128,9 @@ def _sold_out_before_sign_in(request: HttpRequest, *, offer_id) -> bool:
         offer_public_id=offer_id, session_token=token, idempotency_key=key
     )
     if check.session is not None:
-        session_token_session_read(request, token=token, session=check.session)
+        session_token_session_read(
+            request, token=token, session=check.session, agreements_in_force=check.agreements_in_force
+        )
     return check.sold_out
 
 

@@ -159,11 +159,12 @@ counted AS (
 SELECT (SELECT id FROM coupon), (SELECT redeemed_count FROM counted)
 """
 
-# Last: the offer's row is the hottest lock; hold it only until the commit.
+# The stock, taken by the ledger's transfer statement once the coins can move (`{ready}`): the
+# offer's row is the hottest lock; hold it only until the commit.
 _STOCK_SQL = """
 UPDATE merchants_offer SET stock_left = stock_left - 1
- WHERE id = %(id)s AND stock_left > 0 AND status = 'live'
-   AND sale_starts_at <= %(now)s AND sale_ends_at > %(now)s
+ WHERE id = %(condition_offer)s AND stock_left > 0 AND status = 'live'
+   AND sale_starts_at <= %(condition_now)s AND sale_ends_at > %(condition_now)s AND {ready}
 RETURNING stock_left
 """
 
@@ -179,6 +180,19 @@ def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
     offer = Offer.from_db(connection.alias, _OFFER_FIELDS, row[:-1])
     offer.merchant = Merchant.from_db(connection.alias, ["id", "name"], [offer.merchant_id, row[-1]])
     return offer
+
+
+def _payment(*, coupon: Coupon, offer: Offer, user: User) -> dict[str, object]:
+    """The ledger transfer that pays for a coupon: the person's wallet to the merchant's clearing."""
+    return {
+        "source": ledger.wallet_of(user_id=user.pk),
+        "destination": ledger.clearing_of(merchant_id=offer.merchant_id),
+        "amount": offer.price_coins,
+        "kind": LedgerTransactionKind.REDEMPTION,
+        "idempotency_key": f"coupon:{coupon.public_id}:redeem",
+        "reference": f"coupon:{coupon.public_id}",
+        "memo": offer.title[:80],
+    }
 
 
 def _offer_redeem(
@@ -210,7 +224,7 @@ def _offer_redeem(
     )
     if connection.vendor != "postgresql":
         return _offer_redeem_one_writer(coupon=coupon, offer=offer, user=user, now=now)
-    # Three statements, the hot rows (the merchant's clearing account, the offer) in the last two.
+    # Two statements, the hot rows (the merchant's clearing account, the offer) in the last.
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
             _COUPON_SQL,
@@ -235,23 +249,18 @@ def _offer_redeem(
                 errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
             )
 
-        ledger.coins_transfer(
-            source=ledger.wallet_of(user_id=user.pk),
-            destination=ledger.clearing_of(merchant_id=offer.merchant_id),
-            amount=offer.price_coins,
-            kind=LedgerTransactionKind.REDEMPTION,
-            idempotency_key=f"coupon:{coupon.public_id}:redeem",
-            reference=f"coupon:{coupon.public_id}",
-            memo=offer.title[:80],
-        )
-
-        cursor.execute(_STOCK_SQL, {"id": offer.pk, "now": now})
-        row = cursor.fetchone()
-        if row is None:
+        # The coins and the stock in one statement: the offer's and the merchant's hot rows are
+        # locked together for that one round trip, until the commit.
+        try:
+            paid = ledger.coins_transfer_if(
+                ledger.TransferCondition(_STOCK_SQL, {"condition_offer": offer.pk, "condition_now": now}),
+                **_payment(coupon=coupon, offer=offer, user=user),
+            )
+        except ledger.TransferConditionUnmet:
             offer.refresh_from_db(fields=["status", "stock_left", "sale_starts_at", "sale_ends_at"])
             _refuse_unless_on_sale(offer, now)
-            raise ApplicationError(errors.OFFER_SOLD_OUT)
-        catalog_cache.changed_on_commit(offer_public_id=offer.public_id, stock_left_after_redemption=row[0])
+            raise ApplicationError(errors.OFFER_SOLD_OUT) from None
+        catalog_cache.redeemed_on_commit(offer_public_id=offer.public_id, stock_left=paid.condition_value)
     coupon._state.adding = False
     coupon._state.db = connection.alias
     return Redemption(coupon=coupon, created=True)
@@ -272,15 +281,7 @@ def _offer_redeem_one_writer(*, coupon: Coupon, offer: Offer, user: User, now: d
             raise ApplicationError(
                 errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
             )
-        ledger.coins_transfer(
-            source=ledger.wallet_of(user_id=user.pk),
-            destination=ledger.clearing_of(merchant_id=offer.merchant_id),
-            amount=offer.price_coins,
-            kind=LedgerTransactionKind.REDEMPTION,
-            idempotency_key=f"coupon:{coupon.public_id}:redeem",
-            reference=f"coupon:{coupon.public_id}",
-            memo=offer.title[:80],
-        )
+        ledger.coins_transfer(**_payment(coupon=coupon, offer=offer, user=user))
         taken = Offer.objects.filter(
             pk=offer.pk,
             stock_left__gt=0,
@@ -291,9 +292,7 @@ def _offer_redeem_one_writer(*, coupon: Coupon, offer: Offer, user: User, now: d
         if not taken:
             raise ApplicationError(errors.OFFER_SOLD_OUT)
         stock_left = Offer.objects.values_list("stock_left", flat=True).get(pk=offer.pk)
-        catalog_cache.changed_on_commit(
-            offer_public_id=offer.public_id, stock_left_after_redemption=stock_left
-        )
+        catalog_cache.redeemed_on_commit(offer_public_id=offer.public_id, stock_left=stock_left)
     return Redemption(coupon=coupon, created=True)
 
 

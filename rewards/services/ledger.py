@@ -271,11 +271,11 @@ WITH locked AS MATERIALIZED (
 ),
 source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
 destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
-fresh AS ({fresh}),
+fresh AS ({fresh}),{condition}
 new_transaction AS (
     INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
     SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s
-      FROM source, destination, fresh
+      FROM source, destination, fresh{condition_from}
      WHERE {balance_check}
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
@@ -296,8 +296,16 @@ entries AS (
     ORDER BY 2
 ){source_lots}{destination_lots}
 SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
-       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh)
+       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh), {condition_value}
 """
+
+# A conditional transfer's condition (`coins_transfer_if`): run once the transfer is ready, and
+# the transaction row (every other change hangs on it) inserted only if it returned a row.
+_CONDITION_SQL = """
+ready AS (SELECT 1 FROM source, destination, fresh WHERE {balance_check}),
+condition (value) AS (
+    {statement}
+),"""
 
 _FRESH_WALLET_SQL = """
     SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen
@@ -331,6 +339,32 @@ new_lot AS (
 )"""
 
 
+@dataclass(frozen=True)
+class TransferCondition:
+    """A change to another app's row that a transfer hangs on, made by the transfer's own statement.
+
+    `sql` is one data-modifying statement (an UPDATE of the hot row, say) with `RETURNING` one
+    column, and `{ready}` in its WHERE clause; `params` are its named parameters, each prefixed
+    `condition_` so they cannot meet the ledger's. The ledger runs it only once the transfer is
+    ready (both accounts locked, the source holding the coins) and moves the coins only if it
+    returned a row: the caller's row and the ledger's are then locked for that one round trip.
+    """
+
+    sql: str
+    params: dict[str, object]
+
+
+class TransferConditionUnmet(Exception):  # noqa: N818 (a refusal, not a fault)
+    """The transfer was ready but its condition's statement changed no row: nothing moved."""
+
+
+@dataclass(frozen=True)
+class ConditionalTransfer:
+    transaction: LedgerTransaction
+    # What the condition's statement returned (its RETURNING column).
+    condition_value: object
+
+
 def coins_transfer(
     *,
     source: LedgerAccount | AccountRef,
@@ -347,6 +381,65 @@ def coins_transfer(
     again returns the first transaction, or IDEMPOTENCY_KEY_REUSED if it moved something else.
     Accounts given as `AccountRef` are found by kind and owner (and opened on first use).
     """
+    return _coins_transfer(
+        source=source,
+        destination=destination,
+        amount=amount,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        memo=memo,
+    ).transaction
+
+
+def coins_transfer_if(
+    condition: TransferCondition,
+    *,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str,
+    memo: str = "",
+) -> ConditionalTransfer:
+    """`coins_transfer`, and in the same statement `condition`'s change, both or neither.
+
+    For a hot path whose own row must change with the coins (a redemption takes the offer's stock):
+    one round trip instead of two, with the hot rows locked only for it. PostgreSQL only, inside
+    the caller's transaction. Raises TransferConditionUnmet when the condition changed nothing,
+    INSUFFICIENT_COINS as `coins_transfer` does; a key used before is an error here (the condition
+    may have run without the coins moving), and the caller's transaction must roll back on any of them.
+    """
+    if connection.vendor != "postgresql":
+        raise ValueError("a conditional transfer needs PostgreSQL")
+    if not connection.in_atomic_block:
+        raise ValueError("a conditional transfer runs inside the caller's transaction")
+    if "{ready}" not in condition.sql or any(not name.startswith("condition_") for name in condition.params):
+        raise ValueError("a transfer condition names {ready} and only condition_ parameters")
+    return _coins_transfer(
+        source=source,
+        destination=destination,
+        amount=amount,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        memo=memo,
+        condition=condition,
+    )
+
+
+def _coins_transfer(
+    *,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reference: str,
+    memo: str,
+    condition: TransferCondition | None = None,
+) -> ConditionalTransfer:
     _amount_check(amount)
     if source == destination or (
         isinstance(source, LedgerAccount)
@@ -357,13 +450,14 @@ def coins_transfer(
     if connection.vendor != "postgresql":
         # The embedded SQLite of `make run` has one writer at a time and none of the statement below
         # (row locks, xmin, writable CTEs): the general posting path keeps every rule there.
-        return ledger_transaction_post(
+        posted = ledger_transaction_post(
             legs=[(_account_resolve(source), -amount), (_account_resolve(destination), amount)],
             kind=kind,
             idempotency_key=idempotency_key,
             reference=reference,
             memo=memo,
         )
+        return ConditionalTransfer(transaction=posted, condition_value=None)
     source_match, params = _account_match(source, "source")
     destination_match, destination_params = _account_match(destination, "destination")
     now = timezone.now()
@@ -379,11 +473,20 @@ def coins_transfer(
         "expires_on": today + datetime.timedelta(days=coin_expiry_days()),
     }
     source_kind, destination_kind = source.kind, destination.kind
+    balance_check = "true" if source_kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s"
+    if condition is not None:
+        params |= condition.params
+        condition_sql = _CONDITION_SQL.format(
+            statement=condition.sql.format(ready="EXISTS (SELECT 1 FROM ready)"), balance_check=balance_check
+        )
     sql = _TRANSFER_SQL.format(
         source_match=source_match,
         destination_match=destination_match,
         lock_order=LOCK_ORDER_SQL,
-        balance_check="true" if source_kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s",
+        balance_check=balance_check,
+        condition=condition_sql if condition is not None else "",
+        condition_from=", condition" if condition is not None else "",
+        condition_value="(SELECT value FROM condition)" if condition is not None else "NULL",
         fresh=_FRESH_WALLET_SQL if source_kind == LedgerAccountKind.WALLET else "SELECT 1",
         source_lots=_SOURCE_LOTS_SQL if source_kind == LedgerAccountKind.WALLET else "",
         destination_lots=_DESTINATION_LOT_SQL if destination_kind == LedgerAccountKind.WALLET else "",
@@ -392,9 +495,11 @@ def coins_transfer(
     with transaction.atomic(savepoint=False), prepared_cursor() as cursor:
         for _attempt in range(_TRANSFER_ATTEMPTS):
             cursor.execute(sql, params)
-            transaction_id, source_id, destination_id, source_balance, is_fresh = cursor.fetchone()
+            (transaction_id, source_id, destination_id, source_balance, is_fresh, condition_value) = (
+                cursor.fetchone()
+            )
             if transaction_id is not None:
-                return LedgerTransaction(
+                moved = LedgerTransaction(
                     id=transaction_id,
                     kind=kind,
                     reference=reference,
@@ -402,6 +507,7 @@ def coins_transfer(
                     memo=memo,
                     created_at=now,
                 )
+                return ConditionalTransfer(transaction=moved, condition_value=condition_value)
             if source_id is None or destination_id is None:
                 if isinstance(source, LedgerAccount) and isinstance(destination, LedgerAccount):
                     raise ValueError("a transfer needs two existing accounts")
@@ -413,14 +519,23 @@ def coins_transfer(
             raise RuntimeError(
                 f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs"
             )
-    # Nothing moved: the key was used before (a retry, or a twin that committed first), or the
-    # source lacks the coins.
+    # Nothing moved: the key was used before (a retry, or a twin that committed first), the source
+    # lacks the coins, or the condition changed nothing.
+    if condition is not None:
+        if condition_value is not None:
+            raise ValueError(f"the conditional transfer's key {idempotency_key!r} was used before")
+        could_pay = source_kind == LedgerAccountKind.ISSUANCE or (source_balance or 0) >= amount
+        if source_balance is not None and could_pay:
+            raise TransferConditionUnmet
     existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
-        return _existing_transaction_check(
-            existing=existing,
-            legs={source_id: -amount, destination_id: amount},
-            idempotency_key=idempotency_key,
+        return ConditionalTransfer(
+            transaction=_existing_transaction_check(
+                existing=existing,
+                legs={source_id: -amount, destination_id: amount},
+                idempotency_key=idempotency_key,
+            ),
+            condition_value=None,
         )
     raise ApplicationError(INSUFFICIENT_COINS, fields={"amount": [str(amount)]})
 

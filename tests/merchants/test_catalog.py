@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from merchants import services
+from merchants import catalog_cache, services
 from tests.accounts.factories import DistrictFactory, UserFactory
 from tests.merchants.factories import OfferFactory
 from tests.rewards.factories import fund_wallet
@@ -108,12 +108,34 @@ def test_pages(shop, citizen_client):
     assert (last["next_page"], [o["title"] for o in last["results"]]) == (None, ["o4"])
 
 
-def test_the_catalog_is_served_from_the_cache(shop, citizen_client):
+def test_the_catalog_is_served_from_the_cache_with_the_stock_read_live(shop, citizen_client):
     OfferFactory(merchant=shop.merchant)
     citizen_client.get(CATALOG)
     with CaptureQueriesContext(connection) as queries:
         citizen_client.get(CATALOG)
-    assert not any("merchants_offer" in query["sql"] for query in queries.captured_queries)
+    offer_reads = [query["sql"] for query in queries.captured_queries if "merchants_offer" in query["sql"]]
+    # Only the page's stock: no join, no filter on status or sale window, no district list.
+    assert len(offer_reads) == 1, offer_reads
+    select, _, condition = offer_reads[0].partition(" FROM ")
+    assert '"stock_left"' in select
+    assert "title" not in select
+    assert "JOIN" not in condition
+    assert '"status"' not in condition
+    assert "ORDER BY" not in condition
+
+
+def test_a_redemption_keeps_the_cached_pages(
+    shop, citizen, citizen_client, django_capture_on_commit_callbacks
+):
+    offer = OfferFactory(merchant=shop.merchant, total_stock=3, price_coins=1)
+    citizen_client.get(CATALOG)
+    version = catalog_cache.version()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.offer_redeem(user=citizen, offer_public_id=offer.public_id)
+
+    assert catalog_cache.version() == version
+    assert citizen_client.get(CATALOG).json()["results"][0]["stock_left"] == 2
 
 
 def test_the_cached_catalog_shows_the_new_stock_after_a_redemption(

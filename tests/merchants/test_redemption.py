@@ -394,6 +394,37 @@ def test_a_redemption_reads_the_session_from_redis_once(shop, citizen, citizen_c
     assert balance(citizen) == 990
 
 
+def test_a_redemption_makes_two_redis_round_trips(
+    shop, citizen, citizen_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The flag, the session and the agreements in force in one MGET; the rate limit's counter.
+
+    No read of the agreements of its own for the permission, no catalog version bumped."""
+    import redis.client
+
+    offer = OfferFactory(merchant=shop.merchant, price_coins=10, limit_per_person=2)
+    assert redeem(citizen_client, offer).status_code == 201  # the agreements in force get cached
+    round_trips = []
+    send_command, send_pipeline = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(client, *args, **options):
+        if not isinstance(client, redis.client.Pipeline):
+            round_trips.append(str(args[0]))
+        return send_command(client, *args, **options)
+
+    def pipeline(client, *args, **options):
+        round_trips.append("pipeline: " + ", ".join(str(queued[0][0]) for queued in client.command_stack))
+        return send_pipeline(client, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert redeem(citizen_client, offer).status_code == 201
+
+    assert round_trips == ["MGET", "pipeline: INCRBY, EXPIRE"], round_trips
+    assert balance(citizen) == 980
+
+
 def test_the_session_read_by_the_sold_out_check_is_still_checked_at_sign_in(shop, citizen, client_for):
     offer = OfferFactory(merchant=shop.merchant, price_coins=10)
     client = client_for(citizen)

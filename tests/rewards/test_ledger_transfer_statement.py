@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -24,8 +24,11 @@ from rewards.models import CoinLot, LedgerAccount, LedgerEntry, LedgerTransactio
 from rewards.services import (
     AccountRef,
     LotSpec,
+    TransferCondition,
+    TransferConditionUnmet,
     clearing_of,
     coins_transfer,
+    coins_transfer_if,
     issuance_account,
     ledger_transaction_post,
     wallet_account_for_user,
@@ -243,3 +246,149 @@ def test_spends_of_one_wallet_waiting_for_each_other_keep_its_lots_equal_to_its_
     assert _lots_left(wallet.pk) == 1
     report = ledger_audit()
     assert report.is_balanced, report.problems
+
+
+# --- A conditional transfer: the caller's row changes in the same statement, or nothing moves ----
+
+
+def _shelf(units: int) -> None:
+    """A table of the caller's own (a stand-in for an offer's stock), on this test's connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE shelf (id integer PRIMARY KEY, units integer NOT NULL)")
+        cursor.execute("INSERT INTO shelf VALUES (1, %s)", [units])
+
+
+def _units_left() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT units FROM shelf WHERE id = 1")
+        return cursor.fetchone()[0]
+
+
+TAKE_ONE = TransferCondition(
+    "UPDATE shelf SET units = units - 1 WHERE id = %(condition_shelf)s AND units > 0 AND {ready} "
+    "RETURNING units",
+    {"condition_shelf": 1},
+)
+
+
+def _pay_for_one(person, key: str, amount: int = 10):
+    return coins_transfer_if(
+        TAKE_ONE,
+        source=wallet_of(user_id=person.pk),
+        destination=clearing_of(merchant_id=7),
+        amount=amount,
+        kind="redemption",
+        idempotency_key=key,
+        reference=f"shelf:{key}",
+    )
+
+
+@pytest.mark.django_db
+def test_a_conditional_transfer_moves_the_coins_and_the_callers_row_in_one_statement():
+    person = UserFactory()
+    fund_wallet(person, 50)
+    _shelf(units=2)
+    with transaction.atomic():
+        _pay_for_one(person, "opens-the-clearing-account")
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        paid = _pay_for_one(person, "one-statement")
+
+    assert len(_statements(queries)) == 1
+    assert paid.condition_value == 0  # what the condition's RETURNING gave: the units left
+    assert paid.transaction.idempotency_key == "one-statement"
+    assert _units_left() == 0
+    assert wallet_account_for_user(user_id=person.pk).balance == 30
+    assert _lots_left(wallet_account_for_user(user_id=person.pk).pk) == 30
+    assert ledger_audit().is_balanced
+
+
+@pytest.mark.django_db
+def test_an_unmet_condition_moves_no_coins():
+    person = UserFactory()
+    fund_wallet(person, 50)
+    _shelf(units=0)
+
+    with pytest.raises(TransferConditionUnmet), transaction.atomic():
+        _pay_for_one(person, "nothing-on-the-shelf")
+
+    assert not LedgerTransaction.objects.filter(idempotency_key="nothing-on-the-shelf").exists()
+    assert wallet_account_for_user(user_id=person.pk).balance == 50
+    assert _lots_left(wallet_account_for_user(user_id=person.pk).pk) == 50
+
+
+@pytest.mark.django_db
+def test_without_the_coins_the_condition_does_not_run():
+    person = UserFactory()
+    fund_wallet(person, 5)
+    _shelf(units=3)
+
+    with transaction.atomic():
+        with pytest.raises(ApplicationError) as refused:
+            _pay_for_one(person, "too-poor", amount=10)
+        # Inside the same transaction: the caller's row was not touched either.
+        assert _units_left() == 3
+
+    assert refused.value.error is INSUFFICIENT_COINS
+    assert wallet_account_for_user(user_id=person.pk).balance == 5
+
+
+@pytest.mark.django_db
+def test_a_conditional_transfer_opens_accounts_on_first_use_and_runs_its_condition_once():
+    person = UserFactory()
+    fund_wallet(person, 50)
+    _shelf(units=5)
+
+    with transaction.atomic():
+        paid = _pay_for_one(person, "first-use")  # the clearing account does not exist yet
+
+    assert paid.condition_value == 4
+    assert _units_left() == 4
+
+
+@pytest.mark.django_db
+def test_a_key_used_before_is_an_error_for_a_conditional_transfer():
+    person = UserFactory()
+    fund_wallet(person, 50)
+    _shelf(units=5)
+    with transaction.atomic():
+        _pay_for_one(person, "only-once")
+
+    # The condition ran again without the coins moving: the caller must roll it back.
+    with pytest.raises(ValueError, match="used before"), transaction.atomic():
+        _pay_for_one(person, "only-once")
+
+    assert _units_left() == 4
+    assert wallet_account_for_user(user_id=person.pk).balance == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conditional_transfer_is_refused_outside_a_transaction():
+    person = UserFactory()
+    fund_wallet(person, 50)
+
+    with pytest.raises(ValueError, match="inside the caller's transaction"):
+        _pay_for_one(person, "no-transaction")
+    assert wallet_account_for_user(user_id=person.pk).balance == 50
+
+
+@pytest.mark.django_db
+def test_a_condition_must_wait_for_the_transfer_and_name_its_parameters_apart():
+    person = UserFactory()
+    fund_wallet(person, 50)
+    _shelf(units=5)
+
+    unconditioned = TransferCondition("UPDATE shelf SET units = units - 1 RETURNING units", {})
+    badly_named = TransferCondition(TAKE_ONE.sql, {"shelf": 1})
+    for condition in (unconditioned, badly_named):
+        with pytest.raises(ValueError, match="condition_"), transaction.atomic():
+            coins_transfer_if(
+                condition,
+                source=wallet_of(user_id=person.pk),
+                destination=clearing_of(merchant_id=7),
+                amount=1,
+                kind="redemption",
+                idempotency_key="loose",
+                reference="shelf:loose",
+            )
+    assert _units_left() == 5
