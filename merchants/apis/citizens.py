@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -15,9 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import session_token_session_read
 from config.api.errors import ApplicationError
-from config.api.exceptions import error_response_rendered
 from merchants import errors, selectors, services
 from merchants.apis.common import (
     CouponCursorPagination,
@@ -116,49 +112,13 @@ class CatalogDetailApi(APIView):
 
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
-_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-
-
-def _sold_out_before_sign_in(request: HttpRequest, *, offer_id) -> bool:
-    key = request.headers.get("Idempotency-Key") or None
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
-        return False
-    token = request.headers.get("X-Session-Token", "")
-    check = selectors.sold_out_before_sign_in(
-        offer_public_id=offer_id, session_token=token, idempotency_key=key
-    )
-    if check.session is not None:
-        session_token_session_read(
-            request, token=token, session=check.session, agreements_in_force=check.agreements_in_force
-        )
-    return check.sold_out
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class OfferRedeemApi(APIView):
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # A flash crowd keeps pressing "redeem" on a sold-out offer: the answer comes from the cached
-        # flag before sign-in and throttling, and skips DRF's request, exception handling, content
-        # negotiation and rendering (the envelope is rendered once per language). A failure of the
-        # check is raised again in `initial`, so that DRF answers it as it answers any view's.
-        self.sold_out_check_error: Exception | None = None
-        try:
-            sold_out = _sold_out_before_sign_in(request, offer_id=kwargs["offer_id"])
-        except Exception as error:  # raised again in `initial`
-            self.sold_out_check_error, sold_out = error, False
-        if not sold_out:
-            return super().dispatch(request, *args, **kwargs)
-        self.args, self.kwargs, self.request = args, kwargs, request
-        self.headers = self.default_response_headers
-        self.response = self.finalize_response(
-            request, error_response_rendered(errors.OFFER_SOLD_OUT), *args, **kwargs
-        )
-        return self.response
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if self.sold_out_check_error is not None:
-            raise self.sold_out_check_error
-        super().initial(request, *args, **kwargs)
-
+    # A redemption of an offer flagged sold out is answered before it gets here, by
+    # merchants.middleware.SoldOutRedemptionMiddleware; a redemption it let through brings the
+    # session it read to sign-in.
     @extend_schema(
         request=None,
         parameters=[
@@ -176,7 +136,7 @@ class OfferRedeemApi(APIView):
     )
     def post(self, request: Request, offer_id) -> Response:
         key = request.headers.get("Idempotency-Key") or None
-        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise ApplicationError(errors.IDEMPOTENCY_KEY_INVALID)
         redemption = services.offer_redeem(user=request.user, offer_public_id=offer_id, idempotency_key=key)
         return Response(
