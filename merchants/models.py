@@ -164,7 +164,8 @@ class Offer(models.Model):
 class OfferRedemptionCount(models.Model):
     """How many coupons of one offer one person holds: the per-person limit, enforced by the database."""
 
-    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="+")
+    # Found through the unique (offer, user) index: no index of its own to write on every redemption.
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="+", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     redeemed_count = models.PositiveIntegerField(default=0)
 
@@ -191,10 +192,17 @@ class Coupon(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     code = models.CharField(max_length=16, unique=True)
+    # Every redemption writes a coupon, and each index is written with it: the merchant and the
+    # person are found through the composite indexes below, the clerk through a partial one.
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="coupons")
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="coupons")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="coupons", db_index=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="coupons"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="coupons",
+        db_index=False,
     )
     price_coins = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ISSUED)
@@ -202,7 +210,12 @@ class Coupon(models.Model):
     valid_until = models.DateTimeField()
     verified_at = models.DateTimeField(null=True, blank=True)
     verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     expired_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
@@ -228,6 +241,10 @@ class Coupon(models.Model):
             models.Index(fields=["merchant", "offer", "status"], name="coupon_merchant_offer_status"),
             models.Index(
                 fields=["valid_until"], condition=Q(status="issued"), name="coupon_issued_valid_until"
+            ),
+            # Empty until a clerk verifies: an issued coupon adds nothing to it.
+            models.Index(
+                fields=["verified_by"], condition=Q(verified_by__isnull=False), name="coupon_verified_by"
             ),
         ]
         verbose_name = _("coupon")
