@@ -1,5 +1,9 @@
 # The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Debian's own python3.11 when it can make a venv: built with its optimizations (profile-guided,
+# link-time), it spends 12-20 % less CPU per request here than an unoptimized build such as pyenv's
+# default (docs/performance.md). Else the first python3.11 on PATH.
+PYTHON ?= $(shell if /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null; \
+	then echo /usr/bin/python3.11; else command -v python3.11 || command -v python3; fi)
 VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
