@@ -75,8 +75,9 @@ def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str
 
     - Sold out is answered before any transaction: by the API from a cached flag, else here from
       a plain read of the offer (which sets the flag).
-    - The stock is taken last, by a conditional UPDATE, so the offer's hot row is locked only for
-      the moment before commit; zero rows updated means sold out and everything rolls back.
+    - The stock is taken last, by a conditional UPDATE inside the ledger's transfer statement
+      (`coins_transfer_if`), so the offer's and the merchant's hot rows are locked only for that
+      one statement before the commit; zero rows updated means sold out and everything rolls back.
     - The per-person limit is a conditional upsert of (offer, person)'s count.
     - With an Idempotency-Key, a retry returns the same coupon: the unique (person, key) of the
       coupon refuses the second insert (a concurrent twin waits on it, then gets the winner's
