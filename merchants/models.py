@@ -191,7 +191,9 @@ class Coupon(models.Model):
         EXPIRED = "expired", _("Expired")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    code = models.CharField(max_length=16, unique=True)
+    # Unique by a constraint (Meta) rather than `unique=True`, which would also build a
+    # pattern-matching index every redemption writes and no look-up uses.
+    code = models.CharField(max_length=16)
     # Every redemption writes a coupon, and each index is written with it: the merchant and the
     # person are found through the composite indexes below, the clerk through a partial one.
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="coupons")
@@ -226,6 +228,7 @@ class Coupon(models.Model):
     class Meta:
         ordering = ["-issued_at"]
         constraints = [
+            models.UniqueConstraint(fields=["code"], name="coupon_code"),
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),

@@ -116,11 +116,17 @@ class LedgerTransaction(AppendOnlyModel):
     kind = models.CharField(max_length=32, choices=LedgerTransactionKind.choices)
     # What caused it, e.g. "settlement:2026-11-23", "coupon:<public id>", "donation:<public id>".
     reference = models.CharField(max_length=200)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Unique by a constraint rather than `unique=True`: the field option also builds a second,
+    # pattern-matching index that every transaction would write and no look-up uses (keys are
+    # only ever compared whole).
+    idempotency_key = models.CharField(max_length=200)
     memo = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="ledger_transaction_idempotency_key")
+        ]
         indexes = [models.Index(fields=["kind", "reference"], name="ledger_transaction_reference")]
         verbose_name = _("ledger transaction")
         verbose_name_plural = _("ledger transactions")

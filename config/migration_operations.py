@@ -1,0 +1,121 @@
+"""Migration operations of our own, for changes Django's would make the slow way on a big table."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
+from django.db.migrations.state import ProjectState
+
+
+class UniqueFieldToConstraint(Operation):
+    """A field's `unique=True` becomes a named `UniqueConstraint`, keeping its index.
+
+    On PostgreSQL `unique=True` on a text column builds two indexes: the unique constraint's and a
+    `varchar_pattern_ops` one for `LIKE 'prefix%'`. A column only ever compared whole (an
+    idempotency key, a coupon code) needs the first only, and every insert writes both. Django's
+    own operations (AlterField, AddConstraint) would drop the unique index and build it again,
+    holding off writes for as long as that takes on a table of millions of rows. This renames the
+    existing constraint (its index stays as it is) and drops the pattern index: a catalog change.
+    Elsewhere (the embedded SQLite) it alters the field and adds the constraint as Django would.
+    """
+
+    reversible = True
+
+    def __init__(self, model_name: str, name: str, constraint_name: str) -> None:
+        self.model_name = model_name
+        self.name = name
+        self.constraint_name = constraint_name
+
+    def deconstruct(self) -> tuple[str, list, dict]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {"model_name": self.model_name, "name": self.name, "constraint_name": self.constraint_name},
+        )
+
+    def describe(self) -> str:
+        return f"Make {self.model_name}.{self.name} unique by the constraint {self.constraint_name}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"{self.model_name.lower()}_{self.name}_constraint"
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        model_name = self.model_name.lower()
+        field = state.models[app_label, model_name].fields[self.name]
+        path, args, kwargs = field.deconstruct()[1:]
+        kwargs.pop("unique", None)
+        state.alter_field(app_label, model_name, self.name, field.__class__(*args, **kwargs), True)
+        state.add_constraint(app_label, model_name, self._constraint())
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        from_model = from_state.apps.get_model(app_label, self.model_name)
+        to_model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, to_model):
+            return
+        old_field, new_field = from_model._meta.get_field(self.name), to_model._meta.get_field(self.name)
+        if schema_editor.connection.vendor != "postgresql":
+            # SQLite remakes the table: with the new field and the new model's constraints, at once.
+            schema_editor.alter_field(to_model, old_field, new_field)
+            return
+        table, column = from_model._meta.db_table, old_field.column
+        unique, pattern_indexes = self._existing(schema_editor, table, column)
+        quote = schema_editor.quote_name
+        _constraint_rename(schema_editor, table, unique, self.constraint_name)
+        for index in pattern_indexes:
+            schema_editor.execute(f"DROP INDEX {quote(index)}")
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        from_model = from_state.apps.get_model(app_label, self.model_name)
+        to_model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, to_model):
+            return
+        constrained_field, unique_field = (
+            from_model._meta.get_field(self.name),
+            to_model._meta.get_field(self.name),
+        )
+        if schema_editor.connection.vendor != "postgresql":
+            schema_editor.alter_field(to_model, constrained_field, unique_field)
+            return
+        # Back to the names Django gives `unique=True`, so later AlterFields find what they expect.
+        table, column = to_model._meta.db_table, unique_field.column
+        unique_name = schema_editor._create_index_name(table, [column], suffix="_uniq")
+        _constraint_rename(schema_editor, table, self.constraint_name, unique_name)
+        like_index = schema_editor._create_like_index_sql(to_model, unique_field)
+        if like_index is not None:
+            schema_editor.execute(like_index)
+
+    def _constraint(self) -> models.UniqueConstraint:
+        return models.UniqueConstraint(fields=[self.name], name=self.constraint_name)
+
+    @staticmethod
+    def _existing(schema_editor: BaseDatabaseSchemaEditor, table: str, column: str) -> tuple[str, list[str]]:
+        """The unique constraint on `column` alone, and the pattern indexes `unique=True` added."""
+        with schema_editor.connection.cursor() as cursor:
+            constraints = schema_editor.connection.introspection.get_constraints(cursor, table)
+        on_column = {name: details for name, details in constraints.items() if details["columns"] == [column]}
+        unique = [
+            name for name, details in on_column.items() if details["unique"] and not details["primary_key"]
+        ]
+        if len(unique) != 1:
+            raise ValueError(f"expected one unique constraint on {table}.{column}, found {unique}")
+        pattern = [name for name, details in on_column.items() if details["index"] and name.endswith("_like")]
+        return unique[0], pattern
+
+
+def _constraint_rename(schema_editor: BaseDatabaseSchemaEditor, table: str, old: str, new: str) -> None:
+    quote = schema_editor.quote_name
+    schema_editor.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(old)} TO {quote(new)}")
