@@ -56,21 +56,19 @@ class UniqueFieldToConstraint(Operation):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        from_model = from_state.apps.get_model(app_label, self.model_name)
-        to_model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, to_model):
+        models_and_fields = self._models_and_fields(app_label, schema_editor, from_state, to_state)
+        if models_and_fields is None:
             return
-        old_field, new_field = from_model._meta.get_field(self.name), to_model._meta.get_field(self.name)
+        (from_model, old_field), (to_model, new_field) = models_and_fields
         if schema_editor.connection.vendor != "postgresql":
             # SQLite remakes the table: with the new field and the new model's constraints, at once.
             schema_editor.alter_field(to_model, old_field, new_field)
             return
         table, column = from_model._meta.db_table, old_field.column
         unique, pattern_indexes = self._existing(schema_editor, table, column)
-        quote = schema_editor.quote_name
         _constraint_rename(schema_editor, table, unique, self.constraint_name)
         for index in pattern_indexes:
-            schema_editor.execute(f"DROP INDEX {quote(index)}")
+            schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(index)}")
 
     def database_backwards(
         self,
@@ -79,14 +77,10 @@ class UniqueFieldToConstraint(Operation):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        from_model = from_state.apps.get_model(app_label, self.model_name)
-        to_model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, to_model):
+        models_and_fields = self._models_and_fields(app_label, schema_editor, from_state, to_state)
+        if models_and_fields is None:
             return
-        constrained_field, unique_field = (
-            from_model._meta.get_field(self.name),
-            to_model._meta.get_field(self.name),
-        )
+        (_from_model, constrained_field), (to_model, unique_field) = models_and_fields
         if schema_editor.connection.vendor != "postgresql":
             schema_editor.alter_field(to_model, constrained_field, unique_field)
             return
@@ -97,6 +91,23 @@ class UniqueFieldToConstraint(Operation):
         like_index = schema_editor._create_like_index_sql(to_model, unique_field)
         if like_index is not None:
             schema_editor.execute(like_index)
+
+    def _models_and_fields(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> tuple[tuple[type[models.Model], models.Field], tuple[type[models.Model], models.Field]] | None:
+        """The model and the field before and after, or None where this database is not migrated."""
+        from_model = from_state.apps.get_model(app_label, self.model_name)
+        to_model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, to_model):
+            return None
+        return (from_model, from_model._meta.get_field(self.name)), (
+            to_model,
+            to_model._meta.get_field(self.name),
+        )
 
     def _constraint(self) -> models.UniqueConstraint:
         return models.UniqueConstraint(fields=[self.name], name=self.constraint_name)
