@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from activities.selectors import receipt_of
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
+from config.api.serializers import represent, represent_many
 from rewards import selectors, services
 from rewards.certificates import donation_certificate_png
 from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject
@@ -53,7 +54,7 @@ class WalletOutput(serializers.Serializer):
 class WalletApi(APIView):
     @extend_schema(responses=WalletOutput, operation_id="wallet_retrieve")
     def get(self, request: Request) -> Response:
-        return Response(WalletOutput(selectors.wallet_summary(user=request.user)).data)
+        return Response(represent(WalletOutput, selectors.wallet_summary(user=request.user)))
 
 
 class CauseOutput(serializers.Serializer):
@@ -126,7 +127,7 @@ class WalletHistoryApi(APIView):
             _history_entry(entry, settlements.get(entry.transaction_id), donations.get(entry.transaction_id))
             for entry in page
         ]
-        return paginator.get_paginated_response(HistoryEntryOutput(rows, many=True).data)
+        return paginator.get_paginated_response(represent_many(HistoryEntryOutput, rows))
 
 
 class ActivityRecordOutput(serializers.Serializer):

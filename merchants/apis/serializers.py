@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import District
+from config.api.serializers import represent
 from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
 
 
@@ -130,15 +131,9 @@ class CouponOutput(serializers.Serializer):
         return coupon.refunded_at is not None
 
 
-# Built once: a serializer deep-copies its declared fields (and its nested serializer's) every time
-# it is instantiated, which cost several times what representing one coupon does. The fields hold
-# no per-request state (no context is used), so one instance serves every request and thread.
-_COUPON_OUTPUT = CouponOutput()
-
-
 def coupon_output(coupon: Coupon) -> dict[str, Any]:
-    """`CouponOutput(coupon).data`, from the serializer built once."""
-    return _COUPON_OUTPUT.to_representation(coupon)
+    """`CouponOutput(coupon).data`, from the serializer built once (it is on every redemption)."""
+    return represent(CouponOutput, coupon)
 
 
 class MerchantCouponOutput(serializers.Serializer):
