@@ -1,18 +1,13 @@
-"""The request/response examples in docs/mobile-integration.md come from the running API.
+"""The sign-in and consent examples in docs/mobile-integration.md come from the running API.
 
 This test walks the flows the document describes against the real stack (local stand-ins for
-WeChat and a bank) and compares each exchange with the document's example, after replacing what
-changes from run to run (tokens, ids, times) with placeholders. To refresh the document:
-`UPDATE_DOCS=1 make test` (or run this file with UPDATE_DOCS=1).
+WeChat and a bank) and compares each exchange with the document's example (`tests.mobile_doc`).
+The redemption examples are tests/merchants/test_mobile_integration_doc.py's.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import re
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -20,70 +15,9 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import AgreementKind
 from tests.accounts.conftest import PROVIDER_TOKEN_URL, WECHAT_APP_ID, app_client
+from tests.mobile_doc import Recorder, examples_check, is_redemption_example
 
 pytestmark = pytest.mark.django_db
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "mobile-integration.md"
-BLOCK = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /example -->\n", re.DOTALL)
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
-PLACEHOLDER_KEYS = {"session_token": "<session token>", "source_session_token": "<guest session token>"}
-
-
-def _normalize(value, key: str = ""):
-    if key in PLACEHOLDER_KEYS and isinstance(value, str):
-        return PLACEHOLDER_KEYS[key]
-    if key == "id_token":
-        return "<the bank's ID token>"
-    if key == "id" and isinstance(value, int):
-        return 1
-    if key == "code" and isinstance(value, str) and re.fullmatch(r"[A-Z2-9]{8}", value):
-        return "K7Q2M9XA"
-    if isinstance(value, dict):
-        return {name: _normalize(item, name) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_normalize(item, key) for item in value]
-    if key == "retry_after_seconds" and isinstance(value, int):
-        return 3600
-    if isinstance(value, str):
-        value = re.sub(r"\b([ug])-[0-9a-f]{24}\b", r"\1-5f2c8e1a9b7d4c3e6f0a1b2c", value)
-        value = UUID.sub("3f6c1a2e-8d4b-4c1f-9a7e-2b5d8c9e0f1a", value)
-        value = DATETIME.sub("2026-11-24T15:04:05.123456+08:00", value)
-        value = re.sub(r"code=[A-Z2-9]{8}", "code=K7Q2M9XA", value)
-        return value
-    if key in {"at", "last_authenticated_at"} and isinstance(value, int | float):
-        return 1795503845
-    return value
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.examples: dict[str, str] = {}
-
-    def call(self, name: str, client, method: str, path: str, body=None, headers: dict | None = None):
-        response = (
-            getattr(client, method)(path, body, format="json")
-            if body is not None
-            else getattr(client, method)(path)
-        )
-        lines = [f"{method.upper()} {path}"]
-        if client._credentials.get("HTTP_X_SESSION_TOKEN"):
-            lines.append("X-Session-Token: <session token>")
-        if body is not None:
-            lines += [
-                "Content-Type: application/json",
-                "",
-                json.dumps(_normalize(body), ensure_ascii=False, indent=2),
-            ]
-        answer = [f"HTTP {response.status_code}"]
-        if response.get("Retry-After"):
-            answer.append("Retry-After: 3600" if int(response["Retry-After"]) > 60 else "Retry-After: 60")
-        if response.content:
-            answer += ["", json.dumps(_normalize(response.json()), ensure_ascii=False, indent=2)]
-        self.examples[name] = (
-            "```http\n" + "\n".join(lines) + "\n```\n\n```http\n" + "\n".join(answer) + "\n```\n"
-        )
-        return response
 
 
 def test_the_documented_examples_are_what_the_api_answers(wechat, banks, settings):
@@ -188,15 +122,4 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
         {**device, "privacy_policy_version": "2026-01"},
     )
 
-    text = DOC.read_text()
-    if os.environ.get("UPDATE_DOCS"):
-        text = BLOCK.sub(
-            lambda m: f"<!-- example: {m['name']} -->\n{rec.examples[m['name']]}<!-- /example -->\n", text
-        )
-        DOC.write_text(text)
-    documented = {match["name"]: match["body"] for match in BLOCK.finditer(text)}
-    assert set(documented) == set(rec.examples), "every recorded exchange has its place in the document"
-    for name, example in rec.examples.items():
-        assert documented[name] == example, (
-            f"docs/mobile-integration.md example {name!r} is stale: UPDATE_DOCS=1"
-        )
+    examples_check(rec, owns=lambda name: not is_redemption_example(name))
