@@ -8,15 +8,20 @@ document: `UPDATE_DOCS=1 make test` (or run the owning test file with UPDATE_DOC
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mobile-integration.md"
 BLOCK = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /example -->\n", re.DOTALL)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Days are shown as the same distance from this "today" as they were from the run's local today.
+SHOWN_TODAY = datetime.date(2026, 11, 24)
 DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 PLACEHOLDER_KEYS = {
     "session_token": "<session token>",
@@ -48,6 +53,9 @@ def _normalize(value, key: str = ""):
         return [_normalize(item, key) for item in value]
     if key == "retry_after_seconds" and isinstance(value, int):
         return 3600
+    if isinstance(value, str) and DATE.fullmatch(value):
+        local_today = datetime.datetime.now(tz=ZoneInfo("Asia/Shanghai")).date()
+        return (SHOWN_TODAY + (datetime.date.fromisoformat(value) - local_today)).isoformat()
     if isinstance(value, str) and COUPON_TOKEN.fullmatch(value):
         return "<the QR code's token>"
     if isinstance(value, str):
@@ -111,6 +119,16 @@ class Recorder:
 def is_redemption_example(name: str) -> bool:
     """The catalog, redemption and coupon examples (tests/merchants/test_mobile_integration_doc.py)."""
     return name.startswith("coins-")
+
+
+def is_carbon_example(name: str) -> bool:
+    """The steps, today's carbon and wallet examples (tests/rewards/test_mobile_integration_doc.py)."""
+    return name.startswith("carbon-")
+
+
+def is_sign_in_example(name: str) -> bool:
+    """The sign-in and consent examples (tests/accounts/test_mobile_integration_doc.py): the rest."""
+    return not (is_redemption_example(name) or is_carbon_example(name))
 
 
 def examples_check(recorder: Recorder, *, owns: Callable[[str], bool]) -> None:

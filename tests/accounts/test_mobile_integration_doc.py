@@ -2,7 +2,7 @@
 
 This test walks the flows the document describes against the real stack (local stand-ins for
 WeChat and a bank) and compares each exchange with the document's example (`tests.mobile_doc`).
-The redemption examples are tests/merchants/test_mobile_integration_doc.py's.
+Steps and the wallet are tests/rewards/test_mobile_integration_doc.py's, redemption tests/merchants/'.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import AgreementKind
 from tests.accounts.conftest import PROVIDER_TOKEN_URL, WECHAT_APP_ID, app_client
-from tests.mobile_doc import Recorder, examples_check, is_redemption_example
+from tests.mobile_doc import Recorder, examples_check, is_sign_in_example
 
 pytestmark = pytest.mark.django_db
 
@@ -122,4 +122,4 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
         {**device, "privacy_policy_version": "2026-01"},
     )
 
-    examples_check(rec, owns=lambda name: not is_redemption_example(name))
+    examples_check(rec, owns=is_sign_in_example)
