@@ -1,4 +1,4 @@
-"""Migration operations of our own, for changes Django's would make the slow way on a big table."""
+"""Migration operations of our own, for changes that Django's operations make slowly on a big table."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class UniqueFieldToConstraint(Operation):
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
         model_name = self.model_name.lower()
         field = state.models[app_label, model_name].fields[self.name]
-        path, args, kwargs = field.deconstruct()[1:]
+        _path, args, kwargs = field.deconstruct()[1:]
         kwargs.pop("unique", None)
         state.alter_field(app_label, model_name, self.name, field.__class__(*args, **kwargs), True)
         state.add_constraint(app_label, model_name, self._constraint())
