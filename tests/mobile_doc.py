@@ -14,7 +14,8 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo
+
+from django.utils import timezone
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mobile-integration.md"
 BLOCK = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /example -->\n", re.DOTALL)
@@ -54,8 +55,7 @@ def _normalize(value, key: str = ""):
     if key == "retry_after_seconds" and isinstance(value, int):
         return 3600
     if isinstance(value, str) and DATE.fullmatch(value):
-        local_today = datetime.datetime.now(tz=ZoneInfo("Asia/Shanghai")).date()
-        return (SHOWN_TODAY + (datetime.date.fromisoformat(value) - local_today)).isoformat()
+        return (SHOWN_TODAY + (datetime.date.fromisoformat(value) - timezone.localdate())).isoformat()
     if isinstance(value, str) and COUPON_TOKEN.fullmatch(value):
         return "<the QR code's token>"
     if isinstance(value, str):

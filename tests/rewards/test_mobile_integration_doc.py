@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.models import DataSource
-from activities.ingest import LOCAL_TZ, local_day_of
 from tests.accounts.factories import UserFactory
 from tests.mobile_doc import Recorder, examples_check, is_carbon_example
 from tests.rewards.factories import fund_wallet
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_documented_carbon_examples_are_what_the_api_answers(client_for):
-    today = local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+    today = timezone.localdate()
     yesterday = today - datetime.timedelta(days=1)
     person = UserFactory(nickname="小绿")
     fund_wallet(person, 120)
