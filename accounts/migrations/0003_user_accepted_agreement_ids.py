@@ -9,6 +9,11 @@ _COPY_FILL = """
 """
 
 
+def accepted_agreements_copy_fill(apps, schema_editor):
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(_COPY_FILL)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_user_avatar_user_merged_into_agreement_device_and_more"),
@@ -22,5 +27,5 @@ class Migration(migrations.Migration):
                 blank=True, default=list, editable=False, verbose_name="accepted agreement versions"
             ),
         ),
-        migrations.RunSQL(_COPY_FILL, migrations.RunSQL.noop, elidable=True),
+        migrations.RunPython(accepted_agreements_copy_fill, migrations.RunPython.noop, elidable=True),
     ]
