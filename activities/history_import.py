@@ -1,7 +1,7 @@
 """Streaming, resumable import of a partner's history file; used by `manage.py import_activity_history`.
 
-On PostgreSQL a CSV file goes through `bulk_import` a chunk at a time (set-based, COPY into a staging
-table); JSON lines go through the partner batch path. Same rules either way.
+A CSV file goes through `bulk_import` a chunk at a time (set-based, COPY into a staging table);
+JSON lines go through the partner batch path. Same rules either way.
 """
 
 from __future__ import annotations
