@@ -244,7 +244,7 @@ def user_by_id(user_id) -> User | None:
     """A person by primary key, read by one plain SELECT of every column of the model.
 
     What `User.objects.filter(pk=…).first()` returns (the fields go through the database's own
-    converters, e.g. SQLite's booleans and dates), without compiling the query, nor looking up
+    converters, e.g. the JSON field's), without compiling the query, nor looking up
     the converters, each time: session authentication calls this on every signed-in request.
     """
     try:

@@ -1,8 +1,8 @@
 """Three weeks of demo activity for the demo citizens: steps, bus and metro rides, bank payments.
 
-Goes through the real services (on SQLite as on PostgreSQL), so receipts, caps, the review queue
-and DailyCarbon are what they would be. Safe to run again: every figure is derived from the person
-and the date, so step counts that did not change and records already stored come back as duplicates.
+Goes through the real services, so receipts, caps, the review queue and DailyCarbon are what they
+would be. Safe to run again: every figure is derived from the person and the date, so step counts
+that did not change and records already stored come back as duplicates.
 """
 
 from __future__ import annotations

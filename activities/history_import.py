@@ -1,7 +1,7 @@
 """Streaming, resumable import of a partner's history file; used by `manage.py import_activity_history`.
 
-On PostgreSQL a CSV file goes through `bulk_import` a chunk at a time (set-based, COPY into a staging
-table); JSON lines, and SQLite, go through the partner batch path. Same rules either way.
+A CSV file goes through `bulk_import` a chunk at a time (set-based, COPY into a staging table);
+JSON lines go through the partner batch path. Same rules either way.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class HistoryImport:
 
     def run(self) -> dict:
         methodology = methodology_load()
-        if connection.vendor == "postgresql" and self.file_format == "csv" and methodology_fits(methodology):
+        if self.file_format == "csv" and methodology_fits(methodology):
             return self._run_in_chunks(methodology)
         return self._run_in_batches()
 
@@ -286,7 +286,7 @@ class HistoryImport:
         return header
 
     def _run_in_batches(self) -> dict:
-        """Batches of `batch_size` lines through the partner batch path (SQLite, JSON lines)."""
+        """Batches of `batch_size` lines through the partner batch path (JSON lines)."""
         state = self._load_checkpoint()
         totals = {
             "lines": 0, ACCEPTED: 0, DUPLICATE: 0, HELD: 0, REJECTED: 0, **state.get("totals", {}),

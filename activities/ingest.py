@@ -342,9 +342,8 @@ def _lock_counters(
     day exist after their first record). The missing ones — every person's first record of a day —
     are then created empty, waiting for any concurrent creator instead of racing it, and locked, so
     a batch never finds at the end that another created one of its rows (which would rerun it; two
-    partner streams at the start of a day raced on nearly every batch). The remaining sets of keys
-    to create are empty except on SQLite, which has one writer and creates rows when storing. With
-    `create_missing` (a rerun) every row is created first and locked in one pass.
+    partner streams at the start of a day raced on nearly every batch). With `create_missing` (a
+    rerun) every row is created first and locked in one pass.
     """
     day_keys = sorted({(c.user_id, c.behaviour_id, c.local_day) for c in candidates})
     month_keys = sorted(
@@ -598,20 +597,11 @@ def rejections_count(*, source: str, partner_code: str, codes: Counter, now: dat
         statements().rejections_add(cursor, source, partner_code, local_day_of(now), codes)
 
 
-# --- The statements, per database -----------------------------------------------------------------
+# --- The statements ------------------------------------------------------------------------------
 
 
 def statements():
-    """The few statements that touch the tables, in the dialect of the database in use.
-
-    The rules above are the same everywhere. PostgreSQL (production) gets set-based statements with
-    row locks for concurrent writers; the embedded SQLite of `make run` has one writer at a time and
-    gets the simple equivalent (`activities.ingest_sqlite`).
-    """
-    if connection.vendor == "sqlite":
-        from activities import ingest_sqlite
-
-        return ingest_sqlite
+    """The few statements that touch the tables: set-based, with row locks for concurrent writers."""
     return PostgresStatements
 
 

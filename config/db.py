@@ -8,9 +8,9 @@ first time and only binds and executes it afterwards.
 
 The cursor is wrapped the way Django wraps its own, so it takes part in the connection's
 transaction, raises Django's database errors, and shows in `connection.queries` and in execute
-wrappers. Elsewhere (SQLite), or with DATABASE_PREPARED_STATEMENTS=false, it is the ordinary
-cursor. Prepared statements live on one server connection: behind a pooler in transaction mode
-that does not keep them, turn them off.
+wrappers. With DATABASE_PREPARED_STATEMENTS=false it is the ordinary cursor. Prepared statements
+live on one server connection: behind a pooler in transaction mode that does not keep them, turn
+them off.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class _LoggedPreparedCursor(CursorDebugWrapper):
 @contextlib.contextmanager
 def prepared_cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared on the server once per connection."""
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    if not settings.DATABASE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             yield cursor
         return

@@ -277,16 +277,9 @@ INVARIANTS: tuple[Invariant, ...] = (
 )
 
 
-def cross_app_invariants_supported() -> bool:
-    """The cross-app checks are PostgreSQL SQL; the embedded SQLite of `make run` gets the ledger audit."""
-    return connection.vendor == "postgresql"
-
-
 def invariant_violations() -> list[str]:
     """Every invariant that does not hold, one line per offending row (capped per invariant)."""
     violations = [f"ledger: {problem}" for problem in ledger_audit().problems]
-    if not cross_app_invariants_supported():
-        return violations
     for invariant in INVARIANTS:
         violations.extend(f"{invariant.name}: {invariant.describe(row)}" for row in _rows(invariant.sql))
     return violations
@@ -294,4 +287,4 @@ def invariant_violations() -> list[str]:
 
 def invariants_checked() -> int:
     """How many invariants `invariant_violations` checks (the ledger audit counts as one)."""
-    return len(INVARIANTS) + 1 if cross_app_invariants_supported() else 1
+    return len(INVARIANTS) + 1

@@ -17,7 +17,6 @@ class UniqueFieldToConstraint(Operation):
     own operations (AlterField, AddConstraint) would drop the unique index and build it again,
     holding off writes for as long as that takes on a table of millions of rows. This renames the
     existing constraint (its index stays as it is) and drops the pattern index: a catalog change.
-    Elsewhere (the embedded SQLite) it alters the field and adds the constraint as Django would.
     """
 
     reversible = True
@@ -59,11 +58,7 @@ class UniqueFieldToConstraint(Operation):
         models_and_fields = self._models_and_fields(app_label, schema_editor, from_state, to_state)
         if models_and_fields is None:
             return
-        (from_model, old_field), (to_model, new_field) = models_and_fields
-        if schema_editor.connection.vendor != "postgresql":
-            # SQLite remakes the table: with the new field and the new model's constraints, at once.
-            schema_editor.alter_field(to_model, old_field, new_field)
-            return
+        (from_model, old_field), (_to_model, _new_field) = models_and_fields
         table, column = from_model._meta.db_table, old_field.column
         unique, pattern_indexes = self._existing(schema_editor, table, column)
         _constraint_rename(schema_editor, table, unique, self.constraint_name)
@@ -80,10 +75,7 @@ class UniqueFieldToConstraint(Operation):
         models_and_fields = self._models_and_fields(app_label, schema_editor, from_state, to_state)
         if models_and_fields is None:
             return
-        (_from_model, constrained_field), (to_model, unique_field) = models_and_fields
-        if schema_editor.connection.vendor != "postgresql":
-            schema_editor.alter_field(to_model, constrained_field, unique_field)
-            return
+        (_from_model, _constrained_field), (to_model, unique_field) = models_and_fields
         # Back to the names Django gives `unique=True`, so later AlterFields find what they expect.
         table, column = to_model._meta.db_table, unique_field.column
         unique_name = schema_editor._create_index_name(table, [column], suffix="_uniq")

@@ -97,9 +97,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
         )
         rows = cursor.fetchall()
     balance, pending, rate, expiring_soon = rows[0][:4]
-    expiries = [
-        Expiry(_date(expires_on), int(coins)) for *_, expires_on, coins in rows if expires_on is not None
-    ]
+    expiries = [Expiry(expires_on, int(coins)) for *_, expires_on, coins in rows if expires_on is not None]
     return WalletSummary(
         balance=balance or 0,
         pending_carbon_mg=int(pending),
@@ -107,11 +105,6 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
         next_expiries=expiries,
         coins_expiring_soon=int(expiring_soon),
     )
-
-
-def _date(value: datetime.date | str) -> datetime.date:
-    """A date column read by plain SQL: SQLite (the embedded default) gives it as text."""
-    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
 
 
 def wallet_id_of(*, user: User) -> int | None:

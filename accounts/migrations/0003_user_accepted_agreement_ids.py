@@ -1,26 +1,17 @@
 from django.db import migrations, models
 
-# Each person's copy of their acceptances, filled in one statement per database.
-_COPY_FILL = {
-    "postgresql": """
-        UPDATE accounts_user SET accepted_agreement_ids = accepted.ids
-          FROM (SELECT user_id, jsonb_agg(agreement_id ORDER BY agreement_id) AS ids
-                  FROM accounts_agreementacceptance GROUP BY user_id) AS accepted
-         WHERE accepted.user_id = accounts_user.id
-    """,
-    "sqlite": """
-        UPDATE accounts_user SET accepted_agreement_ids = (
-            SELECT json_group_array(agreement_id) FROM (
-                SELECT agreement_id FROM accounts_agreementacceptance AS acceptance
-                 WHERE acceptance.user_id = accounts_user.id ORDER BY agreement_id))
-         WHERE id IN (SELECT user_id FROM accounts_agreementacceptance)
-    """,
-}
+# Each person's copy of their acceptances, filled in one statement.
+_COPY_FILL = """
+    UPDATE accounts_user SET accepted_agreement_ids = accepted.ids
+      FROM (SELECT user_id, jsonb_agg(agreement_id ORDER BY agreement_id) AS ids
+              FROM accounts_agreementacceptance GROUP BY user_id) AS accepted
+     WHERE accepted.user_id = accounts_user.id
+"""
 
 
 def accepted_agreements_copy_fill(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(_COPY_FILL[schema_editor.connection.vendor])
+        cursor.execute(_COPY_FILL)
 
 
 class Migration(migrations.Migration):

@@ -9,19 +9,8 @@ from django.db import migrations, models
 COUNTER_TABLES = ["activities_behaviourday", "activities_behaviourmonth", "activities_dailycarbon", "activities_stepday"]
 
 
-def leave_room_for_updates(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for table in COUNTER_TABLES:
-        schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = 70)")
-
-
-def pack_pages_full(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for table in COUNTER_TABLES:
-        schema_editor.execute(f"ALTER TABLE {table} RESET (fillfactor)")
-
+LEAVE_ROOM_FOR_UPDATES = [f"ALTER TABLE {table} SET (fillfactor = 70)" for table in COUNTER_TABLES]
+PACK_PAGES_FULL = [f"ALTER TABLE {table} RESET (fillfactor)" for table in COUNTER_TABLES]
 
 
 class Migration(migrations.Migration):
@@ -57,5 +46,5 @@ class Migration(migrations.Migration):
             name='user',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='daily_carbon', to=settings.AUTH_USER_MODEL),
         ),
-        migrations.RunPython(leave_room_for_updates, pack_pages_full),
+        migrations.RunSQL(LEAVE_ROOM_FOR_UPDATES, PACK_PAGES_FULL),
     ]

@@ -7,6 +7,7 @@ Each integration has a small module of its own under ``integrations/``, imported
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -91,10 +92,15 @@ TEMPLATES = [
 ]
 
 # --- Data ------------------------------------------------------------------------------
-# The embedded default is SQLite under var/; DATABASE_URL switches to PostgreSQL.
+# PostgreSQL (15 or newer) is the only database: the services' statements, locks and triggers are its own.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/carbon_account"),
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://USER@HOST:PORT/NAME), "
+        f"the only database this project runs on; it names {DATABASES['default']['ENGINE']}."
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 # The hot statements are prepared on the server once per connection (config/db.py). Turn it off

@@ -1,4 +1,4 @@
-"""Development on a laptop: `make run`. SQLite and in-process tasks unless URLs are given."""
+"""Development on a laptop: `make run`. In-process tasks unless URLs are given."""
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -93,11 +92,7 @@ def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str
             fingerprint=fingerprint,
         )
     except IntegrityError as error:
-        # PostgreSQL names the constraint; SQLite names its columns.
-        names_the_key = any(
-            name in str(error)
-            for name in ("one_coupon_per_person_idempotency_key", "merchants_coupon.idempotency_key")
-        )
+        names_the_key = "one_coupon_per_person_idempotency_key" in str(error)
         if not (idempotency_key and names_the_key):
             raise
         existing = _coupon_for_idempotency_key(
@@ -171,8 +166,6 @@ RETURNING stock_left
 
 
 def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
-    if connection.vendor != "postgresql":
-        return Offer.objects.select_related("merchant").filter(public_id=offer_public_id).first()
     with prepared_cursor() as cursor:
         cursor.execute(_OFFER_SQL, [offer_public_id])
         row = cursor.fetchone()
@@ -223,8 +216,6 @@ def _offer_redeem(
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
     )
-    if connection.vendor != "postgresql":
-        return _offer_redeem_one_writer(coupon=coupon, offer=offer, user=user, now=now)
     # Two statements, the hot rows (the merchant's clearing account, the offer) in the last.
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
@@ -264,36 +255,6 @@ def _offer_redeem(
         catalog_cache.redeemed_on_commit(offer_public_id=offer.public_id, stock_left=paid.condition_value)
     coupon._state.adding = False
     coupon._state.db = connection.alias
-    return Redemption(coupon=coupon, created=True)
-
-
-def _offer_redeem_one_writer(*, coupon: Coupon, offer: Offer, user: User, now: datetime) -> Redemption:
-    """The same steps through the ORM, for the embedded SQLite of `make run` (one writer at a time).
-
-    The same unique keys and conditional updates hold the limit, the stock and the idempotency key.
-    """
-    with transaction.atomic():
-        coupon.save(force_insert=True)
-        OfferRedemptionCount.objects.get_or_create(offer=offer, user=user)
-        counted = OfferRedemptionCount.objects.filter(
-            offer=offer, user=user, redeemed_count__lt=offer.limit_per_person
-        ).update(redeemed_count=F("redeemed_count") + 1)
-        if not counted:
-            raise ApplicationError(
-                errors.REDEMPTION_LIMIT_REACHED, fields={"limit_per_person": offer.limit_per_person}
-            )
-        ledger.coins_transfer(**_payment(coupon=coupon, offer=offer, user=user))
-        taken = Offer.objects.filter(
-            pk=offer.pk,
-            stock_left__gt=0,
-            status=Offer.Status.LIVE,
-            sale_starts_at__lte=now,
-            sale_ends_at__gt=now,
-        ).update(stock_left=F("stock_left") - 1)
-        if not taken:
-            raise ApplicationError(errors.OFFER_SOLD_OUT)
-        stock_left = Offer.objects.values_list("stock_left", flat=True).get(pk=offer.pk)
-        catalog_cache.redeemed_on_commit(offer_public_id=offer.public_id, stock_left=stock_left)
     return Redemption(coupon=coupon, created=True)
 
 

@@ -1,4 +1,4 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names and vendor expressions.
+# ruff: noqa: S608 - the SQL here interpolates only constant fragments of its own.
 """Badges: a small registry of rules, each a class with a stable key, awarded set-based by a job.
 
 A `Badge` row names its rule (`Badge.rule`, a key of `RULES`) and carries the rule's parameters
@@ -23,12 +23,6 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import DailyCarbon
 from rewards.models import Badge, BadgeAward, RatingLevel
-
-
-def _day_number(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"({column} - DATE '2000-01-01')"
-    return f"CAST(julianday({column}) AS INTEGER)"
 
 
 def _recent_people(since: datetime.date | None) -> str:
@@ -91,7 +85,7 @@ class Streak(BadgeRule):
             f"""
             SELECT DISTINCT islands.user_id FROM (
                 SELECT daily.user_id,
-                       {_day_number("daily.day")}
+                       (daily.day - DATE '2000-01-01')
                        - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
                 FROM activities_dailycarbon AS daily
                 WHERE daily.credited_carbon_mg > 0{_recent_people(since)}
@@ -123,13 +117,6 @@ class Ambassador(BadgeRule):
             JOIN rewards_ratingrun AS run ON run.month = rating.month
             WHERE rating.level = %(level)s
               AND run.through_day >= CAST(rating.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
-            """
-            if connection.vendor == "postgresql"
-            else """
-            SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
-            JOIN rewards_ratingrun AS run ON run.month = rating.month
-            WHERE rating.level = %(level)s
-              AND run.through_day >= date(rating.month, '+1 month', '-1 day')
             """,
             {"level": RatingLevel.DARK_GREEN.value},
         )

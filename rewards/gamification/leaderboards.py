@@ -1,11 +1,11 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names and vendor expressions.
+# ruff: noqa: S608 - the SQL here interpolates only constant table names and integers.
 """Leaderboards by carbon reduced: today, this week, this month, all time; city, district, friends.
 
 A board is a period kind and its first day. Each build of a board is written set-based in one
 `INSERT … SELECT` over `DailyCarbon`, ranking with `ROW_NUMBER()` (city-wide, and partitioned by
 district) into `LeaderboardEntry`; readers find the latest finished build (its id is the board's
 version) and read by index: the top 50 through (build, city_rank) or (build, district, rank), a
-person through (build, user). The same SQL runs on PostgreSQL and on SQLite (the embedded default).
+person through (build, user).
 
 - Today counts the carbon credited today, settled or not (rebuilt every few minutes).
 - This week / this month / all time count closed days: the week, month or whole history up to
@@ -107,7 +107,7 @@ def _partition_of(build_id: int) -> str:
     return f"{ENTRIES_TABLE}_b{int(build_id)}"
 
 
-def _rank_sql(table: str = ENTRIES_TABLE) -> str:
+def _rank_sql(table: str) -> str:
     return f"""
         INSERT INTO {table}
             (build_id, user_id, district_id, carbon_mg, city_rank, district_rank)
@@ -179,21 +179,16 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     start, through = period_bounds(period=period, today=today)
     started = time.monotonic()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # One big sort per window: give it memory rather than spilling to disk, and skip JIT.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem TO '256MB'")
-                cursor.execute("SET LOCAL jit TO OFF")
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # One big sort per window: give it memory rather than spilling to disk, and skip JIT.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem TO '256MB'")
+            cursor.execute("SET LOCAL jit TO OFF")
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         build = LeaderboardBuild.objects.create(
             period=period, period_start=start, through_day=through, started_at=timezone.now()
         )
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                people = _rank_into_partition(cursor, build_id=build.pk, start=start, through=through)
-            else:
-                cursor.execute(_rank_sql(), {"build": build.pk, "start": start, "through": through})
-                people = cursor.rowcount
+            people = _rank_into_partition(cursor, build_id=build.pk, start=start, through=through)
         rank_seconds = time.monotonic() - started
         build.people = people
         build.finished_at = timezone.now()
@@ -204,11 +199,9 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     cleanup_started = time.monotonic()
     older = list(LeaderboardBuild.objects.filter(period=period, pk__lt=build.pk).values_list("pk", flat=True))
     with transaction.atomic():
-        if connection.vendor == "postgresql" and older:
+        if older:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {', '.join(_partition_of(pk) for pk in older)}")
-        else:
-            LeaderboardEntry.objects.filter(build_id__in=older).delete()
     cleanup_seconds = time.monotonic() - cleanup_started
     logger.info(
         "leaderboard.rebuilt",

@@ -4,7 +4,6 @@
 - Each INSERT into entries is checked, once per statement, against every transaction it touches:
   the transaction's entries must sum to zero and be at least two. Services therefore insert all
   legs of a transaction in one statement (one bulk_create, one INSERT … SELECT).
-On SQLite (the embedded `make run`) the models' append-only guards and the audit stand in.
 """
 
 import datetime
@@ -57,16 +56,6 @@ DROP FUNCTION IF EXISTS rewards_ledger_refuse_change();
 """
 
 
-def guards_install(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FORWARD, params=None)
-
-
-def guards_remove(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_BACKWARD, params=None)
-
-
 def default_rate_create(apps, schema_editor):
     # The methodology's default: one coin for every 10 g of CO2e avoided.
     CoinRate = apps.get_model("rewards", "CoinRate")
@@ -80,6 +69,6 @@ class Migration(migrations.Migration):
     dependencies = [("rewards", "0001_initial")]
 
     operations = [
-        migrations.RunPython(guards_install, guards_remove),
+        migrations.RunSQL(POSTGRES_FORWARD, POSTGRES_BACKWARD),
         migrations.RunPython(default_rate_create, migrations.RunPython.noop),
     ]

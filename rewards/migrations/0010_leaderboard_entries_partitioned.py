@@ -1,4 +1,4 @@
-"""On PostgreSQL, leaderboard entries live in one partition per build.
+"""Leaderboard entries live in one partition per build.
 
 A build writes its entries into a table of its own (unlogged, without indexes), indexes it in one
 sorted pass and attaches it; dropping an old build drops its table. Two million inserts into
@@ -9,7 +9,7 @@ The parent holds no rows itself (no default partition: only a rebuild writes ent
 the model's unique (build, person) constraint and its two partial indexes of the first 50
 places, which each build's table matches when it is attached. The entries are derived data:
 the existing ones are dropped and every board is rebuilt by the next scheduled job (or
-`manage.py rebuild_leaderboards`). The embedded SQLite keeps the plain table.
+`manage.py rebuild_leaderboards`).
 """
 
 from django.db import migrations
@@ -47,17 +47,7 @@ CREATE UNLOGGED TABLE {PARENT} (
 """
 
 
-def partitioned(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PARTITIONED + INDEXES)
-
-
-def plain(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PLAIN + INDEXES)
-
-
 class Migration(migrations.Migration):
     dependencies = [("rewards", "0009_leaderboard_entries_unlogged")]
 
-    operations = [migrations.RunPython(partitioned, plain)]
+    operations = [migrations.RunSQL(PARTITIONED + INDEXES, PLAIN + INDEXES)]

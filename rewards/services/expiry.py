@@ -51,24 +51,23 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
         "kind": LedgerTransactionKind.EXPIRY.value,
         "reference": f"expiry:{today.isoformat()}",
     }
-    if connection.vendor == "postgresql":
-        # As in settlement: index lookups over a few thousand rows, no JIT, cached pages.
-        _execute("SET LOCAL jit TO OFF")
-        _execute("SET LOCAL random_page_cost TO 1.1")
-        _execute(
-            f"""
-            SELECT COUNT(*) FROM (
-                SELECT id, kind FROM rewards_ledgeraccount
-                WHERE id = %(sink)s OR id IN (
-                    SELECT account_id FROM rewards_coinlot
-                    WHERE expires_on <= %(today)s AND remaining_amount > 0
-                      AND account_id > %(lower)s AND account_id <= %(upper)s
-                )
-                ORDER BY {LOCK_ORDER_SQL} FOR UPDATE
-            ) AS locked
-            """,
-            params,
-        )
+    # As in settlement: index lookups over a few thousand rows, no JIT, cached pages.
+    _execute("SET LOCAL jit TO OFF")
+    _execute("SET LOCAL random_page_cost TO 1.1")
+    _execute(
+        f"""
+        SELECT COUNT(*) FROM (
+            SELECT id, kind FROM rewards_ledgeraccount
+            WHERE id = %(sink)s OR id IN (
+                SELECT account_id FROM rewards_coinlot
+                WHERE expires_on <= %(today)s AND remaining_amount > 0
+                  AND account_id > %(lower)s AND account_id <= %(upper)s
+            )
+            ORDER BY {LOCK_ORDER_SQL} FOR UPDATE
+        ) AS locked
+        """,
+        params,
+    )
     _execute(f"DROP TABLE IF EXISTS {EXPIRING}")
     _execute(
         f"""
@@ -81,8 +80,7 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
         """,
         params,
     )
-    if connection.vendor == "postgresql":
-        _execute(f"ANALYZE {EXPIRING}")
+    _execute(f"ANALYZE {EXPIRING}")
     wallets, coins, first, last = _execute(
         f"SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id) FROM {EXPIRING}"
     )[0]

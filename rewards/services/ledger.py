@@ -87,10 +87,9 @@ def _amount_check(amount: int) -> None:
 
 def _lots_consume(*, account_id: int, amount: int) -> None:
     """Takes `amount` coins out of the wallet's lots, the soonest-expiring first (one UPDATE)."""
-    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
+            """
             WITH ordered AS (
                 SELECT id, remaining_amount,
                        SUM(remaining_amount) OVER (ORDER BY expires_on, id) - remaining_amount AS taken_before
@@ -99,10 +98,10 @@ def _lots_consume(*, account_id: int, amount: int) -> None:
             )
             UPDATE rewards_coinlot
             SET remaining_amount = rewards_coinlot.remaining_amount
-                - {least}(ordered.remaining_amount, %s - ordered.taken_before)
+                - LEAST(ordered.remaining_amount, %s - ordered.taken_before)
             FROM ordered
             WHERE rewards_coinlot.id = ordered.id AND ordered.taken_before < %s
-            """,  # noqa: S608 - only the function name is interpolated
+            """,
             [account_id, amount, amount],
         )
 
@@ -406,13 +405,11 @@ def coins_transfer_if(
     """`coins_transfer`, and in the same statement `condition`'s change, both or neither.
 
     For a hot path whose own row must change with the coins (a redemption takes the offer's stock):
-    one round trip instead of two, with the hot rows locked only for it. PostgreSQL only, inside
-    the caller's transaction. Raises TransferConditionUnmet when the condition changed nothing,
+    one round trip instead of two, with the hot rows locked only for it. It runs inside the caller's
+    transaction. Raises TransferConditionUnmet when the condition changed nothing,
     INSUFFICIENT_COINS as `coins_transfer` does; a key used before is an error here (the condition
     may have run without the coins moving), and the caller's transaction must roll back on any of them.
     """
-    if connection.vendor != "postgresql":
-        raise ValueError("a conditional transfer needs PostgreSQL")
     if not connection.in_atomic_block:
         raise ValueError("a conditional transfer runs inside the caller's transaction")
     if "{ready}" not in condition.sql or any(not name.startswith("condition_") for name in condition.params):
@@ -447,17 +444,6 @@ def _coins_transfer(
         and source.pk == destination.pk
     ):
         raise ValueError("a transfer needs two different accounts")
-    if connection.vendor != "postgresql":
-        # The embedded SQLite of `make run` has one writer at a time and none of the statement below
-        # (row locks, xmin, writable CTEs): the general posting path keeps every rule there.
-        posted = ledger_transaction_post(
-            legs=[(_account_resolve(source), -amount), (_account_resolve(destination), amount)],
-            kind=kind,
-            idempotency_key=idempotency_key,
-            reference=reference,
-            memo=memo,
-        )
-        return ConditionalTransfer(transaction=posted, condition_value=None)
     source_match, params = _account_match(source, "source")
     destination_match, destination_params = _account_match(destination, "destination")
     now = timezone.now()

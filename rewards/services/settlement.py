@@ -81,10 +81,6 @@ def coin_rate_for_day(*, day: datetime.date) -> int:
     return rate or DEFAULT_CARBON_MG_PER_COIN
 
 
-def _sql(postgres: str, sqlite: str) -> str:
-    return postgres if connection.vendor == "postgresql" else sqlite
-
-
 def _execute(sql: str, params: dict | list | None = None) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -153,20 +149,18 @@ def _chunk_settle(
         "kind": LedgerTransactionKind.SETTLEMENT.value,
         "reference": f"settlement:{run.day.isoformat()}",
     }
-    if connection.vendor == "postgresql":
-        # A chunk lost to a crash right after COMMIT is lost whole (coins, keys, settled carbon alike)
-        # and the resumed run settles it again; nobody outside the database has heard of it. So the
-        # commit need not wait for the disk.
-        _execute("SET LOCAL synchronous_commit TO OFF")
-        # The chunk's statements are index lookups over a few thousand rows: compiling them with JIT
-        # (their estimated cost crosses the threshold) costs more than it saves, every chunk.
-        _execute("SET LOCAL jit TO OFF")
-        # A chunk touches ~1 % of the wallets: look them up by primary key. With the default cost of
-        # a random read, the planner prefers scanning every wallet, twice per chunk.
-        _execute("SET LOCAL random_page_cost TO 1.1")
+    # A chunk lost to a crash right after COMMIT is lost whole (coins, keys, settled carbon alike)
+    # and the resumed run settles it again; nobody outside the database has heard of it. So the
+    # commit need not wait for the disk.
+    _execute("SET LOCAL synchronous_commit TO OFF")
+    # The chunk's statements are index lookups over a few thousand rows: compiling them with JIT
+    # (their estimated cost crosses the threshold) costs more than it saves, every chunk.
+    _execute("SET LOCAL jit TO OFF")
+    # A chunk touches ~1 % of the wallets: look them up by primary key. With the default cost of
+    # a random read, the planner prefers scanning every wallet, twice per chunk.
+    _execute("SET LOCAL random_page_cost TO 1.1")
     _execute(f"DROP TABLE IF EXISTS {ROWS}")
     _execute(f"DROP TABLE IF EXISTS {PEOPLE}")
-    least = _sql("LEAST", "MIN")
     # Each person's whole coins, spread over their outstanding days oldest first.
     _execute(
         f"""
@@ -190,7 +184,7 @@ def _chunk_settle(
         ),
         spread AS (
             SELECT outstanding.id, outstanding.user_id, outstanding.day, outstanding.settled_before,
-                   {least}(
+                   LEAST(
                        outstanding.carbon_mg,
                        budget.carbon_mg - (
                            CAST(SUM(outstanding.carbon_mg) OVER (
@@ -205,11 +199,9 @@ def _chunk_settle(
         """,
         params,
     )
-    if connection.vendor == "postgresql":
-        # Temporary tables have no statistics until analyzed; without them the joins below scan
-        # every wallet instead of looking up this chunk's.
-        _execute(f"ANALYZE {ROWS}")
-    days = _sql("jsonb_agg(owed.day ORDER BY owed.day)", "json_group_array(owed.day)")
+    # Temporary tables have no statistics until analyzed; without them the joins below scan
+    # every wallet instead of looking up this chunk's.
+    _execute(f"ANALYZE {ROWS}")
     if _execute(f"SELECT EXISTS (SELECT 1 FROM {ROWS})")[0][0]:
         _execute(
             f"""
@@ -231,14 +223,13 @@ def _chunk_settle(
             SELECT owed.user_id,
                    CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
                    CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
-                   {days} AS carbon_days
+                   jsonb_agg(owed.day ORDER BY owed.day) AS carbon_days
             FROM {ROWS} AS owed GROUP BY owed.user_id
         ) AS person
         """,
         params,
     )
-    if connection.vendor == "postgresql":
-        _execute(f"ANALYZE {PEOPLE}")
+    _execute(f"ANALYZE {PEOPLE}")
     accounts, carbon_mg, coins, first_user, last_user = _execute(
         f"""
         SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0), MIN(user_id), MAX(user_id)
@@ -265,17 +256,16 @@ def _chunk_settle(
             """,
             params,
         )
-        if connection.vendor == "postgresql":
-            # Wallets first, issuance last (rewards.lock_objects): see the module's docstring.
-            _execute(
-                f"""
-                SELECT COUNT(*) FROM (
-                    SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM {PEOPLE})
-                    ORDER BY id FOR UPDATE
-                ) AS locked
-                """,
-                params,
-            )
+        # Wallets first, issuance last (rewards.lock_objects): see the module's docstring.
+        _execute(
+            f"""
+            SELECT COUNT(*) FROM (
+                SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM {PEOPLE})
+                ORDER BY id FOR UPDATE
+            ) AS locked
+            """,
+            params,
+        )
         # All legs in one statement: PostgreSQL checks the transaction balances per statement.
         _execute(
             f"""
@@ -452,8 +442,7 @@ def settlement_run(
     try:
         _candidates_collect(day=day)
         bounds = _chunk_bounds(chunk_size=chunk_size)
-        # SQLite (the embedded `make run`) has one writer at a time: parallel workers would only queue.
-        parallel = workers > 1 and len(bounds) > 1 and connection.vendor == "postgresql"
+        parallel = workers > 1 and len(bounds) > 1
         if parallel and not connection.in_atomic_block:
             _chunks_settle_in_parallel(workers=min(workers, len(bounds)), bounds=bounds, **arguments)
         else:

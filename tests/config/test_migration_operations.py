@@ -61,7 +61,6 @@ def test_the_state_is_a_plain_field_and_a_named_constraint(shelf_states):
     assert [(c.name, c.fields) for c in model_state.options["constraints"]] == [("shelf_code", ("code",))]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the index kept is PostgreSQL's")
 def test_forwards_renames_the_constraint_keeps_its_index_and_drops_the_pattern_index(shelf_states):
     before, after, operation = shelf_states
     [unique_name] = [name for name, details in _on_code(TABLE).items() if details["unique"]]
@@ -81,7 +80,6 @@ def test_forwards_renames_the_constraint_keeps_its_index_and_drops_the_pattern_i
             cursor.execute(f"INSERT INTO {TABLE} (code) VALUES ('A1')")
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the index kept is PostgreSQL's")
 def test_backwards_gives_back_what_unique_true_builds(shelf_states):
     before, after, operation = shelf_states
     with connection.schema_editor() as editor:

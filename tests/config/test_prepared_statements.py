@@ -32,12 +32,6 @@ def _nickname(user_id: int) -> str:
         return cursor.fetchone()[0]
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are PostgreSQL's; elsewhere it is the ordinary cursor")
-
-
 def test_a_statement_is_prepared_once_on_the_server_and_then_only_executed():
     user = UserFactory(nickname="Lin")
     assert _nickname(user.pk) == "Lin"

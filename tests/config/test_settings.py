@@ -1,4 +1,5 @@
-"""Production refuses to start without its secrets or with DEBUG on."""
+"""Production refuses to start without its secrets or with DEBUG on; no settings start on another
+database than PostgreSQL."""
 
 import os
 import subprocess
@@ -45,6 +46,31 @@ def test_production_refuses_debug():
     result = _import_production({**PRODUCTION_ENVIRONMENT, "DEBUG": "true"})
     assert result.returncode != 0
     assert "DEBUG" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("database_url", "engine"),
+    [
+        ("sqlite:////tmp/carbon.sqlite3", "django.db.backends.sqlite3"),
+        ("mysql://carbon@127.0.0.1:3306/carbon", "django.db.backends.mysql"),
+    ],
+)
+@pytest.mark.parametrize("settings_module", ["local", "production"])
+def test_settings_refuse_a_database_other_than_postgresql(settings_module, database_url, engine):
+    result = subprocess.run(
+        [sys.executable, "-c", f"import config.settings.{settings_module}"],
+        env={**os.environ, **PRODUCTION_ENVIRONMENT, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: DATABASE_URL must name a PostgreSQL database "
+        "(postgres://USER@HOST:PORT/NAME), the only database this project runs on; "
+        f"it names {engine}."
+    ) in result.stderr
 
 
 def test_time_and_language():

@@ -3,10 +3,10 @@
     manage.py import_activity_history --partner city-transit rides-2025.csv \
         --errors rides-2025.errors.csv --checkpoint rides-2025.checkpoint.json
 
-- Streams: the file is read a chunk at a time; memory does not grow with the file. On PostgreSQL a
-  CSV chunk (50,000 lines) is COPY'd into a staging table and checked and credited with a handful of
-  set-based statements (`activities.bulk_import`); JSON lines, and SQLite, go through the partner
-  batch path in batches of `--batch-size`.
+- Streams: the file is read a chunk at a time; memory does not grow with the file. A CSV chunk
+  (50,000 lines) is COPY'd into a staging table and checked and credited with a handful of
+  set-based statements (`activities.bulk_import`); JSON lines go through the partner batch path in
+  batches of `--batch-size`.
 - Parallel: each chunk is split by person into `--workers` parts (default: two, one per core here)
   imported side by side, each on its own connection and in its own transaction; a person's lines
   stay in one part, in file order.
