@@ -64,7 +64,10 @@ def _seed(people: int) -> tuple[str, str, str]:
     now = timezone.now()
     DataSourceAuthorization.objects.bulk_create(
         [
-            DataSourceAuthorization(user_id=u, source=DataSource.TRANSIT_CARD, granted_at=now)
+            # Authorized a year ago: the benchmark's rides (the last days) are after the grant.
+            DataSourceAuthorization(
+                user_id=u, source=DataSource.TRANSIT_CARD, granted_at=now - datetime.timedelta(days=365)
+            )
             for u in user_ids
         ],
         batch_size=5000,

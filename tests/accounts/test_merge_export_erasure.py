@@ -21,8 +21,8 @@ from accounts.personal_data_registry import personal_data_modules
 from accounts.selectors import data_source_is_authorized, friend_ids_of
 from tests.accounts.conftest import app_client, open_guest, wechat_sign_in
 from tests.accounts.factories import UserFactory
-from tests.conftest import session_token_for
 from tests.accounts.test_profile import image_file
+from tests.conftest import session_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -372,7 +372,10 @@ def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
         1,
         0,
     )
-    assert "200" in merge["message"] and "碳币" in merge["message"]
+    assert merge["message"] == (
+        "两个账户的活动现在算作同一人的：每日和每月上限按合计计算。1 天中超出上限的 200 克不再计入，"
+        "相关记录的明细中已注明。已获得的碳币全部保留。"
+    )
     records = list(
         ActivityRecord.objects.filter(user=target)
         .order_by("local_day", "occurred_at", "id")
