@@ -3,7 +3,7 @@
 A batch is checked and credited with a handful of set-based statements, whatever its size:
 
 1. who is it (partner customer references → people), are they open, have they authorized the source
-   (one query each);
+   and, for a partner's record, did the activity happen since they did (one query each);
 2. lock the per person/behaviour/day counters (and the monthly ones where a monthly cap applies)
    that exist, in key order, reading what is already reported and credited;
 3. which external ids are already stored (one query), which trips overlap stored trips (one query),

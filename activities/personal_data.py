@@ -2,7 +2,8 @@
 
 Called by accounts (through the app registry) in dependency order. `DailyCarbon` is the ledger
 contract with rewards: erasure keeps it (amounts only, no activity detail) so settled coins stay
-explained; merging adds the source's days to the target's.
+explained; merging adds the source's days to the target's, then takes off what goes over the
+caps of the one person (`MERGED_CAPS_APPLY`), keeping the coins already settled.
 """
 
 from __future__ import annotations

@@ -66,9 +66,12 @@ def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
     """
     if source_user.pk == target_user.pk:
         raise ApplicationError(errors.MERGE_SAME_ACCOUNT)
+    # NO KEY UPDATE: merges of the same accounts queue on it, while a capture running meanwhile (its
+    # records' foreign key checks take KEY SHARE on the person) is not blocked by it; otherwise the
+    # capture, holding the person's counters, and the merge, waiting for them, deadlock.
     locked = {
         user.pk: user
-        for user in User.objects.select_for_update()
+        for user in User.objects.select_for_update(no_key=True)
         .filter(pk__in=[source_user.pk, target_user.pk])
         .order_by("pk")
     }
