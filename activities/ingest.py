@@ -327,6 +327,7 @@ def _check_people(
     state = statements().people_state(cursor, source, sorted({c.user_id for c in candidates}))
     kept = []
     for candidate in candidates:
+        # PostgreSQL's statement also gives the grant's time; the embedded SQLite's twin does not.
         is_open, is_authorized, *granted = state.get(candidate.user_id, (False, False))
         code = record_authorization_check(
             is_open=is_open,
