@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import datetime
+
+from django.utils import timezone
+
 from accounts import services
-from accounts.models import AgreementKind, DataSource, Device, District, Friendship, User
+from accounts.models import (
+    AgreementKind,
+    DataSource,
+    DataSourceAuthorization,
+    Device,
+    District,
+    Friendship,
+    User,
+)
 from accounts.selectors import device_digest
 
 DEMO_PASSWORD = "carbon-demo-2026"  # noqa: S105 - a published demo login on the local database only
 DEMO_AGREEMENT_VERSION = "2026-01"
 DEMO_GUEST_DEVICE_ID = "demo-guest-device-0001"
+DEMO_CITIZENS_JOINED_DAYS_AGO = 60
 
 DISTRICTS = [
     ("kecheng", "柯城区", "Kecheng"),
@@ -64,6 +77,12 @@ def load_demo() -> list[str]:
         # Every source is authorized, so activity from any partner is captured for them.
         for source in DataSource:
             services.data_source_authorize(user=user, source=source)
+    # They did so when they joined, weeks ago: a partner's records count from the grant on, and the
+    # demo's partners report the weeks before today (demo data only; a person grants from now).
+    joined = timezone.now() - datetime.timedelta(days=DEMO_CITIZENS_JOINED_DAYS_AGO)
+    DataSourceAuthorization.objects.filter(
+        user__in=citizens, revoked_at__isnull=True, granted_at__gt=joined
+    ).update(granted_at=joined)
 
     # The first two citizens are friends (friends' leaderboards have someone to show).
     first, second = citizens[0], citizens[1]

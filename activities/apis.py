@@ -142,6 +142,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
             "gross_carbon_mg",
             "credited_carbon_mg",
             "capped_by",
+            "capped_at_merge_mg",
             "status",
             "hold_reason",
             "appeal_note",

@@ -19,14 +19,16 @@ temporary table, each line after its ordinal in the chunk, then:
    created concurrently, or a record stored concurrently, reruns the chunk from its savepoint.
 
 The rules are those of the partner API, in the same order and with the same codes; only the age
-window is lifted (this is history). A methodology with a behaviour capped both per day and per
-month goes through the batch path instead (its caps interact record by record).
+window is the history import's (`ACTIVITIES_HISTORY_WINDOW_DAYS`, none for an operator's back-fill).
+A methodology with a behaviour capped both per day and per month goes through the batch path
+instead (its caps interact record by record).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -47,7 +49,7 @@ from activities.ingest import (
 )
 from activities.methodology import Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
-from activities.services import partner_record_parse
+from activities.services import history_window_days, partner_record_parse
 
 # Plainly well-formed fields: what PostgreSQL reads exactly as Python's parser does; anything else is
 # read by Python. Checked with cheap string functions (bounded regular expressions are slow in
@@ -83,6 +85,11 @@ def methodology_fits(methodology: Methodology) -> bool:
     )
 
 
+# Called inside a chunk's transaction with the (person, local day) pairs its records credited and a
+# name for the chunk: the back-fill settles them there (`rewards.services.backfill`).
+CreditedDaysHook = Callable[[list[tuple[int, datetime.date]], str], None]
+
+
 @dataclass
 class ChunkResult:
     totals: Counter
@@ -94,9 +101,17 @@ class ChunkImporter:
     """Imports chunks of one partner's CSV file on the current connection (PostgreSQL)."""
 
     def __init__(
-        self, *, partner: Partner, header: list[str] | None, methodology: Methodology, now: datetime.datetime
+        self,
+        *,
+        partner: Partner,
+        header: list[str] | None,
+        methodology: Methodology,
+        now: datetime.datetime,
+        is_backfill: bool = False,
+        on_credited: CreditedDaysHook | None = None,
     ) -> None:
         self.partner, self.header, self.methodology, self.now = partner, header, methodology, now
+        self.is_backfill, self.on_credited = is_backfill, on_credited
         self.allowed = frozenset(partner.behaviours.values_list("id", flat=True))
         self.trip_behaviour_ids = sorted(b.id for b in methodology.behaviours_by_id.values() if b.is_trip)
         # Only behaviours the partner may report can be credited: are any of them capped per month?
@@ -284,6 +299,15 @@ class ChunkImporter:
         self._lock_counters(cursor, create_missing=create_missing)
         self._work_out_outcomes(cursor)
         self._store(cursor)
+        if self.on_credited is not None:
+            cursor.execute(
+                "SELECT DISTINCT user_id, local_day FROM import_outcomes "
+                "WHERE status = %s AND credited_carbon_mg > 0 ORDER BY 1, 2",
+                [RecordStatus.CREDITED.value],
+            )
+            days = cursor.fetchall()
+            if days:
+                self.on_credited(days, f"{self.partner.code}:{self.now.isoformat()}:{numbered[0][0]}")
         cursor.execute(
             """
             SELECT (SELECT count(*) FILTER (WHERE status = 'credited') FROM import_outcomes),
@@ -365,6 +389,7 @@ class ChunkImporter:
                        WHEN r.quantity <= 0 OR r.quantity > %(max_quantity)s THEN %(invalid_quantity)s
                        WHEN r.occurred_at > %(latest)s OR r.ended_at > %(latest)s THEN %(future)s
                        WHEN r.ended_at < r.occurred_at THEN %(invalid_record)s
+                       WHEN r.occurred_at < %(oldest)s THEN %(too_old)s
                        WHEN r.factor_id IS NULL THEN %(no_factor)s
                        WHEN NOT r.source_allowed THEN %(not_allowed)s
                        WHEN r.minimum_payment_fen IS NOT NULL AND r.amount IS NULL THEN %(invalid_record)s
@@ -403,8 +428,15 @@ class ChunkImporter:
             self._rule_parameters(),
         )
 
+    @property
+    def oldest(self) -> datetime.datetime | None:
+        """The history window's start for this chunk; none for an operator's back-fill."""
+        return None if self.is_backfill else self.now - datetime.timedelta(days=history_window_days())
+
     def _rule_parameters(self) -> dict:
         return {
+            "oldest": self.oldest,
+            "too_old": errors.OCCURRED_BEFORE_HISTORY_WINDOW.code,
             "prefix": f"{self.partner.code}:",
             "source": self.partner.source,
             "latest": self.now + CLOCK_SKEW,
@@ -434,7 +466,8 @@ class ChunkImporter:
                 shown = record.external_id.removeprefix(prefix)
                 checked = record_precheck(
                     ordinal, record, source=self.partner.source, methodology=self.methodology,
-                    allowed_behaviour_ids=self.allowed, now=self.now, oldest=None,
+                    allowed_behaviour_ids=self.allowed, now=self.now, oldest=self.oldest,
+                    oldest_code=errors.OCCURRED_BEFORE_HISTORY_WINDOW.code,
                 )  # fmt: skip
                 if isinstance(checked, _Candidate):
                     copy.write_row(
@@ -458,16 +491,18 @@ class ChunkImporter:
                            WHEN r.code IS NOT NULL THEN r.code
                            WHEN l.user_id IS NULL THEN %(unknown_customer)s
                            WHEN NOT coalesce(u.is_active AND u.closed_at IS NULL, false) THEN %(closed)s
-                           WHEN NOT EXISTS (
-                               SELECT 1 FROM accounts_datasourceauthorization a
-                               WHERE a.user_id = l.user_id AND a.source = %(source)s AND a.revoked_at IS NULL
-                           ) THEN %(not_authorized)s
+                           WHEN a.granted_at IS NULL THEN %(not_authorized)s
+                           -- Consent is not retroactive (`ingest.record_authorization_check`).
+                           WHEN r.occurred_at < a.granted_at THEN %(before_authorization)s
                        END AS code
                 FROM import_rows r
                 LEFT JOIN activities_partnercustomerlink l
                     ON r.code IS NULL AND l.partner_id = %(partner)s
                    AND l.customer_reference = r.customer_reference
                 LEFT JOIN accounts_user u ON u.id = l.user_id
+                -- At most one active grant per person and source (a partial unique index).
+                LEFT JOIN accounts_datasourceauthorization a
+                    ON a.user_id = l.user_id AND a.source = %(source)s AND a.revoked_at IS NULL
             ),
             -- A record id that comes again in the chunk (rare: found by hashing, not by sorting every
             -- line): its first occurrence in time is kept, the others are duplicates.
@@ -495,6 +530,7 @@ class ChunkImporter:
                 "unknown_customer": errors.UNKNOWN_CUSTOMER.code,
                 "closed": errors.ACCOUNT_CLOSED.code,
                 "not_authorized": errors.SOURCE_NOT_AUTHORIZED.code,
+                "before_authorization": errors.OCCURRED_BEFORE_AUTHORIZATION.code,
             },
         )
 

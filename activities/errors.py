@@ -66,6 +66,15 @@ SOURCE_NOT_AUTHORIZED = ErrorCode(
     "the record is stored; it only adds to a rejection count.",
     G,
 )
+OCCURRED_BEFORE_AUTHORIZATION = ErrorCode(
+    "occurred_before_authorization",
+    422,
+    _("This activity happened before the person authorized this data source."),
+    "A partner's record (API, bulk import) counts only for activity from the moment the person "
+    "authorized its source: `occurred_at` is before the active `DataSourceAuthorization.granted_at`. "
+    "Consent is not retroactive. The phone's own step sync is the person acting and is not affected.",
+    G,
+)
 INVALID_QUANTITY = ErrorCode(
     "invalid_quantity",
     422,
@@ -87,6 +96,16 @@ OCCURRED_TOO_LONG_AGO = ErrorCode(
     _("This record is too old to be sent through the API."),
     "`occurred_at` is older than the partner window (`ACTIVITIES_PARTNER_WINDOW_DAYS`, 30 by default); "
     "older history goes through the bulk import.",
+    G,
+)
+OCCURRED_BEFORE_HISTORY_WINDOW = ErrorCode(
+    "occurred_before_history_window",
+    422,
+    _("This record is older than the history import accepts."),
+    "A history import line whose `occurred_at` is older than the history window "
+    "(`ACTIVITIES_HISTORY_WINDOW_DAYS`, 90 by default). Older history is credited only by an operator's "
+    "audited back-fill (`manage.py backfill_activity_history`), which settles each day at its own "
+    "coin rate with its own expiry.",
     G,
 )
 STEP_COUNT_DECREASED = ErrorCode(
@@ -223,10 +242,12 @@ RECORD_CODES = {
         UNKNOWN_CUSTOMER,
         ACCOUNT_CLOSED,
         SOURCE_NOT_AUTHORIZED,
+        OCCURRED_BEFORE_AUTHORIZATION,
         INVALID_QUANTITY,
         PAYMENT_BELOW_MINIMUM,
         OCCURRED_IN_FUTURE,
         OCCURRED_TOO_LONG_AGO,
+        OCCURRED_BEFORE_HISTORY_WINDOW,
         STEP_COUNT_DECREASED,
         STEP_DAY_IN_FUTURE,
         STEP_DAY_TOO_OLD,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from activities import errors as error_codes
-from activities.bulk_import import ChunkImporter, ChunkResult, methodology_fits
+from activities.bulk_import import ChunkImporter, ChunkResult, CreditedDaysHook, methodology_fits
 from activities.ingest import ACCEPTED, DUPLICATE, HELD, REJECTED
 from activities.methodology import methodology_load
 from activities.models import Partner
@@ -45,9 +45,19 @@ class _ChunkParts:
     on resume those lines come back as duplicates, as a chunk committed just before a crash does).
     """
 
-    def __init__(self, *, workers: int, partner: Partner, header: list[str], methodology, parse) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        partner: Partner,
+        header: list[str],
+        methodology,
+        parse,
+        is_backfill: bool = False,
+        on_credited: CreditedDaysHook | None = None,
+    ) -> None:
         self.workers, self.partner, self.header, self.methodology = workers, partner, header, methodology
-        self.parse = parse
+        self.parse, self.is_backfill, self.on_credited = parse, is_backfill, on_credited
         self.reference_column = header.index("customer_reference")
         self.importers: list[ChunkImporter] = []
         self._tasks: list[queue.Queue] = []
@@ -77,7 +87,14 @@ class _ChunkParts:
             thread.join()
 
     def _importer(self) -> ChunkImporter:
-        return ChunkImporter(partner=self.partner, header=self.header, methodology=self.methodology, now=None)
+        return ChunkImporter(
+            partner=self.partner,
+            header=self.header,
+            methodology=self.methodology,
+            now=None,
+            is_backfill=self.is_backfill,
+            on_credited=self.on_credited,
+        )
 
     def _work(self, part: int, tasks: queue.Queue) -> None:
         try:
@@ -162,11 +179,17 @@ class HistoryImport:
         workers: int = DEFAULT_WORKERS,
         restart: bool = False,
         progress=None,
+        is_backfill: bool = False,
+        on_credited: CreditedDaysHook | None = None,
     ) -> None:
+        """`is_backfill` lifts the history window (an operator's audited back-fill, see
+        `rewards/management/commands/backfill_activity_history.py`); `on_credited` is then called in
+        each chunk's (or batch's) transaction with the (person, day) pairs its records credited."""
         self.path, self.partner, self.file_format = path, partner, file_format
         self.errors_path, self.checkpoint_path = errors_path, checkpoint_path
         self.batch_size, self.restart, self.progress = batch_size, restart, progress
         self.chunk_rows, self.workers = chunk_rows, max(1, workers)
+        self.is_backfill, self.on_credited = is_backfill, on_credited
 
     def _load_checkpoint(self) -> dict:
         if self.restart or not self.checkpoint_path.exists():
@@ -227,7 +250,8 @@ class HistoryImport:
                 source.seek(state["offset"])
             with _ChunkParts(
                 workers=workers, partner=self.partner, header=header, methodology=methodology,
-                parse=lambda raw: self._parse(raw, header),
+                parse=lambda raw: self._parse(raw, header), is_backfill=self.is_backfill,
+                on_credited=self.on_credited,
             ) as parts:  # fmt: skip
                 self.chunk_parts = parts
                 chunk = self._read_chunk(source)
@@ -315,9 +339,7 @@ class HistoryImport:
                     if raw.strip():
                         batch.append((line_number, raw, self._parse(raw, header)))
                 if batch and (len(batch) >= self.batch_size or not raw):
-                    outcomes = partner_records_ingest(
-                        partner=self.partner, records=[item[2] for item in batch], is_history=True
-                    )
+                    outcomes = self._batch_ingest([item[2] for item in batch])
                     for (number, content, _), outcome in zip(batch, outcomes, strict=True):
                         totals[outcome.status] += 1
                         if outcome.status == REJECTED:
@@ -353,6 +375,18 @@ class HistoryImport:
         if self.progress:
             self.progress.write("\n")
         return {**totals, "rows_per_second": imported_now / elapsed, "seconds": elapsed}
+
+    def _batch_ingest(self, records: list[Any]) -> list:
+        """One batch through the partner path; with `on_credited`, in one transaction with its hook."""
+        with transaction.atomic():
+            now = timezone.now()
+            outcomes = partner_records_ingest(
+                partner=self.partner, records=records, is_history=True, is_backfill=self.is_backfill, now=now
+            )
+            days = sorted({(o.user_id, o.local_day) for o in outcomes if o.credited_carbon_mg > 0})
+            if self.on_credited is not None and days:
+                self.on_credited(days, f"{self.partner.code}:{now.isoformat()}:batch")
+        return outcomes
 
     def _parse(self, raw: bytes, header: list[str] | None) -> Any:
         text = raw.decode("utf-8", "replace")

@@ -3,7 +3,7 @@
 A batch is checked and credited with a handful of set-based statements, whatever its size:
 
 1. who is it (partner customer references → people), are they open, have they authorized the source
-   (one query each);
+   and, for a partner's record, did the activity happen since they did (one query each);
 2. lock the per person/behaviour/day counters (and the monthly ones where a monthly cap applies)
    that exist, in key order, reading what is already reported and credited;
 3. which external ids are already stored (one query), which trips overlap stored trips (one query),
@@ -135,6 +135,9 @@ class Outcome:
     gross_carbon_mg: int = 0
     capped_by: str = ""
     hold_reason: str = ""
+    # Whose day it credited (stored records only): for callers that act on the days, not for replies.
+    user_id: int = 0
+    local_day: datetime.date | None = None
 
     def as_dict(self) -> dict:
         result: dict = {"id": self.external_id, "status": self.status}
@@ -178,6 +181,7 @@ def record_precheck(
     allowed_behaviour_ids: frozenset[int] | None,
     now: datetime.datetime,
     oldest: datetime.datetime | None,
+    oldest_code: str = errors.OCCURRED_TOO_LONG_AGO.code,
 ) -> _Candidate | tuple[str, str]:
     """The rules one record meets on its own, in order; the first it breaks is its rejection (code, detail).
 
@@ -203,7 +207,7 @@ def record_precheck(
     if record.ended_at is not None and record.ended_at < record.occurred_at:
         return errors.INVALID_RECORD.code, ENDED_BEFORE_STARTED
     if oldest is not None and record.occurred_at < oldest:
-        return errors.OCCURRED_TOO_LONG_AGO.code, ""
+        return oldest_code, ""
     local_day = local_day_of(record.occurred_at)
     factor = methodology.factor_for(behaviour.id, local_day)
     if factor is None:
@@ -236,6 +240,7 @@ def records_ingest(
     partner_code: str = "",
     allowed_behaviour_ids: frozenset[int] | None = None,
     window_days: int | None = None,
+    window_code: str = errors.OCCURRED_TOO_LONG_AGO.code,
     methodology: Methodology | None = None,
     now: datetime.datetime | None = None,
 ) -> list[Outcome]:
@@ -243,6 +248,7 @@ def records_ingest(
 
     `external_id`s must already be namespaced (a partner's ids prefixed with its code). Records name
     their person either by `user_id` (phone) or by `customer_reference` (partners, with `partner_id`).
+    Records older than `window_days` are rejected with `window_code`.
     Runs in one transaction; call it inside yours to make it part of a larger change.
     """
     now = now or timezone.now()
@@ -257,7 +263,7 @@ def records_ingest(
     for position, record in enumerate(records):
         checked = record_precheck(
             position, record, source=source, methodology=methodology,
-            allowed_behaviour_ids=allowed_behaviour_ids, now=now, oldest=oldest,
+            allowed_behaviour_ids=allowed_behaviour_ids, now=now, oldest=oldest, oldest_code=window_code,
         )  # fmt: skip
         if isinstance(checked, _Candidate):
             candidates.append(checked)
@@ -268,7 +274,9 @@ def records_ingest(
         if candidates and partner_id is not None:
             candidates = _resolve_customers(cursor, partner_id, candidates, reject)
         if candidates:
-            candidates = _check_people(cursor, source, candidates, reject)
+            candidates = _check_people(
+                cursor, source, candidates, reject, from_partner=partner_id is not None
+            )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if not candidates:
                 break
@@ -311,18 +319,53 @@ def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], re
     return kept
 
 
-def _check_people(cursor, source: str, candidates: list[_Candidate], reject) -> list[_Candidate]:
+def _check_people(
+    cursor, source: str, candidates: list[_Candidate], reject, *, from_partner: bool
+) -> list[_Candidate]:
+    """Open account, active authorization of the source and, for a partner's records, activity that
+    happened once that authorization was granted (`record_authorization_check`)."""
     state = statements().people_state(cursor, source, sorted({c.user_id for c in candidates}))
     kept = []
     for candidate in candidates:
-        is_open, is_authorized = state.get(candidate.user_id, (False, False))
-        if not is_open:
-            reject(candidate.position, errors.ACCOUNT_CLOSED.code)
-        elif not is_authorized:
-            reject(candidate.position, errors.SOURCE_NOT_AUTHORIZED.code)
+        # PostgreSQL's statement also gives the grant's time; the embedded SQLite's twin does not.
+        is_open, is_authorized, *granted = state.get(candidate.user_id, (False, False))
+        code = record_authorization_check(
+            is_open=is_open,
+            is_authorized=is_authorized,
+            granted_at=granted[0] if granted else None,
+            occurred_at=candidate.incoming.occurred_at,
+            from_partner=from_partner,
+        )
+        if code:
+            reject(candidate.position, code)
         else:
             kept.append(candidate)
     return kept
+
+
+def record_authorization_check(
+    *,
+    is_open: bool,
+    is_authorized: bool,
+    granted_at: datetime.datetime | None,
+    occurred_at: datetime.datetime,
+    from_partner: bool,
+) -> str:
+    """The person's side of capture, in order: the rejection code, or "" when the record may count.
+
+    A partner's record counts only for activity from the moment the person authorized that source
+    (the active grant's `granted_at`): consent is not retroactive, so a card's rides of the weeks
+    before are not the platform's to credit. The phone's own sync is the person acting, with their
+    own counts, and keeps its own window (`steps_sync`). The bulk import applies the same rules in
+    SQL (`bulk_import.ChunkImporter._check_people_and_duplicates`), in the same order.
+    """
+    if not is_open:
+        return errors.ACCOUNT_CLOSED.code
+    if not is_authorized:
+        return errors.SOURCE_NOT_AUTHORIZED.code
+    if from_partner and granted_at is not None and occurred_at < granted_at:
+        return errors.OCCURRED_BEFORE_AUTHORIZATION.code
+    return ""
 
 
 def _month_of(day: datetime.date) -> datetime.date:
@@ -554,6 +597,8 @@ def _credit(
             gross_carbon_mg=candidate.gross_carbon_mg,
             capped_by=capped_by,
             hold_reason=str(hold_reason),
+            user_id=candidate.user_id,
+            local_day=candidate.local_day,
         )
         fresh.append(candidate)
         rows.append(
@@ -618,20 +663,25 @@ class PostgresStatements:
         return dict(cursor.fetchall())
 
     @staticmethod
-    def people_state(cursor, source: str, user_ids: list[int]) -> dict[int, tuple[bool, bool]]:
-        """Per person: (account open, source authorized)."""
+    def people_state(cursor, source: str, user_ids: list[int]) -> dict[int, tuple]:
+        """Per person: (account open, source authorized, when the active authorization was granted)."""
         cursor.execute(
             sql(
                 """
-                SELECT u.id, (u.is_active AND u.closed_at IS NULL),
-                       EXISTS (SELECT 1 FROM accounts_datasourceauthorization a
-                               WHERE a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL)
-                FROM accounts_user u WHERE u.id = ANY([[bigint]])
+                SELECT u.id, (u.is_active AND u.closed_at IS NULL), a.granted_at IS NOT NULL, a.granted_at
+                FROM accounts_user u
+                -- At most one active grant per person and source (a partial unique index).
+                LEFT JOIN accounts_datasourceauthorization a
+                    ON a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL
+                WHERE u.id = ANY([[bigint]])
                 """
             ),
             [source, packed(user_ids)],
         )
-        return {user_id: (is_open, is_authorized) for user_id, is_open, is_authorized in cursor.fetchall()}
+        return {
+            user_id: (is_open, is_authorized, granted_at)
+            for user_id, is_open, is_authorized, granted_at in cursor.fetchall()
+        }
 
     @staticmethod
     def counters_lock(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> tuple[dict, dict]:

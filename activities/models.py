@@ -217,6 +217,9 @@ class ActivityRecord(models.Model):
     gross_carbon_mg = models.BigIntegerField(_("before caps (mg)"))
     credited_carbon_mg = models.BigIntegerField(_("credited (mg)"), default=0)
     capped_by = models.CharField(max_length=8, choices=CapKind.choices, blank=True, default="")
+    # What a merge of two accounts took off this record so the merged person's daily and monthly caps
+    # hold (`capped_by` then says which cap). A database default: the set-based inserts leave it out.
+    capped_at_merge_mg = models.BigIntegerField(_("capped when accounts were merged (mg)"), db_default=0)
     status = models.CharField(max_length=10, choices=RecordStatus.choices)
     hold_reason = models.CharField(max_length=20, choices=HoldReason.choices, blank=True, default="")
     created_at = models.DateTimeField()
@@ -396,6 +399,38 @@ class RejectionTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.partner_code or self.source} {self.code}: {self.count}"
+
+
+class MergeCapCorrection(models.Model):
+    """What merging one account into another took off one of the merged person's days.
+
+    Both accounts' credits of a day add up after a merge; the caps hold per person, so what exceeds
+    them is taken off the records (`ActivityRecord.capped_at_merge_mg`), the counters and the day's
+    credited carbon. Coins already settled for that carbon are kept: `settled_kept_carbon_mg` is the
+    carbon of the day that had already become coins beyond what stays credited (the day's settled
+    carbon is lowered to its credited carbon, and the ledger is not touched).
+    """
+
+    # Plain ids, like the ledger's owners: the rows explain coins and outlive what they point to.
+    target_user_id = models.BigIntegerField()
+    source_user_id = models.BigIntegerField()
+    day = models.DateField()
+    capped_carbon_mg = models.BigIntegerField()
+    settled_kept_carbon_mg = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target_user_id", "day", "source_user_id"], name="one_merge_correction_per_day"
+            ),
+            models.CheckConstraint(condition=Q(capped_carbon_mg__gt=0), name="merge_correction_positive"),
+        ]
+        verbose_name = _("merge cap correction")
+        verbose_name_plural = _("merge cap corrections")
+
+    def __str__(self) -> str:
+        return f"{self.source_user_id}→{self.target_user_id}@{self.day}: −{self.capped_carbon_mg}"
 
 
 class DailyCarbon(models.Model):

@@ -2,7 +2,8 @@
 
 Called by accounts (through the app registry) in dependency order. `DailyCarbon` is the ledger
 contract with rewards: erasure keeps it (amounts only, no activity detail) so settled coins stay
-explained; merging adds the source's days to the target's.
+explained; merging adds the source's days to the target's, then takes off what goes over the
+caps of the one person (`MERGED_CAPS_APPLY`), keeping the coins already settled.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from activities.models import (
     ActivityRecord,
     BehaviourDay,
     BehaviourMonth,
+    CapKind,
     DailyCarbon,
     DeviceAccount,
     PartnerCustomerLink,
+    RecordStatus,
     ReviewDecision,
     StepDay,
 )
@@ -48,6 +51,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "gross_carbon_mg": record.gross_carbon_mg,
                 "credited_carbon_mg": record.credited_carbon_mg,
                 "capped_by": record.capped_by,
+                "capped_at_merge_mg": record.capped_at_merge_mg,
                 "status": record.status,
                 "hold_reason": record.hold_reason,
                 "appeal_note": record.appeal_note,
@@ -98,8 +102,13 @@ def personal_data_erase(*, user: User) -> None:
 
 
 @transaction.atomic
-def accounts_merge(*, source_user: User, target_user: User) -> None:
-    """Moves everything of `source_user` to `target_user`; sums counters and daily carbon, never doubles."""
+def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
+    """Moves everything of `source_user` to `target_user`; sums counters and daily carbon, never doubles.
+
+    The caps then hold for the merged person (`MERGED_CAPS_APPLY`); returns what that took off:
+    `capped_carbon_mg` over `capped_days` days, of which `settled_kept_carbon_mg` had already become
+    coins (kept).
+    """
     source_id, target_id = source_user.id, target_user.id
     ActivityRecord.objects.filter(user_id=source_id).update(user_id=target_id)
     # A card linked to both is simply the target's now.
@@ -164,3 +173,96 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
         )
     for model in (StepDay, DeviceAccount, BehaviourDay, BehaviourMonth, DailyCarbon):
         model.objects.filter(user_id=source_id).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            MERGED_CAPS_APPLY,
+            {
+                "target": target_id,
+                "source": source_id,
+                "credited": RecordStatus.CREDITED.value,
+                "cap_day": CapKind.DAY.value,
+                "cap_month": CapKind.MONTH.value,
+                "now": timezone.now(),
+            },
+        )
+        capped_carbon_mg, settled_kept_carbon_mg, days = cursor.fetchone()
+    return {
+        "capped_carbon_mg": int(capped_carbon_mg),
+        "capped_days": days,
+        "settled_kept_carbon_mg": int(settled_kept_carbon_mg),
+    }
+
+
+# After a merge the caps hold per person: each (behaviour, day) and (behaviour, month) of the merged
+# person is filled again in the order things happened, as capture fills it (`ingest.apply_caps`),
+# from what each record credits now (a merge never raises a record). What no longer fits is taken
+# off the record (its `capped_by` says which cap, `capped_at_merge_mg` how much), the counters and
+# the day's credited carbon. A day's settled carbon is lowered to what stays credited: the coins
+# minted for the rest are kept, and the correction says how much carbon they stood for.
+MERGED_CAPS_APPLY = """
+    WITH ordered AS (
+        SELECT r.id, r.behaviour_id, r.local_day, r.occurred_at, r.credited_carbon_mg AS credited,
+               f.daily_cap_mg, f.monthly_cap_mg, date_trunc('month', r.local_day)::date AS month
+        FROM activities_activityrecord r
+        JOIN activities_factor f ON f.id = r.factor_id
+        WHERE r.user_id = %(target)s AND r.status = %(credited)s AND r.credited_carbon_mg > 0
+          AND (f.daily_cap_mg IS NOT NULL OR f.monthly_cap_mg IS NOT NULL)
+    ),
+    day_capped AS (
+        SELECT *,
+               CASE WHEN daily_cap_mg IS NULL THEN credited
+                    ELSE greatest(0, least(credited, daily_cap_mg - coalesce(sum(credited) OVER (
+                        PARTITION BY behaviour_id, local_day ORDER BY occurred_at, id
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
+               END AS after_day
+        FROM ordered
+    ),
+    month_capped AS (
+        SELECT *,
+               CASE WHEN monthly_cap_mg IS NULL THEN after_day
+                    ELSE greatest(0, least(after_day, monthly_cap_mg - coalesce(sum(after_day) OVER (
+                        PARTITION BY behaviour_id, month ORDER BY occurred_at, id
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))
+               END AS after_month
+        FROM day_capped
+    ),
+    capped AS MATERIALIZED (
+        SELECT id, behaviour_id, local_day, month, credited - after_month AS capped_mg,
+               CASE WHEN after_month < after_day THEN %(cap_month)s ELSE %(cap_day)s END AS capped_by
+        FROM month_capped WHERE after_month < credited
+    ),
+    records AS (
+        UPDATE activities_activityrecord r
+        SET credited_carbon_mg = r.credited_carbon_mg - c.capped_mg, capped_by = c.capped_by,
+            capped_at_merge_mg = r.capped_at_merge_mg + c.capped_mg
+        FROM capped c WHERE r.id = c.id
+    ),
+    behaviour_days AS (
+        UPDATE activities_behaviourday b SET credited_carbon_mg = b.credited_carbon_mg - c.capped_mg
+        FROM (SELECT behaviour_id, local_day, sum(capped_mg) AS capped_mg FROM capped GROUP BY 1, 2) c
+        WHERE b.user_id = %(target)s AND b.behaviour_id = c.behaviour_id AND b.day = c.local_day
+    ),
+    behaviour_months AS (
+        UPDATE activities_behaviourmonth m SET credited_carbon_mg = m.credited_carbon_mg - c.capped_mg
+        FROM (SELECT behaviour_id, month, sum(capped_mg) AS capped_mg FROM capped GROUP BY 1, 2) c
+        WHERE m.user_id = %(target)s AND m.behaviour_id = c.behaviour_id AND m.month = c.month
+    ),
+    per_day AS MATERIALIZED (
+        SELECT d.id, d.day, c.capped_mg,
+               greatest(0, d.settled_carbon_mg - (d.credited_carbon_mg - c.capped_mg)) AS kept_mg
+        FROM (SELECT local_day, sum(capped_mg) AS capped_mg FROM capped GROUP BY 1) c
+        JOIN activities_dailycarbon d ON d.user_id = %(target)s AND d.day = c.local_day
+    ),
+    daily AS (
+        UPDATE activities_dailycarbon d
+        SET credited_carbon_mg = d.credited_carbon_mg - p.capped_mg,
+            settled_carbon_mg = d.settled_carbon_mg - p.kept_mg, updated_at = %(now)s
+        FROM per_day p WHERE d.id = p.id
+    ),
+    corrections AS (
+        INSERT INTO activities_mergecapcorrection
+            (target_user_id, source_user_id, day, capped_carbon_mg, settled_kept_carbon_mg, created_at)
+        SELECT %(target)s, %(source)s, day, capped_mg, kept_mg, %(now)s FROM per_day ORDER BY day
+    )
+    SELECT coalesce(sum(capped_mg), 0), coalesce(sum(kept_mg), 0), count(*) FROM per_day
+"""

@@ -136,6 +136,11 @@ def receipt_of(record: ActivityRecord) -> str:
             CapKind.DAY: _("the daily cap of %(cap)s for %(behaviour)s was reached"),
             CapKind.MONTH: _("the monthly cap of %(cap)s for %(behaviour)s was reached"),
         }[CapKind(record.capped_by)] % {"cap": grams(cap or 0), "behaviour": behaviour}
+        if record.capped_at_merge_mg:
+            reason = _(
+                "%(reason)s once two accounts were merged (%(capped)s taken off then; coins already "
+                "earned were kept)"
+            ) % {"reason": reason, "capped": grams(record.capped_at_merge_mg)}
         return text + _(", capped to %(credited)s, because %(reason)s") % {
             "credited": grams(record.credited_carbon_mg),
             "reason": reason,

@@ -59,6 +59,11 @@ def partner_window_days() -> int:
     return int(getattr(settings, "ACTIVITIES_PARTNER_WINDOW_DAYS", 30))
 
 
+def history_window_days() -> int:
+    """How far back a history import reaches (days); older records need an operator's back-fill."""
+    return int(getattr(settings, "ACTIVITIES_HISTORY_WINDOW_DAYS", 90))
+
+
 # Yuan: far beyond any household payment, within what the staging columns hold exactly.
 MAX_AMOUNT = Decimal(10**9)
 
@@ -381,9 +386,14 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
 
 
 def partner_records_ingest(
-    *, partner: Partner, records: list[Any], is_history: bool = False, now=None
+    *, partner: Partner, records: list[Any], is_history: bool = False, is_backfill: bool = False, now=None
 ) -> list[Outcome]:
-    """Ingests a partner batch: one outcome per record, in order, with the ids the partner sent."""
+    """Ingests a partner batch: one outcome per record, in order, with the ids the partner sent.
+
+    The age window: the API takes the last `partner_window_days()`; a history import the last
+    `history_window_days()` (`occurred_before_history_window` beyond); an operator's back-fill
+    (`is_backfill`, audited by its command) any age the methodology has factors for.
+    """
     if len(records) > partner_batch_max():
         raise ApplicationError(errors.PARTNER_BATCH_TOO_LARGE, fields={"max": partner_batch_max()})
     incoming = [partner_record_parse(partner, raw) for raw in records]
@@ -394,8 +404,10 @@ def partner_records_ingest(
         partner_id=partner.id,
         partner_code=partner.code,
         allowed_behaviour_ids=allowed,
-        # History imports carry old records on purpose; the API only takes recent ones.
-        window_days=None if is_history else partner_window_days(),
+        window_days=None if is_backfill else history_window_days() if is_history else partner_window_days(),
+        window_code=(
+            errors.OCCURRED_BEFORE_HISTORY_WINDOW.code if is_history else errors.OCCURRED_TOO_LONG_AGO.code
+        ),
         now=now,
     )
     prefix = len(partner.code) + 1

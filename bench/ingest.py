@@ -64,7 +64,10 @@ def _seed(people: int) -> tuple[str, str, str]:
     now = timezone.now()
     DataSourceAuthorization.objects.bulk_create(
         [
-            DataSourceAuthorization(user_id=u, source=DataSource.TRANSIT_CARD, granted_at=now)
+            # Authorized a year ago: the benchmark's rides (the last days) are after the grant.
+            DataSourceAuthorization(
+                user_id=u, source=DataSource.TRANSIT_CARD, granted_at=now - datetime.timedelta(days=365)
+            )
             for u in user_ids
         ],
         batch_size=5000,
@@ -360,7 +363,8 @@ def main() -> int:
         print(f"    outcomes: {counts}", flush=True)
         _analyze()
 
-    import_records = _records("I", args.import_rows, args.people, days=360, seed=3)
+    # Within the history window (ACTIVITIES_HISTORY_WINDOW_DAYS, 90 days): older lines are rejected.
+    import_records = _records("I", args.import_rows, args.people, days=85, seed=3)
     copy_unchecked_rate = _copy_reference(partner_code, import_records, check_constraints=False)
     copy_rate = _copy_reference(partner_code, import_records)
     print(

@@ -8,7 +8,9 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   offer, issued ≤ the limit; every coupon took its coins exactly once, every refund gave them back once;
 - carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
   credited it; each external record stored once; what a person's records credited is what their day says;
-- settlement: each person and day settled once, and what was settled is what was minted for it;
+- settlement: each person and day settled once, and what was settled is what was minted for it
+  (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
+  whose coins were kept counts as settled;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction).
 
 Read-only and set-based (one query per invariant), so it runs after every test of the reliability
@@ -170,15 +172,74 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
         "settled carbon",
         lambda r: f"person {r[0]}: days say {r[1]} mg settled, settlements converted {r[2]} mg",
-        # Per person: the carbon marked settled on their days is the carbon their settlements converted.
+        # Per person: the carbon marked settled on their days is the carbon their settlements (nightly
+        # and back-fill) converted. A merge moves the days to the account merged into (its chain's
+        # end) but not the settlements, so both count for that account; and the carbon whose coins a
+        # merge kept beyond the caps (lowered from the days' settled carbon) counts with the days.
         """
-        SELECT days.user_id, days.settled, COALESCE(settled.carbon, 0)
-        FROM (SELECT user_id, SUM(settled_carbon_mg) AS settled FROM activities_dailycarbon GROUP BY user_id)
-             AS days
-        LEFT JOIN (SELECT user_id, SUM(carbon_mg) AS carbon FROM rewards_settlement GROUP BY user_id)
-             AS settled ON settled.user_id = days.user_id
-        WHERE days.settled <> COALESCE(settled.carbon, 0)
-        ORDER BY days.user_id
+        WITH RECURSIVE person AS (
+            SELECT id AS user_id, id AS person_id FROM accounts_user WHERE merged_into_id IS NULL
+            UNION ALL
+            SELECT account.id, person.person_id
+            FROM accounts_user AS account JOIN person ON account.merged_into_id = person.user_id
+        ),
+        days AS (
+            SELECT person.person_id, SUM(amount) AS settled
+            FROM (
+                SELECT user_id, settled_carbon_mg AS amount FROM activities_dailycarbon
+                UNION ALL
+                SELECT target_user_id, settled_kept_carbon_mg FROM activities_mergecapcorrection
+            ) AS settled_days JOIN person ON person.user_id = settled_days.user_id
+            GROUP BY person.person_id
+        ),
+        converted AS (
+            SELECT person.person_id, SUM(carbon_mg) AS carbon
+            FROM (
+                SELECT user_id, carbon_mg FROM rewards_settlement
+                UNION ALL
+                SELECT user_id, carbon_mg FROM rewards_backfillsettlement
+            ) AS settlements JOIN person ON person.user_id = settlements.user_id
+            GROUP BY person.person_id
+        )
+        SELECT days.person_id, days.settled, COALESCE(converted.carbon, 0)
+        FROM days LEFT JOIN converted ON converted.person_id = days.person_id
+        WHERE days.settled <> COALESCE(converted.carbon, 0)
+        ORDER BY days.person_id
+        """,
+    ),
+    Invariant(
+        "back-fill minted",
+        lambda r: f"back-fill transaction {r[0]}: its settlements say {r[1]} coins, it minted {r[2]}",
+        """
+        SELECT settled.transaction_id, settled.coins, COALESCE(minted.coins, 0)
+        FROM (
+            SELECT transaction_id, SUM(coins) AS coins FROM rewards_backfillsettlement GROUP BY transaction_id
+        ) AS settled
+        LEFT JOIN (
+            SELECT transaction_id, SUM(amount) AS coins FROM rewards_ledgerentry WHERE amount > 0
+            GROUP BY transaction_id
+        ) AS minted ON minted.transaction_id = settled.transaction_id
+        WHERE settled.coins <> COALESCE(minted.coins, 0)
+        ORDER BY settled.transaction_id
+        """,
+    ),
+    Invariant(
+        "back-fill lot on its day",
+        lambda r: (
+            f"back-fill transaction {r[0]}, person {r[1]}, day {r[2]}: no lot of {r[3]} coins earned that day"
+        ),
+        # A back-filled day's coins are earned on that day, so they expire as that day's coins would have.
+        """
+        SELECT settled.transaction_id, settled.user_id, settled.day, settled.coins
+        FROM rewards_backfillsettlement AS settled
+        WHERE NOT EXISTS (
+            SELECT 1 FROM rewards_coinlot AS lot
+            JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id
+            WHERE lot.transaction_id = settled.transaction_id AND wallet.kind = 'wallet'
+              AND wallet.owner_id = settled.user_id AND lot.earned_on = settled.day
+              AND lot.amount = settled.coins
+        )
+        ORDER BY settled.transaction_id, settled.user_id, settled.day
         """,
     ),
     Invariant(

@@ -288,6 +288,37 @@ class Settlement(models.Model):
         return f"{self.user_id}@{self.day}: {self.coins}"
 
 
+class BackfillSettlement(models.Model):
+    """Coins an operator's history back-fill minted for one person's back-filled day, at that day's rate.
+
+    Back-filled days are settled by the back-fill itself (`rewards.services.backfill`), not by the
+    nightly run: this is their record, as `Settlement` is the nightly run's. The lot it credited
+    was earned on `day` and expires as that day's coins do.
+    """
+
+    user_id = models.BigIntegerField()
+    day = models.DateField()
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="backfill_settlements", db_index=False
+    )
+    carbon_mg = models.BigIntegerField()
+    coins = models.BigIntegerField()
+    carbon_mg_per_coin = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "day", "transaction"], name="one_backfill_settlement_per_day_and_chunk"
+            ),
+            models.CheckConstraint(condition=Q(coins__gt=0), name="backfill_settlement_coins_positive"),
+        ]
+        verbose_name = _("back-fill settlement")
+        verbose_name_plural = _("back-fill settlements")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.day}: {self.coins} (back-fill)"
+
+
 class WelfareProject(models.Model):
     """A public-welfare project people donate coins to (planting trees, protecting a wetland …)."""
 

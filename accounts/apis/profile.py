@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -97,8 +98,33 @@ class IdentityApi(JsonApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class MergeOutcomeOutput(serializers.Serializer):
+    capped_carbon_mg = serializers.IntegerField(
+        help_text="Carbon (mg) of both accounts' same days beyond the daily and monthly caps, no longer "
+        "credited: each record it came off says so in its receipt."
+    )
+    capped_days = serializers.IntegerField(help_text="How many days lost carbon to the caps.")
+    settled_kept_carbon_mg = serializers.IntegerField(
+        help_text="Of the capped carbon, what had already become coins: those coins are kept."
+    )
+    settled_coins_kept = serializers.BooleanField(help_text="Always true: a merge takes no coins back.")
+    message = serializers.CharField(help_text="The rule in the person's language, to show as it is.")
+
+
+class MergeOutput(ProfileOutput):
+    merge = serializers.SerializerMethodField()
+
+    @extend_schema_field(MergeOutcomeOutput)
+    def get_merge(self, user) -> dict:
+        return self.context["merge"]
+
+
 class MergeApi(JsonApiView):
-    """Merges the account signed in by `source_session_token` into this one, and closes it."""
+    """Merges the account signed in by `source_session_token` into this one, and closes it.
+
+    The answer is the merged profile and, under `merge`, what the caps took off now that both
+    accounts' activities count as one person's (coins already earned are kept).
+    """
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
     throttle_classes = [MergeThrottle]
@@ -106,12 +132,41 @@ class MergeApi(JsonApiView):
     class MergeInput(serializers.Serializer):
         source_session_token = serializers.CharField(max_length=128)
 
-    @extend_schema(request=MergeInput, responses=ProfileOutput)
+    @extend_schema(request=MergeInput, responses=MergeOutput)
     def post(self, request: Request) -> Response:
         data = self.MergeInput(data=request.data)
         data.is_valid(raise_exception=True)
         source = selectors.user_for_session_token(token=data.validated_data["source_session_token"])
         if source is None:
             raise ApplicationError(errors.MERGE_SOURCE_INVALID)
-        user = services.account_merge(source_user=source, target_user=request.user)
-        return Response(profile_data(request, user))
+        merged = services.account_merge(source_user=source, target_user=request.user)
+        outcome = {
+            "capped_carbon_mg": merged.capped_carbon_mg,
+            "capped_days": merged.capped_days,
+            "settled_kept_carbon_mg": merged.settled_kept_carbon_mg,
+            "settled_coins_kept": True,
+            "message": merge_rule_message(merged),
+        }
+        return Response(MergeOutput(merged.user, context={"request": request, "merge": outcome}).data)
+
+
+def merge_rule_message(merged: services.AccountMerge) -> str:
+    """The merge's rule for the person, with what it did to their days."""
+    if not merged.capped_carbon_mg:
+        return str(
+            _(
+                "Both accounts' activities now count as one person's: the daily and monthly caps apply "
+                "to their sum. Nothing went over them. Coins already earned are kept."
+            )
+        )
+    return str(
+        _(
+            "Both accounts' activities now count as one person's: the daily and monthly caps apply to "
+            "their sum. %(grams)s g over the caps on %(days)s day(s) is no longer credited; each record "
+            "it came off says so. Coins already earned are kept."
+        )
+        % {
+            "grams": f"{merged.capped_carbon_mg / 1000:,.3f}".rstrip("0").rstrip("."),
+            "days": merged.capped_days,
+        }
+    )

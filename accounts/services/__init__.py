@@ -34,6 +34,7 @@ from accounts.services.profile import (
     profile_update,
 )
 from accounts.services.rights import (
+    AccountMerge,
     account_erase,
     account_export,
     account_merge,
@@ -43,6 +44,7 @@ from accounts.services.sessions import sessions_clear_expired
 
 __all__ = [
     "DEVICE_ID_PATTERN",
+    "AccountMerge",
     "account_erase",
     "account_export",
     "account_merge",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -38,30 +39,59 @@ def _close(*, user: User, merged_into: User | None = None) -> None:
     user.save(update_fields=["closed_at", "is_active", "merged_into", "password"])
 
 
+@dataclass(frozen=True)
+class AccountMerge:
+    """A merge's outcome: the merged account, and what the caps took off once both counted as one.
+
+    After a merge the daily and monthly caps hold for the one person: carbon of the two accounts'
+    same days beyond them (`capped_carbon_mg`, over `capped_days` days) is no longer credited, and
+    each record it came off says so. Coins already settled are kept (`settled_kept_carbon_mg` is
+    the capped carbon that had already become coins): nothing is taken back from the wallet.
+    """
+
+    user: User
+    capped_carbon_mg: int = 0
+    capped_days: int = 0
+    settled_kept_carbon_mg: int = 0
+
+
 @transaction.atomic
-def account_merge(*, source_user: User, target_user: User) -> User:
+def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
     """Moves everything of `source_user` into `target_user` and closes the source.
 
     Each app's `personal_data.accounts_merge` moves its own rows (activity records, wallets through
-    ledger transfers, coupons …), left to right in the dependency order, counting nothing twice.
+    ledger transfers, coupons …), left to right in the dependency order, counting nothing twice;
+    what one reports about the merge (activities: the carbon the caps took off) is in the result.
     Both accounts are locked (in id order) for the whole merge.
     """
     if source_user.pk == target_user.pk:
         raise ApplicationError(errors.MERGE_SAME_ACCOUNT)
+    # NO KEY UPDATE: merges of the same accounts queue on it, while a capture running meanwhile (its
+    # records' foreign key checks take KEY SHARE on the person) is not blocked by it; otherwise the
+    # capture, holding the person's counters, and the merge, waiting for them, deadlock.
     locked = {
         user.pk: user
-        for user in User.objects.select_for_update()
+        for user in User.objects.select_for_update(no_key=True)
         .filter(pk__in=[source_user.pk, target_user.pk])
         .order_by("pk")
     }
     source, target = locked[source_user.pk], locked[target_user.pk]
     if source.is_closed or target.is_closed:
         raise ApplicationError(errors.MERGE_SOURCE_INVALID)
+    reported: dict[str, int] = {}
     for module in personal_data_modules():
-        module.accounts_merge(source_user=source, target_user=target)
+        reported |= module.accounts_merge(source_user=source, target_user=target) or {}
     _close(user=source, merged_into=target)
-    logger.info("accounts merged", extra={"source_user_id": source.pk, "target_user_id": target.pk})
-    return target
+    logger.info(
+        "accounts merged",
+        extra={"source_user_id": source.pk, "target_user_id": target.pk, **reported},
+    )
+    return AccountMerge(
+        user=target,
+        capped_carbon_mg=reported.get("capped_carbon_mg", 0),
+        capped_days=reported.get("capped_days", 0),
+        settled_kept_carbon_mg=reported.get("settled_kept_carbon_mg", 0),
+    )
 
 
 def account_export(*, user: User) -> dict[str, Any]:

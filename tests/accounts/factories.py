@@ -1,6 +1,10 @@
-import factory
+import datetime
 
-from accounts.models import District, User
+import factory
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import DataSourceAuthorization, District, User
 
 
 class DistrictFactory(factory.django.DjangoModelFactory):
@@ -27,3 +31,17 @@ class UserFactory(factory.django.DjangoModelFactory):
 class GuestFactory(UserFactory):
     is_guest = True
     district = None
+
+
+def authorization_granted(
+    user: User, source: str, *, granted_at: datetime.datetime | None = None
+) -> DataSourceAuthorization:
+    """The person authorized `source` at `granted_at` (a year ago by default), through the service.
+
+    A partner's records count only for activity since the grant: a test's rides of the last days
+    need a grant from before them, as a person who signed up long ago has.
+    """
+    authorization = services.data_source_authorize(user=user, source=source)
+    authorization.granted_at = granted_at or timezone.now() - datetime.timedelta(days=365)
+    DataSourceAuthorization.objects.filter(pk=authorization.pk).update(granted_at=authorization.granted_at)
+    return authorization

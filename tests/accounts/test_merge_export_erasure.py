@@ -1,4 +1,5 @@
 import base64
+import datetime
 import os
 
 import pytest
@@ -21,6 +22,7 @@ from accounts.selectors import data_source_is_authorized, friend_ids_of
 from tests.accounts.conftest import app_client, open_guest, wechat_sign_in
 from tests.accounts.factories import UserFactory
 from tests.accounts.test_profile import image_file
+from tests.conftest import session_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -270,3 +272,116 @@ def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
 
     assert sorted(outcomes) == ["merge_source_invalid", "merged"]
     assert User.objects.filter(pk__in=[first.pk, second.pk], closed_at__isnull=True).count() == 1
+
+
+def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay(client_for):
+    from activities.ingest import LOCAL_TZ
+    from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, MergeCapCorrection
+    from activities.selectors import receipt_of
+    from activities.services import steps_sync
+    from config.invariants import invariant_violations
+    from rewards.models import LedgerAccount
+    from rewards.services import settlement_run
+    from tests.accounts.factories import authorization_granted
+
+    # Given two accounts of one person, each with 8,000 steps (160 g) yesterday, settled into coins:
+    # walking is capped at 200 g a day.
+    target, source = UserFactory(), UserFactory()
+    yesterday = datetime.datetime.now(tz=LOCAL_TZ).date() - datetime.timedelta(days=1)
+    for user in (target, source):
+        authorization_granted(user, DataSource.PHONE_STEPS)
+        steps_sync(user=user, steps_by_day={yesterday: 8000})
+    settlement_run(day=yesterday, within_transaction=True)
+    wallets = LedgerAccount.objects.filter(kind="wallet", owner_id__in=[target.pk, source.pk])
+    assert sorted(wallets.values_list("balance", flat=True)) == [16, 16]
+
+    # When the person merges them
+    response = client_for(target).post(
+        "/api/v1/me/merge", {"source_session_token": session_token_for(source)}, format="json"
+    )
+
+    # Then the day credits 200 g, not 320 g: the later record lost 120 g and says why ...
+    assert response.status_code == 200, response.content
+    assert response.json()["merge"] == {
+        "capped_carbon_mg": 120_000,
+        "capped_days": 1,
+        "settled_kept_carbon_mg": 120_000,
+        "settled_coins_kept": True,
+        "message": "Both accounts' activities now count as one person's: the daily and monthly caps apply "
+        "to their sum. 120 g over the caps on 1 day(s) is no longer credited; each record it came off "
+        "says so. Coins already earned are kept.",
+    }
+    records = list(
+        ActivityRecord.objects.filter(user=target)
+        .order_by("id")
+        .values_list("credited_carbon_mg", "capped_by", "capped_at_merge_mg")
+    )
+    assert records == [(160_000, "", 0), (40_000, "day", 120_000)]
+    capped = ActivityRecord.objects.filter(user=target).order_by("id").last()
+    assert "once two accounts were merged (120 g taken off then" in receipt_of(capped)
+    assert BehaviourDay.objects.get(user=target, day=yesterday).credited_carbon_mg == 200_000
+    day = DailyCarbon.objects.get(user=target, day=yesterday)
+    assert (day.credited_carbon_mg, day.settled_carbon_mg) == (200_000, 200_000)
+    assert list(
+        MergeCapCorrection.objects.values_list(
+            "target_user_id", "source_user_id", "day", "capped_carbon_mg", "settled_kept_carbon_mg"
+        )
+    ) == [(target.pk, source.pk, yesterday, 120_000, 120_000)]
+    # ... and the coins already minted for it are all kept, nothing owed or clawed back.
+    assert LedgerAccount.objects.get(kind="wallet", owner_id=target.pk).balance == 32
+    assert LedgerAccount.objects.get(kind="wallet", owner_id=source.pk).balance == 0
+    assert invariant_violations() == []
+
+
+def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
+    from activities.ingest import LOCAL_TZ
+    from activities.models import ActivityRecord, BehaviourMonth, DailyCarbon, Factor, MethodologyVersion
+    from activities.services import methodology_version_copy, steps_sync
+    from config.invariants import invariant_violations
+    from tests.accounts.factories import authorization_granted
+
+    # Walking capped at 250 g a month from a version in force since the start of the month.
+    today = datetime.datetime.now(tz=LOCAL_TZ).date()
+    days = [today - datetime.timedelta(days=2), today - datetime.timedelta(days=1)]
+    if days[0].month != days[1].month:
+        days = [today - datetime.timedelta(days=1), today]
+    version = methodology_version_copy(
+        source=MethodologyVersion.objects.get(number=1), effective_from=days[0].replace(day=1)
+    )
+    Factor.objects.filter(version=version, behaviour__code="walk").update(monthly_cap_mg=250_000)
+    target, source = UserFactory(), UserFactory()
+    for user in (target, source):
+        authorization_granted(user, DataSource.PHONE_STEPS)
+    steps_sync(user=target, steps_by_day={days[0]: 5000})  # 100 g
+    steps_sync(user=source, steps_by_day={days[1]: 10000})  # 200 g
+    steps_sync(user=target, steps_by_day={days[1]: 7500})  # 150 g: 250 g in the month, each
+
+    response = client_for(target).post(
+        "/api/v1/me/merge",
+        {"source_session_token": session_token_for(source)},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="zh-Hans",
+    )
+
+    # Then the second day keeps the source's 200 g but the month has room for 150 g of it only;
+    # the target's 150 g of that day no longer fits the daily cap.
+    assert response.status_code == 200, response.content
+    merge = response.json()["merge"]
+    assert (merge["capped_carbon_mg"], merge["capped_days"], merge["settled_kept_carbon_mg"]) == (
+        200_000,
+        1,
+        0,
+    )
+    assert merge["message"] == (
+        "两个账户的活动现在算作同一人的：每日和每月上限按合计计算。1 天中超出上限的 200 克不再计入，"
+        "相关记录的明细中已注明。已获得的碳币全部保留。"
+    )
+    records = list(
+        ActivityRecord.objects.filter(user=target)
+        .order_by("local_day", "occurred_at", "id")
+        .values_list("credited_carbon_mg", "capped_by", "capped_at_merge_mg")
+    )
+    assert records == [(100_000, "", 0), (150_000, "month", 50_000), (0, "day", 150_000)]
+    assert BehaviourMonth.objects.get(user=target, month=days[0].replace(day=1)).credited_carbon_mg == 250_000
+    assert DailyCarbon.objects.get(user=target, day=days[1]).credited_carbon_mg == 150_000
+    assert invariant_violations() == []

@@ -12,19 +12,21 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from accounts import services as accounts_services
 from accounts.models import DataSource, User
 from activities import services, signing
 from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, RejectionTally
 from activities.services import PartnerWithSecret
+from tests.accounts.factories import authorization_granted
 
 
 @pytest.fixture
 def authorize() -> Callable[..., None]:
+    """Grants sources as a person who signed up a year ago did (partners' records count from then)."""
+
     def grant(user: User, *sources: str) -> None:
         for source in sources or (DataSource.PHONE_STEPS,):
-            accounts_services.data_source_authorize(user=user, source=source)
+            authorization_granted(user, source)
 
     return grant
 

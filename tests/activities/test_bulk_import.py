@@ -29,7 +29,7 @@ from activities.models import (
     MethodologyVersion,
     RejectionTally,
 )
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, authorization_granted
 
 pytestmark = pytest.mark.django_db
 
@@ -54,12 +54,14 @@ def line(record_id, reference, behaviour, quantity, started, minutes=None, *, en
 
 @pytest.fixture
 def people(transit, authorize):
-    """T-100 rides and consented; T-200 never consented; T-300 closed the account; a stored ride."""
-    rider, stranger, gone = UserFactory(), UserFactory(), UserFactory()
-    for user, card in ((rider, "T-100"), (stranger, "T-200"), (gone, "T-300")):
+    """T-100 rides and consented; T-200 never consented; T-300 closed the account; T-400 consented
+    three days ago (at midnight); a stored ride."""
+    rider, stranger, gone, newcomer = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    for user, card in ((rider, "T-100"), (stranger, "T-200"), (gone, "T-300"), (newcomer, "T-400")):
         services.partner_customer_link(partner=transit.partner, customer_reference=card, user=user)
     authorize(rider, DataSource.TRANSIT_CARD)
     authorize(gone, DataSource.TRANSIT_CARD)
+    authorization_granted(newcomer, DataSource.TRANSIT_CARD, granted_at=at(3, 0))
     gone.closed_at = timezone.now()
     gone.save(update_fields=["closed_at"])
     services.partner_records_ingest(
@@ -103,6 +105,11 @@ def plain_lines() -> list[list[str]]:
         line("f1", "T-100", "bus", 1, at(-2, 9), 10),
         line("e1", "T-100", "bus", 1, at(2, 9), ended=at(2, 8)),
         line("n1", "T-100", "bus", 1, datetime.datetime(2019, 5, 1, 8, tzinfo=LOCAL_TZ), 10),
+        line("o1", "T-100", "bus", 1, at(91, 8), 10),  # older than the history window
+        line("o2", "T-100", "bus", 1, at(89, 8), 10),
+        line("g1", "T-400", "bus", 1, at(4, 23, 59), 10),  # before T-400's grant
+        line("g2", "T-400", "bus", 1, at(3, 0), 10),  # from the moment of the grant
+        line("g3", "T-400", "bus", 1, at(1, 9), 10),
         line("z1", "T-100", "bus", 1, at(4, 9).astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")),
     ]
     # 24 short bus rides in one day (50 g each under v2): the cap per day bites after 16, review after 20.
@@ -209,8 +216,8 @@ def through_chunked_import(transit, path, tmp_path) -> tuple[dict, list, int]:
         pytest.param(["x1,T-100,bus, 1 ,2026-01-05T08:00:00+08:00,", "x3,,bus,1,2026-01-05T09:00:00+08:00,",
                       "x4,T-100,bus,1,2026-01-05 10:00:00,", "x5,T-100,bus,1e0,2026-01-05T11:00:00+08:00,"],
                      4, id="odd-fields"),
-        pytest.param(["x2,T-100"], 51, id="short-line"),
-        pytest.param(["y1,T-100,bus,1,2026-02-30T08:00:00+08:00,"], 51, id="impossible-date"),
+        pytest.param(["x2,T-100"], 56, id="short-line"),
+        pytest.param(["y1,T-100,bus,1,2026-02-30T08:00:00+08:00,"], 56, id="impossible-date"),
     ],
 )  # fmt: skip
 def test_the_chunked_import_and_the_batch_path_agree(transit, people, tmp_path, extra_lines, read_by_python):
@@ -232,8 +239,12 @@ def test_the_chunked_import_and_the_batch_path_agree(transit, people, tmp_path, 
     assert {code for _, code in import_rejections} >= {
         "unknown_customer", "source_not_authorized", "account_closed", "unknown_behaviour",
         "behaviour_not_allowed", "invalid_quantity", "occurred_in_future", "invalid_record",
-        "no_factor_in_effect",
+        "occurred_before_history_window", "occurred_before_authorization",
     }  # fmt: skip
+    assert ("n1", "occurred_before_history_window") in import_rejections
+    assert ("o1", "occurred_before_history_window") in import_rejections
+    assert ("g1", "occurred_before_authorization") in import_rejections
+    assert {r[0] for r in by_import["records"]} >= {"city-transit:o2", "city-transit:g2", "city-transit:g3"}
 
 
 def test_a_chunked_import_resumes_after_its_last_chunk(transit, people, tmp_path):

@@ -277,3 +277,29 @@ def test_a_batch_waits_for_a_concurrent_creator_of_its_counter_instead_of_racing
     assert (rider.id, behaviour_id, day) in second_counters[0]
     assert seen_count == 1  # the first batch's committed row, locked by the second
     assert BehaviourDay.objects.filter(user=rider, day=day).count() == 1
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_merge_racing_the_persons_own_syncs_leaves_every_cap_held(authorize, round_):
+    from accounts.services import account_merge
+    from config.invariants import invariant_violations
+
+    target, source = UserFactory(), UserFactory()
+    for user in (target, source):
+        authorize(user)
+    day = local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+    services.steps_sync(user=source, steps_by_day={day: 6000})  # 120 g
+    services.steps_sync(user=target, steps_by_day={day: 4000})  # 80 g
+
+    def merge():
+        return account_merge(source_user=source, target_user=target)
+
+    syncs = [lambda c=c: services.steps_sync(user=target, steps_by_day={day: c}) for c in (6000, 8000, 9000)]
+    results = race([merge, *syncs])
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    records = ActivityRecord.objects.filter(user=target)
+    assert sum(r.credited_carbon_mg for r in records) == 200_000
+    assert DailyCarbon.objects.get(user=target, day=day).credited_carbon_mg == 200_000
+    assert BehaviourDay.objects.get(user=target, day=day).credited_carbon_mg == 200_000
+    assert invariant_violations() == []

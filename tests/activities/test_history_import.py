@@ -22,7 +22,7 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
-def history(count: int, start_days_ago: int = 200):
+def history(count: int, start_days_ago: int = 60):
     start = ago(days=start_days_ago)
     return [
         [f"H{n}", "T-100", "bus", "1", (start + datetime.timedelta(hours=6 * n)).isoformat(), ""]

@@ -103,14 +103,58 @@ def test_every_rejection_code_of_a_partner_record(transit, rider, post_batch):
     )
 
 
-def test_a_record_before_the_first_methodology_is_rejected_in_an_import(transit, rider):
+def test_a_record_older_than_the_history_window_is_rejected_in_an_import(transit, rider):
     outcomes = services.partner_records_ingest(
         partner=transit.partner,
-        records=[ride("ancient", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC))],
+        records=[ride("old", at=ago(days=91)), ride("recent", at=ago(days=89))],
         is_history=True,
     )
 
-    assert outcomes[0].code == "no_factor_in_effect"
+    assert [(o.status, o.code) for o in outcomes] == [
+        ("rejected", "occurred_before_history_window"),
+        ("accepted", ""),
+    ]
+    assert list(ActivityRecord.objects.values_list("external_id", flat=True)) == ["city-transit:recent"]
+    assert tally("occurred_before_history_window") == 1
+
+
+def test_a_back_fill_takes_any_age_the_methodology_has_factors_for(transit, rider):
+    outcomes = services.partner_records_ingest(
+        partner=transit.partner,
+        records=[
+            ride("ancient", at=datetime.datetime(2019, 5, 1, tzinfo=datetime.UTC)),
+            ride("old", at=ago(days=200)),
+        ],
+        is_history=True,
+        is_backfill=True,
+    )
+
+    assert [(o.status, o.code) for o in outcomes] == [("rejected", "no_factor_in_effect"), ("accepted", "")]
+
+
+def test_a_partner_record_of_activity_before_the_authorization_is_rejected(transit, post_batch):
+    person = UserFactory()
+    services.partner_customer_link(partner=transit.partner, customer_reference="T-NEW", user=person)
+    accounts_services.data_source_authorize(user=person, source=DataSource.TRANSIT_CARD)
+    granted_at = person.data_source_authorizations.get().granted_at
+
+    body = post_batch(
+        transit,
+        [
+            ride("before", reference="T-NEW", at=granted_at - datetime.timedelta(days=3)),
+            ride("just-before", reference="T-NEW", at=granted_at - datetime.timedelta(seconds=1)),
+            ride("after", reference="T-NEW", at=granted_at + datetime.timedelta(seconds=1)),
+        ],
+    ).json()
+
+    assert [(r["id"], r["status"], r.get("code")) for r in body["records"]] == [
+        ("before", "rejected", "occurred_before_authorization"),
+        ("just-before", "rejected", "occurred_before_authorization"),
+        ("after", "accepted", None),
+    ]
+    assert list(ActivityRecord.objects.values_list("external_id", flat=True)) == ["city-transit:after"]
+    assert credited_mg(person) == 80_000
+    assert tally("occurred_before_authorization") == 2
 
 
 def test_revoked_consent_rejects_and_stores_nothing(transit, rider, post_batch):

@@ -179,3 +179,18 @@ def test_syncing_needs_a_session(api_client):
     response = api_client.post("/api/v1/activities/steps", {"days": []}, format="json")
 
     assert response.status_code == 401
+
+
+def test_the_phone_syncs_its_own_steps_right_after_the_person_grants_them(person, person_client):
+    # The phone's sync is the person acting: granted a moment ago, today's steps and the window's
+    # earlier days count (a partner's records count only from the grant on).
+    accounts_services.data_source_authorize(user=person, source=DataSource.PHONE_STEPS)
+    yesterday = today() - datetime.timedelta(days=1)
+
+    response = sync(person_client, (yesterday, 4000), (today(), 3000))
+
+    assert [(day["day"], day["status"]) for day in response.json()["days"]] == [
+        (yesterday.isoformat(), "accepted"),
+        (today().isoformat(), "accepted"),
+    ]
+    assert credited_mg(person) == (4000 + 3000) * 20

@@ -31,14 +31,13 @@ pytestmark = [soak, pytest.mark.concurrency]
 SETUP = """
 import json
 from accounts.models import DataSource
-from accounts.services import data_source_authorize
 from activities.services import partner_create, partner_customer_link
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, authorization_granted
 partner = partner_create(code="city-transit", name="Transit", source=DataSource.TRANSIT_CARD,
                          behaviour_codes=["bus", "metro"])
 for number in range(5):
     user = UserFactory()
-    data_source_authorize(user=user, source=DataSource.TRANSIT_CARD)
+    authorization_granted(user, DataSource.TRANSIT_CARD)
     partner_customer_link(partner=partner.partner, customer_reference=f"T-{number}", user=user)
 print(json.dumps({"api_key": partner.partner.api_key, "secret": partner.signing_secret}))
 """
@@ -156,14 +155,13 @@ def test_partner_batches_across_a_database_restart_are_stored_once():
 IMPORT_SETUP = """
 import json
 from accounts.models import DataSource
-from accounts.services import data_source_authorize
 from activities.services import partner_create, partner_customer_link
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, authorization_granted
 partner = partner_create(code="city-transit", name="Transit", source=DataSource.TRANSIT_CARD,
                          behaviour_codes=["bus", "metro"])
 for number in range({riders}):
     user = UserFactory()
-    data_source_authorize(user=user, source=DataSource.TRANSIT_CARD)
+    authorization_granted(user, DataSource.TRANSIT_CARD)
     partner_customer_link(partner=partner.partner, customer_reference=f"T-{{number}}", user=user)
 print("ready")
 """

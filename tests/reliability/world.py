@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 from rest_framework.test import APIClient
 
-from accounts import services as accounts_services
 from accounts.models import DataSource, User
 from activities import services as activities_services
 from activities.services import PartnerWithSecret
 from merchants.models import Coupon, Offer
 from merchants.services import offer_redeem
 from rewards.services import donation_make
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, authorization_granted
 from tests.activities.conftest import ride, signed_headers, yesterday_at
 from tests.merchants.factories import OfferFactory
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
@@ -50,7 +49,7 @@ def transit_partner(code: str = "city-transit") -> PartnerWithSecret:
 
 def rider(partner: PartnerWithSecret, reference: str) -> User:
     user = UserFactory()
-    accounts_services.data_source_authorize(user=user, source=DataSource.TRANSIT_CARD)
+    authorization_granted(user, DataSource.TRANSIT_CARD)
     activities_services.partner_customer_link(
         partner=partner.partner, customer_reference=reference, user=user
     )

@@ -87,10 +87,10 @@ def rider(db):
     partner = activities_services.partner_create(
         code="night-bus", name="Night Bus", source=DataSource.TRANSIT_CARD, behaviour_codes=["bus"]
     )
-    from accounts import services as accounts_services
+    from tests.accounts.factories import authorization_granted
 
     user = person_with(0)
-    accounts_services.data_source_authorize(user=user, source=DataSource.TRANSIT_CARD)
+    authorization_granted(user, DataSource.TRANSIT_CARD)
     activities_services.partner_customer_link(partner=partner.partner, customer_reference="N-1", user=user)
     return partner.partner, user
 

@@ -10,8 +10,12 @@
 - Parallel: each chunk is split by person into `--workers` parts (default: two, one per core here)
   imported side by side, each on its own connection and in its own transaction; a person's lines
   stay in one part, in file order.
-- Same rules as the partner API (`services.partner_records_ingest`): consent, dedupe, caps,
-  plausibility; only the API's age window is lifted (this is history).
+- Same rules as the partner API (`services.partner_records_ingest`): consent (and only activity
+  from the moment the person authorized the source), dedupe, caps, plausibility; the age window is
+  the history window (`ACTIVITIES_HISTORY_WINDOW_DAYS`, 90 days by default) instead of the API's:
+  older lines are rejected as `occurred_before_history_window`. Older history is an operator's
+  audited back-fill: `manage.py backfill_activity_history` (the same options, plus --operator and
+  --reason), which settles each back-filled day at its own coin rate with its own expiry.
 - Resumable: after each committed chunk the byte offset is written to the checkpoint file; run the
   same command again to continue where it stopped. A chunk committed just before a crash is sent
   again on resume and comes back as duplicates (so may the part of a chunk that committed before
@@ -68,12 +72,19 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["path"]
-        if not path.exists():
-            raise CommandError(f"{path} does not exist")
+        self.run_import(options, partner=self.partner_of(options))
+
+    def partner_of(self, options: dict) -> Partner:
         partner = Partner.objects.filter(code=options["partner"]).first()
         if partner is None:
             raise CommandError(f"no partner with code {options['partner']!r}")
+        return partner
+
+    def run_import(self, options: dict, *, partner: Partner, **import_options: Any) -> dict:
+        """Runs the import the options describe; `import_options` go to `HistoryImport` as they are."""
+        path: Path = options["path"]
+        if not path.exists():
+            raise CommandError(f"{path} does not exist")
         file_format = options["format"] or (
             "jsonl" if path.suffix in {".jsonl", ".ndjson", ".json"} else "csv"
         )
@@ -90,6 +101,7 @@ class Command(BaseCommand):
             workers=max(1, options["workers"]),
             restart=options["restart"],
             progress=None if options["no_progress"] else sys.stderr,
+            **import_options,
         )
         try:
             totals = importer.run()
@@ -105,3 +117,4 @@ class Command(BaseCommand):
             f"{totals[HELD]} held for review, {totals[REJECTED]} rejected (see {errors_path}); "
             f"{totals['rows_per_second']:.0f} rows/s"
         )
+        return totals
