@@ -457,7 +457,10 @@ class RatingThresholds(models.Model):
     """The thresholds of the monthly rating; the latest row is in force (older rows are history)."""
 
     dark_green_top_percent = models.PositiveSmallIntegerField(
-        _("dark green: top percent"), default=10, help_text=_("The top N % of active accounts.")
+        _("dark green: top percent"),
+        default=10,
+        # xgettext:no-python-format
+        help_text=_("The top N % of active accounts."),
     )
     medium_green_next_percent = models.PositiveSmallIntegerField(
         _("medium green: next percent"), default=30, help_text=_("The next N % after the dark greens.")
