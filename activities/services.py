@@ -46,6 +46,7 @@ from activities.models import (
     PartnerCustomerLink,
     RecordStatus,
     ReviewDecision,
+    SignatureScheme,
 )
 from activities.werun import WeRunError, werun_decrypt
 from config.api.errors import NOT_FOUND, ApplicationError
@@ -241,7 +242,7 @@ def partner_create(*, code: str, name: str, source: str, behaviour_codes: list[s
         name=name,
         source=source,
         api_key=signing.new_api_key(),
-        signing_secret_ciphertext=signing.seal(secret),
+        signing_secret_ciphertext=signing.seal(secret, partner_code=code),
     )
     partner.behaviours.set(Behaviour.objects.filter(code__in=behaviour_codes))
     return PartnerWithSecret(partner, secret)
@@ -255,7 +256,7 @@ def partner_secret_rotate(*, partner: Partner, grace: datetime.timedelta | None 
     now = timezone.now()
     partner.previous_signing_secret_ciphertext = partner.signing_secret_ciphertext
     partner.previous_secret_valid_until = now + (grace if grace is not None else datetime.timedelta(hours=24))
-    partner.signing_secret_ciphertext = signing.seal(secret)
+    partner.signing_secret_ciphertext = signing.seal(secret, partner_code=partner.code)
     partner.secret_rotated_at = now
     partner.save(
         update_fields=[
@@ -284,21 +285,34 @@ def partner_authenticate(
         raise ApplicationError(errors.PARTNER_TIMESTAMP_SKEWED)
     if not request_id or len(request_id) > 100:
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID, fields={"X-Partner-Request-Id": "required"})
-    secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext)]
-    if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
-        secrets_to_try.append(signing.unseal(partner.previous_signing_secret_ciphertext))
-    # Every candidate is compared (no early exit), each in constant time.
-    matches = [
-        signing.signature_matches(secret, timestamp, request_id, body, signature or "")
-        for secret in secrets_to_try
-        if secret
-    ]
-    if not any(matches):
+    if not _partner_signature_valid(partner, timestamp, request_id, body, signature or "", now=now):
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID)
     # Replay protection: the id is remembered a little longer than a timestamp stays acceptable.
     if not cache.add(f"activities:partner-request:{partner.id}:{request_id}", 1, timeout=15 * 60):
         raise ApplicationError(errors.PARTNER_REQUEST_REPLAYED)
     return partner
+
+
+def _partner_signature_valid(
+    partner: Partner, timestamp: str, request_id: str, body: bytes, signature: str, *, now: datetime.datetime
+) -> bool:
+    """The partner's signature under its scheme: its SM2 public key, or its HMAC secret(s)."""
+    if partner.signature_scheme == SignatureScheme.SM2_SM3:
+        return signing.sm2_signature_matches(partner, timestamp, request_id, body, signature)
+    secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext, partner_code=partner.code)]
+    if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
+        secrets_to_try.append(
+            signing.unseal(partner.previous_signing_secret_ciphertext, partner_code=partner.code)
+        )
+    # Every candidate is compared (no early exit), each in constant time.
+    matches = [
+        signing.signature_matches(
+            secret, timestamp, request_id, body, signature, scheme=partner.signature_scheme
+        )
+        for secret in secrets_to_try
+        if secret
+    ]
+    return any(matches)
 
 
 def _parse_moment(value: Any) -> datetime.datetime:
