@@ -269,6 +269,62 @@ def partner_secret_rotate(*, partner: Partner, grace: datetime.timedelta | None 
     return secret
 
 
+@dataclass(frozen=True)
+class PartnerSecretsRekeyed:
+    rewritten: int
+    changed_meanwhile: int
+    unreadable: int
+    left: int
+
+
+def partner_secrets_rekey() -> PartnerSecretsRekeyed:
+    """Re-seals every partner's signing secrets (current and previous) under the current key and suite.
+
+    Partners are few: one conditional UPDATE each (its own transaction), changing the row only if
+    its sealed secrets are still those read, so a rotation of the secret meanwhile is kept.
+    """
+    prefix = signing.current_seal_prefix()
+    rewritten = changed = unreadable = 0
+    stale = Partner.objects.exclude(
+        signing_secret_ciphertext__startswith=prefix,
+        previous_signing_secret_ciphertext__startswith=prefix,
+    ).exclude(signing_secret_ciphertext__startswith=prefix, previous_signing_secret_ciphertext="")
+    for partner in stale.only(
+        "id", "code", "signing_secret_ciphertext", "previous_signing_secret_ciphertext"
+    ):
+        values = {}
+        for field in ("signing_secret_ciphertext", "previous_signing_secret_ciphertext"):
+            sealed = getattr(partner, field)
+            if not sealed or sealed.startswith(prefix):
+                continue
+            secret = signing.unseal(sealed, partner_code=partner.code)
+            if secret is None:
+                unreadable += 1
+                continue
+            values[field] = signing.seal(secret, partner_code=partner.code)
+        if not values:
+            continue
+        updated = Partner.objects.filter(
+            pk=partner.pk,
+            signing_secret_ciphertext=partner.signing_secret_ciphertext,
+            previous_signing_secret_ciphertext=partner.previous_signing_secret_ciphertext,
+        ).update(**values)
+        rewritten += updated
+        changed += 1 - updated
+    return PartnerSecretsRekeyed(rewritten, changed, unreadable, partner_secrets_left_on_old_keys())
+
+
+def partner_secrets_left_on_old_keys() -> int:
+    """Sealed secrets (current or previous) not under the current key and suite."""
+    prefix = signing.current_seal_prefix()
+    return (
+        Partner.objects.exclude(signing_secret_ciphertext__startswith=prefix).count()
+        + Partner.objects.exclude(previous_signing_secret_ciphertext="")
+        .exclude(previous_signing_secret_ciphertext__startswith=prefix)
+        .count()
+    )
+
+
 def partner_authenticate(
     *, api_key: str, timestamp: str, request_id: str, signature: str, body: bytes, now=None
 ) -> Partner:
