@@ -102,7 +102,8 @@ def test_a_replayed_request_id_is_refused(transit, rider, scheme):
     assert ActivityRecord.objects.count() == 1
 
 
-@pytest.mark.parametrize("offset", [-301, 301])
+# A second's margin each way: the timestamp is whole seconds, and a loaded machine is slow.
+@pytest.mark.parametrize("offset", [-302, 302])
 def test_a_timestamp_outside_five_minutes_is_refused(transit, rider, scheme, offset):
     response = post(transit, scheme, [ride("R1")], timestamp=int(time.time()) + offset)
 
