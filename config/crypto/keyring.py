@@ -6,7 +6,7 @@ ciphertext, digest and signature names the id of its key. No key is derived from
 local and test settings carry development keys of their own, production refuses to start without.
 
 Key ids `legacy`, `legacy-2`, … are reserved for the keys of data written before key ids existed (ciphertexts
-and digests without a prefix); `manage.py keys legacy` prints them, see docs/operations.md.
+and digests without a prefix); `manage.py keys legacy` prints them (the README says how, under production).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 - `public` prints the public keys of the configured signing keys, by key id, to hand to partners;
 - `legacy` prints, once, the keys that data written before key ids was sealed with (derived from
   SECRET_KEY, or the former ACCOUNTS_ENCRYPTION_KEYS / ACCOUNTS_BLIND_INDEX_KEY): list them last
-  under the id `legacy`, run `rotate_keys`, then remove them (docs/operations.md).
+  under the id `legacy`, run `rotate_keys`, then remove them (the README says how, under production).
 """
 
 from __future__ import annotations
