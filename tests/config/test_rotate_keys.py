@@ -193,3 +193,55 @@ def test_a_write_while_a_batch_runs_is_kept_not_overwritten(old_keys, settings, 
     assert verified_details_masked(user=rows[1].user)["phone_number"] == "139****0000"
     retire_the_old_keys(settings)
     assert list(users_with_phone_number(phone_number="13900000000")) == [rows[1].user]
+
+
+def test_data_sealed_before_key_ids_moves_to_the_new_keys_with_the_printed_legacy_keys(settings, db):
+    """A database from before this change: a partner's secret and a person's details sealed with keys
+    derived from SECRET_KEY. `keys legacy` prints those keys; listed last, they open the old data,
+    and `rotate_keys` moves it to the new keys."""
+    import base64
+    import hashlib
+    import hmac
+
+    from cryptography.fernet import Fernet
+
+    def derived(purpose: str) -> bytes:
+        return hashlib.sha256(f"{purpose}:{settings.SECRET_KEY}".encode()).digest()
+
+    old_fernet = Fernet(base64.urlsafe_b64encode(derived("accounts.encryption")))
+    partner = activities_services.partner_create(
+        code="bank", name="Bank", source=DataSource.BANK_PAYMENTS, behaviour_codes=[]
+    )
+    old_seal = Fernet(base64.urlsafe_b64encode(derived("activities.partner-secrets")))
+    Partner.objects.filter(pk=partner.partner.pk).update(
+        signing_secret_ciphertext=old_seal.encrypt(partner.signing_secret.encode()).decode()
+    )
+    person = UserFactory()
+    PersonalDetails.objects.create(
+        user=person,
+        phone_number_ciphertext=old_fernet.encrypt(b"13812345678").decode(),
+        phone_number_digest=hmac.new(
+            derived("accounts.blind-index"), b"phone_number:13812345678", hashlib.sha256
+        ).hexdigest(),
+        updated_at=person.date_joined,
+    )
+    output = io.StringIO()
+    call_command("keys", "legacy", stdout=output)
+    printed = dict(line.removeprefix("append to ").split(": ", 1) for line in output.getvalue().splitlines())
+    for setting, entries in printed.items():
+        setattr(settings, setting, [*getattr(settings, setting), *entries.split(",")])
+
+    assert list(users_with_phone_number(phone_number="13812345678")) == [person]
+    report = rotate_keys()
+
+    assert report.splitlines()[-1] == (
+        "left on older keys: partner secrets 0, verified personal details 0, WeChat session keys 0, "
+        "guest devices 0"
+    )
+    settings.PERSONAL_DATA_KEYS = settings.PERSONAL_DATA_KEYS[:1]
+    settings.BLIND_INDEX_KEYS = settings.BLIND_INDEX_KEYS[:1]
+    settings.PARTNER_SECRET_KEYS = settings.PARTNER_SECRET_KEYS[:1]
+    assert verified_details_masked(user=person)["phone_number"] == "138****5678"
+    assert list(users_with_phone_number(phone_number="13812345678")) == [person]
+    sealed = Partner.objects.get(pk=partner.partner.pk).signing_secret_ciphertext
+    assert signing.unseal(sealed, partner_code="bank") == partner.signing_secret
