@@ -166,7 +166,8 @@ class Device(models.Model):
     """A device that opened a guest account. Only a keyed hash of the app's device id is kept."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
-    device_digest = models.CharField(max_length=64, unique=True)
+    # `<algorithm>:<key id>:<digest>` (config/crypto/blind_index.py).
+    device_digest = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
 
@@ -175,7 +176,7 @@ class Device(models.Model):
         verbose_name_plural = _("devices")
 
     def __str__(self) -> str:
-        return f"{self.user_id}:{self.device_digest[:8]}"
+        return f"{self.user_id}:{self.device_digest[-8:]}"
 
 
 class PersonalDetails(models.Model):
@@ -187,9 +188,9 @@ class PersonalDetails(models.Model):
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="personal_details")
     phone_number_ciphertext = models.TextField(blank=True)
-    phone_number_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    phone_number_digest = models.CharField(max_length=100, blank=True, db_index=True)
     id_number_ciphertext = models.TextField(blank=True)
-    id_number_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    id_number_digest = models.CharField(max_length=100, blank=True, db_index=True)
     updated_at = models.DateTimeField()
 
     class Meta:

@@ -66,7 +66,9 @@ class WeChatMiniProgramProvider(Provider):
     def extract_extra_data(self, data: wechat.MiniProgramSession) -> dict[str, Any]:
         extra = {
             "openid": data.openid,
-            WECHAT_SESSION_KEY_FIELD: crypto.encrypt(data.session_key),
+            WECHAT_SESSION_KEY_FIELD: crypto.encrypt(
+                data.session_key, context=crypto.wechat_session_key_context(data.openid)
+            ),
         }
         if data.unionid:
             extra["unionid"] = data.unionid
@@ -116,7 +118,7 @@ class BankOpenIDConnectProvider(OpenIDConnectProvider):
             claim = self.app.settings.get(f"{kind}_claim")
             value = claims.get(claim) if claim else None
             if isinstance(value, str) and value.strip():
-                details[kind] = crypto.encrypt(value.strip())
+                details[kind] = crypto.encrypt(value.strip(), context=crypto.BANK_CLAIMS_CONTEXT)
         login.account.extra_data = {key: claims[key] for key in KEPT_BANK_CLAIMS if key in claims}
         login.state[VERIFIED_DETAILS_STATE] = details
         return login

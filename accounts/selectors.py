@@ -95,7 +95,13 @@ def agreement_acceptances_of(*, user: User) -> QuerySet[AgreementAcceptance]:
 
 
 def device_digest(device_id: str) -> str:
+    """The digest a new device row stores (the current blind index key's)."""
     return crypto.blind_index(device_id, purpose="device")
+
+
+def device_digests(device_id: str) -> list[str]:
+    """Every digest the device may be stored under while blind index keys rotate."""
+    return crypto.blind_indexes(device_id, purpose="device")
 
 
 def identities_of(*, user: User) -> QuerySet[SocialAccount]:
@@ -111,7 +117,8 @@ def verified_details_masked(*, user: User) -> dict[str, str]:
         return masked
     for field, mask in (("phone_number", mask_phone_number), ("id_number", mask_id_number)):
         ciphertext = getattr(details, f"{field}_ciphertext")
-        plaintext = crypto.decrypt(ciphertext) if ciphertext else None
+        context = crypto.personal_details_context(field, details.pk)
+        plaintext = crypto.decrypt(ciphertext, context=context) if ciphertext else None
         if plaintext is not None:
             masked[field] = mask(plaintext.decode())
     return masked
@@ -120,8 +127,8 @@ def verified_details_masked(*, user: User) -> dict[str, str]:
 def users_with_phone_number(*, phone_number: str) -> QuerySet[User]:
     """People whose bank-verified phone number is this one, found through the blind index."""
     normalized = phone_number.strip().upper().replace(" ", "")
-    digest = crypto.blind_index(normalized, purpose="phone_number")
-    return User.objects.filter(personal_details__phone_number_digest=digest)
+    digests = crypto.blind_indexes(normalized, purpose="phone_number")
+    return User.objects.filter(personal_details__phone_number_digest__in=digests)
 
 
 def friends_of(*, user: User) -> QuerySet[User]:
@@ -168,14 +175,16 @@ def wechat_session_key_for_user(*, user_id: int) -> bytes | None:
     through the mini-program or when the stored key can't be opened.
     """
     account = (
-        SocialAccount.objects.filter(user_id=user_id, provider=WECHAT_PROVIDER_ID).only("extra_data").first()
+        SocialAccount.objects.filter(user_id=user_id, provider=WECHAT_PROVIDER_ID)
+        .only("uid", "extra_data")
+        .first()
     )
     if account is None:
         return None
     ciphertext = (account.extra_data or {}).get(WECHAT_SESSION_KEY_FIELD)
     if not ciphertext:
         return None
-    encoded = crypto.decrypt(ciphertext)
+    encoded = crypto.decrypt(ciphertext, context=crypto.wechat_session_key_context(account.uid))
     if encoded is None:
         return None
     try:

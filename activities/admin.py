@@ -28,9 +28,11 @@ from activities.models import (
     RecordStatus,
     RejectionTally,
     ReviewDecision,
+    SignatureScheme,
     StepDay,
 )
 from config.api.errors import ApplicationError
+from config.crypto import sm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -177,7 +179,41 @@ class FactorAdmin(ReadOnlyAdmin):
 class PartnerForm(forms.ModelForm):
     class Meta:
         model = Partner
-        fields = ["code", "name", "source", "behaviours", "is_active"]
+        fields = [
+            "code",
+            "name",
+            "source",
+            "behaviours",
+            "is_active",
+            "signature_scheme",
+            "sm2_public_key",
+            "sm2_signer_id",
+        ]
+        help_texts = {
+            "signature_scheme": _(
+                "How the partner signs its requests. With HMAC-SM3 or SM2, our answers that disclose "
+                "something (the credit profile) carry our SM2 signature."
+            ),
+            "sm2_public_key": _("For SM2: the partner's public key, hex (04‖x‖y, x‖y or compressed)."),
+            "sm2_signer_id": _("For SM2: the signer id the partner signs with (the standard default)."),
+        }
+
+    def clean_sm2_public_key(self) -> str:
+        text = self.cleaned_data.get("sm2_public_key", "").strip()
+        if not text:
+            return ""
+        try:
+            return sm.sm2_public_key_normalized(text).hex()
+        except ValueError as error:
+            raise forms.ValidationError(
+                _("This is not an SM2 public key (a point of the SM2 curve).")
+            ) from error
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("signature_scheme") == SignatureScheme.SM2_SM3 and not cleaned.get("sm2_public_key"):
+            self.add_error("sm2_public_key", _("An SM2 partner needs its public key."))
+        return cleaned
 
 
 @admin.register(Partner)
@@ -185,8 +221,17 @@ class PartnerAdmin(admin.ModelAdmin):
     """Partners' credentials: the signing secret is shown once, when created or rotated."""
 
     form = PartnerForm
-    list_display = ["code", "name", "source", "is_active", "api_key", "secret_rotated_at", "created_at"]
-    list_filter = ["source", "is_active"]
+    list_display = [
+        "code",
+        "name",
+        "source",
+        "signature_scheme",
+        "is_active",
+        "api_key",
+        "secret_rotated_at",
+        "created_at",
+    ]
+    list_filter = ["source", "signature_scheme", "is_active"]
     search_fields = ["code", "name", "api_key"]
     filter_horizontal = ["behaviours"]
     actions = ["rotate_signing_secret"]
@@ -195,7 +240,16 @@ class PartnerAdmin(admin.ModelAdmin):
         return ["code", "api_key", "secret_rotated_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj=None):
-        fields = ["code", "name", "source", "behaviours", "is_active"]
+        fields = [
+            "code",
+            "name",
+            "source",
+            "behaviours",
+            "is_active",
+            "signature_scheme",
+            "sm2_public_key",
+            "sm2_signer_id",
+        ]
         return [*fields, "api_key", "secret_rotated_at"] if obj else fields
 
     def save_model(self, request, obj, form, change) -> None:
@@ -207,7 +261,7 @@ class PartnerAdmin(admin.ModelAdmin):
         obj.api_key = created.partner.api_key
         obj.signing_secret_ciphertext = created.partner.signing_secret_ciphertext
         obj.is_active = form.cleaned_data.get("is_active", True)
-        obj.save(update_fields=["is_active"])
+        obj.save(update_fields=["is_active", "signature_scheme", "sm2_public_key", "sm2_signer_id"])
         messages.warning(
             request,
             _("API key %(key)s, signing secret %(secret)s — copy the secret now, it is not shown again.")

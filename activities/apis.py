@@ -7,7 +7,9 @@ Partners (no session; every request signed):
     X-Partner-Key:         the partner's API key
     X-Timestamp:           Unix seconds, within five minutes of the server clock
     X-Partner-Request-Id:  unique per request (a replayed id is refused)
-    X-Signature:           hex HMAC-SHA256(signing secret, timestamp + "\n" + request id + "\n" + body)
+    X-Signature:           timestamp + "\n" + request id + "\n" + body, signed in the partner's
+                           scheme: HMAC-SHA256 or HMAC-SM3 (hex, under its signing secret) or
+                           SM2 with SM3 (hex DER, its key pair) — docs/partner-integration.md
 `POST partner/records` takes up to 5,000 records and answers per record: accepted, duplicate,
 rejected (with a code) or held_for_review. `POST partner/links` links a customer reference to the
 person who got a one-time link code from the app.
@@ -24,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities import errors, selectors, services
+from activities import errors, selectors, services, signing
 from activities.models import ActivityRecord, Partner, RecordStatus
 from config.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
@@ -302,20 +304,41 @@ class PartnerLinkCodeApi(APIView):
 
 
 class PartnerApi(APIView):
-    """Base of the partner endpoints: signed with HMAC-SHA256, authenticated by `partner_authenticate`."""
+    """Base of the partner endpoints: signed in the partner's scheme, checked by `partner_authenticate`.
+
+    An endpoint whose answer discloses something (`signs_answers`) signs it with our SM2 key for a
+    partner of an SM scheme, errors after sign-in included (activities/signing.py).
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    signs_answers = False
 
     def authenticated_partner(self, request: Request) -> Partner:
-        return services.partner_authenticate(
+        request_id = request.headers.get("X-Partner-Request-Id", "")
+        partner = services.partner_authenticate(
             api_key=request.headers.get("X-Partner-Key", ""),
             timestamp=request.headers.get("X-Timestamp", ""),
-            request_id=request.headers.get("X-Partner-Request-Id", ""),
+            request_id=request_id,
             signature=request.headers.get("X-Signature", ""),
             body=request.body,
         )
+        if self.signs_answers and partner.uses_sm:
+            self.answer_signed_for = request_id
+        return partner
+
+    def finalize_response(self, request: Request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        request_id = getattr(self, "answer_signed_for", None)
+        if request_id is not None:
+            # Signed once rendered: the signature covers the very bytes sent.
+            def sign(rendered) -> None:
+                for header, value in signing.answer_signature_headers(request_id, rendered.content).items():
+                    rendered[header] = value
+
+            response.add_post_render_callback(sign)
+        return response
 
     @staticmethod
     def json_body(request: Request) -> dict:
@@ -337,8 +360,22 @@ PARTNER_HEADERS = [
         str,
         OpenApiParameter.HEADER,
         required=True,
-        description='hex HMAC-SHA256 of timestamp + "\\n" + request id + "\\n" + body',
+        description='timestamp + "\\n" + request id + "\\n" + body signed in the partner\'s scheme, hex: '
+        "HMAC-SHA256 or HMAC-SM3 under its secret, or its SM2 signature (DER) with SM3",
     ),
+]
+# Our signature of an answer to a partner of an SM scheme (docs/partner-integration.md).
+ANSWER_SIGNATURE_HEADERS = [
+    OpenApiParameter(name, str, OpenApiParameter.HEADER, response=True, description=description)
+    for name, description in (
+        ("X-Platform-Signature-Scheme", "`sm2-sm3`, for partners of an SM scheme"),
+        ("X-Platform-Key-Id", "the id of our SM2 key that signed the answer"),
+        ("X-Platform-Timestamp", "Unix seconds, when the answer was signed"),
+        (
+            "X-Platform-Signature",
+            'hex DER SM2 signature of timestamp + "\\n" + your request id + "\\n" + body',
+        ),
+    )
 ]
 
 

@@ -164,8 +164,9 @@ PARTNER_SIGNATURE_INVALID = ErrorCode(
     "partner_signature_invalid",
     401,
     _("The request signature is not valid."),
-    '`X-Signature` is not the hex HMAC-SHA256 of `timestamp + "\\n" + request id + "\\n" + body` with '
-    "the partner's signing secret.",
+    '`X-Signature` is not the signature of `timestamp + "\\n" + request id + "\\n" + body` in the '
+    "partner's scheme: hex HMAC-SHA256 or HMAC-SM3 with its signing secret, or hex DER SM2 (SM3, its "
+    "signer id) verified with its registered public key (docs/partner-integration.md).",
     G,
 )
 PARTNER_TIMESTAMP_SKEWED = ErrorCode(

@@ -117,6 +117,14 @@ class Factor(models.Model):
 # --- Partners ---------------------------------------------------------------------------------
 
 
+class SignatureScheme(models.TextChoices):
+    """How a partner signs its requests (activities/signing.py); the SM schemes also get signed answers."""
+
+    HMAC_SHA256 = "hmac-sha256", "HMAC-SHA256"
+    HMAC_SM3 = "hmac-sm3", "HMAC-SM3"
+    SM2_SM3 = "sm2-sm3", _("SM2 signature with SM3 (the partner's public key)")
+
+
 class Partner(models.Model):
     """A company that pushes activity records through the signed partner API (transit card, bank…)."""
 
@@ -131,6 +139,15 @@ class Partner(models.Model):
     previous_signing_secret_ciphertext = models.TextField(editable=False, blank=True)
     previous_secret_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    signature_scheme = models.CharField(
+        _("signature scheme"),
+        max_length=16,
+        choices=SignatureScheme.choices,
+        default=SignatureScheme.HMAC_SHA256,
+    )
+    # For SM2: the partner's public key (128 hex digits, x ‖ y) and the signer id it signs with.
+    sm2_public_key = models.CharField(_("SM2 public key"), max_length=130, blank=True)
+    sm2_signer_id = models.CharField(_("SM2 signer id"), max_length=64, default="1234567812345678")
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -141,6 +158,11 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def uses_sm(self) -> bool:
+        """Signs with an SM scheme: its answers then carry our SM2 signature."""
+        return self.signature_scheme in (SignatureScheme.HMAC_SM3, SignatureScheme.SM2_SM3)
 
 
 class PartnerCustomerLink(models.Model):

@@ -46,6 +46,7 @@ from activities.models import (
     PartnerCustomerLink,
     RecordStatus,
     ReviewDecision,
+    SignatureScheme,
 )
 from activities.werun import WeRunError, werun_decrypt
 from config.api.errors import NOT_FOUND, ApplicationError
@@ -246,7 +247,7 @@ def partner_create(*, code: str, name: str, source: str, behaviour_codes: list[s
         name=name,
         source=source,
         api_key=signing.new_api_key(),
-        signing_secret_ciphertext=signing.seal(secret),
+        signing_secret_ciphertext=signing.seal(secret, partner_code=code),
     )
     partner.behaviours.set(Behaviour.objects.filter(code__in=behaviour_codes))
     return PartnerWithSecret(partner, secret)
@@ -260,7 +261,7 @@ def partner_secret_rotate(*, partner: Partner, grace: datetime.timedelta | None 
     now = timezone.now()
     partner.previous_signing_secret_ciphertext = partner.signing_secret_ciphertext
     partner.previous_secret_valid_until = now + (grace if grace is not None else datetime.timedelta(hours=24))
-    partner.signing_secret_ciphertext = signing.seal(secret)
+    partner.signing_secret_ciphertext = signing.seal(secret, partner_code=partner.code)
     partner.secret_rotated_at = now
     partner.save(
         update_fields=[
@@ -271,6 +272,62 @@ def partner_secret_rotate(*, partner: Partner, grace: datetime.timedelta | None 
         ]
     )
     return secret
+
+
+@dataclass(frozen=True)
+class PartnerSecretsRekeyed:
+    rewritten: int
+    changed_meanwhile: int
+    unreadable: int
+    left: int
+
+
+def partner_secrets_rekey() -> PartnerSecretsRekeyed:
+    """Re-seals every partner's signing secrets (current and previous) under the current key and suite.
+
+    Partners are few: one conditional UPDATE each (its own transaction), changing the row only if
+    its sealed secrets are still those read, so a rotation of the secret meanwhile is kept.
+    """
+    prefix = signing.current_seal_prefix()
+    rewritten = changed = unreadable = 0
+    stale = Partner.objects.exclude(
+        signing_secret_ciphertext__startswith=prefix,
+        previous_signing_secret_ciphertext__startswith=prefix,
+    ).exclude(signing_secret_ciphertext__startswith=prefix, previous_signing_secret_ciphertext="")
+    for partner in stale.only(
+        "id", "code", "signing_secret_ciphertext", "previous_signing_secret_ciphertext"
+    ):
+        values = {}
+        for field in ("signing_secret_ciphertext", "previous_signing_secret_ciphertext"):
+            sealed = getattr(partner, field)
+            if not sealed or sealed.startswith(prefix):
+                continue
+            secret = signing.unseal(sealed, partner_code=partner.code)
+            if secret is None:
+                unreadable += 1
+                continue
+            values[field] = signing.seal(secret, partner_code=partner.code)
+        if not values:
+            continue
+        updated = Partner.objects.filter(
+            pk=partner.pk,
+            signing_secret_ciphertext=partner.signing_secret_ciphertext,
+            previous_signing_secret_ciphertext=partner.previous_signing_secret_ciphertext,
+        ).update(**values)
+        rewritten += updated
+        changed += 1 - updated
+    return PartnerSecretsRekeyed(rewritten, changed, unreadable, partner_secrets_left_on_old_keys())
+
+
+def partner_secrets_left_on_old_keys() -> int:
+    """Sealed secrets (current or previous) not under the current key and suite."""
+    prefix = signing.current_seal_prefix()
+    return (
+        Partner.objects.exclude(signing_secret_ciphertext__startswith=prefix).count()
+        + Partner.objects.exclude(previous_signing_secret_ciphertext="")
+        .exclude(previous_signing_secret_ciphertext__startswith=prefix)
+        .count()
+    )
 
 
 def partner_authenticate(
@@ -289,21 +346,34 @@ def partner_authenticate(
         raise ApplicationError(errors.PARTNER_TIMESTAMP_SKEWED)
     if not request_id or len(request_id) > 100:
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID, fields={"X-Partner-Request-Id": "required"})
-    secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext)]
-    if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
-        secrets_to_try.append(signing.unseal(partner.previous_signing_secret_ciphertext))
-    # Every candidate is compared (no early exit), each in constant time.
-    matches = [
-        signing.signature_matches(secret, timestamp, request_id, body, signature or "")
-        for secret in secrets_to_try
-        if secret
-    ]
-    if not any(matches):
+    if not _partner_signature_valid(partner, timestamp, request_id, body, signature or "", now=now):
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID)
     # Replay protection: the id is remembered a little longer than a timestamp stays acceptable.
     if not cache.add(f"activities:partner-request:{partner.id}:{request_id}", 1, timeout=15 * 60):
         raise ApplicationError(errors.PARTNER_REQUEST_REPLAYED)
     return partner
+
+
+def _partner_signature_valid(
+    partner: Partner, timestamp: str, request_id: str, body: bytes, signature: str, *, now: datetime.datetime
+) -> bool:
+    """The partner's signature under its scheme: its SM2 public key, or its HMAC secret(s)."""
+    if partner.signature_scheme == SignatureScheme.SM2_SM3:
+        return signing.sm2_signature_matches(partner, timestamp, request_id, body, signature)
+    secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext, partner_code=partner.code)]
+    if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
+        secrets_to_try.append(
+            signing.unseal(partner.previous_signing_secret_ciphertext, partner_code=partner.code)
+        )
+    # Every candidate is compared (no early exit), each in constant time.
+    matches = [
+        signing.signature_matches(
+            secret, timestamp, request_id, body, signature, scheme=partner.signature_scheme
+        )
+        for secret in secrets_to_try
+        if secret
+    ]
+    return any(matches)
 
 
 def _parse_moment(value: Any) -> datetime.datetime:

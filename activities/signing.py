@@ -1,21 +1,33 @@
-"""Partner signing secrets: generated, kept encrypted at rest, checked in constant time."""
+"""Partner request signatures: the schemes, their secrets sealed at rest, checks in constant time.
+
+Every scheme signs the same bytes: `timestamp \\n request id \\n body`. A partner's scheme is chosen
+in the admin (`Partner.signature_scheme`):
+- `hmac-sha256`: hex HMAC-SHA256 under the partner's signing secret;
+- `hmac-sm3`: hex HMAC-SM3 under the same secret;
+- `sm2-sm3`: hex of the DER SM2 signature (SM3 digest, signer id by default `1234567812345678`)
+  under the partner's private key; we hold its public key.
+
+Partners of an SM scheme get answers signed with our SM2 key where an answer discloses something
+(the credit profile): `answer_signature_headers`.
+
+Signing secrets are sealed with PARTNER_SECRET_KEYS (never with a key derived from SECRET_KEY);
+each sealed secret names its key id, so `manage.py rotate_keys` can move them to a new key.
+"""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import secrets
-from functools import cache
+import time
 
-from cryptography.fernet import Fernet, InvalidToken
-from django.conf import settings
+from activities.models import Partner, SignatureScheme
+from config.crypto import platform_keys, sealing, sm
+from config.crypto.keyring import crypto_suite, keyring
 
-
-@cache
-def _fernet() -> Fernet:
-    key = hashlib.sha256(f"activities.partner-secrets:{settings.SECRET_KEY}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+# Our signed answers to partners of an SM scheme (docs/partner-integration.md).
+ANSWER_SIGNATURE_SCHEME = "sm2-sm3"
 
 
 def new_secret() -> str:
@@ -26,25 +38,90 @@ def new_api_key() -> str:
     return "pk_" + secrets.token_hex(16)
 
 
-def seal(secret: str) -> str:
-    return _fernet().encrypt(secret.encode()).decode()
+def secret_context(partner_code: str) -> str:
+    """The sealed secret's identity (SM4-GCM associated data): the partner's code, never edited."""
+    return f"activities.partner.signing_secret#{partner_code}"
 
 
-def unseal(ciphertext: str) -> str | None:
+def _scheme() -> str:
+    return sealing.SM4_GCM if crypto_suite() == "sm" else sealing.FERNET
+
+
+def seal(secret: str, *, partner_code: str) -> str:
+    return sealing.seal(
+        keyring("PARTNER_SECRET_KEYS"),
+        secret.encode(),
+        scheme=_scheme(),
+        context=secret_context(partner_code),
+    )
+
+
+def unseal(ciphertext: str, *, partner_code: str) -> str | None:
     if not ciphertext:
         return None
-    try:
-        return _fernet().decrypt(ciphertext.encode()).decode()
-    except InvalidToken:
-        return None
+    plaintext = sealing.unseal(
+        keyring("PARTNER_SECRET_KEYS"), ciphertext, context=secret_context(partner_code)
+    )
+    return plaintext.decode() if plaintext is not None else None
 
 
-def signature_of(secret: str, timestamp: str, request_id: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 over `timestamp \\n request_id \\n body` — what a partner sends as X-Signature."""
-    message = timestamp.encode() + b"\n" + request_id.encode() + b"\n" + body
+def current_seal_prefix() -> str:
+    return sealing.current_prefix(keyring("PARTNER_SECRET_KEYS"), _scheme())
+
+
+def signed_message(timestamp: str, request_id: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"\n" + request_id.encode() + b"\n" + body
+
+
+def signature_of(
+    secret: str, timestamp: str, request_id: str, body: bytes, *, scheme: str = SignatureScheme.HMAC_SHA256
+) -> str:
+    """The hex X-Signature of an HMAC scheme, as a partner computes it."""
+    message = signed_message(timestamp, request_id, body)
+    if scheme == SignatureScheme.HMAC_SM3:
+        return sm.hmac_sm3(secret.encode(), message).hex()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def signature_matches(secret: str, timestamp: str, request_id: str, body: bytes, signature: str) -> bool:
-    expected = signature_of(secret, timestamp, request_id, body)
+def signature_matches(
+    secret: str,
+    timestamp: str,
+    request_id: str,
+    body: bytes,
+    signature: str,
+    *,
+    scheme: str = SignatureScheme.HMAC_SHA256,
+) -> bool:
+    expected = signature_of(secret, timestamp, request_id, body, scheme=scheme)
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+
+
+def sm2_signature_matches(
+    partner: Partner, timestamp: str, request_id: str, body: bytes, signature: str
+) -> bool:
+    """Whether the hex DER signature is the partner's SM2 signature (its registered public key)."""
+    if not partner.sm2_public_key:
+        return False
+    try:
+        der = bytes.fromhex(signature.strip())
+    except (ValueError, binascii.Error):
+        return False
+    return sm.sm2_verify(
+        bytes.fromhex(partner.sm2_public_key),
+        signed_message(timestamp, request_id, body),
+        der,
+        partner.sm2_signer_id or sm.DEFAULT_SIGNER_ID,
+    )
+
+
+def answer_signature_headers(request_id: str, body: bytes) -> dict[str, str]:
+    """Our SM2 signature of an answer: the same layout as a request, with our timestamp and the
+    partner's request id, so an answer can't be passed off as the answer to another request."""
+    timestamp = str(int(time.time()))
+    key_id, signature = platform_keys.sm2_sign(signed_message(timestamp, request_id, body))
+    return {
+        "X-Platform-Signature-Scheme": ANSWER_SIGNATURE_SCHEME,
+        "X-Platform-Key-Id": key_id,
+        "X-Platform-Timestamp": timestamp,
+        "X-Platform-Signature": signature.hex(),
+    }

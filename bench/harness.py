@@ -158,9 +158,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def bench_keys() -> dict[str, str]:
+    """Fresh keys of every purpose for one benchmark run (production refuses the development keys)."""
+    import base64
+    import secrets
+
+    def fresh() -> str:
+        return "bench:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+    # An SM2 private key is below the curve's order: any 255-bit number is.
+    sm2 = "bench:" + (secrets.token_bytes(32)[0] & 0x7F).to_bytes(1, "big").hex() + secrets.token_hex(31)
+    return {
+        "PARTNER_SECRET_KEYS": fresh(),
+        "PERSONAL_DATA_KEYS": fresh(),
+        "BLIND_INDEX_KEYS": fresh(),
+        "PLATFORM_SM2_SIGNING_KEYS": sm2,
+        "PLATFORM_ED25519_SIGNING_KEYS": fresh(),
+    }
+
+
 def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
     return {
         **os.environ,
+        **bench_keys(),
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "DATABASE_URL": database_url,

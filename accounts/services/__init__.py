@@ -28,6 +28,11 @@ from accounts.services.identities import (
     identity_unlink,
     verified_details_record,
 )
+from accounts.services.keys import (
+    personal_data_left_on_old_keys,
+    personal_details_rekey_batch,
+    wechat_session_keys_rekey_batch,
+)
 from accounts.services.profile import (
     avatar_remove,
     avatar_set,
@@ -63,8 +68,11 @@ __all__ = [
     "identity_unlink",
     "invite_code_get_or_create",
     "invite_code_rotate",
+    "personal_data_left_on_old_keys",
+    "personal_details_rekey_batch",
     "profile_update",
     "session_token_issue",
     "sessions_clear_expired",
     "verified_details_record",
+    "wechat_session_keys_rekey_batch",
 ]

@@ -19,6 +19,7 @@ from accounts.models import (
 from accounts.selectors import (
     agreements_current,
     device_digest,
+    device_digests,
 )
 from accounts.services.agreements import _accept
 from config.api.errors import ApplicationError
@@ -85,13 +86,17 @@ def guest_open(
     digest = device_digest(device_id)
     now = timezone.now()
     for _attempt in range(2):
-        device = Device.objects.select_related("user").filter(device_digest=digest).first()
+        # Any blind index key still listed finds the device; a device found under an older key
+        # moves to the current one (its id is never stored, so only its visits can move it).
+        device = (
+            Device.objects.select_related("user").filter(device_digest__in=device_digests(device_id)).first()
+        )
         if device is not None:
             user = device.user
             if user.is_closed or not user.is_guest or not user.is_active:
                 raise ApplicationError(errors.GUEST_DEVICE_UPGRADED)
             with transaction.atomic():
-                Device.objects.filter(pk=device.pk).update(last_seen_at=now)
+                Device.objects.filter(pk=device.pk).update(last_seen_at=now, device_digest=digest)
                 _accept(user=user, agreements=agreements)
             return user, False
         try:

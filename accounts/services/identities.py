@@ -26,19 +26,26 @@ def identity_linked(*, user: User, encrypted_details: dict[str, str]) -> None:
 
 @transaction.atomic
 def verified_details_record(*, user: User, encrypted: dict[str, str]) -> None:
-    """Stores the phone and ID number a bank vouched for (already encrypted) with blind indexes."""
+    """Stores the phone and ID number a bank vouched for (already encrypted) with blind indexes.
+
+    Each value is encrypted for its row and field (the row's id is part of the SM4-GCM associated
+    data), so the row is there first.
+    """
     if not encrypted:
         return
-    values: dict[str, Any] = {"updated_at": timezone.now()}
+    now = timezone.now()
+    details, _ = PersonalDetails.objects.get_or_create(user=user, defaults={"updated_at": now})
+    values: dict[str, Any] = {"updated_at": now}
     for kind, field in (("phone", "phone_number"), ("id_number", "id_number")):
         ciphertext = encrypted.get(kind)
-        plaintext = crypto.decrypt(ciphertext) if ciphertext else None
+        plaintext = crypto.decrypt(ciphertext, context=crypto.BANK_CLAIMS_CONTEXT) if ciphertext else None
         if plaintext is None:
             continue
         normalized = plaintext.decode().strip().upper().replace(" ", "")
-        values[f"{field}_ciphertext"] = crypto.encrypt(normalized)
+        context = crypto.personal_details_context(field, details.pk)
+        values[f"{field}_ciphertext"] = crypto.encrypt(normalized, context=context)
         values[f"{field}_digest"] = crypto.blind_index(normalized, purpose=field)
-    PersonalDetails.objects.update_or_create(user=user, defaults=values)
+    PersonalDetails.objects.filter(pk=details.pk).update(**values)
 
 
 # --- Identities ------------------------------------------------------------------------

@@ -174,5 +174,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- Integrations ----------------------------------------------------------------------
 from config.settings.integrations.allauth import *  # noqa: E402, F403
 from config.settings.integrations.celery import *  # noqa: E402, F403
+from config.settings.integrations.keys import *  # noqa: E402, F403
 from config.settings.integrations.logging import *  # noqa: E402, F403
 from config.settings.integrations.rest_framework import *  # noqa: E402, F403

@@ -5,3 +5,9 @@ from config.settings.base import env
 
 DEBUG = env.bool("DEBUG", default=True)
 ALLOWED_HOSTS = ["*"]
+
+# Development keys (public): a key given in the environment still wins.
+from config.settings import development_keys  # noqa: E402
+
+for _name in development_keys.KEY_SETTINGS:
+    globals()[_name] = env.list(_name, default=getattr(development_keys, _name))

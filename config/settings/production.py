@@ -2,12 +2,21 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.crypto.keyring import KEY_SETTINGS, parse_keyring
+from config.settings import development_keys
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
-for _name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+for _name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", *development_keys.KEY_SETTINGS):
     if not env(_name, default=""):
         raise ImproperlyConfigured(f"Production needs {_name} in the environment.")
+for _name in development_keys.KEY_SETTINGS:
+    _published = {entry.partition(":")[2] for entry in getattr(development_keys, _name)}
+    if any(entry.partition(":")[2].strip() in _published for entry in env.list(_name)):
+        raise ImproperlyConfigured(f"Production refuses the development key in {_name}: it is public.")
+    parse_keyring(_name, env.list(_name), KEY_SETTINGS[_name])  # a malformed key stops the start
+if env("CRYPTO_SUITE", default="standard") not in ("standard", "sm"):
+    raise ImproperlyConfigured("CRYPTO_SUITE is `standard` or `sm`.")
 if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("Production refuses to start with DEBUG on.")
 

@@ -32,6 +32,9 @@ CELERY_TASK_ALWAYS_EAGER = True
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789"
+# Keys of their own, never derived from SECRET_KEY (the public development keys).
+from config.settings.development_keys import *  # noqa: E402, F403
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = env.path("MEDIA_ROOT", default="/tmp/carbon-account-test-media")
 STORAGES = {

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import District
-from activities.apis import PARTNER_HEADERS, PartnerApi
+from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
@@ -463,7 +463,12 @@ class MyCreditProfileApi(APIView):
 
 
 class PartnerCreditProfileApi(PartnerApi):
-    """A partner bank reads its customer's green credit profile; refused without the person's consent."""
+    """A partner bank reads its customer's green credit profile; refused without the person's consent.
+
+    A bank of an SM scheme gets the answer signed with our SM2 key (X-Platform-Signature).
+    """
+
+    signs_answers = True
 
     class InputSerializer(serializers.Serializer):
         customer_reference = serializers.CharField(max_length=64)
@@ -471,7 +476,7 @@ class PartnerCreditProfileApi(PartnerApi):
     @extend_schema(
         request=InputSerializer,
         responses=CreditProfileOutput,
-        parameters=PARTNER_HEADERS,
+        parameters=[*PARTNER_HEADERS, *ANSWER_SIGNATURE_HEADERS],
         auth=[],
         operation_id="partner_credit_profile",
     )

@@ -16,7 +16,11 @@ ID_NUMBER = "330802198803034567"
 def verified_person():
     person = UserFactory(username="verified-person")
     services.verified_details_record(
-        user=person, encrypted={"phone": crypto.encrypt(PHONE), "id_number": crypto.encrypt(ID_NUMBER)}
+        user=person,
+        encrypted={
+            "phone": crypto.encrypt(PHONE, context=crypto.BANK_CLAIMS_CONTEXT),
+            "id_number": crypto.encrypt(ID_NUMBER, context=crypto.BANK_CLAIMS_CONTEXT),
+        },
     )
     SocialAccount.objects.create(user=person, provider="quzhou-bank", uid="bank-subject-in-admin")
     services.data_source_authorize(user=person, source=DataSource.PHONE_STEPS)

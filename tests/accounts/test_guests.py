@@ -3,6 +3,7 @@ import threading
 import pytest
 from django.db import connection
 
+from accounts import crypto
 from accounts.models import AgreementAcceptance, Device, User
 from tests.accounts.conftest import app_client, open_guest
 
@@ -33,7 +34,23 @@ def test_the_raw_device_id_is_never_stored(agreements):
 
     device = Device.objects.get()
     assert "my-secret-device-id-1234" not in device.device_digest
-    assert len(device.device_digest) == 64
+    assert device.device_digest == crypto.blind_index("my-secret-device-id-1234", purpose="device")
+    assert device.device_digest.startswith("sha256:dev-1:")
+
+
+def test_a_device_stored_under_an_old_blind_index_key_is_found_and_moves_to_the_current_key(
+    agreements, settings
+):
+    old_key = "old:" + "A" * 43
+    settings.BLIND_INDEX_KEYS = [old_key]
+    first = open_guest(app_client(), device_id="a-device-seen-before-rotation").json()
+    settings.BLIND_INDEX_KEYS = ["new:" + "B" * 43, old_key]
+
+    again = open_guest(app_client(), device_id="a-device-seen-before-rotation").json()
+
+    assert again["user"]["public_id"] == first["user"]["public_id"]
+    assert Device.objects.get().device_digest.startswith("sha256:new:")
+    assert User.objects.count() == 1
 
 
 def test_the_same_device_gets_its_existing_guest_account_back(agreements):

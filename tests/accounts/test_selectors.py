@@ -48,7 +48,11 @@ def test_wechat_session_key_for_user_decrypts_the_stored_key():
         user=person,
         provider=WECHAT_PROVIDER_ID,
         uid="openid-1",
-        extra_data={WECHAT_SESSION_KEY_FIELD: crypto.encrypt(base64.b64encode(raw_key))},
+        extra_data={
+            WECHAT_SESSION_KEY_FIELD: crypto.encrypt(
+                base64.b64encode(raw_key), context=crypto.wechat_session_key_context("openid-1")
+            )
+        },
     )
 
     assert wechat_session_key_for_user(user_id=person.id) == raw_key

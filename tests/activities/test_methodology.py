@@ -85,7 +85,7 @@ def test_creating_a_partner_in_the_admin_shows_its_secret_once(admin_client):
     response = admin_client.post(
         reverse("admin:activities_partner_add"),
         {"code": "quzhou-card", "name": "Quzhou Card", "source": "transit_card", "behaviours": [bus.pk],
-         "is_active": "on"},
+         "is_active": "on", "signature_scheme": "hmac-sha256", "sm2_signer_id": "1234567812345678"},
         follow=True,
     )  # fmt: skip
 

@@ -33,7 +33,11 @@ def mini_program_person(person, authorize):
         user=person,
         provider=WECHAT_PROVIDER_ID,
         uid="openid-1",
-        extra_data={WECHAT_SESSION_KEY_FIELD: crypto.encrypt(base64.b64encode(SESSION_KEY).decode())},
+        extra_data={
+            WECHAT_SESSION_KEY_FIELD: crypto.encrypt(
+                base64.b64encode(SESSION_KEY).decode(), context=crypto.wechat_session_key_context("openid-1")
+            )
+        },
     )
     authorize(person)
     return person

@@ -6,25 +6,28 @@ import datetime
 import shutil
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from bench.harness import Report, bench_environment
 from bench.run import SIZES, Context, scenarios_run
+from config.crypto.keyring import KEY_SETTINGS
 from merchants.city import city_generate
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table():
+def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table(settings):
     size = SIZES["smoke"]
     last_day = timezone.localdate() - datetime.timedelta(days=1)
-    city_generate(accounts=size.accounts, days=size.days, seed=1, last_day=last_day)
     database = connection.settings_dict
     database_url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     environment = bench_environment(database_url, settings.REDIS_URL)
+    # The server (production settings) and this process seal and sign with the run's keys.
+    for name in KEY_SETTINGS:
+        setattr(settings, name, environment[name].split(","))
+    city_generate(accounts=size.accounts, days=size.days, seed=1, last_day=last_day)
     # The server must read the sessions and partner secrets this process signs with the test key.
     environment["SECRET_KEY"] = settings.SECRET_KEY
     context = Context("smoke", size, database_url, environment, last_day, Report(size="smoke"))

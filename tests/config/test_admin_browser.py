@@ -160,3 +160,55 @@ def test_a_superuser_adds_a_factor_version_that_takes_effect_tomorrow(live_serve
         dict(Factor.objects.filter(version=current).values_list("behaviour__code", "carbon_mg_per_unit"))
         == factors_before
     )
+
+
+def test_a_superuser_switches_a_bank_to_sm2_and_its_signed_batch_is_accepted(
+    live_server, page, methodology_v1
+):
+    """The admin's scheme choice works end to end: a malformed public key is refused, the bank's key
+    registered, and a batch it signs with SM2 over HTTP is accepted."""
+    import json
+    import time
+
+    import gmssl_pyx
+    import requests
+
+    from accounts.models import DataSource
+    from activities import services as activities_services
+    from activities.models import Partner, SignatureScheme
+
+    UserFactory(username="operator", password=PASSWORD, is_staff=True, is_superuser=True)
+    bank = activities_services.partner_create(
+        code="green-bank", name="Green Bank", source=DataSource.BANK_PAYMENTS, behaviour_codes=["e_invoice"]
+    )
+    public, private = gmssl_pyx.sm2_key_generate()
+
+    sign_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/admin/activities/partner/{bank.partner.pk}/change/")
+    page.select_option("select[name=signature_scheme]", SignatureScheme.SM2_SM3)
+    page.fill("input[name=sm2_public_key]", "04" + "11" * 64)
+    page.click("input[name=_save]")
+    assert "This is not an SM2 public key" in page.inner_text(".errorlist")
+    page.fill("input[name=sm2_public_key]", "04" + public.hex())
+    page.click("input[name=_save]")
+    assert "was changed successfully" in page.inner_text(".messagelist")
+
+    partner = Partner.objects.get(pk=bank.partner.pk)
+    assert (partner.signature_scheme, partner.sm2_public_key) == (SignatureScheme.SM2_SM3, public.hex())
+    body = json.dumps({"records": []}).encode()
+    stamp, request_id = str(int(time.time())), "req-browser-1"
+    signature = gmssl_pyx.sm2_sign(private, public, f"{stamp}\n{request_id}\n".encode() + body).hex()
+    response = requests.post(
+        f"{live_server.url}/api/v1/partner/records",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Partner-Key": partner.api_key,
+            "X-Timestamp": stamp,
+            "X-Partner-Request-Id": request_id,
+            "X-Signature": signature,
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 0

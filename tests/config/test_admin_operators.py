@@ -226,11 +226,14 @@ def test_rotating_a_partner_s_secret_shows_the_new_one_once_and_keeps_the_old_fo
     )
 
     partner = Partner.objects.get(pk=created.partner.pk)
-    new_secret = signing.unseal(partner.signing_secret_ciphertext)
+    new_secret = signing.unseal(partner.signing_secret_ciphertext, partner_code="city-transit")
     shown = " ".join(str(message) for message in response.context["messages"])
     assert new_secret != created.signing_secret
     assert new_secret in shown
-    assert signing.unseal(partner.previous_signing_secret_ciphertext) == created.signing_secret
+    assert (
+        signing.unseal(partner.previous_signing_secret_ciphertext, partner_code="city-transit")
+        == created.signing_secret
+    )
     assert partner.previous_secret_valid_until > partner.secret_rotated_at
     assert (
         new_secret

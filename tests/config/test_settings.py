@@ -1,5 +1,5 @@
-"""Production refuses to start without its secrets or with DEBUG on; no settings start on another
-database than PostgreSQL."""
+"""Production refuses to start without its secrets and keys, with a public key, or with DEBUG on; no
+settings start on another database than PostgreSQL."""
 
 import os
 import subprocess
@@ -8,11 +8,19 @@ import sys
 import pytest
 from django.conf import settings
 
+KEYS = {
+    "PARTNER_SECRET_KEYS": "p1:" + "A" * 43,
+    "PERSONAL_DATA_KEYS": "d2:" + "B" * 43 + ",d1:" + "C" * 43,
+    "BLIND_INDEX_KEYS": "b1:" + "D" * 43,
+    "PLATFORM_SM2_SIGNING_KEYS": "s1:" + "1" * 64,
+    "PLATFORM_ED25519_SIGNING_KEYS": "e1:" + "E" * 43,
+}
 PRODUCTION_ENVIRONMENT = {
     "SECRET_KEY": "x" * 50,
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/carbon_account",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ALLOWED_HOSTS": "carbon.example.cn",
+    **KEYS,
 }
 
 
@@ -34,12 +42,30 @@ def test_production_starts_with_every_secret():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", *KEYS])
 def test_production_refuses_to_start_without(missing):
     environment = {key: value for key, value in PRODUCTION_ENVIRONMENT.items() if key != missing}
     result = _import_production(environment)
     assert result.returncode != 0
     assert f"Production needs {missing}" in result.stderr
+
+
+@pytest.mark.parametrize("setting", list(KEYS))
+def test_production_refuses_the_public_development_keys(setting):
+    from config.settings import development_keys
+
+    development = ",".join(getattr(development_keys, setting))
+    result = _import_production({**PRODUCTION_ENVIRONMENT, setting: development})
+
+    assert result.returncode != 0
+    assert f"Production refuses the development key in {setting}" in result.stderr
+
+
+def test_production_refuses_a_malformed_key():
+    result = _import_production({**PRODUCTION_ENVIRONMENT, "BLIND_INDEX_KEYS": "b1:tooshort"})
+
+    assert result.returncode != 0
+    assert "BLIND_INDEX_KEYS: the key 'b1' is" in result.stderr
 
 
 def test_production_refuses_debug():

@@ -8,12 +8,17 @@ import json
 import time
 import uuid
 
+import gmssl_pyx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from pysmx import SM2 as smx  # noqa: N811 - the independent implementation
 from rest_framework.test import APIClient
 
 from accounts.models import DataSource
 from activities import services as activities_services
 from activities import signing
+from activities.models import Partner, SignatureScheme
+from config.crypto import platform_keys
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.models import CreditProfileAccess, CreditProfileConsent
 from tests.rewards.gamification import person_with, today
@@ -148,3 +153,78 @@ def test_the_person_sees_their_own_profile_as_a_bank_would(client_for, customer)
 
     assert body["person"] == str(customer.public_id)
     assert body["twelve_months"]["carbon_mg"] == 120_000
+
+
+def fetch_as_sm_bank(partner, bank_keys, reference: str = "GB-1"):
+    """The bank signs with SM2 (its own key pair), as a bank of the national suite does."""
+    public, private = bank_keys
+    body = json.dumps({"customer_reference": reference}).encode()
+    stamp, request_id = str(int(time.time())), uuid.uuid4().hex
+    message = signing.signed_message(stamp, request_id, body)
+    response = APIClient().post(
+        "/api/v1/partner/credit-profile",
+        data=body,
+        content_type="application/json",
+        HTTP_X_PARTNER_KEY=partner.partner.api_key,
+        HTTP_X_TIMESTAMP=stamp,
+        HTTP_X_PARTNER_REQUEST_ID=request_id,
+        HTTP_X_SIGNATURE=gmssl_pyx.sm2_sign(private, public, message).hex(),
+    )
+    return response, request_id
+
+
+@pytest.fixture
+def sm_bank(bank):
+    keys = gmssl_pyx.sm2_key_generate()
+    Partner.objects.filter(pk=bank.partner.pk).update(
+        signature_scheme=SignatureScheme.SM2_SM3, sm2_public_key=keys[0].hex()
+    )
+    return bank, keys
+
+
+def platform_signature_verifies(response, request_id: str) -> bool:
+    """What the bank does with our answer: snowland-smx, our public key of the named key id."""
+    public = bytes.fromhex(platform_keys.sm2_public_keys()[response["X-Platform-Key-Id"]][2:])
+    r, s = decode_dss_signature(bytes.fromhex(response["X-Platform-Signature"]))
+    message = signing.signed_message(response["X-Platform-Timestamp"], request_id, response.content)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return smx.Verify(raw, message, public, 64, uid=b"1234567812345678") is True
+
+
+def test_a_bank_of_the_sm_suite_gets_the_profile_signed_with_our_sm2_key(client_for, sm_bank, customer):
+    bank, keys = sm_bank
+    client_for(customer).post("/api/v1/credit-profile/consents", {"partner": "green-bank"}, format="json")
+
+    response, request_id = fetch_as_sm_bank(bank, keys)
+
+    assert response.status_code == 200
+    assert response["X-Platform-Signature-Scheme"] == "sm2-sm3"
+    assert response["X-Platform-Key-Id"] == "dev-1"
+    assert abs(int(response["X-Platform-Timestamp"]) - time.time()) < 60
+    assert platform_signature_verifies(response, request_id)
+    assert not platform_signature_verifies(response, "another-request")
+    assert response.json()["twelve_months"]["carbon_mg"] == 120_000
+
+
+def test_a_refusal_to_an_sm_bank_is_signed_too_and_an_hmac_sha256_bank_gets_no_signature(sm_bank, customer):
+    bank, keys = sm_bank
+
+    refused, request_id = fetch_as_sm_bank(bank, keys)
+    Partner.objects.filter(pk=bank.partner.pk).update(signature_scheme=SignatureScheme.HMAC_SHA256)
+    plain = fetch(bank)
+
+    assert refused.status_code == 403
+    assert platform_signature_verifies(refused, request_id)
+    assert plain.status_code == 403
+    assert plain.get("X-Platform-Signature") is None
+
+
+def test_after_our_key_rotates_the_answer_names_the_new_key_id(settings, client_for, sm_bank, customer):
+    bank, keys = sm_bank
+    client_for(customer).post("/api/v1/credit-profile/consents", {"partner": "green-bank"}, format="json")
+    settings.PLATFORM_SM2_SIGNING_KEYS = ["k2:" + "2" * 64, *settings.PLATFORM_SM2_SIGNING_KEYS]
+
+    response, request_id = fetch_as_sm_bank(bank, keys)
+
+    assert response["X-Platform-Key-Id"] == "k2"
+    assert platform_signature_verifies(response, request_id)

@@ -84,11 +84,8 @@ SOCIALACCOUNT_PROVIDERS: dict = socialaccount_providers(
     wechat_secret=WECHAT_MINIPROGRAM_SECRET,
 )
 
-# --- Personal data at rest -------------------------------------------------------------
-# Fernet keys (newest first; older ones keep decrypting during a rotation) and the HMAC key of
-# the blind indexes. Unset, both are derived from SECRET_KEY (fine for development only).
-ACCOUNTS_ENCRYPTION_KEYS = env.list("ACCOUNTS_ENCRYPTION_KEYS", default=[])
-ACCOUNTS_BLIND_INDEX_KEY = env("ACCOUNTS_BLIND_INDEX_KEY", default="")
+# Personal data at rest (the bank's phone and ID number claims, WeChat session keys) is encrypted
+# with PERSONAL_DATA_KEYS and found through BLIND_INDEX_KEYS: config/settings/integrations/keys.py.
 
 # --- Abuse limits ----------------------------------------------------------------------
 # Sign-in, guest creation and code exchange: "<count>/<second|minute|hour|day>".

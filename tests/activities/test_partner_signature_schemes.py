@@ -1,0 +1,150 @@
+"""Partner requests signed in each scheme: HMAC-SM3 and SM2 with SM3 (HMAC-SHA256's are in
+test_partner_feed.py). The same bytes are signed (timestamp, request id, body) and refused with the
+same codes when tampered with, replayed or out of time."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+
+import gmssl_pyx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pysmx import SM2 as smx  # noqa: N811 - the independent implementation
+from rest_framework.test import APIClient
+
+from activities import signing
+from activities.models import ActivityRecord, Partner, SignatureScheme
+from tests.activities.conftest import ride
+
+BANK_PUBLIC, BANK_PRIVATE = gmssl_pyx.sm2_key_generate()
+
+
+def use_scheme(partner, scheme: str, **fields) -> None:
+    Partner.objects.filter(pk=partner.partner.pk).update(signature_scheme=scheme, **fields)
+
+
+def sign(scheme: str, secret: str, message: bytes) -> str:
+    if scheme == SignatureScheme.SM2_SM3:
+        return gmssl_pyx.sm2_sign(BANK_PRIVATE, BANK_PUBLIC, message).hex()
+    timestamp, request_id, body = message.split(b"\n", 2)
+    return signing.signature_of(secret, timestamp.decode(), request_id.decode(), body, scheme=scheme)
+
+
+def post(
+    partner, scheme: str, records: list[dict], *, timestamp=None, request_id=None, body=None, signer=None
+):
+    signed_body = json.dumps({"records": records}).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    request_id = request_id or uuid.uuid4().hex
+    message = stamp.encode() + b"\n" + request_id.encode() + b"\n" + signed_body
+    signature = (signer or sign)(scheme, partner.signing_secret, message)
+    return APIClient().post(
+        "/api/v1/partner/records",
+        data=signed_body if body is None else body,
+        content_type="application/json",
+        HTTP_X_PARTNER_KEY=partner.partner.api_key,
+        HTTP_X_TIMESTAMP=stamp,
+        HTTP_X_PARTNER_REQUEST_ID=request_id,
+        HTTP_X_SIGNATURE=signature,
+    )
+
+
+@pytest.fixture(params=[SignatureScheme.HMAC_SM3, SignatureScheme.SM2_SM3])
+def scheme(request, transit) -> str:
+    use_scheme(transit, request.param, sm2_public_key=BANK_PUBLIC.hex())
+    return request.param
+
+
+def test_a_batch_signed_in_the_partner_s_scheme_is_accepted(transit, rider, scheme):
+    response = post(transit, scheme, [ride("R1"), ride("R2")])
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert ActivityRecord.objects.count() == 2
+
+
+def test_an_sm2_signature_made_by_snowland_smx_is_accepted(transit, rider):
+    """A bank signing with another implementation of the standard: signer id and SM3 digest as ours."""
+    pair = smx.generate_keypair()
+    use_scheme(transit, SignatureScheme.SM2_SM3, sm2_public_key=pair.publicKey.hex())
+
+    def smx_signer(_scheme, _secret, message: bytes) -> str:
+        raw = smx.Sign(message, pair.privateKey, secrets.token_hex(32), 64, uid=b"1234567812345678")
+        return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")).hex()
+
+    response = post(transit, SignatureScheme.SM2_SM3, [ride("R1")], signer=smx_signer)
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+
+
+def test_a_tampered_body_is_refused(transit, rider, scheme):
+    records = [ride("R1")]
+    tampered = json.dumps({"records": records}).encode().replace(b'"1"', b'"9"')
+
+    response = post(transit, scheme, records, body=tampered)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+    assert not ActivityRecord.objects.exists()
+
+
+def test_a_replayed_request_id_is_refused(transit, rider, scheme):
+    assert post(transit, scheme, [ride("R1")], request_id="req-1").status_code == 200
+
+    response = post(transit, scheme, [ride("R2")], request_id="req-1")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "partner_request_replayed"
+    assert ActivityRecord.objects.count() == 1
+
+
+# A second's margin each way: the timestamp is whole seconds, and a loaded machine is slow.
+@pytest.mark.parametrize("offset", [-302, 302])
+def test_a_timestamp_outside_five_minutes_is_refused(transit, rider, scheme, offset):
+    response = post(transit, scheme, [ride("R1")], timestamp=int(time.time()) + offset)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "partner_timestamp_skewed"
+    assert not ActivityRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("scheme_used", "signature_of_scheme"),
+    [
+        (SignatureScheme.HMAC_SM3, SignatureScheme.HMAC_SHA256),
+        (SignatureScheme.HMAC_SHA256, SignatureScheme.HMAC_SM3),
+        (SignatureScheme.SM2_SM3, SignatureScheme.HMAC_SHA256),
+    ],
+)
+def test_a_signature_in_another_scheme_than_the_partner_s_is_refused(
+    transit, rider, scheme_used, signature_of_scheme
+):
+    use_scheme(transit, scheme_used, sm2_public_key=BANK_PUBLIC.hex())
+
+    response = post(transit, signature_of_scheme, [ride("R1")])
+
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+    assert not ActivityRecord.objects.exists()
+
+
+def test_an_sm2_partner_with_another_signer_id_must_sign_with_it(transit, rider):
+    use_scheme(
+        transit, SignatureScheme.SM2_SM3, sm2_public_key=BANK_PUBLIC.hex(), sm2_signer_id="GREEN-BANK-01"
+    )
+
+    def signer(_scheme, _secret, message: bytes, signer_id: bytes) -> str:
+        return gmssl_pyx.sm2_sign(BANK_PRIVATE, BANK_PUBLIC, message, signer_id).hex()
+
+    refused = post(
+        transit, SignatureScheme.SM2_SM3, [ride("R1")], signer=lambda *a: signer(*a, b"1234567812345678")
+    )
+    accepted = post(
+        transit, SignatureScheme.SM2_SM3, [ride("R1")], signer=lambda *a: signer(*a, b"GREEN-BANK-01")
+    )
+
+    assert refused.json()["error"]["code"] == "partner_signature_invalid"
+    assert accepted.status_code == 200
