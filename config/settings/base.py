@@ -31,6 +31,8 @@ LOCAL_APPS = [
 THIRD_PARTY_APPS = [
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files from our own static files (pinned with the package): /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "django_filters",
     "django_celery_beat",
     "allauth",
