@@ -188,9 +188,25 @@ class Postgres:
             raise ServerError(f"PostgreSQL did not start; the end of {self.log}:\n{_tail(self.log)}")
 
     def stop(self) -> None:
-        """A fast shutdown: open transactions roll back, the data stays consistent."""
-        if (self.data / "PG_VERSION").exists():
-            self._pg_ctl("-m", "fast", "-w", "-t", str(START_SECONDS), "stop", check=False)
+        """A fast shutdown: open transactions roll back, the data stays consistent.
+
+        If `pg_ctl` cannot do it (it runs as the server user, who may have lost the right to reach
+        the folder meanwhile), the postmaster named in postmaster.pid gets the same signal directly.
+        """
+        if not (self.data / "PG_VERSION").exists():
+            return
+        stopped = self._pg_ctl("-m", "fast", "-w", "-t", str(START_SECONDS), "stop", check=False)
+        if stopped.returncode == 0 or not (self.data / "postmaster.pid").exists():
+            return
+        import psutil
+
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split()[0]))
+            postmaster.send_signal(signal.SIGINT)  # what `pg_ctl -m fast stop` sends
+            try:
+                postmaster.wait(timeout=START_SECONDS)
+            except psutil.TimeoutExpired:
+                postmaster.kill()
 
     def database_create(self, name: str = DATABASE_NAME) -> None:
         """Creates database `name` unless it exists."""
