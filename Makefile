@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 SIZE ?= small
 PYTEST_ARGS ?=
+RUN_ARGS ?=
 
-.PHONY: run test browser lint format worker beat migrate demo bench soak schedule errors messages clean
+.PHONY: run test browser lint format bench soak errors messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +22,11 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-## The API, the docs and the admin on http://127.0.0.1:8000 with demo data.
+## The API, the docs and the admin on http://127.0.0.1:8000 with demo data, a Celery worker and beat;
+## PostgreSQL and Redis from pinned wheels (data in var/) unless DATABASE_URL / REDIS_URL are set.
+## One Ctrl-C stops every process it started (stack/run.py).
 run: $(VENV)/.installed
-	@mkdir -p var
-	$(MANAGE) migrate --noinput
-	$(MANAGE) sync_schedule
-	$(MANAGE) load_demo
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(BIN)/python -m stack.run $(RUN_ARGS)
 
 ## The whole suite against a real PostgreSQL and Redis, plus lint and format checks.
 test: $(VENV)/.installed browser
@@ -55,15 +54,6 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-migrate: $(VENV)/.installed
-	$(MANAGE) migrate --noinput
-
-demo: $(VENV)/.installed
-	$(MANAGE) load_demo
-
-schedule: $(VENV)/.installed
-	$(MANAGE) sync_schedule
-
 ## Regenerates docs/api-errors.md from the error codes declared in the apps.
 errors: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=config.settings.local $(MANAGE) document_errors > docs/api-errors.md
@@ -82,14 +72,6 @@ soak: $(VENV)/.installed
 		RELIABILITY_FIGURES_FILE=$(CURDIR)/var/reliability-figures.jsonl \
 		$(BIN)/python tests/services.py tests/reliability tests/config/test_api_fuzz.py -p no:randomly $(PYTEST_ARGS)
 	@$(BIN)/python tests/reliability/figures.py var/reliability-figures.jsonl
-
-## Celery, against REDIS_URL.
-worker: $(VENV)/.installed
-	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2
-
-beat: $(VENV)/.installed
-	$(MANAGE) sync_schedule
-	$(BIN)/celery -A config beat --loglevel=INFO
 
 ## The benchmarks on a generated city, one table (docs/performance.md): SIZE=small (default) or SIZE=city.
 ## BENCH_ARGS=--reuse keeps a city already generated. Installs Debian's wrk when missing and root.

@@ -1,7 +1,8 @@
 """The operators' dashboard in the admin: today's figures, the last 30 days, settlement, the ledger.
 
 Every figure is one set-based query over the tables that own it (config wires the apps together; it
-reads them, it never writes). Days are local days in Asia/Shanghai. The ledger audit reads the whole
+reads them, it never writes; the one button, "Run tonight's jobs now", queues the apps' own tasks:
+config/night.py). Days are local days in Asia/Shanghai. The ledger audit reads the whole
 ledger and the 30 days read a month of every person's daily carbon, so both are kept in the cache for
 a few minutes and recomputed on demand ("Check again").
 """
@@ -13,18 +14,21 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from activities.models import ActivityRecord, DailyCarbon, RecordStatus
+from config.night import night_jobs_enqueue
 from merchants.models import Coupon, Merchant, Offer
 from rewards.audit import ledger_audit
 from rewards.models import LedgerAccountKind, LedgerEntry, SettlementRun
@@ -299,5 +303,33 @@ def admin_dashboard(request: HttpRequest) -> HttpResponse:
         "queues": review_queues(),
         "runs": settlement_runs_recent(),
         "audit": ledger_audit_result(refresh=refresh),
+        "can_run_night_jobs": request.user.is_superuser,
     }
     return render(request, "admin/dashboard.html", context)
+
+
+@require_POST
+def night_jobs_run(request: HttpRequest) -> HttpResponse:
+    """/admin/dashboard/run-tonight/: queues tonight's jobs now. Superusers only, as is running any
+    scheduled job by hand (config/admin.py); audited (config/night.py)."""
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
+    if not request.user.is_superuser:
+        raise PermissionDenied
+    today = timezone.localdate()
+    try:
+        night_jobs_enqueue(operator=request.user, today=today)
+    except BrokerUnavailable:
+        messages.warning(
+            request, _("The task queue is unreachable: nothing was queued. Try again once it is back.")
+        )
+    else:
+        messages.success(
+            request,
+            _(
+                "Tonight's jobs are queued for %(day)s: settlement, leaderboards, ratings, badges, expiry "
+                "and the ledger audit. The worker runs them in a few seconds; then press Check again."
+            )
+            % {"day": today.isoformat()},
+        )
+    return redirect("admin-dashboard")

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.admin_dashboard import admin_dashboard
+from config.admin_dashboard import admin_dashboard, night_jobs_run
 from config.api.health import healthz, readyz
 
 api_v1 = [
@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("config.api.not_offered")),
     path("_allauth/", include("allauth.headless.urls")),
     path("admin/dashboard/", admin.site.admin_view(admin_dashboard), name="admin-dashboard"),
+    path("admin/dashboard/run-tonight/", admin.site.admin_view(night_jobs_run), name="admin-night-jobs-run"),
     path("admin/", admin.site.urls),
     path("console/", include("merchants.console.urls")),
     path("healthz", healthz, name="healthz"),

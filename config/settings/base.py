@@ -32,6 +32,8 @@ LOCAL_APPS = [
 THIRD_PARTY_APPS = [
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files from our own static files (pinned with the package): /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "django_filters",
     "django_celery_beat",
     "allauth",
@@ -108,35 +110,28 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL", default="")
+# Redis is the cache, the sessions' cache and Celery's broker everywhere: `make run` starts one
+# (config/settings/local.py), `make test` finds or starts one (tests/services.py).
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
-                # Through a Redis outage the cache misses instead of failing the request: sessions
-                # fall back to the database. Sign-in fails closed instead (config/api/fail_closed.py).
-                "IGNORE_EXCEPTIONS": True,
-            },
-            "KEY_PREFIX": "carbon",
-        }
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            # Through a Redis outage the cache misses instead of failing the request: sessions
+            # fall back to the database. Sign-in fails closed instead (config/api/fail_closed.py).
+            "IGNORE_EXCEPTIONS": True,
+        },
+        "KEY_PREFIX": "carbon",
     }
-    # Sessions (and so the app's session tokens) live in the database, cached in Redis.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "carbon-account",
-        }
-    }
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+}
+# Sessions (and so the app's session tokens) live in the database, cached in Redis.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- Passwords -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

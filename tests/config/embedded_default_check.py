@@ -1,65 +1,133 @@
-"""Run by `test_embedded_default.py` in a subprocess, after `migrate` and `load_demo` on SQLite.
+"""The README's tour over HTTP, against a running `make run` (used by test_embedded_default.py).
 
-Walks the README's tour as a newcomer would on `make run`'s embedded default (SQLite, no Redis,
-tasks in-process) and prints what it saw as JSON.
+Plain HTTP, as a newcomer's browser and phone would: the citizen's API with a session token, the
+operator's admin with its sign-in form and CSRF token. Returns what it saw, for the test to assert.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import datetime
+import re
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
-import django
+import requests
 
-django.setup()
+PASSWORD = "carbon-demo-2026"
+TIMEOUT = 30
 
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
 
-assert connection.vendor == "sqlite", connection.vendor
-seen: dict = {}
+def local_today() -> datetime.date:
+    return datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
-client = Client()
-login = client.post(
-    "/_allauth/app/v1/auth/login",
-    {"username": "lin.wei", "password": "carbon-demo-2026"},
-    content_type="application/json",
-)
-seen["login"] = login.status_code
-headers = {"HTTP_X_SESSION_TOKEN": login.json()["meta"]["session_token"]}
 
-seen["today"] = client.get("/api/v1/activities/today", **headers).status_code
-seen["records"] = client.get("/api/v1/activities/records", **headers).status_code
-wallet = client.get("/api/v1/wallet", **headers).json()
-seen["balance_before"] = wallet["balance"]
-seen["history"] = client.get("/api/v1/wallet/history", **headers).status_code
+def wait_for(check: Callable[[], object], *, seconds: float, every: float = 2.0) -> object:
+    """`check()`'s first truthy answer within `seconds`, else its last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(every)
 
-offers = client.get("/api/v1/catalog/offers?affordable=true", **headers).json()["results"]
-seen["affordable_offers"] = len(offers)
-cheapest = min(offers, key=lambda offer: offer["price_coins"])
-redeem_headers = {**headers, "HTTP_IDEMPOTENCY_KEY": "tour-redeem-0001"}
-first = client.post(f"/api/v1/catalog/offers/{cheapest['id']}/redeem", **redeem_headers)
-again = client.post(f"/api/v1/catalog/offers/{cheapest['id']}/redeem", **redeem_headers)
-seen["redeem"] = [first.status_code, again.status_code, first.json()["id"] == again.json()["id"]]
-seen["price"] = cheapest["price_coins"]
 
-project = client.get("/api/v1/welfare/projects", **headers).json()["results"][0]
-donation = client.post(
-    f"/api/v1/welfare/projects/{project['id']}/donations",
-    {"amount": 1},
-    content_type="application/json",
-    HTTP_IDEMPOTENCY_KEY="tour-donate-0001",
-    **headers,
-)
-seen["donation"] = donation.status_code
-seen["balance_after"] = client.get("/api/v1/wallet", **headers).json()["balance"]
-seen["leaderboard"] = client.get("/api/v1/leaderboards/week", **headers).status_code
+def citizen(base: str, username: str = "lin.wei") -> requests.Session:
+    session = requests.Session()
+    login = session.post(
+        f"{base}/_allauth/app/v1/auth/login",
+        json={"username": username, "password": PASSWORD},
+        timeout=TIMEOUT,
+    )
+    login.raise_for_status()
+    session.headers.update(
+        {"X-Session-Token": login.json()["meta"]["session_token"], "Accept-Language": "en"}
+    )
+    return session
 
-operator = Client()
-assert operator.login(username="admin", password="carbon-demo-2026")
-seen["admin"] = [operator.get(path).status_code for path in ("/admin/", "/admin/dashboard/")]
-seen["console"] = Client().get("/console/", follow=True).status_code
-call_command("ledger_audit", stdout=io.StringIO())
-seen["ledger_audit"] = "ok"
-print(json.dumps(seen))
+
+def operator(base: str) -> requests.Session:
+    """The demo operator signed in to the admin through its form."""
+    session = requests.Session()
+    session.headers["Accept-Language"] = "en"
+    form = session.get(f"{base}/admin/login/", timeout=TIMEOUT).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    session.post(
+        f"{base}/admin/login/?next=/admin/",
+        data={"username": "admin", "password": PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/admin/login/"},
+        timeout=TIMEOUT,
+    ).raise_for_status()
+    return session
+
+
+def board_names(session: requests.Session, base: str, period: str) -> list[str]:
+    return [
+        entry["nickname"]
+        for entry in session.get(f"{base}/api/v1/leaderboards/{period}", timeout=TIMEOUT).json()["entries"]
+    ]
+
+
+def tour(base: str) -> dict:
+    seen: dict = {}
+    lin = citizen(base)
+    api = f"{base}/api/v1"
+
+    seen["docs"] = lin.get(f"{base}/api/docs/", timeout=TIMEOUT).status_code
+    seen["today"] = lin.get(f"{api}/activities/today", timeout=TIMEOUT).status_code
+    seen["records"] = lin.get(f"{api}/activities/records", timeout=TIMEOUT).status_code
+    seen["history"] = lin.get(f"{api}/wallet/history", timeout=TIMEOUT).status_code
+    seen["week_board"] = board_names(lin, base, "week")
+
+    offers = lin.get(f"{api}/catalog/offers?affordable=true", timeout=TIMEOUT).json()["results"]
+    cheapest = min(offers, key=lambda offer: offer["price_coins"])
+    balance_before = lin.get(f"{api}/wallet", timeout=TIMEOUT).json()["balance"]
+    redeem = {"Idempotency-Key": "tour-redeem-0001"}
+    first = lin.post(f"{api}/catalog/offers/{cheapest['id']}/redeem", headers=redeem, timeout=TIMEOUT)
+    again = lin.post(f"{api}/catalog/offers/{cheapest['id']}/redeem", headers=redeem, timeout=TIMEOUT)
+    seen["redeem"] = [first.status_code, again.status_code, first.json()["id"] == again.json()["id"]]
+    project = lin.get(f"{api}/welfare/projects", timeout=TIMEOUT).json()["results"][0]
+    donation = lin.post(
+        f"{api}/welfare/projects/{project['id']}/donations",
+        json={"amount": 1},
+        headers={"Idempotency-Key": "tour-donate-0001"},
+        timeout=TIMEOUT,
+    )
+    seen["donation"] = donation.status_code
+    seen["spent"] = balance_before - lin.get(f"{api}/wallet", timeout=TIMEOUT).json()["balance"]
+    seen["price"] = cheapest["price_coins"]
+
+    # Today's walk: credited at once, on today's board within a minute (beat and the worker), no hand step.
+    steps = lin.post(
+        f"{api}/activities/steps",
+        json={"days": [{"day": local_today().isoformat(), "steps": 12000}], "device_id": "tour-phone-0001"},
+        timeout=TIMEOUT,
+    ).json()["days"][0]
+    seen["steps"] = [steps["status"], steps["credited_carbon_mg"]]
+    seen["today_board"] = wait_for(lambda: board_names(lin, base, "today"), seconds=150)
+    wallet = lin.get(f"{api}/wallet", timeout=TIMEOUT).json()
+
+    # The operator runs tonight's jobs now; the worker settles today's walk into coins.
+    admin = operator(base)
+    seen["admin"] = [
+        admin.get(f"{base}{path}", timeout=TIMEOUT).status_code for path in ("/admin/", "/admin/dashboard/")
+    ]
+    dashboard = admin.get(f"{base}/admin/dashboard/", timeout=TIMEOUT).text
+    token = re.search(
+        r'id="night-jobs">\s*<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"', dashboard
+    )
+    pressed = admin.post(
+        f"{base}/admin/dashboard/run-tonight/",
+        data={"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{base}/admin/dashboard/"},
+        timeout=TIMEOUT,
+    )
+    seen["night_jobs"] = [pressed.status_code, "Tonight&#x27;s jobs are queued" in pressed.text]
+    seen["coins_arrived"] = wait_for(
+        lambda: lin.get(f"{api}/wallet", timeout=TIMEOUT).json()["balance"] - wallet["balance"], seconds=120
+    )
+    seen["pending_coins_estimate"] = wallet["pending_coins_estimate"]
+    seen["console"] = requests.get(f"{base}/console/", timeout=TIMEOUT).status_code
+    seen["healthz"] = requests.get(f"{base}/healthz", timeout=TIMEOUT).status_code
+    seen["readyz"] = requests.get(f"{base}/readyz", timeout=TIMEOUT).status_code
+    return seen

@@ -176,3 +176,84 @@ def test_the_page_reads_its_30_days_from_the_cache_until_asked_to_check_again(to
 
     assert 'data-figure="grams"><span class="value">0<' in cached
     assert 'data-figure="grams"><span class="value">5<' in fresh
+
+
+# --- "Run tonight's jobs now" -------------------------------------------------------------------
+
+
+def _seeded_rows() -> None:
+    """The data migrations' behaviours, thresholds and badges (a transactional test's flush removes them)."""
+    import importlib
+
+    from django.apps import apps
+
+    from activities.models import Behaviour
+    from rewards.models import Badge
+
+    if not Behaviour.objects.exists():
+        importlib.import_module("activities.migrations.0003_default_methodology_v1").create_v1(apps, None)
+    if not Badge.objects.exists():
+        importlib.import_module("rewards.migrations.0007_default_thresholds_and_badges").create(apps, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_runs_tonight_s_jobs_now_today_s_carbon_becomes_coins_and_it_is_audited(today):
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django_celery_beat.models import PeriodicTask
+
+    from config.night import NIGHT_JOBS
+    from config.schedule import schedule_sync
+    from rewards.models import LeaderboardBuild
+    from rewards.selectors import wallet_summary
+
+    _seeded_rows()
+    schedule_sync()
+    lin = UserFactory()
+    DailyCarbon.objects.create(user=lin, day=today, credited_carbon_mg=25_000)  # 2 coins, 5 g left over
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(operator)
+
+    response = client.post("/admin/dashboard/run-tonight/", follow=True)
+
+    assert response.redirect_chain == [("/admin/dashboard/", 302)]
+    assert "Tonight&#x27;s jobs are queued for " + today.isoformat() in response.content.decode()
+    assert wallet_summary(user=lin, today=today).balance == 2
+    assert DailyCarbon.objects.get(user=lin, day=today).settled_carbon_mg == 20_000
+    assert SettlementRun.objects.get(day=today).status == SettlementRunStatus.SUCCEEDED
+    assert LeaderboardBuild.objects.filter(period="today", period_start=today, people=1).exists()
+    entries = LogEntry.objects.filter(user=operator)
+    jobs = PeriodicTask.objects.in_bulk([int(entry.object_id) for entry in entries])
+    assert sorted(job.name for job in jobs.values()) == sorted(NIGHT_JOBS)
+    assert {(entry.action_flag, entry.change_message) for entry in entries} == {
+        (CHANGE, f"Run now from the dashboard, for {today.isoformat()} (tonight's jobs).")
+    }
+
+
+def test_only_superusers_see_and_press_the_button(today):
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import Permission
+
+    operator = UserFactory(is_staff=True)
+    operator.user_permissions.add(Permission.objects.get(codename="change_periodictask"))
+    DailyCarbon.objects.create(user=UserFactory(), day=today, credited_carbon_mg=25_000)
+    client = Client()
+    client.force_login(operator)
+
+    page = client.get("/admin/dashboard/").content.decode()
+    response = client.post("/admin/dashboard/run-tonight/")
+
+    assert 'id="night-jobs"' not in page
+    assert response.status_code == 403
+    assert not SettlementRun.objects.exists()
+    assert not LogEntry.objects.exists()
+
+
+def test_the_button_only_answers_a_post(db):
+    client = Client()
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+
+    assert 'id="night-jobs"' in client.get("/admin/dashboard/").content.decode()
+    assert client.get("/admin/dashboard/run-tonight/").status_code == 405
+    assert not SettlementRun.objects.exists()

@@ -24,7 +24,12 @@ def _constraints(table: str) -> dict[str, dict]:
 
 
 def _on_code(table: str, column: str = "code") -> dict[str, dict]:
-    return {name: details for name, details in _constraints(table).items() if details["columns"] == [column]}
+    """The indexes and constraints on `column`, less NOT NULL (a named constraint from PostgreSQL 18 on)."""
+    return {
+        name: details
+        for name, details in _constraints(table).items()
+        if details["columns"] == [column] and (details["index"] or details["unique"] or details["check"])
+    }
 
 
 def _index_oid(name: str) -> int:

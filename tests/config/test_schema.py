@@ -12,3 +12,14 @@ def test_the_openapi_schema_builds_without_warnings(tmp_path, capsys):
 def test_schema_and_swagger_ui_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_swagger_ui_loads_its_files_from_our_own_static_files(client):
+    page = client.get("/api/docs/").content.decode()
+
+    static = "/static/drf_spectacular_sidecar/swagger-ui-dist"
+    assert f'<script src="{static}/swagger-ui-bundle.js">' in page
+    assert f'<link rel="stylesheet" href="{static}/swagger-ui.css">' in page
+    assert "cdn." not in page
+    assert "unpkg" not in page

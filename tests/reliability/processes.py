@@ -167,7 +167,7 @@ def row_locked(sql: str, params: list | None = None) -> Iterator[None]:
 
 
 class RedisServer:
-    """A throwaway Redis on a fixed loopback port that a test can stop and start again."""
+    """A throwaway Redis (the Valkey of `make run`) on a fixed loopback port, to stop and start again."""
 
     def __init__(self) -> None:
         from tests.services import _free_port
@@ -181,13 +181,12 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        import shutil
-
+        from stack.servers import redis_bin
         from tests.services import _port_answers
 
         self.popen = subprocess.Popen(
             [
-                shutil.which("redis-server") or "redis-server",
+                str(redis_bin()),
                 "--port",
                 str(self.port),
                 "--bind",

@@ -1,16 +1,14 @@
 """Celery: Redis as broker, JSON only, tasks acknowledged after they finish.
 
 Redelivery means any task may run twice; every task in this project is idempotent.
-Without REDIS_URL (the embedded default) tasks run in-process, eagerly.
 """
 
 from celery.schedules import crontab
 
 from config.settings.base import REDIS_URL
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
