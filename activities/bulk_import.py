@@ -406,7 +406,7 @@ class ChunkImporter:
                        )) AS allowed,
                        d.factor_id, d.carbon_mg_per_unit, d.source_allowed, d.minimum_payment_fen
                 FROM (
-                    SELECT *, (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS local_day
+                    SELECT *, (occurred_at AT TIME ZONE %(time_zone)s)::date AS local_day
                     FROM (
                         SELECT ordinal, {self._column("id")} AS record_id,
                                {self._column("customer_reference")} AS customer_reference,
@@ -439,6 +439,7 @@ class ChunkImporter:
             "too_old": errors.OCCURRED_BEFORE_HISTORY_WINDOW.code,
             "prefix": f"{self.partner.code}:",
             "source": self.partner.source,
+            "time_zone": LOCAL_TZ.key,
             "latest": self.now + CLOCK_SKEW,
             "max_quantity": MAX_QUANTITY,
             "unknown_behaviour": errors.UNKNOWN_BEHAVIOUR.code,

@@ -40,7 +40,8 @@ from activities import errors
 from activities.methodology import FactorInEffect, Methodology, methodology_load
 from activities.models import CapKind, HoldReason, RecordStatus, Unit
 
-LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+# "A day" is a local day in the project's time zone: Python and SQL (as a parameter) both read it here.
+LOCAL_TZ = zoneinfo.ZoneInfo(settings.TIME_ZONE)
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 # Far beyond any real record (a billion steps, km or kg), and within the columns' range.
 MAX_QUANTITY = Decimal(10**9)

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-import zoneinfo
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -43,7 +42,6 @@ sys.path.insert(0, str(BASE_DIR))
 from bench.harness import Report, Row, bench_environment, database_recreate, gunicorn_server  # noqa: E402
 
 DATABASE_NAME = "bench_activities"
-LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def _seed(people: int) -> tuple[str, str, str]:
@@ -102,8 +100,10 @@ def _analyze() -> None:
 
 def _records(prefix: str, count: int, people: int, *, days: int, seed: int) -> list[dict]:
     """Rides spread over people and days (few enough per person and day that caps rarely bite)."""
+    from django.utils import timezone
+
     generator = random.Random(seed)
-    now = datetime.datetime.now(tz=LOCAL_TZ)
+    now = timezone.localtime()
     rows = []
     for n in range(count):
         started = now - datetime.timedelta(seconds=generator.randrange(3600, days * 86400))
@@ -268,6 +268,7 @@ def _copy_reference(partner_code: str, records: list[dict], *, check_constraints
     they are never checked, since the COPY is rolled back.
     """
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from activities.methodology import methodology_load
     from activities.models import Partner, PartnerCustomerLink
@@ -283,7 +284,7 @@ def _copy_reference(partner_code: str, records: list[dict], *, check_constraints
     for record in records:
         behaviour = methodology.behaviours_by_code[record["behaviour"]]
         occurred = datetime.datetime.fromisoformat(record["occurred_at"])
-        day = occurred.astimezone(LOCAL_TZ).date()
+        day = timezone.localdate(occurred)
         factor = methodology.factor_for(behaviour.id, day)
         writer.writerow(
             [

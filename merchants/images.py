@@ -7,13 +7,13 @@ bytes, so a polyglot file or GPS metadata in EXIF never reaches a phone.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from config.api.errors import ApplicationError
+from config.images import image_upload_decode
 from merchants import errors
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -38,35 +38,14 @@ def _encode(image: Image.Image, name: str) -> ContentFile:
 
 def image_process(*, upload, name_stem: str) -> ProcessedImage:
     """Checks an uploaded picture and returns the re-encoded main picture and its 400×400 thumbnail."""
-    size = getattr(upload, "size", None)
-    if size is not None and size > MAX_UPLOAD_BYTES:
-        raise ApplicationError(errors.IMAGE_TOO_LARGE, fields={"max_bytes": MAX_UPLOAD_BYTES})
-    data = upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ApplicationError(errors.IMAGE_TOO_LARGE, fields={"max_bytes": MAX_UPLOAD_BYTES})
-
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns before it refuses: treat the warning as the refusal.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                if probe.format not in ACCEPTED_FORMATS:
-                    raise ApplicationError(errors.IMAGE_INVALID)
-                width, height = probe.size
-                if width * height > MAX_PIXELS:
-                    raise ApplicationError(errors.IMAGE_TOO_LARGE, fields={"max_pixels": MAX_PIXELS})
-                probe.verify()
-            # verify() leaves the image unusable: open it again to decode it fully.
-            with Image.open(io.BytesIO(data)) as decoded:
-                decoded.load()
-                picture = ImageOps.exif_transpose(decoded)
-    except ApplicationError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApplicationError(errors.IMAGE_TOO_LARGE, fields={"max_pixels": MAX_PIXELS}) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ApplicationError(errors.IMAGE_INVALID) from None
-
+    picture = image_upload_decode(
+        upload=upload,
+        formats=ACCEPTED_FORMATS,
+        max_bytes=MAX_UPLOAD_BYTES,
+        max_pixels=MAX_PIXELS,
+        invalid=errors.IMAGE_INVALID,
+        too_large=errors.IMAGE_TOO_LARGE,
+    )
     if min(picture.size) < MIN_SIDE:
         raise ApplicationError(errors.IMAGE_TOO_SMALL, fields={"min_side": MIN_SIDE})
 

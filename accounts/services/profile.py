@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from accounts import errors
 from accounts.models import (
@@ -18,6 +18,7 @@ from accounts.models import (
     User,
 )
 from config.api.errors import ApplicationError
+from config.images import image_upload_decode
 
 AVATAR_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 
@@ -59,35 +60,20 @@ def profile_update(
 
 def _avatar_thumbnail(upload: UploadedFile) -> bytes:
     """A square JPEG of the upload: decoded for real, size and pixels capped, EXIF dropped."""
-    max_bytes = settings.ACCOUNTS_AVATAR_MAX_BYTES
-    max_pixels = settings.ACCOUNTS_AVATAR_MAX_PIXELS
-    if upload.size is not None and upload.size > max_bytes:
-        raise ApplicationError(errors.AVATAR_TOO_LARGE, fields={"max_bytes": max_bytes})
-    data = upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ApplicationError(errors.AVATAR_TOO_LARGE, fields={"max_bytes": max_bytes})
-    try:
-        # Opening reads only the header: the pixel count is checked before anything is decoded.
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in AVATAR_FORMATS:
-                raise ApplicationError(errors.AVATAR_INVALID)
-            width, height = probe.size
-            if width * height > max_pixels:
-                raise ApplicationError(errors.AVATAR_TOO_LARGE, fields={"max_pixels": max_pixels})
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            side = settings.ACCOUNTS_AVATAR_SIZE
-            square = ImageOps.fit(upright.convert("RGB"), (side, side), Image.Resampling.LANCZOS)
-            output = io.BytesIO()
-            # Saved without `exif=`: location, camera and time metadata are gone.
-            square.save(output, format="JPEG", quality=85, optimize=True)
-            return output.getvalue()
-    except ApplicationError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise ApplicationError(errors.AVATAR_INVALID) from exc
+    upright = image_upload_decode(
+        upload=upload,
+        formats=AVATAR_FORMATS,
+        max_bytes=settings.ACCOUNTS_AVATAR_MAX_BYTES,
+        max_pixels=settings.ACCOUNTS_AVATAR_MAX_PIXELS,
+        invalid=errors.AVATAR_INVALID,
+        too_large=errors.AVATAR_TOO_LARGE,
+    )
+    side = settings.ACCOUNTS_AVATAR_SIZE
+    square = ImageOps.fit(upright.convert("RGB"), (side, side), Image.Resampling.LANCZOS)
+    output = io.BytesIO()
+    # Saved without `exif=`: location, camera and time metadata are gone.
+    square.save(output, format="JPEG", quality=85, optimize=True)
+    return output.getvalue()
 
 
 def delete_file_after_commit(name: str) -> None:

@@ -162,8 +162,17 @@ def offer_image_set(*, offer: Offer, upload) -> Offer:
     return offer
 
 
-def _offer_transition(*, offer: Offer, allowed_from: tuple[str, ...], to: str, **changes: Any) -> Offer:
-    updated = Offer.objects.filter(pk=offer.pk, status__in=allowed_from).update(
+def _offer_transition(
+    *,
+    offer: Offer,
+    allowed_from: tuple[str, ...],
+    to: str,
+    only_if: dict[str, Any] | None = None,
+    **changes: Any,
+) -> Offer:
+    """Moves the offer from one of `allowed_from` (and `only_if`'s field values) to `to` in one
+    conditional UPDATE; no row updated means the offer is not in such a state: refused."""
+    updated = Offer.objects.filter(pk=offer.pk, status__in=allowed_from, **(only_if or {})).update(
         status=to, updated_at=timezone.now(), **changes
     )
     if not updated:
@@ -194,15 +203,9 @@ def offer_pause(*, offer: Offer) -> Offer:
 @transaction.atomic
 def offer_resume(*, offer: Offer) -> Offer:
     """A paused offer, unchanged since its review, goes live again without a new review."""
-    updated = Offer.objects.filter(pk=offer.pk, status=Offer.Status.PAUSED, is_reviewed=True).update(
-        status=Offer.Status.LIVE, updated_at=timezone.now()
+    return _offer_transition(
+        offer=offer, allowed_from=(Offer.Status.PAUSED,), to=Offer.Status.LIVE, only_if={"is_reviewed": True}
     )
-    if not updated:
-        offer.refresh_from_db()
-        raise _transition_denied(offer)
-    offer.refresh_from_db()
-    catalog_cache.changed_on_commit(offer_public_id=offer.public_id)
-    return offer
 
 
 @transaction.atomic

@@ -1,5 +1,7 @@
 import io
 import os
+import struct
+import zlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +18,17 @@ def image_file(*, size=(640, 480), image_format="JPEG", exif: bytes | None = Non
     options = {"exif": exif} if exif else {}
     image.save(buffer, format=image_format, **options)
     return SimpleUploadedFile(name, buffer.getvalue(), content_type=f"image/{image_format.lower()}")
+
+
+def png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A PNG whose header claims 3.6 gigapixels, with a tiny body: past Pillow's own refusal limit."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width * 3 + 1) * 8, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
 def exif_with_gps() -> bytes:
@@ -104,6 +117,18 @@ def test_a_decompression_bomb_is_refused_before_decoding(person, person_client, 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "avatar_too_large"
     assert response.json()["error"]["fields"] == {"max_pixels": 1000 * 1000}
+
+
+def test_a_picture_past_pillows_own_bomb_limit_is_too_large_not_invalid(person, person_client, settings):
+    bomb = SimpleUploadedFile("bomb.png", png_bomb(), content_type="image/png")
+
+    response = person_client.put("/api/v1/me/avatar", {"avatar": bomb}, format="multipart")
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "avatar_too_large"
+    assert response.json()["error"]["fields"] == {"max_pixels": settings.ACCOUNTS_AVATAR_MAX_PIXELS}
+    person.refresh_from_db()
+    assert not person.avatar
 
 
 def test_an_oversized_upload_is_refused(person, person_client, settings):

@@ -111,6 +111,8 @@ def plain_lines() -> list[list[str]]:
         line("g2", "T-400", "bus", 1, at(3, 0), 10),  # from the moment of the grant
         line("g3", "T-400", "bus", 1, at(1, 9), 10),
         line("z1", "T-100", "bus", 1, at(4, 9).astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")),
+        # Twenty past local midnight, written in UTC: the day before in UTC, its local day in ours.
+        line("d1", "T-100", "bus", 1, at(8, 0, 20).astimezone(datetime.UTC), 10),
     ]
     # 24 short bus rides in one day (50 g each under v2): the cap per day bites after 16, review after 20.
     rows += [
@@ -216,8 +218,8 @@ def through_chunked_import(transit, path, tmp_path) -> tuple[dict, list, int]:
         pytest.param(["x1,T-100,bus, 1 ,2026-01-05T08:00:00+08:00,", "x3,,bus,1,2026-01-05T09:00:00+08:00,",
                       "x4,T-100,bus,1,2026-01-05 10:00:00,", "x5,T-100,bus,1e0,2026-01-05T11:00:00+08:00,"],
                      4, id="odd-fields"),
-        pytest.param(["x2,T-100"], 56, id="short-line"),
-        pytest.param(["y1,T-100,bus,1,2026-02-30T08:00:00+08:00,"], 56, id="impossible-date"),
+        pytest.param(["x2,T-100"], 57, id="short-line"),
+        pytest.param(["y1,T-100,bus,1,2026-02-30T08:00:00+08:00,"], 57, id="impossible-date"),
     ],
 )  # fmt: skip
 def test_the_chunked_import_and_the_batch_path_agree(transit, people, tmp_path, extra_lines, read_by_python):
@@ -236,6 +238,7 @@ def test_the_chunked_import_and_the_batch_path_agree(transit, people, tmp_path, 
     assert ("city-transit:r20", "held", "", "too_many_in_a_day") in statuses
     assert ("city-transit:a2", "held", "", "overlapping_trip") in statuses
     assert ("city-transit:a1", "credited", "event", "") in statuses
+    assert [r[4] for r in by_import["records"] if r[0] == "city-transit:d1"] == [at(8, 0).date()]
     assert {code for _, code in import_rejections} >= {
         "unknown_customer", "source_not_authorized", "account_closed", "unknown_behaviour",
         "behaviour_not_allowed", "invalid_quantity", "occurred_in_future", "invalid_record",

@@ -9,10 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from bench.city import city_generate
 from bench.harness import Report, bench_environment
 from bench.run import SIZES, Context, scenarios_run
 from config.crypto.keyring import KEY_SETTINGS
-from merchants.city import city_generate
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 

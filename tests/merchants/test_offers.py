@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -43,6 +45,17 @@ def picture(size=(800, 600), image_format="PNG", colour=(30, 120, 60)) -> Simple
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format=image_format)
     return SimpleUploadedFile(f"p.{image_format.lower()}", buffer.getvalue(), content_type="image/png")
+
+
+def png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A PNG whose header claims 3.6 gigapixels, with a tiny body: past Pillow's own refusal limit."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width * 3 + 1) * 8, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -157,6 +170,18 @@ def test_stock_can_grow_and_shrink_but_not_below_what_was_issued(shop, citizen):
     assert too_low.json()["error"]["code"] == "offer_stock_too_low"
     offer.refresh_from_db()
     assert (offer.total_stock, offer.stock_left, offer.status) == (3, 0, "live")
+
+
+def test_a_paused_offer_not_reviewed_since_is_not_resumed(shop):
+    offer = OfferFactory(merchant=shop.merchant, status="paused", is_reviewed=False)
+
+    refused = shop.owner_client.post(f"/api/v1/merchant/offers/{offer.public_id}/resume")
+
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "offer_transition_not_allowed"
+    assert refused.json()["error"]["fields"] == {"status": "paused"}
+    offer.refresh_from_db()
+    assert (offer.status, offer.is_reviewed) == ("paused", False)
 
 
 def test_pause_resume_and_end(shop):
@@ -275,6 +300,21 @@ def test_bad_pictures_are_refused(shop, upload, code):
     )
 
     assert response.json()["error"]["code"] == code
+    offer.refresh_from_db()
+    assert not offer.image
+
+
+def test_a_picture_past_pillows_own_bomb_limit_is_too_large(shop):
+    offer = OfferFactory(merchant=shop.merchant, status="draft")
+    bomb = SimpleUploadedFile("bomb.png", png_bomb(), content_type="image/png")
+
+    response = shop.owner_client.put(
+        f"/api/v1/merchant/offers/{offer.public_id}/image", {"image": bomb}, format="multipart"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "image_too_large"
+    assert response.json()["error"]["fields"] == {"max_pixels": MAX_PIXELS}
     offer.refresh_from_db()
     assert not offer.image
 

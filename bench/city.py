@@ -1,5 +1,9 @@
 """A synthetic city for the benchmarks: people, partners, merchants and days of activity, via COPY.
 
+    .venv/bin/python bench/city.py --accounts N --days D [--seed S] [--last-day YYYY-MM-DD] [--no-settle]
+    .venv/bin/python bench/city.py --complete [--seed S]
+
+into DATABASE_URL's database (`make bench` runs it into a database of its own, bench/run.py).
 `city_generate(accounts=N, days=D, seed=S)` fills an empty (migrated) database with what a city
 like Quzhou looks like after D days: guests and bank users in six districts, friends for a share
 of them, each person's consents and partner links, merchants with live offers, and D days of
@@ -25,28 +29,37 @@ triggers off for the loading session only — the generator makes every key it r
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import math
+import os
 import queue
 import random
+import sys
 import threading
 import time
 import uuid
-import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from django.db import connection
-from django.utils import timezone
+if __name__ == "__main__":  # run as a script: Django is set up before the models are imported
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
 
-from accounts.models import DataSource, District, User
-from activities.ingest import apply_caps
-from activities.methodology import Methodology, methodology_load
-from activities.models import Partner
-from activities.services import partner_create
-from merchants.models import Merchant, MerchantCategory, MerchantStaff, Offer
+    django.setup()
 
-LOCAL_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import DataSource, District, User  # noqa: E402
+from activities.ingest import LOCAL_TZ, apply_caps  # noqa: E402
+from activities.methodology import Methodology, methodology_load  # noqa: E402
+from activities.models import Partner  # noqa: E402
+from activities.services import partner_create  # noqa: E402
+from merchants.models import Merchant, MerchantCategory, MerchantStaff, Offer  # noqa: E402
+
 NULL = "\\N"  # COPY's text format
 # People per generator block. A constant: changing it changes every city generated from a seed.
 BLOCK = 2_000
@@ -901,3 +914,58 @@ def _merchants(context: _Context, summary: CitySummary, *, accounts: int, seed: 
     Offer.objects.bulk_create(offers, batch_size=2_000)
     summary.merchants = len(merchants)
     summary.offers = len(offers)
+
+
+# --- The command line ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generates (or, with --complete, finishes) a city and says what it made and how long it took."""
+    parser = argparse.ArgumentParser(
+        description="Generates a realistic, deterministic city into an empty, migrated database with COPY: "
+        "people, friends, consents, partners, merchants and offers, and D days of activity ending "
+        "yesterday; every day but the last is settled. Says how long it took."
+    )
+    parser.add_argument("--accounts", type=int)
+    parser.add_argument("--days", type=int)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--last-day",
+        type=datetime.date.fromisoformat,
+        default=None,
+        help="The last local day of activity (default: yesterday). With the seed, fixes the city.",
+    )
+    parser.add_argument(
+        "--no-settle", action="store_true", help="Leave every day owed (no wallets, no ledger)."
+    )
+    parser.add_argument(
+        "--complete",
+        action="store_true",
+        help="Finish a city whose generation was stopped: merchants, statistics, settlement.",
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.complete:
+        summary = city_complete(seed=args.seed, progress=print)
+        print(f"  {summary.lines()[-1]}")
+        print(f"city completed in {time.perf_counter() - started:,.1f} s")
+        return 0
+    if args.accounts is None or args.days is None:
+        parser.error("--accounts and --days are required (or --complete)")
+    print(f"generating a city of {args.accounts:,} accounts and {args.days} days (seed {args.seed}) …")
+    summary = city_generate(
+        accounts=args.accounts,
+        days=args.days,
+        seed=args.seed,
+        last_day=args.last_day,
+        settle=not args.no_settle,
+        progress=print,
+    )
+    for line in summary.lines():
+        print(f"  {line}")
+    print(f"city generated in {time.perf_counter() - started:,.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

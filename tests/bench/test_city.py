@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime
 import random
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Friendship, User
 from activities.models import ActivityRecord, DailyCarbon
-from merchants.city import CitySummary, _block, _reference_data, city_generate
+from bench.city import CitySummary, _block, _reference_data, city_complete, city_generate, main
 from merchants.models import Merchant, Offer
 from rewards.audit import ledger_audit
 from rewards.models import Settlement
@@ -122,12 +120,10 @@ def test_a_plausible_mix_with_a_long_tail_some_fraud_friends_and_merchants():
 
 
 @pytest.mark.django_db
-def test_make_city_says_how_long_it_took_and_refuses_a_second_city():
-    out = StringIO()
+def test_the_script_says_how_long_it_took_and_refuses_a_second_city(capsys):
+    main(["--accounts", "60", "--days", "2", "--last-day", LAST_DAY.isoformat()])
 
-    call_command("make_city", accounts=60, days=2, last_day=LAST_DAY, stdout=out)
-
-    assert "city generated in" in out.getvalue()
+    assert "city generated in" in capsys.readouterr().out
     assert User.objects.filter(username__startswith="city-").count() == 60
     with pytest.raises(ValueError, match="already holds a generated city"):
         city_generate(accounts=10, days=1, last_day=LAST_DAY)
@@ -135,8 +131,6 @@ def test_make_city_says_how_long_it_took_and_refuses_a_second_city():
 
 @pytest.mark.django_db
 def test_a_city_stopped_between_blocks_is_completed_with_merchants_and_settlement():
-    from merchants.city import city_complete
-
     city_generate(accounts=120, days=4, seed=6, last_day=LAST_DAY, settle=False)
     Offer.objects.all().delete()
     Merchant.objects.all().delete()
@@ -149,3 +143,26 @@ def test_a_city_stopped_between_blocks_is_completed_with_merchants_and_settlemen
     assert Settlement.objects.filter(day=LAST_DAY - datetime.timedelta(days=1)).exists()
     assert not DailyCarbon.objects.filter(day=LAST_DAY, settled_carbon_mg__gt=0).exists()
     assert city_complete(seed=6).settled_through is None  # a second run has nothing left to do
+
+
+def test_no_app_imports_the_benchmarks():
+    """The generator fills every app's tables with their checks off: it is a tool, not a domain module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    importers = []
+    for app in ("accounts", "activities", "rewards", "merchants", "config"):
+        for path in (root / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(name == "bench" or name.startswith("bench.") for name in names):
+                    importers.append(str(path.relative_to(root)))
+
+    assert importers == []
