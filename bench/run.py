@@ -487,7 +487,8 @@ def scenario_ingest(context: Context) -> None:
                   f"2 signing clients; {json.dumps(outcomes)}")
     )  # fmt: skip
 
-    history = _rides(f"history-{run}-", size.import_rows, references, oldest_days=360, newest_days=40, seed=2)
+    # Inside the history window (ACTIVITIES_HISTORY_WINDOW_DAYS, 90): older rides are a back-fill.
+    history = _rides(f"history-{run}-", size.import_rows, references, oldest_days=85, newest_days=40, seed=2)
     history_copy_rate = _copy_reference(partner.code, history)
     path = Path(tempfile.mkdtemp(prefix="bench-history-")) / "history.csv"
     _write_csv(path, history)
