@@ -148,11 +148,14 @@ BAD_STEP_DAYS = {
     "not a day": [{"day": "yesterday", "steps": 100}],
     "a timestamp without zone": [{"day": "2026-11-20T10:00:00", "steps": 100}],
     "empty": [],
+    # Outside the dates any request may name (config/api/dates.py).
+    "before the platform": [{"day": "1970-01-01", "steps": 100}],
+    "year 9999": [{"day": "9999-12-31", "steps": 100}],
 }
 # Refused day by day inside a 200 answer: each day carries its own documented code.
 REJECTED_STEP_DAYS = {
     "future day": [{"day": "{tomorrow}", "steps": 100}],
-    "far past": [{"day": "1970-01-01", "steps": 100}],
+    "far past": [{"day": "2001-01-01", "steps": 100}],
 }
 
 
