@@ -6,10 +6,10 @@ of January of the platform's first year (`API_DATES_FIRST_YEAR`) and the last da
 and a message naming the range: a year 9999 (whose next day or month does not exist) or year 1
 would otherwise reach date arithmetic and the database and answer 500.
 
-Every input serializer takes its dates through `DateField` / `DateTimeField` below, and every
+Every input serializer takes its dates through `DateField` / `DateTimeField` below, every
 `YYYY-MM` or `YYYY` text (a path's month, a report's label) through `month_from_text` /
-`year_from_text`. The rules of a domain (a step day in the sync window, a report month that has
-begun) come after, in the domain's own words.
+`year_from_text`, and the merchant console's forms through `validate_day`. The rules of a domain
+(a step day in the sync window, a report month that has begun) come after, in its own words.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime
 import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -46,6 +47,16 @@ def check_day(day: datetime.date) -> datetime.date:
     if not earliest <= day <= latest:
         raise _out_of_range()
     return day
+
+
+def validate_day(value: datetime.date) -> None:
+    """The same range as a validator of Django's forms (the merchant console's report and offer)."""
+    if isinstance(value, datetime.datetime):
+        value = (timezone.localtime(value) if timezone.is_aware(value) else value).date()
+    try:
+        check_day(value)
+    except serializers.ValidationError as error:
+        raise DjangoValidationError(str(error.detail[0]), code="date_out_of_range") from None
 
 
 class DateField(serializers.DateField):
