@@ -319,6 +319,38 @@ def test_bad_avatars_are_refused(citizen, case):
     assert not user.avatar
 
 
+# --- Hostile bodies on the paths that move coins -----------------------------------------------
+
+HOSTILE_BODIES = {
+    "nested 5,000 deep": ("[" * 5000 + "]" * 5000, "application/json", "request_too_deep"),
+    "a NUL in a JSON string": ('{"amount": 1, "note": "a\\u0000b"}', "application/json", "nul_character"),
+    "a NUL in a form field": ("amount=1&note=a%00b", "application/x-www-form-urlencoded", "nul_character"),
+    "over a mebibyte": (
+        '{"amount": 1, "note": "' + "a" * (1024 * 1024) + '"}',
+        "application/json",
+        "request_too_large",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_hostile_bodies_on_the_coin_paths_are_refused_unread(citizen, case):
+    user, client = citizen
+    project = WelfareProjectFactory()
+    offer = OfferFactory(price_coins=10)
+    body, content_type, code = HOSTILE_BODIES[case]
+    before = state()
+
+    for path, headers in [
+        (f"/api/v1/welfare/projects/{project.public_id}/donations", {}),
+        (f"/api/v1/catalog/offers/{offer.public_id}/redeem", {"HTTP_IDEMPOTENCY_KEY": "key-0123456789"}),
+        ("/api/v1/activities/steps", {}),
+    ]:
+        assert_refused(client.generic("POST", path, body, content_type=content_type, **headers), code)
+        FIGURES["hostile inputs tried"] += 1
+    assert state() == before
+
+
 # --- Partners ------------------------------------------------------------------------------------
 
 
