@@ -3,7 +3,8 @@
 allauth answers errors as ``{"status": 400, "errors": [{"code", "message", "param"}]}``. The app
 branches on one envelope everywhere, so this middleware adds ``"error": {"code", "message",
 "fields"}`` to every allauth error response, keeping allauth's own keys for its client library.
-Codes raised by our providers (e.g. `wechat_rate_limited`) keep their own HTTP status.
+Codes raised by our providers (e.g. `wechat_rate_limited`) keep their own HTTP status. allauth's
+410 for a session token it no longer knows becomes 401 `not_authenticated`, as for our API.
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class AllauthErrorEnvelopeMiddleware:
             return response
         if not isinstance(body, dict) or "error" in body:
             return response
+        if response.status_code == 410:
+            return self._session_gone(body, response)
         error, fields, message = _error_from_allauth(body, response.status_code)
         status = response.status_code
         if error.group == account_errors.G and error.status != status:
@@ -126,6 +129,23 @@ class AllauthErrorEnvelopeMiddleware:
                 rewritten[header] = value
         if status == 429:
             rewritten.setdefault("Retry-After", "60")
+        return rewritten
+
+    @staticmethod
+    def _session_gone(body: dict[str, Any], response: HttpResponse) -> JsonResponse:
+        """allauth answers 410 to a session token it no longer knows (signed out, expired, the
+        account closed or merged); the app is promised one answer for a token that is gone:
+        401 `not_authenticated`, drop it and sign in again (docs/mobile-integration.md)."""
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        body.update(
+            status=401,
+            meta={**meta, "is_authenticated": False},
+            **envelope(errors.NOT_AUTHENTICATED),
+        )
+        rewritten = JsonResponse(body, status=401, json_dumps_params={"ensure_ascii": False})
+        for header, value in response.items():
+            if header.lower() not in {"content-type", "content-length"}:
+                rewritten[header] = value
         return rewritten
 
     @staticmethod

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from activities import errors, selectors, services, signing
 from activities.models import ActivityRecord, Partner, RecordStatus
+from config.api import dates
 from config.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
 
@@ -50,7 +51,7 @@ class StepSyncApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         class DaySerializer(serializers.Serializer):
-            day = serializers.DateField()
+            day = dates.DateField()
             steps = serializers.IntegerField(min_value=0, max_value=10_000_000)
 
         days = DaySerializer(many=True, allow_empty=False, max_length=62)

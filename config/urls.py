@@ -30,6 +30,12 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
 ]
 
+# Under /api/ and /_allauth/ Django's own error answers are the envelope too.
+handler400 = "config.api.handlers.bad_request"
+handler403 = "config.api.handlers.permission_denied"
+handler404 = "config.api.handlers.page_not_found"
+handler500 = "config.api.handlers.server_error"
+
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 

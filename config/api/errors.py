@@ -117,7 +117,39 @@ REQUEST_TOO_LARGE = ErrorCode(
     "request_too_large",
     413,
     _("The request is too large."),
-    "The body or an uploaded file is over the size limit.",
+    "The body or an uploaded file is over the size limit (`fields.max_bytes` when the body as a whole"
+    " is: 64 KiB under `/_allauth/`, 1 MiB for JSON, 4 MiB for partner batches, 5.25 MiB for uploads).",
+    G,
+)
+REQUEST_TOO_DEEP = ErrorCode(
+    "request_too_deep",
+    400,
+    _("The request body is nested too deeply."),
+    "The JSON body nests arrays and objects deeper than `fields.max_depth` (32) levels; refused before"
+    " it is parsed.",
+    G,
+)
+NUL_CHARACTER = ErrorCode(
+    "nul_character",
+    400,
+    _("The request contains a NUL character, which no text may contain."),
+    "A NUL character (`\\u0000`, `%00`) in the path, the query, a header, a JSON string or a form"
+    " field; `fields.where` says which part (`path`, `query`, `header`, `body`).",
+    G,
+)
+CURSOR_INVALID = ErrorCode(
+    "cursor_invalid",
+    400,
+    _("This page link is not valid. Start again from the first page."),
+    "The `cursor` query parameter is not one the API handed out (`next` / `previous`): drop it and"
+    " fetch the first page.",
+    G,
+)
+HOST_NOT_ALLOWED = ErrorCode(
+    "host_not_allowed",
+    400,
+    _("This host name is not served here."),
+    "The `Host` header names a host the server does not answer for.",
     G,
 )
 RATE_LIMITED = ErrorCode(

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
@@ -62,6 +62,51 @@ def error_json_response(
         status=status or error.status,
         json_dumps_params={"ensure_ascii": False},
     )
+
+
+ALLAUTH_PREFIX = "/_allauth/"
+# Every answer under these is JSON, and every error the envelope.
+API_PREFIXES = ("/api/", ALLAUTH_PREFIX)
+# The code of an error answer that carries no code of its own (Django's, or allauth's empty ones).
+ERROR_FOR_STATUS: dict[int, errors.ErrorCode] = {
+    400: errors.MALFORMED_REQUEST,
+    401: errors.NOT_AUTHENTICATED,
+    403: errors.PERMISSION_DENIED,
+    404: errors.NOT_FOUND,
+    405: errors.METHOD_NOT_ALLOWED,
+    406: errors.NOT_ACCEPTABLE,
+    413: errors.REQUEST_TOO_LARGE,
+    415: errors.UNSUPPORTED_MEDIA_TYPE,
+    429: errors.RATE_LIMITED,
+    503: errors.SERVICE_UNAVAILABLE,
+}
+
+
+def error_for_status(status: int) -> errors.ErrorCode:
+    fallback = errors.SERVER_ERROR if status >= 500 else errors.VALIDATION_FAILED
+    return ERROR_FOR_STATUS.get(status, fallback)
+
+
+def error_response_for(
+    request: HttpRequest,
+    error: errors.ErrorCode,
+    *,
+    fields: dict[str, Any] | None = None,
+    status: int | None = None,
+) -> JsonResponse:
+    """The envelope for code outside the views; under /_allauth/ it also carries allauth's own
+    `status` and `errors` keys, so that allauth's client code reads it as one of its errors."""
+    if error is errors.SERVER_ERROR and not fields:
+        fields = server_error_fields()
+    status = status or error.status
+    body = envelope(error, fields=fields)
+    if request.path.startswith(ALLAUTH_PREFIX):
+        body = {
+            "status": status,
+            "errors": [{"code": error.code, "message": body["error"]["message"]}],
+            **body,
+        }
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
 # (code, language) → the envelope as JSONRenderer renders it: a handful of entries, one per fixed

@@ -56,6 +56,10 @@ AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     "config.api.middleware.RequestIdMiddleware",
+    # Under /api/ and /_allauth/: any error answer that is not JSON (whoever made it) becomes the
+    # envelope; then hostile bodies, NUL characters and oversized requests are refused unread.
+    "config.api.middleware.ErrorEnvelopeMiddleware",
+    "config.api.boundary.RequestBoundaryMiddleware",
     # Before anything that counts sign-in attempts in the cache.
     "config.api.fail_closed.SignInNeedsRedisMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -162,9 +166,30 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Uploads larger than this are refused before they reach a view (avatars, offer images).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- What a request may carry ----------------------------------------------------------
+# Under /api/ and /_allauth/, config/api/boundary.py refuses a body over its route kind's size
+# (413 `request_too_large`, from Content-Length, before anything is read), a JSON body nested deeper
+# than API_BODY_MAX_DEPTH (400 `request_too_deep`, before any parser recurses) and a NUL character
+# anywhere (400 `nul_character`). Uploads are multipart: the largest picture (an offer's, 5 MiB,
+# merchants/images.py; avatars allow 2 MiB) and the form around it.
+API_BODY_MAX_BYTES = {
+    "sign_in": 64 * 1024,  # /_allauth/: credentials and identity tokens
+    "json": 1024 * 1024,  # the rest of /api/
+    "partner": 4 * 1024 * 1024,  # partner batches: up to 5,000 records
+    "upload": 5 * 1024 * 1024 + 256 * 1024,  # multipart/form-data
+}
+API_BODY_MAX_DEPTH = 32
+# The boundary reads a body whole once it passed its size, so Django's own cap on a body read in
+# memory (which for multipart counts only the fields that are not files) is the largest of them; it
+# still guards what lies outside /api/ (the admin, the merchant console).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_BODY_MAX_BYTES.values())
+# An uploaded file up to this size stays in memory; a larger one goes to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Dates a request may name (config/api/dates.py): from 1 January of the platform's first year to
+# 31 December of the year this many years ahead.
+API_DATES_FIRST_YEAR = 2000
+API_DATES_YEARS_AHEAD = 10
 
 # --- Integrations ----------------------------------------------------------------------
 from config.settings.integrations.allauth import *  # noqa: E402, F403

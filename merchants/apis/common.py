@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext_lazy as _
-from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
+from config.api.dates import month_from_text
 from config.api.pagination import CursorPagination
 from merchants import selectors
 from merchants.models import MerchantStaff
@@ -71,7 +70,5 @@ def staff_of_request(request: Request, *, owner_only: bool = False) -> MerchantS
 
 
 def month_of(text: str) -> selectors.Month:
-    try:
-        return selectors.Month.parse(text)
-    except ValueError:
-        raise serializers.ValidationError({"month": [_("Give the month as YYYY-MM.")]}) from None
+    first = month_from_text(text)
+    return selectors.Month(first.year, first.month)

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import dates
 from merchants import selectors, services
 from merchants.apis.common import (
     CouponCursorPagination,
@@ -120,8 +121,8 @@ class OfferInputSerializer(serializers.Serializer):
     price_coins = serializers.IntegerField(min_value=1, max_value=1_000_000)
     total_stock = serializers.IntegerField(min_value=0, max_value=10_000_000)
     limit_per_person = serializers.IntegerField(min_value=1, max_value=1000, default=1)
-    sale_starts_at = serializers.DateTimeField()
-    sale_ends_at = serializers.DateTimeField()
+    sale_starts_at = dates.DateTimeField()
+    sale_ends_at = dates.DateTimeField()
     coupon_valid_days = serializers.IntegerField(min_value=1, max_value=366, default=30)
     districts = DistrictCodeField(many=True, required=False, default=list)
     refunds_on_expiry = serializers.BooleanField(default=False)
@@ -283,8 +284,8 @@ class VerificationApi(APIView):
 
 
 class ReportFilterSerializer(serializers.Serializer):
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
+    date_from = dates.DateField(required=False)
+    date_to = dates.DateField(required=False)
 
 
 class OfferReportApi(APIView):

@@ -10,6 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.api.dates import validate_day
 from merchants.models import MerchantStaff, Offer
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
@@ -71,6 +72,7 @@ class OfferForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("sale_starts_at", "sale_ends_at"):
             self.fields[name].input_formats = [DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+            self.fields[name].validators.append(validate_day)
         if self.instance.pk is None:
             now = timezone.localtime().replace(second=0, microsecond=0)
             self.initial.setdefault("sale_starts_at", now)
@@ -119,6 +121,14 @@ class VerifyForm(forms.Form):
 
 class ReportFilterForm(forms.Form):
     date_from = forms.DateField(
-        label=_("from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("from"),
+        required=False,
+        validators=[validate_day],
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
-    date_to = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(
+        label=_("to"),
+        required=False,
+        validators=[validate_day],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )

@@ -5,7 +5,6 @@ partner banks' signed endpoint for the profile. Thin views: validate, call one s
 from __future__ import annotations
 
 import datetime
-import re
 
 from django.http import Http404, HttpResponse
 from django.utils import timezone
@@ -19,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.models import District
 from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
+from config.api.dates import month_from_text, year_from_text
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
@@ -162,12 +162,7 @@ class RatingHistoryApi(APIView):
 def _month(value: str | None) -> datetime.date:
     if not value:
         return timezone.localdate().replace(day=1)
-    if not re.fullmatch(r"\d{4}-\d{2}", value):
-        raise ApplicationError(VALIDATION_FAILED, fields={"month": ["YYYY-MM"]})
-    try:
-        return datetime.date(int(value[:4]), int(value[5:]), 1)
-    except ValueError as error:
-        raise ApplicationError(VALIDATION_FAILED, fields={"month": ["YYYY-MM"]}) from error
+    return month_from_text(value)
 
 
 class AmbassadorsApi(APIView):
@@ -298,14 +293,16 @@ class ReportOutput(serializers.Serializer):
 
 
 def _report_start(period: str, label: str) -> datetime.date:
-    pattern = r"\d{4}-\d{2}" if period == reports.ReportPeriod.MONTH else r"\d{4}"
-    if period not in reports.ReportPeriod.CHOICES or not re.fullmatch(pattern, label):
+    if period not in reports.ReportPeriod.CHOICES:
         raise ApplicationError(REPORT_PERIOD_INVALID)
     try:
-        start = datetime.date(int(label[:4]), int(label[5:7]) if len(label) > 4 else 1, 1)
-    except ValueError as error:
+        if period == reports.ReportPeriod.MONTH:
+            start = month_from_text(label)
+        else:
+            start = datetime.date(year_from_text(label), 1, 1)
+    except serializers.ValidationError as error:
         raise ApplicationError(REPORT_PERIOD_INVALID) from error
-    if start > timezone.localdate() or start.year < 2000:
+    if start > timezone.localdate():
         raise ApplicationError(REPORT_PERIOD_INVALID)
     return start
 

@@ -13,11 +13,19 @@ Every check runs, `positive_data_acceptance` (schema-valid data is accepted) and
 really accepts (patterns of idempotency keys and report labels, enums of report periods). Where a
 documented domain rule refuses schema-valid data (a 4xx with the envelope and a registered code),
 exactly that operation leaves `positive_data_acceptance` out, with the reason, in DOMAIN_REJECTIONS.
+
+Hostile input (tests/config/hostile_input.py) is sent to every operation of both schemas, one request
+per class of fault and place: bodies nested too deeply or too large, a NUL character in every path,
+query, header and body string, bad cursors, dates in year 9999 or 1. No answer may be a 5xx, and
+every error under /api/ and /_allauth/ is JSON with the envelope (the classes the boundary refuses
+with their own code). `make test` sends one value per place, `make soak` every value.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -26,12 +34,15 @@ from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
+from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from config.api.errors import REGISTRY
 from config.invariants import invariant_violations, invariants_checked
 from tests.accounts.factories import UserFactory
+from tests.config.hostile_input import HostileRequest, hostile_requests
 from tests.conftest import session_token_for
 from tests.merchants.factories import OfferFactory, StaffFactory
 from tests.reliability.conftest import FIGURES, count_response
@@ -90,6 +101,17 @@ def error_responses_use_the_envelope(ctx, response, case) -> None:
     assert isinstance(body["error"]["fields"], dict), body
 
 
+@schemathesis.check
+def errors_are_json_with_the_envelope(ctx, response, case) -> None:
+    """Under /_allauth/ too: allauth's own keys may come along, but never HTML or an empty body."""
+    if response.status_code < 400:
+        return
+    assert response.headers.get("content-type", [""])[0].startswith("application/json"), response.text[:200]
+    error = response.json().get("error")
+    assert isinstance(error, dict), response.text[:200]
+    assert error.get("code") in REGISTRY, error
+
+
 @pytest.fixture
 def database_kept_open(db):
     """Each operation's examples run in the test's transaction, rolled back at its end (fast), and
@@ -139,8 +161,14 @@ def test_every_sign_in_operation_survives_generated_input(case, database_kept_op
     case.path_parameters = {**(case.path_parameters or {}), "client": "app"}
     response = case.call()
 
-    # allauth's own error shape is documented in its spec; we hold it to no server error and to it.
-    case.validate_response(response, checks=[not_a_server_error], excluded_checks=EXCLUDED_CHECKS)
+    # allauth's own error shape is documented in its spec; we hold it to no server error and to it,
+    # and every error to our envelope alongside.
+    case.validate_response(
+        response,
+        checks=[not_a_server_error, errors_are_json_with_the_envelope],
+        excluded_checks=EXCLUDED_CHECKS,
+    )
+    count_response(response.status_code)
 
 
 soak_run = os.environ.get("RELIABILITY_SOAK") == "1"
@@ -209,3 +237,87 @@ def test_linked_operations_of_our_api_survive_generated_scenarios(database_kept_
             FIGURES["invariant checks passed"] += invariants_checked()
 
     Scenario.run(settings=STATEFUL_SETTINGS)
+
+
+# --- Hostile input, every operation ------------------------------------------------------------
+
+
+def hostile_caller() -> tuple[str, dict[str, str]]:
+    """A person who can reach every operation's fields: coins, a coupon and a donation (the
+    reliability world), the owner of a merchant with a clerk and a draft offer, and an operator."""
+    world = build_world()
+    world.person.is_staff = True
+    world.person.save(update_fields=["is_staff"])
+    owner = StaffFactory(user=world.person)
+    clerk = StaffFactory(merchant=owner.merchant, role=type(owner).Role.CLERK)
+    draft = OfferFactory(
+        merchant=owner.merchant, status=OfferFactory._meta.model.Status.DRAFT, is_reviewed=False
+    )
+    path_values = {
+        "client": "app",
+        "offer_id": str(draft.public_id),
+        "coupon_id": str(world.coupon.public_id),
+        "staff_id": str(clerk.public_id),
+        "month": "2026-11",
+        "period": "week",
+        "source": "phone_steps",
+    }
+    return session_token_for(world.person), path_values
+
+
+def send(client: Client, request: HostileRequest, token: str):
+    headers = {"HTTP_X_SESSION_TOKEN": token}
+    headers.update({f"HTTP_{key.upper().replace('-', '_')}": value for key, value in request.headers.items()})
+    path = request.path + (f"?{urlencode(request.query)}" if request.query else "")
+    return client.generic(
+        request.method.upper(), path, data=request.body or b"", content_type=request.content_type, **headers
+    )
+
+
+def answer_problem(request: HostileRequest, response) -> str | None:
+    """What is wrong with the answer to a hostile request, if anything."""
+    if response.status_code >= 500:
+        return f"{response.status_code}: {response.content[:200]!r}"
+    if response.status_code < 400:
+        return None if request.expected_code is None else f"accepted ({response.status_code})"
+    if not response.get("Content-Type", "").startswith("application/json") or not response.content:
+        FIGURES["non-JSON answers seen"] += 1
+        return f"{response.status_code} {response.get('Content-Type')}: {response.content[:100]!r}"
+    body = json.loads(response.content)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or error.get("code") not in REGISTRY:
+        return f"{response.status_code} without the envelope: {body!r:.200}"
+    if request.path.startswith("/api/") and set(body) != {"error"}:
+        return f"{response.status_code} with more than the envelope: {sorted(body)}"
+    if request.expected_code and error["code"] != request.expected_code:
+        return f"{error['code']} instead of {request.expected_code}"
+    return None
+
+
+@pytest.mark.parametrize("api", ["ours", "allauth"])
+def test_every_operation_refuses_hostile_input_in_the_envelope(api, db):
+    token, path_values = hostile_caller()
+    raw = (schema if api == "ours" else allauth).raw_schema
+    client = Client(raise_request_exception=False)
+    problems = []
+    operations = set()
+    for request in hostile_requests(raw, path_values=path_values, every_value=MAX_EXAMPLES > 2):
+        # Each request starts with an empty cache: no throttle counts across hundreds of them.
+        cache.clear()
+        response = send(client, request, token)
+        operations.add(request.operation)
+        count_response(response.status_code)
+        FIGURES["bad inputs tried"] += 1
+        FIGURES["hostile inputs tried"] += 1
+        problem = answer_problem(request, response)
+        if problem:
+            problems.append(f"{request.operation} — {request.fault}: {problem}")
+
+    every_operation = {
+        f"{method.upper()} {path}"
+        for path, item in raw["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    assert operations == every_operation
+    assert problems == []

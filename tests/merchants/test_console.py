@@ -240,6 +240,19 @@ def test_the_report_and_its_csv_count_the_merchant_s_coupons(shop, coupon):
     assert ",¥5 off,live,10,1,0,0,1,0.0,10" in lines[1]
 
 
+def test_a_report_in_year_9999_is_a_form_error_not_a_crash(shop):
+    client = signed_in(shop.owner)
+    client.raise_request_exception = False
+    dates = {"date_from": "2026-01-01", "date_to": "9999-12-31"}
+
+    page = client.get("/console/reports/", dates)
+    csv = client.get("/console/reports.csv", dates)
+
+    assert page.status_code == 200
+    assert "2000-01-01" in page.content.decode()
+    assert csv.status_code == 200
+
+
 def test_clerks_cannot_open_owner_pages(shop):
     client = signed_in(shop.clerk)
 

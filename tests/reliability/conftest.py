@@ -27,6 +27,8 @@ FIGURE_NAMES = (
     "invariant checks passed",
     "5xx seen",
     "5xx during a fault",
+    "hostile inputs tried",
+    "non-JSON answers seen",
 )
 
 

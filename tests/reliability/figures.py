@@ -14,6 +14,8 @@ NAMES = (
     "invariant checks passed",
     "5xx seen",
     "5xx during a fault",
+    "hostile inputs tried",
+    "non-JSON answers seen",
 )
 
 

@@ -148,11 +148,14 @@ BAD_STEP_DAYS = {
     "not a day": [{"day": "yesterday", "steps": 100}],
     "a timestamp without zone": [{"day": "2026-11-20T10:00:00", "steps": 100}],
     "empty": [],
+    # Outside the dates any request may name (config/api/dates.py).
+    "before the platform": [{"day": "1970-01-01", "steps": 100}],
+    "year 9999": [{"day": "9999-12-31", "steps": 100}],
 }
 # Refused day by day inside a 200 answer: each day carries its own documented code.
 REJECTED_STEP_DAYS = {
     "future day": [{"day": "{tomorrow}", "steps": 100}],
-    "far past": [{"day": "1970-01-01", "steps": 100}],
+    "far past": [{"day": "2001-01-01", "steps": 100}],
 }
 
 
@@ -314,6 +317,38 @@ def test_bad_avatars_are_refused(citizen, case):
     assert_refused(response)
     user.refresh_from_db()
     assert not user.avatar
+
+
+# --- Hostile bodies on the paths that move coins -----------------------------------------------
+
+HOSTILE_BODIES = {
+    "nested 5,000 deep": ("[" * 5000 + "]" * 5000, "application/json", "request_too_deep"),
+    "a NUL in a JSON string": ('{"amount": 1, "note": "a\\u0000b"}', "application/json", "nul_character"),
+    "a NUL in a form field": ("amount=1&note=a%00b", "application/x-www-form-urlencoded", "nul_character"),
+    "over a mebibyte": (
+        '{"amount": 1, "note": "' + "a" * (1024 * 1024) + '"}',
+        "application/json",
+        "request_too_large",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_hostile_bodies_on_the_coin_paths_are_refused_unread(citizen, case):
+    user, client = citizen
+    project = WelfareProjectFactory()
+    offer = OfferFactory(price_coins=10)
+    body, content_type, code = HOSTILE_BODIES[case]
+    before = state()
+
+    for path, headers in [
+        (f"/api/v1/welfare/projects/{project.public_id}/donations", {}),
+        (f"/api/v1/catalog/offers/{offer.public_id}/redeem", {"HTTP_IDEMPOTENCY_KEY": "key-0123456789"}),
+        ("/api/v1/activities/steps", {}),
+    ]:
+        assert_refused(client.generic("POST", path, body, content_type=content_type, **headers), code)
+        FIGURES["hostile inputs tried"] += 1
+    assert state() == before
 
 
 # --- Partners ------------------------------------------------------------------------------------
