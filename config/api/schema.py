@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular import openapi
+from drf_spectacular.drainage import error
+from openapi_schema_validator import OAS30Validator
 from rest_framework import ISO_8601, serializers
 
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
@@ -78,6 +80,7 @@ class AutoSchema(openapi.AutoSchema):
             schema.pop("format", None)
             if output_format == "%Y-%m":
                 schema["pattern"] = MONTH_PATTERN
+        _check_default(field, schema)
         return schema
 
     def get_serializer_name(self, serializer, direction: str) -> str:
@@ -86,6 +89,17 @@ class AutoSchema(openapi.AutoSchema):
             outer, inner = qualname.split(".")[0], qualname.split(".")[-1]
             return outer.removesuffix("Api").removesuffix("View") + inner
         return super().get_serializer_name(serializer, direction)
+
+
+def _check_default(field, schema: dict[str, Any]) -> None:
+    """A field's default must satisfy its own schema, or the document is not valid OpenAPI
+    (`CharField(default="")` without `allow_blank=True` says minLength 1 and default "")."""
+    if "default" not in schema or "$ref" in str(schema):
+        return
+    constraints = {key: value for key, value in schema.items() if key != "default"}
+    problem = next(OAS30Validator(constraints).iter_errors(schema["default"]), None)
+    if problem is not None:
+        error(f"field {field.field_name!r}: its default {schema['default']!r} breaks its own schema ({problem.message})")
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ REST_FRAMEWORK = {
         "accounts.permissions.HasAcceptedCurrentAgreements",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # Bodies are JSON; the routes that take a file (avatar, offer picture) take multipart instead.
+    # The parsers are what the schema advertises, so a generated client sends exactly this.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
