@@ -38,6 +38,18 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ lists both documents in Swagger UI's dropdown: ours, and allauth's sign-in API
+    # (config/api/allauth_schema.py). A JavaScript object, as the standalone layout needs its preset.
+    "SWAGGER_UI_SETTINGS": """{
+  "deepLinking": true,
+  "persistAuthorization": true,
+  "urls": [
+    {"url": "/api/schema/", "name": "Carbon account API (/api/v1/)"},
+    {"url": "/_allauth/openapi.json", "name": "Sign-in, allauth headless (/_allauth/app/v1/)"}
+  ],
+  "layout": "StandaloneLayout",
+  "presets": [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset]
+}""",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
