@@ -92,6 +92,8 @@ class SchemaContract:
         response_spec = declared.get(str(status)) or declared.get("default")
         if response_spec is None:
             return [f"{name}: status {status} is not declared (declared: {', '.join(sorted(declared))})"]
+        while "$ref" in response_spec:  # a shared response: #/components/responses/<name>
+            response_spec = self.components["responses"][response_spec["$ref"].rsplit("/", 1)[-1]]
         content = response_spec.get("content") or {}
         body = b"" if response.streaming else response.content
         if not content:
