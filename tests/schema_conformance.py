@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from django.http import HttpResponseBase
+from django.test import override_settings
 from django.test.client import Client
 from jsonschema import validators
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
@@ -28,6 +29,7 @@ from openapi_schema_validator import _keywords as oas_keywords
 
 METHODS = ("get", "post", "put", "patch", "delete")
 NO_BODY_STATUSES = {204, 304}
+PROJECT_URLCONF = "config.urls"
 
 
 def _nullable_composition(keyword):
@@ -121,10 +123,12 @@ class SchemaContract:
 
 @cache
 def api_contract() -> SchemaContract:
-    """Our schema, built in-process once per test session as /api/schema/ serves it."""
+    """Our schema, built in-process once per test session as /api/schema/ serves it (from the
+    project's routes, even when first asked inside a test that swapped in routes of its own)."""
     from drf_spectacular.generators import SchemaGenerator
 
-    return SchemaContract(SchemaGenerator().get_schema(request=None, public=True))
+    with override_settings(ROOT_URLCONF=PROJECT_URLCONF):
+        return SchemaContract(SchemaGenerator().get_schema(request=None, public=True))
 
 
 @cache
@@ -132,7 +136,8 @@ def sign_in_contract() -> SchemaContract:
     """allauth's specification as /_allauth/openapi.json serves it."""
     from config.api.allauth_schema import allauth_specification
 
-    return SchemaContract(allauth_specification())
+    with override_settings(ROOT_URLCONF=PROJECT_URLCONF):
+        return SchemaContract(allauth_specification())
 
 
 CONTRACTS = {"/api/": api_contract, "/_allauth/": sign_in_contract}
