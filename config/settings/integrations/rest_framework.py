@@ -63,12 +63,8 @@ SPECTACULAR_SETTINGS = {
         "StaffRoleEnum": "merchants.models.MerchantStaff.Role",
         "MerchantCategoryEnum": "merchants.models.MerchantCategory",
     },
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "SessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token"},
-        }
-    },
-    "SECURITY": [{"SessionToken": []}],
+    # Security comes from the authentication classes (accounts.authentication.SessionTokenScheme):
+    # a global SECURITY would be appended to each operation's once more.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_error_responses",
