@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from allauth.headless.adapter import DefaultHeadlessAdapter
@@ -69,13 +70,35 @@ def on_social_account_added(sender, request: HttpRequest, sociallogin, **kwargs)
     )
 
 
+def _field(description: str, example: object = None) -> dataclasses.Field:
+    return dataclasses.field(metadata={"description": description, "example": example})
+
+
+# The person as allauth's responses show them (and as the sign-in OpenAPI specification describes
+# them): our public id, never the integer id or the internal username. Built with real types, not
+# annotations (this module's annotations are strings), because allauth reads them for its schema.
+SignedInPerson = dataclasses.make_dataclass(
+    "SignedInPerson",
+    [
+        ("id", str, _field("The person's public id.", "0b6f3c1e-8d2a-4f5b-9c7e-2a1d4e6f8a90")),
+        ("display", str, _field("The nickname.", "绿色出行者")),
+        ("is_guest", bool, _field("A guest: no bank or WeChat identity yet.", True)),
+        ("has_usable_password", bool, _field("Whether the account has a password set.", False)),
+    ],
+)
+
+
 class HeadlessAdapter(DefaultHeadlessAdapter):
+    def get_user_dataclass(self) -> type:
+        return SignedInPerson
+
+    def user_as_dataclass(self, user):
+        return SignedInPerson(
+            id=str(user.public_id),
+            display=user.nickname,
+            is_guest=user.is_guest,
+            has_usable_password=user.has_usable_password(),
+        )
+
     def serialize_user(self, user) -> dict:
-        """The person as allauth's responses show them: our public id, never the integer id or
-        the internal username."""
-        return {
-            "id": str(user.public_id),
-            "display": user.nickname,
-            "is_guest": user.is_guest,
-            "has_usable_password": user.has_usable_password(),
-        }
+        return dataclasses.asdict(self.user_as_dataclass(user))

@@ -7,6 +7,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.admin_dashboard import admin_dashboard, night_jobs_run
+from config.api.allauth_schema import allauth_specification_json, allauth_specification_yaml
 from config.api.health import healthz, readyz
 
 api_v1 = [
@@ -21,6 +22,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("config.api.not_offered")),
+    # allauth's sign-in specification, as true of this platform (config/api/allauth_schema.py).
+    path("_allauth/openapi.json", allauth_specification_json, name="allauth-schema"),
+    path("_allauth/openapi.yaml", allauth_specification_yaml, name="allauth-schema-yaml"),
     path("_allauth/", include("allauth.headless.urls")),
     path("admin/dashboard/", admin.site.admin_view(admin_dashboard), name="admin-dashboard"),
     path("admin/dashboard/run-tonight/", admin.site.admin_view(night_jobs_run), name="admin-night-jobs-run"),

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from activities.selectors import receipt_of
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
+from config.api.renderers import PNGFileMixin
 from config.api.serializers import represent, represent_many
 from rewards import selectors, services
 from rewards.certificates import donation_certificate_png
@@ -300,7 +301,7 @@ class DonationDetailApi(APIView):
         return Response(DonationOutput(donation).data)
 
 
-class DonationCertificateApi(APIView):
+class DonationCertificateApi(PNGFileMixin, APIView):
     @extend_schema(
         responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The certificate.")},
         operation_id="welfare_donations_certificate",

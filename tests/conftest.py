@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tests.accounts.factories import UserFactory
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.schema_conformance"]
 
 
 @pytest.fixture(autouse=True)

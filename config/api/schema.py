@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular import openapi
+from drf_spectacular.drainage import error
+from openapi_schema_validator import OAS30Validator
 from rest_framework import ISO_8601, serializers
 
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
@@ -69,6 +72,12 @@ class AutoSchema(openapi.AutoSchema):
     operation); without this every such component would be called "Input" or "Output" and clash.
     """
 
+    def _get_serializer_field_meta(self, field, direction):
+        meta = super()._get_serializer_field_meta(field, direction)
+        if direction == "response" and isinstance(field, serializers.Field) and _answers_null(field):
+            meta["nullable"] = True
+        return meta
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         # A DateField with its own output format ("%Y-%m" for a month) is not an RFC 3339 date:
         # say what it is, or clients (and schemathesis) reject "2026-11" as an invalid date.
@@ -78,6 +87,7 @@ class AutoSchema(openapi.AutoSchema):
             schema.pop("format", None)
             if output_format == "%Y-%m":
                 schema["pattern"] = MONTH_PATTERN
+        _check_default(field, schema)
         return schema
 
     def get_serializer_name(self, serializer, direction: str) -> str:
@@ -86,6 +96,41 @@ class AutoSchema(openapi.AutoSchema):
             outer, inner = qualname.split(".")[0], qualname.split(".")[-1]
             return outer.removesuffix("Api").removesuffix("View") + inner
         return super().get_serializer_name(serializer, direction)
+
+
+def _answers_null(field: serializers.Field) -> bool:
+    """Whether an output field can answer null although it does not say `allow_null`.
+
+    DRF answers null for a field whose default is None, and for a dotted source that passes through
+    a relation that is empty (`source="partner.name"` of a record without a partner): both are
+    nullable in the schema, or a generated client refuses the answer.
+    """
+    if field.default is None:
+        return True
+    source_attrs = getattr(field, "source_attrs", None) or []
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    for attr in source_attrs[:-1]:
+        if model is None:
+            return False
+        try:
+            model_field = model._meta.get_field(attr)
+        except FieldDoesNotExist:
+            return False
+        if getattr(model_field, "null", False) or model_field.one_to_one and model_field.auto_created:
+            return True
+        model = model_field.related_model
+    return False
+
+
+def _check_default(field, schema: dict[str, Any]) -> None:
+    """A field's default must satisfy its own schema, or the document is not valid OpenAPI
+    (`CharField(default="")` without `allow_blank=True` says minLength 1 and default "")."""
+    if "default" not in schema or "$ref" in str(schema):
+        return
+    constraints = {key: value for key, value in schema.items() if key != "default"}
+    problem = next(OAS30Validator(constraints).iter_errors(schema["default"]), None)
+    if problem is not None:
+        error(f"field {field.field_name!r}: its default breaks its own schema ({problem.message})")
 
 
 @dataclass(frozen=True)

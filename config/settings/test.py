@@ -39,5 +39,3 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LANGUAGE_CODE = "en"
-# allauth's headless OpenAPI document, so schemathesis can fuzz the sign-in API too.
-HEADLESS_SERVE_SPECIFICATION = True

@@ -8,18 +8,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.errors import ApplicationError
+from config.api.renderers import PNGFileMixin
 from merchants import errors, selectors, services
-from merchants.apis.common import (
-    CouponCursorPagination,
-    JsonErrorsMixin,
-    PNGRenderer,
-)
+from merchants.apis.common import CouponCursorPagination
 from merchants.apis.serializers import (
     CatalogOfferOutput,
     CouponOutput,
@@ -41,7 +37,7 @@ class MerchantApplyApi(APIView):
         licence_number = serializers.RegexField(r"^[0-9A-Za-z]{8,32}$", max_length=32)
         contact_name = serializers.CharField(max_length=40)
         contact_phone = serializers.RegexField(r"^\+?[0-9 -]{6,20}$", max_length=20)
-        address = serializers.CharField(max_length=200, required=False, default="")
+        address = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     @extend_schema(
         request=MerchantApplicationInputSerializer,
@@ -209,9 +205,7 @@ class CouponTokenApi(APIView):
         )
 
 
-class CouponQrApi(JsonErrorsMixin, APIView):
-    renderer_classes = [PNGRenderer, JSONRenderer]
-
+class CouponQrApi(PNGFileMixin, APIView):
     @extend_schema(
         responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)},
         operation_id="coupons_qr",

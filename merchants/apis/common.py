@@ -1,11 +1,7 @@
-"""Pieces shared by the merchants API views: renderers for files, pagination, throttles, the
-caller's staff membership."""
+"""Pieces shared by the merchants API views: pagination, throttles, the caller's staff membership."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
@@ -13,37 +9,6 @@ from config.api.dates import month_from_text
 from config.api.pagination import CursorPagination
 from merchants import selectors
 from merchants.models import MerchantStaff
-
-
-class CSVRenderer(BaseRenderer):
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None) -> bytes:
-        if isinstance(data, bytes):
-            return data
-        return str(data).encode("utf-8")
-
-
-class PNGRenderer(BaseRenderer):
-    media_type = "image/png"
-    format = "png"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None) -> bytes:
-        return data if isinstance(data, bytes) else b""
-
-
-class JsonErrorsMixin:
-    """For routes whose success is a file (PNG, CSV): their errors still leave as the JSON envelope."""
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code >= 400:
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class VerifyThrottle(UserRateThrottle):

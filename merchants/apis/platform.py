@@ -10,12 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.renderers import CSVRenderer, JsonErrorsMixin
 from merchants import selectors
-from merchants.apis.common import (
-    CSVRenderer,
-    JsonErrorsMixin,
-    month_of,
-)
+from merchants.apis.common import month_of
 from merchants.apis.serializers import (
     STATEMENT_COLUMNS,
     StatementOutput,

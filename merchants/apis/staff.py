@@ -11,17 +11,17 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import dates
+from config.api.renderers import CSVRenderer, JsonErrorsMixin
 from merchants import selectors, services
 from merchants.apis.common import (
     CouponCursorPagination,
-    CSVRenderer,
-    JsonErrorsMixin,
     OfferCursorPagination,
     StaffPagination,
     VerifyThrottle,
@@ -192,6 +192,8 @@ class OfferDetailApi(APIView):
 
 
 class OfferImageApi(APIView):
+    parser_classes = [MultiPartParser]
+
     class OfferImageInputSerializer(serializers.Serializer):
         image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 5 MB and 24 megapixels.")
 

@@ -20,6 +20,7 @@ from accounts.models import District
 from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
 from config.api.dates import month_from_text, year_from_text
 from config.api.errors import VALIDATION_FAILED, ApplicationError
+from config.api.renderers import PNGFileMixin
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
 from rewards.gamification.report_card import report_card_png
@@ -329,7 +330,7 @@ class ReportApi(APIView):
         return Response(ReportOutput(report).data)
 
 
-class ReportCardApi(APIView):
+class ReportCardApi(PNGFileMixin, APIView):
     """The same report as a shareable phone-sized PNG card, in the request's language."""
 
     @extend_schema(

@@ -29,7 +29,6 @@ from urllib.parse import urlencode
 
 import pytest
 import schemathesis
-from allauth.headless.spec.internal.schema import get_schema as allauth_schema
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
@@ -71,8 +70,7 @@ DOMAIN_REJECTIONS = {
 
 application = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
-allauth = schemathesis.openapi.from_dict(allauth_schema())
-allauth.app = application
+allauth = schemathesis.openapi.from_wsgi("/_allauth/openapi.json", application)
 
 
 @schemathesis.auth(refresh_interval=None)

@@ -15,6 +15,10 @@ HEADLESS_CLIENTS = ("app",)
 HEADLESS_FRONTEND_URLS = {}
 # Users appear in allauth's responses by public id, never by integer id or internal username.
 HEADLESS_ADAPTER = "accounts.adapters.HeadlessAdapter"
+# allauth describes its endpoints in OpenAPI; config/api/allauth_schema.py serves that
+# specification at /_allauth/openapi.json with what our stack adds. No CDN-hosted HTML page.
+HEADLESS_SERVE_SPECIFICATION = True
+HEADLESS_SPECIFICATION_TEMPLATE_NAME = None
 
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]

@@ -10,11 +10,9 @@ REST_FRAMEWORK = {
         "accounts.permissions.HasAcceptedCurrentAgreements",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # Bodies are JSON; the routes that take a file (avatar, offer picture) take multipart instead.
+    # The parsers are what the schema advertises, so a generated client sends exactly this.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
@@ -45,6 +43,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/docs/ lists both documents in Swagger UI's dropdown: ours, and allauth's sign-in API
+    # (config/api/allauth_schema.py). A JavaScript object, as the standalone layout needs its preset.
+    "SWAGGER_UI_SETTINGS": """{
+  "deepLinking": true,
+  "persistAuthorization": true,
+  "urls": [
+    {"url": "/api/schema/", "name": "Carbon account API (/api/v1/)"},
+    {"url": "/_allauth/openapi.json", "name": "Sign-in, allauth headless (/_allauth/app/v1/)"}
+  ],
+  "layout": "StandaloneLayout",
+  "presets": [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset]
+}""",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
@@ -58,12 +68,8 @@ SPECTACULAR_SETTINGS = {
         "StaffRoleEnum": "merchants.models.MerchantStaff.Role",
         "MerchantCategoryEnum": "merchants.models.MerchantCategory",
     },
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "SessionToken": {"type": "apiKey", "in": "header", "name": "X-Session-Token"},
-        }
-    },
-    "SECURITY": [{"SessionToken": []}],
+    # Security comes from the authentication classes (accounts.authentication.SessionTokenScheme):
+    # a global SECURITY would be appended to each operation's once more.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_error_responses",
