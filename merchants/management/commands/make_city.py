@@ -18,8 +18,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--accounts", type=int)
-        parser.add_argument("--days", type=int)
+        parser.add_argument("--accounts", type=int, help="People in the city (required unless --complete).")
+        parser.add_argument("--days", type=int, help="Days of activity (required unless --complete).")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
             "--last-day",
