@@ -2,6 +2,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from accounts.models import AgreementAcceptance, Device, User
 from tests.accounts.conftest import app_client, open_guest
@@ -210,14 +211,16 @@ def test_the_schema_shows_one_shape_for_accepted_agreements_and_the_old_fields_d
 
 
 def test_the_shape_error_is_in_the_users_language(agreements):
-    response = app_client().post(
-        "/api/v1/guests",
-        {
-            "device_id": "device-0123456789abcdef",
-            "accepted": [{"kind": "privacy_policy", "version": "2026-01"}],
-        },
-        format="json",
-        HTTP_ACCEPT_LANGUAGE="zh-Hans",
-    )
+    # The request activates Chinese for this thread; the override puts the language back after it.
+    with translation.override("en"):
+        response = app_client().post(
+            "/api/v1/guests",
+            {
+                "device_id": "device-0123456789abcdef",
+                "accepted": [{"kind": "privacy_policy", "version": "2026-01"}],
+            },
+            format="json",
+            HTTP_ACCEPT_LANGUAGE="zh-Hans",
+        )
 
     assert response.json()["error"]["fields"] == {"accepted": ["请同时发送用户协议和隐私政策的版本。"]}
