@@ -93,8 +93,7 @@ def load_demo() -> list[str]:
     if not Device.objects.filter(device_digest=device_digest(DEMO_GUEST_DEVICE_ID)).exists():
         guest, _ = services.guest_open(
             device_id=DEMO_GUEST_DEVICE_ID,
-            user_agreement_version=DEMO_AGREEMENT_VERSION,
-            privacy_policy_version=DEMO_AGREEMENT_VERSION,
+            versions=dict.fromkeys(AgreementKind.values, DEMO_AGREEMENT_VERSION),
         )
         services.profile_update(user=guest, nickname="游客")
         services.data_source_authorize(user=guest, source=DataSource.PHONE_STEPS)

@@ -24,10 +24,11 @@ from accounts.selectors import (
     verified_details_masked,
 )
 from accounts.services.profile import delete_file_after_commit
+from config.api.serializers import local_datetime_text
 
 
 def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    return local_datetime_text(value) if value else None
 
 
 def personal_data_export(*, user: User) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from activities.models import (
     ReviewDecision,
     StepDay,
 )
+from config.api.serializers import local_datetime_text
 
 
 def personal_data_export(*, user: User) -> dict[str, Any]:
@@ -43,8 +44,8 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "partner": record.partner.code if record.partner else None,
                 "external_id": record.external_id,
                 "quantity": str(record.quantity),
-                "occurred_at": record.occurred_at.isoformat(),
-                "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+                "occurred_at": local_datetime_text(record.occurred_at),
+                "ended_at": local_datetime_text(record.ended_at) if record.ended_at else None,
                 "local_day": record.local_day.isoformat(),
                 "device_id": record.device_id,
                 "methodology_version": record.factor.version.number,
@@ -55,7 +56,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "status": record.status,
                 "hold_reason": record.hold_reason,
                 "appeal_note": record.appeal_note,
-                "appealed_at": record.appealed_at.isoformat() if record.appealed_at else None,
+                "appealed_at": local_datetime_text(record.appealed_at) if record.appealed_at else None,
             }
             for record in records.iterator(chunk_size=2000)
         ],
@@ -64,7 +65,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "record_id": decision.record_id,
                 "decision": decision.decision,
                 "note": decision.note,
-                "decided_at": decision.decided_at.isoformat(),
+                "decided_at": local_datetime_text(decision.decided_at),
             }
             for decision in ReviewDecision.objects.filter(record__user=user).order_by("id")
         ],
@@ -72,7 +73,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             {
                 "partner": link.partner.code,
                 "customer_reference": link.customer_reference,
-                "linked_at": link.linked_at.isoformat(),
+                "linked_at": local_datetime_text(link.linked_at),
             }
             for link in PartnerCustomerLink.objects.filter(user=user).select_related("partner").order_by("id")
         ],

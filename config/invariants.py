@@ -147,10 +147,11 @@ INVARIANTS: tuple[Invariant, ...] = (
     # --- Settlement --------------------------------------------------------------------------
     Invariant(
         "settled once",
-        lambda r: f"person {r[0]}, day {r[1]}: settled {r[2]} times",
+        lambda r: f"person {r[0]}, day {r[1]}, run {r[2]}: settled {r[3]} times",
+        # Once per round of the day: a day settled again for what was owed has a run of its own.
         """
-        SELECT user_id, day, COUNT(*) FROM rewards_settlement
-        GROUP BY user_id, day HAVING COUNT(*) > 1 ORDER BY user_id, day
+        SELECT user_id, day, run_id, COUNT(*) FROM rewards_settlement
+        GROUP BY user_id, day, run_id HAVING COUNT(*) > 1 ORDER BY user_id, day, run_id
         """,
     ),
     Invariant(

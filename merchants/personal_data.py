@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef
 
 from accounts.models import User
 from config.api.errors import ApplicationError
+from config.api.serializers import local_datetime_text
 from merchants import errors
 from merchants.models import Coupon, MerchantStaff, Offer, OfferRedemptionCount
 from merchants.services import redemption_counts_merge
@@ -26,11 +27,11 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "merchant": coupon.merchant.name,
                 "price_coins": coupon.price_coins,
                 "status": coupon.status,
-                "issued_at": coupon.issued_at.isoformat(),
-                "valid_until": coupon.valid_until.isoformat(),
-                "verified_at": coupon.verified_at.isoformat() if coupon.verified_at else None,
-                "expired_at": coupon.expired_at.isoformat() if coupon.expired_at else None,
-                "refunded_at": coupon.refunded_at.isoformat() if coupon.refunded_at else None,
+                "issued_at": local_datetime_text(coupon.issued_at),
+                "valid_until": local_datetime_text(coupon.valid_until),
+                "verified_at": local_datetime_text(coupon.verified_at) if coupon.verified_at else None,
+                "expired_at": local_datetime_text(coupon.expired_at) if coupon.expired_at else None,
+                "refunded_at": local_datetime_text(coupon.refunded_at) if coupon.refunded_at else None,
             }
             for coupon in coupons
         ],
@@ -38,7 +39,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             {
                 "merchant": staff.merchant.name,
                 "role": staff.role,
-                "added_at": staff.added_at.isoformat(),
+                "added_at": local_datetime_text(staff.added_at),
             }
             if staff
             else None

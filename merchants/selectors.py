@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import User
 from accounts.selectors import AGREEMENTS_CACHE_KEY
 from config.api.errors import ApplicationError
+from config.api.serializers import local_datetime_text
 from config.db import prepared_cursor
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
@@ -101,12 +102,12 @@ def catalog_offer_dict(offer: Offer, district_codes: list[str]) -> dict[str, Any
         "stock_left": offer.stock_left,
         "is_sold_out": offer.stock_left == 0,
         "limit_per_person": offer.limit_per_person,
-        "sale_starts_at": offer.sale_starts_at.isoformat(),
-        "sale_ends_at": offer.sale_ends_at.isoformat(),
+        "sale_starts_at": local_datetime_text(offer.sale_starts_at),
+        "sale_ends_at": local_datetime_text(offer.sale_ends_at),
         "coupon_valid_days": offer.coupon_valid_days,
         "districts": district_codes,
         "refunds_on_expiry": offer.refunds_on_expiry,
-        "created_at": offer.created_at.isoformat(),
+        "created_at": local_datetime_text(offer.created_at),
     }
 
 

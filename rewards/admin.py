@@ -6,6 +6,8 @@ Money never moves from this admin except through `rewards` services and tasks.
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -30,7 +32,9 @@ from rewards.models import (
     SettlementRun,
     WelfareProject,
 )
-from rewards.selectors import welfare_projects
+from rewards.selectors import settlement_owed, welfare_projects
+
+logger = logging.getLogger(__name__)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -126,6 +130,7 @@ class CoinRateAdmin(admin.ModelAdmin):
 class SettlementRunAdmin(ReadOnlyAdmin):
     list_display = (
         "day",
+        "round",
         "status",
         "accounts_settled",
         "grams_settled",
@@ -135,11 +140,13 @@ class SettlementRunAdmin(ReadOnlyAdmin):
         "attempts",
         "started_at",
         "finished_at",
+        "started_by",
     )
     list_filter = ("status",)
+    list_select_related = ("started_by",)
     date_hierarchy = "day"
     readonly_fields = [field.name for field in SettlementRun._meta.fields]
-    actions = ["resume"]
+    actions = ["resume", "settle_owed"]
 
     @admin.display(description=_("grams"), ordering="carbon_mg_settled")
     def grams_settled(self, run: SettlementRun) -> str:
@@ -173,6 +180,60 @@ class SettlementRunAdmin(ReadOnlyAdmin):
             )
             return
         self.message_user(request, _("Queued: %(days)s") % {"days": ", ".join(days)}, messages.SUCCESS)
+
+    @admin.action(
+        description=_("Settle now what the selected days still owe (credited after they were settled)")
+    )
+    def settle_owed(self, request: HttpRequest, queryset: QuerySet[SettlementRun]) -> None:
+        """A new round of each selected day, paid by the settlement service; the run records who asked
+        (`started_by`). Days with nothing owed are left alone."""
+        from kombu.exceptions import OperationalError as BrokerUnavailable
+
+        from rewards.tasks import settlement_settle_owed
+
+        owed = [settlement_owed(day=day) for day in sorted(set(queryset.values_list("day", flat=True)))]
+        queued = [day_owed for day_owed in owed if day_owed.people]
+        try:
+            for day_owed in queued:
+                settlement_settle_owed.apply_async(
+                    args=[day_owed.day.isoformat(), request.user.pk], ignore_result=True
+                )
+        except BrokerUnavailable:
+            self.message_user(
+                request,
+                _(
+                    "The task queue is unreachable: nothing was queued. What these days owe is paid by "
+                    "the next nightly settlement, or repeat this action once the queue is back."
+                ),
+                messages.WARNING,
+            )
+            return
+        logger.info(
+            "settlement.owed_requested",
+            extra={
+                "operator": request.user.pk,
+                "days": [day_owed.day.isoformat() for day_owed in queued],
+                "people": sum(day_owed.people for day_owed in queued),
+                "coins": sum(day_owed.coins for day_owed in queued),
+            },
+        )
+        for day_owed in queued:
+            self.message_user(
+                request,
+                _("Queued for %(day)s: %(people)s people, %(grams)s g (%(coins)s coins).")
+                % {
+                    "day": day_owed.day.isoformat(),
+                    "people": day_owed.people,
+                    "grams": f"{day_owed.carbon_mg / 1000:,.1f}",
+                    "coins": day_owed.coins,
+                },
+                messages.SUCCESS,
+            )
+        nothing = [day_owed.day.isoformat() for day_owed in owed if not day_owed.people]
+        if nothing:
+            self.message_user(
+                request, _("Nothing owed on %(days)s.") % {"days": ", ".join(nothing)}, messages.INFO
+            )
 
 
 @admin.register(Settlement)

@@ -228,9 +228,23 @@ class SettlementRunStatus(models.TextChoices):
 
 
 class SettlementRun(models.Model):
-    """One night's settlement of one local day; chunks commit as they go and a rerun resumes."""
+    """One settlement of one local day; chunks commit as they go and a rerun resumes.
 
-    day = models.DateField(unique=True)
+    Round 0 is the night's settlement of the day. Carbon credited on or before the day after it
+    succeeded (a late review approval) waits for the next night, unless an operator settles it on
+    purpose: that is round 1, 2, … of the same day, started by them (`started_by`).
+    """
+
+    day = models.DateField()
+    round = models.PositiveSmallIntegerField(default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The operator who asked for this round; empty for the nightly settlement.",
+    )
     status = models.CharField(max_length=16, choices=SettlementRunStatus.choices)
     carbon_mg_per_coin = models.BigIntegerField()
     accounts_settled = models.BigIntegerField(default=0)
@@ -244,12 +258,16 @@ class SettlementRun(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["-day"]
+        ordering = ["-day", "-round"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "round"], name="one_settlement_run_per_day_and_round")
+        ]
         verbose_name = _("settlement run")
         verbose_name_plural = _("settlement runs")
 
     def __str__(self) -> str:
-        return f"settlement {self.day} ({self.status})"
+        owed = f" round {self.round}" if self.round else ""
+        return f"settlement {self.day}{owed} ({self.status})"
 
     @property
     def carbon_grams_settled(self) -> float:
@@ -257,7 +275,7 @@ class SettlementRun(models.Model):
 
 
 class Settlement(models.Model):
-    """A person's coins for one settlement day: the key that makes settlement exactly-once.
+    """A person's coins for one settlement run (a day's round): the key that makes it exactly-once.
 
     `carbon_days` lists the local days whose carbon it converted (the day itself and any earlier
     day approved late from the review queue), so the wallet history can point to the activity records.
@@ -278,7 +296,11 @@ class Settlement(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user_id", "day"], name="one_settlement_per_person_and_day"),
+            # The run names the day's round (0 the night's, then each operator's settlement of
+            # what was owed): a person is settled once per round.
+            models.UniqueConstraint(
+                fields=["user_id", "day", "run"], name="one_settlement_per_person_and_run"
+            ),
             models.CheckConstraint(condition=Q(coins__gt=0), name="settlement_coins_positive"),
         ]
         verbose_name = _("settlement")

@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Q
 
 from accounts.models import User
+from config.api.serializers import local_datetime_text
 from rewards.lock_objects import ledger_accounts_lock
 from rewards.models import (
     BadgeAward,
@@ -52,7 +53,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "kind": entry.transaction.kind,
                 "reference": entry.transaction.reference,
                 "memo": entry.transaction.memo,
-                "at": entry.transaction.created_at.isoformat(),
+                "at": local_datetime_text(entry.transaction.created_at),
             }
             for entry in entries
         ],
@@ -77,7 +78,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "project": donation.project.title,
                 "amount": donation.amount,
                 "donor_name": donation.donor_name,
-                "at": donation.created_at.isoformat(),
+                "at": local_datetime_text(donation.created_at),
             }
             for donation in Donation.objects.filter(user=user).select_related("project").order_by("id")
         ],
@@ -94,7 +95,7 @@ def _gamification_export(user: User) -> dict[str, Any]:
             .values_list("month", "level", "carbon_mg", "city_rank")
         ],
         "badges": [
-            {"badge": key, "awarded_at": awarded_at.isoformat()}
+            {"badge": key, "awarded_at": local_datetime_text(awarded_at)}
             for key, awarded_at in BadgeAward.objects.filter(user=user)
             .order_by("awarded_at", "id")
             .values_list("badge__key", "awarded_at")
@@ -115,15 +116,19 @@ def _gamification_export(user: User) -> dict[str, Any]:
         "credit_profile_consents": [
             {
                 "partner": consent.partner.code,
-                "granted_at": consent.granted_at.isoformat(),
-                "revoked_at": consent.revoked_at.isoformat() if consent.revoked_at else None,
+                "granted_at": local_datetime_text(consent.granted_at),
+                "revoked_at": local_datetime_text(consent.revoked_at) if consent.revoked_at else None,
             }
             for consent in CreditProfileConsent.objects.filter(user=user)
             .select_related("partner")
             .order_by("id")
         ],
         "credit_profile_accesses": [
-            {"partner": access.partner.code, "outcome": access.outcome, "at": access.accessed_at.isoformat()}
+            {
+                "partner": access.partner.code,
+                "outcome": access.outcome,
+                "at": local_datetime_text(access.accessed_at),
+            }
             for access in CreditProfileAccess.objects.filter(user=user)
             .select_related("partner")
             .order_by("id")

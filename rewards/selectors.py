@@ -24,7 +24,7 @@ from rewards.models import (
     WelfareProject,
 )
 from rewards.services.expiry import EXPIRY_REMINDER_DAYS
-from rewards.services.settlement import DEFAULT_CARBON_MG_PER_COIN
+from rewards.services.settlement import DEFAULT_CARBON_MG_PER_COIN, coin_rate_for_day
 
 NEXT_EXPIRIES_SHOWN = 5
 
@@ -206,3 +206,39 @@ def settlement_owed_day(*, today: datetime.date) -> datetime.date | None:
         return None
     waiting = DailyCarbon.objects.filter(day__lte=day, credited_carbon_mg__gt=F("settled_carbon_mg"))
     return day if waiting.exists() else None
+
+
+@dataclass(frozen=True)
+class SettlementOwed:
+    """What settling a day now would pay: people owed at least a whole coin, their carbon and coins."""
+
+    day: datetime.date
+    people: int
+    carbon_mg: int
+    coins: int
+
+
+_SETTLEMENT_OWED_SQL = """
+    SELECT COUNT(*), COALESCE(SUM(coins), 0) FROM (
+        SELECT CAST(SUM(credited_carbon_mg - settled_carbon_mg) AS BIGINT) / %(rate)s AS coins
+        FROM activities_dailycarbon
+        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
+        GROUP BY user_id
+    ) AS owed
+    WHERE coins > 0
+"""
+
+
+def settlement_owed(*, day: datetime.date) -> SettlementOwed:
+    """Carbon credited on or before `day` and not settled, in whole coins at the day's rate.
+
+    After the day's settlement it is what was credited since (records approved late from review):
+    the next night's settlement pays it, or an operator's `settle_day DAY --owed` now. Remainders
+    below a coin are left out: they wait for more carbon, as settlement leaves them. One statement
+    over the partial index of unsettled rows.
+    """
+    rate = coin_rate_for_day(day=day)
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLEMENT_OWED_SQL, {"day": day, "rate": rate})
+        people, coins = cursor.fetchone()
+    return SettlementOwed(day=day, people=int(people), carbon_mg=int(coins) * rate, coins=int(coins))

@@ -25,6 +25,23 @@ def settlement_settle_day(day: str) -> dict:
     return {"day": day, "status": run.status, "accounts": run.accounts_settled, "coins": run.coins_minted}
 
 
+@shared_task(name="rewards.settlement_settle_owed")
+def settlement_settle_owed(day: str, started_by_id: int | None = None) -> dict:
+    """An operator's settlement of what a settled day still owes (a new round of the day); a retry or
+    a second delivery pays only what is still owed."""
+    workers = getattr(settings, "REWARDS_SETTLEMENT_WORKERS", DEFAULT_WORKERS)
+    run = settlement_run(
+        day=datetime.date.fromisoformat(day), workers=workers, owed=True, started_by_id=started_by_id
+    )
+    return {
+        "day": day,
+        "round": run.round,
+        "status": run.status,
+        "accounts": run.accounts_settled,
+        "coins": run.coins_minted,
+    }
+
+
 @shared_task(name="rewards.settlement_settle_yesterday")
 def settlement_settle_yesterday() -> dict:
     """The nightly job, shortly after local midnight: settle the local day that just ended."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -31,6 +32,31 @@ class AgreementOutput(serializers.Serializer):
     url = serializers.CharField()
     summary = serializers.CharField()
     effective_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(component_name="AcceptedAgreement")
+class AcceptedAgreementInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AgreementKind.choices)
+    version = serializers.CharField(max_length=32)
+
+
+class AcceptedAgreementsField(serializers.ListField):
+    """The agreement versions a person accepted, in the one shape every request sends them: a list
+    of `{"kind", "version"}`, as `GET /api/v1/agreements` shows them. Validated into kind → version."""
+
+    child = AcceptedAgreementInput()
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("min_length", 1)
+        kwargs.setdefault("max_length", len(AgreementKind.values))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> dict[str, str]:
+        accepted = super().to_internal_value(data)
+        versions = {item["kind"]: item["version"] for item in accepted}
+        if len(versions) != len(accepted):
+            raise serializers.ValidationError(_("Send each kind of agreement once."))
+        return versions
 
 
 class ProfileOutput(serializers.Serializer):

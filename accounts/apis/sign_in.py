@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
+    AcceptedAgreementsField,
     AgreementOutput,
     JsonApiView,
     ProfileOutput,
@@ -19,6 +21,12 @@ from accounts.apis.common import (
 from accounts.models import AgreementKind, User
 from accounts.services import DEVICE_ID_PATTERN
 from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
+
+ACCEPTED_HELP = (
+    "The versions of the user agreement and the privacy policy shown, as `GET /api/v1/agreements` "
+    'gives them: `[{"kind": "user_agreement", "version": …}, {"kind": "privacy_policy", "version": …}]`.'
+)
+DEPRECATED_VERSION_HELP = "Deprecated: send `accepted` instead (still read when `accepted` is left out)."
 
 
 class GuestApi(JsonApiView):
@@ -34,8 +42,36 @@ class GuestApi(JsonApiView):
             max_length=128,
             help_text="A random id the app generates once and keeps (16-128 letters, digits, - or _).",
         )
-        user_agreement_version = serializers.CharField(max_length=32)
-        privacy_policy_version = serializers.CharField(max_length=32)
+        accepted = AcceptedAgreementsField(required=False, help_text=ACCEPTED_HELP)
+        # The first shape released apps sent: one field per kind of agreement.
+        user_agreement_version = serializers.CharField(
+            max_length=32, required=False, help_text=DEPRECATED_VERSION_HELP
+        )
+        privacy_policy_version = serializers.CharField(
+            max_length=32, required=False, help_text=DEPRECATED_VERSION_HELP
+        )
+
+        def validate(self, attrs: dict) -> dict:
+            deprecated = {
+                kind: attrs.pop(f"{kind}_version")
+                for kind in AgreementKind.values
+                if f"{kind}_version" in attrs
+            }
+            versions = {**deprecated, **attrs.pop("accepted", {})}
+            if set(versions) != set(AgreementKind.values):
+                raise serializers.ValidationError(
+                    {"accepted": [_("Send the versions of both the user agreement and the privacy policy.")]}
+                )
+            return {**attrs, "versions": versions}
+
+    @extend_schema_serializer(
+        component_name="GuestGuestInput",  # the name the schema always gave it
+        deprecate_fields=["user_agreement_version", "privacy_policy_version"],
+    )
+    class GuestInputDocumented(GuestInput):
+        """What the schema shows: `accepted` is the shape to send; the old fields are deprecated."""
+
+        accepted = AcceptedAgreementsField(help_text=ACCEPTED_HELP)
 
     class GuestOutput(serializers.Serializer):
         class SessionMeta(serializers.Serializer):
@@ -45,7 +81,7 @@ class GuestApi(JsonApiView):
         created = serializers.BooleanField()
         user = ProfileOutput()
 
-    @extend_schema(request=GuestInput, responses={200: GuestOutput, 201: GuestOutput})
+    @extend_schema(request=GuestInputDocumented, responses={200: GuestOutput, 201: GuestOutput})
     def post(self, request: Request) -> Response:
         data = self.GuestInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,11 +111,9 @@ class MyAgreementsApi(JsonApiView):
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
     class AgreementAcceptInput(serializers.Serializer):
-        class Accepted(serializers.Serializer):
-            kind = serializers.ChoiceField(choices=AgreementKind.choices)
-            version = serializers.CharField(max_length=32)
-
-        accepted = serializers.ListField(child=Accepted(), min_length=1)
+        accepted = AcceptedAgreementsField(
+            help_text="The versions shown (those `pending` listed), as `[{kind, version}, …]`."
+        )
 
     class MyAgreementsOutput(serializers.Serializer):
         class Acceptance(serializers.Serializer):
@@ -106,6 +140,5 @@ class MyAgreementsApi(JsonApiView):
     def post(self, request: Request) -> Response:
         data = self.AgreementAcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
-        versions = {item["kind"]: item["version"] for item in data.validated_data["accepted"]}
-        services.agreements_accept(user=request.user, versions=versions)
+        services.agreements_accept(user=request.user, versions=data.validated_data["accepted"])
         return Response(self._state(request.user))

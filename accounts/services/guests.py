@@ -48,17 +48,11 @@ def _check_device_id(device_id: str) -> None:
         )
 
 
-def _current_agreements_matching(
-    *, user_agreement_version: str, privacy_policy_version: str
-) -> list[Agreement]:
+def _current_agreements_matching(*, versions: dict[str, str]) -> list[Agreement]:
     current = agreements_current()
     if set(current) != {AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY}:
         raise ApplicationError(errors.AGREEMENT_NOT_PUBLISHED)
-    shown = {
-        AgreementKind.USER_AGREEMENT: user_agreement_version,
-        AgreementKind.PRIVACY_POLICY: privacy_policy_version,
-    }
-    if any(current[kind].version != version for kind, version in shown.items()):
+    if any(versions.get(kind) != agreement.version for kind, agreement in current.items()):
         raise ApplicationError(
             errors.AGREEMENT_VERSION_NOT_CURRENT,
             fields={"current": {kind: agreement.version for kind, agreement in current.items()}},
@@ -66,11 +60,11 @@ def _current_agreements_matching(
     return list(current.values())
 
 
-def guest_open(
-    *, device_id: str, user_agreement_version: str, privacy_policy_version: str
-) -> tuple[User, bool]:
+def guest_open(*, device_id: str, versions: dict[str, str]) -> tuple[User, bool]:
     """Opens a guest account for a device, or gives back the device's existing guest account.
 
+    `versions` are the agreement versions the person accepted (kind → version, as for
+    `agreements_accept`); each kind in force must be there, at its current version.
     Returns (person, created). The consent to the versions shown is recorded either way. A
     device whose account was upgraded to a bank/WeChat identity (or merged, or closed) gets no
     guest session any more: the device id is not a secret, the identity now protecting the
@@ -80,9 +74,7 @@ def guest_open(
     loser's insert fails on the unique device digest, and it reads the winner's account back.
     """
     _check_device_id(device_id)
-    agreements = _current_agreements_matching(
-        user_agreement_version=user_agreement_version, privacy_policy_version=privacy_policy_version
-    )
+    agreements = _current_agreements_matching(versions=versions)
     digest = device_digest(device_id)
     now = timezone.now()
     for _attempt in range(2):

@@ -25,6 +25,7 @@ from accounts.models import (
 from accounts.personal_data_registry import personal_data_modules
 from accounts.services.profile import delete_file_after_commit
 from config.api.errors import ApplicationError
+from config.api.serializers import local_datetime_text
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
 def account_export(*, user: User) -> dict[str, Any]:
     """Everything held about the person, as JSON-safe data, one section per app."""
     return {
-        "exported_at": timezone.now().isoformat(),
+        "exported_at": local_datetime_text(timezone.now()),
         "account": str(user.public_id),
         **{
             module.__name__.split(".")[0]: module.personal_data_export(user=user)

@@ -11,11 +11,14 @@ envelope ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+from config.api.serializers import local_datetime_text
 
 REGISTRY: dict[str, ErrorCode] = {}
 
@@ -47,6 +50,24 @@ class ApplicationError(Exception):
 
     def __str__(self) -> str:
         return f"{self.error.code}: {self.message or self.error.message}"
+
+
+def error_fields_rendered(value: Any) -> Any:
+    """`fields` with every moment in it written as the answers write it (`local_datetime_text`: in
+    the local time zone), and days as YYYY-MM-DD.
+
+    The envelope passes every error's fields through here, so a service puts the datetime itself
+    in `fields` and never formats it (a database datetime is in UTC: `.isoformat()` would say so).
+    """
+    if isinstance(value, datetime.datetime):
+        return local_datetime_text(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: error_fields_rendered(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [error_fields_rendered(item) for item in value]
+    return value
 
 
 G = "general"

@@ -44,7 +44,7 @@ def envelope(
         "error": {
             "code": error.code,
             "message": str(message if message is not None else error.message),
-            "fields": fields or {},
+            "fields": errors.error_fields_rendered(fields) if fields else {},
         }
     }
 

@@ -62,9 +62,7 @@ def _refuse_unless_on_sale(offer: Offer, now: datetime) -> None:
     if offer.status != Offer.Status.LIVE:
         raise ApplicationError(errors.OFFER_NOT_AVAILABLE)
     if now < offer.sale_starts_at:
-        raise ApplicationError(
-            errors.OFFER_SALE_NOT_STARTED, fields={"sale_starts_at": offer.sale_starts_at.isoformat()}
-        )
+        raise ApplicationError(errors.OFFER_SALE_NOT_STARTED, fields={"sale_starts_at": offer.sale_starts_at})
     if now >= offer.sale_ends_at:
         raise ApplicationError(errors.OFFER_SALE_ENDED)
 

@@ -43,7 +43,5 @@ def coupon_verify(*, staff: MerchantStaff, token: str = "", code: str = "") -> C
     if updated:
         return coupon
     if coupon.status == Coupon.Status.VERIFIED:
-        raise ApplicationError(
-            errors.COUPON_ALREADY_USED, fields={"verified_at": coupon.verified_at.isoformat()}
-        )
-    raise ApplicationError(errors.COUPON_EXPIRED, fields={"valid_until": coupon.valid_until.isoformat()})
+        raise ApplicationError(errors.COUPON_ALREADY_USED, fields={"verified_at": coupon.verified_at})
+    raise ApplicationError(errors.COUPON_EXPIRED, fields={"valid_until": coupon.valid_until})

@@ -7,12 +7,19 @@ coins is marked settled (oldest day first); the remainder stays outstanding and 
 next settlement, so nothing is lost to rounding. Records approved late from review raise
 `credited_carbon_mg` on their old day and are picked up the same way by the next settlement.
 
-Exactly once: `Settlement(user_id, day)` is unique, and a chunk claims its people by inserting
-their settlement rows before it touches anything else (in user order, so two claimants queue instead
-of deadlocking); a second worker on the same people waits, then fails on the key, rolls back and
-retries the chunk, finding them settled. The carbon is marked settled with a compare-and-set
-(`WHERE settled_carbon_mg = <what this chunk read>`): if anything settled those rows meanwhile (the
-run of another day), the chunk rolls back and is recomputed. No separate locking pass over
+Rounds: the night settles day D as its round 0 (`SettlementRun(day, round)` is unique). Running it
+again changes nothing, so carbon credited on or before D after that round (a late approval) waits
+for the next night's settlement. An operator can settle it now on purpose (`owed=True`: `manage.py
+settle_day D --owed`, or the admin's action): round 1, 2, … of D, which pays exactly what is owed
+then, through the same statements, under keys of its own.
+
+Exactly once: `Settlement(user_id, day, run)` is unique (the run names the round), and a chunk
+claims its people by inserting their settlement rows before it touches anything else (in user
+order, so two claimants queue instead of deadlocking); a second worker on the same people waits,
+then fails on the key, rolls back and retries the chunk, finding them settled. The carbon is marked
+settled with a compare-and-set (`WHERE settled_carbon_mg = <what this chunk read>`): if anything
+settled those rows meanwhile (the run of another day or round), the chunk rolls back and is
+recomputed. No separate locking pass over
 `DailyCarbon`: each row is written once. Each chunk is one database transaction: its coins,
 entries, lots, balances, `settled_carbon_mg` and the run's counters commit together or not at all,
 so a rerun after a killed worker settles only who is left.
@@ -176,6 +183,7 @@ def _chunk_settle(
               AND NOT EXISTS (
                   SELECT 1 FROM rewards_settlement AS settled
                   WHERE settled.user_id = daily.user_id AND settled.day = %(day)s
+                    AND settled.run_id = %(run)s
               )
         ),
         budget AS (
@@ -237,7 +245,12 @@ def _chunk_settle(
         """
     )[0]
     if accounts:
-        params |= {"coins": coins, "key": f"settlement:{run.day.isoformat()}:people:{first_user}-{last_user}"}
+        # Round 0 keeps the key it always had; a later round of the same day has keys of its own.
+        round_key = f":round:{run.round}" if run.round else ""
+        params |= {
+            "coins": coins,
+            "key": f"settlement:{run.day.isoformat()}{round_key}:people:{first_user}-{last_user}",
+        }
         params["transaction"] = _execute(
             """
             INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
@@ -324,14 +337,28 @@ def _chunk_settle(
     return ChunkResult(accounts=accounts, carbon_mg=carbon_mg, coins=coins)
 
 
-def _run_start(*, day: datetime.date) -> SettlementRun:
+def _run_start(*, day: datetime.date, owed: bool, started_by_id: int | None) -> SettlementRun:
+    """The run to work on: the day's latest round while it has not succeeded (resumed), else that
+    round as it is; with `owed`, a new round when settling now would pay anyone."""
+    from rewards.selectors import settlement_owed
+
+    latest = SettlementRun.objects.filter(day=day).order_by("-round").first()
+    if latest is not None and latest.status == SettlementRunStatus.SUCCEEDED:
+        if not owed or not settlement_owed(day=day).people:
+            return latest
+        round_number = latest.round + 1
+    else:
+        round_number = 0 if latest is None else latest.round
     with transaction.atomic():
+        # Two callers asking for the same new round get the same run: its people are settled once.
         run, _created = SettlementRun.objects.get_or_create(
             day=day,
+            round=round_number,
             defaults={
                 "status": SettlementRunStatus.RUNNING,
                 "carbon_mg_per_coin": coin_rate_for_day(day=day),
                 "started_at": timezone.now(),
+                "started_by_id": started_by_id,
             },
         )
         if run.status != SettlementRunStatus.SUCCEEDED:
@@ -416,11 +443,16 @@ def settlement_run(
     workers: int = 1,
     on_chunk_committed: Callable[[int, ChunkResult], None] | None = None,
     within_transaction: bool = False,
+    owed: bool = False,
+    started_by_id: int | None = None,
 ) -> SettlementRun:
     """Settles local day `day` (and anything still owed from earlier days), exactly once per person.
 
     Safe to call any number of times, from any number of workers at once: a succeeded run changes
-    nothing; an interrupted one resumes with whoever is not settled yet. Must not run inside a
+    nothing; an interrupted one resumes with whoever is not settled yet. Once the day is settled,
+    `owed=True` settles what was credited on or before it since (a new round of the day, started
+    by the operator `started_by_id`); it too is safe to repeat, and returns the day's latest run
+    unchanged when nothing is owed. Must not run inside a
     transaction (chunks commit as they go), unless `within_transaction` says the caller wants it
     all in its own transaction (the demo loader). `workers` > 1 settles chunks on that many
     database connections at once. `on_chunk_committed(index, result)` is for tests and progress
@@ -428,9 +460,9 @@ def settlement_run(
     """
     if connection.in_atomic_block and not within_transaction:
         raise RuntimeError("settlement commits chunk by chunk: call it outside a transaction")
-    run = _run_start(day=day)
+    run = _run_start(day=day, owed=owed, started_by_id=started_by_id)
     if run.status == SettlementRunStatus.SUCCEEDED:
-        logger.info("settlement.already_done", extra={"day": day.isoformat()})
+        logger.info("settlement.already_done", extra={"day": day.isoformat(), "round": run.round})
         return run
     started = time.monotonic()
     arguments = {
@@ -469,6 +501,8 @@ def settlement_run(
         "settlement.succeeded",
         extra={
             "day": day.isoformat(),
+            "round": run.round,
+            "started_by": run.started_by_id,
             "accounts": run.accounts_settled,
             "coins": run.coins_minted,
             "carbon_mg": run.carbon_mg_settled,

@@ -40,12 +40,12 @@ def agreements(db):
     }
 
 
-def open_guest(client: APIClient, device_id: str = "device-0123456789abcdef", **overrides):
+def open_guest(client: APIClient, device_id: str = "device-0123456789abcdef", **versions: str):
+    """Opens a guest account accepting the 2026-01 agreements (or the versions given, by kind)."""
+    accepted = {"user_agreement": "2026-01", "privacy_policy": "2026-01", **versions}
     payload = {
         "device_id": device_id,
-        "user_agreement_version": "2026-01",
-        "privacy_policy_version": "2026-01",
-        **overrides,
+        "accepted": [{"kind": kind, "version": version} for kind, version in accepted.items()],
     }
     return client.post("/api/v1/guests", payload, format="json")
 

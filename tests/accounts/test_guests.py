@@ -2,6 +2,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from accounts import crypto
 from accounts.models import AgreementAcceptance, Device, User
@@ -66,11 +67,70 @@ def test_the_same_device_gets_its_existing_guest_account_back(agreements):
 
 
 def test_an_outdated_agreement_version_is_refused_and_nothing_is_created(agreements):
-    response = open_guest(app_client(), user_agreement_version="2025-07")
+    response = open_guest(app_client(), user_agreement="2025-07")
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "agreement_version_not_current"
     assert response.json()["error"]["fields"]["current"]["user_agreement"] == "2026-01"
+    assert User.objects.count() == 0
+
+
+def test_the_deprecated_one_field_per_agreement_shape_still_opens_an_account(agreements):
+    # What released apps sent before `accepted` was the one shape.
+    response = app_client().post(
+        "/api/v1/guests",
+        {
+            "device_id": "device-0123456789abcdef",
+            "user_agreement_version": "2026-01",
+            "privacy_policy_version": "2026-01",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    user = User.objects.get(public_id=response.json()["user"]["public_id"])
+    assert AgreementAcceptance.objects.filter(user=user).count() == 2
+
+
+def test_the_deprecated_shape_is_held_to_the_versions_in_force_too(agreements):
+    response = app_client().post(
+        "/api/v1/guests",
+        {
+            "device_id": "device-0123456789abcdef",
+            "user_agreement_version": "2026-01",
+            "privacy_policy_version": "2025-07",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "agreement_version_not_current"
+    assert User.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("accepted", "message"),
+    [
+        (
+            [{"kind": "user_agreement", "version": "2026-01"}],
+            "Send the versions of both the user agreement and the privacy policy.",
+        ),
+        (
+            [
+                {"kind": "user_agreement", "version": "2026-01"},
+                {"kind": "user_agreement", "version": "2026-01"},
+            ],
+            "Send each kind of agreement once.",
+        ),
+    ],
+)
+def test_a_guest_accepts_each_agreement_once(agreements, accepted, message):
+    response = app_client().post(
+        "/api/v1/guests", {"device_id": "device-0123456789abcdef", "accepted": accepted}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"accepted": [message]}
     assert User.objects.count() == 0
 
 
@@ -149,3 +209,35 @@ def test_a_guest_session_is_a_real_allauth_session(agreements):
     assert response.status_code == 200
     assert response.json()["meta"]["is_authenticated"] is True
     assert response.json()["data"]["user"]["is_guest"] is True
+
+
+def test_the_schema_shows_one_shape_for_accepted_agreements_and_the_old_fields_deprecated(client):
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"][
+        "schemas"
+    ]
+
+    guest = schemas["GuestGuestInputRequest"]
+    accept = schemas["MyAgreementsAgreementAcceptInputRequest"]
+    assert sorted(guest["required"]) == ["accepted", "device_id"]
+    assert guest["properties"]["user_agreement_version"]["deprecated"] is True
+    assert guest["properties"]["privacy_policy_version"]["deprecated"] is True
+    assert guest["properties"]["accepted"]["items"] == accept["properties"]["accepted"]["items"]
+    assert guest["properties"]["accepted"]["items"] == {
+        "$ref": "#/components/schemas/AcceptedAgreementRequest"
+    }
+
+
+def test_the_shape_error_is_in_the_users_language(agreements):
+    # The request activates Chinese for this thread; the override puts the language back after it.
+    with translation.override("en"):
+        response = app_client().post(
+            "/api/v1/guests",
+            {
+                "device_id": "device-0123456789abcdef",
+                "accepted": [{"kind": "privacy_policy", "version": "2026-01"}],
+            },
+            format="json",
+            HTTP_ACCEPT_LANGUAGE="zh-Hans",
+        )
+
+    assert response.json()["error"]["fields"] == {"accepted": ["请同时发送用户协议和隐私政策的版本。"]}

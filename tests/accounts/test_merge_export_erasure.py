@@ -1,6 +1,7 @@
 import base64
 import datetime
 import os
+import re
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
@@ -150,6 +151,10 @@ def test_export_holds_everything_and_masks_identifiers(banks, agreements):
     assert "customer-export-1" not in text
     for module in personal_data_modules():
         assert module.__name__.split(".")[0] in export
+    # Every moment in the export is in the local time zone, as in the rest of the API's answers.
+    moments = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d[0-9:.]*(Z|[+-]\d\d:\d\d)", text)
+    assert moments
+    assert set(moments) == {"+08:00"}
 
 
 def _database_rows_containing(marker: str) -> list[str]:

@@ -20,6 +20,16 @@ from tests.mobile_doc import Recorder, examples_check, is_sign_in_example
 pytestmark = pytest.mark.django_db
 
 
+def guest_body(device_id: str, privacy_policy: str = "2026-01") -> dict:
+    return {
+        "device_id": device_id,
+        "accepted": [
+            {"kind": "user_agreement", "version": "2026-01"},
+            {"kind": "privacy_policy", "version": privacy_policy},
+        ],
+    }
+
+
 def test_the_documented_examples_are_what_the_api_answers(wechat, banks, settings):
     for kind in (AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY):
         services.agreement_publish(
@@ -27,14 +37,12 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
         )
     rec = Recorder()
     anonymous = app_client()
-    device = {"device_id": "5b0f3c8e-6f1a-4d2b-9c7e-1a2b3c4d5e6f", "user_agreement_version": "2026-01"}
+    device_id = "5b0f3c8e-6f1a-4d2b-9c7e-1a2b3c4d5e6f"
 
     rec.call("agreements", anonymous, "get", "/api/v1/agreements")
-    guest = rec.call(
-        "guest-open", anonymous, "post", "/api/v1/guests", {**device, "privacy_policy_version": "2026-01"}
-    )
+    guest = rec.call("guest-open", anonymous, "post", "/api/v1/guests", guest_body(device_id))
     rec.call(
-        "guest-outdated", anonymous, "post", "/api/v1/guests", {**device, "privacy_policy_version": "2025-07"}
+        "guest-outdated", anonymous, "post", "/api/v1/guests", guest_body(device_id, privacy_policy="2025-07")
     )
     guest_client = app_client(guest.json()["meta"]["session_token"])
     rec.call("me", guest_client, "get", "/api/v1/me")
@@ -80,11 +88,7 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
     replay = {**bank_body, "process": "login"}
     rec.call("bank-replayed", app_client(), "post", PROVIDER_TOKEN_URL, replay)
 
-    second_device = {
-        **device,
-        "device_id": "0d9e8f7a-1b2c-4d3e-8f9a-0b1c2d3e4f5a",
-        "privacy_policy_version": "2026-01",
-    }
+    second_device = guest_body("0d9e8f7a-1b2c-4d3e-8f9a-0b1c2d3e4f5a")
     other_guest_token = (
         app_client().post("/api/v1/guests", second_device, format="json").json()["meta"]["session_token"]
     )
@@ -113,13 +117,7 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
     rec.call("not-signed-in", guest_client, "get", "/api/v1/me")
     settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "guest_ip": "1/hour"}
     from_one_address = APIClient(REMOTE_ADDR="203.0.113.7")
-    from_one_address.post("/api/v1/guests", {**device, "privacy_policy_version": "2026-01"}, format="json")
-    rec.call(
-        "rate-limited",
-        from_one_address,
-        "post",
-        "/api/v1/guests",
-        {**device, "privacy_policy_version": "2026-01"},
-    )
+    from_one_address.post("/api/v1/guests", guest_body(device_id), format="json")
+    rec.call("rate-limited", from_one_address, "post", "/api/v1/guests", guest_body(device_id))
 
     examples_check(rec, owns=is_sign_in_example)

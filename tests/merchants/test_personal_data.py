@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import timezone
 
 from merchants import personal_data
 from merchants.models import Coupon, MerchantStaff, OfferRedemptionCount
@@ -31,14 +32,15 @@ def test_export_lists_the_persons_coupons(shop, citizen):
             "merchant": shop.merchant.name,
             "price_coins": offer.price_coins,
             "status": "issued",
-            "issued_at": coupon.issued_at.isoformat(),
-            "valid_until": coupon.valid_until.isoformat(),
+            "issued_at": timezone.localtime(coupon.issued_at).isoformat(),
+            "valid_until": timezone.localtime(coupon.valid_until).isoformat(),
             "verified_at": None,
             "expired_at": None,
             "refunded_at": None,
         }
     ]
     assert exported["merchant_staff"] is None
+    assert exported["coupons"][0]["valid_until"].endswith("+08:00")
 
 
 def test_export_of_a_clerk_shows_their_place(shop):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -116,6 +116,19 @@ def test_the_sale_window_is_enforced(shop, citizen, citizen_client, starts, ends
     assert response.json()["error"]["code"] == code
     assert balance(citizen) == 1000
     assert Coupon.objects.count() == 0
+
+
+def test_a_sale_not_started_says_when_it_starts_in_local_time_as_the_offer_does(shop, citizen_client):
+    starts = datetime(2030, 1, 1, 1, 30, tzinfo=UTC)
+    offer = OfferFactory(
+        merchant=shop.merchant, sale_starts_at=starts, sale_ends_at=starts + timedelta(days=2)
+    )
+
+    response = redeem(citizen_client, offer)
+    shown = citizen_client.get(f"/api/v1/catalog/offers/{offer.public_id}")
+
+    assert response.json()["error"]["fields"] == {"sale_starts_at": "2030-01-01T09:30:00+08:00"}
+    assert shown.json()["sale_starts_at"] == "2030-01-01T09:30:00+08:00"
 
 
 @pytest.mark.parametrize("status", ["draft", "pending_review", "paused", "ended"])

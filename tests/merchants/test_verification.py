@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
@@ -70,17 +70,21 @@ def test_a_used_coupon_is_refused_as_already_used(shop, coupon):
 
     assert again.status_code == 409
     assert error_code(again) == "coupon_already_used"
-    assert "verified_at" in again.json()["error"]["fields"]
+    verified_at = Coupon.objects.get(pk=coupon.pk).verified_at
+    assert again.json()["error"]["fields"] == {"verified_at": timezone.localtime(verified_at).isoformat()}
+    assert again.json()["error"]["fields"]["verified_at"].endswith("+08:00")
     assert again.json()["error"]["message"] == "This coupon has already been used."
 
 
 def test_an_expired_coupon_is_refused_as_expired(shop, coupon):
-    Coupon.objects.filter(pk=coupon.pk).update(valid_until=timezone.now() - timedelta(seconds=1))
+    expired = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # midnight of 21 November in Shanghai
+    Coupon.objects.filter(pk=coupon.pk).update(valid_until=expired)
 
     response = shop.clerk_client.post(VERIFY, {"code": coupon.code})
 
     assert response.status_code == 409
     assert error_code(response) == "coupon_expired"
+    assert response.json()["error"]["fields"] == {"valid_until": "2026-11-21T00:00:00+08:00"}
     assert Coupon.objects.get(pk=coupon.pk).status == "issued"
 
 

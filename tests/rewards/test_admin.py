@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from rewards.models import LedgerTransaction, SettlementRun
-from rewards.services import settlement_run
+from rewards.services import settlement_run, wallet_account_for_user
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
 
@@ -84,6 +84,41 @@ def test_a_run_can_be_resumed_from_the_admin(operator_client, person):
 
     run.refresh_from_db()
     assert (run.status, run.accounts_settled, run.coins_minted) == ("succeeded", 1, 2)
+
+
+def test_an_operator_settles_what_a_settled_day_owes_from_the_admin_and_is_recorded(operator_client, person):
+    day = datetime.date(2026, 11, 20)
+    quiet_day = datetime.date(2026, 11, 19)
+    carbon_credit(person, day, 20_000)
+    first = settlement_run(day=day)
+    quiet = settlement_run(day=quiet_day)
+    carbon_credit(person, day, 30_000)  # approved from the review queue after the night
+
+    page = operator_client.post(
+        "/admin/rewards/settlementrun/",
+        {"action": "settle_owed", "_selected_action": [first.pk, quiet.pk]},
+        follow=True,
+    )
+    operator_client.post(
+        "/admin/rewards/settlementrun/",
+        {"action": "settle_owed", "_selected_action": [first.pk]},
+        follow=True,
+    )
+
+    owed = SettlementRun.objects.get(day=day, round=1)
+    operator = page.context["request"].user
+    assert (owed.status, owed.accounts_settled, owed.coins_minted, owed.started_by_id) == (
+        "succeeded",
+        1,
+        3,
+        operator.pk,
+    )
+    assert SettlementRun.objects.count() == 3
+    assert wallet_account_for_user(user_id=person.pk).balance == 5
+    messages = [str(message) for message in page.context["messages"]]
+    assert messages == ["Queued for 2026-11-20: 1 people, 30.0 g (3 coins).", "Nothing owed on 2026-11-19."]
+    listing = operator_client.get("/admin/rewards/settlementrun/").content.decode()
+    assert operator.username in listing
 
 
 def test_a_coin_rate_for_a_day_already_begun_is_refused_in_the_admin(operator_client):

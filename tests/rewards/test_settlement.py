@@ -7,8 +7,18 @@ import datetime
 import pytest
 
 from activities.models import DailyCarbon
+from config.invariants import invariant_violations
 from rewards.audit import ledger_audit
-from rewards.models import CoinLot, CoinRate, LedgerAccount, Settlement, SettlementRun, SettlementRunStatus
+from rewards.models import (
+    CoinLot,
+    CoinRate,
+    LedgerAccount,
+    LedgerTransaction,
+    Settlement,
+    SettlementRun,
+    SettlementRunStatus,
+)
+from rewards.selectors import SettlementOwed, settlement_owed
 from rewards.services import issuance_account, settlement_run, wallet_account_for_user
 from rewards.tasks import settlement_settle_day
 from tests.accounts.factories import UserFactory
@@ -161,3 +171,110 @@ def test_an_existing_wallet_is_credited_not_duplicated(person):
     wallet.refresh_from_db()
     assert wallet.balance == 1
     assert LedgerAccount.objects.filter(kind="wallet", owner_id=person.pk).count() == 1
+
+
+# --- What a settled day still owes -------------------------------------------------------------
+
+
+def test_settling_what_a_settled_day_owes_pays_exactly_the_difference_once(person):
+    carbon_credit(person, DAY, 30 * G)
+    first = settlement_run(day=DAY)
+    carbon_credit(person, DAY, 40 * G + 500)  # approved from the review queue after the night
+
+    owed = settlement_run(day=DAY, owed=True)
+    again = settlement_run(day=DAY, owed=True)
+    settlement_run(day=DAY)
+
+    assert (owed.round, owed.status, owed.accounts_settled, owed.coins_minted, owed.carbon_mg_settled) == (
+        1,
+        SettlementRunStatus.SUCCEEDED,
+        1,
+        4,
+        40_000,
+    )
+    assert again.pk == owed.pk
+    assert list(SettlementRun.objects.values_list("day", "round")) == [(DAY, 1), (DAY, 0)]
+    assert first.pk != owed.pk
+    assert _balance(person) == 7
+    assert _settled(person, DAY) == (70_500, 70_000)
+    assert list(
+        Settlement.objects.filter(user_id=person.pk).order_by("run__round").values_list("coins", "run")
+    ) == [
+        (3, first.pk),
+        (4, owed.pk),
+    ]
+    assert sorted(
+        LedgerTransaction.objects.filter(kind="settlement").values_list("idempotency_key", flat=True)
+    ) == [
+        f"settlement:{DAY}:people:{person.pk}-{person.pk}",
+        f"settlement:{DAY}:round:1:people:{person.pk}-{person.pk}",
+    ]
+    assert ledger_audit().is_balanced
+    assert invariant_violations() == []
+
+
+def test_the_next_night_pays_nothing_twice_after_an_owed_round(person):
+    carbon_credit(person, DAY, 30 * G)
+    settlement_run(day=DAY)
+    carbon_credit(person, DAY, 40 * G)
+    settlement_run(day=DAY, owed=True)
+    carbon_credit(person, DAY, 20 * G)  # approved later still
+
+    owed_again = settlement_run(day=DAY, owed=True)
+    next_night = settlement_run(day=DAY + datetime.timedelta(days=1))
+
+    assert (owed_again.round, owed_again.coins_minted) == (2, 2)
+    assert (next_night.round, next_night.accounts_settled, next_night.coins_minted) == (0, 0, 0)
+    assert _balance(person) == 9
+    assert _settled(person, DAY) == (90_000, 90_000)
+    assert invariant_violations() == []
+
+
+def test_nothing_owed_starts_no_round(person):
+    carbon_credit(person, DAY, 30 * G)
+    settlement_run(day=DAY)
+    carbon_credit(person, DAY, 9 * G)  # less than a coin: it waits for more carbon
+
+    run = settlement_run(day=DAY, owed=True)
+
+    assert (run.round, run.coins_minted) == (0, 3)
+    assert SettlementRun.objects.count() == 1
+    assert _balance(person) == 3
+    assert settlement_owed(day=DAY) == SettlementOwed(day=DAY, people=0, carbon_mg=0, coins=0)
+
+
+def test_owed_on_a_day_not_settled_yet_settles_it_as_the_night_would(person):
+    carbon_credit(person, DAY, 30 * G)
+
+    run = settlement_run(day=DAY, owed=True, started_by_id=person.pk)
+
+    assert (run.round, run.coins_minted, run.started_by_id) == (0, 3, person.pk)
+    assert _balance(person) == 3
+
+
+def test_a_failed_owed_round_is_resumed_not_repeated(person):
+    carbon_credit(person, DAY, 30 * G)
+    settlement_run(day=DAY)
+    carbon_credit(person, DAY, 40 * G)
+    settlement_run(day=DAY, owed=True)
+    SettlementRun.objects.filter(day=DAY, round=1).update(status=SettlementRunStatus.FAILED)
+
+    resumed = settlement_settle_day(DAY.isoformat())
+
+    assert resumed["status"] == SettlementRunStatus.SUCCEEDED
+    assert SettlementRun.objects.get(day=DAY, round=1).attempts == 2
+    assert SettlementRun.objects.count() == 2
+    assert _balance(person) == 7
+
+
+def test_what_a_settled_day_owes_is_counted_in_whole_coins_at_the_days_rate():
+    late, remainder_only, settled = UserFactory.create_batch(3)
+    for user in (late, remainder_only, settled):
+        carbon_credit(user, DAY, 20 * G)
+    carbon_credit(late, DAY - datetime.timedelta(days=3), 5 * G)
+    settlement_run(day=DAY)
+    carbon_credit(late, DAY, 25 * G)
+    carbon_credit(remainder_only, DAY, 4 * G)
+    carbon_credit(settled, DAY + datetime.timedelta(days=1), 50 * G)  # a later day: not this one's
+
+    assert settlement_owed(day=DAY) == SettlementOwed(day=DAY, people=1, carbon_mg=30_000, coins=3)

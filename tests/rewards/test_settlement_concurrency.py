@@ -171,3 +171,40 @@ def test_settlements_of_two_different_days_at_once_never_settle_the_same_carbon_
     assert _balances() == expected
     assert all(row.credited_carbon_mg - row.settled_carbon_mg == 3_000 for row in DailyCarbon.objects.all())
     assert ledger_audit().is_balanced
+
+
+def test_two_operators_settling_what_a_day_owes_at_once_pay_it_once():
+    expected = _people_with_carbon()
+    settlement_run(day=DAY, chunk_size=7)
+    late = {}
+    for number, user_id in enumerate(sorted(expected), start=1):
+        if number % 2:
+            carbon_credit(UserFactory._meta.model.objects.get(pk=user_id), DAY, 20_000)
+            late[user_id] = 2
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def operator() -> None:
+        try:
+            start.wait()
+            settlement_run(day=DAY, chunk_size=7, owed=True)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=operator) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert _balances() == {user_id: coins + late.get(user_id, 0) for user_id, coins in expected.items()}
+    assert list(SettlementRun.objects.values_list("round", "accounts_settled", "coins_minted")) == [
+        (1, len(late), 2 * len(late)),
+        (0, PEOPLE, sum(expected.values())),
+    ]
+    assert Settlement.objects.filter(day=DAY).count() == PEOPLE + len(late)
+    report = ledger_audit()
+    assert report.is_balanced, report.problems

@@ -15,7 +15,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("month", nargs="?", help="YYYY-MM")
+        parser.add_argument(
+            "month", nargs="?", help="YYYY-MM (default: the month of yesterday, as the nightly job rates it)"
+        )
 
     def handle(self, *args, month: str | None, **options) -> None:
         if month:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 
 from django.core.management.base import BaseCommand
@@ -10,11 +11,27 @@ from rewards.gamification.leaderboards import leaderboard_rebuild
 from rewards.models import LeaderboardPeriod
 
 
+def _period(value: str) -> str:
+    # Checked here rather than with `choices`: argparse checks an empty `nargs="*"` list against the
+    # choices too (Python < 3.12) and refuses the documented default, no period at all.
+    if value not in LeaderboardPeriod.values:
+        raise argparse.ArgumentTypeError(
+            f"invalid period {value!r} (choose from {', '.join(LeaderboardPeriod.values)})"
+        )
+    return value
+
+
 class Command(BaseCommand):
     help = "Rebuilds leaderboards from DailyCarbon (all periods by default); safe to run any time."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("periods", nargs="*", choices=LeaderboardPeriod.values)
+        parser.add_argument(
+            "periods",
+            nargs="*",
+            type=_period,
+            metavar="period",
+            help=f"one or more of {', '.join(LeaderboardPeriod.values)} (default: all of them)",
+        )
         parser.add_argument(
             "--today", type=datetime.date.fromisoformat, help="build as if today were this local day"
         )
