@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core.cache import cache
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -19,6 +20,15 @@ pytest_plugins = ["tests.browser", "tests.schema_conformance"]
 def _clean_cache() -> None:
     """Each test starts with an empty cache (this worker's own Redis database)."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Each test starts in the default language: one that activates another (a request in Chinese
+    through the test client, say) must not leave it to the next test on this worker."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 def session_token_for(user: User) -> str:
