@@ -19,7 +19,8 @@ HEADLESS_ADAPTER = "accounts.adapters.HeadlessAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "allauth.account.adapter.DefaultAccountAdapter"
+# Closed to password sign-ups: people come in as guests, by WeChat or by a bank (accounts/adapters.py).
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
