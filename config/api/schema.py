@@ -9,6 +9,8 @@ from typing import Any
 from drf_spectacular import openapi
 from rest_framework import ISO_8601, serializers
 
+from config.api import idempotency
+
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -27,6 +29,7 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
 
 MONTH_PATTERN = r"^\d{4}-\d{2}$"
 
+ERROR_ENVELOPE_REFERENCE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 ERROR_STATUSES = {
     "400": "Invalid input (`validation_failed`, `malformed_request` or a rule of the domain).",
     "401": "Not signed in (`not_authenticated`).",
@@ -48,7 +51,7 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
     """drf-spectacular POSTPROCESSING_HOOK: adds the envelope to each operation's error responses."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["ErrorEnvelope"] = ERROR_ENVELOPE_SCHEMA
-    reference = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    reference = ERROR_ENVELOPE_REFERENCE
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -68,6 +71,27 @@ class AutoSchema(openapi.AutoSchema):
     Our views declare `InputSerializer` / `OutputSerializer` inside themselves (one view per
     operation); without this every such component would be called "Input" or "Output" and clash.
     """
+
+    def _is_idempotent_write(self) -> bool:
+        return (
+            isinstance(self.view, idempotency.IdempotentWrite) and self.method in self.view.idempotent_methods
+        )
+
+    def get_override_parameters(self) -> list:
+        # A money-moving write (config.api.idempotency.IdempotentWrite) requires its key.
+        parameters = list(super().get_override_parameters())
+        if self._is_idempotent_write():
+            parameters.append(idempotency.schema_parameter())
+        return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if self._is_idempotent_write():
+            responses["428"] = {
+                "description": "No `Idempotency-Key` header (`idempotency_key_required`).",
+                "content": {"application/json": {"schema": ERROR_ENVELOPE_REFERENCE}},
+            }
+        return responses
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         # A DateField with its own output format ("%Y-%m" for a month) is not an RFC 3339 date:
