@@ -29,7 +29,6 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
 
 MONTH_PATTERN = r"^\d{4}-\d{2}$"
 
-ERROR_ENVELOPE_REFERENCE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 ERROR_STATUSES = {
     "400": "Invalid input (`validation_failed`, `malformed_request` or a rule of the domain).",
     "401": "Not signed in (`not_authenticated`).",
@@ -51,18 +50,30 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
     """drf-spectacular POSTPROCESSING_HOOK: adds the envelope to each operation's error responses."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["ErrorEnvelope"] = ERROR_ENVELOPE_SCHEMA
-    reference = ERROR_ENVELOPE_REFERENCE
+    reference = {"$ref": "#/components/schemas/ErrorEnvelope"}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             responses = operation.setdefault("responses", {})
-            for status, description in ERROR_STATUSES.items():
+            statuses = dict(ERROR_STATUSES)
+            if _requires_idempotency_key(operation):
+                statuses["428"] = "No `Idempotency-Key` header (`idempotency_key_required`)."
+            for status, description in statuses.items():
                 responses.setdefault(
                     status,
                     {"description": description, "content": {"application/json": {"schema": reference}}},
                 )
     return result
+
+
+def _requires_idempotency_key(operation: dict[str, Any]) -> bool:
+    return any(
+        parameter.get("in") == "header"
+        and parameter.get("name") == idempotency.HEADER
+        and parameter.get("required")
+        for parameter in operation.get("parameters", [])
+    )
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -83,15 +94,6 @@ class AutoSchema(openapi.AutoSchema):
         if self._is_idempotent_write():
             parameters.append(idempotency.schema_parameter())
         return parameters
-
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        if self._is_idempotent_write():
-            responses["428"] = {
-                "description": "No `Idempotency-Key` header (`idempotency_key_required`).",
-                "content": {"application/json": {"schema": ERROR_ENVELOPE_REFERENCE}},
-            }
-        return responses
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         # A DateField with its own output format ("%Y-%m" for a month) is not an RFC 3339 date:

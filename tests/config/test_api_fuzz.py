@@ -287,14 +287,28 @@ def test_every_operation_with_a_spoofed_forwarded_for_and_no_idempotency_key(
 
 
 def test_the_writes_that_move_coins_require_an_idempotency_key_in_the_schema():
-    required = sorted(
-        operation.label
-        for result in schema.get_all_operations()
-        for operation in [result.ok()]
-        if (parameter := operation.headers.get("Idempotency-Key")) is not None and parameter.is_required
-    )
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in schema.raw_schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict)
+    ]
+    requiring = {
+        label: operation
+        for label, operation in operations
+        if any(
+            parameter.get("in") == "header"
+            and parameter["name"] == "Idempotency-Key"
+            and parameter.get("required")
+            for parameter in operation.get("parameters", [])
+        )
+    }
 
-    assert required == [
+    assert sorted(requiring) == [
         "POST /api/v1/catalog/offers/{offer_id}/redeem",
         "POST /api/v1/welfare/projects/{project_id}/donations",
     ]
+    assert all("428" in operation["responses"] for operation in requiring.values())
+    assert not any(
+        "428" in operation["responses"] for label, operation in operations if label not in requiring
+    )
