@@ -1,10 +1,12 @@
-"""allauth's hooks into our services: what happens when a bank or WeChat identity signs in."""
+"""allauth's hooks into our services: who may open an account, and what happens when a bank or
+WeChat identity signs in."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 
+from allauth.account.adapter import DefaultAccountAdapter
 from allauth.headless.adapter import DefaultHeadlessAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialAccount
@@ -15,13 +17,32 @@ from django.http import HttpRequest
 from accounts import errors
 from accounts.provider import VERIFIED_DETAILS_STATE
 from accounts.selectors import WECHAT_PROVIDER_ID
+from config.api.client_address import client_address
 
 
 def _error(code: errors.ErrorCode) -> ValidationError:
     return ValidationError(code.message, code=code.code)
 
 
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        """Nobody opens an account with a username and password: people come in as guests
+        (`POST /api/v1/guests`), by the WeChat mini-program or by a bank (the social adapter below),
+        and operators' and demo staff's password accounts are made by operators. Password sign-in
+        (login) stays open to those accounts; allauth's sign-up flow is closed and not listed."""
+        return False
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth's own rate limits count by the address every other limit counts by.
+        return client_address(request)
+
+
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest, sociallogin) -> bool:
+        # The banks' and the mini-program's identities open accounts (allauth would otherwise ask
+        # the account adapter, which refuses password sign-ups).
+        return True
+
     def populate_user(self, request: HttpRequest, sociallogin, data: dict):
         # A random username: a bank's preferred_username or a name must not become ours.
         user = sociallogin.user

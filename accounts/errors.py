@@ -46,6 +46,15 @@ GUEST_DEVICE_UPGRADED = ErrorCode(
     "the identity now protecting it.",
     G,
 )
+SIGN_UP_CLOSED = ErrorCode(
+    "sign_up_closed",
+    403,
+    _("Accounts are not opened with a password. Continue as a guest, or sign in with WeChat or your bank."),
+    "`POST /_allauth/app/v1/auth/signup`: nobody signs up with a username and password. The ways in are "
+    "a guest (`POST /api/v1/guests`), the WeChat mini-program and a bank (`auth/provider/token`); "
+    "password sign-in (`auth/login`) stays open to the accounts operators made.",
+    G,
+)
 ACCOUNT_CLOSED = ErrorCode(
     "account_closed",
     403,

@@ -17,10 +17,10 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework.throttling import BaseThrottle
 
 from accounts import errors as account_errors
 from config.api import errors
+from config.api.client_address import client_address
 from config.api.exceptions import envelope
 
 logger = logging.getLogger(__name__)
@@ -52,16 +52,12 @@ STATUS_CODES: dict[int, errors.ErrorCode] = {
 }
 
 
-def _client_ip(request: HttpRequest) -> str:
-    return BaseThrottle().get_ident(request)
-
-
 def sign_in_rate_limited(request: HttpRequest) -> int | None:
     """Counts a sign-in attempt from the request's IP; returns seconds to wait when over the limit."""
     rate = settings.ACCOUNTS_RATE_LIMITS["sign_in_ip"]
     count_text, period_text = rate.split("/")
     period = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period_text[0]]
-    key = f"accounts:sign_in:{_client_ip(request)}"
+    key = f"accounts:sign_in:{client_address(request)}"
     cache.add(key, 0, timeout=period)
     try:
         count = cache.incr(key)

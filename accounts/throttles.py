@@ -11,11 +11,15 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.selectors import device_digest
 from accounts.services import DEVICE_ID_PATTERN
+from config.api.client_address import client_address
 
 
 class _AccountsRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         return settings.ACCOUNTS_RATE_LIMITS[self.scope]
+
+    def get_ident(self, request) -> str:
+        return client_address(request)
 
 
 class GuestIpThrottle(_AccountsRateThrottle):

@@ -162,13 +162,6 @@ REDEMPTION_LIMIT_REACHED = ErrorCode(
     "The person holds `fields.limit_per_person` coupons of this offer already.",
     G,
 )
-IDEMPOTENCY_KEY_INVALID = ErrorCode(
-    "idempotency_key_invalid",
-    400,
-    _("The Idempotency-Key header is not valid."),
-    "The `Idempotency-Key` header must be 8 to 64 characters of letters, digits, `-` and `_`.",
-    G,
-)
 
 # --- Coupons and verification ------------------------------------------------------------
 COUPON_NOT_FOUND = ErrorCode(

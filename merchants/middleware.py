@@ -3,8 +3,9 @@
 When an offer sells out, the crowd keeps pressing "redeem": most requests a hot offer sees are then
 refusals. `SoldOutRedemptionMiddleware` sits right after the language is chosen and answers a
 redemption of an offer flagged sold out from one Redis round trip (and an index look-up of the
-Idempotency-Key), without the rest of the middleware, URL resolution, sign-in, throttling, DRF's
-request handling or a transaction (`merchants.selectors.sold_out_before_sign_in`).
+Idempotency-Key, which a redemption requires: one without a valid key goes on, to be refused by
+the view), without the rest of the middleware, URL resolution, sign-in, throttling, DRF's request
+handling or a transaction (`merchants.selectors.sold_out_before_sign_in`).
 
 The answer is the full path's, byte for byte: the outer middleware add what they add to every
 response (the request id, the security headers, the language), and this adds what the inner ones
@@ -28,8 +29,9 @@ from django.urls.converters import UUIDConverter
 
 from accounts.authentication import session_token_session_read
 from config.api.exceptions import error_response_rendered
+from config.api.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
+from config.api.idempotency import idempotency_key_error
 from merchants import errors, selectors
-from merchants.apis.citizens import IDEMPOTENCY_KEY
 
 logger = logging.getLogger("merchants")
 
@@ -62,9 +64,9 @@ class SoldOutRedemptionMiddleware:
 
 
 def _sold_out_before_sign_in(request: HttpRequest, *, offer_id: uuid.UUID) -> bool:
-    key = request.headers.get("Idempotency-Key") or None
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
-        return False  # the view answers the malformed key
+    if idempotency_key_error(request) is not None:
+        return False  # the view answers a missing or malformed key, as it does sold out or not
+    key = request.headers[IDEMPOTENCY_KEY_HEADER]
     token = request.headers.get("X-Session-Token", "")
     try:
         check = selectors.sold_out_before_sign_in(

@@ -5,20 +5,17 @@ Thin views: validate, call one service or selector, serialize.
 
 from __future__ import annotations
 
-import re
-
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities.selectors import receipt_of
-from config.api.errors import VALIDATION_FAILED, ApplicationError
+from config.api.idempotency import IdempotentWrite
 from config.api.pagination import CursorPagination
 from config.api.renderers import PNGFileMixin
 from config.api.serializers import represent, represent_many
@@ -26,7 +23,6 @@ from rewards import selectors, services
 from rewards.certificates import donation_certificate_png
 from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject
 
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 BIGINT_MAX = 2**63 - 1
 
 
@@ -243,34 +239,26 @@ class DonationOutput(serializers.ModelSerializer):
         return f"/api/v1/welfare/donations/{donation.public_id}/certificate.png"
 
 
-class ProjectDonateApi(APIView):
+class ProjectDonateApi(IdempotentWrite, APIView):
+    # Coins move: the Idempotency-Key is required (IdempotentWrite); a retry with the same key
+    # returns the donation.
     class InputSerializer(serializers.Serializer):
         amount = serializers.IntegerField(min_value=1, max_value=10_000_000)
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": _IDEMPOTENCY_KEY.pattern},
-                OpenApiParameter.HEADER,
-                description="8–64 letters, digits, - or _. A retry with the same key returns the donation.",
-            )
-        ],
         responses={201: DonationOutput, 200: DonationOutput},
         operation_id="welfare_projects_donate",
     )
     def post(self, request: Request, project_id) -> Response:
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and not _IDEMPOTENCY_KEY.match(key):
-            raise ApplicationError(
-                VALIDATION_FAILED, fields={"Idempotency-Key": [_("8 to 64 letters, digits, - or _.")]}
-            )
         project = get_object_or_404(WelfareProject, public_id=project_id)
         donation = services.donation_make(
-            user=request.user, project=project, amount=body.validated_data["amount"], idempotency_key=key
+            user=request.user,
+            project=project,
+            amount=body.validated_data["amount"],
+            idempotency_key=request.idempotency_key,
         )
         return Response(
             DonationOutput(donation).data,

@@ -187,6 +187,22 @@ IDEMPOTENCY_KEY_REUSED = ErrorCode(
     "The same `Idempotency-Key` came with a different body: use a new key for a new request.",
     G,
 )
+IDEMPOTENCY_KEY_REQUIRED = ErrorCode(
+    "idempotency_key_required",
+    428,
+    _("Send an Idempotency-Key header with this request, so that a retry does not spend twice."),
+    "A write that moves coins (redeeming an offer, donating) came without an `Idempotency-Key` header. "
+    "Send a new random key (8 to 64 letters, digits, `-` or `_`, e.g. a UUID) for each new action, and "
+    "the same key when retrying it: the retry then answers the first attempt's result.",
+    G,
+)
+IDEMPOTENCY_KEY_INVALID = ErrorCode(
+    "idempotency_key_invalid",
+    400,
+    _("The Idempotency-Key header is not valid."),
+    "The `Idempotency-Key` header must be 8 to 64 characters of letters, digits, `-` and `_`.",
+    G,
+)
 SERVER_ERROR = ErrorCode(
     "server_error",
     500,

@@ -12,6 +12,8 @@ from drf_spectacular.drainage import error
 from openapi_schema_validator import OAS30Validator
 from rest_framework import ISO_8601, serializers
 
+from config.api import idempotency
+
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -57,12 +59,24 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             responses = operation.setdefault("responses", {})
-            for status, description in ERROR_STATUSES.items():
+            statuses = dict(ERROR_STATUSES)
+            if _requires_idempotency_key(operation):
+                statuses["428"] = "No `Idempotency-Key` header (`idempotency_key_required`)."
+            for status, description in statuses.items():
                 responses.setdefault(
                     status,
                     {"description": description, "content": {"application/json": {"schema": reference}}},
                 )
     return result
+
+
+def _requires_idempotency_key(operation: dict[str, Any]) -> bool:
+    return any(
+        parameter.get("in") == "header"
+        and parameter.get("name") == idempotency.HEADER
+        and parameter.get("required")
+        for parameter in operation.get("parameters", [])
+    )
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -77,6 +91,18 @@ class AutoSchema(openapi.AutoSchema):
         if direction == "response" and isinstance(field, serializers.Field) and _answers_null(field):
             meta["nullable"] = True
         return meta
+
+    def _is_idempotent_write(self) -> bool:
+        return (
+            isinstance(self.view, idempotency.IdempotentWrite) and self.method in self.view.idempotent_methods
+        )
+
+    def get_override_parameters(self) -> list:
+        # A money-moving write (config.api.idempotency.IdempotentWrite) requires its key.
+        parameters = list(super().get_override_parameters())
+        if self._is_idempotent_write():
+            parameters.append(idempotency.schema_parameter())
+        return parameters
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         # A DateField with its own output format ("%Y-%m" for a month) is not an RFC 3339 date:

@@ -19,6 +19,8 @@ import logging
 from django.core.cache import caches
 from rest_framework import throttling
 
+from config.api.client_address import client_address
+
 logger = logging.getLogger(__name__)
 
 try:
@@ -54,6 +56,9 @@ def window_increment(key: str, seconds: int) -> int:
 
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
     """`SimpleRateThrottle`'s rates, scopes and cache keys, counted in fixed windows."""
+
+    def get_ident(self, request) -> str:
+        return client_address(request)
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:

@@ -19,6 +19,10 @@ SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-a-secret")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The reverse proxies in front of gunicorn (addresses or CIDR networks, comma-separated): only
+# what they append to X-Forwarded-For is believed (config/api/client_address.py). Unset, the TCP
+# peer is the client and X-Forwarded-For is ignored.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # --- Apps ------------------------------------------------------------------------------
 # Our four apps depend in one direction: accounts <- activities <- rewards <- merchants.
@@ -55,6 +59,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    # The client's address, resolved once into REMOTE_ADDR before anything reads it.
+    "config.api.client_address.ClientAddressMiddleware",
     "config.api.middleware.RequestIdMiddleware",
     # Under /api/ and /_allauth/: any error answer that is not JSON (whoever made it) becomes the
     # envelope; then hostile bodies, NUL characters and oversized requests are refused unread.

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.errors import ApplicationError
+from config.api.idempotency import IdempotentWrite
 from config.api.renderers import PNGFileMixin
 from merchants import errors, selectors, services
 from merchants.apis.common import CouponCursorPagination
@@ -107,34 +106,20 @@ class CatalogDetailApi(APIView):
         return Response(selectors.catalog_offer_dict(offer, codes))
 
 
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
-IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-
-
-class OfferRedeemApi(APIView):
-    # A redemption of an offer flagged sold out is answered before it gets here, by
-    # merchants.middleware.SoldOutRedemptionMiddleware; a redemption it let through brings the
-    # session it read to sign-in.
+class OfferRedeemApi(IdempotentWrite, APIView):
+    # Coins move: the Idempotency-Key is required (IdempotentWrite); a retry with the same key
+    # returns the same coupon. A redemption of an offer flagged sold out is answered before it gets
+    # here, by merchants.middleware.SoldOutRedemptionMiddleware; a redemption it let through brings
+    # the session it read to sign-in.
     @extend_schema(
         request=None,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
-                OpenApiParameter.HEADER,
-                description=(
-                    "8–64 letters, digits, - or _. A retry with the same key returns the same coupon."
-                ),
-            )
-        ],
         responses={201: CouponOutput, 200: CouponOutput},
         operation_id="catalog_offers_redeem",
     )
     def post(self, request: Request, offer_id) -> Response:
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
-            raise ApplicationError(errors.IDEMPOTENCY_KEY_INVALID)
-        redemption = services.offer_redeem(user=request.user, offer_public_id=offer_id, idempotency_key=key)
+        redemption = services.offer_redeem(
+            user=request.user, offer_public_id=offer_id, idempotency_key=request.idempotency_key
+        )
         return Response(
             coupon_output(redemption.coupon),
             status=status.HTTP_201_CREATED if redemption.created else status.HTTP_200_OK,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.http import HttpRequest
-from rest_framework.throttling import BaseThrottle
+
+from config.api.client_address import client_address as resolved_client_address
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,10 @@ VERIFY_PER_ADDRESS = Limit("verify:ip", attempts=60, window_seconds=60)
 
 
 def client_address(request: HttpRequest) -> str:
-    """The client's address as the API's throttles see it (X-Forwarded-For behind the proxy,
-    trusted as far as DRF's NUM_PROXIES says), so the console and the API count alike."""
-    return BaseThrottle().get_ident(request) or "unknown"
+    """The client's address as the API's throttles see it (`config.api.client_address`: what the
+    trusted proxies forwarded, never a header as the client sent it), so the console and the API
+    count alike."""
+    return resolved_client_address(request) or "unknown"
 
 
 def _key(limit: Limit, subject: str) -> str:

@@ -40,6 +40,13 @@ def test_the_documented_examples_are_what_the_api_answers(wechat, banks, setting
     device_id = "5b0f3c8e-6f1a-4d2b-9c7e-1a2b3c4d5e6f"
 
     rec.call("agreements", anonymous, "get", "/api/v1/agreements")
+    rec.call(
+        "sign-up-closed",
+        anonymous,
+        "post",
+        "/_allauth/app/v1/auth/signup",
+        {"username": "xiaolv", "password": "a-long-password-1"},
+    )
     guest = rec.call("guest-open", anonymous, "post", "/api/v1/guests", guest_body(device_id))
     rec.call(
         "guest-outdated", anonymous, "post", "/api/v1/guests", guest_body(device_id, privacy_policy="2025-07")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from urllib.parse import urlencode
 
 import pytest
@@ -34,6 +35,7 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from django.test import Client
+from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -70,6 +72,9 @@ DOMAIN_REJECTIONS = {
 
 application = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+# A missing Idempotency-Key is a precondition the request lacks: 428 (config/api/idempotency.py).
+_missing_header = schema.config.checks.missing_required_header
+_missing_header.expected_statuses = [*_missing_header.expected_statuses, "428"]
 allauth = schemathesis.openapi.from_wsgi("/_allauth/openapi.json", application)
 
 
@@ -319,3 +324,101 @@ def test_every_operation_refuses_hostile_input_in_the_envelope(api, db):
     }
     assert operations == every_operation
     assert problems == []
+
+
+# --- Spoofed forwarding headers and missing Idempotency-Keys, on every operation ----------------
+# Every operation is called as generated but with a forged X-Forwarded-For (which the peer, not a
+# trusted proxy, sent: it must change nothing) and without its Idempotency-Key: where the schema
+# declares the key required (writes that move coins), the answer is 428 `idempotency_key_required`
+# and nothing is spent; elsewhere, no server error and the envelope as always.
+SPOOFED_FORWARDED_FOR = (
+    "198.51.100.7",
+    "203.0.113.1, 198.51.100.7, 10.0.0.1",
+    "2001:db8::1, ::ffff:10.0.0.2",
+    "unknown, , not-an-address,",
+    "999.999.999.999",
+    ", ".join(f"10.{n // 256}.{n % 256}.1" for n in range(500)),
+)
+
+
+def _names_a_route(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+def _requires_idempotency_key(case) -> bool:
+    parameter = case.operation.headers.get("Idempotency-Key")
+    return parameter is not None and parameter.is_required
+
+
+def _caller_who_accepted_the_agreements() -> str:
+    """A session token of a person who accepted the agreements in force: a write is judged on its key."""
+    from accounts.services import agreements_accept_current
+
+    person = UserFactory()
+    agreements_accept_current(user=person)
+    return session_token_for(person)
+
+
+@schema.parametrize()
+@settings(FUZZ_SETTINGS, max_examples=1, phases=[Phase.generate])
+def test_every_operation_with_a_spoofed_forwarded_for_and_no_idempotency_key(
+    case, database_kept_open, settings
+):
+    from rewards.models import Donation, LedgerTransaction
+
+    cache.clear()
+    pick = zlib.crc32(case.operation.label.encode())
+    # Half the operations behind a trusted proxy (the test client's peer), so the header is parsed.
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8"] if pick % 2 else []
+    headers = {
+        name: value for name, value in (case.headers or {}).items() if name.lower() != "idempotency-key"
+    }
+    spoofed = SPOOFED_FORWARDED_FOR[pick % len(SPOOFED_FORWARDED_FOR)]
+    if "X-Session-Token" in headers:
+        headers["X-Session-Token"] = _caller_who_accepted_the_agreements()
+    case.headers = {**headers, "X-Forwarded-For": spoofed}
+    spent_before = (LedgerTransaction.objects.count(), Donation.objects.count())
+
+    response = case.call()
+
+    count_response(response.status_code)
+    FIGURES["bad inputs tried"] += 1
+    case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+    # Whatever else is wrong with the request (negative cases too), a route that requires the key
+    # asks for it first; only a path that names no route (a generated id of the wrong shape) is a 404.
+    if _requires_idempotency_key(case) and _names_a_route(case.formatted_path):
+        assert response.status_code == 428, (case.operation.label, response.status_code, response.text[:300])
+        assert response.json()["error"]["code"] == "idempotency_key_required"
+        assert (LedgerTransaction.objects.count(), Donation.objects.count()) == spent_before
+
+
+def test_the_writes_that_move_coins_require_an_idempotency_key_in_the_schema():
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in schema.raw_schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict)
+    ]
+    requiring = {
+        label: operation
+        for label, operation in operations
+        if any(
+            parameter.get("in") == "header"
+            and parameter["name"] == "Idempotency-Key"
+            and parameter.get("required")
+            for parameter in operation.get("parameters", [])
+        )
+    }
+
+    assert sorted(requiring) == [
+        "POST /api/v1/catalog/offers/{offer_id}/redeem",
+        "POST /api/v1/welfare/projects/{project_id}/donations",
+    ]
+    assert all("428" in operation["responses"] for operation in requiring.values())
+    assert not any(
+        "428" in operation["responses"] for label, operation in operations if label not in requiring
+    )

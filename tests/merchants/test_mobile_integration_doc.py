@@ -62,6 +62,7 @@ def test_the_documented_redemption_examples_are_what_the_api_answers(client_for)
     rec.call(
         "coins-redeem-retried", app, "post", redeem(coffee.public_id), headers={"Idempotency-Key": FIRST_TAP}
     )
+    rec.call("coins-redeem-no-key", app, "post", redeem(bike_card.public_id))
     rec.call(
         "coins-redeem-key-reused",
         app,

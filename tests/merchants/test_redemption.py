@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.django_db
 
 
 def redeem(client, offer, key=None, **headers):
-    if key:
-        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    """A redemption as the app sends it: with a new Idempotency-Key unless one is given."""
+    headers["HTTP_IDEMPOTENCY_KEY"] = key or uuid.uuid4().hex
     return client.post(f"/api/v1/catalog/offers/{offer.public_id}/redeem", **headers)
 
 
@@ -143,7 +144,10 @@ def test_only_live_offers_can_be_redeemed(shop, citizen, citizen_client, status)
 
 
 def test_an_unknown_offer_is_not_available(citizen_client):
-    response = citizen_client.post("/api/v1/catalog/offers/00000000-0000-0000-0000-000000000000/redeem")
+    response = citizen_client.post(
+        "/api/v1/catalog/offers/00000000-0000-0000-0000-000000000000/redeem",
+        HTTP_IDEMPOTENCY_KEY="unknown-offer-1",
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "offer_not_available"
 
@@ -262,6 +266,34 @@ def test_a_malformed_key_is_refused(shop, citizen_client, key):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "idempotency_key_invalid"
     assert Coupon.objects.count() == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": ""}])
+def test_a_redemption_without_a_key_is_refused_and_spends_nothing(shop, citizen, citizen_client, headers):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=60, total_stock=5)
+
+    response = citizen_client.post(f"/api/v1/catalog/offers/{offer.public_id}/redeem", **headers)
+
+    assert response.status_code == 428
+    assert response.json()["error"]["code"] == "idempotency_key_required"
+    assert "Idempotency-Key" in response.json()["error"]["message"]
+    assert citizen_client.put(f"/api/v1/catalog/offers/{offer.public_id}/redeem").status_code == 405
+    assert balance(citizen) == 1000
+    assert Offer.objects.get(pk=offer.pk).stock_left == 5
+    assert Coupon.objects.count() == 0
+
+
+def test_a_redemption_without_a_key_is_refused_even_when_the_offer_is_flagged_sold_out(
+    shop, citizen, citizen_client
+):
+    """The early sold-out answer (merchants.middleware) leaves it to the full path, which says 428."""
+    offer = OfferFactory(merchant=shop.merchant, total_stock=1, stock_left=0)
+    catalog_cache.mark_sold_out(offer_public_id=offer.public_id)
+
+    response = citizen_client.post(f"/api/v1/catalog/offers/{offer.public_id}/redeem")
+
+    assert response.status_code == 428
+    assert response.json()["error"]["code"] == "idempotency_key_required"
 
 
 def test_the_price_is_fixed_on_the_coupon_when_redeemed(shop, citizen, citizen_client):
@@ -473,7 +505,7 @@ def test_only_a_post_to_the_redemption_route_is_answered_before_sign_in(shop, ci
     catalog_cache.mark_sold_out(offer_public_id=offer.public_id)
     redeem_path = f"/api/v1/catalog/offers/{offer.public_id}/redeem"
 
-    assert citizen_client.post(redeem_path).status_code == 409
+    assert citizen_client.post(redeem_path, HTTP_IDEMPOTENCY_KEY="only-post-0001").status_code == 409
     assert citizen_client.get(redeem_path).status_code == 405  # the view's answer, not the shortcut's
     assert citizen_client.post(f"/api/v1/catalog/offers/{offer.public_id}").status_code == 405
     assert citizen_client.post(f"{redeem_path}/again").status_code == 404

@@ -18,8 +18,10 @@ import uuid
 import zlib
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
+from rest_framework.test import APIClient
 
 from activities.models import ActivityRecord, DailyCarbon, StepDay
 from config.api.errors import REGISTRY
@@ -81,7 +83,10 @@ def test_a_donation_of_a_bad_amount_is_refused(citizen, amount):
     before = state()
 
     response = client.post(
-        f"/api/v1/welfare/projects/{project.public_id}/donations", {"amount": amount}, format="json"
+        f"/api/v1/welfare/projects/{project.public_id}/donations",
+        {"amount": amount},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
     )
 
     assert_refused(response, "validation_failed", "malformed_request")
@@ -94,7 +99,10 @@ def test_more_than_the_wallet_holds_is_refused(citizen):
     before = state()
 
     response = client.post(
-        f"/api/v1/welfare/projects/{project.public_id}/donations", {"amount": 1001}, format="json"
+        f"/api/v1/welfare/projects/{project.public_id}/donations",
+        {"amount": 1001},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
     )
 
     assert_refused(response)
@@ -557,7 +565,9 @@ def test_no_write_endpoint_lets_a_caller_set_protected_fields(client_for):
         ),
     ]
     for method, path, body in calls:
-        response = method(path, _with_forbidden(body, other, owner), format="json")
+        response = method(
+            path, _with_forbidden(body, other, owner), format="json", HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex
+        )
         count_response(response.status_code)
         FIGURES["bad inputs tried"] += 1
         assert response.status_code < 500, (path, response.content[:300])
@@ -583,3 +593,68 @@ def test_no_write_endpoint_lets_a_caller_set_protected_fields(client_for):
     assert not Merchant.objects.filter(status=Merchant.Status.APPROVED, name="Mass Tea").exists()
     owner.refresh_from_db()
     assert (owner.is_staff, owner.is_superuser) == (False, False)
+
+
+# --- Missing idempotency keys and forged forwarding headers --------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, ""])
+@pytest.mark.parametrize("route", ["redeem", "donate"])
+def test_a_coin_moving_write_without_an_idempotency_key_is_refused_and_changes_nothing(citizen, route, key):
+    user, client = citizen
+    path = {
+        "redeem": lambda: f"/api/v1/catalog/offers/{OfferFactory(price_coins=5).public_id}/redeem",
+        "donate": lambda: f"/api/v1/welfare/projects/{WelfareProjectFactory().public_id}/donations",
+    }[route]()
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    before = state()
+
+    response = client.post(path, {"amount": 5}, format="json", **headers)
+
+    assert response.status_code == 428
+    assert_refused(response, "idempotency_key_required")
+    assert state() == before
+
+
+FORGED_FORWARDED_FOR = [
+    "198.51.100.1",
+    "198.51.100.2, 10.0.0.1",
+    "2001:db8::2",
+    "unknown",
+    ",,,",
+    " ",
+    "999.999.999.999, 256.1.1.1",
+    "1.2.3.4:5678",
+    "[2001:db8::3]:443",
+    "碳, 碳碳",
+    "1.1.1.1, " * 2000,
+]
+
+
+@pytest.mark.parametrize("trusted_proxies", [[], ["127.0.0.0/8"]], ids=["untrusted peer", "trusted peer"])
+def test_forged_forwarding_headers_are_answered_without_a_server_error(db, settings, trusted_proxies):
+    settings.TRUSTED_PROXIES = trusted_proxies
+    for forwarded_for in FORGED_FORWARDED_FOR:
+        cache.clear()
+        for path in ("/api/v1/agreements", "/_allauth/app/v1/auth/session", "/api/v1/me"):
+            response = APIClient().get(path, HTTP_X_FORWARDED_FOR=forwarded_for)
+            count_response(response.status_code)
+            FIGURES["bad inputs tried"] += 1
+            assert response.status_code < 500, (path, forwarded_for[:40], response.content[:300])
+
+
+def test_forged_forwarding_headers_from_an_untrusted_peer_share_its_sign_in_limit(db, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "sign_in_ip": "3/minute"}
+    cache.clear()
+    answers = []
+    for forwarded_for in FORGED_FORWARDED_FOR:
+        response = APIClient().post(
+            "/_allauth/app/v1/auth/login",
+            {"username": "nobody", "password": "wrong-password"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+        count_response(response.status_code)
+        answers.append(response.status_code)
+
+    assert answers == [400] * 3 + [429] * (len(FORGED_FORWARDED_FOR) - 3)

@@ -116,11 +116,38 @@ def test_donating_more_than_the_wallet_holds_answers_with_the_error_code(person,
     project = WelfareProjectFactory()
 
     response = person_client.post(
-        f"/api/v1/welfare/projects/{project.public_id}/donations", {"amount": 1}, format="json"
+        f"/api/v1/welfare/projects/{project.public_id}/donations",
+        {"amount": 1},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="too-much-0001",
     )
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "insufficient_coins"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 428, "idempotency_key_required"),
+        ({"HTTP_IDEMPOTENCY_KEY": ""}, 428, "idempotency_key_required"),
+        ({"HTTP_IDEMPOTENCY_KEY": "bad key"}, 400, "idempotency_key_invalid"),
+    ],
+)
+def test_a_donation_without_a_valid_key_is_refused_and_gives_nothing(
+    person, person_client, headers, status, code
+):
+    fund_wallet(person, 50)
+    project = WelfareProjectFactory()
+
+    response = person_client.post(
+        f"/api/v1/welfare/projects/{project.public_id}/donations", {"amount": 12}, format="json", **headers
+    )
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert _balance(person) == 50
+    assert Donation.objects.count() == 0
 
 
 def test_another_persons_certificate_is_not_found(person, client_for):

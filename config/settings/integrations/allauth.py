@@ -23,7 +23,8 @@ HEADLESS_SPECIFICATION_TEMPLATE_NAME = None
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "allauth.account.adapter.DefaultAccountAdapter"
+# Closed to password sign-ups: people come in as guests, by WeChat or by a bank (accounts/adapters.py).
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"

@@ -21,6 +21,9 @@ REST_FRAMEWORK = {
         "anon": "120/min",
         "user": "600/min",
     },
+    # REMOTE_ADDR already holds the client's address (config.api.client_address resolved it from
+    # the trusted proxies' X-Forwarded-For): DRF's get_ident must not read the header again.
+    "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_CLASSES": [
         "config.api.throttles.AnonRateThrottle",
         "config.api.throttles.UserRateThrottle",
