@@ -36,7 +36,10 @@ def _sm2_private_key() -> bytes:
 
 
 class Command(BaseCommand):
-    help = "New keys (generate), our signing keys' public halves (public), keys of pre-key-id data (legacy)."
+    help = (
+        "New keys (generate), our signing keys' public halves (public), the keys of data sealed before "
+        "key ids (legacy)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("action", choices=["generate", "public", "legacy"])
