@@ -106,7 +106,8 @@ def _value(source: str, *, title: str, body: str, params: dict) -> str:
 def message_body(push: WeChatPush, *, openid: str) -> dict:
     """The send request's body: the template's keywords filled in the platform's language."""
     notification, template = push.notification, push.template
-    with translation.override(settings.LANGUAGE_CODE):
+    # The mini-program's messages are read in WeChat's language for its users here: Chinese.
+    with translation.override(getattr(settings, "WECHAT_MESSAGE_LANGUAGE", "zh-hans")):
         title, body = render(kind=notification.kind, params=notification.params)
     data = {
         # WeChat's `thing` keywords take 20 characters at most.

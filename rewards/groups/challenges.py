@@ -226,7 +226,9 @@ def challenge_settle(*, challenge_id: int, today: datetime.date | None = None) -
     """
     today = today or timezone.localdate()
     challenge = (
-        TeamChallenge.objects.select_for_update().select_related("sponsor", "group").get(pk=challenge_id)
+        TeamChallenge.objects.select_for_update(of=("self",))
+        .select_related("sponsor", "group")
+        .get(pk=challenge_id)
     )
     if challenge.status != ChallengeStatus.MET or challenge.reward_kind == ChallengeReward.NONE:
         return Settled(0, 0, False)
