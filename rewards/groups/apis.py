@@ -310,6 +310,7 @@ class GroupMemberBoardApi(APIView):
     """The group's members ranked by carbon reduced (who opted out of rankings is not listed)."""
 
     @extend_schema(
+        operation_id="groups_members_leaderboard_retrieve",
         parameters=[OpenApiParameter("period", enum=LeaderboardPeriod.values, default="week")],
         responses=MemberBoardOutput,
     )

@@ -172,3 +172,20 @@ def test_someone_elses_group_is_not_found(client_for):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "group_not_found"
     assert User.objects.count() == 2
+
+
+def test_groups_are_in_the_export_and_erasure_leaves_them_with_an_owner(client_for):
+    from accounts.services import account_erase  # noqa: PLC0415
+
+    owner, member = UserFactory(), UserFactory()
+    team = _open_team(client_for(owner))
+    client_for(member).post("/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json")
+
+    exported = client_for(owner).get("/api/v1/me/export").json()
+    account_erase(user=owner)
+
+    assert [(group["name"], group["role"]) for group in exported["rewards"]["groups"]] == [
+        ("骑行小队", "owner")
+    ]
+    assert list(GroupMembership.objects.values_list("user_id", "role")) == [(member.pk, GroupRole.OWNER)]
+    assert Group.objects.get().member_count == 1
