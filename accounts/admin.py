@@ -233,3 +233,6 @@ class SocialAccountAdmin(AllauthSocialAccountAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+from accounts.notifications import admin as _notifications_admin  # noqa: E402, F401 - its pages

@@ -196,3 +196,18 @@ IDENTITY_NOT_FOUND = ErrorCode(
     "Unlinking an identity id that is not one of the person's.",
     G,
 )
+
+NOTIFICATION_NOT_FOUND = ErrorCode(
+    "notification_not_found",
+    404,
+    _("This notification does not exist."),
+    "No notification with this id in the person's inbox.",
+    "notifications",
+)
+QUIET_HOURS_INVALID = ErrorCode(
+    "quiet_hours_invalid",
+    400,
+    _("Quiet hours need a start and an end that differ."),
+    "`quiet_hours.starts_at` equals `ends_at`; send null to turn quiet hours off.",
+    "notifications",
+)

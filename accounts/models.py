@@ -233,3 +233,17 @@ class Friendship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}->{self.friend_id}"
+
+
+from accounts.notifications.models import (  # noqa: E402, F401 - the app's models, beside their services
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    NotificationPreference,
+    PushStatus,
+    QuietHours,
+    WeChatPush,
+    WeChatSubscription,
+    WeChatSubscriptionReport,
+    WeChatTemplate,
+)

@@ -85,6 +85,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             ).order_by("id")
         ],
         "invite_code": InviteCode.objects.filter(user=user).values_list("code", flat=True).first(),
+        **_notifications_export(user),
     }
 
 
@@ -92,6 +93,47 @@ def personal_data_erase(*, user: User) -> None:
     from accounts.services import erase_accounts_data
 
     erase_accounts_data(user=user)
+    _notifications_erase(user)
+
+
+def _notifications_export(user: User) -> dict[str, Any]:
+    from accounts.notifications.models import Notification, NotificationPreference, QuietHours
+
+    quiet = QuietHours.objects.filter(user=user).first()
+    return {
+        "notifications": [
+            {"kind": kind, "params": params, "at": _iso(created_at), "read_at": _iso(read_at)}
+            for kind, params, created_at, read_at in Notification.objects.filter(user=user)
+            .order_by("id")
+            .values_list("kind", "params", "created_at", "read_at")
+        ],
+        "notification_preferences": [
+            {"kind": kind, "channel": channel, "is_enabled": enabled}
+            for kind, channel, enabled in NotificationPreference.objects.filter(user=user)
+            .order_by("id")
+            .values_list("kind", "channel", "is_enabled")
+        ],
+        "quiet_hours": {"starts_at": quiet.starts_at.isoformat(), "ends_at": quiet.ends_at.isoformat()}
+        if quiet
+        else None,
+    }
+
+
+def _notifications_erase(user: User) -> None:
+    """The inbox, preferences, quiet hours and WeChat grants go (pushes go with their notifications)."""
+    from accounts.notifications.models import (
+        Notification,
+        NotificationPreference,
+        QuietHours,
+        WeChatSubscription,
+        WeChatSubscriptionReport,
+    )
+
+    Notification.objects.filter(user=user).delete()
+    NotificationPreference.objects.filter(user=user).delete()
+    QuietHours.objects.filter(user=user).delete()
+    WeChatSubscription.objects.filter(user=user).delete()
+    WeChatSubscriptionReport.objects.filter(user=user).delete()
 
 
 def accounts_merge(*, source_user: User, target_user: User) -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.apis import data_sources, friends, profile, rights, sign_in
+from accounts.apis import data_sources, friends, notifications, profile, rights, sign_in
 
 urlpatterns = [
     path("guests", sign_in.GuestApi.as_view(), name="guest-open"),
@@ -22,4 +22,24 @@ urlpatterns = [
     path("friends", friends.FriendsApi.as_view(), name="friends"),
     path("friends/invitations/<str:code>", friends.InvitationApi.as_view(), name="friend-invitation"),
     path("friends/<uuid:public_id>", friends.FriendApi.as_view(), name="friend"),
+    path("notifications", notifications.NotificationsApi.as_view(), name="notifications"),
+    path("notifications/unread-count", notifications.UnreadCountApi.as_view(), name="notifications-unread"),
+    path(
+        "notifications/read-all",
+        notifications.NotificationsReadAllApi.as_view(),
+        name="notifications-read-all",
+    ),
+    path(
+        "notifications/preferences", notifications.PreferencesApi.as_view(), name="notification-preferences"
+    ),
+    path(
+        "notifications/wechat-subscriptions",
+        notifications.SubscriptionsApi.as_view(),
+        name="notification-wechat-subscriptions",
+    ),
+    path(
+        "notifications/<uuid:notification_id>/read",
+        notifications.NotificationReadApi.as_view(),
+        name="notification-read",
+    ),
 ]

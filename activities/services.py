@@ -19,7 +19,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import DataSource, User
+from accounts.models import DataSource, NotificationKind, User
+from accounts.notifications.services import notification_raise
 from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
 from activities import errors, signing
 from activities.ingest import (
@@ -593,7 +594,19 @@ def record_approve(*, record_id: int, reviewer: User | None, note: str = "") -> 
         credited_carbon_mg=credited,
         decided_at=now,
     )
+    _decision_notify(record, decision="approved")
     return record
+
+
+def _decision_notify(record: ActivityRecord, *, decision: str) -> None:
+    """Tells the person their held (or appealed) record was decided, once per decision."""
+    appealed = record.appealed_at is not None
+    notification_raise(
+        user_id=record.user_id,
+        kind=NotificationKind.APPEAL_DECIDED if appealed else NotificationKind.REVIEW_DECIDED,
+        event_key=f"record_decided:{record.pk}:{'appeal' if appealed else 'review'}",
+        params={"record": record.pk, "day": record.local_day.isoformat(), "decision": decision},
+    )
 
 
 @transaction.atomic
@@ -612,6 +625,7 @@ def record_reject(*, record_id: int, reviewer: User | None, note: str = "") -> A
         note=note,
         decided_at=timezone.now(),
     )
+    _decision_notify(record, decision="rejected")
     return record
 
 

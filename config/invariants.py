@@ -11,6 +11,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
   whose coins were kept counts as settled;
+- team challenges: no challenge pays more than its budget, what it counts as paid is what its
+  payouts and the ledger say, and each member is paid once per challenge;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction).
 
 Read-only and set-based (one query per invariant), so it runs after every test of the reliability
@@ -334,6 +336,43 @@ INVARIANTS: tuple[Invariant, ...] = (
              AND records.local_day = counter.day
         WHERE counter.credited_carbon_mg <> COALESCE(records.credited, 0)
         ORDER BY counter.user_id
+        """,
+    ),
+    # --- Team challenges ---------------------------------------------------------------------
+    Invariant(
+        "challenge budget",
+        lambda r: f"challenge {r[0]}: budget {r[1]}, counted paid {r[2]}, payouts {r[3]}, ledger paid {r[4]}",
+        """
+        SELECT challenge.id, challenge.budget_coins, challenge.paid_coins,
+               COALESCE(payouts.coins, 0), COALESCE(ledger.coins, 0)
+        FROM rewards_teamchallenge AS challenge
+        LEFT JOIN (
+            SELECT challenge_id, SUM(coins) AS coins FROM rewards_challengepayout GROUP BY challenge_id
+        ) AS payouts ON payouts.challenge_id = challenge.id
+        LEFT JOIN (
+            SELECT movement.reference, SUM(entry.amount) AS coins
+            FROM rewards_ledgertransaction AS movement
+            JOIN rewards_ledgerentry AS entry ON entry.transaction_id = movement.id AND entry.amount > 0
+            WHERE movement.kind = 'challenge_reward'
+            GROUP BY movement.reference
+        ) AS ledger ON ledger.reference = 'challenge:' || challenge.public_id::text
+        WHERE challenge.paid_coins > challenge.budget_coins
+           OR challenge.paid_coins <> COALESCE(payouts.coins, 0)
+           OR challenge.paid_coins <> COALESCE(ledger.coins, 0)
+        ORDER BY challenge.id
+        """,
+    ),
+    Invariant(
+        "challenge paid once",
+        lambda r: f"{r[0]}: account {r[1]} credited by {r[2]} reward transactions",
+        """
+        SELECT movement.reference, entry.account_id, COUNT(*)
+        FROM rewards_ledgertransaction AS movement
+        JOIN rewards_ledgerentry AS entry ON entry.transaction_id = movement.id AND entry.amount > 0
+        WHERE movement.kind = 'challenge_reward'
+        GROUP BY movement.reference, entry.account_id
+        HAVING COUNT(*) > 1
+        ORDER BY movement.reference
         """,
     ),
 )

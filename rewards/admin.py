@@ -443,3 +443,6 @@ class CreditProfileAccessAdmin(ReadOnlyAdmin):
     list_select_related = ("user", "partner")
     date_hierarchy = "accessed_at"
     ordering = ("-id",)
+
+
+from rewards.groups import admin as _groups_admin  # noqa: E402, F401 - its pages

@@ -56,3 +56,77 @@ REPORT_PERIOD_INVALID = ErrorCode(
     "The report path named a malformed period or one in the future.",
     G,
 )
+
+# --- Groups and team challenges ---------------------------------------------------------------
+
+GG = "groups"
+
+GROUP_NOT_FOUND = ErrorCode(
+    "group_not_found",
+    404,
+    _("This group does not exist, or you are not in it."),
+    "No group with this id among the person's groups (or it was closed).",
+    GG,
+)
+GROUP_INVITE_CODE_UNKNOWN = ErrorCode(
+    "group_invite_code_unknown",
+    404,
+    _("No group has this invite code."),
+    "The code was mistyped, or the group's admins made a new one (old codes and QR codes stop working).",
+    GG,
+)
+GROUP_NOT_OPEN = ErrorCode(
+    "group_not_open",
+    409,
+    _("This group is not open to members yet."),
+    "A community, employer or school waits for an operator's verification (or was rejected or closed).",
+    GG,
+)
+GROUP_ALREADY_MEMBER = ErrorCode(
+    "group_already_member", 409, _("You are already in this group."), "Joining a group twice.", GG
+)
+GROUP_LIMIT_REACHED = ErrorCode(
+    "group_limit_reached",
+    409,
+    _("You are in as many groups as a person may be; leave one first."),
+    "A person may be in `GROUPS_MAX_PER_PERSON` groups (5); `fields.limit` says how many.",
+    GG,
+)
+GROUP_PERMISSION_DENIED = ErrorCode(
+    "group_permission_denied",
+    403,
+    _("Only the group's owner or admins may do this."),
+    "Changing roles (owner only), removing members or making a new invite code (owner or admins).",
+    GG,
+)
+GROUP_MEMBER_NOT_FOUND = ErrorCode(
+    "group_member_not_found", 404, _("This person is not in the group."), "No such member.", GG
+)
+GROUP_OWNER_KEPT = ErrorCode(
+    "group_owner_kept",
+    409,
+    _("A group always has an owner: hand ownership to someone else first."),
+    "The owner cannot be removed or demoted; they may give ownership to a member (role `owner`).",
+    GG,
+)
+GROUP_APPLICATION_INCOMPLETE = ErrorCode(
+    "group_application_incomplete",
+    400,
+    _("Say which organisation applies and how we can verify it."),
+    "A community, employer or school needs `applicant_name` and `applicant_proof` for the operators.",
+    GG,
+)
+CHALLENGE_NOT_FOUND = ErrorCode(
+    "challenge_not_found",
+    404,
+    _("This challenge does not exist."),
+    "No challenge with this id in the group.",
+    GG,
+)
+CHALLENGE_INVALID = ErrorCode(
+    "challenge_invalid",
+    400,
+    _("The challenge's dates or target are not valid."),
+    "The period must end on or after it starts and not in the past; the target must be above zero.",
+    GG,
+)

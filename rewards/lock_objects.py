@@ -1,9 +1,10 @@
 """Row locks of the rewards app, always taken in one global order so two movements never deadlock.
 
-The order is: wallets, then merchant clearing accounts, then welfare projects, then the expiry sink,
-then the issuance account, each by primary key. Every path follows it: a transfer locks the wallet
-before the merchant; settlement locks its chunk's wallets and touches issuance last, so the one hot
-row (issuance) is held only for the end of a chunk and parallel settlement workers barely wait.
+The order is: wallets, then merchant clearing accounts, then challenge sponsors, then welfare
+projects, then the expiry sink, then the issuance account, each by primary key. Every path follows
+it: a transfer locks the wallet before the merchant; settlement locks its chunk's wallets and
+touches issuance last, so the one hot row (issuance) is held only for the end of a chunk and
+parallel settlement workers barely wait.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from rewards.models import LedgerAccount, LedgerAccountKind
 LOCK_RANK = {
     LedgerAccountKind.WALLET: 0,
     LedgerAccountKind.MERCHANT_CLEARING: 1,
-    LedgerAccountKind.WELFARE_PROJECT: 2,
-    LedgerAccountKind.EXPIRY_SINK: 3,
-    LedgerAccountKind.ISSUANCE: 4,
+    LedgerAccountKind.CHALLENGE_SPONSOR: 2,
+    LedgerAccountKind.WELFARE_PROJECT: 3,
+    LedgerAccountKind.EXPIRY_SINK: 4,
+    LedgerAccountKind.ISSUANCE: 5,
 }
 
 # The same order for raw SQL over rewards_ledgeraccount.

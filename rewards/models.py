@@ -31,6 +31,7 @@ class LedgerAccountKind(models.TextChoices):
     MERCHANT_CLEARING = "merchant_clearing", _("Merchant clearing")
     WELFARE_PROJECT = "welfare_project", _("Welfare project")
     EXPIRY_SINK = "expiry_sink", _("Expired coins")
+    CHALLENGE_SPONSOR = "challenge_sponsor", _("Challenge sponsor's budget")
 
 
 class LedgerAccount(models.Model):
@@ -59,7 +60,10 @@ class LedgerAccount(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(owner_id__isnull=True, kind__in=["issuance", "expiry_sink"])
-                | Q(owner_id__isnull=False, kind__in=["wallet", "merchant_clearing", "welfare_project"]),
+                | Q(
+                    owner_id__isnull=False,
+                    kind__in=["wallet", "merchant_clearing", "welfare_project", "challenge_sponsor"],
+                ),
                 name="ledger_account_owner_matches_kind",
             ),
         ]
@@ -83,6 +87,8 @@ class LedgerTransactionKind(models.TextChoices):
     ACCOUNT_MERGE = "account_merge", _("Accounts merged")
     CORRECTION = "correction", _("Correction")
     ISSUANCE = "issuance", _("Issuance")
+    SPONSOR_FUNDING = "sponsor_funding", _("Challenge budget funded")
+    CHALLENGE_REWARD = "challenge_reward", _("Team challenge reward")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -664,3 +670,23 @@ class CreditProfileAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner_id}→{self.user_id} {self.outcome}"
+
+
+# --- Groups and team challenges (rewards.groups) ---------------------------------------------------
+
+from rewards.groups.models import (  # noqa: E402, F401 - the app's models, defined beside their services
+    ChallengePayout,
+    ChallengeReward,
+    ChallengeSponsor,
+    ChallengeStatus,
+    ChallengeTarget,
+    Group,
+    GroupBoardBuild,
+    GroupBoardEntry,
+    GroupKind,
+    GroupMemberBoardEntry,
+    GroupMembership,
+    GroupRole,
+    GroupStatus,
+    TeamChallenge,
+)

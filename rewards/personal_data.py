@@ -86,8 +86,32 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
     }
 
 
+def _groups_export(user: User) -> dict[str, Any]:
+    from rewards.groups.models import ChallengePayout, GroupMembership
+
+    return {
+        "groups": [
+            {
+                "id": str(membership.group.public_id),
+                "kind": membership.group.kind,
+                "name": membership.group.name,
+                "role": membership.role,
+                "joined_at": membership.joined_at.isoformat(),
+            }
+            for membership in GroupMembership.objects.filter(user=user).select_related("group").order_by("id")
+        ],
+        "challenge_rewards": [
+            {"challenge": payout.challenge.title, "coins": payout.coins, "at": payout.created_at.isoformat()}
+            for payout in ChallengePayout.objects.filter(user_key=user.pk)
+            .select_related("challenge")
+            .order_by("id")
+        ],
+    }
+
+
 def _gamification_export(user: User) -> dict[str, Any]:
     return {
+        **_groups_export(user),
         "monthly_ratings": [
             {"month": month.strftime("%Y-%m"), "level": level, "carbon_mg": carbon_mg, "city_rank": rank}
             for month, level, carbon_mg, rank in MonthlyRating.objects.filter(user=user)
@@ -145,6 +169,12 @@ def personal_data_erase(*, user: User) -> None:
     LeaderboardEntry.objects.filter(user_id=user.pk).delete()
     CreditProfileConsent.objects.filter(user=user).delete()
     CreditProfileAccess.objects.filter(user=user).delete()
+    # Out of every group (an owner's ownership passes on); challenge rewards paid stay in the ledger.
+    from rewards.groups.models import GroupMemberBoardEntry
+    from rewards.groups.services import memberships_erase
+
+    memberships_erase(user=user)
+    GroupMemberBoardEntry.objects.filter(user_id=user.pk).delete()
 
 
 def accounts_merge(*, source_user: User, target_user: User) -> None:

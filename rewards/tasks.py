@@ -93,9 +93,11 @@ def leaderboards_rebuild_today() -> dict:
     """Every few minutes: today's board from the carbon credited so far (settled or not); and any
     other board that is missing (a new week or month, or entries lost in a database crash)."""
     from rewards.gamification.leaderboards import leaderboard_rebuild, leaderboards_heal
+    from rewards.groups.boards import group_board_rebuild
 
     result = leaderboard_rebuild(period="today")
     healed = leaderboards_heal()
+    group_board_rebuild(period="today")
     return {
         "build": result.build.pk,
         "people": result.build.people,
@@ -108,9 +110,12 @@ def leaderboards_rebuild_today() -> dict:
 def leaderboards_rebuild_closed() -> dict:
     """After settlement (and on a schedule): this week, this month and all time, up to yesterday."""
     from rewards.gamification.leaderboards import leaderboards_rebuild
+    from rewards.groups.boards import group_boards_rebuild
 
-    results = leaderboards_rebuild(periods=["week", "month", "all_time"])
-    return {result.build.period: result.build.people for result in results}
+    periods = ["week", "month", "all_time"]
+    results = leaderboards_rebuild(periods=periods)
+    groups = group_boards_rebuild(periods=periods)
+    return {**{result.build.period: result.build.people for result in results}, "groups": groups}
 
 
 @shared_task(name="rewards.ratings_rate_recent")
@@ -139,3 +144,12 @@ def after_settlement() -> dict:
         "ratings": ratings_rate_recent(),
         "badges": badges_award(),
     }
+
+
+@shared_task(name="rewards.challenges_evaluate")
+def challenges_evaluate() -> dict:
+    """Hourly: team challenges met (members told, rewards paid once) or missed; late participants
+    of a met challenge paid until the day after its period."""
+    from rewards.groups.challenges import challenges_evaluate as evaluate
+
+    return evaluate()

@@ -5,6 +5,7 @@ from django.urls import path
 
 from rewards import apis
 from rewards.gamification.urls import urlpatterns as gamification_urlpatterns
+from rewards.groups.urls import urlpatterns as groups_urlpatterns
 
 urlpatterns = [
     path("wallet", apis.WalletApi.as_view(), name="wallet"),
@@ -26,4 +27,4 @@ urlpatterns = [
     ),
 ]
 
-urlpatterns += gamification_urlpatterns
+urlpatterns += gamification_urlpatterns + groups_urlpatterns

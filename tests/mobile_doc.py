@@ -43,7 +43,7 @@ def _normalize(value, key: str = ""):
         return PLACEHOLDER_KEYS[key]
     if key == "id" and isinstance(value, int):
         return 1
-    if key == "code" and isinstance(value, str):
+    if key in ("code", "invite_code") and isinstance(value, str):
         if INVITE_CODE.fullmatch(value):
             return "K7Q2M9XA"
         if COUPON_CODE.fullmatch(value):
@@ -126,9 +126,14 @@ def is_carbon_example(name: str) -> bool:
     return name.startswith("carbon-")
 
 
+def is_together_example(name: str) -> bool:
+    """The groups, inbox and subscription examples (tests/groups/test_mobile_integration_doc.py)."""
+    return name.startswith("together-")
+
+
 def is_sign_in_example(name: str) -> bool:
     """The sign-in and consent examples (tests/accounts/test_mobile_integration_doc.py): the rest."""
-    return not (is_redemption_example(name) or is_carbon_example(name))
+    return not (is_redemption_example(name) or is_carbon_example(name) or is_together_example(name))
 
 
 def examples_check(recorder: Recorder, *, owns: Callable[[str], bool]) -> None:

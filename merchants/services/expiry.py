@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
+from accounts.models import NotificationKind
+from accounts.notifications.services import notifications_insert
 from merchants.models import Coupon
 from rewards import services as ledger
 from rewards.models import LedgerTransactionKind
@@ -99,3 +103,33 @@ def coupon_refund(*, coupon_id: int, now: datetime) -> int:
         memo="expired unused",
     )
     return 1
+
+
+COUPON_REMINDER_DAYS = 3
+_EXPIRING_COUPONS = sql.SQL(
+    """
+    SELECT coupon.user_id,
+           jsonb_build_object('coupon', coupon.public_id::text, 'offer', offer.title,
+                              'expires_on',
+                              to_char(coupon.valid_until AT TIME ZONE %(c_tz)s, 'YYYY-MM-DD')),
+           'coupon_expiring:' || coupon.public_id::text
+      FROM merchants_coupon AS coupon
+      JOIN merchants_offer AS offer ON offer.id = coupon.offer_id
+     WHERE coupon.status = 'issued' AND coupon.user_id IS NOT NULL
+       AND coupon.valid_until > %(c_now)s AND coupon.valid_until <= %(c_until)s
+    """
+)
+
+
+def coupons_expiring_notify(*, now: datetime | None = None) -> int:
+    """Tells people of unused coupons that expire within three days: once a coupon, set-based."""
+    now = now or timezone.now()
+    return notifications_insert(
+        kind=NotificationKind.COUPON_EXPIRING,
+        rows=_EXPIRING_COUPONS,
+        params={
+            "c_now": now,
+            "c_until": now + timedelta(days=COUPON_REMINDER_DAYS),
+            "c_tz": settings.TIME_ZONE,
+        },
+    ).notifications

@@ -15,12 +15,15 @@ constant along a run).
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
-from accounts.models import User
+from accounts.models import NotificationKind, User
+from accounts.notifications.services import notifications_insert
 from activities.models import DailyCarbon
 from rewards.models import Badge, BadgeAward, RatingLevel
 
@@ -144,7 +147,26 @@ def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
             """,
             params,
         )
-        return cursor.rowcount
+        awarded = cursor.rowcount
+    if awarded:
+        # Who got it just now (this statement's `now`), told in one INSERT … SELECT.
+        notifications_insert(
+            kind=NotificationKind.BADGE_EARNED,
+            rows=_AWARDED_NOW,
+            params={
+                "b_badge": badge.pk,
+                "b_now": params["now"],
+                "b_params": json.dumps({"key": badge.key, "name": badge.name, "name_en": badge.name_en}),
+                "b_event": f"badge:{badge.key}",
+            },
+        )
+    return awarded
+
+
+_AWARDED_NOW = sql.SQL(
+    "SELECT user_id, CAST(%(b_params)s AS jsonb), %(b_event)s FROM rewards_badgeaward"
+    " WHERE badge_id = %(b_badge)s AND awarded_at = %(b_now)s"
+)
 
 
 def badges_award(*, since: datetime.date | None = None) -> dict[str, int]:

@@ -15,12 +15,15 @@ day (on the 1st). A rerun replaces that month's ratings; earlier months stay as 
 from __future__ import annotations
 
 import datetime
+import json
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from psycopg import sql
 
-from accounts.models import User
+from accounts.models import NotificationKind, User
+from accounts.notifications.services import notifications_insert
 from rewards.models import MonthlyRating, RatingLevel, RatingRun, RatingThresholds
 
 
@@ -101,7 +104,31 @@ def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | Non
 def ratings_rate_recent(*, today: datetime.date | None = None) -> RatingRun:
     """The daily job: rates the month of yesterday up to yesterday (final on the 1st)."""
     yesterday = (today or timezone.localdate()) - datetime.timedelta(days=1)
-    return ratings_rate_month(month=yesterday.replace(day=1), through_day=yesterday)
+    run = ratings_rate_month(month=yesterday.replace(day=1), through_day=yesterday)
+    if yesterday.month != (yesterday + datetime.timedelta(days=1)).month:
+        # The month just closed: its report (and final rating) is ready.
+        monthly_reports_announce(month=yesterday.replace(day=1), last_day=yesterday)
+    return run
+
+
+_ACTIVE_IN_MONTH = sql.SQL(
+    "SELECT user_id, CAST(%(m_params)s AS jsonb), %(m_event)s FROM activities_dailycarbon"
+    " WHERE day >= %(m_first)s AND day <= %(m_last)s GROUP BY user_id HAVING SUM(credited_carbon_mg) > 0"
+)
+
+
+def monthly_reports_announce(*, month: datetime.date, last_day: datetime.date) -> int:
+    """Tells everyone who reduced carbon in the month that its report is ready (set-based, once)."""
+    return notifications_insert(
+        kind=NotificationKind.MONTHLY_REPORT_READY,
+        rows=_ACTIVE_IN_MONTH,
+        params={
+            "m_params": json.dumps({"month": month.strftime("%Y-%m"), "start": month.isoformat()}),
+            "m_event": f"monthly_report:{month:%Y-%m}",
+            "m_first": month,
+            "m_last": last_day,
+        },
+    ).notifications
 
 
 def rating_history_of(*, user: User, months: int = 24) -> list[MonthlyRating]:

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
+from accounts.models import NotificationKind
+from accounts.notifications.services import notifications_insert
 from rewards.lock_objects import LOCK_ORDER_SQL
 from rewards.models import CoinLot, LedgerAccountKind, LedgerTransactionKind
 from rewards.services.ledger import expiry_sink_account
@@ -155,10 +158,44 @@ def coins_expire(*, today: datetime.date | None = None, chunk_size: int = DEFAUL
 
 
 def expiry_reminders_raise(*, today: datetime.date) -> int:
-    """Flags the lots that expire within the reminder window, once each (one UPDATE)."""
-    return CoinLot.objects.filter(
+    """Flags the lots that expire within the reminder window, once each (one UPDATE), and tells
+    their owners (`expiry_notifications_raise`)."""
+    flagged = CoinLot.objects.filter(
         remaining_amount__gt=0,
         reminder_raised_at__isnull=True,
         expires_on__lte=today + datetime.timedelta(days=EXPIRY_REMINDER_DAYS),
         account__kind=LedgerAccountKind.WALLET,
     ).update(reminder_raised_at=timezone.now())
+    expiry_notifications_raise(today=today)
+    return flagged
+
+
+# The people whose coins expire within a window, one row per person and bucket of expiry days:
+# the month of expiry for the 30-day reminder, the ISO week for the 7-day one. Coins are earned
+# daily, so a reminder per expiry day would be one a day; a bucket makes it one a month (a week).
+_EXPIRING_ROWS = sql.SQL(
+    """
+    SELECT wallet.owner_id,
+           jsonb_build_object('coins', SUM(lot.remaining_amount), 'days', %(x_days)s,
+                              'expires_on', to_char(MIN(lot.expires_on), 'YYYY-MM-DD')),
+           'coins_expiring:' || %(x_days)s || ':' || to_char(lot.expires_on, {bucket})
+      FROM rewards_coinlot AS lot
+      JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id AND wallet.kind = 'wallet'
+     WHERE lot.expires_on > %(x_today)s AND lot.expires_on <= %(x_until)s AND lot.remaining_amount > 0
+     GROUP BY wallet.owner_id, to_char(lot.expires_on, {bucket})
+    """
+)
+REMINDER_WINDOWS = ((30, "YYYY-MM"), (7, "IYYY-IW"))
+
+
+def expiry_notifications_raise(*, today: datetime.date) -> int:
+    """The nightly reminders, 30 and 7 days before coins expire: set-based (one INSERT … SELECT
+    per window), once per person and month (week) of expiry, however often it runs."""
+    raised = 0
+    for days, bucket in REMINDER_WINDOWS:
+        raised += notifications_insert(
+            kind=NotificationKind.COINS_EXPIRING,
+            rows=_EXPIRING_ROWS.format(bucket=sql.Literal(bucket)),
+            params={"x_days": days, "x_today": today, "x_until": today + datetime.timedelta(days=days)},
+        ).notifications
+    return raised

@@ -42,4 +42,8 @@ def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table(settings):
     assert rows[("4 hot offer", "oversold")].value == 0
     assert rows[("1 partner ingest", "records over HTTP")].reference_value > 0
     assert rows[("2 bulk import", "rows imported")].value > 0
+    reminders = rows[("7 reminders", "expiry reminders raised (30 and 7 days)")]
+    assert reminders.value > 0
+    assert reminders.reference_value > 0
+    assert "the same night again raised 0" in reminders.notes
     assert "| scenario" in context.report.table()

@@ -70,8 +70,8 @@ def test_running_the_job_twice_changes_nothing_more(shop, citizen):
     first = expire_coupons()
     second = expire_coupons()
 
-    assert first == {"expired": 1, "refunded": 1}
-    assert second == {"expired": 0, "refunded": 0}
+    assert first == {"expired": 1, "refunded": 1, "reminded": 0}
+    assert second == {"expired": 0, "refunded": 0, "reminded": 0}
     assert LedgerTransaction.objects.filter(kind="coupon_refund").count() == 1
     assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
 

@@ -64,6 +64,7 @@ def test_the_nightly_task_reports_the_result(person):
             "merchant_clearing": 0,
             "welfare_project": 0,
             "expiry_sink": 0,
+            "challenge_sponsor": 0,
             "minted": 1,
         },
     }

@@ -49,7 +49,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "rewards.expire_coins": {
         "task": "rewards.coins_expire",
         "schedule": crontab(hour=0, minute=50),
-        "description": "Moves coins past their expiry day to the expiry sink; raises 30-day reminders.",
+        "description": "Moves coins past their expiry day to the expiry sink; reminds 30 and 7 days before.",
     },
     "rewards.leaderboards_today": {
         "task": "rewards.leaderboards_rebuild_today",
@@ -71,6 +71,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute=15),
         "description": "Awards badges (first rides, streaks, kilograms reduced) to who qualifies, once each.",
     },
+    "rewards.challenges": {
+        "task": "rewards.challenges_evaluate",
+        "schedule": crontab(minute=25),
+        "description": "Team challenges: marks them met or missed, tells the members, pays rewards once.",
+    },
+    "accounts.notification_pushes": {
+        "task": "accounts.notification_pushes_send_due",
+        "schedule": crontab(minute="*"),
+        "description": "Sends the WeChat subscribe messages that are due (quiet hours over, retries).",
+    },
     "rewards.ledger_audit": {
         "task": "rewards.ledger_audit",
         "schedule": crontab(hour=3, minute=30),
@@ -79,6 +89,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "merchants.expire_coupons": {
         "task": "merchants.tasks.expire_coupons",
         "schedule": crontab(hour=0, minute=40),
-        "description": "Expires unused coupons past their validity; refunds coins where the offer says so.",
+        "description": "Expires unused coupons past validity (refunds per the offer); reminds 3 days before.",
     },
 }

@@ -70,6 +70,13 @@ SPECTACULAR_SETTINGS = {
         "CouponStatusEnum": "merchants.models.Coupon.Status",
         "StaffRoleEnum": "merchants.models.MerchantStaff.Role",
         "MerchantCategoryEnum": "merchants.models.MerchantCategory",
+        "NotificationKindEnum": "accounts.notifications.models.NotificationKind",
+        "NotificationChannelEnum": "accounts.notifications.models.NotificationChannel",
+        "GroupKindEnum": "rewards.groups.models.GroupKind",
+        "GroupStatusEnum": "rewards.groups.models.GroupStatus",
+        "GroupRoleEnum": "rewards.groups.models.GroupRole",
+        "ChallengeTargetEnum": "rewards.groups.models.ChallengeTarget",
+        "LeaderboardPeriodEnum": "rewards.models.LeaderboardPeriod",
     },
     # Security comes from the authentication classes (accounts.authentication.SessionTokenScheme):
     # a global SECURITY would be appended to each operation's once more.

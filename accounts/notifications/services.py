@@ -1,0 +1,232 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table names.
+"""Raising notifications (one or millions, one rule), reading them, preferences, WeChat grants.
+
+Every notification goes through one set-based statement, `notifications_insert`: the caller hands a
+SELECT of (user_id, params, event_key) rows — a list of people, or a query of its own as a
+`psycopg.sql.Composable` — and it inserts what the people's preferences allow, once per person and
+event (`ON CONFLICT DO NOTHING`), then queues the WeChat pushes of the kinds that have a template,
+each not before the end of the person's quiet hours.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from psycopg import sql
+
+from accounts.models import User
+from accounts.notifications.models import (
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    QuietHours,
+    WeChatSubscription,
+    WeChatSubscriptionReport,
+    WeChatTemplate,
+)
+
+NOTIFICATIONS = sql.Identifier(Notification._meta.db_table)
+PREFERENCES = sql.Identifier(NotificationPreference._meta.db_table)
+
+# The rows to insert, with the preference filter: `{rows}` yields (user_id, params jsonb, event_key).
+_INSERT = sql.SQL(
+    """
+    INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at)
+    SELECT gen_random_uuid(), rows.user_id, %(kind)s, rows.params, rows.event_key, %(now)s
+      FROM ({rows}) AS rows (user_id, params, event_key)
+     WHERE NOT EXISTS (
+         SELECT 1 FROM {preferences} AS preference
+          WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
+            AND preference.channel = 'inbox' AND NOT preference.is_enabled
+     )
+    ON CONFLICT (user_id, event_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+# The pushes of the notifications just made: those whose kind has an active template and whose
+# person did not turn the channel off and holds a grant; in quiet hours, due when they end (local).
+_QUEUE_PUSHES = """
+INSERT INTO accounts_wechatpush (notification_id, template_id, status, send_after, attempts, created_at)
+SELECT notification.id, template.id, 'pending',
+       CASE WHEN quiet.user_id IS NULL OR NOT (
+                (quiet.starts_at < quiet.ends_at
+                 AND (%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                 AND (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)
+             OR (quiet.starts_at > quiet.ends_at
+                 AND ((%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                      OR (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)))
+            THEN %(now)s
+            ELSE ((CASE WHEN (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at
+                        THEN (%(now)s AT TIME ZONE %(tz)s)::date
+                        ELSE (%(now)s AT TIME ZONE %(tz)s)::date + 1 END) + quiet.ends_at) AT TIME ZONE %(tz)s
+       END,
+       0, %(now)s
+  FROM accounts_notification AS notification
+  JOIN accounts_wechattemplate AS template ON template.kind = notification.kind AND template.is_active
+  JOIN accounts_wechatsubscription AS grant_ ON grant_.user_id = notification.user_id
+   AND grant_.template_id = template.id AND grant_.remaining > 0
+  LEFT JOIN accounts_quiethours AS quiet ON quiet.user_id = notification.user_id
+ WHERE notification.id = ANY(%(ids)s)
+   AND NOT EXISTS (
+       SELECT 1 FROM accounts_notificationpreference AS preference
+        WHERE preference.user_id = notification.user_id AND preference.kind = notification.kind
+          AND preference.channel = 'wechat' AND NOT preference.is_enabled
+   )
+ON CONFLICT (notification_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class Raised:
+    notifications: int
+    pushes: int
+
+
+def notifications_insert(*, kind: str, rows: sql.Composable, params: dict) -> Raised:
+    """Inserts the notifications of `rows` (a SELECT of user_id, params jsonb, event_key; its own
+    named parameters in `params`), once per person and event, and queues their pushes."""
+    if kind not in NotificationKind.values:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    now = timezone.now()
+    statement = _INSERT.format(notifications=NOTIFICATIONS, preferences=PREFERENCES, rows=rows)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, {**params, "kind": kind, "now": now})
+        ids = [row[0] for row in cursor.fetchall()]
+        pushes = 0
+        if ids and WeChatTemplate.objects.filter(kind=kind, is_active=True).exists():
+            cursor.execute(_QUEUE_PUSHES, {"ids": ids, "now": now, "tz": settings.TIME_ZONE})
+            pushes = cursor.rowcount
+    if pushes:
+        from accounts.notifications.tasks import pushes_send_due
+
+        transaction.on_commit(lambda: pushes_send_due.apply_async(ignore_result=True))
+    return Raised(notifications=len(ids), pushes=pushes)
+
+
+def notifications_raise(*, kind: str, user_ids: list[int], event_key: str, params: dict) -> Raised:
+    """Tells each of these people of one event (the same parameters): the single-event path."""
+    if not user_ids:
+        return Raised(0, 0)
+    rows = sql.SQL(
+        "SELECT person, CAST(%(n_params)s AS jsonb), %(n_event_key)s"
+        " FROM unnest(CAST(%(n_people)s AS bigint[])) AS person"
+    )
+    return notifications_insert(
+        kind=kind,
+        rows=rows,
+        params={
+            "n_params": json.dumps(params, default=str),
+            "n_event_key": event_key,
+            "n_people": list(user_ids),
+        },
+    )
+
+
+def notification_raise(*, user_id: int, kind: str, event_key: str, params: dict) -> Raised:
+    """Tells one person of one event; raising the same event again changes nothing."""
+    return notifications_raise(kind=kind, user_ids=[user_id], event_key=event_key, params=params)
+
+
+def bank_identity_joined_notify(*, user_id: int, bank: str, identity_id: int) -> Raised:
+    """For the cross-bank join: call once the bank's identity is part of the person's account."""
+    return notification_raise(
+        user_id=user_id,
+        kind=NotificationKind.BANK_IDENTITY_JOINED,
+        event_key=f"bank_identity_joined:{identity_id}",
+        params={"bank": bank},
+    )
+
+
+# --- The inbox --------------------------------------------------------------------------------
+
+
+def notification_mark_read(*, user: User, public_id) -> Notification | None:
+    """Marks one notification read (again: no change); None when it is not the person's."""
+    Notification.objects.filter(user=user, public_id=public_id, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+    return Notification.objects.filter(user=user, public_id=public_id).first()
+
+
+def notifications_mark_all_read(*, user: User, up_to_id: int | None = None) -> int:
+    """Marks every unread notification read (up to the newest the app has seen, if it says)."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if up_to_id is not None:
+        unread = unread.filter(pk__lte=up_to_id)
+    return unread.update(read_at=timezone.now())
+
+
+# --- Preferences and quiet hours --------------------------------------------------------------
+
+
+@transaction.atomic
+def preferences_set(
+    *,
+    user: User,
+    choices: list[tuple[str, str, bool]],
+    quiet_hours: tuple[datetime.time, datetime.time] | None | bool = False,
+) -> None:
+    """Sets (kind, channel, enabled) choices; `quiet_hours` a (start, end) pair, None to remove
+    them, or False to leave them as they are."""
+    for kind, channel, enabled in choices:
+        NotificationPreference.objects.update_or_create(
+            user=user, kind=kind, channel=channel, defaults={"is_enabled": enabled}
+        )
+    if quiet_hours is None:
+        QuietHours.objects.filter(user=user).delete()
+    elif quiet_hours is not False:
+        starts_at, ends_at = quiet_hours
+        QuietHours.objects.update_or_create(user=user, defaults={"starts_at": starts_at, "ends_at": ends_at})
+
+
+# --- WeChat one-time subscriptions ------------------------------------------------------------
+
+ACCEPT, REJECT, BAN, FILTER = "accept", "reject", "ban", "filter"
+ANSWERS = (ACCEPT, REJECT, BAN, FILTER)
+
+
+@dataclass(frozen=True)
+class SubscriptionReported:
+    counted: bool
+    unknown_templates: list[str]
+
+
+@transaction.atomic
+def wechat_subscriptions_report(
+    *, user: User, answers: dict[str, str], idempotency_key: str | None = None
+) -> SubscriptionReported:
+    """Counts what `wx.requestSubscribeMessage` returned: each `accept` grants one message of that
+    template; `ban` (the person turned the template off) drops what was left. A report sent again
+    with the same Idempotency-Key counts nothing more."""
+    if idempotency_key:
+        try:
+            with transaction.atomic():
+                WeChatSubscriptionReport.objects.create(user=user, idempotency_key=idempotency_key)
+        except IntegrityError:
+            return SubscriptionReported(counted=False, unknown_templates=[])
+    templates = {
+        template.template_id: template
+        for template in WeChatTemplate.objects.filter(template_id__in=list(answers))
+    }
+    for template_id, answer in sorted(answers.items()):
+        template = templates.get(template_id)
+        if template is None:
+            continue
+        WeChatSubscription.objects.bulk_create(
+            [WeChatSubscription(user=user, template=template)], ignore_conflicts=True
+        )
+        rows = WeChatSubscription.objects.filter(user=user, template=template)
+        if answer == ACCEPT:
+            rows.update(remaining=F("remaining") + 1, last_answer=answer, updated_at=timezone.now())
+        elif answer == BAN:
+            rows.update(remaining=0, last_answer=answer, updated_at=timezone.now())
+        else:
+            rows.update(last_answer=answer, updated_at=timezone.now())
+    return SubscriptionReported(counted=True, unknown_templates=sorted(set(answers) - set(templates)))

@@ -1,0 +1,342 @@
+# ruff: noqa: S608 - the SQL here interpolates only constant table names.
+"""Team challenges: progress, meeting the target, and paying the reward exactly once per member.
+
+The reward comes from the sponsor's ledger account (kind `challenge_sponsor`), funded through the
+ledger from the operators' issuance or a merchant's clearing account. A challenge pays:
+
+- coins: `coins_per_member` to each member who took part (credited carbon in the period), one ledger
+  transfer per member with the key `challenge:<id>:member:<user id>` and a `ChallengePayout` row
+  unique per (challenge, member): paid once, whatever runs twice;
+- donation: `donation_coins` from the sponsor to a welfare project, in the group's name, once.
+
+Never more than the budget: each transfer raises the challenge's `paid_coins` in the same statement
+(a `TransferCondition`: `paid_coins + coins <= budget_coins`), and the ledger's balance floor keeps
+the sponsor's account from paying coins it does not hold. Settling locks the challenge row first, so
+two settlements of one challenge take turns and the second finds everyone paid.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import NotificationKind, User
+from accounts.notifications.services import notifications_raise
+from config.api.errors import ApplicationError
+from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
+from rewards.groups.models import (
+    ChallengePayout,
+    ChallengeReward,
+    ChallengeSponsor,
+    ChallengeStatus,
+    ChallengeTarget,
+    Group,
+    GroupMembership,
+    TeamChallenge,
+)
+from rewards.models import Donation, LedgerAccountKind, LedgerTransactionKind
+from rewards.services.ledger import (
+    AccountRef,
+    TransferCondition,
+    TransferConditionUnmet,
+    clearing_of,
+    coins_transfer,
+    coins_transfer_if,
+    project_account_for_project,
+    wallet_of,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def sponsor_account(sponsor: ChallengeSponsor) -> AccountRef:
+    return AccountRef(LedgerAccountKind.CHALLENGE_SPONSOR, sponsor.pk)
+
+
+def sponsor_fund(*, sponsor: ChallengeSponsor, amount: int, idempotency_key: str) -> int:
+    """Funds a sponsor's budget through the ledger: a merchant's from its clearing account (coins
+    people spent with it), an operator budget by issuing coins. Once per key. Returns the balance."""
+    source = (
+        clearing_of(merchant_id=sponsor.merchant_id)
+        if sponsor.merchant_id
+        else AccountRef(LedgerAccountKind.ISSUANCE)
+    )
+    coins_transfer(
+        source=source,
+        destination=sponsor_account(sponsor),
+        amount=amount,
+        kind=LedgerTransactionKind.SPONSOR_FUNDING,
+        idempotency_key=f"sponsor:{sponsor.pk}:{idempotency_key}",
+        reference=f"sponsor:{sponsor.pk}",
+    )
+    return sponsor_balance(sponsor=sponsor)
+
+
+def sponsor_balance(*, sponsor: ChallengeSponsor) -> int:
+    from rewards.models import LedgerAccount
+
+    account = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.CHALLENGE_SPONSOR, owner_id=sponsor.pk
+    ).first()
+    return account.balance if account else 0
+
+
+@transaction.atomic
+def challenge_create(
+    *,
+    group: Group,
+    title: str,
+    target_kind: str,
+    target_value: int,
+    starts_on: datetime.date,
+    ends_on: datetime.date,
+    created_by: User | None = None,
+    reward_kind: str = ChallengeReward.NONE,
+    sponsor: ChallengeSponsor | None = None,
+    coins_per_member: int = 0,
+    welfare_project=None,
+    donation_coins: int = 0,
+    budget_coins: int = 0,
+) -> TeamChallenge:
+    """Sets a group a target in a period. With a reward, `budget_coins` caps what it may pay (by
+    default what paying every current member, or the donation, costs)."""
+    if ends_on < starts_on or ends_on < timezone.localdate() or target_value <= 0:
+        raise ApplicationError(CHALLENGE_INVALID)
+    if reward_kind == ChallengeReward.COINS and not budget_coins:
+        budget_coins = coins_per_member * max(group.member_count, 1)
+    if reward_kind == ChallengeReward.DONATION and not budget_coins:
+        budget_coins = donation_coins
+    return TeamChallenge.objects.create(
+        group=group,
+        title=title,
+        target_kind=target_kind,
+        target_value=target_value,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        created_by=created_by,
+        reward_kind=reward_kind,
+        sponsor=sponsor,
+        coins_per_member=coins_per_member,
+        welfare_project=welfare_project,
+        donation_coins=donation_coins,
+        budget_coins=budget_coins,
+    )
+
+
+# Per member of the group: their carbon credited in the challenge's period (so far).
+_MEMBER_CARBON = """
+SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
+  FROM rewards_groupmembership AS membership
+  LEFT JOIN activities_dailycarbon AS daily
+    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
+ WHERE membership.group_id = %(group)s
+ GROUP BY membership.user_id
+ ORDER BY membership.user_id
+"""
+
+
+def _member_carbon(challenge: TeamChallenge, today: datetime.date) -> list[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MEMBER_CARBON,
+            {
+                "start": challenge.starts_on,
+                "end": min(challenge.ends_on, today),
+                "group": challenge.group_id,
+            },
+        )
+        return cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class Progress:
+    value: int
+    target: int
+    carbon_mg: int
+    active_members: int
+    members: int
+
+    @property
+    def is_met(self) -> bool:
+        return self.value >= self.target
+
+    @property
+    def percent(self) -> int:
+        return min(100, self.value * 100 // self.target) if self.target else 0
+
+
+def challenge_progress(*, challenge: TeamChallenge, today: datetime.date | None = None) -> Progress:
+    """Where the group stands: grams of CO₂e reduced, or members active, against the target."""
+    today = today or timezone.localdate()
+    rows = _member_carbon(challenge, today) if today >= challenge.starts_on else []
+    carbon_mg = sum(carbon for _user, carbon in rows)
+    active = sum(1 for _user, carbon in rows if carbon > 0)
+    value = carbon_mg // 1000 if challenge.target_kind == ChallengeTarget.CARBON else active
+    return Progress(
+        value=value,
+        target=challenge.target_value,
+        carbon_mg=carbon_mg,
+        active_members=active,
+        members=len(rows),
+    )
+
+
+@dataclass(frozen=True)
+class Settled:
+    paid_members: int
+    paid_coins: int
+    budget_exhausted: bool
+
+
+# Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
+# the budget: zero rows and the ledger moves nothing.
+_WITHIN_BUDGET = """
+UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(condition_coins)s
+ WHERE id = %(condition_challenge)s AND paid_coins + %(condition_coins)s <= budget_coins AND {ready}
+RETURNING id
+"""
+
+
+def _pay(challenge: TeamChallenge, *, destination, coins: int, key: str):
+    condition = TransferCondition(
+        sql=_WITHIN_BUDGET, params={"condition_coins": coins, "condition_challenge": challenge.pk}
+    )
+    return coins_transfer_if(
+        condition,
+        source=sponsor_account(challenge.sponsor),
+        destination=destination,
+        amount=coins,
+        kind=LedgerTransactionKind.CHALLENGE_REWARD,
+        idempotency_key=key,
+        reference=f"challenge:{challenge.public_id}",
+    ).transaction
+
+
+@transaction.atomic
+def challenge_settle(*, challenge_id: int, today: datetime.date | None = None) -> Settled:
+    """Pays a met challenge's reward to whoever took part and is not paid yet (or its donation).
+
+    Run when the target is met and again once the period is over (members who took part later are
+    paid then). Exactly once per member: the challenge row is locked, each member has one payout
+    row and one ledger key. Stops, and records it, when the budget or the sponsor's account runs out.
+    """
+    today = today or timezone.localdate()
+    challenge = (
+        TeamChallenge.objects.select_for_update(of=("self",))
+        .select_related("sponsor", "group")
+        .get(pk=challenge_id)
+    )
+    if challenge.status != ChallengeStatus.MET or challenge.reward_kind == ChallengeReward.NONE:
+        return Settled(0, 0, False)
+    paid_members = paid_coins = 0
+    exhausted = False
+    if challenge.reward_kind == ChallengeReward.DONATION:
+        targets = [] if challenge.payouts.exists() else [(0, challenge.donation_coins)]
+    else:
+        already = set(challenge.payouts.values_list("user_key", flat=True))
+        targets = [
+            (user_id, challenge.coins_per_member)
+            for user_id, carbon in _member_carbon(challenge, today)
+            if carbon > 0 and user_id not in already
+        ]
+    for user_id, coins in targets:
+        try:
+            with transaction.atomic():
+                if user_id:
+                    moved = _pay(
+                        challenge,
+                        destination=wallet_of(user_id=user_id),
+                        coins=coins,
+                        key=f"challenge:{challenge.pk}:member:{user_id}",
+                    )
+                else:
+                    moved = _pay(
+                        challenge,
+                        destination=project_account_for_project(project_id=challenge.welfare_project_id),
+                        coins=coins,
+                        key=f"challenge:{challenge.pk}:donation",
+                    )
+                    Donation.objects.create(
+                        user=None,
+                        project_id=challenge.welfare_project_id,
+                        transaction_id=moved.pk,
+                        amount=coins,
+                        donor_name=challenge.group.name[:80],
+                        idempotency_key=f"challenge:{challenge.pk}",
+                    )
+                ChallengePayout.objects.create(
+                    challenge=challenge,
+                    user_id=user_id or None,
+                    user_key=user_id,
+                    coins=coins,
+                    transaction_id=moved.pk,
+                )
+        except TransferConditionUnmet:
+            exhausted = True
+            break
+        except ApplicationError as error:
+            if error.error != INSUFFICIENT_COINS:
+                raise
+            exhausted = True
+            break
+        paid_members += 1 if user_id else 0
+        paid_coins += coins
+    if exhausted:
+        TeamChallenge.objects.filter(pk=challenge.pk, budget_exhausted_at__isnull=True).update(
+            budget_exhausted_at=timezone.now()
+        )
+        logger.warning("challenge.budget_exhausted", extra={"challenge": challenge.pk})
+    return Settled(paid_members=paid_members, paid_coins=paid_coins, budget_exhausted=exhausted)
+
+
+def _met_notify(challenge: TeamChallenge) -> None:
+    members = list(
+        GroupMembership.objects.filter(group_id=challenge.group_id).values_list("user_id", flat=True)
+    )
+    notifications_raise(
+        kind=NotificationKind.CHALLENGE_MET,
+        user_ids=members,
+        event_key=f"challenge_met:{challenge.public_id}",
+        params={
+            "challenge": challenge.title,
+            "challenge_id": str(challenge.public_id),
+            "group": challenge.group.name,
+            "coins": challenge.coins_per_member if challenge.reward_kind == ChallengeReward.COINS else 0,
+        },
+    )
+
+
+def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]:
+    """The periodic job: marks open challenges met (telling the members) or missed, and settles
+    the met ones until the day after their period (late participants are paid then)."""
+    today = today or timezone.localdate()
+    met = missed = settled = 0
+    for challenge in TeamChallenge.objects.filter(
+        status=ChallengeStatus.OPEN, starts_on__lte=today
+    ).select_related("group"):
+        progress = challenge_progress(challenge=challenge, today=today)
+        if progress.is_met:
+            with transaction.atomic():
+                if TeamChallenge.objects.filter(pk=challenge.pk, status=ChallengeStatus.OPEN).update(
+                    status=ChallengeStatus.MET, met_at=timezone.now()
+                ):
+                    met += 1
+                    _met_notify(challenge)
+        elif challenge.ends_on < today:
+            missed += TeamChallenge.objects.filter(pk=challenge.pk, status=ChallengeStatus.OPEN).update(
+                status=ChallengeStatus.MISSED
+            )
+    for challenge_id in (
+        TeamChallenge.objects.filter(
+            status=ChallengeStatus.MET, ends_on__gte=today - datetime.timedelta(days=1)
+        )
+        .exclude(reward_kind=ChallengeReward.NONE)
+        .values_list("pk", flat=True)
+    ):
+        challenge_settle(challenge_id=challenge_id, today=today)
+        settled += 1
+    return {"met": met, "missed": missed, "settled": settled}

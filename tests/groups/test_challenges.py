@@ -1,0 +1,259 @@
+"""Team challenges: progress, met once, rewards paid once per member within budget; group boards."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Notification
+from config.invariants import invariant_violations
+from rewards.groups import boards
+from rewards.groups.challenges import (
+    challenge_create,
+    challenge_settle,
+    challenges_evaluate,
+    sponsor_balance,
+    sponsor_fund,
+)
+from rewards.groups.models import (
+    ChallengePayout,
+    ChallengeSponsor,
+    ChallengeStatus,
+    GroupKind,
+    GroupMembership,
+    TeamChallenge,
+)
+from rewards.groups.services import group_create, group_join
+from rewards.models import Donation, LedgerAccount
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import WelfareProjectFactory, carbon_credit
+
+pytestmark = pytest.mark.django_db
+
+
+def _team(size: int):
+    people = [UserFactory() for _ in range(size)]
+    group = group_create(user=people[0], kind=GroupKind.TEAM, name="绿色出行队")
+    for person in people[1:]:
+        group_join(user=person, invite_code=group.invite_code)
+    group.refresh_from_db()
+    return group, people
+
+
+def _wallet(person) -> int:
+    account = LedgerAccount.objects.filter(kind="wallet", owner_id=person.pk).first()
+    return account.balance if account else 0
+
+
+def _coins_challenge(group, sponsor, *, coins=10, budget=None, target=1000):
+    today = timezone.localdate()
+    return challenge_create(
+        group=group,
+        title="一周减碳 1 千克",
+        target_kind="carbon",
+        target_value=target,
+        starts_on=today,
+        ends_on=today + datetime.timedelta(days=6),
+        reward_kind="coins",
+        sponsor=sponsor,
+        coins_per_member=coins,
+        budget_coins=budget or 0,
+    )
+
+
+def test_a_met_challenge_pays_each_member_who_took_part_once_and_tells_everyone():
+    group, (alice, bob, carol) = _team(3)
+    sponsor = ChallengeSponsor.objects.create(name="衢州市生态环境局")
+    assert sponsor_fund(sponsor=sponsor, amount=100, idempotency_key="budget-2026") == 100
+    challenge = _coins_challenge(group, sponsor)
+    today = timezone.localdate()
+    carbon_credit(alice, today, 600_000)
+    carbon_credit(bob, today, 500_000)  # carol took no part
+
+    first = challenges_evaluate()
+    again = challenges_evaluate()
+
+    challenge.refresh_from_db()
+    assert first == {"met": 1, "missed": 0, "settled": 1}
+    assert again == {"met": 0, "missed": 0, "settled": 1}
+    assert challenge.status == ChallengeStatus.MET
+    assert (_wallet(alice), _wallet(bob), _wallet(carol)) == (10, 10, 0)
+    assert challenge.paid_coins == 20
+    assert sponsor_balance(sponsor=sponsor) == 80
+    assert ChallengePayout.objects.count() == 2
+    assert Notification.objects.filter(kind="challenge_met").count() == 3
+    assert invariant_violations() == []
+
+
+def test_a_member_who_takes_part_later_is_paid_at_the_next_settlement():
+    group, (alice, bob) = _team(2)
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    sponsor_fund(sponsor=sponsor, amount=100, idempotency_key="b")
+    _coins_challenge(group, sponsor, target=100)
+    carbon_credit(alice, timezone.localdate(), 200_000)
+    challenges_evaluate()
+    carbon_credit(bob, timezone.localdate(), 1_000)
+
+    challenges_evaluate()
+
+    assert (_wallet(alice), _wallet(bob)) == (10, 10)
+
+
+def test_the_budget_is_never_overspent():
+    group, people = _team(3)
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    sponsor_fund(sponsor=sponsor, amount=1000, idempotency_key="b")
+    challenge = _coins_challenge(group, sponsor, coins=10, budget=25, target=1)
+    for person in people:
+        carbon_credit(person, timezone.localdate(), 5_000)
+
+    challenges_evaluate()
+
+    challenge.refresh_from_db()
+    assert challenge.paid_coins == 20
+    assert challenge.budget_exhausted_at is not None
+    assert sorted(_wallet(person) for person in people) == [0, 10, 10]
+    assert sponsor_balance(sponsor=sponsor) == 980
+    assert invariant_violations() == []
+
+
+def test_an_unfunded_sponsor_pays_nothing_and_the_challenge_says_so():
+    group, (alice,) = _team(1)
+    sponsor = ChallengeSponsor.objects.create(name="未充值的赞助方")
+    challenge = _coins_challenge(group, sponsor, target=1)
+    carbon_credit(alice, timezone.localdate(), 5_000)
+
+    challenges_evaluate()
+
+    challenge.refresh_from_db()
+    assert challenge.status == ChallengeStatus.MET
+    assert challenge.paid_coins == 0
+    assert challenge.budget_exhausted_at is not None
+    assert _wallet(alice) == 0
+
+
+def test_a_pooled_donation_goes_to_the_project_once_in_the_groups_name():
+    group, (alice,) = _team(1)
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    sponsor_fund(sponsor=sponsor, amount=500, idempotency_key="b")
+    project = WelfareProjectFactory()
+    today = timezone.localdate()
+    challenge_create(
+        group=group,
+        title="为湿地捐一份",
+        target_kind="active_members",
+        target_value=1,
+        starts_on=today,
+        ends_on=today,
+        reward_kind="donation",
+        sponsor=sponsor,
+        welfare_project=project,
+        donation_coins=300,
+    )
+    carbon_credit(alice, today, 1_000)
+
+    challenges_evaluate()
+    challenges_evaluate()
+
+    donation = Donation.objects.get()
+    assert (donation.amount, donation.donor_name, donation.user) == (300, "绿色出行队", None)
+    assert sponsor_balance(sponsor=sponsor) == 200
+    assert invariant_violations() == []
+
+
+def test_a_challenge_is_missed_after_its_period_without_the_target():
+    group, _people = _team(1)
+    challenge = challenge_create(
+        group=group,
+        title="t",
+        target_kind="carbon",
+        target_value=1,
+        starts_on=timezone.localdate(),
+        ends_on=timezone.localdate(),
+    )
+
+    challenges_evaluate(today=timezone.localdate() + datetime.timedelta(days=1))
+
+    assert TeamChallenge.objects.get(pk=challenge.pk).status == ChallengeStatus.MISSED
+
+
+def test_progress_is_in_the_api(client_for):
+    group, (alice, bob) = _team(2)
+    challenge = _coins_challenge(group, ChallengeSponsor.objects.create(name="s"), target=1000)
+    carbon_credit(alice, timezone.localdate(), 250_000)
+
+    body = client_for(bob).get(f"/api/v1/groups/{group.public_id}/challenges/{challenge.public_id}").json()
+
+    assert body["progress"] == {
+        "value": 250,
+        "target": 1000,
+        "percent": 25,
+        "active_members": 1,
+        "members": 2,
+    }
+    assert body["my_reward_coins"] == 0
+    assert body["sponsor"] == "s"
+
+
+def test_groups_are_ranked_by_carbon_per_member_and_members_within_their_group(client_for, settings):
+    settings.GROUPS_BOARD_MIN_MEMBERS = 2
+    big, big_people = _team(4)
+    small, small_people = _team(2)
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    for person in big_people:
+        carbon_credit(person, yesterday, 100_000)  # 400 g in all, 100 g a member
+    carbon_credit(small_people[0], yesterday, 300_000)  # 300 g in all, 150 g a member
+    carbon_credit(small_people[1], yesterday, 0)
+
+    ranked = boards.group_boards_rebuild(periods=["week", "all_time"])
+    board = client_for(small_people[1]).get("/api/v1/groups/leaderboard?period=all_time").json()
+    members = client_for(small_people[1]).get(f"/api/v1/groups/{small.public_id}/leaderboard?period=all_time")
+
+    assert ranked["all_time"] == 2
+    assert [(entry["rank"], entry["group"]["id"]) for entry in board["entries"]] == [
+        (1, str(small.public_id)),
+        (2, str(big.public_id)),
+    ]
+    assert board["entries"][0]["carbon_per_member_mg"] == 150_000
+    assert [entry["group"]["id"] for entry in board["mine"]] == [str(small.public_id)]
+    assert [(entry["rank"], entry["carbon_mg"], entry["is_me"]) for entry in members.json()["entries"]] == [
+        (1, 300_000, False),
+        (2, 0, True),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_settlements_of_one_challenge_at_once_pay_each_member_once():
+    group, people = _team(6)
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    sponsor_fund(sponsor=sponsor, amount=1000, idempotency_key="b")
+    challenge = _coins_challenge(group, sponsor, coins=7, target=1)
+    for person in people:
+        carbon_credit(person, timezone.localdate(), 5_000)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    barrier = threading.Barrier(2, timeout=30)
+    results = []
+
+    def settle() -> None:
+        try:
+            barrier.wait()
+            results.append(challenge_settle(challenge_id=challenge.pk).paid_members)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=settle) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [0, 6]
+    assert ChallengePayout.objects.filter(challenge=challenge).count() == 6
+    assert sorted(_wallet(person) for person in people) == [7] * 6
+    assert sponsor_balance(sponsor=sponsor) == 1000 - 42
+    assert GroupMembership.objects.count() == 6
+    assert invariant_violations() == []

@@ -1,0 +1,191 @@
+"""Groups through the API: open a team or apply, join by invite code, leave, roles, the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from rewards.groups.models import Group, GroupMembership, GroupRole, GroupStatus
+from rewards.groups.services import group_verify
+from tests.accounts.factories import DistrictFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _open_team(client, name: str = "骑行小队") -> dict:
+    response = client.post("/api/v1/groups", {"kind": "team", "name": name}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_a_team_is_open_at_once_and_others_join_by_its_invite_code(client_for):
+    owner, friend = UserFactory(), UserFactory()
+    team = _open_team(client_for(owner))
+
+    joined = client_for(friend).post(
+        "/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json"
+    )
+
+    assert team["status"] == "active"
+    assert team["role"] == "owner"
+    assert team["members"] == 1
+    assert joined.status_code == 201
+    assert joined.json()["role"] == "member"
+    assert joined.json()["members"] == 2
+    assert joined.json()["invite_code"] is None  # only the owner and admins see it
+    assert Group.objects.get().member_count == 2
+
+
+def test_a_community_waits_for_an_operators_verification(client_for):
+    district = DistrictFactory(code="kecheng")
+    applicant, neighbour, operator = UserFactory(), UserFactory(), UserFactory(is_staff=True)
+    app = client_for(applicant)
+
+    incomplete = app.post("/api/v1/groups", {"kind": "community", "name": "荷花社区"}, format="json")
+    applied = app.post(
+        "/api/v1/groups",
+        {
+            "kind": "community",
+            "name": "荷花社区",
+            "district": "kecheng",
+            "applicant_name": "荷花社区居委会",
+            "applicant_proof": "统一社会信用代码 12330802MB1234567X",
+        },
+        format="json",
+    )
+    code = applied.json()["invite_code"]
+    too_early = client_for(neighbour).post("/api/v1/groups/join", {"invite_code": code}, format="json")
+    group = Group.objects.get()
+    assert group_verify(group=group, operator=operator, approve=True, note="checked") is True
+    assert group_verify(group=group, operator=operator, approve=False) is False
+    joined = client_for(neighbour).post("/api/v1/groups/join", {"invite_code": code}, format="json")
+
+    assert incomplete.status_code == 400
+    assert incomplete.json()["error"]["code"] == "group_application_incomplete"
+    assert applied.json()["status"] == "pending"
+    assert applied.json()["district"] == "kecheng"
+    assert too_early.status_code == 409
+    assert too_early.json()["error"]["code"] == "group_not_open"
+    assert joined.status_code == 201
+    assert joined.json()["is_verified"] is True
+    assert district.groups.count() == 1
+
+
+def test_joining_twice_and_unknown_codes_are_refused(client_for):
+    owner = UserFactory()
+    team = _open_team(client_for(owner))
+
+    twice = client_for(owner).post("/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json")
+    unknown = client_for(owner).post("/api/v1/groups/join", {"invite_code": "ZZZZZZZZ"}, format="json")
+
+    assert twice.json()["error"]["code"] == "group_already_member"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "group_invite_code_unknown"
+    assert Group.objects.get().member_count == 1
+
+
+def test_a_person_may_be_in_a_limited_number_of_groups(client_for, settings):
+    settings.GROUPS_MAX_PER_PERSON = 2
+    person = UserFactory()
+    app = client_for(person)
+    _open_team(app, "一")
+    other = _open_team(client_for(UserFactory()), "二")
+    third = _open_team(client_for(UserFactory()), "三")
+    app.post("/api/v1/groups/join", {"invite_code": other["invite_code"]}, format="json")
+
+    refused = app.post("/api/v1/groups/join", {"invite_code": third["invite_code"]}, format="json")
+
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "group_limit_reached"
+    assert refused.json()["error"]["fields"] == {"limit": ["2"]}
+    assert GroupMembership.objects.filter(user=person).count() == 2
+
+
+def test_the_owner_leaving_hands_ownership_to_an_admin_and_the_last_member_closes_it(client_for):
+    owner, admin, member = UserFactory(), UserFactory(), UserFactory()
+    team = _open_team(client_for(owner))
+    for person in (member, admin):
+        client_for(person).post("/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json")
+    promoted = client_for(owner).patch(
+        f"/api/v1/groups/{team['id']}/members/{admin.public_id}", {"role": "admin"}, format="json"
+    )
+
+    left = client_for(owner).delete(f"/api/v1/groups/{team['id']}")
+
+    assert promoted.json()["role"] == "admin"
+    assert left.status_code == 204
+    assert GroupMembership.objects.get(user=admin).role == GroupRole.OWNER
+    assert Group.objects.get().member_count == 2
+    client_for(admin).delete(f"/api/v1/groups/{team['id']}")
+    assert GroupMembership.objects.get(user=member).role == GroupRole.OWNER
+    client_for(member).delete(f"/api/v1/groups/{team['id']}")
+    assert Group.objects.get().status == GroupStatus.CLOSED
+    assert client_for(member).get("/api/v1/groups").json() == []
+
+
+def test_roles_only_the_owner_changes_them_and_the_owner_is_kept(client_for):
+    owner, admin, member = UserFactory(), UserFactory(), UserFactory()
+    team = _open_team(client_for(owner))
+    for person in (admin, member):
+        client_for(person).post("/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json")
+    url = f"/api/v1/groups/{team['id']}/members/{{}}".format
+    client_for(owner).patch(url(admin.public_id), {"role": "admin"}, format="json")
+
+    by_admin = client_for(admin).patch(url(member.public_id), {"role": "admin"}, format="json")
+    remove_owner = client_for(admin).delete(url(owner.public_id))
+    demote_self = client_for(owner).patch(url(owner.public_id), {"role": "member"}, format="json")
+    removed = client_for(admin).delete(url(member.public_id))
+    handed = client_for(owner).patch(url(admin.public_id), {"role": "owner"}, format="json")
+
+    assert by_admin.json()["error"]["code"] == "group_permission_denied"
+    assert remove_owner.json()["error"]["code"] == "group_owner_kept"
+    assert demote_self.json()["error"]["code"] == "group_owner_kept"
+    assert removed.status_code == 204
+    assert handed.json()["role"] == "owner"
+    roles = dict(GroupMembership.objects.values_list("user_id", "role"))
+    assert roles == {owner.pk: GroupRole.ADMIN, admin.pk: GroupRole.OWNER}
+
+
+def test_a_new_invite_code_retires_the_old_one_and_the_qr_code_carries_the_link(client_for):
+    owner = UserFactory()
+    team = _open_team(client_for(owner))
+
+    rotated = client_for(owner).post(f"/api/v1/groups/{team['id']}/invite")
+    old = client_for(UserFactory()).post(
+        "/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json"
+    )
+    qr = client_for(owner).get(f"/api/v1/groups/{team['id']}/invite.png")
+
+    assert rotated.json()["invite_code"] != team["invite_code"]
+    assert rotated.json()["invite_link"] == f"/pages/groups/join?code={rotated.json()['invite_code']}"
+    assert old.json()["error"]["code"] == "group_invite_code_unknown"
+    assert qr.status_code == 200
+    assert qr["Content-Type"] == "image/png"
+    assert qr.content[:4] == b"\x89PNG"
+
+
+def test_someone_elses_group_is_not_found(client_for):
+    team = _open_team(client_for(UserFactory()))
+
+    response = client_for(UserFactory()).get(f"/api/v1/groups/{team['id']}/members")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "group_not_found"
+    assert User.objects.count() == 2
+
+
+def test_groups_are_in_the_export_and_erasure_leaves_them_with_an_owner(client_for):
+    from accounts.services import account_erase  # noqa: PLC0415
+
+    owner, member = UserFactory(), UserFactory()
+    team = _open_team(client_for(owner))
+    client_for(member).post("/api/v1/groups/join", {"invite_code": team["invite_code"]}, format="json")
+
+    exported = client_for(owner).get("/api/v1/me/export").json()
+    account_erase(user=owner)
+
+    assert [(group["name"], group["role"]) for group in exported["rewards"]["groups"]] == [
+        ("骑行小队", "owner")
+    ]
+    assert list(GroupMembership.objects.values_list("user_id", "role")) == [(member.pk, GroupRole.OWNER)]
+    assert Group.objects.get().member_count == 1
