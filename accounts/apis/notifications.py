@@ -49,6 +49,8 @@ class NotificationsApi(JsonApiView):
     """The person's inbox, newest first, in the request's language; `?unread=true` for unread only."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
+    # Declared on the view, so the schema shows the page (`next`, `previous`, `results`).
+    pagination_class = CursorPagination
 
     @extend_schema(
         parameters=[OpenApiParameter("unread", bool, required=False)],
@@ -56,7 +58,7 @@ class NotificationsApi(JsonApiView):
     )
     def get(self, request: Request) -> Response:
         rows = selectors.inbox_of(user=request.user, unread_only=request.query_params.get("unread") == "true")
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(NotificationOutput(page, many=True).data)
 

@@ -30,6 +30,7 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     },
 }
 
+HOUR_MINUTE_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 MONTH_PATTERN = r"^\d{4}-\d{2}$"
 
 ERROR_STATUSES = {
@@ -86,6 +87,11 @@ class AutoSchema(openapi.AutoSchema):
     operation); without this every such component would be called "Input" or "Output" and clash.
     """
 
+    def get_operation_id(self) -> str:
+        # A path's file extension (`invite.png`) has no place in a name a generated client turns into
+        # a module and a function: drf-spectacular keeps its dot unless the view names the operation.
+        return super().get_operation_id().replace(".", "_")
+
     def _get_serializer_field_meta(self, field, direction):
         meta = super()._get_serializer_field_meta(field, direction)
         if direction == "response" and isinstance(field, serializers.Field) and _answers_null(field):
@@ -113,6 +119,11 @@ class AutoSchema(openapi.AutoSchema):
             schema.pop("format", None)
             if output_format == "%Y-%m":
                 schema["pattern"] = MONTH_PATTERN
+        # Likewise a TimeField written as "%H:%M" (a quiet hour): RFC 3339's time has seconds.
+        if isinstance(field, serializers.TimeField) and output_format not in (None, ISO_8601):
+            schema.pop("format", None)
+            if output_format == "%H:%M":
+                schema["pattern"] = HOUR_MINUTE_PATTERN
         _check_default(field, schema)
         return schema
 

@@ -7,8 +7,8 @@ import io
 
 import qrcode
 from django.conf import settings
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.models import District, User
 from config.api.errors import ApplicationError
+from config.api.renderers import PNGFileMixin
 from rewards.errors import (
     CHALLENGE_NOT_FOUND,
     GROUP_MEMBER_NOT_FOUND,
@@ -172,19 +173,21 @@ class GroupInviteApi(JsonApiView):
         return Response(_mine(group, membership))
 
 
-class GroupQrApi(APIView):
+class GroupQrApi(PNGFileMixin, APIView):
     """The invite link as a QR code (PNG), for the owner and admins to show or print."""
 
-    @extend_schema(responses={(200, "image/png"): bytes})
-    def get(self, request: Request, group_id) -> HttpResponse:
+    @extend_schema(
+        responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)}, operation_id="groups_invite_qr"
+    )
+    def get(self, request: Request, group_id) -> Response:
         group, membership = _my_group(request, group_id)
         if membership.role not in (GroupRole.OWNER, GroupRole.ADMIN):
             raise ApplicationError(GROUP_PERMISSION_DENIED)
         buffer = io.BytesIO()
         qrcode.make(_link(group), box_size=8, border=2).save(buffer, format="PNG")
-        response = HttpResponse(buffer.getvalue(), content_type="image/png")
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return Response(
+            buffer.getvalue(), content_type="image/png", headers={"Cache-Control": "private, no-store"}
+        )
 
 
 class MemberOutput(serializers.Serializer):

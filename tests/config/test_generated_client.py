@@ -94,7 +94,11 @@ def _operation(name: str):
 def test_a_person_goes_through_the_generated_client_against_the_running_server(generated, live_server):
     from carbon_account_client import AuthenticatedClient
     from carbon_account_client import Client as AnonymousClient
-    from carbon_account_client.models import GuestGuestInputRequest, PatchedMeProfileInputRequest
+    from carbon_account_client.models import (
+        AcceptedAgreementRequest,
+        GuestGuestInputRequest,
+        PatchedMeProfileInputRequest,
+    )
 
     for kind in (AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY):
         agreement_publish(kind=kind, version="2026-01", title=kind, url=f"https://example.test/{kind}")
@@ -104,13 +108,14 @@ def test_a_person_goes_through_the_generated_client_against_the_running_server(g
     # Before any account: the agreements in force, then a guest who accepts them.
     agreements = _operation("agreements_list").sync_detailed(client=signed_out)
     assert agreements.status_code == 200
-    versions = {agreement.kind.value: agreement.version for agreement in agreements.parsed}
     guest = _operation("guests_create").sync_detailed(
         client=signed_out,
         body=GuestGuestInputRequest(
             device_id=f"device-{uuid.uuid4().hex}",
-            user_agreement_version=versions["user_agreement"],
-            privacy_policy_version=versions["privacy_policy"],
+            accepted=[
+                AcceptedAgreementRequest(kind=agreement.kind, version=agreement.version)
+                for agreement in agreements.parsed
+            ],
         ),
     )
     assert guest.status_code == 201, guest.content

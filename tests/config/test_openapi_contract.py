@@ -21,6 +21,8 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from merchants.services import offer_redeem
+from rewards.groups.models import GroupKind
+from rewards.groups.services import group_create
 from rewards.services import donation_make
 from tests.merchants.factories import OfferFactory
 from tests.rewards.factories import WelfareProjectFactory, fund_wallet
@@ -131,6 +133,11 @@ def _coupon_qr(person) -> str:
     return f"/api/v1/coupons/{coupon.public_id}/qr.png"
 
 
+def _group_invite_qr(person) -> str:
+    group = group_create(user=person, kind=GroupKind.TEAM, name="Morning walkers")
+    return f"/api/v1/groups/{group.public_id}/invite.png"
+
+
 # Each route whose success the schema declares as a PNG: how to get one, and a URL that is refused.
 PNG_ROUTES = {
     "/api/v1/welfare/donations/{donation_id}/certificate.png": (
@@ -141,6 +148,10 @@ PNG_ROUTES = {
     "/api/v1/coupons/{coupon_id}/qr.png": (
         _coupon_qr,
         "/api/v1/coupons/00000000-0000-0000-0000-000000000000/qr.png",
+    ),
+    "/api/v1/groups/{group_id}/invite.png": (
+        _group_invite_qr,
+        "/api/v1/groups/00000000-0000-0000-0000-000000000000/invite.png",
     ),
 }
 
