@@ -157,7 +157,7 @@ class ChunkImporter:
                 user_id bigint, behaviour_id bigint, factor_id bigint, external_id text, quantity numeric,
                 occurred_at timestamptz, ended_at timestamptz, local_day date, month date,
                 has_monthly_cap boolean, gross_carbon_mg bigint, credited_carbon_mg bigint, capped_by text,
-                status text, hold_reason text
+                status text, hold_reason text, instance_key text, instance_bucket bigint
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_factors (
                 factor_id bigint, behaviour_id bigint, behaviour_code text, allowed boolean,
@@ -386,7 +386,7 @@ class ChunkImporter:
             f"AND ({ended_at} IS NULL OR {ended_at} = '' OR {_moment(ended_at)}) "
             f"AND ({amount} IS NULL OR {amount} = '' OR {amount} ~ '{AMOUNT}')"
             + "".join(
-                f" AND ({column} = '' OR {_printable(column, MAX_INSTANCE_VALUE_LENGTH)})"
+                f" AND (coalesce({column}, '') = '' OR {_printable(column, MAX_INSTANCE_VALUE_LENGTH)})"
                 for column in self._instance_columns().values()
             )
         )
@@ -810,7 +810,7 @@ class ChunkImporter:
                         WHEN gross_carbon_mg > event_cap_mg THEN %(cap_event)s
                         ELSE '' END AS capped_by,
                    CASE WHEN hold_reason <> '' THEN %(held)s ELSE %(credited)s END AS status,
-                   hold_reason
+                   hold_reason, instance_key, instance_bucket
             FROM month_capped
             """,  # noqa: S608 - the only text put in is one of two constant steps
             {

@@ -669,7 +669,7 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
     record = ActivityRecord.objects.select_for_update().filter(pk=record_id, user=user).first()
     if record is None:
         raise ApplicationError(NOT_FOUND)
-    if record.status == RecordStatus.CREDITED:
+    if record.status not in (RecordStatus.HELD, RecordStatus.REJECTED):
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
