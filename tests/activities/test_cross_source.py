@@ -310,3 +310,32 @@ def test_a_time_tolerance_puts_neighbouring_reports_in_neighbouring_buckets():
     assert after[1] - before[1] == 1
     assert instance_identity(factor, {"line": "  "}, noon) is None
     assert instance_identity(factor, {}, noon) is None
+
+
+def test_merging_two_accounts_credited_for_one_invoice_keeps_one_credit(invoicing, post_batch):
+    from accounts.services import account_merge
+    from activities.models import MergeCapCorrection
+
+    person, bank, shop = invoicing
+    other = UserFactory()
+    services.partner_customer_link(partner=shop.partner, customer_reference="C-2", user=other)
+    from tests.accounts.factories import authorization_granted
+
+    authorization_granted(other, DataSource.ONLINE_SERVICES)
+    when = at(1, 10)
+    post_batch(bank, [invoice("b-1", "ISSUER", "0001", when)])
+    post_batch(shop, [invoice("s-1", "ISSUER", "0001", when, reference="C-2")])
+    assert credited(person) == credited(other) == 5_000
+
+    merged = account_merge(source_user=other, target_user=person)
+
+    assert credited(person) == 5_000
+    shop_record = ActivityRecord.objects.get(external_id="shop:s-1")
+    bank_record = ActivityRecord.objects.get(external_id="city-bank:b-1")
+    assert (shop_record.user_id, shop_record.status, shop_record.credited_carbon_mg) == (
+        person.id, RecordStatus.DUPLICATE, 0,
+    )  # fmt: skip
+    assert (shop_record.duplicate_of_id, shop_record.capped_at_merge_mg) == (bank_record.id, 5_000)
+    assert (merged.capped_carbon_mg, merged.settled_kept_carbon_mg) == (5_000, 0)
+    assert MergeCapCorrection.objects.get().capped_carbon_mg == 5_000
+    assert BehaviourDay.objects.get(user=person).credited_carbon_mg == 5_000
