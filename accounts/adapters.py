@@ -3,6 +3,7 @@ WeChat identity signs in."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 
@@ -12,6 +13,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialAccount
 from allauth.socialaccount.providers.base import AuthProcess
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
 
 from accounts import errors
@@ -53,6 +55,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
         from accounts import services
 
+        encrypted = sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
         if sociallogin.state.get("process") == AuthProcess.CONNECT:
             user = request.user
             if (
@@ -63,32 +66,68 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 raise _error(errors.WECHAT_ALREADY_LINKED)
             if sociallogin.is_existing and sociallogin.user != user:
                 raise _error(errors.IDENTITY_LINKED_ELSEWHERE)
+            holder = _id_number_holder(encrypted)
+            if holder is not None and holder != user:
+                raise _error(errors.ID_NUMBER_LINKED_ELSEWHERE)
             return
         if sociallogin.is_existing:
             if sociallogin.user.is_closed:
                 raise _error(errors.ACCOUNT_CLOSED)
-            services.verified_details_record(
-                user=sociallogin.user, encrypted=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
+            # Two accounts of one person from before ID numbers joined them: this one keeps its
+            # details; the person merges the two (`POST /api/v1/me/merge`).
+            with contextlib.suppress(services.IdNumberHeldElsewhereError):
+                services.verified_details_record(user=sociallogin.user, encrypted=encrypted)
+            return
+        # A bank identity's first sign-in: the same ID number verified by another bank is the same
+        # person, so the identity joins that account instead of opening a second one.
+        holder = _id_number_holder(encrypted)
+        if holder is not None:
+            services.bank_identity_join(
+                user=holder, identity=sociallogin.account, encrypted_details=encrypted
             )
+            sociallogin.user = holder
 
     def save_user(self, request: HttpRequest, sociallogin, form=None):
         from accounts import services
 
-        user = super().save_user(request, sociallogin, form)
-        services.verified_details_record(
-            user=user, encrypted=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
-        )
+        encrypted = sociallogin.state.get(VERIFIED_DETAILS_STATE) or {}
+        try:
+            with transaction.atomic():
+                user = super().save_user(request, sociallogin, form)
+                services.verified_details_record(user=user, encrypted=encrypted)
+        except services.IdNumberHeldElsewhereError:
+            # Another bank's first sign-in of the same person committed first (the unique index on
+            # the ID number's digest decided): nothing of this new account was kept; join that one.
+            holder = _id_number_holder(encrypted)
+            if holder is None:
+                raise
+            sociallogin.account.pk = None
+            services.bank_identity_join(
+                user=holder, identity=sociallogin.account, encrypted_details=encrypted
+            )
+            sociallogin.user = holder
+            return holder
         return user
+
+
+def _id_number_holder(encrypted: dict[str, str]):
+    from accounts import selectors, services
+
+    id_number = services.bank_claimed_id_number(encrypted=encrypted)
+    return selectors.person_with_id_number(id_number=id_number) if id_number else None
 
 
 def on_social_account_added(sender, request: HttpRequest, sociallogin, **kwargs) -> None:
     """A guest (or anyone) linked a bank or WeChat identity: the same account, now upgraded."""
     from accounts import services
 
-    services.identity_linked(
-        user=sociallogin.user or sociallogin.account.user,
-        encrypted_details=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {},
-    )
+    # The account holding the ID number may have got it meanwhile (checked before linking): this
+    # one is then linked without the ID number; the person merges the two.
+    with contextlib.suppress(services.IdNumberHeldElsewhereError):
+        services.identity_linked(
+            user=sociallogin.user or sociallogin.account.user,
+            encrypted_details=sociallogin.state.get(VERIFIED_DETAILS_STATE) or {},
+        )
 
 
 def _field(description: str, example: object = None) -> dataclasses.Field:

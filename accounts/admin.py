@@ -20,6 +20,7 @@ from accounts.models import (
     Device,
     District,
     Friendship,
+    IdentityJoin,
     InviteCode,
     User,
 )
@@ -186,6 +187,18 @@ class AgreementAcceptanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("user__username", "user__public_id")
     date_hierarchy = "accepted_at"
     list_select_related = ("user", "agreement")
+
+
+@admin.register(IdentityJoin)
+class IdentityJoinAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Bank identities that joined an account at their first sign-in: their bank verified the ID
+    number that account holds (one person across banks)."""
+
+    list_display = ("user", "provider", "joined_at", "seen_at")
+    list_filter = ("provider",)
+    search_fields = ("user__username", "user__public_id")
+    date_hierarchy = "joined_at"
+    list_select_related = ("user",)
 
 
 @admin.register(Device)

@@ -105,6 +105,15 @@ IDENTITY_LINKED_ELSEWHERE = ErrorCode(
     "Connecting an identity that has its own account: sign in with it, then merge (`POST /api/v1/me/merge`).",
     G,
 )
+ID_NUMBER_LINKED_ELSEWHERE = ErrorCode(
+    "id_number_linked_elsewhere",
+    409,
+    _("A bank has verified this ID number for another carbon account."),
+    "Connecting a bank identity whose bank verified an ID number that another account holds: one ID "
+    "number is one person. Sign in with that bank (it joins the account holding the ID number), "
+    "then merge this account into it (`POST /api/v1/me/merge`).",
+    G,
+)
 IDENTITY_LAST_WAY_IN = ErrorCode(
     "identity_last_way_in",
     409,

@@ -190,15 +190,47 @@ class PersonalDetails(models.Model):
     phone_number_ciphertext = models.TextField(blank=True)
     phone_number_digest = models.CharField(max_length=100, blank=True, db_index=True)
     id_number_ciphertext = models.TextField(blank=True)
-    id_number_digest = models.CharField(max_length=100, blank=True, db_index=True)
+    id_number_digest = models.CharField(max_length=100, blank=True)
     updated_at = models.DateTimeField()
 
     class Meta:
+        constraints = [
+            # One ID number is one person: a bank identity whose bank verified an ID number that an
+            # account holds joins that account (`accounts.services.bank_identity_join`). The unique
+            # index also decides between two first sign-ins through two banks at once.
+            models.UniqueConstraint(
+                fields=["id_number_digest"],
+                condition=~Q(id_number_digest=""),
+                name="one_account_per_id_number",
+            ),
+        ]
         verbose_name = _("verified personal details")
         verbose_name_plural = _("verified personal details")
 
     def __str__(self) -> str:
         return f"{self.user_id}"
+
+
+class IdentityJoin(models.Model):
+    """A bank identity that joined an existing account at its first sign-in: its bank verified the
+    ID number that account holds (the blind index, never anything weaker). The audit of one person
+    across banks; the person is told until they have seen it (`seen_at`)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identity_joins")
+    provider = models.CharField(_("bank"), max_length=200)
+    identity = models.ForeignKey(
+        "socialaccount.SocialAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    joined_at = models.DateTimeField(_("joined at"))
+    seen_at = models.DateTimeField(_("seen by the person at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-joined_at", "-id"]
+        verbose_name = _("identity joined by ID number")
+        verbose_name_plural = _("identities joined by ID number")
+
+    def __str__(self) -> str:
+        return f"{self.provider}→{self.user_id}"
 
 
 class InviteCode(models.Model):

@@ -8,6 +8,7 @@ import weakref
 from dataclasses import dataclass
 
 from allauth.socialaccount.models import SocialAccount
+from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
@@ -22,6 +23,7 @@ from accounts.models import (
     DataSource,
     DataSourceAuthorization,
     Friendship,
+    IdentityJoin,
     PersonalDetails,
     User,
 )
@@ -124,11 +126,37 @@ def verified_details_masked(*, user: User) -> dict[str, str]:
     return masked
 
 
+def identifier_normalized(value: str) -> str:
+    """A phone or ID number as its blind index is computed: no spaces, letters in upper case."""
+    return value.strip().upper().replace(" ", "")
+
+
 def users_with_phone_number(*, phone_number: str) -> QuerySet[User]:
     """People whose bank-verified phone number is this one, found through the blind index."""
-    normalized = phone_number.strip().upper().replace(" ", "")
-    digests = crypto.blind_indexes(normalized, purpose="phone_number")
+    digests = crypto.blind_indexes(identifier_normalized(phone_number), purpose="phone_number")
     return User.objects.filter(personal_details__phone_number_digest__in=digests)
+
+
+def person_with_id_number(*, id_number: str) -> User | None:
+    """The open account holding this bank-verified ID number (the blind index), if any: one at most.
+
+    The only thing two bank identities are joined on; a phone number or a name never is.
+    """
+    digests = crypto.blind_indexes(identifier_normalized(id_number), purpose="id_number")
+    return User.objects.filter(personal_details__id_number_digest__in=digests, closed_at__isnull=True).first()
+
+
+def bank_name(provider_id: str) -> str:
+    """A bank's name as configured (BANK_IDENTITY_PROVIDERS), or its id."""
+    for bank in getattr(settings, "BANK_IDENTITY_PROVIDERS", []):
+        if bank.get("id") == provider_id:
+            return bank.get("name") or provider_id
+    return provider_id
+
+
+def identity_joins_unseen(*, user: User) -> QuerySet[IdentityJoin]:
+    """Bank identities that joined the person's account by its ID number and they have not seen yet."""
+    return IdentityJoin.objects.filter(user=user, seen_at__isnull=True).order_by("joined_at", "id")
 
 
 def friends_of(*, user: User) -> QuerySet[User]:

@@ -10,6 +10,11 @@ urlpatterns = [
     path("me/avatar", profile.AvatarApi.as_view(), name="me-avatar"),
     path("me/identities", profile.IdentitiesApi.as_view(), name="me-identities"),
     path("me/identities/<int:identity_id>", profile.IdentityApi.as_view(), name="me-identity"),
+    path(
+        "me/joined-identities/seen",
+        profile.JoinedIdentitiesSeenApi.as_view(),
+        name="me-joined-identities-seen",
+    ),
     path("me/merge", profile.MergeApi.as_view(), name="me-merge"),
     path("me/data-sources", data_sources.DataSourcesApi.as_view(), name="me-data-sources"),
     path(

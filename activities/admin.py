@@ -73,6 +73,9 @@ FACTOR_FIELDS = [
     "minimum_payment_fen",
     "sources",
     "source_note",
+    "instance_fields",
+    "instance_time_tolerance_seconds",
+    "source_precedence",
 ]
 
 
@@ -84,6 +87,25 @@ class FactorForm(forms.ModelForm):
     class Meta:
         model = Factor
         fields = [*FACTOR_FIELDS]
+
+    def clean_instance_fields(self) -> list[str]:
+        fields = self.cleaned_data.get("instance_fields") or []
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f.isidentifier() for f in fields):
+            raise forms.ValidationError(_('A list of field names, e.g. ["issuer", "invoice_number"].'))
+        if len(set(fields)) != len(fields):
+            raise forms.ValidationError(_("Each field once."))
+        return fields
+
+    def clean_source_precedence(self) -> list[str]:
+        precedence = self.cleaned_data.get("source_precedence") or []
+        known = {value for value, _label in ActivityRecord._meta.get_field("source").choices}
+        if (
+            not isinstance(precedence, list)
+            or not set(precedence) <= known
+            or len(set(precedence)) != len(precedence)
+        ):
+            raise forms.ValidationError(_("A list of data source codes, each once, the preferred first."))
+        return precedence
 
 
 class FactorInline(admin.TabularInline):

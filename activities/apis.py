@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -32,7 +32,7 @@ from config.api import dates
 from config.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
 
-OUTCOME_STATUSES = ["accepted", "duplicate", "rejected", "held_for_review"]
+OUTCOME_STATUSES = ["accepted", "duplicate", "duplicate_across_sources", "rejected", "held_for_review"]
 
 
 class StepDayOutcomeSerializer(serializers.Serializer):
@@ -126,6 +126,14 @@ class RecordOutputSerializer(serializers.ModelSerializer):
     partner = serializers.CharField(source="partner.name", default=None)
     receipt = serializers.SerializerMethodField()
     can_appeal = serializers.SerializerMethodField()
+    credited_record = serializers.IntegerField(
+        source="duplicate_of_id",
+        allow_null=True,
+        help_text="On a second report of an instance (status `duplicate`): the record holding its credit.",
+    )
+    other_reports = serializers.SerializerMethodField(
+        help_text="On a credited record: the other sources' reports of the same instance, crediting nothing."
+    )
 
     class Meta:
         model = ActivityRecord
@@ -152,6 +160,8 @@ class RecordOutputSerializer(serializers.ModelSerializer):
             "appealed_at",
             "can_appeal",
             "receipt",
+            "credited_record",
+            "other_reports",
         ]
 
     def get_behaviour_name(self, record: ActivityRecord) -> str:
@@ -161,7 +171,21 @@ class RecordOutputSerializer(serializers.ModelSerializer):
         return selectors.receipt_of(record)
 
     def get_can_appeal(self, record: ActivityRecord) -> bool:
-        return record.status != RecordStatus.CREDITED and record.appealed_at is None
+        return record.status in (RecordStatus.HELD, RecordStatus.REJECTED) and record.appealed_at is None
+
+    @extend_schema_field(
+        inline_serializer(
+            "OtherReport",
+            {"id": serializers.IntegerField(), "source": serializers.CharField(),
+             "partner": serializers.CharField(allow_null=True)},
+            many=True,
+        )
+    )  # fmt: skip
+    def get_other_reports(self, record: ActivityRecord) -> list[dict]:
+        return [
+            {"id": other.id, "source": other.source, "partner": other.partner.name if other.partner else None}
+            for other in sorted(record.duplicates.all(), key=lambda other: other.id)
+        ]
 
 
 class RecordListApi(APIView):
@@ -398,6 +422,12 @@ class PartnerRecordsApi(PartnerApi):
                 allow_null=True,
                 help_text="Yuan paid; required for payments counted from a minimum amount (utility: ¥1).",
             )
+            instance = serializers.DictField(
+                child=serializers.CharField(max_length=100),
+                required=False,
+                help_text="The fields that identify the real-world instance across sources, as the "
+                "methodology declares them per behaviour (e-invoice: issuer, invoice_number).",
+            )
 
         records = RecordSerializer(many=True)
 
@@ -411,9 +441,13 @@ class PartnerRecordsApi(PartnerApi):
             credited_carbon_mg = serializers.IntegerField(required=False)
             capped_by = serializers.CharField(required=False)
             hold_reason = serializers.CharField(required=False)
+            credited_receipt = serializers.CharField(
+                required=False, help_text="`duplicate_across_sources`: the credited record's receipt."
+            )
 
         accepted = serializers.IntegerField()
         duplicate = serializers.IntegerField()
+        duplicate_across_sources = serializers.IntegerField()
         rejected = serializers.IntegerField()
         held_for_review = serializers.IntegerField()
         records = OutcomeSerializer(many=True)

@@ -38,16 +38,18 @@ from activities import errors
 from activities.ingest import (
     CLOCK_SKEW,
     ENDED_BEFORE_STARTED,
+    INSTANCE_CREDITED_REPORT,
     LOCAL_TZ,
     MAX_ATTEMPTS,
     MAX_QUANTITY,
     CounterRaceError,
     Incoming,
     _Candidate,
+    instance_credits_move,
     record_precheck,
     rejections_count,
 )
-from activities.methodology import Methodology
+from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
 
@@ -139,24 +141,30 @@ class ChunkImporter:
             CREATE TEMP TABLE import_rows (
                 ordinal bigint, record_id text, external_id text, customer_reference text,
                 behaviour_id bigint, factor_id bigint, quantity numeric, occurred_at timestamptz,
-                ended_at timestamptz, local_day date, gross_carbon_mg bigint, code text, detail text
+                ended_at timestamptz, local_day date, gross_carbon_mg bigint, code text, detail text,
+                instance_key text, instance_bucket bigint, tolerance integer
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_checked (
                 ordinal bigint, record_id text, external_id text, behaviour_id bigint, factor_id bigint,
                 quantity numeric, occurred_at timestamptz, ended_at timestamptz, local_day date,
-                gross_carbon_mg bigint, detail text, user_id bigint, code text, is_duplicate boolean
+                gross_carbon_mg bigint, detail text, instance_key text, instance_bucket bigint,
+                tolerance integer, user_id bigint, code text, is_duplicate boolean,
+                -- A second report of an instance: the stored record holding its credit, or the
+                -- ordinal of the chunk's first report of it.
+                credited_record_id bigint, first_report_ordinal bigint
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_outcomes (
                 user_id bigint, behaviour_id bigint, factor_id bigint, external_id text, quantity numeric,
                 occurred_at timestamptz, ended_at timestamptz, local_day date, month date,
                 has_monthly_cap boolean, gross_carbon_mg bigint, credited_carbon_mg bigint, capped_by text,
-                status text, hold_reason text
+                status text, hold_reason text, instance_key text, instance_bucket bigint
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_factors (
                 factor_id bigint, behaviour_id bigint, behaviour_code text, allowed boolean,
                 effective_from date, effective_until date, carbon_mg_per_unit bigint, daily_cap_mg bigint,
                 monthly_cap_mg bigint, event_cap_mg bigint, sources text[], threshold numeric,
-                is_trip boolean, is_step boolean, minimum_payment_fen bigint
+                is_trip boolean, is_step boolean, minimum_payment_fen bigint, instance_fields text[],
+                tolerance integer
             );
             CREATE TEMP TABLE import_day_now (
                 user_id bigint, behaviour_id bigint, day date, quantity numeric, credited_carbon_mg bigint
@@ -173,7 +181,7 @@ class ChunkImporter:
                 # Known behaviour without a factor: `no_factor_in_effect`, as in the batch path.
                 rows.append(
                     (None, behaviour.id, behaviour.code, behaviour.id in self.allowed, None, None, None, None,
-                     None, None, [], None, behaviour.is_trip, behaviour.unit == Unit.STEP, None)
+                     None, None, [], None, behaviour.is_trip, behaviour.unit == Unit.STEP, None, [], None)
                 )  # fmt: skip
             for index, factor in enumerate(factors):
                 until = factors[index + 1].effective_from if index + 1 < len(factors) else None
@@ -184,9 +192,10 @@ class ChunkImporter:
                         factor.monthly_cap_mg or None, factor.event_cap_mg, sorted(factor.sources),
                         self.methodology.review_threshold(behaviour, factor), behaviour.is_trip,
                         behaviour.unit == Unit.STEP, factor.minimum_payment_fen,
+                        list(factor.instance_fields), factor.instance_time_tolerance_seconds,
                     )
                 )  # fmt: skip
-        placeholders = ", ".join(["%s"] * 15)
+        placeholders = ", ".join(["%s"] * 17)
         cursor.executemany(f"INSERT INTO import_factors VALUES ({placeholders})", rows)  # noqa: S608
         # Each line finds its behaviour by code through this key (a probe per line, however the
         # planner guesses the size of a fresh staging table); the planner learns both are small.
@@ -208,11 +217,13 @@ class ChunkImporter:
             CREATE TEMP TABLE import_factor_days (
                 behaviour_code text, day date, behaviour_id bigint, allowed boolean, factor_id bigint,
                 carbon_mg_per_unit bigint, source_allowed boolean, minimum_payment_fen bigint,
+                instance_fields text[], tolerance integer,
                 PRIMARY KEY (behaviour_code, day)
             );
             INSERT INTO import_factor_days
             SELECT b.behaviour_code, d.day::date, b.behaviour_id, b.allowed, f.factor_id,
-                   f.carbon_mg_per_unit, %(source)s = ANY(f.sources), f.minimum_payment_fen
+                   f.carbon_mg_per_unit, %(source)s = ANY(f.sources), f.minimum_payment_fen,
+                   nullif(f.instance_fields, '{}'), f.tolerance
             FROM import_behaviours b
             CROSS JOIN generate_series(
                 (SELECT min(effective_from) FROM import_factors), %(last_day)s::date, interval '1 day'
@@ -297,8 +308,9 @@ class ChunkImporter:
                     )
         self._check_people_and_duplicates(cursor)
         self._lock_counters(cursor, create_missing=create_missing)
+        self._check_instances(cursor)
         self._work_out_outcomes(cursor)
-        self._store(cursor)
+        moved = self._store(cursor)
         if self.on_credited is not None:
             cursor.execute(
                 "SELECT DISTINCT user_id, local_day FROM import_outcomes "
@@ -312,10 +324,13 @@ class ChunkImporter:
             """
             SELECT (SELECT count(*) FILTER (WHERE status = 'credited') FROM import_outcomes),
                    (SELECT count(*) FILTER (WHERE status = 'held') FROM import_outcomes),
-                   (SELECT count(*) FILTER (WHERE is_duplicate) FROM import_checked)
+                   (SELECT count(*) FILTER (WHERE is_duplicate) FROM import_checked),
+                   (SELECT count(*) FILTER (WHERE code IS NULL AND NOT is_duplicate
+                        AND (credited_record_id IS NOT NULL OR first_report_ordinal IS NOT NULL))
+                    FROM import_checked)
             """
         )
-        accepted, held, duplicate = cursor.fetchone()
+        accepted, held, duplicate, second_reports = cursor.fetchone()
         cursor.execute(
             "SELECT ordinal, record_id, code, detail FROM import_checked "
             "WHERE code IS NOT NULL ORDER BY ordinal"
@@ -327,7 +342,13 @@ class ChunkImporter:
             codes=Counter(code for _, _, code, _ in rejected),
             now=self.now,
         )
-        totals = Counter(accepted=accepted, held_for_review=held, duplicate=duplicate, rejected=len(rejected))
+        totals = Counter(
+            accepted=accepted + moved,
+            held_for_review=held,
+            duplicate=duplicate,
+            duplicate_across_sources=second_reports - moved,
+            rejected=len(rejected),
+        )
         return ChunkResult(totals=totals, rejected=rejected)
 
     def _copy_raw(self, cursor, numbered: list[tuple[int, bytes]]) -> bool:
@@ -364,6 +385,47 @@ class ChunkImporter:
             f"AND {_moment(self._column('occurred_at'))} "
             f"AND ({ended_at} IS NULL OR {ended_at} = '' OR {_moment(ended_at)}) "
             f"AND ({amount} IS NULL OR {amount} = '' OR {amount} ~ '{AMOUNT}')"
+            + "".join(
+                f" AND (coalesce({column}, '') = '' OR {_printable(column, MAX_INSTANCE_VALUE_LENGTH)})"
+                for column in self._instance_columns().values()
+            )
+        )
+
+    def _instance_columns(self) -> dict[str, str]:
+        """The header's `instance.<field>` columns: {field: staging column}."""
+        return {
+            name.removeprefix("instance."): f"c{index}"
+            for index, name in enumerate(self.header or [])
+            if name.startswith("instance.")
+        }
+
+    def _instance_sql(self) -> tuple[str, str, dict]:
+        """A line's instance values (jsonb), the SQL of its instance key and time bucket from them (the
+        rule of `methodology.instance_identity`), and their parameters: the header's field names go
+        in as values, never as SQL text."""
+        columns = self._instance_columns()
+        if not columns:
+            return "NULL::jsonb", "NULL::text AS instance_key, NULL::bigint AS instance_bucket", {}
+        pairs = ", ".join(
+            f"%(instance_field_{n})s::text, {column}" for n, column in enumerate(columns.values())
+        )
+        parameters = {f"instance_field_{n}": name for n, name in enumerate(columns)}
+        # Every declared field present and not blank once trimmed, or no key; ASCII letters upper-cased.
+        key = """
+            (SELECT CASE WHEN count(*) = count(v) THEN encode(sha256(convert_to(
+                        string_agg(v, chr(31) ORDER BY n), 'UTF8')), 'hex') END
+             FROM (SELECT nullif(translate(btrim(r.instance_values ->> u.f, ' '),
+                                           'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'), '')
+                          AS v, u.n
+                   FROM unnest(r.instance_fields) WITH ORDINALITY AS u(f, n)) AS vals)
+        """
+        return (
+            f"jsonb_build_object({pairs})",
+            f"""CASE WHEN r.instance_fields IS NOT NULL AND r.code IS NULL THEN {key} END AS instance_key,
+                CASE WHEN r.tolerance IS NULL THEN 0
+                     ELSE floor(extract(epoch FROM r.occurred_at) / r.tolerance)::bigint
+                END AS instance_bucket""",
+            parameters,
         )
 
     def _type_plain_lines(self, cursor) -> None:
@@ -371,6 +433,7 @@ class ChunkImporter:
         # Only column names of the staging table (c0, c1, …) and constants are put into the SQL text.
         # `OFFSET 0` keeps each typed field computed once per line (a flattened subquery would cast
         # the moment again in every expression that uses it).
+        instance_values, instance_sql, instance_parameters = self._instance_sql()
         cursor.execute(
             f"""
             INSERT INTO import_rows
@@ -378,11 +441,17 @@ class ChunkImporter:
                    occurred_at, ended_at, local_day, gross_carbon_mg, code,
                    CASE WHEN code IS DISTINCT FROM %(invalid_record)s THEN ''
                         WHEN ended_at < occurred_at THEN %(ended_before)s
-                        ELSE 'amount' END
+                        ELSE 'amount' END,
+                   CASE WHEN code IS NULL THEN instance_key END,
+                   CASE WHEN code IS NULL THEN instance_bucket END,
+                   CASE WHEN code IS NULL THEN tolerance END
+            FROM (
+            SELECT r.*, {instance_sql}
             FROM (
             SELECT r.ordinal, r.record_id, %(prefix)s || r.record_id AS external_id, r.customer_reference,
                    r.behaviour_id, r.factor_id, r.quantity, r.occurred_at, r.ended_at, r.local_day,
                    floor(r.quantity * r.carbon_mg_per_unit) AS gross_carbon_mg,
+                   r.instance_fields, r.tolerance, r.instance_values,
                    CASE
                        WHEN r.behaviour_id IS NULL THEN %(unknown_behaviour)s
                        WHEN NOT r.allowed THEN %(not_allowed)s
@@ -404,7 +473,8 @@ class ChunkImporter:
                        coalesce(d.allowed, (
                            SELECT b.allowed FROM import_behaviours b WHERE b.behaviour_code = t.behaviour
                        )) AS allowed,
-                       d.factor_id, d.carbon_mg_per_unit, d.source_allowed, d.minimum_payment_fen
+                       d.factor_id, d.carbon_mg_per_unit, d.source_allowed, d.minimum_payment_fen,
+                       d.instance_fields, d.tolerance
                 FROM (
                     SELECT *, (occurred_at AT TIME ZONE %(time_zone)s)::date AS local_day
                     FROM (
@@ -414,7 +484,8 @@ class ChunkImporter:
                                {self._column("quantity")}::numeric AS quantity,
                                {self._column("occurred_at")}::timestamptz AS occurred_at,
                                nullif({self._column("ended_at")}, '')::timestamptz AS ended_at,
-                               nullif({self._column("amount")}, '')::numeric AS amount
+                               nullif({self._column("amount")}, '')::numeric AS amount,
+                               {instance_values} AS instance_values
                         FROM import_raw WHERE {self._plain()}
                         OFFSET 0
                     ) AS typed
@@ -423,9 +494,11 @@ class ChunkImporter:
                 OFFSET 0
             ) AS r
             OFFSET 0
+            ) AS r
+            OFFSET 0
             ) AS checked
             """,  # noqa: S608
-            self._rule_parameters(),
+            {**self._rule_parameters(), **instance_parameters},
         )
 
     @property
@@ -458,7 +531,8 @@ class ChunkImporter:
         self.lines_read_by_python += len(numbered_lines)
         with cursor.cursor.copy(
             "COPY import_rows (ordinal, record_id, external_id, customer_reference, behaviour_id, factor_id, "
-            "quantity, occurred_at, ended_at, local_day, gross_carbon_mg, code, detail) FROM STDIN"
+            "quantity, occurred_at, ended_at, local_day, gross_carbon_mg, code, detail, instance_key, "
+            "instance_bucket, tolerance) FROM STDIN"
         ) as copy:
             for ordinal, line in numbered_lines:
                 if not line.strip():
@@ -474,12 +548,15 @@ class ChunkImporter:
                     copy.write_row(
                         (ordinal, shown, record.external_id, record.customer_reference, checked.behaviour_id,
                          checked.factor.id, record.quantity, record.occurred_at, record.ended_at,
-                         checked.local_day, checked.gross_carbon_mg, None, "")
+                         checked.local_day, checked.gross_carbon_mg, None, "", checked.instance_key,
+                         checked.instance_bucket if checked.instance_key is not None else None,
+                         checked.factor.instance_time_tolerance_seconds)
                     )  # fmt: skip
                 else:
                     copy.write_row(
-                        (ordinal, shown, None, None, None, None, None, None, None, None, None, *checked)
-                    )
+                        (ordinal, shown, None, None, None, None, None, None, None, None, None, *checked,
+                         None, None, None)
+                    )  # fmt: skip
 
     def _check_people_and_duplicates(self, cursor) -> None:
         cursor.execute(
@@ -487,7 +564,8 @@ class ChunkImporter:
             INSERT INTO import_checked
             WITH c AS MATERIALIZED (
                 SELECT r.ordinal, r.record_id, r.external_id, r.behaviour_id, r.factor_id, r.quantity,
-                       r.occurred_at, r.ended_at, r.local_day, r.gross_carbon_mg, r.detail, l.user_id,
+                       r.occurred_at, r.ended_at, r.local_day, r.gross_carbon_mg, r.detail, r.instance_key,
+                       r.instance_bucket, r.tolerance, l.user_id,
                        CASE
                            WHEN r.code IS NOT NULL THEN r.code
                            WHEN l.user_id IS NULL THEN %(unknown_customer)s
@@ -522,7 +600,7 @@ class ChunkImporter:
                        c.ordinal IN (SELECT ordinal FROM again)
                        OR EXISTS (SELECT 1 FROM activities_activityrecord e
                                   WHERE e.external_id = c.external_id AND e.source = %(source)s)
-                   )) AS is_duplicate
+                   )) AS is_duplicate, NULL::bigint, NULL::bigint
             FROM c;
             """,
             {
@@ -584,6 +662,52 @@ class ChunkImporter:
             """
         )
 
+    def _check_instances(self, cursor) -> None:
+        """The second reports of instances (`ingest._instance_twins`), once the counters are locked.
+
+        A report of an instance already credited (`INSTANCE_CREDITED_REPORT`) points at that record;
+        of the others, the chunk's reports of one instance that follow each other within the time
+        tolerance (any gap, without one) point at the first of them.
+        """
+        cursor.execute(
+            f"""
+            UPDATE import_checked k SET credited_record_id = p.id
+            FROM import_checked t
+            CROSS JOIN LATERAL ({INSTANCE_CREDITED_REPORT}) AS p
+            WHERE t.ordinal = k.ordinal AND t.code IS NULL AND NOT t.is_duplicate
+              AND t.instance_key IS NOT NULL;
+
+            WITH keyed AS (
+                SELECT ordinal, user_id, behaviour_id, instance_key, occurred_at,
+                       lag(occurred_at) OVER instance AS previous_at,
+                       tolerance
+                FROM import_checked
+                WHERE code IS NULL AND NOT is_duplicate AND instance_key IS NOT NULL
+                  AND credited_record_id IS NULL
+                WINDOW instance AS (
+                    PARTITION BY user_id, behaviour_id, instance_key ORDER BY occurred_at, ordinal
+                )
+            ),
+            clustered AS (
+                SELECT *, sum(CASE WHEN previous_at IS NULL OR (tolerance IS NOT NULL
+                                        AND occurred_at - previous_at > make_interval(secs => tolerance))
+                                   THEN 1 ELSE 0 END) OVER (
+                           PARTITION BY user_id, behaviour_id, instance_key ORDER BY occurred_at, ordinal
+                       ) AS cluster
+                FROM keyed
+            ),
+            firsts AS (
+                SELECT ordinal, first_value(ordinal) OVER (
+                           PARTITION BY user_id, behaviour_id, instance_key, cluster
+                           ORDER BY occurred_at, ordinal
+                       ) AS first_ordinal
+                FROM clustered
+            )
+            UPDATE import_checked k SET first_report_ordinal = f.first_ordinal
+            FROM firsts f WHERE k.ordinal = f.ordinal AND f.first_ordinal <> f.ordinal;
+            """  # noqa: S608 - a constant fragment
+        )
+
     def _month_capped(self) -> str:
         """The monthly caps' step of the outcomes; a pass-through when the partner's behaviours have none."""
         if not self.has_monthly_caps:
@@ -622,6 +746,7 @@ class ChunkImporter:
                     ON m.user_id = k.user_id AND m.behaviour_id = k.behaviour_id
                    AND m.month = date_trunc('month', k.local_day)::date
                 WHERE k.code IS NULL AND NOT k.is_duplicate
+                  AND k.credited_record_id IS NULL AND k.first_report_ordinal IS NULL
             ),
             trips AS (
                 -- Trips join the person's intervals unless already held by a threshold (as in `_credit`).
@@ -686,7 +811,7 @@ class ChunkImporter:
                         WHEN gross_carbon_mg > event_cap_mg THEN %(cap_event)s
                         ELSE '' END AS capped_by,
                    CASE WHEN hold_reason <> '' THEN %(held)s ELSE %(credited)s END AS status,
-                   hold_reason
+                   hold_reason, instance_key, instance_bucket
             FROM month_capped
             """,  # noqa: S608 - the only text put in is one of two constant steps
             {
@@ -703,8 +828,9 @@ class ChunkImporter:
             },
         )
 
-    def _store(self, cursor) -> None:
-        """Counters first, then records and DailyCarbon: the lock order of every writer."""
+    def _store(self, cursor) -> int:
+        """Counters first, then records and DailyCarbon: the lock order of every writer; then the
+        second reports of instances. Returns how many of those took the credit over (precedence)."""
         cursor.execute(
             """
             WITH raised AS (
@@ -758,13 +884,16 @@ class ChunkImporter:
                 INSERT INTO activities_activityrecord
                     (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
                      ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-                     hold_reason, created_at, credited_at, appeal_note)
+                     hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket)
                 SELECT user_id, behaviour_id, factor_id, %(source)s, %(partner)s, external_id, quantity,
                        occurred_at, ended_at, local_day, '', gross_carbon_mg, credited_carbon_mg, capped_by,
                        status, hold_reason, %(now)s,
-                       CASE WHEN status = %(credited)s THEN %(now)s::timestamptz END, ''
+                       CASE WHEN status = %(credited)s THEN %(now)s::timestamptz END, '', instance_key,
+                       CASE WHEN instance_key IS NOT NULL THEN instance_bucket END
                 FROM import_outcomes
-                ON CONFLICT (external_id, source) DO NOTHING
+                -- No conflict target: a record id, or a credited report of the same instance, stored
+                -- meanwhile (`one_credited_report_per_instance`) leaves the row out.
+                ON CONFLICT DO NOTHING
                 RETURNING user_id, local_day, credited_carbon_mg
             ),
             daily AS (
@@ -790,3 +919,40 @@ class ChunkImporter:
         if not cursor.fetchone()[0]:
             # A concurrent request stored one of these records after the duplicate check: start again.
             raise CounterRaceError
+        cursor.execute(
+            """
+            WITH expected AS (
+                SELECT k.*, coalesce(k.credited_record_id, p.id) AS duplicate_of_id
+                FROM import_checked k
+                LEFT JOIN import_checked f ON f.ordinal = k.first_report_ordinal
+                LEFT JOIN activities_activityrecord p
+                    ON p.external_id = f.external_id AND p.source = %(source)s
+                WHERE k.code IS NULL AND NOT k.is_duplicate
+                  AND (k.credited_record_id IS NOT NULL OR k.first_report_ordinal IS NOT NULL)
+            ),
+            inserted AS (
+                INSERT INTO activities_activityrecord
+                    (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
+                     ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
+                     hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket,
+                     duplicate_of_id)
+                SELECT user_id, behaviour_id, factor_id, %(source)s, %(partner)s, external_id, quantity,
+                       occurred_at, ended_at, local_day, '', gross_carbon_mg, 0, '', %(duplicate)s, '',
+                       %(now)s, NULL, '', instance_key, instance_bucket, duplicate_of_id
+                FROM expected ORDER BY ordinal
+                ON CONFLICT (external_id, source) DO NOTHING
+                RETURNING id
+            )
+            SELECT (SELECT count(*) FROM expected), array(SELECT id FROM inserted ORDER BY id)
+            """,
+            {
+                "source": self.partner.source,
+                "partner": self.partner.id,
+                "now": self.now,
+                "duplicate": RecordStatus.DUPLICATE.value,
+            },
+        )
+        expected, stored = cursor.fetchone()
+        if len(stored) != expected:
+            raise CounterRaceError
+        return len(instance_credits_move(cursor, stored))

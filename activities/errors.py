@@ -129,6 +129,17 @@ STEP_DAY_TOO_OLD = ErrorCode(
     "The day is older than the sync window (`ACTIVITIES_STEP_SYNC_WINDOW_DAYS`, 30 by default).",
     G,
 )
+DUPLICATE_ACROSS_SOURCES = ErrorCode(
+    "duplicate_across_sources",
+    422,
+    _("This activity was already reported by another source and is credited once."),
+    "Not an error but an outcome (`status` and `code` `duplicate_across_sources`): the record reports "
+    "the same real-world instance as a record already credited (the methodology's identifying fields "
+    "of the behaviour, e.g. an e-invoice's issuer and number, within the time tolerance where there "
+    "is one). It is kept in the person's history under that credit and credits nothing itself; "
+    "`credited_receipt` is the credited record's receipt.",
+    G,
+)
 
 # --- Whole requests ------------------------------------------------------------------------------
 WERUN_PAYLOAD_INVALID = ErrorCode(
@@ -252,5 +263,6 @@ RECORD_CODES = {
         STEP_COUNT_DECREASED,
         STEP_DAY_IN_FUTURE,
         STEP_DAY_TOO_OLD,
+        DUPLICATE_ACROSS_SOURCES,
     ]
 }

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from activities import errors as error_codes
 from activities.bulk_import import ChunkImporter, ChunkResult, CreditedDaysHook, methodology_fits
-from activities.ingest import ACCEPTED, DUPLICATE, HELD, REJECTED
+from activities.ingest import ACCEPTED, DUPLICATE, DUPLICATE_ACROSS_SOURCES, HELD, REJECTED
 from activities.methodology import methodology_load
 from activities.models import Partner
 from activities.services import partner_records_ingest
@@ -231,7 +231,8 @@ class HistoryImport:
         """
         state = self._load_checkpoint()
         totals = {
-            "lines": 0, ACCEPTED: 0, DUPLICATE: 0, HELD: 0, REJECTED: 0, **state.get("totals", {}),
+            "lines": 0, ACCEPTED: 0, DUPLICATE: 0, DUPLICATE_ACROSS_SOURCES: 0, HELD: 0, REJECTED: 0,
+            **state.get("totals", {}),
         }  # fmt: skip
         size = self.path.stat().st_size
         started = time.monotonic()
@@ -313,7 +314,8 @@ class HistoryImport:
         """Batches of `batch_size` lines through the partner batch path (JSON lines)."""
         state = self._load_checkpoint()
         totals = {
-            "lines": 0, ACCEPTED: 0, DUPLICATE: 0, HELD: 0, REJECTED: 0, **state.get("totals", {}),
+            "lines": 0, ACCEPTED: 0, DUPLICATE: 0, DUPLICATE_ACROSS_SOURCES: 0, HELD: 0, REJECTED: 0,
+            **state.get("totals", {}),
         }  # fmt: skip
         size = self.path.stat().st_size
         started = time.monotonic()

@@ -37,7 +37,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activities import errors
-from activities.methodology import FactorInEffect, Methodology, methodology_load
+from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
 from activities.models import CapKind, HoldReason, RecordStatus, Unit
 
 # "A day" is a local day in the project's time zone: Python and SQL (as a parameter) both read it here.
@@ -49,6 +49,8 @@ MAX_ATTEMPTS = 5
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
+# Another report of the same real-world instance (another source, or another id) holds the credit.
+DUPLICATE_ACROSS_SOURCES = "duplicate_across_sources"
 REJECTED = "rejected"
 HELD = "held_for_review"
 ENDED_BEFORE_STARTED = "ended_at is before occurred_at"
@@ -119,6 +121,8 @@ class Incoming:
     device_id: str = ""
     # Yuan paid, for payment behaviours whose factor counts payments from a minimum amount.
     amount: Decimal | None = None
+    # The fields that identify the real-world instance across sources (`Factor.instance_fields`).
+    instance: dict[str, str] | None = None
     # Set when the record could not even be read (bad field); it is then rejected with this code.
     invalid_code: str = ""
     invalid_detail: str = ""
@@ -139,6 +143,9 @@ class Outcome:
     # Whose day it credited (stored records only): for callers that act on the days, not for replies.
     user_id: int = 0
     local_day: datetime.date | None = None
+    # A second report of an instance: the record holding its credit, and that record's receipt.
+    credited_record_id: int = 0
+    credited_receipt: str = ""
 
     def as_dict(self) -> dict:
         result: dict = {"id": self.external_id, "status": self.status}
@@ -153,6 +160,10 @@ class Outcome:
                 result["capped_by"] = self.capped_by
         elif self.status == HELD:
             result["hold_reason"] = self.hold_reason
+        elif self.status == DUPLICATE_ACROSS_SOURCES:
+            result["code"] = self.status
+            result["message"] = str(errors.DUPLICATE_ACROSS_SOURCES.message)
+            result["credited_receipt"] = self.credited_receipt
         return result
 
 
@@ -167,6 +178,9 @@ class _Candidate:
     user_id: int = 0
     is_trip: bool = False
     unit: str = ""
+    # The instance it reports (`methodology.instance_identity`): key and time bucket.
+    instance_key: str | None = None
+    instance_bucket: int = 0
 
 
 def carbon_mg(quantity: Decimal, factor: FactorInEffect) -> int:
@@ -220,6 +234,7 @@ def record_precheck(
             return errors.INVALID_RECORD.code, "amount"
         if record.amount * 100 < factor.minimum_payment_fen:
             return errors.PAYMENT_BELOW_MINIMUM.code, ""
+    identity = instance_identity(factor, record.instance, record.occurred_at)
     return _Candidate(
         position=position,
         incoming=record,
@@ -230,6 +245,8 @@ def record_precheck(
         user_id=record.user_id or 0,
         is_trip=behaviour.is_trip,
         unit=behaviour.unit,
+        instance_key=identity[0] if identity else None,
+        instance_bucket=identity[1] if identity else 0,
     )
 
 
@@ -491,23 +508,27 @@ STORE_RECORDS = sql(
         WITH incoming AS (
             SELECT * FROM unnest(
                 [[bigint]], [[bigint]], [[bigint]], [[text]], [[numeric]], [[timestamptz]], [[timestamptz?]],
-                [[date]], [[text]], [[bigint]], [[bigint]], [[text]], [[text]], [[text]], [[timestamptz?]]
+                [[date]], [[text]], [[bigint]], [[bigint]], [[text]], [[text]], [[text]], [[timestamptz?]],
+                [[text?]], [[bigint?]]
             ) AS t(
                 user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
-                device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason, credited_at
+                device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason, credited_at,
+                instance_key, instance_bucket
             )
         ),
         inserted AS (
             INSERT INTO activities_activityrecord
                 (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
                  ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-                 hold_reason, created_at, credited_at, appeal_note)
+                 hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket)
             SELECT user_id, behaviour_id, factor_id, %s, %s, external_id, quantity, occurred_at, ended_at,
                    local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason,
-                   %s, credited_at, ''
+                   %s, credited_at, '', instance_key, instance_bucket
             FROM incoming
-            ON CONFLICT (source, external_id) DO NOTHING
-            RETURNING external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
+            -- No conflict target: a record id stored meanwhile, or a credited report of the same
+            -- instance stored meanwhile (`one_credited_report_per_instance`), leaves the row out.
+            ON CONFLICT DO NOTHING
+            RETURNING id, external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
         ),
         daily AS (
             INSERT INTO activities_dailycarbon
@@ -519,7 +540,7 @@ STORE_RECORDS = sql(
             SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
                 updated_at = EXCLUDED.updated_at
         )
-        SELECT external_id FROM inserted
+        SELECT external_id, id FROM inserted
         """
 )
 
@@ -546,12 +567,20 @@ def _credit(
     batch_trips: dict[int, list[tuple]] = defaultdict(list)
     shared_devices = _shared_devices(cursor, candidates)
 
+    twins = _instance_twins(cursor, [c for c in in_order if first_seen.get(c.incoming.external_id) is c])
+
     rows: list[tuple] = []
     fresh: list[_Candidate] = []
+    second_reports: list[tuple[_Candidate, int, int | None]] = []
     for candidate in in_order:
         record = candidate.incoming
         if first_seen.get(record.external_id) is not candidate:
             outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
+            continue
+        if candidate.position in twins:
+            # Credited once: stored as a report of the instance, crediting nothing and counting in
+            # no counter (it is no new activity); its answer points at the credited report.
+            second_reports.append((candidate, *twins[candidate.position]))
             continue
         day_counter = day_counters[(candidate.user_id, candidate.behaviour_id, candidate.local_day)]
         month_key = (candidate.user_id, candidate.behaviour_id, _month_of(candidate.local_day))
@@ -619,20 +648,226 @@ def _credit(
                 str(status),
                 str(hold_reason),
                 now if status == RecordStatus.CREDITED else None,
+                candidate.instance_key,
+                candidate.instance_bucket if candidate.instance_key is not None else None,
             )
         )
-    if not rows:
-        return
     dialect = statements()
-    # Counter rows first, DailyCarbon last: every writer takes its locks in that order (no deadlock).
-    dialect.counters_raise(cursor, "day", day_deltas, new_days)
-    if month_deltas:
-        dialect.counters_raise(cursor, "month", month_deltas, new_months)
-    inserted = dialect.records_store(cursor, rows, source, partner_id, now)
-    if len(inserted) != len(fresh):
-        # A concurrent request stored one of these records after our duplicate check: start again,
-        # and it will be reported as the duplicate it is.
+    inserted: dict[str, int] = {}
+    if rows:
+        # Counter rows first, DailyCarbon last: every writer takes its locks in that order (no deadlock).
+        dialect.counters_raise(cursor, "day", day_deltas, new_days)
+        if month_deltas:
+            dialect.counters_raise(cursor, "month", month_deltas, new_months)
+        inserted = dialect.records_store(cursor, rows, source, partner_id, now)
+        if len(inserted) != len(fresh):
+            # A concurrent request stored one of these records (or a report of the same instance)
+            # after our checks: start again, and it will be reported as the duplicate it is.
+            raise CounterRaceError
+    if second_reports:
+        _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
+                              partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
+
+
+def _instance_twins(cursor, candidates: list[_Candidate]) -> dict[int, tuple[int, int | None]]:
+    """The second reports of instances among `candidates` (in time order), by position: (the stored
+    record holding the credit, 0 if none; or the position of the batch's first report).
+
+    A report of an instance already credited (`INSTANCE_CREDITED_REPORT`: same key, and within the
+    time tolerance where there is one) is a second report of it. Of the others, the reports of one
+    instance in the batch follow each other within the tolerance (any gap, without one): the first
+    is credited, the rest are second reports. The bulk import does the same in SQL
+    (`bulk_import.ChunkImporter._check_people_and_duplicates`).
+    """
+    keyed = [c for c in candidates if c.instance_key is not None]
+    if not keyed:
+        return {}
+    stored = statements().instance_credited_reports(
+        cursor,
+        [
+            (c.position, c.user_id, c.behaviour_id, c.instance_key, c.instance_bucket,
+             c.incoming.occurred_at, c.factor.instance_time_tolerance_seconds)
+            for c in keyed
+        ],
+    )  # fmt: skip
+    twins: dict[int, tuple[int, int | None]] = {}
+    clusters: dict[tuple, tuple[int, datetime.datetime]] = {}  # instance → (first position, latest time)
+    for candidate in keyed:
+        if candidate.position in stored:
+            twins[candidate.position] = (stored[candidate.position], None)
+            continue
+        instance = (candidate.user_id, candidate.behaviour_id, candidate.instance_key)
+        tolerance = candidate.factor.instance_time_tolerance_seconds
+        occurred_at = candidate.incoming.occurred_at
+        cluster = clusters.get(instance)
+        if cluster is not None and (
+            tolerance is None or occurred_at - cluster[1] <= datetime.timedelta(seconds=tolerance)
+        ):
+            twins[candidate.position] = (0, cluster[0])
+            clusters[instance] = (cluster[0], occurred_at)
+        else:
+            clusters[instance] = (candidate.position, occurred_at)
+    return twins
+
+
+def _second_reports_store(
+    cursor, reports: list, *, in_batch: dict[str, int], source: str, partner_id, outcomes, now
+) -> None:
+    """Stores the second reports of instances, each pointing at the credited one, and answers for them."""
+    rows = []
+    credited_ids: dict[str, int] = {}
+    for candidate, stored_id, first_position in reports:
+        record = candidate.incoming
+        credited_id = stored_id or in_batch[records_external_id(outcomes, first_position)]
+        credited_ids[record.external_id] = credited_id
+        rows.append(
+            (candidate.user_id, candidate.behaviour_id, candidate.factor.id, record.external_id,
+             record.quantity, record.occurred_at, record.ended_at, candidate.local_day, record.device_id,
+             candidate.gross_carbon_mg, candidate.instance_key, candidate.instance_bucket, credited_id)
+        )  # fmt: skip
+    stored = statements().second_reports_store(cursor, rows, source, partner_id, now)
+    if len(stored) != len(rows):
         raise CounterRaceError
+    moved = instance_credits_move(cursor, sorted(stored.values()))
+    for candidate, _, _ in reports:
+        record_id = stored[candidate.incoming.external_id]
+        outcome = Outcome(
+            candidate.incoming.external_id,
+            DUPLICATE_ACROSS_SOURCES,
+            gross_carbon_mg=candidate.gross_carbon_mg,
+            user_id=candidate.user_id,
+            local_day=candidate.local_day,
+            credited_record_id=credited_ids[candidate.incoming.external_id],
+        )
+        if record_id in moved:
+            # The preferred source's report took the credit over: it is this one's answer now.
+            outcome.status, outcome.credited_carbon_mg = ACCEPTED, moved[record_id]
+            outcome.credited_record_id = 0
+        outcomes[candidate.position] = outcome
+
+
+def records_external_id(outcomes: list, position: int) -> str:
+    return outcomes[position].external_id
+
+
+def instance_credits_move(cursor, second_report_ids: list[int]) -> dict[int, int]:
+    """Moves an instance's credit to a second report of a preferred source, where nothing changes.
+
+    The methodology's `source_precedence` says which source's report should hold an instance's
+    credit. When the preferred report comes second, the credit moves to it only if nothing it stands
+    for changes: the credited report is a plain credit (not held, not reduced at a merge) of the same
+    person's same day with the same gross carbon. Then the counters, the day's carbon and any coins
+    settled for it are untouched (exactly once); otherwise the credit stays where it first landed.
+    The two records swap roles, and the instance's other reports point at the new credited one.
+    Returns {second report id: the credit it took}. Every capture path calls this.
+    """
+    if not second_report_ids:
+        return {}
+    cursor.execute(INSTANCE_CREDIT_MOVES, [packed(second_report_ids)])
+    moves = cursor.fetchall()
+    if not moves:
+        return {}
+    columns = [packed(column) for column in zip(*moves, strict=True)]
+    # In this order: the old credited report stops being the instance's credited one before the
+    # new one becomes it (one credited report per instance, a unique index).
+    cursor.execute(INSTANCE_CREDIT_DEMOTE, columns[:2])
+    cursor.execute(INSTANCE_CREDIT_PROMOTE, columns)
+    cursor.execute(INSTANCE_REPORTS_REPOINT, columns[:2])
+    return {new_id: credited for new_id, _, credited, _, _ in moves}
+
+
+# The credited report of an instance, for a row `t` (user_id, behaviour_id, instance_key,
+# instance_bucket, occurred_at, tolerance in seconds or NULL): the same key in the same bucket or,
+# with a tolerance, a neighbouring one within the tolerance. One probe of the unique index.
+INSTANCE_CREDITED_REPORT = """
+    SELECT r.id FROM activities_activityrecord r
+    WHERE r.user_id = t.user_id AND r.behaviour_id = t.behaviour_id AND r.instance_key = t.instance_key
+      AND r.duplicate_of_id IS NULL
+      AND r.instance_bucket BETWEEN t.instance_bucket - (t.tolerance IS NOT NULL)::int
+                                AND t.instance_bucket + (t.tolerance IS NOT NULL)::int
+      AND (t.tolerance IS NULL OR r.occurred_at BETWEEN t.occurred_at - make_interval(secs => t.tolerance)
+                                                    AND t.occurred_at + make_interval(secs => t.tolerance))
+    ORDER BY r.occurred_at, r.id
+    LIMIT 1
+"""
+
+INSTANCE_CREDITED_REPORTS = sql(
+    f"""
+    SELECT t.position, p.id
+    FROM unnest([[integer]], [[bigint]], [[bigint]], [[text]], [[bigint]], [[timestamptz]], [[integer?]])
+         AS t(position, user_id, behaviour_id, instance_key, instance_bucket, occurred_at, tolerance)
+    CROSS JOIN LATERAL ({INSTANCE_CREDITED_REPORT}) AS p
+    """  # noqa: S608 - a constant fragment
+)
+
+# A source's rank in a factor's precedence (1 is preferred); unlisted sources after every listed one.
+_RANK = """coalesce((SELECT e.n FROM jsonb_array_elements_text(f.source_precedence) WITH ORDINALITY
+                     AS e(s, n) WHERE e.s = {}), 1000000)"""
+
+INSTANCE_CREDIT_MOVES = sql(
+    f"""
+    SELECT DISTINCT ON (p.id) d.id, p.id, p.credited_carbon_mg, p.capped_by, p.credited_at
+    FROM activities_activityrecord d
+    JOIN activities_activityrecord p ON p.id = d.duplicate_of_id
+    JOIN activities_factor f ON f.id = p.factor_id
+    WHERE d.id = ANY([[bigint]]) AND p.status = 'credited' AND p.capped_at_merge_mg = 0
+      AND p.user_id = d.user_id AND p.local_day = d.local_day AND p.gross_carbon_mg = d.gross_carbon_mg
+      AND {_RANK.format("d.source")} < {_RANK.format("p.source")}
+    ORDER BY p.id, {_RANK.format("d.source")}, d.id
+    """  # noqa: S608 - constant fragments
+)
+
+INSTANCE_CREDIT_DEMOTE = sql(
+    """
+    UPDATE activities_activityrecord r
+    SET status = 'duplicate', credited_carbon_mg = 0, capped_by = '', credited_at = NULL,
+        duplicate_of_id = m.new_id
+    FROM unnest([[bigint]], [[bigint]]) AS m(new_id, old_id)
+    WHERE r.id = m.old_id
+    """
+)
+
+INSTANCE_CREDIT_PROMOTE = sql(
+    """
+    UPDATE activities_activityrecord r
+    SET status = 'credited', credited_carbon_mg = m.credited, capped_by = m.capped_by,
+        credited_at = m.credited_at, duplicate_of_id = NULL
+    FROM unnest([[bigint]], [[bigint]], [[bigint]], [[text]], [[timestamptz?]])
+         AS m(new_id, old_id, credited, capped_by, credited_at)
+    WHERE r.id = m.new_id
+    """
+)
+
+INSTANCE_REPORTS_REPOINT = sql(
+    """
+    UPDATE activities_activityrecord r SET duplicate_of_id = m.new_id
+    FROM unnest([[bigint]], [[bigint]]) AS m(new_id, old_id)
+    WHERE r.duplicate_of_id = m.old_id AND r.id <> m.new_id
+    """
+)
+
+# Second reports of instances: stored crediting nothing, pointing at the credited report. No counter
+# and no day's carbon changes.
+SECOND_REPORTS_STORE = sql(
+    """
+    INSERT INTO activities_activityrecord
+        (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
+         ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
+         hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket, duplicate_of_id)
+    SELECT user_id, behaviour_id, factor_id, %s, %s, external_id, quantity, occurred_at, ended_at,
+           local_day, device_id, gross_carbon_mg, 0, '', 'duplicate', '', %s, NULL, '', instance_key,
+           instance_bucket, duplicate_of_id
+    FROM unnest(
+        [[bigint]], [[bigint]], [[bigint]], [[text]], [[numeric]], [[timestamptz]], [[timestamptz?]],
+        [[date]], [[text]], [[bigint]], [[text]], [[bigint]], [[bigint]]
+    ) AS t(
+        user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+        device_id, gross_carbon_mg, instance_key, instance_bucket, duplicate_of_id
+    )
+    ON CONFLICT (external_id, source) DO NOTHING
+    RETURNING external_id, id
+    """
+)
 
 
 def rejections_count(*, source: str, partner_code: str, codes: Counter, now: datetime.datetime) -> None:
@@ -839,11 +1074,27 @@ class PostgresStatements:
         return {row[0] for row in cursor.fetchall()}
 
     @staticmethod
-    def records_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> set[str]:
+    def records_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> dict[str, int]:
         """Stores the records and raises DailyCarbon from the rows really inserted; returns their ids."""
         columns = list(zip(*rows, strict=True))
         cursor.execute(STORE_RECORDS, [*(packed(column) for column in columns), source, partner_id, now, now])
-        return {row[0] for row in cursor.fetchall()}
+        return dict(cursor.fetchall())
+
+    @staticmethod
+    def second_reports_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> dict:
+        columns = list(zip(*rows, strict=True))
+        cursor.execute(
+            SECOND_REPORTS_STORE, [source, partner_id, now, *(packed(column) for column in columns)]
+        )
+        return dict(cursor.fetchall())
+
+    @staticmethod
+    def instance_credited_reports(cursor, rows: list[tuple]) -> dict[int, int]:
+        """Positions of `rows` (position, person, behaviour, key, bucket, time, tolerance) whose
+        instance is already credited, with the credited record's id."""
+        columns = list(zip(*rows, strict=True))
+        cursor.execute(INSTANCE_CREDITED_REPORTS, [packed(column) for column in columns])
+        return dict(cursor.fetchall())
 
     @staticmethod
     def rejections_add(cursor, source: str, partner_code: str, day: datetime.date, codes: Counter) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import hashlib
+import string
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -31,6 +33,17 @@ class FactorInEffect:
     sources: frozenset[str]
     review_above_daily_quantity: int | None
     minimum_payment_fen: int | None = None
+    instance_fields: tuple[str, ...] = ()
+    instance_time_tolerance_seconds: int | None = None
+    source_precedence: tuple[str, ...] = ()
+
+    def source_rank(self, source: str) -> int:
+        """Lower is preferred; sources the precedence does not list come after those it lists."""
+        return (
+            self.source_precedence.index(source)
+            if source in self.source_precedence
+            else len(self.source_precedence)
+        )
 
 
 @dataclass(slots=True)
@@ -83,4 +96,49 @@ def factor_in_effect(factor: Factor) -> FactorInEffect:
         sources=frozenset(factor.sources or []),
         review_above_daily_quantity=factor.review_above_daily_quantity,
         minimum_payment_fen=factor.minimum_payment_fen,
+        instance_fields=tuple(factor.instance_fields or ()),
+        instance_time_tolerance_seconds=factor.instance_time_tolerance_seconds or None,
+        source_precedence=tuple(factor.source_precedence or ()),
     )
+
+
+# --- One instance across sources -----------------------------------------------------------------
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+INSTANCE_SEPARATOR = "\x1f"
+# Values are compared with surrounding spaces removed and ASCII letters in upper case: exactly what
+# the bulk import's SQL does (`translate(btrim(value, ' '), …)`), whatever the server's locale.
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+# An instance value: printable text of at most this many characters (longer values are refused).
+MAX_INSTANCE_VALUE_LENGTH = 100
+
+
+def instance_value(value: str) -> str:
+    return value.strip(" ").translate(_ASCII_UPPER)
+
+
+def instance_identity(
+    factor: FactorInEffect, instance: dict[str, str] | None, occurred_at: datetime.datetime
+) -> tuple[str, int] | None:
+    """Which real-world instance a record reports: (key, time bucket), or None when it names none.
+
+    The key is the SHA-256 (hex) of the factor's `instance_fields` values, in the declared order,
+    joined by the unit separator; a record lacking one of them names no instance and counts on its
+    own. With a time tolerance T the bucket is ⌊seconds since the epoch / T⌋, so two reports within
+    T of each other fall into the same or neighbouring buckets (capture looks at both neighbours
+    and compares the times); without one it is 0. The bulk import computes the same in SQL
+    (`bulk_import.ChunkImporter._type_plain_lines`), and a parity test keeps them equal.
+    """
+    if not factor.instance_fields or not instance:
+        return None
+    values = []
+    for name in factor.instance_fields:
+        value = instance.get(name)
+        normalized = instance_value(value) if isinstance(value, str) else ""
+        if not normalized:
+            return None
+        values.append(normalized)
+    key = hashlib.sha256(INSTANCE_SEPARATOR.join(values).encode()).hexdigest()
+    tolerance = factor.instance_time_tolerance_seconds
+    bucket = (occurred_at - EPOCH) // datetime.timedelta(seconds=tolerance) if tolerance else 0
+    return key, bucket

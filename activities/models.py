@@ -102,6 +102,36 @@ class Factor(models.Model):
         help_text=_("Payments below this amount are rejected; records must then carry their amount."),
     )
     source_note = models.CharField(_("where the figure comes from"), max_length=200, blank=True)
+    # One real-world instance reported by several sources (the bank feed and an online-services
+    # partner sending the same e-invoice) is credited once: these fields of a record's `instance`
+    # identify it (`methodology.instance_identity`).
+    instance_fields = models.JSONField(
+        _("fields that identify one instance"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Fields of a record's `instance` that name one real-world instance across sources "
+            "(e-invoice: issuer, invoice_number). Empty: every record counts on its own."
+        ),
+    )
+    instance_time_tolerance_seconds = models.PositiveIntegerField(
+        _("same instance within (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Also compare the time a record occurred: reports this close in time are the same "
+            "instance (a transit ride's boarding time). Empty: time does not identify instances."
+        ),
+    )
+    source_precedence = models.JSONField(
+        _("source precedence"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Data sources in order of preference when several report the same instance: the credit "
+            "moves to a preferred source's report where nothing it stands for changes."
+        ),
+    )
 
     class Meta:
         constraints = [
@@ -195,6 +225,8 @@ class RecordStatus(models.TextChoices):
     CREDITED = "credited", _("credited")
     HELD = "held", _("under review")
     REJECTED = "rejected", _("rejected after review")
+    # Another source's report of the same instance holds the credit (`ActivityRecord.duplicate_of`).
+    DUPLICATE = "duplicate", _("reported by another source too")
 
 
 class HoldReason(models.TextChoices):
@@ -249,9 +281,25 @@ class ActivityRecord(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     appeal_note = models.TextField(blank=True, default="")
     appealed_at = models.DateTimeField(null=True, blank=True)
+    # The instance this record reports, where the methodology identifies instances of its behaviour:
+    # a digest of the identifying fields, and the time bucket where time is one of them (0 where it
+    # is not; `methodology.instance_identity`). Null for records of other behaviours.
+    instance_key = models.CharField(max_length=64, null=True, blank=True)
+    instance_bucket = models.BigIntegerField(null=True, blank=True)
+    # Set on a second report of an instance: the record that holds the instance's credit.
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates", db_index=False
+    )
 
     class Meta:
         constraints = [
+            # One credited report per instance, person and behaviour: two sources sending the same
+            # instance at once cannot both be credited (the second insert conflicts and is rerun).
+            models.UniqueConstraint(
+                fields=["user", "behaviour", "instance_key", "instance_bucket"],
+                condition=Q(instance_key__isnull=False, duplicate_of__isnull=True),
+                name="one_credited_report_per_instance",
+            ),
             # external_id leads: a batch's lookup of its ids stays selective whatever the mix of sources.
             models.UniqueConstraint(
                 fields=["external_id", "source"], name="one_record_per_external_id_and_source"
@@ -265,6 +313,10 @@ class ActivityRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "local_day"], name="record_user_day"),
             models.Index(fields=["status", "id"], condition=Q(status="held"), name="record_review_queue"),
+            # Only second reports carry it: the reports of one credit, for the person's history.
+            models.Index(
+                fields=["duplicate_of"], condition=Q(duplicate_of__isnull=False), name="record_duplicate_of"
+            ),
         ]
         verbose_name = _("activity record")
         verbose_name_plural = _("activity records")

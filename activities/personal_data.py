@@ -111,6 +111,10 @@ def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
     coins (kept).
     """
     source_id, target_id = source_user.id, target_user.id
+    with connection.cursor() as cursor:
+        # An instance both accounts were credited for is one person's now: the source's report
+        # becomes a second report of the target's (its credit comes off below, as a cap's would).
+        cursor.execute(MERGED_INSTANCES_JOIN, {"source": source_id, "target": target_id})
     ActivityRecord.objects.filter(user_id=source_id).update(user_id=target_id)
     # A card linked to both is simply the target's now.
     PartnerCustomerLink.objects.filter(user_id=source_id).update(user_id=target_id)
@@ -231,6 +235,12 @@ MERGED_CAPS_APPLY = """
         SELECT id, behaviour_id, local_day, month, credited - after_month AS capped_mg,
                CASE WHEN after_month < after_day THEN %(cap_month)s ELSE %(cap_day)s END AS capped_by
         FROM month_capped WHERE after_month < credited
+        UNION ALL
+        -- The source's reports of instances the target was credited for (`MERGED_INSTANCES_JOIN`):
+        -- their whole credit comes off.
+        SELECT id, behaviour_id, local_day, date_trunc('month', local_day)::date, credited_carbon_mg, ''
+        FROM activities_activityrecord
+        WHERE user_id = %(target)s AND status = 'duplicate' AND credited_carbon_mg > 0
     ),
     records AS (
         UPDATE activities_activityrecord r
@@ -266,4 +276,21 @@ MERGED_CAPS_APPLY = """
         SELECT %(target)s, %(source)s, day, capped_mg, kept_mg, %(now)s FROM per_day ORDER BY day
     )
     SELECT coalesce(sum(capped_mg), 0), coalesce(sum(kept_mg), 0), count(*) FROM per_day
+"""
+
+# Before a merge moves the source's records: a credited report of the source of an instance the
+# target holds a credited report of (same behaviour, key and time bucket) becomes a second report
+# of the target's, keeping its credit until `MERGED_CAPS_APPLY` takes it off; its own second
+# reports point at the target's record.
+MERGED_INSTANCES_JOIN = """
+    WITH joined AS (
+        UPDATE activities_activityrecord s SET duplicate_of_id = t.id, status = 'duplicate'
+        FROM activities_activityrecord t
+        WHERE s.user_id = %(source)s AND s.instance_key IS NOT NULL AND s.duplicate_of_id IS NULL
+          AND t.user_id = %(target)s AND t.behaviour_id = s.behaviour_id AND t.instance_key = s.instance_key
+          AND t.instance_bucket = s.instance_bucket AND t.duplicate_of_id IS NULL
+        RETURNING s.id, t.id AS credited_id
+    )
+    UPDATE activities_activityrecord r SET duplicate_of_id = j.credited_id
+    FROM joined j WHERE r.duplicate_of_id = j.id
 """

@@ -106,6 +106,8 @@ def records_of(*, user: User) -> QuerySet[ActivityRecord]:
     return (
         ActivityRecord.objects.filter(user=user)
         .select_related("behaviour", "factor__version", "partner")
+        # The other reports of each credited instance (another source's, crediting nothing).
+        .prefetch_related("duplicates__partner")
         .order_by("-id")
     )
 
@@ -125,6 +127,10 @@ def receipt_of(record: ActivityRecord) -> str:
         return text + _(", under review: %(reason)s") % {"reason": record.get_hold_reason_display()}
     if record.status == RecordStatus.REJECTED:
         return text + _(", not credited: rejected after review")
+    if record.status == RecordStatus.DUPLICATE:
+        return text + _(
+            ", not credited again: another source's report of the same %(behaviour)s holds the credit"
+        ) % {"behaviour": behaviour}
     if record.capped_by:
         cap = {
             CapKind.EVENT: factor.event_cap_mg,

@@ -26,6 +26,7 @@ from activities import errors, signing
 from activities.ingest import (
     CLOCK_SKEW,
     DUPLICATE,
+    DUPLICATE_ACROSS_SOURCES,
     LOCAL_TZ,
     REJECTED,
     Incoming,
@@ -36,7 +37,7 @@ from activities.ingest import (
     rejections_count,
     statements,
 )
-from activities.methodology import factor_in_effect
+from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, factor_in_effect
 from activities.models import (
     ActivityRecord,
     BehaviourDay,
@@ -428,6 +429,11 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
             exponent = amount.as_tuple().exponent
             if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT or exponent < -2:  # type: ignore[operator]
                 problem = "amount"
+    instance = None
+    if not problem:
+        instance = _instance_parse(raw)
+        if instance is False:
+            problem, instance = "instance", None
     quantity = Decimal(0)
     if not problem:
         try:
@@ -453,7 +459,35 @@ def partner_record_parse(partner: Partner, raw: Any) -> Incoming:
         ended_at=ended_at,
         customer_reference=reference,
         amount=amount,
+        instance=instance,
     )
+
+
+def _instance_parse(raw: dict) -> dict[str, str] | None | bool:
+    """A record's `instance` (the JSON object, or an import's `instance.<field>` columns): the fields
+    that identify the real-world instance across sources. False when it is not text values."""
+    instance = raw.get("instance")
+    if instance is None:
+        instance = {
+            name.removeprefix("instance."): value
+            for name, value in raw.items()
+            if isinstance(name, str) and name.startswith("instance.") and value not in ("", None)
+        }
+    if not isinstance(instance, dict):
+        return False
+    parsed: dict[str, str] = {}
+    for name, value in instance.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_INSTANCE_VALUE_LENGTH
+            or not value.isprintable()
+            or not isinstance(name, str)
+        ):
+            return False
+        parsed[name] = value
+    return parsed or None
 
 
 def partner_records_ingest(
@@ -485,7 +519,21 @@ def partner_records_ingest(
     for outcome in outcomes:
         if outcome.external_id.startswith(f"{partner.code}:"):
             outcome.external_id = outcome.external_id[prefix:]
+    _credited_receipts_attach(outcomes)
     return outcomes
+
+
+def _credited_receipts_attach(outcomes: list[Outcome]) -> None:
+    """A second report of an instance points at the receipt of the report that holds its credit."""
+    from activities.selectors import receipt_of
+
+    ids = {o.credited_record_id for o in outcomes if o.status == DUPLICATE_ACROSS_SOURCES}
+    if not ids:
+        return
+    records = ActivityRecord.objects.select_related("behaviour", "factor__version").in_bulk(ids)
+    for outcome in outcomes:
+        if outcome.status == DUPLICATE_ACROSS_SOURCES:
+            outcome.credited_receipt = receipt_of(records[outcome.credited_record_id])
 
 
 # --- Links between partner customers and people -------------------------------------------------
@@ -635,7 +683,7 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
     record = ActivityRecord.objects.select_for_update().filter(pk=record_id, user=user).first()
     if record is None:
         raise ApplicationError(NOT_FOUND)
-    if record.status == RecordStatus.CREDITED:
+    if record.status not in (RecordStatus.HELD, RecordStatus.REJECTED):
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
@@ -705,6 +753,9 @@ def methodology_version_copy(
                 event_cap_mg=factor.event_cap_mg,
                 sources=factor.sources,
                 review_above_daily_quantity=factor.review_above_daily_quantity,
+                instance_fields=factor.instance_fields,
+                instance_time_tolerance_seconds=factor.instance_time_tolerance_seconds,
+                source_precedence=factor.source_precedence,
                 minimum_payment_fen=factor.minimum_payment_fen,
                 source_note=factor.source_note,
             )

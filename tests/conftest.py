@@ -65,6 +65,9 @@ def methodology_v1(request) -> None:
         importlib.import_module("activities.migrations.0007_factor_minimum_payment").set_minimum_payments(
             apps, None
         )
+        importlib.import_module("activities.migrations.0011_one_credit_per_instance").declare_instances(
+            apps, None
+        )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -59,6 +60,19 @@ class AcceptedAgreementsField(serializers.ListField):
         return versions
 
 
+class JoinedIdentityOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField(help_text="The bank's id, as in `/api/v1/me/identities`.")
+    joined_at = serializers.DateTimeField()
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, join) -> str:
+        return gettext(
+            "You signed in through %(bank)s for the first time. The bank verified the same ID number "
+            "as this account, so it is now one of your ways in here, not a second account."
+        ) % {"bank": selectors.bank_name(join.provider)}
+
+
 class ProfileOutput(serializers.Serializer):
     public_id = serializers.UUIDField()
     nickname = serializers.CharField()
@@ -69,6 +83,10 @@ class ProfileOutput(serializers.Serializer):
     phone_number = serializers.SerializerMethodField(help_text="Bank-verified, masked: 138****5678.")
     id_number = serializers.SerializerMethodField(help_text="Bank-verified, masked: 330***********123X.")
     pending_agreements = serializers.SerializerMethodField()
+    joined_identities = serializers.SerializerMethodField(
+        help_text="Bank identities that joined this account at their first sign-in because their bank "
+        "verified the same ID number; shown until marked seen (`POST /api/v1/me/joined-identities/seen`)."
+    )
 
     def get_district(self, user: User) -> str | None:
         return user.district.code if user.district_id else None
@@ -83,6 +101,10 @@ class ProfileOutput(serializers.Serializer):
         if "_masked" not in self.context:
             self.context["_masked"] = selectors.verified_details_masked(user=user)
         return self.context["_masked"]
+
+    @extend_schema_field(JoinedIdentityOutput(many=True))
+    def get_joined_identities(self, user: User) -> list[dict]:
+        return JoinedIdentityOutput(selectors.identity_joins_unseen(user=user), many=True).data
 
     def get_phone_number(self, user: User) -> str:
         return self._masked(user)["phone_number"]

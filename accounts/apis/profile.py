@@ -89,6 +89,22 @@ class IdentitiesApi(JsonApiView):
         return Response(IdentityOutput(selectors.identities_of(user=request.user), many=True).data)
 
 
+class JoinedIdentitiesSeenApi(JsonApiView):
+    """The person has seen these joins (`joined_identities` of the profile): stop showing them."""
+
+    permission_classes = OPEN_WITHOUT_AGREEMENTS
+
+    class SeenInput(serializers.Serializer):
+        ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=50)
+
+    @extend_schema(request=SeenInput, responses=ProfileOutput)
+    def post(self, request: Request) -> Response:
+        data = self.SeenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.identity_joins_seen(user=request.user, join_ids=data.validated_data["ids"])
+        return Response(profile_data(request, request.user))
+
+
 class IdentityApi(JsonApiView):
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 

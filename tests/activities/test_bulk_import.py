@@ -175,6 +175,18 @@ def state() -> dict:
         ),
         "daily": sorted(DailyCarbon.objects.values_list("user_id", "day", "credited_carbon_mg")),
         "rejections": sorted(RejectionTally.objects.values_list("code", "count")),
+        # Second reports of an instance and the record holding its credit.
+        "reports": sorted(
+            ActivityRecord.objects.filter(duplicate_of__isnull=False).values_list(
+                "external_id", "duplicate_of__external_id", "instance_bucket"
+            )
+        ),
+        "instances": sorted(
+            (external_id, key or "", bucket)
+            for external_id, key, bucket in ActivityRecord.objects.values_list(
+                "external_id", "instance_key", "instance_bucket"
+            )
+        ),
     }
 
 

@@ -58,6 +58,7 @@ def test_a_csv_history_is_imported_with_an_error_file(tmp_path, transit, rider):
         "lines": 31,
         "accepted": 28,
         "duplicate": 1,
+        "duplicate_across_sources": 0,
         "held_for_review": 0,
         "rejected": 2,
     }

@@ -37,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
 from activities.history_import import DEFAULT_WORKERS, HistoryImport
-from activities.ingest import ACCEPTED, DUPLICATE, HELD, REJECTED
+from activities.ingest import ACCEPTED, DUPLICATE, DUPLICATE_ACROSS_SOURCES, HELD, REJECTED
 from activities.models import Partner
 
 
@@ -114,6 +114,7 @@ class Command(BaseCommand):
             ) from error
         self.stdout.write(
             f"{totals['lines']} lines: {totals[ACCEPTED]} accepted, {totals[DUPLICATE]} duplicate, "
+            f"{totals[DUPLICATE_ACROSS_SOURCES]} already credited from another source, "
             f"{totals[HELD]} held for review, {totals[REJECTED]} rejected (see {errors_path}); "
             f"{totals['rows_per_second']:.0f} rows/s"
         )
