@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from activities.statements.apis import JwksApi
 from config.admin_dashboard import admin_dashboard
 from config.api.health import healthz, readyz
 
@@ -25,6 +26,8 @@ urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(admin_dashboard), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("console/", include("merchants.console.urls")),
+    # The public keys of signed statements (docs/interop.md), where verifiers look for them.
+    path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

@@ -28,6 +28,7 @@ from rewards.models import (
     RatingThresholds,
     Settlement,
     SettlementRun,
+    StatementMint,
     WelfareProject,
 )
 from rewards.selectors import welfare_projects
@@ -180,6 +181,20 @@ class SettlementAdmin(ReadOnlyAdmin):
     list_display = ("user_id", "day", "coins", "carbon_mg", "carbon_days", "transaction")
     list_filter = ("day",)
     search_fields = ("=user_id",)
+    ordering = ("-id",)
+
+
+@admin.register(StatementMint)
+class StatementMintAdmin(ReadOnlyAdmin):
+    list_display = (
+        "statement",
+        "coins",
+        "carbon_mg",
+        "coin_share_percent",
+        "carbon_mg_per_coin",
+        "transaction",
+    )
+    search_fields = ("=statement__statement_id",)
     ordering = ("-id",)
 
 

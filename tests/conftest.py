@@ -55,6 +55,9 @@ def methodology_v1(request) -> None:
         importlib.import_module("activities.migrations.0007_factor_minimum_payment").set_minimum_payments(
             apps, None
         )
+        importlib.import_module(
+            "activities.migrations.0011_statements_and_standard_references"
+        ).fill_standard_references(apps, None)
 
 
 @pytest.fixture
