@@ -512,7 +512,7 @@ class PeerPlatformAdmin(admin.ModelAdmin):
     @admin.action(description=_("Fetch the public keys from the JWKS URL now"))
     def fetch_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
         for peer in queryset:
-            peer.jwks_fetched_at = None  # an operator's fetch is not held back by the refresh interval
+            # An operator's fetch is not held back by the refresh interval.
             PeerPlatform.objects.filter(pk=peer.pk).update(jwks_fetched_at=None)
             if peer_keys_refresh(peer=peer):
                 messages.success(

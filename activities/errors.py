@@ -325,7 +325,7 @@ STATEMENT_PERIOD_ALREADY_IMPORTED = ErrorCode(
     "statement_period_already_imported",
     409,
     _("A statement of this platform for this month was already imported."),
-    "Import: one statement per peer platform and month counts for a person.",
+    "Import: one statement per account at a peer platform and month counts.",
     S,
 )
 STATEMENT_SUBJECT_OF_ANOTHER_ACCOUNT = ErrorCode(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -546,9 +547,11 @@ class PeerPlatform(models.Model):
     issuer = models.CharField(
         _("issuer"), max_length=200, unique=True, help_text=_("The `iss` of its statements, exactly.")
     )
-    jwks_url = models.URLField(
+    jwks_url = models.CharField(
         _("JWKS URL"),
+        max_length=200,
         blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("Where its public keys are published (fetched on a new key id)."),
     )
     jwks = models.JSONField(
@@ -650,10 +653,17 @@ class PeerStatement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["public_id"], name="one_peer_statement_public_id"),
             models.UniqueConstraint(fields=["peer", "statement_id"], name="one_import_per_statement"),
-            models.UniqueConstraint(fields=["user", "peer", "month"], name="one_import_per_peer_and_month"),
+            # One statement per account at the peer and month: a re-issued statement of a month
+            # already imported would count it twice.
+            models.UniqueConstraint(
+                fields=["peer", "subject", "month"], name="one_import_per_peer_and_month"
+            ),
             models.CheckConstraint(condition=Q(total_carbon_mg__gte=0), name="peer_statement_not_negative"),
         ]
-        indexes = [models.Index(fields=["month"], name="peer_statement_month")]
+        indexes = [
+            models.Index(fields=["user", "month"], name="peer_statement_user_month"),
+            models.Index(fields=["month"], name="peer_statement_month"),
+        ]
         ordering = ["-month", "-id"]
         verbose_name = _("imported statement")
         verbose_name_plural = _("imported statements")

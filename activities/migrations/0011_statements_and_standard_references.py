@@ -5,6 +5,7 @@ standard T/ACEF 031-2022 (clothing, food, housing, travel, use, office, digital 
 edit them in the admin (docs/interop.md). A behaviour an operator already mapped is left alone.
 """
 
+import django.core.validators
 import django.db.models.deletion
 import uuid
 from django.conf import settings
@@ -105,9 +106,11 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "jwks_url",
-                    models.URLField(
+                    models.CharField(
                         blank=True,
                         help_text="Where its public keys are published (fetched on a new key id).",
+                        max_length=200,
+                        validators=[django.core.validators.URLValidator(schemes=["https", "http"])],
                         verbose_name="JWKS URL",
                     ),
                 ),
@@ -327,6 +330,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="peerstatement",
+            index=models.Index(fields=["user", "month"], name="peer_statement_user_month"),
+        ),
+        migrations.AddIndex(
+            model_name="peerstatement",
             index=models.Index(fields=["month"], name="peer_statement_month"),
         ),
         migrations.AddConstraint(
@@ -342,7 +349,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="peerstatement",
             constraint=models.UniqueConstraint(
-                fields=("user", "peer", "month"), name="one_import_per_peer_and_month"
+                fields=("peer", "subject", "month"), name="one_import_per_peer_and_month"
             ),
         ),
         migrations.AddConstraint(

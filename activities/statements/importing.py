@@ -59,24 +59,17 @@ def statement_nonce_issue(*, user: User) -> IssuedNonce:
 
 
 def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
-    """Fetches the peer's JWKS from its URL and stores it; False when it could not be had.
+    """Brings `peer.jwks` up to date: fetched from the peer's JWKS URL and stored (True when fetched).
 
-    Called when a statement names a key we do not hold (a peer rotated), at most once per
-    STATEMENTS_PEER_KEYS_REFRESH_SECONDS per peer, so forged `kid`s cannot make us hammer it.
+    Called when a statement names a key we do not hold (the peer rotated). A fetch happens at most
+    once per STATEMENTS_PEER_KEYS_REFRESH_SECONDS per peer, so forged `kid`s cannot make us hammer
+    it; within that time the keys another request stored are read instead. Requests arriving
+    together may each fetch (the same keys): none waits on another.
     """
-    if not peer.jwks_url:
-        return False
     now = timezone.now()
     since = now - datetime.timedelta(seconds=settings.STATEMENTS_PEER_KEYS_REFRESH_SECONDS)
-    if peer.jwks_fetched_at is not None and peer.jwks_fetched_at > since:
-        return False
-    # Claim the refresh first (a conditional update): of two requests at once, one fetches.
-    claimed = PeerPlatform.objects.filter(pk=peer.pk, jwks_fetched_at=peer.jwks_fetched_at).update(
-        jwks_fetched_at=now
-    )
-    peer.jwks_fetched_at = now
-    if not claimed:
-        peer.refresh_from_db(fields=["jwks", "jwks_fetched_at"])
+    peer.refresh_from_db(fields=["jwks", "jwks_fetched_at"])
+    if not peer.jwks_url or (peer.jwks_fetched_at is not None and peer.jwks_fetched_at > since):
         return False
     try:
         response = requests.get(
@@ -90,9 +83,11 @@ def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
             raise ValueError("not a JWK Set")
     except (requests.RequestException, ValueError) as error:
         logger.warning("peer keys not fetched", extra={"peer": peer.issuer, "error": str(error)[:200]})
+        PeerPlatform.objects.filter(pk=peer.pk).update(jwks_fetched_at=now)
+        peer.jwks_fetched_at = now
         return False
-    PeerPlatform.objects.filter(pk=peer.pk).update(jwks=jwks)
-    peer.jwks = jwks
+    PeerPlatform.objects.filter(pk=peer.pk).update(jwks=jwks, jwks_fetched_at=now)
+    peer.jwks, peer.jwks_fetched_at = jwks, now
     return True
 
 
@@ -121,7 +116,8 @@ def peer_statement_verify(*, user: User, token: str) -> VerifiedPeerStatement:
         peer = found["peer"] = _peer_of(unverified)
         key_id = unverified.header["kid"]
         key = key_in_jwks(peer.jwks, key_id)
-        if key is None and peer_keys_refresh(peer=peer):
+        if key is None:
+            peer_keys_refresh(peer=peer)
             key = key_in_jwks(peer.jwks, key_id)
         if key is None:
             raise ApplicationError(errors.STATEMENT_KEY_UNKNOWN, fields={"kid": [key_id[:64]]})
@@ -138,10 +134,17 @@ def peer_statement_verify(*, user: User, token: str) -> VerifiedPeerStatement:
     if nonce is None:
         raise ApplicationError(errors.STATEMENT_NONCE_INVALID)
     if nonce.used_at is not None:
-        raise ApplicationError(errors.STATEMENT_NONCE_USED)
+        raise ApplicationError(_nonce_used_code(peer=peer, statement_id=claims["jti"]))
     if nonce.expires_at <= now:
         raise ApplicationError(errors.STATEMENT_NONCE_EXPIRED)
     return VerifiedPeerStatement(peer=peer, statement=statement, nonce=nonce, token=token)
+
+
+def _nonce_used_code(*, peer: PeerPlatform, statement_id: str):
+    """A used nonce is a replay when it went with this very statement (a twin upload that lost)."""
+    if PeerStatement.objects.filter(peer=peer, statement_id=statement_id).exists():
+        return errors.STATEMENT_ALREADY_IMPORTED
+    return errors.STATEMENT_NONCE_USED
 
 
 _CONSTRAINT_CODES = {
@@ -184,6 +187,8 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
         code = _CONSTRAINT_CODES.get(_constraint_of(error))
         if code is None:
             raise
+        if code == errors.STATEMENT_NONCE_USED:  # the same statement also breaks the nonce's key
+            code = _nonce_used_code(peer=peer, statement_id=claims["jti"])
         raise ApplicationError(code) from error
     if not StatementNonce.objects.filter(pk=verified.nonce.pk, used_at__isnull=True).update(used_at=now):
         raise ApplicationError(errors.STATEMENT_NONCE_USED)
