@@ -481,7 +481,7 @@ class PeerPlatformForm(forms.ModelForm):
             self.add_error("jwks", _("Give the peer's public keys, or the URL where it publishes them."))
         share = cleaned.get("coin_share_percent")
         if share is not None and not 1 <= share <= 100:
-            self.add_error("coin_share_percent", _("A share between 1 and 100 %."))
+            self.add_error("coin_share_percent", _("A share from 1 to 100 percent."))
         return cleaned
 
 

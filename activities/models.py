@@ -563,7 +563,7 @@ class PeerPlatform(models.Model):
     counts_in_credit_profile = models.BooleanField(_("counts in the green credit profile"), default=False)
     mints_coins = models.BooleanField(_("mints carbon coins"), default=False)
     coin_share_percent = models.PositiveSmallIntegerField(
-        _("coins at this share of our rate (%)"),
+        _("coins at this share of our rate (percent)"),
         default=100,
         help_text=_("Coins minted for an imported statement: its carbon at our coin rate, times this share."),
     )

@@ -147,7 +147,7 @@ class Migration(migrations.Migration):
                     models.PositiveSmallIntegerField(
                         default=100,
                         help_text="Coins minted for an imported statement: its carbon at our coin rate, times this share.",
-                        verbose_name="coins at this share of our rate (%)",
+                        verbose_name="coins at this share of our rate (percent)",
                     ),
                 ),
                 ("is_active", models.BooleanField(default=True, verbose_name="active")),
