@@ -7,6 +7,7 @@ peer's coin policy, even when two uploads of it race (real threads on PostgreSQL
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 
 import pytest
@@ -16,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from activities.models import ImportedReduction, PeerPlatform, PeerStatement, StatementNonce
+from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
 from rewards.gamification.credit_profile import credit_profile_of
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.models import LedgerTransaction, MonthlyRating, StatementMint
@@ -332,3 +333,99 @@ def test_two_uploads_of_one_statement_at_once_import_and_mint_it_once(peer):
     assert (PeerStatement.objects.count(), StatementMint.objects.count()) == (1, 1)
     assert LedgerTransaction.objects.filter(kind="peer_statement").count() == 1
     assert wallet_balance(person) == 31
+
+
+@pytest.mark.django_db
+def test_a_refusal_is_said_in_the_person_s_language(peer):
+    register(peer)
+    client = client_of(UserFactory())
+    token = peer.sign(
+        peer.claims(audience="https://elsewhere.example", nonce=nonce_for(client), month=last_month())
+    )
+
+    response = client.post(
+        "/api/v1/me/statements/imports", {"statement": token}, format="json", HTTP_ACCEPT_LANGUAGE="zh-Hans"
+    )
+
+    assert response.json()["error"] == {
+        "code": "statement_wrong_audience",
+        "message": "这份证明是签发给其他平台的。",
+        "fields": {"aud": ["https://elsewhere.example"]},
+    }
+
+
+@pytest.mark.django_db
+def test_operators_register_a_peer_in_the_admin_and_fetch_its_keys(peer, admin_client):
+    private = peer.keys["peer-1"].as_dict(private=True, kid="peer-1")
+    form = {
+        "name": "Green Commute",
+        "issuer": peer.issuer,
+        "jwks_url": peer.jwks_url,
+        "is_active": "on",
+        "counts_in_report": "on",
+        "mints_coins": "on",
+        "coin_share_percent": "40",
+    }
+
+    refused = admin_client.post(
+        "/admin/activities/peerplatform/add/", {**form, "jwks": json.dumps({"keys": [private]})}
+    )
+    added = admin_client.post(
+        "/admin/activities/peerplatform/add/", {**form, "jwks": json.dumps(peer.jwks())}
+    )
+
+    assert refused.status_code == 200
+    assert "This is a private key: paste only the public keys." in refused.content.decode()
+    assert added.status_code == 302
+    registered = PeerPlatform.objects.get()
+    assert (registered.issuer, registered.jwks, registered.mints_coins, registered.counts_in_rating) == (
+        peer.issuer,
+        peer.jwks(),
+        True,
+        False,
+    )
+    # The peer rotates: the admin action fetches its new keys at once.
+    peer.add_key("peer-2")
+    admin_client.post(
+        "/admin/activities/peerplatform/", {"action": "fetch_keys", "_selected_action": [registered.pk]}
+    )
+    registered.refresh_from_db()
+    assert [key["kid"] for key in registered.jwks["keys"]] == ["peer-1", "peer-2"]
+
+
+@pytest.mark.django_db
+def test_a_peer_s_new_key_is_fetched_when_a_statement_names_it(peer):
+    register(peer, jwks=peer.jwks())
+    person = UserFactory()
+    client = client_of(person)
+    peer.add_key("peer-2")
+    peer.signing_key_id = "peer-2"
+
+    response = upload(client, statement_from_peer(peer, nonce_for(client), last_month()))
+
+    assert response.status_code == 201
+    assert peer.jwks_requests == 1
+
+
+@pytest.mark.django_db
+def test_a_merge_keeps_imported_statements_and_erasure_keeps_only_their_amounts(peer):
+    from accounts.services import account_erase, account_merge
+
+    register(peer)
+    source, target = UserFactory(), UserFactory()
+    client = client_of(source)
+    assert upload(client, statement_from_peer(peer, nonce_for(client), last_month())).status_code == 201
+
+    account_merge(source_user=source, target_user=target)
+    statement = PeerStatement.objects.get()
+    assert statement.user == target
+    assert PeerSubject.objects.get().user == target
+
+    account_erase(user=target)
+    statement.refresh_from_db()
+    assert (statement.token, statement.subject, statement.total_carbon_mg) == (
+        "",
+        f"erased:{statement.pk}",
+        623_456,
+    )
+    assert (PeerSubject.objects.count(), StatementNonce.objects.count()) == (0, 0)
