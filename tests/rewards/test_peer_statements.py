@@ -429,3 +429,29 @@ def test_a_merge_keeps_imported_statements_and_erasure_keeps_only_their_amounts(
         623_456,
     )
     assert (PeerSubject.objects.count(), StatementNonce.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_the_invariants_hold_after_an_import_and_catch_a_second_mint(peer):
+    from config.invariants import invariant_violations
+    from rewards.models import LedgerTransactionKind
+    from rewards.services import coins_issue, wallet_account_for_user
+
+    register(peer)
+    person = UserFactory()
+    client = client_of(person)
+    assert upload(client, statement_from_peer(peer, nonce_for(client), last_month())).status_code == 201
+    assert invariant_violations() == []
+
+    stray = coins_issue(
+        destination=wallet_account_for_user(user_id=person.pk),
+        amount=5,
+        kind=LedgerTransactionKind.PEER_STATEMENT,
+        idempotency_key="peer_statement:stray",
+        reference="peer_statement:stray",
+    )
+
+    assert invariant_violations() == [
+        f"statement minted once: ledger transaction {stray.pk} without a mint: "
+        "its mint says 0 coins for person None, 1 ledger transactions minted 0"
+    ]
