@@ -22,15 +22,20 @@ from activities.models import (
     DeviceAccount,
     Factor,
     HeldRecord,
+    ImportedReduction,
     MethodologyVersion,
     Partner,
     PartnerCustomerLink,
+    PeerPlatform,
+    PeerStatement,
     RecordStatus,
     RejectionTally,
     ReviewDecision,
     SignatureScheme,
     StepDay,
 )
+from activities.statements.importing import peer_keys_refresh
+from activities.statements.jws import key_in_jwks
 from config.api.errors import ApplicationError
 from config.crypto import sm
 
@@ -50,8 +55,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Behaviour)
 class BehaviourAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "name_en", "unit", "is_trip", "sort_order"]
-    list_filter = ["unit", "is_trip"]
+    list_display = ["code", "name", "name_en", "unit", "is_trip", "standard_category", "standard_behaviour"]
+    list_filter = ["unit", "is_trip", "standard_category"]
     search_fields = ["code", "name", "name_en"]
     ordering = ["sort_order", "code"]
 
@@ -451,3 +456,111 @@ class StepDayAdmin(ReadOnlyAdmin):
 class DeviceAccountAdmin(ReadOnlyAdmin):
     list_display = ["device_id", "user", "first_seen_at"]
     search_fields = ["device_id", "user__username"]
+
+
+# --- Statements from other platforms -----------------------------------------------------------
+
+
+class PeerPlatformForm(forms.ModelForm):
+    class Meta:
+        model = PeerPlatform
+        fields = [
+            "name",
+            "issuer",
+            "jwks_url",
+            "jwks",
+            "is_active",
+            "counts_in_report",
+            "counts_in_rating",
+            "counts_in_credit_profile",
+            "mints_coins",
+            "coin_share_percent",
+        ]
+
+    def clean_jwks(self):
+        jwks = self.cleaned_data.get("jwks") or {}
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list):
+            raise forms.ValidationError(_('A JWK Set: {"keys": [ … ]}.'))
+        for key in keys:
+            if not isinstance(key, dict) or not isinstance(key.get("kid"), str):
+                raise forms.ValidationError(_("Every key needs its key id (kid)."))
+            if "d" in key:
+                raise forms.ValidationError(_("This is a private key: paste only the public keys."))
+            if (
+                key.get("kty") != "OKP"
+                or key.get("crv") != "Ed25519"
+                or key_in_jwks(jwks, key["kid"]) is None
+            ):
+                raise forms.ValidationError(
+                    _("The key %(kid)s is not an Ed25519 public key.") % {"kid": key["kid"]}
+                )
+        return jwks
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("jwks_url") and not (cleaned.get("jwks") or {}).get("keys"):
+            self.add_error("jwks", _("Give the peer's public keys, or the URL where it publishes them."))
+        share = cleaned.get("coin_share_percent")
+        if share is not None and not 1 <= share <= 100:
+            self.add_error("coin_share_percent", _("A share from 1 to 100 percent."))
+        return cleaned
+
+
+@admin.register(PeerPlatform)
+class PeerPlatformAdmin(admin.ModelAdmin):
+    """Platforms whose statements people may bring: their keys, what they count in, their coin policy."""
+
+    form = PeerPlatformForm
+    list_display = [
+        "name",
+        "issuer",
+        "is_active",
+        "counts_in_report",
+        "counts_in_rating",
+        "counts_in_credit_profile",
+        "mints_coins",
+        "coin_share_percent",
+        "jwks_fetched_at",
+    ]
+    list_filter = ["is_active", "mints_coins"]
+    search_fields = ["name", "issuer"]
+    readonly_fields = ["jwks_fetched_at", "created_at"]
+    actions = ["fetch_keys"]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Fetch the public keys from the JWKS URL now"))
+    def fetch_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for peer in queryset:
+            # An operator's fetch is not held back by the refresh interval.
+            PeerPlatform.objects.filter(pk=peer.pk).update(jwks_fetched_at=None)
+            if peer_keys_refresh(peer=peer):
+                messages.success(
+                    request,
+                    _("%(peer)s: %(count)d keys fetched.")
+                    % {"peer": peer.name, "count": len(peer.jwks["keys"])},
+                )
+            else:
+                messages.error(request, _("%(peer)s: the keys could not be fetched.") % {"peer": peer.name})
+
+
+class ImportedReductionInline(admin.TabularInline):
+    model = ImportedReduction
+    extra = 0
+    can_delete = False
+    fields = ["behaviour", "name", "standard", "standard_category", "standard_behaviour", "carbon_mg"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(PeerStatement)
+class PeerStatementAdmin(ReadOnlyAdmin):
+    list_display = ["peer", "user", "month", "total_carbon_mg", "statement_id", "imported_at"]
+    list_filter = ["peer"]
+    search_fields = ["=statement_id", "=user__username", "=user__public_id"]
+    exclude = ["nonce"]
+    inlines = [ImportedReductionInline]

@@ -244,6 +244,109 @@ RECORD_NOT_UNDER_REVIEW = ErrorCode(
     G,
 )
 
+# --- Signed carbon statements (activities/statements, docs/interop.md) ---------------------------
+S = "statements"
+STATEMENT_PERIOD_INVALID = ErrorCode(
+    "statement_period_invalid",
+    400,
+    _("A statement covers one calendar month that has ended (YYYY-MM)."),
+    "`period` is not a month `YYYY-MM`, or the month has not ended yet (its carbon may still change).",
+    S,
+)
+STATEMENT_MALFORMED = ErrorCode(
+    "statement_malformed",
+    400,
+    _("This is not a carbon statement."),
+    "Not a compact JWS, or its header or claims do not follow the statement's JSON Schema "
+    "(`fields` says where); a peer's period must be one calendar month.",
+    S,
+)
+STATEMENT_ISSUER_UNKNOWN = ErrorCode(
+    "statement_issuer_unknown",
+    422,
+    _("This statement comes from a platform we do not know."),
+    "Verify: the statement's `iss` is not this platform. Import: no active peer platform is "
+    "registered with that issuer.",
+    S,
+)
+STATEMENT_KEY_UNKNOWN = ErrorCode(
+    "statement_key_unknown",
+    422,
+    _("The key that signed this statement is not among its issuer's keys."),
+    "The header's `kid` is not in the issuer's JWKS (for a peer: neither stored nor at its JWKS URL).",
+    S,
+)
+STATEMENT_SIGNATURE_INVALID = ErrorCode(
+    "statement_signature_invalid",
+    422,
+    _("The statement's signature is not valid: it was changed or forged."),
+    "The signature does not verify under the named key, or the algorithm is not `Ed25519`.",
+    S,
+)
+STATEMENT_EXPIRED = ErrorCode(
+    "statement_expired",
+    422,
+    _("This statement has expired; ask its issuer for a new one."),
+    "`exp` has passed.",
+    S,
+)
+STATEMENT_NOT_YET_VALID = ErrorCode(
+    "statement_not_yet_valid",
+    422,
+    _("This statement was issued in the future."),
+    "`iat` is later than now by more than the allowed clock skew.",
+    S,
+)
+STATEMENT_WRONG_AUDIENCE = ErrorCode(
+    "statement_wrong_audience",
+    422,
+    _("This statement was issued for another platform."),
+    "Import: the statement's `aud` is not this platform's issuer identifier.",
+    S,
+)
+STATEMENT_NONCE_INVALID = ErrorCode(
+    "statement_nonce_invalid",
+    422,
+    _("This statement does not carry a nonce we gave you."),
+    "Import: `nonce` is missing, unknown, or was handed to another person.",
+    S,
+)
+STATEMENT_NONCE_EXPIRED = ErrorCode(
+    "statement_nonce_expired",
+    422,
+    _("The nonce in this statement has expired; ask for a new one and a new statement."),
+    "Import: the nonce is older than its lifetime (an hour by default).",
+    S,
+)
+STATEMENT_NONCE_USED = ErrorCode(
+    "statement_nonce_used",
+    409,
+    _("The nonce in this statement was already used by another statement."),
+    "Import: the nonce went with another statement; each nonce brings one statement.",
+    S,
+)
+STATEMENT_ALREADY_IMPORTED = ErrorCode(
+    "statement_already_imported",
+    409,
+    _("This statement was already imported."),
+    "Import: the same statement (issuer and `jti`) was presented before; nothing changed.",
+    S,
+)
+STATEMENT_PERIOD_ALREADY_IMPORTED = ErrorCode(
+    "statement_period_already_imported",
+    409,
+    _("A statement of this platform for this month was already imported."),
+    "Import: one statement per account at a peer platform and month counts.",
+    S,
+)
+STATEMENT_SUBJECT_OF_ANOTHER_ACCOUNT = ErrorCode(
+    "statement_subject_of_another_account",
+    409,
+    _("This platform's account is already linked to another account here."),
+    "Import: statements about one account of a peer feed one account here only.",
+    S,
+)
+
 RECORD_CODES = {
     code.code: code
     for code in [

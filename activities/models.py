@@ -11,7 +11,10 @@ Amounts of carbon are integer milligrams of CO2e; days are local days in Asia/Sh
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -32,8 +35,24 @@ class Unit(models.TextChoices):
     KG = "kg", _("kg")
 
 
+class StandardCategory(models.TextChoices):
+    """The seven categories of the group standard T/ACEF 031-2022 (40 behaviours in all)."""
+
+    CLOTHING = "clothing", _("clothing")
+    FOOD = "food", _("food")
+    HOUSING = "housing", _("housing")
+    TRAVEL = "travel", _("travel")
+    USE = "use", _("use")
+    OFFICE = "office", _("office")
+    DIGITAL_FINANCE = "digital_finance", _("digital finance")
+
+
 class Behaviour(models.Model):
-    """A low-carbon behaviour of the catalogue (walking, a bus ride, …). Its numbers live in `Factor`."""
+    """A low-carbon behaviour of the catalogue (walking, a bus ride, …). Its numbers live in `Factor`.
+
+    `standard*` say which behaviour of a published standard it is (T/ACEF 031-2022 by default), so
+    a statement another platform reads names it in terms both sides share (docs/interop.md).
+    """
 
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(_("name"), max_length=64)
@@ -43,6 +62,19 @@ class Behaviour(models.Model):
         _("is a trip"), default=False, help_text=_("Trips of one person cannot overlap in time.")
     )
     sort_order = models.PositiveSmallIntegerField(default=0)
+    standard = models.CharField(
+        _("standard"), max_length=40, blank=True, default="", help_text=_("e.g. T/ACEF 031-2022")
+    )
+    standard_category = models.CharField(
+        _("category in the standard"), max_length=16, choices=StandardCategory.choices, blank=True, default=""
+    )
+    standard_behaviour = models.CharField(
+        _("behaviour in the standard"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("The behaviour as the standard names it, e.g. 公交出行."),
+    )
 
     class Meta:
         ordering = ["sort_order", "code"]
@@ -550,3 +582,169 @@ class DailyCarbon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.day}"
+
+
+# --- Statements from other platforms ----------------------------------------------------------
+
+
+class PeerPlatform(models.Model):
+    """Another carbon account platform whose signed statements people may bring here (docs/interop.md).
+
+    Registered by an operator with its issuer (the `iss` of its statements), its public keys (a
+    JWKS, pasted or fetched from `jwks_url` when a statement names a key we do not hold yet), what
+    its statements count in, and whether they mint coins here and at what share of our coin rate.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    issuer = models.CharField(
+        _("issuer"), max_length=200, unique=True, help_text=_("The `iss` of its statements, exactly.")
+    )
+    jwks_url = models.CharField(
+        _("JWKS URL"),
+        max_length=200,
+        blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text=_("Where its public keys are published (fetched on a new key id)."),
+    )
+    jwks = models.JSONField(
+        _("public keys (JWKS)"), default=dict, blank=True, help_text=_('{"keys": [{"kty": "OKP", …}]}')
+    )
+    jwks_fetched_at = models.DateTimeField(_("keys fetched at"), null=True, blank=True, editable=False)
+    counts_in_report = models.BooleanField(_("counts in the carbon report"), default=True)
+    counts_in_rating = models.BooleanField(_("counts in the monthly rating"), default=False)
+    counts_in_credit_profile = models.BooleanField(_("counts in the green credit profile"), default=False)
+    mints_coins = models.BooleanField(_("mints carbon coins"), default=False)
+    coin_share_percent = models.PositiveSmallIntegerField(
+        _("coins at this share of our rate (percent)"),
+        default=100,
+        help_text=_("Coins minted for an imported statement: its carbon at our coin rate, times this share."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(coin_share_percent__gte=1, coin_share_percent__lte=100),
+                name="peer_coin_share_percent",
+            ),
+        ]
+        verbose_name = _("peer platform")
+        verbose_name_plural = _("peer platforms")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StatementNonce(models.Model):
+    """A one-time value the app hands a person to have a peer put into the statement it signs for us."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["nonce"], name="one_statement_nonce")]
+        verbose_name = _("statement nonce")
+        verbose_name_plural = _("statement nonces")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PeerSubject(models.Model):
+    """A peer's pseudonymous subject belongs to one person here: its statements never feed two accounts."""
+
+    peer = models.ForeignKey(PeerPlatform, on_delete=models.PROTECT, related_name="+")
+    subject = models.CharField(max_length=128)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    linked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["peer", "subject"], name="one_person_per_peer_subject")
+        ]
+        indexes = [models.Index(fields=["user"], name="peer_subject_user")]
+        verbose_name = _("peer subject")
+        verbose_name_plural = _("peer subjects")
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}:{self.subject}"
+
+
+class PeerStatement(models.Model):
+    """A statement of another platform that a person brought here, verified and imported once.
+
+    Its reductions count where the peer's registration says (report, rating, credit profile), marked
+    with the issuer; they never enter `DailyCarbon`, so nightly settlement never mints for them (coins
+    come only from the peer's coin policy, once per statement: rewards.services.statements).
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    peer = models.ForeignKey(PeerPlatform, on_delete=models.PROTECT, related_name="statements")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="peer_statements", db_index=False
+    )
+    statement_id = models.CharField(_("statement id (jti)"), max_length=128)
+    subject = models.CharField(max_length=128)
+    nonce = models.OneToOneField(
+        StatementNonce, null=True, blank=True, on_delete=models.SET_NULL, related_name="statement"
+    )
+    month = models.DateField(_("month"), help_text=_("The first day of the calendar month it covers."))
+    total_carbon_mg = models.BigIntegerField()
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    imported_at = models.DateTimeField()
+    # The compact JWS as presented: anyone can verify it again against the peer's keys.
+    token = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["public_id"], name="one_peer_statement_public_id"),
+            models.UniqueConstraint(fields=["peer", "statement_id"], name="one_import_per_statement"),
+            # One statement per account at the peer and month: a re-issued statement of a month
+            # already imported would count it twice.
+            models.UniqueConstraint(
+                fields=["peer", "subject", "month"], name="one_import_per_peer_and_month"
+            ),
+            models.CheckConstraint(condition=Q(total_carbon_mg__gte=0), name="peer_statement_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "month"], name="peer_statement_user_month"),
+            models.Index(fields=["month"], name="peer_statement_month"),
+        ]
+        ordering = ["-month", "-id"]
+        verbose_name = _("imported statement")
+        verbose_name_plural = _("imported statements")
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}:{self.statement_id}"
+
+
+class ImportedReduction(models.Model):
+    """One behaviour's carbon in an imported statement, as the issuing platform measured it."""
+
+    statement = models.ForeignKey(PeerStatement, on_delete=models.CASCADE, related_name="reductions")
+    behaviour = models.CharField(_("the issuer's behaviour code"), max_length=64)
+    name = models.CharField(max_length=100, blank=True)
+    unit = models.CharField(max_length=16, blank=True)
+    quantity = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
+    standard = models.CharField(max_length=40, blank=True)
+    standard_category = models.CharField(max_length=16, blank=True)
+    standard_behaviour = models.CharField(max_length=64, blank=True)
+    methodology_versions = models.JSONField(default=list)
+    carbon_mg = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "behaviour"], name="one_imported_behaviour"),
+            models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="imported_reduction_positive"),
+        ]
+        verbose_name = _("imported reduction")
+        verbose_name_plural = _("imported reductions")
+
+    def __str__(self) -> str:
+        return f"{self.statement_id}:{self.behaviour}"

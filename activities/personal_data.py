@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import CharField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import User
@@ -22,8 +24,11 @@ from activities.models import (
     DailyCarbon,
     DeviceAccount,
     PartnerCustomerLink,
+    PeerStatement,
+    PeerSubject,
     RecordStatus,
     ReviewDecision,
+    StatementNonce,
     StepDay,
 )
 from config.api.serializers import local_datetime_text
@@ -82,6 +87,23 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             for day, steps in StepDay.objects.filter(user=user).order_by("day").values_list("day", "steps")
         ],
         "devices": sorted(DeviceAccount.objects.filter(user=user).values_list("device_id", flat=True)),
+        "imported_statements": [
+            {
+                "issuer": statement.peer.issuer,
+                "statement_id": statement.statement_id,
+                "month": statement.month.strftime("%Y-%m"),
+                "total_carbon_mg": statement.total_carbon_mg,
+                "imported_at": statement.imported_at.isoformat(),
+                "reductions": [
+                    {"behaviour": reduction.behaviour, "carbon_mg": reduction.carbon_mg}
+                    for reduction in statement.reductions.all()
+                ],
+            }
+            for statement in PeerStatement.objects.filter(user=user)
+            .select_related("peer")
+            .prefetch_related("reductions")
+            .order_by("id")
+        ],
         "daily_carbon": [
             {"day": day.isoformat(), "credited_carbon_mg": credited, "settled_carbon_mg": settled}
             for day, credited, settled in DailyCarbon.objects.filter(user=user)
@@ -100,6 +122,13 @@ def personal_data_erase(*, user: User) -> None:
     DeviceAccount.objects.filter(user=user).delete()
     BehaviourDay.objects.filter(user=user).delete()
     BehaviourMonth.objects.filter(user=user).delete()
+    # Imported statements keep their amounts (coins may have been minted for them); the statement
+    # as signed and the peer's pseudonym for the person go.
+    PeerStatement.objects.filter(user=user).update(
+        token="", subject=Concat(Value("erased:"), Cast("id", output_field=CharField()))
+    )
+    PeerSubject.objects.filter(user=user).delete()
+    StatementNonce.objects.filter(user=user).delete()
 
 
 @transaction.atomic
@@ -118,6 +147,10 @@ def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
     ActivityRecord.objects.filter(user_id=source_id).update(user_id=target_id)
     # A card linked to both is simply the target's now.
     PartnerCustomerLink.objects.filter(user_id=source_id).update(user_id=target_id)
+    # Statements imported by either count for the one person (one per account at a peer and month).
+    PeerStatement.objects.filter(user_id=source_id).update(user_id=target_id)
+    PeerSubject.objects.filter(user_id=source_id).update(user_id=target_id)
+    StatementNonce.objects.filter(user_id=source_id).update(user_id=target_id)
     with connection.cursor() as cursor:
         cursor.execute(
             """

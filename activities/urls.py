@@ -1,6 +1,7 @@
 from django.urls import path
 
 from activities import apis
+from activities.statements.urls import urlpatterns as statement_urlpatterns
 
 urlpatterns = [
     path("activities/methodology", apis.MethodologyApi.as_view(), name="activities-methodology"),
@@ -23,4 +24,5 @@ urlpatterns = [
     path("activities/partner-links/code", apis.PartnerLinkCodeApi.as_view(), name="activities-link-code"),
     path("partner/records", apis.PartnerRecordsApi.as_view(), name="partner-records"),
     path("partner/links", apis.PartnerLinksApi.as_view(), name="partner-links"),
+    *statement_urlpatterns,
 ]

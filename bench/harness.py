@@ -174,6 +174,7 @@ def bench_keys() -> dict[str, str]:
         "BLIND_INDEX_KEYS": fresh(),
         "PLATFORM_SM2_SIGNING_KEYS": sm2,
         "PLATFORM_ED25519_SIGNING_KEYS": fresh(),
+        "STATEMENT_SUBJECT_KEYS": fresh(),
     }
 
 

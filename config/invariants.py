@@ -10,7 +10,7 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   credited it; each external record stored once; what a person's records credited is what their day says;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
-  whose coins were kept counts as settled;
+  whose coins were kept counts as settled; another platform's statement mints once, what its mint says;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction).
@@ -243,6 +243,31 @@ INVARIANTS: tuple[Invariant, ...] = (
               AND lot.amount = settled.coins
         )
         ORDER BY settled.transaction_id, settled.user_id, settled.day
+        """,
+    ),
+    Invariant(
+        "statement minted once",
+        lambda r: (
+            f"{r[0]}: its mint says {r[1]} coins for person {r[2]}, {r[3]} ledger transactions minted {r[4]}"
+        ),
+        # Coins for another platform's statement: one ledger transaction keyed by the statement, minting
+        # exactly the mint's coins (a merge may have moved them on since); none without a mint.
+        """
+        SELECT 'imported statement ' || statement.public_id::text, mint.coins, statement.user_id,
+               COUNT(DISTINCT ledger.id),
+               COALESCE(SUM(entry.amount), 0)
+        FROM rewards_statementmint AS mint
+        JOIN activities_peerstatement AS statement ON statement.id = mint.statement_id
+        LEFT JOIN rewards_ledgertransaction AS ledger
+          ON ledger.idempotency_key = 'peer_statement:' || statement.peer_id || ':' || statement.statement_id
+        LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = ledger.id AND entry.amount > 0
+        GROUP BY mint.id, statement.public_id, statement.user_id
+        HAVING COUNT(DISTINCT ledger.id) <> 1 OR COALESCE(SUM(entry.amount), 0) <> mint.coins
+        UNION ALL
+        SELECT 'ledger transaction ' || ledger.id::text || ' without a mint', 0, NULL, 1, 0
+        FROM rewards_ledgertransaction AS ledger
+        WHERE ledger.kind = 'peer_statement'
+          AND NOT EXISTS (SELECT 1 FROM rewards_statementmint AS mint WHERE mint.transaction_id = ledger.id)
         """,
     ),
     Invariant(

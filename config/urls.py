@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from activities.statements.apis import JwksApi
 from config.admin_dashboard import admin_dashboard, night_jobs_run
 from config.api.allauth_schema import allauth_specification_json, allauth_specification_yaml
 from config.api.health import healthz, readyz
@@ -30,6 +31,8 @@ urlpatterns = [
     path("admin/dashboard/run-tonight/", admin.site.admin_view(night_jobs_run), name="admin-night-jobs-run"),
     path("admin/", admin.site.urls),
     path("console/", include("merchants.console.urls")),
+    # The public keys of signed statements (docs/interop.md), where verifiers look for them.
+    path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

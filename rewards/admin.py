@@ -30,6 +30,7 @@ from rewards.models import (
     RatingThresholds,
     Settlement,
     SettlementRun,
+    StatementMint,
     WelfareProject,
 )
 from rewards.selectors import settlement_owed, welfare_projects
@@ -241,6 +242,20 @@ class SettlementAdmin(ReadOnlyAdmin):
     list_display = ("user_id", "day", "coins", "carbon_mg", "carbon_days", "transaction")
     list_filter = ("day",)
     search_fields = ("=user_id",)
+    ordering = ("-id",)
+
+
+@admin.register(StatementMint)
+class StatementMintAdmin(ReadOnlyAdmin):
+    list_display = (
+        "statement",
+        "coins",
+        "carbon_mg",
+        "coin_share_percent",
+        "carbon_mg_per_coin",
+        "transaction",
+    )
+    search_fields = ("=statement__statement_id",)
     ordering = ("-id",)
 
 

@@ -1,4 +1,5 @@
-"""The rewards API: the person's wallet and its history, welfare projects, donations, certificates.
+"""The rewards API: the person's wallet and its history, welfare projects, donations, certificates,
+and statements of other platforms brought here (imported once, minting coins where the peer's policy says).
 
 Thin views: validate, call one service or selector, serialize.
 """
@@ -8,17 +9,20 @@ from __future__ import annotations
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities.selectors import receipt_of
+from activities.statements import selectors as statement_selectors
+from activities.statements.apis import StandardOutput, StatementInput
 from config.api.idempotency import IdempotentWrite
 from config.api.pagination import CursorPagination
 from config.api.renderers import PNGFileMixin
 from config.api.serializers import represent, represent_many
+from config.api.throttles import FixedWindowRateThrottle, UserRateThrottle
 from rewards import selectors, services
 from rewards.certificates import donation_certificate_png
 from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject
@@ -65,6 +69,9 @@ class CauseOutput(serializers.Serializer):
     donation_id = serializers.UUIDField(required=False)
     project_title = serializers.CharField(required=False)
     coupon_id = serializers.CharField(required=False)
+    statement_id = serializers.UUIDField(
+        required=False, help_text="For coins minted for another platform's statement: the imported statement."
+    )
 
 
 def _cause(entry: LedgerEntry, settlement: Settlement | None, donation: Donation | None) -> dict:
@@ -81,6 +88,8 @@ def _cause(entry: LedgerEntry, settlement: Settlement | None, donation: Donation
     prefix, _separator, identifier = ledger_transaction.reference.partition(":")
     if prefix == "coupon" and identifier:
         cause["coupon_id"] = identifier
+    if prefix == "peer_statement" and identifier:
+        cause["statement_id"] = identifier
     return cause
 
 
@@ -300,3 +309,73 @@ class DonationCertificateApi(PNGFileMixin, APIView):
         response["Content-Disposition"] = f'inline; filename="donation-{donation.public_id}.png"'
         response["Cache-Control"] = "private, max-age=86400"
         return response
+
+
+# --- Statements from other platforms ---------------------------------------------------------------
+
+
+class ImportedReductionOutput(serializers.Serializer):
+    behaviour = serializers.CharField(help_text="The issuing platform's behaviour code.")
+    name = serializers.CharField()
+    carbon_mg = serializers.IntegerField()
+    methodology_versions = serializers.ListField(child=serializers.IntegerField())
+    standard = serializers.SerializerMethodField()
+
+    @extend_schema_field(StandardOutput(allow_null=True))
+    def get_standard(self, reduction) -> dict | None:
+        if not reduction.standard:
+            return None
+        return {
+            "id": reduction.standard,
+            "category": reduction.standard_category,
+            "behaviour": reduction.standard_behaviour,
+        }
+
+
+class PeerStatementOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    issuer = serializers.CharField(source="peer.issuer")
+    platform = serializers.CharField(source="peer.name")
+    statement_id = serializers.CharField(help_text="The issuer's `jti`.")
+    month = serializers.DateField(format="%Y-%m")
+    total_carbon_mg = serializers.IntegerField()
+    reductions = ImportedReductionOutput(many=True)
+    imported_at = serializers.DateTimeField()
+    coins_minted = serializers.SerializerMethodField()
+
+    def get_coins_minted(self, statement) -> int:
+        mint = getattr(statement, "mint", None)
+        return mint.coins if mint is not None else 0
+
+
+class StatementImportThrottle(FixedWindowRateThrottle):
+    scope = "statement_import"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class PeerStatementListApi(APIView):
+    """Statements of other platforms I brought here; bringing one (with a nonce of `me/statements/nonces`)."""
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [UserRateThrottle(), StatementImportThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(responses=PeerStatementOutput(many=True), operation_id="statements_imports_list")
+    def get(self, request: Request) -> Response:
+        statements = statement_selectors.peer_statements_of(user=request.user).select_related("mint")
+        return Response(PeerStatementOutput(statements, many=True).data)
+
+    @extend_schema(
+        request=StatementInput, responses={201: PeerStatementOutput}, operation_id="statements_imports_create"
+    )
+    def post(self, request: Request) -> Response:
+        body = StatementInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        accepted = services.peer_statement_accept(user=request.user, token=body.validated_data["statement"])
+        statement = statement_selectors.peer_statements_of(user=request.user).select_related("mint")
+        return Response(
+            PeerStatementOutput(statement.get(pk=accepted.statement.pk)).data, status=status.HTTP_201_CREATED
+        )

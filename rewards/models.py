@@ -89,6 +89,7 @@ class LedgerTransactionKind(models.TextChoices):
     ISSUANCE = "issuance", _("Issuance")
     SPONSOR_FUNDING = "sponsor_funding", _("Challenge budget funded")
     CHALLENGE_REWARD = "challenge_reward", _("Team challenge reward")
+    PEER_STATEMENT = "peer_statement", _("Statement from another platform")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -345,6 +346,33 @@ class BackfillSettlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.day}: {self.coins} (back-fill)"
+
+
+class StatementMint(models.Model):
+    """Coins minted for a statement another platform signed, under that platform's coin policy.
+
+    One per imported statement (its key), and the ledger transaction's idempotency key is the
+    statement's too (`peer_statement:<peer>:<jti>`): a statement mints once however it is presented.
+    """
+
+    statement = models.OneToOneField(
+        "activities.PeerStatement", on_delete=models.PROTECT, related_name="mint"
+    )
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="statement_mints", db_index=False
+    )
+    carbon_mg = models.BigIntegerField()
+    coin_share_percent = models.PositiveSmallIntegerField()
+    carbon_mg_per_coin = models.BigIntegerField()
+    coins = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(coins__gt=0), name="statement_mint_coins_positive")]
+        verbose_name = _("coins for an imported statement")
+        verbose_name_plural = _("coins for imported statements")
+
+    def __str__(self) -> str:
+        return f"{self.statement_id}: {self.coins}"
 
 
 class WelfareProject(models.Model):

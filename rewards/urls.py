@@ -18,6 +18,7 @@ urlpatterns = [
         apis.ProjectDonateApi.as_view(),
         name="welfare-project-donate",
     ),
+    path("me/statements/imports", apis.PeerStatementListApi.as_view(), name="statements-imports"),
     path("welfare/donations", apis.DonationListApi.as_view(), name="welfare-donations"),
     path("welfare/donations/<uuid:donation_id>", apis.DonationDetailApi.as_view(), name="welfare-donation"),
     path(

@@ -68,6 +68,9 @@ def methodology_v1(request) -> None:
         importlib.import_module("activities.migrations.0011_one_credit_per_instance").declare_instances(
             apps, None
         )
+        importlib.import_module(
+            "activities.migrations.0012_statements_and_standard_references"
+        ).fill_standard_references(apps, None)
 
 
 @pytest.fixture

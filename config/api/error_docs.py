@@ -15,6 +15,7 @@ GROUP_TITLES = {
     "activities": "Activity capture and partner feeds",
     "rewards": "Wallet, settlement and donations",
     "merchants": "Offers, redemption and verification",
+    "statements": "Signed carbon statements (docs/interop.md)",
 }
 
 HEADER = """# API errors

@@ -31,6 +31,7 @@ KEY_SETTINGS: dict[str, str] = {
     "BLIND_INDEX_KEYS": "base64",
     "PLATFORM_SM2_SIGNING_KEYS": "hex",
     "PLATFORM_ED25519_SIGNING_KEYS": "base64",
+    "STATEMENT_SUBJECT_KEYS": "base64",
 }
 
 

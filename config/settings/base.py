@@ -203,3 +203,4 @@ from config.settings.integrations.celery import *  # noqa: E402, F403
 from config.settings.integrations.keys import *  # noqa: E402, F403
 from config.settings.integrations.logging import *  # noqa: E402, F403
 from config.settings.integrations.rest_framework import *  # noqa: E402, F403
+from config.settings.integrations.statements import *  # noqa: E402, F403

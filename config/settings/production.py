@@ -23,6 +23,8 @@ if env.bool("DEBUG", default=False):
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# Who we are in signed statements (docs/interop.md): peers register this exact value.
+STATEMENTS_ISSUER = env("STATEMENTS_ISSUER", default=f"https://{ALLOWED_HOSTS[0]}")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

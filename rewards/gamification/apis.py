@@ -241,8 +241,18 @@ class ReportOutput(serializers.Serializer):
         behaviour = serializers.CharField()
         name = serializers.CharField()
         unit = serializers.CharField()
-        quantity = serializers.DecimalField(max_digits=18, decimal_places=3)
+        quantity = serializers.DecimalField(
+            max_digits=18,
+            decimal_places=3,
+            allow_null=True,
+            help_text="Null when another platform did not say.",
+        )
         carbon_mg = serializers.IntegerField()
+        issuer = serializers.CharField(
+            allow_null=True,
+            help_text="Null when measured here; else the platform whose statement it came from.",
+        )
+        platform = serializers.CharField(allow_null=True, help_text="That platform's name.")
 
     class RatingSerializer(serializers.Serializer):
         month = serializers.DateField(format="%Y-%m")
@@ -279,6 +289,7 @@ class ReportOutput(serializers.Serializer):
     change_carbon_mg = serializers.IntegerField()
     change_percent = serializers.DecimalField(max_digits=12, decimal_places=1, allow_null=True)
     behaviours = BehaviourSerializer(many=True)
+    imported_carbon_mg = serializers.IntegerField(help_text="Of the total: from other platforms' statements.")
     city_average_carbon_mg = serializers.IntegerField(allow_null=True)
     district = serializers.CharField(source="district_code", allow_null=True)
     district_average_carbon_mg = serializers.IntegerField(allow_null=True)
@@ -435,15 +446,28 @@ class CreditProfileOutput(serializers.Serializer):
     class TwelveMonthsSerializer(serializers.Serializer):
         class MonthSerializer(serializers.Serializer):
             month = serializers.DateField(format="%Y-%m")
+            carbon_mg = serializers.IntegerField(help_text="Measured here and imported.")
+            imported_carbon_mg = serializers.IntegerField(
+                help_text="Of which from other platforms' statements."
+            )
+
+        class ImportedSerializer(serializers.Serializer):
+            month = serializers.DateField(format="%Y-%m")
+            issuer = serializers.CharField(help_text="The platform that signed the statement.")
+            platform = serializers.CharField()
             carbon_mg = serializers.IntegerField()
 
         # "from" is a Python keyword: declared through the class namespace.
         locals()["from"] = serializers.DateField()
         through = serializers.DateField()
         carbon_mg = serializers.IntegerField()
+        imported_carbon_mg = serializers.IntegerField()
         active_months = serializers.IntegerField()
         dark_green_months = serializers.IntegerField()
         per_month = MonthSerializer(many=True)
+        imported = ImportedSerializer(
+            many=True, help_text="Statements of other platforms counted, by issuer."
+        )
 
     person = serializers.UUIDField()
     as_of = serializers.DateField()

@@ -1,5 +1,9 @@
 """The green credit profile partner banks read for carbon loans, with the person's consent.
 
+Carbon per month is what was measured here plus the statements of other platforms the person
+imported, where the platform's registration counts them in the credit profile; those are also
+listed with their issuer, so a bank sees what it rests on.
+
 Consent is separate and revocable, per bank: `CreditProfileConsent` (the accounts app's data-source
 authorizations are about data coming in; this is about data going out to one bank). A bank asks
 through the signed partner API (activities' HMAC authentication) for one of its customers, named by
@@ -18,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import DataSource, User
 from activities.models import DailyCarbon, Partner, PartnerCustomerLink
+from activities.statements.selectors import Use, imported_months
 from config.api.errors import ApplicationError
 from rewards.errors import CREDIT_PROFILE_CONSENT_MISSING, CREDIT_PROFILE_PARTNER_UNKNOWN
 from rewards.gamification.ratings import month_last_day
@@ -103,6 +108,10 @@ def credit_profile_of(*, user: User, today: datetime.date | None = None) -> dict
         "day", "credited_carbon_mg"
     ):
         per_month[day.replace(day=1)] += carbon_mg
+    imported = imported_months(user=user, use=Use.CREDIT_PROFILE, first=first, last=today)
+    imported_per_month = dict.fromkeys(months, 0)
+    for row in imported:
+        imported_per_month[row.month] += row.carbon_mg
     latest = max(ratings.values(), key=lambda rating: rating.month, default=None)
     total = DailyCarbon.objects.filter(user=user, day__gte=first, day__lte=today).aggregate(
         total=Sum("credited_carbon_mg")
@@ -121,10 +130,27 @@ def credit_profile_of(*, user: User, today: datetime.date | None = None) -> dict
         "twelve_months": {
             "from": first,
             "through": min(today, month_last_day(months[0])),
-            "carbon_mg": total or 0,
-            "active_months": sum(1 for carbon_mg in per_month.values() if carbon_mg > 0),
+            "carbon_mg": (total or 0) + sum(imported_per_month.values()),
+            "imported_carbon_mg": sum(imported_per_month.values()),
+            "active_months": sum(1 for month in months if per_month[month] + imported_per_month[month] > 0),
             "dark_green_months": sum(1 for rating in ratings.values() if rating.is_ambassador),
-            "per_month": [{"month": month, "carbon_mg": per_month[month]} for month in months],
+            "per_month": [
+                {
+                    "month": month,
+                    "carbon_mg": per_month[month] + imported_per_month[month],
+                    "imported_carbon_mg": imported_per_month[month],
+                }
+                for month in months
+            ],
+            "imported": [
+                {
+                    "month": row.month,
+                    "issuer": row.issuer,
+                    "platform": row.platform,
+                    "carbon_mg": row.carbon_mg,
+                }
+                for row in imported
+            ],
         },
     }
 

@@ -8,6 +8,9 @@ OVER ()` how many were rated. With the default thresholds a person is dark green
 otherwise — so people with the same carbon always get the same rating. The dark greens of a month
 are its carbon reduction ambassadors.
 
+Carbon is what `DailyCarbon` credited, plus the statements of other platforms the person
+imported for that month where the platform's registration counts them in the rating.
+
 The daily job rates the month of yesterday: provisional during the month, final after its last
 day (on the 1st). A rerun replaces that month's ratings; earlier months stay as history.
 """
@@ -68,13 +71,20 @@ def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | Non
                        ROW_NUMBER() OVER (ORDER BY monthly.carbon_mg DESC, monthly.user_id) AS city_rank,
                        COUNT(*) OVER () AS rated
                 FROM (
-                    SELECT daily.user_id, CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
-                    FROM activities_dailycarbon AS daily
-                    JOIN accounts_user AS person ON person.id = daily.user_id
-                    WHERE daily.day >= %(month)s AND daily.day <= %(through)s
-                      AND person.is_active AND person.closed_at IS NULL
-                    GROUP BY daily.user_id
-                    HAVING SUM(daily.credited_carbon_mg) >= %(minimum)s
+                    SELECT carbon.user_id, CAST(SUM(carbon.carbon_mg) AS BIGINT) AS carbon_mg
+                    FROM (
+                        SELECT user_id, credited_carbon_mg AS carbon_mg FROM activities_dailycarbon
+                        WHERE day >= %(month)s AND day <= %(through)s
+                        UNION ALL
+                        SELECT statement.user_id, statement.total_carbon_mg
+                        FROM activities_peerstatement AS statement
+                        JOIN activities_peerplatform AS peer ON peer.id = statement.peer_id
+                        WHERE statement.month = %(month)s AND peer.counts_in_rating
+                    ) AS carbon
+                    JOIN accounts_user AS person ON person.id = carbon.user_id
+                    WHERE person.is_active AND person.closed_at IS NULL
+                    GROUP BY carbon.user_id
+                    HAVING SUM(carbon.carbon_mg) >= %(minimum)s
                 ) AS monthly
             ) AS ranked
             """,

@@ -1,9 +1,11 @@
 """The personal carbon report, monthly and yearly: what a person reduced, how, and what it means.
 
 Figures come from the records of truth: `DailyCarbon` (totals, averages), `BehaviourDay` (per
-behaviour), the ledger (coins earned and spent), ratings and badge awards. The city and district
-averages are over the people who reduced anything in the period, computed once per period in one
-GROUP BY and cached for an hour.
+behaviour), the ledger (coins earned and spent), ratings and badge awards. Statements of other
+platforms the person imported count too where the platform's registration says so
+(`counts_in_report`): in the totals, and as behaviours of their own marked with their issuer. The
+city and district averages are over the people who reduced anything in the period, computed once
+per period in one GROUP BY and cached for an hour.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from accounts.models import District, User
 from activities.ingest import LOCAL_TZ
 from activities.models import BehaviourDay, DailyCarbon
 from activities.selectors import behaviour_name
+from activities.statements.selectors import Use, imported_carbon_mg, imported_reductions
 from rewards.gamification.ratings import month_last_day
 from rewards.models import (
     BadgeAward,
@@ -45,6 +48,7 @@ CAR_FACTOR_SOURCE = (
 
 AVERAGES_SECONDS = 3600
 SPENDING = [LedgerTransactionKind.REDEMPTION, LedgerTransactionKind.DONATION]
+EARNING = [LedgerTransactionKind.SETTLEMENT, LedgerTransactionKind.PEER_STATEMENT]
 
 
 class ReportPeriod:
@@ -69,12 +73,14 @@ def previous_start(*, period: str, start: datetime.date) -> datetime.date:
 
 
 def _total(user: User, first: datetime.date, last: datetime.date) -> int:
-    return (
+    """Measured here plus imported from other platforms (those that count in the report)."""
+    measured = (
         DailyCarbon.objects.filter(user=user, day__gte=first, day__lte=last).aggregate(
             total=Sum("credited_carbon_mg")
         )["total"]
         or 0
     )
+    return measured + imported_carbon_mg(user=user, use=Use.REPORT, first=first, last=last)
 
 
 def period_averages(*, first: datetime.date, last: datetime.date) -> dict:
@@ -88,12 +94,20 @@ def period_averages(*, first: datetime.date, last: datetime.date) -> dict:
             """
             SELECT person.district_id, COUNT(*), CAST(SUM(totals.carbon_mg) AS BIGINT)
             FROM (
-                SELECT user_id, SUM(credited_carbon_mg) AS carbon_mg FROM activities_dailycarbon
-                WHERE day >= %s AND day <= %s GROUP BY user_id HAVING SUM(credited_carbon_mg) > 0
+                SELECT user_id, SUM(carbon_mg) AS carbon_mg FROM (
+                    SELECT user_id, credited_carbon_mg AS carbon_mg FROM activities_dailycarbon
+                    WHERE day >= %(first)s AND day <= %(last)s
+                    UNION ALL
+                    SELECT statement.user_id, statement.total_carbon_mg
+                    FROM activities_peerstatement AS statement
+                    JOIN activities_peerplatform AS peer ON peer.id = statement.peer_id
+                    WHERE peer.counts_in_report
+                      AND statement.month >= %(first_month)s AND statement.month <= %(last)s
+                ) AS carbon GROUP BY user_id HAVING SUM(carbon_mg) > 0
             ) AS totals JOIN accounts_user AS person ON person.id = totals.user_id
             GROUP BY person.district_id
             """,
-            [first, last],
+            {"first": first, "last": last, "first_month": first.replace(day=1)},
         )
         rows = cursor.fetchall()
     averages: dict = {"city": (sum(row[1] for row in rows), sum(row[2] for row in rows))}
@@ -115,7 +129,8 @@ def _local_midnight(day: datetime.date) -> datetime.datetime:
 
 
 def coins_of(*, user: User, first: datetime.date, last: datetime.date) -> dict[str, int]:
-    """Coins earned (settlements), spent (redemptions and donations, net of refunds) and expired."""
+    """Coins earned (settlements, other platforms' statements), spent (redemptions and donations, net
+    of refunds) and expired."""
     entries = LedgerEntry.objects.filter(
         account__kind=LedgerAccountKind.WALLET,
         account__owner_id=user.pk,
@@ -123,7 +138,7 @@ def coins_of(*, user: User, first: datetime.date, last: datetime.date) -> dict[s
         transaction__created_at__lt=_local_midnight(last + datetime.timedelta(days=1)),
     )
     sums = entries.aggregate(
-        earned=Sum("amount", filter=Q(transaction__kind=LedgerTransactionKind.SETTLEMENT)),
+        earned=Sum("amount", filter=Q(transaction__kind__in=EARNING)),
         spent=Sum("amount", filter=Q(transaction__kind__in=SPENDING)),
         refunded=Sum("amount", filter=Q(transaction__kind=LedgerTransactionKind.COUPON_REFUND)),
         expired=Sum("amount", filter=Q(transaction__kind=LedgerTransactionKind.EXPIRY)),
@@ -161,6 +176,7 @@ class CarbonReport:
     change_carbon_mg: int
     change_percent: Decimal | None
     behaviours: list[dict]
+    imported_carbon_mg: int
     city_average_carbon_mg: int | None
     district: District | None
     district_average_carbon_mg: int | None
@@ -209,6 +225,30 @@ def carbon_report(*, user: User, period: str, start: datetime.date) -> CarbonRep
     from activities.models import Behaviour
 
     behaviours = {behaviour.pk: behaviour for behaviour in Behaviour.objects.all()}
+    measured = [
+        {
+            "behaviour": behaviours[row["behaviour"]].code,
+            "name": behaviour_name(behaviours[row["behaviour"]]),
+            "unit": behaviours[row["behaviour"]].unit,
+            "quantity": row["quantity"],
+            "carbon_mg": row["carbon_mg"],
+            "issuer": None,
+            "platform": None,
+        }
+        for row in per_behaviour
+    ]
+    imported = [
+        {
+            "behaviour": reduction.behaviour,
+            "name": f"{reduction.name or reduction.behaviour} · {reduction.statement.peer.name}",
+            "unit": reduction.unit,
+            "quantity": reduction.quantity,
+            "carbon_mg": reduction.carbon_mg,
+            "issuer": reduction.statement.peer.issuer,
+            "platform": reduction.statement.peer.name,
+        }
+        for reduction in imported_reductions(user=user, use=Use.REPORT, first=first, last=last)
+    ]
     averages = period_averages(first=first, last=last)
     district = District.objects.filter(pk=user.district_id).first() if user.district_id else None
     awards = BadgeAward.objects.filter(
@@ -229,16 +269,8 @@ def carbon_report(*, user: User, period: str, start: datetime.date) -> CarbonRep
             if previous
             else None
         ),
-        behaviours=[
-            {
-                "behaviour": behaviours[row["behaviour"]].code,
-                "name": behaviour_name(behaviours[row["behaviour"]]),
-                "unit": behaviours[row["behaviour"]].unit,
-                "quantity": row["quantity"],
-                "carbon_mg": row["carbon_mg"],
-            }
-            for row in per_behaviour
-        ],
+        behaviours=sorted(measured + imported, key=lambda row: -row["carbon_mg"]),
+        imported_carbon_mg=sum(row["carbon_mg"] for row in imported),
         city_average_carbon_mg=_average(averages.get("city")),
         district=district,
         district_average_carbon_mg=_average(averages.get(district.pk)) if district else None,

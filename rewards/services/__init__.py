@@ -22,6 +22,7 @@ from rewards.services.ledger import (
     wallet_of,
 )
 from rewards.services.settlement import coin_rate_for_day, settlement_run
+from rewards.services.statements import peer_statement_accept, statement_coins_mint
 
 __all__ = [
     "coins_expire",
@@ -46,5 +47,7 @@ __all__ = [
     "ledger_transaction_post",
     "project_account_for_project",
     "settlement_run",
+    "peer_statement_accept",
+    "statement_coins_mint",
     "wallet_account_for_user",
 ]

@@ -68,6 +68,13 @@ DOMAIN_REJECTIONS = {
     "GET /api/v1/reports/{period}/{label}.png": (
         "report_period_invalid: a label of the other period's shape, or a month or year not begun yet"
     ),
+    "GET /api/v1/me/statements": "statement_period_invalid: a month that has not ended, or month 00 or 13",
+    "POST /api/v1/statements/verify": (
+        "statement_*: only a statement signed with our key is valid, and no generated one is"
+    ),
+    "POST /api/v1/me/statements/imports": (
+        "statement_*: only a statement a registered platform signed with our nonce is taken, and none is"
+    ),
 }
 
 application = get_wsgi_application()

@@ -23,3 +23,22 @@ def test_swagger_ui_loads_its_files_from_our_own_static_files(client):
     assert f'<link rel="stylesheet" href="{static}/swagger-ui.css">' in page
     assert "cdn." not in page
     assert "unpkg" not in page
+
+
+def test_the_schema_describes_the_statement_routes(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+
+    ours = ("/api/v1/me/statements", "/api/v1/statements/", "/.well-known/")
+    assert {path: sorted(paths[path]) for path in paths if path.startswith(ours)} == {
+        "/.well-known/jwks.json": ["get"],
+        "/api/v1/me/statements": ["get"],
+        "/api/v1/me/statements/imports": ["get", "post"],
+        "/api/v1/me/statements/nonces": ["post"],
+        "/api/v1/statements/verify": ["post"],
+    }
+    issue = paths["/api/v1/me/statements"]["get"]
+    assert [(parameter["name"], parameter.get("required", False)) for parameter in issue["parameters"]] == [
+        ("audience", True),
+        ("nonce", False),
+        ("period", True),
+    ]

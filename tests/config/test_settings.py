@@ -14,6 +14,7 @@ KEYS = {
     "BLIND_INDEX_KEYS": "b1:" + "D" * 43,
     "PLATFORM_SM2_SIGNING_KEYS": "s1:" + "1" * 64,
     "PLATFORM_ED25519_SIGNING_KEYS": "e1:" + "E" * 43,
+    "STATEMENT_SUBJECT_KEYS": "t1:" + "F" * 43,
 }
 PRODUCTION_ENVIRONMENT = {
     "SECRET_KEY": "x" * 50,

@@ -49,7 +49,12 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(key_id)
 
     def _generate(self, key_id: str) -> None:
-        for name in ("PARTNER_SECRET_KEYS", "PERSONAL_DATA_KEYS", "BLIND_INDEX_KEYS"):
+        for name in (
+            "PARTNER_SECRET_KEYS",
+            "PERSONAL_DATA_KEYS",
+            "BLIND_INDEX_KEYS",
+            "STATEMENT_SUBJECT_KEYS",
+        ):
             self.stdout.write(f"{name}={key_id}:{_b64(secrets.token_bytes(32))}")
         private = _sm2_private_key()
         self.stdout.write(f"PLATFORM_SM2_SIGNING_KEYS={key_id}:{private.hex()}")

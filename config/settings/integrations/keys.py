@@ -20,6 +20,10 @@ BLIND_INDEX_KEYS = env.list("BLIND_INDEX_KEYS", default=[])
 PLATFORM_SM2_SIGNING_KEYS = env.list("PLATFORM_SM2_SIGNING_KEYS", default=[])
 # Signs statements the platform issues (Ed25519 seeds, 32 bytes, urlsafe base64).
 PLATFORM_ED25519_SIGNING_KEYS = env.list("PLATFORM_ED25519_SIGNING_KEYS", default=[])
+# Keys the pairwise subjects of signed statements: an HMAC of the person and the receiving platform,
+# so two platforms cannot join people through them (32 bytes). Only the first is used: rotating it
+# gives everyone new subjects at every platform (docs/interop.md).
+STATEMENT_SUBJECT_KEYS = env.list("STATEMENT_SUBJECT_KEYS", default=[])
 
 # What new data is written with: `standard` (Fernet; blind indexes HMAC-SHA256) or `sm` (SM4-GCM with
 # the key id and the field's identity as associated data; blind indexes HMAC-SM3). Either reads

@@ -20,6 +20,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/min",
         "user": "600/min",
+        # Verifying a statement is open to anyone (activities/statements/apis.py): per address.
+        "statement_verify": "30/min",
+        # Bringing a peer's statement may fetch the peer's keys: per person.
+        "statement_import": "30/hour",
     },
     # REMOTE_ADDR already holds the client's address (config.api.client_address resolved it from
     # the trusted proxies' X-Forwarded-For): DRF's get_ident must not read the header again.

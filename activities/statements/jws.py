@@ -1,0 +1,137 @@
+"""Reading and checking a compact JWS statement: the one path both our verifier and imports go through.
+
+The header is read before the signature is checked only to pick the key (`kid`) and the issuer's
+key set (`iss`); nothing else is trusted until the signature verifies. Only the fully-specified
+`Ed25519` algorithm (RFC 9864) is accepted, so a token cannot choose a weaker one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from activities import errors
+from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, schema_errors
+from config.api.errors import ApplicationError
+
+MAX_TOKEN_LENGTH = 64_000
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """What a token says about itself before its signature is checked: only used to find the key."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VerifiedStatement:
+    key_id: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @property
+    def month(self) -> datetime.date:
+        return datetime.date.fromisoformat(self.claims["period"]["start"])
+
+    @property
+    def issued_at(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.claims["iat"], tz=datetime.UTC)
+
+    @property
+    def expires_at(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.claims["exp"], tz=datetime.UTC)
+
+
+def _segment(text: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def token_peek(token: str) -> Unverified:
+    """The header and claims of a compact JWS, unverified; `statement_malformed` if it is not one."""
+    parts = token.split(".") if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH else []
+    if len(parts) != 3 or not all(parts):
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"statement": ["not a compact JWS"]})
+    try:
+        header, claims = _segment(parts[0]), _segment(parts[1])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise ApplicationError(
+            errors.STATEMENT_MALFORMED, fields={"statement": ["not base64url JSON"]}
+        ) from error
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"statement": ["not JSON objects"]})
+    if header.get("typ") != STATEMENT_TYPE or not isinstance(header.get("kid"), str):
+        raise ApplicationError(
+            errors.STATEMENT_MALFORMED, fields={"header": [f"typ {STATEMENT_TYPE} and a kid are required"]}
+        )
+    if not isinstance(claims.get("iss"), str):
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"iss": ["required"]})
+    return Unverified(header, claims)
+
+
+def claims_check(claims: dict[str, Any], *, now: datetime.datetime) -> None:
+    """The schema, the period (one calendar month), the total, and the statement's time window."""
+    problems = schema_errors(claims)
+    if problems:
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields=problems)
+    start = datetime.date.fromisoformat(claims["period"]["start"])
+    end = datetime.date.fromisoformat(claims["period"]["end"])
+    if start.day != 1 or end != _month_last_day(start):
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"period": ["not one calendar month"]})
+    if sum(item["carbon_mg"] for item in claims["reductions"]) != claims["total_carbon_mg"]:
+        raise ApplicationError(
+            errors.STATEMENT_MALFORMED, fields={"total_carbon_mg": ["not the sum of the reductions"]}
+        )
+    if len({item["behaviour"] for item in claims["reductions"]}) != len(claims["reductions"]):
+        raise ApplicationError(
+            errors.STATEMENT_MALFORMED, fields={"reductions": ["a behaviour is listed twice"]}
+        )
+    timestamp = int(now.timestamp())
+    if claims["iat"] > timestamp + settings.STATEMENTS_CLOCK_SKEW_SECONDS:
+        raise ApplicationError(errors.STATEMENT_NOT_YET_VALID)
+    if claims["exp"] <= timestamp:
+        raise ApplicationError(errors.STATEMENT_EXPIRED)
+
+
+def _month_last_day(month: datetime.date) -> datetime.date:
+    return (month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1) - datetime.timedelta(days=1)
+
+
+def statement_verify_with(
+    token: str, *, key_for: Callable[[Unverified], OKPKey], now: datetime.datetime
+) -> VerifiedStatement:
+    """Checks the signature under the key `key_for` finds (it raises when there is none), then the claims."""
+    unverified = token_peek(token)
+    if unverified.header.get("alg") != ALGORITHM:
+        raise ApplicationError(errors.STATEMENT_SIGNATURE_INVALID, fields={"alg": [ALGORITHM]})
+    key = key_for(unverified)
+    try:
+        verified = jwt.decode(token, key, algorithms=[ALGORITHM])
+    except JoseError as error:
+        raise ApplicationError(errors.STATEMENT_SIGNATURE_INVALID) from error
+    claims_check(verified.claims, now=now)
+    return VerifiedStatement(
+        key_id=unverified.header["kid"], header=dict(verified.header), claims=verified.claims
+    )
+
+
+def key_in_jwks(jwks: Any, key_id: str) -> OKPKey | None:
+    """The Ed25519 public key `key_id` of a JWK Set, or None (a malformed entry counts as absent)."""
+    for entry in (jwks or {}).get("keys", []) if isinstance(jwks, dict) else []:
+        if isinstance(entry, dict) and entry.get("kid") == key_id and entry.get("crv") == "Ed25519":
+            try:
+                return OKPKey.import_key({key: value for key, value in entry.items() if key != "d"})
+            except (JoseError, ValueError, TypeError):
+                return None
+    return None
