@@ -187,3 +187,10 @@ IDENTITY_NOT_FOUND = ErrorCode(
     "Unlinking an identity id that is not one of the person's.",
     G,
 )
+POOLING_CONSENT_UNAVAILABLE = ErrorCode(
+    "pooling_consent_unavailable",
+    409,
+    _("Pooling reductions for sale is not offered yet."),
+    "No text of the pooling consent is in force yet, so it cannot be granted.",
+    G,
+)

@@ -33,6 +33,7 @@ from accounts.services.keys import (
     personal_details_rekey_batch,
     wechat_session_keys_rekey_batch,
 )
+from accounts.services.pooling import pooling_consent_grant, pooling_consent_revoke
 from accounts.services.profile import (
     avatar_remove,
     avatar_set,
@@ -57,6 +58,8 @@ __all__ = [
     "agreements_accept",
     "agreements_accept_current",
     "avatar_remove",
+    "pooling_consent_grant",
+    "pooling_consent_revoke",
     "avatar_set",
     "data_source_authorize",
     "data_source_revoke",

@@ -21,12 +21,14 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Apps ------------------------------------------------------------------------------
-# Our four apps depend in one direction: accounts <- activities <- rewards <- merchants.
+# Our apps depend in one direction: accounts <- activities <- rewards <- merchants, and
+# rewards <- registry (the reduction registry; it imports no merchants).
 LOCAL_APPS = [
     "accounts",
     "activities",
     "rewards",
     "merchants",
+    "registry",
     "config.apps.PlatformConfig",
 ]
 THIRD_PARTY_APPS = [
