@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("activities.urls")),
     path("", include("rewards.urls")),
     path("", include("merchants.urls")),
+    path("", include("registry.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("admin/dashboard/run-tonight/", admin.site.admin_view(night_jobs_run), name="admin-night-jobs-run"),
     path("admin/", admin.site.urls),
     path("console/", include("merchants.console.urls")),
+    path("registry/", include("registry.public.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

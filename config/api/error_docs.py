@@ -15,6 +15,7 @@ GROUP_TITLES = {
     "activities": "Activity capture and partner feeds",
     "rewards": "Wallet, settlement and donations",
     "merchants": "Offers, redemption and verification",
+    "registry": "Reduction registry (lots, proofs, operators' steps)",
 }
 
 HEADER = """# API errors
