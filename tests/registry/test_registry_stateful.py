@@ -117,20 +117,21 @@ class RegistryMachine(ledger.LedgerMachine):
             return
         lot = ReductionLot.objects.get(pk=self.lots[index])
         fits = lot.status == "registered" and tonnes <= lot.available_tonnes
-        try:
+
+        def take():
             if retire:
-                lot_retire(lot=lot, tonnes=tonnes, beneficiary="Event organizer", reason="offset")
-            else:
-                self.sales.append(
-                    lot_sell(
-                        lot=lot, tonnes=tonnes, price_fen_per_tonne=997, buyer="buyer", sold_on=ledger.TODAY
-                    )
-                )
-        except ApplicationError as refused:
-            assert not fits
-            assert refused.error is errors.LOT_TONNES_UNAVAILABLE
-        else:
-            assert fits
+                return lot_retire(lot=lot, tonnes=tonnes, beneficiary="Event organizer", reason="offset")
+            self.sales.append(
+                lot_sell(lot=lot, tonnes=tonnes, price_fen_per_tonne=997, buyer="buyer", sold_on=ledger.TODAY)
+            )
+            return self.sales[-1]
+
+        if not fits:
+            with pytest.raises(ApplicationError) as refused:
+                take()
+            assert refused.value.error is errors.LOT_TONNES_UNAVAILABLE
+            return
+        take()
 
     @rule(index=st.integers(0, 5))
     def pay(self, index: int) -> None:
