@@ -162,7 +162,11 @@ class LotAllocation(models.Model):
     same key meet at the unique index; the second inserts nothing for it (`ON CONFLICT DO NOTHING`).
     """
 
-    lot = models.ForeignKey(ReductionLot, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No database foreign key: rows are written by the allocation's one statement for its own lot (as
+    # DailyCarbon carries none), so a city's month is not checked row by row by a trigger.
+    lot = models.ForeignKey(
+        ReductionLot, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     user_id = models.BigIntegerField()
     day = models.DateField()
     behaviour_id = models.BigIntegerField()
@@ -177,7 +181,8 @@ class LotAllocation(models.Model):
             ),
             models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="allocation_positive"),
         ]
-        indexes = [models.Index(fields=["lot", "user_id"], name="allocation_lot_user")]
+        # No index by lot: a city's month is written in one statement and every index costs it; the
+        # lot's rows are read whole (contributions are made from the statement's own RETURNING).
         verbose_name = _("allocation")
         verbose_name_plural = _("allocations")
 

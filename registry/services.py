@@ -123,8 +123,9 @@ def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
         "period_end": lot.period_end,
         "salt": lot.pseudonym_salt,
     }
+    for setting in statements.ALLOCATION_SETTINGS:
+        statements.execute(setting)
     statements.execute(statements.ALLOCATE, params)
-    statements.execute(statements.CONTRIBUTIONS, params)
     [(volume_mg, contributor_count)] = statements.execute(statements.TOTALS, params)
     tonnes = int(volume_mg) // MG_PER_TONNE
     prefix = serial_prefix_for(lot.period_start)
