@@ -25,8 +25,10 @@ def test_a_month_of_the_city_is_allocated_into_one_lot_beside_its_group_by():
 
     rows = {row.figure: row for row in report.rows}
     allocation = rows["allocation of a month into one lot"]
-    assert allocation.value is not None and allocation.reference_value > 0
+    assert allocation.value is not None
+    assert allocation.reference_value > 0
     lot = ReductionLot.objects.get()
-    assert lot.volume_mg > 0 and lot.contributor_count > 0
+    assert lot.volume_mg > 0
+    assert lot.contributor_count > 0
     assert rows["Merkle root over the contributions"].value >= 0
     assert invariant_violations() == []
