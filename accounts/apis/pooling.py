@@ -67,7 +67,7 @@ class PoolingConsentApi(JsonApiView):
         services.pooling_consent_grant(user=request.user, version=data.validated_data["version"])
         return Response(_consent(request.user))
 
-    @extend_schema(request=None, responses=PoolingConsentOutput, operation_id="pooling_consent_revoke")
+    @extend_schema(request=None, responses={200: PoolingConsentOutput}, operation_id="pooling_consent_revoke")
     def delete(self, request: Request) -> Response:
         services.pooling_consent_revoke(user=request.user)
         return Response(_consent(request.user))
