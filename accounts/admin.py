@@ -22,6 +22,7 @@ from accounts.models import (
     Friendship,
     IdentityJoin,
     InviteCode,
+    PoolingConsent,
     User,
 )
 from accounts.selectors import users_with_phone_number, verified_details_masked
@@ -140,6 +141,15 @@ class DataSourceAuthorizationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("user__username", "user__public_id")
     date_hierarchy = "granted_at"
     list_select_related = ("user",)
+
+
+@admin.register(PoolingConsent)
+class PoolingConsentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("user", "agreement", "granted_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username", "user__public_id")
+    date_hierarchy = "granted_at"
+    list_select_related = ("user", "agreement")
 
 
 @admin.register(Agreement)

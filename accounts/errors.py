@@ -220,3 +220,10 @@ QUIET_HOURS_INVALID = ErrorCode(
     "`quiet_hours.starts_at` equals `ends_at`; send null to turn quiet hours off.",
     "notifications",
 )
+POOLING_CONSENT_UNAVAILABLE = ErrorCode(
+    "pooling_consent_unavailable",
+    409,
+    _("Pooling reductions for sale is not offered yet."),
+    "No text of the pooling consent is in force yet, so it cannot be granted.",
+    G,
+)

@@ -115,6 +115,14 @@ class DataSourceAuthorization(models.Model):
 class AgreementKind(models.TextChoices):
     USER_AGREEMENT = "user_agreement", _("User agreement")
     PRIVACY_POLICY = "privacy_policy", _("Privacy policy")
+    # Optional: allowing one's verified reductions to be pooled into lots and sold on a carbon
+    # exchange. Its text says what happens to the proceeds; it is granted and revoked on its own
+    # (`PoolingConsent`), never required to use the platform.
+    POOLING_CONSENT = "pooling_consent", _("Pooling and sale of my reductions")
+
+
+# The kinds everyone must accept before their writes are accepted.
+REQUIRED_AGREEMENT_KINDS = (AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY)
 
 
 class Agreement(models.Model):
@@ -160,6 +168,37 @@ class AgreementAcceptance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.agreement_id}"
+
+
+class PoolingConsent(models.Model):
+    """A person allows their verified reductions to be pooled into lots sold on a carbon exchange.
+
+    Separate from the agreements everyone accepts: without an active consent none of the person's
+    grams enters a lot. Revoking closes the row (it stays as history) and keeps the person out of
+    every lot allocated from then on; what was already pooled stays pooled. `agreement` is the
+    version of the pooling text (kind `pooling_consent`) the person was shown.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="pooling_consents")
+    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(revoked_at__isnull=True), name="one_active_pooling_consent"
+            ),
+        ]
+        verbose_name = _("pooling consent")
+        verbose_name_plural = _("pooling consents")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.agreement_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class Device(models.Model):

@@ -18,13 +18,16 @@ from django.utils import timezone
 from accounts import crypto
 from accounts.masking import mask_id_number, mask_phone_number
 from accounts.models import (
+    REQUIRED_AGREEMENT_KINDS,
     Agreement,
     AgreementAcceptance,
+    AgreementKind,
     DataSource,
     DataSourceAuthorization,
     Friendship,
     IdentityJoin,
     PersonalDetails,
+    PoolingConsent,
     User,
 )
 from config.db import prepared_cursor
@@ -37,7 +40,7 @@ AGREEMENTS_CACHE_SECONDS = 30
 
 
 def agreements_current(*, cached: dict[str, Agreement] | None = None) -> dict[str, Agreement]:
-    """The version in force of each agreement kind (kind → Agreement), cached briefly in Redis.
+    """The version in force of each required agreement kind (kind → Agreement), cached briefly in Redis.
 
     `cached`: what the caller already read from AGREEMENTS_CACHE_KEY in a round trip of its own
     (with the session, say); None reads the key here.
@@ -47,12 +50,33 @@ def agreements_current(*, cached: dict[str, Agreement] | None = None) -> dict[st
     if cached is not None:
         return cached
     current: dict[str, Agreement] = {}
-    for agreement in Agreement.objects.filter(effective_at__lte=timezone.now()).order_by(
-        "-effective_at", "-id"
-    ):
+    for agreement in Agreement.objects.filter(
+        kind__in=REQUIRED_AGREEMENT_KINDS, effective_at__lte=timezone.now()
+    ).order_by("-effective_at", "-id"):
         current.setdefault(agreement.kind, agreement)
     cache.set(AGREEMENTS_CACHE_KEY, current, AGREEMENTS_CACHE_SECONDS)
     return current
+
+
+def pooling_agreement_current() -> Agreement | None:
+    """The version of the pooling consent text in force, or None before one is published."""
+    return (
+        Agreement.objects.filter(kind=AgreementKind.POOLING_CONSENT, effective_at__lte=timezone.now())
+        .order_by("-effective_at", "-id")
+        .first()
+    )
+
+
+def pooling_consent_active(*, user: User) -> PoolingConsent | None:
+    """The person's active pooling consent, or None."""
+    return (
+        PoolingConsent.objects.filter(user=user, revoked_at__isnull=True).select_related("agreement").first()
+    )
+
+
+def pooling_consents_of(*, user: User) -> QuerySet[PoolingConsent]:
+    """Every grant and revocation of the person's pooling consent, newest first."""
+    return PoolingConsent.objects.filter(user=user).select_related("agreement").order_by("-granted_at", "-id")
 
 
 def agreements_pending_for(*, user: User, cached: dict[str, Agreement] | None = None) -> list[Agreement]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.apis import data_sources, friends, notifications, profile, rights, sign_in
+from accounts.apis import data_sources, friends, notifications, pooling, profile, rights, sign_in
 
 urlpatterns = [
     path("guests", sign_in.GuestApi.as_view(), name="guest-open"),
@@ -21,6 +21,12 @@ urlpatterns = [
         "me/data-sources/history", data_sources.DataSourceHistoryApi.as_view(), name="me-data-source-history"
     ),
     path("me/data-sources/<str:source>", data_sources.DataSourceApi.as_view(), name="me-data-source"),
+    path("me/pooling-consent", pooling.PoolingConsentApi.as_view(), name="me-pooling-consent"),
+    path(
+        "me/pooling-consent/history",
+        pooling.PoolingConsentHistoryApi.as_view(),
+        name="me-pooling-consent-history",
+    ),
     path("me/invite", friends.MyInviteApi.as_view(), name="me-invite"),
     path("me/export", rights.ExportApi.as_view(), name="me-export"),
     path("me/erasure", rights.ErasureApi.as_view(), name="me-erasure"),

@@ -15,6 +15,7 @@ beside a reference measured on this machine in the same run, with the ratio and 
 5. wallet read (balance + first history page)       — bare /healthz through the same server
 6. leaderboards                                     — measured when rewards has them (bench/leaderboards.py)
 7. scale: 1, 4 and 5 at city size against the latest small run (within 1.5×)
+8. a month of the city into one reduction lot       — one GROUP BY over the same records (bench/registry.py)
 
 The table is printed and written to bench/results/<date>-<size>.json with the machine's description.
 """
@@ -639,6 +640,14 @@ def scenario_reminders(context: Context) -> None:
 
 
 # The quick ones first: at the city size a run cut short still has 1, 2, 4, 5 and 7.
+def scenario_registry(context: Context) -> None:
+    from bench.registry import allocation_measure
+
+    allocation_measure(
+        context.report, last_day=context.last_day, accounts=context.size.accounts, scenario="8 registry"
+    )
+
+
 SCENARIOS = [
     scenario_http,
     scenario_ingest,
@@ -646,6 +655,7 @@ SCENARIOS = [
     scenario_settlement,
     scenario_leaderboards,
     scenario_reminders,
+    scenario_registry,
 ]
 
 
@@ -686,7 +696,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards); "
+        help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards, registry); "
         "their results go to <date>-<size>-<scenarios>.json.",
     )
     args = parser.parse_args()

@@ -13,7 +13,11 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   whose coins were kept counts as settled; another platform's statement mints once, what its mint says;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
-- idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction).
+- idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction);
+- the reduction registry: a gram is in at most one lot, and what lots hold of a person's day is at
+  most what was settled of it; a lot's volume is the sum of its allocations (and of its
+  contributions); sold + retired ≤ registered tonnes, each counter the sum of its sales and
+  retirements; each sale's proceeds paid once, exactly what the sale says.
 
 Read-only and set-based (one query per invariant), so it runs after every test of the reliability
 suite, from `manage.py check_invariants` and from `manage.py ledger_audit`. Each finding names the rows.
@@ -343,6 +347,84 @@ INVARIANTS: tuple[Invariant, ...] = (
         HAVING COUNT(factor.monthly_cap_mg) = COUNT(*)
            AND SUM(record.credited_carbon_mg) > MAX(factor.monthly_cap_mg)
         ORDER BY record.user_id
+        """,
+    ),
+    # --- The reduction registry ---------------------------------------------------------------
+    Invariant(
+        "grams in one lot",
+        lambda r: f"person {r[0]}, day {r[1]}, behaviour {r[2]}, version {r[3]}: in {r[4]} lots",
+        """
+        SELECT user_id, day, behaviour_id, methodology_version_id, COUNT(*) FROM registry_lotallocation
+        GROUP BY user_id, day, behaviour_id, methodology_version_id HAVING COUNT(*) > 1
+        ORDER BY user_id, day
+        """,
+    ),
+    Invariant(
+        "allocated within settled",
+        lambda r: f"person {r[0]}, day {r[1]}: {r[2]} mg in lots, {r[3]} mg settled",
+        """
+        SELECT allocated.user_id, allocated.day, allocated.carbon, COALESCE(day.settled_carbon_mg, 0)
+        FROM (
+            SELECT user_id, day, SUM(carbon_mg) AS carbon FROM registry_lotallocation GROUP BY user_id, day
+        ) AS allocated
+        LEFT JOIN activities_dailycarbon AS day ON day.user_id = allocated.user_id AND day.day = allocated.day
+        WHERE allocated.carbon > COALESCE(day.settled_carbon_mg, 0)
+        ORDER BY allocated.user_id, allocated.day
+        """,
+    ),
+    Invariant(
+        "lot volume",
+        lambda r: f"lot {r[0]}: volume {r[1]} mg, allocations {r[2]} mg, contributions {r[3]} mg, {r[4]} t",
+        """
+        SELECT lot.public_id, lot.volume_mg, COALESCE(allocated.carbon, 0), COALESCE(shares.carbon, 0),
+               lot.tonnes
+        FROM registry_reductionlot AS lot
+        LEFT JOIN (SELECT lot_id, SUM(carbon_mg) AS carbon FROM registry_lotallocation GROUP BY lot_id)
+             AS allocated ON allocated.lot_id = lot.id
+        LEFT JOIN (SELECT lot_id, SUM(carbon_mg) AS carbon FROM registry_lotcontribution GROUP BY lot_id)
+             AS shares ON shares.lot_id = lot.id
+        WHERE lot.volume_mg <> COALESCE(allocated.carbon, 0) OR lot.volume_mg <> COALESCE(shares.carbon, 0)
+           OR lot.tonnes <> lot.volume_mg / 1000000000
+        ORDER BY lot.id
+        """,
+    ),
+    Invariant(
+        "lot tonnes",
+        lambda r: (
+            f"lot {r[0]} ({r[1]}): {r[2]} t, sold {r[3]} t (sales {r[4]}), "
+            f"retired {r[5]} t (retirements {r[6]})"
+        ),
+        """
+        SELECT lot.public_id, lot.status, lot.tonnes, lot.sold_tonnes, COALESCE(sold.tonnes, 0),
+               lot.retired_tonnes, COALESCE(retired.tonnes, 0)
+        FROM registry_reductionlot AS lot
+        LEFT JOIN (SELECT lot_id, SUM(tonnes) AS tonnes FROM registry_lotsale GROUP BY lot_id) AS sold
+          ON sold.lot_id = lot.id
+        LEFT JOIN (
+            SELECT lot_id, SUM(tonnes) AS tonnes FROM registry_lotretirement GROUP BY lot_id
+        ) AS retired ON retired.lot_id = lot.id
+        WHERE lot.sold_tonnes + lot.retired_tonnes > lot.tonnes
+           OR lot.sold_tonnes <> COALESCE(sold.tonnes, 0) OR lot.retired_tonnes <> COALESCE(retired.tonnes, 0)
+           OR (lot.status <> 'registered' AND lot.sold_tonnes + lot.retired_tonnes > 0)
+        ORDER BY lot.id
+        """,
+    ),
+    Invariant(
+        "proceeds paid once",
+        lambda r: f"sale {r[0]}: paid at {r[1]}, says {r[2]} coins, {r[3]} transactions minted {r[4]}",
+        # One ledger transaction per person (and one for the welfare project), each under a key of its
+        # own (`lot-sale:<sale>:<person>`, `…:welfare`), all with the sale's reference.
+        """
+        SELECT sale.public_id, sale.proceeds_paid_at, sale.contributor_coins + sale.welfare_coins,
+               COUNT(DISTINCT ledger.id), COALESCE(SUM(entry.amount), 0)
+        FROM registry_lotsale AS sale
+        LEFT JOIN rewards_ledgertransaction AS ledger
+          ON ledger.kind = 'issuance' AND ledger.reference = 'lot-sale:' || sale.public_id::text
+        LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = ledger.id AND entry.amount > 0
+        GROUP BY sale.id
+        HAVING (sale.proceeds_paid_at IS NULL AND COUNT(ledger.id) > 0)
+            OR COALESCE(SUM(entry.amount), 0) <> sale.contributor_coins + sale.welfare_coins
+        ORDER BY sale.id
         """,
     ),
     Invariant(

@@ -1,8 +1,9 @@
 """The "Operators" group: platform staff who review, but do not change the rules.
 
-Operators see every model of the four apps and the schedule, and can do the review work: approve or
-reject merchants, offers and held activity records (the admin actions, through the services) and
-pause or resume a scheduled job. They cannot change the methodology (behaviours, factor versions),
+Operators see every model of the apps and the schedule, and can do the review work: approve or
+reject merchants, offers and held activity records (the admin actions, through the services),
+pause or resume a scheduled job, and run the reduction registry's lots (make one, allocate, submit,
+register, sell, retire, pay the proceeds). They cannot change the methodology (behaviours, factor versions),
 the coin rate, partners' credentials or people's accounts: that is for superusers.
 
 The group is written after every `migrate` (and every test database flush), once the last app's
@@ -18,7 +19,7 @@ from django.db.models import Q
 OPERATORS_GROUP = "Operators"
 
 # Every model of these apps is visible to operators.
-VIEWED_APPS = ("accounts", "activities", "rewards", "merchants", "django_celery_beat")
+VIEWED_APPS = ("accounts", "activities", "rewards", "merchants", "registry", "django_celery_beat")
 
 # The review work, as (app label, codename).
 REVIEW_PERMISSIONS = (
@@ -26,6 +27,10 @@ REVIEW_PERMISSIONS = (
     ("merchants", "change_offer"),  # approve / send back offers (the offer itself stays read-only)
     ("activities", "change_heldrecord"),  # approve / reject records held for review
     ("django_celery_beat", "change_periodictask"),  # pause / resume a scheduled job
+    # The registry's work: make a lot, run its steps (allocate, submit, register, sell, retire, pay
+    # the proceeds) through the services. Nothing of it is ever edited in place or deleted.
+    ("registry", "add_reductionlot"),
+    ("registry", "change_reductionlot"),
 )
 
 

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("activities.urls")),
     path("", include("rewards.urls")),
     path("", include("merchants.urls")),
+    path("", include("registry.urls")),
 ]
 
 urlpatterns = [
@@ -33,6 +34,7 @@ urlpatterns = [
     path("console/", include("merchants.console.urls")),
     # The public keys of signed statements (docs/interop.md), where verifiers look for them.
     path(".well-known/jwks.json", JwksApi.as_view(), name="jwks"),
+    path("registry/", include("registry.public.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

@@ -37,6 +37,7 @@ from accounts.services.keys import (
     personal_details_rekey_batch,
     wechat_session_keys_rekey_batch,
 )
+from accounts.services.pooling import pooling_consent_grant, pooling_consent_revoke
 from accounts.services.profile import (
     avatar_remove,
     avatar_set,
@@ -62,6 +63,8 @@ __all__ = [
     "agreements_accept",
     "agreements_accept_current",
     "avatar_remove",
+    "pooling_consent_grant",
+    "pooling_consent_revoke",
     "avatar_set",
     "bank_claimed_id_number",
     "bank_identity_join",

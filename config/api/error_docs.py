@@ -16,6 +16,7 @@ GROUP_TITLES = {
     "rewards": "Wallet, settlement and donations",
     "merchants": "Offers, redemption and verification",
     "statements": "Signed carbon statements (docs/interop.md)",
+    "registry": "Reduction registry (lots, proofs, operators' steps)",
 }
 
 HEADER = """# API errors

@@ -25,12 +25,14 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # --- Apps ------------------------------------------------------------------------------
-# Our four apps depend in one direction: accounts <- activities <- rewards <- merchants.
+# Our apps depend in one direction: accounts <- activities <- rewards <- merchants, and
+# rewards <- registry (the reduction registry; it imports no merchants).
 LOCAL_APPS = [
     "accounts",
     "activities",
     "rewards",
     "merchants",
+    "registry",
     "config.apps.PlatformConfig",
 ]
 THIRD_PARTY_APPS = [

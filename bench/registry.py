@@ -1,0 +1,125 @@
+"""Benchmark scenario 8: allocating a month of the city into one reduction lot.
+
+Every person of the city is given the pooling consent (one INSERT … SELECT, not timed), then a lot of
+every behaviour at its methodology version over the city's last 30 closed days (at most) is
+allocated by the real `lot_allocate`. Beside it, in the same run, a bare GROUP BY over the same
+records (credited records of those behaviours and days, summed per person, day, behaviour and
+version) reads what the allocation writes. The target: the allocation's statements within 3× of it.
+The Merkle root over the contributions (a pass in Python) is timed on its own and reported apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from bench.harness import Report, Row
+
+TARGET_RATIO = 3.0
+DAYS = 30
+
+REFERENCE = """
+SELECT COUNT(*), COALESCE(SUM(carbon), 0) FROM (
+    SELECT record.user_id, record.local_day, record.behaviour_id, factor.version_id,
+           SUM(record.credited_carbon_mg) AS carbon
+    FROM activities_activityrecord AS record
+    JOIN activities_factor AS factor ON factor.id = record.factor_id
+    WHERE record.local_day BETWEEN %s AND %s AND record.status = 'credited' AND record.credited_carbon_mg > 0
+    GROUP BY record.user_id, record.local_day, record.behaviour_id, factor.version_id
+) AS grouped
+"""
+
+
+def _execute(sql: str, params: list | None = None) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchall() if cursor.description else []
+
+
+def _everyone_consents() -> int:
+    from django.utils import timezone
+
+    from accounts.models import AgreementKind
+    from accounts.services import agreement_publish
+
+    agreement = agreement_publish(
+        kind=AgreementKind.POOLING_CONSENT,
+        version="bench",
+        title="Pooling (benchmark)",
+        effective_at=timezone.now() - datetime.timedelta(days=365),
+    )
+    _execute(
+        "TRUNCATE registry_lotevent, registry_lotexport, registry_lotsale, registry_lotretirement, "
+        "registry_lotcontribution, registry_lotallocation, registry_lotbehaviour, registry_reductionlot, "
+        "registry_serialcounter"
+    )
+    _execute(
+        """
+        INSERT INTO accounts_poolingconsent (user_id, agreement_id, granted_at)
+        SELECT id, %s, now() FROM accounts_user AS person
+        WHERE NOT EXISTS (
+            SELECT 1 FROM accounts_poolingconsent AS consent
+            WHERE consent.user_id = person.id AND consent.revoked_at IS NULL
+        )
+        """,
+        [agreement.pk],
+    )
+    return int(_execute("SELECT COUNT(*) FROM accounts_poolingconsent WHERE revoked_at IS NULL")[0][0])
+
+
+def allocation_measure(report: Report, *, last_day: datetime.date, accounts: int, scenario: str) -> None:
+    from django.utils import timezone
+
+    from activities.models import Behaviour, MethodologyVersion
+    from registry.merkle import merkle_root
+    from registry.selectors import lot_commitment
+    from registry.services import lot_allocate, lot_create
+
+    consenting = _everyone_consents()
+    period_end = min(last_day, timezone.localdate() - datetime.timedelta(days=1))
+    period_start = period_end - datetime.timedelta(days=DAYS - 1)
+    version = (
+        MethodologyVersion.objects.filter(effective_from__lte=period_start)
+        .order_by("-effective_from")
+        .first()
+    )
+    pairs = [
+        (behaviour, version)
+        for behaviour in Behaviour.objects.filter(factors__version=version).distinct().order_by("pk")
+    ]
+    _execute("ANALYZE activities_activityrecord")
+
+    started = time.perf_counter()
+    [(groups, carbon)] = _execute(REFERENCE, [period_start, period_end])
+    reference_seconds = time.perf_counter() - started
+
+    lot = lot_create(
+        title=f"City {period_start:%Y-%m}", period_start=period_start, period_end=period_end, behaviours=pairs
+    )
+    started = time.perf_counter()
+    lot = lot_allocate(lot=lot, actor="bench")
+    total_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    _rows, hashes = lot_commitment(lot=lot)
+    assert merkle_root(hashes) == lot.merkle_root
+    merkle_seconds = time.perf_counter() - started
+    allocation_seconds = max(total_seconds - merkle_seconds, 0.0)
+    ratio = allocation_seconds / reference_seconds if reference_seconds else None
+    allocated = int(_execute("SELECT COUNT(*) FROM registry_lotallocation WHERE lot_id = %s", [lot.pk])[0][0])
+    report.add(
+        Row(scenario, "allocation of a month into one lot", allocation_seconds, "s",
+            "GROUP BY of the same records", reference_seconds,
+            target=f"≤ {TARGET_RATIO:g}× the GROUP BY", met=ratio is not None and ratio <= TARGET_RATIO,
+            notes=f"{period_start}…{period_end}: {allocated:,} (person, day, behaviour) rows of "
+                  f"{groups:,} grouped ({lot.volume_mg / 1e9:,.3f} t of {int(carbon) / 1e9:,.3f} t "
+                  f"credited: only fully settled days enter), {lot.contributor_count:,} contributors "
+                  f"of {consenting:,} consenting, {accounts:,} accounts")
+    )  # fmt: skip
+    report.add(
+        Row(scenario, "Merkle root over the contributions", merkle_seconds, "s",
+            notes=f"{lot.contributor_count:,} leaves, SHA-256 in Python; part of the allocation's total "
+                  f"{total_seconds:.2f} s")
+    )  # fmt: skip

@@ -1,0 +1,232 @@
+"""A lot's whole life on PostgreSQL: allocated, submitted with a signed package, registered, sold and
+retired in parts, proceeds paid once; a contributor's proof checked by the verifier of
+docs/registry.md; the public pages and the certificate; the invariants after each step."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from config.api.errors import ApplicationError
+from config.crypto.platform_keys import ed25519_signing_keys
+from config.invariants import invariant_violations
+from registry import errors
+from registry.exports import export_zip
+from registry.models import LotContribution, LotEvent, LotSale, ReductionLot
+from registry.services import (
+    lot_allocate,
+    lot_create,
+    lot_register,
+    lot_retire,
+    lot_sell,
+    lot_submit,
+    sale_proceeds_pay,
+)
+from rewards.models import LedgerAccount
+from rewards.services import settlement_run
+from tests.accounts.factories import UserFactory
+from tests.registry.factories import behaviour, consenting, days_ago, record, uncapped_version
+from tests.rewards.factories import WelfareProjectFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
+
+
+def _documented_verifier():
+    """The verifier exactly as docs/registry.md prints it, run on its own."""
+    text = DOCS.read_text()
+    code = re.search(r"<!-- verifier -->\n```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/registry.md", "exec"), namespace)  # noqa: S102 - our own doc
+    return namespace["verify"]
+
+
+def _wallets() -> dict[int, int]:
+    return dict(LedgerAccount.objects.filter(kind="wallet").values_list("owner_id", "balance"))
+
+
+@pytest.fixture
+def registered_lot():
+    """Three consenting people, 1.2 t, 0.9 t and 0.4 t of settled bus rides: a lot of 2 t."""
+    people = [consenting(user) for user in UserFactory.create_batch(3)]
+    for user, carbon in zip(people, (1_200_000_000, 900_000_000, 400_000_000), strict=True):
+        record(user, days_ago(3), carbon)
+    settlement_run(day=days_ago(3))
+    project = WelfareProjectFactory()
+    lot = lot_create(
+        title="Bus rides, Nov",
+        period_start=days_ago(9),
+        period_end=days_ago(2),
+        behaviours=[(behaviour("bus"), uncapped_version())],
+        proceeds_policy="both",
+        contributors_share_percent=70,
+        welfare_project=project,
+        fen_per_coin=10,
+        actor="operator",
+    )
+    lot = lot_allocate(lot=lot, actor="operator")
+    export = lot_submit(lot=lot, actor="operator")
+    lot = lot_register(lot=lot, exchange_reference="GZ-EX-2026-0042", actor="operator")
+    return {"people": people, "lot": lot, "export": export, "project": project}
+
+
+def test_the_export_package_is_signed_by_the_platform_key_and_names_its_files(registered_lot):
+    lot, export = registered_lot["lot"], registered_lot["export"]
+    archive = zipfile.ZipFile(io.BytesIO(export_zip(export=export)))
+    manifest = archive.read("manifest.json")
+    signature = base64.urlsafe_b64decode(archive.read("manifest.sig").decode() + "==")
+    key_id, private_key = ed25519_signing_keys()[0]
+    public_key = Ed25519PublicKey.from_public_bytes(private_key.public_key().public_bytes_raw())
+
+    public_key.verify(signature, manifest)  # raises if not signed by the platform key
+
+    data = json.loads(manifest)
+    assert data["key_id"] == key_id
+    assert data["algorithm"] == "Ed25519"
+    for name, digest in data["files"].items():
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+    document = json.loads(archive.read("lot.json"))
+    assert document["tonnes"] == 2
+    assert document["volume_mg"] == 2_500_000_000
+    assert document["merkle_root"] == lot.merkle_root
+    assert document["methodology"] == [{"behaviour": "bus", "methodology_version": 99}]
+    assert archive.read("lot.csv").decode().count("\n") == 4  # a header and three contributors
+
+
+def test_a_contributor_checks_their_share_with_the_documented_verifier(registered_lot, client_for):
+    person, lot = registered_lot["people"][1], registered_lot["lot"]
+    client = client_for(person)
+
+    mine = client.get("/api/v1/registry/my-lots").json()
+    answer = client.get(f"/api/v1/registry/lots/{lot.public_id}/proof").json()
+
+    assert [(item["lot_id"], item["carbon_mg"]) for item in mine] == [(str(lot.public_id), 900_000_000)]
+    assert answer["line"] == f"{lot.public_id}|{mine[0]['contributor_id']}|900000000"
+    published_root = lot.merkle_root
+    verify = _documented_verifier()
+    assert verify(answer["line"], answer["proof"], published_root) is True
+    forged = answer["line"].replace("900000000", "990000000")
+    assert verify(forged, answer["proof"], published_root) is False
+
+
+def test_a_proof_is_only_for_a_lot_that_holds_the_persons_grams(registered_lot, client_for):
+    outsider = client_for(UserFactory())
+    response = outsider.get(f"/api/v1/registry/lots/{registered_lot['lot'].public_id}/proof")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "lot_not_found"
+
+
+def test_sold_and_retired_in_parts_never_more_than_registered(registered_lot):
+    lot = registered_lot["lot"]
+    sale = lot_sell(
+        lot=lot, tonnes=1, price_fen_per_tonne=6_000, buyer="Guangzhou Metro", sold_on=days_ago(1)
+    )
+    retirement = lot_retire(
+        lot=lot,
+        tonnes=1,
+        beneficiary="Quzhou Marathon",
+        reason="Offset of the race",
+        event_name="Marathon 2026",
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        lot_retire(lot=lot, tonnes=1, beneficiary="Late company", reason="Too late")
+
+    assert raised.value.error is errors.LOT_TONNES_UNAVAILABLE
+    assert raised.value.fields == {"status": "registered", "available_tonnes": 0}
+    lot.refresh_from_db()
+    assert (lot.sold_tonnes, lot.retired_tonnes) == (1, 1)
+    prefix = f"QZ-{days_ago(9):%Y-%m}"
+    assert lot.serial(sale.serial_offset) == f"{prefix}-000001"
+    assert (retirement.serial_first, retirement.serial_last) == (f"{prefix}-000002", f"{prefix}-000002")
+    assert list(LotEvent.objects.filter(lot=lot).values_list("kind", flat=True)) == [
+        "created",
+        "allocated",
+        "submitted",
+        "registered",
+        "sold",
+        "retired",
+    ]
+    with pytest.raises(ApplicationError) as undo:
+        lot_register(lot=lot, exchange_reference="again")
+    assert undo.value.error is errors.LOT_STATE_CONFLICT
+    assert invariant_violations() == []
+
+
+def test_proceeds_are_paid_once_pro_rata_with_the_largest_remainders(registered_lot):
+    lot, people, project = registered_lot["lot"], registered_lot["people"], registered_lot["project"]
+    before = _wallets()
+    sale = lot_sell(lot=lot, tonnes=2, price_fen_per_tonne=5_005, buyer="Exchange buyer", sold_on=days_ago(1))
+
+    paid = sale_proceeds_pay(sale=sale, actor="operator")
+
+    # 10,010 fen: 70 % = 7,007 fen → 700 coins to contributors; 3,003 fen → 300 coins to the project.
+    # Pro rata to 12 : 9 : 4 of 700 = 336, 252, 112 exactly.
+    assert (paid.contributor_coins, paid.welfare_coins) == (700, 300)
+    after = _wallets()
+    assert [after[user.pk] - before.get(user.pk, 0) for user in people] == [336, 252, 112]
+    assert LedgerAccount.objects.get(kind="welfare_project", owner_id=project.pk).balance == 300
+    with pytest.raises(ApplicationError) as raised:
+        sale_proceeds_pay(sale=LotSale.objects.get(pk=sale.pk))
+    assert raised.value.error is errors.PROCEEDS_ALREADY_PAID
+    assert _wallets() == after
+    assert invariant_violations() == []
+
+
+def test_remainders_go_to_the_largest_fractions(registered_lot):
+    from registry.services import proceeds_shares
+
+    lot, people = registered_lot["lot"], registered_lot["people"]
+    # 10 coins over 12 : 9 : 4 → 4.8, 3.6, 1.6 → floors 4, 3, 1 and two left: to .8 and then .6 / .6,
+    # the tie going to the smaller pseudonym.
+    pseudonyms = dict(LotContribution.objects.filter(lot=lot).values_list("user_id", "contributor_id"))
+    second, third = people[1].pk, people[2].pk
+    tie_winner, tie_loser = sorted([second, third], key=lambda user_id: pseudonyms[user_id])
+
+    shares = dict(proceeds_shares(lot=lot, pool=10))
+
+    floors = {people[0].pk: 4, second: 3, third: 1}
+    assert shares[people[0].pk] == 5
+    assert shares[tie_winner] == floors[tie_winner] + 1
+    assert shares[tie_loser] == floors[tie_loser]
+    assert sum(shares.values()) == 10
+
+
+def test_the_public_registry_shows_lots_and_retirements_without_sign_in(registered_lot):
+    lot = registered_lot["lot"]
+    retirement = lot_retire(
+        lot=lot, tonnes=2, beneficiary="西湖音乐节", reason="活动碳中和", event_name="2026 音乐节"
+    )
+    client = Client()
+
+    english = client.get(reverse("registry:lots"), {"lang": "en"})
+    chinese = client.get(reverse("registry:lots"), HTTP_ACCEPT_LANGUAGE="zh-Hans")
+    page = client.get(reverse("registry:retirement", args=[retirement.public_id]), {"lang": "en"})
+    png = client.get(reverse("registry:retirement-certificate", args=[retirement.public_id]))
+    listing = client.get(reverse("registry:lot-contributions", args=[lot.public_id]))
+
+    assert english.status_code == 200
+    text = english.content.decode()
+    assert "Bus rides, Nov" in text
+    assert "sold or retired in full" in text
+    assert "西湖音乐节" in text
+    assert "Bus ride (v99)" in text
+    assert "公交出行 (v99)" in chinese.content.decode()
+    assert "碳减排登记簿" in chinese.content.decode()
+    assert page.status_code == 200
+    assert "2 t CO₂e" in page.content.decode()
+    assert png["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (1200, 850)
+    assert listing.content.decode().splitlines()[0] == "lot_id,contributor_id,carbon_mg"
+    assert ReductionLot.objects.get(pk=lot.pk).retired_tonnes == 2
