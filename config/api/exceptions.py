@@ -66,7 +66,8 @@ def error_json_response(
 
 ALLAUTH_PREFIX = "/_allauth/"
 # Every answer under these is JSON, and every error the envelope.
-API_PREFIXES = ("/api/", ALLAUTH_PREFIX)
+# /.well-known/ holds the public keys of signed statements: an API route like the others.
+API_PREFIXES = ("/api/", ALLAUTH_PREFIX, "/.well-known/")
 # The code of an error answer that carries no code of its own (Django's, or allauth's empty ones).
 ERROR_FOR_STATUS: dict[int, errors.ErrorCode] = {
     400: errors.MALFORMED_REQUEST,

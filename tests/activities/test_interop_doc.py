@@ -54,7 +54,7 @@ def test_the_doc_s_mapping_is_the_default_of_the_methodology():
         )
         for cells in rows
     }
-    migration = importlib.import_module("activities.migrations.0011_statements_and_standard_references")
+    migration = importlib.import_module("activities.migrations.0012_statements_and_standard_references")
 
     assert documented == {
         code: (migration.STANDARD, category, name)

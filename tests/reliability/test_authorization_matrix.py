@@ -12,13 +12,19 @@ from dataclasses import dataclass
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.notifications.models import Notification, NotificationKind
+from accounts.notifications.services import notification_raise
 from accounts.services import friendship_accept, invite_code_get_or_create
 from activities.models import ActivityRecord, PartnerCustomerLink
 from merchants.models import MerchantStaff
 from merchants.services import offer_redeem
+from rewards.groups.challenges import challenge_create
+from rewards.groups.models import ChallengeTarget, GroupKind
+from rewards.groups.services import group_create, group_join
 from rewards.models import LedgerEntry
 from rewards.services import donation_make, wallet_account_for_user
 from tests.accounts.factories import GuestFactory, UserFactory
@@ -86,6 +92,16 @@ MATRIX: dict[str, Entry] = {
     "report-card": Entry(None, "a period of the caller's own report card: no one else's id can be named"),
     "credit-profile-consent": Entry(None, "a partner code of the caller's own consent, not an object"),
     "platform-merchant-statements": Entry(lambda victims: {"month": "2026-11"}),
+    "notification-read": Entry(_owned(notification_id="notification")),
+    "group": Entry(_owned(group_id="group"), body={"name": "Taken over"}),
+    "group-invite": Entry(_owned(group_id="group")),
+    "group-invite-qr": Entry(_owned(group_id="group")),
+    "group-members": Entry(_owned(group_id="group")),
+    "group-member": Entry(_owned(group_id="group", member_id="group_member"), body={"role": "admin"}),
+    "group-leaderboard": Entry(_owned(group_id="group")),
+    "group-challenges": Entry(_owned(group_id="group")),
+    "group-challenge": Entry(_owned(group_id="group", challenge_id="challenge")),
+    "registry-lot-proof": Entry(None, "lots are public; the proof is always of the caller's own share"),
 }
 
 
@@ -143,6 +159,23 @@ def victims(client_for) -> Victims:
     entry = LedgerEntry.objects.filter(account=wallet_account_for_user(user_id=person.pk)).latest("id")
     record = ActivityRecord.objects.filter(user=person).latest("id")
     link = PartnerCustomerLink.objects.get(user=person)
+    group = group_create(user=person, kind=GroupKind.TEAM, name="Victim's secret team")
+    group_member = UserFactory()
+    group_join(user=group_member, invite_code=group.invite_code)
+    challenge = challenge_create(
+        group=group,
+        title="Victim's secret challenge",
+        target_kind=ChallengeTarget.CARBON,
+        target_value=1000,
+        starts_on=timezone.localdate(),
+        ends_on=timezone.localdate(),
+    )
+    notification_raise(
+        user_id=person.pk,
+        kind=NotificationKind.BADGE_EARNED,
+        event_key="victim-badge",
+        params={"key": "walk"},
+    )
     return Victims(
         ids={
             "identity": str(identity.pk),
@@ -155,6 +188,10 @@ def victims(client_for) -> Victims:
             "staff": str(clerk.public_id),
             "offer": str(offer.public_id),
             "owner": str(owner.public_id),
+            "group": str(group.public_id),
+            "group_member": str(group_member.public_id),
+            "challenge": str(challenge.public_id),
+            "notification": str(Notification.objects.get(user=person, event_key="victim-badge").public_id),
         },
         secrets=[
             str(person.public_id),
@@ -167,6 +204,9 @@ def victims(client_for) -> Victims:
             "victim-description",
             link.customer_reference,
             record.external_id,
+            "Victim's secret team",
+            "Victim's secret challenge",
+            group.invite_code,
         ],
     )
 

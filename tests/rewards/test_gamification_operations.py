@@ -94,7 +94,7 @@ def test_the_night_after_settlement_rebuilds_boards_rates_the_month_and_awards_b
 
     result = after_settlement()
 
-    assert set(result["leaderboards"]) == {"week", "month", "all_time"}
+    assert set(result["leaderboards"]) == {"week", "month", "all_time", "groups"}
     assert LeaderboardBuild.objects.filter(period="all_time").exists()
     assert RatingRun.objects.filter(month=yesterday().replace(day=1)).exists()
     assert result["badges"]["reduced_10kg"] == 1
