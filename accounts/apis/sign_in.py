@@ -18,7 +18,7 @@ from accounts.apis.common import (
     ProfileOutput,
     profile_data,
 )
-from accounts.models import AgreementKind, User
+from accounts.models import REQUIRED_AGREEMENT_KINDS, User
 from accounts.services import DEVICE_ID_PATTERN
 from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
 
@@ -54,11 +54,12 @@ class GuestApi(JsonApiView):
         def validate(self, attrs: dict) -> dict:
             deprecated = {
                 kind: attrs.pop(f"{kind}_version")
-                for kind in AgreementKind.values
+                for kind in REQUIRED_AGREEMENT_KINDS
                 if f"{kind}_version" in attrs
             }
             versions = {**deprecated, **attrs.pop("accepted", {})}
-            if set(versions) != set(AgreementKind.values):
+            # The agreements everyone accepts (the pooling consent is given apart, by choice).
+            if set(versions) != set(REQUIRED_AGREEMENT_KINDS):
                 raise serializers.ValidationError(
                     {"accepted": [_("Send the versions of both the user agreement and the privacy policy.")]}
                 )
