@@ -16,10 +16,11 @@ from accounts.errors import NOTIFICATION_NOT_FOUND, QUIET_HOURS_INVALID
 from accounts.notifications import selectors, services
 from accounts.notifications.kinds import link_for, render
 from accounts.notifications.models import NotificationChannel, NotificationKind
+from config.api import idempotency
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from config.api.pagination import CursorPagination
 
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_IDEMPOTENCY_KEY = re.compile(idempotency.PATTERN)
 
 
 class NotificationOutput(serializers.Serializer):
@@ -180,7 +181,14 @@ class SubscriptionsApi(JsonApiView):
 
     @extend_schema(
         request=ReportInput,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": idempotency.PATTERN},
+                OpenApiParameter.HEADER,
+                required=False,
+            )
+        ],
         responses={200: TemplateOutput(many=True)},
     )
     def post(self, request: Request) -> Response:

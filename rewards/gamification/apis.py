@@ -21,6 +21,7 @@ from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerAp
 from config.api.dates import month_from_text, year_from_text
 from config.api.errors import VALIDATION_FAILED, ApplicationError
 from config.api.renderers import PNGFileMixin
+from config.api.schema import MONTH_PATTERN
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
 from rewards.gamification.report_card import report_card_png
@@ -176,7 +177,13 @@ class AmbassadorsApi(APIView):
         carbon_mg = serializers.IntegerField()
 
     @extend_schema(
-        parameters=[OpenApiParameter("month", str, description="YYYY-MM; default: this month")],
+        parameters=[
+            OpenApiParameter(
+                "month",
+                {"type": "string", "pattern": MONTH_PATTERN},
+                description="YYYY-MM; default: this month",
+            )
+        ],
         responses=OutputSerializer(many=True),
         operation_id="ratings_ambassadors",
     )

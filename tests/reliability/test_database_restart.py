@@ -166,7 +166,7 @@ for number in range({riders}):
 print("ready")
 """
 IMPORT_RIDERS = 40
-IMPORT_RIDES_PER_RIDER = 600  # four a day: 150 days of each rider's history
+IMPORT_RIDES_PER_RIDER = 600  # eight a day: 75 days of each rider's history, inside the import's window
 RIDE_MG = 80_000  # a bus ride under the default methodology, well below its daily cap
 
 
@@ -177,13 +177,17 @@ def _history_file(path) -> list[str]:
 
     from activities.ingest import LOCAL_TZ
 
-    start = datetime.datetime(2025, 1, 1, 6, tzinfo=LOCAL_TZ)
+    start = datetime.datetime.combine(
+        datetime.datetime.now(LOCAL_TZ).date() - datetime.timedelta(days=80),
+        datetime.time(6),
+        tzinfo=LOCAL_TZ,
+    )
     ids = []
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "customer_reference", "behaviour", "quantity", "occurred_at", "ended_at"])
         for ride_number in range(IMPORT_RIDES_PER_RIDER):
-            at = start + datetime.timedelta(hours=6 * ride_number)
+            at = start + datetime.timedelta(hours=3 * ride_number)
             for rider_number in range(IMPORT_RIDERS):
                 record_id = f"H{rider_number}-{ride_number}"
                 ids.append(record_id)
