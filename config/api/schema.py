@@ -31,7 +31,7 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
 }
 
 HOUR_MINUTE_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-MONTH_PATTERN = r"^\d{4}-\d{2}$"
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 ERROR_STATUSES = {
     "400": "Invalid input (`validation_failed`, `malformed_request` or a rule of the domain).",
