@@ -75,7 +75,7 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
     _execute(
         f"""
         CREATE TEMPORARY TABLE {EXPIRING} AS
-        SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins
+        SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins, MAX(id) AS last_lot_id
         FROM rewards_coinlot
         WHERE expires_on <= %(today)s AND remaining_amount > 0
           AND account_id > %(lower)s AND account_id <= %(upper)s
@@ -84,11 +84,15 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
         params,
     )
     _execute(f"ANALYZE {EXPIRING}")
-    wallets, coins, first, last = _execute(
-        f"SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id) FROM {EXPIRING}"
+    wallets, coins, first, last, last_lot = _execute(
+        f"SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id), MAX(last_lot_id) "
+        f"FROM {EXPIRING}"
     )[0]
     if wallets:
-        params |= {"coins": coins, "key": f"expiry:{today.isoformat()}:wallets:{first}-{last}"}
+        # The lots name the expiry: a second run on the same day finds only lots that came due since
+        # (a back-fill's lots are born past due), so its key is new where a rerun of this one finds none.
+        key = f"expiry:{today.isoformat()}:wallets:{first}-{last}:lots-to:{last_lot}"
+        params |= {"coins": coins, "key": key}
         params["transaction"] = _execute(
             """
             INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)

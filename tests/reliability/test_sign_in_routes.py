@@ -34,4 +34,4 @@ def test_a_month_formatted_date_is_documented_as_a_month_not_a_date():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     month = schema["components"]["schemas"]["CreditProfileOutputMonth"]["properties"]["month"]
 
-    assert month == {"type": "string", "pattern": r"^\d{4}-\d{2}$"}
+    assert month == {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}

@@ -80,6 +80,21 @@ def test_expiring_twice_on_the_same_day_changes_nothing(person):
     assert _balance(person) == 0
 
 
+def test_lots_born_past_due_after_the_days_expiry_expire_in_a_second_run_that_day(person):
+    # An operator's back-fill credits old days' coins in lots that are already past due.
+    _mint(person, (5, TODAY))
+    coins_expire(today=TODAY)
+    _mint(person, (3, TODAY - datetime.timedelta(days=2)))
+
+    again = coins_expire(today=TODAY)
+
+    assert (again.wallets, again.coins) == (1, 3)
+    assert LedgerTransaction.objects.filter(kind="expiry").count() == 2
+    assert _balance(person) == 0
+    assert expiry_sink_account().balance == 8
+    assert ledger_audit().is_balanced
+
+
 def test_spending_takes_the_soonest_expiring_coins_first_so_fewer_expire(person):
     _mint(person, (10, TODAY + datetime.timedelta(days=200)), (10, TODAY))
     coins_transfer(
