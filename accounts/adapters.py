@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from accounts import errors
 from accounts.provider import VERIFIED_DETAILS_STATE
 from accounts.selectors import WECHAT_PROVIDER_ID
-from config.api.client_address import client_address
+from core.api.client_address import client_address
 
 
 def _error(code: errors.ErrorCode) -> ValidationError:

@@ -4,16 +4,16 @@ Keys: PERSONAL_DATA_KEYS and BLIND_INDEX_KEYS (config/settings/integrations/keys
 from SECRET_KEY. CRYPTO_SUITE chooses what new data is written with: `standard` (Fernet, blind
 indexes HMAC-SHA256) or `sm` (SM4-GCM with the key id and the field's identity as associated data,
 blind indexes HMAC-SM3). Either suite reads everything written under the other, so a database moves
-between them with `manage.py rotate_keys` (config/crypto/ explains the formats).
+between them with `manage.py rotate_keys` (core/crypto/ explains the formats).
 
 Each ciphertext is bound to a context: the field's identity (model, field, row) where it is stored.
 """
 
 from __future__ import annotations
 
-from config.crypto import blind_index as blind_indexes_module
-from config.crypto import sealing
-from config.crypto.keyring import crypto_suite, keyring
+from core.crypto import blind_index as blind_indexes_module
+from core.crypto import sealing
+from core.crypto.keyring import crypto_suite, keyring
 
 # A bank's phone and ID number claims, between the ID token's check and the account's details.
 BANK_CLAIMS_CONTEXT = "accounts.bank-claims"

@@ -19,9 +19,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts import errors as account_errors
-from config.api import errors
-from config.api.client_address import client_address
-from config.api.exceptions import envelope
+from core.api import errors
+from core.api.client_address import client_address
+from core.api.exceptions import envelope
 
 logger = logging.getLogger(__name__)
 

@@ -205,7 +205,7 @@ class Device(models.Model):
     """A device that opened a guest account. Only a keyed hash of the app's device id is kept."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
-    # `<algorithm>:<key id>:<digest>` (config/crypto/blind_index.py).
+    # `<algorithm>:<key id>:<digest>` (core/crypto/blind_index.py).
     device_digest = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()

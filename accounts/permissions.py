@@ -15,7 +15,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from accounts import errors
 from accounts.authentication import agreements_in_force_read_for
 from accounts.selectors import agreements_pending_for
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 def pending_agreements_fields(pending) -> dict:

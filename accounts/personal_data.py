@@ -24,7 +24,7 @@ from accounts.selectors import (
     verified_details_masked,
 )
 from accounts.services.profile import delete_file_after_commit
-from config.api.serializers import local_datetime_text
+from core.api.serializers import local_datetime_text
 
 
 def _iso(value) -> str | None:

@@ -30,7 +30,7 @@ from accounts.models import (
     PoolingConsent,
     User,
 )
-from config.db import prepared_cursor
+from core.db import prepared_cursor
 
 WECHAT_PROVIDER_ID = "wechat_miniprogram"
 WECHAT_SESSION_KEY_FIELD = "session_key_ciphertext"

@@ -11,7 +11,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.selectors import device_digest
 from accounts.services import DEVICE_ID_PATTERN
-from config.api.client_address import client_address
+from core.api.client_address import client_address
 
 
 class _AccountsRateThrottle(SimpleRateThrottle):

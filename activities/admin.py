@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from activities import selectors, services
-from activities.ingest import local_day_of
 from activities.models import (
     ActivityRecord,
     Behaviour,
@@ -36,8 +35,9 @@ from activities.models import (
 )
 from activities.statements.importing import peer_keys_refresh
 from activities.statements.jws import key_in_jwks
-from config.api.errors import ApplicationError
-from config.crypto import sm
+from core.api.errors import ApplicationError
+from core.crypto import sm
+from core.local_time import local_day_of
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

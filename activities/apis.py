@@ -28,9 +28,9 @@ from rest_framework.views import APIView
 
 from activities import errors, selectors, services, signing
 from activities.models import ActivityRecord, Partner, RecordStatus
-from config.api import dates
-from config.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
-from config.api.pagination import CursorPagination
+from core.api import dates
+from core.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
+from core.api.pagination import CursorPagination
 
 OUTCOME_STATUSES = ["accepted", "duplicate", "duplicate_across_sources", "rejected", "held_for_review"]
 

@@ -39,7 +39,6 @@ from activities.ingest import (
     CLOCK_SKEW,
     ENDED_BEFORE_STARTED,
     INSTANCE_CREDITED_REPORT,
-    LOCAL_TZ,
     MAX_ATTEMPTS,
     MAX_QUANTITY,
     CounterRaceError,
@@ -52,6 +51,7 @@ from activities.ingest import (
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
+from core.local_time import LOCAL_TZ
 
 # Plainly well-formed fields: what PostgreSQL reads exactly as Python's parser does; anything else is
 # read by Python. Checked with cheap string functions (bounded regular expressions are slow in

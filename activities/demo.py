@@ -15,8 +15,9 @@ from django.utils import timezone
 from accounts import services as accounts_services
 from accounts.models import DataSource, User
 from activities import services
-from activities.ingest import ACCEPTED, LOCAL_TZ, local_day_of
+from activities.ingest import ACCEPTED
 from activities.models import Partner
+from core.local_time import LOCAL_TZ, local_day_of
 
 DAYS = 21
 TRANSIT_PARTNER = "quzhou-transit"

@@ -1,4 +1,4 @@
-"""Error codes of the activities app (see config/api/errors.py).
+"""Error codes of the activities app (see core/api/errors.py).
 
 Two kinds: codes of whole requests (the error envelope), and codes of single records inside a
 partner batch, a step sync or an import (reported per record, status 422 in these docs).
@@ -7,7 +7,7 @@ partner batch, a step sync or an import (reported per record, status 422 in thes
 from django.utils.translation import gettext_lazy as _
 
 from accounts import errors as accounts_errors
-from config.api.errors import ErrorCode
+from core.api.errors import ErrorCode
 
 G = "activities"
 

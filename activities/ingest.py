@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import zoneinfo
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -39,9 +38,8 @@ from django.utils import timezone
 from activities import errors
 from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
 from activities.models import CapKind, HoldReason, RecordStatus, Unit
+from core.local_time import local_day_of
 
-# "A day" is a local day in the project's time zone: Python and SQL (as a parameter) both read it here.
-LOCAL_TZ = zoneinfo.ZoneInfo(settings.TIME_ZONE)
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 # Far beyond any real record (a billion steps, km or kg), and within the columns' range.
 MAX_QUANTITY = Decimal(10**9)
@@ -97,10 +95,6 @@ def arr(sql_type: str, *, nullable: bool = False) -> str:
 def sql(template: str) -> str:
     """A statement whose `[[type]]` (or `[[type?]]`, nullable) marks stand for `packed()` arrays."""
     return re.sub(r"\[\[(\w+)(\??)\]\]", lambda m: arr(m.group(1), nullable=bool(m.group(2))), template)
-
-
-def local_day_of(moment: datetime.datetime) -> datetime.date:
-    return moment.astimezone(LOCAL_TZ).date()
 
 
 def shared_device_max_accounts() -> int:

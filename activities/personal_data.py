@@ -31,7 +31,7 @@ from activities.models import (
     StatementNonce,
     StepDay,
 )
-from config.api.serializers import local_datetime_text
+from core.api.serializers import local_datetime_text
 
 
 def personal_data_export(*, user: User) -> dict[str, Any]:

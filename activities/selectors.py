@@ -11,7 +11,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from activities.ingest import local_day_of
 from activities.methodology import methodology_load
 from activities.models import (
     ActivityRecord,
@@ -23,6 +22,7 @@ from activities.models import (
     PartnerCustomerLink,
     RecordStatus,
 )
+from core.local_time import local_day_of
 
 
 def behaviour_name(behaviour: Behaviour) -> str:

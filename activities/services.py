@@ -27,12 +27,10 @@ from activities.ingest import (
     CLOCK_SKEW,
     DUPLICATE,
     DUPLICATE_ACROSS_SOURCES,
-    LOCAL_TZ,
     REJECTED,
     Incoming,
     Outcome,
     apply_caps,
-    local_day_of,
     records_ingest,
     rejections_count,
     statements,
@@ -51,7 +49,8 @@ from activities.models import (
     SignatureScheme,
 )
 from activities.werun import WeRunError, werun_decrypt
-from config.api.errors import NOT_FOUND, ApplicationError
+from core.api.errors import NOT_FOUND, ApplicationError
+from core.local_time import LOCAL_TZ, local_day_of
 
 
 def step_sync_window_days() -> int:

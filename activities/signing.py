@@ -23,8 +23,8 @@ import secrets
 import time
 
 from activities.models import Partner, SignatureScheme
-from config.crypto import platform_keys, sealing, sm
-from config.crypto.keyring import crypto_suite, keyring
+from core.crypto import platform_keys, sealing, sm
+from core.crypto.keyring import crypto_suite, keyring
 
 # Our signed answers to partners of an SM scheme (docs/partner-integration.md).
 ANSWER_SIGNATURE_SCHEME = "sm2-sm3"

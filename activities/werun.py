@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from activities.ingest import local_day_of
+from core.local_time import local_day_of
 
 
 class WeRunError(Exception):

@@ -54,10 +54,11 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import DataSource, District, User  # noqa: E402
-from activities.ingest import LOCAL_TZ, apply_caps  # noqa: E402
+from activities.ingest import apply_caps  # noqa: E402
 from activities.methodology import Methodology, methodology_load  # noqa: E402
 from activities.models import Partner  # noqa: E402
 from activities.services import partner_create  # noqa: E402
+from core.local_time import LOCAL_TZ
 from merchants.models import Merchant, MerchantCategory, MerchantStaff, Offer  # noqa: E402
 
 NULL = "\\N"  # COPY's text format

@@ -6,10 +6,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.allauth_schema import allauth_specification_json, allauth_specification_yaml
 from activities.statements.apis import JwksApi
-from config.admin_dashboard import admin_dashboard, night_jobs_run
-from config.api.allauth_schema import allauth_specification_json, allauth_specification_yaml
-from config.api.health import healthz, readyz
+from core.api.health import healthz, readyz
+from operations.admin_dashboard import admin_dashboard, night_jobs_run
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -23,8 +23,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", include("config.api.not_offered")),
-    # allauth's sign-in specification, as true of this platform (config/api/allauth_schema.py).
+    path("", include("accounts.allauth_routes")),
+    # allauth's sign-in specification, as true of this platform (accounts/allauth_schema.py).
     path("_allauth/openapi.json", allauth_specification_json, name="allauth-schema"),
     path("_allauth/openapi.yaml", allauth_specification_yaml, name="allauth-schema-yaml"),
     path("_allauth/", include("allauth.headless.urls")),
@@ -40,10 +40,10 @@ urlpatterns = [
 ]
 
 # Under /api/ and /_allauth/ Django's own error answers are the envelope too.
-handler400 = "config.api.handlers.bad_request"
-handler403 = "config.api.handlers.permission_denied"
-handler404 = "config.api.handlers.page_not_found"
-handler500 = "config.api.handlers.server_error"
+handler400 = "core.api.handlers.bad_request"
+handler403 = "core.api.handlers.permission_denied"
+handler404 = "core.api.handlers.page_not_found"
+handler500 = "core.api.handlers.server_error"
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

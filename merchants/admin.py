@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import services
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 

@@ -16,7 +16,7 @@ from django.core import signing
 from django.utils import timezone
 from qrcode.image.pil import PilImage
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import errors
 
 TOKEN_SALT = "merchants.coupon-qr"  # noqa: S105 - a signing namespace, not a secret

@@ -1,11 +1,11 @@
-"""Error codes of the merchants app (see config/api/errors.py).
+"""Error codes of the merchants app (see core/api/errors.py).
 
 Verification messages are read aloud by a clerk at the counter: short and plain.
 """
 
 from django.utils.translation import gettext_lazy as _
 
-from config.api.errors import ErrorCode
+from core.api.errors import ErrorCode
 
 G = "merchants"
 

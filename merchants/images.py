@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps
 
-from config.api.errors import ApplicationError
-from config.images import image_upload_decode
+from core.api.errors import ApplicationError
+from core.images import image_upload_decode
 from merchants import errors
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024

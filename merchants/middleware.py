@@ -28,9 +28,9 @@ from django.urls import reverse
 from django.urls.converters import UUIDConverter
 
 from accounts.authentication import session_token_session_read
-from config.api.exceptions import error_response_rendered
-from config.api.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
-from config.api.idempotency import idempotency_key_error
+from core.api.exceptions import error_response_rendered
+from core.api.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
+from core.api.idempotency import idempotency_key_error
 from merchants import errors, selectors
 
 logger = logging.getLogger("merchants")

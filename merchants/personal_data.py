@@ -7,8 +7,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef
 
 from accounts.models import User
-from config.api.errors import ApplicationError
-from config.api.serializers import local_datetime_text
+from core.api.errors import ApplicationError
+from core.api.serializers import local_datetime_text
 from merchants import errors
 from merchants.models import Coupon, MerchantStaff, Offer, OfferRedemptionCount
 from merchants.services import redemption_counts_merge

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from importlib import import_module
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -21,9 +20,10 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from accounts.selectors import AGREEMENTS_CACHE_KEY
-from config.api.errors import ApplicationError
-from config.api.serializers import local_datetime_text
-from config.db import prepared_cursor
+from core.api.errors import ApplicationError
+from core.api.serializers import local_datetime_text
+from core.db import prepared_cursor
+from core.local_time import local_day_start
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 from rewards.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransactionKind
@@ -253,10 +253,6 @@ def wallet_balance(*, user: User) -> int:
 # --- Reports ------------------------------------------------------------------------------
 
 
-def _local_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
-
-
 def offer_report(
     *, merchant: Merchant, date_from: date | None = None, date_to: date | None = None
 ) -> list[dict[str, Any]]:
@@ -267,9 +263,9 @@ def offer_report(
     """
     coupon_filter = Q()
     if date_from:
-        coupon_filter &= Q(coupons__issued_at__gte=_local_day_start(date_from))
+        coupon_filter &= Q(coupons__issued_at__gte=local_day_start(date_from))
     if date_to:
-        coupon_filter &= Q(coupons__issued_at__lt=_local_day_start(date_to + timedelta(days=1)))
+        coupon_filter &= Q(coupons__issued_at__lt=local_day_start(date_to + timedelta(days=1)))
     rows = (
         Offer.objects.filter(merchant=merchant)
         .annotate(
@@ -319,12 +315,12 @@ class Month:
 
     @property
     def start(self) -> datetime:
-        return _local_day_start(date(self.year, self.month, 1))
+        return local_day_start(date(self.year, self.month, 1))
 
     @property
     def end(self) -> datetime:
         following = date(self.year + self.month // 12, self.month % 12 + 1, 1)
-        return _local_day_start(following)
+        return local_day_start(following)
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"

@@ -1,7 +1,7 @@
 """The registry's admin: lots from creation to retirement, their exports, sales and proceeds.
 
 Every step goes through the services (one conditional UPDATE, an event appended); nothing is edited
-in place or deleted. Operators (config/operators.py) see everything and run the lifecycle; the
+in place or deleted. Operators (operations/operators.py) see everything and run the lifecycle; the
 allocation's rows, contributions and events are read-only evidence.
 """
 
@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from activities.models import Behaviour, MethodologyVersion
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from registry import services
 from registry.exports import export_zip
 from registry.models import (

@@ -1,5 +1,5 @@
 """The offset certificate: a PNG of a retirement (on whose behalf, the event, the tonnes, the serial
-numbers, the lot), drawn with Pillow in Noto Sans CJK SC (`config.fonts`) as the donation certificate
+numbers, the lot), drawn with Pillow in Noto Sans CJK SC (`core.fonts`) as the donation certificate
 is; Pillow's built-in font (Latin only) if the font cannot be loaded."""
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import zipfile
 
 from django.utils import timezone
 
-from config.crypto.keyring import keyring
-from config.crypto.platform_keys import ed25519_signing_keys
+from core.crypto.keyring import keyring
+from core.crypto.platform_keys import ed25519_signing_keys
 from registry.models import LotBehaviour, ReductionLot
 from registry.selectors import lot_commitment
 

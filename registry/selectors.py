@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from accounts.models import User
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from registry import errors, statements
 from registry.merkle import leaf_hash, leaf_line, merkle_proof
 from registry.models import LotContribution, LotRetirement, LotStatus, ReductionLot

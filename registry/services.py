@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from activities.models import Behaviour, Factor, MethodologyVersion
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from registry import errors, statements
 from registry.exports import export_package_build
 from registry.merkle import merkle_root

@@ -18,11 +18,11 @@ from rest_framework.views import APIView
 from activities.selectors import receipt_of
 from activities.statements import selectors as statement_selectors
 from activities.statements.apis import StandardOutput, StatementInput
-from config.api.idempotency import IdempotentWrite
-from config.api.pagination import CursorPagination
-from config.api.renderers import PNGFileMixin
-from config.api.serializers import represent, represent_many
-from config.api.throttles import FixedWindowRateThrottle, UserRateThrottle
+from core.api.idempotency import IdempotentWrite
+from core.api.pagination import CursorPagination
+from core.api.renderers import PNGFileMixin
+from core.api.serializers import represent, represent_many
+from core.api.throttles import FixedWindowRateThrottle, UserRateThrottle
 from rewards import selectors, services
 from rewards.certificates import donation_certificate_png
 from rewards.models import Donation, LedgerEntry, LedgerTransactionKind, Settlement, WelfareProject

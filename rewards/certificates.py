@@ -1,6 +1,6 @@
 """The donation certificate: a PNG a donor can share (name, project, coins, date), drawn with Pillow.
 
-Text is drawn with Noto Sans CJK SC (shipped as a pinned package, `config.fonts`), so Chinese names
+Text is drawn with Noto Sans CJK SC (shipped as a pinned package, `core.fonts`), so Chinese names
 and project titles render; if the font cannot be loaded, Pillow's built-in font is used instead
 (Latin only) rather than failing the download.
 """
@@ -25,7 +25,7 @@ MUTED = (110, 110, 110)
 def certificate_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """The certificates' font (the registry's offset certificate draws with it too)."""
     try:
-        from config.fonts import cjk_font
+        from core.fonts import cjk_font
 
         return cjk_font(size)
     except (ImportError, OSError):

@@ -1,8 +1,8 @@
-"""Error codes of the rewards app (see config/api/errors.py)."""
+"""Error codes of the rewards app (see core/api/errors.py)."""
 
 from django.utils.translation import gettext_lazy as _
 
-from config.api.errors import ErrorCode
+from core.api.errors import ErrorCode
 
 G = "rewards"
 

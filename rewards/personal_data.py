@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import Q
 
 from accounts.models import User
-from config.api.serializers import local_datetime_text
+from core.api.serializers import local_datetime_text
 from rewards.lock_objects import ledger_accounts_lock
 from rewards.models import (
     BadgeAward,

@@ -3,7 +3,7 @@
     DOCS_SCREENSHOTS=1 .venv/bin/python tests/services.py -m browser tests/config tests/merchants
 
 Chromium on a bare server has no Chinese fonts; the Noto Sans CJK face that the platform already
-ships as a Python package (see config/fonts.py) is handed to it through fontconfig, before the
+ships as a Python package (see core/fonts.py) is handed to it through fontconfig, before the
 session's browser starts. Ordinary test runs change nothing here and write no files to docs/.
 """
 

@@ -134,7 +134,7 @@ def api_contract() -> SchemaContract:
 @cache
 def sign_in_contract() -> SchemaContract:
     """allauth's specification as /_allauth/openapi.json serves it."""
-    from config.api.allauth_schema import allauth_specification
+    from accounts.allauth_schema import allauth_specification
 
     with override_settings(ROOT_URLCONF=PROJECT_URLCONF):
         return SchemaContract(allauth_specification())

@@ -12,7 +12,7 @@ from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
     JsonApiView,
 )
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 class FriendOutput(serializers.Serializer):

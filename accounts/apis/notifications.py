@@ -16,9 +16,9 @@ from accounts.errors import NOTIFICATION_NOT_FOUND, QUIET_HOURS_INVALID
 from accounts.notifications import selectors, services
 from accounts.notifications.kinds import link_for, render
 from accounts.notifications.models import NotificationChannel, NotificationKind
-from config.api import idempotency
-from config.api.errors import VALIDATION_FAILED, ApplicationError
-from config.api.pagination import CursorPagination
+from core.api import idempotency
+from core.api.errors import VALIDATION_FAILED, ApplicationError
+from core.api.pagination import CursorPagination
 
 _IDEMPOTENCY_KEY = re.compile(idempotency.PATTERN)
 

@@ -19,7 +19,7 @@ from accounts.apis.common import (
 )
 from accounts.masking import mask_identifier
 from accounts.throttles import MergeThrottle
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 class MeApi(JsonApiView):

@@ -20,7 +20,7 @@ from accounts.selectors import (
     accepted_agreements_copy_refresh,
     agreements_current,
 )
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from accounts.models import (
     DataSourceAuthorization,
     User,
 )
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 def _data_source(source: str) -> DataSource:

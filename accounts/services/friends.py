@@ -14,7 +14,7 @@ from accounts.models import (
     InviteCode,
     User,
 )
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 INVITE_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed
 INVITE_CODE_LENGTH = 8

@@ -22,7 +22,7 @@ from accounts.selectors import (
     device_digests,
 )
 from accounts.services.agreements import _accept
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 

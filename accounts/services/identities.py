@@ -16,7 +16,7 @@ from accounts.models import (
 )
 from accounts.notifications.services import bank_identity_joined_notify
 from accounts.selectors import bank_name, identifier_normalized
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 ONE_ACCOUNT_PER_ID_NUMBER = "one_account_per_id_number"
 

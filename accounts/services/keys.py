@@ -161,7 +161,7 @@ def wechat_session_keys_rekey_batch(*, after_id: int, limit: int) -> Batch:
 
 def personal_data_left_on_old_keys() -> dict[str, int]:
     """Rows still under an older key or the other suite: an old key can go once these are 0
-    (devices move only when seen again, see config/crypto/blind_index.py)."""
+    (devices move only when seen again, see core/crypto/blind_index.py)."""
     cipher, digest = crypto.current_ciphertext_prefix(), crypto.current_digest_prefix()
     with connection.cursor() as cursor:
         cursor.execute(_DETAILS_LEFT, {"cipher": cipher, "digest": digest})

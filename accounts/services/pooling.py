@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts import errors
 from accounts.models import AgreementAcceptance, PoolingConsent, User
 from accounts.selectors import pooling_agreement_current
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 
 @transaction.atomic

@@ -17,8 +17,8 @@ from accounts.models import (
     District,
     User,
 )
-from config.api.errors import ApplicationError
-from config.images import image_upload_decode
+from core.api.errors import ApplicationError
+from core.images import image_upload_decode
 
 AVATAR_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 

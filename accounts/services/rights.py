@@ -24,8 +24,8 @@ from accounts.models import (
 )
 from accounts.personal_data_registry import personal_data_modules
 from accounts.services.profile import delete_file_after_commit
-from config.api.errors import ApplicationError
-from config.api.serializers import local_datetime_text
+from core.api.errors import ApplicationError
+from core.api.serializers import local_datetime_text
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from activities.models import StandardCategory
 from activities.statements import importing, issuing
-from config.api.throttles import FixedWindowRateThrottle
-from config.crypto import platform_keys
+from core.api.throttles import FixedWindowRateThrottle
+from core.crypto import platform_keys
 
 # --- Shapes -----------------------------------------------------------------------------------
 

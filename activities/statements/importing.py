@@ -31,7 +31,7 @@ from accounts.models import User
 from activities import errors
 from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
 from activities.statements.jws import Unverified, VerifiedStatement, key_in_jwks, statement_verify_with
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

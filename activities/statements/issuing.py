@@ -3,7 +3,7 @@
 A statement counts only credited carbon (records held for review or rejected count nothing), per
 behaviour, with the methodology versions that credited it and the standard each behaviour maps
 to (`Behaviour.standard*`). It names the platform it is for (`aud`) and the person under a
-pairwise subject for that platform alone (`config.crypto.platform_keys.statement_subject`).
+pairwise subject for that platform alone (`core.crypto.platform_keys.statement_subject`).
 Only ended months are stated: a month still running would give a platform two different
 statements of it.
 """
@@ -27,8 +27,8 @@ from activities import errors
 from activities.models import ActivityRecord, Behaviour, RecordStatus
 from activities.statements.jws import Unverified, VerifiedStatement, key_in_jwks, statement_verify_with
 from activities.statements.schema import ALGORITHM, STATEMENT_TYPE
-from config.api.errors import ApplicationError
-from config.crypto import platform_keys
+from core.api.errors import ApplicationError
+from core.crypto import platform_keys
 
 PERIOD = re.compile(r"(\d{4})-(\d{2})")
 

@@ -22,7 +22,7 @@ from joserfc.jwk import OKPKey
 
 from activities import errors
 from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, schema_errors
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 
 MAX_TOKEN_LENGTH = 64_000
 

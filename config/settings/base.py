@@ -1,26 +1,20 @@
 """Settings shared by every environment.
 
-Everything that differs between machines is read from the environment (django-environ).
+Everything that differs between machines is read from the environment (environment.py).
 Each integration has a small module of its own under ``integrations/``, imported at the end.
 """
 
-from pathlib import Path
-
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
-
-env = environ.Env()
+from config.settings.environment import BASE_DIR, REDIS_URL, VAR_DIR, env
 
 SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-a-secret")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The reverse proxies in front of gunicorn (addresses or CIDR networks, comma-separated): only
-# what they append to X-Forwarded-For is believed (config/api/client_address.py). Unset, the TCP
+# what they append to X-Forwarded-For is believed (core/api/client_address.py). Unset, the TCP
 # peer is the client and X-Forwarded-For is ignored.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
@@ -33,7 +27,7 @@ LOCAL_APPS = [
     "rewards",
     "merchants",
     "registry",
-    "config.apps.PlatformConfig",
+    "operations.apps.OperationsConfig",
 ]
 THIRD_PARTY_APPS = [
     "rest_framework",
@@ -62,14 +56,14 @@ AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     # The client's address, resolved once into REMOTE_ADDR before anything reads it.
-    "config.api.client_address.ClientAddressMiddleware",
-    "config.api.middleware.RequestIdMiddleware",
+    "core.api.client_address.ClientAddressMiddleware",
+    "core.api.middleware.RequestIdMiddleware",
     # Under /api/ and /_allauth/: any error answer that is not JSON (whoever made it) becomes the
     # envelope; then hostile bodies, NUL characters and oversized requests are refused unread.
-    "config.api.middleware.ErrorEnvelopeMiddleware",
-    "config.api.boundary.RequestBoundaryMiddleware",
+    "core.api.middleware.ErrorEnvelopeMiddleware",
+    "core.api.boundary.RequestBoundaryMiddleware",
     # Before anything that counts sign-in attempts in the cache.
-    "config.api.fail_closed.SignInNeedsRedisMiddleware",
+    "core.api.fail_closed.SignInNeedsRedisMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,7 +77,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.AllauthErrorEnvelopeMiddleware",
-    "config.api.middleware.ApiErrorMiddleware",
+    "core.api.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -92,7 +86,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "config" / "templates"],
+        "DIRS": [BASE_DIR / "operations" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -117,14 +111,12 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
-# The hot statements are prepared on the server once per connection (config/db.py). Turn it off
+# The hot statements are prepared on the server once per connection (core/db.py). Turn it off
 # behind a connection pooler in transaction mode that does not keep prepared statements.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis is the cache, the sessions' cache and Celery's broker everywhere: `make run` starts one
-# (config/settings/local.py), `make test` finds or starts one (tests/services.py).
-REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Redis (REDIS_URL, read in environment.py) is the cache, the sessions' cache and Celery's broker.
 
 CACHES = {
     "default": {
@@ -135,7 +127,7 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": 2,
             "SOCKET_TIMEOUT": 2,
             # Through a Redis outage the cache misses instead of failing the request: sessions
-            # fall back to the database. Sign-in fails closed instead (config/api/fail_closed.py).
+            # fall back to the database. Sign-in fails closed instead (core/api/fail_closed.py).
             "IGNORE_EXCEPTIONS": True,
         },
         "KEY_PREFIX": "carbon",
@@ -158,9 +150,9 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 # --- Language and time -----------------------------------------------------------------
+LOCALE_PATHS = [BASE_DIR / "core" / "locale"]
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
 USE_I18N = True
 TIME_ZONE = "Asia/Shanghai"
 USE_TZ = True
@@ -176,7 +168,7 @@ STORAGES = {
 }
 
 # --- What a request may carry ----------------------------------------------------------
-# Under /api/ and /_allauth/, config/api/boundary.py refuses a body over its route kind's size
+# Under /api/ and /_allauth/, core/api/boundary.py refuses a body over its route kind's size
 # (413 `request_too_large`, from Content-Length, before anything is read), a JSON body nested deeper
 # than API_BODY_MAX_DEPTH (400 `request_too_deep`, before any parser recurses) and a NUL character
 # anywhere (400 `nul_character`). Uploads are multipart: the largest picture (an offer's, 5 MiB,
@@ -194,7 +186,7 @@ API_BODY_MAX_DEPTH = 32
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_BODY_MAX_BYTES.values())
 # An uploaded file up to this size stays in memory; a larger one goes to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-# Dates a request may name (config/api/dates.py): from 1 January of the platform's first year to
+# Dates a request may name (core/api/dates.py): from 1 January of the platform's first year to
 # 31 December of the year this many years ahead.
 API_DATES_FIRST_YEAR = 2000
 API_DATES_YEARS_AHEAD = 10

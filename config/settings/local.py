@@ -14,7 +14,8 @@ os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
 from celery.schedules import crontab  # noqa: E402
 
 from config.settings.base import *  # noqa: E402, F403
-from config.settings.base import CELERY_BEAT_SCHEDULE, env  # noqa: E402
+from config.settings.base import CELERY_BEAT_SCHEDULE  # noqa: E402
+from config.settings.environment import env  # noqa: E402
 
 DEBUG = env.bool("DEBUG", default=True)
 ALLOWED_HOSTS = ["*"]

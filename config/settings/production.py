@@ -2,10 +2,10 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.crypto.keyring import KEY_SETTINGS, parse_keyring
 from config.settings import development_keys
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.environment import env
+from core.crypto.keyring import KEY_SETTINGS, parse_keyring
 
 for _name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", *development_keys.KEY_SETTINGS):
     if not env(_name, default=""):

@@ -11,7 +11,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/carbon
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from config.settings.base import *  # noqa: E402, F403
-from config.settings.base import CACHES, DATABASES, REDIS_URL, env  # noqa: E402
+from config.settings.base import CACHES, DATABASES  # noqa: E402
+from config.settings.environment import REDIS_URL, env  # noqa: E402
 
 # A test that deadlocks against itself fails after a minute instead of hanging the suite.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c lock_timeout=60000"

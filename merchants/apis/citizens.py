@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import ApplicationError
-from config.api.idempotency import IdempotentWrite
-from config.api.renderers import PNGFileMixin
+from core.api.errors import ApplicationError
+from core.api.idempotency import IdempotentWrite
+from core.api.renderers import PNGFileMixin
 from merchants import errors, selectors, services
 from merchants.apis.common import CouponCursorPagination
 from merchants.apis.serializers import (

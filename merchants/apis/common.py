@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
-from config.api.dates import month_from_text
-from config.api.pagination import CursorPagination
+from core.api.dates import month_from_text
+from core.api.pagination import CursorPagination
 from merchants import selectors
 from merchants.models import MerchantStaff
 

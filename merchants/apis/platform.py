@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.renderers import CSVRenderer, JsonErrorsMixin
+from core.api.renderers import CSVRenderer, JsonErrorsMixin
 from merchants import selectors
 from merchants.apis.common import month_of
 from merchants.apis.serializers import (

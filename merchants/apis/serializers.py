@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import District
-from config.api.serializers import represent
+from core.api.serializers import represent
 from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
 
 

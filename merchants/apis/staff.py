@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import dates
-from config.api.renderers import CSVRenderer, JsonErrorsMixin
+from core.api import dates
+from core.api.renderers import CSVRenderer, JsonErrorsMixin
 from merchants import selectors, services
 from merchants.apis.common import (
     CouponCursorPagination,

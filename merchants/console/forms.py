@@ -10,7 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.api.dates import validate_day
+from core.api.dates import validate_day
 from merchants.models import MerchantStaff, Offer
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from config.api.client_address import client_address as resolved_client_address
+from core.api.client_address import client_address as resolved_client_address
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ VERIFY_PER_ADDRESS = Limit("verify:ip", attempts=60, window_seconds=60)
 
 
 def client_address(request: HttpRequest) -> str:
-    """The client's address as the API's throttles see it (`config.api.client_address`: what the
+    """The client's address as the API's throttles see it (`core.api.client_address`: what the
     trusted proxies forwarded, never a header as the client sent it), so the console and the API
     count alike."""
     return resolved_client_address(request) or "unknown"

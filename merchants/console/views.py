@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import errors, selectors, services
 from merchants.apis.serializers import REPORT_COLUMNS
 from merchants.console import ratelimit

@@ -3,7 +3,7 @@
 
 from django.db import migrations
 
-from config.migration_operations import UniqueFieldToConstraint
+from core.migration_operations import UniqueFieldToConstraint
 
 
 class Migration(migrations.Migration):

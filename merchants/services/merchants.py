@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import District, User
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import errors
 from merchants.lock_objects import merchant_owners_lock
 from merchants.models import Merchant, MerchantStaff

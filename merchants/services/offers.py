@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import District, User
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import catalog_cache, errors
 from merchants.images import image_process
 from merchants.lock_objects import offer_lock

@@ -12,8 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
-from config.db import prepared_cursor
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.db import prepared_cursor
 from merchants import catalog_cache, errors
 from merchants.models import Coupon, Merchant, Offer, OfferRedemptionCount
 from rewards import services as ledger

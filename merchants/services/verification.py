@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import errors
 from merchants.coupon_tokens import coupon_token_read
 from merchants.models import Coupon, MerchantStaff

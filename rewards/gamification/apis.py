@@ -18,10 +18,10 @@ from rest_framework.views import APIView
 
 from accounts.models import District
 from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
-from config.api.dates import month_from_text, year_from_text
-from config.api.errors import VALIDATION_FAILED, ApplicationError
-from config.api.renderers import PNGFileMixin
-from config.api.schema import MONTH_PATTERN
+from core.api.dates import month_from_text, year_from_text
+from core.api.errors import VALIDATION_FAILED, ApplicationError
+from core.api.renderers import PNGFileMixin
+from core.api.schema import MONTH_PATTERN
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
 from rewards.gamification.report_card import report_card_png

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.models import DataSource, User
 from activities.models import DailyCarbon, Partner, PartnerCustomerLink
 from activities.statements.selectors import Use, imported_months
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.errors import CREDIT_PROFILE_CONSENT_MISSING, CREDIT_PROFILE_PARTNER_UNKNOWN
 from rewards.gamification.ratings import month_last_day
 from rewards.models import CreditProfileAccess, CreditProfileConsent, MonthlyRating

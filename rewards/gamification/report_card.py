@@ -31,7 +31,7 @@ MAX_BARS = 5
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
-        from config.fonts import cjk_font
+        from core.fonts import cjk_font
 
         return cjk_font(size)
     except (ImportError, OSError):

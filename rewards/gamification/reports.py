@@ -20,10 +20,10 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import District, User
-from activities.ingest import LOCAL_TZ
 from activities.models import BehaviourDay, DailyCarbon
 from activities.selectors import behaviour_name
 from activities.statements.selectors import Use, imported_carbon_mg, imported_reductions
+from core.local_time import local_day_start
 from rewards.gamification.ratings import month_last_day
 from rewards.models import (
     BadgeAward,
@@ -124,18 +124,14 @@ def _average(pair: tuple[int, int] | None) -> int | None:
     return pair[1] // pair[0]
 
 
-def _local_midnight(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=LOCAL_TZ)
-
-
 def coins_of(*, user: User, first: datetime.date, last: datetime.date) -> dict[str, int]:
     """Coins earned (settlements, other platforms' statements), spent (redemptions and donations, net
     of refunds) and expired."""
     entries = LedgerEntry.objects.filter(
         account__kind=LedgerAccountKind.WALLET,
         account__owner_id=user.pk,
-        transaction__created_at__gte=_local_midnight(first),
-        transaction__created_at__lt=_local_midnight(last + datetime.timedelta(days=1)),
+        transaction__created_at__gte=local_day_start(first),
+        transaction__created_at__lt=local_day_start(last + datetime.timedelta(days=1)),
     )
     sums = entries.aggregate(
         earned=Sum("amount", filter=Q(transaction__kind__in=EARNING)),
@@ -253,8 +249,8 @@ def carbon_report(*, user: User, period: str, start: datetime.date) -> CarbonRep
     district = District.objects.filter(pk=user.district_id).first() if user.district_id else None
     awards = BadgeAward.objects.filter(
         user=user,
-        awarded_at__gte=_local_midnight(first),
-        awarded_at__lt=_local_midnight(last + datetime.timedelta(days=1)),
+        awarded_at__gte=local_day_start(first),
+        awarded_at__lt=local_day_start(last + datetime.timedelta(days=1)),
     ).select_related("badge")
     return CarbonReport(
         period=period,

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.groups import challenges, services
 from rewards.groups.models import ChallengeSponsor, Group, GroupMembership, GroupStatus, TeamChallenge
 

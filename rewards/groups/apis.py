@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import District, User
-from config.api.errors import ApplicationError
-from config.api.renderers import PNGFileMixin
+from core.api.errors import ApplicationError
+from core.api.renderers import PNGFileMixin
 from rewards.errors import (
     CHALLENGE_NOT_FOUND,
     GROUP_MEMBER_NOT_FOUND,

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
 from rewards.groups.models import (
     ChallengePayout,

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import District, User
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.errors import (
     GROUP_ALREADY_MEMBER,
     GROUP_APPLICATION_INCOMPLETE,

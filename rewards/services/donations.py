@@ -7,7 +7,7 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.errors import PROJECT_CLOSED
 from rewards.models import Donation, LedgerTransactionKind, WelfareProject
 from rewards.services.ledger import coins_transfer, project_account_for_project, wallet_account_for_user

@@ -15,8 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
-from config.db import prepared_cursor
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.db import prepared_cursor
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
 from rewards.lock_objects import LOCK_ORDER_SQL, ledger_accounts_lock
 from rewards.models import (

@@ -94,7 +94,7 @@ def test_configured_keys_rotate_newest_first(settings, setting):
 
 def test_rotating_secret_key_changes_no_key(settings):
     from activities import signing
-    from config.crypto import platform_keys
+    from core.crypto import platform_keys
 
     sealed = crypto.encrypt("13812345678", context=PHONE_CONTEXT)
     secret = signing.seal("partner-secret", partner_code="bank")
@@ -141,7 +141,7 @@ def test_data_from_before_key_ids_opens_with_the_legacy_keys(settings):
 def test_malformed_keys_are_refused_by_name(entries, message):
     from django.core.exceptions import ImproperlyConfigured
 
-    from config.crypto.keyring import parse_keyring
+    from core.crypto.keyring import parse_keyring
 
     with pytest.raises(ImproperlyConfigured, match=message):
         parse_keyring("PERSONAL_DATA_KEYS", entries, "base64")

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Friendship
 from accounts.selectors import friend_ids_of
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

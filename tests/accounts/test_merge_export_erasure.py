@@ -248,7 +248,7 @@ def test_erasure_needs_an_explicit_confirmation(person, person_client):
 def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
     import threading
 
-    from config.api.errors import ApplicationError
+    from core.api.errors import ApplicationError
 
     first, second = UserFactory(), UserFactory()
     barrier = threading.Barrier(2)
@@ -284,7 +284,7 @@ def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay
     from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, MergeCapCorrection
     from activities.selectors import receipt_of
     from activities.services import steps_sync
-    from config.invariants import invariant_violations
+    from operations.invariants import invariant_violations
     from rewards.models import LedgerAccount
     from rewards.services import settlement_run
     from tests.accounts.factories import authorization_granted
@@ -342,7 +342,7 @@ def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
     from activities.ingest import LOCAL_TZ
     from activities.models import ActivityRecord, BehaviourMonth, DailyCarbon, Factor, MethodologyVersion
     from activities.services import methodology_version_copy, steps_sync
-    from config.invariants import invariant_violations
+    from operations.invariants import invariant_violations
     from tests.accounts.factories import authorization_granted
 
     # Walking capped at 250 g a month from a version in force since the start of the month.

@@ -14,9 +14,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import DataSource, User
 from activities import services, signing
-from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, RejectionTally
 from activities.services import PartnerWithSecret
+from core.local_time import LOCAL_TZ
 from tests.accounts.factories import authorization_granted
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import DataSource
 from activities import services
 from activities.history_import import COLUMNS, HistoryImport
-from activities.ingest import LOCAL_TZ, REJECTED
+from activities.ingest import REJECTED
 from activities.models import (
     ActivityRecord,
     BehaviourDay,
@@ -29,6 +29,7 @@ from activities.models import (
     MethodologyVersion,
     RejectionTally,
 )
+from core.local_time import LOCAL_TZ
 from tests.accounts.factories import UserFactory, authorization_granted
 
 pytestmark = pytest.mark.django_db

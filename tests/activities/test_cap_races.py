@@ -12,8 +12,8 @@ from django.db import connection, transaction
 
 from accounts.models import DataSource
 from activities import services
-from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, Behaviour, BehaviourDay, DailyCarbon
+from core.local_time import LOCAL_TZ, local_day_of
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride, yesterday_at
 
@@ -282,7 +282,7 @@ def test_a_batch_waits_for_a_concurrent_creator_of_its_counter_instead_of_racing
 @pytest.mark.parametrize("round_", range(3))
 def test_a_merge_racing_the_persons_own_syncs_leaves_every_cap_held(authorize, round_):
     from accounts.services import account_merge
-    from config.invariants import invariant_violations
+    from operations.invariants import invariant_violations
 
     target, source = UserFactory(), UserFactory()
     for user in (target, source):

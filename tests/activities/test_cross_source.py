@@ -11,8 +11,8 @@ from django.db import transaction
 from accounts.models import DataSource
 from activities import services
 from activities.history_import import COLUMNS
-from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, RecordStatus
+from core.local_time import LOCAL_TZ
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride
 from tests.activities.test_bulk_import import at, through_batch_path, through_chunked_import

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from accounts.models import DataSource
-from activities.ingest import LOCAL_TZ
 from activities.statements.schema import STATEMENT_SCHEMA
+from core.local_time import LOCAL_TZ
 from tests.activities.conftest import ride
 from tests.activities.peer_platform import last_month
 from tests.conftest import session_token_for

@@ -7,9 +7,9 @@ import datetime
 import pytest
 from django.urls import reverse
 
-from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, Behaviour, Factor, MethodologyVersion, Partner
 from activities.services import methodology_version_copy, steps_sync
+from core.local_time import LOCAL_TZ, local_day_of
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ import requests
 from accounts.models import DataSource
 from activities import services
 from activities.models import Partner, SignatureScheme
-from config.api.error_docs import load_all_error_modules
-from config.api.errors import REGISTRY
-from config.crypto import platform_keys
+from core.api.error_docs import load_all_error_modules
+from core.api.errors import REGISTRY
+from core.crypto import platform_keys
 from rewards.gamification.credit_profile import credit_consent_grant
 from tests.activities.conftest import ride
 

@@ -6,9 +6,9 @@ import datetime
 
 import pytest
 
-from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, DailyCarbon
 from activities.services import steps_sync
+from core.local_time import LOCAL_TZ, local_day_of
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import earlier_today, ride
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from activities import personal_data
-from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, PartnerCustomerLink, StepDay
 from activities.services import steps_sync
+from core.local_time import LOCAL_TZ, local_day_of
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import earlier_today, ride
 

@@ -18,10 +18,10 @@ from joserfc.jwk import KeySet, OKPKey
 from rest_framework.test import APIClient
 
 from accounts.models import DataSource
-from activities.ingest import LOCAL_TZ
 from activities.models import Behaviour, StandardCategory
 from activities.statements.apis import StatementVerifyThrottle
 from activities.statements.schema import schema_errors
+from core.local_time import LOCAL_TZ
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride
 from tests.activities.peer_platform import last_month, month_bounds
@@ -241,7 +241,7 @@ def test_the_public_verifier_says_why_not_with_stable_codes(riding_month, client
 
 
 def test_a_statement_whose_claims_break_the_schema_says_where(settings):
-    from config.crypto import platform_keys
+    from core.crypto import platform_keys
 
     kid, private = platform_keys.ed25519_current()
     now = int(datetime.datetime.now(tz=datetime.UTC).timestamp())

@@ -8,8 +8,8 @@ import pytest
 
 from accounts import services as accounts_services
 from accounts.models import DataSource
-from activities.ingest import LOCAL_TZ, local_day_of
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, StepDay
+from core.local_time import LOCAL_TZ, local_day_of
 from tests.activities.conftest import credited_mg, snapshot, tally
 
 pytestmark = pytest.mark.django_db

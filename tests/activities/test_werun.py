@@ -11,9 +11,9 @@ from allauth.socialaccount.models import SocialAccount
 
 from accounts import crypto
 from accounts.selectors import WECHAT_PROVIDER_ID, WECHAT_SESSION_KEY_FIELD
-from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, StepDay
 from activities.werun import werun_encrypt
+from core.local_time import LOCAL_TZ
 
 pytestmark = pytest.mark.django_db
 

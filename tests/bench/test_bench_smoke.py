@@ -12,7 +12,7 @@ from django.utils import timezone
 from bench.city import city_generate
 from bench.harness import Report, bench_environment
 from bench.run import SIZES, Context, scenarios_run
-from config.crypto.keyring import KEY_SETTINGS
+from core.crypto.keyring import KEY_SETTINGS
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 

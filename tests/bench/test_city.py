@@ -143,26 +143,3 @@ def test_a_city_stopped_between_blocks_is_completed_with_merchants_and_settlemen
     assert Settlement.objects.filter(day=LAST_DAY - datetime.timedelta(days=1)).exists()
     assert not DailyCarbon.objects.filter(day=LAST_DAY, settled_carbon_mg__gt=0).exists()
     assert city_complete(seed=6).settled_through is None  # a second run has nothing left to do
-
-
-def test_no_app_imports_the_benchmarks():
-    """The generator fills every app's tables with their checks off: it is a tool, not a domain module."""
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    importers = []
-    for app in ("accounts", "activities", "rewards", "merchants", "config"):
-        for path in (root / app).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = (
-                    [alias.name for alias in node.names]
-                    if isinstance(node, ast.Import)
-                    else [node.module or ""]
-                    if isinstance(node, ast.ImportFrom)
-                    else []
-                )
-                if any(name == "bench" or name.startswith("bench.") for name in names):
-                    importers.append(str(path.relative_to(root)))
-
-    assert importers == []

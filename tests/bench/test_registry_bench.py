@@ -11,7 +11,7 @@ from django.utils import timezone
 from bench.city import city_generate
 from bench.harness import Report
 from bench.registry import allocation_measure
-from config.invariants import invariant_violations
+from operations.invariants import invariant_violations
 from registry.models import ReductionLot
 
 

@@ -40,9 +40,9 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from config.api.dates import date_bounds
-from config.api.errors import REGISTRY
-from config.invariants import invariant_violations, invariants_checked
+from core.api.dates import date_bounds
+from core.api.errors import REGISTRY
+from operations.invariants import invariant_violations, invariants_checked
 from tests.accounts.factories import UserFactory
 from tests.config.hostile_input import HostileRequest, hostile_requests
 from tests.conftest import session_token_for
@@ -105,7 +105,7 @@ def checks_excluded(operation: str, response) -> list:
 
 
 def _only_dates_out_of_range(error: dict) -> bool:
-    """Every field refused names the API's range of dates (config/api/dates.py): a date any schema
+    """Every field refused names the API's range of dates (core/api/dates.py): a date any schema
     allows (year 0472, say) that the platform's range does not, a rule OpenAPI 3.0 cannot state."""
     earliest, latest = date_bounds()
     range_message = f"Give a date from {earliest.isoformat()} to {latest.isoformat()}."
@@ -122,7 +122,7 @@ application = get_wsgi_application()
 
 def schema_loaded(path: str):
     """A schema served by the app, to fuzz. A NUL character is refused at the boundary by a documented
-    rule (400 `nul_character`, config/api/boundary.py) whatever the schema says of the string, so
+    rule (400 `nul_character`, core/api/boundary.py) whatever the schema says of the string, so
     schemathesis generates none; test_every_operation_refuses_hostile_input_in_the_envelope sends one
     to every place instead."""
     loaded = schemathesis.openapi.from_wsgi(path, application)
@@ -132,7 +132,7 @@ def schema_loaded(path: str):
 
 schema = schema_loaded("/api/schema/")
 allauth = schema_loaded("/_allauth/openapi.json")
-# A missing Idempotency-Key is a precondition the request lacks: 428 (config/api/idempotency.py).
+# A missing Idempotency-Key is a precondition the request lacks: 428 (core/api/idempotency.py).
 _missing_header = schema.config.checks.missing_required_header
 _missing_header.expected_statuses = [*_missing_header.expected_statuses, "428"]
 
@@ -233,7 +233,7 @@ def test_every_sign_in_operation_survives_generated_input(case, database_kept_op
 
 
 soak_run = os.environ.get("RELIABILITY_SOAK") == "1"
-# Stateful: schemathesis walks the schema's links (config/api/schema.py CHAINS), feeding each step
+# Stateful: schemathesis walks the schema's links (core/api/schema.py CHAINS), feeding each step
 # an id the previous response returned. `make test` runs a few short scenarios; `make soak` scales
 # them with FUZZ_MAX_EXAMPLES.
 STATEFUL_SETTINGS = settings(

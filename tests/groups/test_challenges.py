@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Notification
-from config.invariants import invariant_violations
+from operations.invariants import invariant_violations
 from rewards.groups import boards
 from rewards.groups.challenges import (
     challenge_create,

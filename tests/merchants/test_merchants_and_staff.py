@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import services
 from merchants.models import Merchant, MerchantStaff
 from tests.accounts.factories import DistrictFactory, GuestFactory, UserFactory

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants import services
 from merchants.images import MAX_PIXELS
 from merchants.models import Merchant, Offer

@@ -112,7 +112,7 @@ def test_merging_two_places_at_one_merchant_keeps_one_with_the_stronger_role(sho
 def test_staff_of_two_merchants_cannot_be_merged_and_nothing_moves(shop, citizen):
     from accounts.models import User
     from accounts.services import account_merge
-    from config.api.errors import ApplicationError
+    from core.api.errors import ApplicationError
     from tests.merchants.factories import MerchantFactory, StaffFactory
 
     other = StaffFactory(merchant=MerchantFactory(), role=MerchantStaff.Role.OWNER).user

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from merchants.models import Coupon, MerchantStaff, Offer
 from merchants.services import coupon_verify, offer_redeem
 from rewards.models import LedgerAccount, LedgerTransaction

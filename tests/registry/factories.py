@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from accounts.models import AgreementKind, User
 from accounts.services import agreement_publish, pooling_consent_grant
-from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, Behaviour, Factor, MethodologyVersion, RecordStatus
 from activities.services import daily_carbon_raise
+from core.local_time import LOCAL_TZ
 
 _sequence = itertools.count(1)
 POOLING_VERSION = "2026-11"

@@ -11,8 +11,8 @@ from django.db import connection, connections
 
 from accounts.services import pooling_consent_revoke
 from activities.models import RecordStatus
-from config.api.errors import ApplicationError
-from config.invariants import invariant_violations
+from core.api.errors import ApplicationError
+from operations.invariants import invariant_violations
 from registry import errors
 from registry.models import MG_PER_TONNE, LotAllocation, LotContribution, LotEvent, ReductionLot
 from registry.services import lot_allocate, lot_create

@@ -18,9 +18,9 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from config.api.errors import ApplicationError
-from config.crypto.platform_keys import ed25519_signing_keys
-from config.invariants import invariant_violations
+from core.api.errors import ApplicationError
+from core.crypto.platform_keys import ed25519_signing_keys
+from operations.invariants import invariant_violations
 from registry import errors
 from registry.exports import export_zip
 from registry.models import LotContribution, LotEvent, LotSale, ReductionLot

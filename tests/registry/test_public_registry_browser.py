@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from config.operators import OPERATORS_GROUP, operators_group_sync
+from operations.operators import OPERATORS_GROUP, operators_group_sync
 from registry.models import LotSale, ReductionLot
 from registry.services import lot_allocate, lot_create, lot_register, lot_retire, lot_submit
 from rewards.services import settlement_run

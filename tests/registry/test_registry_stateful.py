@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 
 from accounts.services import pooling_consent_grant, pooling_consent_revoke
-from config.api.errors import ApplicationError
-from config.invariants import invariant_violations
+from core.api.errors import ApplicationError
+from operations.invariants import invariant_violations
 from registry import errors
 from registry.models import MG_PER_TONNE, LotContribution, ReductionLot
 from registry.services import (

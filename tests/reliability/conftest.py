@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from config.invariants import invariant_violations, invariants_checked
+from operations.invariants import invariant_violations, invariants_checked
 
 FIGURES: Counter[str] = Counter()
 

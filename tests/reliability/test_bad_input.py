@@ -24,7 +24,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from activities.models import ActivityRecord, DailyCarbon, StepDay
-from config.api.errors import REGISTRY
+from core.api.errors import REGISTRY
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 from rewards.models import Donation, LedgerAccount, LedgerTransaction
 from tests.accounts.factories import UserFactory
@@ -156,7 +156,7 @@ BAD_STEP_DAYS = {
     "not a day": [{"day": "yesterday", "steps": 100}],
     "a timestamp without zone": [{"day": "2026-11-20T10:00:00", "steps": 100}],
     "empty": [],
-    # Outside the dates any request may name (config/api/dates.py).
+    # Outside the dates any request may name (core/api/dates.py).
     "before the platform": [{"day": "1970-01-01", "steps": 100}],
     "year 9999": [{"day": "9999-12-31", "steps": 100}],
 }

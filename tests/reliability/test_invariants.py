@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from config.invariants import invariant_violations
+from operations.invariants import invariant_violations
 from rewards.models import Settlement
 from rewards.services import settlement_run
 from tests.activities.conftest import yesterday_at

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from accounts.models import DataSource
 from activities import services as activity_services
-from activities.ingest import LOCAL_TZ
 from activities.models import ActivityRecord, DailyCarbon
-from config.invariants import invariant_violations
+from core.local_time import LOCAL_TZ
+from operations.invariants import invariant_violations
 from rewards.models import BackfillSettlement, CoinLot, CoinRate, LedgerAccount, Settlement
 from rewards.services import settlement_run
 from tests.accounts.factories import UserFactory, authorization_granted

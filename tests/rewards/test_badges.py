@@ -11,7 +11,7 @@ from django.db import connection
 
 from accounts.models import DataSource
 from activities import services as activities_services
-from activities.ingest import LOCAL_TZ
+from core.local_time import LOCAL_TZ
 from rewards.gamification.badges import RULES, badges_award, streaks_of
 from rewards.models import Badge, BadgeAward
 from rewards.services import donation_make

@@ -18,7 +18,7 @@ from accounts.models import DataSource
 from activities import services as activities_services
 from activities import signing
 from activities.models import Partner, SignatureScheme
-from config.crypto import platform_keys
+from core.crypto import platform_keys
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.models import CreditProfileAccess, CreditProfileConsent
 from tests.rewards.gamification import person_with, today

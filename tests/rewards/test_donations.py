@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.errors import INSUFFICIENT_COINS, PROJECT_CLOSED
 from rewards.models import Donation
 from rewards.selectors import welfare_project

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
 from rewards.models import CoinLot, LedgerAccount, LedgerEntry, LedgerTransaction
 from rewards.services import (

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.audit import ledger_audit
 from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import Donation, LedgerTransaction

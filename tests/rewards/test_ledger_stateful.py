@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from activities.models import DailyCarbon
-from config.api.errors import ApplicationError
+from core.api.errors import ApplicationError
 from rewards.audit import ledger_audit
 from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import LedgerAccount

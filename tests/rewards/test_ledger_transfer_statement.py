@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
+from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.audit import ledger_audit
 from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import CoinLot, LedgerAccount, LedgerEntry, LedgerTransaction

@@ -433,7 +433,7 @@ def test_a_merge_keeps_imported_statements_and_erasure_keeps_only_their_amounts(
 
 @pytest.mark.django_db
 def test_the_invariants_hold_after_an_import_and_catch_a_second_mint(peer):
-    from config.invariants import invariant_violations
+    from operations.invariants import invariant_violations
     from rewards.models import LedgerTransactionKind
     from rewards.services import coins_issue, wallet_account_for_user
 

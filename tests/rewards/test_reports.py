@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from PIL import Image
 
-from activities.ingest import LOCAL_TZ
 from activities.models import Behaviour, BehaviourDay
+from core.local_time import LOCAL_TZ
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.gamification.reports import carbon_report
 from rewards.models import Badge, BadgeAward

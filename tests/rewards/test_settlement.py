@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from activities.models import DailyCarbon
-from config.invariants import invariant_violations
+from operations.invariants import invariant_violations
 from rewards.audit import ledger_audit
 from rewards.models import (
     CoinLot,

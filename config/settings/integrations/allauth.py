@@ -6,16 +6,14 @@ banks' OpenID Connect identities (allauth's `openid_connect` provider, one app p
 from BANK_IDENTITY_PROVIDERS).
 """
 
-import environ
-
-env = environ.Env()
+from config.settings.environment import env
 
 HEADLESS_ONLY = True
 HEADLESS_CLIENTS = ("app",)
 HEADLESS_FRONTEND_URLS = {}
 # Users appear in allauth's responses by public id, never by integer id or internal username.
 HEADLESS_ADAPTER = "accounts.adapters.HeadlessAdapter"
-# allauth describes its endpoints in OpenAPI; config/api/allauth_schema.py serves that
+# allauth describes its endpoints in OpenAPI; accounts/allauth_schema.py serves that
 # specification at /_allauth/openapi.json with what our stack adds. No CDN-hosted HTML page.
 HEADLESS_SERVE_SPECIFICATION = True
 HEADLESS_SPECIFICATION_TEMPLATE_NAME = None

@@ -5,7 +5,7 @@ Redelivery means any task may run twice; every task in this project is idempoten
 
 from celery.schedules import crontab
 
-from config.settings.base import REDIS_URL
+from config.settings.environment import REDIS_URL
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -32,7 +32,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Times are local (Asia/Shanghai).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "platform.heartbeat": {
-        "task": "config.tasks.heartbeat",
+        "task": "operations.tasks.heartbeat",
         "schedule": crontab(minute="*/5"),
         "description": "Writes a log line so operators can see the worker and beat are alive.",
     },

@@ -1,4 +1,4 @@
-"""Keys of their own: one setting per purpose, none derived from SECRET_KEY (config/crypto/keyring.py).
+"""Keys of their own: one setting per purpose, none derived from SECRET_KEY (core/crypto/keyring.py).
 
 Each is a comma-separated list of `<key id>:<key>`, newest first: the first encrypts or signs,
 every one decrypts or verifies, and each ciphertext, digest and signature names its key id.
@@ -6,9 +6,7 @@ every one decrypts or verifies, and each ciphertext, digest and signature names 
 Production refuses to start without any of them (config/settings/production.py).
 """
 
-import environ
-
-env = environ.Env()
+from config.settings.environment import env
 
 # Seals the partners' HMAC signing secrets (32 bytes, urlsafe base64).
 PARTNER_SECRET_KEYS = env.list("PARTNER_SECRET_KEYS", default=[])

@@ -13,10 +13,10 @@ REST_FRAMEWORK = {
     # Bodies are JSON; the routes that take a file (avatar, offer picture) take multipart instead.
     # The parsers are what the schema advertises, so a generated client sends exactly this.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/min",
         "user": "600/min",
@@ -25,12 +25,12 @@ REST_FRAMEWORK = {
         # Bringing a peer's statement may fetch the peer's keys: per person.
         "statement_import": "30/hour",
     },
-    # REMOTE_ADDR already holds the client's address (config.api.client_address resolved it from
+    # REMOTE_ADDR already holds the client's address (core.api.client_address resolved it from
     # the trusted proxies' X-Forwarded-For): DRF's get_ident must not read the header again.
     "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_CLASSES": [
-        "config.api.throttles.AnonRateThrottle",
-        "config.api.throttles.UserRateThrottle",
+        "core.api.throttles.AnonRateThrottle",
+        "core.api.throttles.UserRateThrottle",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -51,7 +51,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # /api/docs/ lists both documents in Swagger UI's dropdown: ours, and allauth's sign-in API
-    # (config/api/allauth_schema.py). A JavaScript object, as the standalone layout needs its preset.
+    # (accounts/allauth_schema.py). A JavaScript object, as the standalone layout needs its preset.
     "SWAGGER_UI_SETTINGS": """{
   "deepLinking": true,
   "persistAuthorization": true,
@@ -86,7 +86,7 @@ SPECTACULAR_SETTINGS = {
     # a global SECURITY would be appended to each operation's once more.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.schema.add_error_responses",
-        "config.api.schema.add_links",
+        "core.api.schema.add_error_responses",
+        "core.api.schema.add_links",
     ],
 }

@@ -5,9 +5,7 @@ it accepts in statements other platforms sign for it. Production takes it from t
 else `https://` and the first of ALLOWED_HOSTS (config/settings/production.py).
 """
 
-import environ
-
-env = environ.Env()
+from config.settings.environment import env
 
 STATEMENTS_ISSUER = env("STATEMENTS_ISSUER", default="http://127.0.0.1:8000")
 # A statement is valid this long after it was signed; a signing key stays published at least as long
