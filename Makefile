@@ -11,7 +11,7 @@ SIZE ?= small
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: run test browser lint format bench soak errors messages clean
+.PHONY: run test browser lint format bench bench-peers soak errors messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ bench: $(VENV)/.installed
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	else echo "the benchmarks need wrk: sudo apt-get install wrk"; exit 1; fi
 	$(BIN)/python bench/run.py --size $(SIZE) $(BENCH_ARGS)
+
+## Our ledger beside django-hordak and django-oscar-accounts on the same loops, interleaved, with
+## the ratios (bench/peers/run.py). Each peer is installed from PyPI into a venv of its own under
+## var/bench-peers/, pinned in bench/peers/requirements-<peer>.txt; none is part of the project.
+bench-peers: $(VENV)/.installed
+	$(BIN)/python bench/peers/run.py $(PEERS_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
