@@ -26,7 +26,7 @@ settings.configure(
     DATABASES={"default": loops.django_database(os.environ["PEER_DATABASE_URL"])},
     USE_TZ=True,
     SITE_ID=1,
-    SECRET_KEY="peer-benchmark-only",
+    SECRET_KEY="peer-benchmark-only",  # noqa: S106 - oscar-accounts keys its transfer references with it
     DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     HAYSTACK_CONNECTIONS={"default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}},
     **{name: value for name, value in globals().items() if name.startswith("OSCAR_")}
@@ -47,7 +47,7 @@ class OscarLedger:
     def accounts_open(self, count: int, *, funds: int) -> list[int]:
         funding, _ = Account.objects.get_or_create(name="funding", defaults={"credit_limit": None})
         ids = []
-        for number in range(count):
+        for _ in range(count):
             account = Account.objects.create(name=f"wallet-{uuid.uuid4()}", credit_limit=Decimal(0))
             facade.transfer(Account.objects.get(pk=funding.pk), account, Decimal(funds))
             ids.append(account.pk)

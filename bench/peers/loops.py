@@ -1,7 +1,7 @@
 """The loops every ledger is driven through, ours and the peers', the same code for each.
 
-It imports no framework: each ledger's driver (`drive_ours.py`, `drive_hordak.py`, `drive_oscar.py`) runs under its
-own Python environment and Django version, implements `Ledger` with its library's public API and
+It imports no framework: each ledger's driver (`drive_ours.py`, `drive_hordak.py`,
+`drive_oscar.py`) runs under its own Python environment and Django version, implements `Ledger` with its library's public API and
 calls `main`. The orchestrator (`run.py`) prepares each database once, copies it for every run so
 that no run inherits another's history, and interleaves the ledgers.
 
