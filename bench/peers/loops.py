@@ -1,9 +1,10 @@
 """The loops every ledger is driven through, ours and the peers', the same code for each.
 
 It imports no framework: each ledger's driver (`drive_ours.py`, `drive_hordak.py`,
-`drive_oscar.py`) runs under its own Python environment and Django version, implements `Ledger` with its library's public API and
-calls `main`. The orchestrator (`run.py`) prepares each database once, copies it for every run so
-that no run inherits another's history, and interleaves the ledgers.
+`drive_oscar.py`) runs under its own Python environment and Django version, implements `Ledger`
+with its library's public API and calls `main`. The orchestrator (`run.py`) prepares each
+database once, copies it for every run so that no run inherits another's history, and
+interleaves the ledgers.
 
 - `spread`: 2-leg transfers of one unit between random pairs of many accounts (10,000), for a fixed
   time, in 1 or more processes;
