@@ -1,7 +1,7 @@
 """django-hordak 2.0 (Django 5.2), driven through its public API: `Account.transfer_to`.
 
 Run by `run.py` in a venv of its own (requirements-hordak.txt), never imported by the project.
-`Account` instances are loaded once per process and reused: `transfer_to` reads nothing from them
+`Account` instances are loaded before the timed loop and reused: `transfer_to` reads nothing from them
 but their ids, so each transfer is hordak's own three inserts in one transaction.
 """
 
@@ -73,6 +73,9 @@ class HordakLedger:
 
     def connections_close(self) -> None:
         connections.close_all()
+
+    def accounts_load(self, ids: list[int]) -> None:
+        self._accounts.update(Account.objects.in_bulk(ids))
 
 
 if __name__ == "__main__":

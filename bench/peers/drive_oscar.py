@@ -68,6 +68,9 @@ class OscarLedger:
     def connections_close(self) -> None:
         connections.close_all()
 
+    def accounts_load(self, ids: list[int]) -> None:
+        """Nothing: the facade wants accounts read afresh for every transfer."""
+
 
 if __name__ == "__main__":
     loops.main(OscarLedger())

@@ -75,6 +75,9 @@ class OurLedger:
     def connections_close(self) -> None:
         connections.close_all()
 
+    def accounts_load(self, ids: list[int]) -> None:
+        """Nothing: a transfer names the wallets by their owners."""
+
 
 if __name__ == "__main__":
     loops.main(OurLedger())

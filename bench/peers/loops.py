@@ -48,6 +48,9 @@ class Ledger(Protocol):
     def connections_close(self) -> None:
         """Closes this thread's database connections (before a fork, at a thread's end)."""
 
+    def accounts_load(self, ids: list[int]) -> None:
+        """Loads what the ledger's API needs of these accounts before the timed loop (or nothing)."""
+
 
 def _transfers_worker(
     ledger: Ledger, ids: list[int], seconds: float, seed: int, start_at: float, queue
@@ -69,6 +72,7 @@ def _transfers_worker(
 
 def transfers_per_second(ledger: Ledger, ids: list[int], *, processes: int, seconds: float) -> dict:
     """Completed transfers per second over `seconds`, all processes starting at the same moment."""
+    ledger.accounts_load(ids)
     ledger.connections_close()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
