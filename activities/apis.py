@@ -17,21 +17,22 @@ person who got a one-time link code from the app.
 
 from __future__ import annotations
 
-import json
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities import errors, selectors, services, signing
-from activities.models import ActivityRecord, Partner, RecordStatus
+from activities import errors, selectors, services
+from activities.ingest import Incoming
+from activities.models import ActivityRecord, RecordStatus
+from activities.partner_requests import PARTNER_HEADERS, partner_authenticated
 from core.api import dates
-from core.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
+from core.api.errors import NOT_FOUND, ApplicationError
 from core.api.pagination import CursorPagination
+from core.api.views import SignedRequestApi
 
+RECORDS_REQUIRED = "A list of records is required."
 OUTCOME_STATUSES = ["accepted", "duplicate", "duplicate_across_sources", "rejected", "held_for_review"]
 
 
@@ -208,7 +209,7 @@ class RecordListApi(APIView):
 class RecordDetailApi(APIView):
     @extend_schema(responses=RecordOutputSerializer, operation_id="activities_records_detail")
     def get(self, request: Request, record_id: int) -> Response:
-        record = selectors.records_of(user=request.user).filter(pk=record_id).first()
+        record = selectors.record_of(user=request.user, record_id=record_id)
         if record is None:
             raise ApplicationError(NOT_FOUND)
         return Response(RecordOutputSerializer(record).data)
@@ -225,7 +226,7 @@ class RecordAppealApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.record_appeal(user=request.user, record_id=record_id, note=serializer.validated_data["note"])
-        record = selectors.records_of(user=request.user).get(pk=record_id)
+        record = selectors.record_of(user=request.user, record_id=record_id)
         return Response(RecordOutputSerializer(record).data)
 
 
@@ -290,7 +291,7 @@ class PartnerLinkListApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        partner = Partner.objects.filter(code=serializer.validated_data["partner"], is_active=True).first()
+        partner = selectors.partner_active(code=serializer.validated_data["partner"])
         if partner is None:
             raise ApplicationError(errors.PARTNER_NOT_FOUND)
         link = services.partner_customer_link(
@@ -328,86 +329,15 @@ class PartnerLinkCodeApi(APIView):
 # --- The partner API (signed requests, no session) ---------------------------------------------
 
 
-class PartnerApi(APIView):
-    """Base of the partner endpoints: signed in the partner's scheme, checked by `partner_authenticate`.
-
-    An endpoint whose answer discloses something (`signs_answers`) signs it with our SM2 key for a
-    partner of an SM scheme, errors after sign-in included (activities/signing.py).
-    """
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes: list = []
-    signs_answers = False
-
-    def authenticated_partner(self, request: Request) -> Partner:
-        request_id = request.headers.get("X-Partner-Request-Id", "")
-        partner = services.partner_authenticate(
-            api_key=request.headers.get("X-Partner-Key", ""),
-            timestamp=request.headers.get("X-Timestamp", ""),
-            request_id=request_id,
-            signature=request.headers.get("X-Signature", ""),
-            body=request.body,
-        )
-        if self.signs_answers and partner.uses_sm:
-            self.answer_signed_for = request_id
-        return partner
-
-    def finalize_response(self, request: Request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        request_id = getattr(self, "answer_signed_for", None)
-        if request_id is not None:
-            # Signed once rendered: the signature covers the very bytes sent.
-            def sign(rendered) -> None:
-                for header, value in signing.answer_signature_headers(request_id, rendered.content).items():
-                    rendered[header] = value
-
-            response.add_post_render_callback(sign)
-        return response
-
-    @staticmethod
-    def json_body(request: Request) -> dict:
-        try:
-            data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ApplicationError(MALFORMED_REQUEST) from error
-        if not isinstance(data, dict):
-            raise ApplicationError(MALFORMED_REQUEST)
-        return data
-
-
-PARTNER_HEADERS = [
-    OpenApiParameter("X-Partner-Key", str, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter("X-Timestamp", str, OpenApiParameter.HEADER, required=True, description="Unix seconds"),
-    OpenApiParameter("X-Partner-Request-Id", str, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter(
-        "X-Signature",
-        str,
-        OpenApiParameter.HEADER,
-        required=True,
-        description='timestamp + "\\n" + request id + "\\n" + body signed in the partner\'s scheme, hex: '
-        "HMAC-SHA256 or HMAC-SM3 under its secret, or its SM2 signature (DER) with SM3",
-    ),
-]
-# Our signature of an answer to a partner of an SM scheme (docs/partner-integration.md).
-ANSWER_SIGNATURE_HEADERS = [
-    OpenApiParameter(name, str, OpenApiParameter.HEADER, response=True, description=description)
-    for name, description in (
-        ("X-Platform-Signature-Scheme", "`sm2-sm3`, for partners of an SM scheme"),
-        ("X-Platform-Key-Id", "the id of our SM2 key that signed the answer"),
-        ("X-Platform-Timestamp", "Unix seconds, when the answer was signed"),
-        (
-            "X-Platform-Signature",
-            'hex DER SM2 signature of timestamp + "\\n" + your request id + "\\n" + body',
-        ),
-    )
-]
-
-
-class PartnerRecordsApi(PartnerApi):
+class PartnerRecordsApi(SignedRequestApi):
     """A batch of up to 5,000 records; the answer says per record what happened."""
 
+    # The batch: `records` a list of at most `partner_batch_max()` records, each parsed by the one
+    # parser of partner records (`services.partner_record_parse`, the history import's too), which
+    # needs the partner in the context. A record it cannot read does not refuse the batch: it is
+    # answered `rejected` with its code, beside the partner's other records.
     class InputSerializer(serializers.Serializer):
+
         class RecordSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=100)
             customer_reference = serializers.CharField(max_length=64)
@@ -429,7 +359,20 @@ class PartnerRecordsApi(PartnerApi):
                 "methodology declares them per behaviour (e-invoice: issuer, invoice_number).",
             )
 
-        records = RecordSerializer(many=True)
+            def run_validation(self, data=serializers.empty) -> Incoming:
+                # The fields above document the shape; the parser reads it, record by record.
+                return services.partner_record_parse(self.context["partner"], data)
+
+        class RecordsField(serializers.ListField):
+            def to_internal_value(self, data) -> list[Incoming]:
+                if isinstance(data, list):
+                    services.partner_batch_size_check(len(data))
+                return super().to_internal_value(data)
+
+        records = RecordsField(
+            child=RecordSerializer(),
+            error_messages=dict.fromkeys(("required", "null", "not_a_list"), RECORDS_REQUIRED),
+        )
 
     class OutputSerializer(serializers.Serializer):
         class OutcomeSerializer(serializers.Serializer):
@@ -460,11 +403,12 @@ class PartnerRecordsApi(PartnerApi):
         operation_id="partner_records_ingest",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
-        records = self.json_body(request).get("records")
-        if not isinstance(records, list):
-            raise ApplicationError(VALIDATION_FAILED, fields={"records": ["A list of records is required."]})
-        outcomes = services.partner_records_ingest(partner=partner, records=records)
+        partner = partner_authenticated(self, request)
+        serializer = self.InputSerializer(data=self.json_body(request), context={"partner": partner})
+        serializer.is_valid(raise_exception=True)
+        outcomes = services.partner_incoming_ingest(
+            partner=partner, incoming=serializer.validated_data["records"]
+        )
         counts = dict.fromkeys(OUTCOME_STATUSES, 0)
         for outcome in outcomes:
             counts[outcome.status] += 1
@@ -472,7 +416,7 @@ class PartnerRecordsApi(PartnerApi):
         return Response({**counts, "records": [outcome.as_dict() for outcome in outcomes]})
 
 
-class PartnerLinksApi(PartnerApi):
+class PartnerLinksApi(SignedRequestApi):
     """The partner links its customer to a person at sign-up, with the one-time code the app showed."""
 
     class InputSerializer(serializers.Serializer):
@@ -487,7 +431,7 @@ class PartnerLinksApi(PartnerApi):
         operation_id="partner_links_create",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
+        partner = partner_authenticated(self, request)
         serializer = self.InputSerializer(data=self.json_body(request))
         serializer.is_valid(raise_exception=True)
         link = services.partner_link_by_code(partner=partner, **serializer.validated_data)

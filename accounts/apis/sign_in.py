@@ -14,13 +14,13 @@ from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
     AcceptedAgreementsField,
     AgreementOutput,
-    JsonApiView,
     ProfileOutput,
     profile_data,
 )
 from accounts.models import REQUIRED_AGREEMENT_KINDS, User
 from accounts.services import DEVICE_ID_PATTERN
 from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
+from core.api.views import JsonApiView
 
 ACCEPTED_HELP = (
     "The versions of the user agreement and the privacy policy shown, as `GET /api/v1/agreements` "

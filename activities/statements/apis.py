@@ -12,18 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.models import StandardCategory
 from activities.statements import importing, issuing
+from activities.statements.serializers import StandardOutput, StatementInput
 from core.api.throttles import FixedWindowRateThrottle
 from core.crypto import platform_keys
 
 # --- Shapes -----------------------------------------------------------------------------------
-
-
-class StandardOutput(serializers.Serializer):
-    id = serializers.CharField(help_text="The standard, e.g. T/ACEF 031-2022.")
-    category = serializers.ChoiceField(choices=StandardCategory.choices)
-    behaviour = serializers.CharField(help_text="The behaviour as the standard names it.")
 
 
 class ReductionOutput(serializers.Serializer):
@@ -57,10 +51,6 @@ class ClaimsOutput(serializers.Serializer):
     period = PeriodOutput()
     total_carbon_mg = serializers.IntegerField()
     reductions = ReductionOutput(many=True)
-
-
-class StatementInput(serializers.Serializer):
-    statement = serializers.CharField(max_length=64_000, help_text="The compact JWS.")
 
 
 # --- Views ------------------------------------------------------------------------------------

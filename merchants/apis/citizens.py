@@ -143,9 +143,7 @@ class CouponListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.CouponFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        coupons = selectors.coupons_of_person(user=request.user)
-        if "status" in filters.validated_data:
-            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
+        coupons = selectors.coupons_of_person(user=request.user, status=filters.validated_data.get("status"))
         paginator = CouponCursorPagination()
         page = paginator.paginate_queryset(coupons, request, view=self)
         return paginator.get_paginated_response(CouponOutput(page, many=True).data)

@@ -155,9 +155,9 @@ class OfferListApi(APIView):
         staff = staff_of_request(request, owner_only=True)
         filters = self.OfferFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        offers = selectors.offers_of_merchant(merchant=staff.merchant)
-        if "status" in filters.validated_data:
-            offers = offers.filter(status=filters.validated_data["status"])
+        offers = selectors.offers_of_merchant(
+            merchant=staff.merchant, status=filters.validated_data.get("status")
+        )
         paginator = OfferCursorPagination()
         page = paginator.paginate_queryset(offers, request, view=self)
         return paginator.get_paginated_response(OfferOutput(page, many=True).data)
@@ -247,11 +247,11 @@ class MerchantCouponListApi(APIView):
         staff = staff_of_request(request, owner_only=True)
         filters = self.MerchantCouponFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        coupons = selectors.coupons_of_merchant(merchant=staff.merchant)
-        if "status" in filters.validated_data:
-            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
-        if "offer" in filters.validated_data:
-            coupons = coupons.filter(offer__public_id=filters.validated_data["offer"])
+        coupons = selectors.coupons_of_merchant(
+            merchant=staff.merchant,
+            status=filters.validated_data.get("status"),
+            offer_public_id=filters.validated_data.get("offer"),
+        )
         paginator = CouponCursorPagination()
         page = paginator.paginate_queryset(coupons, request, view=self)
         return paginator.get_paginated_response(MerchantCouponOutput(page, many=True).data)

@@ -16,12 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import District
-from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
+from accounts import selectors as account_selectors
+from activities.partner_requests import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, partner_authenticated
 from core.api.dates import month_from_text, year_from_text
 from core.api.errors import VALIDATION_FAILED, ApplicationError
 from core.api.renderers import PNGFileMixin
 from core.api.schema import MONTH_PATTERN
+from core.api.views import SignedRequestApi
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
 from rewards.gamification.report_card import report_card_png
@@ -86,7 +87,7 @@ class LeaderboardApi(APIView):
             raise ApplicationError(VALIDATION_FAILED, fields={"scope": leaderboards.Scope.CHOICES})
         district = None
         if scope == leaderboards.Scope.DISTRICT and request.query_params.get("district"):
-            district = District.objects.filter(code=request.query_params["district"]).first()
+            district = account_selectors.district_of_code(code=request.query_params["district"])
             if district is None:
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
         board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
@@ -491,7 +492,7 @@ class MyCreditProfileApi(APIView):
         return Response(CreditProfileOutput(credit_profile.credit_profile_of(user=request.user)).data)
 
 
-class PartnerCreditProfileApi(PartnerApi):
+class PartnerCreditProfileApi(SignedRequestApi):
     """A partner bank reads its customer's green credit profile; refused without the person's consent.
 
     A bank of an SM scheme gets the answer signed with our SM2 key (X-Platform-Signature).
@@ -510,7 +511,7 @@ class PartnerCreditProfileApi(PartnerApi):
         operation_id="partner_credit_profile",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
+        partner = partner_authenticated(self, request)
         body = self.InputSerializer(data=self.json_body(request))
         body.is_valid(raise_exception=True)
         profile = credit_profile.credit_profile_fetch(
