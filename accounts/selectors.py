@@ -40,6 +40,11 @@ AGREEMENTS_CACHE_KEY = "accounts:agreements:current"
 AGREEMENTS_CACHE_SECONDS = 30
 
 
+def districts() -> QuerySet[District]:
+    """Every district (what a district code may name)."""
+    return District.objects.all()
+
+
 def district_of_code(*, code: str) -> District | None:
     """The district of this code, or None."""
     return District.objects.filter(code=code).first()

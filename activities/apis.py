@@ -50,7 +50,7 @@ class StepDayOutcomeSerializer(serializers.Serializer):
 class StepSyncApi(APIView):
     """The app syncs each day's cumulative step count (Asia/Shanghai days); only the increase counts."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         class DaySerializer(serializers.Serializer):
             day = dates.DateField()
             steps = serializers.IntegerField(min_value=0, max_value=10_000_000)
@@ -58,12 +58,12 @@ class StepSyncApi(APIView):
         days = DaySerializer(many=True, allow_empty=False, max_length=62)
         device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         days = StepDayOutcomeSerializer(many=True)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="activities_steps_sync")
+    @extend_schema(request=Input, responses=Output, operation_id="activities_steps_sync")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         steps_by_day: dict = {}
         for item in serializer.validated_data["days"]:
@@ -77,23 +77,21 @@ class StepSyncApi(APIView):
 class WeRunSyncApi(APIView):
     """The mini-program sends `wx.getWeRunData`'s encrypted payload as it is."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         encrypted_data = serializers.CharField(max_length=20_000)
         iv = serializers.CharField(max_length=64)
         device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    @extend_schema(
-        request=InputSerializer, responses=StepSyncApi.OutputSerializer, operation_id="activities_werun_sync"
-    )
+    @extend_schema(request=Input, responses=StepSyncApi.Output, operation_id="activities_werun_sync")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcomes = services.werun_sync(user=request.user, **serializer.validated_data)
         return Response({"days": [outcome.as_dict() for outcome in outcomes]})
 
 
 class TodayApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class BehaviourSerializer(serializers.Serializer):
             behaviour = serializers.CharField(source="behaviour.code")
             name = serializers.SerializerMethodField()
@@ -113,12 +111,12 @@ class TodayApi(APIView):
         under_review_count = serializers.IntegerField()
         behaviours = BehaviourSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="activities_today")
+    @extend_schema(responses=Output, operation_id="activities_today")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(selectors.today_for(user=request.user)).data)
+        return Response(self.Output(selectors.today_for(user=request.user)).data)
 
 
-class RecordOutputSerializer(serializers.ModelSerializer):
+class RecordOutput(serializers.ModelSerializer):
     behaviour = serializers.CharField(source="behaviour.code")
     behaviour_name = serializers.SerializerMethodField()
     unit = serializers.CharField(source="behaviour.unit")
@@ -196,44 +194,42 @@ class RecordListApi(APIView):
     pagination_class = CursorPagination
 
     @extend_schema(
-        responses=RecordOutputSerializer(many=True),
+        responses=RecordOutput(many=True),
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
         operation_id="activities_records_list",
     )
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(selectors.records_of(user=request.user), request, view=self)
-        return paginator.get_paginated_response(RecordOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(RecordOutput(page, many=True).data)
 
 
 class RecordDetailApi(APIView):
-    @extend_schema(responses=RecordOutputSerializer, operation_id="activities_records_detail")
+    @extend_schema(responses=RecordOutput, operation_id="activities_records_detail")
     def get(self, request: Request, record_id: int) -> Response:
         record = selectors.record_of(user=request.user, record_id=record_id)
         if record is None:
             raise ApplicationError(NOT_FOUND)
-        return Response(RecordOutputSerializer(record).data)
+        return Response(RecordOutput(record).data)
 
 
 class RecordAppealApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         note = serializers.CharField(max_length=1000)
 
-    @extend_schema(
-        request=InputSerializer, responses=RecordOutputSerializer, operation_id="activities_records_appeal"
-    )
+    @extend_schema(request=Input, responses=RecordOutput, operation_id="activities_records_appeal")
     def post(self, request: Request, record_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.record_appeal(user=request.user, record_id=record_id, note=serializer.validated_data["note"])
         record = selectors.record_of(user=request.user, record_id=record_id)
-        return Response(RecordOutputSerializer(record).data)
+        return Response(RecordOutput(record).data)
 
 
 class MethodologyApi(APIView):
     """The behaviours and the factors in effect today: what every receipt is computed with."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         behaviour = serializers.CharField()
         name = serializers.CharField()
         unit = serializers.CharField()
@@ -244,7 +240,7 @@ class MethodologyApi(APIView):
         event_cap_mg = serializers.IntegerField(allow_null=True)
         sources = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(responses=OutputSerializer(many=True), operation_id="activities_methodology")
+    @extend_schema(responses=Output(many=True), operation_id="activities_methodology")
     def get(self, request: Request) -> Response:
         rows = [
             {
@@ -260,10 +256,10 @@ class MethodologyApi(APIView):
             }
             for behaviour, factor in selectors.methodology_today()
         ]
-        return Response(self.OutputSerializer(rows, many=True).data)
+        return Response(self.Output(rows, many=True).data)
 
 
-class LinkOutputSerializer(serializers.Serializer):
+class LinkOutput(serializers.Serializer):
     id = serializers.IntegerField()
     partner = serializers.CharField(source="partner.code")
     partner_name = serializers.CharField(source="partner.name")
@@ -274,22 +270,22 @@ class LinkOutputSerializer(serializers.Serializer):
 class PartnerLinkListApi(APIView):
     """The person's linked cards and customer numbers; linking one, e.g. a transit card."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         partner = serializers.SlugField()
         customer_reference = serializers.CharField(max_length=64)
 
-    @extend_schema(responses=LinkOutputSerializer(many=True), operation_id="activities_partner_links_list")
+    @extend_schema(responses=LinkOutput(many=True), operation_id="activities_partner_links_list")
     def get(self, request: Request) -> Response:
         links = selectors.partner_links_of(user=request.user)
-        return Response(LinkOutputSerializer(links, many=True).data)
+        return Response(LinkOutput(links, many=True).data)
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: LinkOutputSerializer},
+        request=Input,
+        responses={201: LinkOutput},
         operation_id="activities_partner_links_create",
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         partner = selectors.partner_active(code=serializer.validated_data["partner"])
         if partner is None:
@@ -299,7 +295,7 @@ class PartnerLinkListApi(APIView):
             customer_reference=serializer.validated_data["customer_reference"],
             user=request.user,
         )
-        return Response(LinkOutputSerializer(link).data, status=status.HTTP_201_CREATED)
+        return Response(LinkOutput(link).data, status=status.HTTP_201_CREATED)
 
 
 class PartnerLinkDetailApi(APIView):
@@ -336,8 +332,7 @@ class PartnerRecordsApi(SignedRequestApi):
     # parser of partner records (`services.partner_record_parse`, the history import's too), which
     # needs the partner in the context. A record it cannot read does not refuse the batch: it is
     # answered `rejected` with its code, beside the partner's other records.
-    class InputSerializer(serializers.Serializer):
-
+    class Input(serializers.Serializer):
         class RecordSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=100)
             customer_reference = serializers.CharField(max_length=64)
@@ -374,7 +369,7 @@ class PartnerRecordsApi(SignedRequestApi):
             error_messages=dict.fromkeys(("required", "null", "not_a_list"), RECORDS_REQUIRED),
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class OutcomeSerializer(serializers.Serializer):
             id = serializers.CharField()
             status = serializers.ChoiceField(choices=OUTCOME_STATUSES)
@@ -396,15 +391,15 @@ class PartnerRecordsApi(SignedRequestApi):
         records = OutcomeSerializer(many=True)
 
     @extend_schema(
-        request=InputSerializer,
-        responses=OutputSerializer,
+        request=Input,
+        responses=Output,
         parameters=PARTNER_HEADERS,
         auth=[],
         operation_id="partner_records_ingest",
     )
     def post(self, request: Request) -> Response:
         partner = partner_authenticated(self, request)
-        serializer = self.InputSerializer(data=self.json_body(request), context={"partner": partner})
+        serializer = self.Input(data=self.json_body(request), context={"partner": partner})
         serializer.is_valid(raise_exception=True)
         outcomes = services.partner_incoming_ingest(
             partner=partner, incoming=serializer.validated_data["records"]
@@ -419,12 +414,12 @@ class PartnerRecordsApi(SignedRequestApi):
 class PartnerLinksApi(SignedRequestApi):
     """The partner links its customer to a person at sign-up, with the one-time code the app showed."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         link_code = serializers.CharField(max_length=16)
         customer_reference = serializers.CharField(max_length=64)
 
     @extend_schema(
-        request=InputSerializer,
+        request=Input,
         responses={201: inline_serializer("PartnerLink", {"customer_reference": serializers.CharField()})},
         parameters=PARTNER_HEADERS,
         auth=[],
@@ -432,7 +427,7 @@ class PartnerLinksApi(SignedRequestApi):
     )
     def post(self, request: Request) -> Response:
         partner = partner_authenticated(self, request)
-        serializer = self.InputSerializer(data=self.json_body(request))
+        serializer = self.Input(data=self.json_body(request))
         serializer.is_valid(raise_exception=True)
         link = services.partner_link_by_code(partner=partner, **serializer.validated_data)
         return Response({"customer_reference": link.customer_reference}, status=status.HTTP_201_CREATED)

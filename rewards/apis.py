@@ -250,16 +250,16 @@ class DonationOutput(serializers.ModelSerializer):
 class ProjectDonateApi(IdempotentWrite, APIView):
     # Coins move: the Idempotency-Key is required (IdempotentWrite); a retry with the same key
     # returns the donation.
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         amount = serializers.IntegerField(min_value=1, max_value=10_000_000)
 
     @extend_schema(
-        request=InputSerializer,
+        request=Input,
         responses={201: DonationOutput, 200: DonationOutput},
         operation_id="welfare_projects_donate",
     )
     def post(self, request: Request, project_id) -> Response:
-        body = self.InputSerializer(data=request.data)
+        body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
         project = selectors.welfare_project_row(public_id=project_id)
         if project is None:
