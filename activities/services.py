@@ -498,9 +498,32 @@ def partner_records_ingest(
     `history_window_days()` (`occurred_before_history_window` beyond); an operator's back-fill
     (`is_backfill`, audited by its command) any age the methodology has factors for.
     """
-    if len(records) > partner_batch_max():
+    partner_batch_size_check(len(records))
+    return partner_incoming_ingest(
+        partner=partner,
+        incoming=[partner_record_parse(partner, raw) for raw in records],
+        is_history=is_history,
+        is_backfill=is_backfill,
+        now=now,
+    )
+
+
+def partner_batch_size_check(count: int) -> None:
+    """A partner batch holds at most `partner_batch_max()` records."""
+    if count > partner_batch_max():
         raise ApplicationError(errors.PARTNER_BATCH_TOO_LARGE, fields={"max": partner_batch_max()})
-    incoming = [partner_record_parse(partner, raw) for raw in records]
+
+
+def partner_incoming_ingest(
+    *,
+    partner: Partner,
+    incoming: list[Incoming],
+    is_history: bool = False,
+    is_backfill: bool = False,
+    now=None,
+) -> list[Outcome]:
+    """`partner_records_ingest` of records already parsed by `partner_record_parse` (the partner
+    API's input serializer parses them)."""
     allowed = frozenset(partner.behaviours.values_list("id", flat=True))
     outcomes = records_ingest(
         source=partner.source,

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS, JsonApiView
+from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS
 from accounts.errors import NOTIFICATION_NOT_FOUND, QUIET_HOURS_INVALID
 from accounts.notifications import selectors, services
 from accounts.notifications.kinds import link_for, render
@@ -19,6 +19,7 @@ from accounts.notifications.models import NotificationChannel, NotificationKind
 from core.api import idempotency
 from core.api.errors import VALIDATION_FAILED, ApplicationError
 from core.api.pagination import CursorPagination
+from core.api.views import JsonApiView
 
 _IDEMPOTENCY_KEY = re.compile(idempotency.PATTERN)
 

@@ -13,13 +13,13 @@ from rest_framework.views import APIView
 from accounts import errors, selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
-    JsonApiView,
     ProfileOutput,
     profile_data,
 )
 from accounts.masking import mask_identifier
 from accounts.throttles import MergeThrottle
 from core.api.errors import ApplicationError
+from core.api.views import JsonApiView
 
 
 class MeApi(JsonApiView):
