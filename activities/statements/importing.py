@@ -23,9 +23,10 @@ from decimal import Decimal
 
 import requests
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from joserfc.jwk import OKPKey
+from psycopg import sql
 
 from accounts.models import User
 from activities import errors
@@ -56,6 +57,39 @@ def statement_nonce_issue(*, user: User) -> IssuedNonce:
         expires_at=now + datetime.timedelta(seconds=settings.STATEMENTS_NONCE_LIFETIME_SECONDS),
     )
     return IssuedNonce(nonce=nonce.nonce, audience=settings.STATEMENTS_ISSUER, expires_at=nonce.expires_at)
+
+
+# An expired nonce is kept this long, so an upload that checked it just before it expired still
+# finds it when it marks it used (and answers its own code, not a missing nonce's).
+NONCE_KEPT_AFTER_EXPIRY = datetime.timedelta(days=1)
+
+# The imported statements that came with the nonces going lose the link (the token keeps the nonce
+# claim), then the nonces go: two set-based statements, whatever their number.
+_NONCES_UNLINK = sql.SQL(
+    """
+    UPDATE activities_peerstatement s SET nonce_id = NULL
+    FROM activities_statementnonce n
+    WHERE s.nonce_id = n.id AND n.expires_at < {cutoff}
+    """
+).format(cutoff=sql.Placeholder("cutoff"))
+_NONCES_DELETE = sql.SQL("DELETE FROM activities_statementnonce WHERE expires_at < {cutoff}").format(
+    cutoff=sql.Placeholder("cutoff")
+)
+
+
+@transaction.atomic
+def statement_nonces_delete_expired(*, now: datetime.datetime | None = None) -> int:
+    """Deletes the nonces expired more than a day ago, used or not; returns how many went.
+
+    A nonce only matters until it expires: an upload carrying an expired one is refused whether the
+    nonce is stored or not (`statement_nonce_expired`, or `statement_nonce_invalid` once deleted),
+    and a statement already imported is refused by its own key (issuer + `jti`). Safe to run twice.
+    """
+    cutoff = (now or timezone.now()) - NONCE_KEPT_AFTER_EXPIRY
+    with connection.cursor() as cursor:
+        cursor.execute(_NONCES_UNLINK, {"cutoff": cutoff})
+        cursor.execute(_NONCES_DELETE, {"cutoff": cutoff})
+        return cursor.rowcount
 
 
 def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
