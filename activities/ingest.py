@@ -36,6 +36,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activities import errors
+from activities.instances import instance_midnights_lock
 from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
 from activities.models import CapKind, HoldReason, RecordStatus, Unit
 from core.local_time import local_day_of
@@ -551,6 +552,7 @@ def _credit(
     for candidate in in_order:
         if candidate.incoming.external_id not in existing:
             first_seen.setdefault(candidate.incoming.external_id, candidate)
+    instance_midnights_lock(cursor, _instance_reports(first_seen.values()))
     day_counters, month_counters, new_days, new_months = _lock_counters(
         cursor, list(first_seen.values()), create_missing=create_missing
     )
@@ -661,6 +663,21 @@ def _credit(
     if second_reports:
         _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
                               partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
+
+
+def _instance_reports(candidates) -> list[tuple]:
+    """The instances the candidates report, for `instances.instance_midnights_lock`."""
+    return [
+        (
+            c.user_id,
+            c.behaviour_id,
+            c.instance_key,
+            c.incoming.occurred_at,
+            c.factor.instance_time_tolerance_seconds,
+        )
+        for c in candidates
+        if c.instance_key is not None
+    ]
 
 
 def _instance_twins(cursor, candidates: list[_Candidate]) -> dict[int, tuple[int, int | None]]:
