@@ -525,13 +525,20 @@ def partner_records_ingest(
 def _credited_receipts_attach(outcomes: list[Outcome]) -> None:
     """A second report of an instance points at the receipt of the report that holds its credit."""
     from activities.selectors import receipt_of
+    from activities.statements.selectors import imported_instance_receipts
 
     ids = {o.credited_record_id for o in outcomes if o.status == DUPLICATE_ACROSS_SOURCES}
     if not ids:
         return
     records = ActivityRecord.objects.select_related("behaviour", "factor__version").in_bulk(ids)
+    imported = imported_instance_receipts(
+        instance_ids={o.imported_instance_id for o in outcomes if o.imported_instance_id}
+    )
     for outcome in outcomes:
-        if outcome.status == DUPLICATE_ACROSS_SOURCES:
+        if outcome.status == DUPLICATE_ACROSS_SOURCES and outcome.imported_instance_id:
+            # Another platform's statement counts the instance here: its receipt says which.
+            outcome.credited_receipt = imported[outcome.imported_instance_id]
+        elif outcome.status == DUPLICATE_ACROSS_SOURCES:
             outcome.credited_receipt = receipt_of(records[outcome.credited_record_id])
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from activities.models import StandardCategory
 from activities.statements import importing, issuing
+from activities.statements.jws import MAX_TOKEN_LENGTH
 from core.api.throttles import FixedWindowRateThrottle
 from core.crypto import platform_keys
 
@@ -26,6 +27,11 @@ class StandardOutput(serializers.Serializer):
     behaviour = serializers.CharField(help_text="The behaviour as the standard names it.")
 
 
+class InstanceOutput(serializers.Serializer):
+    key = serializers.CharField(help_text="Pairwise instance key (docs/interop.md).")
+    carbon_mg = serializers.IntegerField()
+
+
 class ReductionOutput(serializers.Serializer):
     behaviour = serializers.CharField()
     name = serializers.CharField(required=False)
@@ -35,6 +41,7 @@ class ReductionOutput(serializers.Serializer):
     carbon_mg = serializers.IntegerField(help_text="Milligrams of CO2e (grams × 1000).")
     methodology_versions = serializers.ListField(child=serializers.IntegerField())
     standard = StandardOutput(allow_null=True)
+    instances = InstanceOutput(many=True, required=False)
 
 
 class PeriodOutput(serializers.Serializer):
@@ -53,6 +60,7 @@ class ClaimsOutput(serializers.Serializer):
     iat = serializers.IntegerField()
     exp = serializers.IntegerField()
     jti = serializers.CharField()
+    version = serializers.IntegerField(required=False, help_text="The statement format (2; absent: 1).")
     nonce = serializers.CharField(required=False)
     period = PeriodOutput()
     total_carbon_mg = serializers.IntegerField()
@@ -60,7 +68,7 @@ class ClaimsOutput(serializers.Serializer):
 
 
 class StatementInput(serializers.Serializer):
-    statement = serializers.CharField(max_length=64_000, help_text="The compact JWS.")
+    statement = serializers.CharField(max_length=MAX_TOKEN_LENGTH, help_text="The compact JWS.")
 
 
 # --- Views ------------------------------------------------------------------------------------

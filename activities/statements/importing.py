@@ -31,7 +31,18 @@ from psycopg import sql
 from accounts.models import User
 from activities import errors
 from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
-from activities.statements.jws import Unverified, VerifiedStatement, key_in_jwks, statement_verify_with
+from activities.statements.instances import (
+    counted_carbon_mg,
+    imported_instances_store,
+    statement_instances_match,
+)
+from activities.statements.jws import (
+    Unverified,
+    VerifiedStatement,
+    key_in_jwks,
+    month_last_day,
+    statement_verify_with,
+)
 from core.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -202,6 +213,14 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
     )
     if PeerSubject.objects.get(peer=peer, subject=claims["sub"]).user_id != user.pk:
         raise ApplicationError(errors.STATEMENT_SUBJECT_OF_ANOTHER_ACCOUNT)
+    # Instances one of the person's reports here already holds do not count again (docs/interop.md).
+    matched = statement_instances_match(
+        user=user,
+        claims=claims,
+        month=verified.statement.month,
+        last_day=month_last_day(verified.statement.month),
+    )
+    counted = {item["behaviour"]: counted_carbon_mg(item, matched) for item in claims["reductions"]}
     try:
         with transaction.atomic():
             statement = PeerStatement.objects.create(
@@ -211,7 +230,8 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
                 subject=claims["sub"],
                 nonce=verified.nonce,
                 month=verified.statement.month,
-                total_carbon_mg=claims["total_carbon_mg"],
+                total_carbon_mg=sum(counted.values()),
+                stated_carbon_mg=claims["total_carbon_mg"],
                 issued_at=verified.statement.issued_at,
                 expires_at=verified.statement.expires_at,
                 imported_at=now,
@@ -238,9 +258,11 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
                 standard_category=(item["standard"] or {}).get("category", ""),
                 standard_behaviour=(item["standard"] or {}).get("behaviour", "")[:64],
                 methodology_versions=item["methodology_versions"],
-                carbon_mg=item["carbon_mg"],
+                carbon_mg=counted[item["behaviour"]],
+                stated_carbon_mg=item["carbon_mg"],
             )
             for item in claims["reductions"]
         ]
     )
+    imported_instances_store(statement=statement, claims=claims, matched=matched)
     return statement

@@ -79,7 +79,12 @@ def test_rejecting_the_held_report_hands_the_credit_to_the_preferred_duplicate_w
     held.refresh_from_db()
     assert (held.status, held.duplicate_of_id) == (RecordStatus.REJECTED, preferred.id)
     day = BehaviourDay.objects.get(user=rider)
-    assert (day.quantity, day.record_count, day.held_count, day.credited_carbon_mg) == (Decimal("10.5"), 12, 0, 800_000)
+    assert (day.quantity, day.record_count, day.held_count, day.credited_carbon_mg) == (
+        Decimal("10.5"),
+        12,
+        0,
+        800_000,
+    )
     assert DailyCarbon.objects.get(user=rider).credited_carbon_mg == 800_000
 
     # Once: a second rejection is refused and an appeal has nothing to win back; nothing changes.
