@@ -170,7 +170,11 @@ class RecordOutput(serializers.ModelSerializer):
         return selectors.receipt_of(record)
 
     def get_can_appeal(self, record: ActivityRecord) -> bool:
-        return record.status in (RecordStatus.HELD, RecordStatus.REJECTED) and record.appealed_at is None
+        return (
+            record.status in (RecordStatus.HELD, RecordStatus.REJECTED)
+            and record.appealed_at is None
+            and record.duplicate_of_id is None
+        )
 
     @extend_schema_field(
         inline_serializer(

@@ -20,6 +20,11 @@ from core.crypto import platform_keys
 # --- Shapes -----------------------------------------------------------------------------------
 
 
+class InstanceOutput(serializers.Serializer):
+    key = serializers.CharField(help_text="Pairwise instance key (docs/interop.md).")
+    carbon_mg = serializers.IntegerField()
+
+
 class ReductionOutput(serializers.Serializer):
     behaviour = serializers.CharField()
     name = serializers.CharField(required=False)
@@ -29,6 +34,7 @@ class ReductionOutput(serializers.Serializer):
     carbon_mg = serializers.IntegerField(help_text="Milligrams of CO2e (grams × 1000).")
     methodology_versions = serializers.ListField(child=serializers.IntegerField())
     standard = StandardOutput(allow_null=True)
+    instances = InstanceOutput(many=True, required=False)
 
 
 class PeriodOutput(serializers.Serializer):
@@ -47,6 +53,7 @@ class ClaimsOutput(serializers.Serializer):
     iat = serializers.IntegerField()
     exp = serializers.IntegerField()
     jti = serializers.CharField()
+    version = serializers.IntegerField(required=False, help_text="The statement format (2; absent: 1).")
     nonce = serializers.CharField(required=False)
     period = PeriodOutput()
     total_carbon_mg = serializers.IntegerField()

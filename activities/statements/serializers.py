@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from activities.models import StandardCategory
+from activities.statements.jws import MAX_TOKEN_LENGTH
 
 
 class StandardOutput(serializers.Serializer):
@@ -15,4 +16,4 @@ class StandardOutput(serializers.Serializer):
 
 
 class StatementInput(serializers.Serializer):
-    statement = serializers.CharField(max_length=64_000, help_text="The compact JWS.")
+    statement = serializers.CharField(max_length=MAX_TOKEN_LENGTH, help_text="The compact JWS.")
