@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import NotificationKind, User
@@ -340,3 +341,31 @@ def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]
         challenge_settle(challenge_id=challenge_id, today=today)
         settled += 1
     return {"met": met, "missed": missed, "settled": settled}
+
+
+@transaction.atomic
+def challenge_payouts_merge(*, source_user: User, target_user: User) -> int:
+    """Makes the source's challenge rewards the target's, so a person is paid once per challenge.
+
+    A reward the source received for a challenge the target was not paid for becomes the target's
+    (`user_key` too): a later settlement finds the merged person paid. Where both accounts were paid
+    before the merge, both stay paid (a merge takes no coins back) and the target is not paid again.
+    The challenges concerned are locked first (id order), as settlement locks them, so a settlement
+    running meanwhile either paid the source before (and that payout moves) or sees the merged
+    memberships after. Call before the groups' memberships move. Returns the payouts moved.
+    """
+    source, target = source_user.pk, target_user.pk
+    groups = GroupMembership.objects.filter(user_id__in=[source, target]).values("group_id")
+    paid = ChallengePayout.objects.filter(user_key__in=[source, target]).values("challenge_id")
+    list(
+        TeamChallenge.objects.select_for_update(of=("self",))
+        .filter(Q(group_id__in=groups) | Q(pk__in=paid))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    target_paid = ChallengePayout.objects.filter(user_key=target).values("challenge_id")
+    return (
+        ChallengePayout.objects.filter(user_key=source)
+        .exclude(challenge_id__in=target_paid)
+        .update(user_id=target, user_key=target)
+    )
