@@ -1,6 +1,6 @@
 """`make bench`: every scenario of the performance claim at one size, against a generated city, one table.
 
-    .venv/bin/python bench/run.py [--size small|city] [--reuse] [--database-url URL] [--redis-url URL]
+    .venv/bin/python bench/run.py [--size small|medium|city] [--reuse] [--database-url URL] [--redis-url URL]
 
 The city comes from bench/city.py in a database of its own
 (`bench_<size>` on DATABASE_URL's server, recreated unless --reuse finds a city already there);
@@ -93,6 +93,10 @@ class Size:
 SIZES = {
     "small": Size(accounts=10_000, days=30, ingest_records=50_000, import_rows=100_000, seconds=8,
                   people_signed_in=2_000),
+    # A tenth of a district's worth of the city, for a 2-core machine that cannot afford the city:
+    # 100,000 people × 10 days ≈ 1.75 million records.
+    "medium": Size(accounts=100_000, days=10, ingest_records=50_000, import_rows=100_000, seconds=8,
+                   people_signed_in=2_000),
     # 2.18 M people × 20 days × about 1.75 records a person-day ≈ 76 million records.
     "city": Size(accounts=CITY_ACCOUNTS, days=20, ingest_records=50_000, import_rows=100_000, seconds=8,
                  people_signed_in=2_000),
