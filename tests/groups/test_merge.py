@@ -179,3 +179,50 @@ def test_two_accounts_both_paid_before_the_merge_stay_paid_and_are_not_paid_a_th
     assert _wallet(target) == 20  # both rewards paid before the merge, none taken back
     assert ChallengePayout.objects.filter(user_key=target.pk).count() == 1
     assert invariant_violations() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_and_a_settlement_at_once_pay_the_person_once():
+    import threading
+
+    from django.db import connection
+
+    from rewards.groups.challenges import challenge_settle
+    from rewards.groups.models import ChallengeStatus, TeamChallenge
+
+    # Given a met challenge where the guest took part and the citizen did not
+    owner, target, source = UserFactory(), UserFactory(), UserFactory()
+    group = _team(owner, "绿色出行队", target, source)
+    challenge = _met_coins_challenge(group)
+    carbon_credit(source, timezone.localdate(), 500_000)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    barrier = threading.Barrier(2, timeout=30)
+    errors = []
+
+    def run(action) -> None:
+        try:
+            barrier.wait()
+            action()
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    # When the settlement and the merge run at once, and the challenge settles again after
+    threads = [
+        threading.Thread(target=run, args=(lambda: challenge_settle(challenge_id=challenge.pk),)),
+        threading.Thread(
+            target=run, args=(lambda: services.account_merge(source_user=source, target_user=target),)
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    challenge_settle(challenge_id=challenge.pk)
+
+    # Then the person was paid once, into the account that remains
+    assert errors == []
+    assert list(ChallengePayout.objects.values_list("user_key", "coins")) == [(target.pk, 10)]
+    assert (_wallet(target), _wallet(source)) == (10, 0)
+    assert invariant_violations() == []
