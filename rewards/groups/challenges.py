@@ -259,8 +259,12 @@ _ACCOUNTS_LOCK = sql.SQL(
     """
     WITH locked AS MATERIALIZED (
         SELECT id, kind, balance FROM rewards_ledgeraccount
-         WHERE id IN (SELECT wallet_id FROM ({payees}) AS payees)
-            OR (kind = 'challenge_sponsor' AND owner_id = %(sponsor)s)
+         WHERE id IN (
+             SELECT wallet_id FROM ({payees}) AS payees
+             UNION ALL
+             SELECT sponsor.id FROM rewards_ledgeraccount AS sponsor
+              WHERE sponsor.kind = 'challenge_sponsor' AND sponsor.owner_id = %(sponsor)s
+         )
          ORDER BY {lock_order}
            FOR UPDATE
     )
@@ -296,7 +300,7 @@ _ROUND_POST = sql.SQL(
            SET balance = account.balance
                + CASE WHEN account.id = %(sponsor_account)s THEN -total.coins ELSE %(coins)s END
           FROM new_transaction, total
-         WHERE account.id = %(sponsor_account)s OR account.id IN (SELECT wallet_id FROM payees)
+         WHERE account.id IN (SELECT wallet_id FROM payees UNION ALL SELECT %(sponsor_account)s)
         RETURNING account.id
     ),
     entries AS (
