@@ -312,6 +312,7 @@ def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay
         "capped_days": 1,
         "settled_kept_carbon_mg": 120_000,
         "settled_coins_kept": True,
+        "groups_left": 0,
         "message": "Both accounts' activities now count as one person's: the daily and monthly caps apply "
         "to their sum. 120 g over the caps on 1 day(s) is no longer credited; each record it came off "
         "says so. Coins already earned are kept.",
