@@ -73,7 +73,7 @@ soak: $(VENV)/.installed
 		$(BIN)/python tests/services.py tests/reliability tests/config/test_api_fuzz.py -p no:randomly $(PYTEST_ARGS)
 	@$(BIN)/python tests/reliability/figures.py var/reliability-figures.jsonl
 
-## The benchmarks on a generated city, one table (docs/performance.md): SIZE=small (default) or SIZE=city.
+## The benchmarks on a generated city, one table (docs/performance.md): SIZE=small (default), medium or city.
 ## BENCH_ARGS=--reuse keeps a city already generated. Installs Debian's wrk when missing and root.
 bench: $(VENV)/.installed
 	@if command -v wrk >/dev/null 2>&1; then :; \

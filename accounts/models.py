@@ -26,6 +26,13 @@ class District(models.Model):
         return self.name
 
 
+class Language(models.TextChoices):
+    """The languages people read us in (settings.LANGUAGES); the platform's own is Simplified Chinese."""
+
+    ZH_HANS = "zh-hans", "简体中文"
+    EN = "en", "English"
+
+
 class User(AbstractUser):
     """A person with a carbon account: a bank user, a mini-program user or a guest (tourist).
 
@@ -41,6 +48,9 @@ class User(AbstractUser):
         _("guest"), default=False, help_text=_("Opened without a bank or mini-program identity.")
     )
     shows_on_leaderboards = models.BooleanField(_("shows on leaderboards"), default=True)
+    # The language the person chose for what reaches them without a request (WeChat messages) and
+    # for the inbox when the app sends no Accept-Language; blank: the platform's, Simplified Chinese.
+    language = models.CharField(_("language"), max_length=16, choices=Language.choices, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
     merged_into = models.ForeignKey(

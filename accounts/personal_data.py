@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.socialaccount.models import SocialAccount
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.masking import mask_identifier
@@ -136,13 +136,67 @@ def _notifications_erase(user: User) -> None:
     WeChatSubscriptionReport.objects.filter(user=user).delete()
 
 
+def _notifications_merge(source: User, target: User, *, grants_move: bool) -> None:
+    """The inbox, preferences, quiet hours and WeChat grants of a merged account move to the target.
+
+    - Notifications move with their pushes (a pending one is sent to the merged person). An event both
+      were told of is kept once, the target's, read if either copy was.
+    - Preferences: the target's explicit choices win; the source's fill the kinds and channels the
+      target never chose. Quiet hours: the target's, else the source's.
+    - WeChat grants belong to the WeChat identity that gave them: when the source's identity becomes
+      the target's (`grants_move`: the target had none), its grants add to the target's per template;
+      otherwise they were the other openid's and go. Reports' keys move, so a retried report still
+      counts once.
+    """
+    from accounts.notifications.models import (
+        Notification,
+        NotificationPreference,
+        QuietHours,
+        WeChatSubscription,
+        WeChatSubscriptionReport,
+    )
+
+    told = Notification.objects.filter(user=target).values("event_key")
+    Notification.objects.filter(user=target, read_at__isnull=True).filter(
+        event_key__in=Notification.objects.filter(user=source, read_at__isnull=False).values("event_key")
+    ).update(read_at=timezone.now())
+    Notification.objects.filter(user=source).exclude(event_key__in=told).update(user=target)
+    Notification.objects.filter(user=source).delete()
+
+    chosen = NotificationPreference.objects.filter(
+        user=target, kind=OuterRef("kind"), channel=OuterRef("channel")
+    )
+    NotificationPreference.objects.filter(user=source).exclude(Exists(chosen)).update(user=target)
+    NotificationPreference.objects.filter(user=source).delete()
+    if not QuietHours.objects.filter(user=target).exists():
+        QuietHours.objects.filter(user=source).update(user=target)
+    QuietHours.objects.filter(user=source).delete()
+
+    if grants_move:
+        source_grant = WeChatSubscription.objects.filter(user=source, template_id=OuterRef("template_id"))
+        WeChatSubscription.objects.filter(user=target).filter(Exists(source_grant)).update(
+            remaining=F("remaining") + Subquery(source_grant.values("remaining")[:1]),
+            updated_at=timezone.now(),
+        )
+        held = WeChatSubscription.objects.filter(user=target).values("template_id")
+        WeChatSubscription.objects.filter(user=source).exclude(template_id__in=held).update(user=target)
+    WeChatSubscription.objects.filter(user=source).delete()
+    reported = WeChatSubscriptionReport.objects.filter(user=target).values("idempotency_key")
+    WeChatSubscriptionReport.objects.filter(user=source).exclude(idempotency_key__in=reported).update(
+        user=target
+    )
+    WeChatSubscriptionReport.objects.filter(user=source).delete()
+
+
 def accounts_merge(*, source_user: User, target_user: User) -> None:
-    """Moves the source's identities, devices, consents and friends to the target."""
+    """Moves the source's identities, devices, consents, friends and notifications to the target."""
     now = timezone.now()
     source, target = source_user, target_user
+    target_has_wechat = SocialAccount.objects.filter(user=target, provider=WECHAT_PROVIDER_ID).exists()
+    _notifications_merge(source, target, grants_move=not target_has_wechat)
 
     # Identities: all move, except a second WeChat identity (an account has at most one).
-    if SocialAccount.objects.filter(user=target, provider=WECHAT_PROVIDER_ID).exists():
+    if target_has_wechat:
         SocialAccount.objects.filter(user=source, provider=WECHAT_PROVIDER_ID).delete()
     SocialAccount.objects.filter(user=source).update(user=target)
     Device.objects.filter(user=source).update(user=target)
@@ -185,7 +239,7 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
 
     # Profile: what the target lacks, the source supplies.
     changed = []
-    for field in ("nickname", "district", "avatar"):
+    for field in ("nickname", "district", "avatar", "language"):
         if not getattr(target, field) and getattr(source, field):
             setattr(target, field, getattr(source, field))
             changed.append(field)

@@ -24,6 +24,7 @@ from accounts.models import (
     AgreementKind,
     DataSource,
     DataSourceAuthorization,
+    District,
     Friendship,
     IdentityJoin,
     PersonalDetails,
@@ -37,6 +38,16 @@ WECHAT_SESSION_KEY_FIELD = "session_key_ciphertext"
 AGREEMENTS_CACHE_KEY = "accounts:agreements:current"
 # Short: a version published with a future `effective_at` comes into force within this delay.
 AGREEMENTS_CACHE_SECONDS = 30
+
+
+def districts() -> QuerySet[District]:
+    """Every district (what a district code may name)."""
+    return District.objects.all()
+
+
+def district_of_code(*, code: str) -> District | None:
+    """The district of this code, or None."""
+    return District.objects.filter(code=code).first()
 
 
 def agreements_current(*, cached: dict[str, Agreement] | None = None) -> dict[str, Agreement]:
@@ -208,6 +219,14 @@ def data_source_authorized_user_ids(*, source: DataSource | str) -> QuerySet:
 def data_source_authorizations_of(*, user: User) -> QuerySet[DataSourceAuthorization]:
     """Every grant and revocation of the person, newest first: their consent history."""
     return DataSourceAuthorization.objects.filter(user=user).order_by("-granted_at", "-id")
+
+
+def data_source_authorizations_active_of(*, user: User) -> dict[str, DataSourceAuthorization]:
+    """The person's active authorizations, by source."""
+    return {
+        authorization.source: authorization
+        for authorization in data_source_authorizations_of(user=user).filter(revoked_at__isnull=True)
+    }
 
 
 def friend_ids_of(*, user_id: int) -> set[int]:

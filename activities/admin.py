@@ -550,7 +550,10 @@ class ImportedReductionInline(admin.TabularInline):
     model = ImportedReduction
     extra = 0
     can_delete = False
-    fields = ["behaviour", "name", "standard", "standard_category", "standard_behaviour", "carbon_mg"]
+    fields = [
+        "behaviour", "name", "standard", "standard_category", "standard_behaviour",
+        "stated_carbon_mg", "carbon_mg",
+    ]  # fmt: skip
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -559,7 +562,9 @@ class ImportedReductionInline(admin.TabularInline):
 
 @admin.register(PeerStatement)
 class PeerStatementAdmin(ReadOnlyAdmin):
-    list_display = ["peer", "user", "month", "total_carbon_mg", "statement_id", "imported_at"]
+    list_display = [
+        "peer", "user", "month", "stated_carbon_mg", "total_carbon_mg", "statement_id", "imported_at",
+    ]  # fmt: skip
     list_filter = ["peer"]
     search_fields = ["=statement_id", "=user__username", "=user__public_id"]
     exclude = ["nonce"]

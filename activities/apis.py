@@ -17,21 +17,22 @@ person who got a one-time link code from the app.
 
 from __future__ import annotations
 
-import json
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities import errors, selectors, services, signing
-from activities.models import ActivityRecord, Partner, RecordStatus
+from activities import errors, selectors, services
+from activities.ingest import Incoming
+from activities.models import ActivityRecord, RecordStatus
+from activities.partner_requests import PARTNER_HEADERS, partner_authenticated
 from core.api import dates
-from core.api.errors import MALFORMED_REQUEST, NOT_FOUND, VALIDATION_FAILED, ApplicationError
+from core.api.errors import NOT_FOUND, ApplicationError
 from core.api.pagination import CursorPagination
+from core.api.views import SignedRequestApi
 
+RECORDS_REQUIRED = "A list of records is required."
 OUTCOME_STATUSES = ["accepted", "duplicate", "duplicate_across_sources", "rejected", "held_for_review"]
 
 
@@ -49,7 +50,7 @@ class StepDayOutcomeSerializer(serializers.Serializer):
 class StepSyncApi(APIView):
     """The app syncs each day's cumulative step count (Asia/Shanghai days); only the increase counts."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         class DaySerializer(serializers.Serializer):
             day = dates.DateField()
             steps = serializers.IntegerField(min_value=0, max_value=10_000_000)
@@ -57,12 +58,12 @@ class StepSyncApi(APIView):
         days = DaySerializer(many=True, allow_empty=False, max_length=62)
         device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         days = StepDayOutcomeSerializer(many=True)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="activities_steps_sync")
+    @extend_schema(request=Input, responses=Output, operation_id="activities_steps_sync")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         steps_by_day: dict = {}
         for item in serializer.validated_data["days"]:
@@ -76,23 +77,21 @@ class StepSyncApi(APIView):
 class WeRunSyncApi(APIView):
     """The mini-program sends `wx.getWeRunData`'s encrypted payload as it is."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         encrypted_data = serializers.CharField(max_length=20_000)
         iv = serializers.CharField(max_length=64)
         device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    @extend_schema(
-        request=InputSerializer, responses=StepSyncApi.OutputSerializer, operation_id="activities_werun_sync"
-    )
+    @extend_schema(request=Input, responses=StepSyncApi.Output, operation_id="activities_werun_sync")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcomes = services.werun_sync(user=request.user, **serializer.validated_data)
         return Response({"days": [outcome.as_dict() for outcome in outcomes]})
 
 
 class TodayApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class BehaviourSerializer(serializers.Serializer):
             behaviour = serializers.CharField(source="behaviour.code")
             name = serializers.SerializerMethodField()
@@ -112,12 +111,12 @@ class TodayApi(APIView):
         under_review_count = serializers.IntegerField()
         behaviours = BehaviourSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="activities_today")
+    @extend_schema(responses=Output, operation_id="activities_today")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(selectors.today_for(user=request.user)).data)
+        return Response(self.Output(selectors.today_for(user=request.user)).data)
 
 
-class RecordOutputSerializer(serializers.ModelSerializer):
+class RecordOutput(serializers.ModelSerializer):
     behaviour = serializers.CharField(source="behaviour.code")
     behaviour_name = serializers.SerializerMethodField()
     unit = serializers.CharField(source="behaviour.unit")
@@ -171,7 +170,11 @@ class RecordOutputSerializer(serializers.ModelSerializer):
         return selectors.receipt_of(record)
 
     def get_can_appeal(self, record: ActivityRecord) -> bool:
-        return record.status in (RecordStatus.HELD, RecordStatus.REJECTED) and record.appealed_at is None
+        return (
+            record.status in (RecordStatus.HELD, RecordStatus.REJECTED)
+            and record.appealed_at is None
+            and record.duplicate_of_id is None
+        )
 
     @extend_schema_field(
         inline_serializer(
@@ -195,44 +198,42 @@ class RecordListApi(APIView):
     pagination_class = CursorPagination
 
     @extend_schema(
-        responses=RecordOutputSerializer(many=True),
+        responses=RecordOutput(many=True),
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
         operation_id="activities_records_list",
     )
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(selectors.records_of(user=request.user), request, view=self)
-        return paginator.get_paginated_response(RecordOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(RecordOutput(page, many=True).data)
 
 
 class RecordDetailApi(APIView):
-    @extend_schema(responses=RecordOutputSerializer, operation_id="activities_records_detail")
+    @extend_schema(responses=RecordOutput, operation_id="activities_records_detail")
     def get(self, request: Request, record_id: int) -> Response:
-        record = selectors.records_of(user=request.user).filter(pk=record_id).first()
+        record = selectors.record_of(user=request.user, record_id=record_id)
         if record is None:
             raise ApplicationError(NOT_FOUND)
-        return Response(RecordOutputSerializer(record).data)
+        return Response(RecordOutput(record).data)
 
 
 class RecordAppealApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         note = serializers.CharField(max_length=1000)
 
-    @extend_schema(
-        request=InputSerializer, responses=RecordOutputSerializer, operation_id="activities_records_appeal"
-    )
+    @extend_schema(request=Input, responses=RecordOutput, operation_id="activities_records_appeal")
     def post(self, request: Request, record_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.record_appeal(user=request.user, record_id=record_id, note=serializer.validated_data["note"])
-        record = selectors.records_of(user=request.user).get(pk=record_id)
-        return Response(RecordOutputSerializer(record).data)
+        record = selectors.record_of(user=request.user, record_id=record_id)
+        return Response(RecordOutput(record).data)
 
 
 class MethodologyApi(APIView):
     """The behaviours and the factors in effect today: what every receipt is computed with."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         behaviour = serializers.CharField()
         name = serializers.CharField()
         unit = serializers.CharField()
@@ -243,7 +244,7 @@ class MethodologyApi(APIView):
         event_cap_mg = serializers.IntegerField(allow_null=True)
         sources = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(responses=OutputSerializer(many=True), operation_id="activities_methodology")
+    @extend_schema(responses=Output(many=True), operation_id="activities_methodology")
     def get(self, request: Request) -> Response:
         rows = [
             {
@@ -259,10 +260,10 @@ class MethodologyApi(APIView):
             }
             for behaviour, factor in selectors.methodology_today()
         ]
-        return Response(self.OutputSerializer(rows, many=True).data)
+        return Response(self.Output(rows, many=True).data)
 
 
-class LinkOutputSerializer(serializers.Serializer):
+class LinkOutput(serializers.Serializer):
     id = serializers.IntegerField()
     partner = serializers.CharField(source="partner.code")
     partner_name = serializers.CharField(source="partner.name")
@@ -273,24 +274,24 @@ class LinkOutputSerializer(serializers.Serializer):
 class PartnerLinkListApi(APIView):
     """The person's linked cards and customer numbers; linking one, e.g. a transit card."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         partner = serializers.SlugField()
         customer_reference = serializers.CharField(max_length=64)
 
-    @extend_schema(responses=LinkOutputSerializer(many=True), operation_id="activities_partner_links_list")
+    @extend_schema(responses=LinkOutput(many=True), operation_id="activities_partner_links_list")
     def get(self, request: Request) -> Response:
         links = selectors.partner_links_of(user=request.user)
-        return Response(LinkOutputSerializer(links, many=True).data)
+        return Response(LinkOutput(links, many=True).data)
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: LinkOutputSerializer},
+        request=Input,
+        responses={201: LinkOutput},
         operation_id="activities_partner_links_create",
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
-        partner = Partner.objects.filter(code=serializer.validated_data["partner"], is_active=True).first()
+        partner = selectors.partner_active(code=serializer.validated_data["partner"])
         if partner is None:
             raise ApplicationError(errors.PARTNER_NOT_FOUND)
         link = services.partner_customer_link(
@@ -298,7 +299,7 @@ class PartnerLinkListApi(APIView):
             customer_reference=serializer.validated_data["customer_reference"],
             user=request.user,
         )
-        return Response(LinkOutputSerializer(link).data, status=status.HTTP_201_CREATED)
+        return Response(LinkOutput(link).data, status=status.HTTP_201_CREATED)
 
 
 class PartnerLinkDetailApi(APIView):
@@ -328,86 +329,14 @@ class PartnerLinkCodeApi(APIView):
 # --- The partner API (signed requests, no session) ---------------------------------------------
 
 
-class PartnerApi(APIView):
-    """Base of the partner endpoints: signed in the partner's scheme, checked by `partner_authenticate`.
-
-    An endpoint whose answer discloses something (`signs_answers`) signs it with our SM2 key for a
-    partner of an SM scheme, errors after sign-in included (activities/signing.py).
-    """
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes: list = []
-    signs_answers = False
-
-    def authenticated_partner(self, request: Request) -> Partner:
-        request_id = request.headers.get("X-Partner-Request-Id", "")
-        partner = services.partner_authenticate(
-            api_key=request.headers.get("X-Partner-Key", ""),
-            timestamp=request.headers.get("X-Timestamp", ""),
-            request_id=request_id,
-            signature=request.headers.get("X-Signature", ""),
-            body=request.body,
-        )
-        if self.signs_answers and partner.uses_sm:
-            self.answer_signed_for = request_id
-        return partner
-
-    def finalize_response(self, request: Request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        request_id = getattr(self, "answer_signed_for", None)
-        if request_id is not None:
-            # Signed once rendered: the signature covers the very bytes sent.
-            def sign(rendered) -> None:
-                for header, value in signing.answer_signature_headers(request_id, rendered.content).items():
-                    rendered[header] = value
-
-            response.add_post_render_callback(sign)
-        return response
-
-    @staticmethod
-    def json_body(request: Request) -> dict:
-        try:
-            data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ApplicationError(MALFORMED_REQUEST) from error
-        if not isinstance(data, dict):
-            raise ApplicationError(MALFORMED_REQUEST)
-        return data
-
-
-PARTNER_HEADERS = [
-    OpenApiParameter("X-Partner-Key", str, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter("X-Timestamp", str, OpenApiParameter.HEADER, required=True, description="Unix seconds"),
-    OpenApiParameter("X-Partner-Request-Id", str, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter(
-        "X-Signature",
-        str,
-        OpenApiParameter.HEADER,
-        required=True,
-        description='timestamp + "\\n" + request id + "\\n" + body signed in the partner\'s scheme, hex: '
-        "HMAC-SHA256 or HMAC-SM3 under its secret, or its SM2 signature (DER) with SM3",
-    ),
-]
-# Our signature of an answer to a partner of an SM scheme (docs/partner-integration.md).
-ANSWER_SIGNATURE_HEADERS = [
-    OpenApiParameter(name, str, OpenApiParameter.HEADER, response=True, description=description)
-    for name, description in (
-        ("X-Platform-Signature-Scheme", "`sm2-sm3`, for partners of an SM scheme"),
-        ("X-Platform-Key-Id", "the id of our SM2 key that signed the answer"),
-        ("X-Platform-Timestamp", "Unix seconds, when the answer was signed"),
-        (
-            "X-Platform-Signature",
-            'hex DER SM2 signature of timestamp + "\\n" + your request id + "\\n" + body',
-        ),
-    )
-]
-
-
-class PartnerRecordsApi(PartnerApi):
+class PartnerRecordsApi(SignedRequestApi):
     """A batch of up to 5,000 records; the answer says per record what happened."""
 
-    class InputSerializer(serializers.Serializer):
+    # The batch: `records` a list of at most `partner_batch_max()` records, each parsed by the one
+    # parser of partner records (`services.partner_record_parse`, the history import's too), which
+    # needs the partner in the context. A record it cannot read does not refuse the batch: it is
+    # answered `rejected` with its code, beside the partner's other records.
+    class Input(serializers.Serializer):
         class RecordSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=100)
             customer_reference = serializers.CharField(max_length=64)
@@ -429,9 +358,22 @@ class PartnerRecordsApi(PartnerApi):
                 "methodology declares them per behaviour (e-invoice: issuer, invoice_number).",
             )
 
-        records = RecordSerializer(many=True)
+            def run_validation(self, data=serializers.empty) -> Incoming:
+                # The fields above document the shape; the parser reads it, record by record.
+                return services.partner_record_parse(self.context["partner"], data)
 
-    class OutputSerializer(serializers.Serializer):
+        class RecordsField(serializers.ListField):
+            def to_internal_value(self, data) -> list[Incoming]:
+                if isinstance(data, list):
+                    services.partner_batch_size_check(len(data))
+                return super().to_internal_value(data)
+
+        records = RecordsField(
+            child=RecordSerializer(),
+            error_messages=dict.fromkeys(("required", "null", "not_a_list"), RECORDS_REQUIRED),
+        )
+
+    class Output(serializers.Serializer):
         class OutcomeSerializer(serializers.Serializer):
             id = serializers.CharField()
             status = serializers.ChoiceField(choices=OUTCOME_STATUSES)
@@ -453,18 +395,19 @@ class PartnerRecordsApi(PartnerApi):
         records = OutcomeSerializer(many=True)
 
     @extend_schema(
-        request=InputSerializer,
-        responses=OutputSerializer,
+        request=Input,
+        responses=Output,
         parameters=PARTNER_HEADERS,
         auth=[],
         operation_id="partner_records_ingest",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
-        records = self.json_body(request).get("records")
-        if not isinstance(records, list):
-            raise ApplicationError(VALIDATION_FAILED, fields={"records": ["A list of records is required."]})
-        outcomes = services.partner_records_ingest(partner=partner, records=records)
+        partner = partner_authenticated(self, request)
+        serializer = self.Input(data=self.json_body(request), context={"partner": partner})
+        serializer.is_valid(raise_exception=True)
+        outcomes = services.partner_incoming_ingest(
+            partner=partner, incoming=serializer.validated_data["records"]
+        )
         counts = dict.fromkeys(OUTCOME_STATUSES, 0)
         for outcome in outcomes:
             counts[outcome.status] += 1
@@ -472,23 +415,23 @@ class PartnerRecordsApi(PartnerApi):
         return Response({**counts, "records": [outcome.as_dict() for outcome in outcomes]})
 
 
-class PartnerLinksApi(PartnerApi):
+class PartnerLinksApi(SignedRequestApi):
     """The partner links its customer to a person at sign-up, with the one-time code the app showed."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         link_code = serializers.CharField(max_length=16)
         customer_reference = serializers.CharField(max_length=64)
 
     @extend_schema(
-        request=InputSerializer,
+        request=Input,
         responses={201: inline_serializer("PartnerLink", {"customer_reference": serializers.CharField()})},
         parameters=PARTNER_HEADERS,
         auth=[],
         operation_id="partner_links_create",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
-        serializer = self.InputSerializer(data=self.json_body(request))
+        partner = partner_authenticated(self, request)
+        serializer = self.Input(data=self.json_body(request))
         serializer.is_valid(raise_exception=True)
         link = services.partner_link_by_code(partner=partner, **serializer.validated_data)
         return Response({"customer_reference": link.customer_reference}, status=status.HTTP_201_CREATED)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import psycopg
 from django.db import DataError, OperationalError, connection, transaction
+from psycopg import sql
 
 from activities import errors
 from activities.ingest import (
@@ -48,6 +49,7 @@ from activities.ingest import (
     record_precheck,
     rejections_count,
 )
+from activities.instances import midnight_lock_parameters, midnight_locks
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
@@ -97,6 +99,15 @@ class ChunkResult:
     totals: Counter
     # (ordinal in the chunk, the partner's record id, code, detail), in file order.
     rejected: list[tuple[int, str, str, str]]
+
+
+# The chunk's reports near a local midnight lock their instance there (`activities.instances`).
+STAGED_MIDNIGHT_LOCKS = midnight_locks(
+    sql.SQL(
+        "(SELECT user_id, behaviour_id, instance_key, occurred_at, tolerance FROM import_checked "
+        "WHERE code IS NULL AND NOT is_duplicate AND instance_key IS NOT NULL)"
+    )
+)
 
 
 class ChunkImporter:
@@ -307,6 +318,7 @@ class ChunkImporter:
                         cursor, [(ordinal, line) for ordinal, line in numbered if ordinal in others], parse
                     )
         self._check_people_and_duplicates(cursor)
+        cursor.execute(STAGED_MIDNIGHT_LOCKS, midnight_lock_parameters())
         self._lock_counters(cursor, create_missing=create_missing)
         self._check_instances(cursor)
         self._work_out_outcomes(cursor)

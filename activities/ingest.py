@@ -34,10 +34,13 @@ import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg import sql as psql
 
 from activities import errors
+from activities.instances import instance_midnights_lock
 from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
 from activities.models import CapKind, HoldReason, RecordStatus, Unit
+from activities.statements.instances import imported_instance_twins
 from core.local_time import local_day_of
 
 CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -140,6 +143,8 @@ class Outcome:
     # A second report of an instance: the record holding its credit, and that record's receipt.
     credited_record_id: int = 0
     credited_receipt: str = ""
+    # A report of an instance another platform's imported statement counts: that instance.
+    imported_instance_id: int = 0
 
     def as_dict(self) -> dict:
         result: dict = {"id": self.external_id, "status": self.status}
@@ -551,6 +556,7 @@ def _credit(
     for candidate in in_order:
         if candidate.incoming.external_id not in existing:
             first_seen.setdefault(candidate.incoming.external_id, candidate)
+    instance_midnights_lock(cursor, _instance_reports(first_seen.values()))
     day_counters, month_counters, new_days, new_months = _lock_counters(
         cursor, list(first_seen.values()), create_missing=create_missing
     )
@@ -562,14 +568,23 @@ def _credit(
     shared_devices = _shared_devices(cursor, candidates)
 
     twins = _instance_twins(cursor, [c for c in in_order if first_seen.get(c.incoming.external_id) is c])
+    imported = imported_instance_twins(
+        [c for c in in_order if first_seen.get(c.incoming.external_id) is c and c.instance_key is not None
+         and c.position not in twins]
+    )  # fmt: skip
 
     rows: list[tuple] = []
     fresh: list[_Candidate] = []
     second_reports: list[tuple[_Candidate, int, int | None]] = []
+    imported_reports: list[tuple[_Candidate, int]] = []
     for candidate in in_order:
         record = candidate.incoming
         if first_seen.get(record.external_id) is not candidate:
             outcomes[candidate.position] = Outcome(record.external_id, DUPLICATE)
+            continue
+        if candidate.position in imported:
+            # Another platform's imported statement counts this instance here already.
+            imported_reports.append((candidate, imported[candidate.position]))
             continue
         if candidate.position in twins:
             # Credited once: stored as a report of the instance, crediting nothing and counting in
@@ -658,9 +673,27 @@ def _credit(
             # A concurrent request stored one of these records (or a report of the same instance)
             # after our checks: start again, and it will be reported as the duplicate it is.
             raise CounterRaceError
+    if imported_reports:
+        _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
+                                outcomes=outcomes, now=now)  # fmt: skip
     if second_reports:
         _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
                               partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
+
+
+def _instance_reports(candidates) -> list[tuple]:
+    """The instances the candidates report, for `instances.instance_midnights_lock`."""
+    return [
+        (
+            c.user_id,
+            c.behaviour_id,
+            c.instance_key,
+            c.incoming.occurred_at,
+            c.factor.instance_time_tolerance_seconds,
+        )
+        for c in candidates
+        if c.instance_key is not None
+    ]
 
 
 def _instance_twins(cursor, candidates: list[_Candidate]) -> dict[int, tuple[int, int | None]]:
@@ -738,6 +771,73 @@ def _second_reports_store(
             outcome.status, outcome.credited_carbon_mg = ACCEPTED, moved[record_id]
             outcome.credited_record_id = 0
         outcomes[candidate.position] = outcome
+
+
+# Reports of instances an imported statement counts: stored crediting nothing, in no counter.
+IMPORTED_REPORTS_STORE = psql.SQL(
+    """
+    INSERT INTO activities_activityrecord
+        (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
+         ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
+         hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket,
+         imported_duplicate_of_id)
+    SELECT user_id, behaviour_id, factor_id, {source}, {partner}, external_id, quantity, occurred_at,
+           ended_at, local_day, device_id, gross_carbon_mg, 0, '', 'duplicate', '', {now}, NULL, '',
+           instance_key, instance_bucket, imported_id
+    FROM unnest({users}::bigint[], {behaviours}::bigint[], {factors}::bigint[], {ids}::text[],
+                {quantities}::numeric[], {occurred}::timestamptz[], {ended}::timestamptz[], {days}::date[],
+                {devices}::text[], {gross}::bigint[], {keys}::text[], {buckets}::bigint[],
+                {imported}::bigint[])
+         AS t(user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+              device_id, gross_carbon_mg, instance_key, instance_bucket, imported_id)
+    -- A record id, or a report of the instance stored meanwhile, leaves the row out: the batch reruns.
+    ON CONFLICT DO NOTHING
+    RETURNING external_id
+    """
+).format(
+    **{
+        name: psql.Placeholder(name)
+        for name in ("source", "partner", "now", "users", "behaviours", "factors", "ids", "quantities",
+                     "occurred", "ended", "days", "devices", "gross", "keys", "buckets", "imported")
+    }
+)  # fmt: skip
+
+
+def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, outcomes, now) -> None:
+    """Stores the reports of instances an imported statement counts, and answers for them."""
+    columns = list(
+        zip(
+            *(
+                (c.user_id, c.behaviour_id, c.factor.id, c.incoming.external_id, c.incoming.quantity,
+                 c.incoming.occurred_at, c.incoming.ended_at, c.local_day, c.incoming.device_id,
+                 c.gross_carbon_mg, c.instance_key, c.instance_bucket, imported_id)
+                for c, imported_id in reports
+            ),
+            strict=True,
+        )
+    )  # fmt: skip
+    names = ("users", "behaviours", "factors", "ids", "quantities", "occurred", "ended", "days", "devices",
+             "gross", "keys", "buckets", "imported")  # fmt: skip
+    cursor.execute(
+        IMPORTED_REPORTS_STORE,
+        {
+            "source": source,
+            "partner": partner_id,
+            "now": now,
+            **{n: list(c) for n, c in zip(names, columns, strict=True)},
+        },
+    )
+    if len(cursor.fetchall()) != len(reports):
+        raise CounterRaceError
+    for candidate, imported_id in reports:
+        outcomes[candidate.position] = Outcome(
+            candidate.incoming.external_id,
+            DUPLICATE_ACROSS_SOURCES,
+            gross_carbon_mg=candidate.gross_carbon_mg,
+            user_id=candidate.user_id,
+            local_day=candidate.local_day,
+            imported_instance_id=imported_id,
+        )
 
 
 def records_external_id(outcomes: list, position: int) -> str:

@@ -322,6 +322,11 @@ class ActivityRecord(models.Model):
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates", db_index=False
     )
+    # Set on a report of an instance another platform's imported statement already counts here (the
+    # instance key of the statement matched): it credits nothing (docs/interop.md).
+    imported_duplicate_of = models.ForeignKey(
+        "ImportedInstance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -694,7 +699,10 @@ class PeerStatement(models.Model):
         StatementNonce, null=True, blank=True, on_delete=models.SET_NULL, related_name="statement"
     )
     month = models.DateField(_("month"), help_text=_("The first day of the calendar month it covers."))
-    total_carbon_mg = models.BigIntegerField()
+    # What counts here: the statement's total less the carbon of its instances this platform had
+    # already credited (`stated_carbon_mg` is the total as signed).
+    total_carbon_mg = models.BigIntegerField(_("counted here (mg)"))
+    stated_carbon_mg = models.BigIntegerField(_("stated (mg)"), db_default=0)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     imported_at = models.DateTimeField()
@@ -736,15 +744,50 @@ class ImportedReduction(models.Model):
     standard_category = models.CharField(max_length=16, blank=True)
     standard_behaviour = models.CharField(max_length=64, blank=True)
     methodology_versions = models.JSONField(default=list)
-    carbon_mg = models.BigIntegerField()
+    # What counts here, less the instances already credited here; `stated_carbon_mg` as signed.
+    carbon_mg = models.BigIntegerField(_("counted here (mg)"))
+    stated_carbon_mg = models.BigIntegerField(_("stated (mg)"), db_default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["statement", "behaviour"], name="one_imported_behaviour"),
-            models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="imported_reduction_positive"),
+            models.CheckConstraint(condition=Q(carbon_mg__gte=0), name="imported_reduction_not_negative"),
         ]
         verbose_name = _("imported reduction")
         verbose_name_plural = _("imported reductions")
 
     def __str__(self) -> str:
         return f"{self.statement_id}:{self.behaviour}"
+
+
+class ImportedInstance(models.Model):
+    """One behaviour instance an imported statement lists, under its pairwise instance key.
+
+    The key is the one both platforms compute from the instance they saw (docs/interop.md): it
+    matched a report this platform had already credited (`credited_record`: then it does not count
+    here), or a report that comes later is a second report of it (`imported_duplicate_of`).
+    """
+
+    statement = models.ForeignKey(PeerStatement, on_delete=models.CASCADE, related_name="instances")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    behaviour = models.CharField(_("the issuer's behaviour code"), max_length=64)
+    key = models.CharField(max_length=64)
+    carbon_mg = models.BigIntegerField()
+    credited_record = models.ForeignKey(
+        ActivityRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "behaviour", "key"], name="one_imported_instance"),
+            models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="imported_instance_positive"),
+        ]
+        # A person's later reports look their keys up here.
+        indexes = [models.Index(fields=["user", "key"], name="imported_instance_user_key")]
+        verbose_name = _("imported instance")
+        verbose_name_plural = _("imported instances")
+
+    def __str__(self) -> str:
+        return f"{self.statement_id}:{self.key}"

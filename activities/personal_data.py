@@ -23,6 +23,7 @@ from activities.models import (
     CapKind,
     DailyCarbon,
     DeviceAccount,
+    ImportedInstance,
     PartnerCustomerLink,
     PeerStatement,
     PeerSubject,
@@ -128,6 +129,8 @@ def personal_data_erase(*, user: User) -> None:
         token="", subject=Concat(Value("erased:"), Cast("id", output_field=CharField()))
     )
     PeerSubject.objects.filter(user=user).delete()
+    # Their instance keys are pseudonyms of the person's rides and bills too.
+    ImportedInstance.objects.filter(user=user).delete()
     StatementNonce.objects.filter(user=user).delete()
 
 
@@ -150,6 +153,7 @@ def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
     # Statements imported by either count for the one person (one per account at a peer and month).
     PeerStatement.objects.filter(user_id=source_id).update(user_id=target_id)
     PeerSubject.objects.filter(user_id=source_id).update(user_id=target_id)
+    ImportedInstance.objects.filter(user_id=source_id).update(user_id=target_id)
     StatementNonce.objects.filter(user_id=source_id).update(user_id=target_id)
     with connection.cursor() as cursor:
         cursor.execute(

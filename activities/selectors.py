@@ -19,6 +19,7 @@ from activities.models import (
     BehaviourMonth,
     CapKind,
     DailyCarbon,
+    Partner,
     PartnerCustomerLink,
     RecordStatus,
 )
@@ -110,6 +111,16 @@ def records_of(*, user: User) -> QuerySet[ActivityRecord]:
         .prefetch_related("duplicates__partner")
         .order_by("-id")
     )
+
+
+def record_of(*, user: User, record_id: int) -> ActivityRecord | None:
+    """One of the person's own records, or None (another person's record is as good as absent)."""
+    return records_of(user=user).filter(pk=record_id).first()
+
+
+def partner_active(*, code: str) -> Partner | None:
+    """The active partner of this code, or None."""
+    return Partner.objects.filter(code=code, is_active=True).first()
 
 
 def receipt_of(record: ActivityRecord) -> str:

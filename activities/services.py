@@ -498,9 +498,32 @@ def partner_records_ingest(
     `history_window_days()` (`occurred_before_history_window` beyond); an operator's back-fill
     (`is_backfill`, audited by its command) any age the methodology has factors for.
     """
-    if len(records) > partner_batch_max():
+    partner_batch_size_check(len(records))
+    return partner_incoming_ingest(
+        partner=partner,
+        incoming=[partner_record_parse(partner, raw) for raw in records],
+        is_history=is_history,
+        is_backfill=is_backfill,
+        now=now,
+    )
+
+
+def partner_batch_size_check(count: int) -> None:
+    """A partner batch holds at most `partner_batch_max()` records."""
+    if count > partner_batch_max():
         raise ApplicationError(errors.PARTNER_BATCH_TOO_LARGE, fields={"max": partner_batch_max()})
-    incoming = [partner_record_parse(partner, raw) for raw in records]
+
+
+def partner_incoming_ingest(
+    *,
+    partner: Partner,
+    incoming: list[Incoming],
+    is_history: bool = False,
+    is_backfill: bool = False,
+    now=None,
+) -> list[Outcome]:
+    """`partner_records_ingest` of records already parsed by `partner_record_parse` (the partner
+    API's input serializer parses them)."""
     allowed = frozenset(partner.behaviours.values_list("id", flat=True))
     outcomes = records_ingest(
         source=partner.source,
@@ -525,13 +548,20 @@ def partner_records_ingest(
 def _credited_receipts_attach(outcomes: list[Outcome]) -> None:
     """A second report of an instance points at the receipt of the report that holds its credit."""
     from activities.selectors import receipt_of
+    from activities.statements.selectors import imported_instance_receipts
 
     ids = {o.credited_record_id for o in outcomes if o.status == DUPLICATE_ACROSS_SOURCES}
     if not ids:
         return
     records = ActivityRecord.objects.select_related("behaviour", "factor__version").in_bulk(ids)
+    imported = imported_instance_receipts(
+        instance_ids={o.imported_instance_id for o in outcomes if o.imported_instance_id}
+    )
     for outcome in outcomes:
-        if outcome.status == DUPLICATE_ACROSS_SOURCES:
+        if outcome.status == DUPLICATE_ACROSS_SOURCES and outcome.imported_instance_id:
+            # Another platform's statement counts the instance here: its receipt says which.
+            outcome.credited_receipt = imported[outcome.imported_instance_id]
+        elif outcome.status == DUPLICATE_ACROSS_SOURCES:
             outcome.credited_receipt = receipt_of(records[outcome.credited_record_id])
 
 
@@ -665,6 +695,7 @@ def record_reject(*, record_id: int, reviewer: User | None, note: str = "") -> A
     ).update(held_count=F("held_count") - 1, quantity=F("quantity") - record.quantity)
     record.status = RecordStatus.REJECTED
     record.save(update_fields=["status"])
+    instance_credit_hand_over(record=record)
     ReviewDecision.objects.create(
         record=record,
         decision=ReviewDecision.Decision.REJECTED,
@@ -682,7 +713,8 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
     record = ActivityRecord.objects.select_for_update().filter(pk=record_id, user=user).first()
     if record is None:
         raise ApplicationError(NOT_FOUND)
-    if record.status not in (RecordStatus.HELD, RecordStatus.REJECTED):
+    if record.status not in (RecordStatus.HELD, RecordStatus.REJECTED) or record.duplicate_of_id:
+        # A rejected report whose instance's credit went to another report has nothing to win back.
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
@@ -699,6 +731,75 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         record=record, decision=ReviewDecision.Decision.APPEALED, reviewer=user, note=note, decided_at=now
     )
     return record
+
+
+@transaction.atomic
+def instance_credit_hand_over(*, record: ActivityRecord) -> ActivityRecord | None:
+    """Hands the instance of a report just rejected to its best second report; returns that report.
+
+    A report holding an instance (held for review, or credited) keeps the other sources' reports of
+    it as second reports, crediting nothing. Once it is rejected, the instance is credited through
+    the best of them: the preferred source (the factor's `source_precedence`), then the earliest.
+    It is credited as capture would credit it now — the caps of its day and month as they stand,
+    its counters and its day's carbon raised — and the other reports, the rejected one among them,
+    point at it. Call it in the rejecting transaction, with `record` locked and already rejected:
+    the lock makes it happen once, and the conditional update of the second report (still a second
+    report of this record) and the unique index on credited reports make sure of it.
+    """
+    if record.instance_key is None or record.duplicate_of_id is not None:
+        return None
+    reports = list(
+        ActivityRecord.objects.select_for_update()
+        .filter(duplicate_of=record, status=RecordStatus.DUPLICATE)
+        .order_by("id")
+    )
+    if not reports:
+        return None
+    factors = {
+        factor.id: factor_in_effect(factor)
+        for factor in Factor.objects.select_related("version").filter(pk__in={r.factor_id for r in reports})
+    }
+    best = min(reports, key=lambda r: (factors[r.factor_id].source_rank(r.source), r.occurred_at, r.id))
+    factor = factors[best.factor_id]
+    day, _ = BehaviourDay.objects.get_or_create(
+        user_id=best.user_id, behaviour_id=best.behaviour_id, day=best.local_day,
+        defaults={"quantity": 0, "record_count": 0, "held_count": 0, "credited_carbon_mg": 0},
+    )  # fmt: skip
+    day = BehaviourDay.objects.select_for_update().get(pk=day.pk)
+    month = None
+    if factor.monthly_cap_mg is not None:
+        month, _ = BehaviourMonth.objects.get_or_create(
+            user_id=best.user_id, behaviour_id=best.behaviour_id, month=best.local_day.replace(day=1)
+        )
+        month = BehaviourMonth.objects.select_for_update().get(pk=month.pk)
+    credited, capped_by = apply_caps(
+        best.gross_carbon_mg, factor, day.credited_carbon_mg, month.credited_carbon_mg if month else None
+    )
+    now = timezone.now()
+    # The rejected report leaves the instance's one credited place before the second report takes it.
+    ActivityRecord.objects.filter(pk=record.pk).update(duplicate_of=best)
+    record.duplicate_of = best
+    if not ActivityRecord.objects.filter(
+        pk=best.pk, status=RecordStatus.DUPLICATE, duplicate_of=record
+    ).update(
+        status=RecordStatus.CREDITED, credited_carbon_mg=credited, capped_by=capped_by, credited_at=now,
+        duplicate_of=None,
+    ):  # fmt: skip
+        raise AssertionError("a locked second report changed")
+    ActivityRecord.objects.filter(duplicate_of=record).exclude(pk=best.pk).update(duplicate_of=best)
+    BehaviourDay.objects.filter(pk=day.pk).update(
+        quantity=F("quantity") + best.quantity,
+        record_count=F("record_count") + 1,
+        credited_carbon_mg=F("credited_carbon_mg") + credited,
+    )
+    if month is not None:
+        BehaviourMonth.objects.filter(pk=month.pk).update(
+            credited_carbon_mg=F("credited_carbon_mg") + credited
+        )
+    if credited:
+        daily_carbon_raise(user_id=best.user_id, day=best.local_day, carbon_mg=credited)
+    best.refresh_from_db()
+    return best
 
 
 def daily_carbon_raise(*, user_id: int, day: datetime.date, carbon_mg: int) -> None:

@@ -1,6 +1,6 @@
 """`make bench`: every scenario of the performance claim at one size, against a generated city, one table.
 
-    .venv/bin/python bench/run.py [--size small|city] [--reuse] [--database-url URL] [--redis-url URL]
+    .venv/bin/python bench/run.py [--size small|medium|city] [--reuse] [--database-url URL] [--redis-url URL]
 
 The city comes from bench/city.py in a database of its own
 (`bench_<size>` on DATABASE_URL's server, recreated unless --reuse finds a city already there);
@@ -15,6 +15,7 @@ beside a reference measured on this machine in the same run, with the ratio and 
 5. wallet read (balance + first history page)       — bare /healthz through the same server
 6. leaderboards                                     — measured when rewards has them (bench/leaderboards.py)
 7. scale: 1, 4 and 5 at city size against the latest small run (within 1.5×)
+7. the nightly expiry reminders (30 and 7 days) — a bare INSERT … SELECT of the same rows
 8. a month of the city into one reduction lot       — one GROUP BY over the same records (bench/registry.py)
 
 The table is printed and written to bench/results/<date>-<size>.json with the machine's description.
@@ -92,6 +93,10 @@ class Size:
 SIZES = {
     "small": Size(accounts=10_000, days=30, ingest_records=50_000, import_rows=100_000, seconds=8,
                   people_signed_in=2_000),
+    # A tenth of a district's worth of the city, for a 2-core machine that cannot afford the city:
+    # 100,000 people × 10 days ≈ 1.75 million records.
+    "medium": Size(accounts=100_000, days=10, ingest_records=50_000, import_rows=100_000, seconds=8,
+                   people_signed_in=2_000),
     # 2.18 M people × 20 days × about 1.75 records a person-day ≈ 76 million records.
     "city": Size(accounts=CITY_ACCOUNTS, days=20, ingest_records=50_000, import_rows=100_000, seconds=8,
                  people_signed_in=2_000),
@@ -585,14 +590,46 @@ def scenario_scale(context: Context) -> None:
 # --- 7. The nightly expiry reminders --------------------------------------------------------------
 
 REMINDERS_TARGET_SECONDS = 300
+# The reminders pay, beyond a bare INSERT … SELECT of the same rows into a table of the same shape,
+# for the inbox preferences, the conflict check against earlier nights and the pushes' statement.
+REMINDERS_RATIO_TARGET = 0.5
+
+
+def _reminders_reference(today: datetime.date) -> tuple[int, float]:
+    """The bare statement: the same rows (both windows) inserted by plain INSERT … SELECT into a new
+    table like the notifications' (its indexes too), rolled back. (rows, seconds)."""
+    from django.db import connection, transaction
+    from psycopg import sql
+
+    from rewards.services.expiry import REMINDER_WINDOWS, expiry_reminder_rows
+
+    inserted, seconds = 0, 0.0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_reminders_reference (LIKE accounts_notification INCLUDING ALL)")
+        for days, bucket in REMINDER_WINDOWS:
+            rows, params = expiry_reminder_rows(days=days, bucket=bucket, today=today)
+            statement = sql.SQL(
+                "INSERT INTO bench_reminders_reference"
+                " (public_id, user_id, kind, params, event_key, created_at)"
+                " SELECT gen_random_uuid(), rows.user_id, 'coins_expiring', rows.params, rows.event_key,"
+                " now()"
+                " FROM ({rows}) AS rows (user_id, params, event_key)"
+            ).format(rows=rows)
+            started = time.perf_counter()
+            cursor.execute(statement, params)
+            seconds += time.perf_counter() - started
+            inserted += cursor.rowcount
+        transaction.set_rollback(True)
+    return inserted, seconds
 
 
 def scenario_reminders(context: Context) -> None:
-    """7. The 30- and 7-day expiry reminders for every wallet with coins, set-based, against a bare
-    SELECT of the same rows grouped the same way. The city's coins expire a year after they were
-    earned: "today" is put the day before the first of them expires, so the 30-day window holds
-    the city's coins; the notifications it makes are deleted afterwards."""
+    """7. The 30- and 7-day expiry reminders for every wallet with coins, set-based (one statement per
+    window, only counts come back), against a bare INSERT … SELECT of the same rows. The city's coins
+    expire a year after they were earned: "today" is put the day before the first of them expires,
+    so the 30-day window holds the city's coins; the notifications it makes are deleted afterwards."""
     from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from rewards.services.expiry import expiry_notifications_raise
 
@@ -605,37 +642,32 @@ def scenario_reminders(context: Context) -> None:
                                notes="not measured: no coins in the city"))  # fmt: skip
         return
     today = datetime.date(2000, 1, 1) + datetime.timedelta(days=first - 1)
-    reference_sql = """
-        SELECT COUNT(*) FROM (
-            SELECT wallet.owner_id, SUM(lot.remaining_amount), MIN(lot.expires_on)
-              FROM rewards_coinlot AS lot
-              JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id AND wallet.kind = 'wallet'
-             WHERE lot.expires_on > %s AND lot.expires_on <= %s AND lot.remaining_amount > 0
-             GROUP BY wallet.owner_id, to_char(lot.expires_on, 'YYYY-MM')
-        ) AS rows
-    """
-    started = time.perf_counter()
-    people = _count(reference_sql, [today, today + datetime.timedelta(days=30)])
-    reference_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    raised = expiry_notifications_raise(today=today)
-    seconds = time.perf_counter() - started
+    people = _count("SELECT count(DISTINCT owner_id) FROM rewards_ledgeraccount WHERE kind = 'wallet'")
+    reference_rows, reference_seconds = _reminders_reference(today)
+    with CaptureQueriesContext(connection) as statements:
+        started = time.perf_counter()
+        raised = expiry_notifications_raise(today=today)
+        seconds = time.perf_counter() - started
     started = time.perf_counter()
     again = expiry_notifications_raise(today=today)
     again_seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM accounts_notification WHERE kind = 'coins_expiring'")
     rate = raised / seconds if seconds else 0.0
-    projected = CITY_ACCOUNTS / rate if rate else float("inf")
+    reference_rate = reference_rows / reference_seconds if reference_seconds else None
+    # The reminders are one or a few per wallet: projected to the city by wallets, not notifications.
+    projected = seconds * CITY_ACCOUNTS / people if people else float("inf")
+    as_written = "yes" if projected <= REMINDERS_TARGET_SECONDS else "no"
     context.report.add(
         Row("7 reminders", "expiry reminders raised (30 and 7 days)", rate, "notifications/s",
-            "bare SELECT of the same rows (30-day window)",
-            people / reference_seconds if reference_seconds else None,
-            target=f"2.18 M accounts in ≤ {REMINDERS_TARGET_SECONDS} s",
-            met=projected <= REMINDERS_TARGET_SECONDS,
-            notes=f"{raised:,} notifications ({people:,} people and months) in {seconds:.1f} s; "
-                  f"the same night again raised {again} in {again_seconds:.1f} s; "
-                  f"projected to 2.18 M accounts: {projected:.0f} s")
+            "bare INSERT … SELECT of the same rows", reference_rate,
+            target=f"≥ {REMINDERS_RATIO_TARGET}× the bare INSERT",
+            met=bool(reference_rate) and rate >= REMINDERS_RATIO_TARGET * reference_rate,
+            notes=f"{raised:,} notifications for {people:,} wallets in {seconds:.2f} s, "
+                  f"{len(statements.captured_queries)} statements; the bare INSERT {reference_rows:,} rows "
+                  f"in {reference_seconds:.2f} s; the same night again raised {again} in "
+                  f"{again_seconds:.2f} s; projected to 2.18 M wallets: {projected:.0f} s (≤ "
+                  f"{REMINDERS_TARGET_SECONDS} s as written: {as_written})")
     )  # fmt: skip
 
 
@@ -696,7 +728,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards, registry); "
+        help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards, reminders, "
+        "registry); "
         "their results go to <date>-<size>-<scenarios>.json.",
     )
     args = parser.parse_args()

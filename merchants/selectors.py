@@ -47,14 +47,25 @@ def staff_list(*, merchant: Merchant) -> QuerySet[MerchantStaff]:
     return MerchantStaff.objects.filter(merchant=merchant).select_related("user").order_by("added_at", "pk")
 
 
-def offers_of_merchant(*, merchant: Merchant) -> QuerySet[Offer]:
-    return (
-        Offer.objects.filter(merchant=merchant).prefetch_related("districts").order_by("-created_at", "-pk")
-    )
+def offers_of_merchant(*, merchant: Merchant, status: str | None = None) -> QuerySet[Offer]:
+    """The merchant's offers, newest first; only those of `status` when given."""
+    offers = Offer.objects.filter(merchant=merchant)
+    if status is not None:
+        offers = offers.filter(status=status)
+    return offers.prefetch_related("districts").order_by("-created_at", "-pk")
 
 
-def coupons_of_merchant(*, merchant: Merchant) -> QuerySet[Coupon]:
-    return Coupon.objects.filter(merchant=merchant).select_related("offer")
+def coupons_of_merchant(
+    *, merchant: Merchant, status: str | None = None, offer_public_id=None
+) -> QuerySet[Coupon]:
+    """The merchant's coupons; only those of a status people see (`coupons_with_status`) and of one
+    offer, when given."""
+    coupons = Coupon.objects.filter(merchant=merchant).select_related("offer")
+    if status is not None:
+        coupons = coupons_with_status(coupons, status)
+    if offer_public_id is not None:
+        coupons = coupons.filter(offer__public_id=offer_public_id)
+    return coupons
 
 
 def coupons_with_status(coupons: QuerySet[Coupon], status: str) -> QuerySet[Coupon]:
@@ -69,8 +80,10 @@ def coupons_with_status(coupons: QuerySet[Coupon], status: str) -> QuerySet[Coup
     return coupons.filter(status=status)
 
 
-def coupons_of_person(*, user: User) -> QuerySet[Coupon]:
-    return Coupon.objects.filter(user=user).select_related("offer", "merchant")
+def coupons_of_person(*, user: User, status: str | None = None) -> QuerySet[Coupon]:
+    """The person's coupons; only those of a status they see (`coupons_with_status`) when given."""
+    coupons = Coupon.objects.filter(user=user).select_related("offer", "merchant")
+    return coupons_with_status(coupons, status) if status is not None else coupons
 
 
 # --- Catalog ------------------------------------------------------------------------------

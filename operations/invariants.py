@@ -29,15 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
+from psycopg import sql
 
 from rewards.audit import ledger_audit
 
 SHOWN_PER_CHECK = 20
 
 
-def _rows(sql: str) -> list[tuple]:
+def _rows(statement: str) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} LIMIT {SHOWN_PER_CHECK}")
+        cursor.execute(sql.SQL("{} LIMIT %(shown)s").format(sql.SQL(statement)), {"shown": SHOWN_PER_CHECK})
         return cursor.fetchall()
 
 

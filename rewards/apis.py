@@ -16,8 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities.selectors import receipt_of
-from activities.statements import selectors as statement_selectors
-from activities.statements.apis import StandardOutput, StatementInput
+from activities.statements.serializers import StandardOutput, StatementInput
 from core.api.idempotency import IdempotentWrite
 from core.api.pagination import CursorPagination
 from core.api.renderers import PNGFileMixin
@@ -251,18 +250,20 @@ class DonationOutput(serializers.ModelSerializer):
 class ProjectDonateApi(IdempotentWrite, APIView):
     # Coins move: the Idempotency-Key is required (IdempotentWrite); a retry with the same key
     # returns the donation.
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         amount = serializers.IntegerField(min_value=1, max_value=10_000_000)
 
     @extend_schema(
-        request=InputSerializer,
+        request=Input,
         responses={201: DonationOutput, 200: DonationOutput},
         operation_id="welfare_projects_donate",
     )
     def post(self, request: Request, project_id) -> Response:
-        body = self.InputSerializer(data=request.data)
+        body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
-        project = get_object_or_404(WelfareProject, public_id=project_id)
+        project = selectors.welfare_project_row(public_id=project_id)
+        if project is None:
+            raise Http404
         donation = services.donation_make(
             user=request.user,
             project=project,
@@ -365,7 +366,7 @@ class PeerStatementListApi(APIView):
 
     @extend_schema(responses=PeerStatementOutput(many=True), operation_id="statements_imports_list")
     def get(self, request: Request) -> Response:
-        statements = statement_selectors.peer_statements_of(user=request.user).select_related("mint")
+        statements = selectors.peer_statements_with_mints_of(user=request.user)
         return Response(PeerStatementOutput(statements, many=True).data)
 
     @extend_schema(
@@ -375,7 +376,5 @@ class PeerStatementListApi(APIView):
         body = StatementInput(data=request.data)
         body.is_valid(raise_exception=True)
         accepted = services.peer_statement_accept(user=request.user, token=body.validated_data["statement"])
-        statement = statement_selectors.peer_statements_of(user=request.user).select_related("mint")
-        return Response(
-            PeerStatementOutput(statement.get(pk=accepted.statement.pk)).data, status=status.HTTP_201_CREATED
-        )
+        statement = selectors.peer_statements_with_mints_of(user=request.user).get(pk=accepted.statement.pk)
+        return Response(PeerStatementOutput(statement).data, status=status.HTTP_201_CREATED)

@@ -177,9 +177,12 @@ def personal_data_erase(*, user: User) -> None:
     GroupMemberBoardEntry.objects.filter(user_id=user.pk).delete()
 
 
-def accounts_merge(*, source_user: User, target_user: User) -> None:
-    """Moves the source's coins to the target by one ledger transfer, each coin keeping its expiry day,
-    and its donations (a request key both used is renamed on the source's copy)."""
+def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
+    """Moves the source's groups and challenge rewards (first: they lock the challenges before any
+    wallet, as settlement does), then its coins to the target by one ledger transfer, each coin
+    keeping its expiry day, and its donations (a request key both used is renamed on the source's
+    copy). Reports how many groups the source left for the person's group limit."""
+    groups_left = _groups_merge(source_user=source_user, target_user=target_user)
     source = LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET, owner_id=source_user.pk).first()
     if source is not None:
         target = wallet_account_for_user(user_id=target_user.pk)
@@ -205,6 +208,20 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
         donation.save(update_fields=["idempotency_key"])
     Donation.objects.filter(user=source_user).update(user=target_user)
     _gamification_merge(source_user=source_user, target_user=target_user)
+    return {"groups_left": groups_left}
+
+
+def _groups_merge(*, source_user: User, target_user: User) -> int:
+    """Challenge rewards, then memberships (`rewards.groups`); the source's places on the group boards
+    go (the next build ranks the merged person once)."""
+    from rewards.groups.challenges import challenge_payouts_merge
+    from rewards.groups.models import GroupMemberBoardEntry
+    from rewards.groups.services import memberships_merge
+
+    challenge_payouts_merge(source_user=source_user, target_user=target_user)
+    left = memberships_merge(source_user=source_user, target_user=target_user)
+    GroupMemberBoardEntry.objects.filter(user_id=source_user.pk).delete()
+    return len(left)
 
 
 def _gamification_merge(*, source_user: User, target_user: User) -> None:

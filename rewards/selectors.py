@@ -11,7 +11,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from activities.models import ActivityRecord, DailyCarbon, RecordStatus
+from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
+from activities.statements.selectors import peer_statements_of
 from rewards.models import (
     Donation,
     LedgerAccount,
@@ -190,12 +191,22 @@ def welfare_project(*, public_id) -> WelfareProject:
     return welfare_projects().get(public_id=public_id)
 
 
+def welfare_project_row(*, public_id) -> WelfareProject | None:
+    """The project itself (none of `welfare_projects`' figures), or None: what a donation needs."""
+    return WelfareProject.objects.filter(public_id=public_id).first()
+
+
 def donations_of(*, user: User) -> QuerySet[Donation]:
     return Donation.objects.filter(user=user).select_related("project").order_by("-id")
 
 
 def donation_of(*, user: User, public_id) -> Donation:
     return donations_of(user=user).get(public_id=public_id)
+
+
+def peer_statements_with_mints_of(*, user: User) -> QuerySet[PeerStatement]:
+    """The statements of other platforms the person brought here, each with the coins it minted."""
+    return peer_statements_of(user=user).select_related("mint")
 
 
 def settlement_owed_day(*, today: datetime.date) -> datetime.date | None:

@@ -6,20 +6,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from accounts import selectors
 from accounts.models import AgreementKind, User
-
-
-class JsonApiView(APIView):
-    """Bodies are JSON only (uploads have their own view): the schema says so, the parser agrees."""
-
-    parser_classes = [JSONParser]
-
 
 # Writes a person can always make, even before accepting new terms: take back a consent,
 # unlink an identity, merge, leave, accept the terms themselves.

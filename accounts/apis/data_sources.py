@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
-    JsonApiView,
 )
 from accounts.models import DataSource, User
+from core.api.views import JsonApiView
 
 
 class DataSourceOutput(serializers.Serializer):
@@ -29,12 +29,7 @@ class DataSourceHistoryOutput(serializers.Serializer):
 
 
 def _data_sources(user: User) -> list[dict]:
-    active = {
-        authorization.source: authorization
-        for authorization in selectors.data_source_authorizations_of(user=user).filter(
-            revoked_at__isnull=True
-        )
-    }
+    active = selectors.data_source_authorizations_active_of(user=user)
     return DataSourceOutput(
         [
             {

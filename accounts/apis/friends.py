@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from accounts import errors, selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
-    JsonApiView,
 )
 from core.api.errors import ApplicationError
+from core.api.views import JsonApiView
 
 
 class FriendOutput(serializers.Serializer):

@@ -4,21 +4,25 @@ and the report of the WeChat one-time subscriptions the person granted in the mi
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS, JsonApiView
+from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS
 from accounts.errors import NOTIFICATION_NOT_FOUND, QUIET_HOURS_INVALID
+from accounts.models import Language
 from accounts.notifications import selectors, services
 from accounts.notifications.kinds import link_for, render
 from accounts.notifications.models import NotificationChannel, NotificationKind
 from core.api import idempotency
 from core.api.errors import VALIDATION_FAILED, ApplicationError
 from core.api.pagination import CursorPagination
+from core.api.views import JsonApiView
 
 _IDEMPOTENCY_KEY = re.compile(idempotency.PATTERN)
 
@@ -46,8 +50,18 @@ class NotificationOutput(serializers.Serializer):
         return notification.read_at is not None
 
 
+def reader_language(request: Request):
+    """The inbox is in the request's language (Accept-Language); without one, in the language the
+    person saved (`language` of the preferences), which is also the one their pushes are in."""
+    language = request.user.language
+    if "HTTP_ACCEPT_LANGUAGE" in request.META or not language:
+        return nullcontext()
+    return translation.override(language)
+
+
 class NotificationsApi(JsonApiView):
-    """The person's inbox, newest first, in the request's language; `?unread=true` for unread only."""
+    """The person's inbox, newest first, in the request's language (else the person's saved one);
+    `?unread=true` for unread only."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
     # Declared on the view, so the schema shows the page (`next`, `previous`, `results`).
@@ -61,7 +75,8 @@ class NotificationsApi(JsonApiView):
         rows = selectors.inbox_of(user=request.user, unread_only=request.query_params.get("unread") == "true")
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(NotificationOutput(page, many=True).data)
+        with reader_language(request):
+            return paginator.get_paginated_response(NotificationOutput(page, many=True).data)
 
 
 class UnreadOutput(serializers.Serializer):
@@ -86,7 +101,8 @@ class NotificationReadApi(JsonApiView):
         notification = services.notification_mark_read(user=request.user, public_id=notification_id)
         if notification is None:
             raise ApplicationError(NOTIFICATION_NOT_FOUND)
-        return Response(NotificationOutput(notification).data)
+        with reader_language(request):
+            return Response(NotificationOutput(notification).data)
 
 
 class ReadAllOutput(serializers.Serializer):
@@ -119,17 +135,24 @@ class QuietHoursItem(serializers.Serializer):
 class PreferencesOutput(serializers.Serializer):
     preferences = PreferenceItem(many=True, help_text="Every kind on every channel.")
     quiet_hours = QuietHoursItem(allow_null=True, help_text="Local time; pushes wait until they end.")
+    language = serializers.ChoiceField(
+        choices=[("", "")] + Language.choices,
+        help_text="The language of the person's WeChat messages (and of the inbox when the app sends no "
+        "Accept-Language); empty: Simplified Chinese, the platform's.",
+    )
 
 
 class PreferencesApi(JsonApiView):
     """Which kinds reach the person on which channel, and their quiet hours for pushes. PATCH
-    changes the kinds it lists (and the quiet hours if given; null turns them off)."""
+    changes the kinds it lists (and the quiet hours if given; null turns them off), and the language
+    of the person's pushes if given."""
 
     permission_classes = OPEN_WITHOUT_AGREEMENTS
 
     class PatchInput(serializers.Serializer):
         preferences = PreferenceItem(many=True, required=False, default=list)
         quiet_hours = QuietHoursItem(required=False, allow_null=True)
+        language = serializers.ChoiceField(choices=Language.choices, required=False)
 
     @extend_schema(responses=PreferencesOutput)
     def get(self, request: Request) -> Response:
@@ -152,6 +175,7 @@ class PreferencesApi(JsonApiView):
             user=request.user,
             choices=[(item["kind"], item["channel"], item["is_enabled"]) for item in values["preferences"]],
             quiet_hours=quiet,
+            language=values.get("language"),
         )
         return Response(PreferencesOutput(selectors.preferences_of(user=request.user)).data)
 

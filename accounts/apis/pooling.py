@@ -8,8 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import selectors, services
-from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS, AgreementOutput, JsonApiView
+from accounts.apis.common import OPEN_WITHOUT_AGREEMENTS, AgreementOutput
 from accounts.models import User
+from core.api.views import JsonApiView
 
 
 class PoolingConsentOutput(serializers.Serializer):

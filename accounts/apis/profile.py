@@ -13,13 +13,13 @@ from rest_framework.views import APIView
 from accounts import errors, selectors, services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
-    JsonApiView,
     ProfileOutput,
     profile_data,
 )
 from accounts.masking import mask_identifier
 from accounts.throttles import MergeThrottle
 from core.api.errors import ApplicationError
+from core.api.views import JsonApiView
 
 
 class MeApi(JsonApiView):
@@ -124,6 +124,10 @@ class MergeOutcomeOutput(serializers.Serializer):
         help_text="Of the capped carbon, what had already become coins: those coins are kept."
     )
     settled_coins_kept = serializers.BooleanField(help_text="Always true: a merge takes no coins back.")
+    groups_left = serializers.IntegerField(
+        help_text="How many of the other account's groups it left: one person may be in a limited "
+        "number of groups (the groups owned, then administered, then joined earliest were kept)."
+    )
     message = serializers.CharField(help_text="The rule in the person's language, to show as it is.")
 
 
@@ -161,13 +165,27 @@ class MergeApi(JsonApiView):
             "capped_days": merged.capped_days,
             "settled_kept_carbon_mg": merged.settled_kept_carbon_mg,
             "settled_coins_kept": True,
+            "groups_left": merged.groups_left,
             "message": merge_rule_message(merged),
         }
         return Response(MergeOutput(merged.user, context={"request": request, "merge": outcome}).data)
 
 
 def merge_rule_message(merged: services.AccountMerge) -> str:
-    """The merge's rule for the person, with what it did to their days."""
+    """The merge's rule for the person, with what it did to their days (and groups)."""
+    rule = _merge_caps_message(merged)
+    if merged.groups_left:
+        rule += " " + str(
+            _(
+                "One person may be in a limited number of groups: the other account left %(count)s of "
+                "its groups (those it owned, administered or joined first were kept)."
+            )
+            % {"count": merged.groups_left}
+        )
+    return rule
+
+
+def _merge_caps_message(merged: services.AccountMerge) -> str:
     if not merged.capped_carbon_mg:
         return str(
             _(

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from accounts import services
 from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
-    JsonApiView,
 )
+from core.api.views import JsonApiView
 
 
 class ExportApi(JsonApiView):

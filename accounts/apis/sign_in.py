@@ -14,13 +14,13 @@ from accounts.apis.common import (
     OPEN_WITHOUT_AGREEMENTS,
     AcceptedAgreementsField,
     AgreementOutput,
-    JsonApiView,
     ProfileOutput,
     profile_data,
 )
 from accounts.models import REQUIRED_AGREEMENT_KINDS, User
 from accounts.services import DEVICE_ID_PATTERN
 from accounts.throttles import GuestDeviceThrottle, GuestIpThrottle
+from core.api.views import JsonApiView
 
 ACCEPTED_HELP = (
     "The versions of the user agreement and the privacy policy shown, as `GET /api/v1/agreements` "
@@ -69,7 +69,7 @@ class GuestApi(JsonApiView):
         component_name="GuestGuestInput",  # the name the schema always gave it
         deprecate_fields=["user_agreement_version", "privacy_policy_version"],
     )
-    class GuestInputDocumented(GuestInput):
+    class GuestDocumentedInput(GuestInput):
         """What the schema shows: `accepted` is the shape to send; the old fields are deprecated."""
 
         accepted = AcceptedAgreementsField(help_text=ACCEPTED_HELP)
@@ -82,7 +82,7 @@ class GuestApi(JsonApiView):
         created = serializers.BooleanField()
         user = ProfileOutput()
 
-    @extend_schema(request=GuestInputDocumented, responses={200: GuestOutput, 201: GuestOutput})
+    @extend_schema(request=GuestDocumentedInput, responses={200: GuestOutput, 201: GuestOutput})
     def post(self, request: Request) -> Response:
         data = self.GuestInput(data=request.data)
         data.is_valid(raise_exception=True)

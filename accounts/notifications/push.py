@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone, translation
 
+from accounts.models import Language, User
 from accounts.notifications.kinds import link_for, render
 from accounts.notifications.models import PushStatus, WeChatPush, WeChatSubscription
 from accounts.selectors import WECHAT_PROVIDER_ID
@@ -103,24 +104,33 @@ def _value(source: str, *, title: str, body: str, params: dict) -> str:
     return ""
 
 
-def message_body(push: WeChatPush, *, openid: str) -> dict:
-    """The send request's body: the template's keywords filled in the platform's language."""
+# The `lang` of subscribeMessage.send (the language of the message's own labels in WeChat).
+WECHAT_LANG = {Language.ZH_HANS: "zh_CN", Language.EN: "en_US"}
+
+
+def recipient_language(language: str) -> str:
+    """The language a person reads pushes in: the one they saved, else the platform's (zh-Hans)."""
+    return language if language in Language.values else Language.ZH_HANS
+
+
+def message_body(push: WeChatPush, *, openid: str, language: str = "") -> dict:
+    """The send request's body: the template's keywords filled in the recipient's language."""
     notification, template = push.notification, push.template
-    # The mini-program's messages are read in WeChat's language for its users here: Chinese.
-    with translation.override(getattr(settings, "WECHAT_MESSAGE_LANGUAGE", "zh-hans")):
+    language = recipient_language(language)
+    with translation.override(language):
         title, body = render(kind=notification.kind, params=notification.params)
-    data = {
-        # WeChat's `thing` keywords take 20 characters at most.
-        keyword: {"value": _value(source, title=title, body=body, params=notification.params)[:20]}
-        for keyword, source in sorted(template.fields.items())
-    }
+        data = {
+            # WeChat's `thing` keywords take 20 characters at most.
+            keyword: {"value": _value(source, title=title, body=body, params=notification.params)[:20]}
+            for keyword, source in sorted(template.fields.items())
+        }
     return {
         "touser": openid,
         "template_id": template.template_id,
         "page": template.page or link_for(kind=notification.kind, params=notification.params).lstrip("/"),
         "data": data,
         "miniprogram_state": getattr(settings, "WECHAT_MINIPROGRAM_STATE", "formal"),
-        "lang": "zh_CN",
+        "lang": WECHAT_LANG[language],
     }
 
 
@@ -145,6 +155,7 @@ def push_send(*, push_id: int) -> str:
         return "skipped"
     push = WeChatPush.objects.select_related("notification", "template").get(pk=push_id)
     user_id = push.notification.user_id
+    language = User.objects.filter(pk=user_id).values_list("language", flat=True).first() or ""
     openid = (
         SocialAccount.objects.filter(user_id=user_id, provider=WECHAT_PROVIDER_ID)
         .values_list("uid", flat=True)
@@ -154,7 +165,7 @@ def push_send(*, push_id: int) -> str:
     if openid is None or not grants.filter(remaining__gt=0).update(remaining=F("remaining") - 1):
         _finish(push_id, status=PushStatus.NO_GRANT)
         return PushStatus.NO_GRANT
-    body = message_body(push, openid=openid)
+    body = message_body(push, openid=openid, language=language)
     try:
         errcode = _send(body, token=access_token())
         if errcode in ERRCODE_TOKEN_INVALID:

@@ -26,7 +26,8 @@ def unread_count(*, user: User) -> int:
 
 
 def preferences_of(*, user: User) -> dict:
-    """Every kind on every channel (on unless the person turned it off), and the quiet hours."""
+    """Every kind on every channel (on unless the person turned it off), the quiet hours and the
+    language of pushes."""
     chosen = {
         (kind, channel): enabled
         for kind, channel, enabled in NotificationPreference.objects.filter(user=user).values_list(
@@ -41,6 +42,7 @@ def preferences_of(*, user: User) -> dict:
             for channel in NotificationChannel.values
         ],
         "quiet_hours": {"starts_at": quiet.starts_at, "ends_at": quiet.ends_at} if quiet else None,
+        "language": user.language,
     }
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names.
 """Raising notifications (one or millions, one rule), reading them, preferences, WeChat grants.
 
 Every notification goes through one set-based statement, `notifications_insert`: the caller hands a
@@ -34,53 +33,59 @@ from accounts.notifications.models import (
 NOTIFICATIONS = sql.Identifier(Notification._meta.db_table)
 PREFERENCES = sql.Identifier(NotificationPreference._meta.db_table)
 
-# The rows to insert, with the preference filter: `{rows}` yields (user_id, params jsonb, event_key).
+# One statement: the rows to insert, with the people's inbox preferences, once per person and event;
+# then, from the rows just inserted, the pushes of the kinds that have an active template, for the
+# people who did not turn the channel off and hold a grant — in quiet hours, due when they end
+# (local time). `{rows}` yields (user_id, params jsonb, event_key). Only the two counts come back:
+# raising for a city costs no row in Python.
 _INSERT = sql.SQL(
     """
-    INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at)
-    SELECT gen_random_uuid(), rows.user_id, %(kind)s, rows.params, rows.event_key, %(now)s
-      FROM ({rows}) AS rows (user_id, params, event_key)
-     WHERE NOT EXISTS (
-         SELECT 1 FROM {preferences} AS preference
-          WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
-            AND preference.channel = 'inbox' AND NOT preference.is_enabled
-     )
-    ON CONFLICT (user_id, event_key) DO NOTHING
-    RETURNING id
+    WITH inserted AS (
+        INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at)
+        SELECT gen_random_uuid(), rows.user_id, %(kind)s, rows.params, rows.event_key, %(now)s
+          FROM ({rows}) AS rows (user_id, params, event_key)
+         WHERE NOT EXISTS (
+             SELECT 1 FROM {preferences} AS preference
+              WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
+                AND preference.channel = 'inbox' AND NOT preference.is_enabled
+         )
+        ON CONFLICT (user_id, event_key) DO NOTHING
+        RETURNING id, user_id
+    ),
+    pushes AS (
+        INSERT INTO accounts_wechatpush
+            (notification_id, template_id, status, send_after, attempts, created_at)
+        SELECT inserted.id, template.id, 'pending',
+               CASE WHEN quiet.user_id IS NULL OR NOT (
+                        (quiet.starts_at < quiet.ends_at
+                         AND (%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                         AND (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)
+                     OR (quiet.starts_at > quiet.ends_at
+                         AND ((%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                              OR (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)))
+                    THEN %(now)s
+                    ELSE ((CASE WHEN (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at
+                                THEN (%(now)s AT TIME ZONE %(tz)s)::date
+                                ELSE (%(now)s AT TIME ZONE %(tz)s)::date + 1 END) + quiet.ends_at)
+                         AT TIME ZONE %(tz)s
+               END,
+               0, %(now)s
+          FROM inserted
+          JOIN accounts_wechattemplate AS template ON template.kind = %(kind)s AND template.is_active
+          JOIN accounts_wechatsubscription AS grant_ ON grant_.user_id = inserted.user_id
+           AND grant_.template_id = template.id AND grant_.remaining > 0
+          LEFT JOIN accounts_quiethours AS quiet ON quiet.user_id = inserted.user_id
+         WHERE NOT EXISTS (
+               SELECT 1 FROM {preferences} AS preference
+                WHERE preference.user_id = inserted.user_id AND preference.kind = %(kind)s
+                  AND preference.channel = 'wechat' AND NOT preference.is_enabled
+           )
+        ON CONFLICT (notification_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM pushes)
     """
 )
-
-# The pushes of the notifications just made: those whose kind has an active template and whose
-# person did not turn the channel off and holds a grant; in quiet hours, due when they end (local).
-_QUEUE_PUSHES = """
-INSERT INTO accounts_wechatpush (notification_id, template_id, status, send_after, attempts, created_at)
-SELECT notification.id, template.id, 'pending',
-       CASE WHEN quiet.user_id IS NULL OR NOT (
-                (quiet.starts_at < quiet.ends_at
-                 AND (%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
-                 AND (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)
-             OR (quiet.starts_at > quiet.ends_at
-                 AND ((%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
-                      OR (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)))
-            THEN %(now)s
-            ELSE ((CASE WHEN (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at
-                        THEN (%(now)s AT TIME ZONE %(tz)s)::date
-                        ELSE (%(now)s AT TIME ZONE %(tz)s)::date + 1 END) + quiet.ends_at) AT TIME ZONE %(tz)s
-       END,
-       0, %(now)s
-  FROM accounts_notification AS notification
-  JOIN accounts_wechattemplate AS template ON template.kind = notification.kind AND template.is_active
-  JOIN accounts_wechatsubscription AS grant_ ON grant_.user_id = notification.user_id
-   AND grant_.template_id = template.id AND grant_.remaining > 0
-  LEFT JOIN accounts_quiethours AS quiet ON quiet.user_id = notification.user_id
- WHERE notification.id = ANY(%(ids)s)
-   AND NOT EXISTS (
-       SELECT 1 FROM accounts_notificationpreference AS preference
-        WHERE preference.user_id = notification.user_id AND preference.kind = notification.kind
-          AND preference.channel = 'wechat' AND NOT preference.is_enabled
-   )
-ON CONFLICT (notification_id) DO NOTHING
-"""
 
 
 @dataclass(frozen=True)
@@ -94,20 +99,15 @@ def notifications_insert(*, kind: str, rows: sql.Composable, params: dict) -> Ra
     named parameters in `params`), once per person and event, and queues their pushes."""
     if kind not in NotificationKind.values:
         raise ValueError(f"unknown notification kind {kind!r}")
-    now = timezone.now()
     statement = _INSERT.format(notifications=NOTIFICATIONS, preferences=PREFERENCES, rows=rows)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(statement, {**params, "kind": kind, "now": now})
-        ids = [row[0] for row in cursor.fetchall()]
-        pushes = 0
-        if ids and WeChatTemplate.objects.filter(kind=kind, is_active=True).exists():
-            cursor.execute(_QUEUE_PUSHES, {"ids": ids, "now": now, "tz": settings.TIME_ZONE})
-            pushes = cursor.rowcount
+    with connection.cursor() as cursor:
+        cursor.execute(statement, {**params, "kind": kind, "now": timezone.now(), "tz": settings.TIME_ZONE})
+        notifications, pushes = cursor.fetchone()
     if pushes:
         from accounts.notifications.tasks import pushes_send_due
 
         transaction.on_commit(lambda: pushes_send_due.apply_async(ignore_result=True))
-    return Raised(notifications=len(ids), pushes=pushes)
+    return Raised(notifications=notifications, pushes=pushes)
 
 
 def notifications_raise(*, kind: str, user_ids: list[int], event_key: str, params: dict) -> Raised:
@@ -172,9 +172,14 @@ def preferences_set(
     user: User,
     choices: list[tuple[str, str, bool]],
     quiet_hours: tuple[datetime.time, datetime.time] | None | bool = False,
+    language: str | None = None,
 ) -> None:
     """Sets (kind, channel, enabled) choices; `quiet_hours` a (start, end) pair, None to remove
-    them, or False to leave them as they are."""
+    them, or False to leave them as they are; `language` (`zh-hans`, `en`) the one pushes are
+    written in, if given."""
+    if language is not None:
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
     for kind, channel, enabled in choices:
         NotificationPreference.objects.update_or_create(
             user=user, kind=kind, channel=channel, defaults={"is_enabled": enabled}

@@ -48,21 +48,24 @@ class AccountMerge:
     same days beyond them (`capped_carbon_mg`, over `capped_days` days) is no longer credited, and
     each record it came off says so. Coins already settled are kept (`settled_kept_carbon_mg` is
     the capped carbon that had already become coins): nothing is taken back from the wallet.
+    `groups_left` counts the source's groups it left because the person reached the group limit.
     """
 
     user: User
     capped_carbon_mg: int = 0
     capped_days: int = 0
     settled_kept_carbon_mg: int = 0
+    groups_left: int = 0
 
 
 @transaction.atomic
 def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
     """Moves everything of `source_user` into `target_user` and closes the source.
 
-    Each app's `personal_data.accounts_merge` moves its own rows (activity records, wallets through
-    ledger transfers, coupons …), left to right in the dependency order, counting nothing twice;
-    what one reports about the merge (activities: the carbon the caps took off) is in the result.
+    Each app's `personal_data.accounts_merge` moves its own rows (activity records, the inbox and
+    WeChat grants, groups and challenge rewards, wallets through ledger transfers, coupons …), left
+    to right in the dependency order, counting nothing twice; what one reports about the merge
+    (activities: the carbon the caps took off; rewards: the groups left) is in the result.
     Both accounts are locked (in id order) for the whole merge.
     """
     if source_user.pk == target_user.pk:
@@ -92,6 +95,7 @@ def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
         capped_carbon_mg=reported.get("capped_carbon_mg", 0),
         capped_days=reported.get("capped_days", 0),
         settled_kept_carbon_mg=reported.get("settled_kept_carbon_mg", 0),
+        groups_left=reported.get("groups_left", 0),
     )
 
 

@@ -12,18 +12,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.models import StandardCategory
 from activities.statements import importing, issuing
+from activities.statements.serializers import StandardOutput, StatementInput
 from core.api.throttles import FixedWindowRateThrottle
 from core.crypto import platform_keys
 
 # --- Shapes -----------------------------------------------------------------------------------
 
 
-class StandardOutput(serializers.Serializer):
-    id = serializers.CharField(help_text="The standard, e.g. T/ACEF 031-2022.")
-    category = serializers.ChoiceField(choices=StandardCategory.choices)
-    behaviour = serializers.CharField(help_text="The behaviour as the standard names it.")
+class InstanceOutput(serializers.Serializer):
+    key = serializers.CharField(help_text="Pairwise instance key (docs/interop.md).")
+    carbon_mg = serializers.IntegerField()
 
 
 class ReductionOutput(serializers.Serializer):
@@ -35,6 +34,7 @@ class ReductionOutput(serializers.Serializer):
     carbon_mg = serializers.IntegerField(help_text="Milligrams of CO2e (grams × 1000).")
     methodology_versions = serializers.ListField(child=serializers.IntegerField())
     standard = StandardOutput(allow_null=True)
+    instances = InstanceOutput(many=True, required=False)
 
 
 class PeriodOutput(serializers.Serializer):
@@ -53,14 +53,11 @@ class ClaimsOutput(serializers.Serializer):
     iat = serializers.IntegerField()
     exp = serializers.IntegerField()
     jti = serializers.CharField()
+    version = serializers.IntegerField(required=False, help_text="The statement format (2; absent: 1).")
     nonce = serializers.CharField(required=False)
     period = PeriodOutput()
     total_carbon_mg = serializers.IntegerField()
     reductions = ReductionOutput(many=True)
-
-
-class StatementInput(serializers.Serializer):
-    statement = serializers.CharField(max_length=64_000, help_text="The compact JWS.")
 
 
 # --- Views ------------------------------------------------------------------------------------
@@ -69,20 +66,20 @@ class StatementInput(serializers.Serializer):
 class StatementIssueApi(APIView):
     """My verified reductions of an ended month, signed by the platform for one receiving platform."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         statement = serializers.CharField(
             help_text="The compact JWS (Ed25519) to hand the receiving platform."
         )
         key_id = serializers.CharField()
         claims = ClaimsOutput()
 
-    class QuerySerializer(serializers.Serializer):
+    class Query(serializers.Serializer):
         period = serializers.CharField(max_length=7)
         audience = serializers.URLField(max_length=200)
         nonce = serializers.CharField(max_length=64, required=False)
 
     @extend_schema(
-        responses=OutputSerializer,
+        responses=Output,
         parameters=[
             OpenApiParameter(
                 "period",
@@ -105,7 +102,7 @@ class StatementIssueApi(APIView):
         operation_id="statements_issue",
     )
     def get(self, request: Request) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
+        query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
         issued = issuing.statement_issue(
             user=request.user,
@@ -119,15 +116,15 @@ class StatementIssueApi(APIView):
 class StatementNonceApi(APIView):
     """A one-time nonce to hand a peer platform: its statement for us must carry it (an hour)."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         nonce = serializers.CharField()
         audience = serializers.CharField(help_text="Our issuer identifier: the `aud` the peer must sign for.")
         expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=None, responses={201: OutputSerializer}, operation_id="statements_nonce_issue")
+    @extend_schema(request=None, responses={201: Output}, operation_id="statements_nonce_issue")
     def post(self, request: Request) -> Response:
         issued = importing.statement_nonce_issue(user=request.user)
-        return Response(self.OutputSerializer(issued).data, status=status.HTTP_201_CREATED)
+        return Response(self.Output(issued).data, status=status.HTTP_201_CREATED)
 
 
 class StatementVerifyThrottle(FixedWindowRateThrottle):
@@ -144,14 +141,12 @@ class StatementVerifyApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [StatementVerifyThrottle]
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         valid = serializers.BooleanField()
         key_id = serializers.CharField()
         claims = ClaimsOutput()
 
-    @extend_schema(
-        request=StatementInput, responses=OutputSerializer, auth=[], operation_id="statements_verify"
-    )
+    @extend_schema(request=StatementInput, responses=Output, auth=[], operation_id="statements_verify")
     def post(self, request: Request) -> Response:
         body = StatementInput(data=request.data)
         body.is_valid(raise_exception=True)
@@ -165,7 +160,7 @@ class JwksApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class KeySerializer(serializers.Serializer):
             kty = serializers.CharField()
             crv = serializers.CharField()
@@ -176,7 +171,7 @@ class JwksApi(APIView):
 
         keys = KeySerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, auth=[], operation_id="statements_jwks")
+    @extend_schema(responses=Output, auth=[], operation_id="statements_jwks")
     def get(self, request: Request) -> Response:
         response = Response(platform_keys.ed25519_jwks())
         response["Cache-Control"] = "public, max-age=300"

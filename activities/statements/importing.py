@@ -23,14 +23,26 @@ from decimal import Decimal
 
 import requests
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from joserfc.jwk import OKPKey
+from psycopg import sql
 
 from accounts.models import User
 from activities import errors
 from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
-from activities.statements.jws import Unverified, VerifiedStatement, key_in_jwks, statement_verify_with
+from activities.statements.instances import (
+    counted_carbon_mg,
+    imported_instances_store,
+    statement_instances_match,
+)
+from activities.statements.jws import (
+    Unverified,
+    VerifiedStatement,
+    key_in_jwks,
+    month_last_day,
+    statement_verify_with,
+)
 from core.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +68,39 @@ def statement_nonce_issue(*, user: User) -> IssuedNonce:
         expires_at=now + datetime.timedelta(seconds=settings.STATEMENTS_NONCE_LIFETIME_SECONDS),
     )
     return IssuedNonce(nonce=nonce.nonce, audience=settings.STATEMENTS_ISSUER, expires_at=nonce.expires_at)
+
+
+# An expired nonce is kept this long, so an upload that checked it just before it expired still
+# finds it when it marks it used (and answers its own code, not a missing nonce's).
+NONCE_KEPT_AFTER_EXPIRY = datetime.timedelta(days=1)
+
+# The imported statements that came with the nonces going lose the link (the token keeps the nonce
+# claim), then the nonces go: two set-based statements, whatever their number.
+_NONCES_UNLINK = sql.SQL(
+    """
+    UPDATE activities_peerstatement s SET nonce_id = NULL
+    FROM activities_statementnonce n
+    WHERE s.nonce_id = n.id AND n.expires_at < {cutoff}
+    """
+).format(cutoff=sql.Placeholder("cutoff"))
+_NONCES_DELETE = sql.SQL("DELETE FROM activities_statementnonce WHERE expires_at < {cutoff}").format(
+    cutoff=sql.Placeholder("cutoff")
+)
+
+
+@transaction.atomic
+def statement_nonces_delete_expired(*, now: datetime.datetime | None = None) -> int:
+    """Deletes the nonces expired more than a day ago, used or not; returns how many went.
+
+    A nonce only matters until it expires: an upload carrying an expired one is refused whether the
+    nonce is stored or not (`statement_nonce_expired`, or `statement_nonce_invalid` once deleted),
+    and a statement already imported is refused by its own key (issuer + `jti`). Safe to run twice.
+    """
+    cutoff = (now or timezone.now()) - NONCE_KEPT_AFTER_EXPIRY
+    with connection.cursor() as cursor:
+        cursor.execute(_NONCES_UNLINK, {"cutoff": cutoff})
+        cursor.execute(_NONCES_DELETE, {"cutoff": cutoff})
+        return cursor.rowcount
 
 
 def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
@@ -168,6 +213,14 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
     )
     if PeerSubject.objects.get(peer=peer, subject=claims["sub"]).user_id != user.pk:
         raise ApplicationError(errors.STATEMENT_SUBJECT_OF_ANOTHER_ACCOUNT)
+    # Instances one of the person's reports here already holds do not count again (docs/interop.md).
+    matched = statement_instances_match(
+        user=user,
+        claims=claims,
+        month=verified.statement.month,
+        last_day=month_last_day(verified.statement.month),
+    )
+    counted = {item["behaviour"]: counted_carbon_mg(item, matched) for item in claims["reductions"]}
     try:
         with transaction.atomic():
             statement = PeerStatement.objects.create(
@@ -177,7 +230,8 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
                 subject=claims["sub"],
                 nonce=verified.nonce,
                 month=verified.statement.month,
-                total_carbon_mg=claims["total_carbon_mg"],
+                total_carbon_mg=sum(counted.values()),
+                stated_carbon_mg=claims["total_carbon_mg"],
                 issued_at=verified.statement.issued_at,
                 expires_at=verified.statement.expires_at,
                 imported_at=now,
@@ -204,9 +258,11 @@ def peer_statement_record(*, user: User, verified: VerifiedPeerStatement) -> Pee
                 standard_category=(item["standard"] or {}).get("category", ""),
                 standard_behaviour=(item["standard"] or {}).get("behaviour", "")[:64],
                 methodology_versions=item["methodology_versions"],
-                carbon_mg=item["carbon_mg"],
+                carbon_mg=counted[item["behaviour"]],
+                stated_carbon_mg=item["carbon_mg"],
             )
             for item in claims["reductions"]
         ]
     )
+    imported_instances_store(statement=statement, claims=claims, matched=matched)
     return statement

@@ -1,8 +1,9 @@
 """Our statements: a person's verified reductions of one month, signed for one receiving platform.
 
 A statement counts only credited carbon (records held for review or rejected count nothing), per
-behaviour, with the methodology versions that credited it and the standard each behaviour maps
-to (`Behaviour.standard*`). It names the platform it is for (`aud`) and the person under a
+behaviour, with the methodology versions that credited it, the standard each behaviour maps
+to (`Behaviour.standard*`) and the instances behind it under pairwise keys (format 2,
+`statements.instances`). It names the platform it is for (`aud`) and the person under a
 pairwise subject for that platform alone (`core.crypto.platform_keys.statement_subject`).
 Only ended months are stated: a month still running would give a platform two different
 statements of it.
@@ -25,8 +26,9 @@ from joserfc.jwk import OKPKey
 from accounts.models import User
 from activities import errors
 from activities.models import ActivityRecord, Behaviour, RecordStatus
+from activities.statements.instances import instance_scope, statement_instances
 from activities.statements.jws import Unverified, VerifiedStatement, key_in_jwks, statement_verify_with
-from activities.statements.schema import ALGORITHM, STATEMENT_TYPE
+from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, STATEMENT_VERSION
 from core.api.errors import ApplicationError
 from core.crypto import platform_keys
 
@@ -59,8 +61,11 @@ def _standard(behaviour: Behaviour) -> dict[str, str] | None:
     }
 
 
-def statement_reductions(*, user: User, month: datetime.date) -> list[dict[str, Any]]:
-    """Credited carbon of the month per behaviour, with the methodology versions that credited it."""
+def statement_reductions(
+    *, user: User, month: datetime.date, instance_scope: bytes | None = None
+) -> list[dict[str, Any]]:
+    """Credited carbon of the month per behaviour, with the methodology versions that credited it and,
+    given a statement's instance scope, its instances under their pairwise keys (`instances`)."""
     rows = (
         ActivityRecord.objects.filter(
             user=user,
@@ -81,6 +86,11 @@ def statement_reductions(*, user: User, month: datetime.date) -> list[dict[str, 
         item["carbon_mg"] += row["carbon_mg"]
         item["quantity"] += row["quantity"]
         item["versions"].add(row["factor__version__number"])
+    listed = (
+        statement_instances(user=user, first=month, last=_month_last_day(month), scope=instance_scope)
+        if instance_scope is not None
+        else {}
+    )
     behaviours = Behaviour.objects.in_bulk(list(per_behaviour))
     reductions = []
     for behaviour_id in sorted(
@@ -97,6 +107,7 @@ def statement_reductions(*, user: User, month: datetime.date) -> list[dict[str, 
                 "carbon_mg": int(item["carbon_mg"]),
                 "methodology_versions": sorted(item["versions"]),
                 "standard": _standard(behaviour),
+                **({"instances": listed[behaviour_id]} if behaviour_id in listed else {}),
             }
         )
     return reductions
@@ -114,14 +125,17 @@ def statement_issue(
 ) -> IssuedStatement:
     """Signs the person's statement of `month` for the platform `audience` (with its nonce, if given)."""
     now = timezone.now()
-    reductions = statement_reductions(user=user, month=month)
+    subject = platform_keys.statement_subject(person_id=str(user.public_id), audience=audience)
+    scope = instance_scope(issuer=settings.STATEMENTS_ISSUER, audience=audience, subject=subject)
+    reductions = statement_reductions(user=user, month=month, instance_scope=scope)
     claims: dict[str, Any] = {
         "iss": settings.STATEMENTS_ISSUER,
-        "sub": platform_keys.statement_subject(person_id=str(user.public_id), audience=audience),
+        "sub": subject,
         "aud": audience,
         "iat": int(now.timestamp()),
         "exp": int(now.timestamp()) + settings.STATEMENTS_LIFETIME_SECONDS,
         "jti": str(uuid.uuid4()),
+        "version": STATEMENT_VERSION,
         **({"nonce": nonce} if nonce else {}),
         "period": {"start": month.isoformat(), "end": _month_last_day(month).isoformat()},
         "total_carbon_mg": sum(item["carbon_mg"] for item in reductions),

@@ -24,7 +24,8 @@ from activities import errors
 from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, schema_errors
 from core.api.errors import ApplicationError
 
-MAX_TOKEN_LENGTH = 64_000
+# A month of a few thousand instances (format 2) fits; the API's JSON bodies take up to 1 MB.
+MAX_TOKEN_LENGTH = 512_000
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def claims_check(claims: dict[str, Any], *, now: datetime.datetime) -> None:
         raise ApplicationError(errors.STATEMENT_MALFORMED, fields=problems)
     start = datetime.date.fromisoformat(claims["period"]["start"])
     end = datetime.date.fromisoformat(claims["period"]["end"])
-    if start.day != 1 or end != _month_last_day(start):
+    if start.day != 1 or end != month_last_day(start):
         raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"period": ["not one calendar month"]})
     if sum(item["carbon_mg"] for item in claims["reductions"]) != claims["total_carbon_mg"]:
         raise ApplicationError(
@@ -97,6 +98,7 @@ def claims_check(claims: dict[str, Any], *, now: datetime.datetime) -> None:
         raise ApplicationError(
             errors.STATEMENT_MALFORMED, fields={"reductions": ["a behaviour is listed twice"]}
         )
+    _instances_check(claims)
     timestamp = int(now.timestamp())
     if claims["iat"] > timestamp + settings.STATEMENTS_CLOCK_SKEW_SECONDS:
         raise ApplicationError(errors.STATEMENT_NOT_YET_VALID)
@@ -104,7 +106,29 @@ def claims_check(claims: dict[str, Any], *, now: datetime.datetime) -> None:
         raise ApplicationError(errors.STATEMENT_EXPIRED)
 
 
-def _month_last_day(month: datetime.date) -> datetime.date:
+def _instances_check(claims: dict[str, Any]) -> None:
+    """Instances come with format 2, each key once per behaviour, adding up to no more than the carbon."""
+    for position, item in enumerate(claims["reductions"]):
+        instances = item.get("instances")
+        if instances is None:
+            continue
+        if claims.get("version", 1) < 2:
+            raise ApplicationError(
+                errors.STATEMENT_MALFORMED, fields={f"reductions/{position}/instances": ["format 2 only"]}
+            )
+        if len({instance["key"] for instance in instances}) != len(instances):
+            raise ApplicationError(
+                errors.STATEMENT_MALFORMED,
+                fields={f"reductions/{position}/instances": ["a key is listed twice"]},
+            )
+        if sum(instance["carbon_mg"] for instance in instances) > item["carbon_mg"]:
+            raise ApplicationError(
+                errors.STATEMENT_MALFORMED,
+                fields={f"reductions/{position}/instances": ["more carbon than the reduction"]},
+            )
+
+
+def month_last_day(month: datetime.date) -> datetime.date:
     return (month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1) - datetime.timedelta(days=1)
 
 

@@ -15,9 +15,13 @@ from activities.models import StandardCategory
 STATEMENT_TYPE = "carbon-statement+jwt"
 ALGORITHM = "Ed25519"
 
+# The format this platform issues. Format 1 (no `version` claim) lists no instances; both verify.
+STATEMENT_VERSION = 2
+MAX_INSTANCES = 5000
+
 STATEMENT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:carbon-account:statement:1",
+    "$id": "urn:carbon-account:statement:2",
     "title": "Carbon statement (claims of the JWS payload)",
     "type": "object",
     "required": ["iss", "sub", "aud", "iat", "exp", "jti", "period", "total_carbon_mg", "reductions"],
@@ -33,6 +37,10 @@ STATEMENT_SCHEMA: dict[str, Any] = {
         "iat": {"type": "integer", "minimum": 0, "description": "Issued at (Unix seconds)."},
         "exp": {"type": "integer", "minimum": 0, "description": "Expires at (Unix seconds)."},
         "jti": {"type": "string", "minLength": 1, "maxLength": 128, "description": "Unique per issuer."},
+        "version": {
+            "enum": [1, 2],
+            "description": "The statement format: 2 lists instances; absent, the format is 1.",
+        },
         "nonce": {
             "type": "string",
             "minLength": 1,
@@ -67,6 +75,20 @@ STATEMENT_SCHEMA: dict[str, Any] = {
                         "type": "array",
                         "minItems": 1,
                         "items": {"type": "integer", "minimum": 1},
+                    },
+                    "instances": {
+                        "type": "array",
+                        "maxItems": MAX_INSTANCES,
+                        "description": "Format 2: the instances behind the carbon, under pairwise keys.",
+                        "items": {
+                            "type": "object",
+                            "required": ["key", "carbon_mg"],
+                            "properties": {
+                                "key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                                "carbon_mg": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000_000},
+                            },
+                            "additionalProperties": False,
+                        },
                     },
                     "standard": {
                         "type": ["object", "null"],

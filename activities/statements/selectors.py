@@ -12,9 +12,10 @@ import datetime
 from dataclasses import dataclass
 
 from django.db.models import QuerySet, Sum
+from django.utils.translation import gettext
 
 from accounts.models import User
-from activities.models import ImportedReduction, PeerStatement
+from activities.models import ImportedInstance, ImportedReduction, PeerStatement
 
 
 class Use:
@@ -77,3 +78,15 @@ def peer_statements_of(*, user: User) -> QuerySet[PeerStatement]:
         .prefetch_related("reductions")
         .order_by("-month", "-id")
     )
+
+
+def imported_instance_receipts(*, instance_ids: set[int]) -> dict[int, str]:
+    """The receipt of a report of an instance an imported statement counts: its platform and month."""
+    rows = ImportedInstance.objects.filter(pk__in=instance_ids).values_list(
+        "id", "statement__peer__name", "statement__month"
+    )
+    return {
+        instance_id: gettext("counted in the statement of %(platform)s for %(month)s")
+        % {"platform": platform, "month": f"{month:%Y-%m}"}
+        for instance_id, platform, month in rows
+    }

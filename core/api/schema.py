@@ -81,9 +81,9 @@ def _requires_idempotency_key(operation: dict[str, Any]) -> bool:
 
 
 class AutoSchema(openapi.AutoSchema):
-    """Names the serializers nested in a view after the view: `StepSyncApi.InputSerializer` → `StepSyncInput`.
+    """Names the serializers nested in a view after the view: `StepSyncApi.Input` → `StepSyncInput`.
 
-    Our views declare `InputSerializer` / `OutputSerializer` inside themselves (one view per
+    Our views declare `Input` / `Query` / `Output` inside themselves (one view per
     operation); without this every such component would be called "Input" or "Output" and clash.
     """
 

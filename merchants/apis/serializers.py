@@ -7,14 +7,14 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import District
+from accounts import selectors as account_selectors
 from core.api.serializers import represent
 from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
 
 
 class DistrictCodeField(serializers.SlugRelatedField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(slug_field="code", queryset=District.objects.all(), **kwargs)
+        super().__init__(slug_field="code", queryset=account_selectors.districts(), **kwargs)
 
 
 class MerchantOutput(serializers.Serializer):

@@ -9,7 +9,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
@@ -45,11 +45,14 @@ from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
 
 
 class MerchantMeApi(APIView):
-    class MerchantMembershipSerializer(serializers.Serializer):
+    @extend_schema_serializer(
+        component_name="MerchantMeMerchantMembership"
+    )  # the name the schema always gave it
+    class MerchantMembershipOutput(serializers.Serializer):
         merchant = MerchantOutput()
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
-    @extend_schema(responses=MerchantMembershipSerializer, operation_id="merchant_retrieve")
+    @extend_schema(responses=MerchantMembershipOutput, operation_id="merchant_retrieve")
     def get(self, request: Request) -> Response:
         staff = selectors.staff_for_user(user=request.user, require_approved=False)
         return Response({"merchant": MerchantOutput(staff.merchant).data, "role": staff.role})
@@ -59,7 +62,7 @@ class StaffListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = StaffPagination
 
-    class StaffAddInputSerializer(serializers.Serializer):
+    class StaffAddInput(serializers.Serializer):
         user = serializers.UUIDField(help_text="The person's public id.")
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
@@ -70,12 +73,10 @@ class StaffListApi(APIView):
         page = paginator.paginate_queryset(selectors.staff_list(merchant=staff.merchant), request, view=self)
         return paginator.get_paginated_response(StaffOutput(page, many=True).data)
 
-    @extend_schema(
-        request=StaffAddInputSerializer, responses={201: StaffOutput}, operation_id="merchant_staff_create"
-    )
+    @extend_schema(request=StaffAddInput, responses={201: StaffOutput}, operation_id="merchant_staff_create")
     def post(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        data = self.StaffAddInputSerializer(data=request.data)
+        data = self.StaffAddInput(data=request.data)
         data.is_valid(raise_exception=True)
         member = services.staff_add(
             merchant=staff.merchant,
@@ -86,20 +87,18 @@ class StaffListApi(APIView):
 
 
 class StaffDetailApi(APIView):
-    class StaffRoleInputSerializer(serializers.Serializer):
+    class StaffRoleInput(serializers.Serializer):
         role = serializers.ChoiceField(choices=MerchantStaff.Role.choices)
 
     def _member(self, request: Request, staff_id) -> MerchantStaff:
         staff = staff_of_request(request, owner_only=True)
         return get_object_or_404(selectors.staff_list(merchant=staff.merchant), public_id=staff_id)
 
-    @extend_schema(
-        request=StaffRoleInputSerializer, responses=StaffOutput, operation_id="merchant_staff_update"
-    )
+    @extend_schema(request=StaffRoleInput, responses=StaffOutput, operation_id="merchant_staff_update")
     def patch(self, request: Request, staff_id) -> Response:
         member = self._member(request, staff_id)
         # A PATCH names only what it changes (the schema says so): without a role, nothing changes.
-        data = self.StaffRoleInputSerializer(data=request.data, partial=True)
+        data = self.StaffRoleInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         if "role" in data.validated_data:
             member = services.staff_change_role(staff=member, role=data.validated_data["role"])
@@ -114,7 +113,7 @@ class StaffDetailApi(APIView):
 # --- Merchant: offers -----------------------------------------------------------------------
 
 
-class OfferInputSerializer(serializers.Serializer):
+class OfferInput(serializers.Serializer):
     title = serializers.CharField(max_length=80)
     description = serializers.CharField(max_length=2000, allow_blank=True, default="")
     category = serializers.ChoiceField(choices=MerchantCategory.choices)
@@ -143,31 +142,29 @@ class OfferListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = OfferCursorPagination
 
-    class OfferFilterSerializer(serializers.Serializer):
+    class OfferQuery(serializers.Serializer):
         status = serializers.ChoiceField(choices=Offer.Status.choices, required=False)
 
     @extend_schema(
-        parameters=[OfferFilterSerializer],
+        parameters=[OfferQuery],
         responses=OfferOutput(many=True),
         operation_id="merchant_offers_list",
     )
     def get(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        filters = self.OfferFilterSerializer(data=request.query_params)
+        filters = self.OfferQuery(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        offers = selectors.offers_of_merchant(merchant=staff.merchant)
-        if "status" in filters.validated_data:
-            offers = offers.filter(status=filters.validated_data["status"])
+        offers = selectors.offers_of_merchant(
+            merchant=staff.merchant, status=filters.validated_data.get("status")
+        )
         paginator = OfferCursorPagination()
         page = paginator.paginate_queryset(offers, request, view=self)
         return paginator.get_paginated_response(OfferOutput(page, many=True).data)
 
-    @extend_schema(
-        request=OfferInputSerializer, responses={201: OfferOutput}, operation_id="merchant_offers_create"
-    )
+    @extend_schema(request=OfferInput, responses={201: OfferOutput}, operation_id="merchant_offers_create")
     def post(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        data = OfferInputSerializer(data=request.data)
+        data = OfferInput(data=request.data)
         data.is_valid(raise_exception=True)
         offer = services.offer_create(merchant=staff.merchant, **data.validated_data)
         return Response(OfferOutput(offer).data, status=status.HTTP_201_CREATED)
@@ -179,13 +176,13 @@ class OfferDetailApi(APIView):
         return Response(OfferOutput(_my_offer(request, offer_id)).data)
 
     @extend_schema(
-        request=OfferInputSerializer(partial=True),
+        request=OfferInput(partial=True),
         responses=OfferOutput,
         operation_id="merchant_offers_update",
     )
     def patch(self, request: Request, offer_id) -> Response:
         offer = _my_offer(request, offer_id)
-        data = OfferInputSerializer(data=request.data, partial=True)
+        data = OfferInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         offer = services.offer_update(offer=offer, data=data.validated_data)
         return Response(OfferOutput(offer).data)
@@ -194,17 +191,17 @@ class OfferDetailApi(APIView):
 class OfferImageApi(APIView):
     parser_classes = [MultiPartParser]
 
-    class OfferImageInputSerializer(serializers.Serializer):
+    class OfferImageInput(serializers.Serializer):
         image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 5 MB and 24 megapixels.")
 
     @extend_schema(
-        request={"multipart/form-data": OfferImageInputSerializer},
+        request={"multipart/form-data": OfferImageInput},
         responses=OfferOutput,
         operation_id="merchant_offers_image",
     )
     def put(self, request: Request, offer_id) -> Response:
         offer = _my_offer(request, offer_id)
-        data = self.OfferImageInputSerializer(data=request.data)
+        data = self.OfferImageInput(data=request.data)
         data.is_valid(raise_exception=True)
         offer = services.offer_image_set(offer=offer, upload=data.validated_data["image"])
         return Response(OfferOutput(offer).data)
@@ -234,24 +231,24 @@ class MerchantCouponListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = CouponCursorPagination
 
-    class MerchantCouponFilterSerializer(serializers.Serializer):
+    class MerchantCouponQuery(serializers.Serializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
         offer = serializers.UUIDField(required=False)
 
     @extend_schema(
-        parameters=[MerchantCouponFilterSerializer],
+        parameters=[MerchantCouponQuery],
         responses=MerchantCouponOutput(many=True),
         operation_id="merchant_coupons_list",
     )
     def get(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        filters = self.MerchantCouponFilterSerializer(data=request.query_params)
+        filters = self.MerchantCouponQuery(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        coupons = selectors.coupons_of_merchant(merchant=staff.merchant)
-        if "status" in filters.validated_data:
-            coupons = selectors.coupons_with_status(coupons, filters.validated_data["status"])
-        if "offer" in filters.validated_data:
-            coupons = coupons.filter(offer__public_id=filters.validated_data["offer"])
+        coupons = selectors.coupons_of_merchant(
+            merchant=staff.merchant,
+            status=filters.validated_data.get("status"),
+            offer_public_id=filters.validated_data.get("offer"),
+        )
         paginator = CouponCursorPagination()
         page = paginator.paginate_queryset(coupons, request, view=self)
         return paginator.get_paginated_response(MerchantCouponOutput(page, many=True).data)
@@ -260,7 +257,7 @@ class MerchantCouponListApi(APIView):
 class VerificationApi(APIView):
     throttle_classes = [VerifyThrottle]
 
-    class VerificationInputSerializer(serializers.Serializer):
+    class VerificationInput(serializers.Serializer):
         token = serializers.CharField(required=False, max_length=200, help_text="Scanned from the QR code.")
         code = serializers.CharField(required=False, max_length=32, help_text="Typed by the clerk.")
 
@@ -270,13 +267,13 @@ class VerificationApi(APIView):
             return attrs
 
     @extend_schema(
-        request=VerificationInputSerializer,
+        request=VerificationInput,
         responses=MerchantCouponOutput,
         operation_id="merchant_verifications_create",
     )
     def post(self, request: Request) -> Response:
         staff = staff_of_request(request)
-        data = self.VerificationInputSerializer(data=request.data)
+        data = self.VerificationInput(data=request.data)
         data.is_valid(raise_exception=True)
         coupon = services.coupon_verify(staff=staff, **data.validated_data)
         return Response(MerchantCouponOutput(coupon).data)
@@ -285,20 +282,20 @@ class VerificationApi(APIView):
 # --- Merchant: reports and statements -----------------------------------------------------------
 
 
-class ReportFilterSerializer(serializers.Serializer):
+class ReportQuery(serializers.Serializer):
     date_from = dates.DateField(required=False)
     date_to = dates.DateField(required=False)
 
 
 class OfferReportApi(APIView):
     @extend_schema(
-        parameters=[ReportFilterSerializer],
+        parameters=[ReportQuery],
         responses=OfferReportOutput(many=True),
         operation_id="merchant_reports_offers",
     )
     def get(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        filters = ReportFilterSerializer(data=request.query_params)
+        filters = ReportQuery(data=request.query_params)
         filters.is_valid(raise_exception=True)
         return Response(selectors.offer_report(merchant=staff.merchant, **filters.validated_data))
 
@@ -307,13 +304,13 @@ class OfferReportCsvApi(JsonErrorsMixin, APIView):
     renderer_classes = [CSVRenderer, JSONRenderer]
 
     @extend_schema(
-        parameters=[ReportFilterSerializer],
+        parameters=[ReportQuery],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
         operation_id="merchant_reports_offers_csv",
     )
     def get(self, request: Request) -> Response:
         staff = staff_of_request(request, owner_only=True)
-        filters = ReportFilterSerializer(data=request.query_params)
+        filters = ReportQuery(data=request.query_params)
         filters.is_valid(raise_exception=True)
         rows = selectors.offer_report(merchant=staff.merchant, **filters.validated_data)
         return Response(

@@ -16,12 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import District
-from activities.apis import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, PartnerApi
+from accounts import selectors as account_selectors
+from activities.partner_requests import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, partner_authenticated
 from core.api.dates import month_from_text, year_from_text
 from core.api.errors import VALIDATION_FAILED, ApplicationError
 from core.api.renderers import PNGFileMixin
 from core.api.schema import MONTH_PATTERN
+from core.api.views import SignedRequestApi
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
 from rewards.gamification.report_card import report_card_png
@@ -86,7 +87,7 @@ class LeaderboardApi(APIView):
             raise ApplicationError(VALIDATION_FAILED, fields={"scope": leaderboards.Scope.CHOICES})
         district = None
         if scope == leaderboards.Scope.DISTRICT and request.query_params.get("district"):
-            district = District.objects.filter(code=request.query_params["district"]).first()
+            district = account_selectors.district_of_code(code=request.query_params["district"])
             if district is None:
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
         board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
@@ -145,11 +146,11 @@ class RatingOutput(serializers.Serializer):
 
 
 class RatingHistoryApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         current = RatingOutput(allow_null=True)
         history = RatingOutput(many=True, help_text="The last 24 months rated, newest first.")
 
-    @extend_schema(responses=OutputSerializer, operation_id="ratings_mine")
+    @extend_schema(responses=Output, operation_id="ratings_mine")
     def get(self, request: Request) -> Response:
         history = ratings.rating_history_of(user=request.user)
         context = {"final": ratings.final_runs()}
@@ -170,7 +171,7 @@ def _month(value: str | None) -> datetime.date:
 class AmbassadorsApi(APIView):
     """The month's carbon reduction ambassadors (dark greens who show on leaderboards), top 50."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         rank = serializers.IntegerField(source="city_rank")
         nickname = serializers.CharField(source="user.nickname")
         district = serializers.CharField(source="user.district.code", allow_null=True, default=None)
@@ -184,20 +185,20 @@ class AmbassadorsApi(APIView):
                 description="YYYY-MM; default: this month",
             )
         ],
-        responses=OutputSerializer(many=True),
+        responses=Output(many=True),
         operation_id="ratings_ambassadors",
     )
     def get(self, request: Request) -> Response:
         month = _month(request.query_params.get("month"))
         rows = ratings.ambassadors_of(month=month)[: leaderboards.TOP]
-        return Response(self.OutputSerializer(rows, many=True).data)
+        return Response(self.Output(rows, many=True).data)
 
 
 # --- Badges -----------------------------------------------------------------------------------
 
 
 class BadgesApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class BadgeSerializer(serializers.Serializer):
             key = serializers.CharField()
             name = serializers.CharField()
@@ -211,7 +212,7 @@ class BadgesApi(APIView):
         last_active_day = serializers.DateField(allow_null=True)
         badges = BadgeSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="badges_mine")
+    @extend_schema(responses=Output, operation_id="badges_mine")
     def get(self, request: Request) -> Response:
         from django.utils import translation
 
@@ -229,7 +230,7 @@ class BadgesApi(APIView):
             for badge, awarded_at in badges.badges_of(user=request.user)
         ]
         return Response(
-            self.OutputSerializer(
+            self.Output(
                 {
                     "current_streak_days": streaks.current_days,
                     "longest_streak_days": streaks.longest_days,
@@ -380,10 +381,10 @@ class ConsentOutput(serializers.Serializer):
 class CreditConsentListApi(APIView):
     """The banks I can let read my green credit profile, and my grants (active and past)."""
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         partner = serializers.SlugField(help_text="The bank's partner code.")
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         class BankSerializer(serializers.Serializer):
             partner = serializers.CharField(source="code")
             name = serializers.CharField()
@@ -392,7 +393,7 @@ class CreditConsentListApi(APIView):
         banks = BankSerializer(many=True)
         consents = ConsentOutput(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="credit_profile_consents_list")
+    @extend_schema(responses=Output, operation_id="credit_profile_consents_list")
     def get(self, request: Request) -> Response:
         consents = list(credit_profile.credit_consents_of(user=request.user))
         active = {consent.partner_id for consent in consents if consent.is_active}
@@ -400,13 +401,13 @@ class CreditConsentListApi(APIView):
             {"code": bank.code, "name": bank.name, "is_granted": bank.pk in active}
             for bank in credit_profile.credit_partners()
         ]
-        return Response(self.OutputSerializer({"banks": banks, "consents": consents}).data)
+        return Response(self.Output({"banks": banks, "consents": consents}).data)
 
     @extend_schema(
-        request=InputSerializer, responses={201: ConsentOutput}, operation_id="credit_profile_consents_grant"
+        request=Input, responses={201: ConsentOutput}, operation_id="credit_profile_consents_grant"
     )
     def post(self, request: Request) -> Response:
-        body = self.InputSerializer(data=request.data)
+        body = self.Input(data=request.data)
         body.is_valid(raise_exception=True)
         consent = credit_profile.credit_consent_grant(
             user=request.user, partner_code=body.validated_data["partner"]
@@ -427,17 +428,17 @@ class CreditConsentDetailApi(APIView):
 class CreditAccessListApi(APIView):
     """Every time a bank asked for my profile, and whether it was given (newest first, last 200)."""
 
-    class OutputSerializer(serializers.Serializer):
+    class Output(serializers.Serializer):
         partner = serializers.CharField(source="partner.code")
         partner_name = serializers.CharField(source="partner.name")
         outcome = serializers.ChoiceField(choices=CreditProfileAccess.Outcome.choices)
         outcome_display = serializers.CharField(source="get_outcome_display")
         accessed_at = serializers.DateTimeField()
 
-    @extend_schema(responses=OutputSerializer(many=True), operation_id="credit_profile_accesses_list")
+    @extend_schema(responses=Output(many=True), operation_id="credit_profile_accesses_list")
     def get(self, request: Request) -> Response:
         rows = credit_profile.credit_accesses_of(user=request.user)[:200]
-        return Response(self.OutputSerializer(rows, many=True).data)
+        return Response(self.Output(rows, many=True).data)
 
 
 class CreditProfileOutput(serializers.Serializer):
@@ -491,7 +492,7 @@ class MyCreditProfileApi(APIView):
         return Response(CreditProfileOutput(credit_profile.credit_profile_of(user=request.user)).data)
 
 
-class PartnerCreditProfileApi(PartnerApi):
+class PartnerCreditProfileApi(SignedRequestApi):
     """A partner bank reads its customer's green credit profile; refused without the person's consent.
 
     A bank of an SM scheme gets the answer signed with our SM2 key (X-Platform-Signature).
@@ -499,19 +500,19 @@ class PartnerCreditProfileApi(PartnerApi):
 
     signs_answers = True
 
-    class InputSerializer(serializers.Serializer):
+    class Input(serializers.Serializer):
         customer_reference = serializers.CharField(max_length=64)
 
     @extend_schema(
-        request=InputSerializer,
+        request=Input,
         responses=CreditProfileOutput,
         parameters=[*PARTNER_HEADERS, *ANSWER_SIGNATURE_HEADERS],
         auth=[],
         operation_id="partner_credit_profile",
     )
     def post(self, request: Request) -> Response:
-        partner = self.authenticated_partner(request)
-        body = self.InputSerializer(data=self.json_body(request))
+        partner = partner_authenticated(self, request)
+        body = self.Input(data=self.json_body(request))
         body.is_valid(raise_exception=True)
         profile = credit_profile.credit_profile_fetch(
             partner=partner,

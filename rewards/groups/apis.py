@@ -10,15 +10,16 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import District, User
+from accounts import selectors as account_selectors
+from accounts.models import User
 from core.api.errors import ApplicationError
 from core.api.renderers import PNGFileMixin
+from core.api.views import JsonApiView
 from rewards.errors import (
     CHALLENGE_NOT_FOUND,
     GROUP_MEMBER_NOT_FOUND,
@@ -26,7 +27,7 @@ from rewards.errors import (
     GROUP_PERMISSION_DENIED,
     LEADERBOARD_DISTRICT_UNKNOWN,
 )
-from rewards.groups import boards, challenges, services
+from rewards.groups import boards, challenges, selectors, services
 from rewards.groups.models import (
     ChallengeTarget,
     Group,
@@ -77,19 +78,10 @@ def _mine(group: Group, membership: GroupMembership) -> dict:
 
 
 def _my_group(request: Request, group_id) -> tuple[Group, GroupMembership]:
-    membership = (
-        GroupMembership.objects.select_related("group", "group__district")
-        .filter(user=request.user, group__public_id=group_id)
-        .exclude(group__status=GroupStatus.CLOSED)
-        .first()
-    )
+    membership = selectors.membership_in(user=request.user, group_public_id=group_id)
     if membership is None:
         raise ApplicationError(GROUP_NOT_FOUND)
     return membership.group, membership
-
-
-class JsonApiView(APIView):
-    parser_classes = [JSONParser]
 
 
 class GroupsApi(JsonApiView):
@@ -106,12 +98,7 @@ class GroupsApi(JsonApiView):
 
     @extend_schema(responses=MyGroupOutput(many=True))
     def get(self, request: Request) -> Response:
-        memberships = (
-            GroupMembership.objects.filter(user=request.user)
-            .exclude(group__status=GroupStatus.CLOSED)
-            .select_related("group", "group__district")
-            .order_by("joined_at", "id")
-        )
+        memberships = selectors.memberships_of(user=request.user)
         return Response([_mine(membership.group, membership) for membership in memberships])
 
     @extend_schema(request=CreateInput, responses={201: MyGroupOutput})
@@ -121,7 +108,7 @@ class GroupsApi(JsonApiView):
         values = data.validated_data
         district = None
         if values["district"]:
-            district = District.objects.filter(code=values["district"]).first()
+            district = account_selectors.district_of_code(code=values["district"])
             if district is None:
                 raise ApplicationError(
                     LEADERBOARD_DISTRICT_UNKNOWN, fields={"district": [values["district"]]}
@@ -203,16 +190,11 @@ class GroupMembersApi(JsonApiView):
     @extend_schema(responses=MemberOutput(many=True))
     def get(self, request: Request, group_id) -> Response:
         group, _membership = _my_group(request, group_id)
-        order = {GroupRole.OWNER: 0, GroupRole.ADMIN: 1, GroupRole.MEMBER: 2}
-        members = sorted(
-            group.memberships.select_related("user").filter(user__closed_at__isnull=True)[:500],
-            key=lambda membership: (order[membership.role], membership.joined_at, membership.pk),
-        )
-        return Response(MemberOutput(members, many=True).data)
+        return Response(MemberOutput(selectors.members_of(group=group), many=True).data)
 
 
 def _member(group: Group, public_id) -> User:
-    membership = group.memberships.select_related("user").filter(user__public_id=public_id).first()
+    membership = selectors.member_of(group=group, user_public_id=public_id)
     if membership is None:
         raise ApplicationError(GROUP_MEMBER_NOT_FOUND)
     return membership.user
@@ -283,7 +265,7 @@ class GroupBoardApi(APIView):
         values = query.validated_data
         district_id = request.user.district_id
         if values.get("district"):
-            district = District.objects.filter(code=values["district"]).first()
+            district = account_selectors.district_of_code(code=values["district"])
             if district is None:
                 raise ApplicationError(
                     LEADERBOARD_DISTRICT_UNKNOWN, fields={"district": [values["district"]]}
@@ -363,7 +345,7 @@ class ChallengeOutput(serializers.Serializer):
 
 def _challenge_data(challenge: TeamChallenge, user: User) -> dict:
     challenge.progress_now = challenges.challenge_progress(challenge=challenge)
-    payout = challenge.payouts.filter(user_key=user.pk).first()
+    payout = selectors.payout_to(challenge=challenge, user=user)
     challenge.my_reward_coins = payout.coins if payout else 0
     return ChallengeOutput(challenge).data
 
@@ -382,10 +364,9 @@ class GroupChallengesApi(JsonApiView):
     @extend_schema(responses=ChallengeOutput(many=True))
     def get(self, request: Request, group_id) -> Response:
         group, _membership = _my_group(request, group_id)
-        rows = group.challenges.select_related("sponsor", "welfare_project").order_by("-starts_on", "-id")[
-            :50
-        ]
-        return Response([_challenge_data(challenge, request.user) for challenge in rows])
+        return Response(
+            [_challenge_data(challenge, request.user) for challenge in selectors.challenges_of(group=group)]
+        )
 
     @extend_schema(request=CreateInput, responses={201: ChallengeOutput})
     def post(self, request: Request, group_id) -> Response:
@@ -402,11 +383,7 @@ class GroupChallengeApi(APIView):
     @extend_schema(responses=ChallengeOutput)
     def get(self, request: Request, group_id, challenge_id) -> Response:
         group, _membership = _my_group(request, group_id)
-        challenge = (
-            group.challenges.select_related("sponsor", "welfare_project")
-            .filter(public_id=challenge_id)
-            .first()
-        )
+        challenge = selectors.challenge_of(group=group, challenge_public_id=challenge_id)
         if challenge is None:
             raise ApplicationError(CHALLENGE_NOT_FOUND)
         return Response(_challenge_data(challenge, request.user))

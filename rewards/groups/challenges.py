@@ -4,15 +4,18 @@
 The reward comes from the sponsor's ledger account (kind `challenge_sponsor`), funded through the
 ledger from the operators' issuance or a merchant's clearing account. A challenge pays:
 
-- coins: `coins_per_member` to each member who took part (credited carbon in the period), one ledger
-  transfer per member with the key `challenge:<id>:member:<user id>` and a `ChallengePayout` row
-  unique per (challenge, member): paid once, whatever runs twice;
+- coins: `coins_per_member` to each member who took part (credited carbon in the period), set-based
+  (`_members_pay`: three statements per challenge whatever its size): one ledger transaction per
+  round with a leg per member, keyed `challenge:<id>:members-after:<paid before>`, and a
+  `ChallengePayout` row unique per (challenge, member): paid once, whatever runs twice;
 - donation: `donation_coins` from the sponsor to a welfare project, in the group's name, once.
 
-Never more than the budget: each transfer raises the challenge's `paid_coins` in the same statement
-(a `TransferCondition`: `paid_coins + coins <= budget_coins`), and the ledger's balance floor keeps
-the sponsor's account from paying coins it does not hold. Settling locks the challenge row first, so
-two settlements of one challenge take turns and the second finds everyone paid.
+Never more than the budget: a round pays as many members (by person) as both the budget left and
+the sponsor's locked balance cover, and raises the challenge's `paid_coins` in its own statement only
+while `paid_coins + coins <= budget_coins` (nothing moves otherwise); the ledger's balance floor
+keeps the sponsor's account from paying coins it does not hold. Settling locks the challenge row,
+then its group's (joins and leaves wait), then the payees' wallets and the sponsor's account in the
+ledger's order, so two settlements of one challenge take turns and the second finds everyone paid.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import logging
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
@@ -38,16 +43,17 @@ from rewards.groups.models import (
     GroupMembership,
     TeamChallenge,
 )
+from rewards.lock_objects import LOCK_ORDER_SQL
 from rewards.models import Donation, LedgerAccountKind, LedgerTransactionKind
 from rewards.services.ledger import (
     AccountRef,
     TransferCondition,
     TransferConditionUnmet,
     clearing_of,
+    coin_expiry_days,
     coins_transfer,
     coins_transfer_if,
     project_account_for_project,
-    wallet_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -216,13 +222,163 @@ def _pay(challenge: TeamChallenge, *, destination, coins: int, key: str):
     ).transaction
 
 
+# The members a round pays: in the group, credited carbon in the challenge's period so far, not paid
+# for this challenge yet (by person: a merged account's reward counts, see challenge_payouts_merge).
+_TOOK_PART = sql.SQL(
+    """
+    rewards_groupmembership AS membership
+    WHERE membership.group_id = %(group)s
+      AND EXISTS (
+          SELECT 1 FROM activities_dailycarbon AS daily
+           WHERE daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
+             AND daily.credited_carbon_mg > 0
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM rewards_challengepayout AS payout
+           WHERE payout.challenge_id = %(challenge)s AND payout.user_key = membership.user_id
+      )
+    """
+)
+_PAYEE_WALLETS = sql.SQL(
+    """
+    SELECT membership.user_id, wallet.id AS wallet_id
+      FROM rewards_ledgeraccount AS wallet, {took_part}
+       AND wallet.kind = 'wallet' AND wallet.owner_id = membership.user_id
+    """
+)
+_WALLETS_OPEN = sql.SQL(
+    """
+    INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+    SELECT 'wallet', membership.user_id, 0, %(now)s FROM {took_part}
+    ON CONFLICT (kind, owner_id) DO NOTHING
+    """
+)
+# The payees' wallets, then the sponsor's account, locked in the ledger's global order; how many
+# payees there are and what the sponsor holds.
+_ACCOUNTS_LOCK = sql.SQL(
+    """
+    WITH locked AS MATERIALIZED (
+        SELECT id, kind, balance FROM rewards_ledgeraccount
+         WHERE id IN (
+             SELECT wallet_id FROM ({payees}) AS payees
+             UNION ALL
+             SELECT sponsor.id FROM rewards_ledgeraccount AS sponsor
+              WHERE sponsor.kind = 'challenge_sponsor' AND sponsor.owner_id = %(sponsor)s
+         )
+         ORDER BY {lock_order}
+           FOR UPDATE
+    )
+    SELECT count(*) FILTER (WHERE kind = 'wallet'),
+           max(id) FILTER (WHERE kind = 'challenge_sponsor'),
+           COALESCE(max(balance) FILTER (WHERE kind = 'challenge_sponsor'), 0)
+      FROM locked
+    """
+)
+# One round of rewards in one statement: the first `limit` payees by person, the challenge's
+# `paid_coins` raised within its budget (nothing moves otherwise), one ledger transaction with a
+# leg per payee and the sponsor's, the balances, each payee's coin lot and payout row (the unique
+# key: one per member and challenge).
+_ROUND_POST = sql.SQL(
+    """
+    WITH payees AS MATERIALIZED (
+        SELECT * FROM ({payees}) AS payees ORDER BY user_id LIMIT %(limit)s
+    ),
+    total AS MATERIALIZED (SELECT count(*) * %(coins)s AS coins FROM payees),
+    budget AS (
+        UPDATE rewards_teamchallenge SET paid_coins = paid_coins + total.coins
+          FROM total
+         WHERE id = %(challenge)s AND total.coins > 0 AND paid_coins + total.coins <= budget_coins
+        RETURNING rewards_teamchallenge.id
+    ),
+    new_transaction AS (
+        INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+        SELECT %(kind)s, %(reference)s, %(key)s, '', %(now)s FROM budget
+        RETURNING id
+    ),
+    moved AS (
+        UPDATE rewards_ledgeraccount AS account
+           SET balance = account.balance
+               + CASE WHEN account.id = %(sponsor_account)s THEN -total.coins ELSE %(coins)s END
+          FROM new_transaction, total
+         WHERE account.id IN (SELECT wallet_id FROM payees UNION ALL SELECT %(sponsor_account)s)
+        RETURNING account.id
+    ),
+    entries AS (
+        INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+        SELECT new_transaction.id, payees.wallet_id, %(coins)s FROM new_transaction, payees
+        UNION ALL
+        SELECT new_transaction.id, %(sponsor_account)s, -total.coins FROM new_transaction, total
+    ),
+    lots AS (
+        INSERT INTO rewards_coinlot
+            (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+        SELECT payees.wallet_id, new_transaction.id, %(today)s, %(expires_on)s, %(coins)s, %(coins)s
+          FROM new_transaction, payees
+    ),
+    payouts AS (
+        INSERT INTO rewards_challengepayout
+            (challenge_id, user_id, user_key, coins, transaction_id, created_at)
+        SELECT %(challenge)s, payees.user_id, payees.user_id, %(coins)s, new_transaction.id, %(now)s
+          FROM new_transaction, payees
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM payouts), (SELECT count(*) FROM moved)
+    """
+)
+
+
+def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int, bool]:
+    """Pays every member who took part and is not paid yet, set-based: a fixed number of statements
+    per challenge, one ledger transaction per round. Call with the challenge row locked (and its
+    group's, so the members stay who they are). Returns (members paid, budget exhausted)."""
+    coins = challenge.coins_per_member
+    now = timezone.now()
+    params = {
+        "group": challenge.group_id,
+        "challenge": challenge.pk,
+        "sponsor": challenge.sponsor_id,
+        "start": challenge.starts_on,
+        "end": min(challenge.ends_on, today),
+        "now": now,
+    }
+    payees = _PAYEE_WALLETS.format(took_part=_TOOK_PART)
+    with connection.cursor() as cursor:
+        cursor.execute(_WALLETS_OPEN.format(took_part=_TOOK_PART), params)
+        cursor.execute(_ACCOUNTS_LOCK.format(payees=payees, lock_order=sql.SQL(LOCK_ORDER_SQL)), params)
+        eligible, sponsor_account_id, sponsor_coins = cursor.fetchone()
+        affordable = min(challenge.budget_coins - challenge.paid_coins, sponsor_coins) // coins
+        limit = min(eligible, affordable)
+        if limit <= 0:
+            return 0, eligible > 0
+        paid_before = challenge.payouts.count()
+        cursor.execute(
+            _ROUND_POST.format(payees=payees),
+            params
+            | {
+                "limit": limit,
+                "coins": coins,
+                "sponsor_account": sponsor_account_id,
+                "kind": LedgerTransactionKind.CHALLENGE_REWARD.value,
+                "reference": f"challenge:{challenge.public_id}",
+                # The payout rows are the exactly-once key; a round's ledger key names how many
+                # were paid before it (the challenge row is locked: no two rounds see one count).
+                "key": f"challenge:{challenge.pk}:members-after:{paid_before}",
+                "today": timezone.localdate(now),
+                "expires_on": timezone.localdate(now) + datetime.timedelta(days=coin_expiry_days()),
+            },
+        )
+        paid, _moved = cursor.fetchone()
+    return paid, paid < eligible
+
+
 @transaction.atomic
 def challenge_settle(*, challenge_id: int, today: datetime.date | None = None) -> Settled:
     """Pays a met challenge's reward to whoever took part and is not paid yet (or its donation).
 
     Run when the target is met and again once the period is over (members who took part later are
     paid then). Exactly once per member: the challenge row is locked, each member has one payout
-    row and one ledger key. Stops, and records it, when the budget or the sponsor's account runs out.
+    row (unique per challenge and member). Members are paid set-based (`_members_pay`), as many as
+    the budget and the sponsor's account allow, by person; when they run out, it is recorded.
     """
     today = today or timezone.localdate()
     challenge = (
@@ -234,57 +390,39 @@ def challenge_settle(*, challenge_id: int, today: datetime.date | None = None) -
         return Settled(0, 0, False)
     paid_members = paid_coins = 0
     exhausted = False
-    if challenge.reward_kind == ChallengeReward.DONATION:
-        targets = [] if challenge.payouts.exists() else [(0, challenge.donation_coins)]
-    else:
-        already = set(challenge.payouts.values_list("user_key", flat=True))
-        targets = [
-            (user_id, challenge.coins_per_member)
-            for user_id, carbon in _member_carbon(challenge, today)
-            if carbon > 0 and user_id not in already
-        ]
-    for user_id, coins in targets:
+    if challenge.reward_kind == ChallengeReward.COINS:
+        # Joins and leaves lock the group row: the members stay who they are until the commit.
+        Group.objects.select_for_update(of=("self",)).filter(pk=challenge.group_id).values_list("pk").first()
+        paid_members, exhausted = _members_pay(challenge, today=today)
+        paid_coins = paid_members * challenge.coins_per_member
+    elif not challenge.payouts.exists():
+        coins = challenge.donation_coins
         try:
             with transaction.atomic():
-                if user_id:
-                    moved = _pay(
-                        challenge,
-                        destination=wallet_of(user_id=user_id),
-                        coins=coins,
-                        key=f"challenge:{challenge.pk}:member:{user_id}",
-                    )
-                else:
-                    moved = _pay(
-                        challenge,
-                        destination=project_account_for_project(project_id=challenge.welfare_project_id),
-                        coins=coins,
-                        key=f"challenge:{challenge.pk}:donation",
-                    )
-                    Donation.objects.create(
-                        user=None,
-                        project_id=challenge.welfare_project_id,
-                        transaction_id=moved.pk,
-                        amount=coins,
-                        donor_name=challenge.group.name[:80],
-                        idempotency_key=f"challenge:{challenge.pk}",
-                    )
-                ChallengePayout.objects.create(
-                    challenge=challenge,
-                    user_id=user_id or None,
-                    user_key=user_id,
+                moved = _pay(
+                    challenge,
+                    destination=project_account_for_project(project_id=challenge.welfare_project_id),
                     coins=coins,
-                    transaction_id=moved.pk,
+                    key=f"challenge:{challenge.pk}:donation",
                 )
+                Donation.objects.create(
+                    user=None,
+                    project_id=challenge.welfare_project_id,
+                    transaction_id=moved.pk,
+                    amount=coins,
+                    donor_name=challenge.group.name[:80],
+                    idempotency_key=f"challenge:{challenge.pk}",
+                )
+                ChallengePayout.objects.create(
+                    challenge=challenge, user_id=None, user_key=0, coins=coins, transaction_id=moved.pk
+                )
+            paid_coins = coins
         except TransferConditionUnmet:
             exhausted = True
-            break
         except ApplicationError as error:
             if error.error != INSUFFICIENT_COINS:
                 raise
             exhausted = True
-            break
-        paid_members += 1 if user_id else 0
-        paid_coins += coins
     if exhausted:
         TeamChallenge.objects.filter(pk=challenge.pk, budget_exhausted_at__isnull=True).update(
             budget_exhausted_at=timezone.now()
@@ -340,3 +478,31 @@ def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]
         challenge_settle(challenge_id=challenge_id, today=today)
         settled += 1
     return {"met": met, "missed": missed, "settled": settled}
+
+
+@transaction.atomic
+def challenge_payouts_merge(*, source_user: User, target_user: User) -> int:
+    """Makes the source's challenge rewards the target's, so a person is paid once per challenge.
+
+    A reward the source received for a challenge the target was not paid for becomes the target's
+    (`user_key` too): a later settlement finds the merged person paid. Where both accounts were paid
+    before the merge, both stay paid (a merge takes no coins back) and the target is not paid again.
+    The challenges concerned are locked first (id order), as settlement locks them, so a settlement
+    running meanwhile either paid the source before (and that payout moves) or sees the merged
+    memberships after. Call before the groups' memberships move. Returns the payouts moved.
+    """
+    source, target = source_user.pk, target_user.pk
+    groups = GroupMembership.objects.filter(user_id__in=[source, target]).values("group_id")
+    paid = ChallengePayout.objects.filter(user_key__in=[source, target]).values("challenge_id")
+    list(
+        TeamChallenge.objects.select_for_update(of=("self",))
+        .filter(Q(group_id__in=groups) | Q(pk__in=paid))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    target_paid = ChallengePayout.objects.filter(user_key=target).values("challenge_id")
+    return (
+        ChallengePayout.objects.filter(user_key=source)
+        .exclude(challenge_id__in=target_paid)
+        .update(user_id=target, user_key=target)
+    )

@@ -271,8 +271,9 @@ class TeamChallenge(models.Model):
 
 
 class ChallengePayout(models.Model):
-    """A member's reward for a challenge: one row per member and challenge (paid once), and the
-    ledger transaction that paid it. The pooled donation is the row without a person."""
+    """A member's reward for a challenge: one row per member and challenge (paid once: the unique
+    key), and the ledger transaction that paid it (a round of members shares one). The pooled
+    donation is the row without a person."""
 
     challenge = models.ForeignKey(TeamChallenge, on_delete=models.PROTECT, related_name="payouts")
     user = models.ForeignKey(
@@ -281,8 +282,9 @@ class ChallengePayout(models.Model):
     # Kept when the person is erased (user becomes null): the payment stays paid once.
     user_key = models.BigIntegerField()
     coins = models.BigIntegerField()
-    transaction = models.OneToOneField(
-        "rewards.LedgerTransaction", on_delete=models.PROTECT, related_name="challenge_payout"
+    # One ledger transaction pays a round of members (set-based): many payouts, one transaction.
+    transaction = models.ForeignKey(
+        "rewards.LedgerTransaction", on_delete=models.PROTECT, related_name="challenge_payouts"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -228,3 +228,60 @@ def memberships_erase(*, user: User) -> int:
         _member_drop(group=group, membership=membership)
         count += 1
     return count
+
+
+ROLE_RANK = {GroupRole.OWNER: 0, GroupRole.ADMIN: 1, GroupRole.MEMBER: 2}
+
+
+@transaction.atomic
+def memberships_merge(*, source_user: User, target_user: User) -> list[Group]:
+    """Moves a merged account's memberships to the account that remains; returns the groups the
+    source left because the person's group limit was reached.
+
+    - A group both were in keeps one membership, the target's, with the higher of the two roles
+      (so the owner stays the owner) and the earlier joining time.
+    - The source's other groups move while the person stays within `GROUPS_MAX_PER_PERSON` (closed
+      groups do not count): the target's own groups first, then the source's by role (owned, then
+      administered, then joined) and joining time. From the groups beyond the limit the source
+      leaves, as `group_leave` does (an owner's ownership passes on; the last member closes it).
+
+    The groups are locked in id order, as every membership change locks its group.
+    """
+    source, target = source_user, target_user
+    memberships = list(
+        GroupMembership.objects.filter(user__in=[source, target]).select_related("group").order_by("group_id")
+    )
+    locked = {
+        group.pk: group
+        for group in Group.objects.select_for_update()
+        .filter(pk__in={membership.group_id for membership in memberships})
+        .order_by("pk")
+    }
+    targets = {m.group_id: m for m in memberships if m.user_id == target.pk}
+    sources = [m for m in memberships if m.user_id == source.pk]
+    for membership in [m for m in sources if m.group_id in targets]:
+        kept = targets[membership.group_id]
+        role = min(kept.role, membership.role, key=ROLE_RANK.__getitem__)
+        membership.delete()  # first: the owner's row may be this one (one owner per group)
+        GroupMembership.objects.filter(pk=kept.pk).update(
+            role=role, joined_at=min(kept.joined_at, membership.joined_at)
+        )
+        Group.objects.filter(pk=membership.group_id).update(member_count=F("member_count") - 1)
+    room = max_groups_per_person() - sum(
+        1 for m in targets.values() if locked[m.group_id].status != GroupStatus.CLOSED
+    )
+    left: list[Group] = []
+    moving = sorted(
+        (m for m in sources if m.group_id not in targets),
+        key=lambda m: (ROLE_RANK[m.role], m.joined_at, m.pk),
+    )
+    for membership in moving:
+        group = locked[membership.group_id]
+        counts = group.status != GroupStatus.CLOSED
+        if not counts or room > 0:
+            room -= 1 if counts else 0
+            GroupMembership.objects.filter(pk=membership.pk).update(user=target)
+        else:
+            _member_drop(group=group, membership=membership)
+            left.append(group)
+    return left

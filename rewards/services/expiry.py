@@ -192,14 +192,21 @@ _EXPIRING_ROWS = sql.SQL(
 REMINDER_WINDOWS = ((30, "YYYY-MM"), (7, "IYYY-IW"))
 
 
+def expiry_reminder_rows(*, days: int, bucket: str, today: datetime.date) -> tuple[sql.Composable, dict]:
+    """The SELECT of one reminder window's (person, parameters, event key) rows and its parameters,
+    as `notifications_insert` takes them (and the benchmark's bare reference inserts them)."""
+    rows = _EXPIRING_ROWS.format(bucket=sql.Literal(bucket))
+    return rows, {"x_days": days, "x_today": today, "x_until": today + datetime.timedelta(days=days)}
+
+
 def expiry_notifications_raise(*, today: datetime.date) -> int:
-    """The nightly reminders, 30 and 7 days before coins expire: set-based (one INSERT … SELECT
-    per window), once per person and month (week) of expiry, however often it runs."""
+    """The nightly reminders, 30 and 7 days before coins expire: set-based (one statement per
+    window, which inserts and queues the pushes in the database), once per person and month (week)
+    of expiry, however often it runs."""
     raised = 0
     for days, bucket in REMINDER_WINDOWS:
+        rows, params = expiry_reminder_rows(days=days, bucket=bucket, today=today)
         raised += notifications_insert(
-            kind=NotificationKind.COINS_EXPIRING,
-            rows=_EXPIRING_ROWS.format(bucket=sql.Literal(bucket)),
-            params={"x_days": days, "x_today": today, "x_until": today + datetime.timedelta(days=days)},
+            kind=NotificationKind.COINS_EXPIRING, rows=rows, params=params
         ).notifications
     return raised

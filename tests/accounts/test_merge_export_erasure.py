@@ -280,10 +280,10 @@ def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
 
 
 def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay(client_for):
-    from core.local_time import LOCAL_TZ
     from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, MergeCapCorrection
     from activities.selectors import receipt_of
     from activities.services import steps_sync
+    from core.local_time import LOCAL_TZ
     from operations.invariants import invariant_violations
     from rewards.models import LedgerAccount
     from rewards.services import settlement_run
@@ -312,6 +312,7 @@ def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay
         "capped_days": 1,
         "settled_kept_carbon_mg": 120_000,
         "settled_coins_kept": True,
+        "groups_left": 0,
         "message": "Both accounts' activities now count as one person's: the daily and monthly caps apply "
         "to their sum. 120 g over the caps on 1 day(s) is no longer credited; each record it came off "
         "says so. Coins already earned are kept.",
@@ -339,9 +340,9 @@ def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay
 
 
 def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
-    from core.local_time import LOCAL_TZ
     from activities.models import ActivityRecord, BehaviourMonth, DailyCarbon, Factor, MethodologyVersion
     from activities.services import methodology_version_copy, steps_sync
+    from core.local_time import LOCAL_TZ
     from operations.invariants import invariant_violations
     from tests.accounts.factories import authorization_granted
 

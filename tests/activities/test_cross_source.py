@@ -250,6 +250,8 @@ def test_the_import_and_the_batch_path_agree_on_rides_within_the_tolerance(
         bus("t7", at(2, 11, 59) + datetime.timedelta(seconds=59), "L3"),  # the buckets turn at noon …
         bus("t8", at(2, 12) + datetime.timedelta(seconds=1), "L3"),  # … 2 s later, the same ride
         bus("t9", at(2, 14) + datetime.timedelta(seconds=30), "L4"),  # 31 s after st2, next bucket
+        bus("t10", at(3, 23, 59) + datetime.timedelta(seconds=30), "L5"),  # either side of midnight:
+        bus("t11", at(2, 0, 0) + datetime.timedelta(seconds=30), "L5"),  # the midnight lock is taken
     ]
     import csv
     import io
@@ -271,6 +273,7 @@ def test_the_import_and_the_batch_path_agree_on_rides_within_the_tolerance(
         ("city-transit:t4", "city-transit:t2"),
         ("city-transit:t8", "city-transit:t7"),
         ("city-transit:t9", "city-transit:st2"),
+        ("city-transit:t11", "city-transit:t10"),
     }
 
 

@@ -89,6 +89,7 @@ def test_a_statement_states_the_months_credited_reductions_signed_with_the_platf
     assert claims == {
         "iss": settings.STATEMENTS_ISSUER,
         "aud": PEER,
+        "version": 2,
         "nonce": "n-123",
         "period": month_bounds(month),
         "total_carbon_mg": 320_000,

@@ -257,3 +257,35 @@ def test_two_settlements_of_one_challenge_at_once_pay_each_member_once():
     assert sponsor_balance(sponsor=sponsor) == 1000 - 42
     assert GroupMembership.objects.count() == 6
     assert invariant_violations() == []
+
+
+def _settle_statements(size: int) -> tuple[int, int]:
+    """(statements, ledger transactions) of settling a met challenge of `size` members who took part."""
+    from django.test.utils import CaptureQueriesContext
+
+    from rewards.models import LedgerTransaction
+
+    group, people = _team(size)
+    sponsor = ChallengeSponsor.objects.create(name=f"运营预算 {size}")
+    sponsor_fund(sponsor=sponsor, amount=1000, idempotency_key=f"b{size}")
+    challenge = _coins_challenge(group, sponsor, coins=3, target=1)
+    for person in people:
+        carbon_credit(person, timezone.localdate(), 5_000)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    before = LedgerTransaction.objects.filter(kind="challenge_reward").count()
+    with CaptureQueriesContext(connection) as statements:
+        settled = challenge_settle(challenge_id=challenge.pk)
+    assert settled.paid_members == size
+    assert sorted(_wallet(person) for person in people) == [3] * size
+    return len(statements), LedgerTransaction.objects.filter(kind="challenge_reward").count() - before
+
+
+def test_a_challenge_pays_its_members_in_a_fixed_number_of_statements_and_one_transaction():
+    # Given two met challenges, of 2 and of 12 members who all took part, when each is settled
+    small = _settle_statements(2)
+    large = _settle_statements(12)
+
+    # Then both paid every member with the same statements and one ledger transaction each
+    assert small == large
+    assert small[1] == 1
+    assert invariant_violations() == []

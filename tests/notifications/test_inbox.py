@@ -137,3 +137,33 @@ def test_expiry_reminders_come_30_and_7_days_before_once_per_month_and_week():
             "expires_on": (today + datetime.timedelta(days=20)).isoformat(),
         },
     }
+
+
+def test_expiry_reminders_are_one_statement_per_window_whatever_the_number_of_people():
+    # Given 40 people with coins expiring in 5 days, half of them with a WeChat grant for the kind
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import WeChatPush, WeChatSubscription, WeChatTemplate
+
+    template = WeChatTemplate.objects.create(
+        kind=NotificationKind.COINS_EXPIRING, template_id="tmpl-expiring", title="积分到期提醒", fields={}
+    )
+    people = [UserFactory() for _ in range(40)]
+    for person in people:
+        fund_wallet(person, 10)
+    WeChatSubscription.objects.bulk_create(
+        [WeChatSubscription(user=person, template=template, remaining=1) for person in people[:20]]
+    )
+    today = timezone.localdate()
+    CoinLot.objects.update(expires_on=today + datetime.timedelta(days=5))
+
+    # When the night's reminders are raised
+    with CaptureQueriesContext(connection) as statements:
+        raised = expiry_notifications_raise(today=today)
+
+    # Then two statements (one per window) made 80 notifications and queued 40 pushes: nothing per
+    # person came back to Python
+    assert raised == 80
+    assert len(statements.captured_queries) == 2
+    assert WeChatPush.objects.count() == 40

@@ -41,6 +41,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=4, minute=10),
         "description": "Deletes expired app session tokens (signed-out and timed-out sign-ins).",
     },
+    "activities.delete_expired_statement_nonces": {
+        "task": "activities.statement_nonces_delete_expired",
+        "schedule": crontab(hour=4, minute=20),
+        "description": "Deletes the statement nonces expired more than a day ago (used or not).",
+    },
     "rewards.settle_yesterday": {
         "task": "rewards.settlement_settle_yesterday",
         "schedule": crontab(hour=0, minute=10),

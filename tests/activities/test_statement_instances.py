@@ -1,0 +1,193 @@
+"""Statements of format 2 list their instances under pairwise keys: a platform that saw the same bus
+ride computes the same key from its own record without learning the ride's fields. An imported
+statement does not count again an instance we already credited, a later report of an instance an
+imported statement counts is a second report, and statements of format 1 still verify and import."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+
+import pytest
+from django.conf import settings
+from joserfc.jwk import OKPKey
+
+from activities.methodology import instance_identity, methodology_load
+from activities.models import ActivityRecord, ImportedInstance, ImportedReduction, PeerStatement, RecordStatus
+from activities.statements.instances import instance_scope, statement_instance_key
+from core.crypto import platform_keys
+from core.local_time import LOCAL_TZ
+from tests.activities.conftest import credited_mg, ride
+from tests.activities.peer_platform import LocalPeer, last_month
+from tests.activities.test_statements import OTHER_PEER, PEER, _signed, issue, verify
+from tests.rewards.test_peer_statements import client_of, nonce_for, register, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _partner_window(settings):
+    settings.ACTIVITIES_PARTNER_WINDOW_DAYS = 120
+
+
+@pytest.fixture
+def riding(rider, transit, post_batch):
+    """A person with two bus rides last month (no line named)."""
+    day = last_month().replace(day=10)
+    post_batch(transit, [ride("B1", at=at(day, 8)), ride("B2", at=at(day, 18))])
+    return rider
+
+
+@pytest.fixture
+def peer():
+    with LocalPeer().serving() as running:
+        yield running
+
+
+def at(day: datetime.date, hour: int, minute: int = 0, second: int = 0) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(hour, minute, second), tzinfo=LOCAL_TZ)
+
+
+def on_line(record: dict, line: str) -> dict:
+    return {**record, "instance": {"line": line}}
+
+
+def payload_of(token: str) -> str:
+    return base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
+
+
+def key_seen_by_another_platform(*, issuer: str, audience: str, subject: str, line: str, when) -> str:
+    """What a platform running this protocol computes from its own record of a bus ride."""
+    factor = methodology_load().factor_for(
+        methodology_load().behaviours_by_code["bus"].id, when.astimezone(LOCAL_TZ).date()
+    )
+    digest, bucket = instance_identity(factor, {"line": line}, when)
+    scope = instance_scope(issuer=issuer, audience=audience, subject=subject)
+    return statement_instance_key(scope, behaviour="bus", instance_key=digest, bucket=bucket)
+
+
+def test_a_statement_lists_its_instances_under_keys_pairwise_to_the_audience(
+    rider, transit, post_batch, client_for
+):
+    month = last_month()
+    when = at(month.replace(day=10), 8)
+    post_batch(transit, [on_line(ride("B1", at=when), "L1"), ride("B2", at=at(month.replace(day=10), 18))])
+
+    here = issue(client_for(rider), month, audience=PEER)
+    there = issue(client_for(rider), month, audience=OTHER_PEER)
+
+    bus = here["claims"]["reductions"][0]
+    assert (here["claims"]["version"], bus["behaviour"], bus["carbon_mg"]) == (2, "bus", 160_000)
+    # The ride that names its line is listed; the one that does not is carbon without an instance.
+    expected = key_seen_by_another_platform(
+        issuer=settings.STATEMENTS_ISSUER, audience=PEER, subject=here["claims"]["sub"], line="L1", when=when
+    )
+    assert bus["instances"] == [{"key": expected, "carbon_mg": 80_000}]
+    assert len(expected) == 22
+    # Another audience gets another key for the same ride; the line is in neither token.
+    assert there["claims"]["reductions"][0]["instances"][0]["key"] != expected
+    assert "L1" not in payload_of(here["statement"])
+    assert "L1" not in payload_of(there["statement"])
+    assert verify(here["statement"]).json()["valid"] is True
+
+
+def test_an_imported_statement_does_not_count_again_a_ride_we_credited_and_later_reports_are_second(
+    rider, transit, post_batch, peer
+):
+    month = last_month()
+    ours, theirs = at(month.replace(day=10), 8), at(month.replace(day=12), 9)
+    post_batch(transit, [on_line(ride("B1", at=ours), "L1")])
+    assert credited_mg(rider) == 80_000
+    register(peer, mints_coins=False)
+    client = client_of(rider)
+    subject = "peer-person-42"
+
+    def peer_key(line: str, when) -> str:
+        return key_seen_by_another_platform(
+            issuer=peer.issuer, audience=settings.STATEMENTS_ISSUER, subject=subject, line=line, when=when
+        )
+
+    # The peer saw our ride 60 s later (a neighbouring bucket) and a ride we have not seen.
+    bus = {
+        "behaviour": "bus",
+        "carbon_mg": 200_000,
+        "methodology_versions": [3],
+        "standard": {"id": "T/ACEF 031-2022", "category": "travel", "behaviour": "公交出行"},
+        "instances": sorted(
+            [
+                {"key": peer_key("L1", ours + datetime.timedelta(seconds=60)), "carbon_mg": 90_000},
+                {"key": peer_key("L2", theirs), "carbon_mg": 90_000},
+            ],
+            key=lambda instance: instance["key"],
+        ),
+    }
+    claims = peer.claims(audience=settings.STATEMENTS_ISSUER, nonce=nonce_for(client), month=month)
+    claims.update(version=2, sub=subject, reductions=[bus], total_carbon_mg=200_000)
+
+    response = upload(client, peer.sign(claims))
+
+    assert response.status_code == 201, response.json()
+    statement = PeerStatement.objects.get(user=rider)
+    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (200_000, 110_000)
+    reduction = ImportedReduction.objects.get(statement=statement)
+    assert (reduction.stated_carbon_mg, reduction.carbon_mg) == (200_000, 110_000)
+    ours_record = ActivityRecord.objects.get(external_id="city-transit:B1")
+    assert dict(ImportedInstance.objects.values_list("key", "credited_record")) == {
+        peer_key("L1", ours + datetime.timedelta(seconds=60)): ours_record.id,
+        peer_key("L2", theirs): None,
+    }
+    assert credited_mg(rider) == 80_000
+
+    # Vice versa: our transit card reports the ride the peer's statement counts, 30 s off.
+    answer = post_batch(
+        transit, [on_line(ride("B2", at=theirs + datetime.timedelta(seconds=30)), "L2")]
+    ).json()
+
+    outcome = answer["records"][0]
+    assert (outcome["status"], answer["duplicate_across_sources"]) == ("duplicate_across_sources", 1)
+    assert outcome["credited_receipt"] == f"counted in the statement of Green Commute for {month:%Y-%m}"
+    second = ActivityRecord.objects.get(external_id="city-transit:B2")
+    assert (second.status, second.credited_carbon_mg, second.duplicate_of_id) == (
+        RecordStatus.DUPLICATE,
+        0,
+        None,
+    )
+    assert second.imported_duplicate_of == ImportedInstance.objects.get(key=peer_key("L2", theirs))
+    assert credited_mg(rider) == 80_000
+    # Another ride on that line, far from the peer's, counts.
+    later = post_batch(transit, [on_line(ride("B3", at=theirs + datetime.timedelta(hours=2)), "L2")]).json()
+    assert later["records"][0]["status"] == "accepted"
+    assert credited_mg(rider) == 160_000
+
+
+def test_statements_of_format_1_still_verify_and_instances_need_format_2(riding, client_for):
+    kid, private = platform_keys.ed25519_current()
+    month = last_month()
+    claims = issue(client_for(riding), month)["claims"]
+    version_one = {name: value for name, value in claims.items() if name != "version"}
+    for item in version_one["reductions"]:
+        item.pop("instances", None)
+
+    assert verify(_signed(version_one, key=OKPKey.import_key(private))).json()["valid"] is True
+    with_instances = json.loads(json.dumps(version_one))
+    with_instances["reductions"][0]["instances"] = [{"key": "A" * 22, "carbon_mg": 1}]
+    refused = verify(_signed(with_instances, key=OKPKey.import_key(private))).json()
+    assert refused["error"]["code"] == "statement_malformed"
+    assert refused["error"]["fields"] == {"reductions/0/instances": ["format 2 only"]}
+
+
+def test_instances_listed_twice_or_adding_up_to_more_than_the_carbon_are_malformed(riding, client_for):
+    kid, private = platform_keys.ed25519_current()
+    claims = issue(client_for(riding), last_month())["claims"]
+    twice = json.loads(json.dumps(claims))
+    twice["reductions"][0]["instances"] = [{"key": "A" * 22, "carbon_mg": 1}] * 2
+    too_much = json.loads(json.dumps(claims))
+    too_much["reductions"][0]["instances"] = [{"key": "A" * 22, "carbon_mg": 10**9}]
+
+    answers = [verify(_signed(c, key=OKPKey.import_key(private))).json()["error"] for c in (twice, too_much)]
+
+    assert [answer["fields"] for answer in answers] == [
+        {"reductions/0/instances": ["a key is listed twice"]},
+        {"reductions/0/instances": ["more carbon than the reduction"]},
+    ]
