@@ -8,8 +8,9 @@ import datetime
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from activities.models import Behaviour, Factor, MethodologyVersion
 from core.api.errors import ApplicationError
@@ -107,6 +108,19 @@ def lot_create(
     return lot
 
 
+def _grams_pool(params: dict) -> None:
+    """Inserts the lot's grams and contributions: plainly first (no key taken, the usual case); if
+    some key is already in a lot, or a lot allocated at the same moment took it first, again from
+    the savepoint, skipping the keys taken (statements.ALLOCATE)."""
+    try:
+        with transaction.atomic():
+            statements.execute(statements.ALLOCATE, params)
+    except IntegrityError as error:
+        if not isinstance(error.__cause__, UniqueViolation):
+            raise
+        statements.execute(statements.ALLOCATE_SKIPPING, params)
+
+
 @transaction.atomic
 def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
     """Allocates to the draft lot, once, set-based: the settled grams of consenting people that no
@@ -125,7 +139,7 @@ def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
     }
     for setting in statements.ALLOCATION_SETTINGS:
         statements.execute(setting)
-    statements.execute(statements.ALLOCATE, params)
+    _grams_pool(params)
     [(volume_mg, contributor_count)] = statements.execute(statements.TOTALS, params)
     tonnes = int(volume_mg) // MG_PER_TONNE
     prefix = serial_prefix_for(lot.period_start)

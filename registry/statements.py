@@ -7,16 +7,24 @@ days and accounts' pooling consents by table, as settlement reads `activities_da
 from __future__ import annotations
 
 from django.db import connection
+from psycopg import sql
 
 # The grams a lot takes, and each person's share of them, in one statement. Per person, day,
 # behaviour and methodology version, the credited carbon of
 # records that are credited (never held or rejected ones), of the lot's behaviours under the version
 # the lot names, on days of the period that are settled in full (nothing credited there waits for
 # settlement), of people whose pooling consent is active now. Keys already in any lot are skipped by
-# the unique key; rows go in in key order so two allocations at once wait on each other in the same
+# the primary key; rows go in in key order so two allocations at once wait on each other in the same
 # order and never deadlock. Each person's share is then the sum of what went in, under a pseudonym
 # only this lot uses: the first 32 hex digits of SHA-256(<lot's secret salt> ":" <account id>).
-ALLOCATE = """
+#
+# Two forms. ALLOCATE inserts plainly and fails on the first key some lot already holds (or that a
+# lot allocated at the same moment committed first); ALLOCATE_SKIPPING skips such keys with
+# ON CONFLICT DO NOTHING. The plain form is the usual case (a period and behaviours no lot took)
+# and costs half the index work: ON CONFLICT probes the key before each row, inserts it
+# speculatively and confirms it (one more WAL record per row). The service runs the plain form in a
+# savepoint and the skipping form when it meets a taken key.
+_ALLOCATE = sql.SQL("""
 WITH allocated AS (
     INSERT INTO registry_lotallocation
         (lot_id, user_id, day, behaviour_id, methodology_version_id, carbon_mg)
@@ -42,7 +50,7 @@ WITH allocated AS (
       )
     GROUP BY record.user_id, record.local_day, record.behaviour_id, factor.version_id
     ORDER BY record.user_id, record.local_day, record.behaviour_id, factor.version_id
-    ON CONFLICT (user_id, day, behaviour_id, methodology_version_id) DO NOTHING
+    {on_conflict}
     RETURNING user_id, carbon_mg
 )
 INSERT INTO registry_lotcontribution (lot_id, user_id, contributor_id, carbon_mg)
@@ -51,7 +59,11 @@ SELECT %(lot_id)s, user_id,
        SUM(carbon_mg)
 FROM allocated
 GROUP BY user_id
-"""
+""")
+ALLOCATE = _ALLOCATE.format(on_conflict=sql.SQL(""))
+ALLOCATE_SKIPPING = _ALLOCATE.format(
+    on_conflict=sql.SQL("ON CONFLICT (user_id, day, behaviour_id, methodology_version_id) DO NOTHING")
+)
 
 TOTALS = """
 SELECT COALESCE(SUM(carbon_mg), 0), COUNT(*) FROM registry_lotcontribution WHERE lot_id = %(lot_id)s
@@ -120,7 +132,7 @@ ALLOCATION_SETTINGS = (
 )
 
 
-def execute(sql: str, params: dict | None = None) -> list[tuple]:
+def execute(statement: str | sql.Composable, params: dict | None = None) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
