@@ -26,6 +26,7 @@ from registry.models import (
     LotContribution,
     LotEvent,
     LotExport,
+    LotProceedsShare,
     LotRetirement,
     LotSale,
     ReductionLot,
@@ -276,6 +277,11 @@ class LotEventAdmin(ReadOnlyAdmin):
 class LotContributionAdmin(ReadOnlyAdmin):
     list_display = ["lot", "contributor_id", "carbon_mg"]
     search_fields = ["contributor_id"]
+
+
+@admin.register(LotProceedsShare)
+class LotProceedsShareAdmin(ReadOnlyAdmin):
+    list_display = ["sale", "user_id", "coins", "transaction"]
 
 
 @admin.register(LotExport)

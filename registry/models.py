@@ -281,6 +281,29 @@ class LotSale(models.Model):
         return f"{self.lot_id}: {self.tonnes} t to {self.buyer}"
 
 
+class LotProceedsShare(models.Model):
+    """A contributor's coins from one sale: one row per person and sale (paid once), written by the
+    payout's one statement with the sale's ledger transaction."""
+
+    sale = models.ForeignKey(LotSale, on_delete=models.PROTECT, related_name="shares", db_index=False)
+    user_id = models.BigIntegerField()
+    coins = models.BigIntegerField()
+    transaction = models.ForeignKey(
+        "rewards.LedgerTransaction", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sale", "user_id"], name="one_share_per_sale_person"),
+            models.CheckConstraint(condition=Q(coins__gt=0), name="share_positive"),
+        ]
+        verbose_name = _("proceeds share")
+        verbose_name_plural = _("proceeds shares")
+
+    def __str__(self) -> str:
+        return f"{self.sale_id}:{self.user_id}:{self.coins}"
+
+
 class LotRetirement(models.Model):
     """Tonnes of a registered lot retired for good, on someone's behalf: an offset of an event, a
     company's footprint. It has a public page and a certificate."""

@@ -122,6 +122,79 @@ ORDER BY user_id
 """
 
 
+# A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post).
+# The statements run in this order inside the payout's transaction; %(transaction)s is the ledger
+# transaction PROCEEDS_TRANSACTION made (its idempotency key is the sale's: it is made once).
+PROCEEDS_TRANSACTION = sql.SQL("""
+INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+VALUES (%(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s)
+RETURNING id
+""")
+
+# Each contributor's coins (PRO_RATA), one row per person and sale: the exactly-once key.
+PROCEEDS_SHARES = sql.SQL("""
+WITH paid AS (
+    INSERT INTO registry_lotproceedsshare (sale_id, user_id, coins, transaction_id)
+    SELECT %(sale_id)s, user_id, coins, %(transaction)s FROM ({pro_rata}) AS share
+    ORDER BY user_id
+    RETURNING 1
+)
+SELECT COUNT(*) FROM paid
+""").format(pro_rata=sql.SQL(PRO_RATA))
+
+# The contributors' wallets, opened where missing (a contributor who never earned a coin has none).
+PROCEEDS_WALLETS_OPEN = sql.SQL("""
+INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+SELECT %(wallet)s, user_id, 0, %(now)s FROM registry_lotproceedsshare
+WHERE sale_id = %(sale_id)s
+ORDER BY user_id
+ON CONFLICT (kind, owner_id) DO NOTHING
+""")
+
+# Their row locks, by primary key: wallets come first in the ledger's lock order
+# (rewards.lock_objects); the project and issuance accounts are locked after them.
+PROCEEDS_WALLETS_LOCK = sql.SQL("""
+SELECT COUNT(*) FROM (
+    SELECT account.id FROM rewards_ledgeraccount AS account
+    JOIN registry_lotproceedsshare AS share
+      ON account.kind = %(wallet)s AND account.owner_id = share.user_id
+    WHERE share.sale_id = %(sale_id)s
+    ORDER BY account.id
+    FOR UPDATE OF account
+) AS locked
+""")
+
+# Every leg in one statement (the ledger checks per statement that a transaction sums to zero):
+# each wallet's share, the project's coins, issuance's minus the whole.
+PROCEEDS_ENTRIES = sql.SQL("""
+INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+SELECT %(transaction)s, account.id, share.coins
+FROM registry_lotproceedsshare AS share
+JOIN rewards_ledgeraccount AS account ON account.kind = %(wallet)s AND account.owner_id = share.user_id
+WHERE share.sale_id = %(sale_id)s
+UNION ALL
+SELECT %(transaction)s, %(project_account)s, %(welfare_coins)s WHERE %(welfare_coins)s > 0
+UNION ALL
+SELECT %(transaction)s, %(issuance)s, -(%(contributor_coins)s + %(welfare_coins)s)
+""")
+
+# A lot of coins in each wallet, earned today, expiring as every earned coin does.
+PROCEEDS_COIN_LOTS = sql.SQL("""
+INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+SELECT entry.account_id, entry.transaction_id, %(today)s, %(expires_on)s, entry.amount, entry.amount
+FROM rewards_ledgerentry AS entry
+JOIN rewards_ledgeraccount AS account ON account.id = entry.account_id AND account.kind = %(wallet)s
+WHERE entry.transaction_id = %(transaction)s
+""")
+
+# The cached balances, from the entries just written (the accounts are locked).
+PROCEEDS_BALANCES = sql.SQL("""
+UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + entry.amount
+FROM rewards_ledgerentry AS entry
+WHERE entry.transaction_id = %(transaction)s AND rewards_ledgeraccount.id = entry.account_id
+""")
+
+
 # For the allocation's transaction: room to sort a month of a city's rows into key order in memory;
 # and hash joins throughout — the planner takes the anti join with the unsettled days to leave a
 # handful of rows and would look each record's factor, lot behaviour and consent up one by one
