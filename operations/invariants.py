@@ -17,7 +17,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - the reduction registry: a gram is in at most one lot, and what lots hold of a person's day is at
   most what was settled of it; a lot's volume is the sum of its allocations (and of its
   contributions); sold + retired ≤ registered tonnes, each counter the sum of its sales and
-  retirements; each sale's proceeds paid once, exactly what the sale says.
+  retirements; each sale's proceeds paid once, exactly what the sale says, each contributor's
+  share once and as its wallet's leg.
 
 Read-only and set-based (one query per invariant), so it runs after every test of the reliability
 suite, from `manage.py check_invariants` and from `manage.py ledger_audit`. Each finding names the rows.
@@ -413,8 +414,8 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
         "proceeds paid once",
         lambda r: f"sale {r[0]}: paid at {r[1]}, says {r[2]} coins, {r[3]} transactions minted {r[4]}",
-        # One ledger transaction per person (and one for the welfare project), each under a key of its
-        # own (`lot-sale:<sale>:<person>`, `…:welfare`), all with the sale's reference.
+        # One ledger transaction per sale (key and reference `lot-sale:<sale>`): every contributor's
+        # share and the welfare project's coins are its legs.
         """
         SELECT sale.public_id, sale.proceeds_paid_at, sale.contributor_coins + sale.welfare_coins,
                COUNT(DISTINCT ledger.id), COALESCE(SUM(entry.amount), 0)
@@ -424,7 +425,31 @@ INVARIANTS: tuple[Invariant, ...] = (
         LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = ledger.id AND entry.amount > 0
         GROUP BY sale.id
         HAVING (sale.proceeds_paid_at IS NULL AND COUNT(ledger.id) > 0)
+            OR COUNT(DISTINCT ledger.id) > 1
             OR COALESCE(SUM(entry.amount), 0) <> sale.contributor_coins + sale.welfare_coins
+        ORDER BY sale.id
+        """,
+    ),
+    Invariant(
+        "proceeds shares",
+        lambda r: f"sale {r[0]}: {r[1]} coins to contributors, shares {r[2]}, their wallets' legs {r[3]}",
+        # Each contributor's share (one per sale and person) is the leg its wallet got in the sale's
+        # transaction, and the shares add up to the contributors' coins.
+        """
+        SELECT sale.public_id, sale.contributor_coins, COALESCE(shares.coins, 0), COALESCE(shares.legs, 0)
+        FROM registry_lotsale AS sale
+        LEFT JOIN (
+            SELECT share.sale_id, SUM(share.coins) AS coins, SUM(entry.amount) AS legs,
+                   COUNT(*) FILTER (WHERE entry.amount IS DISTINCT FROM share.coins) AS mismatched
+            FROM registry_lotproceedsshare AS share
+            LEFT JOIN rewards_ledgeraccount AS wallet
+              ON wallet.kind = 'wallet' AND wallet.owner_id = share.user_id
+            LEFT JOIN rewards_ledgerentry AS entry
+              ON entry.transaction_id = share.transaction_id AND entry.account_id = wallet.id
+            GROUP BY share.sale_id
+        ) AS shares ON shares.sale_id = sale.id
+        WHERE sale.proceeds_paid_at IS NOT NULL
+          AND (sale.contributor_coins <> COALESCE(shares.coins, 0) OR COALESCE(shares.mismatched, 0) > 0)
         ORDER BY sale.id
         """,
     ),

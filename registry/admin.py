@@ -2,7 +2,8 @@
 
 Every step goes through the services (one conditional UPDATE, an event appended); nothing is edited
 in place or deleted. Operators (operations/operators.py) see everything and run the lifecycle; the
-allocation's rows, contributions and events are read-only evidence.
+contributions and events are read-only evidence. The allocation's rows (per person, day, behaviour
+and version) have the composite primary key the admin cannot show; the invariants read them.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from core.api.errors import ApplicationError
 from registry import services
 from registry.exports import export_zip
 from registry.models import (
-    LotAllocation,
     LotBehaviour,
     LotContribution,
     LotEvent,
     LotExport,
+    LotProceedsShare,
     LotRetirement,
     LotSale,
     ReductionLot,
@@ -278,10 +279,9 @@ class LotContributionAdmin(ReadOnlyAdmin):
     search_fields = ["contributor_id"]
 
 
-@admin.register(LotAllocation)
-class LotAllocationAdmin(ReadOnlyAdmin):
-    list_display = ["lot", "user_id", "day", "behaviour_id", "methodology_version_id", "carbon_mg"]
-    list_filter = ["day"]
+@admin.register(LotProceedsShare)
+class LotProceedsShareAdmin(ReadOnlyAdmin):
+    list_display = ["sale", "user_id", "coins", "transaction"]
 
 
 @admin.register(LotExport)

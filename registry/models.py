@@ -158,27 +158,28 @@ class LotBehaviour(models.Model):
 class LotAllocation(models.Model):
     """The grams of one person, day, behaviour and methodology version that went into a lot.
 
-    The unique key has no lot in it: those grams are in one lot, ever. Two allocations racing for the
-    same key meet at the unique index; the second inserts nothing for it (`ON CONFLICT DO NOTHING`).
+    The primary key is that quadruple, with no lot in it: those grams are in one lot, ever. Two
+    allocations racing for the same key meet at the key's index; the second inserts nothing for it.
+    The key is the table's only index (no surrogate id, no second unique index) and the rows are
+    narrow: a city's month is written in one statement, and each index and byte costs it.
     """
 
+    pk = models.CompositePrimaryKey("user_id", "day", "behaviour_id", "methodology_version_id")
     # No database foreign key: rows are written by the allocation's one statement for its own lot (as
     # DailyCarbon carries none), so a city's month is not checked row by row by a trigger.
     lot = models.ForeignKey(
         ReductionLot, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     user_id = models.BigIntegerField()
-    day = models.DateField()
-    behaviour_id = models.BigIntegerField()
-    methodology_version_id = models.BigIntegerField()
     carbon_mg = models.BigIntegerField()
+    day = models.DateField()
+    # Ids of behaviours and methodology versions (tens of rows each) in 32 bits: the key is 20 bytes
+    # instead of 32. An id past 2^31 would fail the allocation's statement, not wrap.
+    behaviour_id = models.IntegerField()
+    methodology_version_id = models.IntegerField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["user_id", "day", "behaviour_id", "methodology_version_id"],
-                name="grams_allocated_once",
-            ),
             models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="allocation_positive"),
         ]
         # No index by lot: a city's month is written in one statement and every index costs it; the
@@ -278,6 +279,29 @@ class LotSale(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot_id}: {self.tonnes} t to {self.buyer}"
+
+
+class LotProceedsShare(models.Model):
+    """A contributor's coins from one sale: one row per person and sale (paid once), written by the
+    payout's one statement with the sale's ledger transaction."""
+
+    sale = models.ForeignKey(LotSale, on_delete=models.PROTECT, related_name="shares", db_index=False)
+    user_id = models.BigIntegerField()
+    coins = models.BigIntegerField()
+    transaction = models.ForeignKey(
+        "rewards.LedgerTransaction", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sale", "user_id"], name="one_share_per_sale_person"),
+            models.CheckConstraint(condition=Q(coins__gt=0), name="share_positive"),
+        ]
+        verbose_name = _("proceeds share")
+        verbose_name_plural = _("proceeds shares")
+
+    def __str__(self) -> str:
+        return f"{self.sale_id}:{self.user_id}:{self.coins}"
 
 
 class LotRetirement(models.Model):

@@ -8,8 +8,9 @@ import datetime
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from activities.models import Behaviour, Factor, MethodologyVersion
 from core.api.errors import ApplicationError
@@ -29,8 +30,9 @@ from registry.models import (
     ReductionLot,
 )
 from registry.selectors import lot_commitment
-from rewards.models import LedgerTransactionKind, WelfareProject
-from rewards.services import coins_issue, project_account_for_project, wallet_account_for_user
+from rewards.lock_objects import ledger_accounts_lock
+from rewards.models import LedgerAccountKind, LedgerTransactionKind, WelfareProject
+from rewards.services import coin_expiry_days, issuance_account, project_account_for_project
 
 DEFAULT_SERIAL_PREFIX = "QZ"
 
@@ -107,6 +109,19 @@ def lot_create(
     return lot
 
 
+def _grams_pool(params: dict) -> None:
+    """Inserts the lot's grams and contributions: plainly first (no key taken, the usual case); if
+    some key is already in a lot, or a lot allocated at the same moment took it first, again from
+    the savepoint, skipping the keys taken (statements.ALLOCATE)."""
+    try:
+        with transaction.atomic():
+            statements.execute(statements.ALLOCATE, params)
+    except IntegrityError as error:
+        if not isinstance(error.__cause__, UniqueViolation):
+            raise
+        statements.execute(statements.ALLOCATE_SKIPPING, params)
+
+
 @transaction.atomic
 def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
     """Allocates to the draft lot, once, set-based: the settled grams of consenting people that no
@@ -125,7 +140,7 @@ def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
     }
     for setting in statements.ALLOCATION_SETTINGS:
         statements.execute(setting)
-    statements.execute(statements.ALLOCATE, params)
+    _grams_pool(params)
     [(volume_mg, contributor_count)] = statements.execute(statements.TOTALS, params)
     tonnes = int(volume_mg) // MG_PER_TONNE
     prefix = serial_prefix_for(lot.period_start)
@@ -290,11 +305,54 @@ def proceeds_shares(*, lot: ReductionLot, pool: int) -> list[tuple[int, int]]:
     ]
 
 
+def proceeds_post(*, sale: LotSale, contributor_coins: int, welfare_coins: int) -> int:
+    """Mints a sale's proceeds in one ledger transaction, set-based, whatever the number of
+    contributors: each contributor's pro-rata share (statements.PRO_RATA) into their wallet, with a
+    coin lot, and the welfare project's coins into its account, all from issuance, under the sale's
+    idempotency key `lot-sale:<sale>`; each person's share is a `LotProceedsShare`, unique per sale
+    and person. A fixed number of statements (statements.PROCEEDS_*). Call in the payout's
+    transaction; answers how many contributors were paid."""
+    lot = sale.lot
+    params = {
+        "sale_id": sale.pk,
+        "lot_id": lot.pk,
+        "pool": contributor_coins,
+        "contributor_coins": contributor_coins,
+        "welfare_coins": welfare_coins,
+        "project_account": None,
+        "issuance": issuance_account().pk,
+        "wallet": LedgerAccountKind.WALLET.value,
+        "kind": LedgerTransactionKind.ISSUANCE.value,
+        "key": f"lot-sale:{sale.public_id}",
+        "reference": f"lot-sale:{sale.public_id}",
+        "memo": f"Proceeds of {lot.title}",
+        "now": timezone.now(),
+        "today": timezone.localdate(),
+    }
+    params["expires_on"] = params["today"] + datetime.timedelta(days=coin_expiry_days())
+    [(params["transaction"],)] = statements.execute(statements.PROCEEDS_TRANSACTION, params)
+    paid = 0
+    if contributor_coins:
+        [(paid,)] = statements.execute(statements.PROCEEDS_SHARES, params)
+        statements.execute(statements.PROCEEDS_WALLETS_OPEN, params)
+        statements.execute(statements.PROCEEDS_WALLETS_LOCK, params)
+    others = [params["issuance"]]
+    if welfare_coins:
+        params["project_account"] = project_account_for_project(project_id=lot.welfare_project_id).pk
+        others.append(params["project_account"])
+    ledger_accounts_lock(account_ids=others)
+    statements.execute(statements.PROCEEDS_ENTRIES, params)
+    statements.execute(statements.PROCEEDS_COIN_LOTS, params)
+    statements.execute(statements.PROCEEDS_BALANCES, params)
+    return int(paid)
+
+
 @transaction.atomic
 def sale_proceeds_pay(*, sale: LotSale, actor: str = "") -> LotSale:
     """Pays the sale's proceeds once, as the lot's policy says: bonus coins to the contributors pro
-    rata to their grams (minted through the ledger, one idempotency key per person and sale) and/or
-    coins to the welfare project. A second call: PROCEEDS_ALREADY_PAID, nothing changes."""
+    rata to their grams and/or coins to the welfare project, minted in one set-based ledger
+    transaction (`proceeds_post`). A second call, or one at the same moment:
+    PROCEEDS_ALREADY_PAID, nothing changes."""
     lot = sale.lot
     contributor_coins, welfare_coins = proceeds_split(lot=lot, proceeds_fen=sale.proceeds_fen)
     claimed = LotSale.objects.filter(pk=sale.pk, proceeds_paid_at__isnull=True).update(
@@ -302,25 +360,9 @@ def sale_proceeds_pay(*, sale: LotSale, actor: str = "") -> LotSale:
     )
     if not claimed:
         raise ApplicationError(errors.PROCEEDS_ALREADY_PAID)
-    shares = proceeds_shares(lot=lot, pool=contributor_coins)
-    for user_id, coins in shares:
-        coins_issue(
-            destination=wallet_account_for_user(user_id=user_id),
-            amount=coins,
-            kind=LedgerTransactionKind.ISSUANCE,
-            idempotency_key=f"lot-sale:{sale.public_id}:{user_id}",
-            reference=f"lot-sale:{sale.public_id}",
-            memo=f"Proceeds of {lot.title}",
-        )
-    if welfare_coins:
-        coins_issue(
-            destination=project_account_for_project(project_id=lot.welfare_project_id),
-            amount=welfare_coins,
-            kind=LedgerTransactionKind.ISSUANCE,
-            idempotency_key=f"lot-sale:{sale.public_id}:welfare",
-            reference=f"lot-sale:{sale.public_id}",
-            memo=f"Proceeds of {lot.title}",
-        )
+    paid = 0
+    if contributor_coins or welfare_coins:
+        paid = proceeds_post(sale=sale, contributor_coins=contributor_coins, welfare_coins=welfare_coins)
     sale.refresh_from_db()
     _event(
         lot,
@@ -329,7 +371,7 @@ def sale_proceeds_pay(*, sale: LotSale, actor: str = "") -> LotSale:
         sale=str(sale.public_id),
         proceeds_fen=sale.proceeds_fen,
         contributor_coins=contributor_coins,
-        contributors_paid=len(shares),
+        contributors_paid=paid,
         welfare_coins=welfare_coins,
     )
     return sale

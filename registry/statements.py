@@ -7,16 +7,24 @@ days and accounts' pooling consents by table, as settlement reads `activities_da
 from __future__ import annotations
 
 from django.db import connection
+from psycopg import sql
 
 # The grams a lot takes, and each person's share of them, in one statement. Per person, day,
 # behaviour and methodology version, the credited carbon of
 # records that are credited (never held or rejected ones), of the lot's behaviours under the version
 # the lot names, on days of the period that are settled in full (nothing credited there waits for
 # settlement), of people whose pooling consent is active now. Keys already in any lot are skipped by
-# the unique key; rows go in in key order so two allocations at once wait on each other in the same
+# the primary key; rows go in in key order so two allocations at once wait on each other in the same
 # order and never deadlock. Each person's share is then the sum of what went in, under a pseudonym
 # only this lot uses: the first 32 hex digits of SHA-256(<lot's secret salt> ":" <account id>).
-ALLOCATE = """
+#
+# Two forms. ALLOCATE inserts plainly and fails on the first key some lot already holds (or that a
+# lot allocated at the same moment committed first); ALLOCATE_SKIPPING skips such keys with
+# ON CONFLICT DO NOTHING. The plain form is the usual case (a period and behaviours no lot took)
+# and costs half the index work: ON CONFLICT probes the key before each row, inserts it
+# speculatively and confirms it (one more WAL record per row). The service runs the plain form in a
+# savepoint and the skipping form when it meets a taken key.
+_ALLOCATE = sql.SQL("""
 WITH allocated AS (
     INSERT INTO registry_lotallocation
         (lot_id, user_id, day, behaviour_id, methodology_version_id, carbon_mg)
@@ -42,7 +50,7 @@ WITH allocated AS (
       )
     GROUP BY record.user_id, record.local_day, record.behaviour_id, factor.version_id
     ORDER BY record.user_id, record.local_day, record.behaviour_id, factor.version_id
-    ON CONFLICT (user_id, day, behaviour_id, methodology_version_id) DO NOTHING
+    {on_conflict}
     RETURNING user_id, carbon_mg
 )
 INSERT INTO registry_lotcontribution (lot_id, user_id, contributor_id, carbon_mg)
@@ -51,7 +59,11 @@ SELECT %(lot_id)s, user_id,
        SUM(carbon_mg)
 FROM allocated
 GROUP BY user_id
-"""
+""")
+ALLOCATE = _ALLOCATE.format(on_conflict=sql.SQL(""))
+ALLOCATE_SKIPPING = _ALLOCATE.format(
+    on_conflict=sql.SQL("ON CONFLICT (user_id, day, behaviour_id, methodology_version_id) DO NOTHING")
+)
 
 TOTALS = """
 SELECT COALESCE(SUM(carbon_mg), 0), COUNT(*) FROM registry_lotcontribution WHERE lot_id = %(lot_id)s
@@ -110,6 +122,79 @@ ORDER BY user_id
 """
 
 
+# A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post).
+# The statements run in this order inside the payout's transaction; %(transaction)s is the ledger
+# transaction PROCEEDS_TRANSACTION made (its idempotency key is the sale's: it is made once).
+PROCEEDS_TRANSACTION = sql.SQL("""
+INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+VALUES (%(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s)
+RETURNING id
+""")
+
+# Each contributor's coins (PRO_RATA), one row per person and sale: the exactly-once key.
+PROCEEDS_SHARES = sql.SQL("""
+WITH paid AS (
+    INSERT INTO registry_lotproceedsshare (sale_id, user_id, coins, transaction_id)
+    SELECT %(sale_id)s, user_id, coins, %(transaction)s FROM ({pro_rata}) AS share
+    ORDER BY user_id
+    RETURNING 1
+)
+SELECT COUNT(*) FROM paid
+""").format(pro_rata=sql.SQL(PRO_RATA))
+
+# The contributors' wallets, opened where missing (a contributor who never earned a coin has none).
+PROCEEDS_WALLETS_OPEN = sql.SQL("""
+INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+SELECT %(wallet)s, user_id, 0, %(now)s FROM registry_lotproceedsshare
+WHERE sale_id = %(sale_id)s
+ORDER BY user_id
+ON CONFLICT (kind, owner_id) DO NOTHING
+""")
+
+# Their row locks, by primary key: wallets come first in the ledger's lock order
+# (rewards.lock_objects); the project and issuance accounts are locked after them.
+PROCEEDS_WALLETS_LOCK = sql.SQL("""
+SELECT COUNT(*) FROM (
+    SELECT account.id FROM rewards_ledgeraccount AS account
+    JOIN registry_lotproceedsshare AS share
+      ON account.kind = %(wallet)s AND account.owner_id = share.user_id
+    WHERE share.sale_id = %(sale_id)s
+    ORDER BY account.id
+    FOR UPDATE OF account
+) AS locked
+""")
+
+# Every leg in one statement (the ledger checks per statement that a transaction sums to zero):
+# each wallet's share, the project's coins, issuance's minus the whole.
+PROCEEDS_ENTRIES = sql.SQL("""
+INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+SELECT %(transaction)s, account.id, share.coins
+FROM registry_lotproceedsshare AS share
+JOIN rewards_ledgeraccount AS account ON account.kind = %(wallet)s AND account.owner_id = share.user_id
+WHERE share.sale_id = %(sale_id)s
+UNION ALL
+SELECT %(transaction)s, %(project_account)s, %(welfare_coins)s WHERE %(welfare_coins)s > 0
+UNION ALL
+SELECT %(transaction)s, %(issuance)s, -(%(contributor_coins)s + %(welfare_coins)s)
+""")
+
+# A lot of coins in each wallet, earned today, expiring as every earned coin does.
+PROCEEDS_COIN_LOTS = sql.SQL("""
+INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+SELECT entry.account_id, entry.transaction_id, %(today)s, %(expires_on)s, entry.amount, entry.amount
+FROM rewards_ledgerentry AS entry
+JOIN rewards_ledgeraccount AS account ON account.id = entry.account_id AND account.kind = %(wallet)s
+WHERE entry.transaction_id = %(transaction)s
+""")
+
+# The cached balances, from the entries just written (the accounts are locked).
+PROCEEDS_BALANCES = sql.SQL("""
+UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + entry.amount
+FROM rewards_ledgerentry AS entry
+WHERE entry.transaction_id = %(transaction)s AND rewards_ledgeraccount.id = entry.account_id
+""")
+
+
 # For the allocation's transaction: room to sort a month of a city's rows into key order in memory;
 # and hash joins throughout — the planner takes the anti join with the unsettled days to leave a
 # handful of rows and would look each record's factor, lot behaviour and consent up one by one
@@ -120,7 +205,7 @@ ALLOCATION_SETTINGS = (
 )
 
 
-def execute(sql: str, params: dict | None = None) -> list[tuple]:
+def execute(statement: str | sql.Composable, params: dict | None = None) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []

@@ -91,6 +91,30 @@ def test_a_lot_is_allocated_once_and_a_later_lot_skips_grams_already_pooled():
     assert invariant_violations() == []
 
 
+def test_a_later_lot_over_the_same_days_takes_only_the_grams_no_lot_holds():
+    # Given a lot that pooled the first rider's days, then a second rider who consents afterwards.
+    first_rider = consenting(UserFactory())
+    second_rider = UserFactory()
+    record(first_rider, days_ago(5), 600_000_000)
+    record(second_rider, days_ago(5), 700_000_000)
+    _settle_through(days_ago(5))
+    first = lot_allocate(lot=_lot("first"))
+    consenting(second_rider)
+
+    # When a second lot over the same days is allocated (its plain insert meets the first lot's key).
+    second = lot_allocate(lot=_lot("second"))
+
+    # Then it holds the second rider's grams only, and the first lot is unchanged.
+    assert list(LotAllocation.objects.filter(lot=second).values_list("user_id", "carbon_mg")) == [
+        (second_rider.pk, 700_000_000)
+    ]
+    assert list(LotContribution.objects.filter(lot=second).values_list("user_id", "carbon_mg")) == [
+        (second_rider.pk, 700_000_000)
+    ]
+    assert (second.volume_mg, first.volume_mg) == (700_000_000, 600_000_000)
+    assert invariant_violations() == []
+
+
 def test_revoking_the_consent_keeps_what_was_pooled_and_keeps_the_person_out_of_later_lots():
     rider = consenting(UserFactory())
     record(rider, days_ago(6), 300_000_000)

@@ -9,11 +9,13 @@ import hashlib
 import io
 import json
 import re
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -23,7 +25,7 @@ from core.crypto.platform_keys import ed25519_signing_keys
 from operations.invariants import invariant_violations
 from registry import errors
 from registry.exports import export_zip
-from registry.models import LotContribution, LotEvent, LotSale, ReductionLot
+from registry.models import LotContribution, LotEvent, LotProceedsShare, LotSale, ReductionLot
 from registry.services import (
     lot_allocate,
     lot_create,
@@ -33,7 +35,7 @@ from registry.services import (
     lot_submit,
     sale_proceeds_pay,
 )
-from rewards.models import LedgerAccount
+from rewards.models import CoinLot, LedgerAccount, LedgerTransaction
 from rewards.services import settlement_run
 from tests.accounts.factories import UserFactory
 from tests.registry.factories import behaviour, consenting, days_ago, record, uncapped_version
@@ -177,10 +179,61 @@ def test_proceeds_are_paid_once_pro_rata_with_the_largest_remainders(registered_
     after = _wallets()
     assert [after[user.pk] - before.get(user.pk, 0) for user in people] == [336, 252, 112]
     assert LedgerAccount.objects.get(kind="welfare_project", owner_id=project.pk).balance == 300
+    # One ledger transaction for the sale, one share per contributor, each with its coin lot.
+    [minted] = LedgerTransaction.objects.filter(reference=f"lot-sale:{sale.public_id}")
+    assert minted.idempotency_key == f"lot-sale:{sale.public_id}"
+    assert sorted(
+        LotProceedsShare.objects.filter(sale=sale).values_list("user_id", "coins", "transaction")
+    ) == sorted(
+        [(people[0].pk, 336, minted.pk), (people[1].pk, 252, minted.pk), (people[2].pk, 112, minted.pk)]
+    )
+    assert sorted(CoinLot.objects.filter(transaction=minted).values_list("amount", flat=True)) == [
+        112,
+        252,
+        336,
+    ]
+    assert sum(minted.entries.values_list("amount", flat=True)) == 0
     with pytest.raises(ApplicationError) as raised:
         sale_proceeds_pay(sale=LotSale.objects.get(pk=sale.pk))
     assert raised.value.error is errors.PROCEEDS_ALREADY_PAID
     assert _wallets() == after
+    assert invariant_violations() == []
+
+
+@pytest.mark.concurrency
+def test_two_payouts_of_one_sale_at_once_pay_it_once(registered_lot):
+    # Given a sale of the registered lot.
+    lot, people = registered_lot["lot"], registered_lot["people"]
+    sale = lot_sell(lot=lot, tonnes=2, price_fen_per_tonne=5_005, buyer="Exchange buyer", sold_on=days_ago(1))
+    before = _wallets()
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def pay() -> None:
+        try:
+            start.wait()
+            sale_proceeds_pay(sale=LotSale.objects.get(pk=sale.pk), actor="operator")
+            outcomes.append("paid")
+        except ApplicationError as error:
+            outcomes.append(error.error)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            outcomes.append(error)
+        finally:
+            connections.close_all()
+
+    # When two operators pay its proceeds at the same moment, on two connections.
+    threads = [threading.Thread(target=pay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then one pays and the other is told it is paid: each contributor got their share once.
+    assert sorted(outcomes, key=str) == sorted(["paid", errors.PROCEEDS_ALREADY_PAID], key=str)
+    after = _wallets()
+    assert [after[user.pk] - before.get(user.pk, 0) for user in people] == [336, 252, 112]
+    assert LedgerTransaction.objects.filter(reference=f"lot-sale:{sale.public_id}").count() == 1
+    assert LotProceedsShare.objects.filter(sale=sale).count() == 3
     assert invariant_violations() == []
 
 
