@@ -6,6 +6,9 @@ throwaway Redis, and the local RabbitMQ (skipped, saying why, where it does not 
   worker (Redis: once the shortened visibility timeout passes; RabbitMQ: as soon as the killed
   worker's connection drops), and the day is settled once.
 - Two workers run the same settlement at the same moment: each person is settled once.
+- The settlement as chunk tasks (rewards/chunked.py): a worker killed inside a chunk, two others
+  sharing the chunks afterwards; each person is settled once, each chunk counted once, and the run
+  succeeds when the last chunk commits.
 - Two beat processes fire the same job: however many times it runs, the day is settled once.
 """
 
@@ -16,7 +19,7 @@ import datetime
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from rewards.models import LedgerAccount, Settlement, SettlementRun, SettlementRunStatus
+from rewards.models import ChunkedRun, LedgerAccount, RunChunk, Settlement, SettlementRun, SettlementRunStatus
 from rewards.services import issuance_account
 from tests.accounts.factories import UserFactory
 from tests.reliability.conftest import FIGURES, soak
@@ -102,6 +105,28 @@ def test_two_workers_running_the_same_settlement_settle_each_person_once(people,
 
     assert {outcome["status"] for outcome in outcomes} == {"succeeded"}
     _assert_settled_once(people)
+
+
+def test_a_worker_killed_in_a_chunk_task_leaves_the_chunked_run_to_the_others_settled_once(people, broker):
+    app, workers = broker.app, {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
+    with processes() as started:
+        first = celery_worker(started, **workers, name="first")
+        with row_locked(ISSUANCE_ROW):
+            app.send_task("rewards.settlement_chunked_day", args=[DAY.isoformat()])
+            wait_for(lambda: backends_waiting_on_a_lock() == 1, timeout=30, what="a chunk to block")
+            first.kill()
+            FIGURES["faults injected"] += 1
+        assert not Settlement.objects.exists(), "the killed chunk's transaction must roll back"
+
+        celery_worker(started, **workers, name="second")
+        celery_worker(started, **workers, name="third")
+        wait_for(_settled, timeout=90, what="the chunks to settle the day")
+
+    _assert_settled_once(people)
+    run = ChunkedRun.objects.get(key=f"settlement:{DAY.isoformat()}:0")
+    assert run.chunks_total >= 4
+    assert run.chunks_done == run.chunks_total
+    assert RunChunk.objects.filter(run=run, done_at__isnull=False).count() == run.chunks_total
 
 
 @soak
