@@ -36,11 +36,17 @@ class ChunkOutcome:
     finished: bool  # and its count finished the run
 
 
+# The last range's upper bound: whoever gets an id after the run was planned is in the last chunk.
+UNBOUNDED = 2**63 - 1
+
+
 def id_ranges(*, lowest: int | None, highest: int | None, size: int) -> list[tuple[int, int]]:
-    """(exclusive lower, inclusive upper) ranges of `size` ids covering lowest..highest."""
+    """(exclusive lower, inclusive upper) ranges of `size` ids from `lowest` on, the last one open."""
     if lowest is None or highest is None:
-        return []
-    return [(start - 1, min(start + size - 1, highest)) for start in range(lowest, highest + 1, size)]
+        return [(-1, UNBOUNDED)]
+    ranges = [(start - 1, start + size - 1) for start in range(lowest, highest + 1, size)]
+    ranges[-1] = (ranges[-1][0], UNBOUNDED)
+    return ranges
 
 
 def chunk_ids() -> int:
@@ -99,7 +105,7 @@ def settlement_chunked_start(*, day: datetime.date) -> tuple[ChunkedRun | None, 
     if run.status == SettlementRunStatus.SUCCEEDED:
         return None, []
     bounds = User.objects.aggregate(lowest=Min("pk"), highest=Max("pk"))
-    ranges = id_ranges(lowest=bounds["lowest"], highest=bounds["highest"], size=chunk_ids()) or [(-1, 0)]
+    ranges = id_ranges(lowest=bounds["lowest"], highest=bounds["highest"], size=chunk_ids())
     return chunked_run_start(job="settlement", key=f"settlement:{day.isoformat()}:{run.round}", ranges=ranges)
 
 
@@ -140,7 +146,7 @@ def expiry_chunked_start(*, today: datetime.date) -> tuple[ChunkedRun, list[int]
     bounds = LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET).aggregate(
         lowest=Min("pk"), highest=Max("pk")
     )
-    ranges = id_ranges(lowest=bounds["lowest"], highest=bounds["highest"], size=chunk_ids()) or [(-1, 0)]
+    ranges = id_ranges(lowest=bounds["lowest"], highest=bounds["highest"], size=chunk_ids())
     return chunked_run_start(job="expiry", key=f"expiry:{today.isoformat()}", ranges=ranges)
 
 
@@ -159,3 +165,36 @@ def expiry_chunk_expire(*, chunk_id: int) -> ChunkOutcome:
         today = datetime.date.fromisoformat(chunk.run.key.split(":")[1])
         coins_expire(today=today, account_range=(chunk.lower, chunk.upper), reminders=False)
     return chunk_complete(chunk_id=chunk_id, on_finished=_expiry_finish)
+
+
+# --- Closed boards --------------------------------------------------------------------------------
+
+# A board ranks everyone in one statement, so the closed rebuild spreads by board, not by people:
+# each (kind, period) is one chunk, the run's "ranges" being the boards' positions here.
+CLOSED_BOARDS = (
+    ("people", "week"),
+    ("people", "month"),
+    ("people", "all_time"),
+    ("groups", "week"),
+    ("groups", "month"),
+    ("groups", "all_time"),
+)
+
+
+def boards_chunked_start(*, key: str) -> tuple[ChunkedRun, list[int]]:
+    """Plans a rebuild of the closed boards (this week, month, all time; people's and groups'), one
+    chunk a board; `key` names the rebuild (one per sending: rebuilding a board twice is harmless)."""
+    ranges = [(index - 1, index) for index in range(len(CLOSED_BOARDS))]
+    return chunked_run_start(job="boards", key=key, ranges=ranges)
+
+
+def board_chunk_rebuild(*, chunk_id: int) -> ChunkOutcome:
+    """One board of a chunked rebuild of the closed boards."""
+    from rewards.gamification.leaderboards import leaderboard_rebuild
+    from rewards.groups.boards import group_board_rebuild
+
+    chunk = RunChunk.objects.get(pk=chunk_id)
+    if chunk.done_at is None:
+        kind, period = CLOSED_BOARDS[chunk.upper]
+        (leaderboard_rebuild if kind == "people" else group_board_rebuild)(period=period)
+    return chunk_complete(chunk_id=chunk_id, on_finished=lambda run: None)

@@ -201,3 +201,28 @@ def coins_expire_chunk(chunk_id: int) -> dict:
 
     outcome = expiry_chunk_expire(chunk_id=chunk_id)
     return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
+
+
+@shared_task(name="rewards.leaderboards_rebuild_closed_chunked")
+def leaderboards_rebuild_closed_chunked() -> dict:
+    """The closed boards' rebuild spread over workers: one task a board (a board's ranking is one
+    statement over everyone, so it does not split by people)."""
+    import uuid
+
+    from rewards.chunked import boards_chunked_start
+
+    run, pending = boards_chunked_start(
+        key=f"boards:{timezone.localdate().isoformat()}:{uuid.uuid4().hex[:12]}"
+    )
+    for chunk_id in pending:
+        leaderboard_board_chunk.delay(chunk_id)
+    return {"run": run.key, "chunks": len(pending)}
+
+
+@shared_task(name="rewards.leaderboard_board_chunk")
+def leaderboard_board_chunk(chunk_id: int) -> dict:
+    """One board of a chunked rebuild of the closed boards."""
+    from rewards.chunked import board_chunk_rebuild
+
+    outcome = board_chunk_rebuild(chunk_id=chunk_id)
+    return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}

@@ -7,10 +7,18 @@ import datetime
 import pytest
 from django.test import override_settings
 
-from rewards.chunked import expiry_chunked_start, id_ranges, settlement_chunk_settle, settlement_chunked_start
+from rewards.chunked import (
+    UNBOUNDED,
+    expiry_chunked_start,
+    id_ranges,
+    settlement_chunk_settle,
+    settlement_chunked_start,
+)
+from rewards.groups.models import GroupBoardBuild
 from rewards.models import (
     ChunkedRun,
     CoinLot,
+    LeaderboardBuild,
     LedgerAccount,
     RunChunk,
     Settlement,
@@ -18,7 +26,7 @@ from rewards.models import (
     SettlementRunStatus,
 )
 from rewards.services import issuance_account
-from rewards.tasks import coins_expire_chunked, settlement_chunked_day
+from rewards.tasks import coins_expire_chunked, leaderboards_rebuild_closed_chunked, settlement_chunked_day
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import carbon_credit
 
@@ -27,9 +35,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DAY = datetime.date(2026, 11, 20)
 
 
-def test_id_ranges_cover_every_id_once():
-    assert id_ranges(lowest=5, highest=14, size=4) == [(4, 8), (8, 12), (12, 14)]
-    assert id_ranges(lowest=None, highest=None, size=4) == []
+def test_id_ranges_cover_every_id_once_and_the_last_is_open_to_ids_given_later():
+    assert id_ranges(lowest=5, highest=14, size=4) == [(4, 8), (8, 12), (12, UNBOUNDED)]
+    assert id_ranges(lowest=None, highest=None, size=4) == [(-1, UNBOUNDED)]
 
 
 def _people(count: int) -> dict[int, int]:
@@ -102,3 +110,18 @@ def test_a_chunked_expiry_expires_every_due_lot_once():
     assert LedgerAccount.objects.get(kind="expiry_sink").balance == sum(expected.values())
     run, pending = expiry_chunked_start(today=expiry_day)
     assert (run.chunks_done, pending) == (run.chunks_total, [])
+
+
+def test_a_chunked_rebuild_of_the_closed_boards_builds_each_board_once():
+    # Given people with closed days
+    _people(3)
+
+    # When the closed boards are rebuilt as chunk tasks
+    result = leaderboards_rebuild_closed_chunked()
+
+    # Then each board has a build and the run counted its six boards
+    run = ChunkedRun.objects.get(key=result["run"])
+    assert (run.chunks_total, run.chunks_done, result["chunks"]) == (6, 6, 6)
+    assert run.finished_at is not None
+    assert set(LeaderboardBuild.objects.values_list("period", flat=True)) == {"week", "month", "all_time"}
+    assert set(GroupBoardBuild.objects.values_list("period", flat=True)) == {"week", "month", "all_time"}
