@@ -11,6 +11,7 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
   whose coins were kept counts as settled; another platform's statement mints once, what its mint says;
+  a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction);
@@ -230,6 +231,19 @@ INVARIANTS: tuple[Invariant, ...] = (
         ) AS minted ON minted.transaction_id = settled.transaction_id
         WHERE settled.coins <> COALESCE(minted.coins, 0)
         ORDER BY settled.transaction_id
+        """,
+    ),
+    Invariant(
+        "chunked run counted once",
+        lambda r: f"chunked run {r[0]}: counts {r[1]} of {r[2]} chunks done, its chunks say {r[3]} of {r[4]}",
+        """
+        SELECT run.id, run.chunks_done, run.chunks_total, COUNT(chunk.done_at), COUNT(chunk.id)
+        FROM rewards_chunkedrun AS run
+        LEFT JOIN rewards_runchunk AS chunk ON chunk.run_id = run.id
+        GROUP BY run.id
+        HAVING run.chunks_done <> COUNT(chunk.done_at) OR run.chunks_total <> COUNT(chunk.id)
+            OR (run.finished_at IS NOT NULL) <> (run.chunks_done = run.chunks_total)
+        ORDER BY run.id
         """,
     ),
     Invariant(

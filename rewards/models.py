@@ -718,3 +718,45 @@ from rewards.groups.models import (  # noqa: E402, F401 - the app's models, defi
     GroupStatus,
     TeamChallenge,
 )
+
+
+class ChunkedRun(models.Model):
+    """One run of a nightly job split into person-id ranges that any number of workers share.
+
+    `key` names the run (`settlement:2026-11-20:0`, `expiry:2026-11-20`): starting it twice finds
+    the same run. The run is finished by whichever chunk's commit brings `chunks_done` to
+    `chunks_total` (docs/scaling.md, "Work that spreads over workers").
+    """
+
+    job = models.CharField(max_length=32)
+    key = models.CharField(max_length=96)
+    chunks_total = models.IntegerField()
+    chunks_done = models.IntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key"], name="one_chunked_run_per_key")]
+        verbose_name = _("chunked run")
+        verbose_name_plural = _("chunked runs")
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.chunks_done}/{self.chunks_total})"
+
+
+class RunChunk(models.Model):
+    """One person-id range (lower exclusive, upper inclusive) of a chunked run, done once."""
+
+    run = models.ForeignKey(ChunkedRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.IntegerField()
+    lower = models.BigIntegerField()
+    upper = models.BigIntegerField()
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_chunk_per_run_and_index")]
+        verbose_name = _("run chunk")
+        verbose_name_plural = _("run chunks")
+
+    def __str__(self) -> str:
+        return f"{self.run.key} #{self.index} ({self.lower}, {self.upper}]"

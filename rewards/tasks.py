@@ -153,3 +153,76 @@ def challenges_evaluate() -> dict:
     from rewards.groups.challenges import challenges_evaluate as evaluate
 
     return evaluate()
+
+
+# --- The night as chunk tasks that any number of workers share (rewards/chunked.py) -------------
+
+
+@shared_task(name="rewards.settlement_chunked_day")
+def settlement_chunked_day(day: str) -> dict:
+    """Plans the settlement of a local day as person-id chunks and enqueues those not done yet;
+    sending it again re-enqueues only what is left (each chunk counts once)."""
+    from rewards.chunked import settlement_chunked_start
+
+    run, pending = settlement_chunked_start(day=datetime.date.fromisoformat(day))
+    for chunk_id in pending:
+        settlement_chunk.delay(chunk_id)
+    return {"day": day, "run": run and run.key, "chunks": len(pending)}
+
+
+@shared_task(name="rewards.settlement_chunk")
+def settlement_chunk(chunk_id: int) -> dict:
+    """One person-id range of a chunked settlement; the last chunk's commit finishes the run and
+    sends the rebuilds that settlement makes stale."""
+    from rewards.chunked import settlement_chunk_settle
+
+    outcome = settlement_chunk_settle(chunk_id=chunk_id)
+    if outcome.finished:
+        after_settlement.delay()
+    return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
+
+
+@shared_task(name="rewards.coins_expire_chunked")
+def coins_expire_chunked(day: str | None = None) -> dict:
+    """Plans the day's expiry as wallet-id chunks and enqueues those not done yet."""
+    from rewards.chunked import expiry_chunked_start
+
+    today = datetime.date.fromisoformat(day) if day else timezone.localdate()
+    run, pending = expiry_chunked_start(today=today)
+    for chunk_id in pending:
+        coins_expire_chunk.delay(chunk_id)
+    return {"day": today.isoformat(), "run": run.key, "chunks": len(pending)}
+
+
+@shared_task(name="rewards.coins_expire_chunk")
+def coins_expire_chunk(chunk_id: int) -> dict:
+    """One wallet-id range of the day's expiry; the last chunk raises the reminders."""
+    from rewards.chunked import expiry_chunk_expire
+
+    outcome = expiry_chunk_expire(chunk_id=chunk_id)
+    return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
+
+
+@shared_task(name="rewards.leaderboards_rebuild_closed_chunked")
+def leaderboards_rebuild_closed_chunked() -> dict:
+    """The closed boards' rebuild spread over workers: one task a board (a board's ranking is one
+    statement over everyone, so it does not split by people)."""
+    import uuid
+
+    from rewards.chunked import boards_chunked_start
+
+    run, pending = boards_chunked_start(
+        key=f"boards:{timezone.localdate().isoformat()}:{uuid.uuid4().hex[:12]}"
+    )
+    for chunk_id in pending:
+        leaderboard_board_chunk.delay(chunk_id)
+    return {"run": run.key, "chunks": len(pending)}
+
+
+@shared_task(name="rewards.leaderboard_board_chunk")
+def leaderboard_board_chunk(chunk_id: int) -> dict:
+    """One board of a chunked rebuild of the closed boards."""
+    from rewards.chunked import board_chunk_rebuild
+
+    outcome = board_chunk_rebuild(chunk_id=chunk_id)
+    return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}

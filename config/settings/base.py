@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which request the database router serves; pins a person who wrote to the primary for a while.
+    "core.db_routing.ReplicaRoutingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -115,6 +117,36 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 # behind a connection pooler in transaction mode that does not keep prepared statements.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A streaming replica (optional) for the reads that may lag: with DATABASE_REPLICA_URL set, the
+# `replica` alias answers the ORM reads of the models below while a safe request is served, unless
+# the person wrote in the last DATABASE_REPLICA_PIN_SECONDS (core/db_routing.py).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **env.db_url_config(DATABASE_REPLICA_URL),
+        "ATOMIC_REQUESTS": False,
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        # Never created nor migrated by the tests or `migrate`: it copies the primary.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter"]
+DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=10)
+# Lag-tolerant reads, by app label or model label: the catalog, the boards, the reports, the registry.
+DATABASE_REPLICA_READS = frozenset(
+    {
+        "registry",
+        "merchants.merchant",
+        "merchants.offer",
+        "rewards.leaderboardbuild",
+        "rewards.leaderboardentry",
+        "rewards.monthlyrating",
+        "rewards.ratingrun",
+        "rewards.badge",
+        "rewards.badgeaward",
+        "rewards.welfareproject",
+    }
+)
 
 # Redis (REDIS_URL, read in environment.py) is the cache, the sessions' cache and Celery's broker.
 

@@ -23,7 +23,8 @@ _redis_db = env.int("REDIS_TEST_DB_BASE", default=1) + int(_worker.removeprefix(
 _redis_base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
 REDIS_URL = f"{_redis_base}/{_redis_db}"
 CACHES["default"]["LOCATION"] = REDIS_URL
-CELERY_BROKER_URL = REDIS_URL
+if CELERY_BROKER_URL.startswith("redis"):  # noqa: F405 - a RabbitMQ broker, when chosen, is kept
+    CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 # Tests call tasks directly; the worker-level tests start real workers themselves.
 CELERY_TASK_ALWAYS_EAGER = True

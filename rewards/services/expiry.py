@@ -129,9 +129,17 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
     return wallets, coins
 
 
-def coins_expire(*, today: datetime.date | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ExpiryResult:
+def coins_expire(
+    *,
+    today: datetime.date | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    account_range: tuple[int, int] | None = None,
+    reminders: bool = True,
+) -> ExpiryResult:
     """Moves every coin whose expiry day has come to the expiry sink; raises the 30-day reminders.
 
+    `account_range` (lower exclusive, upper inclusive wallet ids) limits it to one chunk task's
+    share (rewards/chunked.py), which leaves the reminders (`reminders=False`) to the run's end.
     Safe to run any number of times a day. Must not run inside a transaction (chunks commit).
     """
     if connection.in_atomic_block:
@@ -139,26 +147,27 @@ def coins_expire(*, today: datetime.date | None = None, chunk_size: int = DEFAUL
     today = today or timezone.localdate()
     sink_id = expiry_sink_account().pk
     wallets = coins = 0
-    lower = -1
+    lower, last = account_range or (-1, 2**63 - 1)
     while True:
         upper = _execute(
             """
             SELECT MAX(account_id) FROM (
                 SELECT DISTINCT account_id FROM rewards_coinlot
                 WHERE expires_on <= %(today)s AND remaining_amount > 0 AND account_id > %(lower)s
+                  AND account_id <= %(last)s
                 ORDER BY account_id LIMIT %(chunk)s
             ) AS chunk
             """,
-            {"today": today, "lower": lower, "chunk": chunk_size},
+            {"today": today, "lower": lower, "last": last, "chunk": chunk_size},
         )[0][0]
         if upper is None:
             break
         with transaction.atomic():
             chunk_wallets, chunk_coins = _chunk_expire(today=today, lower=lower, upper=upper, sink_id=sink_id)
         wallets, coins, lower = wallets + chunk_wallets, coins + chunk_coins, upper
-    reminders = expiry_reminders_raise(today=today)
+    raised = expiry_reminders_raise(today=today) if reminders else 0
     logger.info("expiry.done", extra={"day": today.isoformat(), "wallets": wallets, "coins": coins})
-    return ExpiryResult(wallets=wallets, coins=coins, reminders_raised=reminders)
+    return ExpiryResult(wallets=wallets, coins=coins, reminders_raised=raised)
 
 
 def expiry_reminders_raise(*, today: datetime.date) -> int:

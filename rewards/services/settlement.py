@@ -61,6 +61,8 @@ DEFAULT_WORKERS = 2
 CANDIDATES = "rewards_settlement_candidates"
 ROWS = "rewards_settlement_rows"
 PEOPLE = "rewards_settlement_people"
+# The upper bound of a person-id range that leaves nobody out.
+ALL_PEOPLE = 2**63 - 1
 
 
 class ChunkConflictError(Exception):
@@ -94,8 +96,9 @@ def _execute(sql: str, params: dict | list | None = None) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _candidates_collect(*, day: datetime.date) -> None:
-    """Remembers, for this connection, the DailyCarbon rows owed something up to `day`.
+def _candidates_collect(*, day: datetime.date, lower: int = -1, upper: int = ALL_PEOPLE) -> None:
+    """Remembers, for this connection, the DailyCarbon rows owed something up to `day` (of the
+    people with user id in (lower, upper]).
 
     A temporary table (no WAL), filled once from the partial index of unsettled rows; each chunk
     then reaches its rows by primary key instead of scanning that index again.
@@ -107,8 +110,9 @@ def _candidates_collect(*, day: datetime.date) -> None:
         SELECT id AS daily_carbon_id, user_id
         FROM activities_dailycarbon
         WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
+          AND user_id > %(lower)s AND user_id <= %(upper)s
         """,
-        {"day": day},
+        {"day": day, "lower": lower, "upper": upper},
     )
     _execute(f"CREATE INDEX {CANDIDATES}_user ON {CANDIDATES} (user_id)")
     _execute(f"ANALYZE {CANDIDATES}")
@@ -434,6 +438,31 @@ def _chunks_settle_in_parallel(*, workers: int, bounds: list[tuple[int, int]], *
             thread.join()
     if errors:
         raise errors[0]
+
+
+def settlement_range_settle(
+    *, run: SettlementRun, lower: int, upper: int, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> None:
+    """Settles the people of `run` with user id in (lower, upper]: one chunk task's share of a run
+    (rewards/chunked.py), through the same chunks and keys as `settlement_run`. Safe to repeat."""
+    arguments = {
+        "run": run,
+        "issuance_id": issuance_account().pk,
+        "expires_on": run.day + datetime.timedelta(days=coin_expiry_days()),
+        "on_chunk_committed": None,
+    }
+    try:
+        _candidates_collect(day=run.day, lower=lower, upper=upper)
+        bounds = _chunk_bounds(chunk_size=chunk_size)
+        _chunks_settle(bounds=bounds, indexes=range(len(bounds)), **arguments)
+    finally:
+        with contextlib.suppress(Exception):
+            _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+
+
+def settlement_run_start(*, day: datetime.date) -> SettlementRun:
+    """The run of `day` a chunked settlement works on (the night's, resumed while not succeeded)."""
+    return _run_start(day=day, owed=False, started_by_id=None)
 
 
 def settlement_run(

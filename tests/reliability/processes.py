@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -32,6 +33,7 @@ def conninfo() -> str:
 
 
 def environment(*, redis_url: str, database: str | None = None, **extra: str) -> dict[str, str]:
+    """`extra` may name another broker (CELERY_BROKER_URL) for the processes; Redis stays their cache."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.reliability.worker_settings",
@@ -256,3 +258,65 @@ def gunicorn_workers(server: Process) -> list[int]:
     """The worker processes of a gunicorn master (its children)."""
     children = Path(f"/proc/{server.popen.pid}/task/{server.popen.pid}/children").read_text().split()
     return [int(pid) for pid in children]
+
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def rabbitmq_missing() -> str | None:
+    """Why the local RabbitMQ cannot be used, or None when it answers."""
+    import kombu
+
+    try:
+        with kombu.Connection(RABBITMQ_URL, connect_timeout=2) as probe:
+            probe.connect()
+    except Exception as error:  # any refusal: the tests say why they skip
+        return f"RabbitMQ at {RABBITMQ_URL} is not reachable ({type(error).__name__}: {error})"
+    return None
+
+
+@dataclass
+class Broker:
+    """The broker the workers of a test share: `worker_env` goes to every process it starts."""
+
+    kind: str
+    url: str
+    results_url: str
+    worker_env: dict[str, str]
+    app: object
+
+    @property
+    def process_options(self) -> dict[str, str]:
+        """The keyword arguments of `celery_worker` / `celery_beat` that point a process at it."""
+        return {"redis_url": self.results_url, **self.worker_env}
+
+
+@contextlib.contextmanager
+def broker_for(kind: str) -> Iterator[Broker]:
+    """A throwaway Redis as broker and result store; or the local RabbitMQ (a queue of this test's
+    own, deleted afterwards) with a throwaway Redis for results."""
+    import uuid
+
+    import kombu
+    from celery import Celery
+
+    from tests.services import throwaway_redis
+
+    with throwaway_redis() as redis_url:
+        if kind == "redis":
+            url, worker_env, queue = redis_url, {}, None
+        else:
+            url, queue = RABBITMQ_URL, f"carbon-test-{uuid.uuid4().hex[:12]}"
+            worker_env = {"CELERY_BROKER_URL": url, "CELERY_TASK_DEFAULT_QUEUE": queue}
+        # Not the current app: shared tasks elsewhere in this process keep the project's (eager) app.
+        app = Celery("reliability-client", broker=url, backend=redis_url, set_as_current=False)
+        app.conf.broker_transport_options = {"visibility_timeout": 3}
+        if queue:
+            app.conf.task_default_queue = queue
+        try:
+            yield Broker(kind=kind, url=url, results_url=redis_url, worker_env=worker_env, app=app)
+        finally:
+            app.close()
+            if queue:
+                with kombu.Connection(url) as connection, contextlib.suppress(Exception):
+                    connection.default_channel.queue_delete(queue)

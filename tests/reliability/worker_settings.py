@@ -16,6 +16,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Chunked runs over a few dozen people: a handful of chunk tasks.
+REWARDS_CHUNK_IDS = int(os.environ.get("REWARDS_CHUNK_IDS", "100000"))
+if os.environ.get("CELERY_TASK_DEFAULT_QUEUE"):
+    # A shared RabbitMQ: a queue of this test's own, and no remote-control queues beside it.
+    CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # The catch-up a worker sends when it connects settles the real yesterday: only the test of it wants
 # that, not the fault tests that settle a fixed day of their own.
 if os.environ.get("CELERY_CATCH_UP") != "1":

@@ -1,13 +1,26 @@
-"""Celery: Redis as broker, JSON only, tasks acknowledged after they finish.
+"""Celery: Redis or RabbitMQ as broker, JSON only, tasks acknowledged after they finish.
 
 Redelivery means any task may run twice; every task in this project is idempotent.
+
+The broker is Redis (REDIS_URL) unless `CELERY_BROKER=rabbitmq` (then `RABBITMQ_URL`, by default
+the local RabbitMQ's guest account) or `CELERY_BROKER_URL` names one (`redis://…` or `amqp://…`).
+Results stay in Redis either way. On RabbitMQ a message a worker took and did not acknowledge
+goes back to the queue the moment that worker's connection drops (no visibility timeout); its
+`consumer_timeout` (30 minutes by default) must stay above CELERY_TASK_TIME_LIMIT.
 """
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
-from config.settings.environment import REDIS_URL
+from config.settings.environment import REDIS_URL, env
 
-CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER = env("CELERY_BROKER", default="redis")
+if CELERY_BROKER not in ("redis", "rabbitmq"):
+    raise ImproperlyConfigured(f"CELERY_BROKER must be redis or rabbitmq, not {CELERY_BROKER!r}.")
+RABBITMQ_URL = env("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+CELERY_BROKER_URL = env(
+    "CELERY_BROKER_URL", default=RABBITMQ_URL if CELERY_BROKER == "rabbitmq" else REDIS_URL
+)
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -19,7 +32,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
-# Longer than the longest task, so a slow task is not handed to a second worker.
+# Redis: longer than the longest task, so a slow task is not handed to a second worker.
+# (RabbitMQ has no visibility timeout and ignores it.)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "Asia/Shanghai"
