@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rewards', '0016_ledger_transaction_kinds_of_challenges_and_statements'),
+        ('rewards', '0017_challenge_payouts_share_a_transaction'),
     ]
 
     operations = [
