@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from psycopg import sql
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
@@ -113,7 +115,7 @@ def _ledger_analyze() -> None:
 
     with connection.cursor() as cursor:
         for table in LEDGER_TABLES:
-            cursor.execute(f"ANALYZE {table}")
+            cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def _statistics_refresher():

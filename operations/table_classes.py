@@ -52,6 +52,7 @@ TABLE_CLASSES: dict[str, tuple[str, str]] = {
     "activities_statementnonce": (DISTRIBUTED, "user_id"),
     "activities_peersubject": (DISTRIBUTED, "user_id"),
     "activities_peerstatement": (DISTRIBUTED, "user_id"),
+    "activities_importedinstance": (DISTRIBUTED, "user_id"),
     "activities_importedreduction": (DISTRIBUTED, "user_id (to add)"),
     "activities_mergecapcorrection": (DISTRIBUTED, "target_user_id"),
     # rewards: the ledger by the account's owner (system accounts become one clearing account a shard)
@@ -75,6 +76,7 @@ TABLE_CLASSES: dict[str, tuple[str, str]] = {
     # registry: each person's grams in a lot
     "registry_lotallocation": (DISTRIBUTED, "user_id"),
     "registry_lotcontribution": (DISTRIBUTED, "user_id"),
+    "registry_lotproceedsshare": (DISTRIBUTED, "user_id"),
     # Reference: small catalogs every shard joins
     "auth_group": (REFERENCE, ""),
     "auth_group_permissions": (REFERENCE, ""),
