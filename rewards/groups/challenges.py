@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names.
 """Team challenges: progress, meeting the target, and paying the reward exactly once per member.
 
 The reward comes from the sponsor's ledger account (kind `challenge_sponsor`), funded through the
@@ -27,6 +26,7 @@ from django.utils import timezone
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
 from core.api.errors import ApplicationError
+from rewards import statements
 from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
 from rewards.groups.models import (
     ChallengePayout,
@@ -38,8 +38,7 @@ from rewards.groups.models import (
     GroupMembership,
     TeamChallenge,
 )
-from rewards.models import Donation, LedgerAccountKind, LedgerTransactionKind
-from rewards.services.ledger import (
+from rewards.ledger import (
     AccountRef,
     TransferCondition,
     TransferConditionUnmet,
@@ -49,6 +48,7 @@ from rewards.services.ledger import (
     project_account_for_project,
     wallet_of,
 )
+from rewards.models import Donation, LedgerAccountKind, LedgerTransactionKind
 
 logger = logging.getLogger(__name__)
 
@@ -127,22 +127,10 @@ def challenge_create(
     )
 
 
-# Per member of the group: their carbon credited in the challenge's period (so far).
-_MEMBER_CARBON = """
-SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
-  FROM rewards_groupmembership AS membership
-  LEFT JOIN activities_dailycarbon AS daily
-    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
- WHERE membership.group_id = %(group)s
- GROUP BY membership.user_id
- ORDER BY membership.user_id
-"""
-
-
 def _member_carbon(challenge: TeamChallenge, today: datetime.date) -> list[tuple[int, int]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            _MEMBER_CARBON,
+            statements.CHALLENGE_MEMBER_CARBON,
             {
                 "start": challenge.starts_on,
                 "end": min(challenge.ends_on, today),
@@ -192,18 +180,10 @@ class Settled:
     budget_exhausted: bool
 
 
-# Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
-# the budget: zero rows and the ledger moves nothing.
-_WITHIN_BUDGET = """
-UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(condition_coins)s
- WHERE id = %(condition_challenge)s AND paid_coins + %(condition_coins)s <= budget_coins AND {ready}
-RETURNING id
-"""
-
-
 def _pay(challenge: TeamChallenge, *, destination, coins: int, key: str):
     condition = TransferCondition(
-        sql=_WITHIN_BUDGET, params={"condition_coins": coins, "condition_challenge": challenge.pk}
+        statement=statements.CHALLENGE_WITHIN_BUDGET,
+        params={"condition_coins": coins, "condition_challenge": challenge.pk},
     )
     return coins_transfer_if(
         condition,
