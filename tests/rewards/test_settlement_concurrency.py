@@ -95,7 +95,7 @@ def _settle_and_die_in_the_third_chunk() -> None:
 
     def execute_then_die(statement, params=None):
         nonlocal chunks_started
-        if "CREATE TEMPORARY TABLE \"rewards_settlement_rows\"" in text_of(statement):
+        if 'CREATE TEMPORARY TABLE "rewards_settlement_rows"' in text_of(statement):
             chunks_started += 1
         if chunks_started == 3 and text_of(statement).lstrip().startswith("INSERT INTO rewards_coinlot"):
             os._exit(137)  # like SIGKILL: no cleanup, the open transaction dies with the connection
