@@ -46,6 +46,30 @@ ORDER BY n.expires_on
 """
 )
 
+# --- Settlement and back-fill --------------------------------------------------------------------
+
+# The wallets of the people owed coins (`{owed}` has user_id), opened where missing, in person order.
+WALLETS_OPEN = sql.SQL(
+    """
+INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {owed} ORDER BY 2
+ON CONFLICT (kind, owner_id) DO NOTHING
+"""
+)
+
+# Compare-and-set: the carbon of `{owed}`'s rows (id, settled_before, `{carbon}`) marked settled,
+# only on the rows nobody settled since they were read.
+MARK_SETTLED = sql.SQL(
+    """
+UPDATE activities_dailycarbon
+   SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + owed.{carbon},
+       updated_at = %(now)s
+  FROM {owed} AS owed
+ WHERE activities_dailycarbon.id = owed.id
+   AND activities_dailycarbon.settled_carbon_mg = owed.settled_before
+"""
+)
+
 # --- Settlement ---------------------------------------------------------------------------------
 
 # Per connection: the DailyCarbon rows owed something, and a chunk's rows and people.
@@ -136,13 +160,7 @@ SELECT id, user_id, day, settled_before, settle_mg FROM spread WHERE settle_mg >
 """
 ).format(rows=SETTLEMENT_ROWS, candidates=SETTLEMENT_CANDIDATES)
 
-SETTLEMENT_WALLETS_OPEN = sql.SQL(
-    """
-INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {rows} WHERE true
-ON CONFLICT (kind, owner_id) DO NOTHING
-"""
-).format(rows=SETTLEMENT_ROWS)
+SETTLEMENT_WALLETS_OPEN = WALLETS_OPEN.format(owed=SETTLEMENT_ROWS)
 
 SETTLEMENT_PEOPLE_COLLECT = sql.SQL(
     """
@@ -185,17 +203,7 @@ SETTLEMENT_LEGS = sql.SQL(
     " CAST(%(expires_on)s AS date) AS expires_on FROM {people})"
 ).format(people=SETTLEMENT_PEOPLE)
 
-# Compare-and-set: only rows nobody settled since the chunk read them.
-SETTLEMENT_MARK_SETTLED = sql.SQL(
-    """
-UPDATE activities_dailycarbon
-   SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + settled.settle_mg,
-       updated_at = %(now)s
-  FROM {rows} AS settled
- WHERE activities_dailycarbon.id = settled.id
-   AND activities_dailycarbon.settled_carbon_mg = settled.settled_before
-"""
-).format(rows=SETTLEMENT_ROWS)
+SETTLEMENT_MARK_SETTLED = MARK_SETTLED.format(owed=SETTLEMENT_ROWS, carbon=sql.Identifier("settle_mg"))
 
 # --- Back-fill ----------------------------------------------------------------------------------
 
@@ -228,13 +236,7 @@ BACKFILL_TOTALS = sql.SQL("SELECT count(DISTINCT user_id), coalesce(sum(coins), 
     owed=BACKFILL_OWED
 )
 
-BACKFILL_WALLETS_OPEN = sql.SQL(
-    """
-INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {owed} ORDER BY 2
-ON CONFLICT (kind, owner_id) DO NOTHING
-"""
-).format(owed=BACKFILL_OWED)
+BACKFILL_WALLETS_OPEN = WALLETS_OPEN.format(owed=BACKFILL_OWED)
 
 BACKFILL_WALLETS_FIND = sql.SQL(
     """
@@ -257,16 +259,7 @@ SELECT user_id, day, %(transaction)s, carbon_mg, coins, rate FROM {owed}
 """
 ).format(owed=BACKFILL_OWED)
 
-BACKFILL_MARK_SETTLED = sql.SQL(
-    """
-UPDATE activities_dailycarbon
-   SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + owed.carbon_mg,
-       updated_at = %(now)s
-  FROM {owed} AS owed
- WHERE activities_dailycarbon.id = owed.id
-   AND activities_dailycarbon.settled_carbon_mg = owed.settled_before
-"""
-).format(owed=BACKFILL_OWED)
+BACKFILL_MARK_SETTLED = MARK_SETTLED.format(owed=BACKFILL_OWED, carbon=sql.Identifier("carbon_mg"))
 
 # --- Expiry -------------------------------------------------------------------------------------
 

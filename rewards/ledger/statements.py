@@ -207,6 +207,7 @@ entries AS (
     SELECT %(ledger_transaction)s, account_id, amount FROM per_account
     UNION ALL
     SELECT %(ledger_transaction)s, %(ledger_counter)s, -(SELECT SUM(amount) FROM per_account)
+     WHERE EXISTS (SELECT 1 FROM per_account)
     RETURNING amount
 )
 SELECT CAST(SUM(amount) AS bigint), COUNT(*) FROM per_account
