@@ -409,17 +409,19 @@ class BatchPosting:
             },
         )[0][0]
 
-    def legs_post(self, *, legs: sql.Composable, params: dict | None = None) -> int:
+    def legs_post(self, *, legs: sql.Composable, params: dict | None = None, locked: bool = False) -> int:
         """Posts the wallet legs of `legs`, a relation of (account_id, amount, earned_on, expires_on)
         with its own named parameters in `params`: a credit is a row per lot it opens, a debit a row
         whose coins are taken from the wallet's lots soonest-expiring first. Legs of one posting go
-        one way (all credits or all debits). Returns how many wallets moved."""
+        one way (all credits or all debits). `locked`: the caller holds the wallets' locks already
+        (taken in the global order). Returns how many wallets moved."""
         params = {
             **(params or {}),
             "ledger_transaction": self.transaction_id,
             "ledger_counter": self.counter_account_id,
         }
-        execute(statements.POSTING_LOCK.format(legs=legs), params)
+        if not locked:
+            execute(statements.POSTING_LOCK.format(legs=legs), params)
         total, accounts = execute(statements.POSTING_ENTRIES.format(legs=legs), params)[0]
         if not accounts:
             return 0

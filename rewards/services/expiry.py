@@ -57,7 +57,7 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
             idempotency_key=f"expiry:{today.isoformat()}:wallets:{first}-{last}:lots-to:{last_lot}",
             counter_account_id=sink_id,
         )
-        posting.legs_post(legs=statements.EXPIRY_LEGS)
+        posting.legs_post(legs=statements.EXPIRY_LEGS, locked=True)  # by EXPIRY_LOCK, with the sink
         posting.counter_post()
     execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
     return wallets, coins
