@@ -581,6 +581,12 @@ class DailyCarbon(models.Model):
                 condition=Q(credited_carbon_mg__gt=F("settled_carbon_mg")),
                 name="daily_carbon_unsettled",
             ),
+            # A person's carbon not yet settled (the wallet read) without the settled days of years.
+            models.Index(
+                fields=["user"],
+                condition=Q(credited_carbon_mg__gt=F("settled_carbon_mg")),
+                name="daily_carbon_unsettled_person",
+            ),
         ]
         verbose_name = _("daily carbon")
         verbose_name_plural = _("daily carbon")

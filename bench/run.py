@@ -15,8 +15,10 @@ beside a reference measured on this machine in the same run, with the ratio and 
 5. wallet read (balance + first history page)       — bare /healthz through the same server
 6. leaderboards                                     — measured when rewards has them (bench/leaderboards.py)
 7. scale: 1, 4 and 5 at city size against the latest small run (within 1.5×)
-7. the nightly expiry reminders (30 and 7 days) — a bare INSERT … SELECT of the same rows
+7b. the nightly expiry reminders (30 and 7 days) — a bare INSERT … SELECT of the same rows
 8. a month of the city into one reduction lot       — one GROUP BY over the same records (bench/registry.py)
+9. the ledger against history: transfers/s from a wallet with 10,000 spent + 1,000 unspent lots, the
+   wallet read of a person with five years of nightly lots — a fresh wallet, a new person (bench/ledger.py)
 
 The table is printed and written to bench/results/<date>-<size>.json with the machine's description.
 """
@@ -680,6 +682,16 @@ def scenario_registry(context: Context) -> None:
     )
 
 
+def scenario_ledger(context: Context) -> None:
+    from bench.ledger import ledger_measure
+
+    if context.size.seconds < 5:  # the harness's smoke test: small histories, short rounds
+        small = {"spent_lots": 500, "unspent_lots": 50, "years": 1}
+        ledger_measure(context.report, scenario="9 ledger", seconds=0.25, rounds=2, **small)
+    else:
+        ledger_measure(context.report, scenario="9 ledger")
+
+
 SCENARIOS = [
     scenario_http,
     scenario_ingest,
@@ -688,6 +700,7 @@ SCENARIOS = [
     scenario_leaderboards,
     scenario_reminders,
     scenario_registry,
+    scenario_ledger,
 ]
 
 
@@ -729,7 +742,7 @@ def main() -> int:
         "--only",
         default="",
         help="Comma-separated scenarios to run (http, ingest, scale, settlement, leaderboards, reminders, "
-        "registry); "
+        "registry, ledger); "
         "their results go to <date>-<size>-<scenarios>.json.",
     )
     args = parser.parse_args()

@@ -23,6 +23,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from psycopg import sql
 
 ONLY_WHEN_ASKED = sys.maxsize  # psycopg prepares a statement after this many runs, or when asked
 
@@ -63,3 +64,13 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
         cursor = _LoggedPreparedCursor(cursor.cursor, connection)
     with cursor:
         yield cursor
+
+
+def execute(statement: str | sql.Composable, params: dict | list | None = None) -> list[tuple]:
+    """Runs one statement on the default connection (Django's cursor); its rows, if it returns any.
+
+    The one executor for the apps' statements modules: text or a `psycopg.sql` composition.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []

@@ -30,6 +30,7 @@ from registry.models import (
     ReductionLot,
 )
 from registry.selectors import lot_commitment
+from rewards.ledger import BatchPosting
 from rewards.lock_objects import ledger_accounts_lock
 from rewards.models import LedgerAccountKind, LedgerTransactionKind, WelfareProject
 from rewards.services import coin_expiry_days, issuance_account, project_account_for_project
@@ -330,7 +331,14 @@ def proceeds_post(*, sale: LotSale, contributor_coins: int, welfare_coins: int) 
         "today": timezone.localdate(),
     }
     params["expires_on"] = params["today"] + datetime.timedelta(days=coin_expiry_days())
-    [(params["transaction"],)] = statements.execute(statements.PROCEEDS_TRANSACTION, params)
+    posting = BatchPosting(
+        kind=LedgerTransactionKind.ISSUANCE,
+        reference=params["reference"],
+        idempotency_key=params["key"],
+        counter_account_id=params["issuance"],
+        memo=params["memo"],
+    )
+    params["transaction"] = posting.transaction_id
     paid = 0
     if contributor_coins:
         [(paid,)] = statements.execute(statements.PROCEEDS_SHARES, params)
@@ -341,9 +349,8 @@ def proceeds_post(*, sale: LotSale, contributor_coins: int, welfare_coins: int) 
         params["project_account"] = project_account_for_project(project_id=lot.welfare_project_id).pk
         others.append(params["project_account"])
     ledger_accounts_lock(account_ids=others)
-    statements.execute(statements.PROCEEDS_ENTRIES, params)
-    statements.execute(statements.PROCEEDS_COIN_LOTS, params)
-    statements.execute(statements.PROCEEDS_BALANCES, params)
+    posting.legs_post(legs=statements.PROCEEDS_LEGS, params=params, locked=True)
+    posting.counter_post()
     return int(paid)
 
 

@@ -122,14 +122,8 @@ ORDER BY user_id
 """
 
 
-# A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post).
-# The statements run in this order inside the payout's transaction; %(transaction)s is the ledger
-# transaction PROCEEDS_TRANSACTION made (its idempotency key is the sale's: it is made once).
-PROCEEDS_TRANSACTION = sql.SQL("""
-INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-VALUES (%(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s)
-RETURNING id
-""")
+# A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post),
+# posted by the ledger's batch writer (rewards.ledger.BatchPosting) from issuance.
 
 # Each contributor's coins (PRO_RATA), one row per person and sale: the exactly-once key.
 PROCEEDS_SHARES = sql.SQL("""
@@ -164,35 +158,18 @@ SELECT COUNT(*) FROM (
 ) AS locked
 """)
 
-# Every leg in one statement (the ledger checks per statement that a transaction sums to zero):
-# each wallet's share, the project's coins, issuance's minus the whole.
-PROCEEDS_ENTRIES = sql.SQL("""
-INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-SELECT %(transaction)s, account.id, share.coins
+# The legs for the batch writer: each contributor's share into their wallet with a coin lot earned
+# today, and the welfare project's coins (no expiry: a project's account holds no lots).
+PROCEEDS_LEGS = sql.SQL("""(
+SELECT account.id AS account_id, share.coins AS amount,
+       CAST(%(today)s AS date) AS earned_on, CAST(%(expires_on)s AS date) AS expires_on
 FROM registry_lotproceedsshare AS share
 JOIN rewards_ledgeraccount AS account ON account.kind = %(wallet)s AND account.owner_id = share.user_id
 WHERE share.sale_id = %(sale_id)s
 UNION ALL
-SELECT %(transaction)s, %(project_account)s, %(welfare_coins)s WHERE %(welfare_coins)s > 0
-UNION ALL
-SELECT %(transaction)s, %(issuance)s, -(%(contributor_coins)s + %(welfare_coins)s)
-""")
-
-# A lot of coins in each wallet, earned today, expiring as every earned coin does.
-PROCEEDS_COIN_LOTS = sql.SQL("""
-INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-SELECT entry.account_id, entry.transaction_id, %(today)s, %(expires_on)s, entry.amount, entry.amount
-FROM rewards_ledgerentry AS entry
-JOIN rewards_ledgeraccount AS account ON account.id = entry.account_id AND account.kind = %(wallet)s
-WHERE entry.transaction_id = %(transaction)s
-""")
-
-# The cached balances, from the entries just written (the accounts are locked).
-PROCEEDS_BALANCES = sql.SQL("""
-UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + entry.amount
-FROM rewards_ledgerentry AS entry
-WHERE entry.transaction_id = %(transaction)s AND rewards_ledgeraccount.id = entry.account_id
-""")
+SELECT CAST(%(project_account)s AS bigint), CAST(%(welfare_coins)s AS bigint), NULL, NULL
+WHERE %(welfare_coins)s > 0
+)""")
 
 
 # For the allocation's transaction: room to sort a month of a city's rows into key order in memory;

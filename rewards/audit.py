@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import connection
-
+from core.db import execute
 from rewards.models import LedgerAccountKind
 
 FINDINGS_SHOWN = 50
@@ -38,19 +37,13 @@ class LedgerAuditReport:
         return [head, f"FAILED: {len(self.problems)} problem(s)", *self.problems]
 
 
-def _rows(sql: str, params: list | None = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def ledger_audit() -> LedgerAuditReport:
     """Checks the whole ledger; see `LedgerAuditReport`."""
     report = LedgerAuditReport()
-    report.transactions = _rows("SELECT COUNT(*) FROM rewards_ledgertransaction")[0][0]
-    report.entries = _rows("SELECT COUNT(*) FROM rewards_ledgerentry")[0][0]
+    report.transactions = execute("SELECT COUNT(*) FROM rewards_ledgertransaction")[0][0]
+    report.entries = execute("SELECT COUNT(*) FROM rewards_ledgerentry")[0][0]
 
-    for transaction_id, total, count in _rows(
+    for transaction_id, total, count in execute(
         """
         SELECT transaction_id, SUM(amount), COUNT(*) FROM rewards_ledgerentry
         GROUP BY transaction_id HAVING SUM(amount) <> 0 OR COUNT(*) < 2
@@ -59,7 +52,7 @@ def ledger_audit() -> LedgerAuditReport:
         [FINDINGS_SHOWN],
     ):
         report.problems.append(f"transaction {transaction_id}: {count} entries summing to {total}, not zero")
-    for (transaction_id,) in _rows(
+    for (transaction_id,) in execute(
         """
         SELECT id FROM rewards_ledgertransaction AS ledger_transaction
         WHERE NOT EXISTS (SELECT 1 FROM rewards_ledgerentry WHERE transaction_id = ledger_transaction.id)
@@ -69,7 +62,7 @@ def ledger_audit() -> LedgerAuditReport:
     ):
         report.problems.append(f"transaction {transaction_id}: has no entries")
 
-    for account_id, kind, owner_id, cached, actual in _rows(
+    for account_id, kind, owner_id, cached, actual in execute(
         """
         SELECT account.id, account.kind, account.owner_id, account.balance, COALESCE(sums.total, 0)
         FROM rewards_ledgeraccount AS account
@@ -84,13 +77,13 @@ def ledger_audit() -> LedgerAuditReport:
         report.problems.append(
             f"account {account_id} ({kind}:{owner_id}): cached balance {cached}, entries sum to {actual}"
         )
-    for account_id, owner_id, balance in _rows(
+    for account_id, owner_id, balance in execute(
         "SELECT id, owner_id, balance FROM rewards_ledgeraccount WHERE balance < 0 AND kind <> %s LIMIT %s",
         [LedgerAccountKind.ISSUANCE.value, FINDINGS_SHOWN],
     ):
         report.problems.append(f"account {account_id} (owner {owner_id}): negative balance {balance}")
 
-    for account_id, owner_id, balance, in_lots in _rows(
+    for account_id, owner_id, balance, in_lots in execute(
         """
         SELECT account.id, account.owner_id, account.balance, COALESCE(lots.remaining, 0)
         FROM rewards_ledgeraccount AS account
@@ -107,7 +100,7 @@ def ledger_audit() -> LedgerAuditReport:
         )
 
     totals = {kind.value: 0 for kind in LedgerAccountKind}
-    for kind, total in _rows(
+    for kind, total in execute(
         "SELECT kind, COALESCE(SUM(balance), 0) FROM rewards_ledgeraccount GROUP BY kind"
     ):
         totals[kind] = int(total)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import Case, IntegerField, Value, When
+from psycopg import sql
 
 from rewards.models import LedgerAccount, LedgerAccountKind
 
@@ -24,11 +25,12 @@ LOCK_RANK = {
     LedgerAccountKind.ISSUANCE: 5,
 }
 
-# The same order for raw SQL over rewards_ledgeraccount.
-LOCK_ORDER_SQL = (
-    "CASE kind "
-    + " ".join(f"WHEN '{kind.value}' THEN {rank}" for kind, rank in LOCK_RANK.items())
-    + " END, id"
+# The same order for raw SQL over rewards_ledgeraccount (an ORDER BY list).
+LOCK_ORDER_SQL = sql.SQL("CASE kind {ranks} END, id").format(
+    ranks=sql.SQL(" ").join(
+        sql.SQL("WHEN {kind} THEN {rank}").format(kind=sql.Literal(kind.value), rank=sql.Literal(rank))
+        for kind, rank in LOCK_RANK.items()
+    )
 )
 
 

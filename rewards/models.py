@@ -165,8 +165,9 @@ class LedgerEntry(AppendOnlyModel):
 class CoinLot(models.Model):
     """Coins credited to a wallet together, and how many of them are left to spend or expire.
 
-    Debits consume lots oldest-expiry first, so the sum of `remaining_amount` over a wallet's lots
-    equals its balance (the audit checks it). The expiry job empties lots whose day has come.
+    Debits consume lots soonest-expiring first (`rewards.ledger.lots`), so the sum of
+    `remaining_amount` over a wallet's lots equals its balance (the audit checks it). The expiry job
+    empties lots whose day has come.
     """
 
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="coin_lots")
@@ -189,11 +190,18 @@ class CoinLot(models.Model):
                 name="coin_lot_remaining_within_amount",
             ),
         ]
-        # A wallet's lots are found by the account index (a few hundred a year at most); the daily
-        # expiry job by this partial index of the lots that still hold coins.
+        # Only unspent lots are ever read on the hot paths, and a person earns a lot a night for
+        # years: a debit walks a wallet's unspent lots in expiry order and the wallet read sums them
+        # through `coin_lot_unspent`, the daily expiry job finds the lots due through
+        # `coin_lot_expiring`; neither grows with the spent lots of the past.
         indexes = [
             models.Index(
                 fields=["expires_on"], condition=Q(remaining_amount__gt=0), name="coin_lot_expiring"
+            ),
+            models.Index(
+                fields=["account", "expires_on", "id"],
+                condition=Q(remaining_amount__gt=0),
+                name="coin_lot_unspent",
             ),
         ]
         verbose_name = _("coin lot")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
 from activities.statements.selectors import peer_statements_of
+from rewards import statements
 from rewards.models import (
     Donation,
     LedgerAccount,
@@ -54,40 +55,19 @@ class WalletSummary:
         return self.coins_expiring_soon > 0
 
 
-_WALLET_SUMMARY_SQL = """
-    WITH wallet AS (
-        SELECT id, balance FROM rewards_ledgeraccount WHERE kind = %(wallet)s AND owner_id = %(user)s
-    ),
-    lots AS (
-        SELECT expires_on, SUM(remaining_amount) AS coins FROM rewards_coinlot
-        WHERE account_id = (SELECT id FROM wallet) AND remaining_amount > 0
-        GROUP BY expires_on
-    ),
-    next_lots AS (SELECT expires_on, coins FROM lots ORDER BY expires_on LIMIT %(shown)s)
-    SELECT
-        (SELECT balance FROM wallet),
-        (SELECT COALESCE(SUM(credited_carbon_mg) - SUM(settled_carbon_mg), 0)
-         FROM activities_dailycarbon WHERE user_id = %(user)s),
-        (SELECT carbon_mg_per_coin FROM rewards_coinrate WHERE valid_from <= %(today)s
-         ORDER BY valid_from DESC LIMIT 1),
-        (SELECT COALESCE(SUM(coins), 0) FROM lots WHERE expires_on <= %(soon)s),
-        n.expires_on,
-        n.coins
-    FROM (SELECT 1 AS one) AS one LEFT JOIN next_lots n ON 1 = 1
-    ORDER BY n.expires_on
-"""
-
-
 def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletSummary:
     """Balance, carbon credited but not yet settled, the coin rate and the next expiries, oldest first.
 
     One statement (the app opens on it): the wallet by its (kind, owner) key, the person's
-    `DailyCarbon` rows, the rate in effect today and the wallet's unspent lots grouped by day.
+    `DailyCarbon` rows not yet settled in full, the rate in effect today, and of the wallet's
+    unspent lots the next expiry days and the reminder window's: each through a partial index of
+    what is still open, read in expiry order and only as far as needed, so the read costs the same
+    after years of nights as on the first.
     """
     today = today or timezone.localdate()
     with connection.cursor() as cursor:
         cursor.execute(
-            _WALLET_SUMMARY_SQL,
+            statements.WALLET_SUMMARY,
             {
                 "wallet": LedgerAccountKind.WALLET,
                 "user": user.pk,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from core.db import prepared_cursor
-from merchants import catalog_cache, errors
+from merchants import catalog_cache, errors, statements
 from merchants.models import Coupon, Merchant, Offer, OfferRedemptionCount
 from rewards import services as ledger
 from rewards.models import LedgerTransactionKind
@@ -109,14 +109,6 @@ def offer_redeem(*, user: User, offer_public_id: uuid.UUID, idempotency_key: str
         raise
 
 
-# The offer as a redemption needs it, with its merchant's name for the coupon: one indexed read.
-_OFFER_SQL = """
-SELECT offer.id, offer.public_id, offer.merchant_id, offer.title, offer.thumbnail, offer.price_coins,
-       offer.stock_left, offer.limit_per_person, offer.sale_starts_at, offer.sale_ends_at,
-       offer.coupon_valid_days, offer.status, merchant.name
-  FROM merchants_offer AS offer JOIN merchants_merchant AS merchant ON merchant.id = offer.merchant_id
- WHERE offer.public_id = %s
-"""
 _OFFER_FIELDS = [
     "id",
     "public_id",
@@ -132,40 +124,10 @@ _OFFER_FIELDS = [
     "status",
 ]
 
-# The coupon first, so that a second request with the same key stops on its unique key before
-# any counter moves; then the person's count, raised only while under the offer's limit.
-_COUPON_SQL = """
-WITH coupon AS (
-    INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins, status,
-                                  issued_at, valid_until, idempotency_key, request_fingerprint)
-    VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(price)s, %(status)s,
-            %(issued_at)s, %(valid_until)s, %(key)s, %(fingerprint)s)
-    RETURNING id
-),
-counted AS (
-    INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
-    SELECT %(offer)s, %(user)s, 1 FROM coupon
-    ON CONFLICT (offer_id, user_id) DO UPDATE
-       SET redeemed_count = merchants_offerredemptioncount.redeemed_count + 1
-     WHERE merchants_offerredemptioncount.redeemed_count < %(limit)s
-    RETURNING redeemed_count
-)
-SELECT (SELECT id FROM coupon), (SELECT redeemed_count FROM counted)
-"""
-
-# The stock, taken by the ledger's transfer statement once the coins can move (`{ready}`): the
-# offer's row is the hottest lock; hold it only until the commit.
-_STOCK_SQL = """
-UPDATE merchants_offer SET stock_left = stock_left - 1
- WHERE id = %(condition_offer)s AND stock_left > 0 AND status = 'live'
-   AND sale_starts_at <= %(condition_now)s AND sale_ends_at > %(condition_now)s AND {ready}
-RETURNING stock_left
-"""
-
 
 def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
     with prepared_cursor() as cursor:
-        cursor.execute(_OFFER_SQL, [offer_public_id])
+        cursor.execute(statements.OFFER, [offer_public_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -217,7 +179,7 @@ def _offer_redeem(
     # Two statements, the hot rows (the merchant's clearing account, the offer) in the last.
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
-            _COUPON_SQL,
+            statements.COUPON,
             {
                 "public_id": coupon.public_id,
                 "code": coupon.code,
@@ -243,7 +205,9 @@ def _offer_redeem(
         # locked together for that one round trip, until the commit.
         try:
             paid = ledger.coins_transfer_if(
-                ledger.TransferCondition(_STOCK_SQL, {"condition_offer": offer.pk, "condition_now": now}),
+                ledger.TransferCondition(
+                    statements.STOCK_TAKE, {"condition_offer": offer.pk, "condition_now": now}
+                ),
                 **_payment(coupon=coupon, offer=offer, user=user),
             )
         except ledger.TransferConditionUnmet:
@@ -263,13 +227,6 @@ def redemption_counts_merge(*, source_user_id: int, target_user_id: int) -> None
     """Adds the source's per-offer counts to the target's, then removes the source's rows."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
-            SELECT offer_id, %(target)s, redeemed_count FROM merchants_offerredemptioncount
-             WHERE user_id = %(source)s
-            ON CONFLICT (offer_id, user_id) DO UPDATE
-               SET redeemed_count = merchants_offerredemptioncount.redeemed_count + EXCLUDED.redeemed_count
-            """,
-            {"source": source_user_id, "target": target_user_id},
+            statements.REDEMPTION_COUNTS_MERGE, {"source": source_user_id, "target": target_user_id}
         )
     OfferRedemptionCount.objects.filter(user_id=source_user_id).delete()

@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names and integers.
 """Leaderboards by carbon reduced: today, this week, this month, all time; city, district, friends.
 
 A board is a period kind and its first day. Each build of a board is written set-based in one
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import District, User
 from accounts.selectors import friend_ids_of
@@ -107,8 +107,8 @@ def _partition_of(build_id: int) -> str:
     return f"{ENTRIES_TABLE}_b{int(build_id)}"
 
 
-def _rank_sql(table: str) -> str:
-    return f"""
+_RANK = sql.SQL(
+    """
         INSERT INTO {table}
             (build_id, user_id, district_id, carbon_mg, city_rank, district_rank)
         SELECT %(build)s, scored.user_id, scored.district_id, scored.carbon_mg,
@@ -130,6 +130,7 @@ def _rank_sql(table: str) -> str:
         -- taking two million inserts all over itself: a third of a city-wide rebuild's time.
         ORDER BY scored.user_id
     """
+)
 
 
 def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through: datetime.date) -> int:
@@ -143,24 +144,37 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
     partition = _partition_of(build_id)
     # Written once, read by index, dropped whole: nothing for autovacuum to do but compete with the
     # next rebuild for the cores (it would analyze two million fresh rows right away).
+    names = {
+        "partition": sql.Identifier(partition),
+        "entries": sql.Identifier(ENTRIES_TABLE),
+        "build": sql.Literal(int(build_id)),
+        "top": sql.Literal(TOP),
+        "person": sql.Identifier(f"{partition}_person"),
+        "city_top": sql.Identifier(f"{partition}_city_top"),
+        "district_top": sql.Identifier(f"{partition}_district_top"),
+    }
+    cursor.execute(_PARTITION_CREATE.format(**names))
     cursor.execute(
-        f"CREATE UNLOGGED TABLE {partition} "
-        f"(LIKE {ENTRIES_TABLE} INCLUDING DEFAULTS, CHECK (build_id = {int(build_id)})) "
-        "WITH (autovacuum_enabled = false)"
+        _RANK.format(table=sql.Identifier(partition)), {"build": build_id, "start": start, "through": through}
     )
-    cursor.execute(_rank_sql(partition), {"build": build_id, "start": start, "through": through})
     people = cursor.rowcount
-    cursor.execute(
-        f"""
-        ALTER TABLE {partition} ADD CONSTRAINT {partition}_person UNIQUE (build_id, user_id);
-        CREATE UNIQUE INDEX {partition}_city_top ON {partition} (build_id, city_rank)
-            WHERE city_rank <= {TOP};
-        CREATE INDEX {partition}_district_top ON {partition} (build_id, district_id, district_rank)
-            WHERE district_rank <= {TOP};
-        ALTER TABLE {ENTRIES_TABLE} ATTACH PARTITION {partition} FOR VALUES IN ({int(build_id)});
-        """
-    )
+    cursor.execute(_PARTITION_ATTACH.format(**names))
     return people
+
+
+_PARTITION_CREATE = sql.SQL(
+    "CREATE UNLOGGED TABLE {partition} (LIKE {entries} INCLUDING DEFAULTS, CHECK (build_id = {build}))"
+    " WITH (autovacuum_enabled = false)"
+)
+_PARTITION_ATTACH = sql.SQL(
+    """
+    ALTER TABLE {partition} ADD CONSTRAINT {person} UNIQUE (build_id, user_id);
+    CREATE UNIQUE INDEX {city_top} ON {partition} (build_id, city_rank) WHERE city_rank <= {top};
+    CREATE INDEX {district_top} ON {partition} (build_id, district_id, district_rank)
+        WHERE district_rank <= {top};
+    ALTER TABLE {entries} ATTACH PARTITION {partition} FOR VALUES IN ({build});
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +215,11 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     with transaction.atomic():
         if older:
             with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(_partition_of(pk) for pk in older)}")
+                cursor.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {partitions}").format(
+                        partitions=sql.SQL(", ").join(sql.Identifier(_partition_of(pk)) for pk in older)
+                    )
+                )
     cleanup_seconds = time.monotonic() - cleanup_started
     logger.info(
         "leaderboard.rebuilt",
@@ -315,16 +333,19 @@ class Standing:
     carbon_mg: int
 
 
+_STANDING = (
+    sql.SQL("SELECT city_rank, district_rank, carbon_mg FROM {entries} WHERE build_id = %s AND user_id = %s")
+    .format(entries=sql.Identifier(ENTRIES_TABLE))
+    .as_string(None)
+)
+
+
 def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
     """The person's own rank and score on a build (city or their district); unranked if not on it."""
     # The hottest query of the app, by its unique index: plain SQL spares compiling the same
     # SELECT for every request.
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT city_rank, district_rank, carbon_mg FROM {ENTRIES_TABLE} "
-            "WHERE build_id = %s AND user_id = %s",
-            [build_id, user.pk],
-        )
+        cursor.execute(_STANDING, [build_id, user.pk])
         row = cursor.fetchone()
     if row is None:
         return Standing(rank=None, carbon_mg=0)

@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names.
 """Group boards: groups ranked by carbon reduced per member, city-wide and per district; and each
 group's members ranked within it. Built like the people's boards (`rewards.gamification.leaderboards`):
 one set-based statement per build over `DailyCarbon` with `ROW_NUMBER()`, on the same schedule and
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import User
 from rewards.gamification.leaderboards import period_bounds
@@ -40,7 +40,8 @@ def board_min_members() -> int:
     return int(getattr(settings, "GROUPS_BOARD_MIN_MEMBERS", DEFAULT_MIN_MEMBERS))
 
 
-_BUILD_SQL = f"""
+_BUILD_SQL = sql.SQL(
+    """
 WITH member_carbon AS MATERIALIZED (
     SELECT membership.group_id, membership.user_id, grp.district_id,
            CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT) AS carbon_mg
@@ -52,7 +53,7 @@ WITH member_carbon AS MATERIALIZED (
 ),
 -- Data-modifying: runs once whether or not the statement reads it.
 members_ranked AS (
-    INSERT INTO {MEMBERS_TABLE} (build_id, group_id, user_id, carbon_mg, rank)
+    INSERT INTO {members_table} (build_id, group_id, user_id, carbon_mg, rank)
     SELECT %(build)s, member_carbon.group_id, member_carbon.user_id, member_carbon.carbon_mg,
            ROW_NUMBER() OVER (
                PARTITION BY member_carbon.group_id
@@ -69,7 +70,7 @@ scored AS (
      GROUP BY group_id, district_id
     HAVING COUNT(*) >= %(min_members)s AND SUM(carbon_mg) > 0
 )
-INSERT INTO {GROUPS_TABLE}
+INSERT INTO {groups_table}
     (build_id, group_id, district_id, members, carbon_mg, carbon_per_member_mg, city_rank, district_rank)
 SELECT %(build)s, group_id, district_id, members, carbon_mg, per_member,
        ROW_NUMBER() OVER (ORDER BY per_member DESC, carbon_mg DESC, group_id),
@@ -78,6 +79,7 @@ SELECT %(build)s, group_id, district_id, members, carbon_mg, per_member,
        ) END
   FROM scored
 """
+).format(members_table=sql.Identifier(MEMBERS_TABLE), groups_table=sql.Identifier(GROUPS_TABLE))
 
 
 def group_board_rebuild(*, period: str, today: datetime.date | None = None) -> GroupBoardBuild:

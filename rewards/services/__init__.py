@@ -1,8 +1,7 @@
 """Every state change of the rewards app. Callers import from `rewards.services`."""
 
-from rewards.services.donations import donation_make, welfare_project_create
-from rewards.services.expiry import coins_expire, expiry_reminders_raise
-from rewards.services.ledger import (
+from rewards.ledger import (
+    TRANSFER_READY,
     AccountRef,
     ConditionalTransfer,
     LotSpec,
@@ -21,10 +20,13 @@ from rewards.services.ledger import (
     wallet_account_for_user,
     wallet_of,
 )
+from rewards.services.donations import donation_make, welfare_project_create
+from rewards.services.expiry import coins_expire, expiry_reminders_raise
 from rewards.services.settlement import coin_rate_for_day, settlement_run
 from rewards.services.statements import peer_statement_accept, statement_coins_mint
 
 __all__ = [
+    "TRANSFER_READY",
     "coins_expire",
     "donation_make",
     "expiry_reminders_raise",

@@ -22,19 +22,15 @@ from django.db import connection
 from django.utils import timezone
 
 from activities.ingest import CounterRaceError
+from core.db import execute
+from rewards import statements
+from rewards.ledger import BatchPosting, coin_expiry_days, issuance_account
 from rewards.models import LedgerAccountKind, LedgerTransactionKind
-from rewards.services.ledger import coin_expiry_days, issuance_account
 from rewards.services.settlement import DEFAULT_CARBON_MG_PER_COIN
 
 
 class BackfillConflictError(CounterRaceError):
     """A day's settled carbon changed while the back-fill settled it: the caller's chunk runs again."""
-
-
-def _execute(sql: str, params: dict | None = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def backfill_days_settle(
@@ -55,124 +51,31 @@ def backfill_days_settle(
         "expiry_days": coin_expiry_days(),
         "default_rate": DEFAULT_CARBON_MG_PER_COIN,
         "wallet": LedgerAccountKind.WALLET.value,
-        "kind": LedgerTransactionKind.SETTLEMENT.value,
-        "reference": f"backfill:{key}"[:200],
-        "key": f"backfill:{key}"[:200],
         "now": timezone.now(),
-        "issuance": issuance_account().pk,
     }
-    _execute("DROP TABLE IF EXISTS rewards_backfill_owed")
-    # Per person and day: the whole coins owed at that day's rate, and the carbon they convert.
-    _execute(
-        """
-        CREATE TEMPORARY TABLE rewards_backfill_owed ON COMMIT DROP AS
-        SELECT daily.id, daily.user_id, daily.day, daily.settled_carbon_mg AS settled_before,
-               rate.carbon_mg_per_coin AS rate,
-               (daily.credited_carbon_mg - daily.settled_carbon_mg) / rate.carbon_mg_per_coin AS coins,
-               ((daily.credited_carbon_mg - daily.settled_carbon_mg) / rate.carbon_mg_per_coin)
-                   * rate.carbon_mg_per_coin AS carbon_mg,
-               daily.day + %(expiry_days)s AS expires_on,
-               CAST(NULL AS bigint) AS account_id
-        FROM unnest(%(users)s::bigint[], %(days)s::date[]) AS pair(user_id, day)
-        JOIN activities_dailycarbon AS daily ON daily.user_id = pair.user_id AND daily.day = pair.day
-        CROSS JOIN LATERAL (
-            SELECT coalesce((
-                SELECT carbon_mg_per_coin FROM rewards_coinrate
-                WHERE valid_from <= pair.day ORDER BY valid_from DESC LIMIT 1
-            ), %(default_rate)s) AS carbon_mg_per_coin
-        ) AS rate
-        WHERE daily.credited_carbon_mg - daily.settled_carbon_mg >= rate.carbon_mg_per_coin
-        """,
-        params,
-    )
-    people, coins = _execute(
-        "SELECT count(DISTINCT user_id), coalesce(sum(coins), 0) FROM rewards_backfill_owed"
-    )[0]
+    execute(statements.DROP_TABLE.format(table=statements.BACKFILL_OWED))
+    execute(statements.BACKFILL_OWED_COLLECT, params)
+    people, coins = execute(statements.BACKFILL_TOTALS)[0]
     if not coins:
         return 0, 0
-    params["coins"] = coins
-    _execute(
-        """
-        INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-        SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM rewards_backfill_owed ORDER BY 2
-        ON CONFLICT (kind, owner_id) DO NOTHING
-        """,
-        params,
-    )
-    _execute(
-        """
-        UPDATE rewards_backfill_owed SET account_id = account.id
-        FROM rewards_ledgeraccount AS account
-        WHERE account.kind = %(wallet)s AND account.owner_id = rewards_backfill_owed.user_id
-        """,
-        params,
-    )
-    params["transaction"] = _execute(
-        """
-        INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-        VALUES (%(kind)s, %(reference)s, %(key)s, 'History back-filled: each day at its own rate', %(now)s)
-        RETURNING id
-        """,
-        params,
-    )[0][0]
+    execute(statements.BACKFILL_WALLETS_OPEN, params)
+    execute(statements.BACKFILL_WALLETS_FIND, params)
     # Wallets first, issuance last (rewards.lock_objects).
-    _execute(
-        """
-        SELECT count(*) FROM (
-            SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM rewards_backfill_owed)
-            ORDER BY id FOR UPDATE
-        ) AS locked
-        """
+    posting = BatchPosting(
+        kind=LedgerTransactionKind.SETTLEMENT,
+        reference=f"backfill:{key}"[:200],
+        idempotency_key=f"backfill:{key}"[:200],
+        memo="History back-filled: each day at its own rate",
+        counter_account_id=issuance_account().pk,
     )
-    _execute(
-        """
-        INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-        SELECT %(transaction)s, account_id, sum(coins) FROM rewards_backfill_owed GROUP BY account_id
-        UNION ALL
-        SELECT %(transaction)s, %(issuance)s, -%(coins)s
-        """,
-        params,
-    )
-    _execute(
-        """
-        INSERT INTO rewards_coinlot
-            (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-        SELECT account_id, %(transaction)s, day, expires_on, coins, coins FROM rewards_backfill_owed
-        ORDER BY account_id, day
-        """,
-        params,
-    )
-    _execute(
-        """
-        INSERT INTO rewards_backfillsettlement
-            (user_id, day, transaction_id, carbon_mg, coins, carbon_mg_per_coin)
-        SELECT user_id, day, %(transaction)s, carbon_mg, coins, rate FROM rewards_backfill_owed
-        ORDER BY user_id, day
-        """,
-        params,
-    )
-    _execute(
-        """
-        UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + owed.coins
-        FROM (SELECT account_id, sum(coins) AS coins FROM rewards_backfill_owed GROUP BY account_id) AS owed
-        WHERE rewards_ledgeraccount.id = owed.account_id
-        """
-    )
+    params["transaction"] = posting.transaction_id
+    posting.legs_post(legs=statements.BACKFILL_LEGS)
+    execute(statements.BACKFILL_RECORD, params)
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE activities_dailycarbon
-            SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + owed.carbon_mg,
-                updated_at = %(now)s
-            FROM rewards_backfill_owed AS owed
-            WHERE activities_dailycarbon.id = owed.id
-              AND activities_dailycarbon.settled_carbon_mg = owed.settled_before
-            """,
-            params,
-        )
+        cursor.execute(statements.BACKFILL_MARK_SETTLED, params)
         marked = cursor.rowcount
-    if marked != _execute("SELECT count(*) FROM rewards_backfill_owed")[0][0]:
+    if marked != execute(statements.COUNT_ROWS.format(table=statements.BACKFILL_OWED))[0][0]:
         raise BackfillConflictError("a back-filled day was settled meanwhile")
-    _execute("UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params)
-    _execute("DROP TABLE rewards_backfill_owed")
+    posting.counter_post()
+    execute(statements.DROP_TABLE.format(table=statements.BACKFILL_OWED))
     return people, coins

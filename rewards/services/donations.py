@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.errors import PROJECT_CLOSED
+from rewards.ledger import coins_transfer, project_account_for_project, wallet_account_for_user
 from rewards.models import Donation, LedgerTransactionKind, WelfareProject
-from rewards.services.ledger import coins_transfer, project_account_for_project, wallet_account_for_user
 
 
 def _replay(*, existing: Donation, project: WelfareProject, amount: int, idempotency_key: str) -> Donation:

@@ -1,10 +1,10 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names.
 """Coin expiry: coins earned more than the expiry period ago go to the expiry sink, with entries.
 
 Lots (`CoinLot`) carry each credit's expiry day; debits consume them soonest-expiring first, so
 what is left in a lot on its day is exactly what expires. The daily job is set-based and chunked
-by wallet like settlement: per chunk one ledger transaction (each wallet's debit and the sink's
-credit), the lots emptied and the balances lowered in the same database transaction. Running it
+by wallet like settlement: per chunk one ledger transaction posted by the ledger's writer (each
+wallet's debit, which takes exactly its lots due, and the sink's credit), in one database
+transaction. Running it
 twice on a day finds the lots already empty and changes nothing.
 """
 
@@ -20,15 +20,15 @@ from psycopg import sql
 
 from accounts.models import NotificationKind
 from accounts.notifications.services import notifications_insert
-from rewards.lock_objects import LOCK_ORDER_SQL
+from core.db import execute
+from rewards import statements
+from rewards.ledger import BatchPosting, expiry_sink_account
 from rewards.models import CoinLot, LedgerAccountKind, LedgerTransactionKind
-from rewards.services.ledger import expiry_sink_account
 
 logger = logging.getLogger(__name__)
 
 EXPIRY_REMINDER_DAYS = 30
 DEFAULT_CHUNK_SIZE = 20_000
-EXPIRING = "rewards_expiring_wallets"
 
 
 @dataclass(frozen=True)
@@ -38,94 +38,28 @@ class ExpiryResult:
     reminders_raised: int
 
 
-def _execute(sql: str, params: dict | None = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int) -> tuple[int, int]:
-    params = {
-        "today": today,
-        "lower": lower,
-        "upper": upper,
-        "sink": sink_id,
-        "now": timezone.now(),
-        "kind": LedgerTransactionKind.EXPIRY.value,
-        "reference": f"expiry:{today.isoformat()}",
-    }
+    params = {"today": today, "lower": lower, "upper": upper, "sink": sink_id}
     # As in settlement: index lookups over a few thousand rows, no JIT, cached pages.
-    _execute("SET LOCAL jit TO OFF")
-    _execute("SET LOCAL random_page_cost TO 1.1")
-    _execute(
-        f"""
-        SELECT COUNT(*) FROM (
-            SELECT id, kind FROM rewards_ledgeraccount
-            WHERE id = %(sink)s OR id IN (
-                SELECT account_id FROM rewards_coinlot
-                WHERE expires_on <= %(today)s AND remaining_amount > 0
-                  AND account_id > %(lower)s AND account_id <= %(upper)s
-            )
-            ORDER BY {LOCK_ORDER_SQL} FOR UPDATE
-        ) AS locked
-        """,
-        params,
-    )
-    _execute(f"DROP TABLE IF EXISTS {EXPIRING}")
-    _execute(
-        f"""
-        CREATE TEMPORARY TABLE {EXPIRING} AS
-        SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins, MAX(id) AS last_lot_id
-        FROM rewards_coinlot
-        WHERE expires_on <= %(today)s AND remaining_amount > 0
-          AND account_id > %(lower)s AND account_id <= %(upper)s
-        GROUP BY account_id
-        """,
-        params,
-    )
-    _execute(f"ANALYZE {EXPIRING}")
-    wallets, coins, first, last, last_lot = _execute(
-        f"SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id), MAX(last_lot_id) "
-        f"FROM {EXPIRING}"
-    )[0]
+    for setting in statements.EXPIRY_CHUNK_SETTINGS:
+        execute(setting)
+    execute(statements.EXPIRY_LOCK, params)
+    execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
+    execute(statements.EXPIRING_COLLECT, params)
+    execute(statements.ANALYZE.format(table=statements.EXPIRING))
+    wallets, coins, first, last, last_lot = execute(statements.EXPIRING_TOTALS)[0]
     if wallets:
         # The lots name the expiry: a second run on the same day finds only lots that came due since
         # (a back-fill's lots are born past due), so its key is new where a rerun of this one finds none.
-        key = f"expiry:{today.isoformat()}:wallets:{first}-{last}:lots-to:{last_lot}"
-        params |= {"coins": coins, "key": key}
-        params["transaction"] = _execute(
-            """
-            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
-            """,
-            params,
-        )[0][0]
-        _execute(
-            f"""
-            INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-            SELECT %(transaction)s, account_id, -coins FROM {EXPIRING}
-            UNION ALL
-            SELECT %(transaction)s, %(sink)s, %(coins)s
-            """,
-            params,
+        posting = BatchPosting(
+            kind=LedgerTransactionKind.EXPIRY,
+            reference=f"expiry:{today.isoformat()}",
+            idempotency_key=f"expiry:{today.isoformat()}:wallets:{first}-{last}:lots-to:{last_lot}",
+            counter_account_id=sink_id,
         )
-        _execute(
-            f"""
-            UPDATE rewards_coinlot SET remaining_amount = 0
-            WHERE expires_on <= %(today)s AND remaining_amount > 0
-              AND account_id IN (SELECT account_id FROM {EXPIRING})
-            """,
-            params,
-        )
-        _execute(
-            f"""
-            UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance - expiring.coins
-            FROM {EXPIRING} AS expiring WHERE rewards_ledgeraccount.id = expiring.account_id
-            """,
-            params,
-        )
-        _execute("UPDATE rewards_ledgeraccount SET balance = balance + %(coins)s WHERE id = %(sink)s", params)
-    _execute(f"DROP TABLE {EXPIRING}")
+        posting.legs_post(legs=statements.EXPIRY_LEGS, locked=True)  # by EXPIRY_LOCK, with the sink
+        posting.counter_post()
+    execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
     return wallets, coins
 
 
@@ -149,16 +83,8 @@ def coins_expire(
     wallets = coins = 0
     lower, last = account_range or (-1, 2**63 - 1)
     while True:
-        upper = _execute(
-            """
-            SELECT MAX(account_id) FROM (
-                SELECT DISTINCT account_id FROM rewards_coinlot
-                WHERE expires_on <= %(today)s AND remaining_amount > 0 AND account_id > %(lower)s
-                  AND account_id <= %(last)s
-                ORDER BY account_id LIMIT %(chunk)s
-            ) AS chunk
-            """,
-            {"today": today, "lower": lower, "last": last, "chunk": chunk_size},
+        upper = execute(
+            statements.EXPIRY_CHUNK_UPPER, {"today": today, "lower": lower, "last": last, "chunk": chunk_size}
         )[0][0]
         if upper is None:
             break

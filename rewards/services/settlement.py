@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table and function names.
 """Nightly settlement: carbon credited in `activities.DailyCarbon` becomes coins, exactly once.
 
 For a settlement day D, every person with carbon credited but not yet settled on any day ≤ D gets
@@ -42,6 +41,9 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import execute
+from rewards import statements
+from rewards.ledger import BatchPosting, coin_expiry_days, issuance_account
 from rewards.models import (
     CoinRate,
     LedgerAccountKind,
@@ -49,7 +51,6 @@ from rewards.models import (
     SettlementRun,
     SettlementRunStatus,
 )
-from rewards.services.ledger import coin_expiry_days, issuance_account
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ DEFAULT_CHUNK_SIZE = 20_000
 # Two connections use both cores of the reference machine; settings.REWARDS_SETTLEMENT_WORKERS overrides.
 DEFAULT_WORKERS = 2
 
-CANDIDATES = "rewards_settlement_candidates"
-ROWS = "rewards_settlement_rows"
-PEOPLE = "rewards_settlement_people"
+CANDIDATES = statements.SETTLEMENT_CANDIDATES
+ROWS = statements.SETTLEMENT_ROWS
+PEOPLE = statements.SETTLEMENT_PEOPLE
 # The upper bound of a person-id range that leaves nobody out.
 ALL_PEOPLE = 2**63 - 1
 
@@ -90,12 +91,6 @@ def coin_rate_for_day(*, day: datetime.date) -> int:
     return rate or DEFAULT_CARBON_MG_PER_COIN
 
 
-def _execute(sql: str, params: dict | list | None = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _candidates_collect(*, day: datetime.date, lower: int = -1, upper: int = ALL_PEOPLE) -> None:
     """Remembers, for this connection, the DailyCarbon rows owed something up to `day` (of the
     people with user id in (lower, upper]).
@@ -103,38 +98,16 @@ def _candidates_collect(*, day: datetime.date, lower: int = -1, upper: int = ALL
     A temporary table (no WAL), filled once from the partial index of unsettled rows; each chunk
     then reaches its rows by primary key instead of scanning that index again.
     """
-    _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
-    _execute(
-        f"""
-        CREATE TEMPORARY TABLE {CANDIDATES} AS
-        SELECT id AS daily_carbon_id, user_id
-        FROM activities_dailycarbon
-        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
-          AND user_id > %(lower)s AND user_id <= %(upper)s
-        """,
-        {"day": day, "lower": lower, "upper": upper},
-    )
-    _execute(f"CREATE INDEX {CANDIDATES}_user ON {CANDIDATES} (user_id)")
-    _execute(f"ANALYZE {CANDIDATES}")
+    execute(statements.DROP_TABLE.format(table=CANDIDATES))
+    execute(statements.SETTLEMENT_CANDIDATES_COLLECT, {"day": day, "lower": lower, "upper": upper})
+    execute(statements.SETTLEMENT_CANDIDATES_INDEX)
+    execute(statements.ANALYZE.format(table=CANDIDATES))
 
 
 def _chunk_bounds(*, chunk_size: int) -> list[tuple[int, int]]:
     """(exclusive lower, inclusive upper) user id bounds of chunks of about `chunk_size` people."""
-    uppers = [
-        row[0]
-        for row in _execute(
-            f"""
-            SELECT user_id FROM (
-                SELECT user_id, ROW_NUMBER() OVER (ORDER BY user_id) AS position
-                FROM (SELECT DISTINCT user_id FROM {CANDIDATES}) AS people
-            ) AS numbered
-            WHERE position %% %(chunk_size)s = 0
-            ORDER BY user_id
-            """,
-            {"chunk_size": chunk_size},
-        )
-    ]
-    last = _execute(f"SELECT MAX(user_id) FROM {CANDIDATES}")[0][0]
+    uppers = [row[0] for row in execute(statements.SETTLEMENT_CHUNK_UPPERS, {"chunk_size": chunk_size})]
+    last = execute(statements.SETTLEMENT_LAST_PERSON)[0][0]
     if last is not None and (not uppers or uppers[-1] != last):
         uppers.append(last)
     if not uppers:
@@ -152,192 +125,56 @@ def _chunk_settle(
         "upper": upper,
         "day": run.day,
         "rate": run.carbon_mg_per_coin,
-        "issuance": issuance_id,
         "run": run.pk,
         "expires_on": expires_on,
         "now": timezone.now(),
         "wallet": LedgerAccountKind.WALLET.value,
-        "kind": LedgerTransactionKind.SETTLEMENT.value,
         "reference": f"settlement:{run.day.isoformat()}",
     }
-    # A chunk lost to a crash right after COMMIT is lost whole (coins, keys, settled carbon alike)
-    # and the resumed run settles it again; nobody outside the database has heard of it. So the
-    # commit need not wait for the disk.
-    _execute("SET LOCAL synchronous_commit TO OFF")
-    # The chunk's statements are index lookups over a few thousand rows: compiling them with JIT
-    # (their estimated cost crosses the threshold) costs more than it saves, every chunk.
-    _execute("SET LOCAL jit TO OFF")
-    # A chunk touches ~1 % of the wallets: look them up by primary key. With the default cost of
-    # a random read, the planner prefers scanning every wallet, twice per chunk.
-    _execute("SET LOCAL random_page_cost TO 1.1")
-    _execute(f"DROP TABLE IF EXISTS {ROWS}")
-    _execute(f"DROP TABLE IF EXISTS {PEOPLE}")
-    # Each person's whole coins, spread over their outstanding days oldest first.
-    _execute(
-        f"""
-        CREATE TEMPORARY TABLE {ROWS} AS
-        WITH outstanding AS (
-            SELECT daily.id, daily.user_id, daily.day, daily.settled_carbon_mg AS settled_before,
-                   daily.credited_carbon_mg - daily.settled_carbon_mg AS carbon_mg
-            FROM {CANDIDATES} AS candidate
-            JOIN activities_dailycarbon AS daily ON daily.id = candidate.daily_carbon_id
-            WHERE candidate.user_id > %(lower)s AND candidate.user_id <= %(upper)s
-              AND daily.day <= %(day)s
-              AND daily.credited_carbon_mg > daily.settled_carbon_mg
-              AND NOT EXISTS (
-                  SELECT 1 FROM rewards_settlement AS settled
-                  WHERE settled.user_id = daily.user_id AND settled.day = %(day)s
-                    AND settled.run_id = %(run)s
-              )
-        ),
-        budget AS (
-            SELECT user_id, (CAST(SUM(carbon_mg) AS BIGINT) / %(rate)s) * %(rate)s AS carbon_mg
-            FROM outstanding GROUP BY user_id
-        ),
-        spread AS (
-            SELECT outstanding.id, outstanding.user_id, outstanding.day, outstanding.settled_before,
-                   LEAST(
-                       outstanding.carbon_mg,
-                       budget.carbon_mg - (
-                           CAST(SUM(outstanding.carbon_mg) OVER (
-                               PARTITION BY outstanding.user_id ORDER BY outstanding.day, outstanding.id
-                           ) AS BIGINT) - outstanding.carbon_mg
-                       )
-                   ) AS settle_mg
-            FROM outstanding JOIN budget ON budget.user_id = outstanding.user_id
-            WHERE budget.carbon_mg > 0
-        )
-        SELECT id, user_id, day, settled_before, settle_mg FROM spread WHERE settle_mg > 0
-        """,
-        params,
-    )
+    for setting in statements.SETTLEMENT_CHUNK_SETTINGS:
+        execute(setting)
+    execute(statements.DROP_TABLE.format(table=ROWS))
+    execute(statements.DROP_TABLE.format(table=PEOPLE))
+    execute(statements.SETTLEMENT_ROWS_COLLECT, params)
     # Temporary tables have no statistics until analyzed; without them the joins below scan
     # every wallet instead of looking up this chunk's.
-    _execute(f"ANALYZE {ROWS}")
-    if _execute(f"SELECT EXISTS (SELECT 1 FROM {ROWS})")[0][0]:
-        _execute(
-            f"""
-            INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-            SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {ROWS} WHERE true
-            ON CONFLICT (kind, owner_id) DO NOTHING
-            """,
-            params,
-        )
-    _execute(
-        f"""
-        CREATE TEMPORARY TABLE {PEOPLE} AS
-        SELECT person.*, (
-            -- A lookup per person through the (kind, owner) index, whatever the statistics say.
-            SELECT account.id FROM rewards_ledgeraccount AS account
-            WHERE account.kind = %(wallet)s AND account.owner_id = person.user_id
-        ) AS account_id
-        FROM (
-            SELECT owed.user_id,
-                   CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
-                   CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
-                   jsonb_agg(owed.day ORDER BY owed.day) AS carbon_days
-            FROM {ROWS} AS owed GROUP BY owed.user_id
-        ) AS person
-        """,
-        params,
-    )
-    _execute(f"ANALYZE {PEOPLE}")
-    accounts, carbon_mg, coins, first_user, last_user = _execute(
-        f"""
-        SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0), MIN(user_id), MAX(user_id)
-        FROM {PEOPLE}
-        """
-    )[0]
+    execute(statements.ANALYZE.format(table=ROWS))
+    if execute(statements.ANY_ROW.format(table=ROWS))[0][0]:
+        execute(statements.SETTLEMENT_WALLETS_OPEN, params)
+    execute(statements.SETTLEMENT_PEOPLE_COLLECT, params)
+    execute(statements.ANALYZE.format(table=PEOPLE))
+    accounts, carbon_mg, coins, first_user, last_user = execute(statements.SETTLEMENT_PEOPLE_TOTALS)[0]
     if accounts:
         # Round 0 keeps the key it always had; a later round of the same day has keys of its own.
         round_key = f":round:{run.round}" if run.round else ""
-        params |= {
-            "coins": coins,
-            "key": f"settlement:{run.day.isoformat()}{round_key}:people:{first_user}-{last_user}",
-        }
-        params["transaction"] = _execute(
-            """
-            INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-            VALUES (%(kind)s, %(reference)s, %(key)s, '', %(now)s) RETURNING id
-            """,
-            params,
-        )[0][0]
-        # The claim, and the exactly-once key: someone else's settlement of anyone here makes this
-        # statement wait for them, then fail; the chunk is retried.
-        _execute(
-            f"""
-            INSERT INTO rewards_settlement
-                (user_id, day, run_id, transaction_id, carbon_mg, coins, carbon_days)
-            SELECT user_id, %(day)s, %(run)s, %(transaction)s, carbon_mg, coins, carbon_days
-            FROM {PEOPLE} ORDER BY user_id
-            """,
-            params,
+        posting = BatchPosting(
+            kind=LedgerTransactionKind.SETTLEMENT,
+            reference=params["reference"],
+            idempotency_key=f"settlement:{run.day.isoformat()}{round_key}:people:{first_user}-{last_user}",
+            counter_account_id=issuance_id,
         )
+        params["transaction"] = posting.transaction_id
+        execute(statements.SETTLEMENT_CLAIM, params)
         # Wallets first, issuance last (rewards.lock_objects): see the module's docstring.
-        _execute(
-            f"""
-            SELECT COUNT(*) FROM (
-                SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM {PEOPLE})
-                ORDER BY id FOR UPDATE
-            ) AS locked
-            """,
-            params,
-        )
-        # All legs in one statement: PostgreSQL checks the transaction balances per statement.
-        _execute(
-            f"""
-            INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-            SELECT %(transaction)s, account_id, coins FROM {PEOPLE}
-            UNION ALL
-            SELECT %(transaction)s, %(issuance)s, -%(coins)s
-            """,
-            params,
-        )
-        _execute(
-            f"""
-            INSERT INTO rewards_coinlot
-                (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-            SELECT account_id, %(transaction)s, %(day)s, %(expires_on)s, coins, coins FROM {PEOPLE}
-            """,
-            params,
-        )
-        _execute(
-            f"""
-            UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + people.coins
-            FROM {PEOPLE} AS people WHERE rewards_ledgeraccount.id = people.account_id
-            """,
-            params,
-        )
+        posting.legs_post(legs=statements.SETTLEMENT_LEGS, params=params)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE activities_dailycarbon
-                SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + settled.settle_mg,
-                    updated_at = %(now)s
-                FROM {ROWS} AS settled
-                WHERE activities_dailycarbon.id = settled.id
-                  AND activities_dailycarbon.settled_carbon_mg = settled.settled_before
-                """,
-                params,
-            )
+            cursor.execute(statements.SETTLEMENT_MARK_SETTLED, params)
             marked = cursor.rowcount
-        expected = _execute(f"SELECT COUNT(*) FROM {ROWS}")[0][0]
+        expected = execute(statements.COUNT_ROWS.format(table=ROWS))[0][0]
         if marked != expected:
             raise ChunkConflictError(
                 f"{expected - marked} DailyCarbon row(s) changed while the chunk was settled"
             )
         # The hot rows last, so parallel workers hold them only for the end of a chunk.
-        _execute(
-            "UPDATE rewards_ledgeraccount SET balance = balance - %(coins)s WHERE id = %(issuance)s", params
-        )
+        posting.counter_post()
         SettlementRun.objects.filter(pk=run.pk).update(
             accounts_settled=F("accounts_settled") + accounts,
             carbon_mg_settled=F("carbon_mg_settled") + carbon_mg,
             coins_minted=F("coins_minted") + coins,
         )
     SettlementRun.objects.filter(pk=run.pk).update(chunks_committed=F("chunks_committed") + 1)
-    _execute(f"DROP TABLE {ROWS}")
-    _execute(f"DROP TABLE {PEOPLE}")
+    execute(statements.DROP_TABLE.format(table=ROWS))
+    execute(statements.DROP_TABLE.format(table=PEOPLE))
     return ChunkResult(accounts=accounts, carbon_mg=carbon_mg, coins=coins)
 
 
@@ -425,7 +262,7 @@ def _chunks_settle_in_parallel(*, workers: int, bounds: list[tuple[int, int]], *
             errors.append(error)
         finally:
             with contextlib.suppress(Exception):
-                _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+                execute(statements.DROP_TABLE.format(table=CANDIDATES))
             connection.close()
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(1, workers)]
@@ -457,7 +294,7 @@ def settlement_range_settle(
         _chunks_settle(bounds=bounds, indexes=range(len(bounds)), **arguments)
     finally:
         with contextlib.suppress(Exception):
-            _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            execute(statements.DROP_TABLE.format(table=CANDIDATES))
 
 
 def settlement_run_start(*, day: datetime.date) -> SettlementRun:
@@ -517,7 +354,7 @@ def settlement_run(
         raise
     finally:
         with contextlib.suppress(Exception):
-            _execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            execute(statements.DROP_TABLE.format(table=CANDIDATES))
     finished_at = timezone.now()
     SettlementRun.objects.filter(pk=run.pk).update(
         status=SettlementRunStatus.SUCCEEDED,

@@ -17,8 +17,8 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import PeerStatement
 from activities.statements.importing import peer_statement_record, peer_statement_verify
+from rewards.ledger import coins_issue, wallet_account_for_user
 from rewards.models import LedgerTransactionKind, StatementMint
-from rewards.services.ledger import coins_issue, wallet_account_for_user
 from rewards.services.settlement import coin_rate_for_day
 
 

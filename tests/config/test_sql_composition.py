@@ -20,17 +20,12 @@ EXECUTING = {"execute", "executemany", "RawSQL", "raw", "extra"}
 STILL_SPLICED: dict[str, str] = {
     # Rewritten on the branches that own this SQL (remove each entry as its branch merges):
     "activities/bulk_import.py": "activities' capture SQL",
-    "rewards/services/ledger.py": "the ledger and redemption SQL",
-    "rewards/services/settlement.py": "the ledger and redemption SQL",
     # Not yet rewritten: identifiers (partition, table and index names) spliced as text, to be
     # composed with sql.Identifier in a statements module of their app.
     "bench/city.py": "table names of the synthetic city's bulk loads",
     "bench/harness.py": "table names of the benchmarks' set-up",
     "bench/run.py": "table names of the benchmarks' set-up",
     "core/migration_operations.py": "constraint and index names (schema_editor.quote_name)",
-    "rewards/gamification/badges.py": "a badge rule's qualifying SELECT",
-    "rewards/gamification/leaderboards.py": "the board build's partition names",
-    "rewards/groups/boards.py": "module constants spliced into the group board's statement",
 }
 
 
@@ -43,20 +38,39 @@ def _source_files():
 
 
 def _composed_names(tree: ast.Module) -> frozenset[str]:
-    return frozenset(
-        target.id
+    """Names bound to psycopg.sql objects: imported from a statements module, or assigned a
+    composed expression (to a fixed point, so a name built from another counts too)."""
+    names = {
+        alias.asname or alias.name
         for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and _is_composed(node.value)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    )
+        if isinstance(node, ast.ImportFrom) and node.module and _is_statements_module(node.module)
+        for alias in node.names
+    }
+    while True:
+        found = {
+            target.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and _is_composed(node.value, frozenset(names))
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        if found <= names:
+            return frozenset(names)
+        names |= found
+
+
+def _is_statements_module(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return last in {"statements", "sql_statements", "lots"} or ".sql_statements." in f".{name}."
 
 
 def _is_spliced(node: ast.AST, composed_names: frozenset[str] = frozenset()) -> bool:
     if isinstance(node, ast.JoinedStr):
         return any(isinstance(part, ast.FormattedValue) for part in node.values)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return not _is_composed(node, composed_names)
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
@@ -65,16 +79,26 @@ def _is_spliced(node: ast.AST, composed_names: frozenset[str] = frozenset()) -> 
     )
 
 
+SQL_CONSTRUCTORS = {"SQL", "Identifier", "Literal", "Placeholder", "Composed"}
+
+
 def _is_composed(node: ast.AST, composed_names: frozenset[str] = frozenset()) -> bool:
-    """`sql.SQL("…").format(…)` is psycopg's own composition, not `str.format`; so is the
-    `.format` of a name bound to `sql.SQL(…)`."""
+    """psycopg.sql's own composition, not text: `sql.SQL("…")` and the other constructors, their
+    `.format(…)` and `.join(…)` and `+`, a name bound to one, and a constant of a statements module
+    (`statements.X`, whose constants are all composed: tests/config/test_sql_composition.py)."""
     if isinstance(node, ast.Name):
         return node.id in composed_names
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute | ast.Name)
-        and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) == "SQL"
-    )
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name) and _is_statements_module(node.value.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _is_composed(node.left, composed_names) and _is_composed(node.right, composed_names)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+        if name in SQL_CONSTRUCTORS:
+            return True
+        if name in {"format", "join"} and isinstance(node.func, ast.Attribute):
+            return _is_composed(node.func.value, composed_names)
+    return False
 
 
 def _called_name(call: ast.Call) -> str | None:

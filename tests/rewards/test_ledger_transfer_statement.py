@@ -16,12 +16,14 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from psycopg import sql
 
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from rewards.audit import ledger_audit
 from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import CoinLot, LedgerAccount, LedgerEntry, LedgerTransaction
 from rewards.services import (
+    TRANSFER_READY,
     AccountRef,
     LotSpec,
     TransferCondition,
@@ -265,8 +267,10 @@ def _units_left() -> int:
 
 
 TAKE_ONE = TransferCondition(
-    "UPDATE shelf SET units = units - 1 WHERE id = %(condition_shelf)s AND units > 0 AND {ready} "
-    "RETURNING units",
+    sql.SQL(
+        "UPDATE shelf SET units = units - 1 WHERE id = %(condition_shelf)s AND units > 0 AND {ready} "
+        "RETURNING units"
+    ).format(ready=TRANSFER_READY),
     {"condition_shelf": 1},
 )
 
@@ -378,9 +382,10 @@ def test_a_condition_must_wait_for_the_transfer_and_name_its_parameters_apart():
     fund_wallet(person, 50)
     _shelf(units=5)
 
-    unconditioned = TransferCondition("UPDATE shelf SET units = units - 1 RETURNING units", {})
-    badly_named = TransferCondition(TAKE_ONE.sql, {"shelf": 1})
-    for condition in (unconditioned, badly_named):
+    unconditioned = TransferCondition(sql.SQL("UPDATE shelf SET units = units - 1 RETURNING units"), {})
+    badly_named = TransferCondition(TAKE_ONE.statement, {"shelf": 1})
+    as_text = TransferCondition(TAKE_ONE.statement.as_string(None), {"condition_shelf": 1})
+    for condition in (unconditioned, badly_named, as_text):
         with pytest.raises(ValueError, match="condition_"), transaction.atomic():
             coins_transfer_if(
                 condition,

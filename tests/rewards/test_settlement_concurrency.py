@@ -17,6 +17,7 @@ from django.db import connection, connections
 
 from activities.models import DailyCarbon
 from rewards.audit import ledger_audit
+from rewards.ledger import writer as writer_module
 from rewards.models import LedgerAccount, Settlement, SettlementRun, SettlementRunStatus
 from rewards.services import settlement as settlement_module
 from rewards.services import settlement_run
@@ -86,18 +87,23 @@ def test_two_workers_settling_the_same_day_at_once_settle_each_person_once():
 
 def _settle_and_die_in_the_third_chunk() -> None:
     """Runs in a forked child: settles, and drops dead before the third chunk commits."""
-    real_execute = settlement_module._execute
+    real_execute = settlement_module.execute
     chunks_started = 0
 
-    def execute_then_die(sql, params=None):
-        nonlocal chunks_started
-        if "CREATE TEMPORARY TABLE rewards_settlement_rows" in sql:
-            chunks_started += 1
-        if chunks_started == 3 and sql.lstrip().startswith("INSERT INTO rewards_coinlot"):
-            os._exit(137)  # like SIGKILL: no cleanup, the open transaction dies with the connection
-        return real_execute(sql, params)
+    def text_of(statement) -> str:
+        return statement if isinstance(statement, str) else statement.as_string(None)
 
-    settlement_module._execute = execute_then_die
+    def execute_then_die(statement, params=None):
+        nonlocal chunks_started
+        if 'CREATE TEMPORARY TABLE "rewards_settlement_rows"' in text_of(statement):
+            chunks_started += 1
+        if chunks_started == 3 and text_of(statement).lstrip().startswith("INSERT INTO rewards_coinlot"):
+            os._exit(137)  # like SIGKILL: no cleanup, the open transaction dies with the connection
+        return real_execute(statement, params)
+
+    # The chunk's own statements, and the ledger writer's posting of its lots.
+    settlement_module.execute = execute_then_die
+    writer_module.execute = execute_then_die
     settlement_run(day=DAY, chunk_size=10)
     os._exit(0)
 

@@ -1,8 +1,17 @@
-"""The ledger's single-movement services: the only way coins move between accounts one at a time.
+"""The ledger's one writer: every movement of coins is posted here, one at a time or set-based.
 
-Each runs in the caller's transaction when there is one (`transaction.atomic` nests as a savepoint).
-Balances change with conditional UPDATEs (`balance >= amount`), never read-modify-write, after the
-accounts involved were locked in primary-key order (`rewards.lock_objects`).
+- `ledger_transaction_post`: one balanced transaction of any legs (the ORM path: an account merge).
+- `coins_transfer` / `coins_transfer_if` / `coins_issue`: one movement between two accounts in one
+  statement (`rewards.ledger.statements.TransferBlock`), the hot paths (redemptions, donations,
+  challenge payouts, mints).
+- `BatchPosting`: one transaction over many wallets against one counter account (issuance, the
+  expiry sink), a few statements whatever its size (settlement, back-fill, expiry).
+
+Each writes the transaction row under its unique idempotency key, the entries (all legs in one
+statement: PostgreSQL checks per statement that a transaction balances), the balances (conditional
+UPDATEs, never read-modify-write, the accounts locked in the global order of
+`rewards.lock_objects`) and the lots: a wallet credit opens one, a wallet debit takes its coins
+from the unspent ones soonest-expiring first (`rewards.ledger.lots`), touching only those.
 """
 
 from __future__ import annotations
@@ -10,65 +19,19 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg import sql
 
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
-from core.db import prepared_cursor
+from core.db import execute, prepared_cursor
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
-from rewards.lock_objects import LOCK_ORDER_SQL, ledger_accounts_lock
-from rewards.models import (
-    CoinLot,
-    LedgerAccount,
-    LedgerAccountKind,
-    LedgerEntry,
-    LedgerTransaction,
-)
-
-DEFAULT_COIN_EXPIRY_DAYS = 365
-
-
-def coin_expiry_days() -> int:
-    """How long coins stay spendable after they are earned (settings.REWARDS_COIN_EXPIRY_DAYS)."""
-    return int(getattr(settings, "REWARDS_COIN_EXPIRY_DAYS", DEFAULT_COIN_EXPIRY_DAYS))
-
-
-def _account_get_or_create(*, kind: str, owner_id: int | None) -> LedgerAccount:
-    # INSERT … ON CONFLICT DO NOTHING, then read: safe when two requests open the same account.
-    account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
-    if account is None:
-        LedgerAccount.objects.bulk_create(
-            [LedgerAccount(kind=kind, owner_id=owner_id)], ignore_conflicts=True
-        )
-        account = LedgerAccount.objects.get(kind=kind, owner_id=owner_id)
-    return account
-
-
-def wallet_account_for_user(*, user_id: int) -> LedgerAccount:
-    """The person's wallet, opened on first use."""
-    return _account_get_or_create(kind=LedgerAccountKind.WALLET, owner_id=user_id)
-
-
-def clearing_account_for_merchant(*, merchant_id: int) -> LedgerAccount:
-    """The merchant's clearing account (coins spent on its offers), opened on first use."""
-    return _account_get_or_create(kind=LedgerAccountKind.MERCHANT_CLEARING, owner_id=merchant_id)
-
-
-def project_account_for_project(*, project_id: int) -> LedgerAccount:
-    """The welfare project's account (coins donated to it), opened on first use."""
-    return _account_get_or_create(kind=LedgerAccountKind.WELFARE_PROJECT, owner_id=project_id)
-
-
-def issuance_account() -> LedgerAccount:
-    """Where coins come from: its balance is minus every coin ever minted."""
-    return _account_get_or_create(kind=LedgerAccountKind.ISSUANCE, owner_id=None)
-
-
-def expiry_sink_account() -> LedgerAccount:
-    """Where expired coins go."""
-    return _account_get_or_create(kind=LedgerAccountKind.EXPIRY_SINK, owner_id=None)
+from rewards.ledger import statements
+from rewards.ledger.accounts import AccountRef, account_resolve, coin_expiry_days
+from rewards.ledger.lots import LOTS_CONSUMED, LOTS_WALK
+from rewards.lock_objects import ledger_accounts_lock
+from rewards.models import CoinLot, LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransaction
 
 
 @dataclass(frozen=True)
@@ -85,27 +48,6 @@ def _amount_check(amount: int) -> None:
         raise ApplicationError(INVALID_COIN_AMOUNT, fields={"amount": [str(INVALID_COIN_AMOUNT.message)]})
 
 
-def _lots_consume(*, account_id: int, amount: int) -> None:
-    """Takes `amount` coins out of the wallet's lots, the soonest-expiring first (one UPDATE)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH ordered AS (
-                SELECT id, remaining_amount,
-                       SUM(remaining_amount) OVER (ORDER BY expires_on, id) - remaining_amount AS taken_before
-                FROM rewards_coinlot
-                WHERE account_id = %s AND remaining_amount > 0
-            )
-            UPDATE rewards_coinlot
-            SET remaining_amount = rewards_coinlot.remaining_amount
-                - LEAST(ordered.remaining_amount, %s - ordered.taken_before)
-            FROM ordered
-            WHERE rewards_coinlot.id = ordered.id AND ordered.taken_before < %s
-            """,
-            [account_id, amount, amount],
-        )
-
-
 def _existing_transaction_check(
     *, existing: LedgerTransaction, legs: dict[int, int], idempotency_key: str
 ) -> LedgerTransaction:
@@ -115,6 +57,9 @@ def _existing_transaction_check(
     if recorded != legs:
         raise ApplicationError(IDEMPOTENCY_KEY_REUSED, fields={"idempotency_key": [idempotency_key]})
     return existing
+
+
+# --- One transaction of any legs ----------------------------------------------------------------
 
 
 @transaction.atomic
@@ -186,7 +131,7 @@ def ledger_transaction_post(
         if accounts[account_id].kind != LedgerAccountKind.WALLET:
             continue
         if amount < 0:
-            _lots_consume(account_id=account_id, amount=-amount)
+            execute(statements.LOTS_DEBIT, {"account": account_id, "amount": -amount})
             continue
         specs = (credit_lots or {}).get(account_id) or [
             LotSpec(amount, today, today + datetime.timedelta(days=coin_expiry_days()))
@@ -208,148 +153,20 @@ def ledger_transaction_post(
     return ledger_transaction
 
 
-@dataclass(frozen=True)
-class AccountRef:
-    """A ledger account named by kind and owner, for a transfer that finds (or opens) it itself.
-
-    Saves the hot paths a look-up per account: `coins_transfer` locks the accounts by this key.
-    """
-
-    kind: str
-    owner_id: int | None = None
-
-
-def wallet_of(*, user_id: int) -> AccountRef:
-    return AccountRef(LedgerAccountKind.WALLET, user_id)
-
-
-def clearing_of(*, merchant_id: int) -> AccountRef:
-    return AccountRef(LedgerAccountKind.MERCHANT_CLEARING, merchant_id)
-
-
-def _account_match(account: LedgerAccount | AccountRef, name: str) -> tuple[str, dict[str, object]]:
-    """The SQL condition that picks the account out of rewards_ledgeraccount, and its parameters."""
-    if isinstance(account, LedgerAccount):
-        return f"id = %({name}_id)s", {f"{name}_id": account.pk}
-    if account.owner_id is None:
-        return f"(kind = %({name}_kind)s AND owner_id IS NULL)", {f"{name}_kind": account.kind}
-    return (
-        f"(kind = %({name}_kind)s AND owner_id = %({name}_owner)s)",
-        {f"{name}_kind": account.kind, f"{name}_owner": account.owner_id},
-    )
-
-
-# Enough for a run that waited for a lock, then one that opened an account on first use.
-_TRANSFER_ATTEMPTS = 4
-
-
-def _account_resolve(account: LedgerAccount | AccountRef) -> LedgerAccount:
-    if isinstance(account, AccountRef):
-        return _account_get_or_create(kind=account.kind, owner_id=account.owner_id)
-    return account
-
-
-def _account_open(account: LedgerAccount | AccountRef) -> None:
-    _account_resolve(account)
-
-
-# One statement moves coins between two accounts, so the ledger's rows are locked for one round trip:
-# - `locked` takes both accounts' row locks in the global order (rewards.lock_objects);
-# - `fresh` holds when nobody changed the source wallet since this statement's snapshot. Its lots are
-#   read from that snapshot, so a statement that had to wait for the wallet's lock (its lots may have
-#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current
-#   (other sources have no lots: their locked row is all the statement reads, and it is current);
-# - the transaction row is inserted only if the source holds the coins, once per idempotency key (a
-#   twin waits on the key, then inserts nothing), and every other change hangs on that row.
-_TRANSFER_SQL = """
-WITH locked AS MATERIALIZED (
-    SELECT id, kind, owner_id, balance, xmin::text AS version FROM rewards_ledgeraccount
-     WHERE {source_match} OR {destination_match}
-     ORDER BY {lock_order}
-       FOR UPDATE
-),
-source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
-destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
-fresh AS ({fresh}),{condition}
-new_transaction AS (
-    INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-    SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s
-      FROM source, destination, fresh{condition_from}
-     WHERE {balance_check}
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-),
-moved AS (
-    UPDATE rewards_ledgeraccount
-       SET balance = rewards_ledgeraccount.balance
-           + CASE WHEN rewards_ledgeraccount.id = source.id THEN -%(amount)s ELSE %(amount)s END
-      FROM new_transaction, source, destination
-     WHERE rewards_ledgeraccount.id IN (source.id, destination.id)
-    RETURNING rewards_ledgeraccount.id
-),
-entries AS (
-    INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-    SELECT new_transaction.id, source.id, -%(amount)s FROM new_transaction, source
-    UNION ALL
-    SELECT new_transaction.id, destination.id, %(amount)s FROM new_transaction, destination
-    ORDER BY 2
-){source_lots}{destination_lots}
-SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
-       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh), {condition_value}
-"""
-
-# A conditional transfer's condition (`coins_transfer_if`): run once the transfer is ready, and
-# the transaction row (every other change hangs on it) inserted only if it returned a row.
-_CONDITION_SQL = """
-ready AS (SELECT 1 FROM source, destination, fresh WHERE {balance_check}),
-condition (value) AS (
-    {statement}
-),"""
-
-_FRESH_WALLET_SQL = """
-    SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen
-        ON seen.id = source.id AND seen.xmin::text = source.version
-"""
-
-# The source wallet's lots, the soonest-expiring first (the same FIFO as `_lots_consume`).
-_SOURCE_LOTS_SQL = """,
-lots AS (
-    SELECT lot.id, lot.remaining_amount,
-           SUM(lot.remaining_amount) OVER (ORDER BY lot.expires_on, lot.id) - lot.remaining_amount
-               AS taken_before
-      FROM rewards_coinlot AS lot, source
-     WHERE lot.account_id = source.id AND lot.remaining_amount > 0
-),
-consumed AS (
-    UPDATE rewards_coinlot
-       SET remaining_amount = rewards_coinlot.remaining_amount
-           - LEAST(lots.remaining_amount, %(amount)s - lots.taken_before)
-      FROM lots, new_transaction
-     WHERE rewards_coinlot.id = lots.id AND lots.taken_before < %(amount)s
-    RETURNING rewards_coinlot.id
-)"""
-
-_DESTINATION_LOT_SQL = """,
-new_lot AS (
-    INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-    SELECT destination.id, new_transaction.id, %(today)s, %(expires_on)s, %(amount)s, %(amount)s
-      FROM new_transaction, destination
-    RETURNING id
-)"""
+# --- One movement between two accounts, in one statement ------------------------------------------
 
 
 @dataclass(frozen=True)
 class TransferCondition:
     """A change to another app's row that a transfer hangs on, made by the transfer's own statement.
 
-    `sql` is one data-modifying statement (an UPDATE of the hot row, say) with `RETURNING` one
-    column, and `{ready}` in its WHERE clause; `params` are its named parameters, each prefixed
-    `condition_` so they cannot meet the ledger's. The ledger runs it only once the transfer is
-    ready (both accounts locked, the source holding the coins) and moves the coins only if it
-    returned a row: the caller's row and the ledger's are then locked for that one round trip.
+    `statement` is composed by the other app with `psycopg.sql`: one data-modifying statement with
+    `RETURNING` one column and `TRANSFER_READY` in its WHERE clause (`TransferBlock` says how it
+    runs); `params` are its named parameters, each prefixed `condition_` so they cannot meet the
+    ledger's.
     """
 
-    sql: str
+    statement: sql.Composable
     params: dict[str, object]
 
 
@@ -362,6 +179,24 @@ class ConditionalTransfer:
     transaction: LedgerTransaction
     # What the condition's statement returned (its RETURNING column).
     condition_value: object
+
+
+def _account_shape(account: LedgerAccount | AccountRef, name: str) -> tuple[statements.AccountShape, dict]:
+    """How the statement finds the account, and its parameters."""
+    if isinstance(account, LedgerAccount):
+        return statements.AccountShape(account.kind, "id"), {f"{name}_id": account.pk}
+    if account.owner_id is None:
+        return statements.AccountShape(account.kind, "kind"), {f"{name}_kind": account.kind}
+    return (
+        statements.AccountShape(account.kind, "owner"),
+        {f"{name}_kind": account.kind, f"{name}_owner": account.owner_id},
+    )
+
+
+_READY_TEXT = statements.TRANSFER_READY.as_string(None)
+
+# Enough for a run that waited for a lock, then one that opened an account on first use.
+_TRANSFER_ATTEMPTS = 4
 
 
 def coins_transfer(
@@ -412,8 +247,15 @@ def coins_transfer_if(
     """
     if not connection.in_atomic_block:
         raise ValueError("a conditional transfer runs inside the caller's transaction")
-    if "{ready}" not in condition.sql or any(not name.startswith("condition_") for name in condition.params):
-        raise ValueError("a transfer condition names {ready} and only condition_ parameters")
+    if (
+        not isinstance(condition.statement, sql.Composable)
+        or _READY_TEXT not in condition.statement.as_string(None)
+        or any(not name.startswith("condition_") for name in condition.params)
+    ):
+        raise ValueError(
+            "a transfer condition is a psycopg.sql statement naming TRANSFER_READY,"
+            " with only condition_ parameters"
+        )
     return _coins_transfer(
         source=source,
         destination=destination,
@@ -444,8 +286,8 @@ def _coins_transfer(
         and source.pk == destination.pk
     ):
         raise ValueError("a transfer needs two different accounts")
-    source_match, params = _account_match(source, "source")
-    destination_match, destination_params = _account_match(destination, "destination")
+    source_shape, params = _account_shape(source, "source")
+    destination_shape, destination_params = _account_shape(destination, "destination")
     now = timezone.now()
     today = timezone.localdate(now)
     params |= destination_params | {
@@ -458,29 +300,17 @@ def _coins_transfer(
         "today": today,
         "expires_on": today + datetime.timedelta(days=coin_expiry_days()),
     }
-    source_kind, destination_kind = source.kind, destination.kind
-    balance_check = "true" if source_kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s"
     if condition is not None:
         params |= condition.params
-        condition_sql = _CONDITION_SQL.format(
-            statement=condition.sql.format(ready="EXISTS (SELECT 1 FROM ready)"), balance_check=balance_check
-        )
-    sql = _TRANSFER_SQL.format(
-        source_match=source_match,
-        destination_match=destination_match,
-        lock_order=LOCK_ORDER_SQL,
-        balance_check=balance_check,
-        condition=condition_sql if condition is not None else "",
-        condition_from=", condition" if condition is not None else "",
-        condition_value="(SELECT value FROM condition)" if condition is not None else "NULL",
-        fresh=_FRESH_WALLET_SQL if source_kind == LedgerAccountKind.WALLET else "SELECT 1",
-        source_lots=_SOURCE_LOTS_SQL if source_kind == LedgerAccountKind.WALLET else "",
-        destination_lots=_DESTINATION_LOT_SQL if destination_kind == LedgerAccountKind.WALLET else "",
-    )
+    statement = statements.TransferBlock(
+        source=source_shape,
+        destination=destination_shape,
+        condition=condition.statement if condition is not None else None,
+    ).statement()
     # No savepoint: each run of the statement either made the whole transfer or changed nothing.
     with transaction.atomic(savepoint=False), prepared_cursor() as cursor:
         for _attempt in range(_TRANSFER_ATTEMPTS):
-            cursor.execute(sql, params)
+            cursor.execute(statement, params)
             (transaction_id, source_id, destination_id, source_balance, is_fresh, condition_value) = (
                 cursor.fetchone()
             )
@@ -497,8 +327,8 @@ def _coins_transfer(
             if source_id is None or destination_id is None:
                 if isinstance(source, LedgerAccount) and isinstance(destination, LedgerAccount):
                     raise ValueError("a transfer needs two existing accounts")
-                _account_open(source)
-                _account_open(destination)
+                account_resolve(source)
+                account_resolve(destination)
             elif is_fresh:
                 break
         else:
@@ -510,7 +340,7 @@ def _coins_transfer(
     if condition is not None:
         if condition_value is not None:
             raise ValueError(f"the conditional transfer's key {idempotency_key!r} was used before")
-        could_pay = source_kind == LedgerAccountKind.ISSUANCE or (source_balance or 0) >= amount
+        could_pay = source.kind == LedgerAccountKind.ISSUANCE or (source_balance or 0) >= amount
         if source_balance is not None and could_pay:
             raise TransferConditionUnmet
     existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
@@ -545,3 +375,75 @@ def coins_issue(
         reference=reference,
         memo=memo,
     )
+
+
+# --- One transaction over many wallets, set-based -------------------------------------------------
+
+
+class BatchPosting:
+    """One ledger transaction of many wallet legs against one counter account, in a few statements.
+
+    Open it (the transaction row, under its unique key: a second posting with the key fails on it),
+    post its legs (`legs_post`: the wallets locked in id order, every entry in one statement, the
+    lots opened or consumed, the wallets' balances), then `counter_post` moves the counter account
+    (issuance, the expiry sink): the hot row last, so parallel workers hold it only for the end of
+    their database transaction. The caller's own changes may go between the steps. Call inside a
+    transaction.
+    """
+
+    def __init__(
+        self, *, kind: str, reference: str, idempotency_key: str, counter_account_id: int, memo: str = ""
+    ) -> None:
+        if not connection.in_atomic_block:
+            raise RuntimeError("a batch posting runs inside the caller's transaction")
+        self.counter_account_id = counter_account_id
+        self.total = 0
+        self.transaction_id: int = execute(
+            statements.POSTING_TRANSACTION,
+            {
+                "ledger_kind": kind,
+                "ledger_reference": reference,
+                "ledger_key": idempotency_key,
+                "ledger_memo": memo,
+                "ledger_now": timezone.now(),
+            },
+        )[0][0]
+
+    def legs_post(self, *, legs: sql.Composable, params: dict | None = None, locked: bool = False) -> int:
+        """Posts the wallet legs of `legs`, a relation of (account_id, amount, earned_on, expires_on)
+        with its own named parameters in `params`: a credit is a row per lot it opens (a credit with
+        no expiry, to an account that holds no lots such as a welfare project, opens none), a debit
+        a row whose coins are taken from the wallet's lots soonest-expiring first. Legs of one posting go
+        one way (all credits or all debits). `locked`: the caller holds the wallets' locks already
+        (taken in the global order). Returns how many wallets moved."""
+        params = {
+            **(params or {}),
+            "ledger_transaction": self.transaction_id,
+            "ledger_counter": self.counter_account_id,
+        }
+        if not locked:
+            execute(statements.POSTING_LOCK.format(legs=legs), params)
+        total, accounts = execute(statements.POSTING_ENTRIES.format(legs=legs), params)[0]
+        if not accounts:
+            return 0
+        if total > 0:
+            execute(statements.POSTING_LOTS_OPENED.format(legs=legs), params)
+        else:
+            execute(
+                statements.POSTING_LOTS_DEBITED.format(
+                    walk=LOTS_WALK.format(debits=statements.POSTING_DEBITS.format(legs=legs)),
+                    consumed=LOTS_CONSUMED.format(gate=sql.SQL("")),
+                ),
+                params,
+            )
+        execute(statements.POSTING_BALANCES.format(legs=legs), params)
+        self.total += total
+        return accounts
+
+    def counter_post(self) -> None:
+        """Moves the counter account by the opposite of every leg posted."""
+        if self.total:
+            execute(
+                statements.POSTING_COUNTER,
+                {"ledger_amount": -self.total, "ledger_counter": self.counter_account_id},
+            )

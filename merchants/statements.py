@@ -1,0 +1,69 @@
+"""The merchants app's raw SQL for a redemption, composed with `psycopg.sql`.
+
+The redemption's payment is the ledger's transfer (`rewards.services.coins_transfer_if`) with the
+offer's stock taken in the same statement: `STOCK_TAKE` is composed here from the ledger's
+building block (`TRANSFER_READY`, true once the coins can move), and the ledger puts it in its
+transfer statement (`rewards.ledger.TransferBlock`). Neither app hands the other SQL text.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from rewards.services import TRANSFER_READY
+
+# The offer as a redemption needs it, with its merchant's name for the coupon: one indexed read.
+OFFER = sql.SQL(
+    """
+SELECT offer.id, offer.public_id, offer.merchant_id, offer.title, offer.thumbnail, offer.price_coins,
+       offer.stock_left, offer.limit_per_person, offer.sale_starts_at, offer.sale_ends_at,
+       offer.coupon_valid_days, offer.status, merchant.name
+  FROM merchants_offer AS offer JOIN merchants_merchant AS merchant ON merchant.id = offer.merchant_id
+ WHERE offer.public_id = %s
+"""
+).as_string(None)
+
+# The coupon first, so that a second request with the same key stops on its unique key before
+# any counter moves; then the person's count, raised only while under the offer's limit.
+COUPON = sql.SQL(
+    """
+WITH coupon AS (
+    INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins, status,
+                                  issued_at, valid_until, idempotency_key, request_fingerprint)
+    VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(price)s, %(status)s,
+            %(issued_at)s, %(valid_until)s, %(key)s, %(fingerprint)s)
+    RETURNING id
+),
+counted AS (
+    INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
+    SELECT %(offer)s, %(user)s, 1 FROM coupon
+    ON CONFLICT (offer_id, user_id) DO UPDATE
+       SET redeemed_count = merchants_offerredemptioncount.redeemed_count + 1
+     WHERE merchants_offerredemptioncount.redeemed_count < %(limit)s
+    RETURNING redeemed_count
+)
+SELECT (SELECT id FROM coupon), (SELECT redeemed_count FROM counted)
+"""
+).as_string(None)
+
+# The stock, taken by the ledger's transfer statement once the coins can move: the offer's row is
+# the hottest lock; hold it only until the commit. Its parameters are the transfer's `condition_`.
+STOCK_TAKE = sql.SQL(
+    """
+UPDATE merchants_offer SET stock_left = stock_left - 1
+ WHERE id = %(condition_offer)s AND stock_left > 0 AND status = 'live'
+   AND sale_starts_at <= %(condition_now)s AND sale_ends_at > %(condition_now)s AND {ready}
+RETURNING stock_left
+"""
+).format(ready=TRANSFER_READY)
+
+# A merged person's per-offer counts join the target's.
+REDEMPTION_COUNTS_MERGE = sql.SQL(
+    """
+INSERT INTO merchants_offerredemptioncount (offer_id, user_id, redeemed_count)
+SELECT offer_id, %(target)s, redeemed_count FROM merchants_offerredemptioncount
+ WHERE user_id = %(source)s
+ON CONFLICT (offer_id, user_id) DO UPDATE
+   SET redeemed_count = merchants_offerredemptioncount.redeemed_count + EXCLUDED.redeemed_count
+"""
+)

@@ -1,0 +1,244 @@
+"""The ledger's SQL, composed with `psycopg.sql`: the one-statement transfer, the set-based posting's
+statements, and the lots' soonest-expiring-first walk (`rewards.ledger.lots`).
+
+Other apps never see this text: they compose with the transfer's building block (`TransferBlock`,
+and `TRANSFER_READY` for a condition that hangs on it) and hand the result to the ledger's writer.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from rewards.ledger.lots import LOTS_CONSUMED, LOTS_WALK
+from rewards.lock_objects import LOCK_ORDER_SQL
+from rewards.models import LedgerAccountKind
+
+# --- The one-statement transfer ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountShape:
+    """How a transfer's statement finds an account: by id, by kind and owner, or by kind alone
+    (the owner-less issuance and sink). Its parameters are `<name>_id`, `<name>_kind`, `<name>_owner`."""
+
+    kind: str
+    by: str  # "id", "owner" or "kind"
+
+    def match(self, name: str) -> sql.Composable:
+        if self.by == "id":
+            return sql.SQL("id = {id}").format(id=sql.Placeholder(f"{name}_id"))
+        if self.by == "kind":
+            return sql.SQL("(kind = {kind} AND owner_id IS NULL)").format(
+                kind=sql.Placeholder(f"{name}_kind")
+            )
+        return sql.SQL("(kind = {kind} AND owner_id = {owner})").format(
+            kind=sql.Placeholder(f"{name}_kind"), owner=sql.Placeholder(f"{name}_owner")
+        )
+
+
+# One statement moves coins between two accounts, so the ledger's rows are locked for one round trip:
+# - `locked` takes both accounts' row locks in the global order (rewards.lock_objects);
+# - `fresh` holds when nobody changed the source wallet since this statement's snapshot. Its lots are
+#   read from that snapshot, so a statement that had to wait for the wallet's lock (its lots may have
+#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current
+#   (other sources have no lots: their locked row is all the statement reads, and it is current);
+# - `ready`: both accounts are there and the source holds the coins;
+# - the transaction row is inserted only when ready (and the condition, if any, changed its row),
+#   once per idempotency key (a twin waits on the key, then inserts nothing), and every other change
+#   hangs on that row.
+_TRANSFER = sql.SQL(
+    """
+WITH RECURSIVE locked AS MATERIALIZED (
+    SELECT id, kind, owner_id, balance, xmin::text AS version FROM rewards_ledgeraccount
+     WHERE {source_match} OR {destination_match}
+     ORDER BY {lock_order}
+       FOR UPDATE
+),
+source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
+destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
+fresh AS ({fresh}),
+ready AS (SELECT 1 FROM source, destination, fresh WHERE {balance_check}),{condition}
+new_transaction AS (
+    INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+    SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s FROM ready{condition_from}
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
+moved AS (
+    UPDATE rewards_ledgeraccount
+       SET balance = rewards_ledgeraccount.balance
+           + CASE WHEN rewards_ledgeraccount.id = source.id THEN -%(amount)s ELSE %(amount)s END
+      FROM new_transaction, source, destination
+     WHERE rewards_ledgeraccount.id IN (source.id, destination.id)
+    RETURNING rewards_ledgeraccount.id
+),
+entries AS (
+    INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+    SELECT new_transaction.id, source.id, -%(amount)s FROM new_transaction, source
+    UNION ALL
+    SELECT new_transaction.id, destination.id, %(amount)s FROM new_transaction, destination
+    ORDER BY 2
+){source_lots}{destination_lot}
+SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
+       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh), {condition_value}
+"""
+)
+
+_FRESH_WALLET = sql.SQL(
+    "SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen"
+    " ON seen.id = source.id AND seen.xmin::text = source.version"
+)
+
+# The source wallet's debit, for the lots' walk.
+_SOURCE_DEBIT = sql.SQL("(SELECT id AS account_id, CAST(%(amount)s AS bigint) AS amount FROM source)")
+
+_DESTINATION_LOT = sql.SQL(
+    """,
+new_lot AS (
+    INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+    SELECT destination.id, new_transaction.id, %(today)s, %(expires_on)s, %(amount)s, %(amount)s
+      FROM new_transaction, destination
+    RETURNING id
+)"""
+)
+
+# What a transfer's condition writes in its WHERE clause: true once the transfer is ready.
+TRANSFER_READY = sql.SQL("EXISTS (SELECT 1 FROM ready)")
+
+
+@dataclass(frozen=True)
+class TransferBlock:
+    """The ledger's transfer as a building block: between two accounts of these shapes and, if
+    given, hanging on `condition`.
+
+    `condition` is one data-modifying statement of another app (an UPDATE of its hot row, say) with
+    `RETURNING` one column and `TRANSFER_READY` in its WHERE clause, its named parameters prefixed
+    `condition_`. It runs only once the transfer is ready, and the coins move only if it returned a
+    row: both apps' hot rows are then locked for that one round trip.
+    """
+
+    source: AccountShape
+    destination: AccountShape
+    condition: sql.Composable | None = None
+
+    def statement(self) -> str:
+        condition = self.condition.as_string(None) if self.condition is not None else None
+        return _transfer_text(self.source, self.destination, condition)
+
+
+@functools.lru_cache(maxsize=64)
+def _transfer_text(source: AccountShape, destination: AccountShape, condition: str | None) -> str:
+    """The statement's text, composed once per shape (the hot paths run a handful of shapes)."""
+    source_is_wallet = source.kind == LedgerAccountKind.WALLET
+    conditional = condition is not None
+    return _TRANSFER.format(
+        source_match=source.match("source"),
+        destination_match=destination.match("destination"),
+        lock_order=LOCK_ORDER_SQL,
+        fresh=_FRESH_WALLET if source_is_wallet else sql.SQL("SELECT 1"),
+        balance_check=sql.SQL(
+            "true" if source.kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s"
+        ),
+        condition=(
+            sql.SQL("\ncondition (value) AS ({statement}),").format(statement=sql.SQL(condition))
+            if conditional
+            else sql.SQL("")
+        ),
+        condition_from=sql.SQL(", condition" if conditional else ""),
+        condition_value=sql.SQL("(SELECT value FROM condition)" if conditional else "NULL"),
+        source_lots=(
+            sql.SQL(",\n{walk},\n{consumed}").format(
+                walk=LOTS_WALK.format(debits=_SOURCE_DEBIT),
+                consumed=LOTS_CONSUMED.format(gate=sql.SQL(", new_transaction")),
+            )
+            if source_is_wallet
+            else sql.SQL("")
+        ),
+        destination_lot=(_DESTINATION_LOT if destination.kind == LedgerAccountKind.WALLET else sql.SQL("")),
+    ).as_string(None)
+
+
+# --- The ORM posting's lots --------------------------------------------------------------------
+
+# One wallet's debit taken from its lots, soonest-expiring first (the posting holds its lock).
+LOTS_DEBIT = sql.SQL("WITH RECURSIVE {walk},\n{consumed}\nSELECT COUNT(*) FROM lots_consumed").format(
+    walk=LOTS_WALK.format(
+        debits=sql.SQL(
+            "(SELECT CAST(%(account)s AS bigint) AS account_id, CAST(%(amount)s AS bigint) AS amount)"
+        )
+    ),
+    consumed=LOTS_CONSUMED.format(gate=sql.SQL("")),
+)
+
+# --- The set-based posting ---------------------------------------------------------------------
+# Its legs are a relation of (account_id, amount, earned_on, expires_on): a wallet's credit as one
+# row per lot it opens, a wallet's debit as a row with no dates. `{legs}` is that relation.
+
+POSTING_TRANSACTION = sql.SQL(
+    """
+INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+VALUES (%(ledger_kind)s, %(ledger_reference)s, %(ledger_key)s, %(ledger_memo)s, %(ledger_now)s)
+RETURNING id
+"""
+)
+
+# Wallets first, the counter account (issuance, the sink) last: rewards.lock_objects.
+POSTING_LOCK = sql.SQL(
+    """
+SELECT COUNT(*) FROM (
+    SELECT id FROM rewards_ledgeraccount WHERE id IN (SELECT account_id FROM {legs} AS leg)
+     ORDER BY id FOR UPDATE
+) AS locked
+"""
+)
+
+# All legs and the counter's in one statement: PostgreSQL checks per statement that a transaction
+# balances. Returns what the legs add up to (the counter moves its opposite) and how many accounts.
+POSTING_ENTRIES = sql.SQL(
+    """
+WITH per_account AS (
+    SELECT account_id, CAST(SUM(amount) AS bigint) AS amount FROM {legs} AS leg GROUP BY account_id
+),
+entries AS (
+    INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+    SELECT %(ledger_transaction)s, account_id, amount FROM per_account
+    UNION ALL
+    SELECT %(ledger_transaction)s, %(ledger_counter)s, -(SELECT SUM(amount) FROM per_account)
+     WHERE EXISTS (SELECT 1 FROM per_account)
+    RETURNING amount
+)
+SELECT CAST(SUM(amount) AS bigint), COUNT(*) FROM per_account
+"""
+)
+
+POSTING_LOTS_OPENED = sql.SQL(
+    """
+INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+SELECT account_id, %(ledger_transaction)s, earned_on, expires_on, amount, amount
+  FROM {legs} AS leg WHERE amount > 0 AND expires_on IS NOT NULL
+ ORDER BY account_id, expires_on
+"""
+)
+
+POSTING_LOTS_DEBITED = sql.SQL("WITH RECURSIVE {walk},\n{consumed}\nSELECT COUNT(*) FROM lots_consumed")
+
+POSTING_DEBITS = sql.SQL(
+    "(SELECT account_id, CAST(-SUM(amount) AS bigint) AS amount FROM {legs} AS leg"
+    " WHERE amount < 0 GROUP BY account_id)"
+)
+
+POSTING_BALANCES = sql.SQL(
+    """
+UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + leg.amount
+  FROM (SELECT account_id, SUM(amount) AS amount FROM {legs} AS leg GROUP BY account_id) AS leg
+ WHERE rewards_ledgeraccount.id = leg.account_id
+"""
+)
+
+# The hot row last, so parallel workers hold it only for the end of their transaction.
+POSTING_COUNTER = sql.SQL(
+    "UPDATE rewards_ledgeraccount SET balance = balance + %(ledger_amount)s WHERE id = %(ledger_counter)s"
+)

@@ -1,0 +1,430 @@
+"""The rewards app's raw SQL for its set-based jobs (settlement, back-fill, expiry), composed with
+`psycopg.sql` and run through `core.db.execute`.
+
+The ledger's own rows (transactions, entries, lots, balances) are written only by the ledger's
+writer (`rewards.ledger`); these statements prepare what it posts (who is owed what, which
+wallets' coins expire) and change the jobs' own tables. (`rewards.services.statements` is another
+thing: coins for a peer platform's statement.)
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from rewards.ledger.statements import TRANSFER_READY
+from rewards.lock_objects import LOCK_ORDER_SQL
+
+# --- The wallet read ---------------------------------------------------------------------------
+
+# What the app opens on, in one statement: the wallet by its (kind, owner) key; the person's carbon
+# not yet settled (`daily_carbon_unsettled_person`); the coin rate in effect; of the unspent lots
+# (`coin_lot_unspent`, in expiry order) the reminder window's coins and the next expiry days, read
+# only as far as they go. Nothing here grows with the spent lots or settled days of the past.
+WALLET_SUMMARY = sql.SQL(
+    """
+WITH wallet AS (
+    SELECT id, balance FROM rewards_ledgeraccount WHERE kind = %(wallet)s AND owner_id = %(user)s
+),
+next_lots AS (
+    SELECT expires_on, SUM(remaining_amount) AS coins FROM rewards_coinlot
+    WHERE account_id = (SELECT id FROM wallet) AND remaining_amount > 0
+    GROUP BY expires_on ORDER BY expires_on LIMIT %(shown)s
+)
+SELECT
+    (SELECT balance FROM wallet),
+    (SELECT COALESCE(SUM(credited_carbon_mg) - SUM(settled_carbon_mg), 0)
+     FROM activities_dailycarbon
+     WHERE user_id = %(user)s AND credited_carbon_mg > settled_carbon_mg),
+    (SELECT carbon_mg_per_coin FROM rewards_coinrate WHERE valid_from <= %(today)s
+     ORDER BY valid_from DESC LIMIT 1),
+    (SELECT COALESCE(SUM(remaining_amount), 0) FROM rewards_coinlot
+     WHERE account_id = (SELECT id FROM wallet) AND remaining_amount > 0 AND expires_on <= %(soon)s),
+    n.expires_on,
+    n.coins
+FROM (SELECT 1 AS one) AS one LEFT JOIN next_lots n ON 1 = 1
+ORDER BY n.expires_on
+"""
+)
+
+# --- Settlement and back-fill --------------------------------------------------------------------
+
+# The wallets of the people owed coins (`{owed}` has user_id), opened where missing, in person order.
+WALLETS_OPEN = sql.SQL(
+    """
+INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+SELECT DISTINCT %(wallet)s, user_id, 0, %(now)s FROM {owed} ORDER BY 2
+ON CONFLICT (kind, owner_id) DO NOTHING
+"""
+)
+
+# Compare-and-set: the carbon of `{owed}`'s rows (id, settled_before, `{carbon}`) marked settled,
+# only on the rows nobody settled since they were read.
+MARK_SETTLED = sql.SQL(
+    """
+UPDATE activities_dailycarbon
+   SET settled_carbon_mg = activities_dailycarbon.settled_carbon_mg + owed.{carbon},
+       updated_at = %(now)s
+  FROM {owed} AS owed
+ WHERE activities_dailycarbon.id = owed.id
+   AND activities_dailycarbon.settled_carbon_mg = owed.settled_before
+"""
+)
+
+# --- Settlement ---------------------------------------------------------------------------------
+
+# Per connection: the DailyCarbon rows owed something, and a chunk's rows and people.
+SETTLEMENT_CANDIDATES = sql.Identifier("rewards_settlement_candidates")
+SETTLEMENT_ROWS = sql.Identifier("rewards_settlement_rows")
+SETTLEMENT_PEOPLE = sql.Identifier("rewards_settlement_people")
+
+DROP_TABLE = sql.SQL("DROP TABLE IF EXISTS {table}")
+ANALYZE = sql.SQL("ANALYZE {table}")
+ANY_ROW = sql.SQL("SELECT EXISTS (SELECT 1 FROM {table})")
+COUNT_ROWS = sql.SQL("SELECT COUNT(*) FROM {table}")
+
+SETTLEMENT_CANDIDATES_COLLECT = sql.SQL(
+    """
+CREATE TEMPORARY TABLE {candidates} AS
+SELECT id AS daily_carbon_id, user_id
+  FROM activities_dailycarbon
+ WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
+   AND user_id > %(lower)s AND user_id <= %(upper)s
+"""
+).format(candidates=SETTLEMENT_CANDIDATES)
+
+SETTLEMENT_CANDIDATES_INDEX = sql.SQL("CREATE INDEX {index} ON {candidates} (user_id)").format(
+    index=sql.Identifier("rewards_settlement_candidates_user"), candidates=SETTLEMENT_CANDIDATES
+)
+
+# Every `chunk_size`-th person (and the last): the chunks' inclusive upper bounds.
+SETTLEMENT_CHUNK_UPPERS = sql.SQL(
+    """
+SELECT user_id FROM (
+    SELECT user_id, ROW_NUMBER() OVER (ORDER BY user_id) AS position
+      FROM (SELECT DISTINCT user_id FROM {candidates}) AS people
+) AS numbered
+ WHERE position %% %(chunk_size)s = 0
+ ORDER BY user_id
+"""
+).format(candidates=SETTLEMENT_CANDIDATES)
+
+SETTLEMENT_LAST_PERSON = sql.SQL("SELECT MAX(user_id) FROM {candidates}").format(
+    candidates=SETTLEMENT_CANDIDATES
+)
+
+# A chunk's statements are index lookups over a few thousand rows: compiling them with JIT costs
+# more than it saves, and with the default cost of a random read the planner prefers scanning
+# every wallet. A chunk lost to a crash right after COMMIT is lost whole and settled again by the
+# resumed run, so its commit need not wait for the disk.
+SETTLEMENT_CHUNK_SETTINGS = (
+    sql.SQL("SET LOCAL synchronous_commit TO OFF"),
+    sql.SQL("SET LOCAL jit TO OFF"),
+    sql.SQL("SET LOCAL random_page_cost TO 1.1"),
+)
+
+# Each person's whole coins, spread over their outstanding days oldest first.
+SETTLEMENT_ROWS_COLLECT = sql.SQL(
+    """
+CREATE TEMPORARY TABLE {rows} AS
+WITH outstanding AS (
+    SELECT daily.id, daily.user_id, daily.day, daily.settled_carbon_mg AS settled_before,
+           daily.credited_carbon_mg - daily.settled_carbon_mg AS carbon_mg
+      FROM {candidates} AS candidate
+      JOIN activities_dailycarbon AS daily ON daily.id = candidate.daily_carbon_id
+     WHERE candidate.user_id > %(lower)s AND candidate.user_id <= %(upper)s
+       AND daily.day <= %(day)s
+       AND daily.credited_carbon_mg > daily.settled_carbon_mg
+       AND NOT EXISTS (
+           SELECT 1 FROM rewards_settlement AS settled
+            WHERE settled.user_id = daily.user_id AND settled.day = %(day)s
+              AND settled.run_id = %(run)s
+       )
+),
+budget AS (
+    SELECT user_id, (CAST(SUM(carbon_mg) AS BIGINT) / %(rate)s) * %(rate)s AS carbon_mg
+      FROM outstanding GROUP BY user_id
+),
+spread AS (
+    SELECT outstanding.id, outstanding.user_id, outstanding.day, outstanding.settled_before,
+           LEAST(
+               outstanding.carbon_mg,
+               budget.carbon_mg - (
+                   CAST(SUM(outstanding.carbon_mg) OVER (
+                       PARTITION BY outstanding.user_id ORDER BY outstanding.day, outstanding.id
+                   ) AS BIGINT) - outstanding.carbon_mg
+               )
+           ) AS settle_mg
+      FROM outstanding JOIN budget ON budget.user_id = outstanding.user_id
+     WHERE budget.carbon_mg > 0
+)
+SELECT id, user_id, day, settled_before, settle_mg FROM spread WHERE settle_mg > 0
+"""
+).format(rows=SETTLEMENT_ROWS, candidates=SETTLEMENT_CANDIDATES)
+
+SETTLEMENT_WALLETS_OPEN = WALLETS_OPEN.format(owed=SETTLEMENT_ROWS)
+
+SETTLEMENT_PEOPLE_COLLECT = sql.SQL(
+    """
+CREATE TEMPORARY TABLE {people} AS
+SELECT person.*, (
+    -- A lookup per person through the (kind, owner) index, whatever the statistics say.
+    SELECT account.id FROM rewards_ledgeraccount AS account
+     WHERE account.kind = %(wallet)s AND account.owner_id = person.user_id
+) AS account_id
+FROM (
+    SELECT owed.user_id,
+           CAST(SUM(owed.settle_mg) AS BIGINT) AS carbon_mg,
+           CAST(SUM(owed.settle_mg) AS BIGINT) / %(rate)s AS coins,
+           jsonb_agg(owed.day ORDER BY owed.day) AS carbon_days
+      FROM {rows} AS owed GROUP BY owed.user_id
+) AS person
+"""
+).format(people=SETTLEMENT_PEOPLE, rows=SETTLEMENT_ROWS)
+
+SETTLEMENT_PEOPLE_TOTALS = sql.SQL(
+    """
+SELECT COUNT(*), COALESCE(SUM(carbon_mg), 0), COALESCE(SUM(coins), 0), MIN(user_id), MAX(user_id)
+  FROM {people}
+"""
+).format(people=SETTLEMENT_PEOPLE)
+
+# The claim, and the exactly-once key: someone else's settlement of anyone here makes this
+# statement wait for them, then fail; the chunk is retried.
+SETTLEMENT_CLAIM = sql.SQL(
+    """
+INSERT INTO rewards_settlement (user_id, day, run_id, transaction_id, carbon_mg, coins, carbon_days)
+SELECT user_id, %(day)s, %(run)s, %(transaction)s, carbon_mg, coins, carbon_days
+  FROM {people} ORDER BY user_id
+"""
+).format(people=SETTLEMENT_PEOPLE)
+
+# The ledger's legs: a lot per person, earned on the day, expiring with it.
+SETTLEMENT_LEGS = sql.SQL(
+    "(SELECT account_id, coins AS amount, CAST(%(day)s AS date) AS earned_on,"
+    " CAST(%(expires_on)s AS date) AS expires_on FROM {people})"
+).format(people=SETTLEMENT_PEOPLE)
+
+SETTLEMENT_MARK_SETTLED = MARK_SETTLED.format(owed=SETTLEMENT_ROWS, carbon=sql.Identifier("settle_mg"))
+
+# --- Back-fill ----------------------------------------------------------------------------------
+
+BACKFILL_OWED = sql.Identifier("rewards_backfill_owed")
+
+# Per person and day: the whole coins owed at that day's rate, and the carbon they convert.
+BACKFILL_OWED_COLLECT = sql.SQL(
+    """
+CREATE TEMPORARY TABLE {owed} ON COMMIT DROP AS
+SELECT daily.id, daily.user_id, daily.day, daily.settled_carbon_mg AS settled_before,
+       rate.carbon_mg_per_coin AS rate,
+       (daily.credited_carbon_mg - daily.settled_carbon_mg) / rate.carbon_mg_per_coin AS coins,
+       ((daily.credited_carbon_mg - daily.settled_carbon_mg) / rate.carbon_mg_per_coin)
+           * rate.carbon_mg_per_coin AS carbon_mg,
+       daily.day + %(expiry_days)s AS expires_on,
+       CAST(NULL AS bigint) AS account_id
+  FROM unnest(%(users)s::bigint[], %(days)s::date[]) AS pair(user_id, day)
+  JOIN activities_dailycarbon AS daily ON daily.user_id = pair.user_id AND daily.day = pair.day
+ CROSS JOIN LATERAL (
+    SELECT coalesce((
+        SELECT carbon_mg_per_coin FROM rewards_coinrate
+         WHERE valid_from <= pair.day ORDER BY valid_from DESC LIMIT 1
+    ), %(default_rate)s) AS carbon_mg_per_coin
+ ) AS rate
+ WHERE daily.credited_carbon_mg - daily.settled_carbon_mg >= rate.carbon_mg_per_coin
+"""
+).format(owed=BACKFILL_OWED)
+
+BACKFILL_TOTALS = sql.SQL("SELECT count(DISTINCT user_id), coalesce(sum(coins), 0) FROM {owed}").format(
+    owed=BACKFILL_OWED
+)
+
+BACKFILL_WALLETS_OPEN = WALLETS_OPEN.format(owed=BACKFILL_OWED)
+
+BACKFILL_WALLETS_FIND = sql.SQL(
+    """
+UPDATE {owed} SET account_id = account.id
+  FROM rewards_ledgeraccount AS account
+ WHERE account.kind = %(wallet)s AND account.owner_id = {owed}.user_id
+"""
+).format(owed=BACKFILL_OWED)
+
+# The ledger's legs: a lot per person and day, earned that day, expiring when that day's coins do.
+BACKFILL_LEGS = sql.SQL(
+    "(SELECT account_id, coins AS amount, day AS earned_on, expires_on FROM {owed} WHERE coins > 0)"
+).format(owed=BACKFILL_OWED)
+
+BACKFILL_RECORD = sql.SQL(
+    """
+INSERT INTO rewards_backfillsettlement (user_id, day, transaction_id, carbon_mg, coins, carbon_mg_per_coin)
+SELECT user_id, day, %(transaction)s, carbon_mg, coins, rate FROM {owed}
+ ORDER BY user_id, day
+"""
+).format(owed=BACKFILL_OWED)
+
+BACKFILL_MARK_SETTLED = MARK_SETTLED.format(owed=BACKFILL_OWED, carbon=sql.Identifier("carbon_mg"))
+
+# --- Expiry -------------------------------------------------------------------------------------
+
+EXPIRING = sql.Identifier("rewards_expiring_wallets")
+
+EXPIRY_CHUNK_SETTINGS = (sql.SQL("SET LOCAL jit TO OFF"), sql.SQL("SET LOCAL random_page_cost TO 1.1"))
+
+# The chunk's wallets with coins due, and the sink, locked in the global order.
+EXPIRY_LOCK = sql.SQL(
+    """
+SELECT COUNT(*) FROM (
+    SELECT id, kind FROM rewards_ledgeraccount
+     WHERE id = %(sink)s OR id IN (
+        SELECT account_id FROM rewards_coinlot
+         WHERE expires_on <= %(today)s AND remaining_amount > 0
+           AND account_id > %(lower)s AND account_id <= %(upper)s
+     )
+     ORDER BY {lock_order} FOR UPDATE
+) AS locked
+"""
+).format(lock_order=LOCK_ORDER_SQL)
+
+EXPIRING_COLLECT = sql.SQL(
+    """
+CREATE TEMPORARY TABLE {expiring} AS
+SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins, MAX(id) AS last_lot_id
+  FROM rewards_coinlot
+ WHERE expires_on <= %(today)s AND remaining_amount > 0
+   AND account_id > %(lower)s AND account_id <= %(upper)s
+ GROUP BY account_id
+"""
+).format(expiring=EXPIRING)
+
+EXPIRING_TOTALS = sql.SQL(
+    "SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id), MAX(last_lot_id)"
+    " FROM {expiring}"
+).format(expiring=EXPIRING)
+
+# The ledger's legs: each wallet's debit of what is due, which the lots' walk takes from exactly the
+# lots due (they are the soonest-expiring, and hold exactly that much).
+EXPIRY_LEGS = sql.SQL(
+    "(SELECT account_id, -coins AS amount, CAST(NULL AS date) AS earned_on,"
+    " CAST(NULL AS date) AS expires_on FROM {expiring})"
+).format(expiring=EXPIRING)
+
+# The upper wallet id of the next chunk of wallets with coins due.
+EXPIRY_CHUNK_UPPER = sql.SQL(
+    """
+SELECT MAX(account_id) FROM (
+    SELECT DISTINCT account_id FROM rewards_coinlot
+     WHERE expires_on <= %(today)s AND remaining_amount > 0 AND account_id > %(lower)s
+       AND account_id <= %(last)s
+     ORDER BY account_id LIMIT %(chunk)s
+) AS chunk
+"""
+)
+
+# --- Team challenges ----------------------------------------------------------------------------
+
+# Per member of the group: their carbon credited in the challenge's period (so far).
+CHALLENGE_MEMBER_CARBON = sql.SQL(
+    """
+SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
+  FROM rewards_groupmembership AS membership
+  LEFT JOIN activities_dailycarbon AS daily
+    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
+ WHERE membership.group_id = %(group)s
+ GROUP BY membership.user_id
+ ORDER BY membership.user_id
+"""
+)
+
+# Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
+# the budget: zero rows and the ledger moves nothing (a condition of `coins_transfer_if`).
+CHALLENGE_WITHIN_BUDGET = sql.SQL(
+    """
+UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(condition_coins)s
+ WHERE id = %(condition_challenge)s AND paid_coins + %(condition_coins)s <= budget_coins AND {ready}
+RETURNING id
+"""
+).format(ready=TRANSFER_READY)
+
+# The members a round pays: in the group, credited carbon in the challenge's period so far, not paid
+# for this challenge yet (by person: a merged account's reward counts, see challenge_payouts_merge).
+_CHALLENGE_TOOK_PART = sql.SQL(
+    """
+    rewards_groupmembership AS membership
+    WHERE membership.group_id = %(group)s
+      AND EXISTS (
+          SELECT 1 FROM activities_dailycarbon AS daily
+           WHERE daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
+             AND daily.credited_carbon_mg > 0
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM rewards_challengepayout AS payout
+           WHERE payout.challenge_id = %(challenge)s AND payout.user_key = membership.user_id
+      )
+    """
+)
+_CHALLENGE_PAYEE_WALLETS = sql.SQL(
+    """
+    SELECT membership.user_id, wallet.id AS wallet_id
+      FROM rewards_ledgeraccount AS wallet, {took_part}
+       AND wallet.kind = 'wallet' AND wallet.owner_id = membership.user_id
+    """
+).format(took_part=_CHALLENGE_TOOK_PART)
+
+# Opens the wallets of the members a round pays that have none yet.
+CHALLENGE_WALLETS_OPEN = sql.SQL(
+    """
+    INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+    SELECT 'wallet', membership.user_id, 0, %(now)s FROM {took_part}
+    ON CONFLICT (kind, owner_id) DO NOTHING
+    """
+).format(took_part=_CHALLENGE_TOOK_PART)
+
+# The payees' wallets, then the sponsor's account, locked in the ledger's global order; how many
+# payees there are and what the sponsor holds.
+CHALLENGE_ACCOUNTS_LOCK = sql.SQL(
+    """
+    WITH locked AS MATERIALIZED (
+        SELECT id, kind, balance FROM rewards_ledgeraccount
+         WHERE id IN (
+             SELECT wallet_id FROM ({payees}) AS payees
+             UNION ALL
+             SELECT sponsor.id FROM rewards_ledgeraccount AS sponsor
+              WHERE sponsor.kind = 'challenge_sponsor' AND sponsor.owner_id = %(sponsor)s
+         )
+         ORDER BY {lock_order}
+           FOR UPDATE
+    )
+    SELECT count(*) FILTER (WHERE kind = 'wallet'),
+           max(id) FILTER (WHERE kind = 'challenge_sponsor'),
+           COALESCE(max(balance) FILTER (WHERE kind = 'challenge_sponsor'), 0)
+      FROM locked
+    """
+).format(payees=_CHALLENGE_PAYEE_WALLETS, lock_order=LOCK_ORDER_SQL)
+
+# The first `limit` payees of a round by person: (user id, wallet id).
+CHALLENGE_PAYEES = sql.SQL(
+    "SELECT user_id, wallet_id FROM ({payees}) AS payees ORDER BY user_id LIMIT %(limit)s"
+).format(payees=_CHALLENGE_PAYEE_WALLETS)
+
+# Raises what the challenge paid by a round's coins, only within its budget (no row: nothing paid).
+CHALLENGE_BUDGET_TAKE = sql.SQL(
+    """
+    UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(coins)s
+     WHERE id = %(challenge)s AND %(coins)s > 0 AND paid_coins + %(coins)s <= budget_coins
+    RETURNING id
+    """
+)
+
+# A round's legs for the ledger's batch writer: each payee's wallet credited, a lot of its own.
+CHALLENGE_LEGS = sql.SQL(
+    "(SELECT wallet AS account_id, CAST(%(payee_coins)s AS bigint) AS amount,"
+    " CAST(%(payee_earned_on)s AS date) AS earned_on, CAST(%(payee_expires_on)s AS date) AS expires_on"
+    " FROM unnest(CAST(%(payee_wallets)s AS bigint[])) AS wallet)"
+)
+
+# The payout rows of a round (the unique key: one per member and challenge).
+CHALLENGE_PAYOUTS_RECORD = sql.SQL(
+    """
+    INSERT INTO rewards_challengepayout (challenge_id, user_id, user_key, coins, transaction_id, created_at)
+    SELECT %(challenge)s, payee, payee, %(coins)s, %(transaction)s, %(now)s
+      FROM unnest(CAST(%(users)s AS bigint[])) AS payee
+    """
+)
