@@ -255,6 +255,7 @@ def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int
     return len(users), len(users) < eligible
 
 
+@transaction.atomic
 def challenge_settle(*, challenge_id: int, today: datetime.date | None = None) -> Settled:
     """Pays a met challenge's reward to whoever took part and is not paid yet (or its donation).
 
