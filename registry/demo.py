@@ -22,7 +22,7 @@ from accounts.services import (
     data_source_authorize,
     pooling_consent_grant,
 )
-from activities.demo import TRANSIT_PARTNER
+from activities.demo import DAYS, TRANSIT_PARTNER
 from activities.ingest import ACCEPTED
 from activities.models import Behaviour, MethodologyVersion, Partner
 from activities.services import partner_batch_max, partner_customer_link, partner_records_ingest
@@ -51,13 +51,16 @@ CONTRIBUTORS = [
 # The one commuter with a login (the others never signed in to the app): GET /api/v1/registry/my-lots.
 CONTRIBUTOR_LOGIN = CONTRIBUTORS[0][0]
 
-# Their history: one day's rides per person and day, reported by the transit card, over the days
-# 1 … HISTORY_DAYS before today (within the history import's window). Ten to fourteen rides a day
-# reach the bus's daily cap (800 g), so each person-day credits 800 g: fifty people pool 40 kg a day.
-HISTORY_DAYS = 81
-# The older lot takes days 27 … 81 before today (55 days: 2.2 t), the draft days 1 … 26 (1.04 t).
-DRAFT_LOT_DAYS = 26
-FIRST_RIDE = datetime.time(7, 30)
+# Their history: each day's rides per person, reported by the transit card for the days before the
+# activities demo's three weeks (so this week's boards stay the demo citizens'), back to the edge of
+# the history import's window. Ten to fourteen bus rides a day reach the bus's daily cap (800 g), five
+# to seven metro rides the metro's (400 g): fifty people pool 60 kg a day.
+HISTORY_FIRST_DAYS_AGO = 89
+HISTORY_LAST_DAYS_AGO = DAYS + 1
+# The older lot takes days 48 … 89 before today (42 days: 2.52 t), the draft days 22 … 47 (1.56 t).
+DRAFT_LOT_FIRST_DAYS_AGO = 47
+# code: (the day's rides start at, fewest rides, how many more at most)
+BEHAVIOURS = {"bus": (datetime.time(7, 30), 10, 5), "metro": (datetime.time(17, 45), 5, 3)}
 
 REGISTERED_LOT = "衢州公交通勤社区减排量 第一批"
 DRAFT_LOT = "衢州公交通勤社区减排量 第二批"
@@ -101,7 +104,7 @@ def _contributors_load() -> list[User]:
         people.append(user)
     # They joined before their history began: the card's records count from the grant on (demo
     # data only; a person grants from now).
-    joined = timezone.now() - datetime.timedelta(days=HISTORY_DAYS + 1)
+    joined = timezone.now() - datetime.timedelta(days=HISTORY_FIRST_DAYS_AGO + 1)
     DataSourceAuthorization.objects.filter(
         user__in=people, source=DataSource.TRANSIT_CARD, revoked_at__isnull=True, granted_at__gt=joined
     ).update(granted_at=joined)
@@ -109,24 +112,26 @@ def _contributors_load() -> list[User]:
 
 
 def _history_ingest(people: list[User], today: datetime.date) -> int:
-    """The commuters' bus rides through the transit partner's history import; answers how many are new."""
+    """The commuters' rides through the transit partner's history import; answers how many are new."""
     transit = Partner.objects.get(code=TRANSIT_PARTNER)
     cards = {username: card for username, _nickname, _district, card in CONTRIBUTORS}
     records = []
     for number, user in enumerate(people, start=1):
         card = cards[user.username]
         partner_customer_link(partner=transit, customer_reference=card, user=user)
-        for days_ago in range(HISTORY_DAYS, 0, -1):
+        for days_ago in range(HISTORY_FIRST_DAYS_AGO, HISTORY_LAST_DAYS_AGO - 1, -1):
             day = today - datetime.timedelta(days=days_ago)
-            records.append(
-                {
-                    "id": f"demo-{card}-{day.isoformat()}-day",
-                    "customer_reference": card,
-                    "behaviour": "bus",
-                    "quantity": str(10 + (number + day.toordinal()) % 5),
-                    "occurred_at": datetime.datetime.combine(day, FIRST_RIDE, tzinfo=LOCAL_TZ).isoformat(),
-                }
-            )
+            for code, (first_ride, fewest, spread) in BEHAVIOURS.items():
+                started = datetime.datetime.combine(day, first_ride, tzinfo=LOCAL_TZ)
+                records.append(
+                    {
+                        "id": f"demo-{card}-{day.isoformat()}-{code}",
+                        "customer_reference": card,
+                        "behaviour": code,
+                        "quantity": str(fewest + (number + day.toordinal()) % spread),
+                        "occurred_at": started.isoformat(),
+                    }
+                )
     accepted = 0
     batch = partner_batch_max()
     for start in range(0, len(records), batch):
@@ -139,12 +144,12 @@ def _history_ingest(people: list[User], today: datetime.date) -> int:
 def _lot(title: str, period_start: datetime.date, period_end: datetime.date, **policy) -> ReductionLot:
     lot = ReductionLot.objects.filter(title=title).first()
     if lot is None:
-        bus = Behaviour.objects.get(code="bus")
+        version = MethodologyVersion.objects.get(number=1)
         lot = services.lot_create(
             title=title,
             period_start=period_start,
             period_end=period_end,
-            behaviours=[(bus, MethodologyVersion.objects.get(number=1))],
+            behaviours=[(behaviour, version) for behaviour in Behaviour.objects.filter(code__in=BEHAVIOURS)],
             actor=OPERATOR,
             **policy,
         )
@@ -167,8 +172,8 @@ def _registered_lot_load(today: datetime.date) -> ReductionLot:
         }
     lot = _lot(
         REGISTERED_LOT,
-        today - datetime.timedelta(days=HISTORY_DAYS),
-        today - datetime.timedelta(days=DRAFT_LOT_DAYS + 1),
+        today - datetime.timedelta(days=HISTORY_FIRST_DAYS_AGO),
+        today - datetime.timedelta(days=DRAFT_LOT_FIRST_DAYS_AGO + 1),
         **policy,
     )
     if lot.status == LotStatus.DRAFT:
@@ -196,13 +201,13 @@ def load_demo() -> list[str]:
     registered = _registered_lot_load(today)
     draft = _lot(
         DRAFT_LOT,
-        today - datetime.timedelta(days=DRAFT_LOT_DAYS),
-        today - datetime.timedelta(days=1),
+        today - datetime.timedelta(days=DRAFT_LOT_FIRST_DAYS_AGO),
+        today - datetime.timedelta(days=HISTORY_LAST_DAYS_AGO),
         proceeds_policy=ProceedsPolicy.CONTRIBUTORS,
     )
     retirement = registered.retirements.first()
     return [
-        f"registry: {len(people)} commuters pooling their bus rides ({accepted} new records, "
+        f"registry: {len(people)} commuters pooling their rides ({accepted} new records, "
         f"{len(settled)} day(s) settled); {CONTRIBUTOR_LOGIN} / {DEMO_PASSWORD} sees "
         "GET /api/v1/registry/my-lots",
         f"registry: {registered.title} {registered.status} ({registered.tonnes} t: "
