@@ -61,8 +61,9 @@ def _project_image(colour: tuple[int, int, int]) -> SimpleUploadedFile:
     return SimpleUploadedFile("project.png", buffer.getvalue(), content_type="image/png")
 
 
-def _past_days_settle() -> list[datetime.date]:
-    """Settles, one night at a time, every past day on which someone still has carbon owed."""
+def past_days_settle() -> list[datetime.date]:
+    """Settles, one night at a time, every past day on which someone still has carbon owed: a night
+    already settled gets a new round for what was credited since (a later demo's people)."""
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
     days = sorted(
         set(
@@ -72,12 +73,12 @@ def _past_days_settle() -> list[datetime.date]:
         )
     )
     for day in days:
-        settlement_run(day=day, within_transaction=True)
+        settlement_run(day=day, within_transaction=True, owed=True)
     return days
 
 
 def load_demo() -> list[str]:
-    settled_days = _past_days_settle()
+    settled_days = past_days_settle()
     projects = {}
     for slug, title, description, goal, colour in PROJECTS:
         project = WelfareProject.objects.filter(slug=slug).first()
@@ -96,11 +97,11 @@ def load_demo() -> list[str]:
             f"rewards: {donor.nickname} donated 5 coins; certificate at "
             f"/api/v1/welfare/donations/{donation.public_id}/certificate.png"
         )
-    lines += _gamification_load()
+    lines += gamification_load()
     return lines
 
 
-def _gamification_load() -> list[str]:
+def gamification_load() -> list[str]:
     """Boards, ratings and badges rebuilt from the demo's carbon (derived data: safe to redo)."""
     from activities.models import Partner
     from rewards.gamification.badges import badges_award

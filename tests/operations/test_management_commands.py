@@ -36,7 +36,7 @@ DEFAULT_INVOCATIONS: dict[str, list] = {
 TRANSACTIONAL_INVOCATIONS: dict[str, list] = {"settle_day": [_yesterday]}
 NOT_RUN_HERE = {
     "import_activity_history": "needs a partner's file: tests/activities/test_history_import.py",
-    "load_demo": "loads the whole demo: tests/accounts/test_demo.py, tests/merchants/test_demo.py",
+    "load_demo": "loads the whole demo: tests/merchants/test_demo.py, tests/registry/test_demo.py",
     "backfill_activity_history": "needs a partner's file: tests/rewards/test_backfill.py",
 }
 

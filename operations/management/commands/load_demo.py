@@ -9,7 +9,13 @@ from importlib import import_module
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-DEMO_MODULES = ("accounts.demo", "activities.demo", "rewards.demo", "merchants.demo")
+DEMO_MODULES = (
+    "accounts.demo",
+    "activities.demo",
+    "rewards.demo",
+    "merchants.demo",
+    "registry.demo",
+)
 
 
 class Command(BaseCommand):
