@@ -93,14 +93,20 @@ def _tokens(count: int) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--people", type=int, default=3000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (the Procfile's default)")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="gunicorn sync workers (the Procfile's default)"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=2000, help="people signed in, one token each")
-    parser.add_argument("--only", default=",".join(READS), help="a comma-separated subset of " + ",".join(READS))
+    parser.add_argument(
+        "--only", default=",".join(READS), help="a comma-separated subset of " + ",".join(READS)
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"))
     parser.add_argument("--save", action="store_true", help="write bench/results/<date>-signed-in.json")
     args = parser.parse_args()
@@ -118,7 +124,10 @@ def main() -> int:
     environment = bench_environment(database_url, args.redis_url)
     os.environ.update(environment)
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE_DIR, env=environment, check=True
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=environment,
+        check=True,
     )
     _city(args.people, args.days)
     tokens = _tokens(args.tokens)
@@ -131,7 +140,12 @@ def main() -> int:
         # Warm up: every worker connects and fills its caches (the methodology, the board's top 50).
         wrk(url + "/healthz", seconds=2, connections=args.connections)
         for name in reads:
-            wrk(url + "/", seconds=2, connections=args.connections, script=session_script(tokens, [READS[name][1]]))
+            wrk(
+                url + "/",
+                seconds=2,
+                connections=args.connections,
+                script=session_script(tokens, [READS[name][1]]),
+            )
         for name in reads:
             label, path = READS[name]
             script = session_script(tokens, [path])
@@ -142,15 +156,19 @@ def main() -> int:
             ratio = load.requests_per_second / reference.requests_per_second
             report.add(
                 Row("signed-in read", f"GET {path} ({label})", load.requests_per_second, "req/s",
-                    reference="bare /healthz around it (req/s)", reference_value=reference.requests_per_second,
+                    reference="bare /healthz around it (req/s)",
+                    reference_value=reference.requests_per_second,
                     target=f"≥ {RATIO_TARGET}× /healthz", met=ratio >= RATIO_TARGET and load.non_2xx == 0,
-                    notes=f"{reference.text()}; p50 {load.latency_p50_ms:.1f} ms, p99 {load.latency_p99_ms:.1f} ms, "
-                          f"non-2xx {load.non_2xx}; {len(tokens):,} people, gunicorn {args.workers} sync workers, "
-                          f"wrk {args.connections} connections; {cpu_split_text(split)}")
+                    notes=f"{reference.text()}; p50 {load.latency_p50_ms:.1f} ms, "
+                          f"p99 {load.latency_p99_ms:.1f} ms, non-2xx {load.non_2xx}; "
+                          f"{len(tokens):,} people, gunicorn {args.workers} sync workers, "
+                          f"wrk {args.connections} connections; "
+                          f"{cpu_split_text(split)}")
             )  # fmt: skip
             print(
-                f"{label}: {load.requests_per_second:,.0f} req/s, /healthz {reference.requests_per_second:,.0f} "
-                f"req/s: {ratio:.2f}× (target ≥ {RATIO_TARGET}×), non-2xx {load.non_2xx}; "
+                f"{label}: {load.requests_per_second:,.0f} req/s, "
+                f"/healthz {reference.requests_per_second:,.0f} req/s: "
+                f"{ratio:.2f}× (target ≥ {RATIO_TARGET}×), non-2xx {load.non_2xx}; "
                 f"app CPU {split['app']:.2f} ms per request",
                 flush=True,
             )
