@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from allauth.headless.internal.sessionkit import new_session
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.cached_db import SessionStore
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from accounts.authentication import SessionTokenAuthentication, session_token_session_read, session_user
+from accounts.authentication import SessionTokenAuthentication
 from accounts.models import District, User
 from accounts.selectors import user_by_id
+from accounts.sessions import SessionStore, session_prefetch
+from accounts.sessions import signed_in_user as session_user
 from tests.accounts.conftest import app_client
 from tests.accounts.factories import UserFactory
 
@@ -95,9 +96,7 @@ def test_a_session_handed_over_for_another_token_is_not_used():
     mine, theirs = UserFactory(), UserFactory()
     my_session, their_session = signed_in_session(mine), signed_in_session(theirs)
     request = APIRequestFactory().get("/api/v1/me", HTTP_X_SESSION_TOKEN=my_session.session_key)
-    session_token_session_read(
-        request, token=their_session.session_key, session=SessionStore(their_session.session_key)
-    )
+    session_prefetch(request, token=their_session.session_key)
 
     user, session = SessionTokenAuthentication().authenticate(Request(request))
 
@@ -109,7 +108,7 @@ def test_a_session_handed_over_for_the_token_is_checked_as_any():
     user = UserFactory()
     session = signed_in_session(user)
     request = APIRequestFactory().get("/api/v1/me", HTTP_X_SESSION_TOKEN=session.session_key)
-    session_token_session_read(request, token=session.session_key, session=SessionStore(session.session_key))
+    session_prefetch(request, token=session.session_key)
     user.set_password("a-new-password-2026")
     user.save()
 
