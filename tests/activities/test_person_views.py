@@ -44,6 +44,8 @@ def test_today_shows_credit_and_cap_left_per_behaviour_and_what_settlement_owes(
 def test_today_answers_as_its_output_serializer_and_in_the_methodology_order(
     transit, rider, post_batch, client_for, authorize
 ):
+    from django.utils import translation
+
     from activities import selectors
     from activities.apis import TodayApi
     from activities.models import Behaviour
@@ -54,15 +56,14 @@ def test_today_answers_as_its_output_serializer_and_in_the_methodology_order(
 
     body = client_for(rider).get("/api/v1/activities/today", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
 
-    from django.utils import translation
-
     with translation.override("zh-hans"):
         expected = TodayApi.OutputSerializer(selectors.today_for(user=rider)).data
     assert body == expected
     assert [row["behaviour"] for row in body["behaviours"]] == list(
         Behaviour.objects.filter(factors__isnull=False).distinct().values_list("code", flat=True)
     )
-    assert body["behaviours"][0]["name"] == Behaviour.objects.get(code=body["behaviours"][0]["behaviour"]).name
+    first = body["behaviours"][0]
+    assert first["name"] == Behaviour.objects.get(code=first["behaviour"]).name
 
 
 def test_history_is_cursor_paginated_newest_first_with_receipts(person, person_client, authorize):
