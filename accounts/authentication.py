@@ -6,7 +6,8 @@ from allauth.headless.contrib.rest_framework.authentication import XSessionToken
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 
-from accounts.sessions import session_prefetched, signed_in_user
+from accounts.sessions import remember_signed_in, session_prefetched, signed_in_before, signed_in_user
+from core.api.throttles import UserRateThrottle, person_window, window_counted
 
 
 class SessionTokenAuthentication(XSessionTokenAuthentication):
@@ -22,13 +23,30 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         # One read of the session (allauth's session-token strategy asks the store whether the
         # session exists, then reads it: two round trips), or none when this request already
         # read it with what its path needed (`accounts.sessions.session_prefetch`).
-        prefetch = session_prefetched(request, token=token)
+        # A token this process signed someone in with before: their rate-limit count rides along.
+        guess = signed_in_before(token)
+        window = person_window(guess) if guess is not None and _limits_per_person(request) else None
+        prefetch = session_prefetched(request, token=token, count_window=window)
         if not prefetch.session_exists():
             return None
         user = signed_in_user(prefetch.session)
         if user is None or not user.is_active:
             return None
+        remember_signed_in(token, user.pk)
+        if window is not None and prefetch.window_count is not None and user.pk == guess:
+            window_counted(request, key=window[0], count=prefetch.window_count)
         return (user, prefetch.session)
+
+
+def _limits_per_person(request: Request) -> bool:
+    """Whether the view being served counts the general per-person limit (`UserRateThrottle`)."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if view is None:
+        return False
+    return any(
+        isinstance(throttle, UserRateThrottle) and throttle.scope == UserRateThrottle.scope
+        for throttle in view.get_throttles()
+    )
 
 
 class SessionTokenScheme(OpenApiAuthenticationExtension):

@@ -7,6 +7,13 @@ remembers what it read for the rest of the request; sign-in (`accounts.authentic
 agreements permission take it from there (`session_prefetched`) instead of reading again.
 Nothing else reads or writes the session's cache entry.
 
+Sign-in also puts the person's rate-limit count in that round trip (`count_window`: the INCR and
+EXPIRE of `core.api.throttles.person_window`): a token names one person for its whole life (a new
+sign-in or a key cycle makes a new token), so once a token has signed someone in, this process
+remembers whom (`remember_signed_in`), and the next request with it is counted in the same
+pipeline as its session is read. The count is handed to the throttle only once the session is
+checked and names that same person.
+
     prefetch = sessions.session_prefetch(request, token=token, keys=[flag_key], agreements=True)
     prefetch.values[flag_key]        # the caller's keys, as read (a missing key is absent)
     prefetch.signed_in_user_id()     # who the session says it is (not yet checked)
@@ -22,6 +29,7 @@ exactly that). The person is then checked as `django.contrib.auth.get_user` chec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,15 +37,34 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends import cached_db
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
+from django_redis.cache import RedisCache
+from redis.exceptions import RedisError
 
 from accounts.models import Agreement, User
 from accounts.selectors import AGREEMENTS_CACHE_KEY, user_by_id
 
+logger = logging.getLogger(__name__)
+
 # Where the request keeps its prefetch; written and read only by this module.
 _REQUEST_ATTRIBUTE = "accounts_session_prefetch"
+# Whom each token signed in, in this process (token → user id; emptied when it grows past the bound).
+_SIGNED_IN: dict[str, int] = {}
+_SIGNED_IN_BOUND = 100_000
+
+
+def remember_signed_in(token: str, user_id: int) -> None:
+    """Remembers, in this process, that `token` signed in `user_id` (a token never names another)."""
+    if len(_SIGNED_IN) >= _SIGNED_IN_BOUND:
+        _SIGNED_IN.clear()
+    _SIGNED_IN[token] = user_id
+
+
+def signed_in_before(token: str) -> int | None:
+    """Whom `token` signed in when this process last checked it, or None (unchecked: a guess)."""
+    return _SIGNED_IN.get(token)
 
 
 class SessionStore(cached_db.SessionStore):
@@ -50,6 +77,10 @@ class SessionStore(cached_db.SessionStore):
 
     def __init__(self, session_key: str | None = None, *, cached_data: dict | None = None) -> None:
         super().__init__(session_key)
+        self._cached_data = cached_data
+
+    def start_from(self, cached_data: dict) -> None:
+        """Loads, when first accessed, what its cache entry held when the caller read it."""
         self._cached_data = cached_data
 
     def load(self) -> dict:
@@ -71,6 +102,8 @@ class SessionPrefetch:
     agreements_in_force: dict[str, Agreement] | None = None
     # The caller's own keys, as read: a key that was not there is absent.
     values: Mapping[str, Any] = field(default_factory=dict)
+    # With `count_window`: the window's count after this request's increment (None: not counted).
+    window_count: int | None = None
 
     def signed_in_user_id(self) -> int | None:
         """The person the session names (unchecked: `signed_in_user` checks), or None."""
@@ -91,10 +124,18 @@ class SessionPrefetch:
 
 
 def session_prefetch(
-    request: HttpRequest | None, *, token: str, keys: Iterable[str] = (), agreements: bool = False
+    request: HttpRequest | None,
+    *,
+    token: str,
+    keys: Iterable[str] = (),
+    agreements: bool = False,
+    count_window: tuple[str, int] | None = None,
 ) -> SessionPrefetch:
     """Reads the token's session, and the cache `keys` (and the agreements in force) beside it,
-    in one round trip; remembers the read for the rest of `request` (when given)."""
+    in one round trip; remembers the read for the rest of `request` (when given).
+
+    `count_window`: a rate-limit counter (key, seconds) to increment in the same round trip.
+    """
     session = SessionStore(session_key=token) if token else None
     if session is not None and session.session_key is None:
         session = None  # not shaped like a session key: nothing to read
@@ -106,26 +147,54 @@ def session_prefetch(
     session_key = session.cache_key if session is not None and same_cache else None
     if session_key is not None:
         wanted.append(session_key)
-    found = cache.get_many(wanted) if wanted else {}
+    window_count = None
+    if count_window is not None and isinstance(caches["default"], RedisCache):
+        found, window_count = _read_and_count(wanted, count_window)
+    else:
+        found = cache.get_many(wanted) if wanted else {}
     if session is not None and session_key is not None and found.get(session_key) is not None:
-        session = SessionStore(session_key=token, cached_data=found.pop(session_key))
+        session.start_from(found.pop(session_key))
     prefetch = SessionPrefetch(
         token=token,
         session=session,
         agreements_in_force=found.pop(AGREEMENTS_CACHE_KEY, None) if agreements else None,
         values=found,
+        window_count=window_count,
     )
     if request is not None:
         setattr(request, _REQUEST_ATTRIBUTE, prefetch)
     return prefetch
 
 
-def session_prefetched(request: HttpRequest, *, token: str) -> SessionPrefetch:
-    """This request's prefetch for `token` (a DRF request too), else a prefetch of the session alone."""
+def _read_and_count(keys: list[str], window: tuple[str, int]) -> tuple[dict[str, Any], int | None]:
+    """MGET of `keys` and the window's INCR/EXPIRE in one pipeline; fails open as the cache does."""
+    client = caches["default"].client
+    window_key, seconds = window
+    made_window = client.make_key(window_key)
+    try:
+        pipeline = client.get_client(write=True).pipeline(transaction=False)
+        if keys:
+            pipeline.mget([client.make_key(key) for key in keys])
+        pipeline.incr(made_window)
+        pipeline.expire(made_window, seconds, nx=True)
+        answers = pipeline.execute()
+    except (RedisError, OSError):
+        logger.warning("session prefetch failed: redis unreachable")
+        return {}, None
+    values = answers[0] if keys else []
+    found = {key: client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
+    return found, int(answers[-2])
+
+
+def session_prefetched(
+    request: HttpRequest, *, token: str, count_window: tuple[str, int] | None = None
+) -> SessionPrefetch:
+    """This request's prefetch for `token` (a DRF request too), else a prefetch of the session alone
+    (with `count_window` counted in the same round trip)."""
     prefetch = getattr(request, _REQUEST_ATTRIBUTE, None)
     if prefetch is not None and prefetch.token == token:
         return prefetch
-    return session_prefetch(request, token=token)
+    return session_prefetch(request, token=token, count_window=count_window)
 
 
 def agreements_in_force_prefetched(request: HttpRequest) -> dict[str, Agreement] | None:

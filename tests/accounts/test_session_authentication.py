@@ -113,3 +113,43 @@ def test_a_session_handed_over_for_the_token_is_checked_as_any():
     user.save()
 
     assert SessionTokenAuthentication().authenticate(Request(request)) is None
+
+
+def test_a_token_seen_before_reads_its_session_and_counts_its_limit_in_one_round_trip(monkeypatch):
+    import redis.client
+
+    from core.api.throttles import UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "120/min"})
+    client = app_client(signed_in_session(UserFactory()).session_key)
+    assert client.get("/api/v1/wallet").status_code == 200  # this process learns whom the token signs in
+    round_trips = []
+    send_command, send_pipeline = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(client, *args, **options):
+        if not isinstance(client, redis.client.Pipeline):
+            round_trips.append(str(args[0]))
+        return send_command(client, *args, **options)
+
+    def pipeline(client, *args, **options):
+        round_trips.append("pipeline: " + ", ".join(str(queued[0][0]) for queued in client.command_stack))
+        return send_pipeline(client, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+
+    assert client.get("/api/v1/wallet").status_code == 200
+    assert round_trips == ["pipeline: MGET, INCRBY, EXPIRE"]
+    # The count handed over is the throttle's: the fourth request of the minute is refused.
+    assert client.get("/api/v1/wallet").status_code == 200
+    assert client.get("/api/v1/wallet").json()["error"]["code"] == "rate_limited"
+
+
+def test_a_token_signed_out_since_is_not_signed_in_by_what_this_process_remembers():
+    user = UserFactory()
+    session = signed_in_session(user)
+    client = app_client(session.session_key)
+    assert client.get("/api/v1/wallet").status_code == 200
+    SessionStore(session.session_key).delete()
+
+    assert client.get("/api/v1/wallet").status_code == 401
