@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from accounts.sessions import session_prefetch
@@ -108,7 +106,11 @@ def catalog_offer_dict(offer: Offer, district_codes: list[str]) -> dict[str, Any
     }
 
 
-def _catalog_build(*, category: str | None, district: str | None, sort: str, max_price: int | None) -> list:
+def catalog_offers_build(
+    *, category: str | None, district: str | None, sort: str, max_price: int | None
+) -> list[dict[str, Any]]:
+    """Live offers on sale (or coming soon), filtered and sorted, from the database (what a cached
+    catalog page holds: `merchants.services.catalog_offers`)."""
     now = timezone.now()
     offers = Offer.objects.filter(status=Offer.Status.LIVE, sale_ends_at__gt=now).select_related(
         "merchant__district"
@@ -125,27 +127,6 @@ def _catalog_build(*, category: str | None, district: str | None, sort: str, max
     for link in through.order_by("district__code"):
         codes[link.offer_id].append(link.district.code)
     return [catalog_offer_dict(offer, codes[offer.pk]) for offer in offers]
-
-
-def catalog_offers(
-    *,
-    category: str | None = None,
-    district: str | None = None,
-    sort: str = "newest",
-    max_price: int | None = None,
-) -> list[dict[str, Any]]:
-    """Live offers on sale (or coming soon), filtered and sorted, from the versioned Redis cache.
-
-    Their stock is the page's when it was built: serve them through `catalog_stock_live`.
-    """
-    key = catalog_cache.page_key(params=f"{category or ''}|{district or ''}|{sort}|{max_price}")
-    offers = cache.get(key)
-    if offers is None:
-        offers = _catalog_build(category=category, district=district, sort=sort, max_price=max_price)
-        cache.set(key, offers, timeout=catalog_cache.PAGE_TTL_SECONDS)
-    # A cached page may outlive an offer's sale window: drop what ended since it was built.
-    now = timezone.now()
-    return [offer for offer in offers if parse_datetime(offer["sale_ends_at"]) > now]
 
 
 def catalog_stock_live(offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
