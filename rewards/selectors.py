@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
 from activities.statements.selectors import peer_statements_of
+from core.db import prepared_cursor
 from rewards.models import (
     Donation,
     LedgerAccount,
@@ -85,7 +86,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
     `DailyCarbon` rows, the rate in effect today and the wallet's unspent lots grouped by day.
     """
     today = today or timezone.localdate()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _WALLET_SUMMARY_SQL,
             {
