@@ -13,8 +13,9 @@ from __future__ import annotations
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts import errors
-from accounts.authentication import agreements_in_force_read_for
-from accounts.selectors import agreements_pending_for
+from accounts.selectors import agreements_pending_check
+from accounts.services.agreements import accepted_agreements_copy_refresh, agreements_in_force
+from accounts.sessions import agreements_in_force_prefetched
 from core.api.errors import ApplicationError
 
 
@@ -42,7 +43,11 @@ class HasAcceptedCurrentAgreements(BasePermission):
         if not user or not user.is_authenticated:
             # Anonymous writes are for the other permission classes to judge.
             return True
-        pending = agreements_pending_for(user=user, cached=agreements_in_force_read_for(request))
+        current = agreements_in_force(cached=agreements_in_force_prefetched(request))
+        check = agreements_pending_check(user=user, current=current)
+        if check.copy_behind:
+            accepted_agreements_copy_refresh(user=user)
+        pending = check.pending
         if pending:
             raise ApplicationError(
                 errors.AGREEMENT_ACCEPTANCE_REQUIRED, fields=pending_agreements_fields(pending)

@@ -20,9 +20,9 @@ from accounts.models import (
 )
 from accounts.selectors import (
     WECHAT_PROVIDER_ID,
-    accepted_agreements_copy_refresh,
     verified_details_masked,
 )
+from accounts.services.agreements import accepted_agreements_copy_refresh
 from accounts.services.profile import delete_file_after_commit
 from core.api.serializers import local_datetime_text
 

@@ -50,23 +50,26 @@ def district_of_code(*, code: str) -> District | None:
     return District.objects.filter(code=code).first()
 
 
+def agreements_in_force_query() -> dict[str, Agreement]:
+    """The version in force of each required agreement kind (kind → Agreement), from the database."""
+    current: dict[str, Agreement] = {}
+    for agreement in Agreement.objects.filter(
+        kind__in=REQUIRED_AGREEMENT_KINDS, effective_at__lte=timezone.now()
+    ).order_by("-effective_at", "-id"):
+        current.setdefault(agreement.kind, agreement)
+    return current
+
+
 def agreements_current(*, cached: dict[str, Agreement] | None = None) -> dict[str, Agreement]:
-    """The version in force of each required agreement kind (kind → Agreement), cached briefly in Redis.
+    """The version in force of each required agreement kind (kind → Agreement): the cached copy
+    (`accounts.services.agreements_in_force` keeps it, briefly), else the database.
 
     `cached`: what the caller already read from AGREEMENTS_CACHE_KEY in a round trip of its own
     (with the session, say); None reads the key here.
     """
     if cached is None:
         cached = cache.get(AGREEMENTS_CACHE_KEY)
-    if cached is not None:
-        return cached
-    current: dict[str, Agreement] = {}
-    for agreement in Agreement.objects.filter(
-        kind__in=REQUIRED_AGREEMENT_KINDS, effective_at__lte=timezone.now()
-    ).order_by("-effective_at", "-id"):
-        current.setdefault(agreement.kind, agreement)
-    cache.set(AGREEMENTS_CACHE_KEY, current, AGREEMENTS_CACHE_SECONDS)
-    return current
+    return cached if cached is not None else agreements_in_force_query()
 
 
 def pooling_agreement_current() -> Agreement | None:
@@ -90,37 +93,42 @@ def pooling_consents_of(*, user: User) -> QuerySet[PoolingConsent]:
     return PoolingConsent.objects.filter(user=user).select_related("agreement").order_by("-granted_at", "-id")
 
 
-def agreements_pending_for(*, user: User, cached: dict[str, Agreement] | None = None) -> list[Agreement]:
-    """The versions in force that the person has not accepted yet (empty: they may write).
+@dataclass(frozen=True)
+class AgreementsPending:
+    # The versions in force the person has not accepted (empty: they may write).
+    pending: list[Agreement]
+    # The person's copy of their acceptances misses a version they did accept: bring it up to
+    # date (`accounts.services.accepted_agreements_copy_refresh`) so the next check costs no query.
+    copy_behind: bool
+
+
+def agreements_pending_check(*, user: User, current: dict[str, Agreement]) -> AgreementsPending:
+    """The versions in `current` the person has not accepted yet, and whether their copy is behind.
 
     The person's copy of their acceptances answers without a query; a version in force it does
-    not list is looked up in the acceptances, and the copy is brought up to date if it was behind.
-    `cached` is as for `agreements_current`.
+    not list is looked up in the acceptances themselves.
     """
     claimed = set(user.accepted_agreement_ids or ())
-    current = agreements_current(cached=cached)
     unconfirmed = [agreement for agreement in current.values() if agreement.pk not in claimed]
     if not unconfirmed:
-        return []
+        return AgreementsPending(pending=[], copy_behind=False)
     accepted = set(
         AgreementAcceptance.objects.filter(
             user=user, agreement_id__in=[agreement.pk for agreement in unconfirmed]
         ).values_list("agreement_id", flat=True)
     )
-    if accepted:
-        accepted_agreements_copy_refresh(user=user)
-    return [agreement for agreement in unconfirmed if agreement.pk not in accepted]
+    return AgreementsPending(
+        pending=[agreement for agreement in unconfirmed if agreement.pk not in accepted],
+        copy_behind=bool(accepted),
+    )
 
 
-def accepted_agreements_copy_refresh(*, user: User) -> None:
-    """Rewrites the person's copy of their acceptances from the acceptances themselves.
+def agreements_pending_for(*, user: User, cached: dict[str, Agreement] | None = None) -> list[Agreement]:
+    """The versions in force that the person has not accepted yet (empty: they may write).
 
-    Two acceptances committing side by side may each write a copy without the other's version:
-    the copy is then only behind, and the next check looks the missing version up again.
+    `cached` is as for `agreements_current`.
     """
-    accepted = sorted(AgreementAcceptance.objects.filter(user=user).values_list("agreement_id", flat=True))
-    User.objects.filter(pk=user.pk).update(accepted_agreement_ids=accepted)
-    user.accepted_agreement_ids = accepted
+    return agreements_pending_check(user=user, current=agreements_current(cached=cached)).pending
 
 
 def agreement_acceptances_of(*, user: User) -> QuerySet[AgreementAcceptance]:

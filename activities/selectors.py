@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -16,13 +16,12 @@ from activities.models import (
     ActivityRecord,
     Behaviour,
     BehaviourDay,
-    BehaviourMonth,
     CapKind,
-    DailyCarbon,
     Partner,
     PartnerCustomerLink,
     RecordStatus,
 )
+from core.db import prepared_cursor
 from core.local_time import local_day_of
 
 
@@ -59,46 +58,70 @@ class Today:
     under_review_count: int
 
 
+# Today's counters of every behaviour with a factor in effect on the day, its caps, and what
+# settlement owes the person and how many of their records wait for review: one statement (the
+# app opens on it), prepared on the connection. The factor in effect is the one of the latest
+# methodology version effective on or before the day (`Methodology.factor_for`).
+_TODAY_SQL = """
+    WITH factors AS (
+        SELECT DISTINCT ON (factor.behaviour_id)
+               factor.behaviour_id, factor.daily_cap_mg, factor.monthly_cap_mg
+          FROM activities_factor AS factor
+          JOIN activities_methodologyversion AS version ON version.id = factor.version_id
+         WHERE version.effective_from <= %(day)s
+         ORDER BY factor.behaviour_id, version.effective_from DESC
+    )
+    SELECT
+        (SELECT COALESCE(SUM(credited_carbon_mg - settled_carbon_mg), 0) FROM activities_dailycarbon
+          WHERE user_id = %(user)s AND credited_carbon_mg > settled_carbon_mg),
+        (SELECT count(*) FROM activities_activityrecord WHERE user_id = %(user)s AND status = %(held)s),
+        behaviour.code, behaviour.name, behaviour.name_en, behaviour.unit,
+        COALESCE(day.quantity, 0), COALESCE(day.credited_carbon_mg, 0), COALESCE(day.held_count, 0),
+        factors.daily_cap_mg, factors.monthly_cap_mg, COALESCE(month.credited_carbon_mg, 0)
+      FROM (SELECT 1 AS one) AS one
+      LEFT JOIN factors ON TRUE
+      LEFT JOIN activities_behaviour AS behaviour ON behaviour.id = factors.behaviour_id
+      LEFT JOIN activities_behaviourday AS day
+        ON day.user_id = %(user)s AND day.behaviour_id = factors.behaviour_id AND day.day = %(day)s
+      LEFT JOIN activities_behaviourmonth AS month
+        ON month.user_id = %(user)s AND month.behaviour_id = factors.behaviour_id AND month.month = %(month)s
+     ORDER BY behaviour.sort_order, behaviour.code
+"""
+
+
 def today_for(*, user: User, now: datetime.datetime | None = None) -> Today:
     """Per behaviour: what was credited today and how much of the cap is left; what settlement still owes."""
     day = local_day_of(now or timezone.now())
-    methodology = methodology_load()
-    days = {row.behaviour_id: row for row in BehaviourDay.objects.filter(user=user, day=day)}
-    months = {
-        row.behaviour_id: row.credited_carbon_mg
-        for row in BehaviourMonth.objects.filter(user=user, month=day.replace(day=1))
-    }
-    rows = []
-    for behaviour in methodology.behaviours_by_code.values():
-        factor = methodology.factor_for(behaviour.id, day)
-        if factor is None:
-            continue
-        counter = days.get(behaviour.id)
-        credited = counter.credited_carbon_mg if counter else 0
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            _TODAY_SQL, {"user": user.pk, "day": day, "month": day.replace(day=1), "held": RecordStatus.HELD}
+        )
+        rows = cursor.fetchall()
+    behaviours = []
+    for *_totals, code, name, name_en, unit, quantity, credited, held, daily_cap, monthly_cap, month in rows:
+        if code is None:
+            continue  # no behaviour has a factor in effect on the day
         lefts = []
-        if factor.daily_cap_mg is not None:
-            lefts.append(max(0, factor.daily_cap_mg - credited))
-        if factor.monthly_cap_mg is not None:
-            lefts.append(max(0, factor.monthly_cap_mg - months.get(behaviour.id, 0)))
-        rows.append(
+        if daily_cap is not None:
+            lefts.append(max(0, daily_cap - credited))
+        if monthly_cap is not None:
+            lefts.append(max(0, monthly_cap - month))
+        behaviours.append(
             BehaviourToday(
-                behaviour=behaviour,
-                quantity=counter.quantity if counter else Decimal(0),
+                behaviour=Behaviour(code=code, name=name, name_en=name_en, unit=unit),
+                quantity=quantity,
                 credited_carbon_mg=credited,
-                held_count=counter.held_count if counter else 0,
-                daily_cap_mg=factor.daily_cap_mg,
+                held_count=held,
+                daily_cap_mg=daily_cap,
                 cap_left_mg=min(lefts) if lefts else None,
             )
         )
-    pending = DailyCarbon.objects.filter(user=user, credited_carbon_mg__gt=F("settled_carbon_mg")).aggregate(
-        total=Sum(F("credited_carbon_mg") - F("settled_carbon_mg"))
-    )["total"]
     return Today(
         day=day,
-        behaviours=rows,
-        credited_today_mg=sum(row.credited_carbon_mg for row in rows),
-        pending_settlement_mg=pending or 0,
-        under_review_count=ActivityRecord.objects.filter(user=user, status=RecordStatus.HELD).count(),
+        behaviours=behaviours,
+        credited_today_mg=sum(row.credited_carbon_mg for row in behaviours),
+        pending_settlement_mg=int(rows[0][0]),
+        under_review_count=int(rows[0][1]),
     )
 
 

@@ -62,7 +62,8 @@ from bench.harness import (  # noqa: E402
     wrk_available,
 )
 
-DATABASE_NAME = "bench_merchants"
+# Overridable so that two runs on one server do not recreate each other's database.
+DATABASE_NAME = os.environ.get("BENCH_MERCHANTS_DATABASE", "bench_merchants")
 
 
 def _seed(people: int, hot_stock: int, small_stock: int) -> dict:

@@ -10,8 +10,9 @@ handling or a transaction (`merchants.selectors.sold_out_before_sign_in`).
 The answer is the full path's, byte for byte: the outer middleware add what they add to every
 response (the request id, the security headers, the language), and this adds what the inner ones
 and the view would (Allow, X-Frame-Options, Content-Length). Everything else goes on down the
-stack unchanged; a redemption that is not answered here takes along the session (and the
-agreements in force) read with the flag, so sign-in does not read them again. A check that fails
+stack unchanged; a redemption that is not answered here has had its session (and the agreements
+in force) read with the flag by `accounts.sessions.session_prefetch`, so sign-in does not read them
+again. A check that fails
 (Redis away) is logged and leaves the request to the full path.
 """
 
@@ -27,7 +28,6 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.urls.converters import UUIDConverter
 
-from accounts.authentication import session_token_session_read
 from core.api.exceptions import error_response_rendered
 from core.api.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from core.api.idempotency import idempotency_key_error
@@ -70,16 +70,12 @@ def _sold_out_before_sign_in(request: HttpRequest, *, offer_id: uuid.UUID) -> bo
     token = request.headers.get("X-Session-Token", "")
     try:
         check = selectors.sold_out_before_sign_in(
-            offer_public_id=offer_id, session_token=token, idempotency_key=key
+            request, offer_public_id=offer_id, session_token=token, idempotency_key=key
         )
     except Exception:
         # A shortcut that failed: the full path answers (and meets the same fault, or not).
         logger.warning("sold-out check before sign-in failed; the full path answers", exc_info=True)
         return False
-    if check.session is not None:
-        session_token_session_read(
-            request, token=token, session=check.session, agreements_in_force=check.agreements_in_force
-        )
     return check.sold_out
 
 

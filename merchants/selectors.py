@@ -6,20 +6,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from importlib import import_module
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.backends.base import SessionBase
-from django.core.cache import cache
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from accounts.selectors import AGREEMENTS_CACHE_KEY
+from accounts.sessions import session_prefetch
 from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
 from core.db import prepared_cursor
@@ -124,7 +119,11 @@ def catalog_offer_dict(offer: Offer, district_codes: list[str]) -> dict[str, Any
     }
 
 
-def _catalog_build(*, category: str | None, district: str | None, sort: str, max_price: int | None) -> list:
+def catalog_offers_build(
+    *, category: str | None, district: str | None, sort: str, max_price: int | None
+) -> list[dict[str, Any]]:
+    """Live offers on sale (or coming soon), filtered and sorted, from the database (what a cached
+    catalog page holds: `merchants.services.catalog_offers`)."""
     now = timezone.now()
     offers = Offer.objects.filter(status=Offer.Status.LIVE, sale_ends_at__gt=now).select_related(
         "merchant__district"
@@ -141,27 +140,6 @@ def _catalog_build(*, category: str | None, district: str | None, sort: str, max
     for link in through.order_by("district__code"):
         codes[link.offer_id].append(link.district.code)
     return [catalog_offer_dict(offer, codes[offer.pk]) for offer in offers]
-
-
-def catalog_offers(
-    *,
-    category: str | None = None,
-    district: str | None = None,
-    sort: str = "newest",
-    max_price: int | None = None,
-) -> list[dict[str, Any]]:
-    """Live offers on sale (or coming soon), filtered and sorted, from the versioned Redis cache.
-
-    Their stock is the page's when it was built: serve them through `catalog_stock_live`.
-    """
-    key = catalog_cache.page_key(params=f"{category or ''}|{district or ''}|{sort}|{max_price}")
-    offers = cache.get(key)
-    if offers is None:
-        offers = _catalog_build(category=category, district=district, sort=sort, max_price=max_price)
-        cache.set(key, offers, timeout=catalog_cache.PAGE_TTL_SECONDS)
-    # A cached page may outlive an offer's sale window: drop what ended since it was built.
-    now = timezone.now()
-    return [offer for offer in offers if parse_datetime(offer["sale_ends_at"]) > now]
 
 
 def catalog_stock_live(offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,14 +175,10 @@ def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
 @dataclass(frozen=True)
 class SoldOutCheck:
     sold_out: bool
-    # The token's session when the check read it (signed in or not): sign-in need not read it again.
-    session: SessionBase | None = None
-    # The cached agreements in force, read in the same round trip (None when not cached).
-    agreements_in_force: dict | None = None
 
 
 def sold_out_before_sign_in(
-    *, offer_public_id: uuid.UUID, session_token: str, idempotency_key: str | None
+    request: HttpRequest, *, offer_public_id: uuid.UUID, session_token: str, idempotency_key: str | None
 ) -> SoldOutCheck:
     """Whether a redemption can be answered "sold out" before the full sign-in and throttling.
 
@@ -212,44 +186,28 @@ def sold_out_before_sign_in(
     of Redis reads, not a sign-in, a throttle update and a transaction. It is enough to know the
     offer is flagged sold out and who asks (the session, from its Redis cache); with an
     Idempotency-Key, the person must also hold no coupon made with it (a retry gets its coupon
-    from the full path). Anything unclear falls through to the full path, which is handed the
-    session read here (one Redis round trip for the flag and the session on every redemption).
+    from the full path). Anything unclear falls through to the full path. The flag is read with
+    the session and the agreements in force a redemption's sign-in checks, in the one round trip
+    of `accounts.sessions.session_prefetch`, which sign-in then takes instead of reading again.
     """
     if not session_token:
         return SoldOutCheck(sold_out=False)
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_token)
-    if store.session_key is None:  # not even shaped like a session key
-        return SoldOutCheck(sold_out=False)
-    # One round trip for all three: the offer's flag, the agreements in force a redemption's
-    # sign-in checks and, with the cached_db engine, the session.
-    session_cache_key = (
-        getattr(store, "cache_key", None) if settings.SESSION_CACHE_ALIAS == "default" else None
-    )
     flag_key = catalog_cache.sold_out_key(offer_public_id)
-    keys = [flag_key, AGREEMENTS_CACHE_KEY] + ([session_cache_key] if session_cache_key else [])
-    found = cache.get_many(keys)
-    session_data = found.get(session_cache_key) if session_cache_key else None
-    if session_data is not None:
-        # What the store's own load() would read from the same key (the cached_db engine).
-        store._session_cache = session_data
-    read = store if session_data is not None else None
-    agreements = found.get(AGREEMENTS_CACHE_KEY)
-    if not found.get(flag_key):
-        return SoldOutCheck(sold_out=False, session=read, agreements_in_force=agreements)
-    user_id = (session_data if session_data is not None else store.load()).get(SESSION_KEY)
-    if not user_id:
-        return SoldOutCheck(sold_out=False, session=read, agreements_in_force=agreements)
+    prefetch = session_prefetch(request, token=session_token, keys=[flag_key], agreements=True)
+    if prefetch.session is None or not prefetch.values.get(flag_key):
+        return SoldOutCheck(sold_out=False)
+    user_id = prefetch.signed_in_user_id()
+    if user_id is None:
+        return SoldOutCheck(sold_out=False)
     if idempotency_key:
         # Plain SQL on the unique index: this runs for every press of a flash crowd.
         with prepared_cursor() as cursor:
             cursor.execute(
                 "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
-                [int(user_id), idempotency_key],
+                [user_id, idempotency_key],
             )
-            return SoldOutCheck(
-                sold_out=cursor.fetchone() is None, session=read, agreements_in_force=agreements
-            )
-    return SoldOutCheck(sold_out=True, session=read, agreements_in_force=agreements)
+            return SoldOutCheck(sold_out=cursor.fetchone() is None)
+    return SoldOutCheck(sold_out=True)
 
 
 def wallet_balance(*, user: User) -> int:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
 from activities.statements.selectors import peer_statements_of
+from core.db import prepared_cursor
 from rewards import statements
 from rewards.models import (
     Donation,
@@ -65,7 +66,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
     after years of nights as on the first.
     """
     today = today or timezone.localdate()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             statements.WALLET_SUMMARY,
             {

@@ -4,9 +4,11 @@ One module per subject; everything public is importable from `accounts.services`
 """
 
 from accounts.services.agreements import (
+    accepted_agreements_copy_refresh,
     agreement_publish,
     agreements_accept,
     agreements_accept_current,
+    agreements_in_force,
 )
 from accounts.services.data_sources import (
     data_source_authorize,
@@ -53,6 +55,8 @@ from accounts.services.rights import (
 from accounts.services.sessions import sessions_clear_expired
 
 __all__ = [
+    "accepted_agreements_copy_refresh",
+    "agreements_in_force",
     "DEVICE_ID_PATTERN",
     "AccountMerge",
     "IdNumberHeldElsewhereError",

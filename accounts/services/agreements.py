@@ -17,8 +17,8 @@ from accounts.models import (
 )
 from accounts.selectors import (
     AGREEMENTS_CACHE_KEY,
-    accepted_agreements_copy_refresh,
-    agreements_current,
+    AGREEMENTS_CACHE_SECONDS,
+    agreements_in_force_query,
 )
 from core.api.errors import ApplicationError
 
@@ -50,6 +50,34 @@ def agreement_publish(
     return agreement
 
 
+def agreements_in_force(*, cached: dict[str, Agreement] | None = None) -> dict[str, Agreement]:
+    """The version in force of each required agreement kind (kind → Agreement), cached briefly in Redis.
+
+    `cached`: what the caller already read from AGREEMENTS_CACHE_KEY in a round trip of its own
+    (`accounts.sessions.session_prefetch`); None reads the key here. A miss reads the database
+    and caches the answer for AGREEMENTS_CACHE_SECONDS (so a version published with a future
+    `effective_at` comes into force within that delay).
+    """
+    if cached is None:
+        cached = cache.get(AGREEMENTS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    current = agreements_in_force_query()
+    cache.set(AGREEMENTS_CACHE_KEY, current, AGREEMENTS_CACHE_SECONDS)
+    return current
+
+
+def accepted_agreements_copy_refresh(*, user: User) -> None:
+    """Rewrites the person's copy of their acceptances from the acceptances themselves.
+
+    Two acceptances committing side by side may each write a copy without the other's version:
+    the copy is then only behind, and the next check looks the missing version up again.
+    """
+    accepted = sorted(AgreementAcceptance.objects.filter(user=user).values_list("agreement_id", flat=True))
+    User.objects.filter(pk=user.pk).update(accepted_agreement_ids=accepted)
+    user.accepted_agreement_ids = accepted
+
+
 def _accept(*, user: User, agreements: Iterable[Agreement]) -> None:
     now = timezone.now()
     AgreementAcceptance.objects.bulk_create(
@@ -66,7 +94,7 @@ def agreements_accept(*, user: User, versions: dict[str, str]) -> list[Agreement
     Each must be the version now in force: accepting an outdated text is refused, so the app
     reloads and shows the new one. Accepting again is harmless.
     """
-    current = agreements_current()
+    current = agreements_in_force()
     stale = {kind: version for kind, version in versions.items() if kind not in current}
     outdated = {
         kind: current[kind].version
@@ -86,4 +114,4 @@ def agreements_accept(*, user: User, versions: dict[str, str]) -> list[Agreement
 @transaction.atomic
 def agreements_accept_current(*, user: User) -> None:
     """Accepts every version in force for the person (the demo, operators' test accounts)."""
-    _accept(user=user, agreements=agreements_current().values())
+    _accept(user=user, agreements=agreements_in_force().values())

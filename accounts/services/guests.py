@@ -17,11 +17,10 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import (
-    agreements_current,
     device_digest,
     device_digests,
 )
-from accounts.services.agreements import _accept
+from accounts.services.agreements import _accept, agreements_in_force
 from core.api.errors import ApplicationError
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -49,7 +48,7 @@ def _check_device_id(device_id: str) -> None:
 
 
 def _current_agreements_matching(*, versions: dict[str, str]) -> list[Agreement]:
-    current = agreements_current()
+    current = agreements_in_force()
     if set(current) != {AgreementKind.USER_AGREEMENT, AgreementKind.PRIVACY_POLICY}:
         raise ApplicationError(errors.AGREEMENT_NOT_PUBLISHED)
     if any(versions.get(kind) != agreement.version for kind, agreement in current.items()):

@@ -165,8 +165,9 @@ CACHES = {
         "KEY_PREFIX": "carbon",
     }
 }
-# Sessions (and so the app's session tokens) live in the database, cached in Redis.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions (and so the app's session tokens) live in the database, cached in Redis: Django's
+# cached_db store, which can start from a prefetch of its cache entry (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- Passwords -------------------------------------------------------------------------

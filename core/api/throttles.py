@@ -10,6 +10,11 @@ signed in). The ways in keep their own sliding-window throttles (accounts/thrott
 
 Like the rest of the cache, the count fails open while Redis is unreachable (sign-in fails closed
 instead, `core.api.fail_closed`).
+
+A signed-in request's per-person count can ride along in a round trip of its own: sign-in reads
+the session in one Redis pipeline and adds the INCR/EXPIRE of `person_window(user_id)` to it
+(`accounts.sessions`), then hands the count over with `window_counted`; the throttle uses it
+instead of counting again.
 """
 
 from __future__ import annotations
@@ -54,6 +59,31 @@ def window_increment(key: str, seconds: int) -> int:
     return count or 0  # a cache that ignores its errors answers None
 
 
+# Where a request keeps the windows already counted for it (window key → count).
+_COUNTED_ATTRIBUTE = "core_throttle_windows_counted"
+
+
+def person_window(user_id: int, *, now: float | None = None) -> tuple[str, int] | None:
+    """The per-person limit's counter for this moment: (its cache key, the seconds it lives), as
+    `UserRateThrottle` counts it; None when there is no per-person limit."""
+    throttle = UserRateThrottle()
+    if throttle.rate is None:
+        return None
+    now = throttle.timer() if now is None else now
+    window = int(now // throttle.duration)
+    key = throttle.cache_format % {"scope": throttle.scope, "ident": user_id}
+    return f"{key}:{window}", int(throttle.duration) + 1
+
+
+def window_counted(request, *, key: str, count: int) -> None:
+    """Records that the window `key` was counted for this request (its count after the increment)."""
+    counted = getattr(request, _COUNTED_ATTRIBUTE, None)
+    if counted is None:
+        counted = {}
+        setattr(request, _COUNTED_ATTRIBUTE, counted)
+    counted[key] = count
+
+
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
     """`SimpleRateThrottle`'s rates, scopes and cache keys, counted in fixed windows."""
 
@@ -69,7 +99,10 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         self.wait_seconds = (window + 1) * self.duration - now
-        count = window_increment(f"{self.key}:{window}", int(self.duration) + 1)
+        window_key = f"{self.key}:{window}"
+        count = (getattr(request, _COUNTED_ATTRIBUTE, None) or {}).get(window_key)
+        if count is None:
+            count = window_increment(window_key, int(self.duration) + 1)
         return count <= self.num_requests
 
     def wait(self) -> float:

@@ -80,7 +80,7 @@ class CatalogListApi(APIView):
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         balance = selectors.wallet_balance(user=request.user) if params["affordable"] else None
-        offers = selectors.catalog_offers(
+        offers = services.catalog_offers(
             category=params.get("category"),
             district=params.get("district"),
             sort=params["sort"],

@@ -4,6 +4,7 @@ Coins move only through `rewards.services` (the ledger), inside our own transact
 with a key derived from the coupon so a retry can never move them twice.
 """
 
+from merchants.services.catalog import catalog_offers
 from merchants.services.expiry import ExpiryResult, coupon_refund, coupons_expire, coupons_refund_expired
 from merchants.services.merchants import (
     merchant_apply,
@@ -38,6 +39,7 @@ from merchants.services.redemption import (
 from merchants.services.verification import coupon_verify
 
 __all__ = [
+    "catalog_offers",
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "REVIEWED_FIELDS",

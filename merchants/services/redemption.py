@@ -136,6 +136,18 @@ def _offer_for_redemption(offer_public_id: uuid.UUID) -> Offer | None:
     return offer
 
 
+def _as_inserted(coupon: Coupon) -> Coupon:
+    """The coupon as the row just inserted loads (Django's `Model.from_db`), with its relations."""
+    fields = Coupon._meta.concrete_fields
+    inserted = Coupon.from_db(
+        connection.alias,
+        [field.attname for field in fields],
+        [getattr(coupon, field.attname) for field in fields],
+    )
+    inserted.offer, inserted.merchant, inserted.user = coupon.offer, coupon.merchant, coupon.user
+    return inserted
+
+
 def _payment(*, coupon: Coupon, offer: Offer, user: User) -> dict[str, object]:
     """The ledger transfer that pays for a coupon: the person's wallet to the merchant's clearing."""
     return {
@@ -215,9 +227,7 @@ def _offer_redeem(
             _refuse_unless_on_sale(offer, now)
             raise ApplicationError(errors.OFFER_SOLD_OUT) from None
         catalog_cache.redeemed_on_commit(offer_public_id=offer.public_id, stock_left=paid.condition_value)
-    coupon._state.adding = False
-    coupon._state.db = connection.alias
-    return Redemption(coupon=coupon, created=True)
+    return Redemption(coupon=_as_inserted(coupon), created=True)
 
 
 # --- Counters kept in step with people (used by personal_data) -----------------------------

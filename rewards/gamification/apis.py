@@ -8,6 +8,7 @@ import datetime
 
 from django.http import Http404, HttpResponse
 from django.utils import timezone
+from django.utils.encoding import iri_to_uri
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -59,12 +60,21 @@ class BoardOutput(serializers.Serializer):
     me = StandingOutput()
 
 
-def _media_url(request: Request, name: str) -> str | None:
-    if not name:
-        return None
+def _media_urls(request: Request):
+    """A function giving a stored file's absolute URL, as `request.build_absolute_uri` does, with
+    the scheme, host and MEDIA_URL worked out once for the request (a board shows 50 avatars)."""
     from django.conf import settings
 
-    return request.build_absolute_uri(f"{settings.MEDIA_URL}{name}")
+    prefix = request.build_absolute_uri(settings.MEDIA_URL)
+
+    def media_url(name: str) -> str | None:
+        if not name:
+            return None
+        if "/." in name:  # a path build_absolute_uri would normalize: let it
+            return request.build_absolute_uri(f"{settings.MEDIA_URL}{name}")
+        return prefix + iri_to_uri(name)
+
+    return media_url
 
 
 class LeaderboardApi(APIView):
@@ -92,6 +102,7 @@ class LeaderboardApi(APIView):
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
         board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
         me = request.user.pk
+        media_url = _media_urls(request)
         # Built by hand: this is the hottest read of the app, and the entries come from the cache.
         return Response(
             {
@@ -106,7 +117,7 @@ class LeaderboardApi(APIView):
                     {
                         "rank": entry["rank"],
                         "nickname": entry["nickname"],
-                        "avatar_url": _media_url(request, entry["avatar"]),
+                        "avatar_url": media_url(entry["avatar"]),
                         "district": entry["district"],
                         "district_name": entry["district_name"],
                         "carbon_mg": entry["carbon_mg"],

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from allauth.headless.internal.sessionkit import new_session
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.cached_db import SessionStore
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from accounts.authentication import SessionTokenAuthentication, session_token_session_read, session_user
+from accounts.authentication import SessionTokenAuthentication
 from accounts.models import District, User
 from accounts.selectors import user_by_id
+from accounts.sessions import SessionStore, session_prefetch
+from accounts.sessions import signed_in_user as session_user
 from tests.accounts.conftest import app_client
 from tests.accounts.factories import UserFactory
 
@@ -95,9 +96,7 @@ def test_a_session_handed_over_for_another_token_is_not_used():
     mine, theirs = UserFactory(), UserFactory()
     my_session, their_session = signed_in_session(mine), signed_in_session(theirs)
     request = APIRequestFactory().get("/api/v1/me", HTTP_X_SESSION_TOKEN=my_session.session_key)
-    session_token_session_read(
-        request, token=their_session.session_key, session=SessionStore(their_session.session_key)
-    )
+    session_prefetch(request, token=their_session.session_key)
 
     user, session = SessionTokenAuthentication().authenticate(Request(request))
 
@@ -109,8 +108,48 @@ def test_a_session_handed_over_for_the_token_is_checked_as_any():
     user = UserFactory()
     session = signed_in_session(user)
     request = APIRequestFactory().get("/api/v1/me", HTTP_X_SESSION_TOKEN=session.session_key)
-    session_token_session_read(request, token=session.session_key, session=SessionStore(session.session_key))
+    session_prefetch(request, token=session.session_key)
     user.set_password("a-new-password-2026")
     user.save()
 
     assert SessionTokenAuthentication().authenticate(Request(request)) is None
+
+
+def test_a_token_seen_before_reads_its_session_and_counts_its_limit_in_one_round_trip(monkeypatch):
+    import redis.client
+
+    from core.api.throttles import UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "120/min"})
+    client = app_client(signed_in_session(UserFactory()).session_key)
+    assert client.get("/api/v1/wallet").status_code == 200  # this process learns whom the token signs in
+    round_trips = []
+    send_command, send_pipeline = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(client, *args, **options):
+        if not isinstance(client, redis.client.Pipeline):
+            round_trips.append(str(args[0]))
+        return send_command(client, *args, **options)
+
+    def pipeline(client, *args, **options):
+        round_trips.append("pipeline: " + ", ".join(str(queued[0][0]) for queued in client.command_stack))
+        return send_pipeline(client, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+
+    assert client.get("/api/v1/wallet").status_code == 200
+    assert round_trips == ["pipeline: MGET, INCRBY, EXPIRE"]
+    # The count handed over is the throttle's: the fourth request of the minute is refused.
+    assert client.get("/api/v1/wallet").status_code == 200
+    assert client.get("/api/v1/wallet").json()["error"]["code"] == "rate_limited"
+
+
+def test_a_token_signed_out_since_is_not_signed_in_by_what_this_process_remembers():
+    user = UserFactory()
+    session = signed_in_session(user)
+    client = app_client(session.session_key)
+    assert client.get("/api/v1/wallet").status_code == 200
+    SessionStore(session.session_key).delete()
+
+    assert client.get("/api/v1/wallet").status_code == 401

@@ -41,6 +41,31 @@ def test_today_shows_credit_and_cap_left_per_behaviour_and_what_settlement_owes(
     assert body["day"] == today().isoformat()
 
 
+def test_today_answers_as_its_output_serializer_and_in_the_methodology_order(
+    transit, rider, post_batch, client_for, authorize
+):
+    from django.utils import translation
+
+    from activities import selectors
+    from activities.apis import TodayApi
+    from activities.models import Behaviour
+
+    authorize(rider)
+    steps_sync(user=rider, steps_by_day={today(): 6543})
+    post_batch(transit, [ride("R1", at=earlier_today())])
+
+    body = client_for(rider).get("/api/v1/activities/today", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+
+    with translation.override("zh-hans"):
+        expected = TodayApi.Output(selectors.today_for(user=rider)).data
+    assert body == expected
+    assert [row["behaviour"] for row in body["behaviours"]] == list(
+        Behaviour.objects.filter(factors__isnull=False).distinct().values_list("code", flat=True)
+    )
+    first = body["behaviours"][0]
+    assert first["name"] == Behaviour.objects.get(code=first["behaviour"]).name
+
+
 def test_history_is_cursor_paginated_newest_first_with_receipts(person, person_client, authorize):
     authorize(person)
     for days_ago in range(5):

@@ -429,10 +429,10 @@ def test_a_failing_sold_out_check_leaves_the_redemption_to_the_full_path(
 def test_a_redemption_reads_the_session_from_redis_once(shop, citizen, citizen_client, monkeypatch):
     offer = OfferFactory(merchant=shop.merchant, price_coins=10)
 
-    def read_again(token):
+    def read_again(*args, **kwargs):
         raise AssertionError("sign-in read the session a second time")
 
-    monkeypatch.setattr("accounts.authentication.lookup_session", read_again)
+    monkeypatch.setattr("accounts.sessions.session_prefetch", read_again)
     assert redeem(citizen_client, offer).status_code == 201
     assert balance(citizen) == 990
 

@@ -191,6 +191,18 @@ def test_the_api_serves_the_board_with_my_rank(client_for):
     assert leader.nickname == "Leader"
 
 
+def test_avatars_on_a_board_have_the_absolute_urls_the_request_would_build(client_for, rf):
+    with_avatar = person_with(30_000, avatar="avatars/林 1.png")
+    without = person_with(20_000)
+    leaderboard_rebuild(period="week")
+
+    body = client_for(without).get("/api/v1/leaderboards/week", HTTP_HOST="testserver").json()
+
+    expected = rf.get("/", HTTP_HOST="testserver").build_absolute_uri(f"/media/{with_avatar.avatar.name}")
+    assert [entry["avatar_url"] for entry in body["entries"]] == [expected, None]
+    assert expected.endswith("/media/avatars/%E6%9E%97%201.png")
+
+
 def test_the_api_refuses_unknown_periods_scopes_and_districts(person_client):
     assert person_client.get("/api/v1/leaderboards/decade").status_code == 404
     assert (
