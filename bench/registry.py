@@ -56,7 +56,8 @@ def _everyone_consents() -> int:
         effective_at=timezone.now() - datetime.timedelta(days=365),
     )
     _execute(
-        "TRUNCATE registry_lotevent, registry_lotexport, registry_lotsale, registry_lotretirement, "
+        "TRUNCATE registry_lotproceedsshare, registry_lotevent, registry_lotexport, registry_lotsale, "
+        "registry_lotretirement, "
         "registry_lotcontribution, registry_lotallocation, registry_lotbehaviour, registry_reductionlot, "
         "registry_serialcounter"
     )
