@@ -35,7 +35,6 @@ import psycopg
 from django.db import DataError, OperationalError, connection, transaction
 
 from activities import errors
-from activities import sql_statements as statements
 from activities.capture_rules import (
     CLOCK_SKEW,
     HOLD_RULES,
@@ -56,6 +55,7 @@ from activities.ingest import (
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
+from activities.sql_statements import bulk_import as statements
 from core.local_time import LOCAL_TZ
 
 # The record and person rules of `capture_rules`, each stage one CASE giving the position of the

@@ -35,7 +35,6 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activities import errors
-from activities import sql_statements as statements
 from activities.capture_rules import (
     CLOCK_SKEW,
     ENDED_BEFORE_STARTED,
@@ -50,7 +49,8 @@ from activities.capture_rules import (
 )
 from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
 from activities.models import CapKind, RecordStatus, Unit
-from activities.sql_statements import CounterRaceError
+from activities.sql_statements import capture as statements
+from activities.sql_statements.capture import CounterRaceError
 from core.local_time import local_day_of
 
 __all__ = ["CLOCK_SKEW", "ENDED_BEFORE_STARTED", "MAX_QUANTITY", "CounterRaceError"]

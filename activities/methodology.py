@@ -138,7 +138,7 @@ def instance_identity(
     own. With a time tolerance T the bucket is ⌊seconds since the epoch / T⌋, so two reports within
     T of each other fall into the same or neighbouring buckets (capture looks at both neighbours
     and compares the times); without one it is 0. The bulk import computes the same in SQL
-    (`sql_statements.import_plain_lines_type`), and a parity test keeps them equal.
+    (`sql_statements.bulk_import.import_plain_lines_type`), and a parity test keeps them equal.
     """
     if not factor.instance_fields or not instance:
         return None

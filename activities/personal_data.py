@@ -16,7 +16,6 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import User
-from activities import sql_statements as statements
 from activities.models import (
     ActivityRecord,
     BehaviourDay,
@@ -32,6 +31,7 @@ from activities.models import (
     StatementNonce,
     StepDay,
 )
+from activities.sql_statements import merge as statements
 from core.api.serializers import local_datetime_text
 
 

@@ -23,7 +23,6 @@ from accounts.models import DataSource, NotificationKind, User
 from accounts.notifications.services import notification_raise
 from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
 from activities import errors, signing
-from activities import sql_statements as statements
 from activities.capture_rules import CLOCK_SKEW
 from activities.ingest import (
     DUPLICATE,
@@ -49,6 +48,7 @@ from activities.models import (
     ReviewDecision,
     SignatureScheme,
 )
+from activities.sql_statements import capture as statements
 from activities.werun import WeRunError, werun_decrypt
 from core.api.errors import NOT_FOUND, ApplicationError
 from core.local_time import LOCAL_TZ, local_day_of
