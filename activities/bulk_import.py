@@ -8,7 +8,7 @@ temporary table, each line after its ordinal in the chunk, then:
    are typed and checked in one `INSERT … SELECT`, each finding its factor by (behaviour, day) in a
    table of every day since the first factor; the rare other lines, and every line of a chunk
    that `COPY` could not read as the expected CSV, are read by the API's own parser and checked by
-   `ingest.record_precheck`, then added to the same table;
+   `ingest.record_precheck` (the same rules in Python), then added to the same table;
 2. one statement resolves customers, consent and account state, duplicates (stored, or earlier in
    the chunk: record ids that come twice are found by hashing);
 3. the counters of the chunk's people, behaviours and days are locked in key order;
@@ -18,8 +18,10 @@ temporary table, each line after its ordinal in the chunk, then:
 5. the counters, the records and DailyCarbon are written with one upsert each; a counter row
    created concurrently, or a record stored concurrently, reruns the chunk from its savepoint.
 
-The rules are those of the partner API, in the same order and with the same codes; only the age
-window is the history import's (`ACTIVITIES_HISTORY_WINDOW_DAYS`, none for an operator's back-fill).
+The rules are those of the partner API: the SQL predicates of `capture_rules.RULES`, the table the
+batch path checks in Python, in the same order and with the same codes (steps 1, 2 and 4); only the
+age window is the history import's (`ACTIVITIES_HISTORY_WINDOW_DAYS`, none for an operator's
+back-fill). The statements are in `sql_statements.bulk_import`.
 A methodology with a behaviour capped both per day and per month goes through the batch path
 instead (its caps interact record by record).
 """

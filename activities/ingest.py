@@ -20,6 +20,10 @@ When both would create the same missing counter row, the second one's upsert fin
 there: its batch is rolled back to a savepoint and run again, now against the locked row. So no
 cap is ever exceeded, and a counter never counts a record that a concurrent request stored first.
 Nothing of a rejected record is stored.
+
+The rules a record is refused or held by are the table `capture_rules.RULES`, checked here in
+Python (`record_precheck`, `record_authorization_check`, `_credit`) and by the bulk import in SQL;
+the statements are in `sql_statements.capture`.
 """
 
 from __future__ import annotations
