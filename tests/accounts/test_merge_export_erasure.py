@@ -280,10 +280,10 @@ def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
 
 
 def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay(client_for):
-    from activities.ingest import LOCAL_TZ
     from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, MergeCapCorrection
     from activities.selectors import receipt_of
     from activities.services import steps_sync
+    from core.local_time import LOCAL_TZ
     from operations.invariants import invariant_violations
     from rewards.models import LedgerAccount
     from rewards.services import settlement_run
@@ -339,9 +339,9 @@ def test_after_a_merge_the_daily_cap_holds_for_the_person_and_settled_coins_stay
 
 
 def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
-    from activities.ingest import LOCAL_TZ
     from activities.models import ActivityRecord, BehaviourMonth, DailyCarbon, Factor, MethodologyVersion
     from activities.services import methodology_version_copy, steps_sync
+    from core.local_time import LOCAL_TZ
     from operations.invariants import invariant_violations
     from tests.accounts.factories import authorization_granted
 

@@ -175,7 +175,7 @@ def _history_file(path) -> list[str]:
     import csv
     import datetime
 
-    from activities.ingest import LOCAL_TZ
+    from core.local_time import LOCAL_TZ
 
     start = datetime.datetime.combine(
         datetime.datetime.now(LOCAL_TZ).date() - datetime.timedelta(days=80),
