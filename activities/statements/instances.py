@@ -39,10 +39,10 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Q
-from psycopg import sql
 
 from accounts.models import User
 from activities.models import ActivityRecord, Behaviour, ImportedInstance, PeerStatement, RecordStatus
+from activities.sql_statements import peer_statements
 
 LABEL = "carbon-statement-instance/2"
 SEPARATOR = "\x1f"
@@ -94,19 +94,10 @@ def statement_instances(
 
 # --- Imports: the person's lock ----------------------------------------------------------------------
 
-_PERSON_LOCK = sql.SQL(
-    "SELECT {lock}(hashtextextended('statement-instances:' || u::text, 0)) "
-    "FROM unnest({users}::bigint[]) AS u ORDER BY u"
-)
-_LOCK_EXCLUSIVE = _PERSON_LOCK.format(lock=sql.SQL("pg_advisory_xact_lock"), users=sql.Placeholder("users"))
-_LOCK_SHARED = _PERSON_LOCK.format(
-    lock=sql.SQL("pg_advisory_xact_lock_shared"), users=sql.Placeholder("users")
-)
-
 
 def _persons_lock(user_ids: Iterable[int], *, shared: bool) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SHARED if shared else _LOCK_EXCLUSIVE, {"users": sorted(set(user_ids))})
+        peer_statements.persons_lock(cursor, sorted(set(user_ids)), shared=shared)
 
 
 def statement_instances_match(
@@ -177,7 +168,7 @@ def counted_carbon_mg(item: dict[str, Any], matched: dict[str, dict[str, int]]) 
 
 
 def imported_instance_twins(candidates: list) -> dict[int, int]:
-    """Of capture's keyed candidates (`ingest._Candidate`), those whose instance an imported statement
+    """Of capture's keyed candidates (`ingest.Candidate`), those whose instance an imported statement
     lists and counts here, by position: the `ImportedInstance` id. One query when the people have
     imported no statement with instances (the usual case)."""
     if not candidates:
