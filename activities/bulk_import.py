@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+from django.conf import settings
 from django.db import DataError, OperationalError, connection, transaction
 from psycopg import sql
 
@@ -45,6 +46,7 @@ from activities.ingest import (
     CounterRaceError,
     Incoming,
     _Candidate,
+    imported_reports_store_statement,
     instance_credits_move,
     record_precheck,
     rejections_count,
@@ -53,6 +55,7 @@ from activities.instances import midnight_lock_parameters, midnight_locks
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, HoldReason, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
+from activities.statements.instances import imported_instance_statements
 from core.local_time import LOCAL_TZ
 
 # Plainly well-formed fields: what PostgreSQL reads exactly as Python's parser does; anything else is
@@ -162,7 +165,9 @@ class ChunkImporter:
                 tolerance integer, user_id bigint, code text, is_duplicate boolean,
                 -- A second report of an instance: the stored record holding its credit, or the
                 -- ordinal of the chunk's first report of it.
-                credited_record_id bigint, first_report_ordinal bigint
+                credited_record_id bigint, first_report_ordinal bigint,
+                -- A report of an instance an imported statement counts: that `ImportedInstance`.
+                imported_instance_id bigint
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE import_outcomes (
                 user_id bigint, behaviour_id bigint, factor_id bigint, external_id text, quantity numeric,
@@ -321,6 +326,7 @@ class ChunkImporter:
         cursor.execute(STAGED_MIDNIGHT_LOCKS, midnight_lock_parameters())
         self._lock_counters(cursor, create_missing=create_missing)
         self._check_instances(cursor)
+        staged_imported_instances_check(cursor)
         self._work_out_outcomes(cursor)
         moved = self._store(cursor)
         if self.on_credited is not None:
@@ -338,7 +344,8 @@ class ChunkImporter:
                    (SELECT count(*) FILTER (WHERE status = 'held') FROM import_outcomes),
                    (SELECT count(*) FILTER (WHERE is_duplicate) FROM import_checked),
                    (SELECT count(*) FILTER (WHERE code IS NULL AND NOT is_duplicate
-                        AND (credited_record_id IS NOT NULL OR first_report_ordinal IS NOT NULL))
+                        AND (credited_record_id IS NOT NULL OR first_report_ordinal IS NOT NULL
+                             OR imported_instance_id IS NOT NULL))
                     FROM import_checked)
             """
         )
@@ -612,7 +619,7 @@ class ChunkImporter:
                        c.ordinal IN (SELECT ordinal FROM again)
                        OR EXISTS (SELECT 1 FROM activities_activityrecord e
                                   WHERE e.external_id = c.external_id AND e.source = %(source)s)
-                   )) AS is_duplicate, NULL::bigint, NULL::bigint
+                   )) AS is_duplicate, NULL::bigint, NULL::bigint, NULL::bigint
             FROM c;
             """,
             {
@@ -759,6 +766,7 @@ class ChunkImporter:
                    AND m.month = date_trunc('month', k.local_day)::date
                 WHERE k.code IS NULL AND NOT k.is_duplicate
                   AND k.credited_record_id IS NULL AND k.first_report_ordinal IS NULL
+                  AND k.imported_instance_id IS NULL
             ),
             trips AS (
                 -- Trips join the person's intervals unless already held by a threshold (as in `_credit`).
@@ -931,6 +939,10 @@ class ChunkImporter:
         if not cursor.fetchone()[0]:
             # A concurrent request stored one of these records after the duplicate check: start again.
             raise CounterRaceError
+        # Before the second reports: a later report of the chunk may be a second report of one of these.
+        staged_imported_reports_store(
+            cursor, source=self.partner.source, partner_id=self.partner.id, now=self.now
+        )
         cursor.execute(
             """
             WITH expected AS (
@@ -939,7 +951,7 @@ class ChunkImporter:
                 LEFT JOIN import_checked f ON f.ordinal = k.first_report_ordinal
                 LEFT JOIN activities_activityrecord p
                     ON p.external_id = f.external_id AND p.source = %(source)s
-                WHERE k.code IS NULL AND NOT k.is_duplicate
+                WHERE k.code IS NULL AND NOT k.is_duplicate AND k.imported_instance_id IS NULL
                   AND (k.credited_record_id IS NOT NULL OR k.first_report_ordinal IS NOT NULL)
             ),
             inserted AS (
@@ -968,3 +980,53 @@ class ChunkImporter:
         if len(stored) != expected:
             raise CounterRaceError
         return len(instance_credits_move(cursor, stored))
+
+
+# --- Reports of instances an imported statement counts (docs/interop.md) ---------------------------
+
+# The chunk's reports that no report of ours holds the instance of (neither stored nor earlier in the
+# chunk): the candidates of `statements.instances` rule, which runs over them as capture runs it.
+_STAGED_CANDIDATES = sql.SQL(
+    """(SELECT ordinal, user_id, behaviour_id, instance_key, instance_bucket, local_day, occurred_at,
+               tolerance
+        FROM import_checked
+        WHERE code IS NULL AND NOT is_duplicate AND instance_key IS NOT NULL
+          AND credited_record_id IS NULL AND first_report_ordinal IS NULL)"""
+)
+_STAGED_LOCK, _STAGED_MATCHES = imported_instance_statements(_STAGED_CANDIDATES)
+STAGED_IMPORTED_INSTANCES = sql.SQL(
+    "UPDATE import_checked k SET imported_instance_id = m.id FROM ({matches}) AS m(ordinal, id) "
+    "WHERE k.ordinal = m.ordinal"
+).format(matches=_STAGED_MATCHES)
+
+# Stored crediting nothing, in no counter, pointing at the instance (as `ingest.IMPORTED_REPORTS_STORE`).
+STAGED_IMPORTED_REPORTS_STORE = imported_reports_store_statement(
+    sql.SQL(
+        """(SELECT user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
+                   '', gross_carbon_mg, instance_key, instance_bucket, imported_instance_id
+            FROM import_checked
+            WHERE code IS NULL AND NOT is_duplicate AND imported_instance_id IS NOT NULL
+            ORDER BY ordinal)"""
+    )
+)
+_STAGED_IMPORTED_COUNT = sql.SQL(
+    "SELECT count(*) FROM import_checked "
+    "WHERE code IS NULL AND NOT is_duplicate AND imported_instance_id IS NOT NULL"
+)
+
+
+def staged_imported_instances_check(cursor) -> None:
+    """Marks the chunk's reports of instances an imported statement counts (once the counters and the
+    instances' credited reports are settled), under the person's shared lock, as capture does."""
+    cursor.execute(_STAGED_LOCK)
+    cursor.execute(STAGED_IMPORTED_INSTANCES, {"audience": settings.STATEMENTS_ISSUER})
+
+
+def staged_imported_reports_store(cursor, *, source: str, partner_id: int, now: datetime.datetime) -> None:
+    cursor.execute(_STAGED_IMPORTED_COUNT)
+    expected = cursor.fetchone()[0]
+    if not expected:
+        return
+    cursor.execute(STAGED_IMPORTED_REPORTS_STORE, {"source": source, "partner": partner_id, "now": now})
+    if len(cursor.fetchall()) != expected:
+        raise CounterRaceError

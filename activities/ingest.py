@@ -674,8 +674,9 @@ def _credit(
             # after our checks: start again, and it will be reported as the duplicate it is.
             raise CounterRaceError
     if imported_reports:
-        _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
-                                outcomes=outcomes, now=now)  # fmt: skip
+        # A later report of the batch of the same instance is a second report of this one.
+        inserted |= _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
+                                            outcomes=outcomes, now=now)  # fmt: skip
     if second_reports:
         _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
                               partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
@@ -773,9 +774,9 @@ def _second_reports_store(
         outcomes[candidate.position] = outcome
 
 
-# Reports of instances an imported statement counts: stored crediting nothing, in no counter.
-IMPORTED_REPORTS_STORE = psql.SQL(
-    """
+# Reports of instances an imported statement counts: stored crediting nothing, in no counter. `rows` is a
+# relation of the columns of `t` below; the bulk import stores its staged reports with it too.
+_IMPORTED_REPORTS_INSERT = """
     INSERT INTO activities_activityrecord
         (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
          ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
@@ -784,27 +785,43 @@ IMPORTED_REPORTS_STORE = psql.SQL(
     SELECT user_id, behaviour_id, factor_id, {source}, {partner}, external_id, quantity, occurred_at,
            ended_at, local_day, device_id, gross_carbon_mg, 0, '', 'duplicate', '', {now}, NULL, '',
            instance_key, instance_bucket, imported_id
-    FROM unnest({users}::bigint[], {behaviours}::bigint[], {factors}::bigint[], {ids}::text[],
-                {quantities}::numeric[], {occurred}::timestamptz[], {ended}::timestamptz[], {days}::date[],
-                {devices}::text[], {gross}::bigint[], {keys}::text[], {buckets}::bigint[],
-                {imported}::bigint[])
+    FROM {rows}
          AS t(user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
               device_id, gross_carbon_mg, instance_key, instance_bucket, imported_id)
     -- A record id, or a report of the instance stored meanwhile, leaves the row out: the batch reruns.
     ON CONFLICT DO NOTHING
-    RETURNING external_id
-    """
-).format(
-    **{
-        name: psql.Placeholder(name)
-        for name in ("source", "partner", "now", "users", "behaviours", "factors", "ids", "quantities",
-                     "occurred", "ended", "days", "devices", "gross", "keys", "buckets", "imported")
-    }
+    RETURNING external_id, id
+"""
+
+
+def imported_reports_store_statement(rows: psql.Composable) -> psql.Composed:
+    """The statement storing the reports of `rows`; parameters `source`, `partner` and `now`."""
+    return psql.SQL(_IMPORTED_REPORTS_INSERT).format(
+        rows=rows, **{name: psql.Placeholder(name) for name in ("source", "partner", "now")}
+    )
+
+
+IMPORTED_REPORTS_STORE = imported_reports_store_statement(
+    psql.SQL(
+        """unnest({users}::bigint[], {behaviours}::bigint[], {factors}::bigint[], {ids}::text[],
+                  {quantities}::numeric[], {occurred}::timestamptz[], {ended}::timestamptz[], {days}::date[],
+                  {devices}::text[], {gross}::bigint[], {keys}::text[], {buckets}::bigint[],
+                  {imported}::bigint[])"""
+    ).format(
+        **{
+            name: psql.Placeholder(name)
+            for name in ("users", "behaviours", "factors", "ids", "quantities", "occurred", "ended", "days",
+                         "devices", "gross", "keys", "buckets", "imported")
+        }
+    )
 )  # fmt: skip
 
 
-def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, outcomes, now) -> None:
-    """Stores the reports of instances an imported statement counts, and answers for them."""
+def _imported_reports_store(
+    cursor, reports: list, *, source: str, partner_id, outcomes, now
+) -> dict[str, int]:
+    """Stores the reports of instances an imported statement counts, and answers for them; returns
+    their ids by record id."""
     columns = list(
         zip(
             *(
@@ -827,7 +844,8 @@ def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, o
             **{n: list(c) for n, c in zip(names, columns, strict=True)},
         },
     )
-    if len(cursor.fetchall()) != len(reports):
+    stored = dict(cursor.fetchall())
+    if len(stored) != len(reports):
         raise CounterRaceError
     for candidate, imported_id in reports:
         outcomes[candidate.position] = Outcome(
@@ -838,6 +856,7 @@ def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, o
             local_day=candidate.local_day,
             imported_instance_id=imported_id,
         )
+    return stored
 
 
 def records_external_id(outcomes: list, position: int) -> str:

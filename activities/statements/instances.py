@@ -37,8 +37,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from psycopg import sql
 
 from accounts.models import User
@@ -175,61 +175,113 @@ def counted_carbon_mg(item: dict[str, Any], matched: dict[str, dict[str, int]]) 
 
 # --- Capture: reports of instances a counted statement lists ------------------------------------------
 
+_RELATION_COLUMNS = (
+    "ordinal", "user_id", "behaviour_id", "instance_key", "instance_bucket", "local_day", "occurred_at",
+    "tolerance",
+)  # fmt: skip
+
+# The shared lock of the people of a relation of candidates (column `user_id`), in the order of their ids.
+_RELATION_LOCK_SHARED = """
+    SELECT pg_advisory_xact_lock_shared(hashtextextended('statement-instances:' || u::text, 0))
+    FROM (SELECT DISTINCT user_id FROM {rows} AS c({columns})) AS people(u) ORDER BY u
+"""
+
+# Which candidates report an instance one of their person's imported statements lists and counts here
+# (not matched to a report of ours): (ordinal, the `ImportedInstance` id). `rows` is a relation of
+# (ordinal, user_id, behaviour_id, instance_key, instance_bucket, local_day, occurred_at, tolerance).
+# The statement's instance keys are recomputed here from each candidate, as the issuer computed them
+# (`statement_instance_key`): HMAC-SHA256 under the statement's scope, written out with `sha256` over
+# the scope's inner and outer pads (RFC 2104: a 64-byte block, 0x36 and 0x5c), so no extension is
+# needed; a candidate with a time window tries its bucket and both neighbours, as the import does.
+# A statement counts for the candidates of its month and the day either side. An instance goes to one
+# candidate, the earliest.
+_IMPORTED_INSTANCE_MATCHES = """
+    WITH candidates AS MATERIALIZED (
+        SELECT * FROM {rows} AS c({columns})
+    ),
+    pads AS (
+        SELECT s.id AS statement_id, s.user_id, s.month,
+               decode(string_agg(lpad(to_hex(get_byte(s.block, n) # 54), 2, '0'), '' ORDER BY n), 'hex')
+                   AS inner_pad,
+               decode(string_agg(lpad(to_hex(get_byte(s.block, n) # 92), 2, '0'), '' ORDER BY n), 'hex')
+                   AS outer_pad
+        FROM (
+            SELECT s.id, s.user_id, s.month,
+                   sha256(convert_to(concat_ws(chr(31), {label}, p.issuer, {audience}, s.subject), 'UTF8'))
+                       || decode(repeat('00', 32), 'hex') AS block
+            FROM activities_peerstatement s
+            JOIN activities_peerplatform p ON p.id = s.peer_id
+            WHERE s.user_id IN (SELECT user_id FROM candidates)
+              AND EXISTS (SELECT 1 FROM activities_importedinstance i WHERE i.statement_id = s.id)
+        ) AS s
+        CROSS JOIN generate_series(0, 63) AS n
+        GROUP BY s.id, s.user_id, s.month
+    ),
+    keyed AS (
+        SELECT c.ordinal, c.occurred_at, c.user_id, pads.statement_id,
+               translate(rtrim(encode(substr(sha256(pads.outer_pad || sha256(pads.inner_pad || convert_to(
+                   concat_ws(chr(31), b.code, c.instance_key, (c.instance_bucket + shift)::text), 'UTF8'
+               ))), 1, {key_bytes}), 'base64'), '='), '+/', '-_') AS key
+        FROM candidates c
+        JOIN pads ON pads.user_id = c.user_id
+                 AND c.local_day BETWEEN pads.month - 1 AND (pads.month + interval '1 month')::date
+        JOIN activities_behaviour b ON b.id = c.behaviour_id
+        CROSS JOIN LATERAL unnest(
+            CASE WHEN coalesce(c.tolerance, 0) = 0 THEN ARRAY[0] ELSE ARRAY[-1, 0, 1] END
+        ) AS shift
+    ),
+    matches AS (
+        SELECT DISTINCT ON (k.ordinal) k.ordinal, k.occurred_at, i.id
+        FROM keyed k
+        JOIN activities_importedinstance i
+            ON i.user_id = k.user_id AND i.key = k.key AND i.statement_id = k.statement_id
+        WHERE i.credited_record_id IS NULL
+        ORDER BY k.ordinal, i.id
+    )
+    SELECT DISTINCT ON (id) ordinal, id FROM matches ORDER BY id, occurred_at, ordinal
+"""
+
+
+def imported_instance_statements(rows: sql.Composable) -> tuple[sql.Composed, sql.Composed]:
+    """The two statements of the rule for capture, over a relation of candidates `rows` (above): the
+    shared lock of their people, then their matches (ordinal, imported instance id). Run them in
+    that order, in the capturing transaction, after the instance's own credited report was looked for."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, _RELATION_COLUMNS))
+    lock = sql.SQL(_RELATION_LOCK_SHARED).format(rows=rows, columns=columns)
+    matches = sql.SQL(_IMPORTED_INSTANCE_MATCHES).format(
+        rows=rows,
+        columns=columns,
+        label=sql.Literal(LABEL),
+        audience=sql.Placeholder("audience"),
+        key_bytes=sql.Literal(KEY_BYTES),
+    )
+    return lock, matches
+
+
+_CANDIDATE_COLUMNS = ("positions", "users", "behaviours", "keys", "buckets", "days", "moments", "tolerances")
+_CANDIDATE_ROWS = sql.SQL(
+    "unnest({}::integer[], {}::bigint[], {}::bigint[], {}::text[], {}::bigint[], {}::date[], "
+    "{}::timestamptz[], {}::integer[])"
+).format(*(sql.Placeholder(name) for name in _CANDIDATE_COLUMNS))
+_CANDIDATES_LOCK, _CANDIDATES_MATCHES = imported_instance_statements(_CANDIDATE_ROWS)
+
 
 def imported_instance_twins(candidates: list) -> dict[int, int]:
     """Of capture's keyed candidates (`ingest._Candidate`), those whose instance an imported statement
-    lists and counts here, by position: the `ImportedInstance` id. One query when the people have
-    imported no statement with instances (the usual case)."""
+    lists and counts here, by position: the `ImportedInstance` id. The bulk import runs the same
+    statements over its staging table."""
     if not candidates:
         return {}
-    users = sorted({c.user_id for c in candidates})
-    _persons_lock(users, shared=True)
-    months = {
-        (c.local_day + datetime.timedelta(days=shift)).replace(day=1)
-        for c in candidates
-        for shift in (-1, 0, 1)
-    }
-    statements = list(
-        PeerStatement.objects.filter(user_id__in=users, month__in=months, instances__isnull=False)
-        .distinct()
-        .values_list("id", "user_id", "month", "peer__issuer", "subject")
-    )
-    if not statements:
-        return {}
-    from django.conf import settings
-
-    per_user: dict[int, list[tuple]] = defaultdict(list)
-    for statement in statements:
-        per_user[statement[1]].append(statement)
-    wanted: dict[tuple[int, str], int] = {}  # (statement, key) → position
-    codes = {}
-    for candidate in candidates:
-        for statement_id, _, month, issuer, subject in per_user.get(candidate.user_id, ()):
-            first, last = month - datetime.timedelta(days=1), _month_end(month) + datetime.timedelta(days=1)
-            if not first <= candidate.local_day <= last:
-                continue
-            scope = instance_scope(issuer=issuer, audience=settings.STATEMENTS_ISSUER, subject=subject)
-            code = codes.setdefault(candidate.behaviour_id, _code_of(candidate.behaviour_id))
-            window = bool(candidate.factor.instance_time_tolerance_seconds)
-            for key in _keys_of(scope, code, candidate.instance_key, candidate.instance_bucket, window):
-                wanted.setdefault((statement_id, key), candidate.position)
-    if not wanted:
-        return {}
-    condition = Q()
-    for statement_id, key in wanted:
-        condition |= Q(statement_id=statement_id, key=key)
-    found = ImportedInstance.objects.filter(condition, credited_record__isnull=True).values_list(
-        "id", "statement_id", "key"
-    )
-    twins: dict[int, int] = {}
-    for instance_id, statement_id, key in found.order_by("id"):
-        twins.setdefault(wanted[(statement_id, key)], instance_id)
-    return twins
-
-
-def _month_end(month: datetime.date) -> datetime.date:
-    return (month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1) - datetime.timedelta(days=1)
-
-
-def _code_of(behaviour_id: int) -> str:
-    return Behaviour.objects.values_list("code", flat=True).get(pk=behaviour_id)
+    columns = zip(
+        *(
+            (c.position, c.user_id, c.behaviour_id, c.instance_key, c.instance_bucket, c.local_day,
+             c.incoming.occurred_at, c.factor.instance_time_tolerance_seconds)
+            for c in candidates
+        ),
+        strict=True,
+    )  # fmt: skip
+    parameters = {name: list(column) for name, column in zip(_CANDIDATE_COLUMNS, columns, strict=True)}
+    with connection.cursor() as cursor:
+        cursor.execute(_CANDIDATES_LOCK, parameters)
+        cursor.execute(_CANDIDATES_MATCHES, {**parameters, "audience": settings.STATEMENTS_ISSUER})
+        return dict(cursor.fetchall())
