@@ -57,6 +57,12 @@ def on_line(record: dict, line: str) -> dict:
 
 def bus_statement(peer, client, month, subject: str, instances: list[tuple[str, datetime.datetime, int]]):
     """A peer's statement of format 2 for `month`: bus rides (line, when, carbon), under its keys."""
+    return peer.sign(bus_statement_claims(peer, month, subject, instances, nonce=nonce_for(client)))
+
+
+def bus_statement_claims(
+    peer, month, subject: str, instances: list[tuple[str, datetime.datetime, int]], *, nonce: str
+) -> dict:
     bus = {
         "behaviour": "bus",
         "carbon_mg": sum(carbon for _, _, carbon in instances),
@@ -76,9 +82,9 @@ def bus_statement(peer, client, month, subject: str, instances: list[tuple[str, 
             key=lambda instance: instance["key"],
         ),
     }  # fmt: skip
-    claims = peer.claims(audience=settings.STATEMENTS_ISSUER, nonce=nonce_for(client), month=month)
+    claims = peer.claims(audience=settings.STATEMENTS_ISSUER, nonce=nonce, month=month)
     claims.update(version=2, sub=subject, reductions=[bus], total_carbon_mg=bus["carbon_mg"])
-    return peer.sign(claims)
+    return claims
 
 
 def payload_of(token: str) -> str:
