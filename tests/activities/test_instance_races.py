@@ -1,5 +1,6 @@
 """One instance under real concurrency (threads, each with its own PostgreSQL connection): a statement
-import racing a local report of the same ride, and two reviewers rejecting the same record."""
+import racing a local report of the same ride, two reports of a ride whose only report was rejected,
+and two reviewers rejecting the same record."""
 
 from __future__ import annotations
 
@@ -97,26 +98,66 @@ def test_a_statement_import_and_a_report_of_the_same_ride_at_once_count_it_once(
     assert len(outcomes) == rounds
 
 
-def test_two_reviewers_rejecting_the_same_record_at_once_hand_its_credit_over_once(authorize):
+def two_sources():
+    """The transit card and a commuting app (less preferred) report bus rides."""
     transit, app = transit_partner(), transit_partner("commute-app", DataSource.ONLINE_SERVICES)
     Factor.objects.filter(behaviour__code="bus").update(
         sources=[DataSource.TRANSIT_CARD, DataSource.ONLINE_SERVICES],
         source_precedence=[DataSource.TRANSIT_CARD, DataSource.ONLINE_SERVICES],
     )
+    return transit, app
+
+
+def held_ride(transit, reference: str, start, name: str) -> ActivityRecord:
+    """A ride overlapping the one before it: held for review."""
+    services.partner_records_ingest(
+        partner=transit,
+        records=[
+            ride(f"Y{name}", reference=reference, at=start - datetime.timedelta(minutes=10), minutes=20),
+            on_line(ride(f"H{name}", reference=reference, at=start, minutes=20), "L1"),
+        ],
+    )
+    held = ActivityRecord.objects.get(external_id=f"city-transit:H{name}")
+    assert held.status == RecordStatus.HELD
+    return held
+
+
+def test_two_reports_of_a_ride_whose_only_report_was_rejected_sent_at_once_credit_it_once(authorize):
+    transit, app = two_sources()
+    for n in range(6):
+        person = commuter([transit, app], f"T-{n}", authorize)
+        start = yesterday_at(6 + 2 * n)
+        held = held_ride(transit, f"T-{n}", start, str(n))
+        services.record_reject(record_id=held.id, reviewer=None)
+
+        results = race(
+            [
+                lambda partner=partner, when=when, n=n: services.partner_records_ingest(
+                    partner=partner, records=[on_line(ride(f"N{n}", reference=f"T-{n}", at=when), "L1")]
+                )
+                for partner, when in (
+                    (transit, start + datetime.timedelta(seconds=50)),
+                    (app, start + datetime.timedelta(seconds=30)),
+                )
+            ]
+        )
+
+        assert not [r for r in results if isinstance(r, Exception)], results
+        reports = ActivityRecord.objects.filter(user=person, external_id__endswith=f"N{n}")
+        credited = [r for r in reports if r.status == RecordStatus.CREDITED]
+        assert len(credited) == 1, [(r.external_id, r.status) for r in reports]
+        assert [r.duplicate_of_id for r in reports if r.status == RecordStatus.DUPLICATE] == [credited[0].id]
+        assert DailyCarbon.objects.get(user=person, day=start.date()).credited_carbon_mg == 2 * BUS_RIDE_MG
+
+
+def test_two_reviewers_rejecting_the_same_record_at_once_hand_its_credit_over_once(authorize):
+    transit, app = two_sources()
     rounds = 6
     for n in range(rounds):
         person = commuter([transit, app], f"T-{n}", authorize)
         start = yesterday_at(6 + 2 * n)
-        # A ride overlapping the one before it is held; the app reports the same ride 40 s later.
-        services.partner_records_ingest(
-            partner=transit,
-            records=[
-                ride(f"Y{n}", reference=f"T-{n}", at=start - datetime.timedelta(minutes=10), minutes=20),
-                on_line(ride(f"H{n}", reference=f"T-{n}", at=start, minutes=20), "L1"),
-            ],
-        )
-        held = ActivityRecord.objects.get(external_id=f"city-transit:H{n}")
-        assert held.status == RecordStatus.HELD
+        # A held ride, that the app reports 40 s later.
+        held = held_ride(transit, f"T-{n}", start, str(n))
         answer = services.partner_records_ingest(
             partner=app,
             records=[
