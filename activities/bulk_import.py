@@ -58,6 +58,8 @@ from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, Methodology
 from activities.models import CapKind, Partner, RecordStatus, Unit
 from activities.services import history_window_days, partner_record_parse
 from activities.sql_statements import bulk_import as statements
+from activities.sql_statements import imported_instances
+from activities.statements.instances import imported_instance_rule
 from core.local_time import LOCAL_TZ
 
 # The record and person rules of `capture_rules`, each stage one CASE giving the position of the
@@ -206,9 +208,10 @@ class ChunkImporter:
                     )
         self._check_people_and_duplicates(cursor)
         # The chunk's reports near a local midnight lock their instance there (`activities.instances`).
-        cursor.execute(statements.IMPORT_MIDNIGHTS_LOCK)
+        statements.import_midnights_lock(cursor)
         self._lock_counters(cursor, create_missing=create_missing)
         self._check_instances(cursor)
+        self._check_imported_instances(cursor)
         self._work_out_outcomes(cursor)
         moved = self._store(cursor)
         if self.on_credited is not None:
@@ -341,6 +344,16 @@ class ChunkImporter:
         """
         cursor.execute(statements.IMPORT_INSTANCES_CHECK)
 
+    def _check_imported_instances(self, cursor) -> None:
+        """Reports of instances an imported statement counts (`statements.instances`): the rule the
+        batch path runs over its candidates, over the chunk's reports of instances no report of ours
+        holds, under their people's shared lock against a statement import."""
+        cursor.execute(statements.IMPORT_IMPORTED_INSTANCES_LOCK)
+        cursor.execute(
+            statements.IMPORT_IMPORTED_INSTANCES_CHECK,
+            imported_instances.rule_parameters(**imported_instance_rule()),
+        )
+
     def _work_out_outcomes(self, cursor) -> None:
         """Holds and caps of every fresh record, in the order things happened (`ingest._credit`)."""
         cursor.execute(
@@ -386,15 +399,18 @@ class ChunkImporter:
         if not cursor.fetchone()[0]:
             # A concurrent request stored one of these records after the duplicate check: start again.
             raise CounterRaceError
-        cursor.execute(
-            statements.IMPORT_SECOND_REPORTS_STORE,
-            {
-                "source": self.partner.source,
-                "partner": self.partner.id,
-                "now": self.now,
-                "duplicate": RecordStatus.DUPLICATE.value,
-            },
-        )
+        parameters = {
+            "source": self.partner.source,
+            "partner": self.partner.id,
+            "now": self.now,
+            "duplicate": RecordStatus.DUPLICATE.value,
+        }
+        # Before the second reports: a later report of the chunk may be a second report of one of these.
+        cursor.execute(statements.IMPORT_IMPORTED_REPORTS_STORE, parameters)
+        expected, stored = cursor.fetchone()
+        if len(stored) != expected:
+            raise CounterRaceError
+        cursor.execute(statements.IMPORT_SECOND_REPORTS_STORE, parameters)
         expected, stored = cursor.fetchone()
         if len(stored) != expected:
             raise CounterRaceError

@@ -39,8 +39,9 @@ over a row's facts cannot express:
 - reports of an instance another platform's imported statement counts here
   (`statements.instances.imported_instance_twins`, stored by `ingest._imported_reports_store`,
   answered `duplicate_across_sources`): the look-up takes the person's lock shared against a
-  statement import, and matches pairwise HMAC keys computed per statement in Python. The batch path
-  takes this step; the bulk import does not (yet).
+  statement import, and matches the statements' pairwise HMAC keys recomputed in SQL
+  (`sql_statements.imported_instances`). Both paths take this step: the batch path over its
+  candidates, the bulk import over its staging table (`IMPORT_IMPORTED_INSTANCES_CHECK`).
 """
 
 from __future__ import annotations

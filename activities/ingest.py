@@ -591,8 +591,9 @@ def _credit(
             # after our checks: start again, and it will be reported as the duplicate it is.
             raise CounterRaceError
     if imported_reports:
-        _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
-                                outcomes=outcomes, now=now)  # fmt: skip
+        # A later report of the batch of the same instance is a second report of this one.
+        inserted |= _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
+                                            outcomes=outcomes, now=now)  # fmt: skip
     if second_reports:
         _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
                               partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
@@ -690,15 +691,19 @@ def _second_reports_store(
         outcomes[candidate.position] = outcome
 
 
-def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, outcomes, now) -> None:
-    """Stores the reports of instances an imported statement counts, and answers for them."""
+def _imported_reports_store(
+    cursor, reports: list, *, source: str, partner_id, outcomes, now
+) -> dict[str, int]:
+    """Stores the reports of instances an imported statement counts, and answers for them; returns
+    their ids by record id."""
     rows = [
         (c.user_id, c.behaviour_id, c.factor.id, c.incoming.external_id, c.incoming.quantity,
          c.incoming.occurred_at, c.incoming.ended_at, c.local_day, c.incoming.device_id,
          c.gross_carbon_mg, c.instance_key, c.instance_bucket, imported_id)
         for c, imported_id in reports
     ]  # fmt: skip
-    if len(statements.imported_reports_store(cursor, rows, source, partner_id, now)) != len(reports):
+    stored = statements.imported_reports_store(cursor, rows, source, partner_id, now)
+    if len(stored) != len(reports):
         # A record id, or a report of the instance, stored meanwhile: the batch reruns.
         raise CounterRaceError
     for candidate, imported_id in reports:
@@ -710,6 +715,7 @@ def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, o
             local_day=candidate.local_day,
             imported_instance_id=imported_id,
         )
+    return stored
 
 
 def records_external_id(outcomes: list, position: int) -> str:

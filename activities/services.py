@@ -35,6 +35,7 @@ from activities.ingest import (
     records_ingest,
     rejections_count,
 )
+from activities.instances import instance_midnights_lock
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, factor_in_effect
 from activities.models import (
     ActivityRecord,
@@ -724,6 +725,9 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
+    if record.status == RecordStatus.REJECTED and _instance_held_since(record):
+        # A report of its instance came after the rejection and holds it now.
+        raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     now = timezone.now()
     if record.status == RecordStatus.REJECTED:
         record.status = RecordStatus.HELD
@@ -737,6 +741,39 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         record=record, decision=ReviewDecision.Decision.APPEALED, reviewer=user, note=note, decided_at=now
     )
     return record
+
+
+def _instance_held_since(record: ActivityRecord) -> bool:
+    """Whether a live report (not rejected) holds the instance of a rejected one. Capture's locks are
+    taken first, in capture's order (the instance's midnights, then the day's counter), so a report
+    of the instance being captured now is either committed and seen, or waits for the appeal."""
+    if record.instance_key is None:
+        return False
+    factors = Factor.objects.values_list("instance_time_tolerance_seconds", flat=True)
+    tolerance = factors.get(pk=record.factor_id)
+    instance = (record.user_id, record.behaviour_id, record.instance_key, record.occurred_at, tolerance)
+    with connection.cursor() as cursor:
+        instance_midnights_lock(cursor, [instance])
+    BehaviourDay.objects.select_for_update().filter(
+        user_id=record.user_id, behaviour_id=record.behaviour_id, day=record.local_day
+    ).first()
+    holders = (
+        ActivityRecord.objects.filter(
+            user_id=record.user_id,
+            behaviour_id=record.behaviour_id,
+            instance_key=record.instance_key,
+            duplicate_of__isnull=True,
+        )
+        .exclude(pk=record.pk)
+        .exclude(status=RecordStatus.REJECTED)
+    )
+    if not tolerance:
+        return holders.filter(instance_bucket=record.instance_bucket).exists()
+    window = datetime.timedelta(seconds=tolerance)
+    return holders.filter(
+        instance_bucket__range=(record.instance_bucket - 1, record.instance_bucket + 1),
+        occurred_at__range=(record.occurred_at - window, record.occurred_at + window),
+    ).exists()
 
 
 @transaction.atomic

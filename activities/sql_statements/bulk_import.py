@@ -7,7 +7,8 @@ from psycopg import sql
 
 from activities.capture_rules import HOLD_RULES, first_broken_sql
 from activities.sql_statements.capture import INSTANCE_CREDITED_REPORT
-from activities.sql_statements.instances import midnights_lock
+from activities.sql_statements.imported_instances import imported_instance_statements
+from activities.sql_statements.instances import midnights_lock, midnights_lock_parameters
 
 #
 # A chunk's staging tables are temporary and emptied by its commit (in place: no new files, no
@@ -35,7 +36,9 @@ IMPORT_TABLES_CREATE = sql.SQL(
         tolerance integer, user_id bigint, code text, is_duplicate boolean,
         -- A second report of an instance: the stored record holding its credit, or the
         -- ordinal of the chunk's first report of it.
-        credited_record_id bigint, first_report_ordinal bigint
+        credited_record_id bigint, first_report_ordinal bigint,
+        -- A report of an instance an imported statement counts: that `ImportedInstance`.
+        imported_instance_id bigint
     ) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE import_outcomes (
         user_id bigint, behaviour_id bigint, factor_id bigint, external_id text, quantity numeric,
@@ -138,7 +141,8 @@ IMPORT_TOTALS = sql.SQL(
            (SELECT count(*) FILTER (WHERE status = 'held') FROM import_outcomes),
            (SELECT count(*) FILTER (WHERE is_duplicate) FROM import_checked),
            (SELECT count(*) FILTER (WHERE code IS NULL AND NOT is_duplicate
-                AND (credited_record_id IS NOT NULL OR first_report_ordinal IS NOT NULL))
+                AND (credited_record_id IS NOT NULL OR first_report_ordinal IS NOT NULL
+                     OR imported_instance_id IS NOT NULL))
             FROM import_checked)
     """
 )
@@ -392,7 +396,7 @@ _IMPORT_PEOPLE_AND_DUPLICATES_CHECK = sql.SQL(
                c.ordinal IN (SELECT ordinal FROM again)
                OR EXISTS (SELECT 1 FROM activities_activityrecord e
                           WHERE e.external_id = c.external_id AND e.source = %(source)s)
-           )) AS is_duplicate, NULL::bigint, NULL::bigint
+           )) AS is_duplicate, NULL::bigint, NULL::bigint, NULL::bigint
     FROM c
     """
 )
@@ -410,6 +414,11 @@ IMPORT_MIDNIGHTS_LOCK = midnights_lock(
         "WHERE code IS NULL AND NOT is_duplicate AND instance_key IS NOT NULL)"
     )
 )
+
+
+def import_midnights_lock(cursor) -> None:
+    cursor.execute(IMPORT_MIDNIGHTS_LOCK, midnights_lock_parameters())
+
 
 IMPORT_COUNTERS_CREATE = sql.SQL(
     """
@@ -497,6 +506,24 @@ IMPORT_INSTANCES_CHECK = sql.SQL(
     """
 ).format(credited_report=INSTANCE_CREDITED_REPORT)
 
+# Reports of instances an imported statement counts (`sql_statements.imported_instances`), once the
+# instances' own credited reports are settled: the rule runs over the chunk's reports whose instance
+# no report of ours holds (neither stored nor earlier in the chunk), under their people's shared lock.
+# Run with the rule's parameters (`imported_instances.rule_parameters`).
+IMPORT_IMPORTED_INSTANCES_LOCK, _IMPORT_IMPORTED_INSTANCE_MATCHES = imported_instance_statements(
+    sql.SQL(
+        """(SELECT ordinal, user_id, behaviour_id, instance_key, instance_bucket, local_day, occurred_at,
+                   tolerance
+            FROM import_checked
+            WHERE code IS NULL AND NOT is_duplicate AND instance_key IS NOT NULL
+              AND credited_record_id IS NULL AND first_report_ordinal IS NULL)"""
+    )
+)
+IMPORT_IMPORTED_INSTANCES_CHECK = sql.SQL(
+    "UPDATE import_checked k SET imported_instance_id = m.id FROM ({matches}) AS m(ordinal, id) "
+    "WHERE k.ordinal = m.ordinal"
+).format(matches=_IMPORT_IMPORTED_INSTANCE_MATCHES)
+
 # The monthly caps' step of the outcomes, and its pass-through when the partner's behaviours have none.
 _MONTH_CAPPED = sql.SQL(
     """
@@ -536,6 +563,7 @@ _IMPORT_OUTCOMES_WORK_OUT = sql.SQL(
            AND m.month = date_trunc('month', k.local_day)::date
         WHERE k.code IS NULL AND NOT k.is_duplicate
           AND k.credited_record_id IS NULL AND k.first_report_ordinal IS NULL
+          AND k.imported_instance_id IS NULL
     ),
     trips AS (
         -- Trips join the person's intervals unless already held by a threshold (as in `_credit`).
@@ -677,30 +705,57 @@ IMPORT_RECORDS_STORE = sql.SQL(
     """
 )
 
-IMPORT_SECOND_REPORTS_STORE = sql.SQL(
+# Reports of instances something else counts, stored crediting nothing, in no counter, pointing
+# (`{pointer}`) at what counts it; `{expected}` selects them from `import_checked`, with the column
+# `points_at`. Answers how many were expected, and the ids of those stored.
+_IMPORT_REPORTS_STORE = sql.SQL(
     """
-    WITH expected AS (
-        SELECT k.*, coalesce(k.credited_record_id, p.id) AS duplicate_of_id
-        FROM import_checked k
-        LEFT JOIN import_checked f ON f.ordinal = k.first_report_ordinal
-        LEFT JOIN activities_activityrecord p
-            ON p.external_id = f.external_id AND p.source = %(source)s
-        WHERE k.code IS NULL AND NOT k.is_duplicate
-          AND (k.credited_record_id IS NOT NULL OR k.first_report_ordinal IS NOT NULL)
-    ),
+    WITH expected AS ({expected}),
     inserted AS (
         INSERT INTO activities_activityrecord
             (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
              ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-             hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket,
-             duplicate_of_id)
+             hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket, {pointer})
         SELECT user_id, behaviour_id, factor_id, %(source)s, %(partner)s, external_id, quantity,
                occurred_at, ended_at, local_day, '', gross_carbon_mg, 0, '', %(duplicate)s, '',
-               %(now)s, NULL, '', instance_key, instance_bucket, duplicate_of_id
+               %(now)s, NULL, '', instance_key, instance_bucket, points_at
         FROM expected ORDER BY ordinal
-        ON CONFLICT (external_id, source) DO NOTHING
+        ON CONFLICT {conflict_target} DO NOTHING
         RETURNING id
     )
     SELECT (SELECT count(*) FROM expected), array(SELECT id FROM inserted ORDER BY id)
     """
+)
+
+# Second reports of instances credited here, pointing at the credited record: stored, or the chunk's
+# first report of the instance (stored just before).
+IMPORT_SECOND_REPORTS_STORE = _IMPORT_REPORTS_STORE.format(
+    expected=sql.SQL(
+        """
+        SELECT k.*, coalesce(k.credited_record_id, p.id) AS points_at
+        FROM import_checked k
+        LEFT JOIN import_checked f ON f.ordinal = k.first_report_ordinal
+        LEFT JOIN activities_activityrecord p
+            ON p.external_id = f.external_id AND p.source = %(source)s
+        WHERE k.code IS NULL AND NOT k.is_duplicate AND k.imported_instance_id IS NULL
+          AND (k.credited_record_id IS NOT NULL OR k.first_report_ordinal IS NOT NULL)
+        """
+    ),
+    pointer=sql.Identifier("duplicate_of_id"),
+    conflict_target=sql.SQL("(external_id, source)"),
+)
+
+# Reports of instances an imported statement counts, pointing at its `ImportedInstance` (as
+# `capture.IMPORTED_REPORTS_STORE`). No conflict target: a record id, or a report of the instance,
+# stored meanwhile leaves the row out, and the chunk starts again.
+IMPORT_IMPORTED_REPORTS_STORE = _IMPORT_REPORTS_STORE.format(
+    expected=sql.SQL(
+        """
+        SELECT k.*, k.imported_instance_id AS points_at
+        FROM import_checked k
+        WHERE k.code IS NULL AND NOT k.is_duplicate AND k.imported_instance_id IS NOT NULL
+        """
+    ),
+    pointer=sql.Identifier("imported_duplicate_of_id"),
+    conflict_target=sql.SQL(""),
 )

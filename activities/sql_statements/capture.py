@@ -178,15 +178,15 @@ STORE_RECORDS = sql.SQL(
     )
 )  # fmt: skip
 
-# The credited report of an instance, for a row `t` (user_id, behaviour_id, instance_key,
-# instance_bucket, occurred_at, tolerance in seconds or NULL): the same key in the same bucket or,
-# with a tolerance, a neighbouring one within the tolerance. One probe of the unique index. The
-# batch path and the bulk import both ask it.
+# The credited report of an instance (a live one: a rejected report holds nothing), for a row `t`
+# (user_id, behaviour_id, instance_key, instance_bucket, occurred_at, tolerance in seconds or NULL):
+# the same key in the same bucket or, with a tolerance, a neighbouring one within the tolerance. One
+# probe of the unique index. The batch path and the bulk import both ask it.
 INSTANCE_CREDITED_REPORT = sql.SQL(
     """
     SELECT r.id FROM activities_activityrecord r
     WHERE r.user_id = t.user_id AND r.behaviour_id = t.behaviour_id AND r.instance_key = t.instance_key
-      AND r.duplicate_of_id IS NULL
+      AND r.duplicate_of_id IS NULL AND r.status <> 'rejected'
       AND r.instance_bucket BETWEEN t.instance_bucket - (t.tolerance IS NOT NULL)::int
                                 AND t.instance_bucket + (t.tolerance IS NOT NULL)::int
       AND (t.tolerance IS NULL OR r.occurred_at BETWEEN t.occurred_at - make_interval(secs => t.tolerance)

@@ -11,7 +11,8 @@ from core.local_time import LOCAL_TZ
 
 # `rows` is a relation of (user_id, behaviour_id, instance_key, occurred_at, tolerance in seconds);
 # each report within its tolerance of a local midnight locks (person, behaviour, key, midnight), in
-# the order of the locks' numbers.
+# the order of the locks' numbers. The local time zone is the statement's last parameter (after any
+# of `rows`), never part of its text.
 _MIDNIGHTS_LOCK = sql.SQL(
     """
     SELECT pg_advisory_xact_lock(l.lock_id)
@@ -20,12 +21,13 @@ _MIDNIGHTS_LOCK = sql.SQL(
                    concat_ws(':', 'instance-midnight', t.user_id, t.behaviour_id, t.instance_key, m.midnight),
                    0) AS lock_id
         FROM {rows} AS t(user_id, behaviour_id, instance_key, occurred_at, tolerance)
+        CROSS JOIN (VALUES (%s::text)) AS z(time_zone)
         CROSS JOIN LATERAL (
-            VALUES (date_trunc('day', t.occurred_at AT TIME ZONE {tz})),
-                   (date_trunc('day', t.occurred_at AT TIME ZONE {tz}) + interval '1 day')
+            VALUES (date_trunc('day', t.occurred_at AT TIME ZONE z.time_zone)),
+                   (date_trunc('day', t.occurred_at AT TIME ZONE z.time_zone) + interval '1 day')
         ) AS m(midnight)
         WHERE t.instance_key IS NOT NULL AND t.tolerance IS NOT NULL
-          AND abs(extract(epoch FROM (t.occurred_at AT TIME ZONE {tz}) - m.midnight)) <= t.tolerance
+          AND abs(extract(epoch FROM (t.occurred_at AT TIME ZONE z.time_zone) - m.midnight)) <= t.tolerance
         ORDER BY 1
     ) AS l
     """
@@ -33,9 +35,14 @@ _MIDNIGHTS_LOCK = sql.SQL(
 
 
 def midnights_lock(rows: sql.Composable) -> sql.Composed:
-    """The statement locking the midnights of `rows` (a relation of the five columns above); the
-    local time zone is a literal of it (a constant of the project)."""
-    return _MIDNIGHTS_LOCK.format(rows=rows, tz=sql.Literal(LOCAL_TZ.key))
+    """The statement locking the midnights of `rows` (a relation of the five columns above); run it
+    with `rows`' parameters, if any, then the local time zone (`midnights_lock_parameters`)."""
+    return _MIDNIGHTS_LOCK.format(rows=rows)
+
+
+def midnights_lock_parameters(*rows_parameters) -> list:
+    """The parameters of a `midnights_lock` statement: its rows' own, then the local time zone."""
+    return [*rows_parameters, LOCAL_TZ.key]
 
 
 CANDIDATE_MIDNIGHTS_LOCK = midnights_lock(
@@ -45,4 +52,7 @@ CANDIDATE_MIDNIGHTS_LOCK = midnights_lock(
 
 def candidate_midnights_lock(cursor, reports: list[tuple]) -> None:
     """Takes the midnight locks of `reports`: (person, behaviour, key, occurred at, tolerance)."""
-    cursor.execute(CANDIDATE_MIDNIGHTS_LOCK, [packed(column) for column in zip(*reports, strict=True)])
+    cursor.execute(
+        CANDIDATE_MIDNIGHTS_LOCK,
+        midnights_lock_parameters(*(packed(column) for column in zip(*reports, strict=True))),
+    )
