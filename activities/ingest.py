@@ -20,12 +20,15 @@ When both would create the same missing counter row, the second one's upsert fin
 there: its batch is rolled back to a savepoint and run again, now against the locked row. So no
 cap is ever exceeded, and a counter never counts a record that a concurrent request stored first.
 Nothing of a rejected record is stored.
+
+The rules a record is refused or held by are the table `capture_rules.RULES`, checked here in
+Python (`record_precheck`, `record_authorization_check`, `_credit`) and by the bulk import in SQL;
+the statements are in `sql_statements.capture`.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -34,18 +37,30 @@ import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
-from psycopg import sql as psql
 
 from activities import errors
+from activities.capture_rules import (
+    CLOCK_SKEW,
+    ENDED_BEFORE_STARTED,
+    HOLD_RULES,
+    MAX_QUANTITY,
+    PERSON_RULES,
+    RECORD_RULES,
+    HoldFacts,
+    PersonFacts,
+    RecordFacts,
+    first_broken,
+)
 from activities.instances import instance_midnights_lock
 from activities.methodology import FactorInEffect, Methodology, instance_identity, methodology_load
-from activities.models import CapKind, HoldReason, RecordStatus, Unit
+from activities.models import CapKind, RecordStatus, Unit
+from activities.sql_statements import capture as statements
+from activities.sql_statements.capture import CounterRaceError
 from activities.statements.instances import imported_instance_twins
 from core.local_time import local_day_of
 
-CLOCK_SKEW = datetime.timedelta(minutes=5)
-# Far beyond any real record (a billion steps, km or kg), and within the columns' range.
-MAX_QUANTITY = Decimal(10**9)
+__all__ = ["CLOCK_SKEW", "ENDED_BEFORE_STARTED", "MAX_QUANTITY", "CounterRaceError"]
+
 MAX_ATTEMPTS = 5
 
 ACCEPTED = "accepted"
@@ -54,50 +69,6 @@ DUPLICATE = "duplicate"
 DUPLICATE_ACROSS_SOURCES = "duplicate_across_sources"
 REJECTED = "rejected"
 HELD = "held_for_review"
-ENDED_BEFORE_STARTED = "ended_at is before occurred_at"
-
-
-# Arrays travel to PostgreSQL as one string per column, split on the unit separator by the server
-# (`string_to_array`): far cheaper than adapting thousands of Python values one by one. The string
-# starts with a separator and the SQL drops the first element, so a one-element array of '' survives.
-SEPARATOR = "\x1f"
-
-
-def _text(value) -> str:
-    if value.__class__ is str:
-        return value
-    if value is None:
-        return ""
-    return value.isoformat() if isinstance(value, datetime.date) else str(value)
-
-
-def packed(values) -> str:
-    """A column of values as one string for `arr()`; None becomes SQL NULL where the column allows it."""
-    values = list(values)
-    if not values:
-        return ""
-    kinds = {value.__class__ for value in values}
-    # The common columns in one C-level pass each; anything mixed goes value by value.
-    if kinds == {str}:
-        texts = values
-    elif kinds == {int}:
-        texts = map(str, values)
-    elif len(kinds) == 1 and issubclass(next(iter(kinds)), datetime.date):
-        texts = (value.isoformat() for value in values)
-    else:
-        texts = map(_text, values)
-    return SEPARATOR + SEPARATOR.join(texts)
-
-
-def arr(sql_type: str, *, nullable: bool = False) -> str:
-    """The SQL that turns one `packed()` parameter back into an array of `sql_type`."""
-    nulls = ", ''" if nullable else ""
-    return f"((string_to_array(%s, chr(31){nulls}))[2:])::{sql_type}[]"
-
-
-def sql(template: str) -> str:
-    """A statement whose `[[type]]` (or `[[type?]]`, nullable) marks stand for `packed()` arrays."""
-    return re.sub(r"\[\[(\w+)(\??)\]\]", lambda m: arr(m.group(1), nullable=bool(m.group(2))), template)
 
 
 def shared_device_max_accounts() -> int:
@@ -167,7 +138,7 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class _Candidate:
+class Candidate:
     position: int
     incoming: Incoming
     behaviour_id: int
@@ -196,45 +167,45 @@ def record_precheck(
     now: datetime.datetime,
     oldest: datetime.datetime | None,
     oldest_code: str = errors.OCCURRED_TOO_LONG_AGO.code,
-) -> _Candidate | tuple[str, str]:
-    """The rules one record meets on its own, in order; the first it breaks is its rejection (code, detail).
-
-    The bulk import applies the same rules in SQL (`activities.bulk_import`), in the same order.
+) -> Candidate | tuple[str, str]:
+    """The rules one record meets on its own (`capture_rules.RECORD_RULES`), in order; the first it
+    breaks is its rejection (code, detail). The bulk import applies the same table in SQL.
     """
     if record.invalid_code:
         return record.invalid_code, record.invalid_detail
     behaviour = methodology.behaviours_by_code.get(record.behaviour_code)
-    if behaviour is None:
-        return errors.UNKNOWN_BEHAVIOUR.code, ""
-    if allowed_behaviour_ids is not None and behaviour.id not in allowed_behaviour_ids:
-        return errors.BEHAVIOUR_NOT_ALLOWED.code, ""
+    try:
+        local_day = local_day_of(record.occurred_at)
+    except OverflowError:  # a moment at the very edge of the calendar: no factor was in effect then
+        local_day = None
+    factor = (
+        methodology.factor_for(behaviour.id, local_day)
+        if behaviour is not None and local_day is not None
+        else None
+    )
+    broken = first_broken(
+        RECORD_RULES,
+        RecordFacts(
+            quantity=record.quantity,
+            occurred_at=record.occurred_at,
+            ended_at=record.ended_at,
+            amount=record.amount,
+            behaviour_id=behaviour.id if behaviour is not None else None,
+            allowed=(
+                allowed_behaviour_ids is None or behaviour is None or behaviour.id in allowed_behaviour_ids
+            ),
+            factor_id=factor.id if factor is not None else None,
+            source_allowed=factor is not None and source in factor.sources,
+            minimum_payment_fen=factor.minimum_payment_fen if factor is not None else None,
+            latest=now + CLOCK_SKEW,
+            oldest=oldest,
+        ),
+    )
+    if broken is not None:
+        return broken.code_for(oldest_code), broken.detail
     quantity = record.quantity
-    if (
-        not quantity.is_finite()
-        or quantity <= 0
-        or quantity > MAX_QUANTITY
-        or quantity.as_tuple().exponent < -3  # type: ignore[operator]
-    ):
-        return errors.INVALID_QUANTITY.code, ""
-    if record.occurred_at > now + CLOCK_SKEW or (record.ended_at and record.ended_at > now + CLOCK_SKEW):
-        return errors.OCCURRED_IN_FUTURE.code, ""
-    if record.ended_at is not None and record.ended_at < record.occurred_at:
-        return errors.INVALID_RECORD.code, ENDED_BEFORE_STARTED
-    if oldest is not None and record.occurred_at < oldest:
-        return oldest_code, ""
-    local_day = local_day_of(record.occurred_at)
-    factor = methodology.factor_for(behaviour.id, local_day)
-    if factor is None:
-        return errors.NO_FACTOR_IN_EFFECT.code, ""
-    if source not in factor.sources:
-        return errors.BEHAVIOUR_NOT_ALLOWED.code, ""
-    if factor.minimum_payment_fen is not None:
-        if record.amount is None:
-            return errors.INVALID_RECORD.code, "amount"
-        if record.amount * 100 < factor.minimum_payment_fen:
-            return errors.PAYMENT_BELOW_MINIMUM.code, ""
     identity = instance_identity(factor, record.instance, record.occurred_at)
-    return _Candidate(
+    return Candidate(
         position=position,
         incoming=record,
         behaviour_id=behaviour.id,
@@ -271,7 +242,7 @@ def records_ingest(
     now = now or timezone.now()
     methodology = methodology or methodology_load()
     outcomes: list[Outcome | None] = [None] * len(records)
-    candidates: list[_Candidate] = []
+    candidates: list[Candidate] = []
 
     def reject(position: int, code: str, detail: str = "") -> None:
         outcomes[position] = Outcome(records[position].external_id, REJECTED, code=code, detail=detail)
@@ -282,7 +253,7 @@ def records_ingest(
             position, record, source=source, methodology=methodology,
             allowed_behaviour_ids=allowed_behaviour_ids, now=now, oldest=oldest, oldest_code=window_code,
         )  # fmt: skip
-        if isinstance(checked, _Candidate):
+        if isinstance(checked, Candidate):
             candidates.append(checked)
         else:
             reject(position, *checked)
@@ -322,14 +293,17 @@ def records_ingest(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], reject) -> list[_Candidate]:
+def _resolve_customers(cursor, partner_id: int, candidates: list[Candidate], reject) -> list[Candidate]:
     references = sorted({c.incoming.customer_reference for c in candidates if c.incoming.customer_reference})
-    users = statements().customer_users(cursor, partner_id, references)
+    users = statements.customer_users(cursor, partner_id, references)
     kept = []
     for candidate in candidates:
         user_id = users.get(candidate.incoming.customer_reference)
         if user_id is None:
-            reject(candidate.position, errors.UNKNOWN_CUSTOMER.code)
+            reject(candidate.position, record_authorization_check(
+                is_known=False, is_open=False, is_authorized=False, granted_at=None,
+                occurred_at=candidate.incoming.occurred_at, from_partner=True,
+            ))  # fmt: skip
         else:
             candidate.user_id = user_id
             kept.append(candidate)
@@ -337,19 +311,18 @@ def _resolve_customers(cursor, partner_id: int, candidates: list[_Candidate], re
 
 
 def _check_people(
-    cursor, source: str, candidates: list[_Candidate], reject, *, from_partner: bool
-) -> list[_Candidate]:
+    cursor, source: str, candidates: list[Candidate], reject, *, from_partner: bool
+) -> list[Candidate]:
     """Open account, active authorization of the source and, for a partner's records, activity that
     happened once that authorization was granted (`record_authorization_check`)."""
-    state = statements().people_state(cursor, source, sorted({c.user_id for c in candidates}))
+    state = statements.people_state(cursor, source, sorted({c.user_id for c in candidates}))
     kept = []
     for candidate in candidates:
-        # PostgreSQL's statement also gives the grant's time; the embedded SQLite's twin does not.
-        is_open, is_authorized, *granted = state.get(candidate.user_id, (False, False))
+        is_open, is_authorized, granted_at = state.get(candidate.user_id, (False, False, None))
         code = record_authorization_check(
             is_open=is_open,
             is_authorized=is_authorized,
-            granted_at=granted[0] if granted else None,
+            granted_at=granted_at,
             occurred_at=candidate.incoming.occurred_at,
             from_partner=from_partner,
         )
@@ -367,34 +340,37 @@ def record_authorization_check(
     granted_at: datetime.datetime | None,
     occurred_at: datetime.datetime,
     from_partner: bool,
+    is_known: bool = True,
 ) -> str:
-    """The person's side of capture, in order: the rejection code, or "" when the record may count.
+    """The person's side of capture (`capture_rules.PERSON_RULES`), in order: the rejection code, or
+    "" when the record may count.
 
     A partner's record counts only for activity from the moment the person authorized that source
     (the active grant's `granted_at`): consent is not retroactive, so a card's rides of the weeks
     before are not the platform's to credit. The phone's own sync is the person acting, with their
-    own counts, and keeps its own window (`steps_sync`). The bulk import applies the same rules in
-    SQL (`bulk_import.ChunkImporter._check_people_and_duplicates`), in the same order.
+    own counts, and keeps its own window (`steps_sync`). The bulk import applies the same table in
+    SQL, in the same order.
     """
-    if not is_open:
-        return errors.ACCOUNT_CLOSED.code
-    if not is_authorized:
-        return errors.SOURCE_NOT_AUTHORIZED.code
-    if from_partner and granted_at is not None and occurred_at < granted_at:
-        return errors.OCCURRED_BEFORE_AUTHORIZATION.code
-    return ""
+    broken = first_broken(
+        PERSON_RULES,
+        PersonFacts(
+            is_known=is_known,
+            is_open=is_open,
+            is_authorized=is_authorized,
+            granted_at=granted_at,
+            occurred_at=occurred_at,
+            from_partner=from_partner,
+        ),
+    )
+    return broken.code if broken is not None else ""
 
 
 def _month_of(day: datetime.date) -> datetime.date:
     return day.replace(day=1)
 
 
-class CounterRaceError(Exception):
-    """A counter row this batch expected to create was created by a concurrent batch: start again."""
-
-
 def _lock_counters(
-    cursor, candidates: list[_Candidate], *, create_missing: bool = False
+    cursor, candidates: list[Candidate], *, create_missing: bool = False
 ) -> tuple[dict, dict, set, set]:
     """Locks the batch's counter rows in key order, creating the missing ones first; returns what they hold.
 
@@ -410,13 +386,13 @@ def _lock_counters(
         {(c.user_id, c.behaviour_id, _month_of(c.local_day)) for c in candidates if c.factor.monthly_cap_mg}
     )
     if create_missing:
-        statements().counters_create(cursor, day_keys, month_keys)
-    day_counters, month_counters = statements().counters_lock(cursor, day_keys, month_keys)
+        statements.counters_create(cursor, day_keys, month_keys)
+    day_counters, month_counters = statements.counters_lock(cursor, day_keys, month_keys)
     missing_days = [key for key in day_keys if key not in day_counters]
     missing_months = [key for key in month_keys if key not in month_counters]
     if missing_days or missing_months:
-        statements().counters_create(cursor, missing_days, missing_months)
-        created_days, created_months = statements().counters_lock(cursor, missing_days, missing_months)
+        statements.counters_create(cursor, missing_days, missing_months)
+        created_days, created_months = statements.counters_lock(cursor, missing_days, missing_months)
         day_counters.update(created_days)
         month_counters.update(created_months)
     new_days = {key for key in day_keys if key not in day_counters}
@@ -428,55 +404,27 @@ def _lock_counters(
     return day_counters, month_counters, new_days, new_months
 
 
-def _overlapping_stored_trips(
-    cursor, candidates: list[_Candidate], trip_behaviour_ids: list[int]
-) -> set[int]:
+def _overlapping_stored_trips(cursor, candidates: list[Candidate], trip_behaviour_ids: list[int]) -> set[int]:
     """Positions of the batch's trips that overlap a trip already stored for the same person."""
     trips = [c for c in candidates if c.is_trip and c.incoming.ended_at is not None]
     if not trips:
         return set()
-    return statements().overlapping_trips(
+    return statements.overlapping_trips(
         cursor,
         [(c.position, c.user_id, c.local_day, c.incoming.occurred_at, c.incoming.ended_at) for c in trips],
         trip_behaviour_ids,
     )
 
 
-def _shared_devices(cursor, candidates: list[_Candidate]) -> set[str]:
+def _shared_devices(cursor, candidates: list[Candidate]) -> set[str]:
     pairs = sorted({(c.incoming.device_id, c.user_id) for c in candidates if c.incoming.device_id})
     if not pairs:
         return set()
-    return statements().shared_devices(cursor, pairs, shared_device_max_accounts())
+    return statements.shared_devices(cursor, pairs, shared_device_max_accounts())
 
 
-def _existing_ids(cursor, source: str, candidates: list[_Candidate]) -> set[str]:
-    return statements().existing_ids(cursor, source, [c.incoming.external_id for c in candidates])
-
-
-UPSERT_DAYS = sql(
-    """
-    INSERT INTO activities_behaviourday AS b
-        (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]], [[numeric]], [[integer]], [[integer]], [[bigint]])
-    ORDER BY 1, 2, 3
-    ON CONFLICT (user_id, behaviour_id, day) DO UPDATE
-    SET quantity = b.quantity + EXCLUDED.quantity,
-        record_count = b.record_count + EXCLUDED.record_count,
-        held_count = b.held_count + EXCLUDED.held_count,
-        credited_carbon_mg = b.credited_carbon_mg + EXCLUDED.credited_carbon_mg
-    RETURNING b.user_id, b.behaviour_id, b.day, (b.xmax = 0)
-    """
-)
-
-UPSERT_MONTHS = sql(
-    """
-    INSERT INTO activities_behaviourmonth AS m (user_id, behaviour_id, month, credited_carbon_mg)
-    SELECT * FROM unnest([[bigint]], [[bigint]], [[date]], [[bigint]]) ORDER BY 1, 2, 3
-    ON CONFLICT (user_id, behaviour_id, month) DO UPDATE
-    SET credited_carbon_mg = m.credited_carbon_mg + EXCLUDED.credited_carbon_mg
-    RETURNING m.user_id, m.behaviour_id, m.month, (m.xmax = 0)
-    """
-)
+def _existing_ids(cursor, source: str, candidates: list[Candidate]) -> set[str]:
+    return statements.existing_ids(cursor, source, [c.incoming.external_id for c in candidates])
 
 
 def _overlaps(intervals: list[tuple], started: datetime.datetime, ended: datetime.datetime) -> bool:
@@ -501,58 +449,17 @@ def apply_caps(
     return credited, str(capped_by)
 
 
-# Stores the new records and, from the rows really inserted, raises DailyCarbon.
-STORE_RECORDS = sql(
-    """
-        WITH incoming AS (
-            SELECT * FROM unnest(
-                [[bigint]], [[bigint]], [[bigint]], [[text]], [[numeric]], [[timestamptz]], [[timestamptz?]],
-                [[date]], [[text]], [[bigint]], [[bigint]], [[text]], [[text]], [[text]], [[timestamptz?]],
-                [[text?]], [[bigint?]]
-            ) AS t(
-                user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
-                device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason, credited_at,
-                instance_key, instance_bucket
-            )
-        ),
-        inserted AS (
-            INSERT INTO activities_activityrecord
-                (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
-                 ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-                 hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket)
-            SELECT user_id, behaviour_id, factor_id, %s, %s, external_id, quantity, occurred_at, ended_at,
-                   local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status, hold_reason,
-                   %s, credited_at, '', instance_key, instance_bucket
-            FROM incoming
-            -- No conflict target: a record id stored meanwhile, or a credited report of the same
-            -- instance stored meanwhile (`one_credited_report_per_instance`), leaves the row out.
-            ON CONFLICT DO NOTHING
-            RETURNING id, external_id, user_id, behaviour_id, local_day, quantity, credited_carbon_mg, status
-        ),
-        daily AS (
-            INSERT INTO activities_dailycarbon
-                (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
-            SELECT user_id, local_day, sum(credited_carbon_mg), 0, %s
-            FROM inserted WHERE credited_carbon_mg > 0
-            GROUP BY user_id, local_day ORDER BY user_id, local_day
-            ON CONFLICT (user_id, day) DO UPDATE
-            SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
-                updated_at = EXCLUDED.updated_at
-        )
-        SELECT external_id, id FROM inserted
-        """
-)
-
-
 def _credit(
     cursor, source, partner_id, candidates, outcomes, methodology: Methodology, now, *, create_missing=False
 ) -> None:
+    """Duplicates, second reports of instances, holds (`capture_rules.HOLD_RULES`) and caps of the
+    batch's candidates, in the order things happened, against the locked counters; then stores."""
     existing = _existing_ids(cursor, source, candidates)
     # Caps and daily thresholds are applied in the order things happened, as if reported one by one.
     in_order = sorted(candidates, key=lambda c: (c.incoming.occurred_at, c.position))
     # The records to store: each id not stored yet, at its first occurrence in time (the others are
     # duplicates). Only their counters are locked and created.
-    first_seen: dict[str, _Candidate] = {}
+    first_seen: dict[str, Candidate] = {}
     for candidate in in_order:
         if candidate.incoming.external_id not in existing:
             first_seen.setdefault(candidate.incoming.external_id, candidate)
@@ -574,9 +481,9 @@ def _credit(
     )  # fmt: skip
 
     rows: list[tuple] = []
-    fresh: list[_Candidate] = []
-    second_reports: list[tuple[_Candidate, int, int | None]] = []
-    imported_reports: list[tuple[_Candidate, int]] = []
+    fresh: list[Candidate] = []
+    second_reports: list[tuple[Candidate, int, int | None]] = []
+    imported_reports: list[tuple[Candidate, int]] = []
     for candidate in in_order:
         record = candidate.incoming
         if first_seen.get(record.external_id) is not candidate:
@@ -596,20 +503,31 @@ def _credit(
         month_counter = month_counters.get(month_key)
         factor = candidate.factor
 
-        hold_reason = ""
+        # The hold rules (`capture_rules.HOLD_RULES`) over what this record adds to the running
+        # totals: the day's quantity so far, and the person's trips so far (a trip already held by
+        # the threshold joins no interval).
         behaviour = methodology.behaviours_by_id[candidate.behaviour_id]
         threshold = methodology.review_threshold(behaviour, factor)
-        if threshold is not None and day_counter[0] + record.quantity > threshold:
-            hold_reason = (
-                HoldReason.SUPERHUMAN_STEPS if candidate.unit == Unit.STEP else HoldReason.TOO_MANY_IN_A_DAY
-            )
-        elif candidate.is_trip and record.ended_at is not None:
+        over_threshold = threshold is not None and day_counter[0] + record.quantity > threshold
+        is_interval = candidate.is_trip and record.ended_at is not None and not over_threshold
+        overlaps = False
+        if is_interval:
             intervals = batch_trips[candidate.user_id]
-            if candidate.position in overlapping or _overlaps(intervals, record.occurred_at, record.ended_at):
-                hold_reason = HoldReason.OVERLAPPING_TRIP
+            overlaps = candidate.position in overlapping or _overlaps(
+                intervals, record.occurred_at, record.ended_at
+            )
             intervals.append((record.occurred_at, record.ended_at))
-        if not hold_reason and record.device_id and record.device_id in shared_devices:
-            hold_reason = HoldReason.SHARED_DEVICE
+        hold = first_broken(
+            HOLD_RULES,
+            HoldFacts(
+                over_threshold=over_threshold,
+                is_step=candidate.unit == Unit.STEP,
+                is_interval=is_interval,
+                overlaps=overlaps,
+                device_shared=bool(record.device_id) and record.device_id in shared_devices,
+            ),
+        )
+        hold_reason = hold.code if hold is not None else ""
         day_counter[0] += record.quantity
         day_key = (candidate.user_id, candidate.behaviour_id, candidate.local_day)
         day_delta = day_deltas[day_key]
@@ -661,21 +579,21 @@ def _credit(
                 candidate.instance_bucket if candidate.instance_key is not None else None,
             )
         )
-    dialect = statements()
     inserted: dict[str, int] = {}
     if rows:
         # Counter rows first, DailyCarbon last: every writer takes its locks in that order (no deadlock).
-        dialect.counters_raise(cursor, "day", day_deltas, new_days)
+        statements.counters_raise(cursor, "day", day_deltas, new_days)
         if month_deltas:
-            dialect.counters_raise(cursor, "month", month_deltas, new_months)
-        inserted = dialect.records_store(cursor, rows, source, partner_id, now)
+            statements.counters_raise(cursor, "month", month_deltas, new_months)
+        inserted = statements.records_store(cursor, rows, source, partner_id, now)
         if len(inserted) != len(fresh):
             # A concurrent request stored one of these records (or a report of the same instance)
             # after our checks: start again, and it will be reported as the duplicate it is.
             raise CounterRaceError
     if imported_reports:
-        _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
-                                outcomes=outcomes, now=now)  # fmt: skip
+        # A later report of the batch of the same instance is a second report of this one.
+        inserted |= _imported_reports_store(cursor, imported_reports, source=source, partner_id=partner_id,
+                                            outcomes=outcomes, now=now)  # fmt: skip
     if second_reports:
         _second_reports_store(cursor, second_reports, in_batch=inserted, source=source,
                               partner_id=partner_id, outcomes=outcomes, now=now)  # fmt: skip
@@ -696,7 +614,7 @@ def _instance_reports(candidates) -> list[tuple]:
     ]
 
 
-def _instance_twins(cursor, candidates: list[_Candidate]) -> dict[int, tuple[int, int | None]]:
+def _instance_twins(cursor, candidates: list[Candidate]) -> dict[int, tuple[int, int | None]]:
     """The second reports of instances among `candidates` (in time order), by position: (the stored
     record holding the credit, 0 if none; or the position of the batch's first report).
 
@@ -709,7 +627,7 @@ def _instance_twins(cursor, candidates: list[_Candidate]) -> dict[int, tuple[int
     keyed = [c for c in candidates if c.instance_key is not None]
     if not keyed:
         return {}
-    stored = statements().instance_credited_reports(
+    stored = statements.instance_credited_reports(
         cursor,
         [
             (c.position, c.user_id, c.behaviour_id, c.instance_key, c.instance_bucket,
@@ -752,7 +670,7 @@ def _second_reports_store(
              record.quantity, record.occurred_at, record.ended_at, candidate.local_day, record.device_id,
              candidate.gross_carbon_mg, candidate.instance_key, candidate.instance_bucket, credited_id)
         )  # fmt: skip
-    stored = statements().second_reports_store(cursor, rows, source, partner_id, now)
+    stored = statements.second_reports_store(cursor, rows, source, partner_id, now)
     if len(stored) != len(rows):
         raise CounterRaceError
     moved = instance_credits_move(cursor, sorted(stored.values()))
@@ -773,61 +691,20 @@ def _second_reports_store(
         outcomes[candidate.position] = outcome
 
 
-# Reports of instances an imported statement counts: stored crediting nothing, in no counter.
-IMPORTED_REPORTS_STORE = psql.SQL(
-    """
-    INSERT INTO activities_activityrecord
-        (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
-         ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-         hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket,
-         imported_duplicate_of_id)
-    SELECT user_id, behaviour_id, factor_id, {source}, {partner}, external_id, quantity, occurred_at,
-           ended_at, local_day, device_id, gross_carbon_mg, 0, '', 'duplicate', '', {now}, NULL, '',
-           instance_key, instance_bucket, imported_id
-    FROM unnest({users}::bigint[], {behaviours}::bigint[], {factors}::bigint[], {ids}::text[],
-                {quantities}::numeric[], {occurred}::timestamptz[], {ended}::timestamptz[], {days}::date[],
-                {devices}::text[], {gross}::bigint[], {keys}::text[], {buckets}::bigint[],
-                {imported}::bigint[])
-         AS t(user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
-              device_id, gross_carbon_mg, instance_key, instance_bucket, imported_id)
-    -- A record id, or a report of the instance stored meanwhile, leaves the row out: the batch reruns.
-    ON CONFLICT DO NOTHING
-    RETURNING external_id
-    """
-).format(
-    **{
-        name: psql.Placeholder(name)
-        for name in ("source", "partner", "now", "users", "behaviours", "factors", "ids", "quantities",
-                     "occurred", "ended", "days", "devices", "gross", "keys", "buckets", "imported")
-    }
-)  # fmt: skip
-
-
-def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, outcomes, now) -> None:
-    """Stores the reports of instances an imported statement counts, and answers for them."""
-    columns = list(
-        zip(
-            *(
-                (c.user_id, c.behaviour_id, c.factor.id, c.incoming.external_id, c.incoming.quantity,
-                 c.incoming.occurred_at, c.incoming.ended_at, c.local_day, c.incoming.device_id,
-                 c.gross_carbon_mg, c.instance_key, c.instance_bucket, imported_id)
-                for c, imported_id in reports
-            ),
-            strict=True,
-        )
-    )  # fmt: skip
-    names = ("users", "behaviours", "factors", "ids", "quantities", "occurred", "ended", "days", "devices",
-             "gross", "keys", "buckets", "imported")  # fmt: skip
-    cursor.execute(
-        IMPORTED_REPORTS_STORE,
-        {
-            "source": source,
-            "partner": partner_id,
-            "now": now,
-            **{n: list(c) for n, c in zip(names, columns, strict=True)},
-        },
-    )
-    if len(cursor.fetchall()) != len(reports):
+def _imported_reports_store(
+    cursor, reports: list, *, source: str, partner_id, outcomes, now
+) -> dict[str, int]:
+    """Stores the reports of instances an imported statement counts, and answers for them; returns
+    their ids by record id."""
+    rows = [
+        (c.user_id, c.behaviour_id, c.factor.id, c.incoming.external_id, c.incoming.quantity,
+         c.incoming.occurred_at, c.incoming.ended_at, c.local_day, c.incoming.device_id,
+         c.gross_carbon_mg, c.instance_key, c.instance_bucket, imported_id)
+        for c, imported_id in reports
+    ]  # fmt: skip
+    stored = statements.imported_reports_store(cursor, rows, source, partner_id, now)
+    if len(stored) != len(reports):
+        # A record id, or a report of the instance, stored meanwhile: the batch reruns.
         raise CounterRaceError
     for candidate, imported_id in reports:
         outcomes[candidate.position] = Outcome(
@@ -838,6 +715,7 @@ def _imported_reports_store(cursor, reports: list, *, source: str, partner_id, o
             local_day=candidate.local_day,
             imported_instance_id=imported_id,
         )
+    return stored
 
 
 def records_external_id(outcomes: list, position: int) -> str:
@@ -857,111 +735,8 @@ def instance_credits_move(cursor, second_report_ids: list[int]) -> dict[int, int
     """
     if not second_report_ids:
         return {}
-    cursor.execute(INSTANCE_CREDIT_MOVES, [packed(second_report_ids)])
-    moves = cursor.fetchall()
-    if not moves:
-        return {}
-    columns = [packed(column) for column in zip(*moves, strict=True)]
-    # In this order: the old credited report stops being the instance's credited one before the
-    # new one becomes it (one credited report per instance, a unique index).
-    cursor.execute(INSTANCE_CREDIT_DEMOTE, columns[:2])
-    cursor.execute(INSTANCE_CREDIT_PROMOTE, columns)
-    cursor.execute(INSTANCE_REPORTS_REPOINT, columns[:2])
+    moves = statements.instance_credit_moves(cursor, second_report_ids)
     return {new_id: credited for new_id, _, credited, _, _ in moves}
-
-
-# The credited report of an instance, for a row `t` (user_id, behaviour_id, instance_key,
-# instance_bucket, occurred_at, tolerance in seconds or NULL): the same key in the same bucket or,
-# with a tolerance, a neighbouring one within the tolerance. One probe of the unique index.
-INSTANCE_CREDITED_REPORT = """
-    SELECT r.id FROM activities_activityrecord r
-    WHERE r.user_id = t.user_id AND r.behaviour_id = t.behaviour_id AND r.instance_key = t.instance_key
-      AND r.duplicate_of_id IS NULL
-      AND r.instance_bucket BETWEEN t.instance_bucket - (t.tolerance IS NOT NULL)::int
-                                AND t.instance_bucket + (t.tolerance IS NOT NULL)::int
-      AND (t.tolerance IS NULL OR r.occurred_at BETWEEN t.occurred_at - make_interval(secs => t.tolerance)
-                                                    AND t.occurred_at + make_interval(secs => t.tolerance))
-    ORDER BY r.occurred_at, r.id
-    LIMIT 1
-"""
-
-INSTANCE_CREDITED_REPORTS = sql(
-    f"""
-    SELECT t.position, p.id
-    FROM unnest([[integer]], [[bigint]], [[bigint]], [[text]], [[bigint]], [[timestamptz]], [[integer?]])
-         AS t(position, user_id, behaviour_id, instance_key, instance_bucket, occurred_at, tolerance)
-    CROSS JOIN LATERAL ({INSTANCE_CREDITED_REPORT}) AS p
-    """  # noqa: S608 - a constant fragment
-)
-
-# A source's rank in a factor's precedence (1 is preferred); unlisted sources after every listed one.
-_RANK = """coalesce((SELECT e.n FROM jsonb_array_elements_text(f.source_precedence) WITH ORDINALITY
-                     AS e(s, n) WHERE e.s = {}), 1000000)"""
-
-INSTANCE_CREDIT_MOVES = sql(
-    f"""
-    SELECT DISTINCT ON (p.id) d.id, p.id, p.credited_carbon_mg, p.capped_by, p.credited_at
-    FROM activities_activityrecord d
-    JOIN activities_activityrecord p ON p.id = d.duplicate_of_id
-    JOIN activities_factor f ON f.id = p.factor_id
-    WHERE d.id = ANY([[bigint]]) AND p.status = 'credited' AND p.capped_at_merge_mg = 0
-      AND p.user_id = d.user_id AND p.local_day = d.local_day AND p.gross_carbon_mg = d.gross_carbon_mg
-      AND {_RANK.format("d.source")} < {_RANK.format("p.source")}
-    ORDER BY p.id, {_RANK.format("d.source")}, d.id
-    """  # noqa: S608 - constant fragments
-)
-
-INSTANCE_CREDIT_DEMOTE = sql(
-    """
-    UPDATE activities_activityrecord r
-    SET status = 'duplicate', credited_carbon_mg = 0, capped_by = '', credited_at = NULL,
-        duplicate_of_id = m.new_id
-    FROM unnest([[bigint]], [[bigint]]) AS m(new_id, old_id)
-    WHERE r.id = m.old_id
-    """
-)
-
-INSTANCE_CREDIT_PROMOTE = sql(
-    """
-    UPDATE activities_activityrecord r
-    SET status = 'credited', credited_carbon_mg = m.credited, capped_by = m.capped_by,
-        credited_at = m.credited_at, duplicate_of_id = NULL
-    FROM unnest([[bigint]], [[bigint]], [[bigint]], [[text]], [[timestamptz?]])
-         AS m(new_id, old_id, credited, capped_by, credited_at)
-    WHERE r.id = m.new_id
-    """
-)
-
-INSTANCE_REPORTS_REPOINT = sql(
-    """
-    UPDATE activities_activityrecord r SET duplicate_of_id = m.new_id
-    FROM unnest([[bigint]], [[bigint]]) AS m(new_id, old_id)
-    WHERE r.duplicate_of_id = m.old_id AND r.id <> m.new_id
-    """
-)
-
-# Second reports of instances: stored crediting nothing, pointing at the credited report. No counter
-# and no day's carbon changes.
-SECOND_REPORTS_STORE = sql(
-    """
-    INSERT INTO activities_activityrecord
-        (user_id, behaviour_id, factor_id, source, partner_id, external_id, quantity, occurred_at,
-         ended_at, local_day, device_id, gross_carbon_mg, credited_carbon_mg, capped_by, status,
-         hold_reason, created_at, credited_at, appeal_note, instance_key, instance_bucket, duplicate_of_id)
-    SELECT user_id, behaviour_id, factor_id, %s, %s, external_id, quantity, occurred_at, ended_at,
-           local_day, device_id, gross_carbon_mg, 0, '', 'duplicate', '', %s, NULL, '', instance_key,
-           instance_bucket, duplicate_of_id
-    FROM unnest(
-        [[bigint]], [[bigint]], [[bigint]], [[text]], [[numeric]], [[timestamptz]], [[timestamptz?]],
-        [[date]], [[text]], [[bigint]], [[text]], [[bigint]], [[bigint]]
-    ) AS t(
-        user_id, behaviour_id, factor_id, external_id, quantity, occurred_at, ended_at, local_day,
-        device_id, gross_carbon_mg, instance_key, instance_bucket, duplicate_of_id
-    )
-    ON CONFLICT (external_id, source) DO NOTHING
-    RETURNING external_id, id
-    """
-)
 
 
 def rejections_count(*, source: str, partner_code: str, codes: Counter, now: datetime.datetime) -> None:
@@ -969,265 +744,4 @@ def rejections_count(*, source: str, partner_code: str, codes: Counter, now: dat
     if not codes:
         return
     with connection.cursor() as cursor:
-        statements().rejections_add(cursor, source, partner_code, local_day_of(now), codes)
-
-
-# --- The statements ------------------------------------------------------------------------------
-
-
-def statements():
-    """The few statements that touch the tables: set-based, with row locks for concurrent writers."""
-    return PostgresStatements
-
-
-class PostgresStatements:
-    @staticmethod
-    def customer_users(cursor, partner_id: int, references: list[str]) -> dict[str, int]:
-        cursor.execute(
-            sql(
-                "SELECT customer_reference, user_id FROM activities_partnercustomerlink "
-                "WHERE partner_id = %s AND customer_reference = ANY([[text]])"
-            ),
-            [partner_id, packed(references)],
-        )
-        return dict(cursor.fetchall())
-
-    @staticmethod
-    def people_state(cursor, source: str, user_ids: list[int]) -> dict[int, tuple]:
-        """Per person: (account open, source authorized, when the active authorization was granted)."""
-        cursor.execute(
-            sql(
-                """
-                SELECT u.id, (u.is_active AND u.closed_at IS NULL), a.granted_at IS NOT NULL, a.granted_at
-                FROM accounts_user u
-                -- At most one active grant per person and source (a partial unique index).
-                LEFT JOIN accounts_datasourceauthorization a
-                    ON a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL
-                WHERE u.id = ANY([[bigint]])
-                """
-            ),
-            [source, packed(user_ids)],
-        )
-        return {
-            user_id: (is_open, is_authorized, granted_at)
-            for user_id, is_open, is_authorized, granted_at in cursor.fetchall()
-        }
-
-    @staticmethod
-    def counters_lock(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> tuple[dict, dict]:
-        """Locks the existing day (and month) counter rows, in key order; returns what they hold."""
-        day_counters: dict = {}
-        month_counters: dict = {}
-        if day_keys:
-            users, behaviours, days = (list(column) for column in zip(*day_keys, strict=True))
-            cursor.execute(
-                sql(
-                    """
-                    SELECT c.user_id, c.behaviour_id, c.day, c.quantity, c.credited_carbon_mg
-                    FROM (
-                        SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d) ORDER BY u, b, d
-                    ) AS t
-                    -- One index probe per key, locking in key order (never a scan of the whole table).
-                    CROSS JOIN LATERAL (
-                        SELECT * FROM activities_behaviourday c
-                        WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.day = t.d
-                        FOR UPDATE
-                    ) AS c
-                    """
-                ),
-                [packed(users), packed(behaviours), packed(days)],
-            )
-            day_counters = {
-                (u, b, d): [quantity, credited] for u, b, d, quantity, credited in cursor.fetchall()
-            }
-        if month_keys:
-            users, behaviours, months = (list(column) for column in zip(*month_keys, strict=True))
-            cursor.execute(
-                sql(
-                    """
-                    SELECT c.user_id, c.behaviour_id, c.month, c.credited_carbon_mg
-                    FROM (
-                        SELECT * FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
-                        ORDER BY u, b, m
-                    ) AS t
-                    CROSS JOIN LATERAL (
-                        SELECT * FROM activities_behaviourmonth c
-                        WHERE c.user_id = t.u AND c.behaviour_id = t.b AND c.month = t.m
-                        FOR UPDATE
-                    ) AS c
-                    """
-                ),
-                [packed(users), packed(behaviours), packed(months)],
-            )
-            month_counters = {(u, b, m): [credited] for u, b, m, credited in cursor.fetchall()}
-        return day_counters, month_counters
-
-    @staticmethod
-    def counters_create(cursor, day_keys: list[tuple], month_keys: list[tuple]) -> None:
-        """Creates the missing day (and month) counter rows empty, in key order."""
-        if day_keys:
-            cursor.execute(
-                sql(
-                    """
-                    INSERT INTO activities_behaviourday
-                        (user_id, behaviour_id, day, quantity, record_count, held_count, credited_carbon_mg)
-                    SELECT u, b, d, 0, 0, 0, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, d)
-                    ORDER BY u, b, d
-                    ON CONFLICT (user_id, behaviour_id, day) DO NOTHING
-                    """
-                ),
-                [packed(list(column)) for column in zip(*day_keys, strict=True)],
-            )
-        if month_keys:
-            cursor.execute(
-                sql(
-                    """
-                    INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)
-                    SELECT u, b, m, 0 FROM unnest([[bigint]], [[bigint]], [[date]]) AS t(u, b, m)
-                    ORDER BY u, b, m
-                    ON CONFLICT (user_id, behaviour_id, month) DO NOTHING
-                    """
-                ),
-                [packed(list(column)) for column in zip(*month_keys, strict=True)],
-            )
-
-    @staticmethod
-    def counters_raise(cursor, period: str, deltas: dict, created_here: set) -> None:
-        """Adds the batch's totals to its counters; a row this batch meant to create but found is a race."""
-        keys = sorted(deltas)
-        columns = [list(column) for column in zip(*((*key, *deltas[key]) for key in keys), strict=True)]
-        cursor.execute(UPSERT_DAYS if period == "day" else UPSERT_MONTHS, [packed(c) for c in columns])
-        for user_id, behaviour_id, day_or_month, was_created in cursor.fetchall():
-            if (user_id, behaviour_id, day_or_month) in created_here and not was_created:
-                raise CounterRaceError
-
-    @staticmethod
-    def overlapping_trips(cursor, trips: list[tuple], trip_behaviour_ids: list[int]) -> set[int]:
-        """Positions of `trips` (position, person, day, start, end) overlapping a stored trip."""
-        positions, users, days, starts, ends = zip(*trips, strict=True)
-        cursor.execute(
-            sql(
-                """
-                SELECT t.position
-                FROM unnest([[integer]], [[bigint]], [[date]], [[timestamptz]], [[timestamptz]])
-                     AS t(position, user_id, day, started, ended)
-                -- LATERAL … LIMIT 1: one index probe per incoming trip, never a scan of all records.
-                CROSS JOIN LATERAL (
-                    SELECT 1 FROM activities_activityrecord r
-                    WHERE r.user_id = t.user_id AND r.local_day BETWEEN t.day - 1 AND t.day + 1
-                      AND r.behaviour_id = ANY([[bigint]]) AND r.ended_at IS NOT NULL AND r.status <> %s
-                      AND r.occurred_at < t.ended AND r.ended_at > t.started
-                    LIMIT 1
-                ) AS overlapping
-                """
-            ),
-            [
-                packed(positions),
-                packed(users),
-                packed(days),
-                packed(starts),
-                packed(ends),
-                packed(trip_behaviour_ids),
-                RecordStatus.REJECTED,
-            ],
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-    @staticmethod
-    def shared_devices(cursor, pairs: list[tuple[str, int]], max_accounts: int) -> set[str]:
-        """Remembers which accounts each phone synced for; returns the phones shared by too many."""
-        devices, users = (list(column) for column in zip(*pairs, strict=True))
-        cursor.execute(
-            sql(
-                """
-                INSERT INTO activities_deviceaccount (device_id, user_id, first_seen_at)
-                SELECT d, u, now() FROM unnest([[text]], [[bigint]]) AS t(d, u)
-                ON CONFLICT (device_id, user_id) DO NOTHING
-                """
-            ),
-            [packed(devices), packed(users)],
-        )
-        cursor.execute(
-            sql(
-                "SELECT device_id FROM activities_deviceaccount WHERE device_id = ANY([[text]]) "
-                "GROUP BY device_id HAVING count(*) > %s"
-            ),
-            [packed(sorted(set(devices))), max_accounts],
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-    @staticmethod
-    def existing_ids(cursor, source: str, external_ids: list[str]) -> set[str]:
-        cursor.execute(
-            sql(
-                "SELECT external_id FROM activities_activityrecord "
-                "WHERE source = %s AND external_id = ANY([[text]])"
-            ),
-            [source, packed(external_ids)],
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-    @staticmethod
-    def records_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> dict[str, int]:
-        """Stores the records and raises DailyCarbon from the rows really inserted; returns their ids."""
-        columns = list(zip(*rows, strict=True))
-        cursor.execute(STORE_RECORDS, [*(packed(column) for column in columns), source, partner_id, now, now])
-        return dict(cursor.fetchall())
-
-    @staticmethod
-    def second_reports_store(cursor, rows: list[tuple], source: str, partner_id: int | None, now) -> dict:
-        columns = list(zip(*rows, strict=True))
-        cursor.execute(
-            SECOND_REPORTS_STORE, [source, partner_id, now, *(packed(column) for column in columns)]
-        )
-        return dict(cursor.fetchall())
-
-    @staticmethod
-    def instance_credited_reports(cursor, rows: list[tuple]) -> dict[int, int]:
-        """Positions of `rows` (position, person, behaviour, key, bucket, time, tolerance) whose
-        instance is already credited, with the credited record's id."""
-        columns = list(zip(*rows, strict=True))
-        cursor.execute(INSTANCE_CREDITED_REPORTS, [packed(column) for column in columns])
-        return dict(cursor.fetchall())
-
-    @staticmethod
-    def rejections_add(cursor, source: str, partner_code: str, day: datetime.date, codes: Counter) -> None:
-        names = sorted(codes)
-        cursor.execute(
-            """
-            INSERT INTO activities_rejectiontally (source, partner_code, day, code, count)
-            SELECT %s, %s, %s, c, n FROM unnest(%s::text[], %s::bigint[]) AS t(c, n) ORDER BY c
-            ON CONFLICT (source, partner_code, day, code)
-            DO UPDATE SET count = activities_rejectiontally.count + EXCLUDED.count
-            """,
-            [source, partner_code, day, names, [codes[name] for name in names]],
-        )
-
-    @staticmethod
-    def step_days_raise(
-        cursor, user_id: int, days: list[datetime.date], steps: list[int], now
-    ) -> tuple[dict, dict]:
-        """Raises each day's cumulative step count where it went up. Returns {day: (previous, steps)}
-        for the days raised and {day: steps} stored for the others."""
-        cursor.execute(
-            """
-            INSERT INTO activities_stepday (user_id, day, steps, previous_steps, updated_at)
-            SELECT %s, d, s, 0, %s FROM unnest(%s::date[], %s::integer[]) AS t(d, s) ORDER BY d
-            ON CONFLICT (user_id, day) DO UPDATE
-            SET previous_steps = activities_stepday.steps, steps = EXCLUDED.steps,
-                updated_at = EXCLUDED.updated_at
-            WHERE activities_stepday.steps < EXCLUDED.steps
-            RETURNING day, previous_steps, steps
-            """,
-            [user_id, now, days, steps],
-        )
-        raised = {day: (previous, count) for day, previous, count in cursor.fetchall()}
-        unchanged = [day for day in days if day not in raised]
-        stored: dict = {}
-        if unchanged:
-            cursor.execute(
-                "SELECT day, steps FROM activities_stepday WHERE user_id = %s AND day = ANY(%s)",
-                [user_id, unchanged],
-            )
-            stored = dict(cursor.fetchall())
-        return raised, stored
+        statements.rejections_add(cursor, source, partner_code, local_day_of(now), codes)

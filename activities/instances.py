@@ -14,52 +14,16 @@ before the counters (every capture path in that order; one kept across a rerun f
 still first), in the order of its number, and it is released at the commit. Reports far from
 midnight take none, so a chunk of history takes a handful, not one per line.
 
-Both capture paths run the one statement: the batch over its candidates (`ingest._credit`), the
-bulk import over its staging table (`bulk_import.ChunkImporter._import`).
+Both capture paths run the one statement (`sql_statements.instances`): the batch over its candidates
+(`ingest._credit`), the bulk import over its staging table (`bulk_import.ChunkImporter._import`).
 """
 
 from __future__ import annotations
 
 import datetime
 
-from psycopg import sql
-
+from activities.sql_statements.instances import candidate_midnights_lock
 from core.local_time import LOCAL_TZ
-
-# `rows` is a relation of (user_id, behaviour_id, instance_key, occurred_at, tolerance in seconds).
-_MIDNIGHT_LOCKS = """
-    SELECT pg_advisory_xact_lock(l.lock_id)
-    FROM (
-        SELECT DISTINCT hashtextextended(
-                   concat_ws(':', 'instance-midnight', t.user_id, t.behaviour_id, t.instance_key, m.midnight),
-                   0) AS lock_id
-        FROM {rows} AS t(user_id, behaviour_id, instance_key, occurred_at, tolerance)
-        CROSS JOIN LATERAL (
-            VALUES (date_trunc('day', t.occurred_at AT TIME ZONE {tz})),
-                   (date_trunc('day', t.occurred_at AT TIME ZONE {tz}) + interval '1 day')
-        ) AS m(midnight)
-        WHERE t.instance_key IS NOT NULL AND t.tolerance IS NOT NULL
-          AND abs(extract(epoch FROM (t.occurred_at AT TIME ZONE {tz}) - m.midnight)) <= t.tolerance
-        ORDER BY 1
-    ) AS l
-"""
-
-
-def midnight_locks(rows: sql.Composable) -> sql.Composed:
-    """The statement locking the midnights of `rows` (a relation of the five columns above)."""
-    return sql.SQL(_MIDNIGHT_LOCKS).format(rows=rows, tz=sql.Placeholder("tz"))
-
-
-def midnight_lock_parameters(**parameters) -> dict:
-    """The statement's parameters: the local time zone's name and the relation's own."""
-    return {"tz": LOCAL_TZ.key, **parameters}
-
-
-_COLUMNS = ("users", "behaviours", "keys", "moments", "tolerances")
-_CANDIDATE_ROWS = sql.SQL(
-    "unnest({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[], {}::integer[])"
-).format(*(sql.Placeholder(name) for name in _COLUMNS))
-CANDIDATE_MIDNIGHT_LOCKS = midnight_locks(_CANDIDATE_ROWS)
 
 
 def instance_midnights_lock(
@@ -67,12 +31,8 @@ def instance_midnights_lock(
 ) -> None:
     """Takes the midnight locks of a batch's reports: (person, behaviour, key, occurred at, tolerance)."""
     near = [report for report in reports if _near_midnight(report[3], report[4]) and report[2]]
-    if not near:
-        return
-    columns = (list(column) for column in zip(*near, strict=True))
-    cursor.execute(
-        CANDIDATE_MIDNIGHT_LOCKS, midnight_lock_parameters(**dict(zip(_COLUMNS, columns, strict=True)))
-    )
+    if near:
+        candidate_midnights_lock(cursor, near)
 
 
 def _near_midnight(occurred_at: datetime.datetime, tolerance: int | None) -> bool:

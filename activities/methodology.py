@@ -6,6 +6,7 @@ import bisect
 import datetime
 import hashlib
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -61,6 +62,16 @@ class Methodology:
             return None
         position = bisect.bisect_right(days, day) - 1
         return self._factors[behaviour_id][position] if position >= 0 else None
+
+    def factors_of(self, behaviour_id: int) -> tuple[FactorInEffect, ...]:
+        """Every version of a behaviour's factor, oldest first (each in effect until the next one's
+        `effective_from`); none for a behaviour without a factor."""
+        return tuple(self._factors.get(behaviour_id, ()))
+
+    def all_factors(self) -> Iterator[FactorInEffect]:
+        """Every version of every behaviour's factor."""
+        for factors in self._factors.values():
+            yield from factors
 
     def review_threshold(self, behaviour: Behaviour, factor: FactorInEffect) -> int | None:
         if factor.review_above_daily_quantity is not None:
@@ -127,7 +138,7 @@ def instance_identity(
     own. With a time tolerance T the bucket is ⌊seconds since the epoch / T⌋, so two reports within
     T of each other fall into the same or neighbouring buckets (capture looks at both neighbours
     and compares the times); without one it is 0. The bulk import computes the same in SQL
-    (`bulk_import.ChunkImporter._type_plain_lines`), and a parity test keeps them equal.
+    (`sql_statements.bulk_import.import_plain_lines_type`), and a parity test keeps them equal.
     """
     if not factor.instance_fields or not instance:
         return None

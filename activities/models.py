@@ -332,9 +332,10 @@ class ActivityRecord(models.Model):
         constraints = [
             # One credited report per instance, person and behaviour: two sources sending the same
             # instance at once cannot both be credited (the second insert conflicts and is rerun).
+            # A rejected report holds nothing: a later report of its instance is credited.
             models.UniqueConstraint(
                 fields=["user", "behaviour", "instance_key", "instance_bucket"],
-                condition=Q(instance_key__isnull=False, duplicate_of__isnull=True),
+                condition=Q(instance_key__isnull=False, duplicate_of__isnull=True) & ~Q(status="rejected"),
                 name="one_credited_report_per_instance",
             ),
             # external_id leads: a batch's lookup of its ids stays selective whatever the mix of sources.

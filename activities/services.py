@@ -23,18 +23,19 @@ from accounts.models import DataSource, NotificationKind, User
 from accounts.notifications.services import notification_raise
 from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
 from activities import errors, signing
+from activities.capture_rules import CLOCK_SKEW
 from activities.ingest import (
-    CLOCK_SKEW,
     DUPLICATE,
     DUPLICATE_ACROSS_SOURCES,
     REJECTED,
     Incoming,
     Outcome,
     apply_caps,
+    record_authorization_check,
     records_ingest,
     rejections_count,
-    statements,
 )
+from activities.instances import instance_midnights_lock
 from activities.methodology import MAX_INSTANCE_VALUE_LENGTH, factor_in_effect
 from activities.models import (
     ActivityRecord,
@@ -48,6 +49,7 @@ from activities.models import (
     ReviewDecision,
     SignatureScheme,
 )
+from activities.sql_statements import capture as statements
 from activities.werun import WeRunError, werun_decrypt
 from core.api.errors import NOT_FOUND, ApplicationError
 from core.local_time import LOCAL_TZ, local_day_of
@@ -144,7 +146,7 @@ def steps_sync(
     if valid:
         days = sorted(valid)
         with connection.cursor() as cursor:
-            raised, stored = statements().step_days_raise(
+            raised, stored = statements.step_days_raise(
                 cursor, user.id, days, [valid[day] for day in days], now
             )
         for day in days:
@@ -193,11 +195,16 @@ def steps_sync(
 
 
 def _person_blocked_code(*, user: User, source: str) -> str:
-    if not user.is_active or user.closed_at is not None:
-        return errors.ACCOUNT_CLOSED.code
-    if not data_source_is_authorized(user_id=user.id, source=source):
-        return errors.SOURCE_NOT_AUTHORIZED.code
-    return ""
+    """The person rules for the phone's own sync (the person acting: no grant time applies)."""
+    is_open = user.is_active and user.closed_at is None
+    return record_authorization_check(
+        is_open=is_open,
+        # An account that is closed is refused as closed: its authorizations need no look-up.
+        is_authorized=is_open and data_source_is_authorized(user_id=user.id, source=source),
+        granted_at=None,
+        occurred_at=timezone.now(),
+        from_partner=False,
+    )
 
 
 def werun_app_id() -> str:
@@ -718,6 +725,9 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
+    if record.status == RecordStatus.REJECTED and _instance_held_since(record):
+        # A report of its instance came after the rejection and holds it now.
+        raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     now = timezone.now()
     if record.status == RecordStatus.REJECTED:
         record.status = RecordStatus.HELD
@@ -731,6 +741,39 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         record=record, decision=ReviewDecision.Decision.APPEALED, reviewer=user, note=note, decided_at=now
     )
     return record
+
+
+def _instance_held_since(record: ActivityRecord) -> bool:
+    """Whether a live report (not rejected) holds the instance of a rejected one. Capture's locks are
+    taken first, in capture's order (the instance's midnights, then the day's counter), so a report
+    of the instance being captured now is either committed and seen, or waits for the appeal."""
+    if record.instance_key is None:
+        return False
+    factors = Factor.objects.values_list("instance_time_tolerance_seconds", flat=True)
+    tolerance = factors.get(pk=record.factor_id)
+    instance = (record.user_id, record.behaviour_id, record.instance_key, record.occurred_at, tolerance)
+    with connection.cursor() as cursor:
+        instance_midnights_lock(cursor, [instance])
+    BehaviourDay.objects.select_for_update().filter(
+        user_id=record.user_id, behaviour_id=record.behaviour_id, day=record.local_day
+    ).first()
+    holders = (
+        ActivityRecord.objects.filter(
+            user_id=record.user_id,
+            behaviour_id=record.behaviour_id,
+            instance_key=record.instance_key,
+            duplicate_of__isnull=True,
+        )
+        .exclude(pk=record.pk)
+        .exclude(status=RecordStatus.REJECTED)
+    )
+    if not tolerance:
+        return holders.filter(instance_bucket=record.instance_bucket).exists()
+    window = datetime.timedelta(seconds=tolerance)
+    return holders.filter(
+        instance_bucket__range=(record.instance_bucket - 1, record.instance_bucket + 1),
+        occurred_at__range=(record.occurred_at - window, record.occurred_at + window),
+    ).exists()
 
 
 @transaction.atomic
@@ -805,17 +848,7 @@ def instance_credit_hand_over(*, record: ActivityRecord) -> ActivityRecord | Non
 def daily_carbon_raise(*, user_id: int, day: datetime.date, carbon_mg: int) -> None:
     """Raises the credited carbon of a person's day (the contract with rewards), creating the row."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO activities_dailycarbon
-                (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
-            VALUES (%s, %s, %s, 0, %s)
-            ON CONFLICT (user_id, day) DO UPDATE
-            SET credited_carbon_mg = activities_dailycarbon.credited_carbon_mg + EXCLUDED.credited_carbon_mg,
-                updated_at = EXCLUDED.updated_at
-            """,
-            [user_id, day, carbon_mg, timezone.now()],
-        )
+        statements.daily_carbon_raise(cursor, user_id, day, carbon_mg, timezone.now())
 
 
 # --- The methodology --------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from joserfc.jwk import OKPKey
-from psycopg import sql
 
 from accounts.models import User
 from activities import errors
 from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
+from activities.sql_statements import peer_statements
 from activities.statements.instances import (
     counted_carbon_mg,
     imported_instances_store,
@@ -74,19 +74,6 @@ def statement_nonce_issue(*, user: User) -> IssuedNonce:
 # finds it when it marks it used (and answers its own code, not a missing nonce's).
 NONCE_KEPT_AFTER_EXPIRY = datetime.timedelta(days=1)
 
-# The imported statements that came with the nonces going lose the link (the token keeps the nonce
-# claim), then the nonces go: two set-based statements, whatever their number.
-_NONCES_UNLINK = sql.SQL(
-    """
-    UPDATE activities_peerstatement s SET nonce_id = NULL
-    FROM activities_statementnonce n
-    WHERE s.nonce_id = n.id AND n.expires_at < {cutoff}
-    """
-).format(cutoff=sql.Placeholder("cutoff"))
-_NONCES_DELETE = sql.SQL("DELETE FROM activities_statementnonce WHERE expires_at < {cutoff}").format(
-    cutoff=sql.Placeholder("cutoff")
-)
-
 
 @transaction.atomic
 def statement_nonces_delete_expired(*, now: datetime.datetime | None = None) -> int:
@@ -98,9 +85,7 @@ def statement_nonces_delete_expired(*, now: datetime.datetime | None = None) -> 
     """
     cutoff = (now or timezone.now()) - NONCE_KEPT_AFTER_EXPIRY
     with connection.cursor() as cursor:
-        cursor.execute(_NONCES_UNLINK, {"cutoff": cutoff})
-        cursor.execute(_NONCES_DELETE, {"cutoff": cutoff})
-        return cursor.rowcount
+        return peer_statements.nonces_delete_expired(cursor, cutoff)
 
 
 def peer_keys_refresh(*, peer: PeerPlatform) -> bool:

@@ -37,12 +37,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Q
-from psycopg import sql
 
 from accounts.models import User
 from activities.models import ActivityRecord, Behaviour, ImportedInstance, PeerStatement, RecordStatus
+from activities.sql_statements import imported_instances, peer_statements
 
 LABEL = "carbon-statement-instance/2"
 SEPARATOR = "\x1f"
@@ -94,19 +94,10 @@ def statement_instances(
 
 # --- Imports: the person's lock ----------------------------------------------------------------------
 
-_PERSON_LOCK = sql.SQL(
-    "SELECT {lock}(hashtextextended('statement-instances:' || u::text, 0)) "
-    "FROM unnest({users}::bigint[]) AS u ORDER BY u"
-)
-_LOCK_EXCLUSIVE = _PERSON_LOCK.format(lock=sql.SQL("pg_advisory_xact_lock"), users=sql.Placeholder("users"))
-_LOCK_SHARED = _PERSON_LOCK.format(
-    lock=sql.SQL("pg_advisory_xact_lock_shared"), users=sql.Placeholder("users")
-)
-
 
 def _persons_lock(user_ids: Iterable[int], *, shared: bool) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SHARED if shared else _LOCK_EXCLUSIVE, {"users": sorted(set(user_ids))})
+        peer_statements.persons_lock(cursor, sorted(set(user_ids)), shared=shared)
 
 
 def statement_instances_match(
@@ -177,59 +168,21 @@ def counted_carbon_mg(item: dict[str, Any], matched: dict[str, dict[str, int]]) 
 
 
 def imported_instance_twins(candidates: list) -> dict[int, int]:
-    """Of capture's keyed candidates (`ingest._Candidate`), those whose instance an imported statement
-    lists and counts here, by position: the `ImportedInstance` id. One query when the people have
-    imported no statement with instances (the usual case)."""
+    """Of capture's keyed candidates (`ingest.Candidate`), those whose instance an imported statement
+    lists and counts here, by position: the `ImportedInstance` id. The bulk import runs the same
+    statements over its staging table (`sql_statements.imported_instances`)."""
     if not candidates:
         return {}
-    users = sorted({c.user_id for c in candidates})
-    _persons_lock(users, shared=True)
-    months = {
-        (c.local_day + datetime.timedelta(days=shift)).replace(day=1)
+    rows = [
+        (c.position, c.user_id, c.behaviour_id, c.instance_key, c.instance_bucket, c.local_day,
+         c.incoming.occurred_at, c.factor.instance_time_tolerance_seconds)
         for c in candidates
-        for shift in (-1, 0, 1)
-    }
-    statements = list(
-        PeerStatement.objects.filter(user_id__in=users, month__in=months, instances__isnull=False)
-        .distinct()
-        .values_list("id", "user_id", "month", "peer__issuer", "subject")
-    )
-    if not statements:
-        return {}
-    from django.conf import settings
-
-    per_user: dict[int, list[tuple]] = defaultdict(list)
-    for statement in statements:
-        per_user[statement[1]].append(statement)
-    wanted: dict[tuple[int, str], int] = {}  # (statement, key) → position
-    codes = {}
-    for candidate in candidates:
-        for statement_id, _, month, issuer, subject in per_user.get(candidate.user_id, ()):
-            first, last = month - datetime.timedelta(days=1), _month_end(month) + datetime.timedelta(days=1)
-            if not first <= candidate.local_day <= last:
-                continue
-            scope = instance_scope(issuer=issuer, audience=settings.STATEMENTS_ISSUER, subject=subject)
-            code = codes.setdefault(candidate.behaviour_id, _code_of(candidate.behaviour_id))
-            window = bool(candidate.factor.instance_time_tolerance_seconds)
-            for key in _keys_of(scope, code, candidate.instance_key, candidate.instance_bucket, window):
-                wanted.setdefault((statement_id, key), candidate.position)
-    if not wanted:
-        return {}
-    condition = Q()
-    for statement_id, key in wanted:
-        condition |= Q(statement_id=statement_id, key=key)
-    found = ImportedInstance.objects.filter(condition, credited_record__isnull=True).values_list(
-        "id", "statement_id", "key"
-    )
-    twins: dict[int, int] = {}
-    for instance_id, statement_id, key in found.order_by("id"):
-        twins.setdefault(wanted[(statement_id, key)], instance_id)
-    return twins
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        return imported_instances.candidates_imported_instances(cursor, rows, **imported_instance_rule())
 
 
-def _month_end(month: datetime.date) -> datetime.date:
-    return (month.replace(day=28) + datetime.timedelta(days=4)).replace(day=1) - datetime.timedelta(days=1)
-
-
-def _code_of(behaviour_id: int) -> str:
-    return Behaviour.objects.values_list("code", flat=True).get(pk=behaviour_id)
+def imported_instance_rule() -> dict[str, Any]:
+    """The parameters of the rule's statements: the keys' label and length, and the audience of the
+    statements imported here (this platform)."""
+    return {"label": LABEL, "audience": settings.STATEMENTS_ISSUER, "key_bytes": KEY_BYTES}

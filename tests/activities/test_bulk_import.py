@@ -134,10 +134,10 @@ def plain_lines() -> list[list[str]]:
     return rows
 
 
-def csv_text(rows: list[list[str]], extra_lines: list[str] = ()) -> str:
+def csv_text(rows: list[list[str]], extra_lines: list[str] = (), header: list[str] = COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue() + "".join(f"{text}\n" for text in extra_lines)
 
@@ -180,6 +180,12 @@ def state() -> dict:
         "reports": sorted(
             ActivityRecord.objects.filter(duplicate_of__isnull=False).values_list(
                 "external_id", "duplicate_of__external_id", "instance_bucket"
+            )
+        ),
+        # Reports of instances an imported statement counts, and that instance.
+        "imported": sorted(
+            ActivityRecord.objects.filter(imported_duplicate_of__isnull=False).values_list(
+                "external_id", "imported_duplicate_of_id"
             )
         ),
         "instances": sorted(

@@ -15,7 +15,7 @@ from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, RecordS
 from core.local_time import LOCAL_TZ
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride
-from tests.activities.test_bulk_import import at, through_batch_path, through_chunked_import
+from tests.activities.test_bulk_import import at, csv_text, through_batch_path, through_chunked_import
 
 pytestmark = pytest.mark.django_db
 
@@ -253,15 +253,8 @@ def test_the_import_and_the_batch_path_agree_on_rides_within_the_tolerance(
         bus("t10", at(3, 23, 59) + datetime.timedelta(seconds=30), "L5"),  # either side of midnight:
         bus("t11", at(2, 0, 0) + datetime.timedelta(seconds=30), "L5"),  # the midnight lock is taken
     ]
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*COLUMNS, "instance.line"])
-    writer.writerows(rows)
     path = tmp_path / "rides.csv"
-    path.write_text(buffer.getvalue())
+    path.write_text(csv_text(rows, header=[*COLUMNS, "instance.line"]))
 
     by_batch, batch_rejections = through_batch_path(transit, path)
     by_import, import_rejections, _ = through_chunked_import(transit, path, tmp_path)

@@ -112,3 +112,31 @@ def test_rejecting_a_report_no_other_source_sent_hands_nothing(transit, rider, p
     held.refresh_from_db()
     assert (held.status, held.duplicate_of_id) == (RecordStatus.REJECTED, None)
     assert credited_mg(rider) == 80_000
+
+
+def test_a_report_after_a_rejection_no_other_source_had_sent_is_credited(
+    transit, rider, post_batch, client_for
+):
+    start = yesterday_at(8)
+    post_batch(transit, [ride("Y", at=start - datetime.timedelta(minutes=10), minutes=20)])
+    post_batch(transit, [on_line(ride("H", at=start, minutes=20), "L1")])
+    held = ActivityRecord.objects.get(external_id="city-transit:H")
+    services.record_reject(record_id=held.id, reviewer=None)
+
+    # The same ride, sent again 60 s off (its card tapped twice, say): the rejected report holds nothing.
+    again_at = start + datetime.timedelta(seconds=60)
+    answer = post_batch(transit, [on_line(ride("H2", at=again_at), "L1")]).json()
+
+    assert answer["records"][0]["status"] == "accepted"
+    again = ActivityRecord.objects.get(external_id="city-transit:H2")
+    assert (again.status, again.credited_carbon_mg, again.duplicate_of_id) == (
+        RecordStatus.CREDITED,
+        80_000,
+        None,
+    )
+    assert credited_mg(rider) == 160_000
+    # The rejected report's instance is held again: appealing it would count the ride twice.
+    response = client_for(rider).post(f"/api/v1/activities/records/{held.id}/appeal", {"note": "mine"})
+    assert response.json()["error"]["code"] == "record_not_appealable"
+    held.refresh_from_db()
+    assert held.status == RecordStatus.REJECTED

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from joserfc.jwk import OKPKey
 
+from activities.history_import import COLUMNS
 from activities.methodology import instance_identity, methodology_load
 from activities.models import ActivityRecord, ImportedInstance, ImportedReduction, PeerStatement, RecordStatus
 from activities.statements.instances import instance_scope, statement_instance_key
@@ -20,6 +21,7 @@ from core.crypto import platform_keys
 from core.local_time import LOCAL_TZ
 from tests.activities.conftest import credited_mg, ride
 from tests.activities.peer_platform import LocalPeer, last_month
+from tests.activities.test_bulk_import import csv_text, through_batch_path, through_chunked_import
 from tests.activities.test_statements import OTHER_PEER, PEER, _signed, issue, verify
 from tests.rewards.test_peer_statements import client_of, nonce_for, register, upload
 
@@ -53,6 +55,38 @@ def on_line(record: dict, line: str) -> dict:
     return {**record, "instance": {"line": line}}
 
 
+def bus_statement(peer, client, month, subject: str, instances: list[tuple[str, datetime.datetime, int]]):
+    """A peer's statement of format 2 for `month`: bus rides (line, when, carbon), under its keys."""
+    return peer.sign(bus_statement_claims(peer, month, subject, instances, nonce=nonce_for(client)))
+
+
+def bus_statement_claims(
+    peer, month, subject: str, instances: list[tuple[str, datetime.datetime, int]], *, nonce: str
+) -> dict:
+    bus = {
+        "behaviour": "bus",
+        "carbon_mg": sum(carbon for _, _, carbon in instances),
+        "methodology_versions": [3],
+        "standard": {"id": "T/ACEF 031-2022", "category": "travel", "behaviour": "公交出行"},
+        "instances": sorted(
+            (
+                {
+                    "key": key_seen_by_another_platform(
+                        issuer=peer.issuer, audience=settings.STATEMENTS_ISSUER, subject=subject,
+                        line=line, when=when,
+                    ),
+                    "carbon_mg": carbon,
+                }
+                for line, when, carbon in instances
+            ),
+            key=lambda instance: instance["key"],
+        ),
+    }  # fmt: skip
+    claims = peer.claims(audience=settings.STATEMENTS_ISSUER, nonce=nonce, month=month)
+    claims.update(version=2, sub=subject, reductions=[bus], total_carbon_mg=bus["carbon_mg"])
+    return claims
+
+
 def payload_of(token: str) -> str:
     return base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
 
@@ -72,7 +106,8 @@ def test_a_statement_lists_its_instances_under_keys_pairwise_to_the_audience(
 ):
     month = last_month()
     when = at(month.replace(day=10), 8)
-    post_batch(transit, [on_line(ride("B1", at=when), "L1"), ride("B2", at=at(month.replace(day=10), 18))])
+    line = "Line 7"  # no token can hold it by chance: base64url has no space
+    post_batch(transit, [on_line(ride("B1", at=when), line), ride("B2", at=at(month.replace(day=10), 18))])
 
     here = issue(client_for(rider), month, audience=PEER)
     there = issue(client_for(rider), month, audience=OTHER_PEER)
@@ -81,14 +116,14 @@ def test_a_statement_lists_its_instances_under_keys_pairwise_to_the_audience(
     assert (here["claims"]["version"], bus["behaviour"], bus["carbon_mg"]) == (2, "bus", 160_000)
     # The ride that names its line is listed; the one that does not is carbon without an instance.
     expected = key_seen_by_another_platform(
-        issuer=settings.STATEMENTS_ISSUER, audience=PEER, subject=here["claims"]["sub"], line="L1", when=when
+        issuer=settings.STATEMENTS_ISSUER, audience=PEER, subject=here["claims"]["sub"], line=line, when=when
     )
     assert bus["instances"] == [{"key": expected, "carbon_mg": 80_000}]
     assert len(expected) == 22
     # Another audience gets another key for the same ride; the line is in neither token.
     assert there["claims"]["reductions"][0]["instances"][0]["key"] != expected
-    assert "L1" not in payload_of(here["statement"])
-    assert "L1" not in payload_of(there["statement"])
+    assert line not in payload_of(here["statement"])
+    assert line not in payload_of(there["statement"])
     assert verify(here["statement"]).json()["valid"] is True
 
 
@@ -191,3 +226,68 @@ def test_instances_listed_twice_or_adding_up_to_more_than_the_carbon_are_malform
         {"reductions/0/instances": ["a key is listed twice"]},
         {"reductions/0/instances": ["more carbon than the reduction"]},
     ]
+
+
+def test_the_import_and_the_batch_path_agree_on_instances_an_imported_statement_counts(
+    rider, transit, post_batch, peer, tmp_path
+):
+    month = last_month()
+    ours, theirs = at(month.replace(day=10), 8), at(month.replace(day=12), 9)
+    third = at(month.replace(day=14), 7)
+    post_batch(transit, [on_line(ride("B1", at=ours), "L1")])
+    register(peer, mints_coins=False)
+    client = client_of(rider)
+    statement = bus_statement(
+        peer, client, month, "peer-person-42",
+        [("L1", ours + datetime.timedelta(seconds=60), 90_000), ("L2", theirs, 90_000),
+         ("L3", third, 70_000)],
+    )  # fmt: skip
+    assert upload(client, statement).status_code == 201
+    counted = {i.key: i.id for i in ImportedInstance.objects.filter(credited_record__isnull=True)}
+
+    def bus(record_id, when, line):
+        return [record_id, "T-100", "bus", "1", when.isoformat(), "", line]
+
+    rows = [
+        bus("h1", theirs + datetime.timedelta(seconds=30), "L2"),  # the statement counts it
+        bus("h2", theirs + datetime.timedelta(seconds=100), "L2"),  # 70 s after h1: a second report of it
+        bus("h3", ours + datetime.timedelta(seconds=45), "L1"),  # our B1 holds it
+        bus("h4", third + datetime.timedelta(seconds=10), "L3"),  # the statement counts it
+        bus("h5", theirs + datetime.timedelta(hours=2), "L2"),  # another ride
+        bus("h6", at(month.replace(day=13), 9), "L9"),  # a ride the peer did not see
+        # (A day of only reports the statement counts has an empty counter row by the batch path alone.)
+        bus("h7", third + datetime.timedelta(hours=3), "L8"),
+    ]
+    path = tmp_path / "rides.csv"
+    path.write_text(csv_text(rows, header=[*COLUMNS, "instance.line"]))
+
+    by_batch, batch_rejections = through_batch_path(transit, path)
+    by_import, import_rejections, _ = through_chunked_import(transit, path, tmp_path)
+
+    assert by_import == by_batch
+    assert import_rejections == batch_rejections == []
+
+    def key(line, when):
+        return key_seen_by_another_platform(
+            issuer=peer.issuer, audience=settings.STATEMENTS_ISSUER, subject="peer-person-42", line=line,
+            when=when,
+        )  # fmt: skip
+
+    assert by_import["imported"] == [
+        ("city-transit:h1", counted[key("L2", theirs)]),
+        ("city-transit:h4", counted[key("L3", third)]),
+    ]
+    assert {(second, first) for second, first, _ in by_import["reports"]} == {
+        ("city-transit:h2", "city-transit:h1"),
+        ("city-transit:h3", "city-transit:B1"),
+    }
+    statuses = {r[0]: (r[8], r[6]) for r in by_import["records"]}
+    assert {name: statuses[f"city-transit:{name}"] for name in [f"h{n}" for n in range(1, 8)]} == {
+        "h1": ("duplicate", 0),
+        "h2": ("duplicate", 0),
+        "h3": ("duplicate", 0),
+        "h4": ("duplicate", 0),
+        "h5": ("credited", 80_000),
+        "h6": ("credited", 80_000),
+        "h7": ("credited", 80_000),
+    }

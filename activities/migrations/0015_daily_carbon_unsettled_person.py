@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
 
     dependencies = [
-        ('activities', '0013_statement_instances'),
+        ('activities', '0014_rejected_reports_hold_no_instance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
