@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
 from activities.statements.selectors import peer_statements_of
+from rewards import statements
 from rewards.models import (
     Donation,
     LedgerAccount,
@@ -54,30 +55,6 @@ class WalletSummary:
         return self.coins_expiring_soon > 0
 
 
-_WALLET_SUMMARY_SQL = """
-    WITH wallet AS (
-        SELECT id, balance FROM rewards_ledgeraccount WHERE kind = %(wallet)s AND owner_id = %(user)s
-    ),
-    lots AS (
-        SELECT expires_on, SUM(remaining_amount) AS coins FROM rewards_coinlot
-        WHERE account_id = (SELECT id FROM wallet) AND remaining_amount > 0
-        GROUP BY expires_on
-    ),
-    next_lots AS (SELECT expires_on, coins FROM lots ORDER BY expires_on LIMIT %(shown)s)
-    SELECT
-        (SELECT balance FROM wallet),
-        (SELECT COALESCE(SUM(credited_carbon_mg) - SUM(settled_carbon_mg), 0)
-         FROM activities_dailycarbon WHERE user_id = %(user)s),
-        (SELECT carbon_mg_per_coin FROM rewards_coinrate WHERE valid_from <= %(today)s
-         ORDER BY valid_from DESC LIMIT 1),
-        (SELECT COALESCE(SUM(coins), 0) FROM lots WHERE expires_on <= %(soon)s),
-        n.expires_on,
-        n.coins
-    FROM (SELECT 1 AS one) AS one LEFT JOIN next_lots n ON 1 = 1
-    ORDER BY n.expires_on
-"""
-
-
 def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletSummary:
     """Balance, carbon credited but not yet settled, the coin rate and the next expiries, oldest first.
 
@@ -87,7 +64,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
     today = today or timezone.localdate()
     with connection.cursor() as cursor:
         cursor.execute(
-            _WALLET_SUMMARY_SQL,
+            statements.WALLET_SUMMARY,
             {
                 "wallet": LedgerAccountKind.WALLET,
                 "user": user.pk,
@@ -111,10 +88,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
 def wallet_id_of(*, user: User) -> int | None:
     """The id of the person's wallet account, by its (kind, owner) key; None before the first coin."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM rewards_ledgeraccount WHERE kind = %s AND owner_id = %s",
-            [LedgerAccountKind.WALLET, user.pk],
-        )
+        cursor.execute(statements.WALLET_ID, [LedgerAccountKind.WALLET, user.pk])
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -229,17 +203,6 @@ class SettlementOwed:
     coins: int
 
 
-_SETTLEMENT_OWED_SQL = """
-    SELECT COUNT(*), COALESCE(SUM(coins), 0) FROM (
-        SELECT CAST(SUM(credited_carbon_mg - settled_carbon_mg) AS BIGINT) / %(rate)s AS coins
-        FROM activities_dailycarbon
-        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
-        GROUP BY user_id
-    ) AS owed
-    WHERE coins > 0
-"""
-
-
 def settlement_owed(*, day: datetime.date) -> SettlementOwed:
     """Carbon credited on or before `day` and not settled, in whole coins at the day's rate.
 
@@ -250,6 +213,6 @@ def settlement_owed(*, day: datetime.date) -> SettlementOwed:
     """
     rate = coin_rate_for_day(day=day)
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLEMENT_OWED_SQL, {"day": day, "rate": rate})
+        cursor.execute(statements.SETTLEMENT_OWED, {"day": day, "rate": rate})
         people, coins = cursor.fetchone()
     return SettlementOwed(day=day, people=int(people), carbon_mg=int(coins) * rate, coins=int(coins))

@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names and integers.
 """Leaderboards by carbon reduced: today, this week, this month, all time; city, district, friends.
 
 A board is a period kind and its first day. Each build of a board is written set-based in one
@@ -25,9 +24,11 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import District, User
 from accounts.selectors import friend_ids_of
+from rewards.gamification import statements
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
 logger = logging.getLogger(__name__)
@@ -107,31 +108,6 @@ def _partition_of(build_id: int) -> str:
     return f"{ENTRIES_TABLE}_b{int(build_id)}"
 
 
-def _rank_sql(table: str) -> str:
-    return f"""
-        INSERT INTO {table}
-            (build_id, user_id, district_id, carbon_mg, city_rank, district_rank)
-        SELECT %(build)s, scored.user_id, scored.district_id, scored.carbon_mg,
-               ROW_NUMBER() OVER (ORDER BY scored.carbon_mg DESC, scored.user_id),
-               CASE WHEN scored.district_id IS NULL THEN NULL ELSE ROW_NUMBER() OVER (
-                   PARTITION BY scored.district_id ORDER BY scored.carbon_mg DESC, scored.user_id
-               ) END
-        FROM (
-            SELECT daily.user_id, person.district_id,
-                   CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
-            FROM activities_dailycarbon AS daily
-            JOIN accounts_user AS person ON person.id = daily.user_id
-            WHERE daily.day >= %(start)s AND daily.day <= %(through)s
-              AND person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
-            GROUP BY daily.user_id, person.district_id
-            HAVING SUM(daily.credited_carbon_mg) > 0
-        ) AS scored
-        -- Written in the order of the (build, person) index, which then grows at its end instead of
-        -- taking two million inserts all over itself: a third of a city-wide rebuild's time.
-        ORDER BY scored.user_id
-    """
-
-
 def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through: datetime.date) -> int:
     """Writes a build's entries into a table of its own, indexes it, attaches it; returns the count.
 
@@ -141,24 +117,24 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
     only through its unique and partial indexes, so it needs no planner statistics.
     """
     partition = _partition_of(build_id)
+    names = {"partition": sql.Identifier(partition), "build": sql.Literal(int(build_id))}
     # Written once, read by index, dropped whole: nothing for autovacuum to do but compete with the
     # next rebuild for the cores (it would analyze two million fresh rows right away).
+    cursor.execute(statements.ENTRIES_PARTITION_CREATE.format(entries=statements.ENTRIES, **names))
     cursor.execute(
-        f"CREATE UNLOGGED TABLE {partition} "
-        f"(LIKE {ENTRIES_TABLE} INCLUDING DEFAULTS, CHECK (build_id = {int(build_id)})) "
-        "WITH (autovacuum_enabled = false)"
+        statements.ENTRIES_RANK.format(partition=names["partition"]),
+        {"build": build_id, "start": start, "through": through},
     )
-    cursor.execute(_rank_sql(partition), {"build": build_id, "start": start, "through": through})
     people = cursor.rowcount
     cursor.execute(
-        f"""
-        ALTER TABLE {partition} ADD CONSTRAINT {partition}_person UNIQUE (build_id, user_id);
-        CREATE UNIQUE INDEX {partition}_city_top ON {partition} (build_id, city_rank)
-            WHERE city_rank <= {TOP};
-        CREATE INDEX {partition}_district_top ON {partition} (build_id, district_id, district_rank)
-            WHERE district_rank <= {TOP};
-        ALTER TABLE {ENTRIES_TABLE} ATTACH PARTITION {partition} FOR VALUES IN ({int(build_id)});
-        """
+        statements.ENTRIES_PARTITION_ATTACH.format(
+            entries=statements.ENTRIES,
+            person=sql.Identifier(f"{partition}_person"),
+            city_top=sql.Identifier(f"{partition}_city_top"),
+            district_top=sql.Identifier(f"{partition}_district_top"),
+            top=sql.Literal(TOP),
+            **names,
+        )
     )
     return people
 
@@ -201,7 +177,11 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     with transaction.atomic():
         if older:
             with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(_partition_of(pk) for pk in older)}")
+                cursor.execute(
+                    statements.ENTRIES_PARTITIONS_DROP.format(
+                        partitions=sql.SQL(", ").join(sql.Identifier(_partition_of(pk)) for pk in older)
+                    )
+                )
     cleanup_seconds = time.monotonic() - cleanup_started
     logger.info(
         "leaderboard.rebuilt",
@@ -320,11 +300,7 @@ def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
     # The hottest query of the app, by its unique index: plain SQL spares compiling the same
     # SELECT for every request.
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT city_rank, district_rank, carbon_mg FROM {ENTRIES_TABLE} "
-            "WHERE build_id = %s AND user_id = %s",
-            [build_id, user.pk],
-        )
+        cursor.execute(statements.STANDING, [build_id, user.pk])
         row = cursor.fetchone()
     if row is None:
         return Standing(rank=None, carbon_mg=0)

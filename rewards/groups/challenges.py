@@ -33,6 +33,7 @@ from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
 from core.api.errors import ApplicationError
 from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
+from rewards.groups import statements
 from rewards.groups.models import (
     ChallengePayout,
     ChallengeReward,
@@ -133,22 +134,10 @@ def challenge_create(
     )
 
 
-# Per member of the group: their carbon credited in the challenge's period (so far).
-_MEMBER_CARBON = """
-SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
-  FROM rewards_groupmembership AS membership
-  LEFT JOIN activities_dailycarbon AS daily
-    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
- WHERE membership.group_id = %(group)s
- GROUP BY membership.user_id
- ORDER BY membership.user_id
-"""
-
-
 def _member_carbon(challenge: TeamChallenge, today: datetime.date) -> list[tuple[int, int]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            _MEMBER_CARBON,
+            statements.MEMBER_CARBON,
             {
                 "start": challenge.starts_on,
                 "end": min(challenge.ends_on, today),
@@ -198,18 +187,9 @@ class Settled:
     budget_exhausted: bool
 
 
-# Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
-# the budget: zero rows and the ledger moves nothing.
-_WITHIN_BUDGET = """
-UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(condition_coins)s
- WHERE id = %(condition_challenge)s AND paid_coins + %(condition_coins)s <= budget_coins AND {ready}
-RETURNING id
-"""
-
-
 def _pay(challenge: TeamChallenge, *, destination, coins: int, key: str):
     condition = TransferCondition(
-        sql=_WITHIN_BUDGET, params={"condition_coins": coins, "condition_challenge": challenge.pk}
+        sql=statements.WITHIN_BUDGET, params={"condition_coins": coins, "condition_challenge": challenge.pk}
     )
     return coins_transfer_if(
         condition,
@@ -220,111 +200,6 @@ def _pay(challenge: TeamChallenge, *, destination, coins: int, key: str):
         idempotency_key=key,
         reference=f"challenge:{challenge.public_id}",
     ).transaction
-
-
-# The members a round pays: in the group, credited carbon in the challenge's period so far, not paid
-# for this challenge yet (by person: a merged account's reward counts, see challenge_payouts_merge).
-_TOOK_PART = sql.SQL(
-    """
-    rewards_groupmembership AS membership
-    WHERE membership.group_id = %(group)s
-      AND EXISTS (
-          SELECT 1 FROM activities_dailycarbon AS daily
-           WHERE daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
-             AND daily.credited_carbon_mg > 0
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM rewards_challengepayout AS payout
-           WHERE payout.challenge_id = %(challenge)s AND payout.user_key = membership.user_id
-      )
-    """
-)
-_PAYEE_WALLETS = sql.SQL(
-    """
-    SELECT membership.user_id, wallet.id AS wallet_id
-      FROM rewards_ledgeraccount AS wallet, {took_part}
-       AND wallet.kind = 'wallet' AND wallet.owner_id = membership.user_id
-    """
-)
-_WALLETS_OPEN = sql.SQL(
-    """
-    INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-    SELECT 'wallet', membership.user_id, 0, %(now)s FROM {took_part}
-    ON CONFLICT (kind, owner_id) DO NOTHING
-    """
-)
-# The payees' wallets, then the sponsor's account, locked in the ledger's global order; how many
-# payees there are and what the sponsor holds.
-_ACCOUNTS_LOCK = sql.SQL(
-    """
-    WITH locked AS MATERIALIZED (
-        SELECT id, kind, balance FROM rewards_ledgeraccount
-         WHERE id IN (
-             SELECT wallet_id FROM ({payees}) AS payees
-             UNION ALL
-             SELECT sponsor.id FROM rewards_ledgeraccount AS sponsor
-              WHERE sponsor.kind = 'challenge_sponsor' AND sponsor.owner_id = %(sponsor)s
-         )
-         ORDER BY {lock_order}
-           FOR UPDATE
-    )
-    SELECT count(*) FILTER (WHERE kind = 'wallet'),
-           max(id) FILTER (WHERE kind = 'challenge_sponsor'),
-           COALESCE(max(balance) FILTER (WHERE kind = 'challenge_sponsor'), 0)
-      FROM locked
-    """
-)
-# One round of rewards in one statement: the first `limit` payees by person, the challenge's
-# `paid_coins` raised within its budget (nothing moves otherwise), one ledger transaction with a
-# leg per payee and the sponsor's, the balances, each payee's coin lot and payout row (the unique
-# key: one per member and challenge).
-_ROUND_POST = sql.SQL(
-    """
-    WITH payees AS MATERIALIZED (
-        SELECT * FROM ({payees}) AS payees ORDER BY user_id LIMIT %(limit)s
-    ),
-    total AS MATERIALIZED (SELECT count(*) * %(coins)s AS coins FROM payees),
-    budget AS (
-        UPDATE rewards_teamchallenge SET paid_coins = paid_coins + total.coins
-          FROM total
-         WHERE id = %(challenge)s AND total.coins > 0 AND paid_coins + total.coins <= budget_coins
-        RETURNING rewards_teamchallenge.id
-    ),
-    new_transaction AS (
-        INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
-        SELECT %(kind)s, %(reference)s, %(key)s, '', %(now)s FROM budget
-        RETURNING id
-    ),
-    moved AS (
-        UPDATE rewards_ledgeraccount AS account
-           SET balance = account.balance
-               + CASE WHEN account.id = %(sponsor_account)s THEN -total.coins ELSE %(coins)s END
-          FROM new_transaction, total
-         WHERE account.id IN (SELECT wallet_id FROM payees UNION ALL SELECT %(sponsor_account)s)
-        RETURNING account.id
-    ),
-    entries AS (
-        INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-        SELECT new_transaction.id, payees.wallet_id, %(coins)s FROM new_transaction, payees
-        UNION ALL
-        SELECT new_transaction.id, %(sponsor_account)s, -total.coins FROM new_transaction, total
-    ),
-    lots AS (
-        INSERT INTO rewards_coinlot
-            (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-        SELECT payees.wallet_id, new_transaction.id, %(today)s, %(expires_on)s, %(coins)s, %(coins)s
-          FROM new_transaction, payees
-    ),
-    payouts AS (
-        INSERT INTO rewards_challengepayout
-            (challenge_id, user_id, user_key, coins, transaction_id, created_at)
-        SELECT %(challenge)s, payees.user_id, payees.user_id, %(coins)s, new_transaction.id, %(now)s
-          FROM new_transaction, payees
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM payouts), (SELECT count(*) FROM moved)
-    """
-)
 
 
 def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int, bool]:
@@ -341,10 +216,12 @@ def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int
         "end": min(challenge.ends_on, today),
         "now": now,
     }
-    payees = _PAYEE_WALLETS.format(took_part=_TOOK_PART)
+    payees = statements.PAYEE_WALLETS.format(took_part=statements.TOOK_PART)
     with connection.cursor() as cursor:
-        cursor.execute(_WALLETS_OPEN.format(took_part=_TOOK_PART), params)
-        cursor.execute(_ACCOUNTS_LOCK.format(payees=payees, lock_order=sql.SQL(LOCK_ORDER_SQL)), params)
+        cursor.execute(statements.WALLETS_OPEN.format(took_part=statements.TOOK_PART), params)
+        cursor.execute(
+            statements.ACCOUNTS_LOCK.format(payees=payees, lock_order=sql.SQL(LOCK_ORDER_SQL)), params
+        )
         eligible, sponsor_account_id, sponsor_coins = cursor.fetchone()
         affordable = min(challenge.budget_coins - challenge.paid_coins, sponsor_coins) // coins
         limit = min(eligible, affordable)
@@ -352,7 +229,7 @@ def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int
             return 0, eligible > 0
         paid_before = challenge.payouts.count()
         cursor.execute(
-            _ROUND_POST.format(payees=payees),
+            statements.ROUND_POST.format(payees=payees),
             params
             | {
                 "limit": limit,
