@@ -14,8 +14,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.expressions import Col
 from django.utils import timezone
+from psycopg import sql
 
-from accounts import crypto
+from accounts import crypto, statements
 from accounts.masking import mask_id_number, mask_phone_number
 from accounts.models import (
     REQUIRED_AGREEMENT_KINDS,
@@ -311,16 +312,20 @@ def _user_select(wrapper) -> _UserSelect:
     prepared = _USER_SELECTS.get(wrapper)
     if prepared is None:
         fields = User._meta.concrete_fields
-        quote = wrapper.ops.quote_name
         conversions = []
         for position, field in enumerate(fields):
             column = field.get_col(User._meta.db_table)
             converters = wrapper.ops.get_db_converters(column) + column.get_db_converters(wrapper)
             if converters:
                 conversions.append((position, column, converters))
+        statement = statements.USER_BY_ID.format(
+            columns=sql.SQL(", ").join(sql.Identifier(field.column) for field in fields),
+            table=sql.Identifier(User._meta.db_table),
+            pk=sql.Identifier(User._meta.pk.column),
+        )
         prepared = _UserSelect(
-            sql=f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608 - the model's own names
-            f"FROM {quote(User._meta.db_table)} WHERE {quote(User._meta.pk.column)} = %s",
+            # Rendered once per connection wrapper: this runs on every signed-in request.
+            sql=statement.as_string(wrapper.connection),
             attnames=[field.attname for field in fields],
             conversions=conversions,
         )

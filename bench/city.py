@@ -52,6 +52,7 @@ if __name__ == "__main__":  # run as a script: Django is set up before the model
 
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from psycopg import sql  # noqa: E402
 
 from accounts.models import DataSource, District, User  # noqa: E402
 from activities.ingest import apply_caps  # noqa: E402
@@ -553,7 +554,7 @@ def _finish(
             "accounts_datasourceauthorization",
             "accounts_friendship",
         ):
-            cursor.execute(f"ANALYZE {table}")
+            cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     summary.seconds["analyze"] = time.perf_counter() - started
 
     if settle and len(context.days) > 1:
@@ -579,7 +580,7 @@ def _finish(
                 "rewards_ledgertransaction",
                 "rewards_settlement",
             ):
-                cursor.execute(f"ANALYZE {table}")
+                cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         summary.seconds["analyze the ledger"] = time.perf_counter() - started
 
 

@@ -205,12 +205,18 @@ def database_recreate(name: str, *, settings: dict[str, str] | None = None) -> s
     of synchronous_commit, so every connection of the app under test gets them.
     """
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(f"{server_url()}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
+        database = sql.Identifier(name)
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(database))
         for setting, value in (settings or {}).items():
-            connection.execute(f'ALTER DATABASE "{name}" SET {setting} = {value}')
+            connection.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    database, sql.Identifier(setting), sql.Literal(str(value))
+                )
+            )
     return f"{server_url()}/{name}"
 
 
@@ -287,19 +293,20 @@ def gunicorn_server(
 def serial_commits_per_second(database_url: str, *, seconds: float = 2.0) -> float:
     """The disk's bound on one hot row: one-row UPDATE + COMMIT, one after the other."""
     import psycopg
+    from psycopg import sql
 
-    table = f"bench_commit_probe_{os.getpid()}"
+    table = sql.Identifier(f"bench_commit_probe_{os.getpid()}")
     with psycopg.connect(database_url) as connection:
-        connection.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, n int)")
-        connection.execute(f"INSERT INTO {table} VALUES (1, 0)")
+        connection.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, n int)").format(table))
+        connection.execute(sql.SQL("INSERT INTO {} VALUES (1, 0)").format(table))
         connection.commit()
         commits, started = 0, time.monotonic()
         while time.monotonic() - started < seconds:
-            connection.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+            connection.execute(sql.SQL("UPDATE {} SET n = n + 1 WHERE id = 1").format(table))
             connection.commit()
             commits += 1
         elapsed = time.monotonic() - started
-        connection.execute(f"DROP TABLE {table}")
+        connection.execute(sql.SQL("DROP TABLE {}").format(table))
         connection.commit()
     return commits / elapsed
 
@@ -583,6 +590,7 @@ def people_insert(count: int, *, columns: dict[str, str] | None = None) -> None:
     (1…N) for chosen columns, required or not (write `%%` for a literal `%`).
     """
     from django.db import connection
+    from psycopg import sql
 
     chosen = {"username": "'bench-' || number", "is_active": "true", "password": "'!'", **(columns or {})}
     with connection.cursor() as cursor:
@@ -598,9 +606,12 @@ def people_insert(count: int, *, columns: dict[str, str] | None = None) -> None:
             name: chosen.get(name) or _FILLER_BY_TYPE[data_type] for name, data_type in required.items()
         }
         values |= {name: expression for name, expression in chosen.items() if name not in required}
+        # Column names from the catalogue; the values are the SQL expressions of `number` above.
         cursor.execute(
-            f"INSERT INTO accounts_user ({', '.join(values)}) "  # noqa: S608 - names from the catalogue
-            f"SELECT {', '.join(values.values())} FROM generate_series(1, %s) AS number",
+            sql.SQL("INSERT INTO accounts_user ({}) SELECT {} FROM generate_series(1, %s) AS number").format(
+                sql.SQL(", ").join(map(sql.Identifier, values)),
+                sql.SQL(", ").join(map(sql.SQL, values.values())),
+            ),
             [count],
         )
 

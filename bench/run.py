@@ -138,6 +138,7 @@ def _database_prepare(
     """Recreates and migrates the database unless `reuse` finds the city there (with `partial`, any
     part of it). True: generate it."""
     import psycopg
+    from psycopg import sql
 
     name = database_url.rsplit("/", 1)[1]
     with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
@@ -157,8 +158,8 @@ def _database_prepare(
                     "measure it as it is, or drop --reuse to generate it again"
                 )
     with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     _migrate(environment)
     return True
 

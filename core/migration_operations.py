@@ -6,6 +6,9 @@ from django.db import models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
+from psycopg import sql
+
+from core import statements
 
 
 class UniqueFieldToConstraint(Operation):
@@ -63,7 +66,7 @@ class UniqueFieldToConstraint(Operation):
         unique, pattern_indexes = self._existing(schema_editor, table, column)
         _constraint_rename(schema_editor, table, unique, self.constraint_name)
         for index in pattern_indexes:
-            schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(index)}")
+            _execute(schema_editor, statements.INDEX_DROP.format(index=sql.Identifier(index)))
 
     def database_backwards(
         self,
@@ -120,5 +123,15 @@ class UniqueFieldToConstraint(Operation):
 
 
 def _constraint_rename(schema_editor: BaseDatabaseSchemaEditor, table: str, old: str, new: str) -> None:
-    quote = schema_editor.quote_name
-    schema_editor.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(old)} TO {quote(new)}")
+    _execute(
+        schema_editor,
+        statements.CONSTRAINT_RENAME.format(
+            table=sql.Identifier(table), old=sql.Identifier(old), new=sql.Identifier(new)
+        ),
+    )
+
+
+def _execute(schema_editor: BaseDatabaseSchemaEditor, statement: sql.Composable) -> None:
+    """Django's schema editor takes text (it logs it, and `sqlmigrate` collects it): the composed
+    statement is rendered for it, quoting its names as the connection would."""
+    schema_editor.execute(statement.as_string(schema_editor.connection.connection))

@@ -19,7 +19,7 @@ from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
 from core.db import prepared_cursor
 from core.local_time import local_day_start
-from merchants import catalog_cache, errors
+from merchants import catalog_cache, errors, statements
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
 from rewards.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransactionKind
 
@@ -202,10 +202,7 @@ def sold_out_before_sign_in(
     if idempotency_key:
         # Plain SQL on the unique index: this runs for every press of a flash crowd.
         with prepared_cursor() as cursor:
-            cursor.execute(
-                "SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s",
-                [user_id, idempotency_key],
-            )
+            cursor.execute(statements.COUPON_OF_KEY, [user_id, idempotency_key])
             return SoldOutCheck(sold_out=cursor.fetchone() is None)
     return SoldOutCheck(sold_out=True)
 

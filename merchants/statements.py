@@ -3,7 +3,8 @@
 The redemption's payment is the ledger's transfer (`rewards.services.coins_transfer_if`) with the
 offer's stock taken in the same statement: `STOCK_TAKE` is composed here from the ledger's
 building block (`TRANSFER_READY`, true once the coins can move), and the ledger puts it in its
-transfer statement (`rewards.ledger.TransferBlock`). Neither app hands the other SQL text.
+transfer statement (`rewards.ledger.TransferBlock`). Neither app hands the other SQL text. The
+app's reads are here too; values are always parameters.
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ ON CONFLICT (offer_id, user_id) DO UPDATE
    SET redeemed_count = merchants_offerredemptioncount.redeemed_count + EXCLUDED.redeemed_count
 """
 )
+
+# Whether a person already holds the coupon of a request (its idempotency key), by the unique index:
+# run for every press of a flash crowd on a sold-out offer.
+COUPON_OF_KEY = sql.SQL("SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s")

@@ -92,10 +92,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
 def wallet_id_of(*, user: User) -> int | None:
     """The id of the person's wallet account, by its (kind, owner) key; None before the first coin."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM rewards_ledgeraccount WHERE kind = %s AND owner_id = %s",
-            [LedgerAccountKind.WALLET, user.pk],
-        )
+        cursor.execute(statements.WALLET_ID, [LedgerAccountKind.WALLET, user.pk])
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -210,17 +207,6 @@ class SettlementOwed:
     coins: int
 
 
-_SETTLEMENT_OWED_SQL = """
-    SELECT COUNT(*), COALESCE(SUM(coins), 0) FROM (
-        SELECT CAST(SUM(credited_carbon_mg - settled_carbon_mg) AS BIGINT) / %(rate)s AS coins
-        FROM activities_dailycarbon
-        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
-        GROUP BY user_id
-    ) AS owed
-    WHERE coins > 0
-"""
-
-
 def settlement_owed(*, day: datetime.date) -> SettlementOwed:
     """Carbon credited on or before `day` and not settled, in whole coins at the day's rate.
 
@@ -231,6 +217,6 @@ def settlement_owed(*, day: datetime.date) -> SettlementOwed:
     """
     rate = coin_rate_for_day(day=day)
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLEMENT_OWED_SQL, {"day": day, "rate": rate})
+        cursor.execute(statements.SETTLEMENT_OWED, {"day": day, "rate": rate})
         people, coins = cursor.fetchone()
     return SettlementOwed(day=day, people=int(people), carbon_mg=int(coins) * rate, coins=int(coins))

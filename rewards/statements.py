@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from rewards.ledger.statements import TRANSFER_READY
 from rewards.lock_objects import LOCK_ORDER_SQL
 
 # --- The wallet read ---------------------------------------------------------------------------
@@ -318,113 +317,21 @@ SELECT MAX(account_id) FROM (
 """
 )
 
-# --- Team challenges ----------------------------------------------------------------------------
+# --- Reads --------------------------------------------------------------------------------------
 
-# Per member of the group: their carbon credited in the challenge's period (so far).
-CHALLENGE_MEMBER_CARBON = sql.SQL(
+# The id of a person's wallet, by its (kind, owner) key.
+WALLET_ID = sql.SQL("SELECT id FROM rewards_ledgeraccount WHERE kind = %s AND owner_id = %s")
+
+# How many people are owed coins for carbon credited on or before a day and not settled, and how
+# many whole coins at the day's rate (remainders below a coin wait).
+SETTLEMENT_OWED = sql.SQL(
     """
-SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
-  FROM rewards_groupmembership AS membership
-  LEFT JOIN activities_dailycarbon AS daily
-    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
- WHERE membership.group_id = %(group)s
- GROUP BY membership.user_id
- ORDER BY membership.user_id
+    SELECT COUNT(*), COALESCE(SUM(coins), 0) FROM (
+        SELECT CAST(SUM(credited_carbon_mg - settled_carbon_mg) AS BIGINT) / %(rate)s AS coins
+        FROM activities_dailycarbon
+        WHERE day <= %(day)s AND credited_carbon_mg > settled_carbon_mg
+        GROUP BY user_id
+    ) AS owed
+    WHERE coins > 0
 """
-)
-
-# Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
-# the budget: zero rows and the ledger moves nothing (a condition of `coins_transfer_if`).
-CHALLENGE_WITHIN_BUDGET = sql.SQL(
-    """
-UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(condition_coins)s
- WHERE id = %(condition_challenge)s AND paid_coins + %(condition_coins)s <= budget_coins AND {ready}
-RETURNING id
-"""
-).format(ready=TRANSFER_READY)
-
-# The members a round pays: in the group, credited carbon in the challenge's period so far, not paid
-# for this challenge yet (by person: a merged account's reward counts, see challenge_payouts_merge).
-_CHALLENGE_TOOK_PART = sql.SQL(
-    """
-    rewards_groupmembership AS membership
-    WHERE membership.group_id = %(group)s
-      AND EXISTS (
-          SELECT 1 FROM activities_dailycarbon AS daily
-           WHERE daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
-             AND daily.credited_carbon_mg > 0
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM rewards_challengepayout AS payout
-           WHERE payout.challenge_id = %(challenge)s AND payout.user_key = membership.user_id
-      )
-    """
-)
-_CHALLENGE_PAYEE_WALLETS = sql.SQL(
-    """
-    SELECT membership.user_id, wallet.id AS wallet_id
-      FROM rewards_ledgeraccount AS wallet, {took_part}
-       AND wallet.kind = 'wallet' AND wallet.owner_id = membership.user_id
-    """
-).format(took_part=_CHALLENGE_TOOK_PART)
-
-# Opens the wallets of the members a round pays that have none yet.
-CHALLENGE_WALLETS_OPEN = sql.SQL(
-    """
-    INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
-    SELECT 'wallet', membership.user_id, 0, %(now)s FROM {took_part}
-    ON CONFLICT (kind, owner_id) DO NOTHING
-    """
-).format(took_part=_CHALLENGE_TOOK_PART)
-
-# The payees' wallets, then the sponsor's account, locked in the ledger's global order; how many
-# payees there are and what the sponsor holds.
-CHALLENGE_ACCOUNTS_LOCK = sql.SQL(
-    """
-    WITH locked AS MATERIALIZED (
-        SELECT id, kind, balance FROM rewards_ledgeraccount
-         WHERE id IN (
-             SELECT wallet_id FROM ({payees}) AS payees
-             UNION ALL
-             SELECT sponsor.id FROM rewards_ledgeraccount AS sponsor
-              WHERE sponsor.kind = 'challenge_sponsor' AND sponsor.owner_id = %(sponsor)s
-         )
-         ORDER BY {lock_order}
-           FOR UPDATE
-    )
-    SELECT count(*) FILTER (WHERE kind = 'wallet'),
-           max(id) FILTER (WHERE kind = 'challenge_sponsor'),
-           COALESCE(max(balance) FILTER (WHERE kind = 'challenge_sponsor'), 0)
-      FROM locked
-    """
-).format(payees=_CHALLENGE_PAYEE_WALLETS, lock_order=LOCK_ORDER_SQL)
-
-# The first `limit` payees of a round by person: (user id, wallet id).
-CHALLENGE_PAYEES = sql.SQL(
-    "SELECT user_id, wallet_id FROM ({payees}) AS payees ORDER BY user_id LIMIT %(limit)s"
-).format(payees=_CHALLENGE_PAYEE_WALLETS)
-
-# Raises what the challenge paid by a round's coins, only within its budget (no row: nothing paid).
-CHALLENGE_BUDGET_TAKE = sql.SQL(
-    """
-    UPDATE rewards_teamchallenge SET paid_coins = paid_coins + %(coins)s
-     WHERE id = %(challenge)s AND %(coins)s > 0 AND paid_coins + %(coins)s <= budget_coins
-    RETURNING id
-    """
-)
-
-# A round's legs for the ledger's batch writer: each payee's wallet credited, a lot of its own.
-CHALLENGE_LEGS = sql.SQL(
-    "(SELECT wallet AS account_id, CAST(%(payee_coins)s AS bigint) AS amount,"
-    " CAST(%(payee_earned_on)s AS date) AS earned_on, CAST(%(payee_expires_on)s AS date) AS expires_on"
-    " FROM unnest(CAST(%(payee_wallets)s AS bigint[])) AS wallet)"
-)
-
-# The payout rows of a round (the unique key: one per member and challenge).
-CHALLENGE_PAYOUTS_RECORD = sql.SQL(
-    """
-    INSERT INTO rewards_challengepayout (challenge_id, user_id, user_key, coins, transaction_id, created_at)
-    SELECT %(challenge)s, payee, payee, %(coins)s, %(transaction)s, %(now)s
-      FROM unnest(CAST(%(users)s AS bigint[])) AS payee
-    """
 )

@@ -22,6 +22,7 @@ from accounts.notifications.models import NotificationChannel, NotificationKind
 from core.api import idempotency
 from core.api.errors import VALIDATION_FAILED, ApplicationError
 from core.api.pagination import CursorPagination
+from core.api.serializers import QuerySerializer
 from core.api.views import JsonApiView
 
 _IDEMPOTENCY_KEY = re.compile(idempotency.PATTERN)
@@ -67,12 +68,14 @@ class NotificationsApi(JsonApiView):
     # Declared on the view, so the schema shows the page (`next`, `previous`, `results`).
     pagination_class = CursorPagination
 
-    @extend_schema(
-        parameters=[OpenApiParameter("unread", bool, required=False)],
-        responses=NotificationOutput(many=True),
-    )
+    class Query(QuerySerializer):
+        unread = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(parameters=[Query], responses=NotificationOutput(many=True))
     def get(self, request: Request) -> Response:
-        rows = selectors.inbox_of(user=request.user, unread_only=request.query_params.get("unread") == "true")
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.inbox_of(user=request.user, unread_only=query.validated_data["unread"])
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         with reader_language(request):

@@ -13,63 +13,10 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from accounts import crypto
+from accounts import crypto, statements
 from accounts.selectors import WECHAT_PROVIDER_ID, WECHAT_SESSION_KEY_FIELD
 
 PERSONAL_FIELDS = ("phone_number", "id_number")
-
-_DETAILS_STALE = """
-    SELECT id, phone_number_ciphertext, phone_number_digest, id_number_ciphertext, id_number_digest
-    FROM accounts_personaldetails
-    WHERE id > %(after)s AND (
-        (phone_number_ciphertext <> '' AND NOT starts_with(phone_number_ciphertext, %(cipher)s))
-        OR (phone_number_digest <> '' AND NOT starts_with(phone_number_digest, %(digest)s))
-        OR (id_number_ciphertext <> '' AND NOT starts_with(id_number_ciphertext, %(cipher)s))
-        OR (id_number_digest <> '' AND NOT starts_with(id_number_digest, %(digest)s))
-    )
-    ORDER BY id
-    LIMIT %(limit)s
-"""
-_DETAILS_REWRITE = """
-    UPDATE accounts_personaldetails AS d
-    SET phone_number_ciphertext = v.new_phone, phone_number_digest = v.new_phone_digest,
-        id_number_ciphertext = v.new_id, id_number_digest = v.new_id_digest
-    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::text[], %s::text[])
-        AS v(id, old_phone, old_phone_digest, old_id, old_id_digest,
-             new_phone, new_phone_digest, new_id, new_id_digest)
-    WHERE d.id = v.id
-      AND d.phone_number_ciphertext = v.old_phone AND d.phone_number_digest = v.old_phone_digest
-      AND d.id_number_ciphertext = v.old_id AND d.id_number_digest = v.old_id_digest
-"""
-_WECHAT_STALE = """
-    SELECT id, uid, extra_data->>%(field)s
-    FROM socialaccount_socialaccount
-    WHERE id > %(after)s AND provider = %(provider)s
-      AND coalesce(extra_data->>%(field)s, '') <> ''
-      AND NOT starts_with(extra_data->>%(field)s, %(cipher)s)
-    ORDER BY id
-    LIMIT %(limit)s
-"""
-_WECHAT_REWRITE = """
-    UPDATE socialaccount_socialaccount AS a
-    SET extra_data = jsonb_set(a.extra_data, ARRAY[%s], to_jsonb(v.new))
-    FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, old, new)
-    WHERE a.id = v.id AND a.extra_data->>%s = v.old
-"""
-_DETAILS_LEFT = """
-    SELECT count(*) FROM accounts_personaldetails
-    WHERE (phone_number_ciphertext <> '' AND NOT starts_with(phone_number_ciphertext, %(cipher)s))
-       OR (phone_number_digest <> '' AND NOT starts_with(phone_number_digest, %(digest)s))
-       OR (id_number_ciphertext <> '' AND NOT starts_with(id_number_ciphertext, %(cipher)s))
-       OR (id_number_digest <> '' AND NOT starts_with(id_number_digest, %(digest)s))
-"""
-_WECHAT_LEFT = """
-    SELECT count(*) FROM socialaccount_socialaccount
-    WHERE provider = %(provider)s AND coalesce(extra_data->>%(field)s, '') <> ''
-      AND NOT starts_with(extra_data->>%(field)s, %(cipher)s)
-"""
-_DEVICES_LEFT = "SELECT count(*) FROM accounts_device WHERE NOT starts_with(device_digest, %(digest)s)"
 
 
 @dataclass
@@ -88,7 +35,7 @@ def personal_details_rekey_batch(*, after_id: int, limit: int) -> Batch:
     cipher, digest = crypto.current_ciphertext_prefix(), crypto.current_digest_prefix()
     with connection.cursor() as cursor:
         cursor.execute(
-            _DETAILS_STALE, {"after": after_id, "cipher": cipher, "digest": digest, "limit": limit}
+            statements.DETAILS_STALE, {"after": after_id, "cipher": cipher, "digest": digest, "limit": limit}
         )
         rows = cursor.fetchall()
     batch = Batch(last_id=rows[-1][0] if rows else after_id, read=len(rows))
@@ -102,7 +49,7 @@ def personal_details_rekey_batch(*, after_id: int, limit: int) -> Batch:
             column.append(value)
     if columns[0]:
         with connection.cursor() as cursor:
-            cursor.execute(_DETAILS_REWRITE, columns)
+            cursor.execute(statements.DETAILS_REWRITE, columns)
             batch.rewritten = cursor.rowcount
         batch.changed_meanwhile = len(columns[0]) - batch.rewritten
     return batch
@@ -128,7 +75,7 @@ def wechat_session_keys_rekey_batch(*, after_id: int, limit: int) -> Batch:
     """Re-encrypts up to `limit` stored WeChat session keys not yet on the current key."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _WECHAT_STALE,
+            statements.WECHAT_STALE,
             {
                 "field": WECHAT_SESSION_KEY_FIELD,
                 "after": after_id,
@@ -152,7 +99,8 @@ def wechat_session_keys_rekey_batch(*, after_id: int, limit: int) -> Batch:
     if ids:
         with connection.cursor() as cursor:
             cursor.execute(
-                _WECHAT_REWRITE, [WECHAT_SESSION_KEY_FIELD, ids, olds, news, WECHAT_SESSION_KEY_FIELD]
+                statements.WECHAT_REWRITE,
+                [WECHAT_SESSION_KEY_FIELD, ids, olds, news, WECHAT_SESSION_KEY_FIELD],
             )
             batch.rewritten = cursor.rowcount
         batch.changed_meanwhile = len(ids) - batch.rewritten
@@ -164,13 +112,13 @@ def personal_data_left_on_old_keys() -> dict[str, int]:
     (devices move only when seen again, see core/crypto/blind_index.py)."""
     cipher, digest = crypto.current_ciphertext_prefix(), crypto.current_digest_prefix()
     with connection.cursor() as cursor:
-        cursor.execute(_DETAILS_LEFT, {"cipher": cipher, "digest": digest})
+        cursor.execute(statements.DETAILS_LEFT, {"cipher": cipher, "digest": digest})
         details = cursor.fetchone()[0]
         cursor.execute(
-            _WECHAT_LEFT,
+            statements.WECHAT_LEFT,
             {"provider": WECHAT_PROVIDER_ID, "field": WECHAT_SESSION_KEY_FIELD, "cipher": cipher},
         )
         wechat = cursor.fetchone()[0]
-        cursor.execute(_DEVICES_LEFT, {"digest": digest})
+        cursor.execute(statements.DEVICES_LEFT, {"digest": digest})
         devices = cursor.fetchone()[0]
     return {"verified personal details": details, "WeChat session keys": wechat, "guest devices": devices}

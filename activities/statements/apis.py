@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from activities.statements import importing, issuing
 from activities.statements.serializers import StandardOutput, StatementInput
+from core.api.serializers import QuerySerializer
 from core.api.throttles import FixedWindowRateThrottle
 from core.crypto import platform_keys
 
@@ -73,7 +74,7 @@ class StatementIssueApi(APIView):
         key_id = serializers.CharField()
         claims = ClaimsOutput()
 
-    class Query(serializers.Serializer):
+    class Query(QuerySerializer):
         period = serializers.CharField(max_length=7)
         audience = serializers.URLField(max_length=200)
         nonce = serializers.CharField(max_length=64, required=False)

@@ -21,7 +21,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from core.api.schema import MONTH_PATTERN
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
 _YEAR = re.compile(r"\d{4}", re.ASCII)
@@ -75,6 +78,18 @@ class DateTimeField(serializers.DateTimeField):
         moment = super().to_internal_value(value)
         check_day(moment.date())
         return moment
+
+
+@extend_schema_field({"type": "string", "pattern": MONTH_PATTERN})
+class MonthField(serializers.CharField):
+    """A `YYYY-MM` month inside the API's range, as its first day (`month_from_text`)."""
+
+    def to_internal_value(self, data: object) -> datetime.date:
+        text = super().to_internal_value(data)
+        try:
+            return month_from_text(text, field=self.field_name)
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError(error.detail[self.field_name]) from None
 
 
 def month_from_text(text: str, *, field: str = "month") -> datetime.date:

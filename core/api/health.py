@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 
+from core import statements
 from core.api import errors
 from core.api.exceptions import error_json_response
 
@@ -22,7 +23,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _database_is_reachable() -> bool:
     try:
         with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT 1")
+            cursor.execute(statements.DATABASE_PING)
             cursor.fetchone()
     except Exception:
         logger.warning("readiness: database unreachable", exc_info=True)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from core.api.errors import ApplicationError
 from core.api.idempotency import IdempotentWrite
 from core.api.renderers import PNGFileMixin
+from core.api.serializers import QuerySerializer
 from merchants import errors, selectors, services
 from merchants.apis.common import CouponCursorPagination
 from merchants.apis.serializers import (
@@ -54,7 +55,7 @@ class MerchantApplyApi(APIView):
 
 
 class CatalogListApi(APIView):
-    class CatalogQuery(serializers.Serializer):
+    class CatalogQuery(QuerySerializer):
         category = serializers.ChoiceField(choices=MerchantCategory.choices, required=False)
         district = serializers.SlugField(required=False, max_length=32)
         affordable = serializers.BooleanField(required=False, default=False)
@@ -135,7 +136,7 @@ class CouponListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = CouponCursorPagination
 
-    class CouponQuery(serializers.Serializer):
+    class CouponQuery(QuerySerializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
 
     @extend_schema(parameters=[CouponQuery], responses=CouponOutput(many=True), operation_id="coupons_list")

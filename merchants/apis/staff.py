@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from core.api import dates
 from core.api.renderers import CSVRenderer, JsonErrorsMixin
+from core.api.serializers import QuerySerializer
 from merchants import selectors, services
 from merchants.apis.common import (
     CouponCursorPagination,
@@ -142,7 +143,7 @@ class OfferListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = OfferCursorPagination
 
-    class OfferQuery(serializers.Serializer):
+    class OfferQuery(QuerySerializer):
         status = serializers.ChoiceField(choices=Offer.Status.choices, required=False)
 
     @extend_schema(
@@ -231,7 +232,7 @@ class MerchantCouponListApi(APIView):
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = CouponCursorPagination
 
-    class MerchantCouponQuery(serializers.Serializer):
+    class MerchantCouponQuery(QuerySerializer):
         status = serializers.ChoiceField(choices=Coupon.Status.choices, required=False)
         offer = serializers.UUIDField(required=False)
 
@@ -282,7 +283,7 @@ class VerificationApi(APIView):
 # --- Merchant: reports and statements -----------------------------------------------------------
 
 
-class ReportQuery(serializers.Serializer):
+class ReportQuery(QuerySerializer):
     date_from = dates.DateField(required=False)
     date_to = dates.DateField(required=False)
 

@@ -19,10 +19,10 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from activities.partner_requests import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, partner_authenticated
-from core.api.dates import month_from_text, year_from_text
-from core.api.errors import VALIDATION_FAILED, ApplicationError
+from core.api.dates import MonthField, month_from_text, year_from_text
+from core.api.errors import ApplicationError
 from core.api.renderers import PNGFileMixin
-from core.api.schema import MONTH_PATTERN
+from core.api.serializers import QuerySerializer
 from core.api.views import SignedRequestApi
 from rewards.errors import LEADERBOARD_DISTRICT_UNKNOWN, REPORT_PERIOD_INVALID
 from rewards.gamification import badges, credit_profile, leaderboards, ratings, reports
@@ -81,23 +81,22 @@ class LeaderboardApi(APIView):
     """A board's top 50 and my rank and score. Today counts carbon credited so far (refreshed every
     few minutes); week, month and all time count the days up to yesterday (rebuilt nightly)."""
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("scope", str, enum=leaderboards.Scope.CHOICES, description="city (default)"),
-            OpenApiParameter("district", str, description="A district code; default: my district."),
-        ],
-        responses=BoardOutput,
-        operation_id="leaderboards_retrieve",
-    )
+    class Query(QuerySerializer):
+        scope = serializers.ChoiceField(
+            choices=leaderboards.Scope.CHOICES, required=False, help_text="city (default)"
+        )
+        district = serializers.CharField(required=False, help_text="A district code; default: my district.")
+
+    @extend_schema(parameters=[Query], responses=BoardOutput, operation_id="leaderboards_retrieve")
     def get(self, request: Request, period: str) -> Response:
         if period not in LeaderboardPeriod.values:
             raise Http404
-        scope = request.query_params.get("scope") or leaderboards.Scope.CITY
-        if scope not in leaderboards.Scope.CHOICES:
-            raise ApplicationError(VALIDATION_FAILED, fields={"scope": leaderboards.Scope.CHOICES})
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        scope = query.validated_data.get("scope", leaderboards.Scope.CITY)
         district = None
-        if scope == leaderboards.Scope.DISTRICT and request.query_params.get("district"):
-            district = account_selectors.district_of_code(code=request.query_params["district"])
+        if scope == leaderboards.Scope.DISTRICT and query.validated_data.get("district"):
+            district = account_selectors.district_of_code(code=query.validated_data["district"])
             if district is None:
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
         board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
@@ -173,12 +172,6 @@ class RatingHistoryApi(APIView):
         )
 
 
-def _month(value: str | None) -> datetime.date:
-    if not value:
-        return timezone.localdate().replace(day=1)
-    return month_from_text(value)
-
-
 class AmbassadorsApi(APIView):
     """The month's carbon reduction ambassadors (dark greens who show on leaderboards), top 50."""
 
@@ -188,19 +181,14 @@ class AmbassadorsApi(APIView):
         district = serializers.CharField(source="user.district.code", allow_null=True, default=None)
         carbon_mg = serializers.IntegerField()
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "month",
-                {"type": "string", "pattern": MONTH_PATTERN},
-                description="YYYY-MM; default: this month",
-            )
-        ],
-        responses=Output(many=True),
-        operation_id="ratings_ambassadors",
-    )
+    class Query(QuerySerializer):
+        month = MonthField(required=False, help_text="YYYY-MM; default: this month")
+
+    @extend_schema(parameters=[Query], responses=Output(many=True), operation_id="ratings_ambassadors")
     def get(self, request: Request) -> Response:
-        month = _month(request.query_params.get("month"))
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        month = query.validated_data.get("month") or timezone.localdate().replace(day=1)
         rows = ratings.ambassadors_of(month=month)[: leaderboards.TOP]
         return Response(self.Output(rows, many=True).data)
 

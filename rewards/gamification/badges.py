@@ -24,6 +24,7 @@ from psycopg import sql
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_insert
 from activities.models import DailyCarbon
+from rewards.gamification import statements
 from rewards.models import Badge, BadgeAward, RatingLevel
 
 _RECENT_PEOPLE = sql.SQL(
@@ -33,7 +34,7 @@ _RECENT_PEOPLE = sql.SQL(
 
 def _recent_people(since: datetime.date | None) -> sql.Composable:
     """Limits a rule to people with carbon credited since a day (incremental runs)."""
-    return sql.SQL("") if since is None else _RECENT_PEOPLE
+    return statements.RECENT_PEOPLE if since is not None else sql.SQL("")
 
 
 class BadgeRule:
@@ -42,7 +43,7 @@ class BadgeRule:
     key: str = ""
 
     def qualified_sql(self, parameters: dict, since: datetime.date | None) -> tuple[sql.Composable, dict]:
-        """SQL selecting `user_id` of everyone who qualifies, and its parameters."""
+        """A SELECT of `user_id` of everyone who qualifies, and its parameters."""
         raise NotImplementedError
 
 
@@ -52,15 +53,10 @@ class FirstBehaviour(BadgeRule):
     key = "first_behaviour"
 
     def qualified_sql(self, parameters, since):
-        window = sql.SQL(" AND counter.day >= %(since)s" if since else "")
         return (
-            sql.SQL(
-                """
-            SELECT DISTINCT counter.user_id FROM activities_behaviourday AS counter
-            JOIN activities_behaviour AS behaviour ON behaviour.id = counter.behaviour_id
-            WHERE behaviour.code = %(behaviour)s AND counter.credited_carbon_mg > 0{window}
-            """
-            ).format(window=window),
+            statements.FIRST_BEHAVIOUR_QUALIFIED.format(
+                since=statements.BEHAVIOUR_DAYS_SINCE if since else sql.SQL("")
+            ),
             {"behaviour": parameters["behaviour"], "since": since},
         )
 
@@ -72,13 +68,7 @@ class CarbonTotal(BadgeRule):
 
     def qualified_sql(self, parameters, since):
         return (
-            sql.SQL(
-                """
-            SELECT daily.user_id FROM activities_dailycarbon AS daily
-            WHERE true{recent}
-            GROUP BY daily.user_id HAVING SUM(daily.credited_carbon_mg) >= %(carbon_mg)s
-            """
-            ).format(recent=_recent_people(since)),
+            statements.CARBON_TOTAL_QUALIFIED.format(recent=_recent_people(since)),
             {"carbon_mg": int(parameters["carbon_mg"]), "since": since},
         )
 
@@ -90,18 +80,7 @@ class Streak(BadgeRule):
 
     def qualified_sql(self, parameters, since):
         return (
-            sql.SQL(
-                """
-            SELECT DISTINCT islands.user_id FROM (
-                SELECT daily.user_id,
-                       (daily.day - DATE '2000-01-01')
-                       - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
-                FROM activities_dailycarbon AS daily
-                WHERE daily.credited_carbon_mg > 0{recent}
-            ) AS islands
-            GROUP BY islands.user_id, islands.island HAVING COUNT(*) >= %(days)s
-            """
-            ).format(recent=_recent_people(since)),
+            statements.STREAK_QUALIFIED.format(recent=_recent_people(since)),
             {"days": int(parameters["days"]), "since": since},
         )
 
@@ -112,7 +91,7 @@ class FirstDonation(BadgeRule):
     key = "first_donation"
 
     def qualified_sql(self, parameters, since):
-        return sql.SQL("SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL"), {}
+        return statements.FIRST_DONATION_QUALIFIED, {}
 
 
 class Ambassador(BadgeRule):
@@ -121,17 +100,7 @@ class Ambassador(BadgeRule):
     key = "ambassador"
 
     def qualified_sql(self, parameters, since):
-        return (
-            sql.SQL(
-                """
-            SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
-            JOIN rewards_ratingrun AS run ON run.month = rating.month
-            WHERE rating.level = %(level)s
-              AND run.through_day >= CAST(rating.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
-            """
-            ),
-            {"level": RatingLevel.DARK_GREEN.value},
-        )
+        return statements.AMBASSADOR_QUALIFIED, {"level": RatingLevel.DARK_GREEN.value}
 
 
 RULES: dict[str, BadgeRule] = {
@@ -146,13 +115,13 @@ def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
     qualified, params = rule.qualified_sql(badge.parameters, since)
     params = {**params, "badge": badge.pk, "now": timezone.now()}
     with connection.cursor() as cursor:
-        cursor.execute(_AWARD.format(qualified=qualified), params)
+        cursor.execute(statements.BADGE_AWARD.format(qualified=qualified), params)
         awarded = cursor.rowcount
     if awarded:
         # Who got it just now (this statement's `now`), told in one INSERT … SELECT.
         notifications_insert(
             kind=NotificationKind.BADGE_EARNED,
-            rows=_AWARDED_NOW,
+            rows=statements.AWARDED_NOW,
             params={
                 "b_badge": badge.pk,
                 "b_now": params["now"],
@@ -161,23 +130,6 @@ def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
             },
         )
     return awarded
-
-
-# Everyone the rule qualifies who has not got the badge (and has not closed the account).
-_AWARD = sql.SQL(
-    """
-    INSERT INTO rewards_badgeaward (user_id, badge_id, awarded_at)
-    SELECT qualified.user_id, %(badge)s, %(now)s FROM ({qualified}) AS qualified
-    JOIN accounts_user AS person ON person.id = qualified.user_id
-    WHERE person.closed_at IS NULL
-    ON CONFLICT (badge_id, user_id) DO NOTHING
-    """
-)
-
-_AWARDED_NOW = sql.SQL(
-    "SELECT user_id, CAST(%(b_params)s AS jsonb), %(b_event)s FROM rewards_badgeaward"
-    " WHERE badge_id = %(b_badge)s AND awarded_at = %(b_now)s"
-)
 
 
 def badges_award(*, since: datetime.date | None = None) -> dict[str, int]:

@@ -29,6 +29,7 @@ from psycopg import sql
 from accounts.models import District, User
 from accounts.selectors import friend_ids_of
 from core.db import prepared_cursor
+from rewards.gamification import statements
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
 logger = logging.getLogger(__name__)
@@ -108,32 +109,6 @@ def _partition_of(build_id: int) -> str:
     return f"{ENTRIES_TABLE}_b{int(build_id)}"
 
 
-_RANK = sql.SQL(
-    """
-        INSERT INTO {table}
-            (build_id, user_id, district_id, carbon_mg, city_rank, district_rank)
-        SELECT %(build)s, scored.user_id, scored.district_id, scored.carbon_mg,
-               ROW_NUMBER() OVER (ORDER BY scored.carbon_mg DESC, scored.user_id),
-               CASE WHEN scored.district_id IS NULL THEN NULL ELSE ROW_NUMBER() OVER (
-                   PARTITION BY scored.district_id ORDER BY scored.carbon_mg DESC, scored.user_id
-               ) END
-        FROM (
-            SELECT daily.user_id, person.district_id,
-                   CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
-            FROM activities_dailycarbon AS daily
-            JOIN accounts_user AS person ON person.id = daily.user_id
-            WHERE daily.day >= %(start)s AND daily.day <= %(through)s
-              AND person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
-            GROUP BY daily.user_id, person.district_id
-            HAVING SUM(daily.credited_carbon_mg) > 0
-        ) AS scored
-        -- Written in the order of the (build, person) index, which then grows at its end instead of
-        -- taking two million inserts all over itself: a third of a city-wide rebuild's time.
-        ORDER BY scored.user_id
-    """
-)
-
-
 def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through: datetime.date) -> int:
     """Writes a build's entries into a table of its own, indexes it, attaches it; returns the count.
 
@@ -143,23 +118,25 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
     only through its unique and partial indexes, so it needs no planner statistics.
     """
     partition = _partition_of(build_id)
+    names = {"partition": sql.Identifier(partition), "build": sql.Literal(int(build_id))}
     # Written once, read by index, dropped whole: nothing for autovacuum to do but compete with the
     # next rebuild for the cores (it would analyze two million fresh rows right away).
-    names = {
-        "partition": sql.Identifier(partition),
-        "entries": sql.Identifier(ENTRIES_TABLE),
-        "build": sql.Literal(int(build_id)),
-        "top": sql.Literal(TOP),
-        "person": sql.Identifier(f"{partition}_person"),
-        "city_top": sql.Identifier(f"{partition}_city_top"),
-        "district_top": sql.Identifier(f"{partition}_district_top"),
-    }
-    cursor.execute(_PARTITION_CREATE.format(**names))
+    cursor.execute(statements.ENTRIES_PARTITION_CREATE.format(entries=statements.ENTRIES, **names))
     cursor.execute(
-        _RANK.format(table=sql.Identifier(partition)), {"build": build_id, "start": start, "through": through}
+        statements.ENTRIES_RANK.format(partition=names["partition"]),
+        {"build": build_id, "start": start, "through": through},
     )
     people = cursor.rowcount
-    cursor.execute(_PARTITION_ATTACH.format(**names))
+    cursor.execute(
+        statements.ENTRIES_PARTITION_ATTACH.format(
+            entries=statements.ENTRIES,
+            person=sql.Identifier(f"{partition}_person"),
+            city_top=sql.Identifier(f"{partition}_city_top"),
+            district_top=sql.Identifier(f"{partition}_district_top"),
+            top=sql.Literal(TOP),
+            **names,
+        )
+    )
     return people
 
 
@@ -217,7 +194,7 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
         if older:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    sql.SQL("DROP TABLE IF EXISTS {partitions}").format(
+                    statements.ENTRIES_PARTITIONS_DROP.format(
                         partitions=sql.SQL(", ").join(sql.Identifier(_partition_of(pk)) for pk in older)
                     )
                 )
@@ -346,7 +323,7 @@ def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
     # The hottest query of the app, by its unique index: plain SQL spares compiling the same
     # SELECT for every request, and preparing it on the server spares planning it.
     with prepared_cursor() as cursor:
-        cursor.execute(_STANDING, [build_id, user.pk])
+        cursor.execute(statements.STANDING, [build_id, user.pk])
         row = cursor.fetchone()
     if row is None:
         return Standing(rank=None, carbon_mg=0)

@@ -1,4 +1,3 @@
-# ruff: noqa: S608 - the SQL here interpolates only constant table names.
 """Monthly ratings, Quzhou's three greens: dark, medium and light green by carbon reduced.
 
 Every account that reduced at least the minimum in the month is rated, set-based in one
@@ -23,10 +22,10 @@ import json
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from psycopg import sql
 
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_insert
+from rewards.gamification import statements
 from rewards.models import MonthlyRating, RatingLevel, RatingRun, RatingThresholds
 
 
@@ -55,44 +54,9 @@ def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | Non
         "light_green": RatingLevel.LIGHT_GREEN.value,
     }
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM rewards_monthlyrating WHERE month = %(month)s", params)
-        cursor.execute(
-            """
-            INSERT INTO rewards_monthlyrating (user_id, month, level, carbon_mg, city_rank, share_above_bp)
-            SELECT ranked.user_id, %(month)s,
-                   CASE WHEN ranked.above * 100 < %(dark)s * ranked.rated THEN %(dark_green)s
-                        WHEN ranked.above * 100 < %(medium)s * ranked.rated THEN %(medium_green)s
-                        ELSE %(light_green)s END,
-                   ranked.carbon_mg, ranked.city_rank,
-                   CAST(ranked.above * 10000 / ranked.rated AS INTEGER)
-            FROM (
-                SELECT monthly.user_id, monthly.carbon_mg,
-                       RANK() OVER (ORDER BY monthly.carbon_mg DESC) - 1 AS above,
-                       ROW_NUMBER() OVER (ORDER BY monthly.carbon_mg DESC, monthly.user_id) AS city_rank,
-                       COUNT(*) OVER () AS rated
-                FROM (
-                    SELECT carbon.user_id, CAST(SUM(carbon.carbon_mg) AS BIGINT) AS carbon_mg
-                    FROM (
-                        SELECT user_id, credited_carbon_mg AS carbon_mg FROM activities_dailycarbon
-                        WHERE day >= %(month)s AND day <= %(through)s
-                        UNION ALL
-                        SELECT statement.user_id, statement.total_carbon_mg
-                        FROM activities_peerstatement AS statement
-                        JOIN activities_peerplatform AS peer ON peer.id = statement.peer_id
-                        WHERE statement.month = %(month)s AND peer.counts_in_rating
-                    ) AS carbon
-                    JOIN accounts_user AS person ON person.id = carbon.user_id
-                    WHERE person.is_active AND person.closed_at IS NULL
-                    GROUP BY carbon.user_id
-                    HAVING SUM(carbon.carbon_mg) >= %(minimum)s
-                ) AS monthly
-            ) AS ranked
-            """,
-            params,
-        )
-        cursor.execute(
-            "SELECT level, COUNT(*) FROM rewards_monthlyrating WHERE month = %(month)s GROUP BY level", params
-        )
+        cursor.execute(statements.MONTHLY_RATINGS_DELETE, params)
+        cursor.execute(statements.MONTHLY_RATINGS_INSERT, params)
+        cursor.execute(statements.MONTHLY_RATING_COUNTS, params)
         counts = dict(cursor.fetchall())
     run, _created = RatingRun.objects.update_or_create(
         month=month,
@@ -121,17 +85,11 @@ def ratings_rate_recent(*, today: datetime.date | None = None) -> RatingRun:
     return run
 
 
-_ACTIVE_IN_MONTH = sql.SQL(
-    "SELECT user_id, CAST(%(m_params)s AS jsonb), %(m_event)s FROM activities_dailycarbon"
-    " WHERE day >= %(m_first)s AND day <= %(m_last)s GROUP BY user_id HAVING SUM(credited_carbon_mg) > 0"
-)
-
-
 def monthly_reports_announce(*, month: datetime.date, last_day: datetime.date) -> int:
     """Tells everyone who reduced carbon in the month that its report is ready (set-based, once)."""
     return notifications_insert(
         kind=NotificationKind.MONTHLY_REPORT_READY,
-        rows=_ACTIVE_IN_MONTH,
+        rows=statements.ACTIVE_IN_MONTH,
         params={
             "m_params": json.dumps({"month": month.strftime("%Y-%m"), "start": month.isoformat()}),
             "m_event": f"monthly_report:{month:%Y-%m}",

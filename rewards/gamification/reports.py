@@ -24,6 +24,7 @@ from activities.models import BehaviourDay, DailyCarbon
 from activities.selectors import behaviour_name
 from activities.statements.selectors import Use, imported_carbon_mg, imported_reductions
 from core.local_time import local_day_start
+from rewards.gamification import statements
 from rewards.gamification.ratings import month_last_day
 from rewards.models import (
     BadgeAward,
@@ -91,22 +92,7 @@ def period_averages(*, first: datetime.date, last: datetime.date) -> dict:
         return cached
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT person.district_id, COUNT(*), CAST(SUM(totals.carbon_mg) AS BIGINT)
-            FROM (
-                SELECT user_id, SUM(carbon_mg) AS carbon_mg FROM (
-                    SELECT user_id, credited_carbon_mg AS carbon_mg FROM activities_dailycarbon
-                    WHERE day >= %(first)s AND day <= %(last)s
-                    UNION ALL
-                    SELECT statement.user_id, statement.total_carbon_mg
-                    FROM activities_peerstatement AS statement
-                    JOIN activities_peerplatform AS peer ON peer.id = statement.peer_id
-                    WHERE peer.counts_in_report
-                      AND statement.month >= %(first_month)s AND statement.month <= %(last)s
-                ) AS carbon GROUP BY user_id HAVING SUM(carbon_mg) > 0
-            ) AS totals JOIN accounts_user AS person ON person.id = totals.user_id
-            GROUP BY person.district_id
-            """,
+            statements.PERIOD_AVERAGES,
             {"first": first, "last": last, "first_month": first.replace(day=1)},
         )
         rows = cursor.fetchall()

@@ -8,7 +8,7 @@ import io
 import qrcode
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from accounts import selectors as account_selectors
 from accounts.models import User
 from core.api.errors import ApplicationError
 from core.api.renderers import PNGFileMixin
+from core.api.serializers import QuerySerializer
 from core.api.views import JsonApiView
 from rewards.errors import (
     CHALLENGE_NOT_FOUND,
@@ -253,7 +254,7 @@ class GroupBoardOutput(serializers.Serializer):
 class GroupBoardApi(APIView):
     """Groups ranked by carbon reduced per member, city-wide or in a district (default: the person's)."""
 
-    class Query(serializers.Serializer):
+    class Query(QuerySerializer):
         period = serializers.ChoiceField(choices=LeaderboardPeriod.choices, default="week")
         scope = serializers.ChoiceField(choices=["city", "district"], default="city")
         district = serializers.CharField(max_length=32, required=False)
@@ -294,16 +295,17 @@ class MemberBoardOutput(serializers.Serializer):
 class GroupMemberBoardApi(APIView):
     """The group's members ranked by carbon reduced (who opted out of rankings is not listed)."""
 
+    class Query(QuerySerializer):
+        period = serializers.ChoiceField(choices=LeaderboardPeriod.values, default="week")
+
     @extend_schema(
-        operation_id="groups_members_leaderboard_retrieve",
-        parameters=[OpenApiParameter("period", enum=LeaderboardPeriod.values, default="week")],
-        responses=MemberBoardOutput,
+        operation_id="groups_members_leaderboard_retrieve", parameters=[Query], responses=MemberBoardOutput
     )
     def get(self, request: Request, group_id) -> Response:
         group, _membership = _my_group(request, group_id)
-        period = request.query_params.get("period", "week")
-        if period not in LeaderboardPeriod.values:
-            period = "week"
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        period = query.validated_data["period"]
         build, entries = boards.member_board_for(group=group, period=period)
         for entry in entries:
             entry["is_me"] = entry["person"].pk == request.user.pk

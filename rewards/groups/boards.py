@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import sql
 
 from accounts.models import User
 from rewards.gamification.leaderboards import period_bounds
+from rewards.groups import statements
 from rewards.groups.models import (
     Group,
     GroupBoardBuild,
@@ -32,54 +32,10 @@ from rewards.models import LeaderboardPeriod
 
 TOP = 50
 DEFAULT_MIN_MEMBERS = 3
-GROUPS_TABLE = GroupBoardEntry._meta.db_table
-MEMBERS_TABLE = GroupMemberBoardEntry._meta.db_table
 
 
 def board_min_members() -> int:
     return int(getattr(settings, "GROUPS_BOARD_MIN_MEMBERS", DEFAULT_MIN_MEMBERS))
-
-
-_BUILD_SQL = sql.SQL(
-    """
-WITH member_carbon AS MATERIALIZED (
-    SELECT membership.group_id, membership.user_id, grp.district_id,
-           CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT) AS carbon_mg
-      FROM rewards_groupmembership AS membership
-      JOIN rewards_group AS grp ON grp.id = membership.group_id AND grp.status = 'active'
-      LEFT JOIN activities_dailycarbon AS daily
-        ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(through)s
-     GROUP BY membership.group_id, membership.user_id, grp.district_id
-),
--- Data-modifying: runs once whether or not the statement reads it.
-members_ranked AS (
-    INSERT INTO {members_table} (build_id, group_id, user_id, carbon_mg, rank)
-    SELECT %(build)s, member_carbon.group_id, member_carbon.user_id, member_carbon.carbon_mg,
-           ROW_NUMBER() OVER (
-               PARTITION BY member_carbon.group_id
-               ORDER BY member_carbon.carbon_mg DESC, member_carbon.user_id
-           )
-      FROM member_carbon
-      JOIN accounts_user AS person ON person.id = member_carbon.user_id
-     WHERE person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
-),
-scored AS (
-    SELECT group_id, district_id, COUNT(*) AS members, CAST(SUM(carbon_mg) AS BIGINT) AS carbon_mg,
-           CAST(SUM(carbon_mg) / COUNT(*) AS BIGINT) AS per_member
-      FROM member_carbon
-     GROUP BY group_id, district_id
-    HAVING COUNT(*) >= %(min_members)s AND SUM(carbon_mg) > 0
-)
-INSERT INTO {groups_table}
-    (build_id, group_id, district_id, members, carbon_mg, carbon_per_member_mg, city_rank, district_rank)
-SELECT %(build)s, group_id, district_id, members, carbon_mg, per_member,
-       ROW_NUMBER() OVER (ORDER BY per_member DESC, carbon_mg DESC, group_id),
-       CASE WHEN district_id IS NULL THEN NULL ELSE ROW_NUMBER() OVER (
-           PARTITION BY district_id ORDER BY per_member DESC, carbon_mg DESC, group_id
-       ) END
-  FROM scored
-"""
-).format(members_table=sql.Identifier(MEMBERS_TABLE), groups_table=sql.Identifier(GROUPS_TABLE))
 
 
 def group_board_rebuild(*, period: str, today: datetime.date | None = None) -> GroupBoardBuild:
@@ -96,7 +52,7 @@ def group_board_rebuild(*, period: str, today: datetime.date | None = None) -> G
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                _BUILD_SQL,
+                statements.GROUP_BOARD_BUILD,
                 {"build": build.pk, "start": start, "through": through, "min_members": board_min_members()},
             )
             build.groups = cursor.rowcount

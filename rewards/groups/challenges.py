@@ -31,8 +31,8 @@ from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
 from core.api.errors import ApplicationError
 from core.db import execute
-from rewards import statements
 from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
+from rewards.groups import statements
 from rewards.groups.models import (
     ChallengePayout,
     ChallengeReward,

@@ -7,7 +7,9 @@ rewards' and activities' packages),
 - no module of an app imports another app's API module (a shape two apps share lives outside
   both's views: core.api.serializers, or a `serializers` module of the app that owns it);
 - what a view declares — its body, its query string, its answer — is a serializer named for that
-  role (`…Input`, `…Query`, `…Output`); the body reaches the view only through `data=` of one;
+  role (`…Input`, `…Query`, `…Output`); the body reaches the view only through `data=` of one,
+  and so does the query string (`request.query_params`, `request.GET`), of a `…Query` built on
+  `core.api.serializers.QuerySerializer` (which refuses a parameter given empty);
 - a view issues no query of its own: no model manager (`.objects`) and no queryset narrowing
   (`filter`, `exclude`, `select_related`, …); it calls a selector.
 """
@@ -143,21 +145,27 @@ def test_what_a_view_declares_is_named_for_its_role():
     assert problems == [], "\n".join(problems)
 
 
-def test_the_body_reaches_a_view_only_through_a_serializer():
+def _read_outside(reads: set[str], into=lambda name: True) -> list[str]:
+    """Where a view reads one of `reads` other than as `data=` of a serializer `into` accepts."""
     problems = []
     for relative in _api_modules():
         for view in _views(_tree(relative)):
             passed = {
                 id(keyword.value)
                 for node in ast.walk(view)
-                if isinstance(node, ast.Call)
+                if isinstance(node, ast.Call) and into(ast.unparse(node.func).split(".")[-1])
                 for keyword in node.keywords
                 if keyword.arg == "data"
             }
             for node in ast.walk(view):
                 read = ast.unparse(node) if isinstance(node, ast.Attribute) else ""
-                if read in {"request.data", "request.POST"} and id(node) not in passed:
-                    problems.append(f"{relative}:{node.lineno} {view.name} reads {ast.unparse(node)}")
+                if read in reads and id(node) not in passed:
+                    problems.append(f"{relative}:{node.lineno} {view.name} reads {read}")
+    return problems
+
+
+def test_the_body_reaches_a_view_only_through_a_serializer():
+    problems = _read_outside({"request.data", "request.POST"})
     assert problems == [], "\n".join(problems)
 
 
@@ -197,4 +205,22 @@ def test_the_body_a_view_documents_is_the_body_it_validates():
                         problems.append(
                             f"{relative}:{node.lineno} {view.name} documents {name}, validates none"
                         )
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_query_string_reaches_a_view_only_through_a_query_serializer():
+    reads = {"request.query_params", "request.GET"}
+    problems = _read_outside(reads, into=lambda name: name.endswith("Query"))
+    assert problems == [], "\n".join(problems)
+
+
+def test_query_serializers_build_on_the_query_serializer():
+    problems = []
+    for relative in _api_modules():
+        tree = _tree(relative)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Query"):
+                bases = [ast.unparse(base).split(".")[-1] for base in node.bases]
+                if not any(base == "QuerySerializer" or base.endswith("Query") for base in bases):
+                    problems.append(f"{relative}:{node.lineno} {node.name} builds on {', '.join(bases)}")
     assert problems == [], "\n".join(problems)

@@ -1,0 +1,70 @@
+"""The raw statements of notifications, composed with `psycopg.sql`; values are parameters."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from accounts.notifications.models import Notification, NotificationPreference
+
+NOTIFICATIONS = sql.Identifier(Notification._meta.db_table)
+PREFERENCES = sql.Identifier(NotificationPreference._meta.db_table)
+
+# One statement: the rows to insert, with the people's inbox preferences, once per person and event;
+# then, from the rows just inserted, the pushes of the kinds that have an active template, for the
+# people who did not turn the channel off and hold a grant — in quiet hours, due when they end
+# (local time). `{rows}` yields (user_id, params jsonb, event_key). Only the two counts come back:
+# raising for a city costs no row in Python.
+NOTIFICATIONS_INSERT = sql.SQL(
+    """
+    WITH inserted AS (
+        INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at)
+        SELECT gen_random_uuid(), rows.user_id, %(kind)s, rows.params, rows.event_key, %(now)s
+          FROM ({rows}) AS rows (user_id, params, event_key)
+         WHERE NOT EXISTS (
+             SELECT 1 FROM {preferences} AS preference
+              WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
+                AND preference.channel = 'inbox' AND NOT preference.is_enabled
+         )
+        ON CONFLICT (user_id, event_key) DO NOTHING
+        RETURNING id, user_id
+    ),
+    pushes AS (
+        INSERT INTO accounts_wechatpush
+            (notification_id, template_id, status, send_after, attempts, created_at)
+        SELECT inserted.id, template.id, 'pending',
+               CASE WHEN quiet.user_id IS NULL OR NOT (
+                        (quiet.starts_at < quiet.ends_at
+                         AND (%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                         AND (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)
+                     OR (quiet.starts_at > quiet.ends_at
+                         AND ((%(now)s AT TIME ZONE %(tz)s)::time >= quiet.starts_at
+                              OR (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at)))
+                    THEN %(now)s
+                    ELSE ((CASE WHEN (%(now)s AT TIME ZONE %(tz)s)::time < quiet.ends_at
+                                THEN (%(now)s AT TIME ZONE %(tz)s)::date
+                                ELSE (%(now)s AT TIME ZONE %(tz)s)::date + 1 END) + quiet.ends_at)
+                         AT TIME ZONE %(tz)s
+               END,
+               0, %(now)s
+          FROM inserted
+          JOIN accounts_wechattemplate AS template ON template.kind = %(kind)s AND template.is_active
+          JOIN accounts_wechatsubscription AS grant_ ON grant_.user_id = inserted.user_id
+           AND grant_.template_id = template.id AND grant_.remaining > 0
+          LEFT JOIN accounts_quiethours AS quiet ON quiet.user_id = inserted.user_id
+         WHERE NOT EXISTS (
+               SELECT 1 FROM {preferences} AS preference
+                WHERE preference.user_id = inserted.user_id AND preference.kind = %(kind)s
+                  AND preference.channel = 'wechat' AND NOT preference.is_enabled
+           )
+        ON CONFLICT (notification_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM pushes)
+    """
+)
+
+# The rows of one event for a list of people: (person, params, event key), for `{rows}` above.
+PEOPLE_ROWS = sql.SQL(
+    "SELECT person, CAST(%(n_params)s AS jsonb), %(n_event_key)s"
+    " FROM unnest(CAST(%(n_people)s AS bigint[])) AS person"
+)
