@@ -9,8 +9,8 @@
    `statements/` or `sql_statements/` package that holds SQL), as named `psycopg.sql` constants.
    A raw statement is a string literal starting with SELECT / INSERT / UPDATE / DELETE / WITH /
    CREATE / ALTER / DROP / LOCK (after blanks, comments and an opening parenthesis), alone or in
-   `sql.SQL(…)`, that is handed to `execute` (and the others above), assigned to a module constant (also inside a
-   tuple or call, as a list of checks does), or wrapped in `sql.SQL(…)` anywhere; found outside a
+   `sql.SQL(…)`, that is handed to `execute` (and the others above), assigned to a module
+   constant (also inside a tuple or call, as a list of checks does), or wrapped in `sql.SQL(…)` anywhere; found outside a
    statements module, it fails. Fragments (`sql.SQL(", ")`, a `WHERE` clause added to a statement)
    are not statements and may stay where they are composed.
    - `bench/` keeps its SQL beside the scenario that measures it: a benchmark's set-up (bulk loads,
