@@ -6,13 +6,13 @@
    `executemany` / `RawSQL` / `raw` / `extra` whose SQL argument is an f-string, a `.format(...)`
    call, a `%` or `+` expression, or a name bound to one of those in the same function.
 2. Every raw statement lives in a statements module of its app or package (`statements.py`, or a
-   `statements/` or `sql_statements/` package that holds SQL), as named `psycopg.sql` constants.
-   A raw statement is a string literal starting with SELECT / INSERT / UPDATE / DELETE / WITH /
-   CREATE / ALTER / DROP / LOCK (after blanks, comments and an opening parenthesis), alone or in
-   `sql.SQL(…)`, that is handed to `execute` (and the others above), assigned to a module
-   constant (also inside a tuple or call, as a list of checks does), or wrapped in `sql.SQL(…)` anywhere; found outside a
-   statements module, it fails. Fragments (`sql.SQL(", ")`, a `WHERE` clause added to a statement)
-   are not statements and may stay where they are composed.
+   `statements/` or `sql_statements/` package that holds SQL), as named `psycopg.sql` constants. A
+   raw statement is a string literal starting with SELECT / INSERT / UPDATE / DELETE / WITH / CREATE
+   / ALTER / DROP / LOCK (after blanks, comments and an opening parenthesis), alone or in
+   `sql.SQL(…)`, that is handed to `execute` (and the others above), assigned to a module constant
+   (also inside a tuple or call, as a list of checks does), or wrapped in `sql.SQL(…)` anywhere;
+   found outside a statements module, it fails. Fragments (`sql.SQL(", ")`, a `WHERE` clause added
+   to a statement) are not statements and may stay where they are composed.
    - `bench/` keeps its SQL beside the scenario that measures it: a benchmark's set-up (bulk loads,
      databases created and dropped, reference queries it compares the app with) is read together
      with its timing, and bench is tooling, not the product. Its SQL is still held to rule 1.
