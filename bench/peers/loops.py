@@ -27,8 +27,9 @@ SPREAD_ACCOUNTS = 10_000
 HOT_ACCOUNTS = 10
 FLOOR_DEBITS = 50
 FLOOR_FUNDS = 10
-# Enough that no spread or hot transfer is ever refused for want of funds.
-LOOP_FUNDS = 10_000_000
+# Enough that no spread or hot transfer is ever refused for want of funds, and within what
+# oscar-accounts can hold (12 digits, 2 decimals) for the funding of all 10,010 accounts.
+LOOP_FUNDS = 100_000
 
 
 class Ledger(Protocol):
