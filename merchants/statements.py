@@ -1,4 +1,4 @@
-"""The merchants app's raw SQL for a redemption, composed with `psycopg.sql`.
+"""The merchants app's raw SQL, composed with `psycopg.sql`: a redemption, an offer's stock, coupon expiry.
 
 The redemption's payment is the ledger's transfer (`rewards.services.coins_transfer_if`) with the
 offer's stock taken in the same statement: `STOCK_TAKE` is composed here from the ledger's
@@ -72,3 +72,44 @@ ON CONFLICT (offer_id, user_id) DO UPDATE
 # Whether a person already holds the coupon of a request (its idempotency key), by the unique index:
 # run for every press of a flash crowd on a sold-out offer.
 COUPON_OF_KEY = sql.SQL("SELECT 1 FROM merchants_coupon WHERE user_id = %s AND idempotency_key = %s")
+
+# The total stock set, the stock left moved by the difference; no row when it would fall below zero.
+OFFER_TOTAL_STOCK_SET = sql.SQL(
+    """
+UPDATE merchants_offer
+   SET stock_left = stock_left + (%(total)s - total_stock), total_stock = %(total)s
+ WHERE id = %(id)s AND stock_left + (%(total)s - total_stock) >= 0
+RETURNING stock_left
+"""
+)
+
+# --- Coupon expiry (`merchants.services.expiry`) -------------------------------------------
+
+# One batch of unused coupons past validity expires, skipping rows another run holds.
+COUPONS_EXPIRE = sql.SQL(
+    """
+UPDATE merchants_coupon SET status = 'expired', expired_at = %(now)s
+ WHERE id IN (
+    SELECT id FROM merchants_coupon
+     WHERE status = 'issued' AND valid_until <= %(now)s
+     ORDER BY id LIMIT %(batch)s
+     FOR UPDATE SKIP LOCKED
+ )
+"""
+)
+
+# The expiring-coupon reminders' rows (person, parameters, event key) for `notifications_insert`:
+# unused coupons expiring in the window, once a coupon by the key.
+COUPONS_EXPIRING = sql.SQL(
+    """
+    SELECT coupon.user_id,
+           jsonb_build_object('coupon', coupon.public_id::text, 'offer', offer.title,
+                              'expires_on',
+                              to_char(coupon.valid_until AT TIME ZONE %(c_tz)s, 'YYYY-MM-DD')),
+           'coupon_expiring:' || coupon.public_id::text
+      FROM merchants_coupon AS coupon
+      JOIN merchants_offer AS offer ON offer.id = coupon.offer_id
+     WHERE coupon.status = 'issued' AND coupon.user_id IS NOT NULL
+       AND coupon.valid_until > %(c_now)s AND coupon.valid_until <= %(c_until)s
+    """
+)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
+from psycopg.sql import Composable
 
 from activities.models import Behaviour, Factor, MethodologyVersion
 from core.api.errors import ApplicationError
@@ -202,7 +203,7 @@ def lot_register(*, lot: ReductionLot, exchange_reference: str, actor: str = "")
     return lot
 
 
-def _tonnes_take(*, lot: ReductionLot, tonnes: int, sql: str) -> int:
+def _tonnes_take(*, lot: ReductionLot, tonnes: int, sql: Composable) -> int:
     if isinstance(tonnes, bool) or not isinstance(tonnes, int) or tonnes <= 0:
         raise ApplicationError(errors.LOT_TONNES_UNAVAILABLE, fields={"tonnes": tonnes})
     taken = statements.execute(sql, {"lot_id": lot.pk, "tonnes": tonnes})

@@ -65,40 +65,43 @@ ALLOCATE_SKIPPING = _ALLOCATE.format(
     on_conflict=sql.SQL("ON CONFLICT (user_id, day, behaviour_id, methodology_version_id) DO NOTHING")
 )
 
-TOTALS = """
+# The volume a lot allocated (its contributions' grams) and how many people contributed.
+TOTALS = sql.SQL("""
 SELECT COALESCE(SUM(carbon_mg), 0), COUNT(*) FROM registry_lotcontribution WHERE lot_id = %(lot_id)s
-"""
+""")
 
 # Hands out `tonnes` serial numbers under a prefix in one statement: the last number after.
-SERIALS_TAKE = """
+SERIALS_TAKE = sql.SQL("""
 INSERT INTO registry_serialcounter (prefix, last_number) VALUES (%(prefix)s, %(tonnes)s)
 ON CONFLICT (prefix) DO UPDATE SET last_number = registry_serialcounter.last_number + EXCLUDED.last_number
 RETURNING last_number
-"""
+""")
 
 # The leaves of the commitment, in their order (bytewise by pseudonym).
-LEAVES = """
+LEAVES = sql.SQL("""
 SELECT contributor_id, carbon_mg FROM registry_lotcontribution
 WHERE lot_id = %(lot_id)s ORDER BY contributor_id COLLATE "C"
-"""
+""")
 
 # Takes tonnes off a registered lot for a sale or a retirement, if that many are left; answers the
 # offset of the first tonne taken (the serial numbers it covers). Zero rows: not registered or too few.
-TONNES_TAKE_SOLD = """
+TONNES_TAKE_SOLD = sql.SQL("""
 UPDATE registry_reductionlot SET sold_tonnes = sold_tonnes + %(tonnes)s
 WHERE id = %(lot_id)s AND status = 'registered' AND sold_tonnes + retired_tonnes + %(tonnes)s <= tonnes
 RETURNING sold_tonnes + retired_tonnes - %(tonnes)s
-"""
-TONNES_TAKE_RETIRED = """
+""")
+
+# The same, for a retirement.
+TONNES_TAKE_RETIRED = sql.SQL("""
 UPDATE registry_reductionlot SET retired_tonnes = retired_tonnes + %(tonnes)s
 WHERE id = %(lot_id)s AND status = 'registered' AND sold_tonnes + retired_tonnes + %(tonnes)s <= tonnes
 RETURNING sold_tonnes + retired_tonnes - %(tonnes)s
-"""
+""")
 
 # Whole coins pro rata to each contributor's grams: each gets the floor of pool × grams / total;
 # the coins left (fewer than the number of contributors) go one each to the largest remainders,
 # ties to the smaller pseudonym (bytewise). Sums to the pool exactly.
-PRO_RATA = """
+PRO_RATA = sql.SQL("""
 WITH total AS (
     SELECT SUM(carbon_mg)::numeric AS carbon FROM registry_lotcontribution WHERE lot_id = %(lot_id)s
 ),
@@ -119,7 +122,7 @@ SELECT user_id, (coins + CASE WHEN position <= left_over THEN 1 ELSE 0 END)::big
 FROM ranked
 WHERE coins + CASE WHEN position <= left_over THEN 1 ELSE 0 END > 0
 ORDER BY user_id
-"""
+""")
 
 
 # A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post),
@@ -134,7 +137,7 @@ WITH paid AS (
     RETURNING 1
 )
 SELECT COUNT(*) FROM paid
-""").format(pro_rata=sql.SQL(PRO_RATA))
+""").format(pro_rata=PRO_RATA)
 
 # The contributors' wallets, opened where missing (a contributor who never earned a coin has none).
 PROCEEDS_WALLETS_OPEN = sql.SQL("""

@@ -317,6 +317,23 @@ SELECT MAX(account_id) FROM (
 """
 )
 
+# The expiry reminders' rows (`notifications_insert`): the people whose coins expire within a
+# window, one row per person and bucket of expiry days (`{bucket}`, a `to_char` format): the month
+# of expiry for the 30-day reminder, the ISO week for the 7-day one. Coins are earned daily, so a
+# reminder per expiry day would be one a day; a bucket makes it one a month (a week).
+EXPIRY_REMINDER_ROWS = sql.SQL(
+    """
+    SELECT wallet.owner_id,
+           jsonb_build_object('coins', SUM(lot.remaining_amount), 'days', %(x_days)s,
+                              'expires_on', to_char(MIN(lot.expires_on), 'YYYY-MM-DD')),
+           'coins_expiring:' || %(x_days)s || ':' || to_char(lot.expires_on, {bucket})
+      FROM rewards_coinlot AS lot
+      JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id AND wallet.kind = 'wallet'
+     WHERE lot.expires_on > %(x_today)s AND lot.expires_on <= %(x_until)s AND lot.remaining_amount > 0
+     GROUP BY wallet.owner_id, to_char(lot.expires_on, {bucket})
+    """
+)
+
 # --- Reads --------------------------------------------------------------------------------------
 
 # The id of a person's wallet, by its (kind, owner) key.

@@ -7,10 +7,11 @@ with SQL. One module per caller: `capture` (the batch path, `ingest`, and the fe
 midnight locks both capture paths take, `activities.instances`), `imported_instances` (reports of
 instances an imported statement counts, which both capture paths look for), `peer_statements` (the
 person's lock between a statement import and capture, and the expired nonces' deletion, for
-`activities/statements/`) and `merge` (the merge of two accounts, `personal_data`). Values always
-travel as parameters, the local time zone too; the only things composed into the text are constants
-of these modules and of `capture_rules`, the staging tables' column names (`sql.Identifier`) and
-literals of those constants (`sql.Literal`).
+`activities/statements/`), `merge` (the merge of two accounts, `personal_data`) and `today` (what a
+person sees today, `selectors`, run on the prepared cursor). Values always travel as parameters, the
+local time zone too; the only things composed into the text are constants of these modules and of
+`capture_rules`, the staging tables' column names (`sql.Identifier`) and literals of those constants
+(`sql.Literal`).
 
 This module packs columns of values for them. Arrays go to PostgreSQL as one string per column,
 split on the unit separator by the server (`string_to_array`): far cheaper than adapting thousands

@@ -27,7 +27,9 @@ PEOPLE_STATE = sql.SQL(
     """
 ).format(user_ids=packed_array("bigint"))
 
-_COUNTERS_LOCK = """
+# Locks a batch's existing counter rows of one period (`{period}`: day or month) and reads them.
+_COUNTERS_LOCK = sql.SQL(
+    """
     SELECT c.user_id, c.behaviour_id, c.{period}, {columns}
     FROM (
         SELECT * FROM unnest({keys}) AS t(u, b, p) ORDER BY u, b, p
@@ -39,15 +41,16 @@ _COUNTERS_LOCK = """
         FOR UPDATE
     ) AS c
 """
+)
 
-DAY_COUNTERS_LOCK = sql.SQL(_COUNTERS_LOCK).format(
+DAY_COUNTERS_LOCK = _COUNTERS_LOCK.format(
     period=sql.Identifier("day"),
     columns=sql.SQL("c.quantity, c.credited_carbon_mg"),
     keys=packed_arrays("bigint", "bigint", "date"),
     table=sql.Identifier("activities_behaviourday"),
 )
 
-MONTH_COUNTERS_LOCK = sql.SQL(_COUNTERS_LOCK).format(
+MONTH_COUNTERS_LOCK = _COUNTERS_LOCK.format(
     period=sql.Identifier("month"),
     columns=sql.SQL("c.credited_carbon_mg"),
     keys=packed_arrays("bigint", "bigint", "date"),

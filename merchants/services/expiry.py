@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import sql
 
 from accounts.models import NotificationKind
 from accounts.notifications.services import notifications_insert
+from merchants import statements
 from merchants.models import Coupon
 from rewards import services as ledger
 from rewards.models import LedgerTransactionKind
@@ -40,18 +40,7 @@ def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> Ex
     expired = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE merchants_coupon SET status = 'expired', expired_at = %(now)s
-                 WHERE id IN (
-                    SELECT id FROM merchants_coupon
-                     WHERE status = 'issued' AND valid_until <= %(now)s
-                     ORDER BY id LIMIT %(batch)s
-                     FOR UPDATE SKIP LOCKED
-                 )
-                """,
-                {"now": now, "batch": batch_size},
-            )
+            cursor.execute(statements.COUPONS_EXPIRE, {"now": now, "batch": batch_size})
             count = cursor.rowcount
         expired += count
         if count < batch_size:
@@ -106,19 +95,6 @@ def coupon_refund(*, coupon_id: int, now: datetime) -> int:
 
 
 COUPON_REMINDER_DAYS = 3
-_EXPIRING_COUPONS = sql.SQL(
-    """
-    SELECT coupon.user_id,
-           jsonb_build_object('coupon', coupon.public_id::text, 'offer', offer.title,
-                              'expires_on',
-                              to_char(coupon.valid_until AT TIME ZONE %(c_tz)s, 'YYYY-MM-DD')),
-           'coupon_expiring:' || coupon.public_id::text
-      FROM merchants_coupon AS coupon
-      JOIN merchants_offer AS offer ON offer.id = coupon.offer_id
-     WHERE coupon.status = 'issued' AND coupon.user_id IS NOT NULL
-       AND coupon.valid_until > %(c_now)s AND coupon.valid_until <= %(c_until)s
-    """
-)
 
 
 def coupons_expiring_notify(*, now: datetime | None = None) -> int:
@@ -126,7 +102,7 @@ def coupons_expiring_notify(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     return notifications_insert(
         kind=NotificationKind.COUPON_EXPIRING,
-        rows=_EXPIRING_COUPONS,
+        rows=statements.COUPONS_EXPIRING,
         params={
             "c_now": now,
             "c_until": now + timedelta(days=COUPON_REMINDER_DAYS),

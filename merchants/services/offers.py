@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import District, User
 from core.api.errors import ApplicationError
-from merchants import catalog_cache, errors
+from merchants import catalog_cache, errors, statements
 from merchants.images import image_process
 from merchants.lock_objects import offer_lock
 from merchants.models import Merchant, Offer
@@ -115,15 +115,7 @@ def offer_update(*, offer: Offer, data: dict[str, Any]) -> Offer:
 def offer_set_total_stock(*, offer: Offer, total_stock: int) -> Offer:
     """Sets the total stock; the stock left moves by the difference, never below zero."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE merchants_offer
-               SET stock_left = stock_left + (%(total)s - total_stock), total_stock = %(total)s
-             WHERE id = %(id)s AND stock_left + (%(total)s - total_stock) >= 0
-            RETURNING stock_left
-            """,
-            {"total": total_stock, "id": offer.pk},
-        )
+        cursor.execute(statements.OFFER_TOTAL_STOCK_SET, {"total": total_stock, "id": offer.pk})
         row = cursor.fetchone()
     if row is None:
         raise ApplicationError(errors.OFFER_STOCK_TOO_LOW)

@@ -140,21 +140,6 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
     return people
 
 
-_PARTITION_CREATE = sql.SQL(
-    "CREATE UNLOGGED TABLE {partition} (LIKE {entries} INCLUDING DEFAULTS, CHECK (build_id = {build}))"
-    " WITH (autovacuum_enabled = false)"
-)
-_PARTITION_ATTACH = sql.SQL(
-    """
-    ALTER TABLE {partition} ADD CONSTRAINT {person} UNIQUE (build_id, user_id);
-    CREATE UNIQUE INDEX {city_top} ON {partition} (build_id, city_rank) WHERE city_rank <= {top};
-    CREATE INDEX {district_top} ON {partition} (build_id, district_id, district_rank)
-        WHERE district_rank <= {top};
-    ALTER TABLE {entries} ATTACH PARTITION {partition} FOR VALUES IN ({build});
-    """
-)
-
-
 @dataclass(frozen=True)
 class BuildResult:
     build: LeaderboardBuild
@@ -309,13 +294,6 @@ def top_entries(*, build_id: int, scope: str, district_id: int | None = None) ->
 class Standing:
     rank: int | None
     carbon_mg: int
-
-
-_STANDING = (
-    sql.SQL("SELECT city_rank, district_rank, carbon_mg FROM {entries} WHERE build_id = %s AND user_id = %s")
-    .format(entries=sql.Identifier(ENTRIES_TABLE))
-    .as_string(None)
-)
 
 
 def standing_of(*, build_id: int, user: User, scope: str) -> Standing:

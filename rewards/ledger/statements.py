@@ -1,5 +1,6 @@
 """The ledger's SQL, composed with `psycopg.sql`: the one-statement transfer, the set-based posting's
-statements, and the lots' soonest-expiring-first walk (`rewards.ledger.lots`).
+statements, the lots' soonest-expiring-first walk (`rewards.ledger.lots`), and the audit's checks
+(`rewards.audit`).
 
 Other apps never see this text: they compose with the transfer's building block (`TransferBlock`,
 and `TRANSFER_READY` for a condition that hangs on it) and hand the result to the ledger's writer.
@@ -241,4 +242,66 @@ UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + leg.a
 # The hot row last, so parallel workers hold it only for the end of their transaction.
 POSTING_COUNTER = sql.SQL(
     "UPDATE rewards_ledgeraccount SET balance = balance + %(ledger_amount)s WHERE id = %(ledger_counter)s"
+)
+
+# --- The audit (`rewards.audit`): what the ledger's cached columns claim, recomputed ---------------
+
+# How many transactions the ledger holds.
+AUDIT_TRANSACTIONS = sql.SQL("SELECT COUNT(*) FROM rewards_ledgertransaction")
+
+# How many entries the ledger holds.
+AUDIT_ENTRIES = sql.SQL("SELECT COUNT(*) FROM rewards_ledgerentry")
+
+# Transactions whose entries do not sum to zero or that have fewer than two (at most `%s`).
+AUDIT_UNBALANCED_TRANSACTIONS = sql.SQL(
+    """
+SELECT transaction_id, SUM(amount), COUNT(*) FROM rewards_ledgerentry
+GROUP BY transaction_id HAVING SUM(amount) <> 0 OR COUNT(*) < 2
+ORDER BY transaction_id LIMIT %s
+"""
+)
+
+# Transactions without any entry (at most `%s`).
+AUDIT_EMPTY_TRANSACTIONS = sql.SQL(
+    """
+SELECT id FROM rewards_ledgertransaction AS ledger_transaction
+WHERE NOT EXISTS (SELECT 1 FROM rewards_ledgerentry WHERE transaction_id = ledger_transaction.id)
+ORDER BY id LIMIT %s
+"""
+)
+
+# Accounts whose cached balance differs from the sum of their entries (at most `%s`).
+AUDIT_BALANCES_OFF = sql.SQL(
+    """
+SELECT account.id, account.kind, account.owner_id, account.balance, COALESCE(sums.total, 0)
+FROM rewards_ledgeraccount AS account
+LEFT JOIN (
+    SELECT account_id, SUM(amount) AS total FROM rewards_ledgerentry GROUP BY account_id
+) AS sums ON sums.account_id = account.id
+WHERE account.balance <> COALESCE(sums.total, 0)
+ORDER BY account.id LIMIT %s
+"""
+)
+
+# Accounts below zero other than the issuance account (its kind, then at most `%s`).
+AUDIT_NEGATIVE_BALANCES = sql.SQL(
+    "SELECT id, owner_id, balance FROM rewards_ledgeraccount WHERE balance < 0 AND kind <> %s LIMIT %s"
+)
+
+# Wallets whose balance differs from the coins left in their lots (the wallet kind, then at most `%s`).
+AUDIT_WALLETS_OFF_LOTS = sql.SQL(
+    """
+SELECT account.id, account.owner_id, account.balance, COALESCE(lots.remaining, 0)
+FROM rewards_ledgeraccount AS account
+LEFT JOIN (
+    SELECT account_id, SUM(remaining_amount) AS remaining FROM rewards_coinlot GROUP BY account_id
+) AS lots ON lots.account_id = account.id
+WHERE account.kind = %s AND account.balance <> COALESCE(lots.remaining, 0)
+ORDER BY account.id LIMIT %s
+"""
+)
+
+# The coins held per kind of account.
+AUDIT_TOTALS_BY_KIND = sql.SQL(
+    "SELECT kind, COALESCE(SUM(balance), 0) FROM rewards_ledgeraccount GROUP BY kind"
 )

@@ -109,28 +109,13 @@ def expiry_reminders_raise(*, today: datetime.date) -> int:
     return flagged
 
 
-# The people whose coins expire within a window, one row per person and bucket of expiry days:
-# the month of expiry for the 30-day reminder, the ISO week for the 7-day one. Coins are earned
-# daily, so a reminder per expiry day would be one a day; a bucket makes it one a month (a week).
-_EXPIRING_ROWS = sql.SQL(
-    """
-    SELECT wallet.owner_id,
-           jsonb_build_object('coins', SUM(lot.remaining_amount), 'days', %(x_days)s,
-                              'expires_on', to_char(MIN(lot.expires_on), 'YYYY-MM-DD')),
-           'coins_expiring:' || %(x_days)s || ':' || to_char(lot.expires_on, {bucket})
-      FROM rewards_coinlot AS lot
-      JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id AND wallet.kind = 'wallet'
-     WHERE lot.expires_on > %(x_today)s AND lot.expires_on <= %(x_until)s AND lot.remaining_amount > 0
-     GROUP BY wallet.owner_id, to_char(lot.expires_on, {bucket})
-    """
-)
 REMINDER_WINDOWS = ((30, "YYYY-MM"), (7, "IYYY-IW"))
 
 
 def expiry_reminder_rows(*, days: int, bucket: str, today: datetime.date) -> tuple[sql.Composable, dict]:
     """The SELECT of one reminder window's (person, parameters, event key) rows and its parameters,
     as `notifications_insert` takes them (and the benchmark's bare reference inserts them)."""
-    rows = _EXPIRING_ROWS.format(bucket=sql.Literal(bucket))
+    rows = statements.EXPIRY_REMINDER_ROWS.format(bucket=sql.Literal(bucket))
     return rows, {"x_days": days, "x_today": today, "x_until": today + datetime.timedelta(days=days)}
 
 

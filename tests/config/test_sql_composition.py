@@ -196,15 +196,7 @@ NOT_SQL_HOMES = ("activities/statements/", "rewards/services/statements.py", "co
 
 # Files whose raw statements are not yet in a statements module: remove an entry when its SQL
 # moves (the test fails on an entry that no longer holds any, so the list stays true).
-RAW_OUTSIDE_STATEMENTS: dict[str, str] = {
-    # Not yet moved to their app's statements module:
-    "activities/selectors.py": "today's carbon, one prepared statement",
-    "merchants/services/expiry.py": "coupon expiry",
-    "merchants/services/offers.py": "an offer's stock",
-    "rewards/audit.py": "the ledger audit's checks",
-    "rewards/gamification/leaderboards.py": "the boards' build and the standing read",
-    "rewards/services/expiry.py": "the expiry reminders' rows",
-}
+RAW_OUTSIDE_STATEMENTS: dict[str, str] = {}
 
 
 def _is_sql_home(relative: Path) -> bool:
@@ -291,10 +283,7 @@ def test_the_check_finds_raw_statements_where_they_hide(tmp_path, monkeypatch):
 # --- 3. What a statements module holds is composed ------------------------------------------
 
 # Statements modules that still hold text (their owners compose them as they rewrite them).
-TEXT_IN_STATEMENTS: dict[str, str] = {
-    "activities/sql_statements/capture.py": "a statement kept as text for a prepared cursor",
-    "registry/statements.py": "the registry's allocation and pro-rata statements",
-}
+TEXT_IN_STATEMENTS: dict[str, str] = {}
 
 
 def _text_statements(relative: Path) -> list[str]:
