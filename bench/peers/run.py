@@ -127,6 +127,7 @@ def main() -> int:
     args = parser.parse_args()
     ledgers = [name for name in args.ledgers.split(",") if name]
     VENVS_DIR.mkdir(parents=True, exist_ok=True)
+    report = Report(size="peers")
 
     with contextlib.ExitStack() as stack:
         redis_url = args.redis_url
@@ -151,7 +152,6 @@ def main() -> int:
                         f"  round {round_number + 1} {driver.ledger} {loop}×{processes}: {result}", flush=True
                     )
 
-    report = Report(size="peers")
     for loop, processes in LOOPS:
         label = loop_label(loop, processes, args.spread_accounts)
         if loop == "floor":
