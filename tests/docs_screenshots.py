@@ -1,6 +1,7 @@
 """Screenshots for the README, taken by the browser tests when DOCS_SCREENSHOTS=1.
 
-    DOCS_SCREENSHOTS=1 .venv/bin/python tests/services.py -m browser tests/config tests/operations tests/merchants
+    DOCS_SCREENSHOTS=1 .venv/bin/python tests/services.py -m browser \
+        tests/config tests/operations tests/merchants
 
 Chromium on a bare server has no Chinese fonts; the Noto Sans CJK face that the platform already
 ships as a Python package (see core/fonts.py) is handed to it through fontconfig, before the
