@@ -146,15 +146,18 @@ MERGED_CAPS_APPLY = sql.SQL(
 # Before a merge moves the source's records: a credited report of the source of an instance the
 # target holds a credited report of (same behaviour, key and time bucket) becomes a second report
 # of the target's, keeping its credit until `MERGED_CAPS_APPLY` takes it off; its own second
-# reports point at the target's record.
+# reports point at the target's record. A rejected report holds no instance, on either side (as in
+# `one_credited_report_per_instance` and `INSTANCE_CREDITED_REPORT`): it is moved as it is, and a
+# report of its instance on the other side stays credited.
 MERGED_INSTANCES_JOIN = sql.SQL(
     """
     WITH joined AS (
         UPDATE activities_activityrecord s SET duplicate_of_id = t.id, status = 'duplicate'
         FROM activities_activityrecord t
         WHERE s.user_id = %(source)s AND s.instance_key IS NOT NULL AND s.duplicate_of_id IS NULL
+          AND s.status <> 'rejected'
           AND t.user_id = %(target)s AND t.behaviour_id = s.behaviour_id AND t.instance_key = s.instance_key
-          AND t.instance_bucket = s.instance_bucket AND t.duplicate_of_id IS NULL
+          AND t.instance_bucket = s.instance_bucket AND t.duplicate_of_id IS NULL AND t.status <> 'rejected'
         RETURNING s.id, t.id AS credited_id
     )
     UPDATE activities_activityrecord r SET duplicate_of_id = j.credited_id

@@ -9,12 +9,13 @@ import pytest
 from django.db import transaction
 
 from accounts.models import DataSource
-from activities import services
+from activities import errors, services
 from activities.history_import import COLUMNS
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, RecordStatus
+from core.api.errors import ApplicationError
 from core.local_time import LOCAL_TZ
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ride
+from tests.activities.conftest import ride, yesterday_at
 from tests.activities.test_bulk_import import at, csv_text, through_batch_path, through_chunked_import
 
 pytestmark = pytest.mark.django_db
@@ -335,3 +336,95 @@ def test_merging_two_accounts_credited_for_one_invoice_keeps_one_credit(invoicin
     assert (merged.capped_carbon_mg, merged.settled_kept_carbon_mg) == (5_000, 0)
     assert MergeCapCorrection.objects.get().capped_carbon_mg == 5_000
     assert BehaviourDay.objects.get(user=person).credited_carbon_mg == 5_000
+
+
+def on_line_l1(record_id: str, *, reference: str, start: datetime.datetime, minutes=None) -> dict:
+    return {**ride(record_id, reference=reference, at=start, minutes=minutes), "instance": {"line": "L1"}}
+
+
+def ride_rejected(transit, post_batch, *, reference: str, start: datetime.datetime) -> ActivityRecord:
+    """The card's 08:00 ride on line L1 overlaps its 07:50 ride (credited): held, then rejected."""
+    earlier = start - datetime.timedelta(minutes=10)
+    post_batch(transit, [ride(f"{reference}-Y", reference=reference, at=earlier, minutes=20)])
+    post_batch(transit, [on_line_l1(f"{reference}-H", reference=reference, start=start, minutes=20)])
+    held = ActivityRecord.objects.get(external_id=f"city-transit:{reference}-H")
+    assert held.status == RecordStatus.HELD
+    services.record_reject(record_id=held.id, reviewer=None)
+    return held
+
+
+@pytest.fixture
+def guest(transit, authorize):
+    """Another account of the rider's (their guest account), linked to transit card T-200."""
+    user = UserFactory()
+    authorize(user, DataSource.TRANSIT_CARD)
+    services.partner_customer_link(partner=transit.partner, customer_reference="T-200", user=user)
+    return user
+
+
+@pytest.mark.parametrize("rejected_side", ["target", "source"])
+def test_a_rejected_report_holds_no_instance_in_a_merge(transit, rider, guest, post_batch, rejected_side):
+    from accounts.services import account_merge
+    from activities.models import MergeCapCorrection
+
+    start = yesterday_at(8)
+    rejected_on, credited_on = ("T-100", "T-200") if rejected_side == "target" else ("T-200", "T-100")
+    rejected = ride_rejected(transit, post_batch, reference=rejected_on, start=start)
+    post_batch(transit, [on_line_l1(f"{credited_on}-R", reference=credited_on, start=start)])
+    report = ActivityRecord.objects.get(external_id=f"city-transit:{credited_on}-R")
+    assert (report.status, report.credited_carbon_mg) == (RecordStatus.CREDITED, 80_000)
+    days = {user: BehaviourDay.objects.get(user=user) for user in (rider, guest)}
+
+    merged = account_merge(source_user=guest, target_user=rider)
+
+    # The credited report stays credited and counts in the day's carbon; the rejected one stays so.
+    report.refresh_from_db()
+    rejected.refresh_from_db()
+    assert (report.user_id, report.status, report.credited_carbon_mg, report.duplicate_of_id) == (
+        rider.id, RecordStatus.CREDITED, 80_000, None,
+    )  # fmt: skip
+    assert report.capped_at_merge_mg == 0
+    assert (rejected.user_id, rejected.status, rejected.duplicate_of_id) == (
+        rider.id, RecordStatus.REJECTED, None,
+    )  # fmt: skip
+    assert credited(rider) == 160_000  # the earlier 07:50 ride and the L1 ride
+    day = BehaviourDay.objects.get(user=rider)
+    assert (day.quantity, day.record_count, day.held_count, day.credited_carbon_mg) == (
+        days[rider].quantity + days[guest].quantity,
+        days[rider].record_count + days[guest].record_count,
+        0,
+        160_000,
+    )
+    assert (merged.capped_carbon_mg, merged.capped_days) == (0, 0)
+    assert not MergeCapCorrection.objects.exists()
+    # The ride is credited once: the rejected report has nothing to appeal.
+    with pytest.raises(ApplicationError) as appealed:
+        services.record_appeal(user=rider, record_id=rejected.id, note="it was mine")
+    assert appealed.value.error == errors.RECORD_NOT_APPEALABLE
+
+
+def test_a_merge_joins_the_source_report_to_the_targets_live_report_not_its_rejected_one(
+    transit, rider, guest, post_batch
+):
+    from accounts.services import account_merge
+
+    start = yesterday_at(8)
+    rejected = ride_rejected(transit, post_batch, reference="T-100", start=start)
+    # The same ride sent again (the card tapped twice): credited, the rejected report holding nothing.
+    post_batch(transit, [on_line_l1("T-100-H2", reference="T-100", start=start)])
+    live = ActivityRecord.objects.get(external_id="city-transit:T-100-H2")
+    post_batch(transit, [on_line_l1("T-200-R", reference="T-200", start=start)])
+    report = ActivityRecord.objects.get(external_id="city-transit:T-200-R")
+    assert live.status == report.status == RecordStatus.CREDITED
+
+    merged = account_merge(source_user=guest, target_user=rider)
+
+    report.refresh_from_db()
+    rejected.refresh_from_db()
+    assert (report.status, report.credited_carbon_mg, report.duplicate_of_id, report.capped_at_merge_mg) == (
+        RecordStatus.DUPLICATE, 0, live.id, 80_000,
+    )  # fmt: skip
+    assert (rejected.status, rejected.duplicate_of_id) == (RecordStatus.REJECTED, None)
+    assert credited(rider) == 160_000  # the 07:50 ride and the L1 ride, once
+    assert BehaviourDay.objects.get(user=rider).credited_carbon_mg == 160_000
+    assert (merged.capped_carbon_mg, merged.settled_kept_carbon_mg) == (80_000, 0)
