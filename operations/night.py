@@ -1,11 +1,12 @@
 """Tonight's jobs, now: what the dashboard's "Run tonight's jobs now" queues (superusers only).
 
 The same tasks beat sends at night (config/settings/integrations/celery.py), in the night's order,
-for the day that is today: its settlement (which also settles anything still owed from earlier
-days), then what settlement makes stale (this week's, month's and all-time boards, ratings,
-badges), today's board and the ledger audit; beside them the expiry of coins (with the 30-day
-reminders) and of coupons. Every one of them is idempotent, so a press after the night ran, or
-twice, changes nothing more.
+for the day that is today: its settlement as chunk tasks (which also settles anything still owed
+from earlier days); when its last chunk commits, what settlement makes stale (this week's, month's
+and all-time boards a task a board, ratings, badges), today's board and the ledger audit, and
+beside them the chunked expiry of coins (with the 30-day reminders, raised by its last chunk). The
+expiry of coupons is sent at once. Every one of them is idempotent, so a press after the night ran,
+or twice, changes nothing more (a day already settled sends what follows at once).
 
 Settling today early has one consequence, said on the button: today's run is then done, so carbon
 credited later today is settled with tomorrow's (the next night after tonight's, which finds
@@ -49,20 +50,24 @@ def night_jobs_enqueue(*, operator: AbstractBaseUser, today: datetime.date) -> l
 
     from merchants.tasks import expire_coupons
     from rewards.tasks import (
-        after_settlement,
-        coins_expire_today,
+        after_settlement_chunked,
+        coins_expire_chunked,
         leaderboards_rebuild_today,
         ledger_audit_run,
-        settlement_settle_day,
+        settlement_chunked_day,
     )
 
-    chain(
-        settlement_settle_day.si(today.isoformat()).set(ignore_result=True),
-        after_settlement.si().set(ignore_result=True),
-        leaderboards_rebuild_today.si().set(ignore_result=True),
-        ledger_audit_run.si().set(ignore_result=True),
-    ).apply_async()
-    coins_expire_today.apply_async(ignore_result=True)
+    # Settlement as chunk tasks; what must follow it travels with the chunks and is sent by the one
+    # whose commit finishes the run (at once if the day is already settled).
+    after = [
+        chain(
+            after_settlement_chunked.si().set(ignore_result=True),
+            leaderboards_rebuild_today.si().set(ignore_result=True),
+            ledger_audit_run.si().set(ignore_result=True),
+        ),
+        coins_expire_chunked.si(today.isoformat()).set(ignore_result=True),
+    ]
+    settlement_chunked_day.apply_async((today.isoformat(),), {"then": after}, ignore_result=True)
     expire_coupons.apply_async(ignore_result=True)
 
     jobs = PeriodicTask.objects.filter(name__in=NIGHT_JOBS).order_by("name")

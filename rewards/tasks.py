@@ -44,7 +44,7 @@ def settlement_settle_owed(day: str, started_by_id: int | None = None) -> dict:
 
 @shared_task(name="rewards.settlement_settle_yesterday")
 def settlement_settle_yesterday() -> dict:
-    """The nightly job, shortly after local midnight: settle the local day that just ended."""
+    """The local day that just ended, settled by one task (beat sends `settlement_chunked_yesterday`)."""
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
     result = settlement_settle_day(yesterday.isoformat())
     # Boards, ratings and badges are derived from the days just closed: rebuild them now.
@@ -59,12 +59,14 @@ def catch_up() -> dict:
     A beat that cannot reach Redis at 00:10 logs the error and moves on to the next night; a Redis
     restarted without persistence forgets what was queued. Neither loses the work: what is owed is
     read from the database (the day that ended, not settled yet), and settling it is idempotent.
+    It plans the day's chunked run (the same run as the night's, by key): a catch-up racing the
+    night's job re-enqueues only the chunks not done yet, and each chunk counts once.
     """
     day = settlement_owed_day(today=timezone.localdate())
     if day is None:
         return {"owed": None}
-    result = settlement_settle_day(day.isoformat())
-    return {"owed": day.isoformat(), "settlement": result, "after": after_settlement()}
+    # As chunk tasks, like the night's own settlement: the last chunk sends the rebuilds.
+    return {"owed": day.isoformat(), "settlement": settlement_chunked_day(day.isoformat())}
 
 
 @shared_task(name="rewards.ledger_audit")
@@ -158,28 +160,62 @@ def challenges_evaluate() -> dict:
 # --- The night as chunk tasks that any number of workers share (rewards/chunked.py) -------------
 
 
+def _send_then(then: list[dict] | None) -> None:
+    """Sends what follows a finished settlement: `then` (serialized signatures), or by default the
+    rebuilds that settlement makes stale."""
+    from celery import signature
+
+    if then is None:
+        after_settlement_chunked.apply_async(ignore_result=True)
+        return
+    for follower in then:
+        signature(follower).apply_async()
+
+
 @shared_task(name="rewards.settlement_chunked_day")
-def settlement_chunked_day(day: str) -> dict:
+def settlement_chunked_day(day: str, then: list[dict] | None = None) -> dict:
     """Plans the settlement of a local day as person-id chunks and enqueues those not done yet;
-    sending it again re-enqueues only what is left (each chunk counts once)."""
+    sending it again re-enqueues only what is left (each chunk counts once).
+
+    What follows the settlement (`then`: serialized signatures; by default the rebuilds, ratings
+    and badges) travels with every chunk and is sent by the chunk whose commit finishes the run;
+    a day already settled sends it at once (each follower is idempotent).
+    """
     from rewards.chunked import settlement_chunked_start
 
     run, pending = settlement_chunked_start(day=datetime.date.fromisoformat(day))
     for chunk_id in pending:
-        settlement_chunk.delay(chunk_id)
+        settlement_chunk.delay(chunk_id, then=then)
+    if not pending:
+        _send_then(then)
     return {"day": day, "run": run and run.key, "chunks": len(pending)}
 
 
+@shared_task(name="rewards.settlement_chunked_yesterday")
+def settlement_chunked_yesterday() -> dict:
+    """The nightly job, shortly after local midnight: the local day that just ended, as chunks."""
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    return settlement_chunked_day(yesterday.isoformat())
+
+
 @shared_task(name="rewards.settlement_chunk")
-def settlement_chunk(chunk_id: int) -> dict:
+def settlement_chunk(chunk_id: int, then: list[dict] | None = None) -> dict:
     """One person-id range of a chunked settlement; the last chunk's commit finishes the run and
-    sends the rebuilds that settlement makes stale."""
+    sends what follows it (`then`, by default the rebuilds that settlement makes stale)."""
     from rewards.chunked import settlement_chunk_settle
 
     outcome = settlement_chunk_settle(chunk_id=chunk_id)
     if outcome.finished:
-        after_settlement.delay()
+        _send_then(then)
     return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
+
+
+@shared_task(name="rewards.after_settlement_chunked")
+def after_settlement_chunked() -> dict:
+    """What a chunked settlement makes stale: the closed boards as one task a board (any worker
+    takes one), then the ratings and the badges."""
+    boards = leaderboards_rebuild_closed_chunked.apply_async(ignore_result=True)
+    return {"leaderboards": boards.id, "ratings": ratings_rate_recent(), "badges": badges_award()}
 
 
 @shared_task(name="rewards.coins_expire_chunked")

@@ -203,7 +203,7 @@ def test_a_superuser_runs_tonight_s_jobs_now_today_s_carbon_becomes_coins_and_it
 
     from operations.night import NIGHT_JOBS
     from operations.schedule import schedule_sync
-    from rewards.models import LeaderboardBuild
+    from rewards.models import ChunkedRun, LeaderboardBuild
     from rewards.selectors import wallet_summary
 
     _seeded_rows()
@@ -222,6 +222,11 @@ def test_a_superuser_runs_tonight_s_jobs_now_today_s_carbon_becomes_coins_and_it
     assert DailyCarbon.objects.get(user=lin, day=today).settled_carbon_mg == 20_000
     assert SettlementRun.objects.get(day=today).status == SettlementRunStatus.SUCCEEDED
     assert LeaderboardBuild.objects.filter(period="today", period_start=today, people=1).exists()
+    # As chunk tasks: settlement, then (from its last chunk) the closed boards and the expiry.
+    assert dict(ChunkedRun.objects.values_list("job", "chunks_done")) == dict(
+        ChunkedRun.objects.values_list("job", "chunks_total")
+    )
+    assert set(ChunkedRun.objects.values_list("job", flat=True)) == {"settlement", "boards", "expiry"}
     entries = LogEntry.objects.filter(user=operator)
     jobs = PeriodicTask.objects.in_bulk([int(entry.object_id) for entry in entries])
     assert sorted(job.name for job in jobs.values()) == sorted(NIGHT_JOBS)

@@ -139,7 +139,7 @@ def test_an_operator_cannot_add_or_change_a_methodology_version(operator):
 def test_an_operator_pauses_and_resumes_a_scheduled_job(operator):
     schedule = CrontabSchedule.objects.create(minute="10", hour="0")
     job = PeriodicTask.objects.create(
-        name="rewards.settle_yesterday", task="rewards.settlement_settle_yesterday", crontab=schedule
+        name="rewards.settle_yesterday", task="rewards.settlement_chunked_yesterday", crontab=schedule
     )
     client = signed_in(operator)
     changelist = reverse("admin:django_celery_beat_periodictask_changelist")

@@ -47,3 +47,13 @@ def test_a_job_removed_from_the_code_is_disabled_not_deleted():
 def test_the_project_schedule_syncs():
     result = schedule_sync()
     assert "platform.heartbeat" in result.created
+    # The night's heavy jobs are synced as the chunk tasks any number of workers share.
+    assert dict(
+        PeriodicTask.objects.filter(
+            name__in=["rewards.settle_yesterday", "rewards.expire_coins", "rewards.leaderboards_closed"]
+        ).values_list("name", "task")
+    ) == {
+        "rewards.settle_yesterday": "rewards.settlement_chunked_yesterday",
+        "rewards.expire_coins": "rewards.coins_expire_chunked",
+        "rewards.leaderboards_closed": "rewards.leaderboards_rebuild_closed_chunked",
+    }

@@ -43,7 +43,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The periodic jobs, declared here and copied into django-celery-beat's tables by
 # `manage.py sync_schedule` so operators can see and pause them in the admin.
-# Times are local (Asia/Shanghai).
+# Times are local (Asia/Shanghai). Settlement, expiry and the closed boards are sent as chunk tasks
+# (rewards/chunked.py) that any number of workers share; the one-task jobs stay for commands and tests.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "platform.heartbeat": {
         "task": "operations.tasks.heartbeat",
@@ -61,14 +62,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "description": "Deletes the statement nonces expired more than a day ago (used or not).",
     },
     "rewards.settle_yesterday": {
-        "task": "rewards.settlement_settle_yesterday",
+        "task": "rewards.settlement_chunked_yesterday",
         "schedule": crontab(hour=0, minute=10),
-        "description": "Settles the local day that just ended: credited carbon becomes coins, once a person.",
+        "description": (
+            "Settles the local day that just ended as person-id chunks any worker takes: credited "
+            "carbon becomes coins, once a person; the last chunk sends the rebuilds."
+        ),
     },
     "rewards.expire_coins": {
-        "task": "rewards.coins_expire",
+        "task": "rewards.coins_expire_chunked",
         "schedule": crontab(hour=0, minute=50),
-        "description": "Moves coins past their expiry day to the expiry sink; reminds 30 and 7 days before.",
+        "description": (
+            "Moves coins past their expiry day to the expiry sink as wallet-id chunks; the last chunk "
+            "reminds 30 and 7 days before."
+        ),
     },
     "rewards.leaderboards_today": {
         "task": "rewards.leaderboards_rebuild_today",
@@ -76,9 +83,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "description": "Rebuilds today's leaderboards from the carbon credited so far (settled or not).",
     },
     "rewards.leaderboards_closed": {
-        "task": "rewards.leaderboards_rebuild_closed",
+        "task": "rewards.leaderboards_rebuild_closed_chunked",
         "schedule": crontab(hour=1, minute=0),
-        "description": "Rebuilds this week's, this month's and all-time leaderboards up to yesterday.",
+        "description": "Rebuilds this week's, this month's and all-time boards to yesterday, a task a board.",
     },
     "rewards.ratings": {
         "task": "rewards.ratings_rate_recent",

@@ -1,0 +1,175 @@
+"""The night as beat and the dashboard send it: chunk tasks any number of workers share.
+
+Settlement, the closed boards and expiry are sent as chunk tasks (rewards/chunked.py); the chain
+of the night (operations/night.py) runs what follows settlement from its last chunk. Eager here
+(CELERY_TASK_ALWAYS_EAGER): every task runs as it is sent, so the chain's order is the call order.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from accounts.models import User
+from activities.models import DailyCarbon
+from config.celery import app
+from operations.night import NIGHT_JOBS, night_jobs_enqueue
+from rewards.ledger.accounts import coin_expiry_days
+from rewards.models import (
+    ChunkedRun,
+    CoinLot,
+    LeaderboardBuild,
+    LeaderboardEntry,
+    LedgerAccount,
+    SettlementRun,
+)
+from rewards.services import issuance_account, settlement_run
+from rewards.tasks import (
+    after_settlement,
+    catch_up,
+    coins_expire_today,
+    leaderboards_rebuild_today,
+    ledger_audit_run,
+    settlement_settle_day,
+)
+from tests.accounts.factories import UserFactory
+from tests.rewards.factories import carbon_credit
+
+PERIODS = ("today", "week", "month", "all_time")
+CHUNKED_NIGHT = {
+    "rewards.settle_yesterday": "rewards.settlement_chunked_yesterday",
+    "rewards.leaderboards_closed": "rewards.leaderboards_rebuild_closed_chunked",
+    "rewards.expire_coins": "rewards.coins_expire_chunked",
+}
+
+
+def test_the_beat_schedule_s_night_entries_name_the_chunked_tasks():
+    schedule = settings.CELERY_BEAT_SCHEDULE
+
+    assert {name: schedule[name]["task"] for name in CHUNKED_NIGHT} == CHUNKED_NIGHT
+    assert set(CHUNKED_NIGHT.values()) <= set(app.tasks)
+    assert set(CHUNKED_NIGHT) <= set(NIGHT_JOBS)
+    # Expiry after settlement; the closed boards after both.
+    at = {
+        name: (min(schedule[name]["schedule"].hour), min(schedule[name]["schedule"].minute))
+        for name in CHUNKED_NIGHT
+    }
+    assert at["rewards.settle_yesterday"] < at["rewards.expire_coins"] < at["rewards.leaderboards_closed"]
+
+
+def _night_data(today: datetime.date) -> None:
+    """Ten people: coins due to expire today, coins due in 20 days (reminded), carbon owed from
+    yesterday and credited today; the same by username every time."""
+    due = today - datetime.timedelta(days=coin_expiry_days())
+    reminded = due + datetime.timedelta(days=20)
+    people = [UserFactory(username=f"night-{number}") for number in range(10)]
+    issuance_account()
+    for number, person in enumerate(people):
+        carbon_credit(person, due, (number + 1) * 10_000)
+        carbon_credit(person, reminded, (number % 3) * 10_000 + 4_000)
+    settlement_run(day=due)
+    settlement_run(day=reminded)
+    for number, person in enumerate(people):
+        if number % 2:
+            carbon_credit(person, today - datetime.timedelta(days=1), 13_000)
+        carbon_credit(person, today, number * 7_000 + 2_000)
+
+
+def _night_results(today: datetime.date) -> dict:
+    names = dict(User.objects.values_list("pk", "username"))
+    wallets = {
+        names[owner]: balance
+        for owner, balance in LedgerAccount.objects.filter(kind="wallet").values_list("owner_id", "balance")
+    }
+    settled = sorted(DailyCarbon.objects.values_list("user__username", "day", "settled_carbon_mg"))
+    boards = {
+        build.period: sorted(
+            (names[user_id], rank, carbon)
+            for user_id, rank, carbon in LeaderboardEntry.objects.filter(build_id=build.pk).values_list(
+                "user_id", "city_rank", "carbon_mg"
+            )
+        )
+        for build in LeaderboardBuild.objects.filter(period__in=PERIODS).order_by("pk")
+    }
+    run = SettlementRun.objects.get(day=today)
+    return {
+        "wallets": wallets,
+        "settled": settled,
+        "boards": boards,
+        "sink": LedgerAccount.objects.get(kind="expiry_sink").balance,
+        "reminded": sorted(
+            (names[owner], amount, remaining)
+            for owner, amount, remaining in CoinLot.objects.filter(
+                reminder_raised_at__isnull=False
+            ).values_list("account__owner_id", "amount", "remaining_amount")
+        ),
+        "run": (run.status, run.accounts_settled, run.coins_minted, run.carbon_mg_settled),
+    }
+
+
+def _single_task_night(today: datetime.date) -> None:
+    settlement_settle_day(today.isoformat())
+    after_settlement()
+    leaderboards_rebuild_today()
+    ledger_audit_run()
+    coins_expire_today()
+
+
+def _fresh(today: datetime.date) -> None:
+    # As a transactional test's teardown does (sequences go on: each board build is a partition).
+    call_command("flush", interactive=False, verbosity=0, reset_sequences=False, inhibit_post_migrate=True)
+    from tests.operations.test_admin_dashboard import _seeded_rows
+
+    _seeded_rows()
+    _night_data(today)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(REWARDS_CHUNK_IDS=3)
+def test_the_night_s_chain_as_chunk_tasks_settles_rebuilds_and_expires_as_the_single_tasks_do():
+    today = timezone.localdate()
+    _fresh(today)
+    _single_task_night(today)
+    single = _night_results(today)
+
+    _fresh(today)
+    operator = UserFactory(is_staff=True, is_superuser=True, username="night-operator")
+    night_jobs_enqueue(operator=operator, today=today)
+    chunked = _night_results(today)
+
+    assert chunked["sink"] > 0
+    assert chunked["reminded"]
+    assert set(chunked["wallets"]) == {f"night-{number}" for number in range(10)}
+    assert chunked == single
+    jobs = set(ChunkedRun.objects.values_list("job", flat=True))
+    assert jobs == {"settlement", "boards", "expiry"}
+    assert not ChunkedRun.objects.filter(finished_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(REWARDS_CHUNK_IDS=3)
+def test_the_catch_up_settles_the_owed_day_as_a_chunked_run_and_rebuilds_after_it():
+    today = timezone.localdate()
+    yesterday = today - datetime.timedelta(days=1)
+    people = UserFactory.create_batch(7)
+    issuance_account()
+    for number, person in enumerate(people):
+        carbon_credit(person, yesterday, (number + 1) * 10_000)
+
+    result = catch_up()
+    again = catch_up()
+
+    assert result["owed"] == yesterday.isoformat()
+    assert again == {"owed": None}
+    run = ChunkedRun.objects.get(job="settlement")
+    assert (run.chunks_done, run.chunks_total) == (3, 3)
+    assert run.finished_at is not None
+    assert SettlementRun.objects.get(day=yesterday).accounts_settled == 7
+    assert DailyCarbon.objects.filter(settled_carbon_mg=0).count() == 0
+    assert LeaderboardBuild.objects.filter(period="all_time").exists()
+    assert User.objects.count() == 7
