@@ -26,19 +26,7 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import users_with_phone_number, verified_details_masked
-
-
-class ReadOnlyAdminMixin:
-    """Evidence: operators look, they never add, change or delete."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from core.admin import ReadOnlyAdminMixin
 
 
 class IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):

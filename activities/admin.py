@@ -35,22 +35,10 @@ from activities.models import (
 )
 from activities.statements.importing import peer_keys_refresh
 from activities.statements.jws import key_in_jwks
+from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from core.crypto import sm
 from core.local_time import local_day_of
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History that must not change: visible, searchable, never edited or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Behaviour)

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from merchants import services
 from merchants.models import Coupon, Merchant, MerchantStaff, Offer
@@ -172,7 +173,7 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(admin.ModelAdmin):
+class CouponAdmin(ReadOnlyAdmin):
     list_display = (
         "code",
         "offer",
@@ -187,12 +188,3 @@ class CouponAdmin(admin.ModelAdmin):
     search_fields = ("code", "public_id", "offer__title", "merchant__name")
     date_hierarchy = "issued_at"
     list_select_related = ("offer", "merchant")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Coupon | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Coupon | None = None) -> bool:
-        return False

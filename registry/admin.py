@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from activities.models import Behaviour, MethodologyVersion
+from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from registry import services
 from registry.exports import export_zip
@@ -31,17 +32,6 @@ from registry.models import (
     LotSale,
     ReductionLot,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class LotCreateForm(forms.ModelForm):

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from core import admin as core_admin
 from rewards.models import (
     Badge,
     BadgeAward,
@@ -38,20 +39,11 @@ from rewards.selectors import settlement_owed, welfare_projects
 logger = logging.getLogger(__name__)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(core_admin.ReadOnlyAdmin):
     """History: visible, searchable, never edited or deleted here."""
 
     # Counting millions of ledger rows on every page is slow and useless.
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class LedgerEntryInline(admin.TabularInline):
