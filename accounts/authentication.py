@@ -6,7 +6,12 @@ from allauth.headless.contrib.rest_framework.authentication import XSessionToken
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 
-from accounts.sessions import remember_signed_in, session_prefetched, signed_in_before, signed_in_user
+from accounts.sessions import (
+    remember_signed_in,
+    session_prefetched,
+    signed_in_before,
+    signed_in_user,
+)
 from core.api.throttles import UserRateThrottle, person_window, window_counted
 
 
@@ -24,12 +29,16 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         # session exists, then reads it: two round trips), or none when this request already
         # read it with what its path needed (`accounts.sessions.session_prefetch`).
         # A token this process signed someone in with before: their rate-limit count rides along.
+        # So are the person's cached readings: who they are, and what the view will show them
+        # (a view's `person_cache_keys(request, person_id)`, `core.person_cache`).
         guess = signed_in_before(token)
-        window = person_window(guess) if guess is not None and _limits_per_person(request) else None
-        prefetch = session_prefetched(request, token=token, count_window=window)
+        view = _view_of(request)
+        window = person_window(guess) if guess is not None and _limits_per_person(view) else None
+        keys = _person_cache_keys(view, request, guess) if guess is not None else []
+        prefetch = session_prefetched(request, token=token, keys=keys, count_window=window)
         if not prefetch.session_exists():
             return None
-        user = signed_in_user(prefetch.session)
+        user = signed_in_user(prefetch.session, found=prefetch.values, keys_read=prefetch.keys_read)
         if user is None or not user.is_active:
             return None
         remember_signed_in(token, user.pk)
@@ -38,9 +47,19 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         return (user, prefetch.session)
 
 
-def _limits_per_person(request: Request) -> bool:
+def _view_of(request: Request):
+    """The DRF view being served (None outside one)."""
+    return (getattr(request, "parser_context", None) or {}).get("view")
+
+
+def _person_cache_keys(view, request: Request, person_id: int) -> list[str]:
+    """The cached readings' keys the view will want (the person's own are always read)."""
+    view_keys = getattr(view, "person_cache_keys", None)
+    return view_keys(request, person_id) if view_keys is not None else []
+
+
+def _limits_per_person(view) -> bool:
     """Whether the view being served counts the general per-person limit (`UserRateThrottle`)."""
-    view = (getattr(request, "parser_context", None) or {}).get("view")
     if view is None:
         return False
     return any(

@@ -30,7 +30,7 @@ exactly that). The person is then checked as `django.contrib.auth.get_user` chec
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +39,15 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends import cached_db
 from django.core.cache import cache, caches
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django_redis.cache import RedisCache
 from redis.exceptions import RedisError
 
 from accounts.models import Agreement, User
 from accounts.selectors import AGREEMENTS_CACHE_KEY, user_by_id
+from core.local_time import local_day_of
+from core.person_cache import Reading, renew
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ class SessionPrefetch:
     agreements_in_force: dict[str, Agreement] | None = None
     # The caller's own keys, as read: a key that was not there is absent.
     values: Mapping[str, Any] = field(default_factory=dict)
+    # Every key the round trip asked for (those absent from `values` were not there).
+    keys_read: frozenset[str] = frozenset()
     # With `count_window`: the window's count after this request's increment (None: not counted).
     window_count: int | None = None
 
@@ -139,7 +144,12 @@ def session_prefetch(
     session = SessionStore(session_key=token) if token else None
     if session is not None and session.session_key is None:
         session = None  # not shaped like a session key: nothing to read
-    wanted = list(keys)
+    asked = list(keys)
+    # The person the token signed in before, cached (`USER_READING`): read beside the session.
+    guess = signed_in_before(token) if token else None
+    if guess is not None:
+        asked += USER_READING.keys(guess)
+    wanted = list(asked)
     if agreements:
         wanted.append(AGREEMENTS_CACHE_KEY)
     # The session's own entry is in the same cache only when sessions use the default one.
@@ -159,6 +169,7 @@ def session_prefetch(
         session=session,
         agreements_in_force=found.pop(AGREEMENTS_CACHE_KEY, None) if agreements else None,
         values=found,
+        keys_read=frozenset(asked),
         window_count=window_count,
     )
     if request is not None:
@@ -187,14 +198,26 @@ def _read_and_count(keys: list[str], window: tuple[str, int]) -> tuple[dict[str,
 
 
 def session_prefetched(
-    request: HttpRequest, *, token: str, count_window: tuple[str, int] | None = None
+    request: HttpRequest,
+    *,
+    token: str,
+    keys: Iterable[str] = (),
+    count_window: tuple[str, int] | None = None,
 ) -> SessionPrefetch:
-    """This request's prefetch for `token` (a DRF request too), else a prefetch of the session alone
-    (with `count_window` counted in the same round trip)."""
+    """This request's prefetch for `token` (a DRF request too), else a prefetch of the session and
+    `keys` (with `count_window` counted in the same round trip)."""
     prefetch = getattr(request, _REQUEST_ATTRIBUTE, None)
     if prefetch is not None and prefetch.token == token:
         return prefetch
-    return session_prefetch(request, token=token, count_window=count_window)
+    return session_prefetch(request, token=token, keys=keys, count_window=count_window)
+
+
+def prefetched_values(request: HttpRequest) -> tuple[Mapping[str, Any], frozenset[str]]:
+    """The cache values this request read beside its session, and every key it asked for."""
+    prefetch = getattr(request, _REQUEST_ATTRIBUTE, None)
+    if prefetch is None:
+        return {}, frozenset()
+    return prefetch.values, prefetch.keys_read
 
 
 def agreements_in_force_prefetched(request: HttpRequest) -> dict[str, Agreement] | None:
@@ -203,12 +226,30 @@ def agreements_in_force_prefetched(request: HttpRequest) -> dict[str, Agreement]
     return prefetch.agreements_in_force if prefetch is not None else None
 
 
-def signed_in_user(session: SessionStore) -> User | None:
+# The signed-in person as cached (`core.person_cache`): renewed whenever their row changes.
+USER_READING = Reading("user", sources=("user",))
+
+
+def user_changed(*, user_ids: Iterable[int]) -> None:
+    """Retires the cached rows of these people: called wherever a person's row is written (the
+    model's save and delete through signals, each `update()` of people beside it)."""
+    renew("user", user_ids)
+
+
+def on_user_saved(sender, instance: User, **kwargs) -> None:
+    user_changed(user_ids=[instance.pk])
+
+
+def signed_in_user(
+    session: SessionStore, *, found: Mapping[str, Any] | None = None, keys_read: Collection[str] = ()
+) -> User | None:
     """The person a session signs in, checked as `django.contrib.auth.get_user` checks it.
 
     The same rules (the session's backend is still configured; its hash of the password matches,
-    or matches under a fallback secret and is then renewed), with the person loaded by one
-    prepared statement (`accounts.selectors.user_by_id`): this runs on every signed-in request.
+    or matches under a fallback secret and is then renewed). The person comes from the cache when
+    the request's prefetch read their `USER_READING` (`found`, `keys_read`) and it is current, else
+    by one prepared statement (`accounts.selectors.user_by_id`), then cached: this runs on every
+    signed-in request.
     """
     try:
         user_id = session[SESSION_KEY]
@@ -217,9 +258,18 @@ def signed_in_user(session: SessionStore) -> User | None:
         return None
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return None
-    user = user_by_id(user_id)
-    if user is None:
+    try:
+        person_id = int(user_id)
+    except (TypeError, ValueError):
         return None
+    cached = USER_READING.lookup(person_id, found or {}, keys_read)
+    if cached.hit:
+        user = cached.value
+    else:
+        user = user_by_id(person_id)
+        if user is None:
+            return None
+        cached.store(user)
     session_hash = session.get(HASH_SESSION_KEY)
     current_hash = user.get_session_auth_hash()
     if session_hash and constant_time_compare(session_hash, current_hash):
@@ -232,3 +282,21 @@ def signed_in_user(session: SessionStore) -> User | None:
         return user
     session.flush()
     return None
+
+
+def person_cached(request: HttpRequest, reading: Reading, read: Callable[[], Any], *, part: str = "") -> Any:
+    """What `read()` returns for the signed-in person, from the cache while it is current.
+
+    From the keys this request's prefetch read beside its session (a view asks for them with
+    `person_cache_keys(request, person_id)`), else with a round trip of its own. A value never
+    outlives the local day it was read on (what a person sees of "today" changes at midnight).
+    """
+    person_id = request.user.pk
+    found, keys_read = prefetched_values(request)
+    cached = reading.lookup(person_id, found, keys_read, part)
+    today = local_day_of(timezone.now())
+    if cached.hit and cached.value[0] == today:
+        return cached.value[1]
+    value = read()
+    cached.store((today, value))
+    return value

@@ -37,6 +37,7 @@ import psycopg
 from django.db import DataError, OperationalError, connection, transaction
 
 from activities import errors
+from activities.cache_renewals import carbon_changed_for_everyone
 from activities.capture_rules import (
     CLOCK_SKEW,
     HOLD_RULES,
@@ -375,6 +376,7 @@ class ChunkImporter:
     def _store(self, cursor) -> int:
         """Counters first, then records and DailyCarbon: the lock order of every writer; then the
         second reports of instances. Returns how many of those took the credit over (precedence)."""
+        carbon_changed_for_everyone()
         cursor.execute(
             statements.IMPORT_DAY_COUNTERS_RAISE,
             {"held": RecordStatus.HELD.value},

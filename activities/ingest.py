@@ -39,6 +39,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activities import errors
+from activities.cache_renewals import carbon_changed
 from activities.capture_rules import (
     CLOCK_SKEW,
     ENDED_BEFORE_STARTED,
@@ -284,6 +285,7 @@ def records_ingest(
                 )
                 if not retriable or attempt == MAX_ATTEMPTS:
                     raise
+        carbon_changed(user_ids=[candidate.user_id for candidate in candidates])
         rejections_count(
             source=source,
             partner_code=partner_code,

@@ -16,6 +16,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import User
+from activities.cache_renewals import carbon_changed
 from activities.models import (
     ActivityRecord,
     BehaviourDay,
@@ -118,6 +119,7 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
 @transaction.atomic
 def personal_data_erase(*, user: User) -> None:
     """Removes the activity detail (what, where, when, which card or phone); keeps the daily amounts."""
+    carbon_changed(user_ids=[user.pk])
     ActivityRecord.objects.filter(user=user).delete()  # review decisions go with them
     PartnerCustomerLink.objects.filter(user=user).delete()
     StepDay.objects.filter(user=user).delete()
@@ -192,6 +194,7 @@ def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
             },
         )
         capped_carbon_mg, settled_kept_carbon_mg, days = cursor.fetchone()
+    carbon_changed(user_ids=[source_id, target_id])
     return {
         "capped_carbon_mg": int(capped_carbon_mg),
         "capped_days": days,

@@ -24,6 +24,7 @@ from activities.models import (
 from activities.sql_statements.today import TODAY
 from core.db import prepared_cursor
 from core.local_time import local_day_of
+from core.person_cache import Reading
 
 
 def behaviour_name(behaviour: Behaviour) -> str:
@@ -57,6 +58,11 @@ class Today:
     credited_today_mg: int
     pending_settlement_mg: int
     under_review_count: int
+
+
+# Today's carbon as the app shows it, cached per person and language (`core.person_cache`): read
+# from what was captured of them and the methodology in effect.
+TODAY_READING = Reading("today", sources=("carbon",), shared=("methodology",))
 
 
 def today_for(*, user: User, now: datetime.datetime | None = None) -> Today:

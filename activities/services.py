@@ -23,6 +23,7 @@ from accounts.models import DataSource, NotificationKind, User
 from accounts.notifications.services import notification_raise
 from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
 from activities import errors, signing
+from activities.cache_renewals import carbon_changed
 from activities.capture_rules import CLOCK_SKEW
 from activities.ingest import (
     DUPLICATE,
@@ -842,6 +843,7 @@ def instance_credit_hand_over(*, record: ActivityRecord) -> ActivityRecord | Non
     if credited:
         daily_carbon_raise(user_id=best.user_id, day=best.local_day, carbon_mg=credited)
     best.refresh_from_db()
+    carbon_changed(user_ids=[record.user_id, best.user_id])
     return best
 
 
@@ -849,6 +851,7 @@ def daily_carbon_raise(*, user_id: int, day: datetime.date, carbon_mg: int) -> N
     """Raises the credited carbon of a person's day (the contract with rewards), creating the row."""
     with connection.cursor() as cursor:
         statements.daily_carbon_raise(cursor, user_id, day, carbon_mg, timezone.now())
+    carbon_changed(user_ids=[user_id])
 
 
 # --- The methodology --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.sessions import person_cached
 from activities.selectors import receipt_of
 from activities.statements.serializers import StandardOutput, StatementInput
 from core.api.idempotency import IdempotentWrite
@@ -52,9 +53,18 @@ class WalletOutput(serializers.Serializer):
 
 
 class WalletApi(APIView):
+    def person_cache_keys(self, request: Request, person_id: int) -> list[str]:
+        return selectors.WALLET_READING.keys(person_id)
+
     @extend_schema(responses=WalletOutput, operation_id="wallet_retrieve")
     def get(self, request: Request) -> Response:
-        return Response(represent(WalletOutput, selectors.wallet_summary(user=request.user)))
+        return Response(
+            person_cached(
+                request,
+                selectors.WALLET_READING,
+                lambda: represent(WalletOutput, selectors.wallet_summary(user=request.user)),
+            )
+        )
 
 
 class CauseOutput(serializers.Serializer):

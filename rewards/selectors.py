@@ -14,6 +14,7 @@ from accounts.models import User
 from activities.models import ActivityRecord, DailyCarbon, PeerStatement, RecordStatus
 from activities.statements.selectors import peer_statements_of
 from core.db import prepared_cursor
+from core.person_cache import Reading, renew_everyone
 from rewards import statements
 from rewards.models import (
     Donation,
@@ -30,6 +31,15 @@ from rewards.services.expiry import EXPIRY_REMINDER_DAYS
 from rewards.services.settlement import DEFAULT_CARBON_MG_PER_COIN, coin_rate_for_day
 
 NEXT_EXPIRIES_SHOWN = 5
+
+# The wallet as the app shows it, cached per person (`core.person_cache`): read from their wallet's
+# ledger rows and lots, the carbon they are owed, and the coin rate.
+WALLET_READING = Reading("wallet", sources=("ledger", "carbon"), shared=("coin-rate",))
+
+
+def on_coin_rate_saved(sender, instance, **kwargs) -> None:
+    """A coin rate added or changed: every cached wallet shows the rate in effect (`WALLET_READING`)."""
+    renew_everyone("coin-rate")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from accounts.notifications.models import (
     WeChatSubscriptionReport,
     WeChatTemplate,
 )
+from accounts.sessions import user_changed
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def preferences_set(
     written in, if given."""
     if language is not None:
         User.objects.filter(pk=user.pk).update(language=language)
+        user_changed(user_ids=[user.pk])
         user.language = language
     for kind, channel, enabled in choices:
         NotificationPreference.objects.update_or_create(

@@ -20,6 +20,7 @@ from accounts.selectors import (
     AGREEMENTS_CACHE_SECONDS,
     agreements_in_force_query,
 )
+from accounts.sessions import user_changed
 from core.api.errors import ApplicationError
 
 
@@ -75,6 +76,7 @@ def accepted_agreements_copy_refresh(*, user: User) -> None:
     """
     accepted = sorted(AgreementAcceptance.objects.filter(user=user).values_list("agreement_id", flat=True))
     User.objects.filter(pk=user.pk).update(accepted_agreement_ids=accepted)
+    user_changed(user_ids=[user.pk])
     user.accepted_agreement_ids = accepted
 
 

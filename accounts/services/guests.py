@@ -21,6 +21,7 @@ from accounts.selectors import (
     device_digests,
 )
 from accounts.services.agreements import _accept, agreements_in_force
+from accounts.sessions import user_changed
 from core.api.errors import ApplicationError
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -37,6 +38,7 @@ def session_token_issue(*, user: User) -> str:
     session["account_authentication_methods"] = [{"method": "guest", "at": timezone.now().timestamp()}]
     session.save()
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    user_changed(user_ids=[user.pk])
     return session.session_key
 
 

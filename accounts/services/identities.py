@@ -16,6 +16,7 @@ from accounts.models import (
 )
 from accounts.notifications.services import bank_identity_joined_notify
 from accounts.selectors import bank_name, identifier_normalized
+from accounts.sessions import user_changed
 from core.api.errors import ApplicationError
 
 ONE_ACCOUNT_PER_ID_NUMBER = "one_account_per_id_number"
@@ -66,6 +67,7 @@ def identity_joins_seen(*, user: User, join_ids: list[int]) -> int:
 def identity_linked(*, user: User, encrypted_details: dict[str, str]) -> None:
     """A bank or WeChat identity was linked to the account: a guest becomes a full account."""
     User.objects.filter(pk=user.pk, is_guest=True).update(is_guest=False)
+    user_changed(user_ids=[user.pk])
     user.is_guest = False
     verified_details_record(user=user, encrypted=encrypted_details)
 

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
+from accounts.sessions import prefetched_values
 from activities.partner_requests import ANSWER_SIGNATURE_HEADERS, PARTNER_HEADERS, partner_authenticated
 from core.api.dates import MonthField, month_from_text, year_from_text
 from core.api.errors import ApplicationError
@@ -87,6 +88,16 @@ class LeaderboardApi(APIView):
         )
         district = serializers.CharField(required=False, help_text="A district code; default: my district.")
 
+    def person_cache_keys(self, request: Request, person_id: int) -> list[str]:
+        """My row on the board being read, beside my session (`leaderboards.STANDING_READING`)."""
+        period = (request.parser_context or {}).get("kwargs", {}).get("period")
+        if period not in LeaderboardPeriod.values:
+            return []
+        summary = leaderboards.current_build(period=period)
+        if summary is None:
+            return []
+        return leaderboards.STANDING_READING.keys(person_id, str(summary["id"]))
+
     @extend_schema(parameters=[Query], responses=BoardOutput, operation_id="leaderboards_retrieve")
     def get(self, request: Request, period: str) -> Response:
         if period not in LeaderboardPeriod.values:
@@ -99,7 +110,13 @@ class LeaderboardApi(APIView):
             district = account_selectors.district_of_code(code=query.validated_data["district"])
             if district is None:
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
-        board = leaderboards.board_for(user=request.user, period=period, scope=scope, district=district)
+        board = leaderboards.board_for(
+            user=request.user,
+            period=period,
+            scope=scope,
+            district=district,
+            prefetched=prefetched_values(request),
+        )
         me = request.user.pk
         media_url = _media_urls(request)
         # Built by hand: this is the hottest read of the app, and the entries come from the cache.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -29,6 +30,7 @@ from psycopg import sql
 from accounts.models import District, User
 from accounts.selectors import friend_ids_of
 from core.db import prepared_cursor
+from core.person_cache import Reading
 from rewards.gamification import statements
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
@@ -296,13 +298,32 @@ class Standing:
     carbon_mg: int
 
 
-def standing_of(*, build_id: int, user: User, scope: str) -> Standing:
-    """The person's own rank and score on a build (city or their district); unranked if not on it."""
-    # The hottest query of the app, by its unique index: plain SQL spares compiling the same
-    # SELECT for every request, and preparing it on the server spares planning it.
-    with prepared_cursor() as cursor:
-        cursor.execute(statements.STANDING, [build_id, user.pk])
-        row = cursor.fetchone()
+# A person's row on a build, cached per person and build (`core.person_cache`): a build never
+# changes once finished, so nothing renews it; it lives as long as a "today" board is current.
+STANDING_READING = Reading("standing", sources=())
+
+
+def standing_of(
+    *, build_id: int, user: User, scope: str, prefetched: tuple[Mapping, Collection[str]] | None = None
+) -> Standing:
+    """The person's own rank and score on a build (city or their district); unranked if not on it.
+
+    `prefetched`: the cache values the request read beside its session, and the keys it asked for
+    (`accounts.sessions.prefetched_values`): the row comes from there when `STANDING_READING` was.
+    """
+    cached = None
+    if prefetched is not None:
+        cached = STANDING_READING.lookup(user.pk, *prefetched, part=str(build_id))
+    if cached is not None and cached.hit:
+        row = cached.value
+    else:
+        # By its unique index: plain SQL spares compiling the same SELECT for every request,
+        # and preparing it on the server spares planning it.
+        with prepared_cursor() as cursor:
+            cursor.execute(statements.STANDING, [build_id, user.pk])
+            row = cursor.fetchone()
+        if cached is not None:
+            cached.store(row)
     if row is None:
         return Standing(rank=None, carbon_mg=0)
     city_rank, district_rank, carbon_mg = row
@@ -336,8 +357,15 @@ class Board:
     shows_on_leaderboards: bool
 
 
-def board_for(*, user: User, period: str, scope: str, district: District | None = None) -> Board:
-    """The top 50 of a board and the person's own rank and score on it."""
+def board_for(
+    *,
+    user: User,
+    period: str,
+    scope: str,
+    district: District | None = None,
+    prefetched: tuple[Mapping, Collection[str]] | None = None,
+) -> Board:
+    """The top 50 of a board and the person's own rank and score on it (`prefetched`: see `standing_of`)."""
     start, through = period_bounds(period=period)
     summary = current_build(period=period)
     if scope == Scope.DISTRICT:
@@ -355,7 +383,7 @@ def board_for(*, user: User, period: str, scope: str, district: District | None 
         if scope == Scope.DISTRICT and district.pk != user.district_id:
             me = Standing(rank=None, carbon_mg=0)
         else:
-            me = standing_of(build_id=summary["id"], user=user, scope=scope)
+            me = standing_of(build_id=summary["id"], user=user, scope=scope, prefetched=prefetched)
     return Board(
         period=period,
         scope=scope,

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
 from core.db import execute, prepared_cursor
+from core.person_cache import renew, renew_everyone
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
 from rewards.ledger import statements
 from rewards.ledger.accounts import AccountRef, account_resolve, coin_expiry_days
@@ -57,6 +58,14 @@ def _existing_transaction_check(
     if recorded != legs:
         raise ApplicationError(IDEMPOTENCY_KEY_REUSED, fields={"idempotency_key": [idempotency_key]})
     return existing
+
+
+def _wallets_changed(accounts) -> None:
+    """Retires what is cached of these accounts' wallets (`core.person_cache`, source `ledger`)."""
+    renew(
+        "ledger",
+        [account.owner_id for account in accounts if account.kind == LedgerAccountKind.WALLET],
+    )
 
 
 # --- One transaction of any legs ----------------------------------------------------------------
@@ -150,6 +159,7 @@ def ledger_transaction_post(
             for spec in specs
         ]
     CoinLot.objects.bulk_create(new_lots)
+    _wallets_changed(accounts.values())
     return ledger_transaction
 
 
@@ -215,7 +225,7 @@ def coins_transfer(
     again returns the first transaction, or IDEMPOTENCY_KEY_REUSED if it moved something else.
     Accounts given as `AccountRef` are found by kind and owner (and opened on first use).
     """
-    return _coins_transfer(
+    moved = _coins_transfer(
         source=source,
         destination=destination,
         amount=amount,
@@ -224,6 +234,8 @@ def coins_transfer(
         reference=reference,
         memo=memo,
     ).transaction
+    _wallets_changed((source, destination))
+    return moved
 
 
 def coins_transfer_if(
@@ -256,7 +268,7 @@ def coins_transfer_if(
             "a transfer condition is a psycopg.sql statement naming TRANSFER_READY,"
             " with only condition_ parameters"
         )
-    return _coins_transfer(
+    moved = _coins_transfer(
         source=source,
         destination=destination,
         amount=amount,
@@ -266,6 +278,8 @@ def coins_transfer_if(
         memo=memo,
         condition=condition,
     )
+    _wallets_changed((source, destination))
+    return moved
 
 
 def _coins_transfer(
@@ -438,6 +452,8 @@ class BatchPosting:
             )
         execute(statements.POSTING_BALANCES.format(legs=legs), params)
         self.total += total
+        # Many wallets at once: everyone's cached wallet is retired (one key, not one per wallet).
+        renew_everyone("ledger")
         return accounts
 
     def counter_post(self) -> None:

@@ -21,6 +21,7 @@ import datetime
 from django.db import connection
 from django.utils import timezone
 
+from activities.cache_renewals import carbon_changed_for_everyone
 from activities.ingest import CounterRaceError
 from core.db import execute
 from rewards import statements
@@ -74,6 +75,7 @@ def backfill_days_settle(
     with connection.cursor() as cursor:
         cursor.execute(statements.BACKFILL_MARK_SETTLED, params)
         marked = cursor.rowcount
+    carbon_changed_for_everyone()
     if marked != execute(statements.COUNT_ROWS.format(table=statements.BACKFILL_OWED))[0][0]:
         raise BackfillConflictError("a back-filled day was settled meanwhile")
     posting.counter_post()

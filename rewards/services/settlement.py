@@ -41,6 +41,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from activities.cache_renewals import carbon_changed_for_everyone
 from core.db import execute
 from rewards import statements
 from rewards.ledger import BatchPosting, coin_expiry_days, issuance_account
@@ -160,6 +161,7 @@ def _chunk_settle(
         with connection.cursor() as cursor:
             cursor.execute(statements.SETTLEMENT_MARK_SETTLED, params)
             marked = cursor.rowcount
+        carbon_changed_for_everyone()
         expected = execute(statements.COUNT_ROWS.format(table=ROWS))[0][0]
         if marked != expected:
             raise ChunkConflictError(

@@ -153,3 +153,38 @@ def test_a_token_signed_out_since_is_not_signed_in_by_what_this_process_remember
     SessionStore(session.session_key).delete()
 
     assert client.get("/api/v1/wallet").status_code == 401
+
+
+# --- The signed-in person cached (accounts.sessions.USER_READING) -----------------------------
+
+
+def test_a_repeat_signed_in_request_reads_the_person_from_the_cache(
+    person, person_client, django_assert_num_queries
+):
+    person_client.get("/api/v1/wallet")
+
+    with django_assert_num_queries(0):
+        assert person_client.get("/api/v1/wallet").status_code == 200
+
+
+def test_a_person_deactivated_is_refused_on_their_next_request(person, person_client):
+    assert person_client.get("/api/v1/wallet").status_code == 200
+
+    person.is_active = False
+    person.save()
+
+    assert person_client.get("/api/v1/wallet").status_code == 401
+
+
+def test_a_change_made_by_update_is_seen_on_the_next_request(person, person_client):
+    from accounts.notifications.services import preferences_set
+    from accounts.sessions import USER_READING
+
+    person_client.get("/api/v1/wallet")
+    assert USER_READING.read(person.pk).value.language != "en"
+
+    preferences_set(user=person, choices=[], language="en")  # an UPDATE, not a save
+    person_client.get("/api/v1/wallet")
+
+    cached = USER_READING.read(person.pk)
+    assert (cached.hit, cached.value.language) == (True, "en")

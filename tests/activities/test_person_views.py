@@ -153,3 +153,59 @@ def test_rewards_can_list_the_records_behind_a_day_and_badges_read_daily_totals(
         for row in behaviour_days_of(user_id=rider.id)
     }
     assert totals == {("bus", today()): (1, 80_000), ("metro", today()): (1, 80_000)}
+
+
+# --- Cached per person (core.person_cache): a repeat read is served from Redis, every change seen ---
+
+
+def test_a_repeat_today_read_is_served_without_the_database(
+    rider, client_for, authorize, django_assert_num_queries
+):
+    authorize(rider)
+    steps_sync(user=rider, steps_by_day={today(): 6000})
+    client = client_for(rider)
+    first = client.get("/api/v1/activities/today").json()
+
+    with django_assert_num_queries(0):
+        again = client.get("/api/v1/activities/today").json()
+
+    assert again == first
+
+
+def test_today_cached_shows_each_capture_and_the_methodology_s_changes(
+    transit, rider, post_batch, client_for, authorize
+):
+    from activities.models import Factor
+
+    authorize(rider)
+    client = client_for(rider)
+
+    def walk() -> dict:
+        body = client.get("/api/v1/activities/today").json()
+        return next(row for row in body["behaviours"] if row["behaviour"] == "walk")
+
+    assert walk()["credited_carbon_mg"] == 0
+    steps_sync(user=rider, steps_by_day={today(): 6000})
+    assert walk()["credited_carbon_mg"] == 120_000
+    post_batch(transit, [ride("R1", at=earlier_today())])
+    assert client.get("/api/v1/activities/today").json()["credited_today_mg"] == 200_000
+
+    factor = Factor.objects.filter(behaviour__code="walk").order_by("-version__effective_from").first()
+    factor.daily_cap_mg = 150_000
+    factor.save()
+    assert walk()["cap_left_mg"] == 30_000
+
+
+def test_today_is_cached_per_language(rider, client_for):
+    from activities.models import Behaviour
+
+    client = client_for(rider)
+    walk = Behaviour.objects.get(code="walk")
+
+    def walk_name(language: str) -> str:
+        body = client.get("/api/v1/activities/today", HTTP_ACCEPT_LANGUAGE=language).json()
+        return next(row["name"] for row in body["behaviours"] if row["behaviour"] == "walk")
+
+    assert walk_name("zh-hans") == walk.name
+    assert walk_name("en") == walk.name_en
+    assert walk_name("zh-hans") == walk.name

@@ -6,10 +6,9 @@ import datetime
 import uuid
 
 import factory
-from django.db.models import F
 
 from accounts.models import User
-from activities.models import DailyCarbon
+from activities.services import daily_carbon_raise
 from rewards.models import LedgerTransactionKind, WelfareProject
 from rewards.services import coins_issue, wallet_account_for_user
 
@@ -28,11 +27,7 @@ def fund_wallet(user: User, amount: int) -> None:
 
 def carbon_credit(user: User, day: datetime.date, carbon_mg: int) -> None:
     """Raises the person's credited carbon for a day, as capture (or a late review approval) does."""
-    row, created = DailyCarbon.objects.get_or_create(
-        user=user, day=day, defaults={"credited_carbon_mg": carbon_mg}
-    )
-    if not created:
-        DailyCarbon.objects.filter(pk=row.pk).update(credited_carbon_mg=F("credited_carbon_mg") + carbon_mg)
+    daily_carbon_raise(user_id=user.pk, day=day, carbon_mg=carbon_mg)
 
 
 class WelfareProjectFactory(factory.django.DjangoModelFactory):

@@ -245,3 +245,25 @@ def test_the_five_minute_job_rebuilds_today_and_heals_boards_whose_entries_are_g
     assert LeaderboardBuild.objects.filter(period="today").exists()
     assert board_for(user=UserFactory(), period="week", scope="city").entries[0]["carbon_mg"] == 5_000
     assert leaderboards_rebuild_today()["healed"] == []
+
+
+def test_my_row_on_a_board_is_cached_per_build_and_a_new_build_shows_the_new_row(
+    client_for, django_assert_max_num_queries
+):
+    me = person_with(10_000)
+    person_with(30_000)
+    leaderboard_rebuild(period="week")
+    client = client_for(me)
+    assert client.get("/api/v1/leaderboards/week").json()["me"]["rank"] == 2
+
+    # The build, its top 50 and my row all come from the caches now.
+    with django_assert_max_num_queries(0):
+        assert client.get("/api/v1/leaderboards/week").json()["me"]["rank"] == 2
+
+    person_with(50_000)
+    leaderboard_rebuild(period="week")
+    from rewards.gamification.leaderboards import local_cache_clear
+
+    local_cache_clear()  # each process's copy of the pointer turns within seconds
+
+    assert client.get("/api/v1/leaderboards/week").json()["me"]["rank"] == 3

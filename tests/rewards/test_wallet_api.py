@@ -99,3 +99,66 @@ def test_a_history_page_size_that_is_not_a_number_is_refused(person_client, page
     error = response.json()["error"]
     assert error["code"] == "validation_failed"
     assert list(error["fields"]) == ["page_size"]
+
+
+# --- Cached per person (core.person_cache): a repeat read is served from Redis, every change seen ---
+
+
+def test_a_repeat_wallet_read_is_served_without_the_database(
+    person, person_client, django_assert_num_queries
+):
+    fund_wallet(person, 5)
+    first = person_client.get("/api/v1/wallet").json()
+
+    with django_assert_num_queries(0):
+        again = person_client.get("/api/v1/wallet").json()
+
+    assert again == first
+
+
+def test_the_cached_wallet_shows_every_change_to_the_ledger_and_the_carbon_owed(person, person_client):
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    fund_wallet(person, 5)
+    assert person_client.get("/api/v1/wallet").json()["balance"] == 5
+
+    coins_transfer(
+        source=wallet_account_for_user(user_id=person.pk),
+        destination=clearing_account_for_merchant(merchant_id=9),
+        amount=2,
+        kind="redemption",
+        idempotency_key="cached-wallet-coupon",
+        reference="coupon:cached",
+    )
+    assert person_client.get("/api/v1/wallet").json()["balance"] == 3
+
+    carbon_credit(person, yesterday, 20_000)
+    assert person_client.get("/api/v1/wallet").json()["pending_carbon_mg"] == 20_000
+
+    settlement_run(day=yesterday)  # set-based: everyone's cached wallet is retired
+    body = person_client.get("/api/v1/wallet").json()
+    assert (body["balance"], body["pending_carbon_mg"]) == (5, 0)
+
+
+def test_a_new_coin_rate_is_shown_by_every_cached_wallet(person, person_client):
+    from rewards.models import CoinRate
+
+    carbon_credit(person, timezone.localdate(), 40_000)
+    assert person_client.get("/api/v1/wallet").json()["pending_coins_estimate"] == 4
+
+    CoinRate.objects.create(valid_from=timezone.localdate(), carbon_mg_per_coin=5_000)
+
+    body = person_client.get("/api/v1/wallet").json()
+    assert (body["carbon_mg_per_coin"], body["pending_coins_estimate"]) == (5_000, 8)
+
+
+def test_one_person_s_change_leaves_another_s_cached_wallet_cached(
+    person, person_client, client_for, django_assert_num_queries
+):
+    other = UserFactory()
+    other_client = client_for(other)
+    other_client.get("/api/v1/wallet")
+
+    fund_wallet(person, 1)
+
+    with django_assert_num_queries(0):
+        other_client.get("/api/v1/wallet")
