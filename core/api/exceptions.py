@@ -11,11 +11,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from core.api import errors
+from core.api.renderers import JSONRenderer
 from core.logging import current_request_id
 
 logger = logging.getLogger("core.api")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import IsAdminUser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.renderers import CSVRenderer, JsonErrorsMixin
+from core.api.renderers import CSVRenderer, JsonErrorsMixin, JSONRenderer
 from merchants import selectors
 from merchants.apis.common import month_of
 from merchants.apis.serializers import (

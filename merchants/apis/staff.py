@@ -12,13 +12,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import dates
-from core.api.renderers import CSVRenderer, JsonErrorsMixin
+from core.api.renderers import CSVRenderer, JsonErrorsMixin, JSONRenderer
 from core.api.serializers import QuerySerializer
 from merchants import selectors, services
 from merchants.apis.common import (

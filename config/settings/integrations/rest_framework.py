@@ -9,7 +9,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.permissions.HasAcceptedCurrentAgreements",
     ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["core.api.renderers.JSONRenderer"],
     # Bodies are JSON; the routes that take a file (avatar, offer picture) take multipart instead.
     # The parsers are what the schema advertises, so a generated client sends exactly this.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
