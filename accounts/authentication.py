@@ -7,6 +7,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 
 from accounts.sessions import (
+    USER_READING,
+    prefetch_extended,
     remember_signed_in,
     session_prefetched,
     signed_in_before,
@@ -38,6 +40,13 @@ class SessionTokenAuthentication(XSessionTokenAuthentication):
         prefetch = session_prefetched(request, token=token, keys=keys, count_window=window)
         if not prefetch.session_exists():
             return None
+        person_id = prefetch.signed_in_user_id()
+        if person_id is not None and person_id != guess:
+            # Not seen in this process yet (or another path read the session first): the readings
+            # in one more round trip, not one each.
+            prefetch = prefetch_extended(
+                request, prefetch, USER_READING.keys(person_id) + _person_cache_keys(view, request, person_id)
+            )
         user = signed_in_user(prefetch.session, found=prefetch.values, keys_read=prefetch.keys_read)
         if user is None or not user.is_active:
             return None

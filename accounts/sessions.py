@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -210,6 +210,20 @@ def session_prefetched(
     if prefetch is not None and prefetch.token == token:
         return prefetch
     return session_prefetch(request, token=token, keys=keys, count_window=count_window)
+
+
+def prefetch_extended(request: HttpRequest, prefetch: SessionPrefetch, keys: list[str]) -> SessionPrefetch:
+    """`prefetch` with the cache `keys` it had not read, read in one round trip; remembered for the
+    rest of `request` in its place."""
+    missing = [key for key in keys if key not in prefetch.keys_read]
+    if not missing:
+        return prefetch
+    found = cache.get_many(missing)
+    extended = replace(
+        prefetch, values={**prefetch.values, **found}, keys_read=prefetch.keys_read | frozenset(missing)
+    )
+    setattr(request, _REQUEST_ATTRIBUTE, extended)
+    return extended
 
 
 def prefetched_values(request: HttpRequest) -> tuple[Mapping[str, Any], frozenset[str]]:

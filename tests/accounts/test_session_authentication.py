@@ -188,3 +188,28 @@ def test_a_change_made_by_update_is_seen_on_the_next_request(person, person_clie
 
     cached = USER_READING.read(person.pk)
     assert (cached.hit, cached.value.language) == (True, "en")
+
+
+def test_a_token_this_process_has_not_seen_reads_the_cached_readings_in_one_more_round_trip(
+    person, person_client, monkeypatch, django_assert_num_queries
+):
+    import redis.client
+
+    from accounts import sessions
+
+    person_client.get("/api/v1/wallet")  # the person's row and wallet cached
+    sessions._SIGNED_IN.clear()  # as a worker that has not served this token yet
+    round_trips = []
+    send_command = redis.client.Redis.execute_command
+
+    def command(client, *args, **options):
+        if not isinstance(client, redis.client.Pipeline):
+            round_trips.append(str(args[0]))
+        return send_command(client, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    with django_assert_num_queries(0):
+        assert person_client.get("/api/v1/wallet").status_code == 200
+
+    # The session; then the person's row and the wallet together (the rate limit counts on its own).
+    assert round_trips.count("MGET") == 2, round_trips
