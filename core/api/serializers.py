@@ -57,6 +57,21 @@ class QuerySerializer(serializers.Serializer):
     default.
     """
 
+    @classmethod
+    def validated(cls, *, data: Any) -> dict[str, Any]:
+        """The validated query (raising as `is_valid(raise_exception=True)` does).
+
+        An empty query string's answer is the same every time: worked out once per class, so the
+        reads the app opens on (a board with no parameters) skip building the serializer.
+        """
+        if not data:
+            empty = _empty_query_validated(cls)
+            if empty is not None:
+                return dict(empty)
+        query = cls(data=data)
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
     def to_internal_value(self, data: Any) -> Any:
         blank = serializers.CharField.default_error_messages["blank"]
         given_empty = {
@@ -69,6 +84,13 @@ class QuerySerializer(serializers.Serializer):
         if given_empty:
             raise serializers.ValidationError(given_empty)
         return super().to_internal_value(data)
+
+
+@functools.cache
+def _empty_query_validated(query_class: type[QuerySerializer]) -> dict[str, Any] | None:
+    """What `query_class` makes of an empty query string, or None when that is refused."""
+    query = query_class(data={})
+    return dict(query.validated_data) if query.is_valid() else None
 
 
 def _given_values(data: Any, name: str) -> list[Any]:

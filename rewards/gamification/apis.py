@@ -102,12 +102,11 @@ class LeaderboardApi(APIView):
     def get(self, request: Request, period: str) -> Response:
         if period not in LeaderboardPeriod.values:
             raise Http404
-        query = self.Query(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        scope = query.validated_data.get("scope", leaderboards.Scope.CITY)
+        query = self.Query.validated(data=request.query_params)
+        scope = query.get("scope", leaderboards.Scope.CITY)
         district = None
-        if scope == leaderboards.Scope.DISTRICT and query.validated_data.get("district"):
-            district = account_selectors.district_of_code(code=query.validated_data["district"])
+        if scope == leaderboards.Scope.DISTRICT and query.get("district"):
+            district = account_selectors.district_of_code(code=query["district"])
             if district is None:
                 raise ApplicationError(LEADERBOARD_DISTRICT_UNKNOWN)
         board = leaderboards.board_for(

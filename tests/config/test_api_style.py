@@ -153,7 +153,9 @@ def _read_outside(reads: set[str], into=lambda name: True) -> list[str]:
             passed = {
                 id(keyword.value)
                 for node in ast.walk(view)
-                if isinstance(node, ast.Call) and into(ast.unparse(node.func).split(".")[-1])
+                # `…Query(data=…)`, or `…Query.validated(data=…)`
+                if isinstance(node, ast.Call)
+                and into(ast.unparse(node.func).removesuffix(".validated").split(".")[-1])
                 for keyword in node.keywords
                 if keyword.arg == "data"
             }

@@ -94,3 +94,25 @@ def test_the_api_answers_an_empty_parameter_with_validation_failed(person_client
     assert error["code"] == "validation_failed"
     name = path.split("?")[1].split("=")[0]
     assert list(error["fields"]) == [name]
+
+
+def test_validated_answers_an_empty_query_as_validation_does_and_refuses_as_it_does():
+    from rest_framework import serializers
+    from rest_framework.exceptions import ValidationError
+
+    from core.api.serializers import QuerySerializer
+
+    class Query(QuerySerializer):
+        scope = serializers.ChoiceField(choices=["city", "district"], required=False)
+        size = serializers.IntegerField(required=False, default=20)
+
+    class Needed(QuerySerializer):
+        day = serializers.DateField()
+
+    assert Query.validated(data={}) == {"size": 20}
+    assert Query.validated(data={}) == {"size": 20}  # worked out once, handed out as a copy each time
+    assert Query.validated(data={"scope": "city"}) == {"scope": "city", "size": 20}
+    with pytest.raises(ValidationError):
+        Query.validated(data={"scope": "galaxy"})
+    with pytest.raises(ValidationError):
+        Needed.validated(data={})
