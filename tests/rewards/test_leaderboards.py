@@ -267,3 +267,17 @@ def test_my_row_on_a_board_is_cached_per_build_and_a_new_build_shows_the_new_row
     local_cache_clear()  # each process's copy of the pointer turns within seconds
 
     assert client.get("/api/v1/leaderboards/week").json()["me"]["rank"] == 3
+
+
+def test_each_person_on_a_board_sees_only_their_own_entry_flagged(client_for):
+    first, second = person_with(30_000), person_with(10_000)
+    leaderboard_rebuild(period="week")
+
+    def flagged(person) -> list[bool]:
+        return [
+            entry["is_me"] for entry in client_for(person).get("/api/v1/leaderboards/week").json()["entries"]
+        ]
+
+    assert flagged(first) == [True, False]
+    assert flagged(second) == [False, True]
+    assert flagged(first) == [True, False]
