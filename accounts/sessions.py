@@ -185,7 +185,9 @@ def _read_and_count(keys: list[str], window: tuple[str, int]) -> tuple[dict[str,
     try:
         pipeline = client.get_client(write=True).pipeline(transaction=False)
         if keys:
-            pipeline.mget([client.make_key(key) for key in keys])
+            # The cache's own key function: what django-redis' `make_key` makes, without its wrapper.
+            make_key = caches["default"].make_key
+            pipeline.mget([make_key(key) for key in keys])
         pipeline.incr(made_window)
         pipeline.expire(made_window, seconds, nx=True)
         answers = pipeline.execute()

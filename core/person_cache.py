@@ -70,8 +70,9 @@ def _redis():
     return client
 
 
-def _new_tag() -> str:
-    return secrets.token_hex(8)
+def _new_tag() -> int:
+    # An integer: the cache stores and reads it as digits, without pickling (read ten at a time).
+    return secrets.randbits(62)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class Cached:
     person_id: int
     part: str
     # The tags as read before the database, in `Reading.tag_keys` order (None: missing).
-    tags: tuple[str | None, ...]
+    tags: tuple[int | None, ...]
     value: Any
     hit: bool
 
