@@ -320,7 +320,9 @@ SELECT MAX(account_id) FROM (
 # The expiry reminders' rows (`notifications_insert`): the people whose coins expire within a
 # window, one row per person and bucket of expiry days (`{bucket}`, a `to_char` format): the month
 # of expiry for the 30-day reminder, the ISO week for the 7-day one. Coins are earned daily, so a
-# reminder per expiry day would be one a day; a bucket makes it one a month (a week).
+# reminder per expiry day would be one a day; a bucket makes it one a month (a week). Only the
+# wallets with id in (x_lower, x_upper] (said of both tables, so that a chunk reads only its range
+# of each): an expiry chunk's own, or all.
 EXPIRY_REMINDER_ROWS = sql.SQL(
     """
     SELECT wallet.owner_id,
@@ -330,6 +332,8 @@ EXPIRY_REMINDER_ROWS = sql.SQL(
       FROM rewards_coinlot AS lot
       JOIN rewards_ledgeraccount AS wallet ON wallet.id = lot.account_id AND wallet.kind = 'wallet'
      WHERE lot.expires_on > %(x_today)s AND lot.expires_on <= %(x_until)s AND lot.remaining_amount > 0
+       AND lot.account_id > %(x_lower)s AND lot.account_id <= %(x_upper)s
+       AND wallet.id > %(x_lower)s AND wallet.id <= %(x_upper)s
      GROUP BY wallet.owner_id, to_char(lot.expires_on, {bucket})
     """
 )
