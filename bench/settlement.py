@@ -15,11 +15,12 @@ succeeded, after the nights before it settled on one connection: the figure for 
 worker processes (docs/scaling.md). Each chunk task's seconds (the workers' log lines) are printed
 and summed up in the notes. With `--expire` as well, the year-later expiry runs as chunk tasks on
 the same number of worker processes, with its 30- and 7-day reminders (the second night's coins
-come due the day after the first's: everyone is reminded).
+come due the day after the first's: everyone is reminded), and the reminders' work is then timed
+again on one connection, as one step and as the chunks' ranges one after the other (rolled back).
 
 Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--workers 2] [--nights 2]
        [--remainder-share 0.5] [--expire] [--celery-workers N --chunk-ids IDS] [--database NAME]
-       [--label TEXT]
+       [--label TEXT] [--no-analyze]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards`, or --database, is
 recreated) and Redis.
 """
@@ -128,12 +129,21 @@ def _ledger_analyze() -> None:
             cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
+# --no-analyze: the nights run on the statistics the ledger had before them (see below).
+ANALYZE_DURING_NIGHTS = True
+
+
 def _statistics_refresher():
     """Where the server runs without autovacuum (a shared test server may), the ledger's tables of a
-    fresh database never get planner statistics and each chunk's key check scans every row settled
-    before it: a chunk's commit then analyzes them, as autovacuum would. None where it runs."""
+    fresh database never get planner statistics: a chunk's commit then analyzes them, as autovacuum
+    would on a small table. None where it runs, or with --no-analyze: a city's tables are big, and a
+    night's rows stay below autovacuum's analyze threshold (10 % of the table), so the statistics
+    do not know the night's day while it is settled."""
     from django.db import connection
 
+    if not ANALYZE_DURING_NIGHTS:
+        print("the ledger's tables are not analyzed during the nights (--no-analyze)", flush=True)
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SHOW autovacuum")
         if cursor.fetchone()[0] == "on":
@@ -361,6 +371,45 @@ def _expiry_in_chunk_tasks(
             notes=f"total {seconds:.1f} s from sending the run to its last chunk's commit, "
                   f"{reminders:,} reminders; {per_chunk}")
     )  # fmt: skip
+    _reminders_by_chunk(report, today=today, key=key)
+
+
+def _reminders_by_chunk(report: Report, *, today: datetime.date, key: str) -> None:
+    """The reminders' work on one connection, serially: one step over every wallet against the
+    expiry chunks' ranges one after the other (what the chunk tasks do), twice each in ABAB order,
+    each raised afresh and rolled back."""
+    from django.db import transaction
+
+    from accounts.notifications.models import Notification
+    from rewards.models import CoinLot, RunChunk
+    from rewards.services import expiry_reminders_raise
+
+    ranges = list(RunChunk.objects.filter(run__key=key).order_by("index").values_list("lower", "upper"))
+    timed: dict[str, list[tuple[float, float]]] = {"one step": [], "by chunk": []}
+    for _pair in range(2):
+        for label, steps in (("one step", [None]), ("by chunk", ranges)):
+            with transaction.atomic():
+                Notification.objects.filter(kind="coins_expiring").delete()
+                CoinLot.objects.filter(reminder_raised_at__isnull=False).update(reminder_raised_at=None)
+                times = []
+                for account_range in steps:
+                    started = time.perf_counter()
+                    expiry_reminders_raise(today=today, account_range=account_range)
+                    times.append(time.perf_counter() - started)
+                transaction.set_rollback(True)
+            timed[label].append((sum(times), max(times)))
+            print(f"    reminders {label}: {sum(times):.2f} s, longest step {max(times):.2f} s", flush=True)
+    one_step = statistics.mean(total for total, _ in timed["one step"])
+    by_chunk = statistics.mean(total for total, _ in timed["by chunk"])
+    report.add(
+        Row("expiry reminders by chunk", f"the reminders of {len(ranges)} chunks' ranges, one after the "
+            "other on one connection (s, mean of 2)", by_chunk, "s",
+            reference="one step over every wallet (s, mean of 2)", reference_value=one_step,
+            notes="ABAB, each rolled back; longest step: one step "
+                  + ", ".join(f"{longest:.2f}" for _total, longest in timed["one step"])
+                  + " s; by chunk " + ", ".join(f"{longest:.2f}" for _total, longest in timed["by chunk"])
+                  + " s")
+    )  # fmt: skip
 
 
 def _expiry(report: Report, *, first_day: datetime.date, accounts_total: int) -> None:
@@ -404,7 +453,12 @@ def main() -> int:
     parser.add_argument("--chunk-ids", type=int, default=25_000, help="person ids a chunk task covers")
     parser.add_argument("--database", default=DATABASE_NAME)
     parser.add_argument("--label", default="", help="added to the results file's name")
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="do not analyze the ledger's tables during the nights"
+    )
     args = parser.parse_args()
+    global ANALYZE_DURING_NIGHTS
+    ANALYZE_DURING_NIGHTS = not args.no_analyze
 
     database_url = database_recreate(args.database)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
