@@ -12,10 +12,15 @@ accounts (target: at most 3 minutes on this 2-core machine).
 With `--celery-workers N` the last night is settled instead as chunk tasks (rewards/chunked.py) by
 N real Celery worker processes (one task at a time each), timed from sending the run until it has
 succeeded, after the nights before it settled on one connection: the figure for one and for two
-worker processes (docs/scaling.md).
+worker processes (docs/scaling.md). Each chunk task's seconds (the workers' log lines) are printed
+and summed up in the notes. With `--expire` as well, the year-later expiry runs as chunk tasks on
+the same number of worker processes, with its 30- and 7-day reminders (the second night's coins
+come due the day after the first's: everyone is reminded), and the reminders' work is then timed
+again on one connection, as one step and as the chunks' ranges one after the other (rolled back).
 
 Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--workers 2] [--nights 2]
        [--remainder-share 0.5] [--expire] [--celery-workers N --chunk-ids IDS] [--database NAME]
+       [--label TEXT] [--no-analyze]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards`, or --database, is
 recreated) and Redis.
 """
@@ -23,12 +28,18 @@ recreated) and Redis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import io
 import os
 import random
+import re
+import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import sql
@@ -118,12 +129,21 @@ def _ledger_analyze() -> None:
             cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
+# --no-analyze: the nights run on the statistics the ledger had before them (see below).
+ANALYZE_DURING_NIGHTS = True
+
+
 def _statistics_refresher():
     """Where the server runs without autovacuum (a shared test server may), the ledger's tables of a
-    fresh database never get planner statistics and each chunk's key check scans every row settled
-    before it: a chunk's commit then analyzes them, as autovacuum would. None where it runs."""
+    fresh database never get planner statistics: a chunk's commit then analyzes them, as autovacuum
+    would on a small table. None where it runs, or with --no-analyze: a city's tables are big, and a
+    night's rows stay below autovacuum's analyze threshold (10 % of the table), so the statistics
+    do not know the night's day while it is settled."""
     from django.db import connection
 
+    if not ANALYZE_DURING_NIGHTS:
+        print("the ledger's tables are not analyzed during the nights (--no-analyze)", flush=True)
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SHOW autovacuum")
         if cursor.fetchone()[0] == "on":
@@ -169,23 +189,31 @@ def _night(
     )
 
 
-def _night_in_chunk_tasks(
-    report: Report,
-    *,
-    night: int,
-    day: datetime.date,
-    celery_workers: int,
-    chunk_ids: int,
-    accounts_total: int,
-) -> None:
-    """The night settled by chunk tasks on `celery_workers` worker processes started for it."""
-    import subprocess
+# A worker's line for each task it ran (Celery's own, at INFO; the message of a JSON log line).
+TASK_SUCCEEDED = re.compile(
+    r"Task (?P<task>[\w.]+)\[[^\]]+\] succeeded in (?P<seconds>[\d.]+)s: (?P<result>\{[^}]*\})"
+)
 
-    from rewards.models import ChunkedRun, SettlementRun, SettlementRunStatus
-    from rewards.tasks import settlement_chunked_day
+
+@dataclass(frozen=True)
+class TaskTime:
+    task: str
+    seconds: float
+    result: str
+    worker: int
+
+
+@contextlib.contextmanager
+def _celery_workers(count: int, *, chunk_ids: int) -> Iterator[Callable[[], list[TaskTime]]]:
+    """`count` Celery worker processes (one task at a time each) for one run, stopped after it;
+    yields a reader of the tasks they ran, with their seconds (the workers' log lines)."""
+    import subprocess
 
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.worker_settings",
                    "REWARDS_CHUNK_IDS": str(chunk_ids), "PYTHONPATH": str(BASE_DIR)}  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    logs = [folder / f"worker-{number}.log" for number in range(count)]
+    log_files = [log.open("wb") for log in logs]
     workers = [
         subprocess.Popen(
             [
@@ -199,17 +227,73 @@ def _night_in_chunk_tasks(
                 f"bench-{number}@%h",
                 "--without-mingle",
                 "--without-gossip",
-                "--loglevel=WARNING",
+                "--loglevel=INFO",
                 "--purge",
             ],
             env=environment,
             cwd=BASE_DIR,
             start_new_session=True,
+            stdout=log_files[number],
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
-        for number in range(celery_workers)
+        for number in range(count)
     ]
+
+    def tasks() -> list[TaskTime]:
+        found = []
+        for number, log in enumerate(logs):
+            for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
+                if match := TASK_SUCCEEDED.search(line):
+                    found.append(
+                        TaskTime(match["task"], float(match["seconds"]), match["result"], worker=number)
+                    )
+        return found
+
     try:
         time.sleep(8)  # the workers connect (a ready worker answers within a second of this)
+        yield tasks
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+        for log_file in log_files:
+            log_file.close()
+        print(f"    the workers' logs: {folder}", flush=True)
+
+
+def _chunk_times(tasks: list[TaskTime], task: str) -> tuple[list[float], str]:
+    """The seconds of each chunk task named `task`, and a summary for the notes."""
+    times = [entry for entry in tasks if entry.task == task]
+    for entry in times:
+        print(f"    {entry.task} on worker {entry.worker}: {entry.seconds:.2f} s {entry.result}", flush=True)
+    if not times:
+        return [], "no chunk times found in the workers' logs"
+    seconds = [entry.seconds for entry in times]
+    finishing = [entry.seconds for entry in times if "'finished': True" in entry.result]
+    summary = (
+        f"{len(seconds)} chunk tasks: {min(seconds):.1f}–{max(seconds):.1f} s, median "
+        f"{statistics.median(seconds):.1f} s, sum {sum(seconds):.1f} s"
+    )
+    if finishing:
+        summary += f"; the chunk that finished the run {finishing[0]:.1f} s"
+    return seconds, summary
+
+
+def _night_in_chunk_tasks(
+    report: Report,
+    *,
+    night: int,
+    day: datetime.date,
+    celery_workers: int,
+    chunk_ids: int,
+    accounts_total: int,
+) -> None:
+    """The night settled by chunk tasks on `celery_workers` worker processes started for it."""
+    from rewards.models import ChunkedRun, SettlementRun, SettlementRunStatus
+    from rewards.tasks import settlement_chunked_day
+
+    with _celery_workers(celery_workers, chunk_ids=chunk_ids) as tasks:
         started = time.perf_counter()
         settlement_chunked_day.delay(day.isoformat())
         refresh, analyzed_at = _statistics_refresher(), 0
@@ -222,18 +306,15 @@ def _night_in_chunk_tasks(
                 analyzed_at = committed
             time.sleep(0.5)
         seconds = time.perf_counter() - started
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        time.sleep(1)  # the last chunk's log line
+        _times, per_chunk = _chunk_times(tasks(), "rewards.settlement_chunk")
     run = SettlementRun.objects.get(day=day, round=0)
     chunks = ChunkedRun.objects.get(key=f"settlement:{day.isoformat()}:0").chunks_total
     rate = run.accounts_settled / seconds
     label = "first night (wallets opened)" if night == 1 else "a later night (wallets exist)"
     print(
         f"night {night} ({day}) in {chunks} chunk tasks on {celery_workers} worker process(es): "
-        f"{run.accounts_settled:,} people, {seconds:.1f} s, {rate:,.0f} accounts/s",
+        f"{run.accounts_settled:,} people, {seconds:.1f} s, {rate:,.0f} accounts/s; {per_chunk}",
         flush=True,
     )
     report.add(
@@ -242,25 +323,115 @@ def _night_in_chunk_tasks(
             rate, "accounts/s", target=f"2.18 M in ≤ {TARGET_SECONDS} s",
             met=CITY_ACCOUNTS / rate <= TARGET_SECONDS,
             notes=f"total {seconds:.1f} s from sending the run to its success; "
-                  f"projected to 2.18 M accounts: {CITY_ACCOUNTS / rate:.0f} s")
+                  f"projected to 2.18 M accounts: {CITY_ACCOUNTS / rate:.0f} s; {per_chunk}")
+    )  # fmt: skip
+
+
+def _expiry_outcome(today: datetime.date) -> tuple[int, int]:
+    """(wallets whose coins expired by `today`, expiry reminders in the inbox)."""
+    from accounts.notifications.models import Notification
+    from rewards.models import CoinLot
+
+    wallets = CoinLot.objects.filter(expires_on__lte=today).values("account_id").distinct().count()
+    return wallets, Notification.objects.filter(kind="coins_expiring").count()
+
+
+def _expiry_in_chunk_tasks(
+    report: Report, *, first_day: datetime.date, celery_workers: int, chunk_ids: int, accounts_total: int
+) -> None:
+    """A year later, as the night runs it: the expiry as chunk tasks, with the reminders."""
+    from rewards.models import ChunkedRun
+    from rewards.services import coin_expiry_days
+    from rewards.tasks import coins_expire_chunked
+
+    today = first_day + datetime.timedelta(days=coin_expiry_days())
+    _ledger_analyze()
+    with _celery_workers(celery_workers, chunk_ids=chunk_ids) as tasks:
+        started = time.perf_counter()
+        coins_expire_chunked.delay(today.isoformat())
+        key = f"expiry:{today.isoformat()}"
+        while not ChunkedRun.objects.filter(key=key, finished_at__isnull=False).exists():
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        time.sleep(1)  # the last chunk's log line
+        _times, per_chunk = _chunk_times(tasks(), "rewards.coins_expire_chunk")
+    chunks = ChunkedRun.objects.get(key=key).chunks_total
+    wallets, reminders = _expiry_outcome(today)
+    rate = wallets / seconds
+    print(
+        f"expiry on {today} in {chunks} chunk tasks on {celery_workers} worker process(es): "
+        f"{wallets:,} wallets, {reminders:,} reminders, {seconds:.1f} s; {per_chunk}",
+        flush=True,
+    )
+    report.add(
+        Row("expiry in chunk tasks",
+            f"a night's lots expiring and the next night's reminded, {celery_workers} worker process(es), "
+            f"{chunks} chunks, {accounts_total:,} people",
+            rate, "wallets/s",
+            notes=f"total {seconds:.1f} s from sending the run to its last chunk's commit, "
+                  f"{reminders:,} reminders; {per_chunk}")
+    )  # fmt: skip
+    _reminders_by_chunk(report, today=today, key=key)
+
+
+def _reminders_by_chunk(report: Report, *, today: datetime.date, key: str) -> None:
+    """The reminders' work on one connection, serially: one step over every wallet against the
+    expiry chunks' ranges one after the other (what the chunk tasks do), twice each in ABAB order,
+    each raised afresh and rolled back."""
+    from django.db import transaction
+
+    from accounts.notifications.models import Notification
+    from rewards.models import CoinLot, RunChunk
+    from rewards.services import expiry_reminders_raise
+
+    ranges = list(RunChunk.objects.filter(run__key=key).order_by("index").values_list("lower", "upper"))
+    timed: dict[str, list[tuple[float, float]]] = {"one step": [], "by chunk": []}
+    for _pair in range(2):
+        for label, steps in (("one step", [None]), ("by chunk", ranges)):
+            with transaction.atomic():
+                Notification.objects.filter(kind="coins_expiring").delete()
+                CoinLot.objects.filter(reminder_raised_at__isnull=False).update(reminder_raised_at=None)
+                times = []
+                for account_range in steps:
+                    started = time.perf_counter()
+                    expiry_reminders_raise(today=today, account_range=account_range)
+                    times.append(time.perf_counter() - started)
+                transaction.set_rollback(True)
+            timed[label].append((sum(times), max(times)))
+            print(f"    reminders {label}: {sum(times):.2f} s, longest step {max(times):.2f} s", flush=True)
+    one_step = statistics.mean(total for total, _ in timed["one step"])
+    by_chunk = statistics.mean(total for total, _ in timed["by chunk"])
+    report.add(
+        Row("expiry reminders by chunk", f"the reminders of {len(ranges)} chunks' ranges, one after the "
+            "other on one connection (s, mean of 2)", by_chunk, "s",
+            reference="one step over every wallet (s, mean of 2)", reference_value=one_step,
+            notes="ABAB, each rolled back; longest step: one step "
+                  + ", ".join(f"{longest:.2f}" for _total, longest in timed["one step"])
+                  + " s; by chunk " + ", ".join(f"{longest:.2f}" for _total, longest in timed["by chunk"])
+                  + " s")
     )  # fmt: skip
 
 
 def _expiry(report: Report, *, first_day: datetime.date, accounts_total: int) -> None:
     """A year later: the first night's coins expire, every wallet at once (the daily job's worst day)."""
-    from rewards.services import coin_expiry_days, coins_expire
+    from rewards.services import coin_expiry_days, coins_expire, expiry_reminders_raise
 
     today = first_day + datetime.timedelta(days=coin_expiry_days())
     started = time.perf_counter()
-    result = coins_expire(today=today)
-    seconds = time.perf_counter() - started
+    result = coins_expire(today=today, reminders=False)
+    expired = time.perf_counter()
+    expiry_reminders_raise(today=today)
+    seconds, reminders_seconds = time.perf_counter() - started, time.perf_counter() - expired
+    _wallets, reminders = _expiry_outcome(today)
     rate = result.wallets / seconds if seconds else 0.0
     print(
-        f"expiry on {today}: {result.wallets:,} wallets, {result.coins:,} coins to the sink, {seconds:.1f} s"
+        f"expiry on {today}: {result.wallets:,} wallets, {result.coins:,} coins to the sink, "
+        f"{seconds:.1f} s, of which {reminders_seconds:.1f} s the {reminders:,} reminders"
     )
     report.add(
         Row("expiry", f"a night's lots expiring, {accounts_total:,} people", rate, "wallets/s",
-            target="", notes=f"total {seconds:.1f} s, {result.coins:,} coins")
+            target="", notes=f"total {seconds:.1f} s, {result.coins:,} coins; of which the reminders "
+                             f"(one step, {reminders:,} notifications) {reminders_seconds:.1f} s")
     )  # fmt: skip
 
 
@@ -281,7 +452,13 @@ def main() -> int:
     )
     parser.add_argument("--chunk-ids", type=int, default=25_000, help="person ids a chunk task covers")
     parser.add_argument("--database", default=DATABASE_NAME)
+    parser.add_argument("--label", default="", help="added to the results file's name")
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="do not analyze the ledger's tables during the nights"
+    )
     args = parser.parse_args()
+    global ANALYZE_DURING_NIGHTS
+    ANALYZE_DURING_NIGHTS = not args.no_analyze
 
     database_url = database_recreate(args.database)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -295,7 +472,8 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     chunked = f"-chunk-tasks-{args.celery_workers}-workers" if args.celery_workers else ""
-    report = Report(size=f"settlement-{args.people}{chunked}")
+    label = f"-{args.label}" if args.label else ""
+    report = Report(size=f"settlement-{args.people}{chunked}{label}")
     print(f"creating {args.people:,} people …", flush=True)
     _people_create(args.people)
     first_day = datetime.date(2026, 11, 22)
@@ -324,7 +502,12 @@ def main() -> int:
             accounts_total=args.people,
         )
 
-    if args.expire:
+    if args.expire and args.celery_workers:
+        _expiry_in_chunk_tasks(
+            report, first_day=first_day, celery_workers=args.celery_workers, chunk_ids=args.chunk_ids,
+            accounts_total=args.people,
+        )  # fmt: skip
+    elif args.expire:
         _expiry(report, first_day=first_day, accounts_total=args.people)
 
     started = time.perf_counter()

@@ -4,9 +4,10 @@ The same tasks beat sends at night (config/settings/integrations/celery.py), in 
 for the day that is today: its settlement as chunk tasks (which also settles anything still owed
 from earlier days); when its last chunk commits, what settlement makes stale (this week's, month's
 and all-time boards a task a board, ratings, badges), today's board and the ledger audit, and
-beside them the chunked expiry of coins (with the 30-day reminders, raised by its last chunk). The
-expiry of coupons is sent at once. Every one of them is idempotent, so a press after the night ran,
-or twice, changes nothing more (a day already settled sends what follows at once).
+beside them the chunked expiry of coins (each chunk raising its own wallets' 30- and 7-day
+reminders). The expiry of coupons is sent at once. Every one of them is idempotent, so a press
+after the night ran, or twice, changes nothing more (a day already settled sends what follows at
+once).
 
 Settling today early has one consequence, said on the button: today's run is then done, so carbon
 credited later today is settled with tomorrow's (the next night after tonight's, which finds

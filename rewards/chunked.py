@@ -2,11 +2,11 @@
 
 A run (`ChunkedRun`, unique by key) is split into person-id ranges (`RunChunk`, unique by run
 and index), each enqueued as a task of its own. A chunk task calls the set-based service with its
-range (`settlement_range_settle`, `coins_expire(account_range=…)`), whose own keys make a repeat
-harmless, then marks its chunk done with a conditional update and counts it on the run in the
-same transaction: a redelivered chunk (its worker killed) does its range again and counts nothing
-twice. The chunk whose count reaches the total finishes the run (settlement's run succeeded and
-the boards rebuilt; expiry's reminders raised), once.
+range (`settlement_range_settle`, `coins_expire(account_range=…)` with its wallets' 30- and 7-day
+reminders), whose own keys make a repeat harmless, then marks its chunk done with a conditional
+update and counts it on the run in the same transaction: a redelivered chunk (its worker killed)
+does its range again and counts nothing twice. The chunk whose count reaches the total finishes
+the run (settlement's run succeeded and the boards rebuilt; expiry's run marked finished), once.
 """
 
 from __future__ import annotations
@@ -151,19 +151,19 @@ def expiry_chunked_start(*, today: datetime.date) -> tuple[ChunkedRun, list[int]
 
 
 def _expiry_finish(chunked: ChunkedRun) -> None:
-    from rewards.services.expiry import expiry_reminders_raise
-
-    expiry_reminders_raise(today=datetime.date.fromisoformat(chunked.key.split(":")[1]))
+    logger.info("expiry.succeeded", extra={"day": chunked.key.split(":")[1], "chunks": chunked.chunks_total})
 
 
 def expiry_chunk_expire(*, chunk_id: int) -> ChunkOutcome:
-    """One chunk task of expiry: its wallets' due coins to the sink; the last one raises reminders."""
+    """One chunk task of expiry: its wallets' due coins to the sink, then their owners' 30- and
+    7-day reminders (lots flagged once, a person told once per month and week of expiry: a
+    redelivered chunk raises nothing more)."""
     from rewards.services.expiry import coins_expire
 
     chunk = RunChunk.objects.select_related("run").get(pk=chunk_id)
     if chunk.done_at is None:
         today = datetime.date.fromisoformat(chunk.run.key.split(":")[1])
-        coins_expire(today=today, account_range=(chunk.lower, chunk.upper), reminders=False)
+        coins_expire(today=today, account_range=(chunk.lower, chunk.upper), reminders=True)
     return chunk_complete(chunk_id=chunk_id, on_finished=_expiry_finish)
 
 

@@ -232,7 +232,7 @@ def coins_expire_chunked(day: str | None = None) -> dict:
 
 @shared_task(name="rewards.coins_expire_chunk")
 def coins_expire_chunk(chunk_id: int) -> dict:
-    """One wallet-id range of the day's expiry; the last chunk raises the reminders."""
+    """One wallet-id range of the day's expiry, with its wallets' 30- and 7-day reminders."""
     from rewards.chunked import expiry_chunk_expire
 
     outcome = expiry_chunk_expire(chunk_id=chunk_id)

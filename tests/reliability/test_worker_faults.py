@@ -9,6 +9,9 @@ throwaway Redis, and the local RabbitMQ (skipped, saying why, where it does not 
 - The settlement as chunk tasks (rewards/chunked.py): a worker killed inside a chunk, two others
   sharing the chunks afterwards; each person is settled once, each chunk counted once, and the run
   succeeds when the last chunk commits.
+- The expiry as chunk tasks: a worker killed in a chunk's reminders, after the chunk's expiry
+  committed and before it counted; the redelivered chunk and the others remind each person once
+  per window, and each chunk counts once.
 - Two beat processes fire the same job: however many times it runs, the day is settled once.
 """
 
@@ -19,7 +22,16 @@ import datetime
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from rewards.models import ChunkedRun, LedgerAccount, RunChunk, Settlement, SettlementRun, SettlementRunStatus
+from accounts.notifications.models import Notification
+from rewards.models import (
+    ChunkedRun,
+    CoinLot,
+    LedgerAccount,
+    RunChunk,
+    Settlement,
+    SettlementRun,
+    SettlementRunStatus,
+)
 from rewards.services import issuance_account
 from tests.accounts.factories import UserFactory
 from tests.reliability.conftest import FIGURES, soak
@@ -33,7 +45,7 @@ from tests.reliability.processes import (
     row_locked,
     wait_for,
 )
-from tests.rewards.factories import carbon_credit
+from tests.rewards.factories import carbon_credit, lots_mint
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -124,6 +136,70 @@ def test_a_worker_killed_in_a_chunk_task_leaves_the_chunked_run_to_the_others_se
 
     _assert_settled_once(people)
     run = ChunkedRun.objects.get(key=f"settlement:{DAY.isoformat()}:0")
+    assert run.chunks_total >= 4
+    assert run.chunks_done == run.chunks_total
+    assert RunChunk.objects.filter(run=run, done_at__isnull=False).count() == run.chunks_total
+
+
+EXPIRY_DAY = datetime.date(2026, 11, 24)
+# Each person's reminders: the months of coins due in 3 and in 20 days, the ISO week of the first.
+REMINDER_KEYS = {"coins_expiring:30:2026-11", "coins_expiring:30:2026-12", "coins_expiring:7:2026-48"}
+# A lot the reminders flag (due in 20 days) and the expiry leaves alone: its lock stops a chunk
+# between its expiry's commit and its reminders'.
+REMINDED_LOT = (
+    "SELECT lot.id FROM rewards_coinlot AS lot JOIN rewards_ledgeraccount AS wallet"
+    " ON wallet.id = lot.account_id WHERE wallet.kind = 'wallet' AND wallet.owner_id = %s"
+    " AND lot.expires_on = %s FOR UPDATE OF lot"
+)
+
+
+@pytest.fixture
+def expiring() -> list[int]:
+    """PEOPLE people, each with coins due on EXPIRY_DAY, due 3 days later and due 20 days later."""
+    users = UserFactory.create_batch(PEOPLE)
+    for user in users:
+        lots_mint(
+            user,
+            (2, EXPIRY_DAY),
+            (3, EXPIRY_DAY + datetime.timedelta(days=3)),
+            (5, EXPIRY_DAY + datetime.timedelta(days=20)),
+        )
+    return [user.pk for user in users]
+
+
+def test_a_worker_killed_in_an_expiry_chunk_s_reminders_leaves_them_to_the_others_raised_once(
+    expiring, broker
+):
+    app, workers = broker.app, {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
+    key = f"expiry:{EXPIRY_DAY.isoformat()}"
+    with processes() as started:
+        first = celery_worker(started, **workers, name="first")
+        with row_locked(REMINDED_LOT, [expiring[0], EXPIRY_DAY + datetime.timedelta(days=20)]):
+            app.send_task("rewards.coins_expire_chunked", args=[EXPIRY_DAY.isoformat()])
+            wait_for(
+                lambda: backends_waiting_on_a_lock() == 1, timeout=30, what="a chunk's reminders to block"
+            )
+            first.kill()
+            FIGURES["faults injected"] += 1
+        # The first chunk's expiry committed; its reminders were rolled back with the kill, uncounted.
+        assert LedgerAccount.objects.get(kind="expiry_sink").balance > 0
+        assert not Notification.objects.exists(), "the killed chunk's reminders must roll back"
+        assert not RunChunk.objects.filter(run__key=key, done_at__isnull=False).exists()
+
+        celery_worker(started, **workers, name="second")
+        celery_worker(started, **workers, name="third")
+        wait_for(
+            lambda: ChunkedRun.objects.filter(key=key, finished_at__isnull=False).exists(),
+            timeout=90,
+            what="the chunks to finish the expiry",
+        )
+
+    reminded = list(Notification.objects.filter(kind="coins_expiring").values_list("user_id", "event_key"))
+    assert sorted(reminded) == sorted((person, event) for person in expiring for event in REMINDER_KEYS)
+    flagged = CoinLot.objects.filter(reminder_raised_at__isnull=False)
+    assert sorted(flagged.values_list("amount", flat=True)) == [3] * PEOPLE + [5] * PEOPLE
+    assert LedgerAccount.objects.get(kind="expiry_sink").balance == 2 * PEOPLE
+    run = ChunkedRun.objects.get(key=key)
     assert run.chunks_total >= 4
     assert run.chunks_done == run.chunks_total
     assert RunChunk.objects.filter(run=run, done_at__isnull=False).count() == run.chunks_total

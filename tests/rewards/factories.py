@@ -1,4 +1,4 @@
-"""Factories of the rewards app, and `fund_wallet` for other apps' tests."""
+"""Factories of the rewards app, `fund_wallet` for other apps' tests, `lots_mint` for expiring coins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import factory
 from accounts.models import User
 from activities.services import daily_carbon_raise
 from rewards.models import LedgerTransactionKind, WelfareProject
-from rewards.services import coins_issue, wallet_account_for_user
+from rewards.services import (
+    LotSpec,
+    coins_issue,
+    issuance_account,
+    ledger_transaction_post,
+    wallet_account_for_user,
+)
 
 
 def fund_wallet(user: User, amount: int) -> None:
@@ -22,6 +28,24 @@ def fund_wallet(user: User, amount: int) -> None:
         idempotency_key=f"test-funding:{uuid.uuid4()}",
         reference=f"test-funding:user:{user.pk}",
         memo="Funded by a test",
+    )
+
+
+def lots_mint(user: User, *lots: tuple[int, datetime.date]) -> None:
+    """Credits lots of (coins, expiry day) to the person's wallet, as if earned a year before each."""
+    wallet = wallet_account_for_user(user_id=user.pk)
+    total = sum(amount for amount, _ in lots)
+    ledger_transaction_post(
+        legs=[(issuance_account(), -total), (wallet, total)],
+        kind="issuance",
+        idempotency_key=f"mint:{user.pk}:{lots}",
+        reference="test",
+        credit_lots={
+            wallet.pk: [
+                LotSpec(amount, expires_on - datetime.timedelta(days=365), expires_on)
+                for amount, expires_on in lots
+            ]
+        },
     )
 
 

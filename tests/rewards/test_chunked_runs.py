@@ -7,8 +7,10 @@ import datetime
 import pytest
 from django.test import override_settings
 
+from accounts.notifications.models import Notification
 from rewards.chunked import (
     UNBOUNDED,
+    expiry_chunk_expire,
     expiry_chunked_start,
     id_ranges,
     settlement_chunk_settle,
@@ -25,10 +27,11 @@ from rewards.models import (
     SettlementRun,
     SettlementRunStatus,
 )
-from rewards.services import issuance_account
+from rewards.services import coins_expire, issuance_account
+from rewards.services.expiry import expiry_notifications_raise
 from rewards.tasks import coins_expire_chunked, leaderboards_rebuild_closed_chunked, settlement_chunked_day
 from tests.accounts.factories import UserFactory
-from tests.rewards.factories import carbon_credit
+from tests.rewards.factories import carbon_credit, lots_mint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,6 +113,68 @@ def test_a_chunked_expiry_expires_every_due_lot_once():
     assert LedgerAccount.objects.get(kind="expiry_sink").balance == sum(expected.values())
     run, pending = expiry_chunked_start(today=expiry_day)
     assert (run.chunks_done, pending) == (run.chunks_total, [])
+
+
+REMINDED_ON = datetime.date(2026, 11, 24)
+# Each person's coins: some due that day, some in 3 days (week 48 of November), some in 20 (December).
+REMINDED_LOTS = (
+    (2, REMINDED_ON),
+    (3, REMINDED_ON + datetime.timedelta(days=3)),
+    (5, REMINDED_ON + datetime.timedelta(days=20)),
+)
+REMINDER_KEYS = {"coins_expiring:30:2026-11", "coins_expiring:30:2026-12", "coins_expiring:7:2026-48"}
+
+
+def _reminded() -> set[tuple[int, str]]:
+    return set(Notification.objects.filter(kind="coins_expiring").values_list("user_id", "event_key"))
+
+
+@override_settings(REWARDS_CHUNK_IDS=2)
+def test_each_expiry_chunk_reminds_its_own_wallets_owners_once_and_a_repeat_raises_nothing():
+    # Given seven people with coins due, due in 3 days and in 20, and the day's expiry planned in
+    # chunks of two wallet ids
+    people = UserFactory.create_batch(7)
+    for person in people:
+        lots_mint(person, *REMINDED_LOTS)
+    owner = dict(LedgerAccount.objects.filter(kind="wallet").values_list("pk", "owner_id"))
+    run, pending = expiry_chunked_start(today=REMINDED_ON)
+    chunks = list(RunChunk.objects.filter(pk__in=pending).order_by("index"))
+    assert len(chunks) >= 4
+
+    def owners(chunk: RunChunk) -> set[int]:
+        return {person for wallet, person in owner.items() if chunk.lower < wallet <= chunk.upper}
+
+    # When the first chunk runs, twice (a redelivery after it counted)
+    first = [expiry_chunk_expire(chunk_id=chunks[0].pk) for _ in range(2)]
+
+    # Then only its own wallets' owners are reminded, of each window once
+    assert [outcome.counted for outcome in first] == [True, False]
+    assert owners(chunks[0])
+    assert _reminded() == {(person, key) for person in owners(chunks[0]) for key in REMINDER_KEYS}
+
+    # When the second chunk's work commits and its worker dies before counting it, so the chunk is
+    # delivered again; then the rest run
+    coins_expire(today=REMINDED_ON, account_range=(chunks[1].lower, chunks[1].upper))
+    before_redelivery = Notification.objects.count()
+    assert expiry_chunk_expire(chunk_id=chunks[1].pk).counted
+    assert Notification.objects.count() == before_redelivery
+    outcomes = [expiry_chunk_expire(chunk_id=chunk.pk) for chunk in chunks[2:]]
+
+    # Then everyone is reminded once per window (three reminders each), the lots not yet due are
+    # flagged once, the coins due expired, and the run finished with its last chunk
+    assert outcomes[-1].finished
+    assert _reminded() == {(person.pk, key) for person in people for key in REMINDER_KEYS}
+    assert Notification.objects.count() == 3 * len(people)
+    flagged = CoinLot.objects.filter(reminder_raised_at__isnull=False)
+    assert sorted(flagged.values_list("amount", flat=True)) == [3] * 7 + [5] * 7
+    assert LedgerAccount.objects.get(kind="expiry_sink").balance == 2 * len(people)
+    run.refresh_from_db()
+    assert (run.chunks_done, run.finished_at is not None) == (run.chunks_total, True)
+
+    # And the whole day's reminders raised again, by the one-step path, find nothing to raise
+    assert coins_expire(today=REMINDED_ON).reminders_raised == 0
+    assert expiry_notifications_raise(today=REMINDED_ON) == 0
+    assert Notification.objects.count() == 3 * len(people)
 
 
 def test_a_chunked_rebuild_of_the_closed_boards_builds_each_board_once():

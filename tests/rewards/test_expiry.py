@@ -11,40 +11,19 @@ from rewards.audit import ledger_audit
 from rewards.models import CoinLot, LedgerEntry, LedgerTransaction
 from rewards.selectors import wallet_summary
 from rewards.services import (
-    LotSpec,
     clearing_account_for_merchant,
     coins_expire,
     coins_transfer,
     expiry_sink_account,
-    issuance_account,
-    ledger_transaction_post,
     settlement_run,
     wallet_account_for_user,
 )
 from tests.accounts.factories import UserFactory
-from tests.rewards.factories import carbon_credit
+from tests.rewards.factories import carbon_credit, lots_mint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TODAY = datetime.date(2026, 11, 24)
-
-
-def _mint(user, *lots: tuple[int, datetime.date]) -> None:
-    """Credits lots with given expiry days, as if earned long ago."""
-    wallet = wallet_account_for_user(user_id=user.pk)
-    total = sum(amount for amount, _ in lots)
-    ledger_transaction_post(
-        legs=[(issuance_account(), -total), (wallet, total)],
-        kind="issuance",
-        idempotency_key=f"mint:{user.pk}:{lots}",
-        reference="test",
-        credit_lots={
-            wallet.pk: [
-                LotSpec(amount, expires_on - datetime.timedelta(days=365), expires_on)
-                for amount, expires_on in lots
-            ]
-        },
-    )
 
 
 def _balance(user) -> int:
@@ -52,7 +31,7 @@ def _balance(user) -> int:
 
 
 def test_coins_whose_day_has_come_move_to_the_expiry_sink_with_entries(person):
-    _mint(
+    lots_mint(
         person, (5, TODAY - datetime.timedelta(days=1)), (7, TODAY), (11, TODAY + datetime.timedelta(days=1))
     )
 
@@ -70,7 +49,7 @@ def test_coins_whose_day_has_come_move_to_the_expiry_sink_with_entries(person):
 
 
 def test_expiring_twice_on_the_same_day_changes_nothing(person):
-    _mint(person, (5, TODAY))
+    lots_mint(person, (5, TODAY))
     coins_expire(today=TODAY)
 
     again = coins_expire(today=TODAY)
@@ -82,9 +61,9 @@ def test_expiring_twice_on_the_same_day_changes_nothing(person):
 
 def test_lots_born_past_due_after_the_days_expiry_expire_in_a_second_run_that_day(person):
     # An operator's back-fill credits old days' coins in lots that are already past due.
-    _mint(person, (5, TODAY))
+    lots_mint(person, (5, TODAY))
     coins_expire(today=TODAY)
-    _mint(person, (3, TODAY - datetime.timedelta(days=2)))
+    lots_mint(person, (3, TODAY - datetime.timedelta(days=2)))
 
     again = coins_expire(today=TODAY)
 
@@ -96,7 +75,7 @@ def test_lots_born_past_due_after_the_days_expiry_expire_in_a_second_run_that_da
 
 
 def test_spending_takes_the_soonest_expiring_coins_first_so_fewer_expire(person):
-    _mint(person, (10, TODAY + datetime.timedelta(days=200)), (10, TODAY))
+    lots_mint(person, (10, TODAY + datetime.timedelta(days=200)), (10, TODAY))
     coins_transfer(
         source=wallet_account_for_user(user_id=person.pk),
         destination=clearing_account_for_merchant(merchant_id=1),
@@ -115,7 +94,7 @@ def test_spending_takes_the_soonest_expiring_coins_first_so_fewer_expire(person)
 def test_many_wallets_expire_in_chunks():
     people = UserFactory.create_batch(5)
     for number, user in enumerate(people, start=1):
-        _mint(user, (number, TODAY))
+        lots_mint(user, (number, TODAY))
 
     result = coins_expire(today=TODAY, chunk_size=2)
 
@@ -125,7 +104,7 @@ def test_many_wallets_expire_in_chunks():
 
 
 def test_reminders_are_raised_once_thirty_days_before(person):
-    _mint(person, (3, TODAY + datetime.timedelta(days=30)), (4, TODAY + datetime.timedelta(days=31)))
+    lots_mint(person, (3, TODAY + datetime.timedelta(days=30)), (4, TODAY + datetime.timedelta(days=31)))
 
     first = coins_expire(today=TODAY)
     second = coins_expire(today=TODAY)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
+from django.db import connection, transaction
+from psycopg import sql
 
 from activities.models import DailyCarbon
 from operations.invariants import invariant_violations
+from rewards import statements
 from rewards.audit import ledger_audit
 from rewards.models import (
     CoinLot,
@@ -20,6 +24,12 @@ from rewards.models import (
 )
 from rewards.selectors import SettlementOwed, settlement_owed
 from rewards.services import issuance_account, settlement_run, wallet_account_for_user
+from rewards.services.settlement import (
+    ALL_PEOPLE,
+    _candidates_collect,
+    settlement_range_settle,
+    settlement_run_start,
+)
 from rewards.tasks import settlement_settle_day
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import carbon_credit
@@ -278,3 +288,55 @@ def test_what_a_settled_day_owes_is_counted_in_whole_coins_at_the_days_rate():
     carbon_credit(settled, DAY + datetime.timedelta(days=1), 50 * G)  # a later day: not this one's
 
     assert settlement_owed(day=DAY) == SettlementOwed(day=DAY, people=1, carbon_mg=30_000, coins=3)
+
+
+def _plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def _settlement_rows_read(plan: dict) -> int:
+    """Rows of rewards_settlement handed to the statement, over all loops (a Materialize of them
+    handing its rows out again for each outer row counts each time)."""
+    read = 0
+    for node in _plan_nodes(plan):
+        below = list(_plan_nodes(node))
+        if node.get("Relation Name") == "rewards_settlement" or (
+            node["Node Type"] == "Materialize"
+            and any(child.get("Relation Name") == "rewards_settlement" for child in below)
+        ):
+            read += node["Actual Rows"] * node["Actual Loops"]
+    return read
+
+
+def test_a_chunk_s_key_check_reads_a_row_per_person_whatever_the_statistics_know_of_the_day():
+    # Given a settled day the statistics know, then the next day's first chunk settled after the
+    # statistics were taken (as a night's chunks run: its day is not in them)
+    people = UserFactory.create_batch(40)
+    issuance_account()
+    for user in people:
+        carbon_credit(user, DAY - datetime.timedelta(days=1), 10 * G)
+    settlement_run(day=DAY - datetime.timedelta(days=1))
+    for user in people:
+        carbon_credit(user, DAY, 20 * G)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activities_dailycarbon, rewards_settlement")
+    run = settlement_run_start(day=DAY)
+    middle = people[19].pk
+    settlement_range_settle(run=run, lower=-1, upper=middle)
+
+    # When the next chunk's rows are collected
+    params = {"lower": middle, "upper": ALL_PEOPLE, "day": DAY, "rate": 10 * G, "run": run.pk}
+    _candidates_collect(day=DAY, lower=middle, upper=ALL_PEOPLE)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(statements.SETTLEMENT_ROWS_COLLECT), params
+        )
+        explained = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+
+    # Then its key check looked each of its 20 people up once, not the first chunk's 20 rows for each
+    assert _settlement_rows_read(plan) <= 20
+    assert Settlement.objects.filter(day=DAY).count() == 20
