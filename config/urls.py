@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.allauth_schema import allauth_specification_json, allauth_specification_yaml
 from activities.statements.apis import JwksApi
 from core.api.health import healthz, readyz
+from core.api.routing import api_path
 from operations.admin_dashboard import admin_dashboard, night_jobs_run
 
 api_v1 = [
@@ -20,7 +21,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    # Resolved by first segment: the app's reads try only their own routes (core/api/routing.py).
+    api_path("api/v1/", api_v1, app_name="api", namespace="v1"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("accounts.allauth_routes")),
