@@ -32,6 +32,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.utils.asyncio import async_unsafe
 from psycopg import sql
 from psycopg.pq import Format
 
@@ -94,6 +95,7 @@ def _kept_cursor(database: BaseDatabaseWrapper) -> psycopg.Cursor:
     return kept
 
 
+@async_unsafe
 def prepared_fetchone(statement: str, params: dict | list) -> tuple | None:
     """Runs one statement prepared on the server (as `prepared_cursor()`); its first row, or None."""
     database = connections[DEFAULT_DB_ALIAS]
