@@ -42,14 +42,17 @@ class AccountShape:
 
 # One statement moves coins between two accounts, so the ledger's rows are locked for one round trip:
 # - `locked` takes both accounts' row locks in the global order (rewards.lock_objects);
-# - `fresh` holds when nobody changed the source wallet since this statement's snapshot. Its lots are
-#   read from that snapshot, so a statement that had to wait for the wallet's lock (its lots may have
-#   moved meanwhile) changes nothing and is run again: the lock is then ours, the new snapshot current
-#   (other sources have no lots: their locked row is all the statement reads, and it is current);
-# - `ready`: both accounts are there and the source holds the coins;
+# - `pair` is the two accounts in one row, and whether nobody changed the source wallet since this
+#   statement's snapshot (`is_fresh`). Its lots are read from that snapshot, so a statement that had
+#   to wait for the wallet's lock (its lots may have moved meanwhile) changes nothing and is run
+#   again: the lock is then ours, the new snapshot current (other sources have no lots: their locked
+#   row is all the statement reads, and it is current);
+# - `ready`: both accounts are there, the source is fresh and holds the coins;
 # - the transaction row is inserted only when ready (and the condition, if any, changed its row),
 #   once per idempotency key (a twin waits on the key, then inserts nothing), and every other change
 #   hangs on that row.
+# Its plan is prepared once, but every run starts its executor afresh over every node of it, so the
+# statement keeps few: one row of the pair instead of a scan of the accounts per use.
 _TRANSFER = sql.SQL(
     """
 WITH RECURSIVE locked AS MATERIALIZED (
@@ -60,8 +63,15 @@ WITH RECURSIVE locked AS MATERIALIZED (
 ),
 source AS (SELECT id, balance, version FROM locked WHERE {source_match}),
 destination AS (SELECT id FROM locked WHERE {destination_match} AND NOT ({source_match})),
-fresh AS ({fresh}),
-ready AS (SELECT 1 FROM source, destination, fresh WHERE {balance_check}),{condition}
+pair AS (
+    SELECT source.id AS source_id, source.balance AS source_balance, destination.id AS destination_id,
+           {fresh} AS is_fresh
+      FROM source LEFT JOIN destination ON true
+),
+ready AS (
+    SELECT source_id, destination_id FROM pair
+     WHERE destination_id IS NOT NULL AND is_fresh AND {balance_check}
+),{condition}
 new_transaction AS (
     INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
     SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s FROM ready{condition_from}
@@ -71,37 +81,39 @@ new_transaction AS (
 moved AS (
     UPDATE rewards_ledgeraccount
        SET balance = rewards_ledgeraccount.balance
-           + CASE WHEN rewards_ledgeraccount.id = source.id THEN -%(amount)s ELSE %(amount)s END
-      FROM new_transaction, source, destination
-     WHERE rewards_ledgeraccount.id IN (source.id, destination.id)
+           + CASE WHEN rewards_ledgeraccount.id = ready.source_id THEN -%(amount)s ELSE %(amount)s END
+      FROM new_transaction, ready
+     WHERE rewards_ledgeraccount.id IN (ready.source_id, ready.destination_id)
     RETURNING rewards_ledgeraccount.id
 ),
 entries AS (
     INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
-    SELECT new_transaction.id, source.id, -%(amount)s FROM new_transaction, source
-    UNION ALL
-    SELECT new_transaction.id, destination.id, %(amount)s FROM new_transaction, destination
-    ORDER BY 2
+    SELECT new_transaction.id, leg.account_id, leg.amount
+      FROM new_transaction, ready,
+           LATERAL (VALUES (ready.source_id, -%(amount)s), (ready.destination_id, %(amount)s))
+               AS leg (account_id, amount)
+     ORDER BY 2
 ){source_lots}{destination_lot}
-SELECT (SELECT id FROM new_transaction), (SELECT id FROM source), (SELECT id FROM destination),
-       (SELECT balance FROM source), EXISTS (SELECT 1 FROM fresh), {condition_value}
+SELECT new_transaction.id, pair.source_id, pair.destination_id, pair.source_balance,
+       COALESCE(pair.is_fresh, false), {condition_value}
+  FROM (SELECT) AS one LEFT JOIN pair ON true LEFT JOIN new_transaction ON true
 """
 )
 
 _FRESH_WALLET = sql.SQL(
-    "SELECT 1 FROM source JOIN rewards_ledgeraccount AS seen"
-    " ON seen.id = source.id AND seen.xmin::text = source.version"
+    "EXISTS (SELECT 1 FROM rewards_ledgeraccount AS seen"
+    " WHERE seen.id = source.id AND seen.xmin::text = source.version)"
 )
 
 # The source wallet's debit, for the lots' walk.
-_SOURCE_DEBIT = sql.SQL("(SELECT id AS account_id, CAST(%(amount)s AS bigint) AS amount FROM source)")
+_SOURCE_DEBIT = sql.SQL("(SELECT source_id AS account_id, CAST(%(amount)s AS bigint) AS amount FROM ready)")
 
 _DESTINATION_LOT = sql.SQL(
     """,
 new_lot AS (
     INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
-    SELECT destination.id, new_transaction.id, %(today)s, %(expires_on)s, %(amount)s, %(amount)s
-      FROM new_transaction, destination
+    SELECT ready.destination_id, new_transaction.id, %(today)s, %(expires_on)s, %(amount)s, %(amount)s
+      FROM new_transaction, ready
     RETURNING id
 )"""
 )
@@ -139,9 +151,9 @@ def _transfer_text(source: AccountShape, destination: AccountShape, condition: s
         source_match=source.match("source"),
         destination_match=destination.match("destination"),
         lock_order=LOCK_ORDER_SQL,
-        fresh=_FRESH_WALLET if source_is_wallet else sql.SQL("SELECT 1"),
+        fresh=_FRESH_WALLET if source_is_wallet else sql.SQL("true"),
         balance_check=sql.SQL(
-            "true" if source.kind == LedgerAccountKind.ISSUANCE else "source.balance >= %(amount)s"
+            "true" if source.kind == LedgerAccountKind.ISSUANCE else "source_balance >= %(amount)s"
         ),
         condition=(
             sql.SQL("\ncondition (value) AS ({statement}),").format(statement=sql.SQL(condition))

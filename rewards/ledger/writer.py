@@ -3,7 +3,8 @@
 - `ledger_transaction_post`: one balanced transaction of any legs (the ORM path: an account merge).
 - `coins_transfer` / `coins_transfer_if` / `coins_issue`: one movement between two accounts in one
   statement (`rewards.ledger.statements.TransferBlock`), the hot paths (redemptions, donations,
-  challenge payouts, mints).
+  challenge payouts, mints). Called outside a transaction, the statement runs alone in autocommit:
+  one round trip, its own transaction.
 - `BatchPosting`: one transaction over many wallets against one counter account (issuance, the
   expiry sink), a few statements whatever its size (settlement, back-fill, expiry).
 
@@ -25,7 +26,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from core.api.errors import IDEMPOTENCY_KEY_REUSED, ApplicationError
-from core.db import execute, prepared_cursor
+from core.db import execute, prepared_fetchone
 from core.person_cache import renew, renew_everyone
 from rewards.errors import INSUFFICIENT_COINS, INVALID_COIN_AMOUNT
 from rewards.ledger import statements
@@ -223,7 +224,8 @@ def coins_transfer(
 
     The source must hold the coins (INSUFFICIENT_COINS otherwise, nothing changes); the same key
     again returns the first transaction, or IDEMPOTENCY_KEY_REUSED if it moved something else.
-    Accounts given as `AccountRef` are found by kind and owner (and opened on first use).
+    Accounts given as `AccountRef` are found by kind and owner (and opened on first use). Inside
+    a transaction it is part of it; outside any, it is a transaction of its own, one round trip.
     """
     moved = _coins_transfer(
         source=source,
@@ -321,34 +323,22 @@ def _coins_transfer(
         destination=destination_shape,
         condition=condition.statement if condition is not None else None,
     ).statement()
-    # No savepoint: each run of the statement either made the whole transfer or changed nothing.
-    with transaction.atomic(savepoint=False), prepared_cursor() as cursor:
-        for _attempt in range(_TRANSFER_ATTEMPTS):
-            cursor.execute(statement, params)
-            (transaction_id, source_id, destination_id, source_balance, is_fresh, condition_value) = (
-                cursor.fetchone()
-            )
-            if transaction_id is not None:
-                moved = LedgerTransaction(
-                    id=transaction_id,
-                    kind=kind,
-                    reference=reference,
-                    idempotency_key=idempotency_key,
-                    memo=memo,
-                    created_at=now,
-                )
-                return ConditionalTransfer(transaction=moved, condition_value=condition_value)
-            if source_id is None or destination_id is None:
-                if isinstance(source, LedgerAccount) and isinstance(destination, LedgerAccount):
-                    raise ValueError("a transfer needs two existing accounts")
-                account_resolve(source)
-                account_resolve(destination)
-            elif is_fresh:
-                break
-        else:
-            raise RuntimeError(
-                f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs"
-            )
+    run = (
+        _transfer_alone(statement, params, source, destination, idempotency_key)
+        if connection.get_autocommit()
+        else _transfer_in_transaction(statement, params, source, destination, idempotency_key)
+    )
+    transaction_id, source_id, destination_id, source_balance, _is_fresh, condition_value = run
+    if transaction_id is not None:
+        moved = LedgerTransaction(
+            id=transaction_id,
+            kind=kind,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            memo=memo,
+            created_at=now,
+        )
+        return ConditionalTransfer(transaction=moved, condition_value=condition_value)
     # Nothing moved: the key was used before (a retry, or a twin that committed first), the source
     # lacks the coins, or the condition changed nothing.
     if condition is not None:
@@ -368,6 +358,73 @@ def _coins_transfer(
             condition_value=None,
         )
     raise ApplicationError(INSUFFICIENT_COINS, fields={"amount": [str(amount)]})
+
+
+# What one run of the transfer's statement answers: the new transaction's id (None: nothing moved),
+# both accounts' ids (None: not opened yet), the source's balance, whether its lots were read
+# current (`fresh`), and the condition's value.
+_Run = tuple[int | None, int | None, int | None, int | None, bool, object]
+
+
+def _transfer_run(statement: str, params: dict) -> _Run:
+    return prepared_fetchone(statement, params)
+
+
+def _accounts_open(source: LedgerAccount | AccountRef, destination: LedgerAccount | AccountRef) -> None:
+    if isinstance(source, LedgerAccount) and isinstance(destination, LedgerAccount):
+        raise ValueError("a transfer needs two existing accounts")
+    account_resolve(source)
+    account_resolve(destination)
+
+
+def _transfer_alone(
+    statement: str,
+    params: dict,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
+    idempotency_key: str,
+) -> _Run:
+    """Outside a transaction each run is a transaction of its own, committed as the statement ends:
+    one round trip, and the accounts stay locked only while the statement runs.
+
+    A run that waited for the source wallet's lock changed nothing (its lots were read from a
+    snapshot older than the lock), and the lock went with its end: the transfer then runs in a
+    transaction that keeps the lock between its runs (`_transfer_in_transaction`)."""
+    for _attempt in range(_TRANSFER_ATTEMPTS):
+        run = _transfer_run(statement, params)
+        transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
+        if transaction_id is not None:
+            return run
+        if source_id is None or destination_id is None:
+            _accounts_open(source, destination)
+        elif is_fresh:
+            return run
+        else:
+            return _transfer_in_transaction(statement, params, source, destination, idempotency_key)
+    raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
+
+
+def _transfer_in_transaction(
+    statement: str,
+    params: dict,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
+    idempotency_key: str,
+) -> _Run:
+    """Inside a transaction (the caller's, or one of its own): a run that waited for the source
+    wallet's lock holds it now, so the run after it reads the lots current."""
+    # No savepoint: each run of the statement either made the whole transfer or changed nothing.
+    with transaction.atomic(savepoint=False):
+        for _attempt in range(_TRANSFER_ATTEMPTS):
+            run = _transfer_run(statement, params)
+            transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
+            if transaction_id is not None:
+                return run
+            if source_id is None or destination_id is None:
+                _accounts_open(source, destination)
+            elif is_fresh:
+                return run
+        raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
 
 
 def coins_issue(

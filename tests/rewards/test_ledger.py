@@ -200,6 +200,35 @@ def test_the_database_refuses_an_unbalanced_transaction(person):
     assert not LedgerEntry.objects.exists()
 
 
+def test_the_database_checks_each_transaction_of_a_statement(person):
+    wallet = wallet_account_for_user(user_id=person.pk)
+    other = wallet_account_for_user(user_id=person.pk + 1000)
+    first, second = (
+        LedgerTransaction.objects.create(kind="correction", reference="r", idempotency_key=key)
+        for key in ("first", "second")
+    )
+
+    with pytest.raises(Exception, match="does not balance"), transaction.atomic():
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(transaction=first, account=wallet, amount=-5),
+                LedgerEntry(transaction=first, account=other, amount=5),
+                LedgerEntry(transaction=second, account=other, amount=3),
+            ]
+        )
+    assert not LedgerEntry.objects.exists()
+
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(transaction=first, account=wallet, amount=-5),
+            LedgerEntry(transaction=first, account=other, amount=5),
+            LedgerEntry(transaction=second, account=wallet, amount=-3),
+            LedgerEntry(transaction=second, account=other, amount=3),
+        ]
+    )
+    assert sorted(LedgerEntry.objects.values_list("amount", flat=True)) == [-5, -3, 3, 5]
+
+
 def test_the_database_refuses_a_negative_wallet(person):
     wallet = wallet_account_for_user(user_id=person.pk)
 
