@@ -10,7 +10,7 @@ the two: this machine's speed moves within minutes). Target: every read ≥ 0.40
 The city is `bench/city.py`'s, ending today: wallets and a settled ledger for the days before,
 today's records credited and owed, the day's board built by the real rebuild.
 
-Usage: .venv/bin/python bench/signed_in.py [--people 3000] [--days 7] [--seconds 8] [--workers 4]
+Usage: .venv/bin/python bench/signed_in.py [--people 3000] [--days 7] [--seconds 8] [--workers 4] [--cold]
        [--connections 64] [--tokens 2000] [--only wallet,today,leaderboard] [--save]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_signed_in`, or
 BENCH_SIGNED_IN_DATABASE, is recreated), Redis (`--redis-url`) and wrk.
