@@ -227,8 +227,6 @@ def _renew_after_commit(keys: list[tuple[str, list[str]]]) -> None:
 def renew(source: str, person_ids: Iterable[int | None]) -> None:
     """Retires what is cached of these people's `source`, once the transaction commits."""
     people = {person_id for person_id in person_ids if person_id is not None}
-    if _recorded is not None:
-        _recorded.extend((source, person_id) for person_id in people)
     readings = [reading for reading in _READINGS if source in reading.sources]
     _renew_after_commit(
         [
@@ -241,16 +239,4 @@ def renew(source: str, person_ids: Iterable[int | None]) -> None:
 def renew_everyone(source: str) -> None:
     """Retires what is cached of everyone's `source` (a set-based path, or what all read), once the
     transaction commits."""
-    if _recorded is not None:
-        _recorded.append((source, None))
     _renew_after_commit([(shared_tag_key(source), [])])
-
-
-# Renewals recorded while `record_renewals` is on (the tests' check that every write renews).
-_recorded: list[tuple[str, int | None]] | None = None
-
-
-def record_renewals(records: list[tuple[str, int | None]] | None) -> None:
-    """Records every renewal in `records` (source, person id; None for everyone) from now; None stops."""
-    global _recorded
-    _recorded = records

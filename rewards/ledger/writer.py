@@ -18,6 +18,7 @@ from the unspent ones soonest-expiring first (`rewards.ledger.lots`), touching o
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -390,18 +391,14 @@ def _transfer_alone(
     A run that waited for the source wallet's lock changed nothing (its lots were read from a
     snapshot older than the lock), and the lock went with its end: the transfer then runs in a
     transaction that keeps the lock between its runs (`_transfer_in_transaction`)."""
-    for _attempt in range(_TRANSFER_ATTEMPTS):
-        run = _transfer_run(statement, params)
-        transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
-        if transaction_id is not None:
-            return run
-        if source_id is None or destination_id is None:
-            _accounts_open(source, destination)
-        elif is_fresh:
-            return run
-        else:
-            return _transfer_in_transaction(statement, params, source, destination, idempotency_key)
-    raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
+    return _transfer_runs(
+        statement,
+        params,
+        source,
+        destination,
+        idempotency_key,
+        on_stale=lambda: _transfer_in_transaction(statement, params, source, destination, idempotency_key),
+    )
 
 
 def _transfer_in_transaction(
@@ -415,16 +412,33 @@ def _transfer_in_transaction(
     wallet's lock holds it now, so the run after it reads the lots current."""
     # No savepoint: each run of the statement either made the whole transfer or changed nothing.
     with transaction.atomic(savepoint=False):
-        for _attempt in range(_TRANSFER_ATTEMPTS):
-            run = _transfer_run(statement, params)
-            transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
-            if transaction_id is not None:
-                return run
-            if source_id is None or destination_id is None:
-                _accounts_open(source, destination)
-            elif is_fresh:
-                return run
-        raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
+        return _transfer_runs(statement, params, source, destination, idempotency_key, on_stale=None)
+
+
+def _transfer_runs(
+    statement: str,
+    params: dict,
+    source: LedgerAccount | AccountRef,
+    destination: LedgerAccount | AccountRef,
+    idempotency_key: str,
+    *,
+    on_stale: Callable[[], _Run] | None,
+) -> _Run:
+    """Runs the statement until it made the transfer or refused it: an account missing is opened
+    and the run made again; a run that waited for the source's lock is handed to `on_stale`, or
+    (None) made again."""
+    for _attempt in range(_TRANSFER_ATTEMPTS):
+        run = _transfer_run(statement, params)
+        transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
+        if transaction_id is not None:
+            return run
+        if source_id is None or destination_id is None:
+            _accounts_open(source, destination)
+        elif is_fresh:
+            return run
+        elif on_stale is not None:
+            return on_stale()
+    raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
 
 
 def coins_issue(

@@ -6,7 +6,6 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
-from core import person_cache
 from core.person_cache import Reading, renew, renew_everyone
 
 # Real Redis (the suite's); each test starts from an empty cache (tests/conftest.py).
@@ -127,17 +126,3 @@ def test_lookup_uses_a_prefetch_that_read_its_keys_and_reads_itself_otherwise():
     assert PROFILE.lookup(7, {}, keys_read=set()).value == "cached"
     # One that asked and found nothing: a miss, without another round trip.
     assert not PROFILE.lookup(7, {}, keys_read=set(keys)).hit
-
-
-def test_renewals_are_recorded_while_recording_is_on():
-    records: list = []
-    person_cache.record_renewals(records)
-    try:
-        renew("test-profile", [7, 8])
-        renew_everyone("test-shared")
-    finally:
-        person_cache.record_renewals(None)
-
-    assert sorted(records, key=str) == sorted(
-        [("test-profile", 7), ("test-profile", 8), ("test-shared", None)], key=str
-    )

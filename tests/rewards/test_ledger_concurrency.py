@@ -4,11 +4,7 @@ Never negative, never doubled."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection
 
 from core.api.errors import ApplicationError
 from rewards.audit import ledger_audit
@@ -21,30 +17,9 @@ from rewards.services import (
     wallet_account_for_user,
 )
 from tests.rewards.factories import WelfareProjectFactory, fund_wallet
+from tests.rewards.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
-
-
-def _race(*actions: Callable[[], object]) -> list[object]:
-    """Runs the actions at the same moment in threads; returns each one's result or exception."""
-    start = threading.Barrier(len(actions))
-    outcomes: list[object] = [None] * len(actions)
-
-    def run(index: int, action: Callable[[], object]) -> None:
-        try:
-            start.wait()
-            outcomes[index] = action()
-        except BaseException as error:  # noqa: BLE001 - the test inspects it
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index, action)) for index, action in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def _balance(user) -> int:
@@ -58,18 +33,20 @@ def test_a_donation_racing_a_redemption_for_the_last_coins_lets_exactly_one_thro
     merchant = clearing_account_for_merchant(merchant_id=3)
     wallet = wallet_account_for_user(user_id=person.pk)
 
-    outcomes = _race(
-        lambda: donation_make(
-            user=person, project=project, amount=10, idempotency_key=f"last-coins-{round_number}"
-        ),
-        lambda: coins_transfer(
-            source=wallet,
-            destination=merchant,
-            amount=10,
-            kind="redemption",
-            idempotency_key=f"coupon-{round_number}",
-            reference="coupon:last",
-        ),
+    outcomes = race(
+        [
+            lambda: donation_make(
+                user=person, project=project, amount=10, idempotency_key=f"last-coins-{round_number}"
+            ),
+            lambda: coins_transfer(
+                source=wallet,
+                destination=merchant,
+                amount=10,
+                kind="redemption",
+                idempotency_key=f"coupon-{round_number}",
+                reference="coupon:last",
+            ),
+        ]
     )
 
     refused = [outcome for outcome in outcomes if isinstance(outcome, ApplicationError)]
@@ -87,8 +64,8 @@ def test_twin_donations_with_one_key_give_once(person):
     fund_wallet(person, 10)
     project = WelfareProjectFactory()
 
-    outcomes = _race(
-        *[
+    outcomes = race(
+        [
             lambda: donation_make(user=person, project=project, amount=4, idempotency_key="twin-request")
             for _ in range(3)
         ]
@@ -105,8 +82,8 @@ def test_many_spends_at_once_never_take_more_than_the_wallet_holds(person):
     merchant = clearing_account_for_merchant(merchant_id=3)
     wallet = wallet_account_for_user(user_id=person.pk)
 
-    outcomes = _race(
-        *[
+    outcomes = race(
+        [
             lambda number=number: coins_transfer(
                 source=wallet,
                 destination=merchant,

@@ -12,7 +12,6 @@ import datetime
 import os
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from django.db import connection, transaction
@@ -34,30 +33,9 @@ from rewards.services import (
 )
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import fund_wallet
+from tests.rewards.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
-
-
-def _race(actions: list[Callable[[], object]]) -> list[object]:
-    """Runs the actions at the same moment in threads; returns each one's result or exception."""
-    start = threading.Barrier(len(actions))
-    outcomes: list[object] = [None] * len(actions)
-
-    def run(index: int, action: Callable[[], object]) -> None:
-        try:
-            start.wait()
-            outcomes[index] = action()
-        except BaseException as error:  # noqa: BLE001 - the test inspects it
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index, action)) for index, action in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def _spend(person, *, amount: int, key: str, merchant_id: int = 7) -> LedgerTransaction:
@@ -123,7 +101,7 @@ def test_two_transfers_racing_for_the_coins_of_one_let_exactly_one_through(round
     _spend(person, amount=1, key=f"opens-{round_number}")  # both accounts exist: nothing to open
     fund_wallet(person, 1)
 
-    outcomes = _race(
+    outcomes = race(
         [lambda number=number: _spend(person, amount=10, key=f"race-{number}") for number in range(2)]
     )
 
@@ -212,7 +190,7 @@ def test_one_key_sent_at_once_outside_transactions_moves_the_coins_once():
     fund_wallet(person, 30)
     _spend(person, amount=1, key="opens-the-clearing-account")
 
-    outcomes = _race([lambda: _spend(person, amount=10, key="twin") for _ in range(4)])
+    outcomes = race([lambda: _spend(person, amount=10, key="twin") for _ in range(4)])
 
     assert all(isinstance(outcome, LedgerTransaction) for outcome in outcomes), outcomes
     assert len({outcome.pk for outcome in outcomes}) == 1
@@ -228,7 +206,7 @@ def test_one_key_sent_at_once_for_two_different_movements_moves_only_one():
     fund_wallet(person, 30)
     _spend(person, amount=1, key="opens-the-clearing-account")
 
-    outcomes = _race(
+    outcomes = race(
         [lambda amount=amount: _spend(person, amount=amount, key="reused") for amount in (5, 5, 7, 7)]
     )
 

@@ -9,8 +9,6 @@ wallet wait for each other's lock (the statement then runs again on a current sn
 from __future__ import annotations
 
 import datetime
-import threading
-from collections.abc import Callable
 
 import pytest
 from django.db import connection, transaction
@@ -38,6 +36,7 @@ from rewards.services import (
 )
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import fund_wallet
+from tests.rewards.races import race
 
 
 def _statements(queries: CaptureQueriesContext) -> list[str]:
@@ -195,27 +194,6 @@ def test_a_transfer_takes_the_soonest_expiring_lots_first():
     }
 
 
-def _race(actions: list[Callable[[], object]]) -> list[object]:
-    start = threading.Barrier(len(actions))
-    outcomes: list[object] = [None] * len(actions)
-
-    def run(index: int, action: Callable[[], object]) -> None:
-        try:
-            start.wait()
-            outcomes[index] = action()
-        except BaseException as error:  # noqa: BLE001 - the test inspects it
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index, action)) for index, action in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
-
-
 @pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_spends_of_one_wallet_waiting_for_each_other_keep_its_lots_equal_to_its_balance():
@@ -224,7 +202,7 @@ def test_spends_of_one_wallet_waiting_for_each_other_keep_its_lots_equal_to_its_
         fund_wallet(person, 5)  # eight lots of five coins
     wallet = wallet_account_for_user(user_id=person.pk)
 
-    outcomes = _race(
+    outcomes = race(
         [
             lambda number=number: coins_transfer(
                 source=wallet_of(user_id=person.pk),
