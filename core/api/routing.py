@@ -6,8 +6,8 @@ the leaderboard read try fifty routes before its own, a tenth of what the read c
 `api_path` mounts a list of routes as `path(route, include(...))` does, with a resolver that keeps,
 for each first segment of the rest of the path, the routes whose own first segment it can start
 with (a route that starts with a converter or a regular expression is kept for every segment),
-in their order. A path then resolves exactly as it would, only trying fewer routes; reversing a
-name is untouched.
+in their order, and inside each app's routes mounted at "" the same. A path then resolves exactly
+as it would, only trying fewer routes; reversing a name is untouched.
 """
 
 from __future__ import annotations
@@ -45,6 +45,30 @@ def _may_match(prefixes: list[str] | None, segment: str) -> bool:
     return any(segment.startswith(prefix.split("/", 1)[0]) for prefix in prefixes)
 
 
+def _narrowed(resolver: URLResolver, segment: str) -> URLResolver:
+    """`resolver` with only the routes that may match a path starting with `segment`; an app's
+    routes mounted at "" (`path("", include(...))`) narrowed the same way, in a resolver of their
+    own with the include's names, so a match names what Django's would."""
+    candidates = []
+    for entry in resolver.url_patterns:
+        if not _may_match(_prefixes(entry), segment):
+            continue
+        if (
+            isinstance(entry, URLResolver)
+            and isinstance(entry.pattern, RoutePattern)
+            and not str(entry.pattern._route)
+        ):
+            entry = _narrowed(entry, segment)
+        candidates.append(entry)
+    return URLResolver(
+        resolver.pattern,
+        candidates,
+        resolver.default_kwargs,
+        app_name=resolver.app_name,
+        namespace=resolver.namespace,
+    )
+
+
 class FirstSegmentResolver(URLResolver):
     """`URLResolver`, resolving through a resolver of the routes that may match the path's first
     segment (see the module's docstring)."""
@@ -55,15 +79,7 @@ class FirstSegmentResolver(URLResolver):
         if resolver is None:
             if len(by_segment) >= SEGMENTS_REMEMBERED:
                 by_segment.clear()
-            candidates = [entry for entry in self.url_patterns if _may_match(_prefixes(entry), segment)]
-            resolver = URLResolver(
-                self.pattern,
-                candidates,
-                self.default_kwargs,
-                app_name=self.app_name,
-                namespace=self.namespace,
-            )
-            by_segment[segment] = resolver
+            resolver = by_segment[segment] = _narrowed(self, segment)
         return resolver
 
     def resolve(self, path):
