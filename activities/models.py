@@ -771,8 +771,9 @@ class ImportedInstance(models.Model):
     """One behaviour instance an imported statement lists, under its pairwise instance key.
 
     The key is the one both platforms compute from the instance they saw (docs/interop.md): it
-    matched a report this platform had already credited (`credited_record`: then it does not count
-    here), or a report that comes later is a second report of it (`imported_duplicate_of`).
+    matched a report this platform had already credited or held (`credited_record`: then it does not
+    count here, unless that report is rejected with no other to credit the instance: see
+    `handed_back_from`), or a report that comes later is a second report of it (`imported_duplicate_of`).
     """
 
     statement = models.ForeignKey(PeerStatement, on_delete=models.CASCADE, related_name="instances")
@@ -783,6 +784,11 @@ class ImportedInstance(models.Model):
     key = models.CharField(max_length=64)
     carbon_mg = models.BigIntegerField()
     credited_record = models.ForeignKey(
+        ActivityRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    # The report of ours it matched, rejected since with no other report of the instance to credit:
+    # the statement counts the instance again, and that report cannot be appealed back into holding it.
+    handed_back_from = models.ForeignKey(
         ActivityRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 

@@ -51,6 +51,7 @@ from activities.models import (
     SignatureScheme,
 )
 from activities.sql_statements import capture as statements
+from activities.statements.instances import imported_instances_release, instance_released_by
 from activities.werun import WeRunError, werun_decrypt
 from core.api.errors import NOT_FOUND, ApplicationError
 from core.local_time import LOCAL_TZ, local_day_of
@@ -703,7 +704,8 @@ def record_reject(*, record_id: int, reviewer: User | None, note: str = "") -> A
     ).update(held_count=F("held_count") - 1, quantity=F("quantity") - record.quantity)
     record.status = RecordStatus.REJECTED
     record.save(update_fields=["status"])
-    instance_credit_hand_over(record=record)
+    successor = instance_credit_hand_over(record=record)
+    imported_instances_release(record=record, successor=successor)
     ReviewDecision.objects.create(
         record=record,
         decision=ReviewDecision.Decision.REJECTED,
@@ -726,8 +728,11 @@ def record_appeal(*, user: User, record_id: int, note: str) -> ActivityRecord:
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     if record.appealed_at is not None:
         raise ApplicationError(errors.APPEAL_ALREADY_MADE)
-    if record.status == RecordStatus.REJECTED and _instance_held_since(record):
-        # A report of its instance came after the rejection and holds it now.
+    if record.status == RecordStatus.REJECTED and (
+        _instance_held_since(record) or instance_released_by(record)
+    ):
+        # A report of its instance came after the rejection and holds it now, or the rejection handed
+        # it back to an imported statement that counts it.
         raise ApplicationError(errors.RECORD_NOT_APPEALABLE)
     now = timezone.now()
     if record.status == RecordStatus.REJECTED:

@@ -10,7 +10,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   credited it; each external record stored once; what a person's records credited is what their day says;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
-  whose coins were kept counts as settled; another platform's statement mints once, what its mint says;
+  whose coins were kept counts as settled; another platform's statement mints once, what its mint
+  says, and counts what it states less the instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
@@ -143,6 +144,13 @@ INVARIANTS: tuple[Invariant, ...] = (
         # Coins for another platform's statement: one ledger transaction keyed by the statement, minting
         # exactly the mint's coins (a merge may have moved them on since); none without a mint.
         statements.STATEMENT_MINTED_ONCE,
+    ),
+    Invariant(
+        "statement counted",
+        lambda r: f"{r[0]}: counts {r[1]} mg, {r[2]} {r[3]}",
+        # What an imported statement counts here is what it states less the instances a report of
+        # ours holds (not rejected), per behaviour, never below zero; its total is its reductions' sum.
+        statements.STATEMENT_COUNTED,
     ),
     Invariant(
         "settled within credited",

@@ -222,6 +222,39 @@ STATEMENT_MINTED_ONCE = sql.SQL(
         """
 )
 
+# “statement counted”: the rows that break it, one per offender, each reported as "…: counts … mg, …
+# … mg" (a statement and its reductions' sum; a reduction and what it states less the instances still
+# held here; an instance still held by a report of ours rejected since).
+STATEMENT_COUNTED = sql.SQL(
+    """
+        SELECT 'imported statement ' || statement.public_id::text, statement.total_carbon_mg,
+               'its reductions', SUM(reduction.carbon_mg)
+        FROM activities_peerstatement AS statement
+        JOIN activities_importedreduction AS reduction ON reduction.statement_id = statement.id
+        GROUP BY statement.id HAVING statement.total_carbon_mg <> SUM(reduction.carbon_mg)
+        UNION ALL
+        SELECT 'imported reduction ' || reduction.id::text, reduction.carbon_mg,
+               'stated less the instances held here', GREATEST(0, reduction.stated_carbon_mg - held.carbon_mg)
+        FROM activities_importedreduction AS reduction
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(SUM(instance.carbon_mg) FILTER (WHERE instance.credited_record_id IS NOT NULL), 0)
+                       AS carbon_mg,
+                   COUNT(*) AS listed
+            FROM activities_importedinstance AS instance
+            WHERE instance.statement_id = reduction.statement_id AND instance.behaviour = reduction.behaviour
+        ) AS held
+        -- Only reductions that list instances (an erasure deletes them, keeping the amounts).
+        WHERE held.listed > 0
+          AND reduction.carbon_mg <> GREATEST(0, reduction.stated_carbon_mg - held.carbon_mg)
+        UNION ALL
+        SELECT 'imported instance ' || instance.id::text, instance.carbon_mg,
+               'held by rejected record', record.id
+        FROM activities_importedinstance AS instance
+        JOIN activities_activityrecord AS record ON record.id = instance.credited_record_id
+        WHERE record.status = 'rejected'
+        """
+)
+
 # “settled within credited”: the rows that break it, one per offender, each reported as "person …, day …:
 # settled … mg of … mg credited".
 SETTLED_WITHIN_CREDITED = sql.SQL(

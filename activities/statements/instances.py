@@ -20,7 +20,9 @@ On import (`statement_instances_match`), a listed instance whose key one of the 
 here already holds (credited or held: the instance's one credited report, in the same bucket or a
 neighbouring one) does not count again: the statement counts here its total less those instances'
 carbon. A report that comes later of an instance a counted statement lists
-(`imported_instance_twins`) is a second report of it, crediting nothing.
+(`imported_instance_twins`) is a second report of it, crediting nothing. A matched report of ours
+that review later rejects hands the instance to its second report, or, with none, back to the
+statement, which counts it again (`imported_instances_release`).
 
 The import takes a transaction-level advisory lock of the person (exclusive), a capture batch
 the same lock shared before it looks at the person's imported instances: an import and a report of
@@ -39,9 +41,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from accounts.models import User
-from activities.models import ActivityRecord, Behaviour, ImportedInstance, PeerStatement, RecordStatus
+from activities.models import (
+    ActivityRecord,
+    Behaviour,
+    ImportedInstance,
+    ImportedReduction,
+    PeerStatement,
+    RecordStatus,
+)
 from activities.sql_statements import imported_instances, peer_statements
 
 LABEL = "carbon-statement-instance/2"
@@ -155,6 +166,55 @@ def imported_instances_store(
             for instance in item.get("instances", ())
         ]
     )
+
+
+def imported_instances_release(*, record: ActivityRecord, successor: ActivityRecord | None) -> list[int]:
+    """A report of ours that imports matched was just rejected: each instance it held passes to
+    `successor` (the second report now crediting it: still held here, still not counted by the
+    statements), or, with none, back to the statements that list it, which count its carbon again
+    (`counted_carbon_mg`'s rule, recomputed). Returns the ids of the statements that count more.
+
+    Call it in the rejecting transaction, with `record` locked and rejected. It takes the person's
+    lock shared, as capture does, so an import matching this report at the same time either
+    committed first (and is released here) or waits and sees it rejected.
+    """
+    if record.instance_key is None:
+        return []
+    _persons_lock([record.user_id], shared=True)
+    held = ImportedInstance.objects.filter(user_id=record.user_id, credited_record_id=record.pk)
+    if successor is not None:
+        held.update(credited_record_id=successor.pk)
+        return []
+    statement_ids = sorted(set(held.values_list("statement_id", flat=True)))
+    if not statement_ids:
+        return []
+    held.update(credited_record_id=None, handed_back_from_id=record.pk)
+    still_matched = (
+        ImportedInstance.objects.filter(
+            statement_id=OuterRef("statement_id"),
+            behaviour=OuterRef("behaviour"),
+            credited_record__isnull=False,
+        )
+        .values("statement_id", "behaviour")
+        .annotate(carbon_mg=Sum("carbon_mg"))
+        .values("carbon_mg")
+    )
+    ImportedReduction.objects.filter(statement_id__in=statement_ids).update(
+        carbon_mg=Greatest(Value(0), F("stated_carbon_mg") - Coalesce(Subquery(still_matched), Value(0)))
+    )
+    counted = (
+        ImportedReduction.objects.filter(statement_id=OuterRef("pk"))
+        .values("statement_id")
+        .annotate(carbon_mg=Sum("carbon_mg"))
+        .values("carbon_mg")
+    )
+    PeerStatement.objects.filter(pk__in=statement_ids).update(total_carbon_mg=Subquery(counted))
+    return statement_ids
+
+
+def instance_released_by(record: ActivityRecord) -> bool:
+    """Whether rejecting this report handed its instance back to an imported statement."""
+    return ImportedInstance.objects.filter(user_id=record.user_id, handed_back_from_id=record.pk).exists()
 
 
 def counted_carbon_mg(item: dict[str, Any], matched: dict[str, dict[str, int]]) -> int:

@@ -291,3 +291,105 @@ def test_the_import_and_the_batch_path_agree_on_instances_an_imported_statement_
         "h6": ("credited", 80_000),
         "h7": ("credited", 80_000),
     }
+
+
+def _held_ride_and_a_statement_listing_it(rider, transit, post_batch, peer):
+    """Our held report of a bus ride on L1 (it overlaps an earlier ride: held for review) and an
+    imported statement listing that ride (60 s off) and one on L2 we have not seen, 90 g each."""
+    month = last_month()
+    start = at(month.replace(day=10), 8)
+    post_batch(transit, [ride("Y", at=start - datetime.timedelta(minutes=10), minutes=20)])
+    post_batch(transit, [on_line(ride("H", at=start, minutes=20), "L1")])
+    held = ActivityRecord.objects.get(external_id="city-transit:H")
+    assert held.status == RecordStatus.HELD
+    register(peer, mints_coins=False)
+    subject = "peer-person-43"
+    claims = bus_statement_claims(
+        peer,
+        month,
+        subject,
+        [
+            ("L1", start + datetime.timedelta(seconds=60), 90_000),
+            ("L2", at(month.replace(day=12), 9), 90_000),
+        ],
+        nonce=nonce_for(client_of(rider)),
+    )
+    assert upload(client_of(rider), peer.sign(claims)).status_code == 201
+    statement = PeerStatement.objects.get(user=rider)
+    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (180_000, 90_000)
+    return held, statement, start
+
+
+def test_rejecting_our_held_report_an_import_matched_gives_the_statement_its_carbon_back(
+    rider, transit, post_batch, peer
+):
+    from activities import errors, services
+    from core.api.errors import ApplicationError
+
+    held, statement, start = _held_ride_and_a_statement_listing_it(rider, transit, post_batch, peer)
+    instance = ImportedInstance.objects.get(statement=statement, credited_record=held)
+
+    services.record_reject(record_id=held.id, reviewer=None, note="a second card's ride")
+
+    statement.refresh_from_db()
+    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (180_000, 180_000)
+    assert ImportedReduction.objects.get(statement=statement).carbon_mg == 180_000
+    instance.refresh_from_db()
+    assert (instance.credited_record_id, instance.handed_back_from_id) == (None, held.id)
+    # The statement counts the ride now: the rejected report cannot be appealed back into holding it,
+    # and a later report of the ride is a second report of the statement's instance.
+    with pytest.raises(ApplicationError) as refused:
+        services.record_appeal(user=rider, record_id=held.id, note="it was my ride")
+    assert refused.value.error == errors.RECORD_NOT_APPEALABLE
+    answer = post_batch(
+        transit, [on_line(ride("H2", at=start + datetime.timedelta(seconds=30)), "L1")]
+    ).json()
+    assert answer["records"][0]["status"] == "duplicate_across_sources"
+    assert ActivityRecord.objects.get(external_id="city-transit:H2").imported_duplicate_of == instance
+    assert _statement_counted_violations() == []
+    # What the shared checker sees when a rejected report keeps withholding the carbon.
+    ImportedInstance.objects.filter(pk=instance.pk).update(credited_record=held)
+    assert _statement_counted_violations() == [
+        f"statement counted: imported reduction {statement.reductions.get().pk}: counts 180000 mg, "
+        f"stated less the instances held here 90000",
+        f"statement counted: imported instance {instance.pk}: counts 90000 mg, "
+        f"held by rejected record {held.pk}",
+    ]
+
+
+def _statement_counted_violations() -> list[str]:
+    from operations.invariants import invariant_violations
+
+    return [violation for violation in invariant_violations() if violation.startswith("statement counted")]
+
+
+def test_a_rejected_report_whose_instance_another_report_of_ours_takes_over_keeps_the_statement_as_it_was(
+    rider, transit, post_batch, peer, authorize
+):
+    from accounts.models import DataSource
+    from activities import services
+    from activities.models import Factor
+
+    Factor.objects.filter(behaviour__code="bus").update(
+        sources=[DataSource.TRANSIT_CARD, DataSource.ONLINE_SERVICES],
+        source_precedence=[DataSource.TRANSIT_CARD, DataSource.ONLINE_SERVICES],
+    )
+    authorize(rider, DataSource.ONLINE_SERVICES)
+    app = services.partner_create(code="commute-app", name="commute-app", source=DataSource.ONLINE_SERVICES,
+                                  behaviour_codes=["bus"])  # fmt: skip
+    services.partner_customer_link(partner=app.partner, customer_reference="T-100", user=rider)
+    held, statement, start = _held_ride_and_a_statement_listing_it(rider, transit, post_batch, peer)
+    # The commuting app reports the same ride, 40 s later: a second report of our held one.
+    answer = post_batch(app, [on_line(ride("A", at=start + datetime.timedelta(seconds=40)), "L1")]).json()
+    assert answer["records"][0]["status"] == "duplicate_across_sources"
+
+    services.record_reject(record_id=held.id, reviewer=None, note="a second card's ride")
+
+    successor = ActivityRecord.objects.get(external_id="commute-app:A")
+    assert successor.status == RecordStatus.CREDITED
+    statement.refresh_from_db()
+    assert statement.total_carbon_mg == 90_000
+    instance = ImportedInstance.objects.get(
+        statement=statement, key__isnull=False, credited_record__isnull=False
+    )
+    assert (instance.credited_record_id, instance.handed_back_from_id) == (successor.id, None)
