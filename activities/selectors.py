@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -62,7 +63,12 @@ class Today:
 
 # Today's carbon as the app shows it, cached per person and language (`core.person_cache`): read
 # from what was captured of them and the methodology in effect.
-TODAY_READING = Reading("today", sources=("carbon",), shared=("methodology",))
+TODAY_READING = Reading(
+    "today",
+    sources=("carbon",),
+    shared=("methodology",),
+    parts=tuple(code for code, _name in settings.LANGUAGES),
+)
 
 
 def today_for(*, user: User, now: datetime.datetime | None = None) -> Today:

@@ -78,18 +78,25 @@ def _new_tag() -> int:
 @dataclass(frozen=True)
 class Reading:
     """What one cached read is read from: its person's `sources`, each source's shared tag, and the
-    `shared` tags of what everyone reads. `seconds`: the longest a value lives."""
+    `shared` tags of what everyone reads. `seconds`: the longest a value lives. `parts`: the parts
+    a value is kept under per person (a language, say), when its sources are renewed: a renewal
+    deletes each of them."""
 
     name: str
     sources: tuple[str, ...]
     shared: tuple[str, ...] = ()
     seconds: int = 600
+    parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _READINGS.append(self)
 
     def value_key(self, person_id: int, part: str = "") -> str:
         return f"person-cache:{self.name}:{person_id}" + (f":{part}" if part else "")
+
+    def value_keys(self, person_id: int) -> list[str]:
+        """Every key a value of the person may be kept under (one per part, or the one)."""
+        return [self.value_key(person_id, part) for part in self.parts or ("",)]
 
     def tag_keys(self, person_id: int) -> list[str]:
         return [person_tag_key(source, person_id) for source in self.sources] + [
@@ -230,7 +237,10 @@ def renew(source: str, person_ids: Iterable[int | None]) -> None:
     readings = [reading for reading in _READINGS if source in reading.sources]
     _renew_after_commit(
         [
-            (person_tag_key(source, person_id), [reading.value_key(person_id) for reading in readings])
+            (
+                person_tag_key(source, person_id),
+                [key for reading in readings for key in reading.value_keys(person_id)],
+            )
             for person_id in sorted(people)
         ]
     )

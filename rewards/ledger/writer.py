@@ -228,7 +228,7 @@ def coins_transfer(
     Accounts given as `AccountRef` are found by kind and owner (and opened on first use). Inside
     a transaction it is part of it; outside any, it is a transaction of its own, one round trip.
     """
-    moved = _coins_transfer(
+    return _coins_transfer(
         source=source,
         destination=destination,
         amount=amount,
@@ -237,8 +237,6 @@ def coins_transfer(
         reference=reference,
         memo=memo,
     ).transaction
-    _wallets_changed((source, destination))
-    return moved
 
 
 def coins_transfer_if(
@@ -271,7 +269,7 @@ def coins_transfer_if(
             "a transfer condition is a psycopg.sql statement naming TRANSFER_READY,"
             " with only condition_ parameters"
         )
-    moved = _coins_transfer(
+    return _coins_transfer(
         source=source,
         destination=destination,
         amount=amount,
@@ -281,8 +279,6 @@ def coins_transfer_if(
         memo=memo,
         condition=condition,
     )
-    _wallets_changed((source, destination))
-    return moved
 
 
 def _coins_transfer(
@@ -339,6 +335,7 @@ def _coins_transfer(
             memo=memo,
             created_at=now,
         )
+        _wallets_changed((source, destination))
         return ConditionalTransfer(transaction=moved, condition_value=condition_value)
     # Nothing moved: the key was used before (a retry, or a twin that committed first), the source
     # lacks the coins, or the condition changed nothing.
@@ -365,10 +362,6 @@ def _coins_transfer(
 # both accounts' ids (None: not opened yet), the source's balance, whether its lots were read
 # current (`fresh`), and the condition's value.
 _Run = tuple[int | None, int | None, int | None, int | None, bool, object]
-
-
-def _transfer_run(statement: str, params: dict) -> _Run:
-    return prepared_fetchone(statement, params)
 
 
 def _accounts_open(source: LedgerAccount | AccountRef, destination: LedgerAccount | AccountRef) -> None:
@@ -428,7 +421,7 @@ def _transfer_runs(
     and the run made again; a run that waited for the source's lock is handed to `on_stale`, or
     (None) made again."""
     for _attempt in range(_TRANSFER_ATTEMPTS):
-        run = _transfer_run(statement, params)
+        run: _Run = prepared_fetchone(statement, params)
         transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
         if transaction_id is not None:
             return run

@@ -16,30 +16,9 @@ from activities.models import ActivityRecord, Behaviour, BehaviourDay, DailyCarb
 from core.local_time import LOCAL_TZ, local_day_of
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride, yesterday_at
+from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
-
-
-def race(functions) -> list:
-    """Runs each function in its own thread, all released at once; returns their results or errors."""
-    barrier = threading.Barrier(len(functions))
-    results: list = [None] * len(functions)
-
-    def run(index, function):
-        try:
-            barrier.wait()
-            results[index] = function()
-        except Exception as error:  # noqa: BLE001 - reported to the test
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_phones_syncing_at_once_never_credit_more_than_the_daily_cap(authorize):

@@ -11,8 +11,8 @@ from activities import services
 from activities.models import ActivityRecord, DailyCarbon, RecordStatus
 from tests.accounts.factories import UserFactory
 from tests.activities.test_bulk_import import at
-from tests.activities.test_cap_races import race
 from tests.activities.test_cross_source import invoice
+from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 

@@ -27,8 +27,8 @@ from rewards.services.statements import peer_statement_accept
 from tests.accounts.factories import UserFactory
 from tests.activities.conftest import ride, yesterday_at
 from tests.activities.peer_platform import LocalPeer, last_month
-from tests.activities.test_cap_races import race
 from tests.activities.test_statement_instances import at, bus_statement_claims, on_line
+from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PROFILE = Reading("test-profile", sources=("test-profile",), shared=("test-shared",))
 BOARD = Reading("test-board", sources=())
+BY_LANGUAGE = Reading("test-by-language", sources=("test-profile",), parts=("zh-hans", "en"))
 
 
 def _stored_keys() -> list[str]:
@@ -83,6 +84,16 @@ def test_a_renewal_deletes_the_values_it_retires():
     renew("test-profile", [7])
 
     assert not [key for key in _stored_keys() if key.startswith("person-cache:test-profile:")]
+
+
+def test_a_renewal_deletes_the_values_of_every_part_it_retires():
+    BY_LANGUAGE.read(7, "zh-hans").store("今天")
+    BY_LANGUAGE.read(7, "en").store("today")
+    assert BY_LANGUAGE.read(7, "en").hit
+
+    renew("test-profile", [7])
+
+    assert not [key for key in _stored_keys() if key.startswith("person-cache:test-by-language:")]
 
 
 def test_a_renewal_inside_a_transaction_is_made_once_it_commits():

@@ -16,8 +16,8 @@ from rewards.services import (
     donation_make,
     wallet_account_for_user,
 )
+from tests.races import race
 from tests.rewards.factories import WelfareProjectFactory, fund_wallet
-from tests.rewards.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 

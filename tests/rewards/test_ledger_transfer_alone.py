@@ -32,8 +32,8 @@ from rewards.services import (
     wallet_of,
 )
 from tests.accounts.factories import UserFactory
+from tests.races import race
 from tests.rewards.factories import fund_wallet
-from tests.rewards.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 

@@ -35,8 +35,8 @@ from rewards.services import (
     wallet_of,
 )
 from tests.accounts.factories import UserFactory
+from tests.races import race
 from tests.rewards.factories import fund_wallet
-from tests.rewards.races import race
 
 
 def _statements(queries: CaptureQueriesContext) -> list[str]:

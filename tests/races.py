@@ -1,4 +1,4 @@
-"""Running actions at the same moment in threads against PostgreSQL (the ledger's race tests)."""
+"""Running actions at the same moment in threads against PostgreSQL (the race tests of every app)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def race(actions: Iterable[Callable[[], object]]) -> list[object]:
         try:
             start.wait()
             outcomes[index] = action()
-        except BaseException as error:  # noqa: BLE001 - the test inspects it
+        except Exception as error:  # noqa: BLE001 - the test inspects it
             outcomes[index] = error
         finally:
             connection.close()
