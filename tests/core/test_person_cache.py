@@ -6,7 +6,14 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
-from core.person_cache import Reading, renew, renew_everyone
+from core.person_cache import (
+    RENEWALS_PER_ROUND_TRIP,
+    TAG_SECONDS,
+    Reading,
+    person_tag_key,
+    renew,
+    renew_everyone,
+)
 
 # Real Redis (the suite's); each test starts from an empty cache (tests/conftest.py).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,6 +101,32 @@ def test_a_renewal_deletes_the_values_of_every_part_it_retires():
     renew("test-profile", [7])
 
     assert not [key for key in _stored_keys() if key.startswith("person-cache:test-by-language:")]
+
+
+def test_a_renewal_of_more_people_than_one_round_trip_takes_retires_and_deletes_them_all():
+    people = range(RENEWALS_PER_ROUND_TRIP + 500)
+    for person_id in people:
+        BY_LANGUAGE.read(person_id, "en").store(person_id)
+    tags_before = {
+        key: cache.get(key)
+        for key in (person_tag_key("test-profile", 0), person_tag_key("test-profile", 2_400))
+    }
+
+    renew("test-profile", people)
+
+    assert not [key for key in _stored_keys() if key.startswith("person-cache:test-by-language:")]
+    assert all(cache.get(key) not in (None, tag) for key, tag in tags_before.items())
+    assert cache.ttl(person_tag_key("test-profile", 2_400)) > TAG_SECONDS - 60
+
+
+def test_a_renewal_reaches_a_redis_that_has_forgotten_its_script():
+    PROFILE.read(7).store("before the restart")
+    renew("test-profile", [8])  # the script is known to this Redis now
+    cache.client.get_client(write=True).script_flush()  # as after a restart
+
+    renew("test-profile", [7])
+
+    assert not PROFILE.read(7).hit
 
 
 def test_a_renewal_inside_a_transaction_is_made_once_it_commits():
