@@ -10,8 +10,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   credited it; each external record stored once; what a person's records credited is what their day says;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
-  whose coins were kept counts as settled; another platform's statement mints once, what its mint
-  says, and counts what it states less the instances a live report of ours holds;
+  whose coins were kept counts as settled; another platform's statement mints each round once, what the
+  round says, never more carbon than it counts, and counts what it states less the instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
@@ -137,13 +137,21 @@ INVARIANTS: tuple[Invariant, ...] = (
         statements.BACK_FILL_LOT_ON_ITS_DAY,
     ),
     Invariant(
-        "statement minted once",
+        "statement minted",
         lambda r: (
             f"{r[0]}: its mint says {r[1]} coins for person {r[2]}, {r[3]} ledger transactions minted {r[4]}"
         ),
-        # Coins for another platform's statement: one ledger transaction keyed by the statement, minting
-        # exactly the mint's coins (a merge may have moved them on since); none without a mint.
-        statements.STATEMENT_MINTED_ONCE,
+        # Coins for another platform's statement, a round at a time: a round that buys coins has one
+        # ledger transaction keyed by the statement and round, minting exactly its coins (a merge may
+        # have moved them on since), its carbon × share ÷ rate; a round that buys none has none; no
+        # such transaction without a round.
+        statements.STATEMENT_MINTED,
+    ),
+    Invariant(
+        "statement minted within counted",
+        lambda r: f"{r[0]}: its rounds minted {r[1]} mg, it counts {r[2]} mg",
+        # Rounds settle only carbon the statement counts (what it counts only grows after import).
+        statements.STATEMENT_MINTED_WITHIN_COUNTED,
     ),
     Invariant(
         "statement counted",

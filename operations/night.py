@@ -5,9 +5,9 @@ for the day that is today: its settlement as chunk tasks (which also settles any
 from earlier days); when its last chunk commits, what settlement makes stale (this week's, month's
 and all-time boards a task a board, ratings, badges), today's board and the ledger audit, and
 beside them the chunked expiry of coins (each chunk raising its own wallets' 30- and 7-day
-reminders). The expiry of coupons is sent at once. Every one of them is idempotent, so a press
-after the night ran, or twice, changes nothing more (a day already settled sends what follows at
-once).
+reminders). The expiry of coupons and the imported statements' rounds of coins are sent at once.
+Every one of them is idempotent, so a press after the night ran, or twice, changes nothing more (a
+day already settled sends what follows at once).
 
 Settling today early has one consequence, said on the button: today's run is then done, so carbon
 credited later today is settled with tomorrow's (the next night after tonight's, which finds
@@ -37,6 +37,7 @@ NIGHT_JOBS = (
     "rewards.leaderboards_today",
     "rewards.ledger_audit",
     "rewards.expire_coins",
+    "rewards.statement_rounds",
     "merchants.expire_coupons",
 )
 
@@ -56,6 +57,7 @@ def night_jobs_enqueue(*, operator: AbstractBaseUser, today: datetime.date) -> l
         leaderboards_rebuild_today,
         ledger_audit_run,
         settlement_chunked_day,
+        statement_rounds_mint,
     )
 
     # Settlement as chunk tasks; what must follow it travels with the chunks and is sent by the one
@@ -70,6 +72,7 @@ def night_jobs_enqueue(*, operator: AbstractBaseUser, today: datetime.date) -> l
     ]
     settlement_chunked_day.apply_async((today.isoformat(),), {"then": after}, ignore_result=True)
     expire_coupons.apply_async(ignore_result=True)
+    statement_rounds_mint.apply_async(ignore_result=True)
 
     jobs = PeriodicTask.objects.filter(name__in=NIGHT_JOBS).order_by("name")
     if jobs:

@@ -200,25 +200,39 @@ BACK_FILL_LOT_ON_ITS_DAY = sql.SQL(
         """
 )
 
-# “statement minted once”: the rows that break it, one per offender, each reported as "…: its mint says …
-# coins for person …, … ledger transactions minted …".
-STATEMENT_MINTED_ONCE = sql.SQL(
+# “statement minted”: the rows that break it, one per offender, each reported as "…: its mint says …
+# coins for person …, … ledger transactions minted …" (a round and the transactions keyed by it; a
+# peer_statement transaction no round names).
+STATEMENT_MINTED = sql.SQL(
     """
-        SELECT 'imported statement ' || statement.public_id::text, mint.coins, statement.user_id,
-               COUNT(DISTINCT ledger.id),
-               COALESCE(SUM(entry.amount), 0)
+        SELECT 'imported statement ' || statement.public_id::text || ' round ' || mint.round::text,
+               mint.coins, statement.user_id, COUNT(DISTINCT ledger.id), COALESCE(SUM(entry.amount), 0)
         FROM rewards_statementmint AS mint
         JOIN activities_peerstatement AS statement ON statement.id = mint.statement_id
         LEFT JOIN rewards_ledgertransaction AS ledger
           ON ledger.idempotency_key = 'peer_statement:' || statement.peer_id || ':' || statement.statement_id
+             || CASE WHEN mint.round = 1 THEN '' ELSE ':' || mint.round::text END
         LEFT JOIN rewards_ledgerentry AS entry ON entry.transaction_id = ledger.id AND entry.amount > 0
         GROUP BY mint.id, statement.public_id, statement.user_id
-        HAVING COUNT(DISTINCT ledger.id) <> 1 OR COALESCE(SUM(entry.amount), 0) <> mint.coins
+        HAVING COUNT(DISTINCT ledger.id) <> CASE WHEN mint.coins > 0 THEN 1 ELSE 0 END
+            OR COALESCE(SUM(entry.amount), 0) <> mint.coins
+            OR mint.coins <> mint.carbon_mg * mint.coin_share_percent / 100 / mint.carbon_mg_per_coin
         UNION ALL
         SELECT 'ledger transaction ' || ledger.id::text || ' without a mint', 0, NULL, 1, 0
         FROM rewards_ledgertransaction AS ledger
         WHERE ledger.kind = 'peer_statement'
           AND NOT EXISTS (SELECT 1 FROM rewards_statementmint AS mint WHERE mint.transaction_id = ledger.id)
+        """
+)
+
+# “statement minted within counted”: the statements whose rounds minted more carbon than they count
+# (statement, carbon its rounds settled, carbon it counts).
+STATEMENT_MINTED_WITHIN_COUNTED = sql.SQL(
+    """
+        SELECT 'imported statement ' || statement.public_id::text, SUM(mint.carbon_mg), statement.total_carbon_mg
+        FROM rewards_statementmint AS mint
+        JOIN activities_peerstatement AS statement ON statement.id = mint.statement_id
+        GROUP BY statement.id HAVING SUM(mint.carbon_mg) > statement.total_carbon_mg
         """
 )
 

@@ -241,6 +241,8 @@ class SettlementAdmin(ReadOnlyAdmin):
 class StatementMintAdmin(ReadOnlyAdmin):
     list_display = (
         "statement",
+        "round",
+        "minted_at",
         "coins",
         "carbon_mg",
         "coin_share_percent",

@@ -352,11 +352,9 @@ class PeerStatementOutput(serializers.Serializer):
     total_carbon_mg = serializers.IntegerField()
     reductions = ImportedReductionOutput(many=True)
     imported_at = serializers.DateTimeField()
-    coins_minted = serializers.SerializerMethodField()
-
-    def get_coins_minted(self, statement) -> int:
-        mint = getattr(statement, "mint", None)
-        return mint.coins if mint is not None else 0
+    coins_minted = serializers.IntegerField(
+        help_text="Coins minted for it: at import, and for carbon handed back to it since."
+    )
 
 
 class StatementImportThrottle(FixedWindowRateThrottle):

@@ -359,28 +359,52 @@ class BackfillSettlement(models.Model):
 class StatementMint(models.Model):
     """Coins minted for a statement another platform signed, under that platform's coin policy.
 
-    One per imported statement (its key), and the ledger transaction's idempotency key is the
-    statement's too (`peer_statement:<peer>:<jti>`): a statement mints once however it is presented.
+    A statement is minted in rounds: round 1 at import, for the carbon it counted then; a later
+    round each night that carbon was handed back to it (a report of ours it matched was rejected),
+    for what it counts beyond the rounds before. Each round settles its carbon whole: a remainder
+    short of a coin is not carried, and a round that buys no whole coin mints nothing (no ledger
+    transaction) but still settles its carbon. One round per number and statement (its key); the
+    ledger transaction's idempotency key is the statement's and round's
+    (`peer_statement:<peer>:<jti>`, then `…:<round>`): a round mints once however it is reached.
     """
 
-    statement = models.OneToOneField(
-        "activities.PeerStatement", on_delete=models.PROTECT, related_name="mint"
+    statement = models.ForeignKey(
+        "activities.PeerStatement", on_delete=models.PROTECT, related_name="mints", db_index=False
     )
+    round = models.PositiveSmallIntegerField(_("round"), default=1)
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="statement_mints", db_index=False
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="statement_mints",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     carbon_mg = models.BigIntegerField()
     coin_share_percent = models.PositiveSmallIntegerField()
     carbon_mg_per_coin = models.BigIntegerField()
     coins = models.BigIntegerField()
+    minted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(coins__gt=0), name="statement_mint_coins_positive")]
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "round"], name="one_statement_mint_per_round"),
+            models.CheckConstraint(condition=Q(round__gte=1), name="statement_mint_round_from_one"),
+            # Round 1 may settle nothing (everything the statement listed was held here at import).
+            models.CheckConstraint(
+                condition=Q(carbon_mg__gt=0) | Q(round=1, carbon_mg=0), name="statement_mint_carbon_settled"
+            ),
+            # Coins move through a ledger transaction; a round that buys no whole coin has none.
+            models.CheckConstraint(
+                condition=Q(coins__gt=0, transaction__isnull=False) | Q(coins=0, transaction__isnull=True),
+                name="statement_mint_coins_with_transaction",
+            ),
+        ]
         verbose_name = _("coins for an imported statement")
         verbose_name_plural = _("coins for imported statements")
 
     def __str__(self) -> str:
-        return f"{self.statement_id}: {self.coins}"
+        return f"{self.statement_id} round {self.round}: {self.coins}"
 
 
 class WelfareProject(models.Model):

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from rewards.models import (
     Settlement,
     SettlementRun,
     SettlementRunStatus,
+    StatementMint,
     WelfareProject,
 )
 from rewards.services.expiry import EXPIRY_REMINDER_DAYS
@@ -193,8 +194,15 @@ def donation_of(*, user: User, public_id) -> Donation:
 
 
 def peer_statements_with_mints_of(*, user: User) -> QuerySet[PeerStatement]:
-    """The statements of other platforms the person brought here, each with the coins it minted."""
-    return peer_statements_of(user=user).select_related("mint")
+    """The statements of other platforms the person brought here, each with the coins its rounds
+    minted (`coins_minted`)."""
+    minted = (
+        StatementMint.objects.filter(statement=OuterRef("pk"))
+        .values("statement")
+        .annotate(coins=Sum("coins"))
+        .values("coins")
+    )
+    return peer_statements_of(user=user).annotate(coins_minted=Coalesce(Subquery(minted), 0))
 
 
 def settlement_owed_day(*, today: datetime.date) -> datetime.date | None:

@@ -138,6 +138,15 @@ def badges_award(full: bool = False) -> dict:
     return award(since=since)
 
 
+@shared_task(name="rewards.statement_rounds_mint")
+def statement_rounds_mint() -> dict:
+    """Nightly: coins for carbon handed back to imported statements since their last round."""
+    from rewards.services.statements import statement_rounds_mint as mint
+
+    minted = mint()
+    return {"statements": minted.statements, "coins": minted.coins}
+
+
 @shared_task(name="rewards.after_settlement")
 def after_settlement() -> dict:
     """What the night's settlement makes stale: the closed boards, the ratings, the badges."""

@@ -293,30 +293,30 @@ def test_the_import_and_the_batch_path_agree_on_instances_an_imported_statement_
     }
 
 
-def _held_ride_and_a_statement_listing_it(rider, transit, post_batch, peer):
+def _held_ride_and_a_statement_listing_it(
+    rider, transit, post_batch, peer, *, mints_coins: bool = False, unseen_ride: bool = True
+):
     """Our held report of a bus ride on L1 (it overlaps an earlier ride: held for review) and an
-    imported statement listing that ride (60 s off) and one on L2 we have not seen, 90 g each."""
+    imported statement listing that ride (60 s off) and, if `unseen_ride`, one on L2 we have not
+    seen, 90 g each; the peer mints coins (50 %) if `mints_coins`."""
     month = last_month()
     start = at(month.replace(day=10), 8)
     post_batch(transit, [ride("Y", at=start - datetime.timedelta(minutes=10), minutes=20)])
     post_batch(transit, [on_line(ride("H", at=start, minutes=20), "L1")])
     held = ActivityRecord.objects.get(external_id="city-transit:H")
     assert held.status == RecordStatus.HELD
-    register(peer, mints_coins=False)
+    register(peer, mints_coins=mints_coins)
     subject = "peer-person-43"
-    claims = bus_statement_claims(
-        peer,
-        month,
-        subject,
-        [
-            ("L1", start + datetime.timedelta(seconds=60), 90_000),
-            ("L2", at(month.replace(day=12), 9), 90_000),
-        ],
-        nonce=nonce_for(client_of(rider)),
-    )
+    rides = [("L1", start + datetime.timedelta(seconds=60), 90_000)]
+    if unseen_ride:
+        rides.append(("L2", at(month.replace(day=12), 9), 90_000))
+    claims = bus_statement_claims(peer, month, subject, rides, nonce=nonce_for(client_of(rider)))
     assert upload(client_of(rider), peer.sign(claims)).status_code == 201
     statement = PeerStatement.objects.get(user=rider)
-    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (180_000, 90_000)
+    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (
+        90_000 * len(rides),
+        90_000 * (len(rides) - 1),
+    )
     return held, statement, start
 
 

@@ -7,6 +7,9 @@ import importlib
 
 import pytest
 
+# The activities app's capture fixtures, for the tests of what rewards makes of captured carbon.
+from tests.activities.conftest import authorize, post_batch, rider, transit  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def seeded_rows(request) -> None:

@@ -77,6 +77,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
             "reminds 30 and 7 days before."
         ),
     },
+    "rewards.statement_rounds": {
+        "task": "rewards.statement_rounds_mint",
+        "schedule": crontab(hour=0, minute=30),
+        "description": (
+            "Mints coins for carbon handed back to imported statements (a report of ours they matched "
+            "was rejected), a round a statement, under its platform's coin policy."
+        ),
+    },
     "rewards.leaderboards_today": {
         "task": "rewards.leaderboards_rebuild_today",
         "schedule": crontab(minute="*/5"),
