@@ -797,8 +797,16 @@ class ImportedInstance(models.Model):
             models.UniqueConstraint(fields=["statement", "behaviour", "key"], name="one_imported_instance"),
             models.CheckConstraint(condition=Q(carbon_mg__gt=0), name="imported_instance_positive"),
         ]
-        # A person's later reports look their keys up here.
-        indexes = [models.Index(fields=["user", "key"], name="imported_instance_user_key")]
+        indexes = [
+            # A person's later reports look their keys up here.
+            models.Index(fields=["user", "key"], name="imported_instance_user_key"),
+            # The statements carbon was handed back to (the night's rounds of coins look them up).
+            models.Index(
+                fields=["statement"],
+                condition=Q(handed_back_from__isnull=False),
+                name="imported_instance_handed_back",
+            ),
+        ]
         verbose_name = _("imported instance")
         verbose_name_plural = _("imported instances")
 

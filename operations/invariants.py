@@ -10,8 +10,9 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   credited it; each external record stored once; what a person's records credited is what their day says;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
-  whose coins were kept counts as settled; another platform's statement mints each round once, what the
-  round says, never more carbon than it counts, and counts what it states less the instances a live report of ours holds;
+  whose coins were kept counts as settled; another platform's statement mints each round once,
+  what the round says, never more carbon than it counts, and counts what it states less the
+  instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;

@@ -229,7 +229,8 @@ STATEMENT_MINTED = sql.SQL(
 # (statement, carbon its rounds settled, carbon it counts).
 STATEMENT_MINTED_WITHIN_COUNTED = sql.SQL(
     """
-        SELECT 'imported statement ' || statement.public_id::text, SUM(mint.carbon_mg), statement.total_carbon_mg
+        SELECT 'imported statement ' || statement.public_id::text, SUM(mint.carbon_mg),
+               statement.total_carbon_mg
         FROM rewards_statementmint AS mint
         JOIN activities_peerstatement AS statement ON statement.id = mint.statement_id
         GROUP BY statement.id HAVING SUM(mint.carbon_mg) > statement.total_carbon_mg

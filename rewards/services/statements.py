@@ -79,8 +79,9 @@ def statement_coins_mint(*, statement: PeerStatement) -> StatementMint | None:
 
 @dataclass(frozen=True)
 class StatementRounds:
+    """What a night's rounds minted: for how many statements (a round each), how many coins."""
+
     statements: int = 0
-    rounds: int = 0
     coins: int = 0
 
 
@@ -106,8 +107,8 @@ def statement_rounds_mint() -> StatementRounds:
     """The night's rounds: every statement some carbon was handed back to that counts more than its
     rounds have minted gets its next round, each in a transaction of its own.
 
-    Only statements with an instance handed back are looked at (an index on the hand-backs), so the
-    cost grows with the hand-backs, not with every statement ever imported."""
+    Only statements with an instance handed back are looked at (`imported_instance_handed_back`, a
+    partial index), so the cost grows with the hand-backs, not with every statement ever imported."""
     settled = (
         StatementMint.objects.filter(statement=OuterRef("pk"))
         .values("statement")
@@ -128,8 +129,8 @@ def statement_rounds_mint() -> StatementRounds:
     for statement_id in owed:
         mint = statement_round_mint(statement_id=statement_id)
         if mint is not None:
-            minted = StatementRounds(minted.statements + 1, minted.rounds + 1, minted.coins + mint.coins)
-    if minted.rounds:
+            minted = StatementRounds(minted.statements + 1, minted.coins + mint.coins)
+    if minted.statements:
         logger.info("statement rounds: %d statements, %d coins", minted.statements, minted.coins)
     return minted
 

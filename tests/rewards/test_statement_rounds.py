@@ -69,7 +69,7 @@ def test_carbon_handed_back_to_a_minting_statement_is_minted_by_the_night_s_roun
     activities_services.record_reject(record_id=held.id, reviewer=None, note="a second card's ride")
     minted = statement_rounds_mint()
 
-    assert minted == StatementRounds(statements=1, rounds=1, coins=4)
+    assert minted == StatementRounds(statements=1, coins=4)
     assert _rounds(statement) == [(1, 90_000, 4, first_key), (2, 90_000, 4, f"{first_key}:2")]
     assert wallet_balance(rider) == 8
     listed = client_of(rider).get("/api/v1/me/statements/imports").json()
