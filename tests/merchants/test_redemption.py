@@ -441,7 +441,7 @@ def test_a_redemption_makes_three_redis_round_trips(
     shop, citizen, citizen_client, monkeypatch, django_capture_on_commit_callbacks
 ):
     """The flag, the session, the person and the agreements in force in one MGET; the rate limit's
-    counter; the wallet's cached reading retired (`core.person_cache`).
+    counter; the wallet's cached reading retired (`core.person_cache`, one script call).
 
     No read of the agreements of its own for the permission, no catalog version bumped."""
     import redis.client
@@ -465,7 +465,7 @@ def test_a_redemption_makes_three_redis_round_trips(
     with django_capture_on_commit_callbacks(execute=True):
         assert redeem(citizen_client, offer).status_code == 201
 
-    assert round_trips == ["MGET", "pipeline: INCRBY, EXPIRE", "pipeline: SET, DEL"], round_trips
+    assert round_trips == ["MGET", "pipeline: INCRBY, EXPIRE", "EVALSHA"], round_trips
     assert balance(citizen) == 980
 
 
