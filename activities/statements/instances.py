@@ -168,26 +168,26 @@ def imported_instances_store(
     )
 
 
-def imported_instances_release(*, record: ActivityRecord, successor: ActivityRecord | None) -> list[int]:
+def imported_instances_release(*, record: ActivityRecord, successor: ActivityRecord | None) -> None:
     """A report of ours that imports matched was just rejected: each instance it held passes to
     `successor` (the second report now crediting it: still held here, still not counted by the
     statements), or, with none, back to the statements that list it, which count its carbon again
-    (`counted_carbon_mg`'s rule, recomputed). Returns the ids of the statements that count more.
+    (`counted_carbon_mg`'s rule, recomputed; the night's rounds of coins find them by the hand-back).
 
     Call it in the rejecting transaction, with `record` locked and rejected. It takes the person's
     lock shared, as capture does, so an import matching this report at the same time either
     committed first (and is released here) or waits and sees it rejected.
     """
     if record.instance_key is None:
-        return []
+        return
     _persons_lock([record.user_id], shared=True)
     held = ImportedInstance.objects.filter(user_id=record.user_id, credited_record_id=record.pk)
     if successor is not None:
         held.update(credited_record_id=successor.pk)
-        return []
+        return
     statement_ids = sorted(set(held.values_list("statement_id", flat=True)))
     if not statement_ids:
-        return []
+        return
     held.update(credited_record_id=None, handed_back_from_id=record.pk)
     still_matched = (
         ImportedInstance.objects.filter(
@@ -209,7 +209,6 @@ def imported_instances_release(*, record: ActivityRecord, successor: ActivityRec
         .values("carbon_mg")
     )
     PeerStatement.objects.filter(pk__in=statement_ids).update(total_carbon_mg=Subquery(counted))
-    return statement_ids
 
 
 def instance_released_by(record: ActivityRecord) -> bool:

@@ -18,7 +18,6 @@ from the unspent ones soonest-expiring first (`rewards.ledger.lots`), touching o
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -320,11 +319,7 @@ def _coins_transfer(
         destination=destination_shape,
         condition=condition.statement if condition is not None else None,
     ).statement()
-    run = (
-        _transfer_alone(statement, params, source, destination, idempotency_key)
-        if connection.get_autocommit()
-        else _transfer_in_transaction(statement, params, source, destination, idempotency_key)
-    )
+    run = _transfer_run(statement, params, source, destination, idempotency_key)
     transaction_id, source_id, destination_id, source_balance, _is_fresh, condition_value = run
     if transaction_id is not None:
         moved = LedgerTransaction(
@@ -371,41 +366,28 @@ def _accounts_open(source: LedgerAccount | AccountRef, destination: LedgerAccoun
     account_resolve(destination)
 
 
-def _transfer_alone(
+def _transfer_run(
     statement: str,
     params: dict,
     source: LedgerAccount | AccountRef,
     destination: LedgerAccount | AccountRef,
     idempotency_key: str,
 ) -> _Run:
-    """Outside a transaction each run is a transaction of its own, committed as the statement ends:
-    one round trip, and the accounts stay locked only while the statement runs.
+    """Runs the transfer's statement until it made the transfer or refused it.
 
-    A run that waited for the source wallet's lock changed nothing (its lots were read from a
-    snapshot older than the lock), and the lock went with its end: the transfer then runs in a
-    transaction that keeps the lock between its runs (`_transfer_in_transaction`)."""
-    return _transfer_runs(
-        statement,
-        params,
-        source,
-        destination,
-        idempotency_key,
-        on_stale=lambda: _transfer_in_transaction(statement, params, source, destination, idempotency_key),
-    )
-
-
-def _transfer_in_transaction(
-    statement: str,
-    params: dict,
-    source: LedgerAccount | AccountRef,
-    destination: LedgerAccount | AccountRef,
-    idempotency_key: str,
-) -> _Run:
-    """Inside a transaction (the caller's, or one of its own): a run that waited for the source
-    wallet's lock holds it now, so the run after it reads the lots current."""
+    Outside a transaction each run is a transaction of its own, committed as the statement ends:
+    one round trip, and the accounts stay locked only while the statement runs. A run that waited
+    for the source wallet's lock changed nothing (its lots were read from a snapshot older than
+    the lock), and the lock went with its end: the transfer then runs in a transaction, as it does
+    inside the caller's, where a run that waited holds the lock, so the run after it reads the lots
+    current."""
+    if connection.get_autocommit():
+        run = _transfer_runs(statement, params, source, destination, idempotency_key, alone=True)
+        if run is not None:
+            return run
     # No savepoint: each run of the statement either made the whole transfer or changed nothing.
     with transaction.atomic(savepoint=False):
-        return _transfer_runs(statement, params, source, destination, idempotency_key, on_stale=None)
+        return _transfer_runs(statement, params, source, destination, idempotency_key, alone=False)
 
 
 def _transfer_runs(
@@ -415,11 +397,11 @@ def _transfer_runs(
     destination: LedgerAccount | AccountRef,
     idempotency_key: str,
     *,
-    on_stale: Callable[[], _Run] | None,
-) -> _Run:
+    alone: bool,
+) -> _Run | None:
     """Runs the statement until it made the transfer or refused it: an account missing is opened
-    and the run made again; a run that waited for the source's lock is handed to `on_stale`, or
-    (None) made again."""
+    and the run made again; a run that waited for the source's lock is made again, or, `alone`
+    (each run its own transaction), answered None."""
     for _attempt in range(_TRANSFER_ATTEMPTS):
         run: _Run = prepared_fetchone(statement, params)
         transaction_id, source_id, destination_id, _balance, is_fresh, _value = run
@@ -429,8 +411,8 @@ def _transfer_runs(
             _accounts_open(source, destination)
         elif is_fresh:
             return run
-        elif on_stale is not None:
-            return on_stale()
+        elif alone:
+            return None
     raise RuntimeError(f"the transfer {idempotency_key!r} did not settle in {_TRANSFER_ATTEMPTS} runs")
 
 

@@ -53,6 +53,15 @@ def _lots(account_id: int) -> dict[datetime.date, int]:
     return dict(CoinLot.objects.filter(account_id=account_id).values_list("expires_on", "remaining_amount"))
 
 
+def _holds(person, coins: int) -> None:
+    """The person's wallet holds `coins`, in its lots as in its balance, and the ledger adds up."""
+    wallet = wallet_account_for_user(user_id=person.pk)
+    assert wallet.balance == coins
+    assert sum(_lots(wallet.pk).values()) == coins
+    report = ledger_audit()
+    assert report.is_balanced, report.problems
+
+
 def _transfer_statements(queries: CaptureQueriesContext) -> list[str]:
     return [query["sql"] for query in queries.captured_queries if "new_transaction" in query["sql"]]
 
@@ -75,10 +84,7 @@ def test_outside_a_transaction_a_transfer_is_one_round_trip_without_begin_or_com
     sent = [line.split("\t")[3] for line in wire.read_text().splitlines() if line.split("\t")[1] == "F"]
     assert sent == ["Bind", "Describe", "Execute", "Sync"]  # one prepared statement, one round trip
     assert LedgerTransaction.objects.get(pk=moved.pk).idempotency_key == "alone"
-    wallet = wallet_account_for_user(user_id=person.pk)
-    assert wallet.balance == 29
-    assert sum(_lots(wallet.pk).values()) == 29
-    assert ledger_audit().is_balanced
+    _holds(person, 29)
 
 
 def test_outside_a_transaction_a_transfer_opens_its_accounts_on_first_use():
@@ -109,12 +115,8 @@ def test_two_transfers_racing_for_the_coins_of_one_let_exactly_one_through(round
     refused = [outcome for outcome in outcomes if isinstance(outcome, ApplicationError)]
     assert (len(succeeded), len(refused)) == (1, 1), outcomes
     assert refused[0].error is INSUFFICIENT_COINS
-    wallet = wallet_account_for_user(user_id=person.pk)
-    assert wallet.balance == 0
-    assert sum(_lots(wallet.pk).values()) == 0
     assert LedgerAccount.objects.get(kind="merchant_clearing", owner_id=7).balance == 11
-    report = ledger_audit()
-    assert report.is_balanced, report.problems
+    _holds(person, 0)
 
 
 def _waiting_for_a_lock() -> int:
@@ -195,10 +197,7 @@ def test_one_key_sent_at_once_outside_transactions_moves_the_coins_once():
     assert all(isinstance(outcome, LedgerTransaction) for outcome in outcomes), outcomes
     assert len({outcome.pk for outcome in outcomes}) == 1
     assert LedgerTransaction.objects.filter(idempotency_key="twin").count() == 1
-    wallet = wallet_account_for_user(user_id=person.pk)
-    assert wallet.balance == 19
-    assert sum(_lots(wallet.pk).values()) == 19
-    assert ledger_audit().is_balanced
+    _holds(person, 19)
 
 
 def test_one_key_sent_at_once_for_two_different_movements_moves_only_one():
@@ -218,7 +217,4 @@ def test_one_key_sent_at_once_for_two_different_movements_moves_only_one():
     assert len(reused) == 2  # the two that asked for the other amount
     stored = LedgerTransaction.objects.get(idempotency_key="reused")
     amount = stored.entries.get(amount__gt=0).amount
-    wallet = wallet_account_for_user(user_id=person.pk)
-    assert wallet.balance == 29 - amount
-    assert sum(_lots(wallet.pk).values()) == wallet.balance
-    assert ledger_audit().is_balanced
+    _holds(person, 29 - amount)
