@@ -45,11 +45,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not from a CDN at whatever
+    # Swagger UI from drf-spectacular-sidecar's static files, not from a CDN at whatever
     # version it serves today: the docs render offline and change only when requirements.txt does.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     # /api/docs/ lists both documents in Swagger UI's dropdown: ours, and allauth's sign-in API
     # (accounts/allauth_schema.py). A JavaScript object, as the standalone layout needs its preset.
     "SWAGGER_UI_SETTINGS": """{
