@@ -14,4 +14,9 @@ def expire_coupons() -> dict[str, int]:
     Safe to run twice: it only takes coupons still `issued`, and each refund is keyed by its coupon."""
     result = coupons_expire()
     reminded = coupons_expiring_notify()
-    return {"expired": result.expired, "refunded": result.refunded, "reminded": reminded}
+    return {
+        "expired": result.expired,
+        "refunded": result.refunded,
+        "refunds_waiting": result.refunds_waiting,
+        "reminded": reminded,
+    }

@@ -12,9 +12,11 @@ from django.utils import timezone
 
 from accounts.models import NotificationKind
 from accounts.notifications.services import notifications_insert
+from core.api.errors import ApplicationError
 from merchants import statements
 from merchants.models import Coupon
 from rewards import services as ledger
+from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import LedgerTransactionKind
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,15 @@ logger = logging.getLogger(__name__)
 class ExpiryResult:
     expired: int
     refunded: int
+    # Refunds the merchant's clearing account could not pay tonight (its coins went to a challenge
+    # budget): each coupon stays unrefunded, and the next night's run tries it again.
+    refunds_waiting: int = 0
+
+
+@dataclass(frozen=True)
+class RefundsResult:
+    refunded: int
+    waiting: int
 
 
 def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> ExpiryResult:
@@ -45,14 +56,20 @@ def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> Ex
         expired += count
         if count < batch_size:
             break
-    refunded = coupons_refund_expired(now=now, batch_size=batch_size)
-    logger.info("coupons expired", extra={"expired": expired, "refunded": refunded})
-    return ExpiryResult(expired=expired, refunded=refunded)
+    refunds = coupons_refund_expired(now=now, batch_size=batch_size)
+    logger.info(
+        "coupons expired",
+        extra={"expired": expired, "refunded": refunds.refunded, "refunds_waiting": refunds.waiting},
+    )
+    return ExpiryResult(expired=expired, refunded=refunds.refunded, refunds_waiting=refunds.waiting)
 
 
-def coupons_refund_expired(*, now: datetime, batch_size: int = 1000) -> int:
-    """Refunds expired coupons whose offer promises it and who still have an owner."""
-    refunded = 0
+def coupons_refund_expired(*, now: datetime, batch_size: int = 1000) -> RefundsResult:
+    """Refunds expired coupons whose offer promises it and who still have an owner.
+
+    A coupon whose merchant's clearing account cannot pay it (a merchant-backed challenge budget
+    took those coins) waits, unrefunded, for the next run; it does not stop the others."""
+    refunded = waiting = 0
     last_id = 0
     while True:
         candidates = list(
@@ -67,9 +84,15 @@ def coupons_refund_expired(*, now: datetime, batch_size: int = 1000) -> int:
             .values_list("id", flat=True)[:batch_size]
         )
         if not candidates:
-            return refunded
+            return RefundsResult(refunded=refunded, waiting=waiting)
         for coupon_id in candidates:
-            refunded += coupon_refund(coupon_id=coupon_id, now=now)
+            try:
+                refunded += coupon_refund(coupon_id=coupon_id, now=now)
+            except ApplicationError as error:
+                if error.error is not INSUFFICIENT_COINS:
+                    raise
+                waiting += 1
+                logger.warning("coupon refund waits for its merchant's coins", extra={"coupon_id": coupon_id})
         last_id = candidates[-1]
 
 

@@ -10,8 +10,11 @@ from django.utils import timezone
 from merchants.models import Coupon
 from merchants.services import coupons_expire, offer_redeem
 from merchants.tasks import expire_coupons
-from rewards.models import LedgerTransaction
-from rewards.services import clearing_account_for_merchant, wallet_account_for_user
+from operations.invariants import invariant_violations
+from rewards.groups.challenges import sponsor_fund
+from rewards.groups.models import ChallengeSponsor
+from rewards.models import LedgerTransaction, LedgerTransactionKind
+from rewards.services import clearing_account_for_merchant, coins_issue, wallet_account_for_user
 from tests.merchants.factories import OfferFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,8 +73,8 @@ def test_running_the_job_twice_changes_nothing_more(shop, citizen):
     first = expire_coupons()
     second = expire_coupons()
 
-    assert first == {"expired": 1, "refunded": 1, "reminded": 0}
-    assert second == {"expired": 0, "refunded": 0, "reminded": 0}
+    assert first == {"expired": 1, "refunded": 1, "refunds_waiting": 0, "reminded": 0}
+    assert second == {"expired": 0, "refunded": 0, "refunds_waiting": 0, "reminded": 0}
     assert LedgerTransaction.objects.filter(kind="coupon_refund").count() == 1
     assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
 
@@ -92,6 +95,36 @@ def test_an_interrupted_refund_is_finished_by_the_next_run(shop, citizen, monkey
 
     assert coupons_expire().refunded == 1
     assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+
+
+def test_a_refund_its_merchant_cannot_pay_waits_without_stopping_the_others(shop, other_shop, citizen):
+    # Shop's clearing account funded a challenge budget with the coins the coupon paid it.
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True)
+    other_offer = OfferFactory(merchant=other_shop.merchant, price_coins=30, refunds_on_expiry=True)
+    unpaid = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    paid = offer_redeem(user=citizen, offer_public_id=other_offer.public_id).coupon
+    sponsor = ChallengeSponsor.objects.create(name="Shop's budget", merchant_id=shop.merchant.pk)
+    sponsor_fund(sponsor=sponsor, amount=25, idempotency_key="budget")
+    age([unpaid, paid])
+
+    first = expire_coupons()
+
+    assert first == {"expired": 2, "refunded": 1, "refunds_waiting": 1, "reminded": 0}
+    assert Coupon.objects.get(pk=paid.pk).refunded_at is not None
+    assert Coupon.objects.get(pk=unpaid.pk).refunded_at is None
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000 - 25
+    # The next night tries it again, and pays it once the merchant's account holds the coins.
+    assert expire_coupons()["refunds_waiting"] == 1
+    coins_issue(
+        destination=clearing_account_for_merchant(merchant_id=shop.merchant.pk),
+        amount=25,
+        kind=LedgerTransactionKind.CORRECTION,
+        idempotency_key="shop tops up",
+        reference="test",
+    )
+    assert expire_coupons() == {"expired": 0, "refunded": 1, "refunds_waiting": 0, "reminded": 0}
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+    assert invariant_violations() == []
 
 
 def test_expiry_works_in_batches(shop, citizen):
