@@ -26,6 +26,7 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import users_with_phone_number, verified_details_masked
+from core import admin as core_admin
 from core.admin import ReadOnlyAdminMixin
 
 
@@ -56,7 +57,7 @@ class AgreementAcceptanceInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(User)
-class PersonAdmin(UserAdmin):
+class PersonAdmin(core_admin.ChangedFieldsAdminMixin, UserAdmin):
     list_display = (
         "username",
         "nickname",
@@ -117,7 +118,7 @@ class PersonAdmin(UserAdmin):
 
 
 @admin.register(District)
-class DistrictAdmin(admin.ModelAdmin):
+class DistrictAdmin(core_admin.ModelAdmin):
     list_display = ("code", "name", "name_en")
     search_fields = ("code", "name", "name_en")
 
@@ -141,7 +142,7 @@ class PoolingConsentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Agreement)
-class AgreementAdmin(admin.ModelAdmin):
+class AgreementAdmin(core_admin.ModelAdmin):
     list_display = ("kind", "version", "title", "effective_at", "acceptance_count")
     list_filter = ("kind",)
     search_fields = ("version", "title")
@@ -211,7 +212,7 @@ class DeviceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Friendship)
-class FriendshipAdmin(admin.ModelAdmin):
+class FriendshipAdmin(core_admin.ModelAdmin):
     list_display = ("user", "friend", "created_at")
     search_fields = ("user__username", "friend__username")
     raw_id_fields = ("user", "friend")
@@ -219,7 +220,7 @@ class FriendshipAdmin(admin.ModelAdmin):
 
 
 @admin.register(InviteCode)
-class InviteCodeAdmin(admin.ModelAdmin):
+class InviteCodeAdmin(core_admin.ModelAdmin):
     list_display = ("code", "user", "created_at")
     search_fields = ("code", "user__username")
     raw_id_fields = ("user",)
@@ -232,7 +233,7 @@ if admin.site.is_registered(SocialAccount):
 
 
 @admin.register(SocialAccount)
-class SocialAccountAdmin(AllauthSocialAccountAdmin):
+class SocialAccountAdmin(core_admin.ChangedFieldsAdminMixin, AllauthSocialAccountAdmin):
     list_display = ("user", "provider", "masked_uid", "date_joined", "last_login")
     search_fields = ("user__username", "user__public_id")
     fields = ("user", "provider", "masked_uid", "date_joined", "last_login")

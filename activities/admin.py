@@ -35,6 +35,7 @@ from activities.models import (
 )
 from activities.statements.importing import peer_keys_refresh
 from activities.statements.jws import key_in_jwks
+from core import admin as core_admin
 from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from core.crypto import sm
@@ -42,7 +43,7 @@ from core.local_time import local_day_of
 
 
 @admin.register(Behaviour)
-class BehaviourAdmin(admin.ModelAdmin):
+class BehaviourAdmin(core_admin.ModelAdmin):
     list_display = ["code", "name", "name_en", "unit", "is_trip", "standard_category", "standard_behaviour"]
     list_filter = ["unit", "is_trip", "standard_category"]
     search_fields = ["code", "name", "name_en"]
@@ -121,7 +122,7 @@ class FactorInline(admin.TabularInline):
 
 
 @admin.register(MethodologyVersion)
-class MethodologyVersionAdmin(admin.ModelAdmin):
+class MethodologyVersionAdmin(core_admin.ModelAdmin):
     """A version can be prepared until its first day; from then on it is history and read-only.
 
     To revise factors, copy the current version ("Start a new version from the selected one"), adjust
@@ -232,7 +233,7 @@ class PartnerForm(forms.ModelForm):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(core_admin.ModelAdmin):
     """Partners' credentials: the signing secret is shown once, when created or rotated."""
 
     form = PartnerForm
@@ -298,7 +299,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartnerCustomerLink)
-class PartnerCustomerLinkAdmin(admin.ModelAdmin):
+class PartnerCustomerLinkAdmin(core_admin.ModelAdmin):
     list_display = ["partner", "customer_reference", "user", "linked_by_partner", "linked_at"]
     list_filter = ["partner", "linked_by_partner"]
     search_fields = ["customer_reference", "user__username", "user__public_id"]
@@ -343,7 +344,7 @@ class ActivityRecordAdmin(RecordAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(HeldRecord)
-class HeldRecordAdmin(RecordAdminMixin, admin.ModelAdmin):
+class HeldRecordAdmin(RecordAdminMixin, core_admin.ModelAdmin):
     """The review queue: approve credits (caps applied now), reject drops; both are audited."""
 
     list_display = [*RecordAdminMixin.list_display, "appeal_note", "created_at"]
@@ -496,7 +497,7 @@ class PeerPlatformForm(forms.ModelForm):
 
 
 @admin.register(PeerPlatform)
-class PeerPlatformAdmin(admin.ModelAdmin):
+class PeerPlatformAdmin(core_admin.ModelAdmin):
     """Platforms whose statements people may bring: their keys, what they count in, their coin policy."""
 
     form = PeerPlatformForm

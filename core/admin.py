@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 
@@ -21,3 +22,31 @@ class ReadOnlyAdminMixin:
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """A model admin for rows that must not change by hand."""
+
+
+class ChangedFieldsAdminMixin:
+    """A change made in the admin writes only the fields the operator changed.
+
+    Django's change form saves the whole row as the page read it, the fields it shows read-only
+    too: a counter, a total paid or a status that a job or a request changed while the page was
+    open would be written back as the page saw it (a challenge paid twice from its budget, a
+    group's member count off by one). Here a change is an UPDATE of the changed fields, and of
+    those that stamp themselves (`auto_now`); adding a row saves it whole, as Django does.
+    """
+
+    def save_model(self, request: HttpRequest, obj: models.Model, form, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        changed = set(form.changed_data)
+        fields = [
+            field.name
+            for field in obj._meta.concrete_fields
+            if not field.primary_key and (field.name in changed or getattr(field, "auto_now", False))
+        ]
+        if any(name in changed for name in fields):
+            obj.save(update_fields=fields)
+
+
+class ModelAdmin(ChangedFieldsAdminMixin, admin.ModelAdmin):
+    """The model admin of every page where operators change rows by hand."""

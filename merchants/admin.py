@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from core import admin as core_admin
 from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from merchants import services
@@ -41,7 +42,7 @@ class MerchantStaffInline(admin.TabularInline):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(core_admin.ModelAdmin):
     list_display = ("name", "category", "district", "licence_number", "contact_name", "status", "applied_at")
     list_filter = ("status", "category", "district")
     search_fields = ("name", "licence_number", "contact_name", "contact_phone", "public_id")
@@ -72,7 +73,7 @@ class MerchantAdmin(admin.ModelAdmin):
 
 
 @admin.register(MerchantStaff)
-class MerchantStaffAdmin(admin.ModelAdmin):
+class MerchantStaffAdmin(core_admin.ModelAdmin):
     list_display = ("user", "merchant", "role", "added_at")
     list_filter = ("role",)
     search_fields = ("user__username", "user__nickname", "merchant__name")
@@ -80,7 +81,7 @@ class MerchantStaffAdmin(admin.ModelAdmin):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(core_admin.ModelAdmin):
     list_display = (
         "title",
         "merchant",

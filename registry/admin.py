@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from activities.models import Behaviour, MethodologyVersion
+from core import admin as core_admin
 from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from registry import services
@@ -86,7 +87,7 @@ class LotBehaviourInline(admin.TabularInline):
 
 
 @admin.register(ReductionLot)
-class ReductionLotAdmin(admin.ModelAdmin):
+class ReductionLotAdmin(core_admin.ModelAdmin):
     list_display = [
         "title",
         "period_start",

@@ -102,7 +102,7 @@ class CoinLotAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CoinRate)
-class CoinRateAdmin(admin.ModelAdmin):
+class CoinRateAdmin(core_admin.ModelAdmin):
     """A new rate is a new version from a day on; versions already written are never edited."""
 
     list_display = ("valid_from", "carbon_mg_per_coin", "grams_per_coin", "note", "created_at")
@@ -254,7 +254,7 @@ class StatementMintAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WelfareProject)
-class WelfareProjectAdmin(admin.ModelAdmin):
+class WelfareProjectAdmin(core_admin.ModelAdmin):
     list_display = ("title", "goal_coins", "donated", "donor_count", "is_open", "created_at")
     list_filter = ("is_open",)
     search_fields = ("title", "slug", "=public_id")
@@ -326,7 +326,7 @@ class LeaderboardBuildAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RatingThresholds)
-class RatingThresholdsAdmin(admin.ModelAdmin):
+class RatingThresholdsAdmin(core_admin.ModelAdmin):
     """The latest row is in force from the next rating run on; older rows stay as history."""
 
     list_display = (
@@ -385,7 +385,7 @@ class MonthlyRatingAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Badge)
-class BadgeAdmin(admin.ModelAdmin):
+class BadgeAdmin(core_admin.ModelAdmin):
     list_display = ("key", "name", "name_en", "rule", "parameters", "is_active", "awarded", "sort_order")
     list_filter = ("rule", "is_active")
     search_fields = ("key", "name", "name_en")

@@ -7,17 +7,18 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounts.notifications.models import WeChatPush, WeChatTemplate
+from core import admin as core_admin
 
 
 @admin.register(WeChatTemplate)
-class WeChatTemplateAdmin(admin.ModelAdmin):
+class WeChatTemplateAdmin(core_admin.ModelAdmin):
     list_display = ("title", "kind", "template_id", "is_active")
     list_filter = ("is_active", "kind")
     search_fields = ("title", "template_id")
 
 
 @admin.register(WeChatPush)
-class WeChatPushAdmin(admin.ModelAdmin):
+class WeChatPushAdmin(core_admin.ModelAdmin):
     list_display = ("notification", "template", "status", "attempts", "errcode", "send_after", "sent_at")
     list_filter = ("status", "template")
     readonly_fields = ("notification", "template", "status", "attempts", "errcode", "send_after", "sent_at")

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from core import admin as core_admin
 from core.api.errors import ApplicationError
 from rewards.groups import challenges, services
 from rewards.groups.models import ChallengeSponsor, Group, GroupMembership, GroupStatus, TeamChallenge
@@ -29,7 +30,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(core_admin.ModelAdmin):
     list_display = ("name", "kind", "status", "district", "member_count", "applicant_name", "created_at")
     list_filter = ("status", "kind", "district")
     search_fields = ("name", "applicant_name", "=invite_code", "=public_id")
@@ -73,7 +74,7 @@ class FundForm(forms.Form):
 
 
 @admin.register(ChallengeSponsor)
-class ChallengeSponsorAdmin(admin.ModelAdmin):
+class ChallengeSponsorAdmin(core_admin.ModelAdmin):
     list_display = ("name", "merchant_id", "budget", "created_at")
     search_fields = ("name",)
     actions = ["fund_100", "fund_1000", "fund_10000"]
@@ -103,7 +104,7 @@ class ChallengeSponsorAdmin(admin.ModelAdmin):
 
 
 @admin.register(TeamChallenge)
-class TeamChallengeAdmin(admin.ModelAdmin):
+class TeamChallengeAdmin(core_admin.ModelAdmin):
     list_display = (
         "title",
         "group",
