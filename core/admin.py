@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
 from django.db import models
 from django.http import HttpRequest
 
@@ -50,3 +54,28 @@ class ChangedFieldsAdminMixin:
 
 class ModelAdmin(ChangedFieldsAdminMixin, admin.ModelAdmin):
     """The model admin of every page where operators change rows by hand."""
+
+
+def one_time_key_field() -> forms.UUIDField:
+    """A form's one-time key: a new one each time the page is drawn, hidden, sent back with it.
+
+    A page whose submission has an effect (coins moved, tonnes sold) keys the effect by it, so the
+    same page sent twice (a double click, a browser resending it) acts once; drawing the page
+    again asks anew."""
+    return forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, label="")
+
+
+class OneTimeKeyActionForm(ActionForm):
+    """The changelist's actions with the page's one-time key (`request_key`), for actions that key
+    their effect by it (`one_time_key`)."""
+
+    request_key = one_time_key_field()
+    request_key.required = False
+
+
+def one_time_key(request: HttpRequest) -> uuid.UUID | None:
+    """The one-time key the submitted page carried, or None when it carried none or a malformed one."""
+    try:
+        return uuid.UUID(request.POST.get("request_key", ""))
+    except ValueError:
+        return None

@@ -63,6 +63,7 @@ class RegisterForm(forms.Form):
 
 
 class SellForm(forms.Form):
+    request_key = core_admin.one_time_key_field()
     tonnes = forms.IntegerField(label=_("tonnes"), min_value=1)
     price_fen_per_tonne = forms.IntegerField(label=_("price per tonne (fen)"), min_value=0)
     buyer = forms.CharField(label=_("buyer"), max_length=200)
@@ -70,6 +71,7 @@ class SellForm(forms.Form):
 
 
 class RetireForm(forms.Form):
+    request_key = core_admin.one_time_key_field()
     tonnes = forms.IntegerField(label=_("tonnes"), min_value=1)
     beneficiary = forms.CharField(label=_("on behalf of"), max_length=200)
     reason = forms.CharField(label=_("why"), max_length=500)

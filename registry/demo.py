@@ -11,6 +11,7 @@ duplicates, lots are found by title and each step is taken only when it is not t
 from __future__ import annotations
 
 import datetime
+import uuid
 
 from django.utils import timezone
 
@@ -74,6 +75,11 @@ RETIREMENT = {
     "reason": "抵消赛事当天接驳车辆与场馆用电的排放，办一场碳中和的比赛。",
     "event_name": "2026 衢州马拉松",
 }
+
+
+def _demo_key(lot, step: str) -> uuid.UUID:
+    """The demo's steps keyed by the lot, so a second load records none again."""
+    return uuid.uuid5(lot.public_id, step)
 
 
 def _contributors_load() -> list[User]:
@@ -181,11 +187,11 @@ def _registered_lot_load(today: datetime.date) -> ReductionLot:
     if lot.status == LotStatus.SUBMITTED:
         lot = services.lot_register(lot=lot, exchange_reference=EXCHANGE_REFERENCE, actor=OPERATOR)
     if not lot.sales.exists():
-        services.lot_sell(lot=lot, sold_on=today, actor=OPERATOR, **SALE)
+        services.lot_sell(lot=lot, sold_on=today, request_key=_demo_key(lot, "sale"), actor=OPERATOR, **SALE)
     for sale in lot.sales.filter(proceeds_paid_at__isnull=True):
         services.sale_proceeds_pay(sale=sale, actor=OPERATOR)
     if not lot.retirements.exists():
-        services.lot_retire(lot=lot, actor=OPERATOR, **RETIREMENT)
+        services.lot_retire(lot=lot, request_key=_demo_key(lot, "retirement"), actor=OPERATOR, **RETIREMENT)
     lot.refresh_from_db()
     return lot
 

@@ -263,6 +263,8 @@ class LotSale(models.Model):
     buyer = models.CharField(_("buyer"), max_length=200)
     sold_on = models.DateField(_("sold on"))
     created_at = models.DateTimeField(auto_now_add=True)
+    # The operator's submission (the form's one-time key): the form sent again records nothing more.
+    request_key = models.UUIDField(unique=True, editable=False)
     # Filled when the proceeds are paid (once): the coins to contributors and to the welfare project.
     proceeds_paid_at = models.DateTimeField(null=True, blank=True)
     contributor_coins = models.BigIntegerField(default=0)
@@ -316,6 +318,8 @@ class LotRetirement(models.Model):
     reason = models.CharField(_("why"), max_length=500)
     event_name = models.CharField(_("event offset"), max_length=200, blank=True)
     retired_at = models.DateTimeField()
+    # The operator's submission (the form's one-time key): the form sent again records nothing more.
+    request_key = models.UUIDField(unique=True, editable=False)
 
     class Meta:
         ordering = ["lot", "serial_offset"]

@@ -5,7 +5,9 @@ names the state it moves from (no read-modify-write), appends a `LotEvent`, and 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -216,6 +218,28 @@ def _tonnes_take(*, lot: ReductionLot, tonnes: int, sql: Composable) -> int:
     return int(taken[0][0])
 
 
+# A sale or a retirement: a step recorded once per request key.
+Step = TypeVar("Step", LotSale, LotRetirement)
+
+
+def _once(
+    model: type[Step], *, lot: ReductionLot, request_key: uuid.UUID, record: Callable[[], Step]
+) -> Step | None:
+    """Runs `record` (take the tonnes, write the row) once per request key; None when an earlier or
+    a twin submission with the key recorded it first (this one then changed nothing)."""
+    if not model.objects.filter(request_key=request_key).exists():
+        try:
+            with transaction.atomic():
+                return record()
+        except IntegrityError:
+            # A twin that committed first holds the key; its tonnes were taken, ours given back.
+            if not model.objects.filter(request_key=request_key).exists():
+                raise
+    if not model.objects.filter(request_key=request_key, lot=lot).exists():
+        raise ValueError(f"the request key {request_key} recorded a step of another lot")
+    return None
+
+
 @transaction.atomic
 def lot_sell(
     *,
@@ -224,19 +248,27 @@ def lot_sell(
     price_fen_per_tonne: int,
     buyer: str,
     sold_on: datetime.date,
+    request_key: uuid.UUID,
     actor: str = "",
 ) -> LotSale:
-    """Records a sale of `tonnes` of the registered lot (the next serial numbers in order)."""
-    offset = _tonnes_take(lot=lot, tonnes=tonnes, sql=statements.TONNES_TAKE_SOLD)
-    sale = LotSale.objects.create(
-        lot=lot,
-        tonnes=tonnes,
-        serial_offset=offset,
-        price_fen_per_tonne=price_fen_per_tonne,
-        proceeds_fen=price_fen_per_tonne * tonnes,
-        buyer=buyer,
-        sold_on=sold_on,
-    )
+    """Records a sale of `tonnes` of the registered lot (the next serial numbers in order), once per
+    `request_key` (the operator's form: sent again, it records nothing more and answers the sale)."""
+
+    def record() -> LotSale:
+        return LotSale.objects.create(
+            lot=lot,
+            tonnes=tonnes,
+            serial_offset=_tonnes_take(lot=lot, tonnes=tonnes, sql=statements.TONNES_TAKE_SOLD),
+            price_fen_per_tonne=price_fen_per_tonne,
+            proceeds_fen=price_fen_per_tonne * tonnes,
+            buyer=buyer,
+            sold_on=sold_on,
+            request_key=request_key,
+        )
+
+    sale = _once(LotSale, lot=lot, request_key=request_key, record=record)
+    if sale is None:
+        return LotSale.objects.get(request_key=request_key)
     lot.refresh_from_db()
     _event(
         lot,
@@ -244,7 +276,7 @@ def lot_sell(
         actor,
         sale=str(sale.public_id),
         tonnes=tonnes,
-        serials=[lot.serial(offset), lot.serial(offset + tonnes - 1)],
+        serials=[lot.serial(sale.serial_offset), lot.serial(sale.serial_offset + tonnes - 1)],
         price_fen_per_tonne=price_fen_per_tonne,
         buyer=buyer,
         sold_on=sold_on.isoformat(),
@@ -259,21 +291,29 @@ def lot_retire(
     tonnes: int,
     beneficiary: str,
     reason: str,
+    request_key: uuid.UUID,
     event_name: str = "",
     actor: str = "",
 ) -> LotRetirement:
     """Retires `tonnes` of the registered lot for good on `beneficiary`'s behalf (an event's offset,
-    a company's footprint): the next serial numbers in order; a public page and a certificate."""
-    offset = _tonnes_take(lot=lot, tonnes=tonnes, sql=statements.TONNES_TAKE_RETIRED)
-    retirement = LotRetirement.objects.create(
-        lot=lot,
-        tonnes=tonnes,
-        serial_offset=offset,
-        beneficiary=beneficiary,
-        reason=reason,
-        event_name=event_name,
-        retired_at=timezone.now(),
-    )
+    a company's footprint): the next serial numbers in order; a public page and a certificate. Once
+    per `request_key`, as a sale."""
+
+    def record() -> LotRetirement:
+        return LotRetirement.objects.create(
+            lot=lot,
+            tonnes=tonnes,
+            serial_offset=_tonnes_take(lot=lot, tonnes=tonnes, sql=statements.TONNES_TAKE_RETIRED),
+            beneficiary=beneficiary,
+            reason=reason,
+            event_name=event_name,
+            retired_at=timezone.now(),
+            request_key=request_key,
+        )
+
+    retirement = _once(LotRetirement, lot=lot, request_key=request_key, record=record)
+    if retirement is None:
+        return LotRetirement.objects.get(request_key=request_key)
     lot.refresh_from_db()
     _event(
         lot,

@@ -3,9 +3,6 @@ merchants are approved), challenges and their sponsors' budgets (funded through 
 
 from __future__ import annotations
 
-import uuid
-
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -69,24 +66,28 @@ class GroupAdmin(core_admin.ModelAdmin):
         self._review(request, queryset, approve=False)
 
 
-class FundForm(forms.Form):
-    amount = forms.IntegerField(min_value=1)
-
-
 @admin.register(ChallengeSponsor)
 class ChallengeSponsorAdmin(core_admin.ModelAdmin):
     list_display = ("name", "merchant_id", "budget", "created_at")
     search_fields = ("name",)
     actions = ["fund_100", "fund_1000", "fund_10000"]
+    # Funding is keyed by the page's one-time key: the same page sent twice funds once.
+    action_form = core_admin.OneTimeKeyActionForm
 
     @admin.display(description=_("budget left (coins)"))
     def budget(self, sponsor: ChallengeSponsor) -> int:
         return challenges.sponsor_balance(sponsor=sponsor)
 
     def _fund(self, request: HttpRequest, queryset: QuerySet[ChallengeSponsor], amount: int) -> None:
+        request_key = core_admin.one_time_key(request)
+        if request_key is None:
+            self.message_user(request, _("The page was out of date: nothing was funded."), messages.ERROR)
+            return
         for sponsor in queryset:
             try:
-                challenges.sponsor_fund(sponsor=sponsor, amount=amount, idempotency_key=uuid.uuid4().hex)
+                challenges.sponsor_fund(
+                    sponsor=sponsor, amount=amount, idempotency_key=f"admin:{request_key}"
+                )
             except ApplicationError as error:
                 self.message_user(request, f"{sponsor}: {error.error.message}", level=messages.ERROR)
 

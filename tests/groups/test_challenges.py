@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Notification
@@ -289,3 +291,46 @@ def test_a_challenge_pays_its_members_in_a_fixed_number_of_statements_and_one_tr
     assert small == large
     assert small[1] == 1
     assert invariant_violations() == []
+
+
+def _sponsors_page(client) -> str:
+    page = client.get("/admin/rewards/challengesponsor/").content.decode()
+    [request_key] = re.findall(r'name="request_key" value="([0-9a-f-]{36})"', page)
+    return request_key
+
+
+def test_a_funding_page_sent_twice_funds_the_budget_once():
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    submission = {
+        "action": "fund_100",
+        "_selected_action": [str(sponsor.pk)],
+        "request_key": _sponsors_page(operator),
+    }
+
+    first = operator.post("/admin/rewards/challengesponsor/", submission)
+    again = operator.post("/admin/rewards/challengesponsor/", submission)  # a double click
+
+    assert first.status_code == again.status_code == 302
+    assert sponsor_balance(sponsor=sponsor) == 100
+    # The page drawn again is a new submission: it funds again.
+    operator.post("/admin/rewards/challengesponsor/", {**submission, "request_key": _sponsors_page(operator)})
+    assert sponsor_balance(sponsor=sponsor) == 200
+    assert invariant_violations() == []
+
+
+def test_a_funding_page_without_its_key_funds_nothing():
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    submission = {"action": "fund_100", "_selected_action": [str(sponsor.pk)]}
+
+    missing = operator.post("/admin/rewards/challengesponsor/", submission, follow=True)
+    malformed = operator.post(
+        "/admin/rewards/challengesponsor/", {**submission, "request_key": "x"}, follow=True
+    )
+
+    assert "nothing was funded" in missing.content.decode()
+    assert malformed.status_code == 200
+    assert sponsor_balance(sponsor=sponsor) == 0

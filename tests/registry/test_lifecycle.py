@@ -10,6 +10,7 @@ import io
 import json
 import re
 import threading
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,14 @@ from core.crypto.platform_keys import ed25519_signing_keys
 from operations.invariants import invariant_violations
 from registry import errors
 from registry.exports import export_zip
-from registry.models import LotContribution, LotEvent, LotProceedsShare, LotSale, ReductionLot
+from registry.models import (
+    LotContribution,
+    LotEvent,
+    LotProceedsShare,
+    LotRetirement,
+    LotSale,
+    ReductionLot,
+)
 from registry.services import (
     lot_allocate,
     lot_create,
@@ -132,9 +140,15 @@ def test_a_proof_is_only_for_a_lot_that_holds_the_persons_grams(registered_lot, 
 def test_sold_and_retired_in_parts_never_more_than_registered(registered_lot):
     lot = registered_lot["lot"]
     sale = lot_sell(
-        lot=lot, tonnes=1, price_fen_per_tonne=6_000, buyer="Guangzhou Metro", sold_on=days_ago(1)
+        request_key=uuid.uuid4(),
+        lot=lot,
+        tonnes=1,
+        price_fen_per_tonne=6_000,
+        buyer="Guangzhou Metro",
+        sold_on=days_ago(1),
     )
     retirement = lot_retire(
+        request_key=uuid.uuid4(),
         lot=lot,
         tonnes=1,
         beneficiary="Quzhou Marathon",
@@ -143,7 +157,7 @@ def test_sold_and_retired_in_parts_never_more_than_registered(registered_lot):
     )
 
     with pytest.raises(ApplicationError) as raised:
-        lot_retire(lot=lot, tonnes=1, beneficiary="Late company", reason="Too late")
+        lot_retire(request_key=uuid.uuid4(), lot=lot, tonnes=1, beneficiary="Late company", reason="Too late")
 
     assert raised.value.error is errors.LOT_TONNES_UNAVAILABLE
     assert raised.value.fields == {"status": "registered", "available_tonnes": 0}
@@ -169,7 +183,14 @@ def test_sold_and_retired_in_parts_never_more_than_registered(registered_lot):
 def test_proceeds_are_paid_once_pro_rata_with_the_largest_remainders(registered_lot):
     lot, people, project = registered_lot["lot"], registered_lot["people"], registered_lot["project"]
     before = _wallets()
-    sale = lot_sell(lot=lot, tonnes=2, price_fen_per_tonne=5_005, buyer="Exchange buyer", sold_on=days_ago(1))
+    sale = lot_sell(
+        request_key=uuid.uuid4(),
+        lot=lot,
+        tonnes=2,
+        price_fen_per_tonne=5_005,
+        buyer="Exchange buyer",
+        sold_on=days_ago(1),
+    )
 
     paid = sale_proceeds_pay(sale=sale, actor="operator")
 
@@ -204,7 +225,14 @@ def test_proceeds_are_paid_once_pro_rata_with_the_largest_remainders(registered_
 def test_two_payouts_of_one_sale_at_once_pay_it_once(registered_lot):
     # Given a sale of the registered lot.
     lot, people = registered_lot["lot"], registered_lot["people"]
-    sale = lot_sell(lot=lot, tonnes=2, price_fen_per_tonne=5_005, buyer="Exchange buyer", sold_on=days_ago(1))
+    sale = lot_sell(
+        request_key=uuid.uuid4(),
+        lot=lot,
+        tonnes=2,
+        price_fen_per_tonne=5_005,
+        buyer="Exchange buyer",
+        sold_on=days_ago(1),
+    )
     before = _wallets()
     start = threading.Barrier(2)
     outcomes: list[object] = []
@@ -237,6 +265,98 @@ def test_two_payouts_of_one_sale_at_once_pay_it_once(registered_lot):
     assert invariant_violations() == []
 
 
+def test_a_sale_and_a_retirement_are_recorded_once_per_request_key(registered_lot):
+    lot = registered_lot["lot"]
+    sale_key, retirement_key = uuid.uuid4(), uuid.uuid4()
+
+    def sell() -> LotSale:
+        return lot_sell(
+            request_key=sale_key,
+            lot=lot,
+            tonnes=1,
+            price_fen_per_tonne=6_000,
+            buyer="Buyer",
+            sold_on=days_ago(1),
+        )
+
+    def retire() -> LotRetirement:
+        return lot_retire(
+            request_key=retirement_key, lot=lot, tonnes=1, beneficiary="Marathon", reason="offset"
+        )
+
+    # The same submission twice (a resent form) answers the first's row and takes no more tonnes.
+    assert sell() == sell()
+    assert retire() == retire()
+
+    lot.refresh_from_db()
+    assert (lot.sold_tonnes, lot.retired_tonnes) == (1, 1)
+    assert LotSale.objects.filter(lot=lot).count() == LotRetirement.objects.filter(lot=lot).count() == 1
+    assert LotEvent.objects.filter(lot=lot, kind__in=["sold", "retired"]).count() == 2
+    assert invariant_violations() == []
+
+
+@pytest.mark.concurrency
+def test_one_sale_form_sent_twice_at_once_records_one_sale(registered_lot):
+    lot = registered_lot["lot"]
+    request_key = uuid.uuid4()
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def sell() -> None:
+        try:
+            start.wait()
+            sale = lot_sell(
+                request_key=request_key,
+                lot=ReductionLot.objects.get(pk=lot.pk),
+                tonnes=1,
+                price_fen_per_tonne=6_000,
+                buyer="Buyer",
+                sold_on=days_ago(1),
+            )
+            outcomes.append(sale.pk)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            outcomes.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sell) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    [sale] = LotSale.objects.filter(lot=lot)
+    assert outcomes == [sale.pk, sale.pk]
+    lot.refresh_from_db()
+    assert lot.sold_tonnes == 1
+    assert invariant_violations() == []
+
+
+def test_the_operators_sale_form_sent_again_records_nothing_more(registered_lot):
+    lot = registered_lot["lot"]
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = operator.get(f"/admin/registry/reductionlot/{lot.pk}/step/").content.decode()
+    [request_key] = re.findall(r'name="sell-request_key" value="([0-9a-f-]{36})"', page)
+    form = {
+        "step": "sell",
+        "sell-request_key": request_key,
+        "sell-tonnes": "1",
+        "sell-price_fen_per_tonne": "8000",
+        "sell-buyer": "Acme",
+        "sell-sold_on": days_ago(1).isoformat(),
+    }
+
+    first = operator.post(f"/admin/registry/reductionlot/{lot.pk}/step/", form)
+    again = operator.post(f"/admin/registry/reductionlot/{lot.pk}/step/", form)
+
+    assert first.status_code == again.status_code == 302
+    assert LotSale.objects.filter(lot=lot).count() == 1
+    # The page drawn anew carries a new key: a second sale is a new submission.
+    page = operator.get(f"/admin/registry/reductionlot/{lot.pk}/step/").content.decode()
+    assert re.findall(r'name="sell-request_key" value="([0-9a-f-]{36})"', page) != [request_key]
+
+
 def test_remainders_go_to_the_largest_fractions(registered_lot):
     from registry.services import proceeds_shares
 
@@ -259,7 +379,12 @@ def test_remainders_go_to_the_largest_fractions(registered_lot):
 def test_the_public_registry_shows_lots_and_retirements_without_sign_in(registered_lot):
     lot = registered_lot["lot"]
     retirement = lot_retire(
-        lot=lot, tonnes=2, beneficiary="西湖音乐节", reason="活动碳中和", event_name="2026 音乐节"
+        request_key=uuid.uuid4(),
+        lot=lot,
+        tonnes=2,
+        beneficiary="西湖音乐节",
+        reason="活动碳中和",
+        event_name="2026 音乐节",
     )
     client = Client()
 

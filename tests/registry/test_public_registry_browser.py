@@ -3,6 +3,8 @@ a retirement's page with its certificate, and the operator's admin steps of a lo
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth.models import Group
 
@@ -49,6 +51,7 @@ def test_a_visitor_reads_the_registry_and_an_offset_in_both_languages(
 ):
     page = chinese_page
     retirement = lot_retire(
+        request_key=uuid.uuid4(),
         lot=registered_lot,
         tonnes=1,
         beneficiary="衢州马拉松组委会",

@@ -8,6 +8,7 @@ registered, proceeds paid once)."""
 from __future__ import annotations
 
 import datetime
+import uuid
 
 import pytest
 from django.db import connection
@@ -120,9 +121,22 @@ class RegistryMachine(ledger.LedgerMachine):
 
         def take():
             if retire:
-                return lot_retire(lot=lot, tonnes=tonnes, beneficiary="Event organizer", reason="offset")
+                return lot_retire(
+                    request_key=uuid.uuid4(),
+                    lot=lot,
+                    tonnes=tonnes,
+                    beneficiary="Event organizer",
+                    reason="offset",
+                )
             self.sales.append(
-                lot_sell(lot=lot, tonnes=tonnes, price_fen_per_tonne=997, buyer="buyer", sold_on=ledger.TODAY)
+                lot_sell(
+                    request_key=uuid.uuid4(),
+                    lot=lot,
+                    tonnes=tonnes,
+                    price_fen_per_tonne=997,
+                    buyer="buyer",
+                    sold_on=ledger.TODAY,
+                )
             )
             return self.sales[-1]
 
