@@ -175,12 +175,14 @@ def imported_instances_release(*, record: ActivityRecord, successor: ActivityRec
     (`counted_carbon_mg`'s rule, recomputed; the night's rounds of coins find them by the hand-back).
 
     Call it in the rejecting transaction, with `record` locked and rejected. It takes the person's
-    lock shared, as capture does, so an import matching this report at the same time either
-    committed first (and is released here) or waits and sees it rejected.
+    lock exclusively: an import matching this report at the same time either committed first (and is
+    released here) or waits and sees it rejected; and of two rejections of one person's reports at
+    once (two reviewers), the second recounts the statements after the first committed, seeing its
+    hand-back (with the lock shared, its recount read the instances as they were before the first).
     """
     if record.instance_key is None:
         return
-    _persons_lock([record.user_id], shared=True)
+    _persons_lock([record.user_id], shared=False)
     held = ImportedInstance.objects.filter(user_id=record.user_id, credited_record_id=record.pk)
     if successor is not None:
         held.update(credited_record_id=successor.pk)

@@ -320,6 +320,62 @@ def _held_ride_and_a_statement_listing_it(
     return held, statement, start
 
 
+@pytest.mark.concurrency
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_rejecting_two_held_reports_a_statement_lists_give_both_back(
+    rider, transit, post_batch, peer, monkeypatch
+):
+    import time
+
+    from activities import services
+    from operations.invariants import invariant_violations
+    from tests.races import race
+
+    # Two held reports of ours (each overlaps an earlier ride), on two days, both listed by one statement.
+    month = last_month()
+    starts = [at(month.replace(day=10), 8), at(month.replace(day=12), 8)]
+    held = []
+    for index, (start, line) in enumerate(zip(starts, ("L1", "L2"), strict=True)):
+        post_batch(transit, [ride(f"Y{index}", at=start - datetime.timedelta(minutes=10), minutes=20)])
+        post_batch(transit, [on_line(ride(f"H{index}", at=start, minutes=20), line)])
+        held.append(
+            ActivityRecord.objects.get(external_id=f"city-transit:H{index}", status=RecordStatus.HELD)
+        )
+    register(peer)
+    rides = [
+        (line, start + datetime.timedelta(seconds=60), 90_000)
+        for line, start in zip(("L1", "L2"), starts, strict=True)
+    ]
+    claims = bus_statement_claims(peer, month, "peer-person-43", rides, nonce=nonce_for(client_of(rider)))
+    assert upload(client_of(rider), peer.sign(claims)).status_code == 201
+    statement = PeerStatement.objects.get(user=rider)
+    assert (statement.stated_carbon_mg, statement.total_carbon_mg) == (180_000, 0)
+
+    # Two reviewers reject them at the same moment, each transaction lingering a moment after its
+    # hand-back (a slow notification), so the second's recount runs while the first is uncommitted.
+    notify = services._decision_notify
+
+    def slow_notify(record, *, decision):
+        time.sleep(0.5)
+        return notify(record, decision=decision)
+
+    monkeypatch.setattr(services, "_decision_notify", slow_notify)
+    outcomes = race(
+        [
+            lambda record=record: services.record_reject(record_id=record.id, reviewer=None, note="x")
+            for record in held
+        ]
+    )
+
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    # Each ride is handed back: the statement counts both (the second recount saw the first's).
+    statement.refresh_from_db()
+    assert (
+        statement.total_carbon_mg == ImportedReduction.objects.get(statement=statement).carbon_mg == 180_000
+    )
+    assert [violation for violation in invariant_violations() if violation.startswith("statement")] == []
+
+
 def test_rejecting_our_held_report_an_import_matched_gives_the_statement_its_carbon_back(
     rider, transit, post_batch, peer
 ):
