@@ -358,12 +358,28 @@ GRAMS_IN_ONE_LOT = sql.SQL(
 )
 
 # “allocated within settled”: the rows that break it, one per offender, each reported as "person …, day
-# …: … mg in lots, … mg settled".
+# …: … mg in lots, … mg settled". A merged account's grams count as the person's it was merged into (at
+# the end of a chain of merges): its days are theirs now, and the allocations a merge could not move
+# (registry.statements) stay its own.
 ALLOCATED_WITHIN_SETTLED = sql.SQL(
     """
+        WITH RECURSIVE chain (id, person) AS (
+            SELECT id, merged_into_id FROM accounts_user WHERE merged_into_id IS NOT NULL
+            UNION ALL
+            SELECT chain.id, next.merged_into_id FROM chain
+            JOIN accounts_user AS next ON next.id = chain.person AND next.merged_into_id IS NOT NULL
+        ),
+        survivor AS (
+            SELECT chain.id, chain.person FROM chain
+            JOIN accounts_user AS last ON last.id = chain.person AND last.merged_into_id IS NULL
+        )
         SELECT allocated.user_id, allocated.day, allocated.carbon, COALESCE(day.settled_carbon_mg, 0)
         FROM (
-            SELECT user_id, day, SUM(carbon_mg) AS carbon FROM registry_lotallocation GROUP BY user_id, day
+            SELECT COALESCE(survivor.person, allocation.user_id) AS user_id, allocation.day,
+                   SUM(allocation.carbon_mg) AS carbon
+            FROM registry_lotallocation AS allocation
+            LEFT JOIN survivor ON survivor.id = allocation.user_id
+            GROUP BY 1, allocation.day
         ) AS allocated
         LEFT JOIN activities_dailycarbon AS day ON day.user_id = allocated.user_id AND day.day = allocated.day
         WHERE allocated.carbon > COALESCE(day.settled_carbon_mg, 0)

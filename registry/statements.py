@@ -178,6 +178,50 @@ WHERE %(welfare_coins)s > 0
 )""")
 
 
+# --- A merge of two accounts (registry.personal_data.accounts_merge) ----------------------------------
+# The grams a lot holds of the source become the target's, so no later lot pools them again under the
+# target (whose records they are now). An allocation moves to the target's key unless the target holds
+# that key already: then, in the same lot, its grams join the target's row; in another lot, the row
+# stays the source's (the target's key is taken, so no lot takes those grams again either).
+
+MERGED_ALLOCATIONS_MOVE = sql.SQL("""
+UPDATE registry_lotallocation AS allocation SET user_id = %(target)s
+WHERE allocation.user_id = %(source)s
+  AND NOT EXISTS (
+      SELECT 1 FROM registry_lotallocation AS held
+      WHERE held.user_id = %(target)s AND held.day = allocation.day
+        AND held.behaviour_id = allocation.behaviour_id
+        AND held.methodology_version_id = allocation.methodology_version_id
+  )
+""")
+
+MERGED_ALLOCATIONS_JOIN = sql.SQL("""
+WITH joined AS (
+    DELETE FROM registry_lotallocation AS allocation
+    USING registry_lotallocation AS held
+    WHERE allocation.user_id = %(source)s AND held.user_id = %(target)s AND held.lot_id = allocation.lot_id
+      AND held.day = allocation.day AND held.behaviour_id = allocation.behaviour_id
+      AND held.methodology_version_id = allocation.methodology_version_id
+    RETURNING allocation.day, allocation.behaviour_id, allocation.methodology_version_id, allocation.carbon_mg
+)
+UPDATE registry_lotallocation AS held SET carbon_mg = held.carbon_mg + joined.carbon_mg
+FROM joined
+WHERE held.user_id = %(target)s AND held.day = joined.day AND held.behaviour_id = joined.behaviour_id
+  AND held.methodology_version_id = joined.methodology_version_id
+""")
+
+# A lot's share (a leaf of its published commitment: pseudonym and grams, which do not change) becomes
+# the target's where the target has none in that lot; its proceeds then go to the target.
+MERGED_CONTRIBUTIONS_MOVE = sql.SQL("""
+UPDATE registry_lotcontribution AS share SET user_id = %(target)s
+WHERE share.user_id = %(source)s
+  AND NOT EXISTS (
+      SELECT 1 FROM registry_lotcontribution AS held
+      WHERE held.lot_id = share.lot_id AND held.user_id = %(target)s
+  )
+""")
+
+
 # For the allocation's transaction: room to sort a month of a city's rows into key order in memory;
 # and hash joins throughout — the planner takes the anti join with the unsettled days to leave a
 # handful of rows and would look each record's factor, lot behaviour and consent up one by one

@@ -39,7 +39,7 @@ def test_personal_data_modules_are_found_left_to_right():
     names = [module.__name__ for module in personal_data_modules()]
 
     assert names[0] == "accounts.personal_data"
-    order = ["accounts", "activities", "rewards", "merchants"]
+    order = ["accounts", "activities", "rewards", "merchants", "registry"]
     present = [name.split(".")[0] for name in names]
     assert present == [app for app in order if app in present]
 

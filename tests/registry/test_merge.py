@@ -1,0 +1,95 @@
+"""Two accounts merged into one (accounts.services.rights.account_merge): the grams lots hold of the
+source are the target's, so no later lot pools them again; published shares do not change."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.services.rights import account_export, account_merge
+from operations.invariants import invariant_violations
+from registry.models import LotAllocation, LotContribution
+from registry.services import lot_allocate
+from tests.accounts.factories import UserFactory
+from tests.registry.factories import consenting, days_ago, record
+from tests.registry.test_allocation import _lot, _settle_through
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _allocations() -> list[tuple[int, int, int]]:
+    return sorted(LotAllocation.objects.values_list("lot_id", "user_id", "carbon_mg"))
+
+
+def test_grams_a_lot_holds_of_the_source_are_not_pooled_again_after_a_merge():
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    record(source, days_ago(5), 2_000_000_000)
+    _settle_through(days_ago(5))
+    first = lot_allocate(lot=_lot("first"))
+    [leaf] = LotContribution.objects.filter(lot=first).values_list("contributor_id", "carbon_mg")
+
+    account_merge(source_user=source, target_user=target)
+    second = lot_allocate(lot=_lot("second"))
+
+    # Each gram in one lot, ever: the second lot finds the source's grams the target's, and taken.
+    assert (first.volume_mg, second.volume_mg) == (2_000_000_000, 0)
+    assert _allocations() == [(first.pk, target.pk, 2_000_000_000)]
+    # The source's share is the target's now (its proceeds go to them); its published pseudonym and
+    # grams are as they were.
+    assert list(LotContribution.objects.values_list("user_id", "contributor_id", "carbon_mg")) == [
+        (target.pk, *leaf)
+    ]
+    assert invariant_violations() == []
+
+
+def test_both_accounts_pooled_on_the_same_day_in_one_lot_become_one_allocation():
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    record(source, days_ago(5), 2_000_000_000)
+    record(target, days_ago(5), 1_000_000_000)
+    _settle_through(days_ago(5))
+    lot = lot_allocate(lot=_lot())
+    leaves = sorted(LotContribution.objects.filter(lot=lot).values_list("contributor_id", "carbon_mg"))
+
+    account_merge(source_user=source, target_user=target)
+
+    assert _allocations() == [(lot.pk, target.pk, 3_000_000_000)]
+    # The lot's published list is as it was: two leaves, whoever holds them now.
+    assert (
+        sorted(LotContribution.objects.filter(lot=lot).values_list("contributor_id", "carbon_mg")) == leaves
+    )
+    assert lot_allocate(lot=_lot("again")).volume_mg == 0
+    assert invariant_violations() == []
+
+
+def test_the_same_day_in_two_lots_stays_with_each_and_neither_is_pooled_again():
+    source, target = consenting(UserFactory()), UserFactory()
+    record(source, days_ago(5), 2_000_000_000)
+    record(target, days_ago(5), 1_000_000_000)
+    _settle_through(days_ago(5))
+    first = lot_allocate(lot=_lot("first"))  # the source's grams; the target had not consented yet
+    consenting(target)
+    second = lot_allocate(lot=_lot("second"))  # the target's
+    assert (first.volume_mg, second.volume_mg) == (2_000_000_000, 1_000_000_000)
+
+    account_merge(source_user=source, target_user=target)
+
+    # The target's key of that day is taken by the second lot: the source's row stays its own.
+    assert _allocations() == [(first.pk, source.pk, 2_000_000_000), (second.pk, target.pk, 1_000_000_000)]
+    assert lot_allocate(lot=_lot("third")).volume_mg == 0
+    # The checker counts the source's grams as the person's it was merged into: within what was settled.
+    assert invariant_violations() == []
+
+
+def test_a_merged_person_s_export_lists_the_lots_holding_their_grams():
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    record(source, days_ago(5), 2_000_000_000)
+    _settle_through(days_ago(5))
+    lot = lot_allocate(lot=_lot())
+
+    account_merge(source_user=source, target_user=target)
+
+    [share] = account_export(user=target)["registry"]["lots"]
+    assert (share["lot"], share["title"], share["carbon_mg"]) == (
+        str(lot.public_id),
+        lot.title,
+        2_000_000_000,
+    )
