@@ -36,5 +36,9 @@ def sign_up_closed(request: HttpRequest, *args, **kwargs) -> JsonResponse:
 urlpatterns = [
     re_path(r"^_allauth/(?:app|browser)/v1/account/phone$", not_offered),
     re_path(r"^_allauth/(?:app|browser)/v1/auth/phone/", not_offered),
+    # Nor through a provider's web redirect (the app posts the provider's token instead), nor by a
+    # password reset (no e-mail is kept to send one to): allauth's views for them failed with a 500.
+    re_path(r"^_allauth/(?:app|browser)/v1/auth/provider/redirect$", not_offered),
+    re_path(r"^_allauth/(?:app|browser)/v1/auth/password/(?:request|reset)$", not_offered),
     re_path(r"^_allauth/(?:app|browser)/v1/auth/signup$", sign_up_closed),
 ]

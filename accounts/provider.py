@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.socialaccount.models import SocialAccount
 from allauth.socialaccount.providers.base import Provider, ProviderAccount
 from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
@@ -96,6 +97,22 @@ class CachedDiscoveryAdapter(OpenIDConnectOAuth2Adapter):
         return self._openid_config
 
 
+# The longest customer id a bank's token may name (the identity's stored uid) and phone or ID number.
+UID_MAX_LENGTH = SocialAccount._meta.get_field("uid").max_length
+CLAIM_MAX_LENGTH = 64
+
+
+def _storable_text(value: object, *, max_length: int) -> bool:
+    """Text PostgreSQL stores and every answer encodes: no NUL, no half of a surrogate pair."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class BankOpenIDConnectProvider(OpenIDConnectProvider):
     """allauth's OpenID Connect provider, stricter about the bank's ID token and its personal claims.
 
@@ -118,10 +135,19 @@ class BankOpenIDConnectProvider(OpenIDConnectProvider):
             claim = self.app.settings.get(f"{kind}_claim")
             value = claims.get(claim) if claim else None
             if isinstance(value, str) and value.strip():
+                if not _storable_text(value, max_length=CLAIM_MAX_LENGTH):
+                    raise _error(errors.IDENTITY_TOKEN_INVALID)
                 details[kind] = crypto.encrypt(value.strip(), context=crypto.BANK_CLAIMS_CONTEXT)
         login.account.extra_data = {key: claims[key] for key in KEPT_BANK_CLAIMS if key in claims}
         login.state[VERIFIED_DETAILS_STATE] = details
         return login
+
+    def sociallogin_from_response(self, request: HttpRequest, response: dict[str, Any]):
+        # A bank signs what it signs: its customer's id is still text we store (allauth raised
+        # ImproperlyConfigured, a 500, for one longer than the column).
+        if not _storable_text(self.extract_uid(response), max_length=UID_MAX_LENGTH):
+            raise _error(errors.IDENTITY_TOKEN_INVALID)
+        return super().sociallogin_from_response(request, response)
 
     def get_oauth2_adapter(self, request: HttpRequest) -> CachedDiscoveryAdapter:
         return CachedDiscoveryAdapter(request, self.app.provider_id)

@@ -31,6 +31,7 @@ from activities import errors, selectors, services
 from activities.ingest import Incoming
 from activities.models import ActivityRecord, RecordStatus
 from activities.partner_requests import PARTNER_HEADERS, partner_authenticated
+from activities.werun import MAX_STEPS_A_DAY
 from core.api import dates
 from core.api.errors import NOT_FOUND, ApplicationError
 from core.api.pagination import CursorPagination
@@ -57,7 +58,7 @@ class StepSyncApi(APIView):
     class Input(serializers.Serializer):
         class DaySerializer(serializers.Serializer):
             day = dates.DateField()
-            steps = serializers.IntegerField(min_value=0, max_value=10_000_000)
+            steps = serializers.IntegerField(min_value=0, max_value=MAX_STEPS_A_DAY)
 
         days = DaySerializer(many=True, allow_empty=False, max_length=62)
         device_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")

@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from core.api.boundary import json_text_refused
 from core.local_time import local_day_of
 
 
 class WeRunError(Exception):
     pass
+
+
+# The most steps a day the app may sync (activities.apis), from WeRun or itself: no phone counts more.
+MAX_STEPS_A_DAY = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -35,13 +40,27 @@ def werun_decrypt(*, session_key: bytes, encrypted_data: str, iv: str) -> WeRunP
         padded = decryptor.update(ciphertext) + decryptor.finalize()
         unpadder = padding.PKCS7(128).unpadder()
         plaintext = unpadder.update(padded) + unpadder.finalize()
+        if json_text_refused(plaintext) is not None:
+            raise WeRunError("a JSON text the API refuses")
         data = json.loads(plaintext)
         app_id = str(data["watermark"]["appid"])
         steps: dict[datetime.date, int] = {}
         for item in data["stepInfoList"]:
             day = local_day_of(datetime.datetime.fromtimestamp(int(item["timestamp"]), tz=datetime.UTC))
-            steps[day] = max(steps.get(day, 0), int(item["step"]))
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            count = int(item["step"])
+            if not 0 <= count <= MAX_STEPS_A_DAY:
+                raise WeRunError("steps out of range")
+            steps[day] = max(steps.get(day, 0), count)
+    except (
+        binascii.Error,
+        ValueError,
+        KeyError,
+        TypeError,
+        UnicodeDecodeError,
+        OverflowError,
+        OSError,
+    ) as error:
+        # OverflowError, OSError: a timestamp no calendar holds.
         raise WeRunError(str(error)) from error
     return WeRunPayload(app_id=app_id, steps_by_day=steps)
 

@@ -22,6 +22,7 @@ from joserfc.jwk import OKPKey
 
 from activities import errors
 from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, schema_errors
+from core.api.boundary import json_text_refused
 from core.api.errors import ApplicationError
 
 # A month of a few thousand instances (format 2) fits; the API's JSON bodies take up to 1 MB.
@@ -56,7 +57,11 @@ class VerifiedStatement:
 
 
 def _segment(text: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # The body's checks at the boundary cannot see into a token: the same ones for its JSON.
+    if json_text_refused(raw) is not None:
+        raise ValueError("a JSON text the API refuses")
+    return json.loads(raw)
 
 
 def token_peek(token: str) -> Unverified:

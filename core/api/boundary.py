@@ -13,6 +13,11 @@ later, in the error envelope:
   reached a query (a path's invitation code, a query's district) answered 500. Refused in the path,
   the query string, any header, a JSON string (`\\u0000`), a form field (`%00`) and the text fields
   of a multipart form (files may hold any byte).
+- **Text that is not Unicode** (400 `malformed_request`): a JSON string's `\\ud800` escape without
+  its pair decodes to half a character, which no answer that echoes it, no hash and no database can
+  encode (a 500 wherever a message quotes the input). And a body or query in a character set other
+  than UTF-8 (415 `unsupported_media_type`): Django and the parsers decode with any codec Python
+  knows, UTF-7 among them, in which a body's brackets and NULs hide from the checks above.
 
 Every other route (the admin, the merchant console) keeps Django's own limits.
 """
@@ -40,6 +45,14 @@ PARTNER_PREFIX = "/api/v1/partner/"
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 # `\u0000` that is an escape (an even number of backslashes before it, so not `\\u0000`).
 _JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*+\\u0000")
+# A surrogate's escape (`\ud800`–`\udfff`, an escape as above), and the low one after it when they pair.
+_JSON_SURROGATE_ESCAPE = re.compile(
+    rb"(?<!\\)(?:\\\\)*+\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+)
+# The character sets a body or query may come in.
+_UNICODE_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+# A multipart part's file name, plain or in RFC 5987's form (`filename*=UTF-8''…`).
+_FILENAME = re.compile(rb"filename\*?=", re.IGNORECASE)
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _OPENING = frozenset(b"[{")
 
@@ -79,9 +92,18 @@ def _multipart_text_has_nul(body: bytes, content_type: str) -> bool:
         head, separator, value = part.partition(b"\r\n\r\n")
         if not separator:
             continue
-        if b"\x00" in head or (b"filename=" not in head.lower() and b"\x00" in value):
+        if b"\x00" in head or (_FILENAME.search(head) is None and b"\x00" in value):
             return True
     return False
+
+
+def json_has_lone_surrogate(body: bytes) -> bool:
+    """Whether a JSON text escapes half of a surrogate pair: a high one (`\\ud800`–`\\udbff`) not
+    followed by a low one (`\\udc00`–`\\udfff`), or a low one on its own."""
+    return any(
+        escape.group(1) not in b"89abAB" or escape.group(2) is None
+        for escape in _JSON_SURROGATE_ESCAPE.finditer(body)
+    )
 
 
 def _content_length(request: HttpRequest) -> int:
@@ -105,6 +127,9 @@ def check_request(request: HttpRequest) -> None:
     for key, value in request.META.items():
         if (key.startswith("HTTP_") or key == "CONTENT_TYPE") and isinstance(value, str) and "\x00" in value:
             raise ApplicationError(errors.NUL_CHARACTER, {"where": "header"})
+    charset = request.content_params.get("charset")
+    if charset is not None and charset.strip().lower() not in _UNICODE_CHARSETS:
+        raise ApplicationError(errors.UNSUPPORTED_MEDIA_TYPE, {"charset": charset[:40]})
 
     length = _content_length(request)
     if not length:
@@ -122,10 +147,21 @@ def check_request(request: HttpRequest) -> None:
             raise ApplicationError(errors.NUL_CHARACTER, {"where": "body"})
         return
     # JSON, or a body that claims to be something else: allauth reads any body as JSON.
-    if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL_ESCAPE.search(body)):
-        raise ApplicationError(errors.NUL_CHARACTER, {"where": "body"})
-    if json_depth_exceeds(body, settings.API_BODY_MAX_DEPTH):
-        raise ApplicationError(errors.REQUEST_TOO_DEEP, {"max_depth": settings.API_BODY_MAX_DEPTH})
+    refused = json_text_refused(body)
+    if refused is not None:
+        raise refused
+
+
+def json_text_refused(text: bytes) -> ApplicationError | None:
+    """What the boundary refuses in a JSON text (a NUL, half a surrogate pair, nesting deeper than
+    `API_BODY_MAX_DEPTH`), or None. Also for JSON that arrives inside a request: a signed token's."""
+    if b"\x00" in text or (b"\\u0000" in text and _JSON_NUL_ESCAPE.search(text)):
+        return ApplicationError(errors.NUL_CHARACTER, {"where": "body"})
+    if (b"\\ud" in text or b"\\uD" in text) and json_has_lone_surrogate(text):
+        return ApplicationError(errors.MALFORMED_REQUEST, {"where": "body"})
+    if json_depth_exceeds(text, settings.API_BODY_MAX_DEPTH):
+        return ApplicationError(errors.REQUEST_TOO_DEEP, {"max_depth": settings.API_BODY_MAX_DEPTH})
+    return None
 
 
 class RequestBoundaryMiddleware:

@@ -74,8 +74,11 @@ class DateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value: object) -> datetime.datetime:
         # DRF has already moved the moment into the current time zone (refusing one that overflows
-        # there): its date is the local day.
-        moment = super().to_internal_value(value)
+        # there): its date is the local day. A naive moment in year 1 overflows on its way there.
+        try:
+            moment = super().to_internal_value(value)
+        except OverflowError:
+            raise _out_of_range() from None
         check_day(moment.date())
         return moment
 

@@ -82,7 +82,9 @@ MALFORMED_REQUEST = ErrorCode(
     "malformed_request",
     400,
     _("The request body could not be read."),
-    "The body is not valid JSON (or not the declared content type).",
+    "The body is not valid JSON (or not the declared content type), a JSON string escapes half of a"
+    " surrogate pair (`\\ud800` without its low half; `fields.where` is `body`), or the request has"
+    " more query or form fields than the server reads.",
     G,
 )
 NOT_AUTHENTICATED = ErrorCode(
@@ -131,7 +133,8 @@ UNSUPPORTED_MEDIA_TYPE = ErrorCode(
     "unsupported_media_type",
     415,
     _("This content type is not supported."),
-    "Send JSON (`application/json`) or, for uploads, `multipart/form-data`.",
+    "Send JSON (`application/json`) or, for uploads, `multipart/form-data`, in UTF-8: a `charset`"
+    " other than UTF-8 (or ASCII) is refused for any request, `fields.charset` naming it.",
     G,
 )
 REQUEST_TOO_LARGE = ErrorCode(

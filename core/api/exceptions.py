@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
@@ -198,6 +198,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, RequestDataTooBig):
         set_rollback()
         return Response(envelope(errors.REQUEST_TOO_LARGE), status=413)
+    elif isinstance(exc, SuspiciousOperation | RecursionError):
+        # More query or form fields or files than Django reads, or a text nested past the
+        # interpreter's stack that the boundary could not see: a request that cannot be read.
+        set_rollback()
+        return Response(envelope(errors.MALFORMED_REQUEST), status=400)
 
     if isinstance(exc, drf_exceptions.APIException):
         set_rollback()

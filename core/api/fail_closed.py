@@ -15,6 +15,7 @@ from collections.abc import Callable
 import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
 from core.api import errors
 from core.api.exceptions import error_json_response
@@ -47,5 +48,7 @@ class SignInNeedsRedisMiddleware:
             and not redis_is_reachable()
         ):
             logger.error("sign-in refused: redis unreachable, rate limits cannot count")
-            return error_json_response(errors.SERVICE_UNAVAILABLE)
+            # LocaleMiddleware has not run yet: the language is picked the way it picks it.
+            with translation.override(translation.get_language_from_request(request)):
+                return error_json_response(errors.SERVICE_UNAVAILABLE)
         return self.get_response(request)

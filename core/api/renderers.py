@@ -14,6 +14,7 @@ beside JSON and answer either. Errors are rendered as the JSON envelope in both.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -44,7 +45,11 @@ class JSONRenderer(renderers.JSONRenderer):
             rendered = orjson.dumps(data, default=_drf_default, option=_ORJSON_OPTIONS)
         except (TypeError, ValueError):
             # An integer past 64 bits, or what DRF's encoder refuses: DRF says so, or renders it.
-            return super().render(data, accepted_media_type, renderer_context)
+            try:
+                return super().render(data, accepted_media_type, renderer_context)
+            except UnicodeEncodeError:
+                # Half a surrogate pair in a string (an input quoted back): written as its escape.
+                return json.dumps(data, cls=self.encoder_class, ensure_ascii=True, allow_nan=False).encode()
         for separator, escaped in _LINE_SEPARATORS:
             if separator in rendered:
                 rendered = rendered.replace(separator, escaped)

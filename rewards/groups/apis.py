@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from accounts.models import User
+from core.api import dates
 from core.api.errors import ApplicationError
 from core.api.renderers import PNGFileMixin
 from core.api.serializers import QuerySerializer
@@ -360,8 +361,8 @@ class GroupChallengesApi(JsonApiView):
         title = serializers.CharField(max_length=80)
         target_kind = serializers.ChoiceField(choices=ChallengeTarget.choices)
         target_value = serializers.IntegerField(min_value=1, max_value=10**12)
-        starts_on = serializers.DateField()
-        ends_on = serializers.DateField()
+        starts_on = dates.DateField()
+        ends_on = dates.DateField()
 
     @extend_schema(responses=ChallengeOutput(many=True))
     def get(self, request: Request, group_id) -> Response:

@@ -69,6 +69,33 @@ def test_a_forged_signature_is_refused(banks):
     assert User.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "c" * 5000},
+        {"sub": "customer\x00-1"},
+        {"sub": "customer-\ud800"},
+        {"sub": "customer-1", "phone_number": "138\ud800"},
+        {"sub": "customer-1", "cn_id_number": "3" * 500},
+    ],
+    ids=[
+        "a customer id longer than any we store",
+        "a NUL",
+        "half a surrogate pair",
+        "in the phone",
+        "long id number",
+    ],
+)
+def test_a_bank_signed_token_naming_what_we_cannot_store_is_refused(banks, claims):
+    bank = banks["quzhou-bank"]
+
+    response = bank.sign_in(app_client(), bank.id_token(**claims))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "identity_token_invalid"
+    assert User.objects.count() == 0
+
+
 def test_a_token_for_another_audience_is_refused(banks):
     bank = banks["quzhou-bank"]
 

@@ -241,6 +241,28 @@ def test_the_public_verifier_says_why_not_with_stable_codes(riding_month, client
     } == {name: (status, code) for name, (_token, status, code) in cases.items()}
 
 
+@pytest.mark.parametrize(
+    ("header", "claims"),
+    [
+        (b"[" * 5000 + b"]" * 5000, b'{"iss": "x"}'),
+        (
+            b'{"typ": "carbon-statement+jwt", "kid": "k"}',
+            b'{"iss": "x", "a": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        ),
+        (b'{"typ": "carbon-statement+jwt", "kid": "\\ud800"}', b'{"iss": "x"}'),
+        (b'{"typ": "carbon-statement+jwt", "kid": "k"}', b'{"iss": "a\\u0000b"}'),
+    ],
+    ids=["deep header", "deep claims", "half a surrogate pair", "a NUL"],
+)
+def test_a_token_s_json_gets_the_checks_a_body_gets(header, claims):
+    def segment(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    response = verify(f"{segment(header)}.{segment(claims)}.signature")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "statement_malformed")
+
+
 def test_a_statement_whose_claims_break_the_schema_says_where(settings):
     from core.crypto import platform_keys
 

@@ -103,6 +103,27 @@ def test_garbage_is_refused(mini_program_person, person_client):
     assert response.json()["error"]["code"] == "werun_payload_invalid"
 
 
+@pytest.mark.parametrize(
+    "step_info",
+    [
+        {"timestamp": 10**20, "step": 5},
+        {"timestamp": 1e300, "step": 5},
+        {"timestamp": 0, "step": 10**20},
+        {"timestamp": 0, "step": -5},
+    ],
+    ids=["a moment past any calendar", "a float past it", "more steps than a day holds", "negative steps"],
+)
+def test_a_payload_that_decrypts_but_says_nothing_possible_is_refused(
+    mini_program_person, person_client, step_info
+):
+    response = post(
+        person_client, {"stepInfoList": [step_info], "watermark": {"appid": APP_ID, "timestamp": 1}}
+    )
+
+    assert response.json()["error"]["code"] == "werun_payload_invalid"
+    assert not ActivityRecord.objects.exists()
+
+
 def test_without_a_mini_program_session_werun_cannot_be_synced(person, person_client, authorize):
     authorize(person)
 

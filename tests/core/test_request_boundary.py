@@ -302,7 +302,17 @@ def test_a_date_or_month_out_of_range_is_a_clear_400(owner_client, url, field):
     assert api_envelope(response, 400, "validation_failed")["fields"] == {field: [_range_message()]}
 
 
-def test_an_offer_sale_in_year_9999_is_refused(owner_client):
+@pytest.mark.parametrize(
+    ("starts", "ends", "field"),
+    [
+        ("2026-01-01T00:00:00+08:00", "9999-12-31T23:59:59+08:00", "sale_ends_at"),
+        # A naive moment in year 1 overflowed on its way into the time zone (a 500).
+        ("0001-01-01", "2026-12-31T23:59:59+08:00", "sale_starts_at"),
+        ("0001-01-01T00:00:00", "2026-12-31T23:59:59+08:00", "sale_starts_at"),
+        ("0001-01-01T08:00:00", "2026-12-31T23:59:59+08:00", "sale_starts_at"),
+    ],
+)
+def test_an_offer_sale_in_year_9999_or_year_1_is_refused(owner_client, starts, ends, field):
     response = owner_client.post(
         "/api/v1/merchant/offers",
         {
@@ -310,13 +320,13 @@ def test_an_offer_sale_in_year_9999_is_refused(owner_client):
             "category": "food_and_drink",
             "price_coins": 10,
             "total_stock": 10,
-            "sale_starts_at": "2026-01-01T00:00:00+08:00",
-            "sale_ends_at": "9999-12-31T23:59:59+08:00",
+            "sale_starts_at": starts,
+            "sale_ends_at": ends,
         },
         content_type="application/json",
     )
 
-    assert api_envelope(response, 400, "validation_failed")["fields"] == {"sale_ends_at": [_range_message()]}
+    assert api_envelope(response, 400, "validation_failed")["fields"] == {field: [_range_message()]}
 
 
 def test_a_step_day_in_year_9999_is_refused(person_client):
@@ -458,3 +468,137 @@ def test_a_redemption_and_an_offer_are_untouched_by_the_boundary(person, person_
     )
 
     assert response.status_code == 201, response.content
+
+
+# --- 7. Text that is not Unicode, and what Django refuses to read ------------------------------------
+
+
+@pytest.mark.parametrize("charset", ["utf-7", "cp037", "utf-16"])
+def test_a_body_in_another_character_set_is_415_before_anything_decodes_it(client, charset):
+    # In UTF-7 a body's brackets hide from the depth check: "+AFs-" is "[".
+    response = client.post(
+        "/api/v1/guests", b"+AFs-" * 5000, content_type=f"application/json; charset={charset}"
+    )
+
+    assert api_envelope(response, 415, "unsupported_media_type")["fields"] == {"charset": charset}
+
+
+def test_a_query_in_another_character_set_is_415(person_client):
+    # Django decodes the query string in the request's character set: "+2AA-" is half a character.
+    response = person_client.generic(
+        "GET", "/api/v1/coupons?status=%2B2AA-", content_type="text/plain; charset=utf-7"
+    )
+
+    api_envelope(response, 415, "unsupported_media_type")
+
+
+def test_utf_8_named_as_such_still_reads(client):
+    response = client.post("/api/v1/guests", b"{}", content_type="application/json; charset=UTF-8")
+
+    assert response.json()["error"]["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [r'"\ud800"', r'"x\udc00"', r'"\ud83d\u0041"', r'"\\\ud800"'],
+    ids=["high alone", "low alone", "high then other", "after an escaped backslash"],
+)
+def test_half_a_surrogate_pair_in_a_json_string_is_refused(person_client, text):
+    # DRF quotes a choice it refuses in its message: half a character cannot be written back.
+    response = person_client.post(
+        "/api/v1/groups", f'{{"kind": {text}, "name": "x"}}', content_type="application/json"
+    )
+
+    assert api_envelope(response, 400, "malformed_request")["fields"] == {"where": "body"}
+
+
+def test_a_whole_surrogate_pair_is_a_character_like_any_other(person_client):
+    response = person_client.patch(
+        "/api/v1/me", r'{"nickname": "\ud83c\udf33\\ud800"}', content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["nickname"] == "🌳\\ud800"
+
+
+def test_half_a_surrogate_pair_in_a_sign_in_body_is_refused(client):
+    response = client.post(
+        "/_allauth/app/v1/auth/login",
+        r'{"username": "\ud800", "password": "x"}',
+        content_type="application/json",
+    )
+
+    envelope(response, 400, "malformed_request")
+
+
+def test_the_renderer_writes_half_a_surrogate_pair_as_its_escape():
+    from core.api.renderers import JSONRenderer
+
+    # An integer past 64 bits sends the renderer to DRF's encoder, which wrote UTF-8 and failed.
+    rendered = JSONRenderer().render({"detail": "\ud800 is not a valid choice.", "big": 2**70})
+
+    assert json.loads(rendered) == {"detail": "\ud800 is not a valid choice.", "big": 2**70}
+
+
+def test_more_query_fields_than_django_reads_is_a_malformed_request(person_client):
+    query = "&".join(f"field{number}=1" for number in range(1100))
+
+    response = person_client.get(f"/api/v1/me?{query}")
+
+    api_envelope(response, 400, "malformed_request")
+
+
+def test_a_picture_named_the_rfc_5987_way_is_a_file_not_text(person, person_client):
+    from io import BytesIO
+
+    from PIL import Image
+
+    picture = BytesIO()
+    Image.new("RGB", (300, 300), "green").save(picture, "PNG")
+    png = picture.getvalue()
+    assert b"\x00" in png
+    body = (
+        b"--boundary\r\nContent-Disposition: form-data; name=\"avatar\"; filename*=UTF-8''avatar.png\r\n"
+        b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--boundary--\r\n"
+    )
+
+    response = person_client.generic(
+        "PUT", "/api/v1/me/avatar", body, content_type="multipart/form-data; boundary=boundary"
+    )
+
+    assert response.status_code == 200, response.content[:300]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/_allauth/app/v1/auth/provider/redirect",
+        "/_allauth/app/v1/auth/password/request",
+        "/_allauth/app/v1/auth/password/reset",
+    ],
+)
+def test_sign_in_ways_the_platform_does_not_offer_are_a_json_404(client, url):
+    response = client.post(url, {"key": "-0", "provider": "x", "process": "login", "callback_url": "/"})
+
+    envelope(response, 404, "not_found")
+
+
+def test_a_challenge_in_year_1_is_refused(person, person_client):
+    from rewards.groups.models import GroupKind
+    from rewards.groups.services import group_create
+
+    group = group_create(user=person, kind=GroupKind.TEAM, name="team")
+
+    response = person_client.post(
+        f"/api/v1/groups/{group.public_id}/challenges",
+        {
+            "title": "t",
+            "target_kind": "carbon",
+            "target_value": 1,
+            "starts_on": "0001-01-01",
+            "ends_on": "9999-12-31",
+        },
+        content_type="application/json",
+    )
+
+    assert set(api_envelope(response, 400, "validation_failed")["fields"]) == {"starts_on", "ends_on"}

@@ -14,9 +14,10 @@ import redis
 from celery import Celery
 from django.conf import settings
 from django.test import Client, override_settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from core.api.errors import SERVICE_UNAVAILABLE
 from rewards.models import LeaderboardBuild, LedgerAccount, Settlement, SettlementRun, SettlementRunStatus
 from rewards.services import issuance_account
 from tests.accounts.factories import UserFactory
@@ -78,6 +79,11 @@ def test_with_redis_down_reads_and_writes_work_readyz_says_so_and_sign_in_fails_
     count_response(guest.status_code, during_fault=True)
     assert guest.status_code == 503, guest.content
     assert guest.json()["error"]["code"] == "service_unavailable"
+    # In the caller's language, though the refusal comes before the language is picked.
+    in_chinese = api_client.post("/api/v1/guests", {}, format="json", HTTP_ACCEPT_LANGUAGE="zh-Hans")
+    with translation.override("zh-hans"):
+        assert in_chinese.json()["error"]["message"] == str(SERVICE_UNAVAILABLE.message)
+    assert in_chinese.json()["error"]["message"] != guest.json()["error"]["message"]
     sign_in = api_client.post(
         "/_allauth/app/v1/auth/login", {"username": user.username, "password": "x"}, format="json"
     )
