@@ -7,13 +7,15 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - coupons: per offer, coupons issued ≤ stock and issued = total stock − stock left; per person and
   offer, issued ≤ the limit; every coupon took its coins exactly once, every refund gave them back once;
 - carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
-  credited it; each external record stored once; what a person's records credited is what their day says;
+  credited it; each external record stored once; what a person's records credited is what their day
+  says, and what each behaviour's day and month counters say;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
   whose coins were kept counts as settled; another platform's statement mints each round once,
   what the round says, never more carbon than it counts, and counts what it states less the
   instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
+- groups: a group's member count is its memberships;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction);
@@ -240,7 +242,20 @@ INVARIANTS: tuple[Invariant, ...] = (
         ),
         statements.BEHAVIOUR_DAY_COUNTER,
     ),
-    # --- Team challenges ---------------------------------------------------------------------
+    Invariant(
+        "behaviour month counter",
+        lambda r: (
+            f"person {r[0]}, behaviour {r[1]}, month {r[2]:%Y-%m}: "
+            f"counter {r[3]} mg, records credited {r[4]} mg"
+        ),
+        statements.BEHAVIOUR_MONTH_COUNTER,
+    ),
+    # --- Groups and team challenges ---------------------------------------------------------
+    Invariant(
+        "group member count",
+        lambda r: f"group {r[0]}: counted {r[1]} members, {r[2]} memberships",
+        statements.GROUP_MEMBER_COUNT,
+    ),
     Invariant(
         "challenge budget",
         lambda r: f"challenge {r[0]}: budget {r[1]}, counted paid {r[2]}, payouts {r[3]}, ledger paid {r[4]}",

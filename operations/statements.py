@@ -457,6 +457,37 @@ BEHAVIOUR_DAY_COUNTER = sql.SQL(
         """
 )
 
+# “behaviour month counter”: the rows that break it, one per offender, each reported as "person …,
+# behaviour …, month …: counter … mg, records credited … mg".
+BEHAVIOUR_MONTH_COUNTER = sql.SQL(
+    """
+        SELECT counter.user_id, counter.behaviour_id, counter.month, counter.credited_carbon_mg,
+               COALESCE(records.credited, 0)
+        FROM activities_behaviourmonth AS counter
+        LEFT JOIN (
+            SELECT user_id, behaviour_id, CAST(date_trunc('month', local_day) AS date) AS month,
+                   SUM(credited_carbon_mg) AS credited
+            FROM activities_activityrecord GROUP BY 1, 2, 3
+        ) AS records ON records.user_id = counter.user_id AND records.behaviour_id = counter.behaviour_id
+             AND records.month = counter.month
+        WHERE counter.credited_carbon_mg <> COALESCE(records.credited, 0)
+        ORDER BY counter.user_id
+        """
+)
+
+# “group member count”: the rows that break it, one per offender, each reported as "group …: counted …
+# members, … memberships".
+GROUP_MEMBER_COUNT = sql.SQL(
+    """
+        SELECT team.public_id, team.member_count, COUNT(membership.id)
+        FROM rewards_group AS team
+        LEFT JOIN rewards_groupmembership AS membership ON membership.group_id = team.id
+        GROUP BY team.id
+        HAVING team.member_count <> COUNT(membership.id)
+        ORDER BY team.id
+        """
+)
+
 # “challenge budget”: the rows that break it, one per offender, each reported as "challenge …: budget …,
 # counted paid …, payouts …, ledger paid …".
 CHALLENGE_BUDGET = sql.SQL(

@@ -1,6 +1,6 @@
 """What a request may carry under /api/ and /_allauth/, checked before any view or parser reads it.
 
-Three classes of hostile input are refused here, for every route there is and every route added
+These classes of hostile input are refused here, for every route there is and every route added
 later, in the error envelope:
 
 - **A body too large for its kind of route** (413 `request_too_large`): judged by Content-Length

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
+from operations.invariants import invariant_violations
 from rewards.groups.models import Group, GroupMembership, GroupRole, GroupStatus
 from rewards.groups.services import group_verify
 from tests.accounts.factories import DistrictFactory, UserFactory
@@ -121,6 +122,16 @@ def test_the_owner_leaving_hands_ownership_to_an_admin_and_the_last_member_close
     client_for(member).delete(f"/api/v1/groups/{team['id']}")
     assert Group.objects.get().status == GroupStatus.CLOSED
     assert client_for(member).get("/api/v1/groups").json() == []
+    assert invariant_violations() == []
+
+
+def test_the_checker_sees_a_member_count_that_is_not_the_memberships(client_for):
+    team = _open_team(client_for(UserFactory()))
+    Group.objects.filter(public_id=team["id"]).update(member_count=2)
+
+    assert invariant_violations() == [
+        f"group member count: group {team['id']}: counted 2 members, 1 memberships"
+    ]
 
 
 def test_roles_only_the_owner_changes_them_and_the_owner_is_kept(client_for):

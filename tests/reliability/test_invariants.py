@@ -93,6 +93,17 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
             ["UPDATE activities_behaviourday SET credited_carbon_mg = credited_carbon_mg + 1"],
             "behaviour day counter: person",
         ),
+        (
+            [
+                "UPDATE activities_behaviourmonth SET credited_carbon_mg = credited_carbon_mg + 1",
+                # Month counters are kept where a cap counts months: one off, where there is none.
+                "INSERT INTO activities_behaviourmonth (user_id, behaviour_id, month, credited_carbon_mg)"
+                " SELECT user_id, behaviour_id, CAST(date_trunc('month', local_day) AS date),"
+                " SUM(credited_carbon_mg) + 1 FROM activities_activityrecord GROUP BY 1, 2, 3"
+                " ON CONFLICT DO NOTHING",
+            ],
+            "behaviour month counter: person",
+        ),
         (["UPDATE activities_factor SET event_cap_mg = 1"], "cap per record: record"),
         (["UPDATE activities_factor SET daily_cap_mg = 1"], "daily cap: person"),
         (["UPDATE activities_factor SET monthly_cap_mg = 1"], "monthly cap: person"),
@@ -108,6 +119,7 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
         "settled-carbon",
         "day-credit",
         "behaviour-day",
+        "behaviour-month",
         "event-cap",
         "daily-cap",
         "monthly-cap",
