@@ -79,3 +79,18 @@ WECHAT_LEFT = sql.SQL("""
 DEVICES_LEFT = sql.SQL(
     "SELECT count(*) FROM accounts_device WHERE NOT starts_with(device_digest, %(digest)s)"
 )
+
+# Each merged account and the account it ended in, at the end of its chain of merges (A into B, then B
+# into C: C), as the CTE `survivor (id, person)`, for statements that follow merges. It opens the WITH
+# of the statement that uses it: `WITH {survivors}, … SELECT …`.
+MERGED_SURVIVORS = sql.SQL("""
+RECURSIVE chain (id, person) AS (
+    SELECT id, merged_into_id FROM accounts_user WHERE merged_into_id IS NOT NULL
+    UNION ALL
+    SELECT chain.id, next.merged_into_id FROM chain
+    JOIN accounts_user AS next ON next.id = chain.person AND next.merged_into_id IS NOT NULL
+),
+survivor (id, person) AS (
+    SELECT chain.id, chain.person FROM chain
+    JOIN accounts_user AS last ON last.id = chain.person AND last.merged_into_id IS NULL
+)""")

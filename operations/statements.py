@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from accounts.statements import MERGED_SURVIVORS
+
 # “offer stock”: the rows that break it, one per offender, each reported as "offer …: … coupons issued,
 # total stock …, stock left …".
 OFFER_STOCK = sql.SQL(
@@ -363,16 +365,7 @@ GRAMS_IN_ONE_LOT = sql.SQL(
 # (registry.statements) stay its own.
 ALLOCATED_WITHIN_SETTLED = sql.SQL(
     """
-        WITH RECURSIVE chain (id, person) AS (
-            SELECT id, merged_into_id FROM accounts_user WHERE merged_into_id IS NOT NULL
-            UNION ALL
-            SELECT chain.id, next.merged_into_id FROM chain
-            JOIN accounts_user AS next ON next.id = chain.person AND next.merged_into_id IS NOT NULL
-        ),
-        survivor AS (
-            SELECT chain.id, chain.person FROM chain
-            JOIN accounts_user AS last ON last.id = chain.person AND last.merged_into_id IS NULL
-        )
+        WITH {survivors}
         SELECT allocated.user_id, allocated.day, allocated.carbon, COALESCE(day.settled_carbon_mg, 0)
         FROM (
             SELECT COALESCE(survivor.person, allocation.user_id) AS user_id, allocation.day,
@@ -385,7 +378,7 @@ ALLOCATED_WITHIN_SETTLED = sql.SQL(
         WHERE allocated.carbon > COALESCE(day.settled_carbon_mg, 0)
         ORDER BY allocated.user_id, allocated.day
         """
-)
+).format(survivors=MERGED_SURVIVORS)
 
 # “lot volume”: the rows that break it, one per offender, each reported as "lot …: volume … mg,
 # allocations … mg, contributions … mg, … t".

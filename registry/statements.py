@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.db import connection
 from psycopg import sql
 
+from accounts.statements import MERGED_SURVIVORS
+
 # The grams a lot takes, and each person's share of them, in one statement. Per person, day,
 # behaviour and methodology version, the credited carbon of
 # records that are credited (never held or rejected ones), of the lot's behaviours under the version
@@ -131,16 +133,22 @@ ORDER BY user_id
 # A sale's proceeds paid in one ledger transaction, set-based (registry.services.proceeds_post),
 # posted by the ledger's batch writer (rewards.ledger.BatchPosting) from issuance.
 
-# Each contributor's coins (PRO_RATA), one row per person and sale: the exactly-once key.
+# Each contributor's coins (PRO_RATA), one row per person and sale: the exactly-once key. A share of
+# an account merged since (one a merge could not move: the target had its own in the lot) is paid to
+# the account it was merged into, with that account's own.
 PROCEEDS_SHARES = sql.SQL("""
-WITH paid AS (
+WITH {survivors},
+paid AS (
     INSERT INTO registry_lotproceedsshare (sale_id, user_id, coins, transaction_id)
-    SELECT %(sale_id)s, user_id, coins, %(transaction)s FROM ({pro_rata}) AS share
-    ORDER BY user_id
+    SELECT %(sale_id)s, COALESCE(survivor.person, share.user_id), SUM(share.coins), %(transaction)s
+    FROM ({pro_rata}) AS share
+    LEFT JOIN survivor ON survivor.id = share.user_id
+    GROUP BY COALESCE(survivor.person, share.user_id)
+    ORDER BY 2
     RETURNING 1
 )
 SELECT COUNT(*) FROM paid
-""").format(pro_rata=PRO_RATA)
+""").format(survivors=MERGED_SURVIVORS, pro_rata=PRO_RATA)
 
 # The contributors' wallets, opened where missing (a contributor who never earned a coin has none).
 PROCEEDS_WALLETS_OPEN = sql.SQL("""

@@ -3,12 +3,15 @@ source are the target's, so no later lot pools them again; published shares do n
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from accounts.services.rights import account_export, account_merge
 from operations.invariants import invariant_violations
-from registry.models import LotAllocation, LotContribution
-from registry.services import lot_allocate
+from registry.models import LotAllocation, LotContribution, LotProceedsShare, LotSale
+from registry.services import lot_allocate, lot_register, lot_sell, lot_submit, sale_proceeds_pay
+from rewards.services import wallet_account_for_user
 from tests.accounts.factories import UserFactory
 from tests.registry.factories import consenting, days_ago, record
 from tests.registry.test_allocation import _lot, _settle_through
@@ -57,6 +60,33 @@ def test_both_accounts_pooled_on_the_same_day_in_one_lot_become_one_allocation()
         sorted(LotContribution.objects.filter(lot=lot).values_list("contributor_id", "carbon_mg")) == leaves
     )
     assert lot_allocate(lot=_lot("again")).volume_mg == 0
+    assert invariant_violations() == []
+
+
+def test_a_share_the_merge_could_not_move_is_paid_to_the_merged_person():
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    record(source, days_ago(5), 2_000_000_000)
+    record(target, days_ago(4), 1_000_000_000)
+    _settle_through(days_ago(4))
+    lot = lot_allocate(lot=_lot())
+    account_merge(source_user=source, target_user=target)
+    # Both shares are in the published list; the target had its own, so the source's stays the source's.
+    assert sorted(LotContribution.objects.filter(lot=lot).values_list("user_id", flat=True)) == sorted(
+        [source.pk, target.pk]
+    )
+    lot_submit(lot=lot, actor="operator")
+    lot = lot_register(lot=lot, exchange_reference="GZ-EX-2026-0099", actor="operator")
+    before = wallet_account_for_user(user_id=target.pk).balance
+    sale = lot_sell(
+        request_key=uuid.uuid4(), lot=lot, tonnes=3, price_fen_per_tonne=1_000, buyer="B", sold_on=days_ago(1)
+    )
+
+    sale_proceeds_pay(sale=sale, actor="operator")
+
+    # All of it to the merged person: one share for the sale, in their wallet.
+    [(payee, coins)] = LotProceedsShare.objects.filter(sale=sale).values_list("user_id", "coins")
+    assert (payee, coins) == (target.pk, LotSale.objects.get(pk=sale.pk).contributor_coins)
+    assert wallet_account_for_user(user_id=target.pk).balance == before + coins
     assert invariant_violations() == []
 
 
