@@ -152,8 +152,9 @@ class MethodologyVersionAdmin(core_admin.ModelAdmin):
         return obj is not None and not self.is_in_effect(obj)
 
     def save_model(self, request, obj, form, change) -> None:
-        if obj.effective_from <= local_day_of(timezone.now()) and not change:
-            # A new version starting today or earlier would re-price records already credited today.
+        if obj.effective_from <= local_day_of(timezone.now()):
+            # A version starting today or earlier, new or a prepared one moved, would re-price
+            # records already credited under the version in effect.
             obj.effective_from = local_day_of(timezone.now()) + datetime.timedelta(days=1)
             messages.warning(request, _("A new version takes effect tomorrow at the earliest."))
         if not change:

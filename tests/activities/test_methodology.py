@@ -80,6 +80,30 @@ def test_a_version_in_effect_cannot_be_edited_in_the_admin_only_copied(admin_cli
     assert 'name="factors-0-carbon_mg_per_unit"' in page
 
 
+def test_a_prepared_version_moved_to_today_takes_effect_tomorrow(admin_client, admin_user, rf):
+    from django.contrib import admin
+    from django.contrib.messages.storage.cookie import CookieStorage
+
+    v1 = MethodologyVersion.objects.get(number=1)
+    admin_client.post(
+        reverse("admin:activities_methodologyversion_changelist"),
+        {"action": "copy_as_new_version", "_selected_action": [v1.pk]},
+    )
+    v2 = MethodologyVersion.objects.get(number=2)
+    today = local_day_of(datetime.datetime.now(tz=LOCAL_TZ))
+    request = rf.post("/")
+    request.user, request._messages = admin_user, CookieStorage(request)
+
+    class MovedToToday:
+        changed_data = ["effective_from"]
+
+    v2.effective_from = today
+    admin.site._registry[MethodologyVersion].save_model(request, v2, MovedToToday(), change=True)
+
+    v2.refresh_from_db()
+    assert v2.effective_from == today + datetime.timedelta(days=1)
+
+
 def test_creating_a_partner_in_the_admin_shows_its_secret_once(admin_client):
     bus = Behaviour.objects.get(code="bus")
     response = admin_client.post(
