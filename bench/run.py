@@ -338,10 +338,13 @@ def scenario_http(context: Context) -> None:
 
 
 def _wallet_read(context: Context, http: Http, *, warm_up: bool) -> None:
-    """5. The wallet: balance and the first page of history, alternately."""
+    """5. The wallet: balance and the first page of history, alternately, once every person has
+    opened both (their readings cached: the steady state of people who open the app many times a
+    day, as bench/signed_in.py measures it)."""
     script = session_script(http.tokens, ["/api/v1/wallet", "/api/v1/wallet/history"])
     if warm_up:
-        wrk(http.url + "/api/v1/wallet", seconds=1, connections=http.connections, script=script)
+        seconds = max(1, len(http.tokens) // 250)
+        wrk(http.url + "/api/v1/wallet", seconds=seconds, connections=http.connections, script=script)
     wallet = wrk(http.url + "/api/v1/wallet", seconds=context.size.seconds, connections=http.connections,
                  script=script)  # fmt: skip
     floor = http.floor
@@ -350,7 +353,8 @@ def _wallet_read(context: Context, http: Http, *, warm_up: bool) -> None:
         Row("5 wallet read", "requests with a session token", wallet.requests_per_second, "requests/s",
             "bare /healthz, same server", floor.requests_per_second, target="≥ 0.40× /healthz",
             met=ratio >= 0.4 and wallet.non_2xx == 0,
-            notes=f"balance and first history page alternately, {len(http.tokens):,} people; "
+            notes=f"balance and first history page alternately, {len(http.tokens):,} people, each "
+                  f"having opened both once; "
                   f"p50 {wallet.latency_p50_ms:.1f} ms, p99 {wallet.latency_p99_ms:.1f} ms "
                   f"(/healthz p50 {floor.latency_p50_ms:.1f} ms, p99 {floor.latency_p99_ms:.1f} ms); "
                   f"{wallet.non_2xx} non-2xx")

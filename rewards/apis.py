@@ -6,8 +6,11 @@ Thin views: validate, call one service or selector, serialize.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -129,11 +132,38 @@ class HistoryPagination(CursorPagination):
 
 
 class WalletHistoryApi(APIView):
+    """The wallet's history, newest first. Its first page (no cursor, the default size), which the
+    app opens beside the wallet, is cached per person and language (`WALLET_HISTORY_READING`), its
+    links kept relative and made absolute for each request."""
+
     # Declared so the OpenAPI schema documents the page envelope the view returns.
     pagination_class = HistoryPagination
 
+    def person_cache_keys(self, request: Request, person_id: int) -> list[str]:
+        if not _first_page(request):
+            return []
+        return selectors.WALLET_HISTORY_READING.keys(person_id, translation.get_language())
+
     @extend_schema(responses=HistoryEntryOutput(many=True), operation_id="wallet_history_list")
     def get(self, request: Request) -> Response:
+        if not _first_page(request):
+            page = self._page(request)
+        else:
+            page = person_cached(
+                request,
+                selectors.WALLET_HISTORY_READING,
+                lambda: self._page(request),
+                part=translation.get_language(),
+            )
+        return Response(
+            {
+                **page,
+                "next": _absolute(request, page["next"]),
+                "previous": _absolute(request, page["previous"]),
+            }
+        )
+
+    def _page(self, request: Request) -> dict:
         paginator = HistoryPagination()
         page = paginator.paginate_queryset(selectors.wallet_history(user=request.user), request, view=self)
         settlements = selectors.settlements_for_entries(user=request.user, entries=page)
@@ -142,7 +172,33 @@ class WalletHistoryApi(APIView):
             _history_entry(entry, settlements.get(entry.transaction_id), donations.get(entry.transaction_id))
             for entry in page
         ]
-        return paginator.get_paginated_response(represent_many(HistoryEntryOutput, rows))
+        data = paginator.get_paginated_response(represent_many(HistoryEntryOutput, rows)).data
+        return {**data, "next": _relative(data["next"]), "previous": _relative(data["previous"])}
+
+
+def _first_page(request: Request) -> bool:
+    """Whether the request asks for the history's first page at the default size (a cursor or a
+    size it cannot read is for the paginator to refuse: not the first page)."""
+    paginator = HistoryPagination()
+    try:
+        return (
+            paginator.decode_cursor(request) is None
+            and paginator.get_page_size(request) == paginator.page_size
+        )
+    except Exception:  # noqa: BLE001 - refused by the paginator itself, in the view
+        return False
+
+
+def _relative(link: str | None) -> str | None:
+    """A page link without its scheme and host (a cached page serves requests to any of them)."""
+    if link is None:
+        return None
+    parts = urlsplit(link)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _absolute(request: Request, link: str | None) -> str | None:
+    return request.build_absolute_uri(link) if link is not None else None
 
 
 class ActivityRecordOutput(serializers.Serializer):

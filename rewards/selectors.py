@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -36,6 +37,11 @@ NEXT_EXPIRIES_SHOWN = 5
 # The wallet as the app shows it, cached per person (`core.person_cache`): read from their wallet's
 # ledger rows and lots, the carbon they are owed, and the coin rate.
 WALLET_READING = Reading("wallet", sources=("ledger", "carbon"), shared=("coin-rate",))
+# The first page of the wallet's history, as the app opens it beside the wallet, cached per person
+# and language (its kinds are named in it): read from their ledger rows alone.
+WALLET_HISTORY_READING = Reading(
+    "wallet-history", sources=("ledger",), parts=tuple(code for code, _name in settings.LANGUAGES)
+)
 
 
 def on_coin_rate_saved(sender, instance, **kwargs) -> None:

@@ -162,3 +162,40 @@ def test_one_person_s_change_leaves_another_s_cached_wallet_cached(
 
     with django_assert_num_queries(0):
         other_client.get("/api/v1/wallet")
+
+
+def test_the_history_s_first_page_is_cached_and_shows_every_change(
+    person, person_client, django_assert_num_queries
+):
+    fund_wallet(person, 5)
+    first = person_client.get("/api/v1/wallet/history").json()
+
+    with django_assert_num_queries(0):
+        again = person_client.get("/api/v1/wallet/history").json()
+    assert again == first
+
+    coins_transfer(
+        source=wallet_account_for_user(user_id=person.pk),
+        destination=clearing_account_for_merchant(merchant_id=9),
+        amount=2,
+        kind="redemption",
+        idempotency_key="cached-history-coupon",
+        reference="coupon:cached",
+    )
+    after = person_client.get("/api/v1/wallet/history").json()["results"]
+    assert [entry["amount"] for entry in after] == [-2, 5]
+    # Each language its own: the kinds are named in the answer.
+    in_chinese = person_client.get("/api/v1/wallet/history", HTTP_ACCEPT_LANGUAGE="zh-Hans").json()
+    assert in_chinese["results"][0]["kind_display"] != after[0]["kind_display"]
+
+
+def test_a_cached_first_page_links_the_next_on_the_host_it_was_asked_on(person, person_client):
+    for _entry in range(21):  # one more than a page
+        fund_wallet(person, 1)
+    person_client.get("/api/v1/wallet/history", HTTP_HOST="localhost")  # cached here
+
+    cached = person_client.get("/api/v1/wallet/history", HTTP_HOST="127.0.0.1").json()
+
+    assert (len(cached["results"]), cached["previous"]) == (20, None)
+    assert cached["next"].startswith("http://127.0.0.1/api/v1/wallet/history?cursor=")
+    assert len(person_client.get(cached["next"]).json()["results"]) == 1
