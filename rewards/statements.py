@@ -269,13 +269,15 @@ BACKFILL_MARK_SETTLED = MARK_SETTLED.format(owed=BACKFILL_OWED, carbon=sql.Ident
 # --- Expiry -------------------------------------------------------------------------------------
 
 EXPIRING = sql.Identifier("rewards_expiring_wallets")
+EXPIRY_LOCKED = sql.Identifier("rewards_expiry_locked_accounts")
 
 EXPIRY_CHUNK_SETTINGS = (sql.SQL("SET LOCAL jit TO OFF"), sql.SQL("SET LOCAL random_page_cost TO 1.1"))
 
-# The chunk's wallets with coins due, and the sink, locked in the global order.
+# The chunk's wallets with coins due, and the sink, locked in the global order; the ids kept.
 EXPIRY_LOCK = sql.SQL(
     """
-SELECT COUNT(*) FROM (
+CREATE TEMPORARY TABLE {locked} AS
+SELECT id FROM (
     SELECT id, kind FROM rewards_ledgeraccount
      WHERE id = %(sink)s OR id IN (
         SELECT account_id FROM rewards_coinlot
@@ -285,8 +287,10 @@ SELECT COUNT(*) FROM (
      ORDER BY {lock_order} FOR UPDATE
 ) AS locked
 """
-).format(lock_order=LOCK_ORDER_SQL)
+).format(locked=EXPIRY_LOCKED, lock_order=LOCK_ORDER_SQL)
 
+# What is due of the wallets locked above, and only of them: a lot born past due since the lock (a
+# back-fill's, on a wallet that had nothing due) waits for the next run, which locks its wallet.
 EXPIRING_COLLECT = sql.SQL(
     """
 CREATE TEMPORARY TABLE {expiring} AS
@@ -294,9 +298,10 @@ SELECT account_id, CAST(SUM(remaining_amount) AS BIGINT) AS coins, MAX(id) AS la
   FROM rewards_coinlot
  WHERE expires_on <= %(today)s AND remaining_amount > 0
    AND account_id > %(lower)s AND account_id <= %(upper)s
+   AND account_id IN (SELECT id FROM {locked})
  GROUP BY account_id
 """
-).format(expiring=EXPIRING)
+).format(expiring=EXPIRING, locked=EXPIRY_LOCKED)
 
 EXPIRING_TOTALS = sql.SQL(
     "SELECT COUNT(*), COALESCE(SUM(coins), 0), MIN(account_id), MAX(account_id), MAX(last_lot_id)"

@@ -47,6 +47,7 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
     # As in settlement: index lookups over a few thousand rows, no JIT, cached pages.
     for setting in statements.EXPIRY_CHUNK_SETTINGS:
         execute(setting)
+    execute(statements.DROP_TABLE.format(table=statements.EXPIRY_LOCKED))
     execute(statements.EXPIRY_LOCK, params)
     execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
     execute(statements.EXPIRING_COLLECT, params)
@@ -64,6 +65,7 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
         posting.legs_post(legs=statements.EXPIRY_LEGS, locked=True)  # by EXPIRY_LOCK, with the sink
         posting.counter_post()
     execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
+    execute(statements.DROP_TABLE.format(table=statements.EXPIRY_LOCKED))
     return wallets, coins
 
 

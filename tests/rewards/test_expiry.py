@@ -125,3 +125,44 @@ def test_settled_coins_expire_after_the_configured_period(person):
     coins_expire(today=TODAY)
     assert _balance(person) == 0
     assert expiry_sink_account().balance == 2
+
+
+def test_a_lot_born_past_due_after_the_wallets_were_locked_waits_for_the_next_run(person, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    from rewards.services import expiry as expiry_service
+    from rewards.statements import EXPIRY_LOCK
+
+    # A wallet in the same chunk as the person's (opened first: a lower id), with nothing due yet.
+    late = UserFactory()
+    lots_mint(late, (1, TODAY + datetime.timedelta(days=30)))
+    lots_mint(person, (5, TODAY))
+    original_execute = expiry_service.execute
+
+    def execute_then_back_fill(statement, params=None):
+        rows = original_execute(statement, params)
+        if statement is EXPIRY_LOCK:
+            # Between the lock and the collection, on another connection: a back-fill gives a wallet
+            # that had nothing due a lot born past due, and commits.
+            def back_fill():
+                try:
+                    lots_mint(late, (3, TODAY - datetime.timedelta(days=2)))
+                finally:
+                    connection.close()
+
+            thread = threading.Thread(target=back_fill)
+            thread.start()
+            thread.join()
+        return rows
+
+    monkeypatch.setattr(expiry_service, "execute", execute_then_back_fill)
+    first = coins_expire(today=TODAY)
+    monkeypatch.undo()
+
+    # The run expires only what its locked wallets hold; the late wallet's lot, the next run.
+    assert (first.wallets, first.coins) == (1, 5)
+    assert _balance(late) == 4
+    assert (coins_expire(today=TODAY).coins, _balance(late)) == (3, 1)
+    assert ledger_audit().is_balanced
