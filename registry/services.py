@@ -224,20 +224,22 @@ Step = TypeVar("Step", LotSale, LotRetirement)
 
 def _once(
     model: type[Step], *, lot: ReductionLot, request_key: uuid.UUID, record: Callable[[], Step]
-) -> Step | None:
-    """Runs `record` (take the tonnes, write the row) once per request key; None when an earlier or
-    a twin submission with the key recorded it first (this one then changed nothing)."""
-    if not model.objects.filter(request_key=request_key).exists():
+) -> tuple[Step, bool]:
+    """Runs `record` (take the tonnes, write the row) once per request key: its row and True, or the
+    row an earlier or a twin submission with the key recorded and False (this one changed nothing)."""
+    earlier = model.objects.filter(request_key=request_key).first()
+    if earlier is None:
         try:
             with transaction.atomic():
-                return record()
+                return record(), True
         except IntegrityError:
             # A twin that committed first holds the key; its tonnes were taken, ours given back.
-            if not model.objects.filter(request_key=request_key).exists():
+            earlier = model.objects.filter(request_key=request_key).first()
+            if earlier is None:
                 raise
-    if not model.objects.filter(request_key=request_key, lot=lot).exists():
+    if earlier.lot_id != lot.pk:
         raise ValueError(f"the request key {request_key} recorded a step of another lot")
-    return None
+    return earlier, False
 
 
 @transaction.atomic
@@ -266,9 +268,9 @@ def lot_sell(
             request_key=request_key,
         )
 
-    sale = _once(LotSale, lot=lot, request_key=request_key, record=record)
-    if sale is None:
-        return LotSale.objects.get(request_key=request_key)
+    sale, recorded = _once(LotSale, lot=lot, request_key=request_key, record=record)
+    if not recorded:
+        return sale
     lot.refresh_from_db()
     _event(
         lot,
@@ -311,9 +313,9 @@ def lot_retire(
             request_key=request_key,
         )
 
-    retirement = _once(LotRetirement, lot=lot, request_key=request_key, record=record)
-    if retirement is None:
-        return LotRetirement.objects.get(request_key=request_key)
+    retirement, recorded = _once(LotRetirement, lot=lot, request_key=request_key, record=record)
+    if not recorded:
+        return retirement
     lot.refresh_from_db()
     _event(
         lot,

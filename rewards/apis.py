@@ -140,13 +140,13 @@ class WalletHistoryApi(APIView):
     pagination_class = HistoryPagination
 
     def person_cache_keys(self, request: Request, person_id: int) -> list[str]:
-        if not _first_page(request):
+        if not HistoryPagination().is_first_page(request):
             return []
         return selectors.WALLET_HISTORY_READING.keys(person_id, translation.get_language())
 
     @extend_schema(responses=HistoryEntryOutput(many=True), operation_id="wallet_history_list")
     def get(self, request: Request) -> Response:
-        if not _first_page(request):
+        if not HistoryPagination().is_first_page(request):
             page = self._page(request)
         else:
             page = person_cached(
@@ -174,19 +174,6 @@ class WalletHistoryApi(APIView):
         ]
         data = paginator.get_paginated_response(represent_many(HistoryEntryOutput, rows)).data
         return {**data, "next": _relative(data["next"]), "previous": _relative(data["previous"])}
-
-
-def _first_page(request: Request) -> bool:
-    """Whether the request asks for the history's first page at the default size (a cursor or a
-    size it cannot read is for the paginator to refuse: not the first page)."""
-    paginator = HistoryPagination()
-    try:
-        return (
-            paginator.decode_cursor(request) is None
-            and paginator.get_page_size(request) == paginator.page_size
-        )
-    except Exception:  # noqa: BLE001 - refused by the paginator itself, in the view
-        return False
 
 
 def _relative(link: str | None) -> str | None:

@@ -33,6 +33,17 @@ class CursorPagination(pagination.CursorPagination):
                 raise serializers.ValidationError({self.page_size_query_param: [message]}) from None
         return super().get_page_size(request)
 
+    def is_first_page(self, request) -> bool:
+        """Whether the request asks for the first page at the default size (one a cache can keep):
+        no cursor, and no page size or the default one. A size it cannot read is not: the paging
+        itself refuses it."""
+        if request.query_params.get(self.cursor_query_param) is not None:
+            return False
+        try:
+            return self.get_page_size(request) == self.page_size
+        except serializers.ValidationError:
+            return False
+
     def paginate_queryset(self, queryset, request, view=None):
         self.model = queryset.model
         return super().paginate_queryset(queryset, request, view)

@@ -9,14 +9,12 @@ import hashlib
 import io
 import json
 import re
-import threading
 import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -46,6 +44,7 @@ from registry.services import (
 from rewards.models import CoinLot, LedgerAccount, LedgerTransaction
 from rewards.services import settlement_run
 from tests.accounts.factories import UserFactory
+from tests.races import race
 from tests.registry.factories import behaviour, consenting, days_ago, record, uncapped_version
 from tests.rewards.factories import WelfareProjectFactory
 
@@ -234,27 +233,15 @@ def test_two_payouts_of_one_sale_at_once_pay_it_once(registered_lot):
         sold_on=days_ago(1),
     )
     before = _wallets()
-    start = threading.Barrier(2)
-    outcomes: list[object] = []
 
-    def pay() -> None:
-        try:
-            start.wait()
-            sale_proceeds_pay(sale=LotSale.objects.get(pk=sale.pk), actor="operator")
-            outcomes.append("paid")
-        except ApplicationError as error:
-            outcomes.append(error.error)
-        except BaseException as error:  # noqa: BLE001 - reported below
-            outcomes.append(error)
-        finally:
-            connections.close_all()
+    def pay() -> str:
+        sale_proceeds_pay(sale=LotSale.objects.get(pk=sale.pk), actor="operator")
+        return "paid"
 
     # When two operators pay its proceeds at the same moment, on two connections.
-    threads = [threading.Thread(target=pay) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = [
+        outcome.error if isinstance(outcome, ApplicationError) else outcome for outcome in race([pay, pay])
+    ]
 
     # Then one pays and the other is told it is paid: each contributor got their share once.
     assert sorted(outcomes, key=str) == sorted(["paid", errors.PROCEEDS_ALREADY_PAID], key=str)
@@ -299,31 +286,18 @@ def test_a_sale_and_a_retirement_are_recorded_once_per_request_key(registered_lo
 def test_one_sale_form_sent_twice_at_once_records_one_sale(registered_lot):
     lot = registered_lot["lot"]
     request_key = uuid.uuid4()
-    start = threading.Barrier(2)
-    outcomes: list[object] = []
 
-    def sell() -> None:
-        try:
-            start.wait()
-            sale = lot_sell(
-                request_key=request_key,
-                lot=ReductionLot.objects.get(pk=lot.pk),
-                tonnes=1,
-                price_fen_per_tonne=6_000,
-                buyer="Buyer",
-                sold_on=days_ago(1),
-            )
-            outcomes.append(sale.pk)
-        except BaseException as error:  # noqa: BLE001 - reported below
-            outcomes.append(error)
-        finally:
-            connections.close_all()
+    def sell() -> int:
+        return lot_sell(
+            request_key=request_key,
+            lot=ReductionLot.objects.get(pk=lot.pk),
+            tonnes=1,
+            price_fen_per_tonne=6_000,
+            buyer="Buyer",
+            sold_on=days_ago(1),
+        ).pk
 
-    threads = [threading.Thread(target=sell) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = race([sell, sell])
 
     [sale] = LotSale.objects.filter(lot=lot)
     assert outcomes == [sale.pk, sale.pk]
