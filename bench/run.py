@@ -141,6 +141,11 @@ def _database_prepare(
     from psycopg import sql
 
     name = database_url.rsplit("/", 1)[1]
+    if not name.startswith("bench_"):
+        # The city is made in a database of its own, dropped first: never one that holds anything else.
+        raise SystemExit(
+            f"the benchmark drops and recreates its database: name one bench_<something>, not {name}"
+        )
     with psycopg.connect(f"{_server_url(database_url)}/postgres", autocommit=True) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
     if reuse and exists:

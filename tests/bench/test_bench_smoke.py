@@ -14,9 +14,8 @@ from bench.harness import Report, bench_environment
 from bench.run import SIZES, Context, scenarios_run
 from core.crypto.keyring import KEY_SETTINGS
 
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
-
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 @pytest.mark.django_db(transaction=True)
 def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table(settings):
     size = SIZES["smoke"]
@@ -50,3 +49,13 @@ def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table(settings):
     assert len(ledger) == 2
     assert all(row.value > 0 and row.reference_value > 0 for row in ledger)
     assert "| scenario" in context.report.table()
+
+
+def test_the_benchmark_refuses_to_recreate_a_database_not_of_its_own():
+    # `--database-url …/postgres` would otherwise drop the server's maintenance database.
+    from bench.run import _database_prepare
+
+    with pytest.raises(SystemExit, match="bench_<something>, not postgres"):
+        _database_prepare(
+            "postgres://postgres@127.0.0.1:5432/postgres", size=SIZES["smoke"], reuse=False, environment={}
+        )
