@@ -3,7 +3,9 @@
 schemathesis generates data the schema describes (and some it does not); the faults an outside tester
 found live where generation rarely goes: a body nested thousands of levels deep, a body over the size
 limit, a NUL character in any path, query, header or body string, a cursor that decodes to nonsense,
-a date in year 9999. For each operation (path parameters filled from the caller's own objects when
+a date in year 9999, a body in another charset than UTF-8, a lone UTF-16 surrogate escaped in any body
+string or key, NaN, a number past any column's range in any numeric field, an object where any
+scalar is expected. For each operation (path parameters filled from the caller's own objects when
 their names are known, so the request gets past authorization to the field it attacks), this builds
 one request per class and place; `classes` chooses how many values per place (`make test` one,
 `make soak` all).
@@ -32,6 +34,11 @@ BAD_CURSORS = [
     base64.b64encode(b"x=1&p=1").decode(),
     "!!not-base64!!",
 ]
+# A UTF-16 surrogate escaped alone is no character: no text can be made of it.
+LONE_SURROGATE = b'"\\ud800"'
+# A value of the wrong kind wherever a scalar is expected; and numbers past any column's range.
+WRONG_KIND = {"nested": [1, {"deeper": None}]}
+HUGE_NUMBERS = [10**30, -(10**30), 1e308]
 EXTREME = {
     "date": ["9999-12-31", "0001-01-01", "2100-02-29"],
     "date-time": ["9999-12-31T23:59:59+08:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"],
@@ -125,7 +132,7 @@ def example(schema: Any, resolve: Resolver, depth: int = 0) -> Any:
 def _leaves(
     value: Any, schema: Any, resolve: Resolver, trail: tuple = ()
 ) -> Iterator[tuple[tuple, str, dict]]:
-    """(path, name, schema) of every string in an example body."""
+    """(path, name, schema) of every scalar (string, number, boolean) in an example body."""
     schema = resolve(schema) if isinstance(schema, dict) else {}
     for combinator in ("oneOf", "anyOf", "allOf"):
         if schema.get(combinator):
@@ -137,8 +144,14 @@ def _leaves(
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _leaves(item, schema.get("items", {}), resolve, (*trail, index))
-    elif isinstance(value, str):
-        yield trail, str(trail[-1]) if trail else "", schema
+    elif trail:
+        yield trail, str(trail[-1]), schema
+
+
+def _value_at(value: Any, trail: tuple) -> Any:
+    for step in trail:
+        value = value[step]
+    return value
 
 
 def _replaced(value: Any, trail: tuple, new: Any) -> Any:
@@ -266,6 +279,16 @@ class Operation:
         else:
             kind = "json"
         yield self.make("deep body", body=DEEP_JSON.encode(), expected="request_too_deep")
+        yield self.make(
+            "a charset other than UTF-8",
+            body=b"{}",
+            content_type="application/json; charset=iso-8859-1",
+            expected="unsupported_media_type",
+        )
+        yield self.make("NaN in the body", body=b'{"value": NaN}')
+        yield self.make(
+            "a lone surrogate in a key", body=b"{" + LONE_SURROGATE + b": 1}", expected="malformed_request"
+        )
         oversized = _oversized(settings.API_BODY_MAX_BYTES[kind])
         yield self.make("oversized body", body=oversized, expected="request_too_large")
         yield self.make(
@@ -284,8 +307,21 @@ class Operation:
         baseline = example(body_schema, self.resolve)
         for trail, key, leaf_schema in _leaves(baseline, body_schema, self.resolve):
             label = ".".join(str(step) for step in trail)
+            leaf = _value_at(baseline, trail)
+            body = json.dumps(_replaced(baseline, trail, WRONG_KIND)).encode()
+            yield self.make(f"wrong kind in body {label}", body=body)
+            if isinstance(leaf, bool):
+                continue
+            if isinstance(leaf, int | float):
+                for number in self.pick(HUGE_NUMBERS):
+                    body = json.dumps(_replaced(baseline, trail, number)).encode()
+                    yield self.make(f"huge number in body {label}", body=body)
+                continue
             body = json.dumps(_replaced(baseline, trail, NUL)).encode()
             yield self.make(f"NUL in body {label}", body=body, expected="nul_character")
+            body = json.dumps(_replaced(baseline, trail, "surrogate")).encode()
+            body = body.replace(b'"surrogate"', LONE_SURROGATE)
+            yield self.make(f"a lone surrogate in body {label}", body=body, expected="malformed_request")
             for kind, value in self.extremes(key, leaf_schema):
                 body = json.dumps(_replaced(baseline, trail, value)).encode()
                 yield self.make(f"extreme {kind} in body {label}", body=body)
