@@ -233,6 +233,12 @@ class Operation:
         kind = _date_kind(name, self.resolve(schema))
         return [(kind, value) for value in self.pick(EXTREME[kind])] if kind else []
 
+    def numbers(self, parameter: dict[str, Any]) -> list[str]:
+        """Numbers past any column's range, for a parameter that is a number."""
+        if self.resolve(parameter.get("schema", {})).get("type") not in ("integer", "number"):
+            return []
+        return [str(number) for number in self.pick([10**30, -(10**30)])]
+
     def requests(self) -> Iterator[HostileRequest]:
         # Every route, whatever it declares: a header and a query parameter it does not know.
         yield self.make("NUL in a header", headers={"X-Client-Note": NUL}, expected="nul_character")
@@ -242,6 +248,8 @@ class Operation:
             yield self.make(f"NUL in path {key}", path=self.url(**{key: NUL}), expected="nul_character")
             for kind, value in self.extremes(key, parameter.get("schema", {})):
                 yield self.make(f"extreme {kind} in path {key}", path=self.url(**{key: value}))
+            for number in self.numbers(parameter):
+                yield self.make(f"huge number in path {key}", path=self.url(**{key: number}))
         for parameter in self.parameters:
             key, where = parameter["name"], parameter["in"]
             if where == "header":
@@ -254,6 +262,8 @@ class Operation:
                     yield self.make("bad cursor", query={key: cursor})
             for kind, value in self.extremes(key, parameter.get("schema", {})):
                 yield self.make(f"extreme {kind} in query {key}", query={key: value})
+            for number in self.numbers(parameter):
+                yield self.make(f"huge number in query {key}", query={key: number})
         yield from self.body_strings()
 
     def bodies(self) -> Iterator[HostileRequest]:
