@@ -19,7 +19,9 @@ later, in the error envelope:
   than UTF-8 (415 `unsupported_media_type`): Django and the parsers decode with any codec Python
   knows, UTF-7 among them, in which a body's brackets and NULs hide from the checks above.
 
-Every other route (the admin, the merchant console) keeps Django's own limits.
+Every other route (the admin, the merchant console, the public registry pages) keeps Django's own
+limits, and is refused a NUL character in its path, query string or headers too, with Django's
+400 page: the admin's list filters put a query's value into SQL as it came.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import re
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 from django.utils.http import parse_header_parameters
+from django.views.defaults import bad_request
 
 from core.api import errors
 from core.api.errors import ApplicationError
@@ -117,8 +121,8 @@ def _content_length(request: HttpRequest) -> int:
     return length
 
 
-def check_request(request: HttpRequest) -> None:
-    """Raises `ApplicationError` for a request the API must not read any further."""
+def check_address(request: HttpRequest) -> None:
+    """Raises `ApplicationError` for a NUL character in the path, the query string or a header."""
     if "\x00" in request.path_info:
         raise ApplicationError(errors.NUL_CHARACTER, {"where": "path"})
     query = request.META.get("QUERY_STRING", "")
@@ -127,6 +131,11 @@ def check_request(request: HttpRequest) -> None:
     for key, value in request.META.items():
         if (key.startswith("HTTP_") or key == "CONTENT_TYPE") and isinstance(value, str) and "\x00" in value:
             raise ApplicationError(errors.NUL_CHARACTER, {"where": "header"})
+
+
+def check_request(request: HttpRequest) -> None:
+    """Raises `ApplicationError` for a request the API must not read any further."""
+    check_address(request)
     charset = request.content_params.get("charset")
     if charset is not None and charset.strip().lower() not in _UNICODE_CHARSETS:
         raise ApplicationError(errors.UNSUPPORTED_MEDIA_TYPE, {"charset": charset[:40]})
@@ -172,6 +181,11 @@ class RequestBoundaryMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API_PREFIXES):
+            try:
+                check_address(request)
+            except ApplicationError as refused:
+                logger.info("request refused at the boundary: %s %s", refused.error.code, refused.fields)
+                return bad_request(request, SuspiciousOperation(str(refused.error.message)))
             return self.get_response(request)
         try:
             check_request(request)
