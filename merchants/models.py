@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -94,6 +95,21 @@ class MerchantStaff(models.Model):
         return self.role == self.Role.OWNER
 
 
+# What an owner may set on an offer, the same wherever it is set (the API, the console, the admin).
+OFFER_NUMBER_BOUNDS: dict[str, tuple[int, int]] = {
+    "price_coins": (1, 1_000_000),
+    "total_stock": (0, 10_000_000),
+    "limit_per_person": (1, 1000),
+    "coupon_valid_days": (1, 366),
+}
+
+
+def bounded(name: str) -> list:
+    """The validators of an offer's number `name`: within its `OFFER_NUMBER_BOUNDS`."""
+    lowest, highest = OFFER_NUMBER_BOUNDS[name]
+    return [MinValueValidator(lowest), MaxValueValidator(highest)]
+
+
 class Offer(models.Model):
     """What coins buy: a coupon type with a price, a stock, a per-person limit and a sale window."""
 
@@ -111,13 +127,17 @@ class Offer(models.Model):
     image = models.ImageField(upload_to="offers/", blank=True)
     thumbnail = models.ImageField(upload_to="offers/thumbnails/", blank=True)
     category = models.CharField(_("category"), max_length=32, choices=MerchantCategory.choices)
-    price_coins = models.PositiveIntegerField(_("price in coins"))
-    total_stock = models.PositiveIntegerField(_("total stock"))
+    price_coins = models.PositiveIntegerField(_("price in coins"), validators=bounded("price_coins"))
+    total_stock = models.PositiveIntegerField(_("total stock"), validators=bounded("total_stock"))
     stock_left = models.PositiveIntegerField(_("stock left"))
-    limit_per_person = models.PositiveIntegerField(_("limit per person"), default=1)
+    limit_per_person = models.PositiveIntegerField(
+        _("limit per person"), default=1, validators=bounded("limit_per_person")
+    )
     sale_starts_at = models.DateTimeField(_("sale starts at"))
     sale_ends_at = models.DateTimeField(_("sale ends at"))
-    coupon_valid_days = models.PositiveIntegerField(_("coupon valid for (days)"), default=30)
+    coupon_valid_days = models.PositiveIntegerField(
+        _("coupon valid for (days)"), default=30, validators=bounded("coupon_valid_days")
+    )
     # Empty means valid in every district.
     districts = models.ManyToManyField(District, blank=True, related_name="offers")
     refunds_on_expiry = models.BooleanField(

@@ -39,7 +39,7 @@ from merchants.apis.serializers import (
     StatementOutput,
 )
 from merchants.exports import csv_bytes
-from merchants.models import Coupon, MerchantCategory, MerchantStaff, Offer
+from merchants.models import OFFER_NUMBER_BOUNDS, Coupon, MerchantCategory, MerchantStaff, Offer
 
 # --- Merchant: itself and its staff ----------------------------------------------------------
 
@@ -113,16 +113,21 @@ class StaffDetailApi(APIView):
 # --- Merchant: offers -----------------------------------------------------------------------
 
 
+def _bounded_number(name: str, **kwargs: Any) -> serializers.IntegerField:
+    lowest, highest = OFFER_NUMBER_BOUNDS[name]
+    return serializers.IntegerField(min_value=lowest, max_value=highest, **kwargs)
+
+
 class OfferInput(serializers.Serializer):
     title = serializers.CharField(max_length=80)
     description = serializers.CharField(max_length=2000, allow_blank=True, default="")
     category = serializers.ChoiceField(choices=MerchantCategory.choices)
-    price_coins = serializers.IntegerField(min_value=1, max_value=1_000_000)
-    total_stock = serializers.IntegerField(min_value=0, max_value=10_000_000)
-    limit_per_person = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    price_coins = _bounded_number("price_coins")
+    total_stock = _bounded_number("total_stock")
+    limit_per_person = _bounded_number("limit_per_person", default=1)
     sale_starts_at = dates.DateTimeField()
     sale_ends_at = dates.DateTimeField()
-    coupon_valid_days = serializers.IntegerField(min_value=1, max_value=366, default=30)
+    coupon_valid_days = _bounded_number("coupon_valid_days", default=30)
     districts = DistrictCodeField(many=True, required=False, default=list)
     refunds_on_expiry = serializers.BooleanField(default=False)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.api.dates import validate_day
-from merchants.models import MerchantStaff, Offer
+from merchants.models import OFFER_NUMBER_BOUNDS, MerchantStaff, Offer, bounded
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -70,6 +70,10 @@ class OfferForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The model's bounds, which the form would otherwise not check (`_post_clean` below).
+        for name, (lowest, highest) in OFFER_NUMBER_BOUNDS.items():
+            self.fields[name].validators += bounded(name)
+            self.fields[name].widget.attrs.update(min=lowest, max=highest)
         for name in ("sale_starts_at", "sale_ends_at"):
             self.fields[name].input_formats = [DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
             self.fields[name].validators.append(validate_day)

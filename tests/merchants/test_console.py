@@ -183,6 +183,34 @@ def test_a_sale_that_ends_before_it_starts_is_refused(shop):
     assert not Offer.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price_coins", "0"),
+        ("price_coins", "1000001"),
+        ("price_coins", "99999999999999999999"),
+        ("total_stock", "2147483648"),
+        ("limit_per_person", "0"),
+        ("coupon_valid_days", "0"),
+        ("coupon_valid_days", "9223372036854775808"),
+    ],
+)
+def test_a_number_out_of_the_offer_s_bounds_is_a_form_error_in_both_forms(shop, field, value):
+    # The same bounds as the API's (merchants.models.OFFER_NUMBER_BOUNDS); past them was a 500.
+    offer = OfferFactory(merchant=shop.merchant)
+    client = signed_in(shop.owner)
+
+    created = client.post("/console/offers/new/", {**OFFER_POST, field: value})
+    edited = client.post(f"/console/offers/{offer.public_id}/", {**OFFER_POST, field: value})
+
+    assert created.status_code == edited.status_code == 200
+    assert "errorlist" in created.content.decode()
+    assert "errorlist" in edited.content.decode()
+    assert list(Offer.objects.values_list("pk", flat=True)) == [offer.pk]
+    offer.refresh_from_db()
+    assert str(getattr(offer, field)) != value
+
+
 def test_an_owner_pauses_and_resumes_a_live_offer(shop):
     offer = OfferFactory(merchant=shop.merchant)
     client = signed_in(shop.owner)
