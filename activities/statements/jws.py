@@ -24,9 +24,15 @@ from activities import errors
 from activities.statements.schema import ALGORITHM, STATEMENT_TYPE, schema_errors
 from core.api.boundary import json_text_refused
 from core.api.errors import ApplicationError
+from core.local_time import local_day_of
 
 # A month of a few thousand instances (format 2) fits; the API's JSON bodies take up to 1 MB.
 MAX_TOKEN_LENGTH = 512_000
+# The longest a statement may claim to live (`exp` - `iat`): ours live 30 days; beyond this, a date
+# no calendar holds would reach the database (year 10000).
+MAX_LIFETIME_SECONDS = 10 * 366 * 24 * 3600
+# The issuer's local day may run ahead of UTC by up to 14 hours (UTC+14).
+MAX_ISSUER_UTC_OFFSET = datetime.timedelta(hours=14)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,10 @@ def token_peek(token: str) -> Unverified:
         raise ApplicationError(
             errors.STATEMENT_MALFORMED, fields={"header": [f"typ {STATEMENT_TYPE} and a kid are required"]}
         )
+    # No extension of JWS is understood here, so none may be critical (RFC 7515 §4.1.11); joserfc
+    # raised TypeError, a 500, on a `crit` that is not a list of names.
+    if "crit" in header:
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"header": ["crit is not supported"]})
     if not isinstance(claims.get("iss"), str):
         raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"iss": ["required"]})
     return Unverified(header, claims)
@@ -93,8 +103,19 @@ def claims_check(claims: dict[str, Any], *, now: datetime.datetime) -> None:
         raise ApplicationError(errors.STATEMENT_MALFORMED, fields=problems)
     start = datetime.date.fromisoformat(claims["period"]["start"])
     end = datetime.date.fromisoformat(claims["period"]["end"])
+    # Only an ended month is stated (docs/interop.md). A month that has not begun is refused before its
+    # last day is computed (year 9999's would overflow the calendar); the current month by `iat` below.
+    if start > local_day_of(now):
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"period": ["a month that has not ended"]})
     if start.day != 1 or end != month_last_day(start):
         raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"period": ["not one calendar month"]})
+    # Issued once the month was over where the issuer is (at most 14 hours ahead of UTC), and, below,
+    # not after now: so the month has ended.
+    month_over = datetime.datetime.combine(end + datetime.timedelta(days=1), datetime.time(), datetime.UTC)
+    if claims["iat"] < (month_over - MAX_ISSUER_UTC_OFFSET).timestamp():
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"iat": ["issued before the month ended"]})
+    if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS:
+        raise ApplicationError(errors.STATEMENT_MALFORMED, fields={"exp": ["too far after iat"]})
     if sum(item["carbon_mg"] for item in claims["reductions"]) != claims["total_carbon_mg"]:
         raise ApplicationError(
             errors.STATEMENT_MALFORMED, fields={"total_carbon_mg": ["not the sum of the reductions"]}
@@ -147,7 +168,7 @@ def statement_verify_with(
     key = key_for(unverified)
     try:
         verified = jwt.decode(token, key, algorithms=[ALGORITHM])
-    except JoseError as error:
+    except (JoseError, TypeError, ValueError) as error:  # a header joserfc cannot read is no signature
         raise ApplicationError(errors.STATEMENT_SIGNATURE_INVALID) from error
     claims_check(verified.claims, now=now)
     return VerifiedStatement(

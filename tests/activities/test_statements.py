@@ -346,3 +346,22 @@ def test_the_behaviours_map_to_the_standard_and_operators_edit_it(
         "category": "travel",
         "behaviour": "地铁出行（细则）",
     }
+
+
+def _segment(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("crit", [[1], [None], [["b64"]], 7], ids=["int", "null", "list", "not a list"])
+def test_a_critical_header_extension_is_refused_in_the_envelope(crit):
+    # No JWS extension is understood here (RFC 7515 §4.1.11); joserfc raised a TypeError, a 500, on
+    # a `crit` that is not a list of names, before it checked the signature.
+    header = {"alg": "Ed25519", "kid": "dev-1", "typ": "carbon-statement+jwt", "crit": crit}
+    token = f"{_segment(header)}.{_segment({'iss': settings.STATEMENTS_ISSUER})}.AAAA"
+    client = APIClient()
+    client.raise_request_exception = False
+
+    response = client.post("/api/v1/statements/verify", {"statement": token}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "statement_malformed"

@@ -455,3 +455,49 @@ def test_the_invariants_hold_after_an_import_and_catch_a_second_mint(peer):
         f"statement minted: ledger transaction {stray.pk} without a mint: "
         "its mint says 0 coins for person None, 1 ledger transactions minted 0"
     ]
+
+
+# --- Dates a hostile peer may sign -------------------------------------------------------------
+
+
+def _signed_for(peer: LocalPeer, client: APIClient, month: datetime.date, **overrides) -> str:
+    return peer.sign(
+        peer.claims(audience=settings.STATEMENTS_ISSUER, nonce=nonce_for(client), month=month, **overrides)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("years_ahead", [0, 1])
+def test_a_statement_of_a_month_not_ended_is_refused(peer, years_ahead):
+    # Statements are of ended months: a peer could otherwise state the month twice, before and after.
+    register(peer)
+    client = client_of(UserFactory())
+    this_month = timezone.localdate().replace(day=1)
+    month = this_month.replace(year=this_month.year + years_ahead)
+
+    response = upload(client, _signed_for(peer, client, month))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "statement_malformed"
+    assert not PeerStatement.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": 253_402_300_800},  # 10000-01-01
+        {"period": {"start": "9999-12-01", "end": "9999-12-31"}},
+    ],
+    ids=["expiry in year 10000", "period of December 9999"],
+)
+def test_dates_past_the_calendar_are_a_refusal_not_a_server_error(peer, overrides):
+    register(peer)
+    client = client_of(UserFactory())
+    client.raise_request_exception = False
+
+    response = upload(client, _signed_for(peer, client, last_month(), **overrides))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "statement_malformed"
+    assert not PeerStatement.objects.exists()
