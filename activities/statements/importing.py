@@ -16,8 +16,10 @@ rewards.services.statements runs 2 and 3 and mints coins where the peer's policy
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -43,6 +45,7 @@ from activities.statements.jws import (
     month_last_day,
     statement_verify_with,
 )
+from core.api.boundary import json_text_refused
 from core.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,33 @@ def statement_nonces_delete_expired(*, now: datetime.datetime | None = None) -> 
         return peer_statements.nonces_delete_expired(cursor, cutoff)
 
 
+def _jwks_text(url: str) -> bytes:
+    """What the peer's JWKS URL answers, read up to MAX_JWKS_BYTES and within the timeout overall
+    (not per read), refused as a body would be (a NUL, half a surrogate pair, too deep): raises
+    ValueError or requests' errors."""
+    timeout = settings.STATEMENTS_PEER_KEYS_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
+    with requests.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+        response.raise_for_status()
+        content = b""
+        for chunk in response.iter_content(chunk_size=16384):
+            content += chunk
+            if len(content) > MAX_JWKS_BYTES:
+                raise ValueError("JWKS too large")
+            if time.monotonic() > deadline:
+                raise ValueError("JWKS too slow")
+    if json_text_refused(content) is not None:
+        raise ValueError("a JSON text the API refuses")
+    return content
+
+
+def peer_keys_stale(peer: PeerPlatform, *, now: datetime.datetime) -> bool:
+    """Whether keys fetched from the peer's JWKS URL are older than a JWKS may be kept: a key the
+    peer retired (compromised) must stop verifying here too, not only when a new kid shows up."""
+    max_age = datetime.timedelta(seconds=settings.STATEMENTS_PEER_KEYS_MAX_AGE_SECONDS)
+    return bool(peer.jwks_url) and (peer.jwks_fetched_at is None or peer.jwks_fetched_at <= now - max_age)
+
+
 def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
     """Brings `peer.jwks` up to date: fetched from the peer's JWKS URL and stored (True when fetched).
 
@@ -102,16 +132,10 @@ def peer_keys_refresh(*, peer: PeerPlatform) -> bool:
     if not peer.jwks_url or (peer.jwks_fetched_at is not None and peer.jwks_fetched_at > since):
         return False
     try:
-        response = requests.get(
-            peer.jwks_url, timeout=settings.STATEMENTS_PEER_KEYS_TIMEOUT_SECONDS, allow_redirects=False
-        )
-        response.raise_for_status()
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise ValueError("JWKS too large")
-        jwks = response.json()
+        jwks = json.loads(_jwks_text(peer.jwks_url))
         if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise ValueError("not a JWK Set")
-    except (requests.RequestException, ValueError) as error:
+    except (requests.RequestException, ValueError, RecursionError) as error:
         logger.warning("peer keys not fetched", extra={"peer": peer.issuer, "error": str(error)[:200]})
         PeerPlatform.objects.filter(pk=peer.pk).update(jwks_fetched_at=now)
         peer.jwks_fetched_at = now
@@ -145,6 +169,8 @@ def peer_statement_verify(*, user: User, token: str) -> VerifiedPeerStatement:
     def key_for(unverified: Unverified) -> OKPKey:
         peer = found["peer"] = _peer_of(unverified)
         key_id = unverified.header["kid"]
+        if peer_keys_stale(peer, now=timezone.now()):
+            peer_keys_refresh(peer=peer)
         key = key_in_jwks(peer.jwks, key_id)
         if key is None:
             peer_keys_refresh(peer=peer)

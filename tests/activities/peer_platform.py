@@ -43,6 +43,11 @@ class LocalPeer:
         self.signing_key_id = key_id
         self.add_key(key_id)
         self.jwks_requests = 0
+        # A hostile peer: its JWKS URL answers these bytes instead, or streams this many bytes of
+        # filler inside a JWK Set (counted in `jwks_bytes_sent`).
+        self.jwks_body: bytes | None = None
+        self.jwks_stream_bytes = 0
+        self.jwks_bytes_sent = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self.issuer = self.url
@@ -105,9 +110,12 @@ class LocalPeer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 url = urlparse(self.path)
                 query = {name: values[0] for name, values in parse_qs(url.query).items()}
+                if url.path == "/.well-known/jwks.json" and peer.jwks_stream_bytes:
+                    self._stream_filler()
+                    return
                 if url.path == "/.well-known/jwks.json":
                     peer.jwks_requests += 1
-                    body = json.dumps(peer.jwks()).encode()
+                    body = peer.jwks_body if peer.jwks_body is not None else json.dumps(peer.jwks()).encode()
                 elif url.path == "/statements":
                     month = datetime.date.fromisoformat(query["month"] + "-01")
                     claims = peer.claims(audience=query["aud"], nonce=query.get("nonce"), month=month)
@@ -120,6 +128,19 @@ class LocalPeer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _stream_filler(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    self.wfile.write(b'{"keys": [')
+                    while peer.jwks_bytes_sent < peer.jwks_stream_bytes:
+                        self.wfile.write(b" " * 65536)
+                        peer.jwks_bytes_sent += 65536
+                    self.wfile.write(b"]}")
+                except OSError:  # the reader hung up, as it should
+                    pass
 
             def log_message(self, *args) -> None:
                 pass

@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from activities.models import ImportedReduction, PeerPlatform, PeerStatement, PeerSubject, StatementNonce
+from activities.statements.importing import MAX_JWKS_BYTES, peer_keys_refresh
 from rewards.gamification.credit_profile import credit_profile_of
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.models import LedgerTransaction, MonthlyRating, StatementMint
@@ -501,3 +502,62 @@ def test_dates_past_the_calendar_are_a_refusal_not_a_server_error(peer, override
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "statement_malformed"
     assert not PeerStatement.objects.exists()
+
+
+# --- What a peer's JWKS URL answers, and for how long we keep it ------------------------------
+
+
+@pytest.mark.django_db
+def test_a_key_the_peer_retired_stops_verifying_once_its_keys_are_stale(peer):
+    registered = register(peer, mints_coins=False)
+    client = client_of(UserFactory())
+    assert upload(client, statement_from_peer(peer, nonce_for(client), last_month())).status_code == 201
+    stolen = peer.keys["peer-1"]
+    # The peer retires peer-1 (compromised): its JWKS lists peer-2 alone. An hour later:
+    peer.add_key("peer-2")
+    del peer.keys["peer-1"]
+    PeerPlatform.objects.filter(pk=registered.pk).update(
+        jwks_fetched_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    other = client_of(UserFactory())
+    claims = peer.claims(
+        audience=settings.STATEMENTS_ISSUER, nonce=nonce_for(other), month=last_month(), sub="someone-else"
+    )
+
+    response = upload(other, peer.sign(claims, key=stolen, key_id="peer-1"))
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "statement_key_unknown"
+    assert PeerStatement.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_jwks_url_that_answers_without_end_is_not_read_whole(peer):
+    registered = register(peer)
+    peer.jwks_stream_bytes = 200 * 1024 * 1024
+
+    assert peer_keys_refresh(peer=registered) is False
+
+    assert peer.jwks_bytes_sent < 32 * MAX_JWKS_BYTES
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "\\ud800", "x": "AA"}]}',
+        b'{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "a\\u0000b", "x": "AA"}]}',
+    ],
+    ids=["half a surrogate pair", "nul"],
+)
+def test_a_jwks_no_column_can_hold_is_a_key_unknown_not_a_server_error(peer, body):
+    register(peer)
+    peer.jwks_body = body
+    PeerPlatform.objects.update(jwks={"keys": []}, jwks_fetched_at=None)
+    client = client_of(UserFactory())
+    client.raise_request_exception = False
+
+    response = upload(client, statement_from_peer(peer, nonce_for(client), last_month()))
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "statement_key_unknown"

@@ -17,4 +17,7 @@ STATEMENTS_NONCE_LIFETIME_SECONDS = env.int("STATEMENTS_NONCE_LIFETIME_SECONDS",
 STATEMENTS_CLOCK_SKEW_SECONDS = env.int("STATEMENTS_CLOCK_SKEW_SECONDS", default=60)
 # A peer's JWKS URL is fetched when a statement names a key we do not hold, at most this often.
 STATEMENTS_PEER_KEYS_REFRESH_SECONDS = env.int("STATEMENTS_PEER_KEYS_REFRESH_SECONDS", default=60)
+# Keys fetched from a peer's JWKS URL are fetched again once this old (our own JWKS says five minutes),
+# so a key the peer retired stops verifying here.
+STATEMENTS_PEER_KEYS_MAX_AGE_SECONDS = env.int("STATEMENTS_PEER_KEYS_MAX_AGE_SECONDS", default=300)
 STATEMENTS_PEER_KEYS_TIMEOUT_SECONDS = env.float("STATEMENTS_PEER_KEYS_TIMEOUT_SECONDS", default=5.0)
