@@ -27,9 +27,11 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from accounts.models import Language, User
+from accounts.notifications import statements
 from accounts.notifications.kinds import link_for, render
 from accounts.notifications.models import PushStatus, WeChatPush, WeChatSubscription
 from accounts.selectors import WECHAT_PROVIDER_ID
+from core.db import execute
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,11 @@ def _finish(push_id: int, **fields) -> None:
 def push_send(*, push_id: int) -> str:
     """Sends one due push, once: claims it (a conditional UPDATE), reserves a grant, calls WeChat.
 
+    The person's choices are read again after the claim, as they are now: a push waits (quiet
+    hours, a retry after a busy WeChat, a lost worker's claim) while they may change. WeChat turned
+    off for the kind meanwhile: the push is refused; quiet hours begun meanwhile: it waits until
+    they end. Either way nothing is sent and no grant is used.
+
     Returns the push's status afterwards. Safe to run twice: a push not due or not pending is left.
     """
     now = timezone.now()
@@ -155,6 +162,17 @@ def push_send(*, push_id: int) -> str:
         return "skipped"
     push = WeChatPush.objects.select_related("notification", "template").get(pk=push_id)
     user_id = push.notification.user_id
+    [(wechat_on, due_at)] = execute(
+        statements.PUSH_CHOICES,
+        {"notification": push.notification_id, "now": now, "tz": settings.TIME_ZONE},
+    )
+    if not wechat_on:
+        _finish(push_id, status=PushStatus.REFUSED)
+        return PushStatus.REFUSED
+    if due_at > now:
+        # Waiting for quiet hours to end is not an attempt: the claim's count is given back.
+        _finish(push_id, send_after=due_at, attempts=F("attempts") - 1)
+        return PushStatus.PENDING
     language = User.objects.filter(pk=user_id).values_list("language", flat=True).first() or ""
     openid = (
         SocialAccount.objects.filter(user_id=user_id, provider=WECHAT_PROVIDER_ID)

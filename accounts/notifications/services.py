@@ -45,7 +45,10 @@ def notifications_insert(*, kind: str, rows: sql.Composable, params: dict) -> Ra
     if kind not in NotificationKind.values:
         raise ValueError(f"unknown notification kind {kind!r}")
     statement = statements.NOTIFICATIONS_INSERT.format(
-        notifications=statements.NOTIFICATIONS, preferences=statements.PREFERENCES, rows=rows
+        notifications=statements.NOTIFICATIONS,
+        preferences=statements.PREFERENCES,
+        push_due_at=statements.PUSH_DUE_AT,
+        rows=rows,
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, {**params, "kind": kind, "now": timezone.now(), "tz": settings.TIME_ZONE})

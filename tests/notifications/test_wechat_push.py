@@ -225,3 +225,58 @@ def test_a_push_raised_in_quiet_hours_waits_until_they_end(client_for):
     assert expected.time() == ends
     assert expected > now
     assert expected - now <= datetime.timedelta(hours=2)
+
+
+def test_a_waiting_push_is_not_sent_once_the_person_turned_wechat_off_for_its_kind(client_for, wechat_api):
+    # The choices were read only when the notification was raised: a push that waited for the end
+    # of quiet hours went out to someone who had turned the kind off on WeChat meanwhile.
+    person, app = _person_with_grants(client_for)
+    now = timezone.localtime()
+    QuietHours.objects.create(
+        user=person,
+        starts_at=(now - datetime.timedelta(hours=1)).time().replace(microsecond=0),
+        ends_at=(now + datetime.timedelta(hours=2)).time().replace(microsecond=0),
+    )
+    push = _raise(person)
+    app.patch(
+        "/api/v1/notifications/preferences",
+        {"preferences": [{"kind": "badge_earned", "channel": "wechat", "is_enabled": False}]},
+        format="json",
+    )
+    QuietHours.objects.filter(user=person).delete()
+    WeChatPush.objects.filter(pk=push.pk).update(send_after=timezone.now())
+
+    assert push_send(push_id=push.pk) == PushStatus.REFUSED
+
+    assert wechat_api.sends == []
+    assert WeChatPush.objects.get(pk=push.pk).errcode is None
+    assert WeChatSubscription.objects.get(user=person).remaining == 1
+
+
+def test_a_retried_push_waits_for_quiet_hours_set_meanwhile(client_for, wechat_api):
+    person, app = _person_with_grants(client_for)
+    wechat_api.answers = [-1]
+    push = _raise(person)
+    assert push_send(push_id=push.pk) == PushStatus.PENDING
+    now = timezone.localtime()
+    ends = (now + datetime.timedelta(hours=2)).time().replace(second=0, microsecond=0)
+    app.patch(
+        "/api/v1/notifications/preferences",
+        {
+            "quiet_hours": {
+                "starts_at": (now - datetime.timedelta(hours=1)).strftime("%H:%M"),
+                "ends_at": ends.strftime("%H:%M"),
+            }
+        },
+        format="json",
+    )
+    WeChatPush.objects.filter(pk=push.pk).update(send_after=timezone.now())
+
+    assert push_send(push_id=push.pk) == PushStatus.PENDING
+
+    waiting = WeChatPush.objects.get(pk=push.pk)
+    assert len(wechat_api.sends) == 1  # the busy attempt only
+    assert timezone.localtime(waiting.send_after).time() == ends
+    assert waiting.send_after > timezone.now()
+    assert waiting.attempts == 1
+    assert WeChatSubscription.objects.get(user=person).remaining == 1
