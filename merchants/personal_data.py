@@ -11,7 +11,7 @@ from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
 from merchants import errors
 from merchants.models import Coupon, MerchantStaff, Offer, OfferRedemptionCount
-from merchants.services import redemption_counts_merge
+from merchants.services import redemption_counts_lock, redemption_counts_merge
 
 
 def personal_data_export(*, user: User) -> dict[str, Any]:
@@ -56,6 +56,12 @@ def personal_data_erase(*, user: User) -> None:
     Offer.objects.filter(reviewed_by=user).update(reviewed_by=None)
     OfferRedemptionCount.objects.filter(user=user).delete()
     MerchantStaff.objects.filter(user=user).delete()
+
+
+def accounts_merge_lock(*, source_user: User, target_user: User) -> None:
+    """Before the wallets are locked: both people's per-offer counts (a redemption counts its coupon,
+    then locks the wallet), so a redemption in flight finishes before the merge adds the counts up."""
+    redemption_counts_lock(user_ids=[source_user.pk, target_user.pk])
 
 
 def accounts_merge(*, source_user: User, target_user: User) -> None:

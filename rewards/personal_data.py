@@ -177,6 +177,17 @@ def personal_data_erase(*, user: User) -> None:
     GroupMemberBoardEntry.objects.filter(user_id=user.pk).delete()
 
 
+def accounts_merge_lock(*, source_user: User, target_user: User) -> None:
+    """Before any app moves a row: the challenges of both people's groups, then both wallets
+    (opened if missing: an insert waits for a settlement opening one), in the global order."""
+    from rewards.groups.challenges import challenges_merge_lock
+
+    challenges_merge_lock(source_user=source_user, target_user=target_user)
+    ledger_accounts_lock(
+        account_ids=[wallet_account_for_user(user_id=user.pk).pk for user in (source_user, target_user)]
+    )
+
+
 def accounts_merge(*, source_user: User, target_user: User) -> dict[str, int]:
     """Moves the source's groups and challenge rewards (first: they lock the challenges before any
     wallet, as settlement does), then its coins to the target by one ledger transfer, each coin

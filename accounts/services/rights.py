@@ -82,6 +82,15 @@ def account_merge(*, source_user: User, target_user: User) -> AccountMerge:
     source, target = locked[source_user.pk], locked[target_user.pk]
     if source.is_closed or target.is_closed:
         raise ApplicationError(errors.MERGE_SOURCE_INVALID)
+    # First every app's locks, right to left (`accounts_merge_lock`, where an app has one): the order
+    # the other writers take them in (a redemption counts the coupon before it locks the wallet;
+    # settlement, back-fill and expiry lock the wallets before they mark the days' carbon settled),
+    # so a merge queues behind them instead of deadlocking, and moves the days only after a
+    # settlement of them committed.
+    for module in reversed(personal_data_modules()):
+        lock = getattr(module, "accounts_merge_lock", None)
+        if lock is not None:
+            lock(source_user=source, target_user=target)
     reported: dict[str, int] = {}
     for module in personal_data_modules():
         reported |= module.accounts_merge(source_user=source, target_user=target) or {}

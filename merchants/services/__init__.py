@@ -34,6 +34,7 @@ from merchants.services.redemption import (
     coupon_code_new,
     coupon_code_normalize,
     offer_redeem,
+    redemption_counts_lock,
     redemption_counts_merge,
 )
 from merchants.services.verification import coupon_verify
@@ -65,6 +66,7 @@ __all__ = [
     "offer_set_total_stock",
     "offer_submit",
     "offer_update",
+    "redemption_counts_lock",
     "redemption_counts_merge",
     "staff_add",
     "staff_change_role",

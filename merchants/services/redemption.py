@@ -233,8 +233,20 @@ def _offer_redeem(
 # --- Counters kept in step with people (used by personal_data) -----------------------------
 
 
+def redemption_counts_lock(*, user_ids: list[int]) -> None:
+    """Locks these people's per-offer counts (by offer, then person): a redemption counting one of
+    them meanwhile is waited for, and none counts until the caller commits."""
+    list(
+        OfferRedemptionCount.objects.select_for_update()
+        .filter(user_id__in=user_ids)
+        .order_by("offer_id", "user_id")
+        .values_list("pk", flat=True)
+    )
+
+
 def redemption_counts_merge(*, source_user_id: int, target_user_id: int) -> None:
-    """Adds the source's per-offer counts to the target's, then removes the source's rows."""
+    """Adds the source's per-offer counts to the target's, then removes the source's rows (a merge
+    locked them first: `redemption_counts_lock`)."""
     with connection.cursor() as cursor:
         cursor.execute(
             statements.REDEMPTION_COUNTS_MERGE, {"source": source_user_id, "target": target_user_id}

@@ -365,6 +365,20 @@ def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]
 
 
 @transaction.atomic
+def challenges_merge_lock(*, source_user: User, target_user: User) -> None:
+    """Locks the challenges of both people's groups and those that paid either (id order), as
+    settlement locks them: a merge takes them before any wallet."""
+    source, target = source_user.pk, target_user.pk
+    groups = GroupMembership.objects.filter(user_id__in=[source, target]).values("group_id")
+    paid = ChallengePayout.objects.filter(user_key__in=[source, target]).values("challenge_id")
+    list(
+        TeamChallenge.objects.select_for_update(of=("self",))
+        .filter(Q(group_id__in=groups) | Q(pk__in=paid))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def challenge_payouts_merge(*, source_user: User, target_user: User) -> int:
     """Makes the source's challenge rewards the target's, so a person is paid once per challenge.
 
@@ -376,14 +390,7 @@ def challenge_payouts_merge(*, source_user: User, target_user: User) -> int:
     memberships after. Call before the groups' memberships move. Returns the payouts moved.
     """
     source, target = source_user.pk, target_user.pk
-    groups = GroupMembership.objects.filter(user_id__in=[source, target]).values("group_id")
-    paid = ChallengePayout.objects.filter(user_key__in=[source, target]).values("challenge_id")
-    list(
-        TeamChallenge.objects.select_for_update(of=("self",))
-        .filter(Q(group_id__in=groups) | Q(pk__in=paid))
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    challenges_merge_lock(source_user=source_user, target_user=target_user)
     target_paid = ChallengePayout.objects.filter(user_key=target).values("challenge_id")
     return (
         ChallengePayout.objects.filter(user_key=source)
