@@ -175,6 +175,7 @@ def bench_keys() -> dict[str, str]:
         "PLATFORM_SM2_SIGNING_KEYS": sm2,
         "PLATFORM_ED25519_SIGNING_KEYS": fresh(),
         "STATEMENT_SUBJECT_KEYS": fresh(),
+        "COUPON_TOKEN_KEYS": fresh(),
     }
 
 

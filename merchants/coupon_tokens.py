@@ -17,12 +17,23 @@ from django.utils import timezone
 from qrcode.image.pil import PilImage
 
 from core.api.errors import ApplicationError
+from core.crypto.keyring import keyring
 from merchants import errors
 
 TOKEN_SALT = "merchants.coupon-qr"  # noqa: S105 - a signing namespace, not a secret
 TOKEN_MAX_AGE_SECONDS = 180
 # The app asks for a fresh token well before the old one goes stale.
 TOKEN_REFRESH_AFTER_SECONDS = 60
+
+
+def _signer() -> signing.TimestampSigner:
+    """Signs under COUPON_TOKEN_KEYS (the first signs, every one verifies), never SECRET_KEY's key."""
+    keys = keyring("COUPON_TOKEN_KEYS")
+    return signing.TimestampSigner(
+        key=keys.current.material.hex(),
+        fallback_keys=[key.material.hex() for key in keys.keys[1:]],
+        salt=TOKEN_SALT,
+    )
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class CouponToken:
 
 
 def coupon_token_make(*, coupon_public_id: uuid.UUID) -> CouponToken:
-    signer = signing.TimestampSigner(salt=TOKEN_SALT)
+    signer = _signer()
     now = timezone.now()
     return CouponToken(
         token=signer.sign(coupon_public_id.hex),
@@ -44,7 +55,7 @@ def coupon_token_make(*, coupon_public_id: uuid.UUID) -> CouponToken:
 
 def coupon_token_read(*, token: str) -> uuid.UUID:
     """The coupon's public id from a scanned token; forged and stale tokens are told apart."""
-    signer = signing.TimestampSigner(salt=TOKEN_SALT)
+    signer = _signer()
     try:
         value = signer.unsign(token.strip(), max_age=TOKEN_MAX_AGE_SECONDS)
     except signing.SignatureExpired:

@@ -32,6 +32,7 @@ KEY_SETTINGS: dict[str, str] = {
     "PLATFORM_SM2_SIGNING_KEYS": "hex",
     "PLATFORM_ED25519_SIGNING_KEYS": "base64",
     "STATEMENT_SUBJECT_KEYS": "base64",
+    "COUPON_TOKEN_KEYS": "base64",
 }
 
 

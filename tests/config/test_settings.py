@@ -15,6 +15,7 @@ KEYS = {
     "PLATFORM_SM2_SIGNING_KEYS": "s1:" + "1" * 64,
     "PLATFORM_ED25519_SIGNING_KEYS": "e1:" + "E" * 43,
     "STATEMENT_SUBJECT_KEYS": "t1:" + "F" * 43,
+    "COUPON_TOKEN_KEYS": "c1:" + "G" * 43,
 }
 PRODUCTION_ENVIRONMENT = {
     "SECRET_KEY": "x" * 50,

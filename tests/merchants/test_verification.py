@@ -10,7 +10,8 @@ from django.core import signing
 from django.utils import timezone
 from PIL import Image
 
-from merchants.coupon_tokens import TOKEN_MAX_AGE_SECONDS, TOKEN_SALT, coupon_token_make
+from core.api.errors import ApplicationError
+from merchants.coupon_tokens import TOKEN_MAX_AGE_SECONDS, TOKEN_SALT, coupon_token_make, coupon_token_read
 from merchants.models import Coupon
 from merchants.services import offer_redeem
 from tests.merchants.factories import OfferFactory
@@ -155,11 +156,29 @@ def test_a_stale_token_is_refused_as_stale(shop, coupon, monkeypatch):
     assert Coupon.objects.get(pk=coupon.pk).status == "issued"
 
 
-def test_a_token_is_signed_with_its_own_salt():
+def test_a_token_is_signed_with_a_key_of_its_own_not_secret_key():
+    # Before, Django's signer took SECRET_KEY's: whoever held it could make any coupon's token.
     token = coupon_token_make(coupon_public_id=Coupon().public_id).token
     with pytest.raises(signing.BadSignature):
         signing.TimestampSigner().unsign(token)
-    signing.TimestampSigner(salt=TOKEN_SALT).unsign(token)
+    with pytest.raises(signing.BadSignature):
+        signing.TimestampSigner(salt=TOKEN_SALT).unsign(token)
+    assert coupon_token_read(token=token)
+
+
+def test_a_token_signed_before_a_rotation_reads_until_its_key_is_removed(settings):
+    coupon_id = Coupon().public_id
+    settings.COUPON_TOKEN_KEYS = ["old:" + "A" * 43]
+    token = coupon_token_make(coupon_public_id=coupon_id).token
+
+    settings.COUPON_TOKEN_KEYS = ["new:" + "B" * 43, "old:" + "A" * 43]
+    assert coupon_token_read(token=token) == coupon_id
+    assert coupon_token_make(coupon_public_id=coupon_id).token != token
+
+    settings.COUPON_TOKEN_KEYS = ["new:" + "B" * 43]
+    with pytest.raises(ApplicationError) as refused:
+        coupon_token_read(token=token)
+    assert refused.value.error.code == "coupon_token_forged"
 
 
 def test_either_a_token_or_a_code_is_required(shop):

@@ -22,6 +22,8 @@ PLATFORM_ED25519_SIGNING_KEYS = env.list("PLATFORM_ED25519_SIGNING_KEYS", defaul
 # so two platforms cannot join people through them (32 bytes). Only the first is used: rotating it
 # gives everyone new subjects at every platform (docs/interop.md).
 STATEMENT_SUBJECT_KEYS = env.list("STATEMENT_SUBJECT_KEYS", default=[])
+# Signs the short-lived tokens in coupons' QR codes (32 bytes); every listed key still verifies.
+COUPON_TOKEN_KEYS = env.list("COUPON_TOKEN_KEYS", default=[])
 
 # What new data is written with: `standard` (Fernet; blind indexes HMAC-SHA256) or `sm` (SM4-GCM with
 # the key id and the field's identity as associated data; blind indexes HMAC-SM3). Either reads

@@ -54,6 +54,7 @@ class Command(BaseCommand):
             "PERSONAL_DATA_KEYS",
             "BLIND_INDEX_KEYS",
             "STATEMENT_SUBJECT_KEYS",
+            "COUPON_TOKEN_KEYS",
         ):
             self.stdout.write(f"{name}={key_id}:{_b64(secrets.token_bytes(32))}")
         private = _sm2_private_key()
