@@ -15,7 +15,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   what the round says, never more carbon than it counts, and counts what it states less the
   instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
-- groups: a group's member count is its memberships;
+- groups: a group's member count is its memberships, and a group with members, not closed, has
+  exactly one owner;
 - team challenges: no challenge pays more than its budget, what it counts as paid is what its
   payouts and the ledger say, and each member is paid once per challenge;
 - idempotency: each key has at most one effect (one coupon, one donation, one ledger transaction);
@@ -255,6 +256,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "group member count",
         lambda r: f"group {r[0]}: counted {r[1]} members, {r[2]} memberships",
         statements.GROUP_MEMBER_COUNT,
+    ),
+    Invariant(
+        "group owner",
+        lambda r: f"group {r[0]}: {r[1]} owners",
+        statements.GROUP_OWNER,
     ),
     Invariant(
         "challenge budget",

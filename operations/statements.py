@@ -481,6 +481,21 @@ GROUP_MEMBER_COUNT = sql.SQL(
         """
 )
 
+# “group owner”: the rows that break it, one per offender, each reported as "group …: … owners"; a
+# group with members and not closed has exactly one owner.
+GROUP_OWNER = sql.SQL(
+    """
+        SELECT team.public_id, COUNT(membership.id)
+        FROM rewards_group AS team
+        LEFT JOIN rewards_groupmembership AS membership
+          ON membership.group_id = team.id AND membership.role = 'owner'
+        WHERE team.status <> 'closed' AND team.member_count > 0
+        GROUP BY team.id
+        HAVING COUNT(membership.id) <> 1
+        ORDER BY team.id
+        """
+)
+
 # “challenge budget”: the rows that break it, one per offender, each reported as "challenge …: budget …,
 # counted paid …, payouts …, ledger paid …".
 CHALLENGE_BUDGET = sql.SQL(

@@ -139,15 +139,17 @@ def _successor(group: Group, leaving: GroupMembership) -> GroupMembership | None
 
 
 def _member_drop(*, group: Group, membership: GroupMembership) -> None:
+    # Call with the group locked and the membership read after the lock. The count goes down only
+    # for a row this delete removed: a membership gone meanwhile is not counted off twice.
+    deleted, _rows = GroupMembership.objects.filter(pk=membership.pk).delete()
+    if not deleted:
+        return
     if membership.role == GroupRole.OWNER:
         successor = _successor(group, membership)
-        membership.delete()
         if successor is None:
             Group.objects.filter(pk=group.pk).update(status=GroupStatus.CLOSED, member_count=0)
             return
         GroupMembership.objects.filter(pk=successor.pk).update(role=GroupRole.OWNER)
-    else:
-        membership.delete()
     Group.objects.filter(pk=group.pk).update(member_count=F("member_count") - 1)
 
 
@@ -219,15 +221,28 @@ def invite_code_rotate(*, actor: User, group: Group) -> Group:
     return group
 
 
+def _groups_lock(*, users: list[User]) -> tuple[dict[int, Group], list[GroupMembership]]:
+    """Locks the groups of these people (id order, as every membership change locks its group),
+    then reads their memberships under those locks: a leave, a removal or a change of owner that
+    committed meanwhile is seen, not undone from a stale row. The people are locked by the caller
+    (erasure, merge), so none of them joins a group meanwhile."""
+    group_ids = list(GroupMembership.objects.filter(user__in=users).values_list("group_id", flat=True))
+    locked = {
+        group.pk: group for group in Group.objects.select_for_update().filter(pk__in=group_ids).order_by("pk")
+    }
+    memberships = list(
+        GroupMembership.objects.filter(user__in=users, group_id__in=list(locked)).order_by("group_id")
+    )
+    return locked, memberships
+
+
 @transaction.atomic
 def memberships_erase(*, user: User) -> int:
     """Takes the person out of every group (erasure): ownership passes on as when leaving."""
-    count = 0
-    for membership in GroupMembership.objects.filter(user=user).order_by("group_id"):
-        group = _locked_group(membership.group)
-        _member_drop(group=group, membership=membership)
-        count += 1
-    return count
+    locked, memberships = _groups_lock(users=[user])
+    for membership in memberships:
+        _member_drop(group=locked[membership.group_id], membership=membership)
+    return len(memberships)
 
 
 ROLE_RANK = {GroupRole.OWNER: 0, GroupRole.ADMIN: 1, GroupRole.MEMBER: 2}
@@ -245,18 +260,10 @@ def memberships_merge(*, source_user: User, target_user: User) -> list[Group]:
       administered, then joined) and joining time. From the groups beyond the limit the source
       leaves, as `group_leave` does (an owner's ownership passes on; the last member closes it).
 
-    The groups are locked in id order, as every membership change locks its group.
+    The groups are locked in id order before the memberships are read (`_groups_lock`).
     """
     source, target = source_user, target_user
-    memberships = list(
-        GroupMembership.objects.filter(user__in=[source, target]).select_related("group").order_by("group_id")
-    )
-    locked = {
-        group.pk: group
-        for group in Group.objects.select_for_update()
-        .filter(pk__in={membership.group_id for membership in memberships})
-        .order_by("pk")
-    }
+    locked, memberships = _groups_lock(users=[source, target])
     targets = {m.group_id: m for m in memberships if m.user_id == target.pk}
     sources = [m for m in memberships if m.user_id == source.pk]
     for membership in [m for m in sources if m.group_id in targets]:

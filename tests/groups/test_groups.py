@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection, transaction
 
 from accounts.models import User
 from operations.invariants import invariant_violations
 from rewards.groups.models import Group, GroupMembership, GroupRole, GroupStatus
-from rewards.groups.services import group_verify
+from rewards.groups.services import group_create, group_join, group_verify, member_remove, member_role_set
 from tests.accounts.factories import DistrictFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +138,13 @@ def test_the_checker_sees_a_member_count_that_is_not_the_memberships(client_for)
     ]
 
 
+def test_the_checker_sees_a_group_without_its_one_owner(client_for):
+    team = _open_team(client_for(UserFactory()))
+    GroupMembership.objects.filter(group__public_id=team["id"]).update(role=GroupRole.ADMIN)
+
+    assert invariant_violations() == [f"group owner: group {team['id']}: 0 owners"]
+
+
 def test_roles_only_the_owner_changes_them_and_the_owner_is_kept(client_for):
     owner, admin, member = UserFactory(), UserFactory(), UserFactory()
     team = _open_team(client_for(owner))
@@ -200,3 +211,89 @@ def test_groups_are_in_the_export_and_erasure_leaves_them_with_an_owner(client_f
     ]
     assert list(GroupMembership.objects.values_list("user_id", "role")) == [(member.pk, GroupRole.OWNER)]
     assert Group.objects.get().member_count == 1
+
+
+def while_held(first, then) -> list[BaseException]:
+    """Runs `first` in a transaction held open 1.5 s after it acted, and `then` meanwhile, each on
+    its own connection; returns what either raised."""
+
+    acted = threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                first()
+                acted.set()
+                time.sleep(1.5)
+        except Exception as error:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(error)
+        finally:
+            acted.set()
+            connection.close()
+
+    def follow() -> None:
+        try:
+            acted.wait(10)
+            then()
+        except Exception as error:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=follow)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors
+
+
+def _team_of(owner, *members) -> Group:
+    group = group_create(user=owner, kind="team", name="绿色出行队")
+    for member in members:
+        group_join(user=member, invite_code=group.invite_code)
+    return group
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_while_an_admin_removes_the_person_counts_them_off_once():
+    from accounts.services import account_erase  # noqa: PLC0415
+
+    # Erasure read the memberships before it locked the groups: the removal committed meanwhile,
+    # and the stale row was counted off a second time.
+    owner, member, other = UserFactory(), UserFactory(), UserFactory()
+    group = _team_of(owner, member, other)
+
+    errors = while_held(
+        lambda: member_remove(actor=owner, group=group, member=member),
+        lambda: account_erase(user=member),
+    )
+
+    assert errors == []
+    assert GroupMembership.objects.filter(group=group).count() == 2
+    assert Group.objects.get(pk=group.pk).member_count == 2
+    assert invariant_violations() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_while_the_owner_hands_ownership_over_keeps_one_owner():
+    from accounts.services import account_erase  # noqa: PLC0415
+
+    # From a stale owner row, erasure promoted a successor next to the new owner (an IntegrityError).
+    owner, heir, admin = UserFactory(), UserFactory(), UserFactory()
+    group = _team_of(owner, heir, admin)
+    member_role_set(actor=owner, group=group, member=admin, role=GroupRole.ADMIN)
+
+    errors = while_held(
+        lambda: member_role_set(actor=owner, group=group, member=heir, role=GroupRole.OWNER),
+        lambda: account_erase(user=owner),
+    )
+
+    assert errors == []
+    assert dict(GroupMembership.objects.filter(group=group).values_list("user_id", "role")) == {
+        heir.pk: GroupRole.OWNER,
+        admin.pk: GroupRole.ADMIN,
+    }
+    assert Group.objects.get(pk=group.pk).member_count == 2
+    assert invariant_violations() == []

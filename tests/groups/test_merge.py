@@ -17,13 +17,15 @@ from rewards.groups.models import (
     Group,
     GroupKind,
     GroupMembership,
+    GroupRole,
     GroupStatus,
 )
-from rewards.groups.services import group_create, group_join, member_role_set
+from rewards.groups.services import group_create, group_join, group_leave, member_role_set
 from rewards.models import LedgerAccount
 from tests.accounts.factories import UserFactory
 from tests.conftest import session_token_for
 from tests.groups.test_challenges import _coins_challenge
+from tests.groups.test_groups import while_held
 from tests.rewards.factories import carbon_credit
 
 pytestmark = pytest.mark.django_db
@@ -225,4 +227,22 @@ def test_a_merge_and_a_settlement_at_once_pay_the_person_once():
     assert errors == []
     assert list(ChallengePayout.objects.values_list("user_key", "coins")) == [(target.pk, 10)]
     assert (_wallet(target), _wallet(source)) == (10, 0)
+    assert invariant_violations() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_while_the_source_leaves_a_shared_group_counts_them_off_once():
+    # The merge read the memberships before it locked the groups: the source's leave committed
+    # meanwhile, and the stale row was counted off a second time.
+    owner, target, source = UserFactory(), UserFactory(), UserFactory()
+    group = _team(owner, "绿色出行队", target, source)
+
+    errors = while_held(
+        lambda: group_leave(user=source, group=group),
+        lambda: services.account_merge(source_user=source, target_user=target),
+    )
+
+    assert errors == []
+    assert _roles(group) == {owner.pk: GroupRole.OWNER, target.pk: GroupRole.MEMBER}
+    assert Group.objects.get(pk=group.pk).member_count == 2
     assert invariant_violations() == []
