@@ -3,9 +3,10 @@
 The reward comes from the sponsor's ledger account (kind `challenge_sponsor`), funded through the
 ledger from the operators' issuance or a merchant's clearing account. A challenge pays:
 
-- coins: `coins_per_member` to each member who took part (credited carbon in the period), set-based
-  (`_members_pay`: three statements per challenge whatever its size): one ledger transaction per
-  round with a leg per member, keyed `challenge:<id>:members-after:<paid before>`, and a
+- coins: `coins_per_member` to each member who took part (in the group when the target was met,
+  carbon credited in the period from the local day they joined, the days progress counts too),
+  set-based (`_members_pay`: three statements per challenge whatever its size): one ledger
+  transaction per round with a leg per member, keyed `challenge:<id>:members-after:<paid before>`, and a
   `ChallengePayout` row unique per (challenge, member): paid once, whatever runs twice;
 - donation: `donation_coins` from the sponsor to a welfare project, in the group's name, once.
 
@@ -23,6 +24,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -141,6 +143,7 @@ def _member_carbon(challenge: TeamChallenge, today: datetime.date) -> list[tuple
                 "start": challenge.starts_on,
                 "end": min(challenge.ends_on, today),
                 "group": challenge.group_id,
+                "tz": settings.TIME_ZONE,
             },
         )
         return cursor.fetchall()
@@ -215,6 +218,8 @@ def _members_pay(challenge: TeamChallenge, *, today: datetime.date) -> tuple[int
         "sponsor": challenge.sponsor_id,
         "start": challenge.starts_on,
         "end": min(challenge.ends_on, today),
+        "met_at": challenge.met_at,
+        "tz": settings.TIME_ZONE,
         "now": now,
     }
     execute(statements.CHALLENGE_WALLETS_OPEN, params)

@@ -65,18 +65,25 @@ SELECT %(build)s, group_id, district_id, members, carbon_mg, per_member,
 
 # --- Team challenges ----------------------------------------------------------------------------
 
-# Per member of the group: their carbon credited in the challenge's period (so far).
+# The days of a member's carbon that count for a challenge (over `membership` and `daily`): in its
+# period so far, from the local day they joined (what they did before was not the group's doing).
+_CHALLENGE_MEMBER_DAYS = sql.SQL(
+    """daily.user_id = membership.user_id
+       AND daily.day >= GREATEST(%(start)s, CAST(membership.joined_at AT TIME ZONE %(tz)s AS date))
+       AND daily.day <= %(end)s"""
+)
+
+# Per member of the group: their carbon credited in the challenge's period (so far) since they joined.
 CHALLENGE_MEMBER_CARBON = sql.SQL(
     """
 SELECT membership.user_id, CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT)
   FROM rewards_groupmembership AS membership
-  LEFT JOIN activities_dailycarbon AS daily
-    ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
+  LEFT JOIN activities_dailycarbon AS daily ON {member_days}
  WHERE membership.group_id = %(group)s
  GROUP BY membership.user_id
  ORDER BY membership.user_id
 """
-)
+).format(member_days=_CHALLENGE_MEMBER_DAYS)
 
 # Raises what the challenge paid by the transfer's coins, in the transfer's statement, only within
 # the budget: zero rows and the ledger moves nothing (a condition of `coins_transfer_if`).
@@ -88,23 +95,25 @@ RETURNING id
 """
 ).format(ready=TRANSFER_READY)
 
-# The members a round pays: in the group, credited carbon in the challenge's period so far, not paid
-# for this challenge yet (by person: a merged account's reward counts, see challenge_payouts_merge).
+# The members a round pays: in the group since the target was met at the latest (who joins a met
+# challenge's group took no part in meeting it), carbon credited in the challenge's period since
+# they joined, not paid for this challenge yet (by person: a merged account's reward counts, see
+# challenge_payouts_merge).
 _CHALLENGE_TOOK_PART = sql.SQL(
     """
     rewards_groupmembership AS membership
     WHERE membership.group_id = %(group)s
+      AND membership.joined_at <= %(met_at)s
       AND EXISTS (
           SELECT 1 FROM activities_dailycarbon AS daily
-           WHERE daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(end)s
-             AND daily.credited_carbon_mg > 0
+           WHERE {member_days} AND daily.credited_carbon_mg > 0
       )
       AND NOT EXISTS (
           SELECT 1 FROM rewards_challengepayout AS payout
            WHERE payout.challenge_id = %(challenge)s AND payout.user_key = membership.user_id
       )
     """
-)
+).format(member_days=_CHALLENGE_MEMBER_DAYS)
 _CHALLENGE_PAYEE_WALLETS = sql.SQL(
     """
     SELECT membership.user_id, wallet.id AS wallet_id

@@ -95,7 +95,7 @@ def test_a_challenge_renamed_while_the_job_pays_it_keeps_what_was_paid(monkeypat
     )
     for person in people:
         carbon_credit(person, today, 5_000)
-    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET, met_at=timezone.now())
     # The operator opened the page (paid 0); the hourly job pays both members (20) before the save.
     _meanwhile(
         monkeypatch, groups_admin.TeamChallengeAdmin, lambda obj: challenge_settle(challenge_id=obj.pk)

@@ -16,6 +16,7 @@ from operations.invariants import invariant_violations
 from rewards.groups import boards
 from rewards.groups.challenges import (
     challenge_create,
+    challenge_progress,
     challenge_settle,
     challenges_evaluate,
     sponsor_balance,
@@ -29,7 +30,7 @@ from rewards.groups.models import (
     GroupMembership,
     TeamChallenge,
 )
-from rewards.groups.services import group_create, group_join
+from rewards.groups.services import group_create, group_join, group_leave
 from rewards.models import Donation, LedgerAccount
 from tests.accounts.factories import UserFactory
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit
@@ -236,7 +237,7 @@ def test_two_settlements_of_one_challenge_at_once_pay_each_member_once():
     challenge = _coins_challenge(group, sponsor, coins=7, target=1)
     for person in people:
         carbon_credit(person, timezone.localdate(), 5_000)
-    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET, met_at=timezone.now())
     barrier = threading.Barrier(2, timeout=30)
     results = []
 
@@ -273,7 +274,7 @@ def _settle_statements(size: int) -> tuple[int, int]:
     challenge = _coins_challenge(group, sponsor, coins=3, target=1)
     for person in people:
         carbon_credit(person, timezone.localdate(), 5_000)
-    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET, met_at=timezone.now())
     before = LedgerTransaction.objects.filter(kind="challenge_reward").count()
     with CaptureQueriesContext(connection) as statements:
         settled = challenge_settle(challenge_id=challenge.pk)
@@ -334,3 +335,47 @@ def test_a_funding_page_without_its_key_funds_nothing():
     assert "nothing was funded" in missing.content.decode()
     assert malformed.status_code == 200
     assert sponsor_balance(sponsor=sponsor) == 0
+
+
+def test_people_who_join_after_the_target_was_met_are_not_paid_from_its_budget():
+    # Anyone who joined with the invite code after the target was met was paid, for carbon from
+    # before they joined, out of the budget meant for the members (coins × members when it was set).
+    group, (alice, bob, _carol) = _team(3)
+    sponsor = ChallengeSponsor.objects.create(name="衢州市生态环境局")
+    sponsor_fund(sponsor=sponsor, amount=1000, idempotency_key="budget")
+    challenge = _coins_challenge(group, sponsor, target=1)
+    today = timezone.localdate()
+    carbon_credit(alice, today, 5_000)
+    challenges_evaluate()
+    for outsider in (UserFactory(), UserFactory()):
+        carbon_credit(outsider, today, 5_000)
+        group_join(user=outsider, invite_code=group.invite_code)
+        challenges_evaluate()
+        group_leave(user=outsider, group=group)
+        assert _wallet(outsider) == 0
+    carbon_credit(bob, today, 5_000)
+
+    challenges_evaluate()
+
+    assert (_wallet(alice), _wallet(bob)) == (10, 10)
+    assert TeamChallenge.objects.get(pk=challenge.pk).paid_coins == 20
+    assert invariant_violations() == []
+
+
+def test_progress_counts_a_members_carbon_from_the_day_they_joined():
+    # A newcomer's carbon from before they joined counted towards the group's target.
+    group, (alice,) = _team(1)
+    today = timezone.localdate()
+    GroupMembership.objects.filter(group=group).update(joined_at=timezone.now() - datetime.timedelta(days=3))
+    challenge = _coins_challenge(group, ChallengeSponsor.objects.create(name="s"), target=1000)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(starts_on=today - datetime.timedelta(days=2))
+    challenge.refresh_from_db()
+    newcomer = UserFactory()
+    carbon_credit(alice, today - datetime.timedelta(days=2), 100_000)
+    carbon_credit(newcomer, today - datetime.timedelta(days=2), 900_000)
+    carbon_credit(newcomer, today, 50_000)
+    group_join(user=newcomer, invite_code=group.invite_code)
+
+    progress = challenge_progress(challenge=challenge)
+
+    assert (progress.value, progress.active_members, progress.members) == (150, 2, 2)

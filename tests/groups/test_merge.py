@@ -197,7 +197,7 @@ def test_a_merge_and_a_settlement_at_once_pay_the_person_once():
     group = _team(owner, "绿色出行队", target, source)
     challenge = _met_coins_challenge(group)
     carbon_credit(source, timezone.localdate(), 500_000)
-    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET)
+    TeamChallenge.objects.filter(pk=challenge.pk).update(status=ChallengeStatus.MET, met_at=timezone.now())
     barrier = threading.Barrier(2, timeout=30)
     errors = []
 
