@@ -145,7 +145,9 @@ def group_board_for(*, user: User, period: str, scope: str, district_id: int | N
 
 
 def member_board_for(*, group: Group, period: str) -> tuple[GroupBoardBuild | None, list[dict]]:
-    """The group's members ranked by carbon reduced in the period (who opted out is not listed)."""
+    """The group's members ranked by carbon reduced in the period, as the last build ranked them, of
+    those who are members now: who left or was removed since, opted out or closed the account is
+    not listed (the boards are rebuilt nightly)."""
     build = current_group_build(period=period)
     if build is None:
         return None, []
@@ -156,7 +158,12 @@ def member_board_for(*, group: Group, period: str) -> tuple[GroupBoardBuild | No
     )
     people = {
         person.pk: person
-        for person in User.objects.filter(pk__in=[row[0] for row in rows], shows_on_leaderboards=True)
+        for person in User.objects.filter(
+            pk__in=[row[0] for row in rows],
+            shows_on_leaderboards=True,
+            closed_at__isnull=True,
+            group_memberships__group=group,
+        )
     }
     return build, [
         {"person": people[user_id], "rank": rank, "carbon_mg": carbon_mg}

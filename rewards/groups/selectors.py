@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from accounts.models import User
 from rewards.groups.models import (
@@ -40,10 +40,16 @@ def membership_in(*, user: User, group_public_id) -> GroupMembership | None:
 
 
 def members_of(*, group: Group) -> list[GroupMembership]:
-    """The group's members (accounts still open), owner and admins first, then by joining."""
-    return sorted(
-        group.memberships.select_related("user").filter(user__closed_at__isnull=True)[:MEMBERS_SHOWN],
-        key=lambda membership: (_ROLE_ORDER[membership.role], membership.joined_at, membership.pk),
+    """The group's members (accounts still open), owner and admins first, then by joining; ordered
+    in the query, so a group larger than `MEMBERS_SHOWN` lists its owner and admins."""
+    role_order = Case(
+        *(When(role=role, then=Value(rank)) for role, rank in _ROLE_ORDER.items()),
+        output_field=IntegerField(),
+    )
+    return list(
+        group.memberships.select_related("user")
+        .filter(user__closed_at__isnull=True)
+        .order_by(role_order, "joined_at", "pk")[:MEMBERS_SHOWN]
     )
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import Notification
+from accounts.models import Notification, User
 from operations.invariants import invariant_violations
 from rewards.groups import boards
 from rewards.groups.challenges import (
@@ -227,6 +227,25 @@ def test_groups_are_ranked_by_carbon_per_member_and_members_within_their_group(c
         (1, 300_000, False),
         (2, 0, True),
     ]
+
+
+def test_a_groups_member_board_lists_only_who_is_a_member_now(client_for, settings):
+    # The board listed the last build's rows: who left, was removed or closed the account stayed on
+    # it (nickname and carbon) until the nightly rebuild.
+    settings.GROUPS_BOARD_MIN_MEMBERS = 2
+    group, (owner, kept, removed, leaving, closing) = _team(5)
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    for person in (owner, kept, removed, leaving, closing):
+        carbon_credit(person, yesterday, 100_000)
+    boards.group_boards_rebuild(periods=["week"])
+    app = client_for(owner)
+    assert app.delete(f"/api/v1/groups/{group.public_id}/members/{removed.public_id}").status_code == 204
+    group_leave(user=leaving, group=group)
+    User.objects.filter(pk=closing.pk).update(closed_at=timezone.now())
+
+    board = app.get(f"/api/v1/groups/{group.public_id}/leaderboard?period=week").json()
+
+    assert {entry["public_id"] for entry in board["entries"]} == {str(owner.public_id), str(kept.public_id)}
 
 
 @pytest.mark.django_db(transaction=True)

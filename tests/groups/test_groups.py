@@ -297,3 +297,24 @@ def test_an_erasure_while_the_owner_hands_ownership_over_keeps_one_owner():
     }
     assert Group.objects.get(pk=group.pk).member_count == 2
     assert invariant_violations() == []
+
+
+def test_the_owner_and_admins_of_a_group_larger_than_the_list_come_first(client_for):
+    # The first 500 rows, in no order, were cut before sorting: the owner could be missing.
+    founder = UserFactory()
+    group = _team_of(founder)
+    people = [UserFactory() for _ in range(501)]
+    GroupMembership.objects.bulk_create([GroupMembership(group=group, user=person) for person in people])
+    Group.objects.filter(pk=group.pk).update(member_count=502)
+    heir, admin = people[-1], people[-2]
+    member_role_set(actor=founder, group=group, member=admin, role=GroupRole.ADMIN)
+    member_role_set(actor=founder, group=group, member=heir, role=GroupRole.OWNER)
+
+    members = client_for(founder).get(f"/api/v1/groups/{group.public_id}/members").json()
+
+    assert len(members) == 500
+    assert [(member["public_id"], member["role"]) for member in members[:3]] == [
+        (str(heir.public_id), "owner"),
+        (str(founder.public_id), "admin"),
+        (str(admin.public_id), "admin"),
+    ]
