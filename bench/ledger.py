@@ -7,7 +7,10 @@ Two figures, each beside a twin without history measured in the same run, rounds
   lots, beside a fresh wallet with one lot;
 - wallet reads/s (`rewards.selectors.wallet_summary`, what `GET /api/v1/wallet` answers from) of a
   person who earned a lot a night for five years (1,825 lots, the expired ones emptied by the real
-  expiry job, a `DailyCarbon` row a night), beside a new person with one night's lot.
+  expiry job, a `DailyCarbon` row a night), beside a new person with one night's lot;
+- streak reads/s (`rewards.gamification.badges.streaks_of`, what `GET /api/v1/badges` answers with)
+  of the same two people, their streaks stored by the badge run and the five-year one still going
+  today.
 
 Target: each history-laden figure within 1.2× of its twin (cost independent of history). Commits
 do not wait for the disk (the database's synchronous_commit is off), so the figures are the
@@ -147,6 +150,11 @@ def _histories(
         copy.write(buffer.read())
     if not raw.autocommit:
         raw.commit()
+    from accounts.models import User
+    from rewards.gamification.badges import streaks_refresh
+
+    for user in User.objects.filter(pk__in=[veteran_id, newcomer_id]):
+        streaks_refresh(user=user)  # as the badge run leaves them
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE rewards_coinlot")
         cursor.execute("VACUUM ANALYZE rewards_ledgeraccount")
@@ -231,6 +239,29 @@ def _wallet_reads(
     )  # fmt: skip
 
 
+def _streak_reads(
+    report: Report, people: dict[str, int], *, scenario: str, seconds: float, rounds: int, years: int
+) -> None:
+    from accounts.models import User
+    from rewards.gamification.badges import streaks_of
+
+    veteran, newcomer = User.objects.get(pk=people["veteran"]), User.objects.get(pk=people["newcomer"])
+    new, old = _alternating(
+        lambda _number: streaks_of(user=newcomer),
+        lambda _number: streaks_of(user=veteran),
+        seconds=seconds,
+        rounds=rounds,
+    )
+    slower = new / old
+    print(f"streak reads: new person {new:,.0f}/s, {years} years of days {old:,.0f}/s ({slower:.2f}× slower)")
+    report.add(
+        Row(scenario, f"streak reads/s of a person active every day for {years} years", old, "reads/s",
+            reference="a new person (one day), same run", reference_value=new,
+            target=f"within {TARGET_RATIO}× of new", met=slower <= TARGET_RATIO,
+            notes=f"new/veteran {slower:.2f}×; streaks_of, {rounds} alternating rounds of {seconds} s")
+    )  # fmt: skip
+
+
 def ledger_measure(
     report: Report,
     *,
@@ -255,6 +286,7 @@ def ledger_measure(
         report, people, scenario=scenario, spent_lots=spent_lots, unspent_lots=unspent_lots, **measured
     )
     _wallet_reads(report, people, scenario=scenario, years=years, **measured)
+    _streak_reads(report, people, scenario=scenario, years=years, **measured)
 
 
 def main() -> int:

@@ -678,6 +678,28 @@ class BadgeAward(models.Model):
         return f"{self.user_id}:{self.badge_id}"
 
 
+class PersonStreak(models.Model):
+    """A person's streaks as of the last badge run (`rewards.gamification.badges.streaks_refresh`):
+    the latest run of consecutive active days and the longest, so that reading them costs the days
+    since that run, not the person's history."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    # The latest run of consecutive local days with credited carbon: its first and last day.
+    run_start = models.DateField()
+    run_end = models.DateField()
+    longest_days = models.PositiveIntegerField()
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("streak")
+        verbose_name_plural = _("streaks")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.run_start}…{self.run_end}, longest {self.longest_days}"
+
+
 # --- The green credit profile ---------------------------------------------------------------------
 
 

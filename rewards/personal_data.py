@@ -31,6 +31,7 @@ from rewards.models import (
     LedgerEntry,
     LedgerTransactionKind,
     MonthlyRating,
+    PersonStreak,
     Settlement,
 )
 from rewards.services import LotSpec, ledger_transaction_post, wallet_account_for_user
@@ -124,6 +125,15 @@ def _gamification_export(user: User) -> dict[str, Any]:
             .order_by("awarded_at", "id")
             .values_list("badge__key", "awarded_at")
         ],
+        "streak": next(
+            (
+                {"latest_run": [start.isoformat(), end.isoformat()], "longest_days": longest}
+                for start, end, longest in PersonStreak.objects.filter(user=user).values_list(
+                    "run_start", "run_end", "longest_days"
+                )
+            ),
+            None,
+        ),
         "leaderboard_places": [
             {
                 "build": build_id,
@@ -162,10 +172,11 @@ def _gamification_export(user: User) -> dict[str, Any]:
 
 def personal_data_erase(*, user: User) -> None:
     """Ledger rows stay (balanced, pseudonymous); the name printed on donation certificates goes, and
-    so do ratings, badges, leaderboard places, consents and the log of banks' fetches."""
+    so do ratings, badges, streaks, leaderboard places, consents and the log of banks' fetches."""
     Donation.objects.filter(user=user).update(donor_name="")
     MonthlyRating.objects.filter(user=user).delete()
     BadgeAward.objects.filter(user=user).delete()
+    PersonStreak.objects.filter(user=user).delete()
     LeaderboardEntry.objects.filter(user_id=user.pk).delete()
     CreditProfileConsent.objects.filter(user=user).delete()
     CreditProfileAccess.objects.filter(user=user).delete()
@@ -241,6 +252,11 @@ def _gamification_merge(*, source_user: User, target_user: User) -> None:
     held = BadgeAward.objects.filter(user=target_user).values("badge_id")
     BadgeAward.objects.filter(user=source_user).exclude(badge_id__in=held).update(user=target_user)
     BadgeAward.objects.filter(user=source_user).delete()
+    # The days are the target's now (activities merged them): its streaks counted again from them.
+    from rewards.gamification.badges import streaks_refresh
+
+    PersonStreak.objects.filter(user=source_user).delete()
+    streaks_refresh(user=target_user)
     # A bank was allowed to read the source account's profile, not the merged one: the grant ends.
     from django.utils import timezone
 

@@ -8,7 +8,8 @@ key, so a badge is awarded once, however often the job runs, even two at once.
 
 A streak is a run of consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited
 carbon; runs are found set-based with the gaps-and-islands trick (day number − row number is
-constant along a run).
+constant along a run), and each person's latest and longest kept in `PersonStreak` by the badge run
+(the streak rule reads them; a person's read adds the days since).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from psycopg import sql
 
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_insert
-from activities.models import DailyCarbon
 from rewards.gamification import statements
 from rewards.models import Badge, BadgeAward, RatingLevel
 
@@ -41,6 +41,9 @@ class BadgeRule:
     """A rule of the registry: `key` is stored on badges, never renamed."""
 
     key: str = ""
+
+    def prepare(self, since: datetime.date | None) -> None:
+        """What the rule's query reads, brought up to date first (most rules read the source rows)."""
 
     def qualified_sql(self, parameters: dict, since: datetime.date | None) -> tuple[sql.Composable, dict]:
         """A SELECT of `user_id` of everyone who qualifies, and its parameters."""
@@ -78,11 +81,11 @@ class Streak(BadgeRule):
 
     key = "streak"
 
+    def prepare(self, since):
+        streaks_refresh(since=since)
+
     def qualified_sql(self, parameters, since):
-        return (
-            statements.STREAK_QUALIFIED.format(recent=_recent_people(since)),
-            {"days": int(parameters["days"]), "since": since},
-        )
+        return statements.STREAK_QUALIFIED, {"days": int(parameters["days"])}
 
 
 class FirstDonation(BadgeRule):
@@ -112,6 +115,7 @@ RULES: dict[str, BadgeRule] = {
 def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
     """Awards one badge to everyone who qualifies and has not got it; returns how many got it now."""
     rule = RULES[badge.rule]
+    rule.prepare(since)
     qualified, params = rule.qualified_sql(badge.parameters, since)
     params = {**params, "badge": badge.pk, "now": timezone.now()}
     with connection.cursor() as cursor:
@@ -150,17 +154,31 @@ class Streaks:
     last_active_day: datetime.date | None
 
 
+def streaks_refresh(*, since: datetime.date | None = None, user: User | None = None) -> None:
+    """Stores the streaks (`PersonStreak`) of one person, of the people active since a day (the
+    hourly run), or of everyone: one set-based statement over their days."""
+    if user is not None:
+        people, params = statements.STREAKS_OF_PERSON, {"person": user.pk}
+    else:
+        people, params = _recent_people(since), {"since": since}
+    with connection.cursor() as cursor:
+        cursor.execute(statements.STREAKS_REFRESH.format(people=people), {**params, "now": timezone.now()})
+
+
 def streaks_of(*, user: User, today: datetime.date | None = None) -> Streaks:
-    """The current streak (alive while the person was active today or yesterday) and the longest."""
+    """The current streak (alive while the person was active today or yesterday) and the longest.
+
+    From the streaks stored at the last badge run and the person's active days after its latest run
+    (those of the last hour or two): the cost does not grow with the person's history."""
     today = today or timezone.localdate()
-    days = list(
-        DailyCarbon.objects.filter(user=user, credited_carbon_mg__gt=0)
-        .order_by("day")
-        .values_list("day", flat=True)
-    )
-    longest = run = 0
-    previous = None
-    for day in days:
+    with connection.cursor() as cursor:
+        cursor.execute(statements.STREAKS_READ, {"person": user.pk})
+        run_start, run_end, longest, later = cursor.fetchone()
+    if run_end is not None:
+        run, previous = (run_end - run_start).days + 1, run_end
+    else:
+        longest, run, previous = 0, 0, None
+    for day in later:
         run = run + 1 if previous is not None and day - previous == datetime.timedelta(days=1) else 1
         longest = max(longest, run)
         previous = day

@@ -99,20 +99,62 @@ CARBON_TOTAL_QUALIFIED = sql.SQL(
     """
 )
 
-# People with credited carbon on `days` consecutive local days: runs found by gaps and islands
-# (day number − row number is constant along a run).
-STREAK_QUALIFIED = sql.SQL(
+# Every person's streaks (of the people `{people}` keeps) from their days, set-based: runs found by gaps
+# and islands (day number − row number is constant along a run); the latest run and the longest
+# stored, and the summary of a person with no active day left (every report rejected) removed.
+STREAKS_REFRESH = sql.SQL(
     """
-    SELECT DISTINCT islands.user_id FROM (
-        SELECT daily.user_id,
-               (daily.day - DATE '2000-01-01')
-               - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
-        FROM activities_dailycarbon AS daily
-        WHERE daily.credited_carbon_mg > 0{recent}
-    ) AS islands
-    GROUP BY islands.user_id, islands.island HAVING COUNT(*) >= %(days)s
+    WITH runs AS (
+        SELECT islands.user_id, MIN(islands.day) AS run_start, MAX(islands.day) AS run_end,
+               COUNT(*) AS days
+        FROM (
+            SELECT daily.user_id, daily.day,
+                   (daily.day - DATE '2000-01-01')
+                   - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
+            FROM activities_dailycarbon AS daily
+            WHERE daily.credited_carbon_mg > 0{people}
+        ) AS islands
+        GROUP BY islands.user_id, islands.island
+    ),
+    summaries AS (
+        SELECT DISTINCT ON (user_id) user_id, run_start, run_end,
+               MAX(days) OVER (PARTITION BY user_id) AS longest_days
+        FROM runs ORDER BY user_id, run_end DESC
+    ),
+    stored AS (
+        INSERT INTO rewards_personstreak (user_id, run_start, run_end, longest_days, refreshed_at)
+        SELECT user_id, run_start, run_end, longest_days, %(now)s FROM summaries ORDER BY user_id
+        ON CONFLICT (user_id) DO UPDATE SET
+            run_start = EXCLUDED.run_start, run_end = EXCLUDED.run_end,
+            longest_days = EXCLUDED.longest_days, refreshed_at = EXCLUDED.refreshed_at
+        RETURNING user_id
+    )
+    DELETE FROM rewards_personstreak AS streak
+    WHERE streak.user_id IN (SELECT daily.user_id FROM activities_dailycarbon AS daily WHERE true{people})
+      AND streak.user_id NOT IN (SELECT user_id FROM stored)
     """
 )
+
+# The people a refresh looks at: one person (a merge), or everyone active since a day (the hourly run).
+STREAKS_OF_PERSON = sql.SQL(" AND daily.user_id = %(person)s")
+
+# One person's stored streaks (NULLs before the first badge run saw them) and their active days after
+# the stored run, in order: one round trip, the days since the badge run rather than the history.
+STREAKS_READ = sql.SQL(
+    """
+    SELECT streak.run_start, streak.run_end, streak.longest_days,
+           ARRAY(
+               SELECT daily.day FROM activities_dailycarbon AS daily
+               WHERE daily.user_id = %(person)s AND daily.credited_carbon_mg > 0
+                 AND daily.day > COALESCE(streak.run_end, DATE '-infinity')
+               ORDER BY daily.day
+           )
+    FROM (SELECT) AS one LEFT JOIN rewards_personstreak AS streak ON streak.user_id = %(person)s
+    """
+)
+
+# People whose longest streak reached `days` consecutive local days (`STREAKS_REFRESH` first).
+STREAK_QUALIFIED = sql.SQL("SELECT user_id FROM rewards_personstreak WHERE longest_days >= %(days)s")
 
 # People who donated coins to a welfare project.
 FIRST_DONATION_QUALIFIED = sql.SQL("SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL")

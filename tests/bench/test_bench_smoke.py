@@ -46,7 +46,7 @@ def test_every_scenario_runs_at_the_smoke_size_and_lands_in_the_table(settings):
     assert reminders.reference_value > 0
     assert "the same night again raised 0" in reminders.notes
     ledger = [row for row in context.report.rows if row.scenario == "9 ledger"]
-    assert len(ledger) == 2
+    assert len(ledger) == 3
     assert all(row.value > 0 and row.reference_value > 0 for row in ledger)
     assert "| scenario" in context.report.table()
 

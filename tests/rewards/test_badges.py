@@ -8,12 +8,14 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import DataSource
 from activities import services as activities_services
+from activities.models import DailyCarbon
 from core.local_time import LOCAL_TZ
-from rewards.gamification.badges import RULES, badges_award, streaks_of
-from rewards.models import Badge, BadgeAward
+from rewards.gamification.badges import RULES, badges_award, streaks_of, streaks_refresh
+from rewards.models import Badge, BadgeAward, PersonStreak
 from rewards.services import donation_make
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
 from tests.rewards.gamification import person_with, today
@@ -80,6 +82,70 @@ def test_a_streak_is_broken_once_a_whole_local_day_passes_without_activity():
 
     assert streaks_of(user=person).current_days == 0
     assert streaks_of(user=person, today=days_ago(1)).current_days == 3
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ((10, 9, 8, 5, 4), (3, 2, 1, 0)),  # the stored run goes on
+        ((10, 9, 8), (5, 4, 0)),  # new runs after the stored one, the stored one longest
+        ((2, 1), (0,)),  # today joins yesterday's run
+        ((), (3, 2)),  # nothing stored yet
+    ],
+)
+def test_the_streaks_read_from_the_stored_run_and_the_days_since_are_those_of_every_day(before, after):
+    person = person_with(0)
+    for count in before:
+        carbon_credit(person, days_ago(count), 1_000)
+    streaks_refresh(since=days_ago(30))
+    for count in after:
+        carbon_credit(person, days_ago(count), 1_000)
+
+    streaks = streaks_of(user=person)
+
+    active = sorted({days_ago(count) for count in before + after})
+    longest = run = 0
+    for index, day in enumerate(active):
+        run = run + 1 if index and day - active[index - 1] == datetime.timedelta(days=1) else 1
+        longest = max(longest, run)
+    assert (streaks.current_days, streaks.longest_days, streaks.last_active_day) == (
+        run if today() - active[-1] <= datetime.timedelta(days=1) else 0,
+        longest,
+        active[-1],
+    )
+
+
+def test_the_streaks_read_costs_the_days_since_the_badge_run_not_the_history():
+    person = person_with(0)
+    five_years = [days_ago(count) for count in range(1, 5 * 365)]
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user=person, day=day, credited_carbon_mg=1_000, settled_carbon_mg=1_000)
+        for day in five_years
+    )
+    badges_award()
+    carbon_credit(person, today(), 1_000)
+
+    with CaptureQueriesContext(connection) as queries:
+        streaks = streaks_of(user=person)
+
+    assert (streaks.current_days, streaks.longest_days) == (5 * 365, 5 * 365)
+    assert len(queries) == 1
+    assert "streak_30" in awarded(person)
+
+
+def test_a_day_rejected_after_the_badge_run_counts_once_the_run_comes_again():
+    person = person_with(0)
+    for count in (3, 2, 1):
+        carbon_credit(person, days_ago(count), 1_000)
+    streaks_refresh(since=days_ago(30))
+    DailyCarbon.objects.filter(user=person, day=days_ago(2)).update(credited_carbon_mg=0)
+
+    streaks_refresh(since=days_ago(30))
+
+    assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (1, 1)
+    DailyCarbon.objects.filter(user=person).update(credited_carbon_mg=0)
+    streaks_refresh(since=days_ago(30))
+    assert not PersonStreak.objects.filter(user=person).exists()
 
 
 @pytest.fixture
@@ -202,3 +268,19 @@ def test_two_award_jobs_at_once_award_each_badge_once():
 
     assert errors == []
     assert BadgeAward.objects.filter(badge__key="reduced_10kg").count() == len(people)
+
+
+def test_a_merge_counts_the_streaks_of_both_accounts_days_together():
+    from accounts.services import account_merge
+
+    person, guest = person_with(0), person_with(0)
+    for count in (4, 3):
+        carbon_credit(person, days_ago(count), 1_000)
+    for count in (2, 1):
+        carbon_credit(guest, days_ago(count), 1_000)
+    badges_award()
+
+    account_merge(source_user=guest, target_user=person)
+
+    assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (4, 4)
+    assert not PersonStreak.objects.filter(user=guest).exists()
