@@ -7,6 +7,9 @@ reminders), whose own keys make a repeat harmless, then marks its chunk done wit
 update and counts it on the run in the same transaction: a redelivered chunk (its worker killed)
 does its range again and counts nothing twice. The chunk whose count reaches the total finishes
 the run (settlement's run succeeded and the boards rebuilt; expiry's run marked finished), once.
+A repeat of a chunk of a finished run still says the run is finished: what a settlement sends
+after its run is sent after the count's commit, so a worker lost in between leaves the sending to
+the chunk's redelivery.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ DEFAULT_CHUNK_IDS = 100_000
 @dataclass(frozen=True)
 class ChunkOutcome:
     counted: bool  # this delivery counted the chunk (False: a repeat)
-    finished: bool  # and its count finished the run
+    finished: bool  # the run is finished: by this count, or before this repeat
 
 
 # The last range's upper bound: whoever gets an id after the run was planned is in the last chunk.
@@ -75,12 +78,14 @@ def chunk_complete(*, chunk_id: int, on_finished: Callable[[ChunkedRun], None]) 
     """Counts a chunk whose work committed; the count that reaches the total finishes the run.
 
     One transaction: the chunk's conditional update (done once), the run's counter, and the run's
-    finish (`on_finished`, inside it: its effects commit with the count or not at all).
+    finish (`on_finished`, inside it: its effects commit with the count or not at all). A repeat
+    counts nothing and finishes nothing, and says whether the run is finished.
     """
     now = timezone.now()
     with transaction.atomic():
         if not RunChunk.objects.filter(pk=chunk_id, done_at__isnull=True).update(done_at=now):
-            return ChunkOutcome(counted=False, finished=False)
+            run_finished = RunChunk.objects.filter(pk=chunk_id, run__finished_at__isnull=False).exists()
+            return ChunkOutcome(counted=False, finished=run_finished)
         run_id = RunChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).get()
         ChunkedRun.objects.filter(pk=run_id).update(chunks_done=F("chunks_done") + 1)
         finished = (

@@ -168,6 +168,17 @@ def challenges_evaluate() -> dict:
 
 # --- The night as chunk tasks that any number of workers share (rewards/chunked.py) -------------
 
+# A chunk task that raises (the database away for longer than a chunk's own attempts, the broker
+# refusing what follows a settlement) is retried instead of being acknowledged and forgotten with
+# its run unfinished: 16 times, after pauses doubling from 30 s to 10 min (jittered, so a run's
+# chunks do not all come back at once), up to two hours in all. A repeat is harmless.
+CHUNK_TASK_RETRY = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 10 * 60,
+    "max_retries": 16,
+}
+
 
 def _send_then(then: list[dict] | None) -> None:
     """Sends what follows a finished settlement: `then` (serialized signatures), or by default the
@@ -207,10 +218,13 @@ def settlement_chunked_yesterday() -> dict:
     return settlement_chunked_day(yesterday.isoformat())
 
 
-@shared_task(name="rewards.settlement_chunk")
+@shared_task(name="rewards.settlement_chunk", **CHUNK_TASK_RETRY)
 def settlement_chunk(chunk_id: int, then: list[dict] | None = None) -> dict:
     """One person-id range of a chunked settlement; the last chunk's commit finishes the run and
-    sends what follows it (`then`, by default the rebuilds that settlement makes stale)."""
+    sends what follows it (`then`, by default the rebuilds that settlement makes stale).
+
+    The sending comes after that commit: a repeat of a chunk of the finished run (its worker lost,
+    or the broker failing, in between) sends it again, each follower being idempotent."""
     from rewards.chunked import settlement_chunk_settle
 
     outcome = settlement_chunk_settle(chunk_id=chunk_id)
@@ -239,7 +253,7 @@ def coins_expire_chunked(day: str | None = None) -> dict:
     return {"day": today.isoformat(), "run": run.key, "chunks": len(pending)}
 
 
-@shared_task(name="rewards.coins_expire_chunk")
+@shared_task(name="rewards.coins_expire_chunk", **CHUNK_TASK_RETRY)
 def coins_expire_chunk(chunk_id: int) -> dict:
     """One wallet-id range of the day's expiry, with its wallets' 30- and 7-day reminders."""
     from rewards.chunked import expiry_chunk_expire
@@ -264,7 +278,7 @@ def leaderboards_rebuild_closed_chunked() -> dict:
     return {"run": run.key, "chunks": len(pending)}
 
 
-@shared_task(name="rewards.leaderboard_board_chunk")
+@shared_task(name="rewards.leaderboard_board_chunk", **CHUNK_TASK_RETRY)
 def leaderboard_board_chunk(chunk_id: int) -> dict:
     """One board of a chunked rebuild of the closed boards."""
     from rewards.chunked import board_chunk_rebuild

@@ -19,6 +19,8 @@ from accounts.models import User
 from activities.models import DailyCarbon
 from config.celery import app
 from operations.night import NIGHT_JOBS, night_jobs_enqueue
+from rewards import tasks
+from rewards.chunked import settlement_chunk_settle, settlement_chunked_start
 from rewards.ledger.accounts import coin_expiry_days
 from rewards.models import (
     ChunkedRun,
@@ -27,6 +29,7 @@ from rewards.models import (
     LeaderboardEntry,
     LedgerAccount,
     SettlementRun,
+    SettlementRunStatus,
 )
 from rewards.services import issuance_account, settlement_run
 from rewards.tasks import (
@@ -35,6 +38,7 @@ from rewards.tasks import (
     coins_expire_today,
     leaderboards_rebuild_today,
     ledger_audit_run,
+    settlement_chunk,
     settlement_settle_day,
 )
 from tests.accounts.factories import UserFactory
@@ -173,3 +177,54 @@ def test_the_catch_up_settles_the_owed_day_as_a_chunked_run_and_rebuilds_after_i
     assert DailyCarbon.objects.filter(settled_carbon_mg=0).count() == 0
     assert LeaderboardBuild.objects.filter(period="all_time").exists()
     assert User.objects.count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_delivered_again_after_its_count_finished_the_settlement_sends_what_follows_it():
+    # Given a day's chunked settlement of one chunk, whose worker died after the chunk's count
+    # committed (and finished the run) and before it sent what follows the settlement
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    carbon_credit(UserFactory(), yesterday, 50_000)
+    _run, pending = settlement_chunked_start(day=yesterday)
+    assert settlement_chunk_settle(chunk_id=pending[0]).counted
+    assert SettlementRun.objects.get(day=yesterday).status == SettlementRunStatus.SUCCEEDED
+    assert not LeaderboardBuild.objects.exists()
+
+    # When the chunk's task is delivered again (acknowledged late, so a killed worker's task is)
+    result = settlement_chunk(pending[0])
+
+    # Then it counts nothing more and sends what follows the settlement: the closed boards
+    assert result == {"chunk": pending[0], "counted": False, "finished": True}
+    assert ChunkedRun.objects.get(job="settlement").chunks_done == 1
+    assert set(LeaderboardBuild.objects.values_list("period", flat=True)) == {"week", "month", "all_time"}
+    assert ChunkedRun.objects.get(job="boards").finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_whose_followers_could_not_be_sent_is_retried_and_sends_them(monkeypatch):
+    # Given a day's chunked settlement of one chunk and a broker that refuses the first sending
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    carbon_credit(UserFactory(), yesterday, 50_000)
+    _run, pending = settlement_chunked_start(day=yesterday)
+    failures = iter([ConnectionError("broker unreachable")])
+    sent: list[list[dict] | None] = []
+
+    def send_then(then: list[dict] | None) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        sent.append(then)
+
+    monkeypatch.setattr(tasks, "_send_then", send_then)
+    then = [ledger_audit_run.si().set(ignore_result=True)]
+
+    # When the chunk task runs as a worker runs it (a failure reported, not raised here): its count
+    # finishes the run, then sending what follows fails
+    result = settlement_chunk.apply((pending[0],), {"then": then}, throw=False)
+
+    # Then the task is retried (not acknowledged as failed), and its retry sends what follows once
+    assert result.successful()
+    assert result.get() == {"chunk": pending[0], "counted": False, "finished": True}
+    assert sent == [then]
+    assert SettlementRun.objects.get(day=yesterday).status == SettlementRunStatus.SUCCEEDED
+    assert ChunkedRun.objects.get(job="settlement").chunks_done == 1
