@@ -127,6 +127,15 @@ CHALLENGE_INVALID = ErrorCode(
     "challenge_invalid",
     400,
     _("The challenge's dates or target are not valid."),
-    "The period must end on or after it starts and not in the past; the target must be above zero.",
+    "The period must end on or after it starts and not in the past, begin no earlier than the first"
+    " day of the current month and last at most 366 days; the target must be above zero.",
+    GG,
+)
+CHALLENGE_LIMIT_REACHED = ErrorCode(
+    "challenge_limit_reached",
+    409,
+    _("This group already has as many open challenges as it may have."),
+    "A group has at most `fields.open_challenges_max` (10) open challenges at once; one must be met,"
+    " missed or cancelled first.",
     GG,
 )

@@ -33,7 +33,7 @@ from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_raise
 from core.api.errors import ApplicationError
 from core.db import execute
-from rewards.errors import CHALLENGE_INVALID, INSUFFICIENT_COINS
+from rewards.errors import CHALLENGE_INVALID, CHALLENGE_LIMIT_REACHED, INSUFFICIENT_COINS
 from rewards.groups import statements
 from rewards.groups.models import (
     ChallengePayout,
@@ -59,6 +59,13 @@ from rewards.ledger import (
 from rewards.models import Donation, LedgerAccountKind, LedgerTransactionKind
 
 logger = logging.getLogger(__name__)
+
+# A group's challenges: at most this many open at once (each one met tells every member, and the
+# group's page computes each one's progress), each at most a year long, begun at the earliest on the
+# first day of the current month (a challenge "this month" set a few days in; not one already met
+# by the carbon of years ago).
+OPEN_CHALLENGES_MAX = 10
+CHALLENGE_DAYS_MAX = 366
 
 
 def sponsor_account(sponsor: ChallengeSponsor) -> AccountRef:
@@ -112,8 +119,19 @@ def challenge_create(
 ) -> TeamChallenge:
     """Sets a group a target in a period. With a reward, `budget_coins` caps what it may pay (by
     default what paying every current member, or the donation, costs)."""
-    if ends_on < starts_on or ends_on < timezone.localdate() or target_value <= 0:
+    today = timezone.localdate()
+    if (
+        ends_on < starts_on
+        or ends_on < today
+        or starts_on < today.replace(day=1)
+        or (ends_on - starts_on).days >= CHALLENGE_DAYS_MAX
+        or target_value <= 0
+    ):
         raise ApplicationError(CHALLENGE_INVALID)
+    # The group's row lock: two challenges set at once count each other.
+    Group.objects.select_for_update().filter(pk=group.pk).values_list("pk", flat=True).first()
+    if TeamChallenge.objects.filter(group=group, status=ChallengeStatus.OPEN).count() >= OPEN_CHALLENGES_MAX:
+        raise ApplicationError(CHALLENGE_LIMIT_REACHED, fields={"open_challenges_max": OPEN_CHALLENGES_MAX})
     if reward_kind == ChallengeReward.COINS and not budget_coins:
         budget_coins = coins_per_member * max(group.member_count, 1)
     if reward_kind == ChallengeReward.DONATION and not budget_coins:
