@@ -357,7 +357,8 @@ def _met_notify(challenge: TeamChallenge) -> None:
 
 def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]:
     """The periodic job: marks open challenges met (telling the members) or missed, and settles
-    the met ones until the day after their period (late participants are paid then)."""
+    the met ones until the day after their period (late participants are paid then), and for a day
+    after they were marked met (a challenge the job marked late, after an outage, is paid too)."""
     today = today or timezone.localdate()
     met = missed = settled = 0
     for challenge in TeamChallenge.objects.filter(
@@ -376,8 +377,10 @@ def challenges_evaluate(*, today: datetime.date | None = None) -> dict[str, int]
                 status=ChallengeStatus.MISSED
             )
     for challenge_id in (
-        TeamChallenge.objects.filter(
-            status=ChallengeStatus.MET, ends_on__gte=today - datetime.timedelta(days=1)
+        TeamChallenge.objects.filter(status=ChallengeStatus.MET)
+        .filter(
+            Q(ends_on__gte=today - datetime.timedelta(days=1))
+            | Q(met_at__gte=timezone.now() - datetime.timedelta(days=1))
         )
         .exclude(reward_kind=ChallengeReward.NONE)
         .values_list("pk", flat=True)

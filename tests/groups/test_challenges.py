@@ -398,3 +398,21 @@ def test_progress_counts_a_members_carbon_from_the_day_they_joined():
     progress = challenge_progress(challenge=challenge)
 
     assert (progress.value, progress.active_members, progress.members) == (150, 2, 2)
+
+
+def test_a_challenge_met_in_its_period_but_marked_after_an_outage_still_pays():
+    # The job paid met challenges only until the day after their period: one it marked met later
+    # (the job down for days) told everyone and paid no one.
+    group, (alice, bob) = _team(2)
+    sponsor = ChallengeSponsor.objects.create(name="运营预算")
+    sponsor_fund(sponsor=sponsor, amount=100, idempotency_key="b")
+    challenge = _coins_challenge(group, sponsor, target=100)
+    carbon_credit(alice, timezone.localdate(), 200_000)
+
+    outcome = challenges_evaluate(today=challenge.ends_on + datetime.timedelta(days=3))
+
+    challenge.refresh_from_db()
+    assert outcome == {"met": 1, "missed": 0, "settled": 1}
+    assert challenge.status == ChallengeStatus.MET
+    assert (_wallet(alice), _wallet(bob)) == (10, 0)
+    assert invariant_violations() == []
