@@ -49,7 +49,14 @@ CAR_FACTOR_SOURCE = (
 
 AVERAGES_SECONDS = 3600
 SPENDING = [LedgerTransactionKind.REDEMPTION, LedgerTransactionKind.DONATION]
-EARNING = [LedgerTransactionKind.SETTLEMENT, LedgerTransactionKind.PEER_STATEMENT]
+# Coins that came to the person: settlements, other platforms' statements, team challenges' rewards,
+# and coins issued to them (the proceeds of a reduction lot's sale).
+EARNING = [
+    LedgerTransactionKind.SETTLEMENT,
+    LedgerTransactionKind.PEER_STATEMENT,
+    LedgerTransactionKind.CHALLENGE_REWARD,
+    LedgerTransactionKind.ISSUANCE,
+]
 
 
 class ReportPeriod:
@@ -111,8 +118,8 @@ def _average(pair: tuple[int, int] | None) -> int | None:
 
 
 def coins_of(*, user: User, first: datetime.date, last: datetime.date) -> dict[str, int]:
-    """Coins earned (settlements, other platforms' statements), spent (redemptions and donations, net
-    of refunds) and expired."""
+    """Coins earned (`EARNING`: settlements, other platforms' statements, challenge rewards, lot
+    proceeds), spent (redemptions and donations, net of refunds) and expired."""
     entries = LedgerEntry.objects.filter(
         account__kind=LedgerAccountKind.WALLET,
         account__owner_id=user.pk,

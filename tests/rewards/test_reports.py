@@ -13,8 +13,8 @@ from activities.models import Behaviour, BehaviourDay
 from core.local_time import LOCAL_TZ
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.gamification.reports import carbon_report
-from rewards.models import Badge, BadgeAward
-from rewards.services import donation_make, settlement_run
+from rewards.models import Badge, BadgeAward, LedgerTransactionKind
+from rewards.services import coins_issue, donation_make, settlement_run, wallet_account_for_user
 from tests.accounts.factories import DistrictFactory
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit
 from tests.rewards.gamification import person_with, today, yesterday
@@ -108,6 +108,18 @@ def test_coins_earned_and_spent_in_the_period_come_from_the_ledger(db):
     report = carbon_report(user=person, period="month", start=today())
 
     assert report.coins == {"earned": 3, "spent": 2, "expired": 0}
+
+
+def test_a_challenge_s_reward_and_a_lot_s_proceeds_count_as_coins_earned(db):
+    # Only settlements and statements counted: a month of team rewards showed as nothing earned.
+    person = person_with(0)
+    wallet = wallet_account_for_user(user_id=person.pk)
+    for kind, coins in ((LedgerTransactionKind.CHALLENGE_REWARD, 10), (LedgerTransactionKind.ISSUANCE, 4)):
+        coins_issue(destination=wallet, amount=coins, kind=kind, idempotency_key=kind, reference="test")
+
+    report = carbon_report(user=person, period="month", start=today())
+
+    assert report.coins == {"earned": 14, "spent": 0, "expired": 0}
 
 
 def test_the_report_api_answers_json_with_the_card_link(client_for, october):
