@@ -44,6 +44,9 @@ class Notification(models.Model):
     event_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(db_default=models.functions.Now())
     read_at = models.DateTimeField(null=True, blank=True)
+    # False for a kind the person turned off in the inbox but not on WeChat: the row is there only
+    # to carry its WeChat message, and the inbox and the unread count leave it out.
+    in_inbox = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints = [

@@ -17,12 +17,14 @@ from accounts.notifications.models import (
 
 
 def inbox_of(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
-    rows = Notification.objects.filter(user=user)
+    """The person's inbox (without the rows that only carry a WeChat message of a kind turned off
+    in the inbox)."""
+    rows = Notification.objects.filter(user=user, in_inbox=True)
     return rows.filter(read_at__isnull=True) if unread_only else rows
 
 
 def unread_count(*, user: User) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+    return inbox_of(user=user, unread_only=True).count()
 
 
 def preferences_of(*, user: User) -> dict:

@@ -29,43 +29,59 @@ PUSH_DUE_AT = sql.SQL(
     """
 )
 
-# One statement: the rows to insert, with the people's inbox preferences, once per person and event;
-# then, from the rows just inserted, the pushes of the kinds that have an active template, for the
-# people who did not turn the channel off and hold a grant — in quiet hours, due when they end
-# (`PUSH_DUE_AT`). `{rows}` yields (user_id, params jsonb, event_key). Only the two counts come back:
-# raising for a city costs no row in Python.
+# One statement: for each row, whether it goes to the inbox (the kind not turned off there) and the
+# template of its WeChat message (a template of the kind, active, the channel not turned off, a grant
+# held); a notification is inserted, once per person and event, where either is wanted (`in_inbox`
+# false: only to carry its message), then the pushes of those with a template, in quiet hours due
+# when they end (`PUSH_DUE_AT`). `{rows}` yields (user_id, params jsonb, event_key). Only the
+# counts come back (notifications in the inbox, pushes): raising for a city costs no row in Python.
 NOTIFICATIONS_INSERT = sql.SQL(
     """
-    WITH inserted AS (
-        INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at)
-        SELECT gen_random_uuid(), rows.user_id, %(kind)s, rows.params, rows.event_key, %(now)s
+    WITH wanted AS MATERIALIZED (
+        SELECT rows.user_id, rows.params, rows.event_key,
+               NOT EXISTS (
+                   SELECT 1 FROM {preferences} AS preference
+                    WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
+                      AND preference.channel = 'inbox' AND NOT preference.is_enabled
+               ) AS in_inbox,
+               push.template_id
           FROM ({rows}) AS rows (user_id, params, event_key)
-         WHERE NOT EXISTS (
-             SELECT 1 FROM {preferences} AS preference
-              WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
-                AND preference.channel = 'inbox' AND NOT preference.is_enabled
-         )
+          LEFT JOIN LATERAL (
+              SELECT template.id AS template_id
+                FROM accounts_wechattemplate AS template
+                JOIN accounts_wechatsubscription AS grant_ ON grant_.template_id = template.id
+                 AND grant_.user_id = rows.user_id AND grant_.remaining > 0
+               WHERE template.kind = %(kind)s AND template.is_active
+                 AND NOT EXISTS (
+                     SELECT 1 FROM {preferences} AS preference
+                      WHERE preference.user_id = rows.user_id AND preference.kind = %(kind)s
+                        AND preference.channel = 'wechat' AND NOT preference.is_enabled
+                 )
+               ORDER BY template.id
+               LIMIT 1
+          ) AS push ON true
+    ),
+    inserted AS (
+        INSERT INTO {notifications} (public_id, user_id, kind, params, event_key, created_at, in_inbox)
+        SELECT gen_random_uuid(), wanted.user_id, %(kind)s, wanted.params, wanted.event_key, %(now)s,
+               wanted.in_inbox
+          FROM wanted
+         WHERE wanted.in_inbox OR wanted.template_id IS NOT NULL
         ON CONFLICT (user_id, event_key) DO NOTHING
-        RETURNING id, user_id
+        RETURNING id, user_id, event_key, in_inbox
     ),
     pushes AS (
         INSERT INTO accounts_wechatpush
             (notification_id, template_id, status, send_after, attempts, created_at)
-        SELECT inserted.id, template.id, 'pending', {push_due_at}, 0, %(now)s
+        SELECT inserted.id, wanted.template_id, 'pending', {push_due_at}, 0, %(now)s
           FROM inserted
-          JOIN accounts_wechattemplate AS template ON template.kind = %(kind)s AND template.is_active
-          JOIN accounts_wechatsubscription AS grant_ ON grant_.user_id = inserted.user_id
-           AND grant_.template_id = template.id AND grant_.remaining > 0
+          JOIN wanted ON wanted.user_id = inserted.user_id AND wanted.event_key = inserted.event_key
           LEFT JOIN accounts_quiethours AS quiet ON quiet.user_id = inserted.user_id
-         WHERE NOT EXISTS (
-               SELECT 1 FROM {preferences} AS preference
-                WHERE preference.user_id = inserted.user_id AND preference.kind = %(kind)s
-                  AND preference.channel = 'wechat' AND NOT preference.is_enabled
-           )
+         WHERE wanted.template_id IS NOT NULL
         ON CONFLICT (notification_id) DO NOTHING
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM pushes)
+    SELECT (SELECT count(*) FROM inserted WHERE in_inbox), (SELECT count(*) FROM pushes)
     """
 )
 

@@ -280,3 +280,40 @@ def test_a_retried_push_waits_for_quiet_hours_set_meanwhile(client_for, wechat_a
     assert waiting.send_after > timezone.now()
     assert waiting.attempts == 1
     assert WeChatSubscription.objects.get(user=person).remaining == 1
+
+
+def test_a_kind_off_in_the_inbox_still_reaches_wechat_and_stays_out_of_the_inbox(client_for, wechat_api):
+    # A kind turned off in the inbox raised no row at all, and so queued no WeChat message, while
+    # the preferences said WeChat was on for it.
+    person, app = _person_with_grants(client_for)
+    app.patch(
+        "/api/v1/notifications/preferences",
+        {"preferences": [{"kind": "badge_earned", "channel": "inbox", "is_enabled": False}]},
+        format="json",
+    )
+
+    push = _raise(person)
+
+    assert push_send(push_id=push.pk) == PushStatus.SENT
+    assert len(wechat_api.sends) == 1
+    assert app.get("/api/v1/notifications").json()["results"] == []
+    assert app.get("/api/v1/notifications/unread-count").json() == {"unread": 0}
+
+
+def test_a_kind_off_in_both_channels_raises_nothing(client_for):
+    person, app = _person_with_grants(client_for)
+    app.patch(
+        "/api/v1/notifications/preferences",
+        {
+            "preferences": [
+                {"kind": "badge_earned", "channel": "inbox", "is_enabled": False},
+                {"kind": "badge_earned", "channel": "wechat", "is_enabled": False},
+            ]
+        },
+        format="json",
+    )
+
+    notification_raise(user_id=person.pk, kind=NotificationKind.BADGE_EARNED, event_key="badge:x", params={})
+
+    assert Notification.objects.count() == 0
+    assert WeChatPush.objects.count() == 0
