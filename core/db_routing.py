@@ -13,7 +13,10 @@ With `DATABASE_REPLICA_URL` set, settings add a `replica` database alias and ins
   service reads, it reads from the primary);
 - the person is not pinned: a request with an unsafe method by a signed-in person leaves a marker in
   the cache (Redis) for `DATABASE_REPLICA_PIN_SECONDS`, and while it lives that person's reads go to
-  the primary, so what they just did shows on their next screens however far the replica lags.
+  the primary, so what they just did shows on their next screens however far the replica lags;
+- the read is not inside `primary_reads()`: what fills a cache shared by everyone on a miss reads
+  the primary, since a page built from a lagging copy would be served, to everyone and for the
+  cache's lifetime, under a key (a version, a build) that says it is current.
 
 Only the ORM is routed: raw SQL (`connection.cursor()`, `core.db.prepared_cursor()`) names its
 connection and stays on the primary. Writes and migrations always go to the primary.
@@ -21,8 +24,9 @@ connection and stays on the primary. Writes and migrations always go to the prim
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.core.cache import cache
@@ -36,6 +40,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # its person is pinned to the primary.
 _request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("replica_request", default=None)
 _pinned: contextvars.ContextVar[bool | None] = contextvars.ContextVar("replica_pinned", default=None)
+_primary_only: contextvars.ContextVar[bool] = contextvars.ContextVar("replica_primary_only", default=False)
 
 
 def replica_configured() -> bool:
@@ -49,6 +54,17 @@ def pin_key(user_id: int) -> str:
 def person_pin(*, user_id: int) -> None:
     """Sends this person's lag-tolerant reads to the primary for the next few seconds."""
     cache.set(pin_key(user_id), 1, timeout=settings.DATABASE_REPLICA_PIN_SECONDS)
+
+
+@contextlib.contextmanager
+def primary_reads() -> Iterator[None]:
+    """Within it, every read is the primary's, even while a safe request is answered: for building
+    what is then cached for everyone (a catalog page, a board's top), never from a lagging copy."""
+    token = _primary_only.set(True)
+    try:
+        yield
+    finally:
+        _primary_only.reset(token)
 
 
 def _lag_tolerant(model: type) -> bool:
@@ -74,6 +90,7 @@ class ReplicaRouter:
         request = _request.get()
         if (
             request is None
+            or _primary_only.get()
             or request.method not in SAFE_METHODS
             or not _lag_tolerant(model)
             or not replica_configured()

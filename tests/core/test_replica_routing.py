@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -27,11 +28,14 @@ from django.test import RequestFactory, override_settings
 
 from core.db_routing import REPLICA, ReplicaRoutingMiddleware
 from merchants.models import Offer
+from merchants.services import catalog_offers, offer_pause
 from tests.accounts.factories import UserFactory
 from tests.merchants.factories import OfferFactory
 from tests.services import _free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+T = TypeVar("T")
 
 PROGRAMS = ("initdb", "pg_ctl", "pg_basebackup", "pg_dump", "psql", "postgres")
 
@@ -178,18 +182,28 @@ def _replay(replica: Cluster, *, paused: bool) -> None:
         probe.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
 
 
-def _offer_title_seen(user, offer_id: int, *, method: str = "get") -> str:
-    """What a request by `user` reads of the offer, through the middleware and the router."""
-    seen: list[str] = []
+def _read_in_request(user, read: Callable[[], T], *, method: str = "get") -> T:
+    """What `read` returns in a request by `user`, through the middleware and the router."""
+    seen: list[T] = []
 
     def view(request) -> HttpResponse:
-        seen.append(Offer.objects.get(pk=offer_id).title)
+        seen.append(read())
         return HttpResponse()
 
     request = getattr(RequestFactory(), method)("/api/v1/catalog/offers")
     request.user = user
     ReplicaRoutingMiddleware(view)(request)
     return seen[0]
+
+
+def _offer_title_seen(user, offer_id: int, *, method: str = "get") -> str:
+    """What a request by `user` reads of the offer."""
+    return _read_in_request(user, lambda: Offer.objects.get(pk=offer_id).title, method=method)
+
+
+def _catalog_titles_seen(user) -> list[str]:
+    """The titles a request by `user` finds in the catalog's first page (cached for everyone)."""
+    return _read_in_request(user, lambda: [offer["title"] for offer in catalog_offers()])
 
 
 def _wait_for(predicate, what: str) -> None:
@@ -251,3 +265,36 @@ def test_models_not_declared_lag_tolerant_always_read_the_primary(routed_to):
     ReplicaRoutingMiddleware(view)(request)
 
     assert seen == ["before"]
+
+
+def test_a_catalog_page_built_while_the_replica_lags_lists_what_the_primary_does(routed_to):
+    # Given a live offer streamed to the replica and listed on the catalog's cached page
+    primary, replica = routed_to
+    merchant_person, reader = UserFactory(), UserFactory()
+    offer = OfferFactory(title="Coffee")
+    _wait_for(lambda: _replayed(replica, offer.pk), "the replica to replay the offer")
+    assert _catalog_titles_seen(reader) == ["Coffee"]
+
+    # When the replica lags while the merchant pauses the offer (a new catalog version), and a
+    # reader's request then misses the page of that version
+    _replay(replica, paused=True)
+
+    def pause(request) -> HttpResponse:
+        offer_pause(offer=Offer.objects.get(pk=offer.pk))
+        return HttpResponse()
+
+    request = RequestFactory().post("/api/v1/merchant/offers/pause")
+    request.user = merchant_person
+    ReplicaRoutingMiddleware(pause)(request)
+    paused_page = _catalog_titles_seen(reader)
+
+    # Then the page was built from the primary: the paused offer is not listed, to the reader or
+    # to the merchant, neither now nor once the replica has caught up
+    assert paused_page == []
+    _replay(replica, paused=False)
+    _wait_for(
+        lambda: Offer.objects.using(REPLICA).get(pk=offer.pk).status == Offer.Status.PAUSED,
+        "the replica to catch up",
+    )
+    assert _catalog_titles_seen(merchant_person) == []
+    assert _catalog_titles_seen(reader) == []
