@@ -133,13 +133,14 @@ if DATABASE_REPLICA_URL:
 DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter"]
 DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=10)
 # Lag-tolerant reads, by app label or model label: the catalog, the boards, the reports, the registry.
+# Not the boards' entries: their partitions are unlogged, so a replica has none of them (reading
+# one there is an error); they are read from the primary by index.
 DATABASE_REPLICA_READS = frozenset(
     {
         "registry",
         "merchants.merchant",
         "merchants.offer",
         "rewards.leaderboardbuild",
-        "rewards.leaderboardentry",
         "rewards.monthlyrating",
         "rewards.ratingrun",
         "rewards.badge",

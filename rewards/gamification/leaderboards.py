@@ -30,6 +30,7 @@ from psycopg import sql
 from accounts.models import District, User
 from accounts.selectors import friend_ids_of
 from core.db import prepared_cursor
+from core.db_routing import primary_reads
 from core.person_cache import Reading
 from rewards.gamification import statements
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
@@ -231,11 +232,14 @@ def current_build(*, period: str, today: datetime.date | None = None) -> dict | 
         return summary
     summary = cache.get(key)
     if summary is None:
-        build = (
-            LeaderboardBuild.objects.filter(period=period, period_start=start, finished_at__isnull=False)
-            .order_by("-id")
-            .first()
-        )
+        # From the primary: a replica behind the latest build would point everyone, for as long as
+        # the pointer is cached, at an older build whose entries the rebuild drops.
+        with primary_reads():
+            build = (
+                LeaderboardBuild.objects.filter(period=period, period_start=start, finished_at__isnull=False)
+                .order_by("-id")
+                .first()
+            )
         if build is None:
             return None
         summary = _build_summary(build)

@@ -25,12 +25,24 @@ from django.core.cache import cache
 from django.db import connections, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
+from django.utils import timezone
 
+from accounts.models import User
 from core.db_routing import REPLICA, ReplicaRoutingMiddleware
 from merchants.models import Offer
 from merchants.services import catalog_offers, offer_pause
+from rewards.gamification.leaderboards import (
+    Scope,
+    Standing,
+    board_for,
+    friends_board,
+    leaderboard_rebuild,
+    local_cache_clear,
+)
+from rewards.models import LeaderboardBuild
 from tests.accounts.factories import UserFactory
 from tests.merchants.factories import OfferFactory
+from tests.rewards.factories import carbon_credit
 from tests.services import _free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -206,6 +218,30 @@ def _catalog_titles_seen(user) -> list[str]:
     return _read_in_request(user, lambda: [offer["title"] for offer in catalog_offers()])
 
 
+def _build_replayed(replica: Cluster, build_id: int) -> bool:
+    with psycopg.connect(replica.conninfo(), autocommit=True) as probe:
+        query = "SELECT 1 FROM rewards_leaderboardbuild WHERE id = %s AND finished_at IS NOT NULL"
+        return probe.execute(query, [build_id]).fetchone() is not None
+
+
+def _board_of_two_streamed(replica: Cluster) -> tuple[User, User, LeaderboardBuild]:
+    """Two people with carbon today, the first ahead, on today's board built and streamed to the
+    replica; this process's copies of boards forgotten."""
+    local_cache_clear()
+    first, second = UserFactory(), UserFactory()
+    carbon_credit(first, timezone.localdate(), 20_000)
+    carbon_credit(second, timezone.localdate(), 10_000)
+    build = leaderboard_rebuild(period="today").build
+    _wait_for(lambda: _build_replayed(replica, build.pk), "the replica to replay the board's build")
+    return first, second, build
+
+
+def _board_seen(user) -> tuple[int | None, list[int]]:
+    """Today's city board as `user` reads it: its version (the build) and who is on it, in order."""
+    board = board_for(user=user, period="today", scope=Scope.CITY)
+    return board.version, [entry["user_id"] for entry in board.entries]
+
+
 def _wait_for(predicate, what: str) -> None:
     deadline = time.monotonic() + 30
     while not predicate():
@@ -298,3 +334,43 @@ def test_a_catalog_page_built_while_the_replica_lags_lists_what_the_primary_does
     )
     assert _catalog_titles_seen(merchant_person) == []
     assert _catalog_titles_seen(reader) == []
+
+
+def test_a_board_is_read_from_the_primary_s_entries_while_a_replica_serves_its_build(routed_to):
+    # Given today's board built and streamed to the replica (its entries are unlogged: the replica
+    # has the build, not its entries)
+    primary, replica = routed_to
+    reader = UserFactory()
+    first, second, build = _board_of_two_streamed(replica)
+
+    # When a reader's request reads it, then the reader's friends' board (not cached)
+    board = _read_in_request(reader, lambda: _board_seen(reader))
+    friends = _read_in_request(reader, lambda: friends_board(build_id=build.pk, user=reader))
+
+    # Then both are read, from the primary's entries
+    assert board == (build.pk, [first.pk, second.pk])
+    assert friends == ([], Standing(rank=None, carbon_mg=0))
+
+
+def test_a_board_s_pointer_read_while_the_replica_lags_names_the_newest_build(routed_to):
+    # Given today's board built and streamed to the replica, then rebuilt while the replica lags
+    # (one person overtook the other), and the pointer to the newest build gone from the cache
+    # (its five minutes ran out)
+    primary, replica = routed_to
+    reader = UserFactory()
+    first, second, _older = _board_of_two_streamed(replica)
+    _replay(replica, paused=True)
+    carbon_credit(second, timezone.localdate(), 30_000)
+    newest = leaderboard_rebuild(period="today").build
+    cache.clear()
+    local_cache_clear()
+
+    # When a reader's request misses the pointer
+    _read_in_request(reader, lambda: _board_seen(reader))
+
+    # Then the pointer was read from the primary: the board is the newest build, now and once the
+    # replica has caught up (read by another process of the app)
+    _replay(replica, paused=False)
+    _wait_for(lambda: _build_replayed(replica, newest.pk), "the replica to replay the newest build")
+    local_cache_clear()
+    assert _read_in_request(reader, lambda: _board_seen(reader)) == (newest.pk, [second.pk, first.pk])
