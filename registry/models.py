@@ -11,6 +11,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -66,8 +67,12 @@ class ReductionLot(models.Model):
         related_name="+",
         verbose_name=_("welfare project"),
     )
+    # At least one fen: the proceeds are divided by it (a lot of 0 fen per coin could never pay a sale).
     fen_per_coin = models.PositiveIntegerField(
-        _("fen per coin"), default=10, help_text=_("What one bonus coin stands for when proceeds are paid.")
+        _("fen per coin"),
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text=_("What one bonus coin stands for when proceeds are paid."),
     )
     # Filled by the allocation, once.
     allocated_at = models.DateTimeField(_("allocated at"), null=True, blank=True)
@@ -107,6 +112,7 @@ class ReductionLot(models.Model):
                 condition=Q(proceeds_policy="contributors") | Q(welfare_project__isnull=False),
                 name="lot_welfare_policy_names_a_project",
             ),
+            models.CheckConstraint(condition=Q(fen_per_coin__gte=1), name="lot_fen_per_coin_at_least_one"),
         ]
         verbose_name = _("reduction lot")
         verbose_name_plural = _("reduction lots")

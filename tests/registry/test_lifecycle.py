@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -88,6 +89,47 @@ def registered_lot():
     export = lot_submit(lot=lot, actor="operator")
     lot = lot_register(lot=lot, exchange_reference="GZ-EX-2026-0042", actor="operator")
     return {"people": people, "lot": lot, "export": export, "project": project}
+
+
+def _operator() -> Client:
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return operator
+
+
+def _lot_form(**changes: str) -> dict:
+    """The admin's *Add reduction lot* form, filled in: a week of bus rides, over."""
+    return {
+        "title": "Bus rides, Nov",
+        "period_start": days_ago(9).isoformat(),
+        "period_end": days_ago(2).isoformat(),
+        "proceeds_policy": "contributors",
+        "contributors_share_percent": "100",
+        "welfare_project": "",
+        "fen_per_coin": "10",
+        "behaviours": [str(behaviour("bus").pk)],
+        "methodology_version": str(uncapped_version().pk),
+        **changes,
+    }
+
+
+def test_a_lot_of_less_than_one_fen_per_coin_is_refused_at_creation():
+    # A lot of 0 fen per coin could never pay a sale's proceeds (they are divided by it).
+    operator = _operator()
+
+    response = operator.post("/admin/registry/reductionlot/add/", _lot_form(fen_per_coin="0"))
+
+    assert response.status_code == 200
+    assert "fen_per_coin" in response.context["adminform"].form.errors
+    with pytest.raises(IntegrityError):
+        lot_create(
+            title="Bus rides, Nov",
+            period_start=days_ago(9),
+            period_end=days_ago(2),
+            behaviours=[(behaviour("bus"), uncapped_version())],
+            fen_per_coin=0,
+        )
+    assert not ReductionLot.objects.exists()
 
 
 def test_the_export_package_is_signed_by_the_platform_key_and_names_its_files(registered_lot):
@@ -308,8 +350,7 @@ def test_one_sale_form_sent_twice_at_once_records_one_sale(registered_lot):
 
 def test_the_operators_sale_form_sent_again_records_nothing_more(registered_lot):
     lot = registered_lot["lot"]
-    operator = Client()
-    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    operator = _operator()
     page = operator.get(f"/admin/registry/reductionlot/{lot.pk}/step/").content.decode()
     [request_key] = re.findall(r'name="sell-request_key" value="([0-9a-f-]{36})"', page)
     form = {
