@@ -362,11 +362,15 @@ GRAMS_IN_ONE_LOT = sql.SQL(
 # “allocated within settled”: the rows that break it, one per offender, each reported as "person …, day
 # …: … mg in lots, … mg settled". A merged account's grams count as the person's it was merged into (at
 # the end of a chain of merges): its days are theirs now, and the allocations a merge could not move
-# (registry.statements) stay its own.
+# (registry.statements) stay its own. A merge that capped the person's day lowered its settled carbon
+# to what stays credited and kept the coins settled beyond it (MergeCapCorrection): that carbon counts
+# as settled, as in “settled carbon”, so the grams lots already hold of it (their commitment is
+# published) stay within it.
 ALLOCATED_WITHIN_SETTLED = sql.SQL(
     """
         WITH {survivors}
-        SELECT allocated.user_id, allocated.day, allocated.carbon, COALESCE(day.settled_carbon_mg, 0)
+        SELECT allocated.user_id, allocated.day, allocated.carbon,
+               COALESCE(day.settled_carbon_mg, 0) + COALESCE(kept.carbon, 0)
         FROM (
             SELECT COALESCE(survivor.person, allocation.user_id) AS user_id, allocation.day,
                    SUM(allocation.carbon_mg) AS carbon
@@ -375,7 +379,14 @@ ALLOCATED_WITHIN_SETTLED = sql.SQL(
             GROUP BY 1, allocation.day
         ) AS allocated
         LEFT JOIN activities_dailycarbon AS day ON day.user_id = allocated.user_id AND day.day = allocated.day
-        WHERE allocated.carbon > COALESCE(day.settled_carbon_mg, 0)
+        LEFT JOIN (
+            SELECT COALESCE(survivor.person, correction.target_user_id) AS user_id, correction.day,
+                   SUM(correction.settled_kept_carbon_mg) AS carbon
+            FROM activities_mergecapcorrection AS correction
+            LEFT JOIN survivor ON survivor.id = correction.target_user_id
+            GROUP BY 1, correction.day
+        ) AS kept ON kept.user_id = allocated.user_id AND kept.day = allocated.day
+        WHERE allocated.carbon > COALESCE(day.settled_carbon_mg, 0) + COALESCE(kept.carbon, 0)
         ORDER BY allocated.user_id, allocated.day
         """
 ).format(survivors=MERGED_SURVIVORS)

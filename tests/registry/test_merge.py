@@ -8,12 +8,13 @@ import uuid
 import pytest
 
 from accounts.services.rights import account_export, account_merge
+from activities.models import DailyCarbon, Factor
 from operations.invariants import invariant_violations
 from registry.models import LotAllocation, LotContribution, LotProceedsShare, LotSale
-from registry.services import lot_allocate, lot_register, lot_sell, lot_submit, sale_proceeds_pay
+from registry.services import lot_allocate, lot_create, lot_register, lot_sell, lot_submit, sale_proceeds_pay
 from rewards.services import wallet_account_for_user
 from tests.accounts.factories import UserFactory
-from tests.registry.factories import consenting, days_ago, record
+from tests.registry.factories import behaviour, consenting, days_ago, record, version_one
 from tests.registry.test_allocation import _lot, _settle_through
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,6 +61,34 @@ def test_both_accounts_pooled_on_the_same_day_in_one_lot_become_one_allocation()
         sorted(LotContribution.objects.filter(lot=lot).values_list("contributor_id", "carbon_mg")) == leaves
     )
     assert lot_allocate(lot=_lot("again")).volume_mg == 0
+    assert invariant_violations() == []
+
+
+def test_a_merge_that_caps_a_pooled_day_keeps_the_lot_s_grams_within_what_was_settled():
+    # The merge caps the person's day: its settled carbon is lowered to the cap, the coins settled
+    # beyond it kept. The lot keeps the grams it holds of that day (its commitment is published):
+    # they count as settled, as the kept coins do, through a second merge too.
+    cap = Factor.objects.get(version=version_one(), behaviour__code="bus").daily_cap_mg
+    each = cap * 3 // 4  # each account under the cap, both together over it
+    source, target, last = consenting(UserFactory()), consenting(UserFactory()), UserFactory()
+    record(source, days_ago(5), each, version=version_one())
+    record(target, days_ago(5), each, version=version_one())
+    _settle_through(days_ago(5))
+    lot = lot_create(
+        title="Bus 2026-11",
+        period_start=days_ago(10),
+        period_end=days_ago(1),
+        behaviours=[(behaviour("bus"), version_one())],
+    )
+    lot = lot_allocate(lot=lot)
+
+    merged = account_merge(source_user=source, target_user=target)
+
+    assert merged.settled_kept_carbon_mg == 2 * each - cap
+    assert _allocations() == [(lot.pk, target.pk, 2 * each)]
+    assert DailyCarbon.objects.get(user=target, day=days_ago(5)).settled_carbon_mg == cap
+    assert invariant_violations() == []
+    account_merge(source_user=target, target_user=last)
     assert invariant_violations() == []
 
 
