@@ -16,6 +16,7 @@ from accounts.models import (
     Friendship,
     InviteCode,
     PersonalDetails,
+    PoolingConsent,
     User,
 )
 from accounts.selectors import (
@@ -85,6 +86,16 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
             ).order_by("id")
         ],
         "invite_code": InviteCode.objects.filter(user=user).values_list("code", flat=True).first(),
+        "pooling_consents": [
+            {
+                "version": consent.agreement.version,
+                "granted_at": _iso(consent.granted_at),
+                "revoked_at": _iso(consent.revoked_at),
+            }
+            for consent in PoolingConsent.objects.filter(user=user)
+            .select_related("agreement")
+            .order_by("granted_at", "id")
+        ],
         **_notifications_export(user),
     }
 
@@ -223,6 +234,12 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
         user=source, revoked_at__isnull=True, source__in=target_active
     ).update(revoked_at=now)
     DataSourceAuthorization.objects.filter(user=source).update(user=target)
+
+    # The pooling consent, as the data sources: one stays active (the target's when both are), so
+    # the lots allocated from now on pool the person once; the history moves.
+    if PoolingConsent.objects.filter(user=target, revoked_at__isnull=True).exists():
+        PoolingConsent.objects.filter(user=source, revoked_at__isnull=True).update(revoked_at=now)
+    PoolingConsent.objects.filter(user=source).update(user=target)
 
     # Friends: each friend of the source becomes a friend of the target (both directions),
     # except the target itself; the source's invite code goes away.

@@ -23,6 +23,7 @@ from accounts.models import (
     User,
 )
 from accounts.personal_data_registry import personal_data_modules
+from accounts.services.pooling import pooling_consent_revoke
 from accounts.services.profile import delete_file_after_commit
 from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
@@ -145,6 +146,9 @@ def erase_accounts_data(*, user: User) -> None:
     Friendship.objects.filter(user=user).delete()
     Friendship.objects.filter(friend=user).delete()
     DataSourceAuthorization.objects.filter(user=user).delete()
+    # No lot allocated from now on pools the person's grams; the grants' history stays (what was
+    # pooled under them stays pooled), as their acceptances of the texts do.
+    pooling_consent_revoke(user=user)
     delete_file_after_commit(user.avatar.name)
     user.avatar = ""
     user.username = f"erased-{uuid.uuid4().hex[:24]}"

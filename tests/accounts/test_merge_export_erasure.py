@@ -16,14 +16,17 @@ from accounts.models import (
     Device,
     Friendship,
     PersonalDetails,
+    PoolingConsent,
     User,
 )
 from accounts.personal_data_registry import personal_data_modules
-from accounts.selectors import data_source_is_authorized, friend_ids_of
+from accounts.selectors import data_source_is_authorized, friend_ids_of, pooling_consent_active
+from core.api.serializers import local_datetime_text
 from tests.accounts.conftest import app_client, open_guest, wechat_sign_in
 from tests.accounts.factories import UserFactory
 from tests.accounts.test_profile import image_file
 from tests.conftest import session_token_for
+from tests.registry.factories import POOLING_VERSION, consenting
 
 pytestmark = pytest.mark.django_db
 
@@ -245,6 +248,56 @@ def test_erasure_needs_an_explicit_confirmation(person, person_client):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_export_lists_every_grant_and_revocation_of_the_pooling_consent(agreements):
+    person = consenting(UserFactory())
+    revoked = services.pooling_consent_revoke(user=person)
+    granted_again = services.pooling_consent_grant(user=person, version=POOLING_VERSION)
+
+    section = services.account_export(user=person)["accounts"]
+
+    assert section["pooling_consents"] == [
+        {
+            "version": POOLING_VERSION,
+            "granted_at": local_datetime_text(revoked.granted_at),
+            "revoked_at": local_datetime_text(revoked.revoked_at),
+        },
+        {
+            "version": POOLING_VERSION,
+            "granted_at": local_datetime_text(granted_again.granted_at),
+            "revoked_at": None,
+        },
+    ]
+
+
+def test_a_merge_brings_the_pooling_consent_over_with_its_history(agreements):
+    source = consenting(UserFactory())
+    target = UserFactory()
+
+    services.account_merge(source_user=source, target_user=target)
+
+    assert pooling_consent_active(user=target) is not None
+    assert not PoolingConsent.objects.filter(user=source).exists()
+
+
+def test_a_merge_of_two_consenting_accounts_keeps_one_active_consent_the_targets(agreements):
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    kept = pooling_consent_active(user=target)
+
+    services.account_merge(source_user=source, target_user=target)
+
+    assert pooling_consent_active(user=target) == kept
+    assert PoolingConsent.objects.filter(user=target).count() == 2
+
+
+def test_erasure_revokes_the_pooling_consent_and_keeps_its_history(agreements):
+    person = consenting(UserFactory())
+
+    services.account_erase(user=person)
+
+    assert pooling_consent_active(user=person) is None
+    assert PoolingConsent.objects.filter(user=person).count() == 1
+
+
 def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
     import threading
 
