@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
@@ -18,6 +19,10 @@ from registry import selectors
 from registry.certificates import retirement_certificate_png
 from registry.exports import contributions_csv
 from registry.models import MG_PER_TONNE
+
+# The index shows this many lots a page, newest first: its cost stays that of a page, however many
+# lots the registry holds.
+LOTS_PER_PAGE = 20
 
 
 def _in_requested_language(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -52,8 +57,10 @@ def _lot_row(lot) -> dict:
 
 @_in_requested_language
 def lots(request: HttpRequest) -> HttpResponse:
-    rows = [_lot_row(lot) for lot in selectors.lots_public()]
-    return render(request, "registry/lots.html", {"rows": rows})
+    # A page number that is not one answers the first page, one past the end the last.
+    page = Paginator(selectors.lots_public(), LOTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [_lot_row(lot) for lot in page.object_list]
+    return render(request, "registry/lots.html", {"rows": rows, "page": page})
 
 
 @_in_requested_language

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from core.api.errors import ApplicationError
@@ -26,6 +28,7 @@ from operations.invariants import invariant_violations
 from registry import errors
 from registry.exports import export_zip
 from registry.models import (
+    MG_PER_TONNE,
     LotContribution,
     LotEvent,
     LotProceedsShare,
@@ -423,3 +426,71 @@ def test_the_public_registry_shows_lots_and_retirements_without_sign_in(register
     assert Image.open(io.BytesIO(png.content)).size == (1200, 850)
     assert listing.content.decode().splitlines()[0] == "lot_id,contributor_id,carbon_mg"
     assert ReductionLot.objects.get(pk=lot.pk).retired_tonnes == 2
+
+
+def _allocated_lots(numbers: range) -> None:
+    """Allocated lots `Lot <number>`, a higher number a later period, each with two retirements."""
+    lots = ReductionLot.objects.bulk_create(
+        ReductionLot(
+            title=f"Lot {number:03d}",
+            period_start=days_ago(400 - number),
+            period_end=days_ago(400 - number),
+            allocated_at=timezone.now(),
+            status="registered",
+            tonnes=5,
+            volume_mg=5 * MG_PER_TONNE,
+            serial_prefix="QZ-2026-11",
+            serial_start=1 + 5 * number,
+            retired_tonnes=2,
+        )
+        for number in numbers
+    )
+    LotRetirement.objects.bulk_create(
+        LotRetirement(
+            lot=lot,
+            tonnes=1,
+            serial_offset=offset,
+            beneficiary=f"{lot.title} beneficiary {offset}",
+            reason="offset",
+            retired_at=timezone.now(),
+            request_key=uuid.uuid4(),
+        )
+        for lot in lots
+        for offset in range(2)
+    )
+
+
+def _titles(response) -> list[str]:
+    return re.findall(r'data-lot="[^"]+">\s*<h2><a href="[^"]+">([^<]+)</a>', response.content.decode())
+
+
+def test_the_public_registry_shows_twenty_lots_a_page_at_the_cost_of_a_page():
+    client = Client()
+    _allocated_lots(range(21))
+    with CaptureQueriesContext(connection) as two_pages:
+        client.get(reverse("registry:lots"))
+    _allocated_lots(range(21, 61))
+
+    with CaptureQueriesContext(connection) as four_pages:
+        first = client.get(reverse("registry:lots"), {"lang": "en"})
+    second = client.get(reverse("registry:lots"), {"page": "2", "lang": "en"})
+    last = client.get(reverse("registry:lots"), {"page": "4", "lang": "en"})
+
+    assert len(four_pages) == len(two_pages)
+    assert _titles(first) == [f"Lot {number:03d}" for number in range(60, 40, -1)]
+    assert _titles(second) == [f"Lot {number:03d}" for number in range(40, 20, -1)]
+    assert _titles(last) == ["Lot 000"]
+    assert "Lot 060 beneficiary 1" in first.content.decode()
+    pages = (first, second, last)
+    links = [re.findall(r">(Newer lots|Older lots)<", page.content.decode()) for page in pages]
+    assert links == [["Older lots"], ["Newer lots", "Older lots"], ["Newer lots"]]
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "2.5", "", "99999999999999999999999", "1e9"])
+def test_a_public_registry_page_that_is_not_one_answers_the_first_or_the_last(page):
+    _allocated_lots(range(21))
+
+    response = Client().get(reverse("registry:lots"), {"page": page, "lang": "en"})
+
+    assert response.status_code == 200
+    assert _titles(response) in ([f"Lot {number:03d}" for number in range(20, 0, -1)], ["Lot 000"])
