@@ -39,6 +39,9 @@ WECHAT_SESSION_KEY_FIELD = "session_key_ciphertext"
 AGREEMENTS_CACHE_KEY = "accounts:agreements:current"
 # Short: a version published with a future `effective_at` comes into force within this delay.
 AGREEMENTS_CACHE_SECONDS = 30
+# The shared tag (`core.person_cache`) of who may be shown to everyone (on the boards' cached tops):
+# renewed when someone leaves them, by opting out or by closing their account (erasure, merge).
+PEOPLE_SHOWN_SOURCE = "people-shown"
 
 
 def districts() -> QuerySet[District]:

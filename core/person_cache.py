@@ -258,6 +258,29 @@ def _renew_after_commit(keys: list[tuple[str, list[str]]]) -> None:
         transaction.on_commit(lambda: _renew_keys(keys))
 
 
+def shared_tag(
+    source: str, found: Mapping[str, Any] | None = None, keys_read: Collection[str] = ()
+) -> int | None:
+    """The current shared tag of `source`, for a value everyone reads that is cached under it (its
+    key names the tag): from a prefetch whose round trip read it (`found`, `keys_read`), else read;
+    made when missing (`SET NX`, the tag that won is the one). None when the cache is not Redis or is
+    unreachable."""
+    key = shared_tag_key(source)
+    if found is not None and key in keys_read and found.get(key) is not None:
+        return found[key]
+    client = _redis()
+    if client is None:
+        return None
+    try:
+        redis = client.get_client(write=True)
+        redis.set(client.make_key(key), client.encode(_new_tag()), nx=True, ex=TAG_SECONDS)
+        value = redis.get(client.make_key(key))
+    except (RedisError, OSError):
+        logger.warning("person cache read failed: redis unreachable")
+        return None
+    return client.decode(value) if value is not None else None
+
+
 def renew(source: str, person_ids: Iterable[int | None]) -> None:
     """Retires what is cached of these people's `source`, once the transaction commits."""
     people = {person_id for person_id in person_ids if person_id is not None}

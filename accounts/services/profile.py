@@ -17,8 +17,10 @@ from accounts.models import (
     District,
     User,
 )
+from accounts.selectors import PEOPLE_SHOWN_SOURCE
 from core.api.errors import ApplicationError
 from core.images import image_upload_decode
+from core.person_cache import renew_everyone
 
 AVATAR_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 
@@ -55,6 +57,9 @@ def profile_update(
         changed.append("shows_on_leaderboards")
     if changed:
         user.save(update_fields=changed)
+    if shows_on_leaderboards is False:
+        # Off the boards at once: every process's cached tops are retired at the commit.
+        renew_everyone(PEOPLE_SHOWN_SOURCE)
     return user
 
 

@@ -23,10 +23,12 @@ from accounts.models import (
     User,
 )
 from accounts.personal_data_registry import personal_data_modules
+from accounts.selectors import PEOPLE_SHOWN_SOURCE
 from accounts.services.pooling import pooling_consent_revoke
 from accounts.services.profile import delete_file_after_commit
 from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
+from core.person_cache import renew_everyone
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ def _close(*, user: User, merged_into: User | None = None) -> None:
     # A new password hash changes the session auth hash: every stored session is dead.
     user.set_unusable_password()
     user.save(update_fields=["closed_at", "is_active", "merged_into", "password"])
+    # No board shows a closed account: every process's cached tops are retired at the commit.
+    renew_everyone(PEOPLE_SHOWN_SOURCE)
 
 
 @dataclass(frozen=True)

@@ -126,14 +126,18 @@ class LeaderboardApi(APIView):
         district = serializers.CharField(required=False, help_text="A district code; default: my district.")
 
     def person_cache_keys(self, request: Request, person_id: int) -> list[str]:
-        """My row on the board being read, beside my session (`leaderboards.STANDING_READING`)."""
+        """My row on the board being read (`leaderboards.STANDING_READING`) and the tag its top is kept
+        under, beside my session."""
         period = (request.parser_context or {}).get("kwargs", {}).get("period")
         if period not in LeaderboardPeriod.values:
             return []
         summary = leaderboards.current_build(period=period)
         if summary is None:
             return []
-        return leaderboards.STANDING_READING.keys(person_id, str(summary["id"]))
+        return [
+            *leaderboards.STANDING_READING.keys(person_id, str(summary["id"])),
+            leaderboards.people_shown_tag_key(),
+        ]
 
     @extend_schema(parameters=[Query], responses=BoardOutput, operation_id="leaderboards_retrieve")
     def get(self, request: Request, period: str) -> Response:

@@ -28,10 +28,10 @@ from django.utils import timezone
 from psycopg import sql
 
 from accounts.models import District, User
-from accounts.selectors import friend_ids_of
+from accounts.selectors import PEOPLE_SHOWN_SOURCE, friend_ids_of
 from core.db import prepared_cursor
 from core.db_routing import primary_reads
-from core.person_cache import Reading
+from core.person_cache import Reading, shared_tag, shared_tag_key
 from rewards.gamification import statements
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
@@ -42,6 +42,9 @@ TOP = 50
 ALL_TIME_START = datetime.date(2000, 1, 1)
 # The pointer to a board's latest build and its top 50 are cached in the shared cache (a rebuild
 # replaces the pointer) and, for a few seconds, in the process: the board is the app's hottest read.
+# A top is kept under the shared tag of who may be shown (`accounts.selectors.PEOPLE_SHOWN_SOURCE`),
+# read beside the session: someone who opts out or whose account closes (erasure, merge) is off
+# every process's top at the commit, not when its copies expire.
 POINTER_SECONDS = 300
 TOP_SECONDS = 300
 LOCAL_POINTER_SECONDS = 5
@@ -275,9 +278,22 @@ def _entries(rows: list[tuple[int, int, int]]) -> list[dict]:
     ]
 
 
-def top_entries(*, build_id: int, scope: str, district_id: int | None = None) -> list[dict]:
-    """The top 50 of a build, city-wide or in a district, cached under the build's version."""
-    key = f"rewards:leaderboard:top:{build_id}:{scope}:{district_id or ''}"
+def people_shown_tag_key() -> str:
+    """The cache key of the tag the tops are kept under, for a request to read beside its session."""
+    return shared_tag_key(PEOPLE_SHOWN_SOURCE)
+
+
+def top_entries(
+    *,
+    build_id: int,
+    scope: str,
+    district_id: int | None = None,
+    prefetched: tuple[Mapping, Collection[str]] | None = None,
+) -> list[dict]:
+    """The top 50 of a build, city-wide or in a district, cached under the build's version and the
+    current tag of who may be shown (`prefetched`: a prefetch that read `people_shown_tag_key`)."""
+    people_tag = shared_tag(PEOPLE_SHOWN_SOURCE, *(prefetched or ({}, ())))
+    key = f"rewards:leaderboard:top:{build_id}:{people_tag}:{scope}:{district_id or ''}"
     entries = _local_get(key)
     if entries is not None:
         return entries
@@ -369,7 +385,8 @@ def board_for(
     district: District | None = None,
     prefetched: tuple[Mapping, Collection[str]] | None = None,
 ) -> Board:
-    """The top 50 of a board and the person's own rank and score on it (`prefetched`: see `standing_of`)."""
+    """The top 50 of a board and the person's own rank and score on it (`prefetched`: see `standing_of`
+    and `top_entries`)."""
     start, through = period_bounds(period=period)
     summary = current_build(period=period)
     if scope == Scope.DISTRICT:
@@ -382,7 +399,10 @@ def board_for(
         entries, me = friends_board(build_id=summary["id"], user=user)
     else:
         entries = top_entries(
-            build_id=summary["id"], scope=scope, district_id=district.pk if district else None
+            build_id=summary["id"],
+            scope=scope,
+            district_id=district.pk if district else None,
+            prefetched=prefetched,
         )
         if scope == Scope.DISTRICT and district.pk != user.district_id:
             me = Standing(rank=None, carbon_mg=0)

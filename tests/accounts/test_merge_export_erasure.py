@@ -247,7 +247,6 @@ def test_erasure_needs_an_explicit_confirmation(person, person_client):
     assert not person.is_closed
 
 
-@pytest.mark.django_db(transaction=True)
 def test_the_export_lists_every_grant_and_revocation_of_the_pooling_consent(agreements):
     person = consenting(UserFactory())
     revoked = services.pooling_consent_revoke(user=person)
@@ -298,6 +297,7 @@ def test_erasure_revokes_the_pooling_consent_and_keeps_its_history(agreements):
     assert PoolingConsent.objects.filter(user=person).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_two_accounts_merging_into_each_other_at_once_leave_exactly_one_open():
     import threading
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from accounts import services as accounts_services
 from rewards.gamification.leaderboards import board_for, leaderboard_rebuild, period_bounds
 from rewards.models import LeaderboardBuild, LeaderboardEntry
 from tests.accounts.factories import DistrictFactory, UserFactory
@@ -50,21 +51,33 @@ def test_people_who_opted_out_closed_their_account_or_reduced_nothing_are_left_o
     assert not LeaderboardEntry.objects.filter(user_id__in=[hidden.pk, closed.pk, idle.pk]).exists()
 
 
-def test_someone_who_opts_out_after_the_build_disappears_from_the_top_once_the_cache_turns():
-    first, second = person_with(20_000), person_with(10_000)
+def nicknames_on_the_top(client, period: str = "week") -> list[str]:
+    return [entry["nickname"] for entry in client.get(f"/api/v1/leaderboards/{period}").json()["entries"]]
+
+
+def test_someone_who_opts_out_after_the_build_is_off_the_cached_top_at_once(client_for):
+    first, second = person_with(20_000, nickname="先走"), person_with(10_000, nickname="留下")
     leaderboard_rebuild(period="week")
-    first.shows_on_leaderboards = False
-    first.save(update_fields=["shows_on_leaderboards"])
-    from django.core.cache import cache
+    # The top is cached: in Redis for five minutes, in each process for thirty seconds.
+    assert nicknames_on_the_top(client_for(second)) == ["先走", "留下"]
 
-    from rewards.gamification.leaderboards import local_cache_clear
+    accounts_services.profile_update(user=first, shows_on_leaderboards=False)
 
-    cache.clear()
-    local_cache_clear()
+    assert nicknames_on_the_top(client_for(second)) == ["留下"]
 
-    board = board_for(user=second, period="week", scope="city")
 
-    assert [entry["user_id"] for entry in board.entries] == [second.pk]
+def test_an_erased_or_merged_person_is_off_the_cached_top_at_once(client_for):
+    erased = person_with(90_000, nickname="抹去")
+    merged = person_with(50_000, nickname="合并")
+    other = person_with(10_000, nickname="留下")
+    leaderboard_rebuild(period="week")
+    assert nicknames_on_the_top(client_for(other)) == ["抹去", "合并", "留下"]
+
+    accounts_services.account_erase(user=erased)
+    assert nicknames_on_the_top(client_for(other)) == ["合并", "留下"]
+
+    accounts_services.account_merge(source_user=merged, target_user=other)
+    assert nicknames_on_the_top(client_for(other)) == ["留下"]
 
 
 def test_the_top_shows_50_and_my_rank_beyond_it():
