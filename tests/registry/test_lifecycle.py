@@ -26,6 +26,7 @@ from core.api.errors import ApplicationError
 from core.crypto.platform_keys import ed25519_signing_keys
 from operations.invariants import invariant_violations
 from registry import errors
+from registry.certificates import PAPER
 from registry.exports import export_zip
 from registry.models import (
     MG_PER_TONNE,
@@ -494,3 +495,54 @@ def test_a_public_registry_page_that_is_not_one_answers_the_first_or_the_last(pa
 
     assert response.status_code == 200
     assert _titles(response) in ([f"Lot {number:03d}" for number in range(20, 0, -1)], ["Lot 000"])
+
+
+def _ink_outside_the_frame(png: bytes) -> int:
+    """The pixels other than paper beside the frame: at the image's edge and between its two lines."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    width, height = image.size
+    strips = [(0, 0, 28, height), (40, 40, 49, height - 40)]
+    strips += [(width - right, top, width - left, bottom) for left, top, right, bottom in strips]
+    return sum(1 for strip in strips for pixel in image.crop(strip).getdata() if pixel != PAPER)
+
+
+@pytest.mark.parametrize(
+    ("beneficiary", "reason", "event_name"),
+    [
+        (
+            "浙江省衢州市柯城区新新街道智慧社区居民委员会暨2026年第三届衢州国际马拉松组织委员会",
+            "活动碳中和",
+            "",
+        ),
+        ("衢" * 200, "碳中和" * 166, "马拉松" * 66),
+        (("Quzhou International Marathon Organizing Committee " * 4)[:200], "offset " * 71, "race " * 40),
+    ],
+)
+def test_the_certificate_keeps_long_names_inside_its_frame(beneficiary, reason, event_name):
+    lot = ReductionLot.objects.create(
+        title="衢州公交通勤社区减排量" * 10,
+        period_start=days_ago(40),
+        period_end=days_ago(10),
+        allocated_at=timezone.now(),
+        status="registered",
+        tonnes=5,
+        volume_mg=5 * MG_PER_TONNE,
+        serial_prefix="QZ-2026-11",
+        serial_start=1,
+        retired_tonnes=1,
+    )
+    retirement = LotRetirement.objects.create(
+        lot=lot,
+        tonnes=1,
+        serial_offset=0,
+        beneficiary=beneficiary,
+        reason=reason,
+        event_name=event_name,
+        retired_at=timezone.now(),
+        request_key=uuid.uuid4(),
+    )
+
+    png = Client().get(reverse("registry:retirement-certificate", args=[retirement.public_id]))
+
+    assert png.status_code == 200
+    assert _ink_outside_the_frame(png.content) == 0
