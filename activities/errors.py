@@ -219,7 +219,8 @@ LINK_CODE_INVALID = ErrorCode(
     "link_code_invalid",
     400,
     _("This link code is not valid or has expired."),
-    "The one-time link code the app showed was already used, has expired (10 minutes), or is unknown.",
+    "The one-time link code the app showed was already used, has expired (10 minutes), is unknown, or"
+    " the account that asked for it has been closed since (erased, or merged into another).",
     G,
 )
 RECORD_NOT_APPEALABLE = ErrorCode(

@@ -615,7 +615,10 @@ def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference
     user_id = cache.get(f"activities:link-code:{link_code}") if link_code else None
     if user_id is None or not cache.delete(f"activities:link-code:{link_code}"):
         raise ApplicationError(errors.LINK_CODE_INVALID)
-    user = User.objects.get(pk=user_id)
+    # The account may have been closed (erased, or merged into another) since it asked for the code.
+    user = User.objects.filter(pk=user_id, closed_at__isnull=True, is_active=True).first()
+    if user is None:
+        raise ApplicationError(errors.LINK_CODE_INVALID)
     return partner_customer_link(
         partner=partner, customer_reference=customer_reference, user=user, by_partner=True
     )

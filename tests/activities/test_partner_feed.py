@@ -344,6 +344,34 @@ def test_a_partner_links_its_customer_with_the_code_the_person_got(transit, pers
     assert response.json()["error"]["code"] == "link_code_invalid"
 
 
+def _link_by_code(transit, code: str, customer_reference: str):
+    body = json.dumps({"link_code": code, "customer_reference": customer_reference}).encode()
+    return APIClient().post(
+        "/api/v1/partner/links", data=body, content_type="application/json", **signed_headers(transit, body)
+    )
+
+
+def test_a_link_code_dies_with_the_account_erased_after_asking_for_it(transit, person, person_client):
+    code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
+    accounts_services.account_erase(user=person)
+
+    response = _link_by_code(transit, code, "T-ERASED-1")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "link_code_invalid"
+    assert not PartnerCustomerLink.objects.exists()
+
+
+def test_a_link_code_of_an_account_merged_since_links_nothing(transit, person, person_client):
+    code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
+    accounts_services.account_merge(source_user=person, target_user=UserFactory())
+
+    response = _link_by_code(transit, code, "T-MERGED-1")
+
+    assert response.json()["error"]["code"] == "link_code_invalid"
+    assert not PartnerCustomerLink.objects.exists()
+
+
 def test_a_person_links_and_unlinks_a_transit_card(transit, person, person_client, client_for):
     response = person_client.post(
         "/api/v1/activities/partner-links",
