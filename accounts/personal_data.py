@@ -8,6 +8,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from accounts import crypto
 from accounts.masking import mask_identifier
 from accounts.models import (
     AgreementAcceptance,
@@ -212,11 +213,31 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
     SocialAccount.objects.filter(user=source).update(user=target)
     Device.objects.filter(user=source).update(user=target)
 
-    # Bank-verified details: the target keeps its own; otherwise it takes the source's.
-    if not PersonalDetails.objects.filter(user=target).exists():
+    # Bank-verified details: the target keeps its own, and takes the source's for a field it lacks
+    # (above all the ID number, which joins one person across banks); otherwise it takes the row.
+    target_details = PersonalDetails.objects.filter(user=target).first()
+    source_details = PersonalDetails.objects.filter(user=source).first()
+    if target_details is None:
         PersonalDetails.objects.filter(user=source).update(user=target)
-    else:
-        PersonalDetails.objects.filter(user=source).delete()
+    elif source_details is not None:
+        values: dict[str, str] = {}
+        for field in ("phone_number", "id_number"):
+            ciphertext = getattr(source_details, f"{field}_ciphertext")
+            if getattr(target_details, f"{field}_ciphertext") or not ciphertext:
+                continue
+            # Sealed for its row: opened under the source row's context, sealed anew for the target's.
+            plaintext = crypto.decrypt(
+                ciphertext, context=crypto.personal_details_context(field, source_details.pk)
+            )
+            if plaintext is None:
+                continue
+            values[f"{field}_ciphertext"] = crypto.encrypt(
+                plaintext, context=crypto.personal_details_context(field, target_details.pk)
+            )
+            values[f"{field}_digest"] = getattr(source_details, f"{field}_digest")
+        source_details.delete()  # first: the ID number's digest is unique
+        if values:
+            PersonalDetails.objects.filter(pk=target_details.pk).update(updated_at=now, **values)
 
     # Agreements: acceptances the target lacks move; duplicates stay with the closed source.
     target_agreements = AgreementAcceptance.objects.filter(user=target).values("agreement_id")

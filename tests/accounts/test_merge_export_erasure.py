@@ -102,6 +102,31 @@ def test_a_merge_brings_the_sources_acceptances_into_the_targets_copy(agreements
     assert source.accepted_agreement_ids == []  # its acceptances moved to the target
 
 
+def test_a_merge_keeps_the_id_number_that_joins_one_person_across_banks(banks, agreements):
+    quzhou, jiangshan = banks["quzhou-bank"], banks["jiangshan-bank"]
+    # The account that remains: its bank vouched for a phone number only; the other one's verified
+    # the ID number.
+    target_token = jiangshan.sign_in(
+        app_client(), jiangshan.id_token(sub="js-1", phone_number="13900000001")
+    ).json()["meta"]["session_token"]
+    source_token = quzhou.sign_in(
+        app_client(), quzhou.id_token(sub="qz-1", phone_number="13900000002", cn_id_number=ID_NUMBER)
+    ).json()["meta"]["session_token"]
+    target = SocialAccount.objects.get(uid="js-1").user
+
+    merged = app_client(target_token).post(
+        "/api/v1/me/merge", {"source_session_token": source_token}, format="json"
+    )
+
+    assert merged.status_code == 200
+    assert merged.json()["id_number"] == "330***********3456"
+    # Another bank identity whose bank verified that ID number joins this account, not a new one.
+    jiangshan.sign_in(app_client(), jiangshan.id_token(sub="js-2", cn_id_number=ID_NUMBER))
+    assert SocialAccount.objects.get(uid="js-2").user == target
+    assert User.objects.filter(closed_at__isnull=True).count() == 1
+    assert PersonalDetails.objects.count() == 1
+
+
 def test_merge_needs_a_valid_token_of_another_open_account(person, person_client):
     same = person_client.post(
         "/api/v1/me/merge",
