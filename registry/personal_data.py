@@ -5,7 +5,8 @@
   (the account row stays, pseudonymous, as the ledger's does) and publish a pseudonym per lot; the
   grams stay pooled, as the coins their sale paid stay earned.
 - Merge: the grams lots hold of the source become the target's (registry.statements), so no later
-  lot pools them again under the target, whose records they are now.
+  lot pools them again under the target, whose records they are now. The merge first waits for the
+  allocations in flight and keeps new ones out until it commits (`accounts_merge_lock`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
 
 def personal_data_erase(*, user: User) -> None:
     """Nothing to remove (see the module's text)."""
+
+
+def accounts_merge_lock(*, source_user: User, target_user: User) -> None:
+    """Before any app moves a row: waits for allocations in flight to commit (their rows of the
+    source are then visible and moved below) and keeps new ones out until the merge commits."""
+    statements.execute(statements.ALLOCATION_LOCK_EXCLUSIVE)
 
 
 @transaction.atomic

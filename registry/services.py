@@ -144,6 +144,9 @@ def lot_allocate(*, lot: ReductionLot, actor: str = "") -> ReductionLot:
     }
     for setting in statements.ALLOCATION_SETTINGS:
         statements.execute(setting)
+    # Before the statement's snapshot: a merge in flight commits first (its records, days and the
+    # lots' rows the target's), and no merge starts until this allocation commits.
+    statements.execute(statements.ALLOCATION_LOCK_SHARED)
     _grams_pool(params)
     [(volume_mg, contributor_count)] = statements.execute(statements.TOTALS, params)
     tonnes = int(volume_mg) // MG_PER_TONNE

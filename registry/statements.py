@@ -230,6 +230,21 @@ WHERE share.user_id = %(source)s
 """)
 
 
+# Allocations and merges exclude each other: an allocation holds this lock shared (two lots may still
+# allocate at once) from before its statement until it commits; a merge takes it exclusively before it
+# moves anything (registry.personal_data.accounts_merge_lock, the first of the apps' merge locks). A
+# merge then sees every allocation committed and moves its rows; an allocation after it sees the
+# records the target's. No deadlock: when it waits, an allocation holds only its own lot's row, which
+# no merge takes; a merge holds only the two accounts' rows (FOR NO KEY UPDATE, which the
+# allocation's foreign keys, KEY SHARE, do not wait for).
+ALLOCATION_LOCK_SHARED = sql.SQL(
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('registry-allocation', 0))"
+)
+ALLOCATION_LOCK_EXCLUSIVE = sql.SQL(
+    "SELECT pg_advisory_xact_lock(hashtextextended('registry-allocation', 0))"
+)
+
+
 # For the allocation's transaction: room to sort a month of a city's rows into key order in memory;
 # and hash joins throughout — the planner takes the anti join with the unsettled days to leave a
 # handful of rows and would look each record's factor, lot behaviour and consent up one by one

@@ -10,10 +10,12 @@ import pytest
 from accounts.services.rights import account_export, account_merge
 from activities.models import DailyCarbon, Factor
 from operations.invariants import invariant_violations
+from registry import services
 from registry.models import LotAllocation, LotContribution, LotProceedsShare, LotSale
 from registry.services import lot_allocate, lot_create, lot_register, lot_sell, lot_submit, sale_proceeds_pay
 from rewards.services import wallet_account_for_user
 from tests.accounts.factories import UserFactory
+from tests.accounts.test_merge_races import Pause, _merge_while_paused
 from tests.registry.factories import behaviour, consenting, days_ago, record, version_one
 from tests.registry.test_allocation import _lot, _settle_through
 
@@ -152,3 +154,24 @@ def test_a_merged_person_s_export_lists_the_lots_holding_their_grams():
         lot.title,
         2_000_000_000,
     )
+
+
+@pytest.mark.concurrency
+def test_a_merge_while_a_lot_is_allocated_waits_for_it_and_no_gram_is_pooled_twice(monkeypatch):
+    # Before, the merge moved the lots' rows of the source that it saw, not the ones an allocation had
+    # written and not yet committed: they stayed the source's, and the next lot pooled the grams,
+    # the target's now, again.
+    source, target = consenting(UserFactory()), consenting(UserFactory())
+    record(source, days_ago(5), 2_000_000_000)
+    _settle_through(days_ago(5))
+    lot, later = _lot("first"), _lot("later")
+    pause = Pause()
+    pool = services._grams_pool
+    monkeypatch.setattr(services, "_grams_pool", lambda params: (pool(params), pause.here()))
+
+    outcomes = _merge_while_paused(pause, lambda: lot_allocate(lot=lot), source, target)
+
+    assert not [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)], outcomes
+    assert _allocations() == [(lot.pk, target.pk, 2_000_000_000)]
+    assert lot_allocate(lot=later).volume_mg == 0
+    assert invariant_violations() == []
