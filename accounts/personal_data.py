@@ -15,6 +15,7 @@ from accounts.models import (
     DataSourceAuthorization,
     Device,
     Friendship,
+    IdentityJoin,
     InviteCode,
     PersonalDetails,
     PoolingConsent,
@@ -75,6 +76,10 @@ def personal_data_export(*, user: User) -> dict[str, Any]:
                 "last_sign_in_at": _iso(account.last_login),
             }
             for account in SocialAccount.objects.filter(user=user).order_by("date_joined", "id")
+        ],
+        "identities_joined_by_id_number": [
+            {"provider": join.provider, "joined_at": _iso(join.joined_at), "seen_at": _iso(join.seen_at)}
+            for join in IdentityJoin.objects.filter(user=user).order_by("joined_at", "id")
         ],
         "devices": [
             {"first_seen_at": _iso(device.created_at), "last_seen_at": _iso(device.last_seen_at)}
@@ -211,6 +216,7 @@ def accounts_merge(*, source_user: User, target_user: User) -> None:
     if target_has_wechat:
         SocialAccount.objects.filter(user=source, provider=WECHAT_PROVIDER_ID).delete()
     SocialAccount.objects.filter(user=source).update(user=target)
+    IdentityJoin.objects.filter(user=source).update(user=target)
     Device.objects.filter(user=source).update(user=target)
 
     # Bank-verified details: the target keeps its own, and takes the source's for a field it lacks

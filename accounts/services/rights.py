@@ -18,6 +18,7 @@ from accounts.models import (
     DataSourceAuthorization,
     Device,
     Friendship,
+    IdentityJoin,
     InviteCode,
     PersonalDetails,
     User,
@@ -143,6 +144,7 @@ def erase_accounts_data(*, user: User) -> None:
     """The accounts app's own part of erasure (called through accounts.personal_data)."""
     device_digests = list(Device.objects.filter(user=user).values_list("device_digest", flat=True))
     SocialAccount.objects.filter(user=user).delete()
+    IdentityJoin.objects.filter(user=user).delete()
     EmailAddress.objects.filter(user=user).delete()
     Device.objects.filter(user=user).delete()
     PersonalDetails.objects.filter(user=user).delete()

@@ -15,6 +15,7 @@ from accounts.models import (
     DataSourceAuthorization,
     Device,
     Friendship,
+    IdentityJoin,
     PersonalDetails,
     PoolingConsent,
     User,
@@ -125,6 +126,41 @@ def test_a_merge_keeps_the_id_number_that_joins_one_person_across_banks(banks, a
     assert SocialAccount.objects.get(uid="js-2").user == target
     assert User.objects.filter(closed_at__isnull=True).count() == 1
     assert PersonalDetails.objects.count() == 1
+
+
+def _joined_across_banks(banks) -> User:
+    quzhou, jiangshan = banks["quzhou-bank"], banks["jiangshan-bank"]
+    quzhou.sign_in(app_client(), quzhou.id_token(sub="qz-j", cn_id_number=ID_NUMBER))
+    jiangshan.sign_in(app_client(), jiangshan.id_token(sub="js-j", cn_id_number=ID_NUMBER))
+    return SocialAccount.objects.get(uid="qz-j").user
+
+
+def test_the_export_lists_the_identities_joined_by_id_number(banks, agreements):
+    user = _joined_across_banks(banks)
+    join = IdentityJoin.objects.get(user=user)
+
+    section = services.account_export(user=user)["accounts"]
+
+    assert section["identities_joined_by_id_number"] == [
+        {"provider": "jiangshan-bank", "joined_at": local_datetime_text(join.joined_at), "seen_at": None}
+    ]
+
+
+def test_a_merge_brings_the_identities_joined_by_id_number_over(banks, agreements):
+    source = _joined_across_banks(banks)
+    target = UserFactory()
+
+    services.account_merge(source_user=source, target_user=target)
+
+    assert list(IdentityJoin.objects.values_list("user", "provider")) == [(target.pk, "jiangshan-bank")]
+
+
+def test_erasure_removes_the_identities_joined_by_id_number(banks, agreements):
+    user = _joined_across_banks(banks)
+
+    services.account_erase(user=user)
+
+    assert not IdentityJoin.objects.exists()
 
 
 def test_merge_needs_a_valid_token_of_another_open_account(person, person_client):
