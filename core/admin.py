@@ -6,7 +6,9 @@ import uuid
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import widgets
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
 
@@ -52,8 +54,47 @@ class ChangedFieldsAdminMixin:
             obj.save(update_fields=fields)
 
 
+class _SelectedValuesThatFit:
+    """An autocomplete that draws the options it was sent back with only from values its key can
+    hold: Django's looks them up as they came, so a form returned with a value that is no id (a
+    hand-made request, a tool) was a server error instead of the field's own error."""
+
+    def optgroups(self, name, value, attr=None):
+        remote = self.field.remote_field
+        key = remote.model._meta.get_field(getattr(remote, "field_name", None) or remote.model._meta.pk.name)
+
+        def fits(raw) -> bool:
+            try:
+                key.to_python(raw)
+            except ValidationError:
+                return False
+            return True
+
+        return super().optgroups(name, [raw for raw in value if fits(raw)], attr)
+
+
+class AutocompleteSelect(_SelectedValuesThatFit, widgets.AutocompleteSelect):
+    pass
+
+
+class AutocompleteSelectMultiple(_SelectedValuesThatFit, widgets.AutocompleteSelectMultiple):
+    pass
+
+
 class ModelAdmin(ChangedFieldsAdminMixin, admin.ModelAdmin):
     """The model admin of every page where operators change rows by hand."""
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = AutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = AutocompleteSelectMultiple(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 def one_time_key_field() -> forms.UUIDField:

@@ -3,6 +3,7 @@ merchants are approved), challenges and their sponsors' budgets (funded through 
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -104,8 +105,24 @@ class ChallengeSponsorAdmin(core_admin.ModelAdmin):
         self._fund(request, queryset, 10000)
 
 
+class TeamChallengeForm(forms.ModelForm):
+    """A new challenge's terms are the service's to judge (`challenge_terms_check`): refused here as
+    the form's error instead of failing the save. (The admin gives it its model and fields.)"""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        terms = ("group", "starts_on", "ends_on", "target_value")
+        if self.instance.pk is None and all(data.get(name) is not None for name in terms):
+            try:
+                challenges.challenge_terms_check(**{name: data[name] for name in terms})
+            except ApplicationError as refused:
+                raise forms.ValidationError(str(refused.error.message)) from None
+        return data
+
+
 @admin.register(TeamChallenge)
 class TeamChallengeAdmin(core_admin.ModelAdmin):
+    form = TeamChallengeForm
     list_display = (
         "title",
         "group",

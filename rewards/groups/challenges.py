@@ -100,6 +100,25 @@ def sponsor_balance(*, sponsor: ChallengeSponsor) -> int:
     return account.balance if account else 0
 
 
+def challenge_terms_check(
+    *, group: Group, starts_on: datetime.date, ends_on: datetime.date, target_value: int
+) -> None:
+    """Whether a group may set itself a challenge of this period and target now: raises
+    CHALLENGE_INVALID or CHALLENGE_LIMIT_REACHED (the admin's form asks before `challenge_create`,
+    which asks again under the group's lock)."""
+    today = timezone.localdate()
+    if (
+        ends_on < starts_on
+        or ends_on < today
+        or starts_on < today.replace(day=1)
+        or (ends_on - starts_on).days >= CHALLENGE_DAYS_MAX
+        or target_value <= 0
+    ):
+        raise ApplicationError(CHALLENGE_INVALID)
+    if TeamChallenge.objects.filter(group=group, status=ChallengeStatus.OPEN).count() >= OPEN_CHALLENGES_MAX:
+        raise ApplicationError(CHALLENGE_LIMIT_REACHED, fields={"open_challenges_max": OPEN_CHALLENGES_MAX})
+
+
 @transaction.atomic
 def challenge_create(
     *,
@@ -119,19 +138,9 @@ def challenge_create(
 ) -> TeamChallenge:
     """Sets a group a target in a period. With a reward, `budget_coins` caps what it may pay (by
     default what paying every current member, or the donation, costs)."""
-    today = timezone.localdate()
-    if (
-        ends_on < starts_on
-        or ends_on < today
-        or starts_on < today.replace(day=1)
-        or (ends_on - starts_on).days >= CHALLENGE_DAYS_MAX
-        or target_value <= 0
-    ):
-        raise ApplicationError(CHALLENGE_INVALID)
     # The group's row lock: two challenges set at once count each other.
     Group.objects.select_for_update().filter(pk=group.pk).values_list("pk", flat=True).first()
-    if TeamChallenge.objects.filter(group=group, status=ChallengeStatus.OPEN).count() >= OPEN_CHALLENGES_MAX:
-        raise ApplicationError(CHALLENGE_LIMIT_REACHED, fields={"open_challenges_max": OPEN_CHALLENGES_MAX})
+    challenge_terms_check(group=group, starts_on=starts_on, ends_on=ends_on, target_value=target_value)
     if reward_kind == ChallengeReward.COINS and not budget_coins:
         budget_coins = coins_per_member * max(group.member_count, 1)
     if reward_kind == ChallengeReward.DONATION and not budget_coins:

@@ -1,8 +1,11 @@
-"""Every page of the admin answers hostile addresses without a server error: list filters, search,
-ordering and paging given nonsense, and object ids that are no object's (the operators' browser is
-not the only thing that can ask)."""
+"""Every page of the admin answers hostile input without a server error: list filters, search,
+ordering and paging given nonsense, object ids that are no object's, and every field of every add
+form given values past any column, of the wrong kind or unreadable (the operators' browser is not the
+only thing that can ask)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from django.contrib import admin
@@ -27,6 +30,18 @@ HOSTILE_QUERIES = [
     {"id__exact": "99999999999999999999"},
     {"created_at__gte": "9999-99-99"},
     {"_to_field": "password"},
+]
+# What an add form's fields are sent: numbers past any column, not numbers, dates past the
+# calendar, over-long text, JSON cut short, a NUL.
+HOSTILE_FIELD_VALUES = [
+    "99999999999999999999",
+    "-1",
+    "1e400",
+    "NaN",
+    "9999-12-31",
+    "a" * 5000,
+    "[1,",
+    "a\x00b",
 ]
 HOSTILE_IDS = ["abc", "99999999999999999999", "-1", "1e5", "00000000-0000-0000-0000-000000000000"]
 
@@ -67,3 +82,54 @@ def test_a_nul_in_an_admin_filter_is_django_s_400_page(client):
 
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_every_admin_add_form_answers_hostile_field_values_without_a_server_error():
+    client = Client(raise_request_exception=False)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    problems = []
+    forms_sent = 0
+    for model in admin.site._registry:
+        url = _url(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
+        page = client.get(url) if url else None
+        if page is None or page.status_code != 200:
+            continue
+        forms_sent += 1
+        names = set(re.findall(r'name="([\w-]+)"', page.content.decode()))
+        names -= {"csrfmiddlewaretoken", "_save", "_continue", "_addanother"}
+        # Every field at once given the same value: a form validates them all, so one that fails
+        # on it shows (a request per field and value took minutes for every form).
+        for value in HOSTILE_FIELD_VALUES:
+            if (status := client.post(url, dict.fromkeys(names, value)).status_code) >= 500:
+                problems.append(f"{url} every field {value[:12]!r}: {status}")
+    assert forms_sent > 15
+    assert problems == []
+
+
+@pytest.mark.django_db
+def test_a_challenge_the_service_refuses_is_the_add_form_s_error(admin_client):
+    from rewards.groups.models import GroupKind, TeamChallenge
+    from rewards.groups.services import group_create
+
+    group = group_create(user=UserFactory(), kind=GroupKind.TEAM, name="绿色出行队")
+
+    response = admin_client.post(
+        reverse("admin:rewards_teamchallenge_add"),
+        {
+            "title": "old carbon",
+            "group": group.pk,
+            "target_kind": "carbon",
+            "target_value": 1,
+            "starts_on": "2020-01-01",
+            "ends_on": "2099-01-01",
+            "reward_kind": "none",
+            "coins_per_member": 0,
+            "donation_coins": 0,
+            "budget_coins": 0,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "errornote" in response.content.decode()
+    assert not TeamChallenge.objects.exists()
