@@ -44,6 +44,7 @@ class LotCreateForm(forms.ModelForm):
         label=_("methodology version"),
         help_text=_("The version whose records the lot takes, for each behaviour."),
     )
+    request_key = core_admin.one_time_key_field()
 
     class Meta:
         model = ReductionLot
@@ -56,6 +57,20 @@ class LotCreateForm(forms.ModelForm):
             "welfare_project",
             "fen_per_coin",
         ]
+
+    def clean(self) -> dict:
+        """What the service would refuse, as the form's error rather than a server error."""
+        data = super().clean()
+        start, end = data.get("period_start"), data.get("period_end")
+        version, behaviours = data.get("methodology_version"), data.get("behaviours") or []
+        if start and end and version:
+            try:
+                services.lot_terms_check(
+                    period_start=start, period_end=end, behaviours=[(item, version) for item in behaviours]
+                )
+            except ApplicationError as error:
+                raise forms.ValidationError(str(error.error.message)) from error
+        return data
 
 
 class RegisterForm(forms.Form):
@@ -110,6 +125,9 @@ class ReductionLotAdmin(core_admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = LotCreateForm
+            # The lot's own fields; the form adds its behaviours, version and one-time key (the lot's
+            # request_key is not editable: the form's names it).
+            kwargs["fields"] = LotCreateForm.Meta.fields
         return super().get_form(request, obj, **kwargs)
 
     def get_inlines(self, request: HttpRequest, obj=None):
@@ -122,7 +140,7 @@ class ReductionLotAdmin(core_admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj=None):
         if obj is None:
-            return [*LotCreateForm.Meta.fields, "behaviours", "methodology_version"]
+            return [*LotCreateForm.Meta.fields, "behaviours", "methodology_version", "request_key"]
         return self.get_readonly_fields(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -142,6 +160,7 @@ class ReductionLotAdmin(core_admin.ModelAdmin):
             welfare_project=obj.welfare_project,
             fen_per_coin=obj.fen_per_coin,
             actor=request.user.get_username(),
+            request_key=form.cleaned_data["request_key"],
         )
         obj.pk = lot.pk
         obj.__dict__.update({key: value for key, value in lot.__dict__.items() if not key.startswith("_")})

@@ -95,6 +95,8 @@ class ReductionLot(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The operator's add form that made it (its one-time key): the same form sent twice makes one lot.
+    request_key = models.UUIDField(unique=True, null=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -57,6 +57,24 @@ def _state_conflict(lot_id: int) -> ApplicationError:
     return ApplicationError(errors.LOT_STATE_CONFLICT, fields={"status": status})
 
 
+def lot_terms_check(
+    *,
+    period_start: datetime.date,
+    period_end: datetime.date,
+    behaviours: Iterable[tuple[Behaviour, MethodologyVersion]],
+) -> None:
+    """What a lot must be made of (`lot_create`; the admin's form checks it before): a period that is
+    over (days before today) and, for each behaviour, a factor in the methodology version named."""
+    if period_start > period_end or period_end >= timezone.localdate():
+        raise ApplicationError(errors.LOT_PERIOD_NOT_CLOSED)
+    for behaviour, version in behaviours:
+        if not Factor.objects.filter(version=version, behaviour=behaviour).exists():
+            raise ApplicationError(
+                errors.LOT_BEHAVIOUR_NOT_IN_VERSION,
+                fields={"behaviour": behaviour.code, "methodology_version": version.number},
+            )
+
+
 @transaction.atomic
 def lot_create(
     *,
@@ -69,32 +87,39 @@ def lot_create(
     welfare_project: WelfareProject | None = None,
     fen_per_coin: int = 10,
     actor: str = "",
+    request_key: uuid.UUID | None = None,
 ) -> ReductionLot:
     """Makes a draft lot over a closed period (days before today) and a set of behaviours, each with
-    the methodology version whose records it takes."""
-    today = timezone.localdate()
-    if period_start > period_end or period_end >= today:
-        raise ApplicationError(errors.LOT_PERIOD_NOT_CLOSED)
+    the methodology version whose records it takes (`lot_terms_check`). With a `request_key` (the
+    operator's form), once: the same form sent again, or at the same moment, answers the lot it made."""
+    if request_key is not None:
+        earlier = ReductionLot.objects.filter(request_key=request_key).first()
+        if earlier is not None:
+            return earlier
     pairs = list(behaviours)
-    for behaviour, version in pairs:
-        if not Factor.objects.filter(version=version, behaviour=behaviour).exists():
-            raise ApplicationError(
-                errors.LOT_BEHAVIOUR_NOT_IN_VERSION,
-                fields={"behaviour": behaviour.code, "methodology_version": version.number},
-            )
+    lot_terms_check(period_start=period_start, period_end=period_end, behaviours=pairs)
     share = {
         ProceedsPolicy.CONTRIBUTORS: 100,
         ProceedsPolicy.WELFARE: 0,
     }.get(proceeds_policy, contributors_share_percent)
-    lot = ReductionLot.objects.create(
-        title=title,
-        period_start=period_start,
-        period_end=period_end,
-        proceeds_policy=proceeds_policy,
-        contributors_share_percent=share,
-        welfare_project=welfare_project,
-        fen_per_coin=fen_per_coin,
-    )
+    try:
+        with transaction.atomic():
+            lot = ReductionLot.objects.create(
+                title=title,
+                period_start=period_start,
+                period_end=period_end,
+                proceeds_policy=proceeds_policy,
+                contributors_share_percent=share,
+                welfare_project=welfare_project,
+                fen_per_coin=fen_per_coin,
+                request_key=request_key,
+            )
+    except IntegrityError:
+        # A twin submission that committed first holds the key: its lot is this one.
+        twin = ReductionLot.objects.filter(request_key=request_key).first() if request_key else None
+        if twin is None:
+            raise
+        return twin
     LotBehaviour.objects.bulk_create(
         [
             LotBehaviour(lot=lot, behaviour=behaviour, methodology_version=version)

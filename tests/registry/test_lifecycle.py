@@ -136,6 +136,64 @@ def test_a_lot_of_less_than_one_fen_per_coin_is_refused_at_creation():
     assert not ReductionLot.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("refused", "error"),
+    [
+        ("period_not_over", errors.LOT_PERIOD_NOT_CLOSED),
+        ("behaviour_without_a_factor", errors.LOT_BEHAVIOUR_NOT_IN_VERSION),
+    ],
+)
+def test_the_add_form_shows_what_a_lot_cannot_be_made_of_and_makes_none(refused, error):
+    operator = _operator()
+    changes = {
+        "period_not_over": {"period_end": days_ago(0).isoformat()},
+        # The tests' uncapped version has no factor for the metro.
+        "behaviour_without_a_factor": {"behaviours": [str(behaviour("bus").pk), str(behaviour("metro").pk)]},
+    }[refused]
+
+    response = operator.post("/admin/registry/reductionlot/add/", _lot_form(**changes))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [str(error.message)]
+    assert not ReductionLot.objects.exists()
+
+
+def test_the_add_form_sent_twice_makes_one_lot():
+    operator = _operator()
+    page = operator.get("/admin/registry/reductionlot/add/").content.decode()
+    [request_key] = re.findall(r'name="request_key" value="([0-9a-f-]{36})"', page)
+    form = _lot_form(request_key=request_key)
+
+    first = operator.post("/admin/registry/reductionlot/add/", form)
+    again = operator.post("/admin/registry/reductionlot/add/", form)
+
+    assert first.status_code == again.status_code == 302
+    [lot] = ReductionLot.objects.all()
+    assert first["Location"] == again["Location"]
+    assert LotEvent.objects.filter(lot=lot, kind="created").count() == 1
+
+
+@pytest.mark.concurrency
+def test_one_add_form_sent_twice_at_once_makes_one_lot():
+    request_key = uuid.uuid4()
+    behaviours = [(behaviour("bus"), uncapped_version())]
+
+    def create() -> int:
+        return lot_create(
+            title="Bus rides, Nov",
+            period_start=days_ago(9),
+            period_end=days_ago(2),
+            behaviours=behaviours,
+            request_key=request_key,
+        ).pk
+
+    outcomes = race([create, create])
+
+    [lot] = ReductionLot.objects.all()
+    assert outcomes == [lot.pk, lot.pk]
+    assert LotEvent.objects.filter(lot=lot, kind="created").count() == 1
+
+
 def test_the_export_package_is_signed_by_the_platform_key_and_names_its_files(registered_lot):
     lot, export = registered_lot["lot"], registered_lot["export"]
     archive = zipfile.ZipFile(io.BytesIO(export_zip(export=export)))
