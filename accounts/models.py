@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -314,6 +315,25 @@ class Friendship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}->{self.friend_id}"
+
+
+class PersonSession(AbstractBaseSession):
+    """A session (the app's session token, the admin's and console's cookie), with the person it signed
+    in, indexed: closing an account (erasure, a merge) ends that person's sessions by it, rather
+    than leaving until they expire rows that hold the bank subject or WeChat openid they signed in with.
+    """
+
+    user_id = models.BigIntegerField(null=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore
 
 
 from accounts.notifications.models import (  # noqa: E402, F401 - the app's models, beside their services

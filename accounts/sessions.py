@@ -38,13 +38,14 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends import cached_db
 from django.core.cache import cache, caches
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django_redis.cache import RedisCache
 from redis.exceptions import RedisError
 
-from accounts.models import Agreement, User
+from accounts.models import Agreement, PersonSession, User
 from accounts.selectors import AGREEMENTS_CACHE_KEY, user_by_id
 from core.local_time import local_day_of
 from core.person_cache import Reading, renew
@@ -91,6 +92,34 @@ class SessionStore(cached_db.SessionStore):
             data, self._cached_data = self._cached_data, None
             return data
         return super().load()
+
+    @classmethod
+    def get_model_class(cls):
+        return PersonSession
+
+    def create_model_instance(self, data: dict) -> PersonSession:
+        """The row, with whom the session signed in (`sessions_end` finds a person's by it)."""
+        instance = super().create_model_instance(data)
+        instance.user_id = session_user_id(data)
+        return instance
+
+
+def session_user_id(data: Mapping[str, Any]) -> int | None:
+    """Whom a session's data says it signed in, or None."""
+    try:
+        return int(data[SESSION_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def sessions_end(*, user_id: int) -> int:
+    """Ends every session of a person: their rows now, their cached copies once the caller's
+    transaction commits (before, a request could put a row back in the cache from the database)."""
+    keys = list(PersonSession.objects.filter(user_id=user_id).values_list("session_key", flat=True))
+    PersonSession.objects.filter(session_key__in=keys).delete()
+    cached = [SessionStore.cache_key_prefix + key for key in keys]
+    transaction.on_commit(lambda: caches[settings.SESSION_CACHE_ALIAS].delete_many(cached))
+    return len(keys)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,9 @@ TABLE_CLASSES: dict[str, tuple[str, str]] = {
     # Local: the coordinator's operational tables, runs, global builds and the registry's lots
     "django_admin_log": (LOCAL, ""),
     "django_session": (LOCAL, ""),
+    # Sessions are found by their key, on every request: they stay with the coordinator, as
+    # django_session (left empty: the sessions moved to accounts_personsession) did.
+    "accounts_personsession": (LOCAL, ""),
     "django_celery_beat_clockedschedule": (LOCAL, ""),
     "django_celery_beat_crontabschedule": (LOCAL, ""),
     "django_celery_beat_intervalschedule": (LOCAL, ""),

@@ -27,6 +27,7 @@ from accounts.personal_data_registry import personal_data_modules
 from accounts.selectors import PEOPLE_SHOWN_SOURCE
 from accounts.services.pooling import pooling_consent_revoke
 from accounts.services.profile import delete_file_after_commit
+from accounts.sessions import sessions_end
 from core.api.errors import ApplicationError
 from core.api.serializers import local_datetime_text
 from core.person_cache import renew_everyone
@@ -42,6 +43,8 @@ def _close(*, user: User, merged_into: User | None = None) -> None:
     # A new password hash changes the session auth hash: every stored session is dead.
     user.set_unusable_password()
     user.save(update_fields=["closed_at", "is_active", "merged_into", "password"])
+    # And the sessions themselves go: they hold the bank subject or WeChat openid signed in with.
+    sessions_end(user_id=user.pk)
     # No board shows a closed account: every process's cached tops are retired at the commit.
     renew_everyone(PEOPLE_SHOWN_SOURCE)
 

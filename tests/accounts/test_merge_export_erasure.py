@@ -505,3 +505,64 @@ def test_a_merge_caps_the_month_too_and_answers_in_chinese(client_for):
     assert BehaviourMonth.objects.get(user=target, month=days[0].replace(day=1)).credited_carbon_mg == 250_000
     assert DailyCarbon.objects.get(user=target, day=days[1]).credited_carbon_mg == 150_000
     assert invariant_violations() == []
+
+
+def test_closing_an_account_ends_its_sessions_in_the_database_and_the_cache(
+    django_capture_on_commit_callbacks,
+):
+    # Before, the sessions stayed (dead, the password hash changed) until they expired, holding the
+    # bank subject or WeChat openid the person had signed in with.
+    from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+
+    from accounts.models import PersonSession
+
+    erased, merged, target, stranger = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    tokens = {
+        person: [session_token_for(person), session_token_for(person)]
+        for person in (erased, merged, target, stranger)
+    }
+    assert set(PersonSession.objects.values_list("user_id", flat=True)) == {
+        person.pk for person in (erased, merged, target, stranger)
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.account_erase(user=erased)
+        services.account_merge(source_user=merged, target_user=target)
+
+    assert sorted(PersonSession.objects.values_list("user_id", flat=True)) == sorted(
+        [target.pk, target.pk, stranger.pk, stranger.pk]
+    )
+    for person in (erased, merged):
+        assert cache.get_many([KEY_PREFIX + token for token in tokens[person]]) == {}
+    for person in (target, stranger):
+        assert app_client(tokens[person][0]).get("/api/v1/me").status_code == 200
+
+
+def test_the_live_sessions_keep_their_person_when_they_move_to_the_indexed_table():
+    import importlib
+
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+    from django.utils import timezone
+
+    from accounts.models import PersonSession
+
+    person = UserFactory()
+    with connection.cursor() as cursor:
+        for key, data in (("k-person", {SESSION_KEY: str(person.pk)}), ("k-anonymous", {})):
+            cursor.execute(
+                "INSERT INTO django_session VALUES (%s, %s, %s)",
+                [key, DatabaseSessionStore().encode(data), timezone.now() + datetime.timedelta(days=1)],
+            )
+        cursor.execute(
+            "INSERT INTO django_session VALUES ('k-expired', 'x', %s)",
+            [timezone.now() - datetime.timedelta(days=1)],
+        )
+    migration = importlib.import_module("accounts.migrations.0010_person_sessions")
+
+    migration.live_sessions_copy(None, type("Editor", (), {"connection": connection})())
+
+    assert dict(PersonSession.objects.values_list("session_key", "user_id")) == {
+        "k-person": person.pk,
+        "k-anonymous": None,
+    }
