@@ -619,7 +619,7 @@ class PeerPlatform(models.Model):
         help_text=_("Where its public keys are published (fetched on a new key id)."),
     )
     jwks = models.JSONField(
-        _("public keys (JWKS)"), default=dict, blank=True, help_text=_('{"keys": [{"kty": "OKP", …}]}')
+        _("public keys (JWKS)"), default=dict, blank=True, help_text='{"keys": [{"kty": "OKP", …}]}'
     )
     jwks_fetched_at = models.DateTimeField(_("keys fetched at"), null=True, blank=True, editable=False)
     counts_in_report = models.BooleanField(_("counts in the carbon report"), default=True)

@@ -90,7 +90,8 @@ def retirement_certificate_png(*, retirement: LotRetirement) -> bytes:
     draw_centered(
         draw,
         310,
-        _("retired %(tonnes)s t CO₂e of pooled citizens' reductions") % {"tonnes": retirement.tonnes},
+        # "CO2e", not "CO₂e": the font has no subscript two (it drew a box).
+        _("retired %(tonnes)s t CO2e of pooled citizens' reductions") % {"tonnes": retirement.tonnes},
         30,
         MUTED,
     )
