@@ -561,7 +561,7 @@ def _ink_outside_the_frame(png: bytes) -> int:
     width, height = image.size
     strips = [(0, 0, 28, height), (40, 40, 49, height - 40)]
     strips += [(width - right, top, width - left, bottom) for left, top, right, bottom in strips]
-    return sum(1 for strip in strips for pixel in image.crop(strip).getdata() if pixel != PAPER)
+    return sum(1 for strip in strips for pixel in image.crop(strip).get_flattened_data() if pixel != PAPER)
 
 
 @pytest.mark.parametrize(
