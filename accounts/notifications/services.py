@@ -50,7 +50,9 @@ def notifications_insert(*, kind: str, rows: sql.Composable, params: dict) -> Ra
         push_due_at=statements.PUSH_DUE_AT,
         rows=rows,
     )
-    with connection.cursor() as cursor:
+    # In the caller's transaction when there is one (no savepoint), else in one of its own.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(statements.NOTIFICATIONS_INSERT_SETTINGS)
         cursor.execute(statement, {**params, "kind": kind, "now": timezone.now(), "tz": settings.TIME_ZONE})
         notifications, pushes = cursor.fetchone()
     if pushes:
