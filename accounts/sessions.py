@@ -104,8 +104,8 @@ class SessionStore(cached_db.SessionStore):
         return instance
 
 
-def session_user_id(data: Mapping[str, Any]) -> int | None:
-    """Whom a session's data says it signed in, or None."""
+def session_user_id(data: Mapping[str, Any] | SessionStore) -> int | None:
+    """Whom a session (or its data) says it signed in, or None."""
     try:
         return int(data[SESSION_KEY])
     except (KeyError, TypeError, ValueError):
@@ -141,13 +141,7 @@ class SessionPrefetch:
 
     def signed_in_user_id(self) -> int | None:
         """The person the session names (unchecked: `signed_in_user` checks), or None."""
-        if self.session is None:
-            return None
-        user_id = self.session.get(SESSION_KEY)
-        try:
-            return int(user_id) if user_id else None
-        except (TypeError, ValueError):
-            return None
+        return None if self.session is None else session_user_id(self.session)
 
     def session_exists(self) -> bool:
         """Whether the token names a live session (a missing or expired one clears the key)."""

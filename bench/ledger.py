@@ -216,49 +216,34 @@ def _transfers(
     )  # fmt: skip
 
 
-def _wallet_reads(
-    report: Report, people: dict[str, int], *, scenario: str, seconds: float, rounds: int, years: int
+def _person_reads(
+    report: Report,
+    people: dict[str, int],
+    *,
+    read: Callable,
+    what: str,
+    figure: str,
+    reference: str,
+    scenario: str,
+    seconds: float,
+    rounds: int,
 ) -> None:
+    """A read of the veteran (five years of history) beside the same read of the newcomer."""
     from accounts.models import User
-    from rewards.selectors import wallet_summary
 
     veteran, newcomer = User.objects.get(pk=people["veteran"]), User.objects.get(pk=people["newcomer"])
     new, old = _alternating(
-        lambda _number: wallet_summary(user=newcomer),
-        lambda _number: wallet_summary(user=veteran),
+        lambda _number: read(user=newcomer),
+        lambda _number: read(user=veteran),
         seconds=seconds,
         rounds=rounds,
     )
     slower = new / old
-    print(f"wallet reads: new person {new:,.0f}/s, {years} years of lots {old:,.0f}/s ({slower:.2f}× slower)")
+    print(f"{what}: new person {new:,.0f}/s, veteran {old:,.0f}/s ({slower:.2f}× slower)")
     report.add(
-        Row(scenario, f"wallet reads/s of a person with {years} years of nightly lots", old, "reads/s",
-            reference="a new person (one lot), same run", reference_value=new,
+        Row(scenario, figure, old, "reads/s", reference=reference, reference_value=new,
             target=f"within {TARGET_RATIO}× of new", met=slower <= TARGET_RATIO,
-            notes=f"new/veteran {slower:.2f}×; wallet_summary, {rounds} alternating rounds of {seconds} s")
-    )  # fmt: skip
-
-
-def _streak_reads(
-    report: Report, people: dict[str, int], *, scenario: str, seconds: float, rounds: int, years: int
-) -> None:
-    from accounts.models import User
-    from rewards.gamification.badges import streaks_of
-
-    veteran, newcomer = User.objects.get(pk=people["veteran"]), User.objects.get(pk=people["newcomer"])
-    new, old = _alternating(
-        lambda _number: streaks_of(user=newcomer),
-        lambda _number: streaks_of(user=veteran),
-        seconds=seconds,
-        rounds=rounds,
-    )
-    slower = new / old
-    print(f"streak reads: new person {new:,.0f}/s, {years} years of days {old:,.0f}/s ({slower:.2f}× slower)")
-    report.add(
-        Row(scenario, f"streak reads/s of a person active every day for {years} years", old, "reads/s",
-            reference="a new person (one day), same run", reference_value=new,
-            target=f"within {TARGET_RATIO}× of new", met=slower <= TARGET_RATIO,
-            notes=f"new/veteran {slower:.2f}×; streaks_of, {rounds} alternating rounds of {seconds} s")
+            notes=f"new/veteran {slower:.2f}×; {read.__name__}, {rounds} alternating rounds of {seconds} s")
     )  # fmt: skip
 
 
@@ -285,8 +270,19 @@ def ledger_measure(
     _transfers(
         report, people, scenario=scenario, spent_lots=spent_lots, unspent_lots=unspent_lots, **measured
     )
-    _wallet_reads(report, people, scenario=scenario, years=years, **measured)
-    _streak_reads(report, people, scenario=scenario, years=years, **measured)
+    from rewards.gamification.badges import streaks_of
+    from rewards.selectors import wallet_summary
+
+    _person_reads(
+        report, people, read=wallet_summary, what="wallet reads",
+        figure=f"wallet reads/s of a person with {years} years of nightly lots",
+        reference="a new person (one lot), same run", scenario=scenario, **measured,
+    )  # fmt: skip
+    _person_reads(
+        report, people, read=streaks_of, what="streak reads",
+        figure=f"streak reads/s of a person active every day for {years} years",
+        reference="a new person (one day), same run", scenario=scenario, **measured,
+    )  # fmt: skip
 
 
 def main() -> int:

@@ -57,6 +57,11 @@ def _state_conflict(lot_id: int) -> ApplicationError:
     return ApplicationError(errors.LOT_STATE_CONFLICT, fields={"status": status})
 
 
+# What is recorded once per request key: a lot, a lot's sale or retirement.
+Keyed = TypeVar("Keyed", ReductionLot, LotSale, LotRetirement)
+Step = TypeVar("Step", LotSale, LotRetirement)
+
+
 def lot_terms_check(
     *,
     period_start: datetime.date,
@@ -92,50 +97,44 @@ def lot_create(
     """Makes a draft lot over a closed period (days before today) and a set of behaviours, each with
     the methodology version whose records it takes (`lot_terms_check`). With a `request_key` (the
     operator's form), once: the same form sent again, or at the same moment, answers the lot it made."""
-    if request_key is not None:
-        earlier = ReductionLot.objects.filter(request_key=request_key).first()
-        if earlier is not None:
-            return earlier
     pairs = list(behaviours)
-    lot_terms_check(period_start=period_start, period_end=period_end, behaviours=pairs)
     share = {
         ProceedsPolicy.CONTRIBUTORS: 100,
         ProceedsPolicy.WELFARE: 0,
     }.get(proceeds_policy, contributors_share_percent)
-    try:
-        with transaction.atomic():
-            lot = ReductionLot.objects.create(
-                title=title,
-                period_start=period_start,
-                period_end=period_end,
-                proceeds_policy=proceeds_policy,
-                contributors_share_percent=share,
-                welfare_project=welfare_project,
-                fen_per_coin=fen_per_coin,
-                request_key=request_key,
-            )
-    except IntegrityError:
-        # A twin submission that committed first holds the key: its lot is this one.
-        twin = ReductionLot.objects.filter(request_key=request_key).first() if request_key else None
-        if twin is None:
-            raise
-        return twin
-    LotBehaviour.objects.bulk_create(
-        [
-            LotBehaviour(lot=lot, behaviour=behaviour, methodology_version=version)
-            for behaviour, version in pairs
-        ]
-    )
-    _event(
-        lot,
-        LotEventKind.CREATED,
-        actor,
-        period=[period_start.isoformat(), period_end.isoformat()],
-        behaviours={behaviour.code: version.number for behaviour, version in pairs},
-        proceeds_policy=str(proceeds_policy),
-        contributors_share_percent=share,
-    )
-    return lot
+
+    def make() -> ReductionLot:
+        lot_terms_check(period_start=period_start, period_end=period_end, behaviours=pairs)
+        lot = ReductionLot.objects.create(
+            title=title,
+            period_start=period_start,
+            period_end=period_end,
+            proceeds_policy=proceeds_policy,
+            contributors_share_percent=share,
+            welfare_project=welfare_project,
+            fen_per_coin=fen_per_coin,
+            request_key=request_key,
+        )
+        LotBehaviour.objects.bulk_create(
+            [
+                LotBehaviour(lot=lot, behaviour=behaviour, methodology_version=version)
+                for behaviour, version in pairs
+            ]
+        )
+        _event(
+            lot,
+            LotEventKind.CREATED,
+            actor,
+            period=[period_start.isoformat(), period_end.isoformat()],
+            behaviours={behaviour.code: version.number for behaviour, version in pairs},
+            proceeds_policy=str(proceeds_policy),
+            contributors_share_percent=share,
+        )
+        return lot
+
+    if request_key is None:
+        return make()
+    return _once_per_key(ReductionLot, request_key=request_key, record=make)[0]
 
 
 def _grams_pool(params: dict) -> None:
@@ -246,28 +245,34 @@ def _tonnes_take(*, lot: ReductionLot, tonnes: int, sql: Composable) -> int:
     return int(taken[0][0])
 
 
-# A sale or a retirement: a step recorded once per request key.
-Step = TypeVar("Step", LotSale, LotRetirement)
-
-
-def _once(
-    model: type[Step], *, lot: ReductionLot, request_key: uuid.UUID, record: Callable[[], Step]
-) -> tuple[Step, bool]:
-    """Runs `record` (take the tonnes, write the row) once per request key: its row and True, or the
-    row an earlier or a twin submission with the key recorded and False (this one changed nothing)."""
+def _once_per_key(
+    model: type[Keyed], *, request_key: uuid.UUID, record: Callable[[], Keyed]
+) -> tuple[Keyed, bool]:
+    """Runs `record` (write the row, and what goes with it) once per request key: its row and True,
+    or the row an earlier or a twin submission with the key recorded and False (this one changed
+    nothing: a twin's work in flight is rolled back to the savepoint)."""
     earlier = model.objects.filter(request_key=request_key).first()
     if earlier is None:
         try:
             with transaction.atomic():
                 return record(), True
         except IntegrityError:
-            # A twin that committed first holds the key; its tonnes were taken, ours given back.
+            # A twin that committed first holds the key.
             earlier = model.objects.filter(request_key=request_key).first()
             if earlier is None:
                 raise
-    if earlier.lot_id != lot.pk:
-        raise ValueError(f"the request key {request_key} recorded a step of another lot")
     return earlier, False
+
+
+def _once(
+    model: type[Step], *, lot: ReductionLot, request_key: uuid.UUID, record: Callable[[], Step]
+) -> tuple[Step, bool]:
+    """A lot's step (take the tonnes, write the row) once per request key (`_once_per_key`): a key
+    that recorded a step of another lot is a fault of the caller."""
+    step, recorded = _once_per_key(model, request_key=request_key, record=record)
+    if not recorded and step.lot_id != lot.pk:
+        raise ValueError(f"the request key {request_key} recorded a step of another lot")
+    return step, recorded
 
 
 @transaction.atomic

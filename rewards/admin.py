@@ -415,9 +415,9 @@ class BadgeAdmin(core_admin.ModelAdmin):
 
     @admin.action(description=_("Award the selected badges now to everyone who qualifies"))
     def award_now(self, request: HttpRequest, queryset: QuerySet[Badge]) -> None:
-        from rewards.gamification.badges import badge_award
+        from rewards.gamification.badges import badges_award
 
-        awarded = sum(badge_award(badge=badge) for badge in queryset)
+        awarded = sum(badges_award(badges=queryset).values())
         self.message_user(request, _("Awarded: %(count)s") % {"count": awarded}, messages.SUCCESS)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

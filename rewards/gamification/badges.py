@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -112,11 +113,10 @@ RULES: dict[str, BadgeRule] = {
 
 
 @transaction.atomic
-def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
-    """Awards one badge to everyone who qualifies and has not got it; returns how many got it now."""
-    rule = RULES[badge.rule]
-    rule.prepare(since)
-    qualified, params = rule.qualified_sql(badge.parameters, since)
+def _award(*, badge: Badge, since: datetime.date | None) -> int:
+    """Awards one badge to everyone who qualifies and has not got it (its rule prepared:
+    `badges_award`); returns how many got it now."""
+    qualified, params = RULES[badge.rule].qualified_sql(badge.parameters, since)
     params = {**params, "badge": badge.pk, "now": timezone.now()}
     with connection.cursor() as cursor:
         cursor.execute(statements.BADGE_AWARD.format(qualified=qualified), params)
@@ -136,12 +136,17 @@ def badge_award(*, badge: Badge, since: datetime.date | None = None) -> int:
     return awarded
 
 
-def badges_award(*, since: datetime.date | None = None) -> dict[str, int]:
-    """The award job: every active badge, one set-based statement each. `since` limits the rules
-    that scan history to people active since that day (the hourly run); None checks everyone."""
-    return {
-        badge.key: badge_award(badge=badge, since=since) for badge in Badge.objects.filter(is_active=True)
-    }
+def badges_award(
+    *, since: datetime.date | None = None, badges: Iterable[Badge] | None = None
+) -> dict[str, int]:
+    """The award job: every active badge (or these), one set-based statement each, each rule prepared
+    once however many badges use it (the streaks stored once for both streak badges). `since` limits
+    the rules that scan history to people active since that day (the hourly run); None checks
+    everyone."""
+    badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
+    for rule in {badge.rule for badge in badges}:
+        RULES[rule].prepare(since)
+    return {badge.key: _award(badge=badge, since=since) for badge in badges}
 
 
 # --- A person's streak and badges -------------------------------------------------------------
