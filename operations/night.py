@@ -60,7 +60,7 @@ def night_jobs_enqueue(*, operator: AbstractBaseUser, today: datetime.date) -> l
         statement_rounds_mint,
     )
 
-    # Settlement as chunk tasks; what must follow it travels with the chunks and is sent by the one
+    # Settlement as chunk tasks; what must follow it is kept on the run and sent by the chunk
     # whose commit finishes the run (at once if the day is already settled).
     after = [
         chain(

@@ -7,9 +7,12 @@ reminders), whose own keys make a repeat harmless, then marks its chunk done wit
 update and counts it on the run in the same transaction: a redelivered chunk (its worker killed)
 does its range again and counts nothing twice. The chunk whose count reaches the total finishes
 the run (settlement's run succeeded and the boards rebuilt; expiry's run marked finished), once.
-A repeat of a chunk of a finished run still says the run is finished: what a settlement sends
-after its run is sent after the count's commit, so a worker lost in between leaves the sending to
-the chunk's redelivery.
+
+What follows a run (its `followers`: the rebuilds a settlement makes stale) is kept on the run and
+sent after the count's commit, then marked sent. A worker lost in between leaves the sending to
+the chunk's redelivery (a repeat of a chunk of a finished run sends what is not marked sent); a
+broker down in between, to the next catch-up (`chunked_runs_followers_owed`), which every worker
+sends when it reconnects. Each follower is idempotent, so sending one twice is harmless.
 """
 
 from __future__ import annotations
@@ -35,9 +38,13 @@ DEFAULT_CHUNK_IDS = 100_000
 
 @dataclass(frozen=True)
 class ChunkOutcome:
+    run_id: int
     counted: bool  # this delivery counted the chunk (False: a repeat)
     finished: bool  # the run is finished: by this count, or before this repeat
 
+
+# How far back a catch-up looks for a finished run whose followers were not sent.
+FOLLOWERS_OWED_DAYS = 7
 
 # The last range's upper bound: whoever gets an id after the run was planned is in the last chunk.
 UNBOUNDED = 2**63 - 1
@@ -57,17 +64,37 @@ def chunk_ids() -> int:
 
 
 @transaction.atomic
-def chunked_run_start(*, job: str, key: str, ranges: list[tuple[int, int]]) -> tuple[ChunkedRun, list[int]]:
+def chunked_run_start(
+    *, job: str, key: str, ranges: list[tuple[int, int]], followers: list[dict] | None = None
+) -> tuple[ChunkedRun, list[int]]:
     """The run named `key` (created with its chunks the first time) and the ids of its chunks not
-    done yet: what the caller enqueues. Starting it again plans nothing new."""
+    done yet: what the caller enqueues. Starting it again plans nothing new.
+
+    `followers` (serialized signatures) join the run's: starting a run that is not finished yet
+    with other followers adds them (the run's row locked, so the chunk that finishes it reads them
+    after). No pending chunks means the run is finished: the caller sends its own followers then.
+    """
     run, created = ChunkedRun.objects.get_or_create(
-        key=key, defaults={"job": job, "chunks_total": len(ranges), "started_at": timezone.now()}
+        key=key,
+        defaults={
+            "job": job,
+            "chunks_total": len(ranges),
+            "started_at": timezone.now(),
+            "followers": followers,
+        },
     )
     if created:
         RunChunk.objects.bulk_create(
             RunChunk(run=run, index=index, lower=lower, upper=upper)
             for index, (lower, upper) in enumerate(ranges)
         )
+    elif followers:
+        run = ChunkedRun.objects.select_for_update().get(pk=run.pk)
+        known = run.followers or []
+        added = [follower for follower in followers if follower not in known]
+        if added and run.finished_at is None:
+            run.followers = known + added
+            run.save(update_fields=["followers"])
     pending = list(
         RunChunk.objects.filter(run=run, done_at__isnull=True).order_by("index").values_list("pk", flat=True)
     )
@@ -84,8 +111,10 @@ def chunk_complete(*, chunk_id: int, on_finished: Callable[[ChunkedRun], None]) 
     now = timezone.now()
     with transaction.atomic():
         if not RunChunk.objects.filter(pk=chunk_id, done_at__isnull=True).update(done_at=now):
-            run_finished = RunChunk.objects.filter(pk=chunk_id, run__finished_at__isnull=False).exists()
-            return ChunkOutcome(counted=False, finished=run_finished)
+            run_id, finished_at = (
+                RunChunk.objects.filter(pk=chunk_id).values_list("run_id", "run__finished_at").get()
+            )
+            return ChunkOutcome(run_id=run_id, counted=False, finished=finished_at is not None)
         run_id = RunChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).get()
         ChunkedRun.objects.filter(pk=run_id).update(chunks_done=F("chunks_done") + 1)
         finished = (
@@ -96,14 +125,44 @@ def chunk_complete(*, chunk_id: int, on_finished: Callable[[ChunkedRun], None]) 
         )
         if finished:
             on_finished(ChunkedRun.objects.get(pk=run_id))
-    return ChunkOutcome(counted=True, finished=finished)
+    return ChunkOutcome(run_id=run_id, counted=True, finished=finished)
+
+
+def chunked_run_followers_unsent(*, run_id: int) -> list[dict]:
+    """The followers of a finished run not marked sent yet (none for a run without followers)."""
+    followers = (
+        ChunkedRun.objects.filter(pk=run_id, finished_at__isnull=False, followers_sent_at__isnull=True)
+        .values_list("followers", flat=True)
+        .first()
+    )
+    return followers or []
+
+
+def chunked_run_followers_mark_sent(*, run_id: int) -> None:
+    unsent = ChunkedRun.objects.filter(pk=run_id, followers_sent_at__isnull=True)
+    unsent.update(followers_sent_at=timezone.now())
+
+
+def chunked_runs_followers_owed() -> list[int]:
+    """Runs finished in the last days whose followers were not marked sent: a catch-up sends them."""
+    since = timezone.now() - datetime.timedelta(days=FOLLOWERS_OWED_DAYS)
+    return list(
+        ChunkedRun.objects.filter(
+            finished_at__gte=since, followers__isnull=False, followers_sent_at__isnull=True
+        )
+        .order_by("finished_at")
+        .values_list("pk", flat=True)
+    )
 
 
 # --- Settlement ---------------------------------------------------------------------------------
 
 
-def settlement_chunked_start(*, day: datetime.date) -> tuple[ChunkedRun | None, list[int]]:
-    """Plans the night's settlement of `day` as chunks of person ids; (None, []) once it succeeded."""
+def settlement_chunked_start(
+    *, day: datetime.date, followers: list[dict] | None = None
+) -> tuple[ChunkedRun | None, list[int]]:
+    """Plans the night's settlement of `day` as chunks of person ids, with what follows it
+    (`followers`); (None, []) once it succeeded."""
     from rewards.services.settlement import settlement_run_start
 
     run = settlement_run_start(day=day)
@@ -111,7 +170,9 @@ def settlement_chunked_start(*, day: datetime.date) -> tuple[ChunkedRun | None, 
         return None, []
     bounds = User.objects.aggregate(lowest=Min("pk"), highest=Max("pk"))
     ranges = id_ranges(lowest=bounds["lowest"], highest=bounds["highest"], size=chunk_ids())
-    return chunked_run_start(job="settlement", key=f"settlement:{day.isoformat()}:{run.round}", ranges=ranges)
+    return chunked_run_start(
+        job="settlement", key=f"settlement:{day.isoformat()}:{run.round}", ranges=ranges, followers=followers
+    )
 
 
 def _settlement_finish(chunked: ChunkedRun) -> None:

@@ -780,6 +780,11 @@ class ChunkedRun(models.Model):
     `key` names the run (`settlement:2026-11-20:0`, `expiry:2026-11-20`): starting it twice finds
     the same run. The run is finished by whichever chunk's commit brings `chunks_done` to
     `chunks_total` (docs/scaling.md, "Work that spreads over workers").
+
+    `followers` are the tasks to send once the run is finished (serialized Celery signatures; a
+    settlement's rebuilds, or what the dashboard's press chains after it), kept here rather than in
+    the chunks' messages so that a finished run whose followers could not be sent (the broker down
+    at that moment) is found and sent by the next catch-up; `followers_sent_at` says they were.
     """
 
     job = models.CharField(max_length=32)
@@ -788,6 +793,8 @@ class ChunkedRun(models.Model):
     chunks_done = models.IntegerField(default=0)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    followers = models.JSONField(null=True, blank=True)
+    followers_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key"], name="one_chunked_run_per_key")]

@@ -60,13 +60,21 @@ def catch_up() -> dict:
     restarted without persistence forgets what was queued. Neither loses the work: what is owed is
     read from the database (the day that ended, not settled yet), and settling it is idempotent.
     It plans the day's chunked run (the same run as the night's, by key): a catch-up racing the
-    night's job re-enqueues only the chunks not done yet, and each chunk counts once.
+    night's job re-enqueues only the chunks not done yet, and each chunk counts once. It also sends
+    what follows a finished run that could not be sent when the run finished (the broker down then).
     """
+    from rewards.chunked import chunked_runs_followers_owed
+
+    followers_sent = sum(_run_followers_send(run_id) for run_id in chunked_runs_followers_owed())
     day = settlement_owed_day(today=timezone.localdate())
     if day is None:
-        return {"owed": None}
+        return {"owed": None, "followers_sent": followers_sent}
     # As chunk tasks, like the night's own settlement: the last chunk sends the rebuilds.
-    return {"owed": day.isoformat(), "settlement": settlement_chunked_day(day.isoformat())}
+    return {
+        "owed": day.isoformat(),
+        "settlement": settlement_chunked_day(day.isoformat()),
+        "followers_sent": followers_sent,
+    }
 
 
 @shared_task(name="rewards.ledger_audit")
@@ -180,16 +188,35 @@ CHUNK_TASK_RETRY = {
 }
 
 
-def _send_then(then: list[dict] | None) -> None:
-    """Sends what follows a finished settlement: `then` (serialized signatures), or by default the
-    rebuilds that settlement makes stale."""
-    from celery import signature
+def _followers(then: list | None) -> list[dict]:
+    """What follows a settlement as the run keeps it: `then` (signatures), by default the rebuilds
+    that settlement makes stale, in the JSON form the broker carries (so equal followers compare
+    equal)."""
+    from kombu.utils.json import dumps, loads
 
     if then is None:
-        after_settlement_chunked.apply_async(ignore_result=True)
-        return
-    for follower in then:
+        then = [after_settlement_chunked.si().set(ignore_result=True)]
+    return loads(dumps(list(then)))
+
+
+def _followers_send(followers: list[dict]) -> None:
+    from celery import signature
+
+    for follower in followers:
         signature(follower).apply_async()
+
+
+def _run_followers_send(run_id: int) -> int:
+    """Sends the followers of a finished run not marked sent, then marks them; returns how many.
+
+    A failure to send leaves them unmarked: the chunk task's retry, or the next catch-up, sends
+    them (each follower is idempotent, so one sent twice is harmless)."""
+    from rewards.chunked import chunked_run_followers_mark_sent, chunked_run_followers_unsent
+
+    followers = chunked_run_followers_unsent(run_id=run_id)
+    _followers_send(followers)
+    chunked_run_followers_mark_sent(run_id=run_id)
+    return len(followers)
 
 
 @shared_task(name="rewards.settlement_chunked_day")
@@ -197,17 +224,18 @@ def settlement_chunked_day(day: str, then: list[dict] | None = None) -> dict:
     """Plans the settlement of a local day as person-id chunks and enqueues those not done yet;
     sending it again re-enqueues only what is left (each chunk counts once).
 
-    What follows the settlement (`then`: serialized signatures; by default the rebuilds, ratings
-    and badges) travels with every chunk and is sent by the chunk whose commit finishes the run;
-    a day already settled sends it at once (each follower is idempotent).
+    What follows the settlement (`then`: signatures; by default the rebuilds, ratings and badges)
+    is kept on the run and sent by the chunk whose commit finishes it; a day already settled sends
+    it at once (each follower is idempotent).
     """
     from rewards.chunked import settlement_chunked_start
 
-    run, pending = settlement_chunked_start(day=datetime.date.fromisoformat(day))
+    followers = _followers(then)
+    run, pending = settlement_chunked_start(day=datetime.date.fromisoformat(day), followers=followers)
     for chunk_id in pending:
-        settlement_chunk.delay(chunk_id, then=then)
+        settlement_chunk.delay(chunk_id)
     if not pending:
-        _send_then(then)
+        _followers_send(followers)
     return {"day": day, "run": run and run.key, "chunks": len(pending)}
 
 
@@ -219,17 +247,17 @@ def settlement_chunked_yesterday() -> dict:
 
 
 @shared_task(name="rewards.settlement_chunk", **CHUNK_TASK_RETRY)
-def settlement_chunk(chunk_id: int, then: list[dict] | None = None) -> dict:
+def settlement_chunk(chunk_id: int) -> dict:
     """One person-id range of a chunked settlement; the last chunk's commit finishes the run and
-    sends what follows it (`then`, by default the rebuilds that settlement makes stale).
+    sends what follows it (the run's followers, by default the rebuilds that settlement makes stale).
 
     The sending comes after that commit: a repeat of a chunk of the finished run (its worker lost,
-    or the broker failing, in between) sends it again, each follower being idempotent."""
+    or the sending failed and the task is retried) sends what is not marked sent yet."""
     from rewards.chunked import settlement_chunk_settle
 
     outcome = settlement_chunk_settle(chunk_id=chunk_id)
     if outcome.finished:
-        _send_then(then)
+        _run_followers_send(outcome.run_id)
     return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
 
 

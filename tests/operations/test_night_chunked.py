@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from celery.exceptions import Retry
 from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
@@ -153,6 +154,9 @@ def test_the_night_s_chain_as_chunk_tasks_settles_rebuilds_and_expires_as_the_si
     jobs = set(ChunkedRun.objects.values_list("job", flat=True))
     assert jobs == {"settlement", "boards", "expiry"}
     assert not ChunkedRun.objects.filter(finished_at__isnull=True).exists()
+    settlement = ChunkedRun.objects.get(job="settlement")
+    assert len(settlement.followers) == 2
+    assert settlement.followers_sent_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -169,7 +173,7 @@ def test_the_catch_up_settles_the_owed_day_as_a_chunked_run_and_rebuilds_after_i
     again = catch_up()
 
     assert result["owed"] == yesterday.isoformat()
-    assert again == {"owed": None}
+    assert again == {"owed": None, "followers_sent": 0}
     run = ChunkedRun.objects.get(job="settlement")
     assert (run.chunks_done, run.chunks_total) == (3, 3)
     assert run.finished_at is not None
@@ -185,7 +189,7 @@ def test_a_chunk_delivered_again_after_its_count_finished_the_settlement_sends_w
     # committed (and finished the run) and before it sent what follows the settlement
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
     carbon_credit(UserFactory(), yesterday, 50_000)
-    _run, pending = settlement_chunked_start(day=yesterday)
+    _run, pending = settlement_chunked_start(day=yesterday, followers=tasks._followers(None))
     assert settlement_chunk_settle(chunk_id=pending[0]).counted
     assert SettlementRun.objects.get(day=yesterday).status == SettlementRunStatus.SUCCEEDED
     assert not LeaderboardBuild.objects.exists()
@@ -202,29 +206,89 @@ def test_a_chunk_delivered_again_after_its_count_finished_the_settlement_sends_w
 
 @pytest.mark.django_db(transaction=True)
 def test_a_chunk_whose_followers_could_not_be_sent_is_retried_and_sends_them(monkeypatch):
-    # Given a day's chunked settlement of one chunk and a broker that refuses the first sending
-    yesterday = timezone.localdate() - datetime.timedelta(days=1)
-    carbon_credit(UserFactory(), yesterday, 50_000)
-    _run, pending = settlement_chunked_start(day=yesterday)
-    failures = iter([ConnectionError("broker unreachable")])
-    sent: list[list[dict] | None] = []
-
-    def send_then(then: list[dict] | None) -> None:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        sent.append(then)
-
-    monkeypatch.setattr(tasks, "_send_then", send_then)
-    then = [ledger_audit_run.si().set(ignore_result=True)]
+    # Given a day's chunked settlement of one chunk, with the audit to follow it, and a broker that
+    # refuses the first sending
+    yesterday, pending, then = _one_chunk_settlement_followed_by_the_audit()
+    broker = _Broker(monkeypatch, refusals=1)
 
     # When the chunk task runs as a worker runs it (a failure reported, not raised here): its count
     # finishes the run, then sending what follows fails
-    result = settlement_chunk.apply((pending[0],), {"then": then}, throw=False)
+    result = settlement_chunk.apply((pending[0],), throw=False)
 
     # Then the task is retried (not acknowledged as failed), and its retry sends what follows once
     assert result.successful()
     assert result.get() == {"chunk": pending[0], "counted": False, "finished": True}
-    assert sent == [then]
+    assert broker.sent == [then]
     assert SettlementRun.objects.get(day=yesterday).status == SettlementRunStatus.SUCCEEDED
-    assert ChunkedRun.objects.get(job="settlement").chunks_done == 1
+    run = ChunkedRun.objects.get(job="settlement")
+    assert run.chunks_done == 1
+    assert run.followers_sent_at is not None
+
+
+def _one_chunk_settlement_followed_by_the_audit() -> tuple[datetime.date, list[int], list[dict]]:
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    carbon_credit(UserFactory(), yesterday, 50_000)
+    then = tasks._followers([ledger_audit_run.si().set(ignore_result=True)])
+    _run, pending = settlement_chunked_start(day=yesterday, followers=then)
+    return yesterday, pending, then
+
+
+class _Broker:
+    """Takes the followers sent to it, or refuses them: `refusals` more times, or while `down`."""
+
+    def __init__(self, monkeypatch, *, refusals: int = 0) -> None:
+        self.refusals = refusals
+        self.down = False
+        self.sent: list[list[dict]] = []
+        monkeypatch.setattr(tasks, "_followers_send", self.send)
+
+    def send(self, followers: list[dict]) -> None:
+        if self.down or self.refusals:
+            self.refusals = max(0, self.refusals - 1)
+            raise ConnectionError("broker unreachable")
+        self.sent.append(followers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_followers_the_broker_refused_through_every_retry_are_sent_by_the_next_catch_up(monkeypatch):
+    # Given a day's chunked settlement whose chunk finished the run while the broker refused every
+    # sending of what follows it, its retries included (the task failed for good)
+    yesterday, pending, then = _one_chunk_settlement_followed_by_the_audit()
+    broker = _Broker(monkeypatch)
+    broker.down = True
+    with pytest.raises(Retry):  # eager retries nest: the last one's failure surfaces as this
+        settlement_chunk.apply((pending[0],), throw=False)
+    assert SettlementRun.objects.get(day=yesterday).status == SettlementRunStatus.SUCCEEDED
+    assert ChunkedRun.objects.get(job="settlement").followers_sent_at is None
+
+    # When the broker is back and a worker's reconnection sends the catch-up, twice
+    broker.down = False
+    first = catch_up()
+    second = catch_up()
+
+    # Then the first sends what follows the run, once, and marks it sent; the second sends nothing
+    assert (first["owed"], first["followers_sent"]) == (None, 1)
+    assert second == {"owed": None, "followers_sent": 0}
+    assert broker.sent == [then]
+    assert ChunkedRun.objects.get(job="settlement").followers_sent_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_start_of_an_unfinished_run_adds_its_followers_and_the_finish_sends_each_once(monkeypatch):
+    # Given a day's chunked settlement started by the night (its rebuilds to follow) and not finished
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    carbon_credit(UserFactory(), yesterday, 50_000)
+    night = tasks._followers(None)
+    _run, pending = settlement_chunked_start(day=yesterday, followers=night)
+
+    # When the dashboard's press starts the same run with the audit to follow too (and the night's
+    # rebuilds again), and the chunk finishes the run
+    pressed = tasks._followers([ledger_audit_run.si().set(ignore_result=True), *night])
+    _same, pending_again = settlement_chunked_start(day=yesterday, followers=pressed)
+    broker = _Broker(monkeypatch)
+    settlement_chunk(pending[0])
+
+    # Then the run's one finish sends the rebuilds and the audit, each once
+    assert pending_again == pending
+    assert broker.sent == [night + pressed[:1]]
+    assert ChunkedRun.objects.get(job="settlement").followers_sent_at is not None
