@@ -149,7 +149,15 @@ class SettlementRunAdmin(ReadOnlyAdmin):
     def duration(self, run: SettlementRun) -> str:
         return "—" if run.duration_seconds is None else f"{run.duration_seconds:.1f} s"
 
-    @admin.action(description=_("Resume or repeat the selected runs (settles only who is left)"))
+    def has_start_settlement_permission(self, request: HttpRequest) -> bool:
+        # Starting a settlement mints coins: a superuser's, like the dashboard's "Run tonight's jobs
+        # now". The operators' view right on runs is a right to read them.
+        return request.user.is_superuser
+
+    @admin.action(
+        description=_("Resume or repeat the selected runs (settles only who is left)"),
+        permissions=["start_settlement"],
+    )
     def resume(self, request: HttpRequest, queryset: QuerySet[SettlementRun]) -> None:
         from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -175,7 +183,8 @@ class SettlementRunAdmin(ReadOnlyAdmin):
         self.message_user(request, _("Queued: %(days)s") % {"days": ", ".join(days)}, messages.SUCCESS)
 
     @admin.action(
-        description=_("Settle now what the selected days still owe (credited after they were settled)")
+        description=_("Settle now what the selected days still owe (credited after they were settled)"),
+        permissions=["start_settlement"],
     )
     def settle_owed(self, request: HttpRequest, queryset: QuerySet[SettlementRun]) -> None:
         """A new round of each selected day, paid by the settlement service; the run records who asked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from rewards.models import LedgerTransaction, SettlementRun
@@ -119,6 +120,48 @@ def test_an_operator_settles_what_a_settled_day_owes_from_the_admin_and_is_recor
     assert messages == ["Queued for 2026-11-20: 1 people, 30.0 g (3 coins).", "Nothing owed on 2026-11-19."]
     listing = operator_client.get("/admin/rewards/settlementrun/").content.decode()
     assert operator.username in listing
+
+
+def test_staff_who_may_only_view_runs_neither_see_nor_can_post_resume_or_settle_owed(person):
+    day = datetime.date(2026, 11, 20)
+    carbon_credit(person, day, 20_000)
+    run = settlement_run(day=day)
+    carbon_credit(person, day, 30_000)  # owed since the night
+    failed = SettlementRun.objects.create(
+        day=day - datetime.timedelta(days=1),
+        status="failed",
+        carbon_mg_per_coin=10_000,
+        started_at="2026-11-20T00:10Z",
+    )
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_settlementrun"))
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(viewer)
+
+    listing = client.get("/admin/rewards/settlementrun/")
+    for action, selected in (("settle_owed", run), ("resume", failed)):
+        client.post(
+            "/admin/rewards/settlementrun/",
+            {"action": action, "_selected_action": [selected.pk]},
+            follow=True,
+        )
+
+    assert listing.status_code == 200
+    assert 'value="settle_owed"' not in listing.content.decode()
+    assert 'value="resume"' not in listing.content.decode()
+    assert SettlementRun.objects.filter(day=day).count() == 1
+    failed.refresh_from_db()
+    assert (failed.status, failed.accounts_settled) == ("failed", 0)
+    assert wallet_account_for_user(user_id=person.pk).balance == 2
+
+
+def test_a_superuser_sees_resume_and_settle_owed(operator_client):
+    settlement_run(day=datetime.date(2026, 11, 20))
+
+    listing = operator_client.get("/admin/rewards/settlementrun/").content.decode()
+
+    assert 'value="settle_owed"' in listing
+    assert 'value="resume"' in listing
 
 
 def test_a_coin_rate_for_a_day_already_begun_is_refused_in_the_admin(operator_client):
