@@ -11,7 +11,9 @@ Carbon is what `DailyCarbon` credited, plus the statements of other platforms th
 imported for that month where the platform's registration counts them in the rating.
 
 The daily job rates the month of yesterday: provisional during the month, final after its last
-day (on the 1st). A rerun replaces that month's ratings; earlier months stay as history.
+day (on the 1st). A rerun replaces that month's ratings; earlier months stay as history. Two runs of
+one month at once (beat's daily job and the rebuild after a settlement) take turns on the month's
+advisory lock.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | Non
         "light_green": RatingLevel.LIGHT_GREEN.value,
     }
     with connection.cursor() as cursor:
+        cursor.execute(statements.MONTHLY_RATINGS_LOCK, params)
         cursor.execute(statements.MONTHLY_RATINGS_DELETE, params)
         cursor.execute(statements.MONTHLY_RATINGS_INSERT, params)
         cursor.execute(statements.MONTHLY_RATING_COUNTS, params)

@@ -189,6 +189,13 @@ AWARDED_NOW = sql.SQL(
 
 # --- Monthly ratings ------------------------------------------------------------------------
 
+# Two runs of one month at once (beat's daily job beside the rebuild that follows a settlement) take
+# turns: each forgets the month's ratings and inserts them anew, which under READ COMMITTED would let
+# the second insert meet the first's rows in the unique key. Held until the run commits.
+MONTHLY_RATINGS_LOCK = sql.SQL(
+    "SELECT pg_advisory_xact_lock(hashtextextended('rewards-ratings:' || %(month)s::text, 0))"
+)
+
 # Forgets a month's ratings before it is rated again.
 MONTHLY_RATINGS_DELETE = sql.SQL("DELETE FROM rewards_monthlyrating WHERE month = %(month)s")
 

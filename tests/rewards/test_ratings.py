@@ -6,8 +6,11 @@ import datetime
 
 import pytest
 
+from activities.models import DailyCarbon
 from rewards.gamification.ratings import ratings_rate_month, ratings_rate_recent
-from rewards.models import MonthlyRating, RatingThresholds
+from rewards.models import MonthlyRating, RatingRun, RatingThresholds
+from tests.accounts.factories import UserFactory
+from tests.races import race
 from tests.rewards.gamification import person_with
 
 pytestmark = pytest.mark.django_db
@@ -109,6 +112,25 @@ def test_the_daily_job_rates_the_month_of_yesterday_provisionally_then_finally()
     )
     assert final.is_final
     assert final.month == OCTOBER
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_of_a_month_at_once_take_turns_and_both_succeed():
+    day = datetime.date(2026, 10, 15)
+    people = UserFactory.create_batch(300)
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user=person, day=day, credited_carbon_mg=10_000 + index, settled_carbon_mg=0)
+        for index, person in enumerate(people)
+    )
+    today = day + datetime.timedelta(days=1)
+
+    outcomes = []
+    for _attempt in range(5):
+        outcomes += race([lambda: ratings_rate_recent(today=today), lambda: ratings_rate_recent(today=today)])
+
+    assert [outcome for outcome in outcomes if isinstance(outcome, Exception)] == []
+    assert MonthlyRating.objects.filter(month=OCTOBER).count() == 300
+    assert RatingRun.objects.get(month=OCTOBER).rated == 300
 
 
 def test_my_rating_history_and_the_ambassadors_through_the_api(client_for):
