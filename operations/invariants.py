@@ -10,8 +10,9 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   credited it; each external record stored once; what a person's records credited is what their day
   says, and what each behaviour's day and month counters say;
 - settlement: each person and day settled once, and what was settled is what was minted for it
-  (a history back-fill's days too, each in a lot earned on its own day); a merge's capped carbon
-  whose coins were kept counts as settled; another platform's statement mints each round once,
+  (a history back-fill's days too, each in a lot earned on its own day), its coins at its rate being
+  the carbon it converted; a merge's capped carbon whose coins were kept counts as settled; another
+  platform's statement mints each round once,
   what the round says, never more carbon than it counts, and counts what it states less the
   instances a live report of ours holds;
   a chunked run (rewards/chunked.py) counts each of its chunks once and is finished when all are;
@@ -126,6 +127,22 @@ INVARIANTS: tuple[Invariant, ...] = (
         "back-fill minted",
         lambda r: f"back-fill transaction {r[0]}: its settlements say {r[1]} coins, it minted {r[2]}",
         statements.BACK_FILL_MINTED,
+    ),
+    Invariant(
+        "settlement rate",
+        lambda r: (
+            f"settlement {r[0]}, person {r[1]}, day {r[2]}: {r[3]} coins at {r[4]} mg a coin for {r[5]} mg"
+        ),
+        # What ties coins to carbon: a settlement's coins at its run's rate are the carbon it converted.
+        statements.SETTLEMENT_RATE,
+    ),
+    Invariant(
+        "back-fill rate",
+        lambda r: (
+            f"back-fill settlement {r[0]}, person {r[1]}, day {r[2]}: "
+            f"{r[3]} coins at {r[4]} mg a coin for {r[5]} mg"
+        ),
+        statements.BACK_FILL_RATE,
     ),
     Invariant(
         "chunked run counted once",

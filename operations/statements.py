@@ -185,6 +185,32 @@ SETTLED_CARBON = sql.SQL(
 # …: its settlements say … coins, it minted …".
 BACK_FILL_MINTED = MINTED_AS_SETTLED.format(settlements=sql.Identifier("rewards_backfillsettlement"))
 
+# “settlement rate”: the settlements whose coins at their run's rate are not the carbon they converted
+# (settlement, person, day, coins, rate, carbon). Settlement converts whole coins only: the carbon it
+# marks settled is coins × rate, and the rest stays owed. Carbon converted for coins that are not
+# its own would be marked settled without its coins, or stay owed and be paid again, while every
+# other check still adds up.
+SETTLEMENT_RATE = sql.SQL(
+    """
+        SELECT settled.id, settled.user_id, settled.day, settled.coins, run.carbon_mg_per_coin,
+               settled.carbon_mg
+        FROM rewards_settlement AS settled JOIN rewards_settlementrun AS run ON run.id = settled.run_id
+        WHERE settled.coins * run.carbon_mg_per_coin <> settled.carbon_mg
+        ORDER BY settled.id
+        """
+)
+
+# “back-fill rate”: the same of a back-fill's settlements, each at the rate of its own day, which it
+# keeps (settlement, person, day, coins, rate, carbon).
+BACK_FILL_RATE = sql.SQL(
+    """
+        SELECT id, user_id, day, coins, carbon_mg_per_coin, carbon_mg
+        FROM rewards_backfillsettlement
+        WHERE coins * carbon_mg_per_coin <> carbon_mg
+        ORDER BY id
+        """
+)
+
 # “back-fill lot on its day”: the rows that break it, one per offender, each reported as "back-fill
 # transaction …, person …, day …: no lot of … coins earned that day".
 BACK_FILL_LOT_ON_ITS_DAY = sql.SQL(

@@ -139,6 +139,29 @@ def test_an_audited_back_fill_settles_each_day_at_its_own_rate_and_expiry(histor
     assert invariant_violations() == []
 
 
+def test_the_checker_sees_a_back_filled_day_whose_coins_are_not_its_carbon_at_its_rate(history):
+    rider = history["rider"]
+    call_command(
+        "backfill_activity_history",
+        str(history["csv"]),
+        partner="city-transit",
+        operator="alice",
+        reason="Card history of the pilot, ticket OPS-12",
+        no_progress=True,
+    )
+    oldest = BackfillSettlement.objects.filter(user_id=rider.pk).order_by("day").first()
+    assert invariant_violations() == []
+
+    # The day's coins stand for 80 g, but it says (and its day marks settled) 70 g.
+    BackfillSettlement.objects.filter(pk=oldest.pk).update(carbon_mg=70_000)
+    DailyCarbon.objects.filter(user=rider, day=oldest.day).update(settled_carbon_mg=70_000)
+
+    assert invariant_violations() == [
+        f"back-fill rate: back-fill settlement {oldest.pk}, person {rider.pk}, day {oldest.day}: "
+        "8 coins at 10000 mg a coin for 70000 mg"
+    ]
+
+
 def test_a_back_fill_needs_a_staff_operator_and_a_reason(history):
     history["operator"].is_staff = False
     history["operator"].save(update_fields=["is_staff"])

@@ -240,6 +240,24 @@ def test_the_next_night_pays_nothing_twice_after_an_owed_round(person):
     assert invariant_violations() == []
 
 
+def test_the_checker_sees_coins_minted_for_carbon_that_stays_owed_and_is_paid_again(person):
+    carbon_credit(person, DAY, 30 * G)
+    settlement = settlement_run(day=DAY).settlements.get()
+    assert invariant_violations() == []
+    # A settlement that marked settled less than its coins stand for (every other sum still agrees).
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE rewards_settlement SET carbon_mg = carbon_mg - 10000")
+        cursor.execute("UPDATE activities_dailycarbon SET settled_carbon_mg = settled_carbon_mg - 10000")
+
+    settlement_run(day=DAY + datetime.timedelta(days=1))
+
+    assert _balance(person) == 4  # the 10 g left owed were paid a second time
+    assert invariant_violations() == [
+        f"settlement rate: settlement {settlement.pk}, person {person.pk}, day {DAY}: "
+        "3 coins at 10000 mg a coin for 20000 mg"
+    ]
+
+
 def test_nothing_owed_starts_no_round(person):
     carbon_credit(person, DAY, 30 * G)
     settlement_run(day=DAY)
