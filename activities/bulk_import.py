@@ -316,7 +316,11 @@ class ChunkImporter:
                     )  # fmt: skip
 
     def _check_people_and_duplicates(self, cursor) -> None:
-        """The person rules of `capture_rules`, in order, and duplicates (stored, or earlier in the chunk)."""
+        """The person rules of `capture_rules`, in order, and duplicates (stored, or earlier in the chunk),
+        the chunk's people and grants locked first (`IMPORT_PEOPLE_LOCK`)."""
+        cursor.execute(
+            statements.IMPORT_PEOPLE_LOCK, {"source": self.partner.source, "partner": self.partner.id}
+        )
         cursor.execute(
             statements.import_people_and_duplicates_check(PERSON_RULES_SQL),
             {

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import DataSource, NotificationKind, User
 from accounts.notifications.services import notification_raise
-from accounts.selectors import data_source_is_authorized, wechat_session_key_for_user
+from accounts.selectors import wechat_session_key_for_user
 from activities import errors, signing
 from activities.cache_renewals import carbon_changed
 from activities.capture_rules import CLOCK_SKEW
@@ -135,7 +135,8 @@ def steps_sync(
         else:
             valid[day] = steps
 
-    # Consent and account state first: a person without consent leaves no trace of their steps.
+    # Consent and account state first, the person's row locked before their step days (as every
+    # capture does): a person without consent leaves no trace of their steps.
     blocked = _person_blocked_code(user=user, source=DataSource.PHONE_STEPS)
     if blocked:
         for day, steps in valid.items():
@@ -197,12 +198,15 @@ def steps_sync(
 
 
 def _person_blocked_code(*, user: User, source: str) -> str:
-    """The person rules for the phone's own sync (the person acting: no grant time applies)."""
-    is_open = user.is_active and user.closed_at is None
+    """The person rules for the phone's own sync (the person acting: no grant time applies), the
+    person and their grant locked for the transaction as every capture locks them."""
+    with connection.cursor() as cursor:
+        is_open, is_authorized, _granted_at = statements.people_state(cursor, source, [user.id]).get(
+            user.id, (False, False, None)
+        )
     return record_authorization_check(
         is_open=is_open,
-        # An account that is closed is refused as closed: its authorizations need no look-up.
-        is_authorized=is_open and data_source_is_authorized(user_id=user.id, source=source),
+        is_authorized=is_authorized,
         granted_at=None,
         occurred_at=timezone.now(),
         from_partner=False,

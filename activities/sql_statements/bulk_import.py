@@ -353,6 +353,34 @@ def import_plain_lines_type(
     return statement, parameters
 
 
+# The chunk's people and their active grants of the source, locked FOR SHARE in id order before the
+# check reads them, as every capture locks them (`capture.PEOPLE_STATE`): a merge, erasure or
+# revocation that committed meanwhile is seen by the check; one that starts waits for the chunk.
+IMPORT_PEOPLE_LOCK = sql.SQL(
+    """
+    WITH people AS (
+        SELECT DISTINCT l.user_id
+        FROM import_rows r
+        JOIN activities_partnercustomerlink l
+            ON l.partner_id = %(partner)s AND l.customer_reference = r.customer_reference
+        WHERE r.code IS NULL
+    ),
+    users_locked AS (
+        SELECT u.id FROM accounts_user u
+        WHERE u.id IN (SELECT user_id FROM people)
+        ORDER BY u.id
+        FOR SHARE
+    ),
+    grants_locked AS (
+        SELECT a.id FROM accounts_datasourceauthorization a
+        WHERE a.user_id IN (SELECT id FROM users_locked) AND a.source = %(source)s AND a.revoked_at IS NULL
+        ORDER BY a.user_id
+        FOR SHARE
+    )
+    SELECT count(*) FROM grants_locked
+    """
+)
+
 # Customers, consent and account state (the person rules of `capture_rules`, as the row `p`), and
 # duplicates: stored, or earlier in the chunk.
 _IMPORT_PEOPLE_AND_DUPLICATES_CHECK = sql.SQL(

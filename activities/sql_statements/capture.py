@@ -16,16 +16,34 @@ CUSTOMER_USERS = sql.SQL(
     "WHERE partner_id = %s AND customer_reference = ANY({references})"
 ).format(references=packed_array("text"))
 
+# The batch's people and their active grants of the source are locked FOR SHARE, in id order,
+# before anything else of the capture: a merge (NO KEY UPDATE), an erasure (UPDATE) or a revocation
+# of the source committing meanwhile is waited for and then seen (a row locked after a wait is read
+# as it is now), and one starting meanwhile waits for the capture to commit. So no record is stored
+# for an account merged away or erased, or of a source revoked, once that has returned; and an
+# erasure never deadlocks with the person's own capture (both take the person's row first).
 PEOPLE_STATE = sql.SQL(
     """
-    SELECT u.id, (u.is_active AND u.closed_at IS NULL), a.granted_at IS NOT NULL, a.granted_at
-    FROM accounts_user u
+    WITH people AS (
+        SELECT u.id, (u.is_active AND u.closed_at IS NULL) AS is_open
+        FROM accounts_user u
+        WHERE u.id = ANY({user_ids})
+        ORDER BY u.id
+        FOR SHARE
+    ),
     -- At most one active grant per person and source (a partial unique index).
-    LEFT JOIN accounts_datasourceauthorization a
-        ON a.user_id = u.id AND a.source = %s AND a.revoked_at IS NULL
-    WHERE u.id = ANY({user_ids})
+    grants AS (
+        SELECT a.user_id, a.granted_at
+        FROM accounts_datasourceauthorization a
+        WHERE a.user_id = ANY({user_ids}) AND a.source = %(source)s AND a.revoked_at IS NULL
+        ORDER BY a.user_id
+        FOR SHARE
+    )
+    SELECT p.id, p.is_open, g.granted_at IS NOT NULL, g.granted_at
+    FROM people p
+    LEFT JOIN grants g ON g.user_id = p.id
     """
-).format(user_ids=packed_array("bigint"))
+).format(user_ids=sql.SQL("%(user_ids)s::bigint[]"))
 
 # Locks a batch's existing counter rows of one period (`{period}`: day or month) and reads them.
 _COUNTERS_LOCK = sql.SQL(
@@ -346,8 +364,9 @@ def customer_users(cursor, partner_id: int, references: list[str]) -> dict[str, 
 
 
 def people_state(cursor, source: str, user_ids: list[int]) -> dict[int, tuple]:
-    """Per person: (account open, source authorized, when the active authorization was granted)."""
-    cursor.execute(PEOPLE_STATE, [source, packed(user_ids)])
+    """Per person, locked for the capture's transaction (`PEOPLE_STATE`): (account open, source
+    authorized, when the active authorization was granted)."""
+    cursor.execute(PEOPLE_STATE, {"source": source, "user_ids": list(user_ids)})
     return {
         user_id: (is_open, is_authorized, granted_at)
         for user_id, is_open, is_authorized, granted_at in cursor.fetchall()
