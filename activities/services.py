@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -594,24 +594,23 @@ def partner_link_code_issue(*, user: User) -> str:
 def partner_customer_link(
     *, partner: Partner, customer_reference: str, user: User, by_partner: bool = False
 ) -> PartnerCustomerLink:
-    """Links a partner customer reference to a person. Linking it again to the same person is harmless."""
-    existing = PartnerCustomerLink.objects.filter(
-        partner=partner, customer_reference=customer_reference
-    ).first()
-    if existing is not None:
-        if existing.user_id != user.id:
-            raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN)
-        return existing
-    try:
-        with transaction.atomic():
-            return PartnerCustomerLink.objects.create(
+    """Links a partner customer reference to a person. Linking it again to the same person is
+    harmless, at once too (a double tap): the insert that finds the reference taken reads who has it."""
+    PartnerCustomerLink.objects.bulk_create(
+        [
+            PartnerCustomerLink(
                 partner=partner,
                 customer_reference=customer_reference,
                 user=user,
                 linked_by_partner=by_partner,
             )
-    except IntegrityError as error:
-        raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN) from error
+        ],
+        ignore_conflicts=True,  # its one unique key: one person per partner and customer reference
+    )
+    link = PartnerCustomerLink.objects.get(partner=partner, customer_reference=customer_reference)
+    if link.user_id != user.id:
+        raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN)
+    return link
 
 
 def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference: str) -> PartnerCustomerLink:

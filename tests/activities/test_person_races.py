@@ -20,7 +20,7 @@ from accounts.models import DataSource
 from accounts.services import account_erase, account_merge, data_source_revoke
 from activities import services
 from activities.history_import import HistoryImport
-from activities.models import ActivityRecord, DailyCarbon, StepDay
+from activities.models import ActivityRecord, DailyCarbon, PartnerCustomerLink, StepDay
 from core.local_time import LOCAL_TZ, local_day_of
 from operations.invariants import invariant_violations
 from tests.accounts.factories import UserFactory
@@ -172,3 +172,17 @@ def test_an_erasure_racing_the_person_s_own_syncs_neither_deadlocks_nor_leaves_d
     # Whichever came first, nothing of the person's activity detail is left after the erasure.
     assert not ActivityRecord.objects.filter(user=person).exists()
     assert not StepDay.objects.filter(user=person).exists()
+
+
+def test_a_double_tap_linking_the_same_card_to_the_same_person_links_it_once(transit):
+    person = UserFactory()
+
+    def link():
+        return services.partner_customer_link(partner=transit.partner, customer_reference="T-9", user=person)
+
+    for _round in range(3):
+        PartnerCustomerLink.objects.all().delete()
+        results = race([link] * 8)
+
+        assert not [result for result in results if isinstance(result, Exception)], results
+        assert len({result.pk for result in results}) == 1
