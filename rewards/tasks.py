@@ -130,7 +130,8 @@ def leaderboards_rebuild_closed() -> dict:
 
 @shared_task(name="rewards.ratings_rate_recent")
 def ratings_rate_recent() -> dict:
-    """Daily: rates the month of yesterday (provisional during the month, final on the 1st)."""
+    """Daily: rates the month of yesterday (provisional during the month, final on the 1st, or on the
+    first run after it when the nights of the 1st were lost)."""
     from rewards.gamification.ratings import ratings_rate_recent as rate
 
     run = rate()

@@ -11,9 +11,10 @@ Carbon is what `DailyCarbon` credited, plus the statements of other platforms th
 imported for that month where the platform's registration counts them in the rating.
 
 The daily job rates the month of yesterday: provisional during the month, final after its last
-day (on the 1st). A rerun replaces that month's ratings; earlier months stay as history. Two runs of
-one month at once (beat's daily job and the rebuild after a settlement) take turns on the month's
-advisory lock.
+day (on the 1st, or the first run after it when the nights of the 1st were lost), when the month's
+report is announced. A rerun replaces that month's ratings; earlier months stay as history. Two
+runs of one month at once (beat's daily job and the rebuild after a settlement) take turns on the
+month's advisory lock.
 """
 
 from __future__ import annotations
@@ -79,12 +80,29 @@ def ratings_rate_month(*, month: datetime.date, through_day: datetime.date | Non
 
 
 def ratings_rate_recent(*, today: datetime.date | None = None) -> RatingRun:
-    """The daily job: rates the month of yesterday up to yesterday (final on the 1st)."""
+    """The daily job: rates the month of yesterday up to yesterday (final on the 1st).
+
+    The month before it, if its rating is still provisional, is closed first: the nights of the 1st
+    were lost (beat or the broker down) and a later run, such as a worker's catch-up, is the first
+    after the month ended. Only that month: each run closes the month that ended before it."""
     yesterday = (today or timezone.localdate()) - datetime.timedelta(days=1)
-    run = ratings_rate_month(month=yesterday.replace(day=1), through_day=yesterday)
-    if yesterday.month != (yesterday + datetime.timedelta(days=1)).month:
-        # The month just closed: its report (and final rating) is ready.
-        monthly_reports_announce(month=yesterday.replace(day=1), last_day=yesterday)
+    month = yesterday.replace(day=1)
+    previous_month = (month - datetime.timedelta(days=1)).replace(day=1)
+    if RatingRun.objects.filter(
+        month=previous_month, through_day__lt=month_last_day(previous_month)
+    ).exists():
+        ratings_month_close(month=previous_month)
+    if yesterday == month_last_day(month):
+        return ratings_month_close(month=month)
+    return ratings_rate_month(month=month, through_day=yesterday)
+
+
+@transaction.atomic
+def ratings_month_close(*, month: datetime.date) -> RatingRun:
+    """A month's final rating, and its report announced with it: a rating is final only once everyone
+    active in the month is told (once a person: the notification is keyed by the month)."""
+    run = ratings_rate_month(month=month)
+    monthly_reports_announce(month=run.month, last_day=run.through_day)
     return run
 
 

@@ -17,11 +17,13 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.notifications.models import Notification
 from activities.models import DailyCarbon
 from config.celery import app
 from operations.night import NIGHT_JOBS, night_jobs_enqueue
 from rewards import tasks
 from rewards.chunked import settlement_chunk_settle, settlement_chunked_start
+from rewards.gamification.ratings import ratings_rate_month
 from rewards.ledger.accounts import coin_expiry_days
 from rewards.models import (
     ChunkedRun,
@@ -29,6 +31,8 @@ from rewards.models import (
     LeaderboardBuild,
     LeaderboardEntry,
     LedgerAccount,
+    MonthlyRating,
+    RatingRun,
     SettlementRun,
     SettlementRunStatus,
 )
@@ -181,6 +185,37 @@ def test_the_catch_up_settles_the_owed_day_as_a_chunked_run_and_rebuilds_after_i
     assert DailyCarbon.objects.filter(settled_carbon_mg=0).count() == 0
     assert LeaderboardBuild.objects.filter(period="all_time").exists()
     assert User.objects.count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_catch_up_after_the_lost_nights_of_a_1st_makes_the_month_that_ended_final(monkeypatch):
+    # Given January rated through the 30th (the 31st's run), carbon credited on the 31st, and the
+    # nights of February 1st lost (beat's jobs never ran)
+    january, january_30, january_31 = (datetime.date(2026, 1, day) for day in (1, 30, 31))
+    person = UserFactory()
+    carbon_credit(person, january_30, 50_000)
+    settlement_run(day=january_30)
+    ratings_rate_month(month=january, through_day=january_30)
+    carbon_credit(person, january_31, 80_000)
+
+    # When a worker reconnects on February 2nd and sends the catch-up (the worker's clock: the day
+    # is read where the task chain starts, not passed along it)
+    real_localdate = timezone.localdate
+    monkeypatch.setattr(
+        "django.utils.timezone.localdate",
+        lambda value=None, timezone=None: (
+            datetime.date(2026, 2, 2) if value is None else real_localdate(value, timezone)
+        ),
+    )
+    result = catch_up()
+
+    # Then the 1st is settled, and January's rating is final and its report announced
+    assert result["owed"] == "2026-02-01"
+    assert RatingRun.objects.get(month=january).through_day == january_31
+    assert MonthlyRating.objects.get(user=person, month=january).carbon_mg == 130_000
+    assert list(Notification.objects.values_list("user", "event_key")) == [
+        (person.pk, "monthly_report:2026-01")
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,11 +6,13 @@ import datetime
 
 import pytest
 
+from accounts.notifications.models import Notification
 from activities.models import DailyCarbon
 from rewards.gamification.ratings import ratings_rate_month, ratings_rate_recent
 from rewards.models import MonthlyRating, RatingRun, RatingThresholds
 from tests.accounts.factories import UserFactory
 from tests.races import race
+from tests.rewards.factories import carbon_credit
 from tests.rewards.gamification import person_with
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +114,34 @@ def test_the_daily_job_rates_the_month_of_yesterday_provisionally_then_finally()
     )
     assert final.is_final
     assert final.month == OCTOBER
+
+
+def test_a_month_its_1st_s_runs_missed_is_made_final_and_announced_by_the_next_run():
+    person = person_with(3_000, day=datetime.date(2026, 10, 30))
+    ratings_rate_recent(today=datetime.date(2026, 10, 31))  # the 31st's run: October through the 30th
+    carbon_credit(person, datetime.date(2026, 10, 31), 4_000)
+
+    # The nights of November 1st are lost; the next run is on the 3rd (then again on the 4th).
+    november = ratings_rate_recent(today=datetime.date(2026, 11, 3))
+    ratings_rate_recent(today=datetime.date(2026, 11, 4))
+
+    october = RatingRun.objects.get(month=OCTOBER)
+    assert (october.through_day, october.is_final, october.rated) == (datetime.date(2026, 10, 31), True, 1)
+    assert levels() == [(7_000, "dark_green")]
+    assert (november.month, november.through_day) == (datetime.date(2026, 11, 1), datetime.date(2026, 11, 2))
+    assert list(Notification.objects.values_list("user", "kind", "event_key")) == [
+        (person.pk, "monthly_report_ready", "monthly_report:2026-10")
+    ]
+
+
+def test_a_run_within_a_month_announces_no_report():
+    person_with(3_000, day=datetime.date(2026, 10, 15))
+
+    ratings_rate_recent(today=datetime.date(2026, 10, 16))
+    ratings_rate_recent(today=datetime.date(2026, 10, 17))
+
+    assert not Notification.objects.exists()
+    assert not RatingRun.objects.get(month=OCTOBER).is_final
 
 
 @pytest.mark.django_db(transaction=True)
