@@ -254,7 +254,9 @@ class PartnerAdmin(core_admin.ModelAdmin):
     actions = ["rotate_signing_secret"]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
-        return ["code", "api_key", "secret_rotated_at"] if obj else []
+        # The code and the source name the partner's records (`<code>:<id>`, unique per source) and
+        # the consent they need: changed, a record sent again would be another record, credited again.
+        return ["code", "source", "api_key", "secret_rotated_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj=None):
         fields = [

@@ -7,9 +7,11 @@ import datetime
 import pytest
 from django.urls import reverse
 
+from activities import services
 from activities.models import ActivityRecord, Behaviour, Factor, MethodologyVersion, Partner
 from activities.services import methodology_version_copy, steps_sync
 from core.local_time import LOCAL_TZ, local_day_of
+from tests.activities.conftest import yesterday_at
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +104,32 @@ def test_a_prepared_version_moved_to_today_takes_effect_tomorrow(admin_client, a
 
     v2.refresh_from_db()
     assert v2.effective_from == today + datetime.timedelta(days=1)
+
+
+def test_a_partner_s_source_cannot_be_changed_in_the_admin_so_a_record_sent_again_stays_a_duplicate(
+    admin_client, transit, rider
+):
+    record = {"id": "R1", "customer_reference": "T-100", "behaviour": "bus", "quantity": "1",
+              "occurred_at": yesterday_at(8).isoformat()}  # fmt: skip
+    services.partner_records_ingest(partner=transit.partner, records=[record])
+    change = reverse("admin:activities_partner_change", args=[transit.partner.pk])
+    form = {
+        "name": "City transit",
+        "source": "bank_payments",
+        "behaviours": [Behaviour.objects.get(code="bus").pk],
+        "is_active": "on",
+        "signature_scheme": "hmac-sha256",
+        "sm2_signer_id": "1234567812345678",
+    }
+
+    assert 'name="source"' not in admin_client.get(change).content.decode()
+    admin_client.post(change, form, follow=True)
+    partner = Partner.objects.get(pk=transit.partner.pk)
+    again = services.partner_records_ingest(partner=partner, records=[record])
+
+    assert Partner.objects.get(pk=transit.partner.pk).source == "transit_card"
+    assert [outcome.status for outcome in again] == ["duplicate"]
+    assert ActivityRecord.objects.filter(user=rider).count() == 1
 
 
 def test_creating_a_partner_in_the_admin_shows_its_secret_once(admin_client):
