@@ -260,7 +260,8 @@ class MerchantCouponListApi(APIView):
 
 
 class VerificationApi(APIView):
-    throttle_classes = [VerifyThrottle]
+    # The general limits as on every view, and the clerk's verification tries.
+    throttle_classes = [*APIView.throttle_classes, VerifyThrottle]
 
     class VerificationInput(serializers.Serializer):
         token = serializers.CharField(required=False, max_length=200, help_text="Scanned from the QR code.")

@@ -31,6 +31,12 @@ class SignInForm(AuthenticationForm):
         self.fields["username"].widget.attrs.update(autocomplete="username", autocapitalize="none")
         self.fields["password"].widget.attrs.update(autocomplete="current-password")
 
+    def username_for_limits(self) -> str:
+        """The username sent, as authentication will look it up (this field's own cleaning:
+        trimmed, NFKC-normalized) and case-folded: every spelling of one account counts against
+        the same sign-in limit."""
+        return self.fields["username"].to_python(self.data.get("username", "")).casefold()
+
 
 OFFER_FIELDS = [
     "title",

@@ -1,12 +1,16 @@
 """Attempt counters in the shared cache: sign-in and verification are refused past a limit.
 
-A fixed window per key (`cache.add` starts it, `cache.incr` counts atomically in Redis), so every
-web process sees the same count. Keys are per person and per client address: one guesser can't
-lock a clerk out by address alone, and many accounts from one address are slowed down too.
+A fixed window per key (opened by its first attempt), counted by one atomic increment in Redis
+(`core.api.throttles.window_increment`, as the API's general limits count), so every web process
+sees the same count and attempts sent at the same moment are each counted before any of them is
+let through. Keys are per person and per client address: one guesser can't lock a clerk out by
+address alone, and many accounts from one address are slowed down too. A clerk's verification
+limit is one budget for the console and the API (`merchants.apis.common.VerifyThrottle`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -14,6 +18,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 from core.api.client_address import client_address as resolved_client_address
+from core.api.throttles import window_increment
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,13 @@ class Limit:
     window_seconds: int
 
 
-# Sign-in: failures only; a correct password clears the person's counter.
+# Sign-in: every attempt is counted before the password is checked; a correct one clears the
+# person's counter and gives the address its attempt back, so in effect failures count.
 SIGN_IN_PER_USERNAME = Limit("sign-in:user", attempts=5, window_seconds=15 * 60)
 SIGN_IN_PER_ADDRESS = Limit("sign-in:ip", attempts=20, window_seconds=15 * 60)
-# Verification: every attempt counts; a busy counter verifies far fewer than this.
-VERIFY_PER_USER = Limit("verify:user", attempts=30, window_seconds=60)
+# Verification: every attempt counts; a busy counter verifies far fewer than this. Typed codes are
+# 60 bits: a clerk's 60 tries a minute, through the console and the API together, guess nothing.
+VERIFY_PER_USER = Limit("verify:user", attempts=60, window_seconds=60)
 VERIFY_PER_ADDRESS = Limit("verify:ip", attempts=60, window_seconds=60)
 
 
@@ -39,24 +46,28 @@ def client_address(request: HttpRequest) -> str:
 
 
 def _key(limit: Limit, subject: str) -> str:
-    digest = hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:32]
+    """The counter of `subject`. The subject comes as the caller normalized it (a username as
+    authentication sees it: `SignInForm.username_for_limits`)."""
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
     return f"console:{limit.name}:{digest}"
 
 
-def is_exceeded(limit: Limit, subject: str) -> bool:
-    return int(cache.get(_key(limit, subject)) or 0) >= limit.attempts
+def attempt(limit: Limit, subject: str) -> bool:
+    """Counts one attempt (an atomic increment; the first opens the window, which lasts
+    `window_seconds` from then); True while the window's count is within the limit."""
+    return window_increment(_key(limit, subject), limit.window_seconds) <= limit.attempts
 
 
-def count(limit: Limit, subject: str) -> int:
-    """Counts one attempt and returns the count in the current window."""
-    key = _key(limit, subject)
-    if cache.add(key, 1, timeout=limit.window_seconds):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # the window ended between add and incr
-        cache.add(key, 1, timeout=limit.window_seconds)
-        return 1
+def seconds_left(limit: Limit, subject: str) -> int:
+    """How long until the subject's window ends and its attempts are counted afresh."""
+    left = cache.ttl(_key(limit, subject))
+    return left if left and left > 0 else limit.window_seconds
+
+
+def give_back(limit: Limit, subject: str) -> None:
+    """Uncounts one attempt of the current window (one that turned out not to count)."""
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        cache.decr(_key(limit, subject))
 
 
 def reset(limit: Limit, subject: str) -> None:

@@ -99,14 +99,16 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request, data=request.POST or None)
     status = 200
     if request.method == "POST":
-        username = request.POST.get("username", "")
+        # Counted before the password is checked, so attempts sent at the same moment are refused
+        # past the limit instead of each being checked against a count none of them has raised yet.
+        username = form.username_for_limits()
         address = ratelimit.client_address(request)
-        if ratelimit.is_exceeded(ratelimit.SIGN_IN_PER_USERNAME, username) or ratelimit.is_exceeded(
-            ratelimit.SIGN_IN_PER_ADDRESS, address
-        ):
+        within_username = ratelimit.attempt(ratelimit.SIGN_IN_PER_USERNAME, username)
+        within_address = ratelimit.attempt(ratelimit.SIGN_IN_PER_ADDRESS, address)
+        if not (within_username and within_address):
             logger.warning("console.sign_in_limited", extra={"address": address})
             form = SignInForm(request)
-            form.initial["username"] = username
+            form.initial["username"] = request.POST.get("username", "")
             return render(
                 request,
                 "merchants/console/sign_in.html",
@@ -117,12 +119,11 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             user = form.get_user()
             if MerchantStaff.objects.filter(user=user).exists():
                 ratelimit.reset(ratelimit.SIGN_IN_PER_USERNAME, username)
+                ratelimit.give_back(ratelimit.SIGN_IN_PER_ADDRESS, address)
                 login(request, user)
                 request.session.set_expiry(SESSION_SECONDS)
                 return HttpResponseRedirect(next_url or reverse("console:home"))
             form.add_error(None, errors.NOT_MERCHANT_STAFF.message)
-        ratelimit.count(ratelimit.SIGN_IN_PER_USERNAME, username)
-        ratelimit.count(ratelimit.SIGN_IN_PER_ADDRESS, address)
         status = 400
     return render(request, "merchants/console/sign_in.html", {"form": form, "next": next_url}, status=status)
 
@@ -352,12 +353,9 @@ def verify(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
     context: dict[str, Any] = {"staff": staff, "form": form}
     status = 200
     if request.method == "POST":
-        user_count = ratelimit.count(ratelimit.VERIFY_PER_USER, str(request.user.pk))
-        address_count = ratelimit.count(ratelimit.VERIFY_PER_ADDRESS, ratelimit.client_address(request))
-        if (
-            user_count > ratelimit.VERIFY_PER_USER.attempts
-            or address_count > ratelimit.VERIFY_PER_ADDRESS.attempts
-        ):
+        within_user = ratelimit.attempt(ratelimit.VERIFY_PER_USER, str(request.user.pk))
+        within_address = ratelimit.attempt(ratelimit.VERIFY_PER_ADDRESS, ratelimit.client_address(request))
+        if not (within_user and within_address):
             logger.warning("console.verify_limited", extra={"staff": str(staff.public_id)})
             context["refusal"] = {"message": TOO_MANY_VERIFICATIONS, "code": "too_many_attempts"}
             context["recent"] = _verified_today(staff)

@@ -106,6 +106,60 @@ def test_sign_in_is_refused_after_five_wrong_passwords_even_with_the_right_one(s
     assert "_auth_user_id" not in client.session
 
 
+def full_width(text: str) -> str:
+    """The same letters and digits in their full-width forms, which NFKC turns back into ASCII."""
+    return "".join(chr(ord(character) + 0xFEE0) for character in text)
+
+
+def test_the_sign_in_limit_holds_for_another_spelling_of_the_same_username(shop):
+    username = shop.owner.username
+    for _attempt in range(ratelimit.SIGN_IN_PER_USERNAME.attempts):
+        Client().post("/console/sign-in/", {"username": username, "password": "wrong"})
+
+    spellings = [full_width(username), f" {username.upper()} ", full_width(username[:1]) + username[1:]]
+    responses = [
+        Client().post("/console/sign-in/", {"username": spelling, "password": PASSWORD})
+        for spelling in spellings
+    ]
+
+    assert [response.status_code for response in responses] == [429, 429, 429]
+
+
+def test_a_full_width_spelling_signs_in_as_the_account_it_normalizes_to(shop):
+    client = Client()
+
+    response = client.post(
+        "/console/sign-in/", {"username": full_width(shop.owner.username), "password": PASSWORD}
+    )
+
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(shop.owner.pk)
+
+
+def test_correct_sign_ins_do_not_use_up_the_address_s_attempts(shop):
+    statuses = [
+        Client()
+        .post("/console/sign-in/", {"username": shop.owner.username, "password": PASSWORD})
+        .status_code
+        for _attempt in range(ratelimit.SIGN_IN_PER_ADDRESS.attempts + 1)
+    ]
+
+    assert statuses == [302] * (ratelimit.SIGN_IN_PER_ADDRESS.attempts + 1)
+
+
+def test_a_correct_sign_in_clears_the_person_s_failed_attempts(shop):
+    for _attempt in range(ratelimit.SIGN_IN_PER_USERNAME.attempts - 1):
+        Client().post("/console/sign-in/", {"username": shop.owner.username, "password": "wrong"})
+    Client().post("/console/sign-in/", {"username": shop.owner.username, "password": PASSWORD})
+
+    statuses = [
+        Client().post("/console/sign-in/", {"username": shop.owner.username, "password": "wrong"}).status_code
+        for _attempt in range(ratelimit.SIGN_IN_PER_USERNAME.attempts)
+    ]
+
+    assert statuses == [400] * ratelimit.SIGN_IN_PER_USERNAME.attempts
+
+
 def test_pages_need_a_signed_in_person(db):
     response = Client().get("/console/verify/")
 
@@ -350,6 +404,25 @@ def test_verification_attempts_are_limited_per_clerk(shop, coupon):
 
     assert response.status_code == 429
     assert "Too many verification attempts" in response.content.decode()
+    coupon.refresh_from_db()
+    assert coupon.status == Coupon.Status.ISSUED
+
+
+def test_a_clerk_s_verification_tries_are_one_budget_for_the_console_and_the_api(shop, coupon):
+    console = signed_in(shop.clerk)
+    half = ratelimit.VERIFY_PER_USER.attempts // 2
+    for _attempt in range(half):
+        console.post("/console/verify/", {"code": "AAAA-BBBB-CCCC"})
+    for _attempt in range(ratelimit.VERIFY_PER_USER.attempts - half):
+        shop.clerk_client.post("/api/v1/merchant/verifications", {"code": "AAAA-BBBB-CCCC"})
+
+    by_console = console.post("/console/verify/", {"code": coupon.code})
+    by_api = shop.clerk_client.post("/api/v1/merchant/verifications", {"code": coupon.code})
+
+    assert by_console.status_code == 429
+    assert by_api.status_code == 429
+    assert by_api.json()["error"]["code"] == "rate_limited"
+    assert 0 < by_api.json()["error"]["fields"]["retry_after_seconds"] <= 60
     coupon.refresh_from_db()
     assert coupon.status == Coupon.Status.ISSUED
 

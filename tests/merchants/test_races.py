@@ -9,13 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from core.api.errors import ApplicationError
+from merchants.console import ratelimit
 from merchants.models import Coupon, MerchantStaff, Offer
 from merchants.services import coupon_verify, offer_redeem
 from rewards.models import LedgerAccount, LedgerTransaction
 from rewards.services import clearing_account_for_merchant, coins_issue, wallet_account_for_user
 from tests.accounts.factories import UserFactory
+from tests.merchants.conftest import make_shop
 from tests.merchants.factories import MerchantFactory, OfferFactory, StaffFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
@@ -151,3 +154,32 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner():
 
     assert outcomes == Counter({"removed": 1, "last_owner": 1})
     assert MerchantStaff.objects.filter(merchant=merchant, role="owner").count() == 1
+
+
+def test_wrong_passwords_sent_at_the_same_moment_are_checked_at_most_five_times():
+    owner = StaffFactory().user
+
+    def attempt() -> int:
+        return (
+            Client().post("/console/sign-in/", {"username": owner.username, "password": "wrong"}).status_code
+        )
+
+    outcomes = race([attempt] * 15)
+
+    assert outcomes == Counter({400: ratelimit.SIGN_IN_PER_USERNAME.attempts, 429: 10})
+
+
+def test_typed_codes_sent_at_the_same_moment_get_sixty_tries_a_minute(client_for):
+    shop = make_shop(client_for)
+
+    def attempt(number: int) -> int:
+        return (
+            client_for(shop.clerk)
+            .post("/api/v1/merchant/verifications", {"code": f"AAAA{number:08d}"})
+            .status_code
+        )
+
+    outcomes = race([lambda number=number: attempt(number) for number in range(120)])
+
+    assert outcomes[429] == 120 - ratelimit.VERIFY_PER_USER.attempts
+    assert Coupon.objects.filter(status="verified").count() == 0
