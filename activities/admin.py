@@ -8,10 +8,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from activities import selectors, services
+from activities.methodology import methodology_first_open_day, methodology_version_in_effect
 from activities.models import (
     ActivityRecord,
     Behaviour,
@@ -39,7 +39,6 @@ from core import admin as core_admin
 from core.admin import ReadOnlyAdmin
 from core.api.errors import ApplicationError
 from core.crypto import sm
-from core.local_time import local_day_of
 
 
 @admin.register(Behaviour)
@@ -109,7 +108,7 @@ class FactorInline(admin.TabularInline):
     fields = FACTOR_FIELDS
 
     def _in_effect(self, obj) -> bool:
-        return obj is not None and obj.pk is not None and obj.effective_from <= local_day_of(timezone.now())
+        return obj is not None and obj.pk is not None and methodology_version_in_effect(obj.effective_from)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return not self._in_effect(obj)
@@ -123,7 +122,9 @@ class FactorInline(admin.TabularInline):
 
 @admin.register(MethodologyVersion)
 class MethodologyVersionAdmin(core_admin.ModelAdmin):
-    """A version can be prepared until its first day; from then on it is history and read-only.
+    """A version can be prepared until capture may price a record with it (its first day, less the
+    few minutes ahead of now capture accepts: `methodology_first_open_day`); from then on it is
+    history and read-only.
 
     To revise factors, copy the current version ("Start a new version from the selected one"), adjust
     the copy and let it take effect on a future day.
@@ -137,7 +138,7 @@ class MethodologyVersionAdmin(core_admin.ModelAdmin):
 
     @admin.display(boolean=True, description=_("in effect"))
     def is_in_effect(self, version: MethodologyVersion) -> bool:
-        return version.effective_from <= local_day_of(timezone.now())
+        return methodology_version_in_effect(version.effective_from)
 
     @admin.display(description=_("factors"))
     def factor_count(self, version: MethodologyVersion) -> int:
@@ -152,10 +153,10 @@ class MethodologyVersionAdmin(core_admin.ModelAdmin):
         return obj is not None and not self.is_in_effect(obj)
 
     def save_model(self, request, obj, form, change) -> None:
-        if obj.effective_from <= local_day_of(timezone.now()):
+        if methodology_version_in_effect(obj.effective_from):
             # A version starting today or earlier, new or a prepared one moved, would re-price
             # records already credited under the version in effect.
-            obj.effective_from = local_day_of(timezone.now()) + datetime.timedelta(days=1)
+            obj.effective_from = methodology_first_open_day()
             messages.warning(request, _("A new version takes effect tomorrow at the earliest."))
         if not change:
             obj.created_by = request.user
@@ -167,7 +168,7 @@ class MethodologyVersionAdmin(core_admin.ModelAdmin):
             self.message_user(request, _("Select exactly one version to copy."), messages.ERROR)
             return
         latest = MethodologyVersion.objects.order_by("-effective_from").first()
-        starts = max(local_day_of(timezone.now()), latest.effective_from) + datetime.timedelta(days=1)
+        starts = max(methodology_first_open_day(), latest.effective_from + datetime.timedelta(days=1))
         version = services.methodology_version_copy(
             source=queryset.get(), effective_from=starts, created_by=request.user
         )

@@ -10,10 +10,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.utils import timezone
 
+from activities.capture_rules import CLOCK_SKEW
 from activities.models import Behaviour, Factor, Unit
+from core.local_time import local_day_of
 
 DEFAULT_MAX_DAILY_STEPS = 60_000
+
+
+def methodology_first_open_day(now: datetime.datetime | None = None) -> datetime.date:
+    """The first local day a methodology version may still be prepared for (edited, or moved to).
+
+    A version whose first day is before it may already price credited records: capture accepts a
+    record up to CLOCK_SKEW ahead of now, so a minute before midnight tomorrow's version is in use.
+    Editing it then would change what those records' receipts say they were credited by.
+    """
+    return local_day_of((now or timezone.now()) + CLOCK_SKEW) + datetime.timedelta(days=1)
+
+
+def methodology_version_in_effect(
+    effective_from: datetime.date, now: datetime.datetime | None = None
+) -> bool:
+    """A version from this day on may already have priced records: it is history, read-only."""
+    return effective_from < methodology_first_open_day(now)
 
 
 def max_daily_steps() -> int:

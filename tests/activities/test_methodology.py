@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from activities import services
+from activities.methodology import methodology_first_open_day, methodology_version_in_effect
 from activities.models import ActivityRecord, Behaviour, Factor, MethodologyVersion, Partner
 from activities.services import methodology_version_copy, steps_sync
 from core.local_time import LOCAL_TZ, local_day_of
@@ -130,6 +131,32 @@ def test_a_partner_s_source_cannot_be_changed_in_the_admin_so_a_record_sent_agai
     assert Partner.objects.get(pk=transit.partner.pk).source == "transit_card"
     assert [outcome.status for outcome in again] == ["duplicate"]
     assert ActivityRecord.objects.filter(user=rider).count() == 1
+
+
+def test_a_version_is_history_from_the_moment_capture_may_price_a_record_with_it(transit, rider):
+    # Given tomorrow's version, prepared, and the clock two minutes before midnight
+    tomorrow = local_day_of(datetime.datetime.now(tz=LOCAL_TZ)) + datetime.timedelta(days=1)
+    v2 = methodology_version_copy(source=MethodologyVersion.objects.get(number=1), effective_from=tomorrow)
+    midnight = datetime.datetime.combine(tomorrow, datetime.time(0), tzinfo=LOCAL_TZ)
+    now = midnight - datetime.timedelta(minutes=2)
+    assert not methodology_version_in_effect(v2.effective_from, now=now - datetime.timedelta(minutes=5))
+
+    # When a ride two minutes after midnight comes in (within the clock skew capture allows)
+    ride_at = (now + datetime.timedelta(minutes=4)).isoformat()
+    record = {
+        "id": "R1",
+        "customer_reference": "T-100",
+        "behaviour": "bus",
+        "quantity": "1",
+        "occurred_at": ride_at,
+    }
+    outcomes = services.partner_records_ingest(partner=transit.partner, records=[record], now=now)
+
+    # Then tomorrow's version priced it, and it is already history: no longer to be prepared
+    assert [outcome.status for outcome in outcomes] == ["accepted"]
+    assert ActivityRecord.objects.get(user=rider).factor.version_id == v2.pk
+    assert methodology_version_in_effect(v2.effective_from, now=now)
+    assert methodology_first_open_day(now) == tomorrow + datetime.timedelta(days=1)
 
 
 def test_creating_a_partner_in_the_admin_shows_its_secret_once(admin_client):
