@@ -212,7 +212,9 @@ CUSTOMER_REFERENCE_TAKEN = ErrorCode(
     "customer_reference_taken",
     409,
     _("This card or customer number is already linked to another account."),
-    "Another person has linked this partner customer reference; contact support if it is yours.",
+    "Another person has linked this partner customer reference. If it is yours, link it from the "
+    "partner's side with a link code (a link the partner makes takes over one typed in an app), or "
+    "contact support.",
     G,
 )
 LINK_CODE_INVALID = ErrorCode(

@@ -595,7 +595,12 @@ def partner_customer_link(
     *, partner: Partner, customer_reference: str, user: User, by_partner: bool = False
 ) -> PartnerCustomerLink:
     """Links a partner customer reference to a person. Linking it again to the same person is
-    harmless, at once too (a double tap): the insert that finds the reference taken reads who has it."""
+    harmless, at once too (a double tap): the insert that finds the reference taken reads who has it.
+
+    A link the partner makes (`by_partner`: its own customer, named by the code the person gave it)
+    takes over one made from the app without it: anyone can type a card number, only the card's
+    holder can have the partner vouch for it. The records credited before stay where they were.
+    """
     PartnerCustomerLink.objects.bulk_create(
         [
             PartnerCustomerLink(
@@ -607,6 +612,10 @@ def partner_customer_link(
         ],
         ignore_conflicts=True,  # its one unique key: one person per partner and customer reference
     )
+    if by_partner:
+        PartnerCustomerLink.objects.filter(
+            partner=partner, customer_reference=customer_reference, linked_by_partner=False
+        ).update(user=user, linked_by_partner=True, linked_at=timezone.now())
     link = PartnerCustomerLink.objects.get(partner=partner, customer_reference=customer_reference)
     if link.user_id != user.id:
         raise ApplicationError(errors.CUSTOMER_REFERENCE_TAKEN)

@@ -351,6 +351,49 @@ def _link_by_code(transit, code: str, customer_reference: str):
     )
 
 
+def test_the_card_s_holder_linking_by_code_takes_over_a_link_someone_typed_in_the_app(
+    transit, person, person_client, client_for, authorize
+):
+    # Given someone else who typed the person's card number into their app first
+    squatter = UserFactory()
+    authorize(squatter, DataSource.TRANSIT_CARD)
+    authorize(person, DataSource.TRANSIT_CARD)
+    typed = client_for(squatter).post(
+        "/api/v1/activities/partner-links",
+        {"partner": "city-transit", "customer_reference": "T-555"},
+        format="json",
+    )
+    assert typed.status_code == 201
+    refused = person_client.post(
+        "/api/v1/activities/partner-links",
+        {"partner": "city-transit", "customer_reference": "T-555"},
+        format="json",
+    )
+    assert refused.json()["error"]["code"] == "customer_reference_taken"
+
+    # When the card's holder has the partner link it with the code their app showed
+    code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
+    response = _link_by_code(transit, code, "T-555")
+
+    # Then the card is theirs, its next ride is credited to them, and the other link is gone
+    assert response.status_code == 201
+    link = PartnerCustomerLink.objects.get(customer_reference="T-555")
+    assert (link.user, link.linked_by_partner) == (person, True)
+    ride_record = {"id": "R-after", "customer_reference": "T-555", "behaviour": "bus", "quantity": "1",
+                   "occurred_at": ago(hours=1).isoformat()}  # fmt: skip
+    outcomes = services.partner_records_ingest(partner=transit.partner, records=[ride_record])
+    assert [outcome.status for outcome in outcomes] == ["accepted"], outcomes
+    assert ActivityRecord.objects.get(external_id="city-transit:R-after").user == person
+    assert client_for(squatter).get("/api/v1/activities/partner-links").json() == []
+    # and no typed link takes a card its partner vouched for
+    retyped = client_for(squatter).post(
+        "/api/v1/activities/partner-links",
+        {"partner": "city-transit", "customer_reference": "T-555"},
+        format="json",
+    )
+    assert retyped.json()["error"]["code"] == "customer_reference_taken"
+
+
 def test_a_link_code_dies_with_the_account_erased_after_asking_for_it(transit, person, person_client):
     code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
     accounts_services.account_erase(user=person)
