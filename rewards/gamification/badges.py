@@ -28,10 +28,6 @@ from accounts.notifications.services import notifications_insert
 from rewards.gamification import statements
 from rewards.models import Badge, BadgeAward, RatingLevel
 
-_RECENT_PEOPLE = sql.SQL(
-    " AND daily.user_id IN (SELECT user_id FROM activities_dailycarbon WHERE day >= %(since)s)"
-)
-
 
 def _recent_people(since: datetime.date | None) -> sql.Composable:
     """Limits a rule to people with carbon credited since a day (incremental runs)."""
