@@ -350,7 +350,8 @@ def settlement_run(
     except Exception as error:
         logger.exception("settlement.failed", extra={"day": day.isoformat()})
         with contextlib.suppress(Exception):
-            SettlementRun.objects.filter(pk=run.pk).update(
+            # Not a run another worker's chunks finished meanwhile: its success stands.
+            SettlementRun.objects.filter(pk=run.pk).exclude(status=SettlementRunStatus.SUCCEEDED).update(
                 status=SettlementRunStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
             )
         raise

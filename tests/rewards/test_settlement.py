@@ -358,3 +358,22 @@ def test_a_chunk_s_key_check_reads_a_row_per_person_whatever_the_statistics_know
     # Then its key check looked each of its 20 people up once, not the first chunk's 20 rows for each
     assert _settlement_rows_read(plan) <= 20
     assert Settlement.objects.filter(day=DAY).count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_fails_after_another_worker_finished_it_stays_succeeded():
+    # Given a day's settlement by one task whose run a chunked settlement of the same round finishes
+    # meanwhile (marked succeeded), before the task's next step fails
+    day = datetime.date(2026, 11, 20)
+    carbon_credit(UserFactory(), day, 20_000)
+
+    def finished_elsewhere_then_failing(_index, _result):
+        SettlementRun.objects.filter(day=day).update(status=SettlementRunStatus.SUCCEEDED)
+        raise ConnectionError("the database went away")
+
+    # When the task fails
+    with pytest.raises(ConnectionError):
+        settlement_run(day=day, on_chunk_committed=finished_elsewhere_then_failing)
+
+    # Then the run keeps its success: a failure marks only a run nobody finished
+    assert SettlementRun.objects.get(day=day).status == SettlementRunStatus.SUCCEEDED
