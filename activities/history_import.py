@@ -28,6 +28,7 @@ from activities.ingest import ACCEPTED, DUPLICATE, DUPLICATE_ACROSS_SOURCES, HEL
 from activities.methodology import methodology_load
 from activities.models import Partner
 from activities.services import partner_records_ingest
+from activities.sql_statements import capture as capture_statements
 
 COLUMNS = ["id", "customer_reference", "behaviour", "quantity", "occurred_at", "ended_at"]
 # Optional: the yuan paid, for payment behaviours counted from a minimum amount.
@@ -112,29 +113,42 @@ class _ChunkParts:
         finally:
             connection.close()
 
-    def _part_of(self, line: bytes) -> int:
-        """The part of a line: a hash of its customer reference, so a person's lines share a part."""
+    def _reference_of(self, line: bytes) -> bytes:
         if b'"' in line:
             fields = next(csv.reader([line.decode("utf-8", "replace")]), [])
-            reference = fields[self.reference_column].encode() if len(fields) > self.reference_column else b""
-        else:
-            fields = line.rstrip(b"\r\n").split(b",")
-            reference = fields[self.reference_column] if len(fields) > self.reference_column else b""
-        return zlib.crc32(reference) % self.workers
+            return fields[self.reference_column].encode() if len(fields) > self.reference_column else b""
+        fields = line.rstrip(b"\r\n").split(b",")
+        return fields[self.reference_column] if len(fields) > self.reference_column else b""
+
+    def _people_of(self, references: set[bytes]) -> dict[bytes, bytes]:
+        """The person each linked reference names (one query a chunk), as the key of their part."""
+        texts = sorted(reference.strip().decode("utf-8", "replace") for reference in references)
+        with connection.cursor() as cursor:
+            people = capture_statements.customer_users(cursor, self.partner.id, texts)
+        return {
+            reference: b"person:%d" % people[text]
+            for reference in references
+            if (text := reference.strip().decode("utf-8", "replace")) in people
+        }
 
     def start(self, lines: list[bytes], *, now) -> None:
-        """Starts importing a chunk; `result()` waits for it."""
+        """Starts importing a chunk; `result()` waits for it.
+
+        A line's part is a hash of its person (of its customer reference where it names nobody), so
+        a person's lines share a part, in file order, however many cards they have."""
         if self.workers == 1:
             importer = self.importers[0]
             importer.now = now
             self._inline_result = importer.import_chunk(lines, self.parse)
             return
+        numbered = [(ordinal, line, self._reference_of(line)) for ordinal, line in enumerate(lines, start=1)]
+        numbered = [(ordinal, line, reference) for ordinal, line, reference in numbered if line.strip()]
+        people = self._people_of({reference for _, _, reference in numbered})
         shares: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(self.workers)]
-        for ordinal, line in enumerate(lines, start=1):
-            if line.strip():  # blank lines are skipped, as in one part
-                share = shares[self._part_of(line)]
-                share[0].append(line)
-                share[1].append(ordinal)
+        for ordinal, line, reference in numbered:  # blank lines are skipped, as in one part
+            share = shares[zlib.crc32(people.get(reference, reference)) % self.workers]
+            share[0].append(line)
+            share[1].append(ordinal)
         self._pending = [part for part, (share_lines, _) in enumerate(shares) if share_lines]
         for part in self._pending:
             self._tasks[part].put((*shares[part], now))

@@ -18,7 +18,7 @@ from django.db import connection
 from accounts.models import DataSource
 from activities import services
 from activities.history_import import HistoryImport
-from activities.models import ActivityRecord
+from activities.models import ActivityRecord, PartnerCustomerLink
 from tests.accounts.factories import UserFactory
 from tests.activities.test_bulk_import import (
     at,
@@ -125,3 +125,26 @@ def test_parts_over_many_chunks_credit_each_line_once_even_when_sent_again(trans
     assert {key: value for key, value in state().items() if key != "rejections"} == {
         key: value for key, value in before.items() if key != "rejections"
     }
+
+
+def test_a_person_s_two_cards_stay_in_one_part_so_the_cap_takes_their_rides_in_file_order(
+    transit, riders, tmp_path
+):
+    # Given a rider with a second card (whose reference alone hashes to the other part of two), and a
+    # day on which the two cards' rides together pass the daily cap, the second card's coming first
+    rider = PartnerCustomerLink.objects.get(partner=transit.partner, customer_reference=riders[0]).user
+    services.partner_customer_link(partner=transit.partner, customer_reference=f"{riders[0]}-B", user=rider)
+    second_card = [
+        line(f"B-r{n}", f"{riders[0]}-B", "bus", 1, at(5, 6) + datetime.timedelta(minutes=15 * n), 10)
+        for n in range(12)
+    ]
+    path = tmp_path / "history.csv"
+    path.write_text(csv_text(second_card + lines_of_riders(riders)))
+
+    # When the file is imported in two parts side by side, and through the batch path
+    by_batch, batch_rejections = through_batch_path(transit, path)
+    by_parts, parts_rejections, _totals = through_parts(transit, path, tmp_path, workers=2)
+
+    # Then both give the same: the person's lines were taken in file order, on one connection
+    assert by_parts == by_batch
+    assert parts_rejections == batch_rejections
