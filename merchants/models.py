@@ -230,6 +230,11 @@ class Coupon(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ISSUED)
     issued_at = models.DateTimeField()
     valid_until = models.DateTimeField()
+    # The offer's refund promise as it stood at purchase, like the price and the validity: what
+    # the holder paid for, whatever the owner changes on the offer later.
+    refunds_on_expiry = models.BooleanField(
+        _("refund coins when a coupon expires unused"), default=False, db_default=False
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -268,6 +273,15 @@ class Coupon(models.Model):
             # Empty until a clerk verifies: an issued coupon adds nothing to it.
             models.Index(
                 fields=["verified_by"], condition=Q(verified_by__isnull=False), name="coupon_verified_by"
+            ),
+            # The night's refunds: only coupons expired, promised a refund, still held and not refunded
+            # yet, so the scan stays as small as what is due whatever the history holds.
+            models.Index(
+                fields=["id"],
+                condition=Q(
+                    status="expired", refunds_on_expiry=True, refunded_at__isnull=True, user__isnull=False
+                ),
+                name="coupon_refund_due",
             ),
         ]
         verbose_name = _("coupon")

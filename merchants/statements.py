@@ -1,4 +1,5 @@
-"""The merchants app's raw SQL, composed with `psycopg.sql`: a redemption, an offer's stock, coupon expiry.
+"""The merchants app's raw SQL, composed with `psycopg.sql`: a redemption, an offer's stock, coupon expiry
+and refunds.
 
 The redemption's payment is the ledger's transfer (`rewards.services.coins_transfer_if`) with the
 offer's stock taken in the same statement: `STOCK_TAKE` is composed here from the ledger's
@@ -18,7 +19,7 @@ OFFER = sql.SQL(
     """
 SELECT offer.id, offer.public_id, offer.merchant_id, offer.title, offer.thumbnail, offer.price_coins,
        offer.stock_left, offer.limit_per_person, offer.sale_starts_at, offer.sale_ends_at,
-       offer.coupon_valid_days, offer.status, merchant.name
+       offer.coupon_valid_days, offer.refunds_on_expiry, offer.status, merchant.name
   FROM merchants_offer AS offer JOIN merchants_merchant AS merchant ON merchant.id = offer.merchant_id
  WHERE offer.public_id = %s
 """
@@ -30,9 +31,10 @@ COUPON = sql.SQL(
     """
 WITH coupon AS (
     INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins, status,
-                                  issued_at, valid_until, idempotency_key, request_fingerprint)
+                                  issued_at, valid_until, refunds_on_expiry, idempotency_key,
+                                  request_fingerprint)
     VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(price)s, %(status)s,
-            %(issued_at)s, %(valid_until)s, %(key)s, %(fingerprint)s)
+            %(issued_at)s, %(valid_until)s, %(refunds_on_expiry)s, %(key)s, %(fingerprint)s)
     RETURNING id
 ),
 counted AS (
@@ -97,6 +99,26 @@ UPDATE merchants_coupon SET status = 'expired', expired_at = %(now)s
  )
 """
 )
+
+# One batch of expired coupons whose refund is due (the holder's promise, kept on the coupon), by
+# the partial index `coupon_refund_due`, claimed for this run: a second run skips what this one
+# holds and finds it refunded. Answers each claimed coupon with what its refund needs.
+COUPON_REFUNDS_CLAIM = sql.SQL(
+    """
+UPDATE merchants_coupon SET refunded_at = %(now)s
+ WHERE id IN (
+    SELECT id FROM merchants_coupon
+     WHERE status = 'expired' AND refunds_on_expiry AND refunded_at IS NULL AND user_id IS NOT NULL
+       AND id > %(after)s
+     ORDER BY id LIMIT %(batch)s
+     FOR UPDATE SKIP LOCKED
+ )
+RETURNING id, public_id, merchant_id, user_id, price_coins
+"""
+)
+
+# The claimed coupons whose merchant could not pay them tonight go back to waiting.
+COUPON_REFUNDS_UNCLAIM = sql.SQL("UPDATE merchants_coupon SET refunded_at = NULL WHERE id = ANY(%(ids)s)")
 
 # The expiring-coupon reminders' rows (person, parameters, event key) for `notifications_insert`:
 # unused coupons expiring in the window, once a coupon by the key.

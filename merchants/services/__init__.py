@@ -5,7 +5,7 @@ with a key derived from the coupon so a retry can never move them twice.
 """
 
 from merchants.services.catalog import catalog_offers
-from merchants.services.expiry import ExpiryResult, coupon_refund, coupons_expire, coupons_refund_expired
+from merchants.services.expiry import ExpiryResult, coupons_expire, coupons_refund_expired
 from merchants.services.merchants import (
     merchant_apply,
     merchant_approve,
@@ -48,7 +48,6 @@ __all__ = [
     "Redemption",
     "coupon_code_new",
     "coupon_code_normalize",
-    "coupon_refund",
     "coupon_verify",
     "coupons_expire",
     "coupons_refund_expired",

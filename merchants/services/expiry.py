@@ -1,4 +1,4 @@
-"""The daily expiry of unused coupons, and refunds where the offer's policy promises them."""
+"""The daily expiry of unused coupons, and refunds where the coupon was bought with that promise."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from django.utils import timezone
 
 from accounts.models import NotificationKind
 from accounts.notifications.services import notifications_insert
-from core.api.errors import ApplicationError
+from core.db import execute
 from merchants import statements
-from merchants.models import Coupon
 from rewards import services as ledger
-from rewards.errors import INSUFFICIENT_COINS
 from rewards.models import LedgerTransactionKind
 
 logger = logging.getLogger(__name__)
@@ -30,7 +28,8 @@ class ExpiryResult:
     expired: int
     refunded: int
     # Refunds the merchant's clearing account could not pay tonight (its coins went to a challenge
-    # budget): each coupon stays unrefunded, and the next night's run tries it again.
+    # budget): the merchant's coupons of that batch stay unrefunded, and the next night's run tries
+    # them again.
     refunds_waiting: int = 0
 
 
@@ -42,7 +41,7 @@ class RefundsResult:
 
 def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> ExpiryResult:
     """The daily job: unused coupons past validity expire (one set-based UPDATE per batch), then
-    coupons of offers that refund on expiry get their coins back through the ledger.
+    coupons bought with the promise of a refund get their coins back through the ledger.
 
     Safe to run twice or concurrently: the UPDATE only takes `issued` rows, and each refund is
     claimed by a conditional UPDATE of `refunded_at` and keyed in the ledger by the coupon.
@@ -65,56 +64,67 @@ def coupons_expire(*, now: datetime | None = None, batch_size: int = 1000) -> Ex
 
 
 def coupons_refund_expired(*, now: datetime, batch_size: int = 1000) -> RefundsResult:
-    """Refunds expired coupons whose offer promises it and who still have an owner.
+    """Refunds expired coupons bought with the promise of a refund (the coupon's own
+    `refunds_on_expiry`, whatever the offer says now) that still have an owner, set-based: per
+    batch, one statement claims the coupons and the ledger posts their refunds together, each a
+    transaction of its own under the coupon's key (`rewards.services.coins_transfers`).
 
-    A coupon whose merchant's clearing account cannot pay it (a merchant-backed challenge budget
-    took those coins) waits, unrefunded, for the next run; it does not stop the others."""
+    A merchant whose clearing account cannot pay all of its coupons of a batch (a merchant-backed
+    challenge budget took those coins) pays none of them: they wait, unrefunded, for the next run;
+    they do not stop the others."""
     refunded = waiting = 0
-    last_id = 0
+    after = 0
     while True:
-        candidates = list(
-            Coupon.objects.filter(
-                status=Coupon.Status.EXPIRED,
-                refunded_at__isnull=True,
-                offer__refunds_on_expiry=True,
-                user__isnull=False,
-                id__gt=last_id,
-            )
-            .order_by("id")
-            .values_list("id", flat=True)[:batch_size]
-        )
-        if not candidates:
+        with transaction.atomic():
+            batch = _refunds_pay(now=now, after=after, batch_size=batch_size)
+        refunded += batch.refunded
+        waiting += batch.waiting
+        if batch.claimed < batch_size:
             return RefundsResult(refunded=refunded, waiting=waiting)
-        for coupon_id in candidates:
-            try:
-                refunded += coupon_refund(coupon_id=coupon_id, now=now)
-            except ApplicationError as error:
-                if error.error is not INSUFFICIENT_COINS:
-                    raise
-                waiting += 1
-                logger.warning("coupon refund waits for its merchant's coins", extra={"coupon_id": coupon_id})
-        last_id = candidates[-1]
+        after = batch.last_id
 
 
-@transaction.atomic
-def coupon_refund(*, coupon_id: int, now: datetime) -> int:
-    """Gives one expired coupon's coins back (clearing → wallet); 1 if this call refunded it."""
-    claimed = Coupon.objects.filter(
-        pk=coupon_id, status=Coupon.Status.EXPIRED, refunded_at__isnull=True, user__isnull=False
-    ).update(refunded_at=now)
+@dataclass(frozen=True)
+class _RefundBatch:
+    claimed: int
+    refunded: int
+    waiting: int
+    last_id: int
+
+
+def _refunds_pay(*, now: datetime, after: int, batch_size: int) -> _RefundBatch:
+    """Claims the next batch of refunds due after coupon `after` and pays them; the caller's
+    transaction holds the claim and the coins together."""
+    claimed = sorted(
+        execute(statements.COUPON_REFUNDS_CLAIM, {"now": now, "after": after, "batch": batch_size})
+    )
     if not claimed:
-        return 0
-    coupon = Coupon.objects.get(pk=coupon_id)
-    ledger.coins_transfer(
-        source=ledger.clearing_account_for_merchant(merchant_id=coupon.merchant_id),
-        destination=ledger.wallet_account_for_user(user_id=coupon.user_id),
-        amount=coupon.price_coins,
+        return _RefundBatch(claimed=0, refunded=0, waiting=0, last_id=after)
+    coupon_of_key = {f"coupon:{public_id}:refund": coupon_id for coupon_id, public_id, *_rest in claimed}
+    outcome = ledger.coins_transfers(
+        transfers=[
+            ledger.Transfer(
+                source=ledger.clearing_of(merchant_id=merchant_id),
+                destination=ledger.wallet_of(user_id=user_id),
+                amount=price_coins,
+                idempotency_key=f"coupon:{public_id}:refund",
+                reference=f"coupon:{public_id}",
+            )
+            for _coupon_id, public_id, merchant_id, user_id, price_coins in claimed
+        ],
         kind=LedgerTransactionKind.COUPON_REFUND,
-        idempotency_key=f"coupon:{coupon.public_id}:refund",
-        reference=f"coupon:{coupon.public_id}",
         memo="expired unused",
     )
-    return 1
+    waiting = [coupon_of_key[key] for key in outcome.refused]
+    if waiting:
+        execute(statements.COUPON_REFUNDS_UNCLAIM, {"ids": waiting})
+        logger.warning("coupon refunds wait for their merchants' coins", extra={"coupon_ids": waiting})
+    return _RefundBatch(
+        claimed=len(claimed),
+        refunded=len(claimed) - len(waiting),
+        waiting=len(waiting),
+        last_id=claimed[-1][0],
+    )
 
 
 COUPON_REMINDER_DAYS = 3

@@ -121,6 +121,7 @@ _OFFER_FIELDS = [
     "sale_starts_at",
     "sale_ends_at",
     "coupon_valid_days",
+    "refunds_on_expiry",
     "status",
 ]
 
@@ -185,6 +186,7 @@ def _offer_redeem(
         status=Coupon.Status.ISSUED,
         issued_at=now,
         valid_until=now + timedelta(days=offer.coupon_valid_days),
+        refunds_on_expiry=offer.refunds_on_expiry,
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
     )
@@ -202,6 +204,7 @@ def _offer_redeem(
                 "status": coupon.status,
                 "issued_at": coupon.issued_at,
                 "valid_until": coupon.valid_until,
+                "refunds_on_expiry": coupon.refunds_on_expiry,
                 "key": coupon.idempotency_key,
                 "fingerprint": fingerprint,
                 "limit": offer.limit_per_person,

@@ -256,6 +256,110 @@ POSTING_COUNTER = sql.SQL(
     "UPDATE rewards_ledgeraccount SET balance = balance + %(ledger_amount)s WHERE id = %(ledger_counter)s"
 )
 
+# --- Many transfers, set-based (`rewards.ledger.writer.coins_transfers`) -------------------------
+
+# The accounts of a batch of transfers that are not open yet, opened (kinds and owners as arrays).
+TRANSFERS_ACCOUNTS_OPEN = sql.SQL(
+    """
+INSERT INTO rewards_ledgeraccount (kind, owner_id, balance, created_at)
+SELECT DISTINCT account.kind, account.owner_id, 0, %(now)s
+  FROM unnest(%(kinds)s::text[], %(owners)s::bigint[]) AS account (kind, owner_id)
+ WHERE NOT EXISTS (
+    SELECT 1 FROM rewards_ledgeraccount AS open
+     WHERE open.kind = account.kind AND open.owner_id = account.owner_id
+ )
+ON CONFLICT DO NOTHING
+"""
+)
+
+# The ids of those accounts.
+TRANSFERS_ACCOUNTS = sql.SQL(
+    """
+SELECT open.id, open.kind, open.owner_id
+  FROM rewards_ledgeraccount AS open
+  JOIN (SELECT DISTINCT kind, owner_id FROM unnest(%(kinds)s::text[], %(owners)s::bigint[])
+           AS account (kind, owner_id)) AS account
+    ON open.kind = account.kind AND open.owner_id = account.owner_id
+"""
+)
+
+# Each transfer of the batch its own transaction under its own key, in one statement:
+# - `locked`: every account of the batch, locked in the global order (rewards.lock_objects);
+#   PostgreSQL returns each locked row as it is now, so the balances are current;
+# - `fresh`: the transfers whose key was not used before; `covered`: the sources whose balance
+#   covers all their fresh transfers (each source pays all of its transfers, or none);
+# - a transaction row per ready transfer (a key a twin committed meanwhile inserts nothing, and
+#   nothing else of that transfer happens), its two entries, a lot on a wallet destination, and
+#   every account's balance moved once by the sum of its legs; the transactions in the order given.
+# Answers each transfer's key with 'posted', 'before' (its key was used) or 'refused'.
+TRANSFERS_POST = sql.SQL(
+    """
+WITH transfer AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(references)s::text[], %(sources)s::bigint[],
+                         %(destinations)s::bigint[], %(amounts)s::bigint[]) WITH ORDINALITY
+        AS transfer (key, reference, source_id, destination_id, amount, position)
+),
+locked AS MATERIALIZED (
+    SELECT id, kind, balance FROM rewards_ledgeraccount
+     WHERE id IN (SELECT source_id FROM transfer UNION SELECT destination_id FROM transfer)
+     ORDER BY {lock_order}
+       FOR UPDATE
+),
+fresh AS (
+    SELECT transfer.* FROM transfer
+     WHERE NOT EXISTS (
+        SELECT 1 FROM rewards_ledgertransaction AS used WHERE used.idempotency_key = transfer.key
+     )
+),
+covered AS (
+    SELECT fresh.source_id FROM fresh JOIN locked ON locked.id = fresh.source_id
+     GROUP BY fresh.source_id, locked.kind, locked.balance
+    HAVING locked.kind = {issuance} OR locked.balance >= SUM(fresh.amount)
+),
+ready AS (SELECT fresh.* FROM fresh WHERE fresh.source_id IN (SELECT source_id FROM covered)),
+new_transaction AS (
+    INSERT INTO rewards_ledgertransaction (kind, reference, idempotency_key, memo, created_at)
+    SELECT %(kind)s, reference, key, %(memo)s, %(now)s FROM ready ORDER BY position
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+),
+posted AS (
+    SELECT ready.*, new_transaction.id AS transaction_id
+      FROM ready JOIN new_transaction ON new_transaction.idempotency_key = ready.key
+),
+leg AS (
+    SELECT posted.transaction_id, leg.account_id, leg.amount
+      FROM posted, LATERAL (VALUES (posted.source_id, -posted.amount), (posted.destination_id, posted.amount))
+          AS leg (account_id, amount)
+),
+entries AS (
+    INSERT INTO rewards_ledgerentry (transaction_id, account_id, amount)
+    SELECT transaction_id, account_id, amount FROM leg ORDER BY transaction_id, account_id
+),
+moved AS (
+    UPDATE rewards_ledgeraccount SET balance = rewards_ledgeraccount.balance + per_account.amount
+      FROM (SELECT account_id, SUM(amount) AS amount FROM leg GROUP BY account_id) AS per_account
+     WHERE rewards_ledgeraccount.id = per_account.account_id
+),
+new_lot AS (
+    INSERT INTO rewards_coinlot (account_id, transaction_id, earned_on, expires_on, amount, remaining_amount)
+    SELECT posted.destination_id, posted.transaction_id, %(today)s, %(expires_on)s,
+           posted.amount, posted.amount
+      FROM posted JOIN locked ON locked.id = posted.destination_id AND locked.kind = {wallet}
+     ORDER BY posted.destination_id, posted.transaction_id
+)
+SELECT transfer.key,
+       CASE WHEN posted.key IS NOT NULL THEN 'posted' WHEN fresh.key IS NULL THEN 'before' ELSE 'refused' END
+  FROM transfer
+  LEFT JOIN fresh ON fresh.key = transfer.key
+  LEFT JOIN posted ON posted.key = transfer.key
+"""
+).format(
+    lock_order=LOCK_ORDER_SQL,
+    issuance=sql.Literal(LedgerAccountKind.ISSUANCE.value),
+    wallet=sql.Literal(LedgerAccountKind.WALLET.value),
+)
+
 # --- The audit (`rewards.audit`): what the ledger's cached columns claim, recomputed ---------------
 
 # How many transactions the ledger holds.

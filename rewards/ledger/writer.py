@@ -509,3 +509,96 @@ class BatchPosting:
                 statements.POSTING_COUNTER,
                 {"ledger_amount": -self.total, "ledger_counter": self.counter_account_id},
             )
+
+
+# --- Many transfers, each its own transaction, set-based ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One movement of `coins_transfers`: between two accounts named by kind and owner, under its
+    own idempotency key (its natural unique key: one coupon's refund, say)."""
+
+    source: AccountRef
+    destination: AccountRef
+    amount: int
+    idempotency_key: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class TransfersPosted:
+    """What `coins_transfers` did with each transfer, by idempotency key."""
+
+    # Posted by this call.
+    posted: list[str]
+    # Posted before (the key was used: nothing moved again).
+    before: list[str]
+    # Not posted: their source could not pay all of its transfers of the batch (or a twin with the
+    # same key committed meanwhile, which the next call reports as `before`).
+    refused: list[str]
+
+
+@transaction.atomic
+def coins_transfers(*, transfers: list[Transfer], kind: str, memo: str = "") -> TransfersPosted:
+    """Many transfers at once, each a ledger transaction of its own under its own idempotency key
+    (as `coins_transfer` would post it), in three statements whatever their number.
+
+    Each source pays all of its transfers of the batch or none (INSUFFICIENT_COINS is not raised:
+    its transfers are answered `refused`, and the others go on). Sources hold no lots: any kind but
+    a wallet (a merchant's clearing account paying refunds, a sponsor, issuance). Every account is
+    named with its owner; accounts are opened on first use. A wallet destination gets a lot per
+    transfer, expiring `coin_expiry_days()` from today.
+    """
+    if not transfers:
+        return TransfersPosted(posted=[], before=[], refused=[])
+    keys = [transfer.idempotency_key for transfer in transfers]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the transfers of one batch need different idempotency keys")
+    for transfer in transfers:
+        _amount_check(transfer.amount)
+        if transfer.source == transfer.destination:
+            raise ValueError("a transfer needs two different accounts")
+        if transfer.source.kind == LedgerAccountKind.WALLET:
+            raise ValueError("a wallet holds lots: it pays through coins_transfer, one at a time")
+        if transfer.source.owner_id is None or transfer.destination.owner_id is None:
+            raise ValueError("the transfers of a batch name each account with its owner")
+    named = {account for transfer in transfers for account in (transfer.source, transfer.destination)}
+    now = timezone.now()
+    today = timezone.localdate(now)
+    owners = {
+        "kinds": [account.kind for account in named],
+        "owners": [account.owner_id for account in named],
+        "now": now,
+    }
+    execute(statements.TRANSFERS_ACCOUNTS_OPEN, owners)
+    account_ids = {
+        AccountRef(kind, owner_id): account_id
+        for account_id, kind, owner_id in execute(statements.TRANSFERS_ACCOUNTS, owners)
+    }
+    outcomes = dict(
+        execute(
+            statements.TRANSFERS_POST,
+            {
+                "keys": keys,
+                "references": [transfer.reference for transfer in transfers],
+                "sources": [account_ids[transfer.source] for transfer in transfers],
+                "destinations": [account_ids[transfer.destination] for transfer in transfers],
+                "amounts": [transfer.amount for transfer in transfers],
+                "kind": kind,
+                "memo": memo,
+                "now": now,
+                "today": today,
+                "expires_on": today + datetime.timedelta(days=coin_expiry_days()),
+            },
+        )
+    )
+    posted = [key for key in keys if outcomes[key] == "posted"]
+    if posted:
+        # Many wallets at once: everyone's cached wallet is retired (one key, not one per wallet).
+        renew_everyone("ledger")
+    return TransfersPosted(
+        posted=posted,
+        before=[key for key in keys if outcomes[key] == "before"],
+        refused=[key for key in keys if outcomes[key] == "refused"],
+    )

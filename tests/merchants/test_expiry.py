@@ -1,21 +1,25 @@
-"""The daily expiry of unused coupons, and refunds where the offer's policy promises them."""
+"""The daily expiry of unused coupons, and refunds where the coupon was bought with that promise."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from merchants.models import Coupon
-from merchants.services import coupons_expire, offer_redeem
+from merchants.services import coupons_expire, offer_redeem, offer_update
 from merchants.tasks import expire_coupons
 from operations.invariants import invariant_violations
 from rewards.groups.challenges import sponsor_fund
 from rewards.groups.models import ChallengeSponsor
 from rewards.models import LedgerTransaction, LedgerTransactionKind
 from rewards.services import clearing_account_for_merchant, coins_issue, wallet_account_for_user
+from tests.accounts.factories import UserFactory
 from tests.merchants.factories import OfferFactory
+from tests.rewards.factories import fund_wallet
 
 pytestmark = pytest.mark.django_db
 
@@ -87,11 +91,13 @@ def test_an_interrupted_refund_is_finished_by_the_next_run(shop, citizen, monkey
     def crash(**kwargs):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr("merchants.services.expiry.coupon_refund", crash)
+    # Lost after the coupons were claimed, before their coins moved.
+    monkeypatch.setattr("rewards.services.coins_transfers", crash)
     with pytest.raises(RuntimeError):
         coupons_expire()
     monkeypatch.undo()
     assert Coupon.objects.get(pk=coupon.pk).status == "expired"
+    assert Coupon.objects.get(pk=coupon.pk).refunded_at is None
 
     assert coupons_expire().refunded == 1
     assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
@@ -124,6 +130,73 @@ def test_a_refund_its_merchant_cannot_pay_waits_without_stopping_the_others(shop
     )
     assert expire_coupons() == {"expired": 0, "refunded": 1, "refunds_waiting": 0, "reminded": 0}
     assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+    assert invariant_violations() == []
+
+
+@pytest.mark.parametrize(
+    ("promised_at_purchase", "refunded", "balance"),
+    [(True, 1, 1000), (False, 0, 975)],
+    ids=["the owner drops the promise", "the owner adds a promise"],
+)
+def test_a_coupon_keeps_the_refund_promise_it_was_bought_with(
+    shop, citizen, promised_at_purchase, refunded, balance
+):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=promised_at_purchase)
+    coupon = offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon
+    offer_update(offer=offer, data={"refunds_on_expiry": not promised_at_purchase})
+    age([coupon])
+
+    result = coupons_expire()
+
+    assert (result.expired, result.refunded) == (1, refunded)
+    assert wallet_account_for_user(user_id=citizen.pk).balance == balance
+    assert LedgerTransaction.objects.filter(kind="coupon_refund").count() == refunded
+    assert Coupon.objects.get(pk=coupon.pk).refunds_on_expiry is promised_at_purchase
+
+
+def test_a_merchant_that_cannot_pay_all_its_refunds_of_a_night_pays_none_and_they_all_wait(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=25, refunds_on_expiry=True, limit_per_person=2)
+    coupons = [offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon for _ in range(2)]
+    sponsor = ChallengeSponsor.objects.create(name="Shop's budget", merchant_id=shop.merchant.pk)
+    sponsor_fund(sponsor=sponsor, amount=10, idempotency_key="budget")
+    age(coupons)
+
+    result = coupons_expire()
+
+    assert (result.expired, result.refunded, result.refunds_waiting) == (2, 0, 2)
+    assert Coupon.objects.filter(refunded_at__isnull=False).count() == 0
+    assert clearing_account_for_merchant(merchant_id=shop.merchant.pk).balance == 40
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 950
+    assert not LedgerTransaction.objects.filter(kind="coupon_refund").exists()
+
+
+def _queries_to_refund(shop, count: int) -> int:
+    offer = OfferFactory(merchant=shop.merchant, price_coins=5, refunds_on_expiry=True)
+    coupons = []
+    for _person in range(count):
+        person = UserFactory()
+        fund_wallet(person, 10)
+        coupons.append(offer_redeem(user=person, offer_public_id=offer.public_id).coupon)
+    age(coupons)
+    with CaptureQueriesContext(connection) as queries:
+        assert coupons_expire().refunded == count
+    return len(queries)
+
+
+def test_refunding_expired_coupons_takes_as_many_statements_for_twenty_as_for_two(shop):
+    assert _queries_to_refund(shop, 20) == _queries_to_refund(shop, 2)
+
+
+def test_refunds_work_in_batches(shop, citizen):
+    offer = OfferFactory(merchant=shop.merchant, price_coins=1, refunds_on_expiry=True, limit_per_person=10)
+    coupons = [offer_redeem(user=citizen, offer_public_id=offer.public_id).coupon for _ in range(7)]
+    age(coupons)
+
+    result = coupons_expire(batch_size=3)
+
+    assert (result.expired, result.refunded) == (7, 7)
+    assert wallet_account_for_user(user_id=citizen.pk).balance == 1000
+    assert LedgerTransaction.objects.filter(kind="coupon_refund").count() == 7
     assert invariant_violations() == []
 
 
