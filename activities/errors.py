@@ -225,6 +225,14 @@ LINK_CODE_INVALID = ErrorCode(
     " the account that asked for it has been closed since (erased, or merged into another).",
     G,
 )
+LINK_CODE_ATTEMPTS_EXCEEDED = ErrorCode(
+    "link_code_attempts_exceeded",
+    429,
+    _("Too many link codes were tried. Please try again in a few minutes."),
+    "The partner tried more link codes in ten minutes than people plausibly bring it (wrong codes"
+    " count, codes that link are given back): a guard against guessing codes. Wait for the window to end.",
+    G,
+)
 RECORD_NOT_APPEALABLE = ErrorCode(
     "record_not_appealable",
     409,

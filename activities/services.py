@@ -6,8 +6,10 @@ the one set-based path that applies consent, dedupe, plausibility and caps.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -54,6 +56,7 @@ from activities.sql_statements import capture as statements
 from activities.statements.instances import imported_instances_release, instance_released_by
 from activities.werun import WeRunError, werun_decrypt
 from core.api.errors import NOT_FOUND, ApplicationError
+from core.api.throttles import window_increment
 from core.local_time import LOCAL_TZ, local_day_of
 
 
@@ -581,6 +584,12 @@ def _credited_receipts_attach(outcomes: list[Outcome]) -> None:
 # --- Links between partner customers and people -------------------------------------------------
 
 LINK_CODE_TTL = 10 * 60
+# A partner's link codes tried and not linked within LINK_CODE_TTL: more would be guessing.
+DEFAULT_LINK_CODE_FAILURES_ALLOWED = 100
+
+
+def link_code_failures_allowed() -> int:
+    return int(getattr(settings, "ACTIVITIES_LINK_CODE_FAILURES_ALLOWED", DEFAULT_LINK_CODE_FAILURES_ALLOWED))
 
 
 def partner_link_code_issue(*, user: User) -> str:
@@ -623,7 +632,16 @@ def partner_customer_link(
 
 
 def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference: str) -> PartnerCustomerLink:
-    """The partner's side of sign-up: the one-time code the person gave it links its customer to them."""
+    """The partner's side of sign-up: the one-time code the person gave it links its customer to them.
+
+    Every attempt is counted against the partner first (one atomic increment, so a burst cannot
+    pass the count together) and an attempt that links is given back: a partner whose codes do not
+    link more than `link_code_failures_allowed()` times in ten minutes is refused until the window
+    ends, so codes of eight digits cannot be guessed.
+    """
+    attempts = f"activities:link-code-attempts:{partner.pk}:{int(time.time() // LINK_CODE_TTL)}"
+    if window_increment(attempts, LINK_CODE_TTL + 1) > link_code_failures_allowed():
+        raise ApplicationError(errors.LINK_CODE_ATTEMPTS_EXCEEDED)
     user_id = cache.get(f"activities:link-code:{link_code}") if link_code else None
     if user_id is None or not cache.delete(f"activities:link-code:{link_code}"):
         raise ApplicationError(errors.LINK_CODE_INVALID)
@@ -631,9 +649,12 @@ def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference
     user = User.objects.filter(pk=user_id, closed_at__isnull=True, is_active=True).first()
     if user is None:
         raise ApplicationError(errors.LINK_CODE_INVALID)
-    return partner_customer_link(
+    link = partner_customer_link(
         partner=partner, customer_reference=customer_reference, user=user, by_partner=True
     )
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        cache.decr(attempts)
+    return link
 
 
 def partner_link_remove(*, user: User, link_id: int) -> None:

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts import services as accounts_services
@@ -443,3 +444,34 @@ def test_linking_to_an_unknown_partner_is_refused(person_client):
     )
 
     assert response.json()["error"]["code"] == "partner_not_found"
+
+
+@override_settings(ACTIVITIES_LINK_CODE_FAILURES_ALLOWED=3)
+def test_a_partner_guessing_link_codes_is_refused_after_a_few_wrong_ones(transit, person, person_client):
+    # Given a partner that tried three wrong codes, and a code a person really got
+    wrong = [_link_by_code(transit, f"{number:08d}", f"T-GUESS-{number}") for number in range(3)]
+    code = person_client.post("/api/v1/activities/partner-links/code").json()["code"]
+
+    # When it tries again, even with the right code
+    refused = _link_by_code(transit, code, "T-REAL")
+
+    # Then it is refused until the window ends, and another partner's linking is not
+    assert [response.json()["error"]["code"] for response in wrong] == ["link_code_invalid"] * 3
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "link_code_attempts_exceeded"
+    assert not PartnerCustomerLink.objects.exists()
+    bank = services.partner_create(code="city-bank", name="City bank", source=DataSource.BANK_PAYMENTS,
+                                   behaviour_codes=["e_invoice"])  # fmt: skip
+    assert _link_by_code(bank, code, "B-1").status_code == 201
+
+
+@override_settings(ACTIVITIES_LINK_CODE_FAILURES_ALLOWED=3)
+def test_codes_that_link_do_not_use_up_the_partner_s_attempts(transit, client_for):
+    people = UserFactory.create_batch(5)
+    codes = [
+        client_for(person).post("/api/v1/activities/partner-links/code").json()["code"] for person in people
+    ]
+
+    responses = [_link_by_code(transit, code, f"T-OK-{number}") for number, code in enumerate(codes)]
+
+    assert [response.status_code for response in responses] == [201] * 5
