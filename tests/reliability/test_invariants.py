@@ -108,6 +108,7 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
         (["UPDATE activities_factor SET daily_cap_mg = 1"], "daily cap: person"),
         (["UPDATE activities_factor SET monthly_cap_mg = 1"], "monthly cap: person"),
         (["UPDATE rewards_settlement SET coins = coins + 1"], "settlement minted"),
+        (["UPDATE rewards_settlement SET carbon_mg = carbon_mg + 1"], "settlement rate"),
     ],
     ids=[
         "cached-balance",
@@ -124,6 +125,7 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
         "daily-cap",
         "monthly-cap",
         "settlement-coins",
+        "settlement-rate",
     ],
 )
 def test_each_kind_of_violation_is_named(world, statements, expected):
