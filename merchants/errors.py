@@ -131,7 +131,8 @@ OFFER_NOT_AVAILABLE = ErrorCode(
     "offer_not_available",
     409,
     _("This offer is not available."),
-    "Redeeming an offer that is not live (paused, ended, under review).",
+    "Redeeming or viewing an offer that is not live (paused, ended, under review), or viewing one whose "
+    "sale has ended (the catalog no longer lists it).",
     G,
 )
 OFFER_SOLD_OUT = ErrorCode(

@@ -91,6 +91,13 @@ CATALOG_SORTS = {
 CATALOG_MAX_OFFERS = 500
 
 
+def offers_in_catalog(*, now: datetime) -> QuerySet[Offer]:
+    """The offers the catalog shows at `now`: live, with their sale not ended (on sale, or coming
+    soon). The list and an offer's detail both read through it; a redemption further needs the sale
+    to have started (`merchants.services.redemption`)."""
+    return Offer.objects.filter(status=Offer.Status.LIVE, sale_ends_at__gt=now)
+
+
 def catalog_offer_dict(offer: Offer, district_codes: list[str]) -> dict[str, Any]:
     """One offer as the catalog shows it (JSON-safe: it is what the cache stores)."""
     return {
@@ -124,10 +131,7 @@ def catalog_offers_build(
 ) -> list[dict[str, Any]]:
     """Live offers on sale (or coming soon), filtered and sorted, from the database (what a cached
     catalog page holds: `merchants.services.catalog_offers`)."""
-    now = timezone.now()
-    offers = Offer.objects.filter(status=Offer.Status.LIVE, sale_ends_at__gt=now).select_related(
-        "merchant__district"
-    )
+    offers = offers_in_catalog(now=timezone.now()).select_related("merchant__district")
     if category:
         offers = offers.filter(category=category)
     if district:
@@ -161,8 +165,10 @@ def catalog_stock_live(offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def catalog_offer(*, offer_public_id: uuid.UUID) -> Offer:
+    """One offer as the catalog lists it (`offers_in_catalog`); any other is not available."""
     offer = (
-        Offer.objects.filter(public_id=offer_public_id, status=Offer.Status.LIVE)
+        offers_in_catalog(now=timezone.now())
+        .filter(public_id=offer_public_id)
         .select_related("merchant__district")
         .prefetch_related("districts")
         .first()

@@ -201,3 +201,27 @@ def test_what_i_can_afford_without_a_wallet_yet_is_nothing_and_opens_no_wallet(s
 
     assert (response.json()["count"], response.json()["wallet_balance"]) == (0, 0)
     assert not LedgerAccount.objects.filter(kind="wallet", owner_id=newcomer.pk).exists()
+
+
+def test_offer_detail_of_an_offer_whose_sale_ended_is_not_available_as_the_list_has_it(shop, citizen_client):
+    now = timezone.now()
+    offer = OfferFactory(
+        merchant=shop.merchant,
+        sale_starts_at=now - timedelta(days=9),
+        sale_ends_at=now - timedelta(seconds=1),
+    )
+
+    response = citizen_client.get(f"{CATALOG}/{offer.public_id}")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "offer_not_available"
+    assert citizen_client.get(CATALOG).json()["count"] == 0
+
+
+def test_offer_detail_of_an_offer_coming_soon_is_shown_as_the_list_has_it(shop, citizen_client):
+    offer = OfferFactory(merchant=shop.merchant, sale_starts_at=timezone.now() + timedelta(days=1))
+
+    response = citizen_client.get(f"{CATALOG}/{offer.public_id}")
+
+    assert response.status_code == 200
+    assert response.json()["id"] == str(offer.public_id)
