@@ -116,7 +116,7 @@ def load_demo() -> list[str]:
             )
             services.offer_image_set(offer=offer, upload=_demo_picture(colour, offer.public_id.hex))
             services.offer_submit(offer=offer)
-            services.offer_approve(offer=offer, reviewer=operator or owner)
+            services.offer_approve(offer=offer, reviewer=operator or owner, seen_at=timezone.now())
 
     citizen = User.objects.filter(username="lin.wei").first()
     coffee = Offer.objects.filter(title="美式咖啡一杯", status=Offer.Status.LIVE).first()

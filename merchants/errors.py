@@ -89,6 +89,14 @@ MERCHANT_NOT_REVIEWABLE = ErrorCode(
 )
 
 # --- Offers ------------------------------------------------------------------------------
+OFFER_CHANGED_SINCE_SEEN = ErrorCode(
+    "offer_changed_since_seen",
+    409,
+    _("The offer changed after the page was loaded. Reload the page and review it again."),
+    "An operator approved an offer (in the admin) that its owner changed after the operator's page "
+    "was loaded: what goes live must be what was reviewed. `fields.updated_at` says when it changed.",
+    G,
+)
 OFFER_TRANSITION_NOT_ALLOWED = ErrorCode(
     "offer_transition_not_allowed",
     409,

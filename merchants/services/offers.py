@@ -216,10 +216,19 @@ def offer_end(*, offer: Offer) -> Offer:
 
 
 @transaction.atomic
-def offer_approve(*, offer: Offer, reviewer: User, note: str = "") -> Offer:
-    """An operator approves an offer waiting for review: it goes live (its merchant must be approved)."""
+def offer_approve(*, offer: Offer, reviewer: User, seen_at: datetime, note: str = "") -> Offer:
+    """An operator approves an offer waiting for review, as they saw it at `seen_at`: it goes live
+    (its merchant must be approved).
+
+    An owner may edit an offer while it waits; an offer changed after `seen_at` is refused, so what
+    goes live is what the operator reviewed. The offer is locked as an edit locks it: no edit slips
+    in between the check and the approval.
+    """
     if not Merchant.objects.filter(pk=offer.merchant_id, status=Merchant.Status.APPROVED).exists():
         raise ApplicationError(errors.MERCHANT_NOT_APPROVED)
+    locked = offer_lock(offer_id=offer.pk)
+    if locked.updated_at > seen_at:
+        raise ApplicationError(errors.OFFER_CHANGED_SINCE_SEEN, fields={"updated_at": locked.updated_at})
     return _offer_transition(
         offer=offer,
         allowed_from=(Offer.Status.PENDING_REVIEW,),

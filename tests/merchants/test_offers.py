@@ -74,7 +74,7 @@ def test_a_new_offer_is_a_draft_until_reviewed(shop, operator):
 
     submitted = shop.owner_client.post(f"/api/v1/merchant/offers/{offer.public_id}/submit")
     assert submitted.json()["status"] == "pending_review"
-    services.offer_approve(offer=offer, reviewer=operator)
+    services.offer_approve(offer=offer, reviewer=operator, seen_at=timezone.now())
     assert Offer.objects.get(pk=offer.pk).status == "live"
 
 
@@ -118,7 +118,7 @@ def test_an_offer_of_an_unapproved_merchant_cannot_go_live(shop, operator):
     offer = OfferFactory(merchant=shop.merchant, status="pending_review", is_reviewed=False)
     Merchant.objects.filter(pk=shop.merchant.pk).update(status="rejected")
     with pytest.raises(ApplicationError) as refused:
-        services.offer_approve(offer=offer, reviewer=operator)
+        services.offer_approve(offer=offer, reviewer=operator, seen_at=timezone.now())
     assert refused.value.error.code == "merchant_not_approved"
 
 
@@ -327,3 +327,18 @@ def test_an_oversized_file_is_refused_before_decoding(shop, monkeypatch):
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "image_too_large"
+
+
+def test_an_offer_edited_while_waiting_for_review_is_not_approved_as_it_was_seen(shop, operator):
+    offer = OfferFactory(merchant=shop.merchant, status="pending_review", is_reviewed=False, price_coins=50)
+    seen_at = timezone.now()
+    services.offer_update(offer=offer, data={"price_coins": 500})
+
+    with pytest.raises(ApplicationError) as refused:
+        services.offer_approve(offer=offer, reviewer=operator, seen_at=seen_at)
+
+    assert refused.value.error.code == "offer_changed_since_seen"
+    offer.refresh_from_db()
+    assert (offer.status, offer.is_reviewed, offer.price_coins) == ("pending_review", False, 500)
+    services.offer_approve(offer=offer, reviewer=operator, seen_at=timezone.now())
+    assert Offer.objects.get(pk=offer.pk).status == "live"

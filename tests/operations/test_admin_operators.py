@@ -3,6 +3,8 @@ changes. Plus a smoke test that every admin page an operator or a superuser open
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
@@ -93,9 +95,12 @@ def test_an_operator_approves_merchants_in_bulk_through_the_admin_action(operato
 def test_an_operator_approves_an_offer_though_its_form_is_read_only(operator):
     offer = OfferFactory(status=Offer.Status.PENDING_REVIEW, is_reviewed=False)
     client = signed_in(operator)
+    changelist = reverse("admin:merchants_offer_changelist")
+    # An approval names when the operator's page was loaded (merchants.admin.OfferReviewActionForm).
+    loaded_at = re.search(r'name="page_loaded_at" value="([^"]*)"', client.get(changelist).content.decode())
 
     client.post(
-        reverse("admin:merchants_offer_changelist"), {"action": "approve", "_selected_action": [offer.pk]}
+        changelist, {"action": "approve", "_selected_action": [offer.pk], "page_loaded_at": loaded_at[1]}
     )
 
     offer.refresh_from_db()
