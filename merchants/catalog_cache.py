@@ -18,6 +18,8 @@ import uuid
 from django.core.cache import cache
 from django.db import transaction
 
+from merchants.models import Offer
+
 VERSION_KEY = "merchants:catalog:version"
 SOLD_OUT_TTL_SECONDS = 60
 PAGE_TTL_SECONDS = 300
@@ -51,7 +53,16 @@ def is_sold_out(*, offer_public_id: uuid.UUID) -> bool:
 
 
 def mark_sold_out(*, offer_public_id: uuid.UUID) -> None:
-    cache.set(sold_out_key(offer_public_id), 1, timeout=SOLD_OUT_TTL_SECONDS)
+    """Flags the offer sold out, the caller having read it without stock.
+
+    A restock may commit between that read and this flag, and clear the flag (`changed_on_commit`)
+    before it is set: the stock is read again once the flag is set, and the flag taken back if there
+    is stock. A restock committing after that read clears the flag itself, after it was set.
+    """
+    key = sold_out_key(offer_public_id)
+    cache.set(key, 1, timeout=SOLD_OUT_TTL_SECONDS)
+    if Offer.objects.filter(public_id=offer_public_id, stock_left__gt=0).exists():
+        cache.delete(key)
 
 
 def changed_on_commit(*, offer_public_id: uuid.UUID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +13,10 @@ from django.db import connection
 from django.test import Client
 
 from core.api.errors import ApplicationError
+from merchants import catalog_cache
 from merchants.console import ratelimit
 from merchants.models import Coupon, MerchantStaff, Offer
-from merchants.services import coupon_verify, offer_redeem
+from merchants.services import coupon_verify, offer_redeem, offer_set_total_stock
 from rewards.models import LedgerAccount, LedgerTransaction
 from rewards.services import clearing_account_for_merchant, coins_issue, wallet_account_for_user
 from tests.accounts.factories import UserFactory
@@ -183,3 +185,44 @@ def test_typed_codes_sent_at_the_same_moment_get_sixty_tries_a_minute(client_for
 
     assert outcomes[429] == 120 - ratelimit.VERIFY_PER_USER.attempts
     assert Coupon.objects.filter(status="verified").count() == 0
+
+
+def test_a_sold_out_answer_read_before_a_restock_commits_does_not_leave_the_offer_flagged(
+    monkeypatch, client_for
+):
+    offer = OfferFactory(price_coins=5, total_stock=1, stock_left=0)
+    person = UserFactory()
+    fund(person, 100)
+    read_no_stock, restocked = threading.Event(), threading.Event()
+    mark_sold_out = catalog_cache.mark_sold_out
+
+    def mark_after_the_restock(*, offer_public_id) -> None:
+        read_no_stock.set()
+        assert restocked.wait(timeout=30)
+        mark_sold_out(offer_public_id=offer_public_id)
+
+    monkeypatch.setattr(catalog_cache, "mark_sold_out", mark_after_the_restock)
+
+    def redeem_before_the_restock() -> str:
+        try:
+            offer_redeem(user=person, offer_public_id=offer.public_id)
+        except ApplicationError as error:
+            return error.error.code
+        finally:
+            connection.close()
+        return "coupon"
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        refused = pool.submit(redeem_before_the_restock)
+        assert read_no_stock.wait(timeout=30)
+        offer_set_total_stock(offer=offer, total_stock=3)
+        restocked.set()
+        assert refused.result(timeout=30) == "offer_sold_out"
+
+    monkeypatch.setattr(catalog_cache, "mark_sold_out", mark_sold_out)
+    response = client_for(person).post(
+        f"/api/v1/catalog/offers/{offer.public_id}/redeem", HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex
+    )
+    assert not catalog_cache.is_sold_out(offer_public_id=offer.public_id)
+    assert response.status_code == 201
+    assert Offer.objects.get(pk=offer.pk).stock_left == 1
