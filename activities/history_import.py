@@ -120,22 +120,28 @@ class _ChunkParts:
         fields = line.rstrip(b"\r\n").split(b",")
         return fields[self.reference_column] if len(fields) > self.reference_column else b""
 
-    def _people_of(self, references: set[bytes]) -> dict[bytes, bytes]:
-        """The person each linked reference names (one query a chunk), as the key of their part."""
+    def _people_of(self, references: set[bytes]) -> dict[bytes, int]:
+        """The person each linked reference names (one query a chunk)."""
         texts = sorted(reference.strip().decode("utf-8", "replace") for reference in references)
         with connection.cursor() as cursor:
             people = capture_statements.customer_users(cursor, self.partner.id, texts)
         return {
-            reference: b"person:%d" % people[text]
+            reference: people[text]
             for reference in references
             if (text := reference.strip().decode("utf-8", "replace")) in people
         }
 
+    def _part_of(self, reference: bytes, people: dict[bytes, int]) -> int:
+        """A linked reference's part is its person's (by id, so people spread evenly); one that names
+        nobody goes by a hash of itself."""
+        person = people.get(reference)
+        return person % self.workers if person is not None else zlib.crc32(reference) % self.workers
+
     def start(self, lines: list[bytes], *, now) -> None:
         """Starts importing a chunk; `result()` waits for it.
 
-        A line's part is a hash of its person (of its customer reference where it names nobody), so
-        a person's lines share a part, in file order, however many cards they have."""
+        A line's part is its person's (of its customer reference where it names nobody), so a
+        person's lines share a part, in file order, however many cards they have."""
         if self.workers == 1:
             importer = self.importers[0]
             importer.now = now
@@ -146,7 +152,7 @@ class _ChunkParts:
         people = self._people_of({reference for _, _, reference in numbered})
         shares: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(self.workers)]
         for ordinal, line, reference in numbered:  # blank lines are skipped, as in one part
-            share = shares[zlib.crc32(people.get(reference, reference)) % self.workers]
+            share = shares[self._part_of(reference, people)]
             share[0].append(line)
             share[1].append(ordinal)
         self._pending = [part for part, (share_lines, _) in enumerate(shares) if share_lines]

@@ -11,14 +11,14 @@ from django.urls import reverse
 from activities import services
 from activities.models import ActivityRecord, BehaviourDay, DailyCarbon, HeldRecord, ReviewDecision
 from tests.accounts.factories import UserFactory
-from tests.activities.conftest import ago, credited_mg, ride, yesterday_at
+from tests.activities.conftest import credited_mg, ride, yesterday_at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def held(transit, rider, post_batch) -> ActivityRecord:
-    start = ago(hours=5)
+    start = yesterday_at(9)  # a fixed time of yesterday: both rides on one local day, whenever this runs
     post_batch(
         transit,
         [ride("R1", at=start, minutes=40), ride("R2", at=start + datetime.timedelta(minutes=10), minutes=20)],
