@@ -5,7 +5,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - the ledger: every transaction sums to zero, every cached balance equals its entries, no wallet is
   negative, wallets + projects + merchants + expired = minted (the rewards ledger audit);
 - coupons: per offer, coupons issued ≤ stock and issued = total stock − stock left; per person and
-  offer, issued ≤ the limit; every coupon took its coins exactly once, every refund gave them back once;
+  offer, issued ≤ the limit; every coupon took its coins exactly once, every refund gave them back
+  once, and a coupon is marked refunded exactly when it was;
 - carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
   credited it; each external record stored once; what a person's records credited is what their day
   says, and what each behaviour's day and month counters say;

@@ -69,8 +69,8 @@ COUPON_PAID_ONCE = sql.SQL(
         """
 )
 
-# “coupon refunded once”: the rows that break it, one per offender, each reported as "coupon …:
-# refunded_at … but … refund transactions".
+# “coupon refunded once”: the rows that break it (two refunds, a refund not marked, or a mark with
+# no refund), one per offender, each reported as "coupon …: refunded_at … but … refund transactions".
 COUPON_REFUNDED_ONCE = sql.SQL(
     """
         SELECT coupon.public_id, coupon.refunded_at, COUNT(ledger.id)
@@ -78,7 +78,8 @@ COUPON_REFUNDED_ONCE = sql.SQL(
         LEFT JOIN rewards_ledgertransaction AS ledger
           ON ledger.idempotency_key = 'coupon:' || coupon.public_id::text || ':refund'
         GROUP BY coupon.id
-        HAVING COUNT(ledger.id) > 1 OR (COUNT(ledger.id) = 1 AND coupon.refunded_at IS NULL)
+        HAVING COUNT(ledger.id) > 1
+            OR (COUNT(ledger.id) = 1) <> (coupon.refunded_at IS NOT NULL)
         ORDER BY coupon.id
         """
 )

@@ -76,6 +76,10 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
             "coupon refunded once: coupon",
         ),
         (
+            ["UPDATE merchants_coupon SET refunded_at = now(), status = 'expired'"],
+            "coupon refunded once: coupon",
+        ),
+        (
             [
                 "UPDATE activities_dailycarbon SET settled_carbon_mg = settled_carbon_mg - 1000"
                 " WHERE settled_carbon_mg > 0"
@@ -117,6 +121,7 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
         "counter",
         "coupon-price",
         "refund-without-mark",
+        "mark-without-refund",
         "settled-carbon",
         "day-credit",
         "behaviour-day",
