@@ -6,10 +6,8 @@ the one set-based path that applies consent, dedupe, plausibility and caps.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import secrets
-import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -56,7 +54,7 @@ from activities.sql_statements import capture as statements
 from activities.statements.instances import imported_instances_release, instance_released_by
 from activities.werun import WeRunError, werun_decrypt
 from core.api.errors import NOT_FOUND, ApplicationError
-from core.api.throttles import window_increment
+from core.api.throttles import window_give_back, window_increment
 from core.local_time import LOCAL_TZ, local_day_of
 
 
@@ -639,8 +637,8 @@ def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference
     link more than `link_code_failures_allowed()` times in ten minutes is refused until the window
     ends, so codes of eight digits cannot be guessed.
     """
-    attempts = f"activities:link-code-attempts:{partner.pk}:{int(time.time() // LINK_CODE_TTL)}"
-    if window_increment(attempts, LINK_CODE_TTL + 1) > link_code_failures_allowed():
+    attempts = f"activities:link-code-attempts:{partner.pk}"  # a window opened by its first attempt
+    if window_increment(attempts, LINK_CODE_TTL) > link_code_failures_allowed():
         raise ApplicationError(errors.LINK_CODE_ATTEMPTS_EXCEEDED)
     user_id = cache.get(f"activities:link-code:{link_code}") if link_code else None
     if user_id is None or not cache.delete(f"activities:link-code:{link_code}"):
@@ -652,8 +650,7 @@ def partner_link_by_code(*, partner: Partner, link_code: str, customer_reference
     link = partner_customer_link(
         partner=partner, customer_reference=customer_reference, user=user, by_partner=True
     )
-    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
-        cache.decr(attempts)
+    window_give_back(attempts)
     return link
 
 

@@ -19,6 +19,7 @@ instead of counting again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.core.cache import caches
@@ -57,6 +58,12 @@ def window_increment(key: str, seconds: int) -> int:
         cache.add(key, 1, timeout=seconds)
         return 1
     return count or 0  # a cache that ignores its errors answers None
+
+
+def window_give_back(key: str) -> None:
+    """Uncounts one increment of the counter `key` (an attempt that turned out not to count)."""
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        caches["default"].decr(key)
 
 
 # Where a request keeps the windows already counted for it (window key → count).

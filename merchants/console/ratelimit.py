@@ -10,7 +10,6 @@ limit is one budget for the console and the API (`merchants.apis.common.VerifyTh
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 from core.api.client_address import client_address as resolved_client_address
-from core.api.throttles import window_increment
+from core.api.throttles import window_give_back, window_increment
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def seconds_left(limit: Limit, subject: str) -> int:
 
 def give_back(limit: Limit, subject: str) -> None:
     """Uncounts one attempt of the current window (one that turned out not to count)."""
-    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
-        cache.decr(_key(limit, subject))
+    window_give_back(_key(limit, subject))
 
 
 def reset(limit: Limit, subject: str) -> None:
