@@ -9,8 +9,8 @@ Two figures, each beside a twin without history measured in the same run, rounds
   person who earned a lot a night for five years (1,825 lots, the expired ones emptied by the real
   expiry job, a `DailyCarbon` row a night), beside a new person with one night's lot;
 - streak reads/s (`rewards.gamification.badges.streaks_of`, what `GET /api/v1/badges` answers with)
-  of the same two people, their streaks stored by the badge run and the five-year one still going
-  today.
+  of the same two people, their progress stored by the full badge run and the five-year one still
+  going today.
 
 Target: each history-laden figure within 1.2× of its twin (cost independent of history). Commits
 do not wait for the disk (the database's synchronous_commit is off), so the figures are the
@@ -55,6 +55,28 @@ def _people_create() -> dict[str, int]:
     people_insert(len(PEOPLE), columns={"username": "'bench-ledger-' || number"})
     ids = dict(User.objects.filter(username__startswith="bench-ledger-").values_list("username", "id"))
     return {name: ids[f"bench-ledger-{number}"] for number, name in enumerate(PEOPLE, start=1)}
+
+
+def _city_around(*, people: int = 10_000, nights: int = 30) -> None:
+    """Alone, the bench's database is only its four people: other people with settled days around
+    them, so that the planner's statistics are a city's, not a table where the veteran holds nearly
+    every row (there it would read a person's days by scanning the table). `make bench` adds the
+    four to its city instead."""
+    from django.db import connection
+
+    people_insert(people, columns={"username": "'bench-city-' || number"})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO activities_dailycarbon
+                (user_id, day, credited_carbon_mg, settled_carbon_mg, updated_at)
+            SELECT person.id, CURRENT_DATE - 2 - night, 105000, 105000, now()
+            FROM accounts_user AS person CROSS JOIN generate_series(0, %s - 1) AS night
+            WHERE person.username LIKE 'bench-city-%%'
+            """,
+            [nights],
+        )
+        cursor.execute("ANALYZE activities_dailycarbon")
 
 
 def _lots_credit(*, user_id: int, lots: list[tuple[int, datetime.date, datetime.date]], key: str) -> None:
@@ -151,10 +173,10 @@ def _histories(
     if not raw.autocommit:
         raw.commit()
     from accounts.models import User
-    from rewards.gamification.badges import streaks_refresh
+    from rewards.gamification.badges import progress_refresh
 
     for user in User.objects.filter(pk__in=[veteran_id, newcomer_id]):
-        streaks_refresh(user=user)  # as the badge run leaves them
+        progress_refresh(user=user)  # as the full badge run leaves them
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE rewards_coinlot")
         cursor.execute("VACUUM ANALYZE rewards_ledgeraccount")
@@ -310,6 +332,7 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     report = Report(size="ledger")
+    _city_around()
     ledger_measure(
         report,
         seconds=args.seconds,

@@ -66,7 +66,7 @@ TABLE_CLASSES: dict[str, tuple[str, str]] = {
     "rewards_donation": (DISTRIBUTED, "user_id"),
     "rewards_monthlyrating": (DISTRIBUTED, "user_id"),
     "rewards_badgeaward": (DISTRIBUTED, "user_id"),
-    "rewards_personstreak": (DISTRIBUTED, "user_id"),
+    "rewards_badgeprogress": (DISTRIBUTED, "user_id"),
     "rewards_creditprofileconsent": (DISTRIBUTED, "user_id"),
     "rewards_creditprofileaccess": (DISTRIBUTED, "user_id"),
     "rewards_groupmembership": (DISTRIBUTED, "user_id"),

@@ -450,6 +450,8 @@ class Donation(models.Model):
             models.UniqueConstraint(fields=["user", "idempotency_key"], name="one_donation_per_request"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="donation_amount_positive"),
         ]
+        # The hourly badge run's donations since a moment.
+        indexes = [models.Index(fields=["created_at"], name="donation_created")]
         verbose_name = _("donation")
         verbose_name_plural = _("donations")
 
@@ -678,14 +680,17 @@ class BadgeAward(models.Model):
         return f"{self.user_id}:{self.badge_id}"
 
 
-class PersonStreak(models.Model):
-    """A person's streaks as of the last badge run (`rewards.gamification.badges.streaks_refresh`):
-    the latest run of consecutive active days and the longest, so that reading them costs the days
-    since that run, not the person's history."""
+class BadgeProgress(models.Model):
+    """A person's progress towards the badges through a day (`through_day`, yesterday at the last
+    full badge run, `rewards.gamification.badges.progress_refresh`): carbon credited in all, the
+    latest run of consecutive local days with credited carbon and the longest. Reading a person's
+    progress adds their days after `through_day`, so it costs those days, not the history."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
+    through_day = models.DateField()
+    carbon_mg = models.BigIntegerField()
     # The latest run of consecutive local days with credited carbon: its first and last day.
     run_start = models.DateField()
     run_end = models.DateField()
@@ -693,11 +698,11 @@ class PersonStreak(models.Model):
     refreshed_at = models.DateTimeField()
 
     class Meta:
-        verbose_name = _("streak")
-        verbose_name_plural = _("streaks")
+        verbose_name = _("badge progress")
+        verbose_name_plural = _("badge progress")
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.run_start}…{self.run_end}, longest {self.longest_days}"
+        return f"{self.user_id} through {self.through_day}: longest {self.longest_days}"
 
 
 # --- The green credit profile ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from core.api.serializers import local_datetime_text
 from rewards.lock_objects import ledger_accounts_lock
 from rewards.models import (
     BadgeAward,
+    BadgeProgress,
     CoinLot,
     CreditProfileAccess,
     CreditProfileConsent,
@@ -31,7 +32,6 @@ from rewards.models import (
     LedgerEntry,
     LedgerTransactionKind,
     MonthlyRating,
-    PersonStreak,
     Settlement,
 )
 from rewards.services import LotSpec, ledger_transaction_post, wallet_account_for_user
@@ -128,7 +128,7 @@ def _gamification_export(user: User) -> dict[str, Any]:
         "streak": next(
             (
                 {"latest_run": [start.isoformat(), end.isoformat()], "longest_days": longest}
-                for start, end, longest in PersonStreak.objects.filter(user=user).values_list(
+                for start, end, longest in BadgeProgress.objects.filter(user=user).values_list(
                     "run_start", "run_end", "longest_days"
                 )
             ),
@@ -176,7 +176,7 @@ def personal_data_erase(*, user: User) -> None:
     Donation.objects.filter(user=user).update(donor_name="")
     MonthlyRating.objects.filter(user=user).delete()
     BadgeAward.objects.filter(user=user).delete()
-    PersonStreak.objects.filter(user=user).delete()
+    BadgeProgress.objects.filter(user=user).delete()
     LeaderboardEntry.objects.filter(user_id=user.pk).delete()
     CreditProfileConsent.objects.filter(user=user).delete()
     CreditProfileAccess.objects.filter(user=user).delete()
@@ -252,11 +252,11 @@ def _gamification_merge(*, source_user: User, target_user: User) -> None:
     held = BadgeAward.objects.filter(user=target_user).values("badge_id")
     BadgeAward.objects.filter(user=source_user).exclude(badge_id__in=held).update(user=target_user)
     BadgeAward.objects.filter(user=source_user).delete()
-    # The days are the target's now (activities merged them): its streaks counted again from them.
-    from rewards.gamification.badges import streaks_refresh
+    # The days are the target's now (activities merged them): its progress counted again from them.
+    from rewards.gamification.badges import progress_refresh
 
-    PersonStreak.objects.filter(user=source_user).delete()
-    streaks_refresh(user=target_user)
+    BadgeProgress.objects.filter(user=source_user).delete()
+    progress_refresh(user=target_user)
     # A bank was allowed to read the source account's profile, not the merged one: the grant ends.
     from django.utils import timezone
 

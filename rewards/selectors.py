@@ -90,6 +90,7 @@ def wallet_summary(*, user: User, today: datetime.date | None = None) -> WalletS
                 "wallet": LedgerAccountKind.WALLET,
                 "user": user.pk,
                 "today": today,
+                "ever": datetime.date.min,
                 "soon": today + datetime.timedelta(days=EXPIRY_REMINDER_DAYS),
                 "shown": NEXT_EXPIRIES_SHOWN,
             },

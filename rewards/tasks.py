@@ -140,7 +140,8 @@ def ratings_rate_recent() -> dict:
 
 @shared_task(name="rewards.badges_award")
 def badges_award(full: bool = False) -> dict:
-    """Awards badges to whoever qualifies; hourly it looks at people active in the last two days."""
+    """Awards badges to whoever qualifies: hourly, people with carbon credited in the last two days
+    and not yet settled; `full` (after the settlement) stores everyone's progress and looks at all."""
     from rewards.gamification.badges import badges_award as award
 
     since = None if full else timezone.localdate() - datetime.timedelta(days=2)
@@ -162,7 +163,7 @@ def after_settlement() -> dict:
     return {
         "leaderboards": leaderboards_rebuild_closed(),
         "ratings": ratings_rate_recent(),
-        "badges": badges_award(),
+        "badges": badges_award(full=True),
     }
 
 
@@ -267,7 +268,7 @@ def after_settlement_chunked() -> dict:
     """What a chunked settlement makes stale: the closed boards as one task a board (any worker
     takes one), then the ratings and the badges."""
     boards = leaderboards_rebuild_closed_chunked.apply_async(ignore_result=True)
-    return {"leaderboards": boards.id, "ratings": ratings_rate_recent(), "badges": badges_award()}
+    return {"leaderboards": boards.id, "ratings": ratings_rate_recent(), "badges": badges_award(full=True)}
 
 
 @shared_task(name="rewards.coins_expire_chunked")

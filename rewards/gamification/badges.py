@@ -6,10 +6,18 @@ A `Badge` row names its rule (`Badge.rule`, a key of `RULES`) and carries the ru
 qualify; the job inserts their awards with `ON CONFLICT DO NOTHING` on the unique (badge, person)
 key, so a badge is awarded once, however often the job runs, even two at once.
 
-A streak is a run of consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited
-carbon; runs are found set-based with the gaps-and-islands trick (day number − row number is
-constant along a run), and each person's latest and longest kept in `PersonStreak` by the badge run
-(the streak rule reads them; a person's read adds the days since).
+Two runs. The hourly run looks only at what the last hours changed: the people with carbon
+credited since a day and not yet settled (through the partial index of unsettled days), the
+behaviours of those days, the donations since then, the latest final month's ratings. The full
+run (nightly after the settlement, `manage.py award_badges`, the admin's action) first stores each
+person's progress through yesterday (`BadgeProgress`: carbon credited in all, the latest run of
+consecutive active local days and the longest, by gaps and islands, one set-based pass over the
+history), then looks at everyone; it also sees what an hourly run cannot: days credited long after
+they happened (an import of last quarter, a late approval from review), and ratings made final.
+
+A person's progress is their summary and their days after it (`PROGRESS`): a streak is a run of
+consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited carbon. So the
+hourly run and a person's read cost the days since the last full run, not the person's history.
 """
 
 from __future__ import annotations
@@ -25,24 +33,46 @@ from psycopg import sql
 
 from accounts.models import NotificationKind, User
 from accounts.notifications.services import notifications_insert
+from core.db import prepared_cursor
+from core.local_time import LOCAL_TZ
 from rewards.gamification import statements
 from rewards.models import Badge, BadgeAward, RatingLevel
 
 
-def _recent_people(since: datetime.date | None) -> sql.Composable:
-    """Limits a rule to people with carbon credited since a day (incremental runs)."""
-    return statements.RECENT_PEOPLE if since is not None else sql.SQL("")
+@dataclass(frozen=True)
+class Window:
+    """What a run looks at: `since` None for the full run (everyone), else the first local day of the
+    hourly run's candidates."""
+
+    since: datetime.date | None
+    today: datetime.date
+
+    @property
+    def full(self) -> bool:
+        return self.since is None
+
+    def params(self) -> dict:
+        """The recent days of the hourly run are those since `since`; those of the full run are today's
+        (its summaries reach yesterday)."""
+        since = self.today if self.since is None else self.since
+        return {
+            "since": since,
+            "since_moment": datetime.datetime.combine(since, datetime.time.min, tzinfo=LOCAL_TZ),
+        }
+
+    def progress(self) -> sql.Composable:
+        people = statements.SUMMARIZED_AND_RECENT_PEOPLE if self.full else statements.RECENT_PEOPLE
+        return statements.PROGRESS.format(people=people)
 
 
 class BadgeRule:
     """A rule of the registry: `key` is stored on badges, never renamed."""
 
     key: str = ""
+    # Whether the rule reads the people's progress, which the full run stores first.
+    reads_progress: bool = False
 
-    def prepare(self, since: datetime.date | None) -> None:
-        """What the rule's query reads, brought up to date first (most rules read the source rows)."""
-
-    def qualified_sql(self, parameters: dict, since: datetime.date | None) -> tuple[sql.Composable, dict]:
+    def qualified_sql(self, parameters: dict, window: Window) -> tuple[sql.Composable, dict]:
         """A SELECT of `user_id` of everyone who qualifies, and its parameters."""
         raise NotImplementedError
 
@@ -52,24 +82,24 @@ class FirstBehaviour(BadgeRule):
 
     key = "first_behaviour"
 
-    def qualified_sql(self, parameters, since):
-        return (
-            statements.FIRST_BEHAVIOUR_QUALIFIED.format(
-                since=statements.BEHAVIOUR_DAYS_SINCE if since else sql.SQL("")
-            ),
-            {"behaviour": parameters["behaviour"], "since": since},
-        )
+    def qualified_sql(self, parameters, window):
+        if window.full:
+            query = statements.FIRST_BEHAVIOUR_EVER
+        else:
+            query = statements.FIRST_BEHAVIOUR_ON_DAYS.format(days=statements.RECENT_DAYS)
+        return query, {"behaviour": parameters["behaviour"]}
 
 
 class CarbonTotal(BadgeRule):
     """Carbon reduced in all reaching a threshold: {"carbon_mg": 10000000}."""
 
     key = "carbon_total"
+    reads_progress = True
 
-    def qualified_sql(self, parameters, since):
+    def qualified_sql(self, parameters, window):
         return (
-            statements.CARBON_TOTAL_QUALIFIED.format(recent=_recent_people(since)),
-            {"carbon_mg": int(parameters["carbon_mg"]), "since": since},
+            statements.CARBON_TOTAL_QUALIFIED.format(progress=window.progress()),
+            {"carbon_mg": int(parameters["carbon_mg"])},
         )
 
 
@@ -77,12 +107,12 @@ class Streak(BadgeRule):
     """Credited activity on `days` consecutive local days: {"days": 7}."""
 
     key = "streak"
+    reads_progress = True
 
-    def prepare(self, since):
-        streaks_refresh(since=since)
-
-    def qualified_sql(self, parameters, since):
-        return statements.STREAK_QUALIFIED, {"days": int(parameters["days"])}
+    def qualified_sql(self, parameters, window):
+        return statements.STREAK_QUALIFIED.format(progress=window.progress()), {
+            "days": int(parameters["days"])
+        }
 
 
 class FirstDonation(BadgeRule):
@@ -90,8 +120,9 @@ class FirstDonation(BadgeRule):
 
     key = "first_donation"
 
-    def qualified_sql(self, parameters, since):
-        return statements.FIRST_DONATION_QUALIFIED, {}
+    def qualified_sql(self, parameters, window):
+        since = sql.SQL("") if window.full else statements.DONATED_SINCE
+        return statements.FIRST_DONATION_QUALIFIED.format(since=since), {}
 
 
 class Ambassador(BadgeRule):
@@ -99,8 +130,9 @@ class Ambassador(BadgeRule):
 
     key = "ambassador"
 
-    def qualified_sql(self, parameters, since):
-        return statements.AMBASSADOR_QUALIFIED, {"level": RatingLevel.DARK_GREEN.value}
+    def qualified_sql(self, parameters, window):
+        months = statements.FINAL_MONTHS if window.full else statements.LATEST_FINAL_MONTH
+        return statements.AMBASSADOR_QUALIFIED.format(months=months), {"level": RatingLevel.DARK_GREEN.value}
 
 
 RULES: dict[str, BadgeRule] = {
@@ -109,11 +141,10 @@ RULES: dict[str, BadgeRule] = {
 
 
 @transaction.atomic
-def _award(*, badge: Badge, since: datetime.date | None) -> int:
-    """Awards one badge to everyone who qualifies and has not got it (its rule prepared:
-    `badges_award`); returns how many got it now."""
-    qualified, params = RULES[badge.rule].qualified_sql(badge.parameters, since)
-    params = {**params, "badge": badge.pk, "now": timezone.now()}
+def _award(*, badge: Badge, window: Window) -> int:
+    """Awards one badge to everyone who qualifies and has not got it; returns how many got it now."""
+    qualified, params = RULES[badge.rule].qualified_sql(badge.parameters, window)
+    params = {**window.params(), **params, "badge": badge.pk, "now": timezone.now()}
     with connection.cursor() as cursor:
         cursor.execute(statements.BADGE_AWARD.format(qualified=qualified), params)
         awarded = cursor.rowcount
@@ -135,17 +166,18 @@ def _award(*, badge: Badge, since: datetime.date | None) -> int:
 def badges_award(
     *, since: datetime.date | None = None, badges: Iterable[Badge] | None = None
 ) -> dict[str, int]:
-    """The award job: every active badge (or these), one set-based statement each, each rule prepared
-    once however many badges use it (the streaks stored once for both streak badges). `since` limits
-    the rules that scan history to people active since that day (the hourly run); None checks
-    everyone."""
+    """The award job: every active badge (or these), one set-based statement each. `since` makes it
+    the hourly run, which looks at the people with carbon credited since that day and not yet settled;
+    None, the full run, which stores everyone's progress through yesterday first (once, however many
+    badges read it) and looks at everyone."""
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
-    for rule in {badge.rule for badge in badges}:
-        RULES[rule].prepare(since)
-    return {badge.key: _award(badge=badge, since=since) for badge in badges}
+    window = Window(since=since, today=timezone.localdate())
+    if window.full and any(RULES[badge.rule].reads_progress for badge in badges):
+        progress_refresh(through=window.today - datetime.timedelta(days=1))
+    return {badge.key: _award(badge=badge, window=window) for badge in badges}
 
 
-# --- A person's streak and badges -------------------------------------------------------------
+# --- A person's progress and badges -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -155,36 +187,35 @@ class Streaks:
     last_active_day: datetime.date | None
 
 
-def streaks_refresh(*, since: datetime.date | None = None, user: User | None = None) -> None:
-    """Stores the streaks (`PersonStreak`) of one person, of the people active since a day (the
-    hourly run), or of everyone: one set-based statement over their days."""
+def progress_refresh(*, through: datetime.date | None = None, user: User | None = None) -> None:
+    """Stores the progress (`BadgeProgress`) through a day (yesterday unless told) of one person (a
+    merge) or of everyone (the full run): one set-based statement over their days."""
+    through = through or timezone.localdate() - datetime.timedelta(days=1)
     if user is not None:
-        people, params = statements.STREAKS_OF_PERSON, {"person": user.pk}
+        people, kept, params = statements.ONE_PERSON_DAYS, statements.ONE_PERSON_KEPT, {"person": user.pk}
     else:
-        people, params = _recent_people(since), {"since": since}
+        people, kept, params = statements.EVERYONE_DAYS, sql.SQL(""), {}
     with connection.cursor() as cursor:
-        cursor.execute(statements.STREAKS_REFRESH.format(people=people), {**params, "now": timezone.now()})
+        cursor.execute(
+            statements.PROGRESS_REFRESH.format(people=people, kept=kept),
+            {**params, "through": through, "now": timezone.now()},
+        )
 
 
 def streaks_of(*, user: User, today: datetime.date | None = None) -> Streaks:
     """The current streak (alive while the person was active today or yesterday) and the longest.
 
-    From the streaks stored at the last badge run and the person's active days after its latest run
-    (those of the last hour or two): the cost does not grow with the person's history."""
+    From the person's progress stored by the last full badge run and their days after it, in one
+    statement: the cost does not grow with the person's history."""
     today = today or timezone.localdate()
-    with connection.cursor() as cursor:
-        cursor.execute(statements.STREAKS_READ, {"person": user.pk})
-        run_start, run_end, longest, later = cursor.fetchone()
-    if run_end is not None:
-        run, previous = (run_end - run_start).days + 1, run_end
-    else:
-        longest, run, previous = 0, 0, None
-    for day in later:
-        run = run + 1 if previous is not None and day - previous == datetime.timedelta(days=1) else 1
-        longest = max(longest, run)
-        previous = day
-    alive = previous is not None and today - previous <= datetime.timedelta(days=1)
-    return Streaks(current_days=run if alive else 0, longest_days=longest, last_active_day=previous)
+    with prepared_cursor() as cursor:
+        cursor.execute(statements.PROGRESS_OF_PERSON, {"person": user.pk})
+        _, _, longest, run_start, run_end = cursor.fetchone()
+    if run_end is None:
+        return Streaks(current_days=0, longest_days=0, last_active_day=None)
+    alive = today - run_end <= datetime.timedelta(days=1)
+    current = (run_end - run_start).days + 1 if alive else 0
+    return Streaks(current_days=current, longest_days=longest, last_active_day=run_end)
 
 
 def badges_of(*, user: User) -> list[tuple[Badge, datetime.datetime | None]]:

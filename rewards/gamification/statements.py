@@ -73,100 +73,167 @@ STANDING = sql.SQL(
 
 # --- Badges: each rule selects the `user_id` of everyone who qualifies ----------------------
 
-# Limits a rule to people with carbon credited since a day (the hourly, incremental run).
-RECENT_PEOPLE = sql.SQL(
-    " AND daily.user_id IN (SELECT user_id FROM activities_dailycarbon WHERE day >= %(since)s)"
+# The hourly run's candidates: each (person, day) since `since` with carbon credited that the night
+# has not settled yet (today's, and yesterday's until the settlement), found through the partial
+# index of unsettled days (`daily_carbon_unsettled`): the days of the last hours, not the history.
+RECENT_DAYS = sql.SQL(
+    "SELECT user_id, day FROM activities_dailycarbon"
+    " WHERE day >= %(since)s AND credited_carbon_mg > settled_carbon_mg"
 )
 
-# Limits the first-behaviour rule to behaviour days since a day (the incremental run).
-BEHAVIOUR_DAYS_SINCE = sql.SQL(" AND counter.day >= %(since)s")
+# The people whose progress a run looks at: those of the recent days (hourly), or everyone with a
+# stored summary and those of the recent days (the full run, just after it stored the summaries).
+RECENT_PEOPLE = sql.SQL("SELECT DISTINCT user_id FROM ({recent}) AS recent").format(recent=RECENT_DAYS)
+SUMMARIZED_AND_RECENT_PEOPLE = sql.SQL(
+    "SELECT user_id FROM rewards_badgeprogress UNION SELECT user_id FROM ({recent}) AS recent"
+).format(recent=RECENT_DAYS)
+ONE_PERSON = sql.SQL("SELECT CAST(%(person)s AS bigint) AS user_id")
 
-# People with credited carbon of a behaviour (by code) on some day.
-FIRST_BEHAVIOUR_QUALIFIED = sql.SQL(
+# Each person's progress, of the people `{people}` selects: carbon credited in all, the longest run
+# of consecutive active local days and the latest run. From the summary stored through a day
+# (`BadgeProgress`, by `PROGRESS_REFRESH`) and the person's days after its latest run (the unique
+# (person, day) index), folded on by gaps and islands: a run of those days that starts the day after
+# the stored run goes on from it. The summary's carbon is all on days up to its latest run, so a
+# day credited after the summary counts at once if it is later than that run (yesterday's steps
+# synced this morning, yesterday having had nothing); carbon credited on that run's days or before
+# (more steps on a day already counted, an import of last quarter) waits for the next full run. A
+# person's cost is their days since the summary, not the history.
+PROGRESS = sql.SQL(
     """
-    SELECT DISTINCT counter.user_id FROM activities_behaviourday AS counter
-    JOIN activities_behaviour AS behaviour ON behaviour.id = counter.behaviour_id
-    WHERE behaviour.code = %(behaviour)s AND counter.credited_carbon_mg > 0{since}
+    SELECT person.user_id,
+           COALESCE(summary.carbon_mg, 0) + later.carbon_mg AS carbon_mg,
+           GREATEST(COALESCE(summary.longest_days, 0), COALESCE(tail.longest_days, 0)) AS longest_days,
+           COALESCE(tail.run_start, summary.run_start) AS run_start,
+           COALESCE(tail.run_end, summary.run_end) AS run_end
+    FROM ({people}) AS person
+    LEFT JOIN rewards_badgeprogress AS summary ON summary.user_id = person.user_id
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(SUM(daily.credited_carbon_mg), 0) AS carbon_mg,
+               ARRAY_AGG(daily.day ORDER BY daily.day) FILTER (WHERE daily.credited_carbon_mg > 0) AS days
+        FROM activities_dailycarbon AS daily
+        WHERE daily.user_id = person.user_id
+          AND daily.day > COALESCE(summary.run_end, DATE '-infinity')
+    ) AS later
+    LEFT JOIN LATERAL (
+        SELECT MAX(island.run_end - island.run_start + 1) AS longest_days,
+               MAX(island.run_start) AS run_start, MAX(island.run_end) AS run_end
+        FROM (
+            SELECT CASE WHEN MIN(numbered.day) = summary.run_end + 1 THEN summary.run_start
+                        ELSE MIN(numbered.day) END AS run_start,
+                   MAX(numbered.day) AS run_end
+            FROM (
+                SELECT day, (day - DATE '2000-01-01') - ROW_NUMBER() OVER (ORDER BY day) AS island
+                FROM unnest(later.days) AS day
+            ) AS numbered
+            GROUP BY numbered.island
+        ) AS island
+    ) AS tail ON true
     """
 )
 
-# People whose carbon credited in all reaches a threshold.
-CARBON_TOTAL_QUALIFIED = sql.SQL(
-    """
-    SELECT daily.user_id FROM activities_dailycarbon AS daily
-    WHERE true{recent}
-    GROUP BY daily.user_id HAVING SUM(daily.credited_carbon_mg) >= %(carbon_mg)s
-    """
-)
+# One person's progress: the streak read (`GET /api/v1/badges`), prepared once per connection.
+PROGRESS_OF_PERSON = PROGRESS.format(people=ONE_PERSON)
 
-# Every person's streaks (of the people `{people}` keeps) from their days, set-based: runs found by gaps
-# and islands (day number − row number is constant along a run); the latest run and the longest
-# stored, and the summary of a person with no active day left (every report rejected) removed.
-STREAKS_REFRESH = sql.SQL(
+# The summaries through a day (`%(through)s`, yesterday) of everyone or of one person (`{people}`,
+# `{kept}`), from all their days, set-based: carbon credited, and runs found by gaps and islands
+# (day number − row number is constant along a run), the latest stored and the longest; the summary
+# of a person with no active day left (every report rejected, a merge's caps) removed. The full
+# badge run's pass over the history, once a night after the settlement; a merge's for its person.
+PROGRESS_REFRESH = sql.SQL(
     """
     WITH runs AS (
         SELECT islands.user_id, MIN(islands.day) AS run_start, MAX(islands.day) AS run_end,
-               COUNT(*) AS days
+               COUNT(*) AS days, SUM(islands.credited_carbon_mg) AS carbon_mg
         FROM (
-            SELECT daily.user_id, daily.day,
+            SELECT daily.user_id, daily.day, daily.credited_carbon_mg,
                    (daily.day - DATE '2000-01-01')
                    - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
             FROM activities_dailycarbon AS daily
-            WHERE daily.credited_carbon_mg > 0{people}
+            WHERE daily.credited_carbon_mg > 0 AND daily.day <= %(through)s{people}
         ) AS islands
         GROUP BY islands.user_id, islands.island
     ),
     summaries AS (
         SELECT DISTINCT ON (user_id) user_id, run_start, run_end,
-               MAX(days) OVER (PARTITION BY user_id) AS longest_days
+               MAX(days) OVER (PARTITION BY user_id) AS longest_days,
+               SUM(carbon_mg) OVER (PARTITION BY user_id) AS carbon_mg
         FROM runs ORDER BY user_id, run_end DESC
     ),
     stored AS (
-        INSERT INTO rewards_personstreak (user_id, run_start, run_end, longest_days, refreshed_at)
-        SELECT user_id, run_start, run_end, longest_days, %(now)s FROM summaries ORDER BY user_id
+        INSERT INTO rewards_badgeprogress
+            (user_id, through_day, carbon_mg, run_start, run_end, longest_days, refreshed_at)
+        SELECT user_id, %(through)s, carbon_mg, run_start, run_end, longest_days, %(now)s
+        FROM summaries ORDER BY user_id
         ON CONFLICT (user_id) DO UPDATE SET
+            through_day = EXCLUDED.through_day, carbon_mg = EXCLUDED.carbon_mg,
             run_start = EXCLUDED.run_start, run_end = EXCLUDED.run_end,
             longest_days = EXCLUDED.longest_days, refreshed_at = EXCLUDED.refreshed_at
         RETURNING user_id
     )
-    DELETE FROM rewards_personstreak AS streak
-    WHERE streak.user_id IN (SELECT daily.user_id FROM activities_dailycarbon AS daily WHERE true{people})
-      AND streak.user_id NOT IN (SELECT user_id FROM stored)
+    DELETE FROM rewards_badgeprogress AS progress
+    WHERE true{kept} AND NOT EXISTS (SELECT FROM stored WHERE stored.user_id = progress.user_id)
+    """
+)
+EVERYONE_DAYS = sql.SQL("")
+ONE_PERSON_DAYS = sql.SQL(" AND daily.user_id = %(person)s")
+ONE_PERSON_KEPT = sql.SQL(" AND progress.user_id = %(person)s")
+
+# People with credited carbon of a behaviour (by code) on a day `{days}` selects (user_id, day):
+# by the unique (person, behaviour, day) key.
+FIRST_BEHAVIOUR_ON_DAYS = sql.SQL(
+    """
+    SELECT DISTINCT counter.user_id FROM ({days}) AS candidate
+    JOIN activities_behaviourday AS counter
+      ON counter.user_id = candidate.user_id AND counter.day = candidate.day
+     AND counter.behaviour_id = (SELECT id FROM activities_behaviour WHERE code = %(behaviour)s)
+    WHERE counter.credited_carbon_mg > 0
     """
 )
 
-# The people a refresh looks at: one person (a merge), or everyone active since a day (the hourly run).
-STREAKS_OF_PERSON = sql.SQL(" AND daily.user_id = %(person)s")
-
-# One person's stored streaks (NULLs before the first badge run saw them) and their active days after
-# the stored run, in order: one round trip, the days since the badge run rather than the history.
-STREAKS_READ = sql.SQL(
+# People with credited carbon of a behaviour (by code) on any day (the full run).
+FIRST_BEHAVIOUR_EVER = sql.SQL(
     """
-    SELECT streak.run_start, streak.run_end, streak.longest_days,
-           ARRAY(
-               SELECT daily.day FROM activities_dailycarbon AS daily
-               WHERE daily.user_id = %(person)s AND daily.credited_carbon_mg > 0
-                 AND daily.day > COALESCE(streak.run_end, DATE '-infinity')
-               ORDER BY daily.day
-           )
-    FROM (SELECT) AS one LEFT JOIN rewards_personstreak AS streak ON streak.user_id = %(person)s
+    SELECT DISTINCT counter.user_id FROM activities_behaviourday AS counter
+    WHERE counter.behaviour_id = (SELECT id FROM activities_behaviour WHERE code = %(behaviour)s)
+      AND counter.credited_carbon_mg > 0
     """
 )
 
-# People whose longest streak reached `days` consecutive local days (`STREAKS_REFRESH` first).
-STREAK_QUALIFIED = sql.SQL("SELECT user_id FROM rewards_personstreak WHERE longest_days >= %(days)s")
+# People whose carbon credited in all reaches a threshold, of those `{progress}` reads.
+CARBON_TOTAL_QUALIFIED = sql.SQL(
+    "SELECT progress.user_id FROM ({progress}) AS progress WHERE progress.carbon_mg >= %(carbon_mg)s"
+)
 
-# People who donated coins to a welfare project.
-FIRST_DONATION_QUALIFIED = sql.SQL("SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL")
+# People whose longest streak reached `days` consecutive local days, of those `{progress}` reads.
+STREAK_QUALIFIED = sql.SQL(
+    "SELECT progress.user_id FROM ({progress}) AS progress WHERE progress.longest_days >= %(days)s"
+)
 
-# People rated at a level in a month whose rating is final (its run reached the month's last day).
+# People who donated coins to a welfare project (`{since}`: since a moment, the hourly run).
+FIRST_DONATION_QUALIFIED = sql.SQL(
+    "SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL{since}"
+)
+DONATED_SINCE = sql.SQL(" AND created_at >= %(since_moment)s")
+
+# People rated at a level in a month whose rating is final (its run reached the month's last day);
+# `{months}` keeps every such month (the full run) or the latest (hourly).
 AMBASSADOR_QUALIFIED = sql.SQL(
     """
     SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
-    JOIN rewards_ratingrun AS run ON run.month = rating.month
-    WHERE rating.level = %(level)s
-      AND run.through_day >= CAST(rating.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
+    WHERE rating.level = %(level)s AND rating.month {months}
     """
+)
+FINAL_MONTHS = sql.SQL(
+    """IN (
+        SELECT run.month FROM rewards_ratingrun AS run
+        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
+    )"""
+)
+LATEST_FINAL_MONTH = sql.SQL(
+    """= (
+        SELECT MAX(run.month) FROM rewards_ratingrun AS run
+        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
+    )"""
 )
 
 # Awards a badge to everyone its rule `{qualified}` selects who has an open account, once per

@@ -9,13 +9,14 @@ import threading
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import DataSource
 from activities import services as activities_services
 from activities.models import DailyCarbon
 from core.local_time import LOCAL_TZ
-from rewards.gamification.badges import RULES, badges_award, streaks_of, streaks_refresh
-from rewards.models import Badge, BadgeAward, PersonStreak
+from rewards.gamification.badges import RULES, badges_award, progress_refresh, streaks_of
+from rewards.models import Badge, BadgeAward, BadgeProgress
 from rewards.services import donation_make
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
 from tests.rewards.gamification import person_with, today
@@ -97,7 +98,7 @@ def test_the_streaks_read_from_the_stored_run_and_the_days_since_are_those_of_ev
     person = person_with(0)
     for count in before:
         carbon_credit(person, days_ago(count), 1_000)
-    streaks_refresh(since=days_ago(30))
+    progress_refresh()
     for count in after:
         carbon_credit(person, days_ago(count), 1_000)
 
@@ -137,15 +138,15 @@ def test_a_day_rejected_after_the_badge_run_counts_once_the_run_comes_again():
     person = person_with(0)
     for count in (3, 2, 1):
         carbon_credit(person, days_ago(count), 1_000)
-    streaks_refresh(since=days_ago(30))
+    progress_refresh()
     DailyCarbon.objects.filter(user=person, day=days_ago(2)).update(credited_carbon_mg=0)
 
-    streaks_refresh(since=days_ago(30))
+    progress_refresh()
 
     assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (1, 1)
     DailyCarbon.objects.filter(user=person).update(credited_carbon_mg=0)
-    streaks_refresh(since=days_ago(30))
-    assert not PersonStreak.objects.filter(user=person).exists()
+    progress_refresh()
+    assert not BadgeProgress.objects.filter(user=person).exists()
 
 
 @pytest.fixture
@@ -283,4 +284,95 @@ def test_a_merge_counts_the_streaks_of_both_accounts_days_together():
     account_merge(source_user=guest, target_user=person)
 
     assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (4, 4)
-    assert not PersonStreak.objects.filter(user=guest).exists()
+    assert not BadgeProgress.objects.filter(user=guest).exists()
+
+
+# --- The hourly run: what the last hours brought, at a cost that does not grow with history ----
+
+
+def dailycarbon_reads() -> tuple[int, int]:
+    """This transaction's sequential scans of `DailyCarbon` and rows it read from it so far."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'activities_dailycarbon'"
+        )
+        return cursor.fetchone()
+
+
+def hourly_run_reads() -> tuple[int, int]:
+    scans_before, rows_before = dailycarbon_reads()
+    badges_award(since=days_ago(2))
+    scans_after, rows_after = dailycarbon_reads()
+    return scans_after - scans_before, rows_after - rows_before
+
+
+def test_the_hourly_run_reads_as_many_rows_for_five_years_of_history_as_for_a_newcomer():
+    veteran, newcomer = person_with(0), person_with(0)
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user=veteran, day=days_ago(count), credited_carbon_mg=10_000, settled_carbon_mg=10_000)
+        for count in range(1, 5 * 365)
+    )
+    badges_award()  # the night's full run stores the veteran's progress
+    # Settled days of a city's other people (the table has no foreign key), so that the planner's
+    # statistics are a city's and not those of one person holding every row.
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user_id=10_000_000 + number, day=days_ago(3), credited_carbon_mg=1, settled_carbon_mg=1)
+        for number in range(5_000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activities_dailycarbon")
+
+    carbon_credit(veteran, today(), 1_000)
+    veteran_reads = hourly_run_reads()
+    DailyCarbon.objects.filter(user=veteran, day=today()).update(settled_carbon_mg=1_000)
+    carbon_credit(newcomer, today(), 1_000)
+    newcomer_reads = hourly_run_reads()
+
+    assert veteran_reads[0] == newcomer_reads[0] == 0
+    assert veteran_reads[1] == newcomer_reads[1]
+    assert {"streak_30", "reduced_10kg"} <= awarded(veteran)
+
+
+def test_the_hourly_run_awards_what_the_last_hours_brought_on_top_of_the_stored_progress():
+    person = person_with(0)
+    for count in range(1, 7):
+        carbon_credit(person, days_ago(count), 1_500_000)
+    badges_award()  # stored: six days, 9 kg
+    assert not {"streak_7", "reduced_10kg"} & awarded(person)
+
+    carbon_credit(person, today(), 1_500_000)
+    outcome = badges_award(since=days_ago(2))
+
+    assert {"streak_7", "reduced_10kg"} <= awarded(person)
+    assert (outcome["streak_7"], outcome["reduced_10kg"]) == (1, 1)
+    assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (7, 7)
+
+
+def test_a_first_ride_and_a_donation_of_the_last_hours_are_awarded_hourly(rider):
+    partner, person = rider
+    ride_at(partner, timezone.now() - datetime.timedelta(hours=1), "today-1")
+    fund_wallet(person, 10)
+    donation_make(user=person, project=WelfareProjectFactory(), amount=3)
+
+    badges_award(since=days_ago(2))
+
+    assert {"first_bus_ride", "first_donation"} <= awarded(person)
+
+
+def test_a_day_credited_long_after_it_happened_waits_for_the_full_run():
+    person = person_with(0)
+    for count in (3, 2, 1):
+        carbon_credit(person, days_ago(count), 1_000)
+    badges_award()
+    # An import of last quarter: days before the stored run, settled by the next night.
+    for count in range(40, 33, -1):
+        carbon_credit(person, days_ago(count), 2_000_000)
+        DailyCarbon.objects.filter(user=person, day=days_ago(count)).update(settled_carbon_mg=2_000_000)
+
+    badges_award(since=days_ago(2))
+    assert not {"streak_7", "reduced_10kg"} & awarded(person)
+
+    badges_award()
+    assert {"streak_7", "reduced_10kg"} <= awarded(person)
+    assert streaks_of(user=person).longest_days == 7

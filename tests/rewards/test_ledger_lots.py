@@ -128,3 +128,41 @@ def test_a_debit_reads_only_the_lots_it_consumes_however_many_were_spent_before(
     # time, and stops; the 250 spent lots and the 47 it does not need are never read.
     assert _lot_rows_read(_node(plan, "Recursive Union")) == 3
     assert _remaining_by_expiry(wallet)[250:253] == [(251, 10), (252, 10), (253, 10)]
+
+
+@pytest.mark.django_db
+def test_the_wallet_read_on_its_generic_plan_reads_only_unspent_lots_however_many_were_spent():
+    from rewards.selectors import wallet_summary
+
+    person, other = UserFactory(), UserFactory()
+    _wallet_with_lots(other, [day % 400 + 1 for day in range(1_000)])  # someone's 1,000 unspent lots
+    wallet = _wallet_with_lots(person, [day % 365 + 1 for day in range(1_800)])  # 1,800 lots of 10 coins
+    coins_transfer(
+        source=wallet,
+        destination=clearing_of(merchant_id=1),
+        amount=17_950,  # all but the last five lots spent: the past
+        kind=LedgerTransactionKind.REDEMPTION,
+        idempotency_key="the-past",
+        reference="past",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE rewards_coinlot")
+        # The statement is prepared: after a few runs PostgreSQL plans it once for any person.
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+
+    def lot_rows_read() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_xact_user_tables"
+                " WHERE relname = 'rewards_coinlot'"
+            )
+            return cursor.fetchone()[0]
+
+    before = lot_rows_read()
+    summary = wallet_summary(user=person)
+    read = lot_rows_read() - before
+
+    assert summary.balance == 50
+    assert sum(expiry.coins for expiry in summary.next_expiries) == 50
+    # The five unspent lots are read (the next expiry days); the 1,795 spent ones never are.
+    assert read <= 6, read
