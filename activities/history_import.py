@@ -122,14 +122,10 @@ class _ChunkParts:
 
     def _people_of(self, references: set[bytes]) -> dict[bytes, int]:
         """The person each linked reference names (one query a chunk)."""
-        texts = sorted(reference.strip().decode("utf-8", "replace") for reference in references)
+        texts = {reference: reference.strip().decode("utf-8", "replace") for reference in references}
         with connection.cursor() as cursor:
-            people = capture_statements.customer_users(cursor, self.partner.id, texts)
-        return {
-            reference: people[text]
-            for reference in references
-            if (text := reference.strip().decode("utf-8", "replace")) in people
-        }
+            people = capture_statements.customer_users(cursor, self.partner.id, sorted(set(texts.values())))
+        return {reference: people[text] for reference, text in texts.items() if text in people}
 
     def _part_of(self, reference: bytes, people: dict[bytes, int]) -> int:
         """A linked reference's part is its person's (by id, so people spread evenly); one that names

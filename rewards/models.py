@@ -684,7 +684,8 @@ class BadgeProgress(models.Model):
     """A person's progress towards the badges through a day (`through_day`, yesterday at the last
     full badge run, `rewards.gamification.badges.progress_refresh`): carbon credited in all, the
     latest run of consecutive local days with credited carbon and the longest. Reading a person's
-    progress adds their days after `through_day`, so it costs those days, not the history."""
+    progress adds their days after that latest run (`statements.PROGRESS`), so it costs those days,
+    not the history."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from activities.capture_rules import HOLD_RULES, first_broken_sql
-from activities.sql_statements.capture import INSTANCE_CREDITED_REPORT
+from activities.sql_statements.capture import INSTANCE_CREDITED_REPORT, PEOPLE_LOCKED
 from activities.sql_statements.imported_instances import imported_instance_statements
 from activities.sql_statements.instances import midnights_lock, midnights_lock_parameters
 
@@ -353,32 +353,23 @@ def import_plain_lines_type(
     return statement, parameters
 
 
-# The chunk's people and their active grants of the source, locked FOR SHARE in id order before the
-# check reads them, as every capture locks them (`capture.PEOPLE_STATE`): a merge, erasure or
-# revocation that committed meanwhile is seen by the check; one that starts waits for the chunk.
+# The chunk's linked people and their active grants of the source, locked before the check reads
+# them, as every capture locks them (`capture.PEOPLE_LOCKED`).
 IMPORT_PEOPLE_LOCK = sql.SQL(
-    """
-    WITH people AS (
-        SELECT DISTINCT l.user_id
-        FROM import_rows r
-        JOIN activities_partnercustomerlink l
-            ON l.partner_id = %(partner)s AND l.customer_reference = r.customer_reference
-        WHERE r.code IS NULL
-    ),
-    users_locked AS (
-        SELECT u.id FROM accounts_user u
-        WHERE u.id IN (SELECT user_id FROM people)
-        ORDER BY u.id
-        FOR SHARE
-    ),
-    grants_locked AS (
-        SELECT a.id FROM accounts_datasourceauthorization a
-        WHERE a.user_id IN (SELECT id FROM users_locked) AND a.source = %(source)s AND a.revoked_at IS NULL
-        ORDER BY a.user_id
-        FOR SHARE
+    # Both read to their end: a locking CTE locks only the rows its readers pull.
+    "WITH {locked} SELECT (SELECT count(*) FROM people) + (SELECT count(*) FROM grants)"
+).format(
+    locked=PEOPLE_LOCKED.format(
+        people=sql.SQL(
+            """u.id IN (
+                SELECT l.user_id FROM import_rows r
+                JOIN activities_partnercustomerlink l
+                    ON l.partner_id = %(partner)s AND l.customer_reference = r.customer_reference
+                WHERE r.code IS NULL
+            )"""
+        ),
+        grant_people=sql.SQL("a.user_id IN (SELECT id FROM people)"),
     )
-    SELECT count(*) FROM grants_locked
-    """
 )
 
 # Customers, consent and account state (the person rules of `capture_rules`, as the row `p`), and

@@ -16,18 +16,23 @@ CUSTOMER_USERS = sql.SQL(
     "WHERE partner_id = %s AND customer_reference = ANY({references})"
 ).format(references=packed_array("text"))
 
-# The batch's people and their active grants of the source are locked FOR SHARE, in id order,
-# before anything else of the capture: a merge (NO KEY UPDATE), an erasure (UPDATE) or a revocation
-# of the source committing meanwhile is waited for and then seen (a row locked after a wait is read
-# as it is now), and one starting meanwhile waits for the capture to commit. So no record is stored
-# for an account merged away or erased, or of a source revoked, once that has returned; and an
-# erasure never deadlocks with the person's own capture (both take the person's row first).
-PEOPLE_STATE = sql.SQL(
+# The people a capture names (`{people}`: a condition on `u.id`; `{grant_people}`: the same people
+# as a condition on `a.user_id`) and their active grants of the source (`%(source)s`), locked FOR
+# SHARE in id order before anything else of the capture, as the CTEs `people` (id, is_open) and
+# `grants` (user_id, granted_at). `{grant_people}` reads `people`, so the people are locked before
+# their grants whatever order the plan runs the CTEs in. A merge (NO KEY UPDATE), an erasure
+# (UPDATE) or a revocation of the source committing meanwhile is waited for and then seen (a row
+# locked after a wait is read as it is now), and one starting meanwhile waits for the capture to
+# commit. So no record is stored for an account merged away or erased, or of a source revoked, once
+# that has returned; and an erasure never deadlocks with the person's own capture (both take the
+# person's row first). Every capture path locks through it: a batch and step sync
+# (`PEOPLE_STATE`), the bulk import (`bulk_import.IMPORT_PEOPLE_LOCK`).
+PEOPLE_LOCKED = sql.SQL(
     """
-    WITH people AS (
+    people AS (
         SELECT u.id, (u.is_active AND u.closed_at IS NULL) AS is_open
         FROM accounts_user u
-        WHERE u.id = ANY({user_ids})
+        WHERE {people}
         ORDER BY u.id
         FOR SHARE
     ),
@@ -35,15 +40,32 @@ PEOPLE_STATE = sql.SQL(
     grants AS (
         SELECT a.user_id, a.granted_at
         FROM accounts_datasourceauthorization a
-        WHERE a.user_id = ANY({user_ids}) AND a.source = %(source)s AND a.revoked_at IS NULL
+        WHERE {grant_people} AND a.source = %(source)s AND a.revoked_at IS NULL
         ORDER BY a.user_id
         FOR SHARE
     )
+    """
+)
+
+# A batch's people, locked (`PEOPLE_LOCKED`), with their state: (account open, source authorized,
+# when the active grant was given).
+PEOPLE_STATE = sql.SQL(
+    """
+    WITH {locked}
     SELECT p.id, p.is_open, g.granted_at IS NOT NULL, g.granted_at
     FROM people p
     LEFT JOIN grants g ON g.user_id = p.id
     """
-).format(user_ids=sql.SQL("%(user_ids)s::bigint[]"))
+).format(
+    locked=PEOPLE_LOCKED.format(
+        people=sql.SQL("u.id = ANY(%(user_ids)s::bigint[])"),
+        # The grants by the person's index (not all of the source's joined to the batch), and of the
+        # people locked, which makes the people's locks come first.
+        grant_people=sql.SQL(
+            "a.user_id = ANY(%(user_ids)s::bigint[]) AND a.user_id IN (SELECT id FROM people)"
+        ),
+    )
+)
 
 # Locks a batch's existing counter rows of one period (`{period}`: day or month) and reads them.
 _COUNTERS_LOCK = sql.SQL(

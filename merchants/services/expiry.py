@@ -100,22 +100,21 @@ def _refunds_pay(*, now: datetime, after: int, batch_size: int) -> _RefundBatch:
     )
     if not claimed:
         return _RefundBatch(claimed=0, refunded=0, waiting=0, last_id=after)
-    coupon_of_key = {f"coupon:{public_id}:refund": coupon_id for coupon_id, public_id, *_rest in claimed}
+    refunds = {
+        coupon_id: ledger.Transfer(
+            source=ledger.clearing_of(merchant_id=merchant_id),
+            destination=ledger.wallet_of(user_id=user_id),
+            amount=price_coins,
+            idempotency_key=f"coupon:{public_id}:refund",
+            reference=f"coupon:{public_id}",
+        )
+        for coupon_id, public_id, merchant_id, user_id, price_coins in claimed
+    }
     outcome = ledger.coins_transfers(
-        transfers=[
-            ledger.Transfer(
-                source=ledger.clearing_of(merchant_id=merchant_id),
-                destination=ledger.wallet_of(user_id=user_id),
-                amount=price_coins,
-                idempotency_key=f"coupon:{public_id}:refund",
-                reference=f"coupon:{public_id}",
-            )
-            for _coupon_id, public_id, merchant_id, user_id, price_coins in claimed
-        ],
-        kind=LedgerTransactionKind.COUPON_REFUND,
-        memo="expired unused",
+        transfers=list(refunds.values()), kind=LedgerTransactionKind.COUPON_REFUND, memo="expired unused"
     )
-    waiting = [coupon_of_key[key] for key in outcome.refused]
+    refused = set(outcome.refused)
+    waiting = [coupon_id for coupon_id, refund in refunds.items() if refund.idempotency_key in refused]
     if waiting:
         execute(statements.COUPON_REFUNDS_UNCLAIM, {"ids": waiting})
         logger.warning("coupon refunds wait for their merchants' coins", extra={"coupon_ids": waiting})

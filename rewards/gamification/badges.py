@@ -61,6 +61,7 @@ class Window:
         }
 
     def progress(self) -> sql.Composable:
+        """The progress of the people the run looks at (`statements.PROGRESS`)."""
         people = statements.SUMMARIZED_AND_RECENT_PEOPLE if self.full else statements.RECENT_PEOPLE
         return statements.PROGRESS.format(people=people)
 
@@ -69,7 +70,8 @@ class BadgeRule:
     """A rule of the registry: `key` is stored on badges, never renamed."""
 
     key: str = ""
-    # Whether the rule reads the people's progress, which the full run stores first.
+    # Whether the rule reads the people's progress (the table `badge_progress` of the run), which the
+    # run gathers once before the awards, the full run storing everyone's first.
     reads_progress: bool = False
 
     def qualified_sql(self, parameters: dict, window: Window) -> tuple[sql.Composable, dict]:
@@ -97,10 +99,7 @@ class CarbonTotal(BadgeRule):
     reads_progress = True
 
     def qualified_sql(self, parameters, window):
-        return (
-            statements.CARBON_TOTAL_QUALIFIED.format(progress=window.progress()),
-            {"carbon_mg": int(parameters["carbon_mg"])},
-        )
+        return statements.CARBON_TOTAL_QUALIFIED, {"carbon_mg": int(parameters["carbon_mg"])}
 
 
 class Streak(BadgeRule):
@@ -110,9 +109,7 @@ class Streak(BadgeRule):
     reads_progress = True
 
     def qualified_sql(self, parameters, window):
-        return statements.STREAK_QUALIFIED.format(progress=window.progress()), {
-            "days": int(parameters["days"])
-        }
+        return statements.STREAK_QUALIFIED, {"days": int(parameters["days"])}
 
 
 class FirstDonation(BadgeRule):
@@ -163,17 +160,23 @@ def _award(*, badge: Badge, window: Window) -> int:
     return awarded
 
 
+@transaction.atomic
 def badges_award(
     *, since: datetime.date | None = None, badges: Iterable[Badge] | None = None
 ) -> dict[str, int]:
-    """The award job: every active badge (or these), one set-based statement each. `since` makes it
-    the hourly run, which looks at the people with carbon credited since that day and not yet settled;
-    None, the full run, which stores everyone's progress through yesterday first (once, however many
-    badges read it) and looks at everyone."""
+    """The award job: every active badge (or these), one set-based statement each, in one
+    transaction. `since` makes it the hourly run, which looks at the people with carbon credited
+    since that day and not yet settled; None, the full run, which stores everyone's progress through
+    yesterday first and looks at everyone. The people's progress is read once, however many badges
+    read it."""
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
     window = Window(since=since, today=timezone.localdate())
-    if window.full and any(RULES[badge.rule].reads_progress for badge in badges):
-        progress_refresh(through=window.today - datetime.timedelta(days=1))
+    if any(RULES[badge.rule].reads_progress for badge in badges):
+        if window.full:
+            progress_refresh(through=window.today - datetime.timedelta(days=1))
+        with connection.cursor() as cursor:
+            cursor.execute(statements.PROGRESS_GATHER_DROP)
+            cursor.execute(statements.PROGRESS_GATHER.format(progress=window.progress()), window.params())
     return {badge.key: _award(badge=badge, window=window) for badge in badges}
 
 

@@ -199,15 +199,17 @@ FIRST_BEHAVIOUR_EVER = sql.SQL(
     """
 )
 
-# People whose carbon credited in all reaches a threshold, of those `{progress}` reads.
-CARBON_TOTAL_QUALIFIED = sql.SQL(
-    "SELECT progress.user_id FROM ({progress}) AS progress WHERE progress.carbon_mg >= %(carbon_mg)s"
-)
+# The progress of the people a run looks at (`{people}`), gathered once for every badge that reads it
+# (`PROGRESS`), in a table of the run's transaction; an earlier run's is dropped first, for a caller
+# whose transaction runs the job twice (the tests do).
+PROGRESS_GATHER_DROP = sql.SQL("DROP TABLE IF EXISTS pg_temp.badge_progress")
+PROGRESS_GATHER = sql.SQL("CREATE TEMPORARY TABLE badge_progress ON COMMIT DROP AS {progress}")
 
-# People whose longest streak reached `days` consecutive local days, of those `{progress}` reads.
-STREAK_QUALIFIED = sql.SQL(
-    "SELECT progress.user_id FROM ({progress}) AS progress WHERE progress.longest_days >= %(days)s"
-)
+# People whose carbon credited in all reaches a threshold, of those the run gathered.
+CARBON_TOTAL_QUALIFIED = sql.SQL("SELECT user_id FROM badge_progress WHERE carbon_mg >= %(carbon_mg)s")
+
+# People whose longest streak reached `days` consecutive local days, of those the run gathered.
+STREAK_QUALIFIED = sql.SQL("SELECT user_id FROM badge_progress WHERE longest_days >= %(days)s")
 
 # People who donated coins to a welfare project (`{since}`: since a moment, the hourly run).
 FIRST_DONATION_QUALIFIED = sql.SQL(
