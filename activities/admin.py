@@ -206,6 +206,7 @@ class PartnerForm(forms.ModelForm):
             "signature_scheme",
             "sm2_public_key",
             "sm2_signer_id",
+            "legacy_signature_until",
         ]
         help_texts = {
             "signature_scheme": _(
@@ -257,7 +258,7 @@ class PartnerAdmin(core_admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         # The code and the source name the partner's records (`<code>:<id>`, unique per source) and
         # the consent they need: changed, a record sent again would be another record, credited again.
-        return ["code", "source", "api_key", "secret_rotated_at"] if obj else []
+        return ["code", "source", "api_key", "secret_rotated_at", "legacy_signature_seen_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj=None):
         fields = [
@@ -269,8 +270,9 @@ class PartnerAdmin(core_admin.ModelAdmin):
             "signature_scheme",
             "sm2_public_key",
             "sm2_signer_id",
+            "legacy_signature_until",
         ]
-        return [*fields, "api_key", "secret_rotated_at"] if obj else fields
+        return [*fields, "legacy_signature_seen_at", "api_key", "secret_rotated_at"] if obj else fields
 
     def save_model(self, request, obj, form, change) -> None:
         if change:
@@ -281,7 +283,15 @@ class PartnerAdmin(core_admin.ModelAdmin):
         obj.api_key = created.partner.api_key
         obj.signing_secret_ciphertext = created.partner.signing_secret_ciphertext
         obj.is_active = form.cleaned_data.get("is_active", True)
-        obj.save(update_fields=["is_active", "signature_scheme", "sm2_public_key", "sm2_signer_id"])
+        obj.save(
+            update_fields=[
+                "is_active",
+                "signature_scheme",
+                "sm2_public_key",
+                "sm2_signer_id",
+                "legacy_signature_until",
+            ]
+        )
         messages.warning(
             request,
             _("API key %(key)s, signing secret %(secret)s — copy the secret now, it is not shown again.")

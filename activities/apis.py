@@ -7,9 +7,9 @@ Partners (no session; every request signed):
     X-Partner-Key:         the partner's API key
     X-Timestamp:           Unix seconds, within five minutes of the server clock
     X-Partner-Request-Id:  unique per request (a replayed id is refused)
-    X-Signature:           timestamp + "\n" + request id + "\n" + body, signed in the partner's
-                           scheme: HMAC-SHA256 or HMAC-SM3 (hex, under its signing secret) or
-                           SM2 with SM3 (hex DER, its key pair) — docs/partner-integration.md
+    X-Signature:           method, path, timestamp, request id and body, signed in the
+                           partner's scheme (`activities.partner_requests`) —
+                           docs/partner-integration.md
 `POST partner/records` takes up to 5,000 records and answers per record: accepted, duplicate,
 rejected (with a code) or held_for_review. `POST partner/links` links a customer reference to the
 person who got a one-time link code from the app.

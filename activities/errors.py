@@ -175,9 +175,11 @@ PARTNER_SIGNATURE_INVALID = ErrorCode(
     "partner_signature_invalid",
     401,
     _("The request signature is not valid."),
-    '`X-Signature` is not the signature of `timestamp + "\\n" + request id + "\\n" + body` in the '
-    "partner's scheme: hex HMAC-SHA256 or HMAC-SM3 with its signing secret, or hex DER SM2 (SM3, its "
-    "signer id) verified with its registered public key (docs/partner-integration.md).",
+    '`X-Signature` is not the signature of `method + "\\n" + path + "\\n" + timestamp + "\\n" + request '
+    'id + "\\n" + body` (the path and query as in the request line) in the partner\'s scheme: hex '
+    "HMAC-SHA256 or HMAC-SM3 with its signing secret, or hex DER SM2 (SM3, its signer id) verified with "
+    "its registered public key (docs/partner-integration.md). The earlier form without method and path "
+    "is accepted only until the partner's date for it (the `Sunset` header of its answers).",
     G,
 )
 PARTNER_TIMESTAMP_SKEWED = ErrorCode(

@@ -210,6 +210,21 @@ class Partner(models.Model):
     # For SM2: the partner's public key (128 hex digits, x ‖ y) and the signer id it signs with.
     sm2_public_key = models.CharField(_("SM2 public key"), max_length=130, blank=True)
     sm2_signer_id = models.CharField(_("SM2 signer id"), max_length=64, default="1234567812345678")
+    # Signatures cover the method and the path (`activities.signing.request_message`). Until this
+    # moment the partner may still sign the earlier form without them; null: never.
+    legacy_signature_until = models.DateTimeField(
+        _("legacy signatures accepted until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Until then the partner may still sign timestamp, request id and body without the method"
+            " and path. Empty: only signatures of the method and path are accepted."
+        ),
+    )
+    # When a legacy signature was last accepted (kept to the minute): whether the partner has moved.
+    legacy_signature_seen_at = models.DateTimeField(
+        _("legacy signature last used"), null=True, blank=True, editable=False
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

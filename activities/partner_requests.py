@@ -4,15 +4,18 @@ who signed, the headers the schema documents, and our signature of an answer.
     X-Partner-Key:         the partner's API key
     X-Timestamp:           Unix seconds, within five minutes of the server clock
     X-Partner-Request-Id:  unique per request (a replayed id is refused)
-    X-Signature:           timestamp + "\\n" + request id + "\\n" + body, signed in the partner's
-                           scheme: HMAC-SHA256 or HMAC-SM3 (hex, under its signing secret) or
-                           SM2 with SM3 (hex DER, its key pair) — docs/partner-integration.md
+    X-Signature:           method + "\\n" + path + "\\n" + timestamp + "\\n" + request id + "\\n"
+                           + body, signed in the partner's scheme: HMAC-SHA256 or HMAC-SM3 (hex,
+                           under its signing secret) or SM2 with SM3 (hex DER, its key pair) —
+                           docs/partner-integration.md
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 
+from django.utils.http import http_date
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
@@ -25,19 +28,36 @@ def partner_authenticated(view: SignedRequestApi, request: Request) -> Partner:
     """The partner that signed this request (`services.partner_authenticate`), or the refusal.
 
     A route whose answer discloses something (`signs_answers`) signs it with our SM2 key for a
-    partner of an SM scheme, errors after sign-in included (activities/signing.py).
+    partner of an SM scheme, errors after sign-in included (activities/signing.py). A request signed
+    in the legacy form is answered with when that form stops being accepted (`Sunset`).
     """
     request_id = request.headers.get("X-Partner-Request-Id", "")
-    partner = services.partner_authenticate(
+    signed_in = services.partner_authenticate(
         api_key=request.headers.get("X-Partner-Key", ""),
         timestamp=request.headers.get("X-Timestamp", ""),
         request_id=request_id,
         signature=request.headers.get("X-Signature", ""),
+        method=request.method,
+        path=request.get_full_path(),
         body=request.body,
     )
+    partner = signed_in.partner
+    if signed_in.legacy_signature_until is not None:
+        view.answer_headers_add(legacy_signature_notice(signed_in.legacy_signature_until))
     if view.signs_answers and partner.uses_sm:
         view.answer_signed_with(functools.partial(signing.answer_signature_headers, request_id))
     return partner
+
+
+def legacy_signature_notice(until: datetime.datetime) -> dict[str, str]:
+    """The answer's headers to a request signed without its method and path."""
+    return {
+        "Sunset": http_date(until.timestamp()),
+        "X-Signature-Notice": (
+            "signed without the method and path; sign method, path, timestamp, request id and body"
+            f" before {until.astimezone(datetime.UTC).isoformat(timespec='seconds')}"
+        ),
+    }
 
 
 PARTNER_HEADERS = [
@@ -49,8 +69,24 @@ PARTNER_HEADERS = [
         str,
         OpenApiParameter.HEADER,
         required=True,
-        description='timestamp + "\\n" + request id + "\\n" + body signed in the partner\'s scheme, hex: '
-        "HMAC-SHA256 or HMAC-SM3 under its secret, or its SM2 signature (DER) with SM3",
+        description='method + "\\n" + path + "\\n" + timestamp + "\\n" + request id + "\\n" + body, signed '
+        "in the partner's scheme, hex: HMAC-SHA256 or HMAC-SM3 under its secret, or its SM2 signature"
+        " (DER) with SM3. The path is the path and query as in the request line.",
+    ),
+    OpenApiParameter(
+        "Sunset",
+        str,
+        OpenApiParameter.HEADER,
+        response=True,
+        description="only on a request signed in the legacy form (without method and path): when that"
+        " form stops being accepted (HTTP date)",
+    ),
+    OpenApiParameter(
+        "X-Signature-Notice",
+        str,
+        OpenApiParameter.HEADER,
+        response=True,
+        description="only beside `Sunset`: what to sign instead",
     ),
 ]
 # Our signature of an answer to a partner of an SM scheme (docs/partner-integration.md).

@@ -345,10 +345,33 @@ def partner_secrets_left_on_old_keys() -> int:
     )
 
 
+@dataclass(frozen=True)
+class PartnerSignedIn:
+    """Who signed a partner request, and, when it was signed in the legacy form (without the method
+    and path), until when that form is accepted."""
+
+    partner: Partner
+    legacy_signature_until: datetime.datetime | None = None
+
+
+# How often a partner's use of the legacy form is written down (Partner.legacy_signature_seen_at).
+LEGACY_SIGNATURE_SEEN_EVERY = datetime.timedelta(minutes=1)
+
+
 def partner_authenticate(
-    *, api_key: str, timestamp: str, request_id: str, signature: str, body: bytes, now=None
-) -> Partner:
-    """Checks a partner request: known key, fresh timestamp, valid signature, request id never seen."""
+    *,
+    api_key: str,
+    timestamp: str,
+    request_id: str,
+    signature: str,
+    method: str,
+    path: str,
+    body: bytes,
+    now=None,
+) -> PartnerSignedIn:
+    """Checks a partner request: known key, fresh timestamp, valid signature of this method, path
+    and body (`signing.request_message`, or the legacy form while the partner may still use it),
+    request id never seen."""
     partner = Partner.objects.filter(api_key=api_key, is_active=True).first() if api_key else None
     if partner is None:
         raise ApplicationError(errors.PARTNER_CREDENTIALS_INVALID)
@@ -361,20 +384,39 @@ def partner_authenticate(
         raise ApplicationError(errors.PARTNER_TIMESTAMP_SKEWED)
     if not request_id or len(request_id) > 100:
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID, fields={"X-Partner-Request-Id": "required"})
-    if not _partner_signature_valid(partner, timestamp, request_id, body, signature or "", now=now):
+    signature = signature or ""
+    signed = _partner_signature_valid(
+        partner, signing.request_message(method, path, timestamp, request_id, body), signature, now=now
+    )
+    legacy_until = partner.legacy_signature_until
+    legacy = (
+        not signed
+        and legacy_until is not None
+        and legacy_until > now
+        and _partner_signature_valid(
+            partner, signing.legacy_request_message(timestamp, request_id, body), signature, now=now
+        )
+    )
+    if not (signed or legacy):
         raise ApplicationError(errors.PARTNER_SIGNATURE_INVALID)
     # Replay protection: the id is remembered a little longer than a timestamp stays acceptable.
     if not cache.add(f"activities:partner-request:{partner.id}:{request_id}", 1, timeout=15 * 60):
         raise ApplicationError(errors.PARTNER_REQUEST_REPLAYED)
-    return partner
+    if not legacy:
+        return PartnerSignedIn(partner)
+    Partner.objects.filter(pk=partner.pk).exclude(
+        legacy_signature_seen_at__gt=now - LEGACY_SIGNATURE_SEEN_EVERY
+    ).update(legacy_signature_seen_at=now)
+    return PartnerSignedIn(partner, legacy_signature_until=legacy_until)
 
 
 def _partner_signature_valid(
-    partner: Partner, timestamp: str, request_id: str, body: bytes, signature: str, *, now: datetime.datetime
+    partner: Partner, message: bytes, signature: str, *, now: datetime.datetime
 ) -> bool:
-    """The partner's signature under its scheme: its SM2 public key, or its HMAC secret(s)."""
+    """The partner's signature of `message` under its scheme: its SM2 public key, or its HMAC
+    secret(s)."""
     if partner.signature_scheme == SignatureScheme.SM2_SM3:
-        return signing.sm2_signature_matches(partner, timestamp, request_id, body, signature)
+        return signing.sm2_signature_matches(partner, message, signature)
     secrets_to_try = [signing.unseal(partner.signing_secret_ciphertext, partner_code=partner.code)]
     if partner.previous_secret_valid_until and partner.previous_secret_valid_until > now:
         secrets_to_try.append(
@@ -382,9 +424,7 @@ def _partner_signature_valid(
         )
     # Every candidate is compared (no early exit), each in constant time.
     matches = [
-        signing.signature_matches(
-            secret, timestamp, request_id, body, signature, scheme=partner.signature_scheme
-        )
+        signing.signature_matches(secret, message, signature, scheme=partner.signature_scheme)
         for secret in secrets_to_try
         if secret
     ]

@@ -1,7 +1,10 @@
 """Partner request signatures: the schemes, their secrets sealed at rest, checks in constant time.
 
-Every scheme signs the same bytes: `timestamp \\n request id \\n body`. A partner's scheme is chosen
-in the admin (`Partner.signature_scheme`):
+Every scheme signs the same bytes (`request_message`): `method \\n path \\n timestamp \\n request id
+\\n body`, so a signed request means one thing on one route. Partners that signed before the method
+and path were covered may send the earlier form (`legacy_request_message`: timestamp, request id,
+body) until `Partner.legacy_signature_until`. A partner's scheme is chosen in the admin
+(`Partner.signature_scheme`):
 - `hmac-sha256`: hex HMAC-SHA256 under the partner's signing secret;
 - `hmac-sm3`: hex HMAC-SM3 under the same secret;
 - `sm2-sm3`: hex of the DER SM2 signature (SM3 digest, signer id by default `1234567812345678`)
@@ -69,36 +72,37 @@ def current_seal_prefix() -> str:
     return sealing.current_prefix(keyring("PARTNER_SECRET_KEYS"), _scheme())
 
 
-def signed_message(timestamp: str, request_id: str, body: bytes) -> bytes:
+def request_message(method: str, path: str, timestamp: str, request_id: str, body: bytes) -> bytes:
+    """What a partner signs: the method, the path and query as in the request line, the timestamp,
+    the request id and the body exactly as sent, each but the body followed by a newline."""
+    return f"{method.upper()}\n{path}\n{timestamp}\n{request_id}\n".encode() + body
+
+
+def answer_message(timestamp: str, request_id: str, body: bytes) -> bytes:
+    """What we sign of an answer: our timestamp, the partner's request id (which its signature bound
+    to the method and path) and the body."""
     return timestamp.encode() + b"\n" + request_id.encode() + b"\n" + body
 
 
-def signature_of(
-    secret: str, timestamp: str, request_id: str, body: bytes, *, scheme: str = SignatureScheme.HMAC_SHA256
-) -> str:
-    """The hex X-Signature of an HMAC scheme, as a partner computes it."""
-    message = signed_message(timestamp, request_id, body)
+# The form partners signed before the method and path were covered: the answers' layout.
+legacy_request_message = answer_message
+
+
+def signature_of(secret: str, message: bytes, *, scheme: str = SignatureScheme.HMAC_SHA256) -> str:
+    """The hex X-Signature of an HMAC scheme over `message`, as a partner computes it."""
     if scheme == SignatureScheme.HMAC_SM3:
         return sm.hmac_sm3(secret.encode(), message).hex()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def signature_matches(
-    secret: str,
-    timestamp: str,
-    request_id: str,
-    body: bytes,
-    signature: str,
-    *,
-    scheme: str = SignatureScheme.HMAC_SHA256,
+    secret: str, message: bytes, signature: str, *, scheme: str = SignatureScheme.HMAC_SHA256
 ) -> bool:
-    expected = signature_of(secret, timestamp, request_id, body, scheme=scheme)
+    expected = signature_of(secret, message, scheme=scheme)
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
-def sm2_signature_matches(
-    partner: Partner, timestamp: str, request_id: str, body: bytes, signature: str
-) -> bool:
+def sm2_signature_matches(partner: Partner, message: bytes, signature: str) -> bool:
     """Whether the hex DER signature is the partner's SM2 signature (its registered public key)."""
     if not partner.sm2_public_key:
         return False
@@ -107,10 +111,7 @@ def sm2_signature_matches(
     except (ValueError, binascii.Error):
         return False
     return sm.sm2_verify(
-        bytes.fromhex(partner.sm2_public_key),
-        signed_message(timestamp, request_id, body),
-        der,
-        partner.sm2_signer_id or sm.DEFAULT_SIGNER_ID,
+        bytes.fromhex(partner.sm2_public_key), message, der, partner.sm2_signer_id or sm.DEFAULT_SIGNER_ID
     )
 
 
@@ -118,7 +119,7 @@ def answer_signature_headers(request_id: str, body: bytes) -> dict[str, str]:
     """Our SM2 signature of an answer: the same layout as a request, with our timestamp and the
     partner's request id, so an answer can't be passed off as the answer to another request."""
     timestamp = str(int(time.time()))
-    key_id, signature = platform_keys.sm2_sign(signed_message(timestamp, request_id, body))
+    key_id, signature = platform_keys.sm2_sign(answer_message(timestamp, request_id, body))
     return {
         "X-Platform-Signature-Scheme": ANSWER_SIGNATURE_SCHEME,
         "X-Platform-Key-Id": key_id,

@@ -214,13 +214,14 @@ def _http_client(
     import requests
 
     sys.path.insert(0, str(BASE_DIR))
-    from activities.signing import signature_of
+    from activities.signing import request_message, signature_of
 
     def sign(stamp: str, request_id: str, body: bytes) -> str:
+        message = request_message("POST", "/api/v1/partner/records", stamp, request_id, body)
         if sm2_keys is None:
-            return signature_of(secret, stamp, request_id, body)
+            return signature_of(secret, message)
         public, private = (bytes.fromhex(key) for key in sm2_keys)
-        return gmssl_pyx.sm2_sign(private, public, f"{stamp}\n{request_id}\n".encode() + body).hex()
+        return gmssl_pyx.sm2_sign(private, public, message).hex()
 
     counts: dict[str, int] = {}
     with requests.Session() as session:

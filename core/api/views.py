@@ -44,8 +44,14 @@ class SignedRequestApi(APIView):
         """Sign this request's answer, errors included, with `signer(rendered bytes) -> headers`."""
         self._answer_signer = signer
 
+    def answer_headers_add(self, headers: dict[str, str]) -> None:
+        """Headers for this request's answer, errors included (a notice to the signing party)."""
+        self._answer_headers = {**getattr(self, "_answer_headers", {}), **headers}
+
     def finalize_response(self, request: Request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in getattr(self, "_answer_headers", {}).items():
+            response[header] = value
         signer = getattr(self, "_answer_signer", None)
         if signer is not None:
             # Signed once rendered: the signature covers the very bytes sent.

@@ -54,15 +54,23 @@ def rider(db, transit, authorize) -> User:
 
 
 def signed_headers(
-    partner: PartnerWithSecret, body: bytes, *, timestamp: int | None = None, request_id: str | None = None
+    partner: PartnerWithSecret,
+    body: bytes,
+    *,
+    path: str = "/api/v1/partner/records",
+    method: str = "POST",
+    timestamp: int | None = None,
+    request_id: str | None = None,
 ) -> dict[str, str]:
+    """The headers of a partner request to `method path` with `body`, signed as a partner signs."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     request_id = request_id or uuid.uuid4().hex
+    message = signing.request_message(method, path, stamp, request_id, body)
     return {
         "HTTP_X_PARTNER_KEY": partner.partner.api_key,
         "HTTP_X_TIMESTAMP": stamp,
         "HTTP_X_PARTNER_REQUEST_ID": request_id,
-        "HTTP_X_SIGNATURE": signing.signature_of(partner.signing_secret, stamp, request_id, body),
+        "HTTP_X_SIGNATURE": signing.signature_of(partner.signing_secret, message),
     }
 
 

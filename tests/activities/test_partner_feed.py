@@ -332,7 +332,10 @@ def test_a_partner_links_its_customer_with_the_code_the_person_got(transit, pers
     body = json.dumps({"link_code": code, "customer_reference": "T-555"}).encode()
 
     response = APIClient().post(
-        "/api/v1/partner/links", data=body, content_type="application/json", **signed_headers(transit, body)
+        "/api/v1/partner/links",
+        data=body,
+        content_type="application/json",
+        **signed_headers(transit, body, path="/api/v1/partner/links"),
     )
 
     assert response.status_code == 201
@@ -340,7 +343,10 @@ def test_a_partner_links_its_customer_with_the_code_the_person_got(transit, pers
     assert (link.user, link.linked_by_partner) == (person, True)
     again = json.dumps({"link_code": code, "customer_reference": "T-556"}).encode()
     response = APIClient().post(
-        "/api/v1/partner/links", data=again, content_type="application/json", **signed_headers(transit, again)
+        "/api/v1/partner/links",
+        data=again,
+        content_type="application/json",
+        **signed_headers(transit, again, path="/api/v1/partner/links"),
     )
     assert response.json()["error"]["code"] == "link_code_invalid"
 
@@ -348,7 +354,10 @@ def test_a_partner_links_its_customer_with_the_code_the_person_got(transit, pers
 def _link_by_code(transit, code: str, customer_reference: str):
     body = json.dumps({"link_code": code, "customer_reference": customer_reference}).encode()
     return APIClient().post(
-        "/api/v1/partner/links", data=body, content_type="application/json", **signed_headers(transit, body)
+        "/api/v1/partner/links",
+        data=body,
+        content_type="application/json",
+        **signed_headers(transit, body, path="/api/v1/partner/links"),
     )
 
 

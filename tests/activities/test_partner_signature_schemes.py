@@ -1,9 +1,12 @@
 """Partner requests signed in each scheme: HMAC-SM3 and SM2 with SM3 (HMAC-SHA256's are in
-test_partner_feed.py). The same bytes are signed (timestamp, request id, body) and refused with the
-same codes when tampered with, replayed or out of time."""
+test_partner_feed.py). The same bytes are signed (method, path, timestamp, request id, body) and
+refused with the same codes when tampered with, sent to another route, replayed or out of time; the
+legacy form (no method and path) only within the partner's window for it."""
 
 from __future__ import annotations
 
+import datetime
+import importlib
 import json
 import secrets
 import time
@@ -12,6 +15,8 @@ import uuid
 import gmssl_pyx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from django.utils import timezone
+from django.utils.http import http_date
 from pysmx import SM2 as smx  # noqa: N811 - the independent implementation
 from rest_framework.test import APIClient
 
@@ -29,20 +34,36 @@ def use_scheme(partner, scheme: str, **fields) -> None:
 def sign(scheme: str, secret: str, message: bytes) -> str:
     if scheme == SignatureScheme.SM2_SM3:
         return gmssl_pyx.sm2_sign(BANK_PRIVATE, BANK_PUBLIC, message).hex()
-    timestamp, request_id, body = message.split(b"\n", 2)
-    return signing.signature_of(secret, timestamp.decode(), request_id.decode(), body, scheme=scheme)
+    return signing.signature_of(secret, message, scheme=scheme)
+
+
+RECORDS_PATH = "/api/v1/partner/records"
 
 
 def post(
-    partner, scheme: str, records: list[dict], *, timestamp=None, request_id=None, body=None, signer=None
+    partner,
+    scheme: str,
+    records: list[dict],
+    *,
+    timestamp=None,
+    request_id=None,
+    body=None,
+    signer=None,
+    signed_path: str | None = RECORDS_PATH,
+    path: str = RECORDS_PATH,
 ):
+    """A batch to `path`, signed for `signed_path` (None: in the legacy form, without method and path)."""
     signed_body = json.dumps({"records": records}).encode()
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     request_id = request_id or uuid.uuid4().hex
-    message = stamp.encode() + b"\n" + request_id.encode() + b"\n" + signed_body
+    message = (
+        signing.legacy_request_message(stamp, request_id, signed_body)
+        if signed_path is None
+        else signing.request_message("POST", signed_path, stamp, request_id, signed_body)
+    )
     signature = (signer or sign)(scheme, partner.signing_secret, message)
     return APIClient().post(
-        "/api/v1/partner/records",
+        path,
         data=signed_body if body is None else body,
         content_type="application/json",
         HTTP_X_PARTNER_KEY=partner.partner.api_key,
@@ -148,3 +169,63 @@ def test_an_sm2_partner_with_another_signer_id_must_sign_with_it(transit, rider)
 
     assert refused.json()["error"]["code"] == "partner_signature_invalid"
     assert accepted.status_code == 200
+
+
+def test_a_signed_batch_sent_to_another_route_or_with_another_query_is_refused(transit, rider, scheme):
+    """The signature binds the request to its route: a captured request means nothing elsewhere."""
+    elsewhere = post(transit, scheme, [ride("R1")], signed_path="/api/v1/partner/links")
+    with_query = post(transit, scheme, [ride("R1")], signed_path=RECORDS_PATH + "?dry_run=1")
+    signed_with_query = post(
+        transit, scheme, [ride("R2")], signed_path=RECORDS_PATH + "?note=1", path=RECORDS_PATH + "?note=1"
+    )
+
+    assert elsewhere.json()["error"]["code"] == "partner_signature_invalid"
+    assert with_query.json()["error"]["code"] == "partner_signature_invalid"
+    assert signed_with_query.status_code == 200
+    credited = ActivityRecord.objects.values_list("external_id", flat=True)
+    assert list(credited) == [f"{transit.partner.code}:R2"]
+
+
+def test_the_legacy_form_is_accepted_within_the_partner_s_window_with_its_end_in_each_answer(
+    transit, rider, scheme
+):
+    until = timezone.now() + datetime.timedelta(days=30)
+    use_scheme(transit, scheme, legacy_signature_until=until)
+
+    response = post(transit, scheme, [ride("R1")], signed_path=None)
+    signed = post(transit, scheme, [ride("R2")])
+
+    assert response.status_code == 200
+    assert response["Sunset"] == http_date(until.timestamp())
+    assert "sign method, path, timestamp, request id and body" in response["X-Signature-Notice"]
+    assert "Sunset" not in signed
+    assert signed.status_code == 200
+    transit.partner.refresh_from_db()
+    assert timezone.now() - transit.partner.legacy_signature_seen_at < datetime.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("window", [None, -datetime.timedelta(seconds=1)])
+def test_the_legacy_form_is_refused_without_a_window_or_after_it(transit, rider, scheme, window):
+    until = None if window is None else timezone.now() + window
+    use_scheme(transit, scheme, legacy_signature_until=until)
+
+    response = post(transit, scheme, [ride("R1")], signed_path=None)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+    assert not ActivityRecord.objects.exists()
+    transit.partner.refresh_from_db()
+    assert transit.partner.legacy_signature_seen_at is None
+
+
+def test_partners_there_before_the_method_and_path_were_signed_keep_the_earlier_form_for_90_days(transit):
+    """The data migration's step, run on a partner without a date; one created since has none."""
+    from django.apps import apps
+
+    migration = importlib.import_module("activities.migrations.0018_partner_signatures_cover_method_and_path")
+    assert Partner.objects.get(pk=transit.partner.pk).legacy_signature_until is None
+
+    migration.existing_partners_keep_the_earlier_form(apps, None)
+
+    until = Partner.objects.get(pk=transit.partner.pk).legacy_signature_until
+    assert abs(until - timezone.now() - datetime.timedelta(days=90)) < datetime.timedelta(minutes=1)

@@ -197,7 +197,8 @@ def test_a_superuser_switches_a_bank_to_sm2_and_its_signed_batch_is_accepted(
     assert (partner.signature_scheme, partner.sm2_public_key) == (SignatureScheme.SM2_SM3, public.hex())
     body = json.dumps({"records": []}).encode()
     stamp, request_id = str(int(time.time())), "req-browser-1"
-    signature = gmssl_pyx.sm2_sign(private, public, f"{stamp}\n{request_id}\n".encode() + body).hex()
+    message = f"POST\n/api/v1/partner/records\n{stamp}\n{request_id}\n".encode() + body
+    signature = gmssl_pyx.sm2_sign(private, public, message).hex()
     response = requests.post(
         f"{live_server.url}/api/v1/partner/records",
         data=body,

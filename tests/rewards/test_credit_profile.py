@@ -21,6 +21,7 @@ from activities.models import Partner, SignatureScheme
 from core.crypto import platform_keys
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.models import CreditProfileAccess, CreditProfileConsent
+from tests.activities.conftest import signed_headers
 from tests.rewards.gamification import person_with, today
 
 pytestmark = pytest.mark.django_db
@@ -43,17 +44,16 @@ def customer(bank):
     return user
 
 
+PROFILE_PATH = "/api/v1/partner/credit-profile"
+
+
 def fetch(partner, reference: str = "GB-1"):
     body = json.dumps({"customer_reference": reference}).encode()
-    stamp, request_id = str(int(time.time())), uuid.uuid4().hex
     return APIClient().post(
-        "/api/v1/partner/credit-profile",
+        PROFILE_PATH,
         data=body,
         content_type="application/json",
-        HTTP_X_PARTNER_KEY=partner.partner.api_key,
-        HTTP_X_TIMESTAMP=stamp,
-        HTTP_X_PARTNER_REQUEST_ID=request_id,
-        HTTP_X_SIGNATURE=signing.signature_of(partner.signing_secret, stamp, request_id, body),
+        **signed_headers(partner, body, path=PROFILE_PATH),
     )
 
 
@@ -148,6 +148,23 @@ def test_an_unsigned_request_is_refused_before_anything_is_looked_up(bank, custo
     assert CreditProfileAccess.objects.count() == 0
 
 
+def test_a_signed_link_request_sent_to_the_profile_route_discloses_nothing(client_for, bank, customer):
+    """A link request carries a customer reference too; captured, it is no profile request."""
+    client_for(customer).post("/api/v1/credit-profile/consents", {"partner": "green-bank"}, format="json")
+    body = json.dumps({"link_code": "ABCD2345", "customer_reference": "GB-1"}).encode()
+
+    response = APIClient().post(
+        PROFILE_PATH,
+        data=body,
+        content_type="application/json",
+        **signed_headers(bank, body, path="/api/v1/partner/links"),
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "partner_signature_invalid"
+    assert CreditProfileAccess.objects.count() == 0
+
+
 def test_the_person_sees_their_own_profile_as_a_bank_would(client_for, customer):
     body = client_for(customer).get("/api/v1/credit-profile").json()
 
@@ -160,9 +177,9 @@ def fetch_as_sm_bank(partner, bank_keys, reference: str = "GB-1"):
     public, private = bank_keys
     body = json.dumps({"customer_reference": reference}).encode()
     stamp, request_id = str(int(time.time())), uuid.uuid4().hex
-    message = signing.signed_message(stamp, request_id, body)
+    message = signing.request_message("POST", PROFILE_PATH, stamp, request_id, body)
     response = APIClient().post(
-        "/api/v1/partner/credit-profile",
+        PROFILE_PATH,
         data=body,
         content_type="application/json",
         HTTP_X_PARTNER_KEY=partner.partner.api_key,
@@ -186,7 +203,7 @@ def platform_signature_verifies(response, request_id: str) -> bool:
     """What the bank does with our answer: snowland-smx, our public key of the named key id."""
     public = bytes.fromhex(platform_keys.sm2_public_keys()[response["X-Platform-Key-Id"]][2:])
     r, s = decode_dss_signature(bytes.fromhex(response["X-Platform-Signature"]))
-    message = signing.signed_message(response["X-Platform-Timestamp"], request_id, response.content)
+    message = signing.answer_message(response["X-Platform-Timestamp"], request_id, response.content)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return smx.Verify(raw, message, public, 64, uid=b"1234567812345678") is True
 
