@@ -232,6 +232,7 @@ class OfferAdmin(core_admin.ModelAdmin):
 class CouponAdmin(ReadOnlyAdmin):
     list_display = (
         "code",
+        "title",
         "offer",
         "merchant",
         "status",
@@ -241,6 +242,6 @@ class CouponAdmin(ReadOnlyAdmin):
         "verified_at",
     )
     list_filter = ("status", "merchant")
-    search_fields = ("code", "public_id", "offer__title", "merchant__name")
+    search_fields = ("code", "public_id", "title", "merchant__name")
     date_hierarchy = "issued_at"
     list_select_related = ("offer", "merchant")

@@ -226,6 +226,9 @@ class Coupon(models.Model):
         related_name="coupons",
         db_index=False,
     )
+    # What was bought, as the offer named it at purchase, like the price: the owner may rename
+    # the offer later, and the holder and the clerk still see what was paid for.
+    title = models.CharField(_("title at purchase"), max_length=80)
     price_coins = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ISSUED)
     issued_at = models.DateTimeField()

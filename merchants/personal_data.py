@@ -16,14 +16,14 @@ from merchants.services import redemption_counts_lock, redemption_counts_merge
 
 def personal_data_export(*, user: User) -> dict[str, Any]:
     """The person's coupons, and their place on a merchant's staff if they have one."""
-    coupons = Coupon.objects.filter(user=user).select_related("offer", "merchant").order_by("issued_at", "pk")
+    coupons = Coupon.objects.filter(user=user).select_related("merchant").order_by("issued_at", "pk")
     staff = MerchantStaff.objects.filter(user=user).select_related("merchant").first()
     return {
         "coupons": [
             {
                 "id": str(coupon.public_id),
                 "code": coupon.display_code,
-                "offer": coupon.offer.title,
+                "offer": coupon.title,
                 "merchant": coupon.merchant.name,
                 "price_coins": coupon.price_coins,
                 "status": coupon.status,

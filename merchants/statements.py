@@ -30,11 +30,11 @@ SELECT offer.id, offer.public_id, offer.merchant_id, offer.title, offer.thumbnai
 COUPON = sql.SQL(
     """
 WITH coupon AS (
-    INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins, status,
-                                  issued_at, valid_until, refunds_on_expiry, idempotency_key,
+    INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, title, price_coins,
+                                  status, issued_at, valid_until, refunds_on_expiry, idempotency_key,
                                   request_fingerprint)
-    VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(price)s, %(status)s,
-            %(issued_at)s, %(valid_until)s, %(refunds_on_expiry)s, %(key)s, %(fingerprint)s)
+    VALUES (%(public_id)s, %(code)s, %(offer)s, %(merchant)s, %(user)s, %(title)s, %(price)s,
+            %(status)s, %(issued_at)s, %(valid_until)s, %(refunds_on_expiry)s, %(key)s, %(fingerprint)s)
     RETURNING id
 ),
 counted AS (
@@ -125,12 +125,11 @@ COUPON_REFUNDS_UNCLAIM = sql.SQL("UPDATE merchants_coupon SET refunded_at = NULL
 COUPONS_EXPIRING = sql.SQL(
     """
     SELECT coupon.user_id,
-           jsonb_build_object('coupon', coupon.public_id::text, 'offer', offer.title,
+           jsonb_build_object('coupon', coupon.public_id::text, 'offer', coupon.title,
                               'expires_on',
                               to_char(coupon.valid_until AT TIME ZONE %(c_tz)s, 'YYYY-MM-DD')),
            'coupon_expiring:' || coupon.public_id::text
       FROM merchants_coupon AS coupon
-      JOIN merchants_offer AS offer ON offer.id = coupon.offer_id
      WHERE coupon.status = 'issued' AND coupon.user_id IS NOT NULL
        AND coupon.valid_until > %(c_now)s AND coupon.valid_until <= %(c_until)s
     """

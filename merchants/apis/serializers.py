@@ -104,25 +104,31 @@ class CatalogOfferOutput(serializers.Serializer):
 
 
 class CouponOfferOutput(serializers.Serializer):
-    id = serializers.UUIDField(source="public_id")
+    """The offer a coupon was bought from, as named at purchase (the coupon's), with its picture."""
+
+    id = serializers.UUIDField(source="offer.public_id")
     title = serializers.CharField()
     thumbnail_url = serializers.SerializerMethodField()
 
-    def get_thumbnail_url(self, offer: Offer) -> str | None:
-        return offer.thumbnail.url if offer.thumbnail else None
+    def get_thumbnail_url(self, coupon: Coupon) -> str | None:
+        return coupon.offer.thumbnail.url if coupon.offer.thumbnail else None
 
 
 class CouponOutput(serializers.Serializer):
-    """A coupon as its holder sees it: the code in text for typing, the status, the validity."""
+    """A coupon as its holder sees it: the code in text for typing, the status, the validity, and
+    what was bought as it stood at purchase (title, price, refund promise)."""
 
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="display_code")
     status = serializers.ChoiceField(choices=Coupon.Status.choices, source="current_status")
-    offer = CouponOfferOutput()
+    offer = CouponOfferOutput(source="*")
     merchant_name = serializers.CharField(source="merchant.name")
     price_coins = serializers.IntegerField()
     issued_at = serializers.DateTimeField()
     valid_until = serializers.DateTimeField()
+    refunds_on_expiry = serializers.BooleanField(
+        help_text="whether the coins come back if the coupon expires unused (promised at purchase)"
+    )
     verified_at = serializers.DateTimeField(allow_null=True)
     expired_at = serializers.DateTimeField(allow_null=True)
     is_refunded = serializers.SerializerMethodField()
@@ -143,7 +149,7 @@ class MerchantCouponOutput(serializers.Serializer):
     code = serializers.CharField(source="display_code")
     status = serializers.ChoiceField(choices=Coupon.Status.choices, source="current_status")
     offer = serializers.UUIDField(source="offer.public_id")
-    offer_title = serializers.CharField(source="offer.title")
+    offer_title = serializers.CharField(source="title", help_text="the offer's title at purchase")
     price_coins = serializers.IntegerField()
     issued_at = serializers.DateTimeField()
     valid_until = serializers.DateTimeField()

@@ -371,9 +371,9 @@ def verify(request: HttpRequest, staff: MerchantStaff) -> HttpResponse:
                 context["refusal"] = {"message": error_text(error), "code": error.error.code}
                 status = error.error.status
             else:
-                coupon = Coupon.objects.select_related("offer", "user").get(pk=coupon.pk)
+                coupon = Coupon.objects.select_related("user").get(pk=coupon.pk)
                 context["verified"] = {
-                    "title": coupon.offer.title,
+                    "title": coupon.title,
                     "holder": masked_name(coupon.user),
                     "code": coupon.display_code,
                     "verified_at": coupon.verified_at,

@@ -158,7 +158,7 @@ def _payment(*, coupon: Coupon, offer: Offer, user: User) -> dict[str, object]:
         "kind": LedgerTransactionKind.REDEMPTION,
         "idempotency_key": f"coupon:{coupon.public_id}:redeem",
         "reference": f"coupon:{coupon.public_id}",
-        "memo": offer.title[:80],
+        "memo": coupon.title,
     }
 
 
@@ -182,6 +182,7 @@ def _offer_redeem(
         offer=offer,
         merchant=offer.merchant,
         user=user,
+        title=offer.title,
         price_coins=offer.price_coins,
         status=Coupon.Status.ISSUED,
         issued_at=now,
@@ -200,6 +201,7 @@ def _offer_redeem(
                 "offer": offer.pk,
                 "merchant": offer.merchant_id,
                 "user": user.pk,
+                "title": coupon.title,
                 "price": coupon.price_coins,
                 "status": coupon.status,
                 "issued_at": coupon.issued_at,

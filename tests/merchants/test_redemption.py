@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from merchants import catalog_cache
 from merchants.models import Coupon, Offer, OfferRedemptionCount
-from merchants.services import CODE_ALPHABET, CODE_LENGTH, coupon_code_new
+from merchants.services import CODE_ALPHABET, CODE_LENGTH, coupon_code_new, offer_update
 from rewards.models import LedgerTransaction
 from rewards.services import clearing_account_for_merchant, wallet_account_for_user
 from tests.accounts.factories import UserFactory
@@ -296,12 +296,26 @@ def test_a_redemption_without_a_key_is_refused_even_when_the_offer_is_flagged_so
     assert response.json()["error"]["code"] == "idempotency_key_required"
 
 
-def test_the_price_is_fixed_on_the_coupon_when_redeemed(shop, citizen, citizen_client):
-    offer = OfferFactory(merchant=shop.merchant, price_coins=10)
+def test_the_coupon_shows_what_was_bought_whatever_the_owner_changes_on_the_offer(
+    shop, citizen, citizen_client
+):
+    offer = OfferFactory(merchant=shop.merchant, title="Free coffee", price_coins=10, refunds_on_expiry=True)
     coupon_id = redeem(citizen_client, offer).json()["id"]
-    Offer.objects.filter(pk=offer.pk).update(price_coins=99)
+    offer_update(
+        offer=Offer.objects.get(pk=offer.pk),
+        data={"title": "10% off coffee", "price_coins": 99, "refunds_on_expiry": False},
+    )
 
-    assert Coupon.objects.get(public_id=coupon_id).price_coins == 10
+    held = citizen_client.get(f"/api/v1/coupons/{coupon_id}").json()
+    listed = citizen_client.get("/api/v1/coupons").json()["results"][0]
+    in_the_books = shop.owner_client.get("/api/v1/merchant/coupons").json()["results"][0]
+
+    for coupon in (held, listed):
+        assert (coupon["offer"]["title"], coupon["price_coins"]) == ("Free coffee", 10)
+        assert coupon["offer"]["id"] == str(offer.public_id)
+        assert coupon["refunds_on_expiry"] is True
+    assert in_the_books["offer_title"] == "Free coffee"
+    assert Coupon.objects.get(public_id=coupon_id).title == "Free coffee"
 
 
 def test_guests_can_redeem_with_their_coins(shop, client_for):

@@ -56,10 +56,10 @@ def test_a_sound_world_has_no_violations_and_the_commands_say_ok(world, capsys):
         (
             [
                 "UPDATE merchants_offer SET limit_per_person = 1 WHERE 1 = 1",
-                "INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, price_coins,"
-                " status, issued_at, valid_until, request_fingerprint)"
-                " SELECT gen_random_uuid(), 'DUPLICATE1', offer_id, merchant_id, user_id, price_coins,"
-                " status, issued_at, valid_until, '' FROM merchants_coupon",
+                "INSERT INTO merchants_coupon (public_id, code, offer_id, merchant_id, user_id, title,"
+                " price_coins, status, issued_at, valid_until, request_fingerprint)"
+                " SELECT gen_random_uuid(), 'DUPLICATE1', offer_id, merchant_id, user_id, title,"
+                " price_coins, status, issued_at, valid_until, '' FROM merchants_coupon",
                 "UPDATE merchants_offer SET stock_left = stock_left - 1",
             ],
             "limit per person: offer",
