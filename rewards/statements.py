@@ -279,13 +279,15 @@ EXPIRY_LOCKED = sql.Identifier("rewards_expiry_locked_accounts")
 
 EXPIRY_CHUNK_SETTINGS = (sql.SQL("SET LOCAL jit TO OFF"), sql.SQL("SET LOCAL random_page_cost TO 1.1"))
 
-# The chunk's wallets with coins due, and the sink, locked in the global order; the ids kept.
+# The chunk's wallets with coins due, locked in the global order; the ids kept. Not the sink: the
+# posting moves it last (`BatchPosting.counter_post`), so chunks running side by side hold it only
+# for the end of their transactions, not for the whole chunk.
 EXPIRY_LOCK = sql.SQL(
     """
 CREATE TEMPORARY TABLE {locked} AS
 SELECT id FROM (
     SELECT id, kind FROM rewards_ledgeraccount
-     WHERE id = %(sink)s OR id IN (
+     WHERE id IN (
         SELECT account_id FROM rewards_coinlot
          WHERE expires_on <= %(today)s AND remaining_amount > 0
            AND account_id > %(lower)s AND account_id <= %(upper)s

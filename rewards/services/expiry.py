@@ -62,7 +62,8 @@ def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int)
             idempotency_key=f"expiry:{today.isoformat()}:wallets:{first}-{last}:lots-to:{last_lot}",
             counter_account_id=sink_id,
         )
-        posting.legs_post(legs=statements.EXPIRY_LEGS, locked=True)  # by EXPIRY_LOCK, with the sink
+        posting.legs_post(legs=statements.EXPIRY_LEGS, locked=True)  # by EXPIRY_LOCK
+        # The sink last, locked only from here to the commit.
         posting.counter_post()
     execute(statements.DROP_TABLE.format(table=statements.EXPIRING))
     execute(statements.DROP_TABLE.format(table=statements.EXPIRY_LOCKED))

@@ -166,3 +166,56 @@ def test_a_lot_born_past_due_after_the_wallets_were_locked_waits_for_the_next_ru
     assert _balance(late) == 4
     assert (coins_expire(today=TODAY).coins, _balance(late)) == (3, 1)
     assert ledger_audit().is_balanced
+
+
+def test_two_expiry_chunks_side_by_side_wait_for_each_other_only_at_the_sink(person, monkeypatch):
+    """A chunk holds the sink from its last statement to its commit, not for the whole chunk: while
+    one chunk is between its wallets' legs and the sink, another chunk runs to its commit."""
+    import threading
+
+    from django.db import connection
+
+    from rewards.ledger.writer import BatchPosting
+
+    other = UserFactory()
+    lots_mint(person, (5, TODAY))
+    lots_mint(other, (7, TODAY))
+    first_wallet = wallet_account_for_user(user_id=person.pk).pk
+    second_wallet = wallet_account_for_user(user_id=other.pk).pk
+    assert first_wallet < second_wallet
+    first_range, second_range = (first_wallet - 1, first_wallet), (first_wallet, second_wallet)
+
+    original_counter_post = BatchPosting.counter_post
+    first_at_the_sink, second_done = threading.Event(), threading.Event()
+
+    def counter_post_after_the_second_chunk(posting) -> None:
+        if threading.current_thread().name == "first-chunk":
+            first_at_the_sink.set()
+            # The second chunk commits meanwhile; a second chunk waiting on this one's locks would
+            # not, and this chunk would then go on after the timeout, failing the test below.
+            second_done.wait(timeout=20)
+        original_counter_post(posting)
+
+    monkeypatch.setattr(BatchPosting, "counter_post", counter_post_after_the_second_chunk)
+    results = {}
+
+    def first_chunk() -> None:
+        try:
+            results["first"] = coins_expire(today=TODAY, account_range=first_range, reminders=False)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_chunk, name="first-chunk")
+    thread.start()
+    assert first_at_the_sink.wait(timeout=20)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout TO '10s'")
+    results["second"] = coins_expire(today=TODAY, account_range=second_range, reminders=False)
+    second_finished_first = not thread.is_alive()
+    second_done.set()
+    thread.join()
+
+    assert not second_finished_first
+    assert (results["first"].coins, results["second"].coins) == (5, 7)
+    assert expiry_sink_account().balance == 12
+    assert ledger_audit().is_balanced
