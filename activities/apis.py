@@ -29,8 +29,8 @@ from rest_framework.views import APIView
 from accounts.sessions import person_cached
 from activities import errors, selectors, services
 from activities.ingest import Incoming
-from activities.models import ActivityRecord, RecordStatus
-from activities.partner_requests import PARTNER_HEADERS, partner_authenticated
+from activities.models import ActivityRecord, RecordStatus, SignatureScheme
+from activities.partner_requests import PARTNER_HEADERS, partner_authenticated, partner_signed_in
 from activities.werun import MAX_STEPS_A_DAY
 from core.api import dates
 from core.api.errors import NOT_FOUND, ApplicationError
@@ -456,6 +456,35 @@ class PartnerRecordsApi(SignedRequestApi):
             counts[outcome.status] += 1
         # Built by hand, not through the serializer: batches are thousands of records.
         return Response({**counts, "records": [outcome.as_dict() for outcome in outcomes]})
+
+
+class PartnerSignatureCheckApi(SignedRequestApi):
+    """A partner checks its signing before it relies on it (a new signer, a rotated secret, the move
+    from the legacy form): whom we took the request for, in which scheme, in which form it was
+    signed, and until when the legacy form is accepted from it. Changes nothing; the request id is
+    used up as any other's."""
+
+    class Output(serializers.Serializer):
+        partner = serializers.CharField(source="partner.code")
+        signature_scheme = serializers.ChoiceField(
+            choices=SignatureScheme.choices, source="partner.signature_scheme"
+        )
+        signed_form = serializers.ChoiceField(
+            choices=["method_and_path", "legacy"],
+            help_text="`method_and_path`: the form to sign in; `legacy`: accepted until"
+            " `legacy_signature_until`",
+        )
+        legacy_signature_until = serializers.DateTimeField(
+            allow_null=True,
+            source="partner.legacy_signature_until",
+            help_text="until when the legacy form is accepted from this partner; null: it is not",
+        )
+
+    @extend_schema(
+        responses=Output, parameters=PARTNER_HEADERS, auth=[], operation_id="partner_signature_check"
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self.Output(partner_signed_in(self, request)).data)
 
 
 class PartnerLinksApi(SignedRequestApi):

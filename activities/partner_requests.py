@@ -24,8 +24,8 @@ from activities.models import Partner
 from core.api.views import SignedRequestApi
 
 
-def partner_authenticated(view: SignedRequestApi, request: Request) -> Partner:
-    """The partner that signed this request (`services.partner_authenticate`), or the refusal.
+def partner_signed_in(view: SignedRequestApi, request: Request) -> services.PartnerSignedIn:
+    """Who signed this request and in which form (`services.partner_authenticate`), or the refusal.
 
     A route whose answer discloses something (`signs_answers`) signs it with our SM2 key for a
     partner of an SM scheme, errors after sign-in included (activities/signing.py). A request signed
@@ -41,12 +41,16 @@ def partner_authenticated(view: SignedRequestApi, request: Request) -> Partner:
         path=request.get_full_path(),
         body=request.body,
     )
-    partner = signed_in.partner
     if signed_in.legacy_signature_until is not None:
         view.answer_headers_add(legacy_signature_notice(signed_in.legacy_signature_until))
-    if view.signs_answers and partner.uses_sm:
+    if view.signs_answers and signed_in.partner.uses_sm:
         view.answer_signed_with(functools.partial(signing.answer_signature_headers, request_id))
-    return partner
+    return signed_in
+
+
+def partner_authenticated(view: SignedRequestApi, request: Request) -> Partner:
+    """The partner that signed this request (`partner_signed_in`), or the refusal."""
+    return partner_signed_in(view, request).partner
 
 
 def legacy_signature_notice(until: datetime.datetime) -> dict[str, str]:

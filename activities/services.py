@@ -353,6 +353,11 @@ class PartnerSignedIn:
     partner: Partner
     legacy_signature_until: datetime.datetime | None = None
 
+    @property
+    def signed_form(self) -> str:
+        """`method_and_path`, or `legacy` (timestamp, request id and body only)."""
+        return "legacy" if self.legacy_signature_until is not None else "method_and_path"
+
 
 # How often a partner's use of the legacy form is written down (Partner.legacy_signature_seen_at).
 LEGACY_SIGNATURE_SEEN_EVERY = datetime.timedelta(minutes=1)

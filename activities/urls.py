@@ -24,5 +24,6 @@ urlpatterns = [
     path("activities/partner-links/code", apis.PartnerLinkCodeApi.as_view(), name="activities-link-code"),
     path("partner/records", apis.PartnerRecordsApi.as_view(), name="partner-records"),
     path("partner/links", apis.PartnerLinksApi.as_view(), name="partner-links"),
+    path("partner/signature", apis.PartnerSignatureCheckApi.as_view(), name="partner-signature"),
     *statement_urlpatterns,
 ]

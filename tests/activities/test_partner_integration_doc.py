@@ -41,7 +41,29 @@ def use_scheme(partner, scheme: str, **fields) -> None:
 
 
 def test_the_doc_has_an_example_per_scheme_and_for_our_answers():
-    assert list(examples()) == ["hmac-sha256", "hmac-sm3", "sm2-key-pair", "sm2-sm3", "verify-answer"]
+    assert list(examples()) == [
+        "check-signature",
+        "hmac-sha256",
+        "hmac-sm3",
+        "sm2-key-pair",
+        "sm2-sm3",
+        "verify-answer",
+    ]
+
+
+def test_a_partner_checks_its_signing_as_the_doc_shows(live_server, transit):
+    check = examples()["check-signature"]["check_signature"]
+
+    answer = check(live_server.url, transit.partner.api_key, transit.signing_secret)
+
+    assert answer == {
+        "partner": transit.partner.code,
+        "signature_scheme": "hmac-sha256",
+        "signed_form": "method_and_path",
+        "legacy_signature_until": None,
+    }
+    with pytest.raises(requests.HTTPError, match="401"):
+        check(live_server.url, transit.partner.api_key, "not-the-secret")
 
 
 def test_a_batch_signed_as_each_example_shows_is_accepted(live_server, transit, rider):

@@ -229,3 +229,40 @@ def test_partners_there_before_the_method_and_path_were_signed_keep_the_earlier_
 
     until = Partner.objects.get(pk=transit.partner.pk).legacy_signature_until
     assert abs(until - timezone.now() - datetime.timedelta(days=90)) < datetime.timedelta(minutes=1)
+
+
+def check_signature(partner, scheme: str, *, signed_path: str | None = "/api/v1/partner/signature"):
+    """`GET /api/v1/partner/signature`, empty body, signed for `signed_path` (None: the legacy form)."""
+    stamp, request_id = str(int(time.time())), uuid.uuid4().hex
+    message = (
+        signing.legacy_request_message(stamp, request_id, b"")
+        if signed_path is None
+        else signing.request_message("GET", signed_path, stamp, request_id, b"")
+    )
+    return APIClient().get(
+        "/api/v1/partner/signature",
+        HTTP_X_PARTNER_KEY=partner.partner.api_key,
+        HTTP_X_TIMESTAMP=stamp,
+        HTTP_X_PARTNER_REQUEST_ID=request_id,
+        HTTP_X_SIGNATURE=sign(scheme, partner.signing_secret, message),
+    )
+
+
+def test_a_partner_checks_its_signing_and_learns_the_form_it_signed_in(transit, scheme):
+    until = timezone.now() + datetime.timedelta(days=30)
+    use_scheme(transit, scheme, legacy_signature_until=until)
+
+    current = check_signature(transit, scheme)
+    legacy = check_signature(transit, scheme, signed_path=None)
+    as_a_post = check_signature(transit, scheme, signed_path="/api/v1/partner/records")
+
+    assert current.status_code == 200
+    assert current.json() == {
+        "partner": transit.partner.code,
+        "signature_scheme": scheme,
+        "signed_form": "method_and_path",
+        "legacy_signature_until": current.json()["legacy_signature_until"],
+    }
+    assert datetime.datetime.fromisoformat(current.json()["legacy_signature_until"]) == until
+    assert (legacy.json()["signed_form"], "Sunset" in legacy) == ("legacy", True)
+    assert as_a_post.json()["error"]["code"] == "partner_signature_invalid"
