@@ -248,6 +248,8 @@ class PartnerAdmin(core_admin.ModelAdmin):
         "is_active",
         "api_key",
         "secret_rotated_at",
+        "legacy_signature_until",
+        "legacy_signature_seen_at",
         "created_at",
     ]
     list_filter = ["source", "signature_scheme", "is_active"]
