@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.sessions import person_cached
-from activities import errors, selectors, services
+from activities import errors, selectors, services, signing
 from activities.ingest import Incoming
 from activities.models import ActivityRecord, RecordStatus, SignatureScheme
 from activities.partner_requests import PARTNER_HEADERS, partner_authenticated, partner_signed_in
@@ -470,7 +470,7 @@ class PartnerSignatureCheckApi(SignedRequestApi):
             choices=SignatureScheme.choices, source="partner.signature_scheme"
         )
         signed_form = serializers.ChoiceField(
-            choices=["method_and_path", "legacy"],
+            choices=signing.SIGNED_FORMS,
             help_text="`method_and_path`: the form to sign in; `legacy`: accepted until"
             " `legacy_signature_until`",
         )

@@ -355,8 +355,10 @@ class PartnerSignedIn:
 
     @property
     def signed_form(self) -> str:
-        """`method_and_path`, or `legacy` (timestamp, request id and body only)."""
-        return "legacy" if self.legacy_signature_until is not None else "method_and_path"
+        """One of `signing.SIGNED_FORMS`."""
+        return (
+            signing.SIGNED_FORM_CURRENT if self.legacy_signature_until is None else signing.SIGNED_FORM_LEGACY
+        )
 
 
 # How often a partner's use of the legacy form is written down (Partner.legacy_signature_seen_at).

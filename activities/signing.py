@@ -72,6 +72,13 @@ def current_seal_prefix() -> str:
     return sealing.current_prefix(keyring("PARTNER_SECRET_KEYS"), _scheme())
 
 
+# The forms a partner's request may be signed in: `request_message`, or `legacy_request_message`
+# within the partner's window for it.
+SIGNED_FORM_CURRENT = "method_and_path"
+SIGNED_FORM_LEGACY = "legacy"
+SIGNED_FORMS = (SIGNED_FORM_CURRENT, SIGNED_FORM_LEGACY)
+
+
 def request_message(method: str, path: str, timestamp: str, request_id: str, body: bytes) -> bytes:
     """What a partner signs: the method, the path and query as in the request line, the timestamp,
     the request id and the body exactly as sent, each but the body followed by a newline."""
@@ -116,8 +123,8 @@ def sm2_signature_matches(partner: Partner, message: bytes, signature: str) -> b
 
 
 def answer_signature_headers(request_id: str, body: bytes) -> dict[str, str]:
-    """Our SM2 signature of an answer: the same layout as a request, with our timestamp and the
-    partner's request id, so an answer can't be passed off as the answer to another request."""
+    """Our SM2 signature of an answer (`answer_message`): our timestamp and the partner's request id,
+    so an answer can't be passed off as the answer to another request."""
     timestamp = str(int(time.time()))
     key_id, signature = platform_keys.sm2_sign(answer_message(timestamp, request_id, body))
     return {

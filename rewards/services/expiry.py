@@ -43,7 +43,7 @@ class ExpiryResult:
 
 
 def _chunk_expire(*, today: datetime.date, lower: int, upper: int, sink_id: int) -> tuple[int, int]:
-    params = {"today": today, "lower": lower, "upper": upper, "sink": sink_id}
+    params = {"today": today, "lower": lower, "upper": upper}
     # As in settlement: index lookups over a few thousand rows, no JIT, cached pages.
     for setting in statements.EXPIRY_CHUNK_SETTINGS:
         execute(setting)

@@ -208,12 +208,16 @@ def test_two_expiry_chunks_side_by_side_wait_for_each_other_only_at_the_sink(per
     thread = threading.Thread(target=first_chunk, name="first-chunk")
     thread.start()
     assert first_at_the_sink.wait(timeout=20)
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout TO '10s'")
-    results["second"] = coins_expire(today=TODAY, account_range=second_range, reminders=False)
-    second_finished_first = not thread.is_alive()
-    second_done.set()
-    thread.join()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout TO '10s'")
+        results["second"] = coins_expire(today=TODAY, account_range=second_range, reminders=False)
+        second_finished_first = not thread.is_alive()
+    finally:
+        second_done.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
 
     assert not second_finished_first
     assert (results["first"].coins, results["second"].coins) == (5, 7)
