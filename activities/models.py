@@ -565,7 +565,10 @@ class DailyCarbon(models.Model):
 
     Capture adds to `credited_carbon_mg` with conditional set-based updates; settlement adds to
     `settled_carbon_mg`. A record approved from review after its day was settled raises
-    `credited_carbon_mg` again, and the next settlement picks up the difference.
+    `credited_carbon_mg` again, and the next settlement picks up the difference. The same way,
+    `counted_carbon_mg` is what the people's progress (rewards' badge progress and all-time board)
+    has counted of the day: a day whose credited carbon differs is counted by the next refresh of the
+    progress, found through its partial index, so a night counts what changed, not the history.
     """
 
     # The unique (user, day) index serves lookups by person; no separate index on the key, and no
@@ -580,6 +583,7 @@ class DailyCarbon(models.Model):
     day = models.DateField()
     credited_carbon_mg = models.BigIntegerField(default=0)
     settled_carbon_mg = models.BigIntegerField(default=0)
+    counted_carbon_mg = models.BigIntegerField(db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -602,6 +606,13 @@ class DailyCarbon(models.Model):
                 fields=["user"],
                 condition=Q(credited_carbon_mg__gt=F("settled_carbon_mg")),
                 name="daily_carbon_unsettled_person",
+            ),
+            # The days the people's progress has not counted as they are now (a handful a person:
+            # today's and any changed late), for its nightly refresh.
+            models.Index(
+                fields=["day"],
+                condition=~Q(credited_carbon_mg=F("counted_carbon_mg")),
+                name="daily_carbon_uncounted",
             ),
         ]
         verbose_name = _("daily carbon")

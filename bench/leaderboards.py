@@ -5,7 +5,8 @@ everyone, today for 60 %, and a day earlier in the month for 40 %. Then:
 
 1. times a full rebuild of each board (today, week, month, all time): the ranking (one INSERT …
    SELECT with ROW_NUMBER()) and, for a second rebuild, the deletion of the previous build's
-   entries; beside them the same-run reference of a bare GROUP BY over the same rows;
+   entries; all time as a night's build, counting yesterday's days into the people's progress
+   before it ranks; beside them the same-run reference of a bare GROUP BY over the same rows;
 2. serves `GET /api/v1/leaderboards/today` (city top 50 + my rank, each request signed in as one
    of many people) with gunicorn and production settings, load from wrk; the references are the
    bare `/healthz` JSON view and the signed-in `GET /api/v1/wallet` served the same way, in the same
@@ -141,13 +142,24 @@ def _reference_group_by(period: str) -> float:
 
 
 def _rebuilds(report: Report, people: int) -> None:
+    """Each board rebuilt twice; the second build's ranking and its dropping of the first are the
+    figure. All time is a night's instead: the people's progress stands counted through the day
+    before yesterday (as last night left it, untimed), and the first build counts yesterday's days
+    into it and ranks; its figure is that build and the second's dropping of it."""
+    from django.utils import timezone
+
     from rewards.gamification.leaderboards import leaderboard_rebuild
+    from rewards.gamification.progress import progress_refresh
+    from rewards.models import ProgressRefresh
 
     for period in ("today", "week", "month", "all_time"):
         reference = _reference_group_by(period)
+        if period == "all_time":
+            progress_refresh(through=timezone.localdate() - datetime.timedelta(days=2))
         first = leaderboard_rebuild(period=period)
         second = leaderboard_rebuild(period=period)
-        total = second.rank_seconds + second.cleanup_seconds
+        timed = first if period == "all_time" else second
+        total = timed.rank_seconds + second.cleanup_seconds
         projected = total * CITY_ACCOUNTS / people
         print(
             f"{period}: {second.build.people:,} ranked in {first.rank_seconds:.1f} s (first), "
@@ -155,13 +167,22 @@ def _rebuilds(report: Report, people: int) -> None:
             f"(second); reference GROUP BY {reference:.1f} s",
             flush=True,
         )
+        notes = (
+            f"ranking {timed.rank_seconds:.1f} s, dropping the previous build "
+            f"{second.cleanup_seconds:.1f} s; projected to 2.18 M: {projected:.1f} s"
+        )
+        if period == "all_time":
+            night = ProgressRefresh.objects.filter(finished_at__lte=first.build.finished_at).first()
+            notes += (
+                f"; the night's build, its ranking counting {night.days_counted:,} days of "
+                f"{night.people_changed:,} people into their progress first"
+            )
         figure = f"full rebuild of '{period}', {people:,} accounts ({second.build.people:,} ranked)"
         report.add(
             Row("leaderboards", figure, total, "s", reference="GROUP BY of the same rows (s)",
                 reference_value=reference,
                 target=f"≤ {REBUILD_TARGET_SECONDS} s at 2.18 M", met=projected <= REBUILD_TARGET_SECONDS,
-                notes=f"ranking {second.rank_seconds:.1f} s, dropping the previous build "
-                      f"{second.cleanup_seconds:.1f} s; projected to 2.18 M: {projected:.1f} s")
+                notes=notes)
         )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ Two figures, each beside a twin without history measured in the same run, rounds
   person who earned a lot a night for five years (1,825 lots, the expired ones emptied by the real
   expiry job, a `DailyCarbon` row a night), beside a new person with one night's lot;
 - streak reads/s (`rewards.gamification.badges.streaks_of`, what `GET /api/v1/badges` answers with)
-  of the same two people, their progress stored by the full badge run and the five-year one still
+  of the same two people, their progress stored by the night's refresh and the five-year one still
   going today.
 
 Target: each history-laden figure within 1.2× of its twin (cost independent of history). Commits
@@ -172,11 +172,9 @@ def _histories(
         copy.write(buffer.read())
     if not raw.autocommit:
         raw.commit()
-    from accounts.models import User
-    from rewards.gamification.badges import progress_refresh
+    from rewards.gamification.progress import progress_refresh
 
-    for user in User.objects.filter(pk__in=[veteran_id, newcomer_id]):
-        progress_refresh(user=user)  # as the full badge run leaves them
+    progress_refresh()  # as the night's refresh leaves them
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE rewards_coinlot")
         cursor.execute("VACUUM ANALYZE rewards_ledgeraccount")

@@ -9,7 +9,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
   once, and a coupon is marked refunded exactly when it was;
 - carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
   credited it; each external record stored once; what a person's records credited is what their day
-  says, and what each behaviour's day and month counters say;
+  says, and what each behaviour's day and month counters say; a person's progress (badges, the
+  all-time board) is what their days say it counted;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day), its coins at its rate being
   the carbon it converted; a merge's capped carbon whose coins were kept counts as settled; another
@@ -198,6 +199,14 @@ INVARIANTS: tuple[Invariant, ...] = (
         lambda r: f"person {r[0]}, day {r[1]}: the day says {r[2]} mg, its records credited {r[3]} mg",
         # Only days that have records: a day may also be credited by other means (tests, imports).
         statements.DAY_CREDITED_FROM_RECORDS,
+    ),
+    Invariant(
+        "progress counts the days",
+        lambda r: (
+            f"person {r[0]}: progress {r[1]} mg through {r[2]} (latest run ending {r[3]}), "
+            f"their counted days {r[4]} mg (the last with carbon {r[5]})"
+        ),
+        statements.PROGRESS_COUNTS_THE_DAYS,
     ),
     Invariant(
         "cap per record",

@@ -334,6 +334,27 @@ DAY_CREDITED_FROM_RECORDS = sql.SQL(
         """
 )
 
+# “progress counts the days”: the rows that break it, one per offender, each reported as "person …:
+# progress … mg through … (latest run ending …), their counted days … mg (the last with carbon …)".
+# Open accounts only: a closed account's days are counted but it keeps no progress.
+PROGRESS_COUNTS_THE_DAYS = sql.SQL(
+    """
+        SELECT person.id, progress.carbon_mg, progress.through_day, progress.run_end,
+               counted.carbon_mg, counted.last_day
+        FROM (
+            SELECT user_id, SUM(counted_carbon_mg) AS carbon_mg,
+                   MAX(day) FILTER (WHERE counted_carbon_mg > 0) AS last_day
+            FROM activities_dailycarbon GROUP BY user_id
+        ) AS counted
+        FULL JOIN rewards_badgeprogress AS progress ON progress.user_id = counted.user_id
+        JOIN accounts_user AS person ON person.id = COALESCE(progress.user_id, counted.user_id)
+        WHERE person.closed_at IS NULL
+          AND (COALESCE(progress.carbon_mg, 0) <> COALESCE(counted.carbon_mg, 0)
+               OR progress.run_end IS DISTINCT FROM counted.last_day)
+        ORDER BY person.id
+        """
+)
+
 # “cap per record”: the rows that break it, one per offender, each reported as "record …: credited … mg
 # over its cap of … mg".
 CAP_PER_RECORD = sql.SQL(

@@ -123,6 +123,7 @@ TABLE_CLASSES: dict[str, tuple[str, str]] = {
     "rewards_leaderboardbuild": (LOCAL, ""),
     "rewards_leaderboardentry": (LOCAL, ""),
     "rewards_ratingrun": (LOCAL, ""),
+    "rewards_progressrefresh": (LOCAL, ""),
     "rewards_groupboardbuild": (LOCAL, ""),
     "rewards_groupboardentry": (LOCAL, ""),
     "rewards_groupmemberboardentry": (LOCAL, ""),

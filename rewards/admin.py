@@ -27,6 +27,7 @@ from rewards.models import (
     LedgerEntry,
     LedgerTransaction,
     MonthlyRating,
+    ProgressRefresh,
     RatingRun,
     RatingThresholds,
     Settlement,
@@ -384,6 +385,23 @@ class RatingRunAdmin(ReadOnlyAdmin):
         )
 
 
+@admin.register(ProgressRefresh)
+class ProgressRefreshAdmin(ReadOnlyAdmin):
+    """The refreshes of the people's progress: how many days each counted, for how many people, and
+    how many of them it counted again from all their days."""
+
+    list_display = (
+        "id",
+        "through_day",
+        "days_counted",
+        "people_changed",
+        "people_recounted",
+        "started_at",
+        "finished_at",
+    )
+    ordering = ("-id",)
+
+
 @admin.register(MonthlyRating)
 class MonthlyRatingAdmin(ReadOnlyAdmin):
     list_display = ("user", "month", "level", "carbon_mg", "city_rank", "share_above_bp")
@@ -410,8 +428,9 @@ class BadgeAdmin(core_admin.ModelAdmin):
         return badge.award_count
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
-        # The key is what the app and the awards refer to: fixed once the badge exists.
-        return ("key",) if obj is not None else ()
+        # The key is what the app and the awards refer to: fixed once the badge exists. Which refresh
+        # of the progress it last looked through is the award job's to keep.
+        return ("key", "looked_through_refresh") if obj is not None else ("looked_through_refresh",)
 
     def save_model(self, request: HttpRequest, obj: Badge, form, change: bool) -> None:
         from django.core.exceptions import ValidationError
@@ -420,7 +439,11 @@ class BadgeAdmin(core_admin.ModelAdmin):
 
         if obj.rule not in RULES:
             raise ValidationError(f"unknown rule {obj.rule!r}; known: {', '.join(RULES)}")
+        stored = Badge.objects.filter(pk=obj.pk).values_list("rule", "parameters").first() if change else None
         super().save_model(request, obj, form, change)
+        if stored is not None and stored != (obj.rule, obj.parameters):
+            # Another rule or threshold: the next full run looks at everyone again.
+            Badge.objects.filter(pk=obj.pk).update(looked_through_refresh=None)
 
     @admin.action(description=_("Award the selected badges now to everyone who qualifies"))
     def award_now(self, request: HttpRequest, queryset: QuerySet[Badge]) -> None:

@@ -654,6 +654,13 @@ class Badge(models.Model):
     description_en = models.CharField(_("English description"), max_length=200, blank=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField(_("awarded"), default=True)
+    # The latest refresh of the people's progress (`ProgressRefresh`) whose changes the full run has
+    # looked at for this badge: the next full run looks at the people changed since. None for a badge
+    # not looked at yet (new, or its rule or parameters changed), which the next full run looks at
+    # for everyone.
+    looked_through_refresh = models.BigIntegerField(
+        _("looked through progress refresh"), null=True, blank=True
+    )
 
     class Meta:
         ordering = ["sort_order", "key"]
@@ -680,12 +687,34 @@ class BadgeAward(models.Model):
         return f"{self.user_id}:{self.badge_id}"
 
 
+class ProgressRefresh(models.Model):
+    """One refresh of the people's progress (`rewards.gamification.progress`): the days it counted
+    (through `through_day`) and the people whose progress it changed. Refreshes run one at a time;
+    their ids, in order, say which people changed since a badge's last look."""
+
+    through_day = models.DateField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    days_counted = models.BigIntegerField()
+    people_changed = models.BigIntegerField()
+    people_recounted = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("progress refresh")
+        verbose_name_plural = _("progress refreshes")
+
+    def __str__(self) -> str:
+        return f"progress through {self.through_day} (#{self.pk})"
+
+
 class BadgeProgress(models.Model):
-    """A person's progress towards the badges through a day (`through_day`, yesterday at the last
-    full badge run, `rewards.gamification.badges.progress_refresh`): carbon credited in all, the
-    latest run of consecutive local days with credited carbon and the longest. Reading a person's
-    progress adds their days after that latest run (`statements.PROGRESS`), so it costs those days,
-    not the history."""
+    """A person's progress towards the badges through a day (`through_day`, the last refresh that
+    changed it, `rewards.gamification.progress`): carbon credited in all, the latest run of
+    consecutive local days with credited carbon and the longest. It is what the person's days have
+    counted (`DailyCarbon.counted_carbon_mg`). Reading a person's progress adds their days after that
+    latest run (`statements.PROGRESS`), so it costs those days, not the history; the all-time board
+    ranks the carbon of everyone's progress."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
@@ -697,6 +726,9 @@ class BadgeProgress(models.Model):
     run_end = models.DateField()
     longest_days = models.PositiveIntegerField()
     refreshed_at = models.DateTimeField()
+    # The `ProgressRefresh` that last changed it (no foreign key: the refreshes are the platform's,
+    # the progress each person's).
+    refresh_number = models.BigIntegerField(db_default=0, db_index=True)
 
     class Meta:
         verbose_name = _("badge progress")

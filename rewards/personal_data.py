@@ -252,11 +252,11 @@ def _gamification_merge(*, source_user: User, target_user: User) -> None:
     held = BadgeAward.objects.filter(user=target_user).values("badge_id")
     BadgeAward.objects.filter(user=source_user).exclude(badge_id__in=held).update(user=target_user)
     BadgeAward.objects.filter(user=source_user).delete()
-    # The days are the target's now (activities merged them): its progress counted again from them.
-    from rewards.gamification.badges import progress_refresh
+    # The days are the target's now (activities merged them, and capped some): what the progress
+    # counted of them is forgotten, and the next refresh counts the target again from all its days.
+    from rewards.gamification.progress import progress_forget
 
-    BadgeProgress.objects.filter(user=source_user).delete()
-    progress_refresh(user=target_user)
+    progress_forget(user_ids=[source_user.pk, target_user.pk])
     # A bank was allowed to read the source account's profile, not the merged one: the grant ends.
     from django.utils import timezone
 

@@ -9,15 +9,17 @@ key, so a badge is awarded once, however often the job runs, even two at once.
 Two runs. The hourly run looks only at what the last hours changed: the people with carbon
 credited since a day and not yet settled (through the partial index of unsettled days), the
 behaviours of those days, the donations since then, the latest final month's ratings. The full
-run (nightly after the settlement, `manage.py award_badges`, the admin's action) first stores each
-person's progress through yesterday (`BadgeProgress`: carbon credited in all, the latest run of
-consecutive active local days and the longest, by gaps and islands, one set-based pass over the
-history), then looks at everyone; it also sees what an hourly run cannot: days credited long after
-they happened (an import of last quarter, a late approval from review), and ratings made final.
+run (nightly after the settlement, `manage.py award_badges`, the admin's action) first refreshes the
+people's progress through yesterday (`rewards.gamification.progress`: it counts the days changed
+since the last refresh, not the history), then looks at everyone's progress; it also sees what an
+hourly run cannot: days credited long after they happened (an import of last quarter, a late
+approval from review), and ratings made final. A first behaviour it looks for among the people
+whose progress changed since the refresh the badge last looked through (everyone's, for a badge
+new or changed): a probe of their behaviour's days each.
 
 A person's progress is their summary and their days after it (`PROGRESS`): a streak is a run of
 consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited carbon. So the
-hourly run and a person's read cost the days since the last full run, not the person's history.
+hourly run and a person's read cost the days since the last refresh, not the person's history.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from accounts.notifications.services import notifications_insert
 from core.db import prepared_cursor
 from core.local_time import LOCAL_TZ
 from rewards.gamification import statements
+from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, RatingLevel
 
 
@@ -63,7 +66,7 @@ class Window:
     def progress(self) -> sql.Composable:
         """The progress of the people the run looks at (`statements.PROGRESS`)."""
         people = statements.SUMMARIZED_AND_RECENT_PEOPLE if self.full else statements.RECENT_PEOPLE
-        return statements.PROGRESS.format(people=people)
+        return statements.progress_of(people)
 
 
 class BadgeRule:
@@ -74,8 +77,9 @@ class BadgeRule:
     # run gathers once before the awards, the full run storing everyone's first.
     reads_progress: bool = False
 
-    def qualified_sql(self, parameters: dict, window: Window) -> tuple[sql.Composable, dict]:
-        """A SELECT of `user_id` of everyone who qualifies, and its parameters."""
+    def qualified_sql(self, badge: Badge, window: Window) -> tuple[sql.Composable, dict]:
+        """A SELECT of `user_id` of everyone who qualifies for `badge` (its parameters), and the
+        SELECT's parameters."""
         raise NotImplementedError
 
 
@@ -84,12 +88,11 @@ class FirstBehaviour(BadgeRule):
 
     key = "first_behaviour"
 
-    def qualified_sql(self, parameters, window):
+    def qualified_sql(self, badge, window):
+        params = {"behaviour": badge.parameters["behaviour"]}
         if window.full:
-            query = statements.FIRST_BEHAVIOUR_EVER
-        else:
-            query = statements.FIRST_BEHAVIOUR_ON_DAYS.format(days=statements.RECENT_DAYS)
-        return query, {"behaviour": parameters["behaviour"]}
+            return statements.FIRST_BEHAVIOUR_CHANGED, {**params, "looked": badge.looked_through_refresh or 0}
+        return statements.FIRST_BEHAVIOUR_ON_DAYS.format(days=statements.RECENT_DAYS), params
 
 
 class CarbonTotal(BadgeRule):
@@ -98,8 +101,8 @@ class CarbonTotal(BadgeRule):
     key = "carbon_total"
     reads_progress = True
 
-    def qualified_sql(self, parameters, window):
-        return statements.CARBON_TOTAL_QUALIFIED, {"carbon_mg": int(parameters["carbon_mg"])}
+    def qualified_sql(self, badge, window):
+        return statements.CARBON_TOTAL_QUALIFIED, {"carbon_mg": int(badge.parameters["carbon_mg"])}
 
 
 class Streak(BadgeRule):
@@ -108,8 +111,8 @@ class Streak(BadgeRule):
     key = "streak"
     reads_progress = True
 
-    def qualified_sql(self, parameters, window):
-        return statements.STREAK_QUALIFIED, {"days": int(parameters["days"])}
+    def qualified_sql(self, badge, window):
+        return statements.STREAK_QUALIFIED, {"days": int(badge.parameters["days"])}
 
 
 class FirstDonation(BadgeRule):
@@ -117,7 +120,7 @@ class FirstDonation(BadgeRule):
 
     key = "first_donation"
 
-    def qualified_sql(self, parameters, window):
+    def qualified_sql(self, badge, window):
         since = sql.SQL("") if window.full else statements.DONATED_SINCE
         return statements.FIRST_DONATION_QUALIFIED.format(since=since), {}
 
@@ -127,7 +130,7 @@ class Ambassador(BadgeRule):
 
     key = "ambassador"
 
-    def qualified_sql(self, parameters, window):
+    def qualified_sql(self, badge, window):
         months = statements.FINAL_MONTHS if window.full else statements.LATEST_FINAL_MONTH
         return statements.AMBASSADOR_QUALIFIED.format(months=months), {"level": RatingLevel.DARK_GREEN.value}
 
@@ -140,7 +143,7 @@ RULES: dict[str, BadgeRule] = {
 @transaction.atomic
 def _award(*, badge: Badge, window: Window) -> int:
     """Awards one badge to everyone who qualifies and has not got it; returns how many got it now."""
-    qualified, params = RULES[badge.rule].qualified_sql(badge.parameters, window)
+    qualified, params = RULES[badge.rule].qualified_sql(badge, window)
     params = {**window.params(), **params, "badge": badge.pk, "now": timezone.now()}
     with connection.cursor() as cursor:
         cursor.execute(statements.BADGE_AWARD.format(qualified=qualified), params)
@@ -166,18 +169,21 @@ def badges_award(
 ) -> dict[str, int]:
     """The award job: every active badge (or these), one set-based statement each, in one
     transaction. `since` makes it the hourly run, which looks at the people with carbon credited
-    since that day and not yet settled; None, the full run, which stores everyone's progress through
-    yesterday first and looks at everyone. The people's progress is read once, however many badges
-    read it."""
+    since that day and not yet settled; None, the full run, which refreshes the progress through
+    yesterday first (holding the refreshes' lock to the end, so the refresh it records is the latest
+    whose changes its badges have looked at) and looks at everyone. The people's progress is read
+    once, however many badges read it."""
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
     window = Window(since=since, today=timezone.localdate())
+    refresh = progress_refresh(through=window.today - datetime.timedelta(days=1)) if window.full else None
     if any(RULES[badge.rule].reads_progress for badge in badges):
-        if window.full:
-            progress_refresh(through=window.today - datetime.timedelta(days=1))
         with connection.cursor() as cursor:
             cursor.execute(statements.PROGRESS_GATHER_DROP)
             cursor.execute(statements.PROGRESS_GATHER.format(progress=window.progress()), window.params())
-    return {badge.key: _award(badge=badge, window=window) for badge in badges}
+    awarded = {badge.key: _award(badge=badge, window=window) for badge in badges}
+    if refresh is not None:
+        Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(looked_through_refresh=refresh.pk)
+    return awarded
 
 
 # --- A person's progress and badges -----------------------------------------------------------
@@ -190,25 +196,10 @@ class Streaks:
     last_active_day: datetime.date | None
 
 
-def progress_refresh(*, through: datetime.date | None = None, user: User | None = None) -> None:
-    """Stores the progress (`BadgeProgress`) through a day (yesterday unless told) of one person (a
-    merge) or of everyone (the full run): one set-based statement over their days."""
-    through = through or timezone.localdate() - datetime.timedelta(days=1)
-    if user is not None:
-        people, kept, params = statements.ONE_PERSON_DAYS, statements.ONE_PERSON_KEPT, {"person": user.pk}
-    else:
-        people, kept, params = statements.EVERYONE_DAYS, sql.SQL(""), {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            statements.PROGRESS_REFRESH.format(people=people, kept=kept),
-            {**params, "through": through, "now": timezone.now()},
-        )
-
-
 def streaks_of(*, user: User, today: datetime.date | None = None) -> Streaks:
     """The current streak (alive while the person was active today or yesterday) and the longest.
 
-    From the person's progress stored by the last full badge run and their days after it, in one
+    From the person's progress stored by the last refresh and their days after it, in one
     statement: the cost does not grow with the person's history."""
     today = today or timezone.localdate()
     with prepared_cursor() as cursor:

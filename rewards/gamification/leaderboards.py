@@ -9,7 +9,10 @@ person through (build, user).
 - Today counts the carbon credited today, settled or not (rebuilt every few minutes).
 - This week / this month / all time count closed days: the week, month or whole history up to
   yesterday, rebuilt after the nightly settlement. On the first day of a week the board of "this
-  week" is the one of the week that just ended, until tonight (`through_day` says so).
+  week" is the one of the week that just ended, until tonight (`through_day` says so). All time
+  ranks the people's progress (`rewards.gamification.progress`), refreshed through yesterday first:
+  one row a person, counted day by day as days change, so its rebuild does not grow with the
+  city's age.
 - Ties are broken by account age (the lower user id first): the same scores always give the same order.
 - People who opted out of rankings, closed accounts and zero scores are left out.
 """
@@ -33,6 +36,7 @@ from core.db import prepared_cursor
 from core.db_routing import primary_reads
 from core.person_cache import Reading, shared_tag, shared_tag_key
 from rewards.gamification import statements
+from rewards.gamification.progress import progress_refresh
 from rewards.models import LeaderboardBuild, LeaderboardEntry, LeaderboardPeriod
 
 logger = logging.getLogger(__name__)
@@ -115,7 +119,9 @@ def _partition_of(build_id: int) -> str:
     return f"{ENTRIES_TABLE}_b{int(build_id)}"
 
 
-def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through: datetime.date) -> int:
+def _rank_into_partition(
+    cursor, *, build_id: int, period: str, start: datetime.date, through: datetime.date
+) -> int:
     """Writes a build's entries into a table of its own, indexes it, attaches it; returns the count.
 
     The table is unlogged (derived data), checked to hold only its build (so attaching it needs no
@@ -128,8 +134,9 @@ def _rank_into_partition(cursor, *, build_id: int, start: datetime.date, through
     # Written once, read by index, dropped whole: nothing for autovacuum to do but compete with the
     # next rebuild for the cores (it would analyze two million fresh rows right away).
     cursor.execute(statements.ENTRIES_PARTITION_CREATE.format(entries=statements.ENTRIES, **names))
+    scores = statements.PROGRESS_SCORES if period == LeaderboardPeriod.ALL_TIME else statements.PERIOD_SCORES
     cursor.execute(
-        statements.ENTRIES_RANK.format(partition=names["partition"]),
+        statements.ENTRIES_RANK.format(partition=names["partition"], scored=scores),
         {"build": build_id, "start": start, "through": through},
     )
     people = cursor.rowcount
@@ -161,6 +168,8 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
     """
     start, through = period_bounds(period=period, today=today)
     started = time.monotonic()
+    if period == LeaderboardPeriod.ALL_TIME:
+        progress_refresh(through=through)
     with transaction.atomic():
         # One big sort per window: give it memory rather than spilling to disk, and skip JIT.
         with connection.cursor() as cursor:
@@ -171,7 +180,9 @@ def leaderboard_rebuild(*, period: str, today: datetime.date | None = None) -> B
             period=period, period_start=start, through_day=through, started_at=timezone.now()
         )
         with connection.cursor() as cursor:
-            people = _rank_into_partition(cursor, build_id=build.pk, start=start, through=through)
+            people = _rank_into_partition(
+                cursor, build_id=build.pk, period=period, start=start, through=through
+            )
         rank_seconds = time.monotonic() - started
         build.people = people
         build.finished_at = timezone.now()

@@ -34,19 +34,35 @@ ENTRIES_RANK = sql.SQL(
            CASE WHEN scored.district_id IS NULL THEN NULL ELSE ROW_NUMBER() OVER (
                PARTITION BY scored.district_id ORDER BY scored.carbon_mg DESC, scored.user_id
            ) END
-    FROM (
-        SELECT daily.user_id, person.district_id,
-               CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
-        FROM activities_dailycarbon AS daily
-        JOIN accounts_user AS person ON person.id = daily.user_id
-        WHERE daily.day >= %(start)s AND daily.day <= %(through)s
-          AND person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
-        GROUP BY daily.user_id, person.district_id
-        HAVING SUM(daily.credited_carbon_mg) > 0
-    ) AS scored
+    FROM ({scored}) AS scored
     -- Written in the order of the (build, person) index, which then grows at its end instead of
     -- taking two million inserts all over itself: a third of a city-wide rebuild's time.
     ORDER BY scored.user_id
+    """
+)
+
+# The scores of a period's board: each person's carbon credited on its days.
+PERIOD_SCORES = sql.SQL(
+    """
+    SELECT daily.user_id, person.district_id, CAST(SUM(daily.credited_carbon_mg) AS BIGINT) AS carbon_mg
+    FROM activities_dailycarbon AS daily
+    JOIN accounts_user AS person ON person.id = daily.user_id
+    WHERE daily.day >= %(start)s AND daily.day <= %(through)s
+      AND person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
+    GROUP BY daily.user_id, person.district_id
+    HAVING SUM(daily.credited_carbon_mg) > 0
+    """
+)
+
+# The scores of the all-time board: each person's progress (refreshed through the board's last
+# day first), one row a person whatever the history.
+PROGRESS_SCORES = sql.SQL(
+    """
+    SELECT progress.user_id, person.district_id, progress.carbon_mg
+    FROM rewards_badgeprogress AS progress
+    JOIN accounts_user AS person ON person.id = progress.user_id
+    WHERE progress.carbon_mg > 0
+      AND person.shows_on_leaderboards AND person.is_active AND person.closed_at IS NULL
     """
 )
 
@@ -89,31 +105,12 @@ SUMMARIZED_AND_RECENT_PEOPLE = sql.SQL(
 ).format(recent=RECENT_DAYS)
 ONE_PERSON = sql.SQL("SELECT CAST(%(person)s AS bigint) AS user_id")
 
-# Each person's progress, of the people `{people}` selects: carbon credited in all, the longest run
-# of consecutive active local days and the latest run. From the summary stored through a day
-# (`BadgeProgress`, by `PROGRESS_REFRESH`) and the person's days after its latest run (the unique
-# (person, day) index), folded on by gaps and islands: a run of those days that starts the day after
-# the stored run goes on from it. The summary's carbon is all on days up to its latest run, so a
-# day credited after the summary counts at once if it is later than that run (yesterday's steps
-# synced this morning, yesterday having had nothing); carbon credited on that run's days or before
-# (more steps on a day already counted, an import of last quarter) waits for the next full run. A
-# person's cost is their days since the summary, not the history.
-PROGRESS = sql.SQL(
+# The runs of a person's days after their stored summary (`summary`, joined or NULL), folded on
+# by gaps and islands (day number − row number is constant along a run): `later.days` are those days
+# with carbon, in order; a run of them that starts the day after the summary's latest run goes on
+# from it. Gives `tail`: the longest of the later runs and the latest (first and last day).
+RUNS_AFTER_SUMMARY = sql.SQL(
     """
-    SELECT person.user_id,
-           COALESCE(summary.carbon_mg, 0) + later.carbon_mg AS carbon_mg,
-           GREATEST(COALESCE(summary.longest_days, 0), COALESCE(tail.longest_days, 0)) AS longest_days,
-           COALESCE(tail.run_start, summary.run_start) AS run_start,
-           COALESCE(tail.run_end, summary.run_end) AS run_end
-    FROM ({people}) AS person
-    LEFT JOIN rewards_badgeprogress AS summary ON summary.user_id = person.user_id
-    CROSS JOIN LATERAL (
-        SELECT COALESCE(SUM(daily.credited_carbon_mg), 0) AS carbon_mg,
-               ARRAY_AGG(daily.day ORDER BY daily.day) FILTER (WHERE daily.credited_carbon_mg > 0) AS days
-        FROM activities_dailycarbon AS daily
-        WHERE daily.user_id = person.user_id
-          AND daily.day > COALESCE(summary.run_end, DATE '-infinity')
-    ) AS later
     LEFT JOIN LATERAL (
         SELECT MAX(island.run_end - island.run_start + 1) AS longest_days,
                MAX(island.run_start) AS run_start, MAX(island.run_end) AS run_end
@@ -131,52 +128,143 @@ PROGRESS = sql.SQL(
     """
 )
 
-# One person's progress: the streak read (`GET /api/v1/badges`), prepared once per connection.
-PROGRESS_OF_PERSON = PROGRESS.format(people=ONE_PERSON)
-
-# The summaries through a day (`%(through)s`, yesterday) of everyone or of one person (`{people}`,
-# `{kept}`), from all their days, set-based: carbon credited, and runs found by gaps and islands
-# (day number − row number is constant along a run), the latest stored and the longest; the summary
-# of a person with no active day left (every report rejected, a merge's caps) removed. The full
-# badge run's pass over the history, once a night after the settlement; a merge's for its person.
-PROGRESS_REFRESH = sql.SQL(
+# Each person's progress, of the people `{people}` selects: carbon credited in all, the longest run
+# of consecutive active local days and the latest run. From the stored summary (`BadgeProgress`)
+# and the person's days after its latest run (the unique (person, day) index). The summary's carbon
+# is all on days up to its latest run, so a day credited after the summary counts at once if it is
+# later than that run (yesterday's steps synced this morning, yesterday having had nothing); carbon
+# credited on that run's days or before (more steps on a day already counted, an import of last
+# quarter) waits for the next refresh. A person's cost is their days since the summary, not the
+# history.
+PROGRESS = sql.SQL(
     """
-    WITH runs AS (
-        SELECT islands.user_id, MIN(islands.day) AS run_start, MAX(islands.day) AS run_end,
-               COUNT(*) AS days, SUM(islands.credited_carbon_mg) AS carbon_mg
-        FROM (
-            SELECT daily.user_id, daily.day, daily.credited_carbon_mg,
-                   (daily.day - DATE '2000-01-01')
-                   - ROW_NUMBER() OVER (PARTITION BY daily.user_id ORDER BY daily.day) AS island
+    SELECT person.user_id,
+           COALESCE(summary.carbon_mg, 0) + later.carbon_mg AS carbon_mg,
+           GREATEST(COALESCE(summary.longest_days, 0), COALESCE(tail.longest_days, 0)) AS longest_days,
+           COALESCE(tail.run_start, summary.run_start) AS run_start,
+           COALESCE(tail.run_end, summary.run_end) AS run_end
+    FROM ({people}) AS person
+    LEFT JOIN rewards_badgeprogress AS summary ON summary.user_id = person.user_id
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(SUM(daily.credited_carbon_mg), 0) AS carbon_mg,
+               ARRAY_AGG(daily.day ORDER BY daily.day) FILTER (WHERE daily.credited_carbon_mg > 0) AS days
+        FROM activities_dailycarbon AS daily
+        WHERE daily.user_id = person.user_id
+          AND daily.day > COALESCE(summary.run_end, DATE '-infinity')
+    ) AS later
+    {runs}
+    """
+)
+
+
+def progress_of(people: sql.Composable) -> sql.Composed:
+    """`PROGRESS` of the people a statement selects."""
+    return PROGRESS.format(people=people, runs=RUNS_AFTER_SUMMARY)
+
+
+# One person's progress: the streak read (`GET /api/v1/badges`), prepared once per connection.
+PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
+
+# --- The refresh of the progress (rewards.gamification.progress), one at a time ----------------
+
+# Serializes refreshes and what resets the counting (a merge): each reads what the last counted.
+PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
+
+# Counts the days through `%(through)s` whose credited carbon differs from what was counted (the
+# partial index `daily_carbon_uncounted`): each takes its credited carbon as counted, and the
+# transaction's table `progress_changes` keeps what it was and is. What was counted is read from
+# the statement's snapshot, which is exact: only a refresh, holding the lock, writes it. A day
+# credited again while this runs is counted as it is when its row is locked; a day credited after
+# the snapshot and not seen is left for the next refresh.
+PROGRESS_CHANGES_DROP = sql.SQL("DROP TABLE IF EXISTS pg_temp.progress_changes, pg_temp.progress_people")
+PROGRESS_COUNT = sql.SQL(
+    """
+    CREATE TEMPORARY TABLE progress_changes ON COMMIT DROP AS
+    WITH counted AS (
+        UPDATE activities_dailycarbon AS daily SET counted_carbon_mg = daily.credited_carbon_mg
+        FROM activities_dailycarbon AS before
+        WHERE before.id = daily.id AND before.day <= %(through)s
+          AND before.credited_carbon_mg <> before.counted_carbon_mg
+          AND daily.credited_carbon_mg <> daily.counted_carbon_mg
+        RETURNING daily.user_id, daily.day, before.counted_carbon_mg AS was_mg,
+                  daily.credited_carbon_mg AS now_mg
+    )
+    SELECT * FROM counted
+    """
+)
+
+# The people whose days changed, with the carbon their counting changed by; `recount` for those
+# whose runs of days the change may have cut or joined (a day now without carbon, a day with carbon
+# on or before their latest run: an import of last quarter), and those without a summary. A closed
+# account's days are counted, but it keeps no progress (erasure removed it).
+PROGRESS_PEOPLE = sql.SQL(
+    """
+    CREATE TEMPORARY TABLE progress_people ON COMMIT DROP AS
+    SELECT change.user_id, CAST(SUM(change.now_mg - change.was_mg) AS BIGINT) AS changed_mg,
+           (summary.user_id IS NULL
+            OR BOOL_OR(change.was_mg > 0 AND change.now_mg <= 0)
+            OR BOOL_OR(change.was_mg <= 0 AND change.now_mg > 0 AND change.day <= summary.run_end)
+           ) AS recount
+    FROM progress_changes AS change
+    JOIN accounts_user AS account ON account.id = change.user_id AND account.closed_at IS NULL
+    LEFT JOIN rewards_badgeprogress AS summary ON summary.user_id = change.user_id
+    GROUP BY change.user_id, summary.user_id, summary.run_end
+    """
+)
+
+# Stores the progress of the people whose days changed: a summary folded on by the changed carbon
+# and the runs of their days after its latest run (those days' cost), or, for those to recount, from
+# all their counted days (their history, once). A person left with no day of carbon loses the row.
+PROGRESS_STORE = sql.SQL(
+    """
+    WITH progress AS (
+        SELECT person.user_id,
+               CASE WHEN person.recount THEN later.carbon_mg
+                    ELSE summary.carbon_mg + person.changed_mg END AS carbon_mg,
+               GREATEST(COALESCE(summary.longest_days, 0), COALESCE(tail.longest_days, 0)) AS longest_days,
+               COALESCE(tail.run_start, summary.run_start) AS run_start,
+               COALESCE(tail.run_end, summary.run_end) AS run_end
+        FROM progress_people AS person
+        LEFT JOIN rewards_badgeprogress AS summary
+          ON summary.user_id = person.user_id AND NOT person.recount
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(SUM(daily.counted_carbon_mg), 0) AS carbon_mg,
+                   ARRAY_AGG(daily.day ORDER BY daily.day) FILTER (WHERE daily.counted_carbon_mg > 0) AS days
             FROM activities_dailycarbon AS daily
-            WHERE daily.credited_carbon_mg > 0 AND daily.day <= %(through)s{people}
-        ) AS islands
-        GROUP BY islands.user_id, islands.island
-    ),
-    summaries AS (
-        SELECT DISTINCT ON (user_id) user_id, run_start, run_end,
-               MAX(days) OVER (PARTITION BY user_id) AS longest_days,
-               SUM(carbon_mg) OVER (PARTITION BY user_id) AS carbon_mg
-        FROM runs ORDER BY user_id, run_end DESC
+            WHERE daily.user_id = person.user_id AND daily.day <= %(through)s
+              AND daily.day > COALESCE(summary.run_end, DATE '-infinity')
+        ) AS later
+        {runs}
     ),
     stored AS (
         INSERT INTO rewards_badgeprogress
-            (user_id, through_day, carbon_mg, run_start, run_end, longest_days, refreshed_at)
-        SELECT user_id, %(through)s, carbon_mg, run_start, run_end, longest_days, %(now)s
-        FROM summaries ORDER BY user_id
+            (user_id, through_day, carbon_mg, run_start, run_end, longest_days, refreshed_at, refresh_number)
+        SELECT user_id, %(through)s, carbon_mg, run_start, run_end, longest_days, %(now)s, %(refresh)s
+        FROM progress WHERE run_end IS NOT NULL ORDER BY user_id
         ON CONFLICT (user_id) DO UPDATE SET
             through_day = EXCLUDED.through_day, carbon_mg = EXCLUDED.carbon_mg,
             run_start = EXCLUDED.run_start, run_end = EXCLUDED.run_end,
-            longest_days = EXCLUDED.longest_days, refreshed_at = EXCLUDED.refreshed_at
+            longest_days = EXCLUDED.longest_days, refreshed_at = EXCLUDED.refreshed_at,
+            refresh_number = EXCLUDED.refresh_number
         RETURNING user_id
     )
-    DELETE FROM rewards_badgeprogress AS progress
-    WHERE true{kept} AND NOT EXISTS (SELECT FROM stored WHERE stored.user_id = progress.user_id)
+    DELETE FROM rewards_badgeprogress AS progress USING progress_people AS person
+    WHERE progress.user_id = person.user_id
+      AND NOT EXISTS (SELECT FROM stored WHERE stored.user_id = progress.user_id)
+    """
+).format(runs=RUNS_AFTER_SUMMARY)
+
+# Forgets what was counted of some people's days (`%(people)s`, an array of ids) and their progress:
+# a merge, whose moved and capped days the next refresh counts again from all of them.
+PROGRESS_FORGET = sql.SQL(
+    """
+    WITH uncounted AS (
+        UPDATE activities_dailycarbon SET counted_carbon_mg = 0
+        WHERE user_id = ANY(%(people)s) AND counted_carbon_mg <> 0
+    )
+    DELETE FROM rewards_badgeprogress WHERE user_id = ANY(%(people)s)
     """
 )
-EVERYONE_DAYS = sql.SQL("")
-ONE_PERSON_DAYS = sql.SQL(" AND daily.user_id = %(person)s")
-ONE_PERSON_KEPT = sql.SQL(" AND progress.user_id = %(person)s")
 
 # People with credited carbon of a behaviour (by code) on a day `{days}` selects (user_id, day):
 # by the unique (person, behaviour, day) key.
@@ -190,12 +278,19 @@ FIRST_BEHAVIOUR_ON_DAYS = sql.SQL(
     """
 )
 
-# People with credited carbon of a behaviour (by code) on any day (the full run).
-FIRST_BEHAVIOUR_EVER = sql.SQL(
+# People with credited carbon of a behaviour (by code) on any day (the full run), of those
+# whose progress a refresh changed after the one the badge last looked through (`%(looked)s`; 0 for
+# everyone with progress): a probe of the unique (person, behaviour, day) key each, not the history.
+FIRST_BEHAVIOUR_CHANGED = sql.SQL(
     """
-    SELECT DISTINCT counter.user_id FROM activities_behaviourday AS counter
-    WHERE counter.behaviour_id = (SELECT id FROM activities_behaviour WHERE code = %(behaviour)s)
-      AND counter.credited_carbon_mg > 0
+    SELECT progress.user_id FROM rewards_badgeprogress AS progress
+    WHERE progress.refresh_number > %(looked)s
+      AND EXISTS (
+          SELECT FROM activities_behaviourday AS counter
+          WHERE counter.user_id = progress.user_id
+            AND counter.behaviour_id = (SELECT id FROM activities_behaviour WHERE code = %(behaviour)s)
+            AND counter.credited_carbon_mg > 0
+      )
     """
 )
 

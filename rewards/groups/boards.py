@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from rewards.gamification.leaderboards import period_bounds
+from rewards.gamification.progress import progress_refresh
 from rewards.groups import statements
 from rewards.groups.models import (
     Group,
@@ -44,6 +45,11 @@ def group_board_rebuild(*, period: str, today: datetime.date | None = None) -> G
     Safe to run twice or at once: each run writes its own build; readers take the latest finished one.
     """
     start, through = period_bounds(period=period, today=today)
+    if period == LeaderboardPeriod.ALL_TIME:
+        progress_refresh(through=through)
+        build_statement = statements.GROUP_BOARD_BUILD_ALL_TIME
+    else:
+        build_statement = statements.GROUP_BOARD_BUILD_PERIOD
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL jit TO OFF")
@@ -52,7 +58,7 @@ def group_board_rebuild(*, period: str, today: datetime.date | None = None) -> G
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                statements.GROUP_BOARD_BUILD,
+                build_statement,
                 {"build": build.pk, "start": start, "through": through, "min_members": board_min_members()},
             )
             build.groups = cursor.rowcount

@@ -13,12 +13,9 @@ from rewards.lock_objects import LOCK_ORDER_SQL
 
 # --- Group boards ---------------------------------------------------------------------------
 
-# One build of a period's group boards, in one statement: each member's carbon in the period (for
-# active groups), the members ranked within their group (opted-out, inactive and closed accounts not
-# listed), then the groups with enough members ranked by carbon per member, city-wide and per district.
-GROUP_BOARD_BUILD = sql.SQL(
+# Each member's carbon in a period's days (members of active groups).
+MEMBER_PERIOD_CARBON = sql.SQL(
     """
-WITH member_carbon AS MATERIALIZED (
     SELECT membership.group_id, membership.user_id, grp.district_id,
            CAST(COALESCE(SUM(daily.credited_carbon_mg), 0) AS BIGINT) AS carbon_mg
       FROM rewards_groupmembership AS membership
@@ -26,7 +23,27 @@ WITH member_carbon AS MATERIALIZED (
       LEFT JOIN activities_dailycarbon AS daily
         ON daily.user_id = membership.user_id AND daily.day >= %(start)s AND daily.day <= %(through)s
      GROUP BY membership.group_id, membership.user_id, grp.district_id
-),
+    """
+)
+
+# Each member's carbon of all time: their progress (refreshed through the board's last day first),
+# one row a member whatever the history.
+MEMBER_PROGRESS_CARBON = sql.SQL(
+    """
+    SELECT membership.group_id, membership.user_id, grp.district_id,
+           COALESCE(progress.carbon_mg, 0) AS carbon_mg
+      FROM rewards_groupmembership AS membership
+      JOIN rewards_group AS grp ON grp.id = membership.group_id AND grp.status = 'active'
+      LEFT JOIN rewards_badgeprogress AS progress ON progress.user_id = membership.user_id
+    """
+)
+
+# One build of a period's group boards, in one statement: each member's carbon (`{member_carbon}`),
+# the members ranked within their group (opted-out, inactive and closed accounts not listed), then
+# the groups with enough members ranked by carbon per member, city-wide and per district.
+GROUP_BOARD_BUILD = sql.SQL(
+    """
+WITH member_carbon AS MATERIALIZED ({member_carbon}),
 -- Data-modifying: runs once whether or not the statement reads it.
 members_ranked AS (
     INSERT INTO {members} (build_id, group_id, user_id, carbon_mg, rank)
@@ -55,10 +72,13 @@ SELECT %(build)s, group_id, district_id, members, carbon_mg, per_member,
        ) END
   FROM scored
 """
-).format(
-    members=sql.Identifier(GroupMemberBoardEntry._meta.db_table),
-    groups=sql.Identifier(GroupBoardEntry._meta.db_table),
 )
+_BOARD_TABLES = {
+    "members": sql.Identifier(GroupMemberBoardEntry._meta.db_table),
+    "groups": sql.Identifier(GroupBoardEntry._meta.db_table),
+}
+GROUP_BOARD_BUILD_PERIOD = GROUP_BOARD_BUILD.format(member_carbon=MEMBER_PERIOD_CARBON, **_BOARD_TABLES)
+GROUP_BOARD_BUILD_ALL_TIME = GROUP_BOARD_BUILD.format(member_carbon=MEMBER_PROGRESS_CARBON, **_BOARD_TABLES)
 
 # --- Team challenges ------------------------------------------------------------------------
 

@@ -186,3 +186,37 @@ def test_a_coin_rate_for_a_day_already_begun_is_refused_in_the_admin(operator_cl
     assert refused.status_code == 200  # the form again, with the error
     assert accepted.status_code == 302
     assert list(CoinRate.objects.filter(carbon_mg_per_coin=5000).values_list("note", flat=True)) == ["y"]
+
+
+def test_an_operator_changing_a_badges_parameters_makes_the_next_full_run_look_at_everyone(operator_client):
+    from rewards.gamification.badges import badges_award
+    from rewards.models import Badge
+
+    badge = Badge.objects.get(key="first_walk")
+    badges_award(badges=[badge])
+    badge.refresh_from_db()
+    assert badge.looked_through_refresh is not None
+    form = {
+        "rule": badge.rule,
+        "name": badge.name,
+        "name_en": badge.name_en,
+        "description": badge.description,
+        "description_en": badge.description_en,
+        "sort_order": badge.sort_order,
+        "is_active": "on",
+    }
+
+    renamed = operator_client.post(
+        f"/admin/rewards/badge/{badge.pk}/change/", {**form, "parameters": '{"behaviour": "walk"}'}
+    )
+    badge.refresh_from_db()
+    assert renamed.status_code == 302
+    assert badge.looked_through_refresh is not None
+    changed = operator_client.post(
+        f"/admin/rewards/badge/{badge.pk}/change/", {**form, "parameters": '{"behaviour": "bike"}'}
+    )
+    badge.refresh_from_db()
+
+    assert changed.status_code == 302
+    assert badge.looked_through_refresh is None
+    assert operator_client.get("/admin/rewards/progressrefresh/").status_code == 200

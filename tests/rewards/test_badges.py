@@ -15,7 +15,8 @@ from accounts.models import DataSource
 from activities import services as activities_services
 from activities.models import DailyCarbon
 from core.local_time import LOCAL_TZ
-from rewards.gamification.badges import RULES, badges_award, progress_refresh, streaks_of
+from rewards.gamification.badges import RULES, badges_award, streaks_of
+from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, BadgeProgress
 from rewards.services import donation_make
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet

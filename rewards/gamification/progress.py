@@ -1,0 +1,70 @@
+"""The people's progress (`BadgeProgress`): carbon credited in all and runs of active days, counted day
+by day.
+
+Each day remembers what the progress has counted of it (`DailyCarbon.counted_carbon_mg`); a refresh
+through a day counts the days whose credited carbon differs (the partial index of uncounted days: a
+night's days and the few changed late), in set-based statements, and stores the progress of the
+people they belong to: a summary folded on by the change, or for someone whose runs of days the
+change may have cut or joined (an import of last quarter, a day whose carbon a merge's caps took
+away), counted again from all their days. So a night costs what changed, not the history; the full
+badge run and the all-time board refresh it through yesterday, and each refresh is recorded
+(`ProgressRefresh`), in order: a badge looks at the people changed since the refresh it last looked
+through.
+
+Refreshes run one at a time (a transaction-level advisory lock), as does what resets the counting
+(a merge): each reads what the last one counted. A person's progress is what their counted days
+say (`operations.invariants`: "progress counts the days").
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rewards.gamification import statements
+from rewards.models import ProgressRefresh
+
+
+def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh:
+    """Counts every day through `through` (yesterday unless told) whose carbon changed since it was
+    last counted and stores the progress of their people. In the caller's transaction if there is
+    one (the full badge run reads the refresh's changes in its own), holding the refreshes' lock to
+    its end."""
+    through = through or timezone.localdate() - datetime.timedelta(days=1)
+    started = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statements.PROGRESS_LOCK)
+        cursor.execute(statements.PROGRESS_CHANGES_DROP)
+        cursor.execute(statements.PROGRESS_COUNT, {"through": through})
+        days = cursor.rowcount
+        cursor.execute(statements.PROGRESS_PEOPLE)
+        people = cursor.rowcount
+        cursor.execute("SELECT COUNT(*) FROM progress_people WHERE recount")
+        (recounted,) = cursor.fetchone()
+        refresh = ProgressRefresh.objects.create(
+            through_day=through,
+            started_at=started,
+            finished_at=started,
+            days_counted=days,
+            people_changed=people,
+            people_recounted=recounted,
+        )
+        cursor.execute(statements.PROGRESS_STORE, {"through": through, "now": started, "refresh": refresh.pk})
+        refresh.finished_at = timezone.now()
+        refresh.save(update_fields=["finished_at"])
+    return refresh
+
+
+def progress_through() -> datetime.date | None:
+    """The latest day the progress has counted (None before the first refresh)."""
+    return ProgressRefresh.objects.order_by("-through_day").values_list("through_day", flat=True).first()
+
+
+def progress_forget(*, user_ids: list[int]) -> None:
+    """Forgets what was counted of these people's days, and their progress: the next refresh counts
+    them again from all their days (a merge, which moves and caps days)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statements.PROGRESS_LOCK)
+        cursor.execute(statements.PROGRESS_FORGET, {"people": list(user_ids)})

@@ -1,0 +1,271 @@
+"""The people's progress counted day by day (rewards.gamification.progress): a refresh counts what
+changed, agrees with counting everything again, counts each day once under concurrent capture and
+concurrent refreshes; the full badge run and the all-time boards stand on it."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+
+import pytest
+from django.db import connection
+
+from activities.models import Behaviour, BehaviourDay, DailyCarbon
+from operations.invariants import invariant_violations
+from rewards.gamification.badges import badges_award, streaks_of
+from rewards.gamification.leaderboards import board_for, leaderboard_rebuild
+from rewards.gamification.progress import progress_refresh, progress_through
+from rewards.models import Badge, BadgeAward, BadgeProgress
+from tests.rewards.factories import carbon_credit
+from tests.rewards.gamification import person_with, today
+
+pytestmark = pytest.mark.django_db
+
+
+def days_ago(count: int) -> datetime.date:
+    return today() - datetime.timedelta(days=count)
+
+
+def expected_progress(
+    user_id: int, through: datetime.date
+) -> tuple[int, int, datetime.date, datetime.date] | None:
+    """Counted again from scratch: (carbon, longest run, latest run's first and last day) of a
+    person's days through a day, or None without a day of carbon."""
+    days = dict(
+        DailyCarbon.objects.filter(user_id=user_id, day__lte=through, credited_carbon_mg__gt=0).values_list(
+            "day", "credited_carbon_mg"
+        )
+    )
+    if not days:
+        return None
+    active = sorted(days)
+    longest, run_start = 1, active[0]
+    for previous, day in zip(active, active[1:], strict=False):
+        if day - previous != datetime.timedelta(days=1):
+            run_start = day
+        longest = max(longest, (day - run_start).days + 1)
+    return sum(days.values()), longest, run_start, active[-1]
+
+
+def stored_progress(user_id: int) -> tuple[int, int, datetime.date, datetime.date] | None:
+    row = BadgeProgress.objects.filter(user_id=user_id).values_list(
+        "carbon_mg", "longest_days", "run_start", "run_end"
+    )
+    return row[0] if row else None
+
+
+def violations() -> list[str]:
+    return [line for line in invariant_violations() if "progress" in line]
+
+
+def test_a_night_counts_the_days_that_changed_not_the_history():
+    veteran, newcomer = person_with(0), person_with(0)
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user=veteran, day=days_ago(count), credited_carbon_mg=10_000, settled_carbon_mg=10_000)
+        for count in range(2, 5 * 365)
+    )
+    progress_refresh(through=days_ago(2))
+    carbon_credit(veteran, days_ago(1), 1_000)
+    carbon_credit(newcomer, days_ago(1), 1_000)
+
+    night = progress_refresh()
+
+    assert (night.days_counted, night.people_changed, night.people_recounted) == (2, 2, 1)
+    assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
+    assert stored_progress(newcomer.pk) == (1_000, 1, days_ago(1), days_ago(1))
+    assert progress_through() == days_ago(1)
+    assert progress_refresh().days_counted == 0
+    assert violations() == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_refreshes_agree_with_counting_everything_again(seed):
+    """Credits on any day (gaps, days joining runs, an import of last month), days losing their
+    carbon (a review's rejection, a merge's caps), refreshes through various days in between."""
+    generator = random.Random(seed)
+    people = [person_with(0) for _ in range(6)]
+    through = days_ago(30)
+    for _step in range(60):
+        action = generator.random()
+        person = generator.choice(people)
+        day = days_ago(generator.randint(0, 40))
+        if action < 0.6:
+            carbon_credit(person, day, generator.choice([1, 500, 20_000]))
+        elif action < 0.75:
+            DailyCarbon.objects.filter(user=person, day=day).update(credited_carbon_mg=0, settled_carbon_mg=0)
+        else:
+            through = max(through, days_ago(generator.randint(0, 30)))
+            progress_refresh(through=through)
+            for someone in people:
+                assert stored_progress(someone.pk) == expected_progress(someone.pk, through), someone.pk
+            assert violations() == []
+
+
+def test_carbon_added_late_to_a_counted_day_counts_at_the_next_refresh_without_a_recount():
+    person = person_with(0)
+    for count in (3, 2, 1):
+        carbon_credit(person, days_ago(count), 1_000)
+    progress_refresh()
+    carbon_credit(person, days_ago(2), 4_000)  # yesterday's steps synced late
+
+    refresh = progress_refresh()
+
+    assert (refresh.days_counted, refresh.people_recounted) == (1, 0)
+    assert stored_progress(person.pk) == (7_000, 3, days_ago(3), days_ago(1))
+
+
+def test_a_day_imported_into_a_gap_joins_the_runs_either_side():
+    person = person_with(0)
+    for count in (5, 4, 2, 1):
+        carbon_credit(person, days_ago(count), 1_000)
+    progress_refresh()
+    assert stored_progress(person.pk)[1] == 2
+
+    carbon_credit(person, days_ago(3), 1_000)
+    refresh = progress_refresh()
+
+    assert refresh.people_recounted == 1
+    assert stored_progress(person.pk) == (5_000, 5, days_ago(5), days_ago(1))
+    assert streaks_of(user=person).current_days == 5
+
+
+def test_a_closed_account_keeps_no_progress_and_its_days_are_counted():
+    from accounts.services import account_erase
+
+    person = person_with(2_000)
+    progress_refresh()
+    account_erase(user=person)
+    carbon_credit(person, days_ago(1), 1_000)  # a late approval for the closed account
+
+    progress_refresh()
+
+    assert not BadgeProgress.objects.filter(user=person).exists()
+    assert not DailyCarbon.objects.filter(user=person).exclude(counted_carbon_mg=3_000).exists()
+    assert violations() == []
+
+
+def test_a_merge_counts_the_target_again_from_all_its_days():
+    from accounts.services import account_merge
+
+    person, guest = person_with(0), person_with(0)
+    carbon_credit(person, days_ago(3), 1_000)
+    carbon_credit(guest, days_ago(2), 2_000)
+    progress_refresh()
+
+    account_merge(source_user=guest, target_user=person)
+    assert violations() == []
+    refresh = progress_refresh()
+
+    assert refresh.people_recounted == 1
+    assert stored_progress(person.pk) == (3_000, 2, days_ago(3), days_ago(2))
+    assert violations() == []
+
+
+# --- At once, on PostgreSQL ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_days_credited_while_refreshes_run_are_each_counted_once():
+    """Capture raising yesterday's and older days while two refreshers count them, over and over:
+    after a last refresh, each person's progress is their days, counted once."""
+    people = [person_with(1_000, day=days_ago(count)) for count in range(1, 9)]
+    stop = threading.Event()
+    errors: list[Exception] = []
+
+    def capture(seed: int) -> None:
+        generator = random.Random(seed)
+        try:
+            for _ in range(150):
+                carbon_credit(
+                    generator.choice(people), days_ago(generator.randint(1, 6)), generator.randint(1, 900)
+                )
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def refresher() -> None:
+        try:
+            while not stop.is_set():
+                progress_refresh()
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    capturers = [threading.Thread(target=capture, args=(seed,)) for seed in (1, 2)]
+    refreshers = [threading.Thread(target=refresher) for _ in range(2)]
+    for thread in capturers + refreshers:
+        thread.start()
+    for thread in capturers:
+        thread.join()
+    stop.set()
+    for thread in refreshers:
+        thread.join()
+    progress_refresh()
+
+    assert errors == []
+    for person in people:
+        assert stored_progress(person.pk) == expected_progress(person.pk, days_ago(1))
+    assert violations() == []
+
+
+# --- What stands on it ---------------------------------------------------------------------------
+
+
+def behaviour_day(user, code: str, day: datetime.date, carbon_mg: int) -> None:
+    """A behaviour's day credited, as capture raises it beside the person's day."""
+    BehaviourDay.objects.create(
+        user=user, behaviour=Behaviour.objects.get(code=code), day=day, credited_carbon_mg=carbon_mg
+    )
+    carbon_credit(user, day, carbon_mg)
+
+
+def behaviour_day_reads() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'activities_behaviourday'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_new_first_behaviour_badge_looks_at_everyone_then_at_who_changed():
+    walkers = [person_with(0) for _ in range(30)]
+    for walker in walkers:
+        behaviour_day(walker, "walk", days_ago(20), 1_000)
+    badges_award()
+    badge = Badge.objects.create(
+        key="first_stroll",
+        rule="first_behaviour",
+        parameters={"behaviour": "walk"},
+        name="散步",
+        name_en="Stroll",
+    )
+
+    badges_award(badges=[badge])
+    assert BadgeAward.objects.filter(badge=badge).count() == len(walkers)
+    badge.refresh_from_db()
+    assert badge.looked_through_refresh is not None
+
+    newcomer = person_with(0)
+    behaviour_day(newcomer, "walk", days_ago(1), 1_000)
+    before = behaviour_day_reads()
+    badges_award(badges=[badge])
+
+    assert BadgeAward.objects.filter(badge=badge, user=newcomer).exists()
+    assert behaviour_day_reads() - before <= 2  # the newcomer's walk, not thirty people's
+
+
+def test_the_all_time_board_counts_a_day_changed_since_the_night():
+    person, other = person_with(5_000, day=days_ago(40)), person_with(6_000)
+    badges_award()  # the night's refresh
+    carbon_credit(person, days_ago(39), 2_000)  # an import after it
+
+    leaderboard_rebuild(period="all_time")
+
+    board = board_for(user=person, period="all_time", scope="city")
+    assert board.me.carbon_mg == 7_000
+    assert board.me.rank == 1
+    assert board_for(user=other, period="all_time", scope="city").me.carbon_mg == 6_000
