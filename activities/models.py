@@ -567,8 +567,9 @@ class DailyCarbon(models.Model):
     `settled_carbon_mg`. A record approved from review after its day was settled raises
     `credited_carbon_mg` again, and the next settlement picks up the difference. The same way,
     `counted_carbon_mg` is what the people's progress (rewards' badge progress and all-time board)
-    has counted of the day: a day whose credited carbon differs is counted by the next refresh of the
-    progress, found through its partial index, so a night counts what changed, not the history.
+    has counted of the day: a day whose credited carbon differs (`uncounted`) is counted by the next
+    refresh of the progress, found through its partial index, so a night counts what changed, not
+    the history.
     """
 
     # The unique (user, day) index serves lookups by person; no separate index on the key, and no
@@ -584,6 +585,13 @@ class DailyCarbon(models.Model):
     credited_carbon_mg = models.BigIntegerField(default=0)
     settled_carbon_mg = models.BigIntegerField(default=0)
     counted_carbon_mg = models.BigIntegerField(db_default=0)
+    # Whether the progress has yet to count the day as it is: stored, so that the planner's
+    # statistics know how few such days there are (a comparison of two columns it cannot estimate).
+    uncounted = models.GeneratedField(
+        expression=~Q(credited_carbon_mg=F("counted_carbon_mg")),
+        output_field=models.BooleanField(),
+        db_persist=True,
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -609,11 +617,7 @@ class DailyCarbon(models.Model):
             ),
             # The days the people's progress has not counted as they are now (a handful a person:
             # today's and any changed late), for its nightly refresh.
-            models.Index(
-                fields=["day"],
-                condition=~Q(credited_carbon_mg=F("counted_carbon_mg")),
-                name="daily_carbon_uncounted",
-            ),
+            models.Index(fields=["day"], condition=Q(uncounted=True), name="daily_carbon_uncounted"),
         ]
         verbose_name = _("daily carbon")
         verbose_name_plural = _("daily carbon")

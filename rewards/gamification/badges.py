@@ -6,16 +6,17 @@ A `Badge` row names its rule (`Badge.rule`, a key of `RULES`) and carries the ru
 qualify; the job inserts their awards with `ON CONFLICT DO NOTHING` on the unique (badge, person)
 key, so a badge is awarded once, however often the job runs, even two at once.
 
-Two runs. The hourly run looks only at what the last hours changed: the people with carbon
-credited since a day and not yet settled (through the partial index of unsettled days), the
-behaviours of those days, the donations since then, the latest final month's ratings. The full
-run (nightly after the settlement, `manage.py award_badges`, the admin's action) first refreshes the
-people's progress through yesterday (`rewards.gamification.progress`: it counts the days changed
-since the last refresh, not the history), then looks at everyone's progress; it also sees what an
-hourly run cannot: days credited long after they happened (an import of last quarter, a late
-approval from review), and ratings made final. A first behaviour it looks for among the people
-whose progress changed since the refresh the badge last looked through (everyone's, for a badge
-new or changed): a probe of their behaviour's days each.
+Two runs, each first refreshing the people's progress through yesterday
+(`rewards.gamification.progress`: it counts the days changed since the last refresh, not the
+history), so that yesterday's steps synced this morning count within the hour. The hourly run looks
+only at what the last hours changed: the people with carbon credited since a day and not yet settled
+(through the partial index of unsettled days), the behaviours of those days, the donations since
+then, the latest final month's ratings. The full run (nightly after the settlement, `manage.py
+award_badges`, the admin's action) looks at everyone's progress; it also sees what an hourly run
+cannot: days credited long after they happened (an import of last quarter, a late approval from
+review), and ratings made final. A first behaviour it looks for among the people whose progress
+changed since the refresh the badge last looked through (everyone's, for a badge new or changed):
+a probe of their behaviour's days each.
 
 A person's progress is their summary and their days after it (`PROGRESS`): a streak is a run of
 consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited carbon. So the
@@ -169,19 +170,19 @@ def badges_award(
 ) -> dict[str, int]:
     """The award job: every active badge (or these), one set-based statement each, in one
     transaction. `since` makes it the hourly run, which looks at the people with carbon credited
-    since that day and not yet settled; None, the full run, which refreshes the progress through
-    yesterday first (holding the refreshes' lock to the end, so the refresh it records is the latest
-    whose changes its badges have looked at) and looks at everyone. The people's progress is read
-    once, however many badges read it."""
+    since that day and not yet settled; None, the full run, which looks at everyone. Both refresh
+    the progress through yesterday first, holding the refreshes' lock to the end (so the refresh the
+    full run records is the latest whose changes its badges have looked at). The people's progress
+    is read once, however many badges read it."""
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
     window = Window(since=since, today=timezone.localdate())
-    refresh = progress_refresh(through=window.today - datetime.timedelta(days=1)) if window.full else None
+    refresh = progress_refresh(through=window.today - datetime.timedelta(days=1))
     if any(RULES[badge.rule].reads_progress for badge in badges):
         with connection.cursor() as cursor:
             cursor.execute(statements.PROGRESS_GATHER_DROP)
             cursor.execute(statements.PROGRESS_GATHER.format(progress=window.progress()), window.params())
     awarded = {badge.key: _award(badge=badge, window=window) for badge in badges}
-    if refresh is not None:
+    if window.full:
         Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(looked_through_refresh=refresh.pk)
     return awarded
 

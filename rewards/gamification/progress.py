@@ -39,8 +39,11 @@ def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh
         cursor.execute(statements.PROGRESS_CHANGES_DROP)
         cursor.execute(statements.PROGRESS_COUNT, {"through": through})
         days = cursor.rowcount
+        # The planner's estimates for the joins that follow (a night's days, or a handful).
+        cursor.execute("ANALYZE progress_changes")
         cursor.execute(statements.PROGRESS_PEOPLE)
         people = cursor.rowcount
+        cursor.execute("ANALYZE progress_people")
         cursor.execute("SELECT COUNT(*) FROM progress_people WHERE recount")
         (recounted,) = cursor.fetchone()
         refresh = ProgressRefresh.objects.create(

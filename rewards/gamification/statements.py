@@ -170,12 +170,12 @@ PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
 # Serializes refreshes and what resets the counting (a merge): each reads what the last counted.
 PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
 
-# Counts the days through `%(through)s` whose credited carbon differs from what was counted (the
-# partial index `daily_carbon_uncounted`): each takes its credited carbon as counted, and the
-# transaction's table `progress_changes` keeps what it was and is. What was counted is read from
-# the statement's snapshot, which is exact: only a refresh, holding the lock, writes it. A day
-# credited again while this runs is counted as it is when its row is locked; a day credited after
-# the snapshot and not seen is left for the next refresh.
+# Counts the days through `%(through)s` whose credited carbon differs from what was counted
+# (`uncounted`, the partial index `daily_carbon_uncounted`, on both sides of the join): each takes
+# its credited carbon as counted, and the transaction's table `progress_changes` keeps what it was
+# and is. What was counted is read from the statement's snapshot, which is exact: only a refresh,
+# holding the lock, writes it. A day credited again while this runs is counted as it is when its
+# row is locked; a day credited after the snapshot and not seen is left for the next refresh.
 PROGRESS_CHANGES_DROP = sql.SQL("DROP TABLE IF EXISTS pg_temp.progress_changes, pg_temp.progress_people")
 PROGRESS_COUNT = sql.SQL(
     """
@@ -183,9 +183,8 @@ PROGRESS_COUNT = sql.SQL(
     WITH counted AS (
         UPDATE activities_dailycarbon AS daily SET counted_carbon_mg = daily.credited_carbon_mg
         FROM activities_dailycarbon AS before
-        WHERE before.id = daily.id AND before.day <= %(through)s
-          AND before.credited_carbon_mg <> before.counted_carbon_mg
-          AND daily.credited_carbon_mg <> daily.counted_carbon_mg
+        WHERE before.id = daily.id AND before.uncounted AND before.day <= %(through)s
+          AND daily.uncounted AND daily.day <= %(through)s
         RETURNING daily.user_id, daily.day, before.counted_carbon_mg AS was_mg,
                   daily.credited_carbon_mg AS now_mg
     )

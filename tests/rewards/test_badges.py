@@ -321,6 +321,7 @@ def test_the_hourly_run_reads_as_many_rows_for_five_years_of_history_as_for_a_ne
         DailyCarbon(user_id=10_000_000 + number, day=days_ago(3), credited_carbon_mg=1, settled_carbon_mg=1)
         for number in range(5_000)
     )
+    progress_refresh()  # counted, as a night leaves them
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE activities_dailycarbon")
 
@@ -350,6 +351,19 @@ def test_the_hourly_run_awards_what_the_last_hours_brought_on_top_of_the_stored_
     assert (streaks_of(user=person).current_days, streaks_of(user=person).longest_days) == (7, 7)
 
 
+def test_steps_synced_this_morning_for_a_day_the_night_counted_are_awarded_within_the_hour():
+    person = person_with(0)
+    for count in (3, 2, 1):
+        carbon_credit(person, days_ago(count), 3_000_000)
+    badges_award()  # the night: 9 kg counted through yesterday
+    assert "reduced_10kg" not in awarded(person)
+
+    carbon_credit(person, days_ago(1), 1_500_000)  # yesterday's walk home, synced at breakfast
+    badges_award(since=days_ago(2))
+
+    assert "reduced_10kg" in awarded(person)
+
+
 def test_a_first_ride_and_a_donation_of_the_last_hours_are_awarded_hourly(rider):
     partner, person = rider
     ride_at(partner, timezone.now() - datetime.timedelta(hours=1), "today-1")
@@ -366,6 +380,8 @@ def test_a_day_credited_long_after_it_happened_waits_for_the_full_run():
     for count in (3, 2, 1):
         carbon_credit(person, days_ago(count), 1_000)
     badges_award()
+    # Settled by the night: nothing of the last hours brings the person to the hourly run.
+    DailyCarbon.objects.filter(user=person).update(settled_carbon_mg=1_000)
     # An import of last quarter: days before the stored run, settled by the next night.
     for count in range(40, 33, -1):
         carbon_credit(person, days_ago(count), 2_000_000)

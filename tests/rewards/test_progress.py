@@ -79,6 +79,48 @@ def test_a_night_counts_the_days_that_changed_not_the_history():
     assert violations() == []
 
 
+def dailycarbon_reads() -> tuple[int, int]:
+    """This transaction's sequential scans of `DailyCarbon` and rows it read from it so far."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'activities_dailycarbon'"
+        )
+        return cursor.fetchone()
+
+
+def refresh_reads(through: datetime.date) -> tuple[int, int]:
+    scans_before, rows_before = dailycarbon_reads()
+    progress_refresh(through=through)
+    scans_after, rows_after = dailycarbon_reads()
+    return scans_after - scans_before, rows_after - rows_before
+
+
+def test_a_refresh_reads_as_many_rows_for_five_years_of_history_as_for_a_newcomer():
+    veteran, newcomer = person_with(0), person_with(0)
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user=veteran, day=days_ago(count), credited_carbon_mg=10_000, settled_carbon_mg=10_000)
+        for count in range(3, 5 * 365)
+    )
+    # A city's other people around them, so that the planner's statistics are a city's.
+    DailyCarbon.objects.bulk_create(
+        DailyCarbon(user_id=10_000_000 + number, day=days_ago(3), credited_carbon_mg=1, settled_carbon_mg=1)
+        for number in range(5_000)
+    )
+    progress_refresh(through=days_ago(3))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activities_dailycarbon")
+
+    carbon_credit(veteran, days_ago(2), 1_000)
+    veteran_reads = refresh_reads(days_ago(2))
+    carbon_credit(newcomer, days_ago(1), 1_000)
+    newcomer_reads = refresh_reads(days_ago(1))
+
+    assert veteran_reads[0] == newcomer_reads[0] == 0
+    assert veteran_reads[1] == newcomer_reads[1]
+    assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_refreshes_agree_with_counting_everything_again(seed):
     """Credits on any day (gaps, days joining runs, an import of last month), days losing their
