@@ -2,8 +2,8 @@
 
 The same tasks beat sends at night (config/settings/integrations/celery.py), in the night's order,
 for the day that is today: its settlement as chunk tasks (which also settles anything still owed
-from earlier days); when its last chunk commits, what settlement makes stale (this week's, month's
-and all-time boards a task a board, ratings, badges), today's board and the ledger audit, and
+from earlier days); when its last chunk commits, what settlement makes stale (ratings, badges, then
+this week's, month's and all-time boards a task a board), today's board and the ledger audit, and
 beside them the chunked expiry of coins (each chunk raising its own wallets' 30- and 7-day
 reminders). The expiry of coupons and the imported statements' rounds of coins are sent at once.
 Every one of them is idempotent, so a press after the night ran, or twice, changes nothing more (a

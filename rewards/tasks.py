@@ -159,12 +159,11 @@ def statement_rounds_mint() -> dict:
 
 @shared_task(name="rewards.after_settlement")
 def after_settlement() -> dict:
-    """What the night's settlement makes stale: the closed boards, the ratings, the badges."""
-    return {
-        "leaderboards": leaderboards_rebuild_closed(),
-        "ratings": ratings_rate_recent(),
-        "badges": badges_award(full=True),
-    }
+    """What the night's settlement makes stale: the ratings, the badges (whose run counts the night's
+    days into the people's progress), then the closed boards (all time ranking that progress)."""
+    ratings = ratings_rate_recent()
+    badges = badges_award(full=True)
+    return {"leaderboards": leaderboards_rebuild_closed(), "ratings": ratings, "badges": badges}
 
 
 @shared_task(name="rewards.challenges_evaluate")
@@ -265,10 +264,13 @@ def settlement_chunk(chunk_id: int) -> dict:
 
 @shared_task(name="rewards.after_settlement_chunked")
 def after_settlement_chunked() -> dict:
-    """What a chunked settlement makes stale: the closed boards as one task a board (any worker
-    takes one), then the ratings and the badges."""
+    """What a chunked settlement makes stale: the ratings, the badges (whose run counts the night's
+    days into the people's progress), then the closed boards as one task a board (any worker takes
+    one; all time ranks that progress)."""
+    ratings = ratings_rate_recent()
+    badges = badges_award(full=True)
     boards = leaderboards_rebuild_closed_chunked.apply_async(ignore_result=True)
-    return {"leaderboards": boards.id, "ratings": ratings_rate_recent(), "badges": badges_award(full=True)}
+    return {"leaderboards": boards.id, "ratings": ratings, "badges": badges}
 
 
 @shared_task(name="rewards.coins_expire_chunked")

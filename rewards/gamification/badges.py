@@ -75,7 +75,7 @@ class BadgeRule:
 
     key: str = ""
     # Whether the rule reads the people's progress (the table `badge_progress` of the run), which the
-    # run gathers once before the awards, the full run storing everyone's first.
+    # run gathers once before the awards, after refreshing it.
     reads_progress: bool = False
 
     def qualified_sql(self, badge: Badge, window: Window) -> tuple[sql.Composable, dict]:

@@ -98,7 +98,7 @@ RECENT_DAYS = sql.SQL(
 )
 
 # The people whose progress a run looks at: those of the recent days (hourly), or everyone with a
-# stored summary and those of the recent days (the full run, just after it stored the summaries).
+# stored summary and those of the recent days (the full run).
 RECENT_PEOPLE = sql.SQL("SELECT DISTINCT user_id FROM ({recent}) AS recent").format(recent=RECENT_DAYS)
 SUMMARIZED_AND_RECENT_PEOPLE = sql.SQL(
     "SELECT user_id FROM rewards_badgeprogress UNION SELECT user_id FROM ({recent}) AS recent"
@@ -169,6 +169,7 @@ PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
 
 # Serializes refreshes and what resets the counting (a merge): each reads what the last counted.
 PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
+JIT_OFF = sql.SQL("SET LOCAL jit TO OFF")
 
 # Counts the days through `%(through)s` whose credited carbon differs from what was counted
 # (`uncounted`, the partial index `daily_carbon_uncounted`, on both sides of the join): each takes
@@ -192,7 +193,10 @@ PROGRESS_COUNT = sql.SQL(
     """
 )
 
-# The people whose days changed, with the carbon their counting changed by; `recount` for those
+PROGRESS_CHANGES_ANALYZE = sql.SQL("ANALYZE progress_changes")
+
+# The people whose days changed, with the carbon their counting changed by and the days that now
+# have carbon and had none; `recount` for those
 # whose runs of days the change may have cut or joined (a day now without carbon, a day with carbon
 # on or before their latest run: an import of last quarter), and those without a summary. A closed
 # account's days are counted, but it keeps no progress (erasure removed it).
@@ -200,6 +204,9 @@ PROGRESS_PEOPLE = sql.SQL(
     """
     CREATE TEMPORARY TABLE progress_people ON COMMIT DROP AS
     SELECT change.user_id, CAST(SUM(change.now_mg - change.was_mg) AS BIGINT) AS changed_mg,
+           ARRAY_AGG(change.day ORDER BY change.day) FILTER (
+               WHERE change.was_mg <= 0 AND change.now_mg > 0
+           ) AS new_days,
            (summary.user_id IS NULL
             OR BOOL_OR(change.was_mg > 0 AND change.now_mg <= 0)
             OR BOOL_OR(change.was_mg <= 0 AND change.now_mg > 0 AND change.day <= summary.run_end)
@@ -211,14 +218,18 @@ PROGRESS_PEOPLE = sql.SQL(
     """
 )
 
+PROGRESS_PEOPLE_ANALYZE = sql.SQL("ANALYZE progress_people")
+PROGRESS_RECOUNTED = sql.SQL("SELECT COUNT(*) FROM progress_people WHERE recount")
+
 # Stores the progress of the people whose days changed: a summary folded on by the changed carbon
-# and the runs of their days after its latest run (those days' cost), or, for those to recount, from
-# all their counted days (their history, once). A person left with no day of carbon loses the row.
+# and the runs of the days that now have carbon (all after its latest run, or the person would be
+# recounted), or, for those to recount, from all their counted days (their history, once). A
+# person left with no day of carbon loses the row.
 PROGRESS_STORE = sql.SQL(
     """
     WITH progress AS (
         SELECT person.user_id,
-               CASE WHEN person.recount THEN later.carbon_mg
+               CASE WHEN person.recount THEN counted.carbon_mg
                     ELSE summary.carbon_mg + person.changed_mg END AS carbon_mg,
                GREATEST(COALESCE(summary.longest_days, 0), COALESCE(tail.longest_days, 0)) AS longest_days,
                COALESCE(tail.run_start, summary.run_start) AS run_start,
@@ -230,8 +241,10 @@ PROGRESS_STORE = sql.SQL(
             SELECT COALESCE(SUM(daily.counted_carbon_mg), 0) AS carbon_mg,
                    ARRAY_AGG(daily.day ORDER BY daily.day) FILTER (WHERE daily.counted_carbon_mg > 0) AS days
             FROM activities_dailycarbon AS daily
-            WHERE daily.user_id = person.user_id AND daily.day <= %(through)s
-              AND daily.day > COALESCE(summary.run_end, DATE '-infinity')
+            WHERE person.recount AND daily.user_id = person.user_id AND daily.day <= %(through)s
+        ) AS counted
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN person.recount THEN counted.days ELSE person.new_days END AS days
         ) AS later
         {runs}
     ),

@@ -15,7 +15,7 @@ from activities.models import Behaviour, BehaviourDay, DailyCarbon
 from operations.invariants import invariant_violations
 from rewards.gamification.badges import badges_award, streaks_of
 from rewards.gamification.leaderboards import board_for, leaderboard_rebuild
-from rewards.gamification.progress import progress_refresh, progress_through
+from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, BadgeProgress
 from tests.rewards.factories import carbon_credit
 from tests.rewards.gamification import person_with, today
@@ -74,7 +74,7 @@ def test_a_night_counts_the_days_that_changed_not_the_history():
     assert (night.days_counted, night.people_changed, night.people_recounted) == (2, 2, 1)
     assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
     assert stored_progress(newcomer.pk) == (1_000, 1, days_ago(1), days_ago(1))
-    assert progress_through() == days_ago(1)
+    assert night.through_day == days_ago(1)
     assert progress_refresh().days_counted == 0
     assert violations() == []
 
@@ -96,7 +96,7 @@ def refresh_reads(through: datetime.date) -> tuple[int, int]:
     return scans_after - scans_before, rows_after - rows_before
 
 
-def test_a_refresh_reads_as_many_rows_for_five_years_of_history_as_for_a_newcomer():
+def test_a_refresh_reads_no_more_rows_for_five_years_of_history_than_for_a_newcomer():
     veteran, newcomer = person_with(0), person_with(0)
     DailyCarbon.objects.bulk_create(
         DailyCarbon(user=veteran, day=days_ago(count), credited_carbon_mg=10_000, settled_carbon_mg=10_000)
@@ -117,7 +117,9 @@ def test_a_refresh_reads_as_many_rows_for_five_years_of_history_as_for_a_newcome
     newcomer_reads = refresh_reads(days_ago(1))
 
     assert veteran_reads[0] == newcomer_reads[0] == 0
-    assert veteran_reads[1] == newcomer_reads[1]
+    # The veteran's summary is folded on from the changed day alone; the newcomer, without one, is
+    # counted from their one day.
+    assert veteran_reads[1] <= newcomer_reads[1]
     assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
 
 
