@@ -1,8 +1,9 @@
 """The people's progress counted day by day: each refresh is recorded (`ProgressRefresh`), each person's
 progress names the refresh that last changed it, each badge the refresh whose changes it looked at.
 The progress of before was not counted on the days (`DailyCarbon.counted_carbon_mg`, 0 on every day
-until now), so it is removed: the next refresh counts everyone's days once, and until then a
-person's progress is read from all their days."""
+until now), so it is removed: the next refresh (the next hourly badge run's) counts everyone's days
+once, as each night's full run did before, and until then a person's progress is read from all
+their days."""
 
 from django.db import migrations, models
 
