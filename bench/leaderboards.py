@@ -174,6 +174,9 @@ def _progress_night(report: Report, people: int) -> None:
     started = time.perf_counter()
     night = progress_refresh(through=today - datetime.timedelta(days=1))
     seconds = time.perf_counter() - started
+    if night is None or everyone is None:
+        print("progress: the city has no days to count", flush=True)
+        return
     projected = seconds * CITY_ACCOUNTS / people
     print(
         f"progress: a night's {night.days_counted:,} days of {night.people_changed:,} people counted in "

@@ -655,9 +655,9 @@ class Badge(models.Model):
     sort_order = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField(_("awarded"), default=True)
     # The latest refresh of the people's progress (`ProgressRefresh`) whose changes the full run has
-    # looked at for this badge: the next full run looks at the people changed since. None for a badge
-    # not looked at yet (new, or its rule or parameters changed), which the next full run looks at
-    # for everyone.
+    # looked at for this badge: the next full run looks at the people changed since (and donations
+    # and ratings made final since a day before it began). None for a badge not looked at yet (new,
+    # or its rule or parameters changed), which the next full run looks at for everyone.
     looked_through_refresh = models.BigIntegerField(
         _("looked through progress refresh"), null=True, blank=True
     )

@@ -14,9 +14,10 @@ only at what the last hours changed: the people with carbon credited since a day
 then, the latest final month's ratings. The full run (nightly after the settlement, `manage.py
 award_badges`, the admin's action) looks at everyone's progress; it also sees what an hourly run
 cannot: days credited long after they happened (an import of last quarter, a late approval from
-review), and ratings made final. A first behaviour it looks for among the people whose progress
-changed since the refresh the badge last looked through (everyone's, for a badge new or changed):
-a probe of their behaviour's days each.
+review), and ratings made final. Each badge remembers the refresh of the progress it last looked
+through (`Badge.looked_through_refresh`; none for a badge new or changed, which looks at everyone
+once): the run looks at the people whose progress changed since (a probe of a first behaviour's
+days each), donations and ratings made final since a day before that refresh began.
 
 A person's progress is their summary and their days after it (`PROGRESS`): a streak is a run of
 consecutive local days (Asia/Shanghai, as `DailyCarbon.day`) with any credited carbon. So the
@@ -39,7 +40,7 @@ from accounts.notifications.services import notifications_insert
 from core.db import prepared_cursor
 from core.local_time import LOCAL_TZ
 from rewards.gamification import statements
-from rewards.gamification.progress import progress_refresh
+from rewards.gamification.progress import progress_refresh, refresh_latest
 from rewards.models import Badge, BadgeAward, RatingLevel
 
 
@@ -50,6 +51,9 @@ class Window:
 
     since: datetime.date | None
     today: datetime.date
+    # The full run: the refresh of the progress its badges that read progress all looked through
+    # (0 when one has not looked yet): the people changed since are those it gathers.
+    gathered_after: int = 0
 
     @property
     def full(self) -> bool:
@@ -62,11 +66,12 @@ class Window:
         return {
             "since": since,
             "since_moment": datetime.datetime.combine(since, datetime.time.min, tzinfo=LOCAL_TZ),
+            "gathered_after": self.gathered_after,
         }
 
     def progress(self) -> sql.Composable:
         """The progress of the people the run looks at (`statements.PROGRESS`)."""
-        people = statements.SUMMARIZED_AND_RECENT_PEOPLE if self.full else statements.RECENT_PEOPLE
+        people = statements.CHANGED_AND_RECENT_PEOPLE if self.full else statements.RECENT_PEOPLE
         return statements.progress_of(people)
 
 
@@ -122,8 +127,15 @@ class FirstDonation(BadgeRule):
     key = "first_donation"
 
     def qualified_sql(self, badge, window):
-        since = sql.SQL("") if window.full else statements.DONATED_SINCE
-        return statements.FIRST_DONATION_QUALIFIED.format(since=since), {}
+        if not window.full:
+            since = statements.DONATED_SINCE
+        elif badge.looked_through_refresh is None:
+            since = sql.SQL("")
+        else:
+            since = statements.DONATED_SINCE_LOOKED
+        return statements.FIRST_DONATION_QUALIFIED.format(since=since), {
+            "looked": badge.looked_through_refresh
+        }
 
 
 class Ambassador(BadgeRule):
@@ -132,8 +144,14 @@ class Ambassador(BadgeRule):
     key = "ambassador"
 
     def qualified_sql(self, badge, window):
-        months = statements.FINAL_MONTHS if window.full else statements.LATEST_FINAL_MONTH
-        return statements.AMBASSADOR_QUALIFIED.format(months=months), {"level": RatingLevel.DARK_GREEN.value}
+        if not window.full:
+            months = statements.LATEST_FINAL_MONTH
+        elif badge.looked_through_refresh is None:
+            months = statements.FINAL_MONTHS
+        else:
+            months = statements.FINAL_MONTHS_SINCE_LOOKED
+        params = {"level": RatingLevel.DARK_GREEN.value, "looked": badge.looked_through_refresh}
+        return statements.AMBASSADOR_QUALIFIED.format(months=months), params
 
 
 RULES: dict[str, BadgeRule] = {
@@ -170,20 +188,24 @@ def badges_award(
 ) -> dict[str, int]:
     """The award job: every active badge (or these), one set-based statement each, in one
     transaction. `since` makes it the hourly run, which looks at the people with carbon credited
-    since that day and not yet settled; None, the full run, which looks at everyone. Both refresh
-    the progress through yesterday first, holding the refreshes' lock to the end (so the refresh the
-    full run records is the latest whose changes its badges have looked at). The people's progress
-    is read once, however many badges read it."""
+    since that day and not yet settled; None, the full run, which looks at whatever changed since
+    each badge last looked (everything, for a badge that has not). Both refresh the progress through
+    yesterday first, holding the refreshes' lock to the end (so the refresh the full run records on
+    its badges is the latest whose changes they have looked at). The people's progress is read
+    once, however many badges read it."""
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
-    window = Window(since=since, today=timezone.localdate())
-    refresh = progress_refresh(through=window.today - datetime.timedelta(days=1))
-    if any(RULES[badge.rule].reads_progress for badge in badges):
+    reading = [badge for badge in badges if RULES[badge.rule].reads_progress]
+    gathered_after = min((badge.looked_through_refresh or 0 for badge in reading), default=0)
+    window = Window(since=since, today=timezone.localdate(), gathered_after=gathered_after)
+    progress_refresh(through=window.today - datetime.timedelta(days=1))
+    if reading:
         with connection.cursor() as cursor:
             cursor.execute(statements.PROGRESS_GATHER_DROP)
             cursor.execute(statements.PROGRESS_GATHER.format(progress=window.progress()), window.params())
     awarded = {badge.key: _award(badge=badge, window=window) for badge in badges}
-    if window.full:
-        Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(looked_through_refresh=refresh.pk)
+    latest = refresh_latest() if window.full else None
+    if latest is not None:
+        Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(looked_through_refresh=latest.pk)
     return awarded
 
 

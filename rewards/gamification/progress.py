@@ -27,10 +27,11 @@ from rewards.gamification import statements
 from rewards.models import ProgressRefresh
 
 
-def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh:
+def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh | None:
     """Counts every day through `through` (yesterday unless told) whose carbon changed since it was
-    last counted and stores the progress of their people; returns the refresh as recorded. In the
-    caller's transaction if there is one (the badge runs'), holding the refreshes' lock to its end."""
+    last counted and stores the progress of their people; returns the refresh as recorded, or None
+    when no day had changed (nothing is recorded). In the caller's transaction if there is one (the
+    badge runs'), holding the refreshes' lock to its end."""
     through = through or timezone.localdate() - datetime.timedelta(days=1)
     started = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -41,6 +42,8 @@ def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh
         cursor.execute(statements.PROGRESS_CHANGES_DROP)
         cursor.execute(statements.PROGRESS_COUNT, {"through": through})
         days = cursor.rowcount
+        if not days:
+            return None
         # The planner's estimates for the joins that follow (a night's days, or a handful).
         cursor.execute(statements.PROGRESS_CHANGES_ANALYZE)
         cursor.execute(statements.PROGRESS_PEOPLE)
@@ -60,6 +63,12 @@ def progress_refresh(*, through: datetime.date | None = None) -> ProgressRefresh
         refresh.finished_at = timezone.now()
         refresh.save(update_fields=["finished_at"])
     return refresh
+
+
+def refresh_latest() -> ProgressRefresh | None:
+    """The latest refresh recorded: under the refreshes' lock (after `progress_refresh` in the same
+    transaction), the one whose changes everything read since has seen."""
+    return ProgressRefresh.objects.order_by("-id").first()
 
 
 def progress_forget(*, user_ids: list[int]) -> None:

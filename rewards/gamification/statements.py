@@ -97,11 +97,13 @@ RECENT_DAYS = sql.SQL(
     " WHERE day >= %(since)s AND credited_carbon_mg > settled_carbon_mg"
 )
 
-# The people whose progress a run looks at: those of the recent days (hourly), or everyone with a
-# stored summary and those of the recent days (the full run).
+# The people whose progress a run looks at: those of the recent days (hourly), or those whose
+# progress a refresh changed after `%(gathered_after)s` (the one its badges last looked through; 0:
+# everyone with progress) and those of the recent days (the full run).
 RECENT_PEOPLE = sql.SQL("SELECT DISTINCT user_id FROM ({recent}) AS recent").format(recent=RECENT_DAYS)
-SUMMARIZED_AND_RECENT_PEOPLE = sql.SQL(
-    "SELECT user_id FROM rewards_badgeprogress UNION SELECT user_id FROM ({recent}) AS recent"
+CHANGED_AND_RECENT_PEOPLE = sql.SQL(
+    "SELECT user_id FROM rewards_badgeprogress WHERE refresh_number > %(gathered_after)s"
+    " UNION SELECT user_id FROM ({recent}) AS recent"
 ).format(recent=RECENT_DAYS)
 ONE_PERSON = sql.SQL("SELECT CAST(%(person)s AS bigint) AS user_id")
 
@@ -318,14 +320,24 @@ CARBON_TOTAL_QUALIFIED = sql.SQL("SELECT user_id FROM badge_progress WHERE carbo
 # People whose longest streak reached `days` consecutive local days, of those the run gathered.
 STREAK_QUALIFIED = sql.SQL("SELECT user_id FROM badge_progress WHERE longest_days >= %(days)s")
 
-# People who donated coins to a welfare project (`{since}`: since a moment, the hourly run).
+# People who donated coins to a welfare project (`{since}`: since a moment, the hourly run's or the
+# one the badge last looked at; nothing, for a badge not looked at yet).
 FIRST_DONATION_QUALIFIED = sql.SQL(
     "SELECT DISTINCT user_id FROM rewards_donation WHERE user_id IS NOT NULL{since}"
 )
 DONATED_SINCE = sql.SQL(" AND created_at >= %(since_moment)s")
 
+# A day before the refresh of the progress a badge last looked through (`%(looked)s`) began: what
+# the full run looks at again of what happened in time (donations, ratings made final), a margin
+# no transaction stays open for.
+LOOKED_MOMENT = sql.SQL(
+    "(SELECT started_at - INTERVAL '1 day' FROM rewards_progressrefresh WHERE id = %(looked)s)"
+)
+DONATED_SINCE_LOOKED = sql.SQL(" AND created_at >= {moment}").format(moment=LOOKED_MOMENT)
+
 # People rated at a level in a month whose rating is final (its run reached the month's last day);
-# `{months}` keeps every such month (the full run) or the latest (hourly).
+# `{months}` keeps every such month (the full run, for a badge not looked at yet), those rated since
+# the badge last looked (the full run), or the latest (hourly).
 AMBASSADOR_QUALIFIED = sql.SQL(
     """
     SELECT DISTINCT rating.user_id FROM rewards_monthlyrating AS rating
@@ -338,6 +350,13 @@ FINAL_MONTHS = sql.SQL(
         WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
     )"""
 )
+FINAL_MONTHS_SINCE_LOOKED = sql.SQL(
+    """IN (
+        SELECT run.month FROM rewards_ratingrun AS run
+        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
+          AND run.finished_at >= {moment}
+    )"""
+).format(moment=LOOKED_MOMENT)
 LATEST_FINAL_MONTH = sql.SQL(
     """= (
         SELECT MAX(run.month) FROM rewards_ratingrun AS run

@@ -193,6 +193,7 @@ def test_an_operator_changing_a_badges_parameters_makes_the_next_full_run_look_a
     from rewards.models import Badge
 
     badge = Badge.objects.get(key="first_walk")
+    carbon_credit(UserFactory(), datetime.date(2026, 11, 20), 1_000)
     badges_award(badges=[badge])
     badge.refresh_from_db()
     assert badge.looked_through_refresh is not None

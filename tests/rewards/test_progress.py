@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from activities.models import Behaviour, BehaviourDay, DailyCarbon
 from operations.invariants import invariant_violations
@@ -75,24 +76,25 @@ def test_a_night_counts_the_days_that_changed_not_the_history():
     assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
     assert stored_progress(newcomer.pk) == (1_000, 1, days_ago(1), days_ago(1))
     assert night.through_day == days_ago(1)
-    assert progress_refresh().days_counted == 0
+    assert progress_refresh() is None  # nothing changed: nothing counted, nothing recorded
     assert violations() == []
 
 
-def dailycarbon_reads() -> tuple[int, int]:
-    """This transaction's sequential scans of `DailyCarbon` and rows it read from it so far."""
+def reads(table: str) -> tuple[int, int]:
+    """This transaction's sequential scans of a table and the rows it read from it so far."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-            " WHERE relname = 'activities_dailycarbon'"
+            " WHERE relname = %s",
+            [table],
         )
         return cursor.fetchone()
 
 
 def refresh_reads(through: datetime.date) -> tuple[int, int]:
-    scans_before, rows_before = dailycarbon_reads()
+    scans_before, rows_before = reads("activities_dailycarbon")
     progress_refresh(through=through)
-    scans_after, rows_after = dailycarbon_reads()
+    scans_after, rows_after = reads("activities_dailycarbon")
     return scans_after - scans_before, rows_after - rows_before
 
 
@@ -266,15 +268,6 @@ def behaviour_day(user, code: str, day: datetime.date, carbon_mg: int) -> None:
     carbon_credit(user, day, carbon_mg)
 
 
-def behaviour_day_reads() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_xact_user_tables"
-            " WHERE relname = 'activities_behaviourday'"
-        )
-        return cursor.fetchone()[0]
-
-
 def test_a_new_first_behaviour_badge_looks_at_everyone_then_at_who_changed():
     walkers = [person_with(0) for _ in range(30)]
     for walker in walkers:
@@ -295,11 +288,11 @@ def test_a_new_first_behaviour_badge_looks_at_everyone_then_at_who_changed():
 
     newcomer = person_with(0)
     behaviour_day(newcomer, "walk", days_ago(1), 1_000)
-    before = behaviour_day_reads()
+    before = reads("activities_behaviourday")[1]
     badges_award(badges=[badge])
 
     assert BadgeAward.objects.filter(badge=badge, user=newcomer).exists()
-    assert behaviour_day_reads() - before <= 2  # the newcomer's walk, not thirty people's
+    assert reads("activities_behaviourday")[1] - before <= 2  # the newcomer's walk, not thirty people's
 
 
 def test_the_all_time_board_counts_a_day_changed_since_the_night():
@@ -313,3 +306,55 @@ def test_the_all_time_board_counts_a_day_changed_since_the_night():
     assert board.me.carbon_mg == 7_000
     assert board.me.rank == 1
     assert board_for(user=other, period="all_time", scope="city").me.carbon_mg == 6_000
+
+
+def test_once_a_badge_has_looked_the_full_run_reads_only_what_came_since():
+    from rewards.models import Donation
+    from rewards.services import donation_make
+    from tests.rewards.factories import WelfareProjectFactory, fund_wallet
+
+    project = WelfareProjectFactory()
+    donors = [person_with(12_000_000, day=days_ago(30)) for _ in range(25)]
+    for donor in donors:
+        fund_wallet(donor, 5)
+        donation_make(user=donor, project=project, amount=1)
+    Donation.objects.update(created_at=timezone.now() - datetime.timedelta(days=20))
+    badges_award()  # every badge looks at everyone once
+    assert BadgeAward.objects.filter(badge__key="first_donation").count() == len(donors)
+    assert BadgeAward.objects.filter(badge__key="reduced_10kg").count() == len(donors)
+    newcomer = person_with(12_000_000, day=days_ago(1))
+    fund_wallet(newcomer, 5)
+    donation_make(user=newcomer, project=project, amount=1)
+
+    donations_before = reads("rewards_donation")[1]
+    with connection.cursor() as cursor:
+        # A few dozen rows would be scanned whole whatever bounds them; a city's are not.
+        cursor.execute("SET LOCAL enable_seqscan TO off")
+    badges_award()
+
+    assert {"first_donation", "reduced_10kg"} <= set(
+        BadgeAward.objects.filter(user=newcomer).values_list("badge__key", flat=True)
+    )
+    assert reads("rewards_donation")[1] - donations_before <= 2  # the newcomer's, not 26
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT user_id FROM badge_progress")  # the run's, until the test's transaction ends
+        assert [row[0] for row in cursor.fetchall()] == [newcomer.pk]
+
+
+def test_a_month_rated_again_makes_its_new_dark_greens_ambassadors_at_the_next_full_run():
+    from rewards.gamification.ratings import ratings_rate_month
+    from rewards.models import MonthlyRating
+
+    month = (today().replace(day=1) - datetime.timedelta(days=70)).replace(day=1)
+    people = [person_with(1_000 * (index + 1), day=month + datetime.timedelta(days=3)) for index in range(10)]
+    ratings_rate_month(month=month)
+    badges_award()
+    assert BadgeAward.objects.filter(badge__key="ambassador").count() == 1
+    # A late approval lifts the last of them to the top of that month; an operator rates it again.
+    carbon_credit(people[0], month + datetime.timedelta(days=4), 50_000)
+    ratings_rate_month(month=month)
+    assert MonthlyRating.objects.get(user=people[0], month=month).level == "dark_green"
+
+    badges_award()
+
+    assert BadgeAward.objects.filter(badge__key="ambassador", user=people[0]).exists()
