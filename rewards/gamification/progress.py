@@ -6,10 +6,10 @@ through a day counts the days whose credited carbon differs (the partial index o
 night's days and the few changed late), in set-based statements, and stores the progress of the
 people they belong to: a summary folded on by the change, or for someone whose runs of days the
 change may have cut or joined (an import of last quarter, a day whose carbon a merge's caps took
-away), counted again from all their days. So a night costs what changed, not the history; the full
-badge run and the all-time board refresh it through yesterday, and each refresh is recorded
-(`ProgressRefresh`), in order: a badge looks at the people changed since the refresh it last looked
-through.
+away), counted again from all their days. So a night costs what changed, not the history; both
+badge runs and the all-time boards refresh it through yesterday, and each refresh that counted
+something is recorded (`ProgressRefresh`), in order: a badge looks at the people changed since the
+refresh it last looked through.
 
 Refreshes run one at a time (a transaction-level advisory lock), as does what resets the counting
 (a merge): each reads what the last one counted. A person's progress is what their counted days
