@@ -616,8 +616,8 @@ class DailyCarbon(models.Model):
                 name="daily_carbon_unsettled_person",
             ),
             # The days the people's progress has not counted as they are now (a handful a person:
-            # today's and any changed late), for its nightly refresh.
-            models.Index(fields=["day"], condition=Q(uncounted=True), name="daily_carbon_uncounted"),
+            # today's and any changed late), for its refresh, which walks them by person in chunks.
+            models.Index(fields=["user", "day"], condition=Q(uncounted=True), name="daily_carbon_uncounted"),
         ]
         verbose_name = _("daily carbon")
         verbose_name_plural = _("daily carbon")

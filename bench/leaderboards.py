@@ -166,13 +166,13 @@ def _progress_night(report: Report, people: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE activities_dailycarbon")
     started = time.perf_counter()
-    everyone = progress_refresh(through=today - datetime.timedelta(days=2))
+    everyone = progress_refresh(through=today - datetime.timedelta(days=2)).refresh
     reference = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE activities_dailycarbon")
         cursor.execute("VACUUM ANALYZE rewards_badgeprogress")
     started = time.perf_counter()
-    night = progress_refresh(through=today - datetime.timedelta(days=1))
+    night = progress_refresh(through=today - datetime.timedelta(days=1)).refresh
     seconds = time.perf_counter() - started
     if night is None or everyone is None:
         print("progress: the city has no days to count", flush=True)

@@ -26,6 +26,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='dailycarbon',
-            index=models.Index(condition=models.Q(('uncounted', True)), fields=['day'], name='daily_carbon_uncounted'),
+            index=models.Index(condition=models.Q(('uncounted', True)), fields=['user', 'day'], name='daily_carbon_uncounted'),
         ),
     ]

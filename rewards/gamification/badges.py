@@ -40,7 +40,7 @@ from accounts.notifications.services import notifications_insert
 from core.db import prepared_cursor
 from core.local_time import LOCAL_TZ
 from rewards.gamification import statements
-from rewards.gamification.progress import progress_refresh, refresh_latest
+from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, RatingLevel
 
 
@@ -182,7 +182,6 @@ def _award(*, badge: Badge, window: Window) -> int:
     return awarded
 
 
-@transaction.atomic
 def badges_award(
     *, since: datetime.date | None = None, badges: Iterable[Badge] | None = None
 ) -> dict[str, int]:
@@ -190,22 +189,35 @@ def badges_award(
     transaction. `since` makes it the hourly run, which looks at the people with carbon credited
     since that day and not yet settled; None, the full run, which looks at whatever changed since
     each badge last looked (everything, for a badge that has not). Both refresh the progress through
-    yesterday first, holding the refreshes' lock to the end (so the refresh the full run records on
-    its badges is the latest whose changes they have looked at). The people's progress is read
-    once, however many badges read it."""
+    yesterday first (its own transactions, committed in chunks); the full run records on its badges
+    the latest refresh when that ended, whose changes and all before it the awards then see. The
+    people's progress is read once, however many badges read it."""
+    today = timezone.localdate()
+    refreshed = progress_refresh(through=today - datetime.timedelta(days=1))
+    return _badges_award(since=since, badges=badges, today=today, looked_through=refreshed.latest_number)
+
+
+@transaction.atomic
+def _badges_award(
+    *,
+    since: datetime.date | None,
+    badges: Iterable[Badge] | None,
+    today: datetime.date,
+    looked_through: int | None,
+) -> dict[str, int]:
     badges = list(Badge.objects.filter(is_active=True) if badges is None else badges)
     reading = [badge for badge in badges if RULES[badge.rule].reads_progress]
     gathered_after = min((badge.looked_through_refresh or 0 for badge in reading), default=0)
-    window = Window(since=since, today=timezone.localdate(), gathered_after=gathered_after)
-    progress_refresh(through=window.today - datetime.timedelta(days=1))
+    window = Window(since=since, today=today, gathered_after=gathered_after)
     if reading:
         with connection.cursor() as cursor:
             cursor.execute(statements.PROGRESS_GATHER_DROP)
             cursor.execute(statements.PROGRESS_GATHER.format(progress=window.progress()), window.params())
     awarded = {badge.key: _award(badge=badge, window=window) for badge in badges}
-    latest = refresh_latest() if window.full else None
-    if latest is not None:
-        Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(looked_through_refresh=latest.pk)
+    if window.full and looked_through is not None:
+        Badge.objects.filter(pk__in=[badge.pk for badge in badges]).update(
+            looked_through_refresh=looked_through
+        )
     return awarded
 
 

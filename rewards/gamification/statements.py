@@ -169,12 +169,30 @@ PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
 
 # --- The refresh of the progress (rewards.gamification.progress), one at a time ----------------
 
-# Serializes refreshes and what resets the counting (a merge): each reads what the last counted.
-PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
+# Serializes refreshes, whole (held by the session across its chunks' transactions), and what resets
+# the counting (a merge, for its transaction): each reads what the last counted, and the refreshes'
+# numbers stamped on the people's progress follow the order they ran in.
+PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_lock(hashtext('rewards.progress'))")
+PROGRESS_UNLOCK = sql.SQL("SELECT pg_advisory_unlock(hashtext('rewards.progress'))")
+PROGRESS_LOCK_FOR_TRANSACTION = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
+
+# The last person of the next chunk of uncounted days through `%(through)s` after person
+# `%(after)s`: the person of the `%(rows)s`-th such day (all of that person's days join the chunk),
+# by the partial index of uncounted days; NULL when none is left.
+PROGRESS_CHUNK_END = sql.SQL(
+    """
+    SELECT MAX(next.user_id) FROM (
+        SELECT user_id FROM activities_dailycarbon
+        WHERE uncounted AND user_id > %(after)s AND day <= %(through)s
+        ORDER BY user_id LIMIT %(rows)s
+    ) AS next
+    """
+)
 JIT_OFF = sql.SQL("SET LOCAL jit TO OFF")
 
-# Counts the days through `%(through)s` whose credited carbon differs from what was counted
-# (`uncounted`, the partial index `daily_carbon_uncounted`, on both sides of the join): each takes
+# Counts the days through `%(through)s` of the people in (`%(after)s`, `%(upper)s`] whose credited
+# carbon differs from what was counted (`uncounted`, the partial index `daily_carbon_uncounted`, on
+# both sides of the join): each takes
 # its credited carbon as counted, and the transaction's table `progress_changes` keeps what it was
 # and is. What was counted is read from the statement's snapshot, which is exact: only a refresh,
 # holding the lock, writes it. A day credited again while this runs is counted as it is when its
@@ -186,8 +204,11 @@ PROGRESS_COUNT = sql.SQL(
     WITH counted AS (
         UPDATE activities_dailycarbon AS daily SET counted_carbon_mg = daily.credited_carbon_mg
         FROM activities_dailycarbon AS before
-        WHERE before.id = daily.id AND before.uncounted AND before.day <= %(through)s
-          AND daily.uncounted AND daily.day <= %(through)s
+        WHERE before.id = daily.id
+          AND before.uncounted AND before.user_id > %(after)s AND before.user_id <= %(upper)s
+          AND before.day <= %(through)s
+          AND daily.uncounted AND daily.user_id > %(after)s AND daily.user_id <= %(upper)s
+          AND daily.day <= %(through)s
         RETURNING daily.user_id, daily.day, before.counted_carbon_mg AS was_mg,
                   daily.credited_carbon_mg AS now_mg
     )

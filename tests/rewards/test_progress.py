@@ -70,13 +70,13 @@ def test_a_night_counts_the_days_that_changed_not_the_history():
     carbon_credit(veteran, days_ago(1), 1_000)
     carbon_credit(newcomer, days_ago(1), 1_000)
 
-    night = progress_refresh()
+    night = progress_refresh().refresh
 
     assert (night.days_counted, night.people_changed, night.people_recounted) == (2, 2, 1)
     assert stored_progress(veteran.pk) == expected_progress(veteran.pk, days_ago(1))
     assert stored_progress(newcomer.pk) == (1_000, 1, days_ago(1), days_ago(1))
     assert night.through_day == days_ago(1)
-    assert progress_refresh() is None  # nothing changed: nothing counted, nothing recorded
+    assert progress_refresh().refresh is None  # nothing changed: nothing counted, nothing recorded
     assert violations() == []
 
 
@@ -142,7 +142,8 @@ def test_refreshes_agree_with_counting_everything_again(seed):
             DailyCarbon.objects.filter(user=person, day=day).update(credited_carbon_mg=0, settled_carbon_mg=0)
         else:
             through = max(through, days_ago(generator.randint(0, 30)))
-            progress_refresh(through=through)
+            # Chunks of one day (a person each), of a few people, or all at once.
+            progress_refresh(through=through, chunk_days=generator.choice([1, 3, 20_000]))
             for someone in people:
                 assert stored_progress(someone.pk) == expected_progress(someone.pk, through), someone.pk
             assert violations() == []
@@ -155,7 +156,7 @@ def test_carbon_added_late_to_a_counted_day_counts_at_the_next_refresh_without_a
     progress_refresh()
     carbon_credit(person, days_ago(2), 4_000)  # yesterday's steps synced late
 
-    refresh = progress_refresh()
+    refresh = progress_refresh().refresh
 
     assert (refresh.days_counted, refresh.people_recounted) == (1, 0)
     assert stored_progress(person.pk) == (7_000, 3, days_ago(3), days_ago(1))
@@ -169,7 +170,7 @@ def test_a_day_imported_into_a_gap_joins_the_runs_either_side():
     assert stored_progress(person.pk)[1] == 2
 
     carbon_credit(person, days_ago(3), 1_000)
-    refresh = progress_refresh()
+    refresh = progress_refresh().refresh
 
     assert refresh.people_recounted == 1
     assert stored_progress(person.pk) == (5_000, 5, days_ago(5), days_ago(1))
@@ -201,7 +202,7 @@ def test_a_merge_counts_the_target_again_from_all_its_days():
 
     account_merge(source_user=guest, target_user=person)
     assert violations() == []
-    refresh = progress_refresh()
+    refresh = progress_refresh().refresh
 
     assert refresh.people_recounted == 1
     assert stored_progress(person.pk) == (3_000, 2, days_ago(3), days_ago(2))
@@ -231,17 +232,17 @@ def test_days_credited_while_refreshes_run_are_each_counted_once():
         finally:
             connection.close()
 
-    def refresher() -> None:
+    def refresher(chunk_days: int) -> None:
         try:
             while not stop.is_set():
-                progress_refresh()
+                progress_refresh(chunk_days=chunk_days)
         except Exception as error:  # reported below
             errors.append(error)
         finally:
             connection.close()
 
     capturers = [threading.Thread(target=capture, args=(seed,)) for seed in (1, 2)]
-    refreshers = [threading.Thread(target=refresher) for _ in range(2)]
+    refreshers = [threading.Thread(target=refresher, args=(chunk_days,)) for chunk_days in (2, 20_000)]
     for thread in capturers + refreshers:
         thread.start()
     for thread in capturers:
