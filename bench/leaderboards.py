@@ -155,14 +155,11 @@ def _progress_night(report: Report, people: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from accounts.models import User
     from rewards.gamification.progress import progress_forget, progress_refresh
-    from rewards.models import BadgeProgress
 
     today = timezone.localdate()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT user_id FROM activities_dailycarbon WHERE counted_carbon_mg <> 0")
-        counted_people = [row[0] for row in cursor.fetchall()]
-    progress_forget(user_ids=counted_people + list(BadgeProgress.objects.values_list("user_id", flat=True)))
+    progress_forget(user_ids=list(User.objects.values_list("pk", flat=True)))
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE activities_dailycarbon")
     started = time.perf_counter()

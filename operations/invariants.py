@@ -203,7 +203,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
         "progress counts the days",
         lambda r: (
-            f"person {r[0]}: progress {r[1]} mg through {r[2]} (latest run ending {r[3]}), "
+            f"person {r[0]}: progress {r[1]} mg after refresh {r[2]} (latest run ending {r[3]}), "
             f"their counted days {r[4]} mg (the last with carbon {r[5]})"
         ),
         statements.PROGRESS_COUNTS_THE_DAYS,

@@ -335,11 +335,12 @@ DAY_CREDITED_FROM_RECORDS = sql.SQL(
 )
 
 # “progress counts the days”: the rows that break it, one per offender, each reported as "person …:
-# progress … mg through … (latest run ending …), their counted days … mg (the last with carbon …)".
+# progress … mg after refresh … (latest run ending …), their counted days … mg (the last with carbon
+# …)".
 # Open accounts only: a closed account's days are counted but it keeps no progress.
 PROGRESS_COUNTS_THE_DAYS = sql.SQL(
     """
-        SELECT person.id, progress.carbon_mg, progress.through_day, progress.run_end,
+        SELECT person.id, progress.carbon_mg, progress.refresh_number, progress.run_end,
                counted.carbon_mg, counted.last_day
         FROM (
             SELECT user_id, SUM(counted_carbon_mg) AS carbon_mg,

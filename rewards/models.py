@@ -709,8 +709,8 @@ class ProgressRefresh(models.Model):
 
 
 class BadgeProgress(models.Model):
-    """A person's progress towards the badges through a day (`through_day`, the last refresh that
-    changed it, `rewards.gamification.progress`): carbon credited in all, the latest run of
+    """A person's progress towards the badges, as the last refresh that changed it left it
+    (`refresh_number`, `rewards.gamification.progress`): carbon credited in all, the latest run of
     consecutive local days with credited carbon and the longest. It is what the person's days have
     counted (`DailyCarbon.counted_carbon_mg`). Reading a person's progress adds their days after that
     latest run (`statements.PROGRESS`), so it costs those days, not the history; the all-time board
@@ -719,15 +719,13 @@ class BadgeProgress(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
-    through_day = models.DateField()
     carbon_mg = models.BigIntegerField()
     # The latest run of consecutive local days with credited carbon: its first and last day.
     run_start = models.DateField()
     run_end = models.DateField()
     longest_days = models.PositiveIntegerField()
-    refreshed_at = models.DateTimeField()
-    # The `ProgressRefresh` that last changed it (no foreign key: the refreshes are the platform's,
-    # the progress each person's).
+    # The `ProgressRefresh` that last changed it, which says through which day and when (no foreign
+    # key: the refreshes are the platform's, the progress each person's).
     refresh_number = models.BigIntegerField(db_default=0, db_index=True)
 
     class Meta:
@@ -735,7 +733,7 @@ class BadgeProgress(models.Model):
         verbose_name_plural = _("badge progress")
 
     def __str__(self) -> str:
-        return f"{self.user_id} through {self.through_day}: longest {self.longest_days}"
+        return f"{self.user_id} after refresh {self.refresh_number}: longest {self.longest_days}"
 
 
 # --- The green credit profile ---------------------------------------------------------------------

@@ -13,8 +13,8 @@ refresh it last looked through.
 
 Refreshes run one at a time, whole (an advisory lock the session holds across its chunks, each a
 transaction of its own), as does what resets the counting (a merge): each reads what the last one
-counted. A person's progress is what their counted days
-say (`operations.invariants`: "progress counts the days").
+counted. A person's progress is what their counted days say (`operations.invariants`: "progress
+counts the days").
 """
 
 from __future__ import annotations
@@ -107,9 +107,7 @@ def _chunk_count(cursor, *, refresh: ProgressRefresh, through: datetime.date, af
     cursor.execute(statements.PROGRESS_PEOPLE_ANALYZE)
     cursor.execute(statements.PROGRESS_RECOUNTED)
     refresh.people_recounted += cursor.fetchone()[0]
-    cursor.execute(
-        statements.PROGRESS_STORE, {"through": through, "now": refresh.started_at, "refresh": refresh.pk}
-    )
+    cursor.execute(statements.PROGRESS_STORE, {"through": through, "refresh": refresh.pk})
     refresh.finished_at = timezone.now()
     refresh.save(update_fields=["days_counted", "people_changed", "people_recounted", "finished_at"])
 

@@ -192,11 +192,11 @@ JIT_OFF = sql.SQL("SET LOCAL jit TO OFF")
 
 # Counts the days through `%(through)s` of the people in (`%(after)s`, `%(upper)s`] whose credited
 # carbon differs from what was counted (`uncounted`, the partial index `daily_carbon_uncounted`, on
-# both sides of the join): each takes
-# its credited carbon as counted, and the transaction's table `progress_changes` keeps what it was
-# and is. What was counted is read from the statement's snapshot, which is exact: only a refresh,
-# holding the lock, writes it. A day credited again while this runs is counted as it is when its
-# row is locked; a day credited after the snapshot and not seen is left for the next refresh.
+# both sides of the join): each takes its credited carbon as counted, and the transaction's table
+# `progress_changes` keeps what it was and is. What was counted is read from the statement's
+# snapshot, which is exact: only a refresh, holding the lock, writes it. A day credited again while
+# this runs is counted as it is when its row is locked; a day credited after the snapshot and not
+# seen is left for the next refresh.
 PROGRESS_CHANGES_DROP = sql.SQL("DROP TABLE IF EXISTS pg_temp.progress_changes, pg_temp.progress_people")
 PROGRESS_COUNT = sql.SQL(
     """
@@ -219,9 +219,9 @@ PROGRESS_COUNT = sql.SQL(
 PROGRESS_CHANGES_ANALYZE = sql.SQL("ANALYZE progress_changes")
 
 # The people whose days changed, with the carbon their counting changed by and the days that now
-# have carbon and had none; `recount` for those
-# whose runs of days the change may have cut or joined (a day now without carbon, a day with carbon
-# on or before their latest run: an import of last quarter), and those without a summary. A closed
+# have carbon and had none; `recount` for those whose runs of days the change may have cut or joined
+# (a day now without carbon, a day with carbon on or before their latest run: an import of last
+# quarter), and those without a summary. A closed
 # account's days are counted, but it keeps no progress (erasure removed it).
 PROGRESS_PEOPLE = sql.SQL(
     """
@@ -273,14 +273,12 @@ PROGRESS_STORE = sql.SQL(
     ),
     stored AS (
         INSERT INTO rewards_badgeprogress
-            (user_id, through_day, carbon_mg, run_start, run_end, longest_days, refreshed_at, refresh_number)
-        SELECT user_id, %(through)s, carbon_mg, run_start, run_end, longest_days, %(now)s, %(refresh)s
+            (user_id, carbon_mg, run_start, run_end, longest_days, refresh_number)
+        SELECT user_id, carbon_mg, run_start, run_end, longest_days, %(refresh)s
         FROM progress WHERE run_end IS NOT NULL ORDER BY user_id
         ON CONFLICT (user_id) DO UPDATE SET
-            through_day = EXCLUDED.through_day, carbon_mg = EXCLUDED.carbon_mg,
-            run_start = EXCLUDED.run_start, run_end = EXCLUDED.run_end,
-            longest_days = EXCLUDED.longest_days, refreshed_at = EXCLUDED.refreshed_at,
-            refresh_number = EXCLUDED.refresh_number
+            carbon_mg = EXCLUDED.carbon_mg, run_start = EXCLUDED.run_start, run_end = EXCLUDED.run_end,
+            longest_days = EXCLUDED.longest_days, refresh_number = EXCLUDED.refresh_number
         RETURNING user_id
     )
     DELETE FROM rewards_badgeprogress AS progress USING progress_people AS person
@@ -365,24 +363,16 @@ AMBASSADOR_QUALIFIED = sql.SQL(
     WHERE rating.level = %(level)s AND rating.month {months}
     """
 )
-FINAL_MONTHS = sql.SQL(
-    """IN (
-        SELECT run.month FROM rewards_ratingrun AS run
-        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
-    )"""
+# A rating run is final once it reached its month's last day (`RatingRun.is_final`).
+_RUN_IS_FINAL = sql.SQL("run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)")
+FINAL_MONTHS = sql.SQL("IN (SELECT run.month FROM rewards_ratingrun AS run WHERE {final})").format(
+    final=_RUN_IS_FINAL
 )
 FINAL_MONTHS_SINCE_LOOKED = sql.SQL(
-    """IN (
-        SELECT run.month FROM rewards_ratingrun AS run
-        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
-          AND run.finished_at >= {moment}
-    )"""
-).format(moment=LOOKED_MOMENT)
-LATEST_FINAL_MONTH = sql.SQL(
-    """= (
-        SELECT MAX(run.month) FROM rewards_ratingrun AS run
-        WHERE run.through_day >= CAST(run.month + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)
-    )"""
+    "IN (SELECT run.month FROM rewards_ratingrun AS run WHERE {final} AND run.finished_at >= {moment})"
+).format(final=_RUN_IS_FINAL, moment=LOOKED_MOMENT)
+LATEST_FINAL_MONTH = sql.SQL("= (SELECT MAX(run.month) FROM rewards_ratingrun AS run WHERE {final})").format(
+    final=_RUN_IS_FINAL
 )
 
 # Awards a badge to everyone its rule `{qualified}` selects who has an open account, once per

@@ -20,7 +20,7 @@ from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, BadgeProgress
 from rewards.services import donation_make
 from tests.rewards.factories import WelfareProjectFactory, carbon_credit, fund_wallet
-from tests.rewards.gamification import person_with, today
+from tests.rewards.gamification import person_with, reads_of, today
 
 pytestmark = pytest.mark.django_db
 
@@ -291,21 +291,8 @@ def test_a_merge_counts_the_streaks_of_both_accounts_days_together():
 # --- The hourly run: what the last hours brought, at a cost that does not grow with history ----
 
 
-def dailycarbon_reads() -> tuple[int, int]:
-    """This transaction's sequential scans of `DailyCarbon` and rows it read from it so far."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-            " WHERE relname = 'activities_dailycarbon'"
-        )
-        return cursor.fetchone()
-
-
 def hourly_run_reads() -> tuple[int, int]:
-    scans_before, rows_before = dailycarbon_reads()
-    badges_award(since=days_ago(2))
-    scans_after, rows_after = dailycarbon_reads()
-    return scans_after - scans_before, rows_after - rows_before
+    return reads_of("activities_dailycarbon", lambda: badges_award(since=days_ago(2)))
 
 
 def test_the_hourly_run_reads_as_many_rows_for_five_years_of_history_as_for_a_newcomer():

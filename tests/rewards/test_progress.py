@@ -19,7 +19,7 @@ from rewards.gamification.leaderboards import board_for, leaderboard_rebuild
 from rewards.gamification.progress import progress_refresh
 from rewards.models import Badge, BadgeAward, BadgeProgress
 from tests.rewards.factories import carbon_credit
-from tests.rewards.gamification import person_with, today
+from tests.rewards.gamification import person_with, reads_of, today
 
 pytestmark = pytest.mark.django_db
 
@@ -80,22 +80,8 @@ def test_a_night_counts_the_days_that_changed_not_the_history():
     assert violations() == []
 
 
-def reads(table: str) -> tuple[int, int]:
-    """This transaction's sequential scans of a table and the rows it read from it so far."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-            " WHERE relname = %s",
-            [table],
-        )
-        return cursor.fetchone()
-
-
 def refresh_reads(through: datetime.date) -> tuple[int, int]:
-    scans_before, rows_before = reads("activities_dailycarbon")
-    progress_refresh(through=through)
-    scans_after, rows_after = reads("activities_dailycarbon")
-    return scans_after - scans_before, rows_after - rows_before
+    return reads_of("activities_dailycarbon", lambda: progress_refresh(through=through))
 
 
 def test_a_refresh_reads_no_more_rows_for_five_years_of_history_than_for_a_newcomer():
@@ -289,11 +275,10 @@ def test_a_new_first_behaviour_badge_looks_at_everyone_then_at_who_changed():
 
     newcomer = person_with(0)
     behaviour_day(newcomer, "walk", days_ago(1), 1_000)
-    before = reads("activities_behaviourday")[1]
-    badges_award(badges=[badge])
+    _scans, rows = reads_of("activities_behaviourday", lambda: badges_award(badges=[badge]))
 
     assert BadgeAward.objects.filter(badge=badge, user=newcomer).exists()
-    assert reads("activities_behaviourday")[1] - before <= 2  # the newcomer's walk, not thirty people's
+    assert rows <= 2  # the newcomer's walk, not thirty people's
 
 
 def test_the_all_time_board_counts_a_day_changed_since_the_night():
@@ -327,16 +312,15 @@ def test_once_a_badge_has_looked_the_full_run_reads_only_what_came_since():
     fund_wallet(newcomer, 5)
     donation_make(user=newcomer, project=project, amount=1)
 
-    donations_before = reads("rewards_donation")[1]
     with connection.cursor() as cursor:
         # A few dozen rows would be scanned whole whatever bounds them; a city's are not.
         cursor.execute("SET LOCAL enable_seqscan TO off")
-    badges_award()
+    _scans, donations_read = reads_of("rewards_donation", badges_award)
 
     assert {"first_donation", "reduced_10kg"} <= set(
         BadgeAward.objects.filter(user=newcomer).values_list("badge__key", flat=True)
     )
-    assert reads("rewards_donation")[1] - donations_before <= 2  # the newcomer's, not 26
+    assert donations_read <= 2  # the newcomer's, not 26
     with connection.cursor() as cursor:
         cursor.execute("SELECT user_id FROM badge_progress")  # the run's, until the test's transaction ends
         assert [row[0] for row in cursor.fetchall()] == [newcomer.pk]
