@@ -17,10 +17,12 @@ and summed up in the notes. With `--expire` as well, the year-later expiry runs 
 the same number of worker processes, with its 30- and 7-day reminders (the second night's coins
 come due the day after the first's: everyone is reminded), and the reminders' work is then timed
 again on one connection, as one step and as the chunks' ranges one after the other (rolled back).
+With `--progress`, the people's progress is counted through the last night on one connection, then
+forgotten and counted again as chunk tasks on the `--celery-workers` worker processes.
 
 Usage: .venv/bin/python bench/settlement.py [--people 200000] [--chunk-size 20000] [--workers 2] [--nights 2]
        [--remainder-share 0.5] [--expire] [--celery-workers N --chunk-ids IDS] [--database NAME]
-       [--label TEXT] [--no-analyze]
+       [--label TEXT] [--no-analyze] [--progress]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_rewards`, or --database, is
 recreated) and Redis.
 """
@@ -435,6 +437,55 @@ def _expiry(report: Report, *, first_day: datetime.date, accounts_total: int) ->
     )  # fmt: skip
 
 
+def _progress(report: Report, *, through: datetime.date, celery_workers: int, chunk_ids: int) -> None:
+    """The people's progress counted through the last night, all of it at once (every day new to
+    it): on one connection, chunk after chunk (the reference), then forgotten and counted again as
+    chunk tasks on `celery_workers` worker processes."""
+    from accounts.models import User
+    from rewards.gamification.progress import progress_forget, progress_refresh
+    from rewards.models import ChunkedRun, ProgressRefresh
+    from rewards.tasks import progress_refresh_chunked
+
+    started = time.perf_counter()
+    inline = progress_refresh(through=through).refresh
+    inline_seconds = time.perf_counter() - started
+    days = inline.days_counted
+    print(f"progress on one connection: {days:,} days in {inline_seconds:.1f} s", flush=True)
+    if not celery_workers:
+        report.add(
+            Row("progress", f"the people's progress counted, {days:,} days, one connection",
+                days / inline_seconds, "days/s",
+                notes=f"{inline.people_changed:,} people in {inline_seconds:.1f} s")
+        )  # fmt: skip
+        return
+    progress_forget(user_ids=list(User.objects.values_list("pk", flat=True)))
+    # The progress's chunks are planned by uncounted days (REWARDS_PROGRESS_CHUNK_DAYS), not by ids.
+    with _celery_workers(celery_workers, chunk_ids=chunk_ids) as tasks:
+        started = time.perf_counter()
+        progress_refresh_chunked.delay(through.isoformat())
+        while not ProgressRefresh.objects.filter(pk__gt=inline.pk, finished_at__isnull=False).exists():
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        time.sleep(1)  # the last chunk's log line
+        _times, per_chunk = _chunk_times(tasks(), "rewards.progress_chunk")
+    refresh = ProgressRefresh.objects.get(pk__gt=inline.pk)
+    chunks = ChunkedRun.objects.get(key=f"progress:{refresh.pk}").chunks_total
+    print(
+        f"progress in {chunks} chunk tasks on {celery_workers} worker process(es): "
+        f"{refresh.days_counted:,} days in {seconds:.1f} s; {per_chunk}",
+        flush=True,
+    )
+    report.add(
+        Row("progress in chunk tasks",
+            f"the people's progress counted, {celery_workers} worker process(es), {chunks} chunks",
+            refresh.days_counted / seconds, "days/s", reference="the same on one connection (days/s)",
+            reference_value=days / inline_seconds,
+            notes=f"{refresh.days_counted:,} days of {refresh.people_changed:,} people in {seconds:.1f} s "
+                  f"from sending the refresh to its finish; on one connection {inline_seconds:.1f} s; "
+                  f"{per_chunk}")
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -449,6 +500,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--celery-workers", type=int, default=0, help="settle by chunk tasks on this many worker processes"
+    )
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="also count the people's progress through the last night, on one connection and (with "
+        "--celery-workers) as chunk tasks",
     )
     parser.add_argument("--chunk-ids", type=int, default=25_000, help="person ids a chunk task covers")
     parser.add_argument("--database", default=DATABASE_NAME)
@@ -509,6 +566,10 @@ def main() -> int:
         )  # fmt: skip
     elif args.expire:
         _expiry(report, first_day=first_day, accounts_total=args.people)
+
+    if args.progress:
+        last_day = first_day + datetime.timedelta(days=args.nights - 1)
+        _progress(report, through=last_day, celery_workers=args.celery_workers, chunk_ids=args.chunk_ids)
 
     started = time.perf_counter()
     audit = ledger_audit()

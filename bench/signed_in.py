@@ -1,7 +1,8 @@
 """Benchmark: the signed-in reads the app makes each time it opens, beside the bare /healthz.
 
-The wallet (`GET /api/v1/wallet`), today's carbon (`GET /api/v1/activities/today`) and a
-leaderboard page (`GET /api/v1/leaderboards/today`: the city's top 50 and my rank), each with real
+The wallet (`GET /api/v1/wallet`), the first page of its history (`GET /api/v1/wallet/history`),
+today's carbon (`GET /api/v1/activities/today`) and a leaderboard page
+(`GET /api/v1/leaderboards/today`: the city's top 50 and my rank), each with real
 session tokens of people who have coins, served as the Procfile serves (gunicorn sync workers,
 production settings, Redis cache and sessions) and loaded by wrk in its own process. Each read's
 reference is the bare `/healthz` through the same server just before and just after it (the mean of
@@ -11,7 +12,7 @@ The city is `bench/city.py`'s, ending today: wallets and a settled ledger for th
 today's records credited and owed, the day's board built by the real rebuild.
 
 Usage: .venv/bin/python bench/signed_in.py [--people 3000] [--days 7] [--seconds 8] [--workers 4] [--cold]
-       [--connections 64] [--tokens 2000] [--only wallet,today,leaderboard] [--save]
+       [--connections 64] [--tokens 2000] [--only wallet,history,today,leaderboard] [--save]
 Needs PostgreSQL (DATABASE_URL's server; a database named `bench_signed_in`, or
 BENCH_SIGNED_IN_DATABASE, is recreated), Redis (`--redis-url`) and wrk.
 """
@@ -45,6 +46,7 @@ DATABASE_NAME = os.environ.get("BENCH_SIGNED_IN_DATABASE", "bench_signed_in")
 RATIO_TARGET = 0.40
 READS = {
     "wallet": ("wallet", "/api/v1/wallet"),
+    "history": ("wallet history's first page", "/api/v1/wallet/history"),
     "today": ("today's carbon", "/api/v1/activities/today"),
     "leaderboard": ("leaderboard page", "/api/v1/leaderboards/today"),
 }

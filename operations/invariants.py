@@ -10,7 +10,8 @@ What must stay true whatever load, faults or bad input the platform meets (issue
 - carbon: per person, behaviour and day (and month, and record) credited ≤ the cap of the factor that
   credited it; each external record stored once; what a person's records credited is what their day
   says, and what each behaviour's day and month counters say; a person's progress (badges, the
-  all-time board) is what their days say it counted;
+  all-time board) is what their days say it counted, and its refreshes ran one at a time, each
+  finished when its chunked run was;
 - settlement: each person and day settled once, and what was settled is what was minted for it
   (a history back-fill's days too, each in a lot earned on its own day), its coins at its rate being
   the carbon it converted; a merge's capped carbon whose coins were kept counts as settled; another
@@ -207,6 +208,14 @@ INVARIANTS: tuple[Invariant, ...] = (
             f"their counted days {r[4]} mg (the last with carbon {r[5]})"
         ),
         statements.PROGRESS_COUNTS_THE_DAYS,
+    ),
+    Invariant(
+        "progress refreshes one at a time",
+        lambda r: (
+            f"progress refresh {r[0]}: finished {r[1]}, its chunked run finished {r[2]}, "
+            f"the next refresh {r[3]}"
+        ),
+        statements.PROGRESS_REFRESHES_ONE_AT_A_TIME,
     ),
     Invariant(
         "cap per record",

@@ -356,6 +356,22 @@ PROGRESS_COUNTS_THE_DAYS = sql.SQL(
         """
 )
 
+# “progress refreshes one at a time”: a refresh of the people's progress not finished while a later one
+# began (a refresh is planned only when none is unfinished), or whose finish disagrees with its
+# chunked run's (refreshes recorded before they ran as chunked runs have none).
+PROGRESS_REFRESHES_ONE_AT_A_TIME = sql.SQL(
+    """
+        SELECT refresh.id, refresh.finished_at, run.finished_at,
+               (SELECT MIN(later.id) FROM rewards_progressrefresh AS later WHERE later.id > refresh.id)
+        FROM rewards_progressrefresh AS refresh
+        LEFT JOIN rewards_chunkedrun AS run ON run.key = 'progress:' || refresh.id
+        WHERE (run.id IS NOT NULL AND refresh.finished_at IS DISTINCT FROM run.finished_at)
+           OR (refresh.finished_at IS NULL
+               AND EXISTS (SELECT FROM rewards_progressrefresh AS later WHERE later.id > refresh.id))
+        ORDER BY refresh.id
+        """
+)
+
 # “cap per record”: the rows that break it, one per offender, each reported as "record …: credited … mg
 # over its cap of … mg".
 CAP_PER_RECORD = sql.SQL(

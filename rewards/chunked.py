@@ -143,6 +143,25 @@ def chunked_run_followers_mark_sent(*, run_id: int) -> None:
     unsent.update(followers_sent_at=timezone.now())
 
 
+def followers_send(followers: list[dict]) -> None:
+    """Sends serialized signatures to the broker."""
+    from celery import signature
+
+    for follower in followers:
+        signature(follower).apply_async()
+
+
+def run_followers_send(run_id: int) -> int:
+    """Sends the followers of a finished run not marked sent, then marks them; returns how many.
+
+    A failure to send leaves them unmarked: the chunk task's retry, or the next catch-up, sends
+    them (each follower is idempotent, so one sent twice is harmless)."""
+    followers = chunked_run_followers_unsent(run_id=run_id)
+    followers_send(followers)
+    chunked_run_followers_mark_sent(run_id=run_id)
+    return len(followers)
+
+
 def chunked_runs_followers_owed() -> list[int]:
     """Runs finished in the last days whose followers were not marked sent: a catch-up sends them."""
     since = timezone.now() - datetime.timedelta(days=FOLLOWERS_OWED_DAYS)

@@ -689,12 +689,13 @@ class BadgeAward(models.Model):
 
 class ProgressRefresh(models.Model):
     """One refresh of the people's progress (`rewards.gamification.progress`): the days it counted
-    (through `through_day`) and the people whose progress it changed. Refreshes run one at a time;
-    their ids, in order, say which people changed since a badge's last look."""
+    (through `through_day`) and the people whose progress it changed, its chunks' totals as they
+    commit; `finished_at` when the last of them has. Refreshes run one at a time; their ids, in
+    order, say which people changed since a badge's last look."""
 
     through_day = models.DateField()
     started_at = models.DateTimeField()
-    finished_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
     days_counted = models.BigIntegerField()
     people_changed = models.BigIntegerField()
     people_recounted = models.BigIntegerField()

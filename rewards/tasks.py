@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from rewards.audit import ledger_audit
+from rewards.chunked import followers_send, run_followers_send
 from rewards.selectors import settlement_owed_day
 from rewards.services import coins_expire, settlement_run
 from rewards.services.settlement import DEFAULT_WORKERS
@@ -65,7 +66,7 @@ def catch_up() -> dict:
     """
     from rewards.chunked import chunked_runs_followers_owed
 
-    followers_sent = sum(_run_followers_send(run_id) for run_id in chunked_runs_followers_owed())
+    followers_sent = sum(run_followers_send(run_id) for run_id in chunked_runs_followers_owed())
     day = settlement_owed_day(today=timezone.localdate())
     if day is None:
         return {"owed": None, "followers_sent": followers_sent}
@@ -200,26 +201,6 @@ def _followers(then: list | None) -> list[dict]:
     return loads(dumps(list(then)))
 
 
-def _followers_send(followers: list[dict]) -> None:
-    from celery import signature
-
-    for follower in followers:
-        signature(follower).apply_async()
-
-
-def _run_followers_send(run_id: int) -> int:
-    """Sends the followers of a finished run not marked sent, then marks them; returns how many.
-
-    A failure to send leaves them unmarked: the chunk task's retry, or the next catch-up, sends
-    them (each follower is idempotent, so one sent twice is harmless)."""
-    from rewards.chunked import chunked_run_followers_mark_sent, chunked_run_followers_unsent
-
-    followers = chunked_run_followers_unsent(run_id=run_id)
-    _followers_send(followers)
-    chunked_run_followers_mark_sent(run_id=run_id)
-    return len(followers)
-
-
 @shared_task(name="rewards.settlement_chunked_day")
 def settlement_chunked_day(day: str, then: list[dict] | None = None) -> dict:
     """Plans the settlement of a local day as person-id chunks and enqueues those not done yet;
@@ -236,7 +217,7 @@ def settlement_chunked_day(day: str, then: list[dict] | None = None) -> dict:
     for chunk_id in pending:
         settlement_chunk.delay(chunk_id)
     if not pending:
-        _followers_send(followers)
+        followers_send(followers)
     return {"day": day, "run": run and run.key, "chunks": len(pending)}
 
 
@@ -258,19 +239,57 @@ def settlement_chunk(chunk_id: int) -> dict:
 
     outcome = settlement_chunk_settle(chunk_id=chunk_id)
     if outcome.finished:
-        _run_followers_send(outcome.run_id)
+        run_followers_send(outcome.run_id)
     return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
 
 
 @shared_task(name="rewards.after_settlement_chunked")
 def after_settlement_chunked() -> dict:
-    """What a chunked settlement makes stale: the ratings, the badges (whose run counts the night's
-    days into the people's progress), then the closed boards as one task a board (any worker takes
-    one; all time ranks that progress)."""
+    """What a chunked settlement makes stale: the ratings, then the people's progress counted as
+    chunk tasks, followed by the full badge run and the closed boards as one task a board (any
+    worker takes one; all time ranks that progress)."""
     ratings = ratings_rate_recent()
-    badges = badges_award(full=True)
-    boards = leaderboards_rebuild_closed_chunked.apply_async(ignore_result=True)
-    return {"leaderboards": boards.id, "ratings": ratings, "badges": badges}
+    then = [
+        badges_award.si(full=True).set(ignore_result=True),
+        leaderboards_rebuild_closed_chunked.si().set(ignore_result=True),
+    ]
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    return {"ratings": ratings, "progress": progress_refresh_chunked(yesterday.isoformat(), then=then)}
+
+
+@shared_task(name="rewards.progress_refresh_chunked")
+def progress_refresh_chunked(through: str, then: list | None = None) -> dict:
+    """Plans a refresh of the people's progress through a local day (ISO date) as chunks of people
+    and enqueues those not done yet, `then` (signatures) to follow it; a refresh still unfinished is
+    joined instead (its chunks enqueued again: each counts once), and followed by a refresh through
+    `through` first when it counts only through an earlier day. Nothing to count sends `then` at once.
+    """
+    from kombu.utils.json import dumps, loads
+
+    from rewards.gamification.progress import progress_chunked_start
+
+    followers = loads(dumps(list(then or [])))
+    again = loads(dumps([progress_refresh_chunked.si(through, then=followers).set(ignore_result=True)]))
+    run, pending = progress_chunked_start(
+        through=datetime.date.fromisoformat(through), followers=followers, followers_if_behind=again
+    )
+    for chunk_id in pending:
+        progress_chunk.delay(chunk_id)
+    if run is None:
+        followers_send(followers)
+    return {"through": through, "run": run and run.key, "chunks": len(pending)}
+
+
+@shared_task(name="rewards.progress_chunk", **CHUNK_TASK_RETRY)
+def progress_chunk(chunk_id: int) -> dict:
+    """One range of people of a refresh of their progress; the last chunk's commit finishes the
+    refresh and sends what follows it."""
+    from rewards.gamification.progress import progress_chunk_count
+
+    outcome = progress_chunk_count(chunk_id=chunk_id)
+    if outcome.finished:
+        run_followers_send(outcome.run_id)
+    return {"chunk": chunk_id, "counted": outcome.counted, "finished": outcome.finished}
 
 
 @shared_task(name="rewards.coins_expire_chunked")

@@ -172,13 +172,15 @@ PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
 # Serializes refreshes, whole (held by the session across its chunks' transactions), and what resets
 # the counting (a merge, for its transaction): each reads what the last counted, and the refreshes'
 # numbers stamped on the people's progress follow the order they ran in.
-PROGRESS_LOCK = sql.SQL("SELECT pg_advisory_lock(hashtext('rewards.progress'))")
-PROGRESS_UNLOCK = sql.SQL("SELECT pg_advisory_unlock(hashtext('rewards.progress'))")
-PROGRESS_LOCK_FOR_TRANSACTION = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
+# The counting's lock, for a transaction: shared by the chunks that count (each a range of people of
+# the one refresh that runs), exclusive for planning a refresh and for forgetting what was counted (a
+# merge): neither happens while a chunk counts.
+PROGRESS_LOCK_SHARED = sql.SQL("SELECT pg_advisory_xact_lock_shared(hashtext('rewards.progress'))")
+PROGRESS_LOCK_EXCLUSIVE = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('rewards.progress'))")
 
 # The last person of the next chunk of uncounted days through `%(through)s` after person
 # `%(after)s`: the person of the `%(rows)s`-th such day (all of that person's days join the chunk),
-# by the partial index of uncounted days; NULL when none is left.
+# by the partial index of uncounted days; NULL when none is left. A refresh is planned by these.
 PROGRESS_CHUNK_END = sql.SQL(
     """
     SELECT MAX(next.user_id) FROM (
@@ -194,9 +196,10 @@ JIT_OFF = sql.SQL("SET LOCAL jit TO OFF")
 # carbon differs from what was counted (`uncounted`, the partial index `daily_carbon_uncounted`, on
 # both sides of the join): each takes its credited carbon as counted, and the transaction's table
 # `progress_changes` keeps what it was and is. What was counted is read from the statement's
-# snapshot, which is exact: only a refresh, holding the lock, writes it. A day credited again while
-# this runs is counted as it is when its row is locked; a day credited after the snapshot and not
-# seen is left for the next refresh.
+# snapshot, which is exact: only the chunk of the one refresh running that covers a person writes
+# it, once (`rewards.gamification.progress`). A day credited again while this runs is counted as it
+# is when its row is locked; a day credited after the snapshot and not seen is left for the next
+# refresh.
 PROGRESS_CHANGES_DROP = sql.SQL("DROP TABLE IF EXISTS pg_temp.progress_changes, pg_temp.progress_people")
 PROGRESS_COUNT = sql.SQL(
     """

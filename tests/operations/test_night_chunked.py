@@ -21,7 +21,7 @@ from accounts.notifications.models import Notification
 from activities.models import DailyCarbon
 from config.celery import app
 from operations.night import NIGHT_JOBS, night_jobs_enqueue
-from rewards import tasks
+from rewards import chunked, tasks
 from rewards.chunked import settlement_chunk_settle, settlement_chunked_start
 from rewards.gamification.ratings import ratings_rate_month
 from rewards.ledger.accounts import coin_expiry_days
@@ -156,7 +156,7 @@ def test_the_night_s_chain_as_chunk_tasks_settles_rebuilds_and_expires_as_the_si
     assert set(chunked["wallets"]) == {f"night-{number}" for number in range(10)}
     assert chunked == single
     jobs = set(ChunkedRun.objects.values_list("job", flat=True))
-    assert jobs == {"settlement", "boards", "expiry"}
+    assert jobs == {"settlement", "progress", "boards", "expiry"}
     assert not ChunkedRun.objects.filter(finished_at__isnull=True).exists()
     settlement = ChunkedRun.objects.get(job="settlement")
     assert len(settlement.followers) == 2
@@ -275,7 +275,9 @@ class _Broker:
         self.refusals = refusals
         self.down = False
         self.sent: list[list[dict]] = []
-        monkeypatch.setattr(tasks, "_followers_send", self.send)
+        # Where the followers leave: a finished run's (rewards.chunked), a settled day's at once (the task).
+        monkeypatch.setattr(chunked, "followers_send", self.send)
+        monkeypatch.setattr(tasks, "followers_send", self.send)
 
     def send(self, followers: list[dict]) -> None:
         if self.down or self.refusals:

@@ -12,6 +12,9 @@ throwaway Redis, and the local RabbitMQ (skipped, saying why, where it does not 
 - The expiry as chunk tasks: a worker killed in a chunk's reminders, after the chunk's expiry
   committed and before it counted; the redelivered chunk and the others remind each person once
   per window, and each chunk counts once.
+- The people's progress counted as chunk tasks: a worker killed inside a chunk (blocked on a day's
+  row this test holds); the redelivered chunk and the others count each day once, and the refresh
+  finishes when the last chunk commits.
 - Two beat processes fire the same job: however many times it runs, the day is settled once.
 """
 
@@ -23,10 +26,13 @@ import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from accounts.notifications.models import Notification
+from activities.models import DailyCarbon
 from rewards.models import (
+    BadgeProgress,
     ChunkedRun,
     CoinLot,
     LedgerAccount,
+    ProgressRefresh,
     RunChunk,
     Settlement,
     SettlementRun,
@@ -119,15 +125,34 @@ def test_two_workers_running_the_same_settlement_settle_each_person_once(people,
     _assert_settled_once(people)
 
 
+def _worker_killed_waiting_on(
+    started,
+    broker,
+    workers: dict,
+    *,
+    task: str,
+    args: list,
+    lock: str,
+    lock_params: list | None = None,
+    what: str = "a chunk to block",
+) -> None:
+    """Starts a worker, sends it `task` and kills it once it waits on the row `lock` holds (this
+    test's connection): mid-transaction, its task unacknowledged."""
+    first = celery_worker(started, **workers, name="first")
+    with row_locked(lock, lock_params):
+        broker.app.send_task(task, args=args)
+        wait_for(lambda: backends_waiting_on_a_lock() == 1, timeout=30, what=what)
+        first.kill()
+        FIGURES["faults injected"] += 1
+
+
 def test_a_worker_killed_in_a_chunk_task_leaves_the_chunked_run_to_the_others_settled_once(people, broker):
-    app, workers = broker.app, {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
+    workers = {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
     with processes() as started:
-        first = celery_worker(started, **workers, name="first")
-        with row_locked(ISSUANCE_ROW):
-            app.send_task("rewards.settlement_chunked_day", args=[DAY.isoformat()])
-            wait_for(lambda: backends_waiting_on_a_lock() == 1, timeout=30, what="a chunk to block")
-            first.kill()
-            FIGURES["faults injected"] += 1
+        _worker_killed_waiting_on(
+            started, broker, workers, task="rewards.settlement_chunked_day", args=[DAY.isoformat()],
+            lock=ISSUANCE_ROW,
+        )  # fmt: skip
         assert not Settlement.objects.exists(), "the killed chunk's transaction must roll back"
 
         celery_worker(started, **workers, name="second")
@@ -170,17 +195,14 @@ def expiring() -> list[int]:
 def test_a_worker_killed_in_an_expiry_chunk_s_reminders_leaves_them_to_the_others_raised_once(
     expiring, broker
 ):
-    app, workers = broker.app, {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
+    workers = {**broker.process_options, "REWARDS_CHUNK_IDS": "8"}
     key = f"expiry:{EXPIRY_DAY.isoformat()}"
     with processes() as started:
-        first = celery_worker(started, **workers, name="first")
-        with row_locked(REMINDED_LOT, [expiring[0], EXPIRY_DAY + datetime.timedelta(days=20)]):
-            app.send_task("rewards.coins_expire_chunked", args=[EXPIRY_DAY.isoformat()])
-            wait_for(
-                lambda: backends_waiting_on_a_lock() == 1, timeout=30, what="a chunk's reminders to block"
-            )
-            first.kill()
-            FIGURES["faults injected"] += 1
+        _worker_killed_waiting_on(
+            started, broker, workers, task="rewards.coins_expire_chunked", args=[EXPIRY_DAY.isoformat()],
+            lock=REMINDED_LOT, lock_params=[expiring[0], EXPIRY_DAY + datetime.timedelta(days=20)],
+            what="a chunk's reminders to block",
+        )  # fmt: skip
         # The first chunk's expiry committed; its reminders were rolled back with the kill, uncounted.
         assert LedgerAccount.objects.get(kind="expiry_sink").balance > 0
         assert not Notification.objects.exists(), "the killed chunk's reminders must roll back"
@@ -203,6 +225,41 @@ def test_a_worker_killed_in_an_expiry_chunk_s_reminders_leaves_them_to_the_other
     assert run.chunks_total >= 4
     assert run.chunks_done == run.chunks_total
     assert RunChunk.objects.filter(run=run, done_at__isnull=False).count() == run.chunks_total
+
+
+PERSON_S_DAY = "SELECT id FROM activities_dailycarbon WHERE user_id = %s AND day = %s FOR UPDATE"
+
+
+def test_a_worker_killed_in_a_progress_chunk_leaves_the_refresh_to_the_others_each_day_counted_once(
+    people, broker
+):
+    workers = {**broker.process_options, "REWARDS_PROGRESS_CHUNK_DAYS": "8"}
+    with processes() as started:
+        _worker_killed_waiting_on(
+            started, broker, workers, task="rewards.progress_refresh_chunked", args=[DAY.isoformat()],
+            lock=PERSON_S_DAY, lock_params=[min(people), DAY],
+        )  # fmt: skip
+        assert not BadgeProgress.objects.exists(), "the killed chunk's counting must roll back"
+
+        celery_worker(started, **workers, name="second")
+        celery_worker(started, **workers, name="third")
+        wait_for(
+            lambda: ProgressRefresh.objects.filter(finished_at__isnull=False).exists(),
+            timeout=90,
+            what="the chunks to finish the refresh",
+        )
+
+    carbon = dict(DailyCarbon.objects.filter(day=DAY).values_list("user_id", "credited_carbon_mg"))
+    progress = {
+        row[0]: row[1:] for row in BadgeProgress.objects.values_list("user_id", "carbon_mg", "run_end")
+    }
+    assert progress == {person: (carbon[person], DAY) for person in people}
+    assert not DailyCarbon.objects.filter(uncounted=True).exists()
+    refresh = ProgressRefresh.objects.get()
+    assert (refresh.days_counted, refresh.people_changed) == (PEOPLE, PEOPLE)
+    run = ChunkedRun.objects.get(key=f"progress:{refresh.pk}")
+    assert run.chunks_total >= 4
+    assert run.chunks_done == run.chunks_total
 
 
 @soak

@@ -18,6 +18,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Chunked runs over a few dozen people: a handful of chunk tasks.
 REWARDS_CHUNK_IDS = int(os.environ.get("REWARDS_CHUNK_IDS", "100000"))
+REWARDS_PROGRESS_CHUNK_DAYS = int(os.environ.get("REWARDS_PROGRESS_CHUNK_DAYS", "20000"))
 if os.environ.get("CELERY_TASK_DEFAULT_QUEUE"):
     # A shared RabbitMQ: a queue of this test's own, and no remote-control queues beside it.
     CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_TASK_DEFAULT_QUEUE"]

@@ -10,14 +10,21 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from activities.models import Behaviour, BehaviourDay, DailyCarbon
 from operations.invariants import invariant_violations
 from rewards.gamification.badges import badges_award, streaks_of
 from rewards.gamification.leaderboards import board_for, leaderboard_rebuild
-from rewards.gamification.progress import progress_refresh
-from rewards.models import Badge, BadgeAward, BadgeProgress
+from rewards.gamification.progress import (
+    progress_chunk_count,
+    progress_chunked_start,
+    progress_refresh,
+    refresh_latest,
+)
+from rewards.models import Badge, BadgeAward, BadgeProgress, ChunkedRun, ProgressRefresh, RunChunk
+from rewards.tasks import leaderboards_rebuild_closed_chunked, progress_refresh_chunked
 from tests.rewards.factories import carbon_credit
 from tests.rewards.gamification import person_with, reads_of, today
 
@@ -193,6 +200,125 @@ def test_a_merge_counts_the_target_again_from_all_its_days():
     assert refresh.people_recounted == 1
     assert stored_progress(person.pk) == (3_000, 2, days_ago(3), days_ago(2))
     assert violations() == []
+
+
+# --- As chunk tasks that workers share ----------------------------------------------------------
+
+
+def people_active(*days: int, count: int = 5) -> list:
+    """`count` people with carbon on each of these days ago."""
+    people = [person_with(0) for _ in range(count)]
+    for person in people:
+        for count_ago in days:
+            carbon_credit(person, days_ago(count_ago), 1_000)
+    return people
+
+
+def assert_counted_through(people: list, through: datetime.date) -> None:
+    for person in people:
+        assert stored_progress(person.pk) == expected_progress(person.pk, through), person.pk
+    assert violations() == []
+
+
+def boards_rebuilt() -> int:
+    """How many chunked rebuilds of the closed boards were started: the follower of these tests."""
+    return ChunkedRun.objects.filter(job="boards").count()
+
+
+@override_settings(REWARDS_PROGRESS_CHUNK_DAYS=2)
+def test_a_night_s_refresh_as_chunk_tasks_counts_everyone_once_then_sends_what_follows():
+    # Given five people with yesterday's carbon, in chunks of two days
+    people = people_active(2, 1)
+    then = [leaderboards_rebuild_closed_chunked.si()]
+
+    # When the night's refresh is sent (eager here: each chunk task runs as it is sent)
+    result = progress_refresh_chunked(days_ago(1).isoformat(), then=then)
+
+    # Then each chunk counted once, the refresh finished when the last committed, and the boards
+    # followed it once
+    run = ChunkedRun.objects.get(job="progress")
+    assert result == {"through": days_ago(1).isoformat(), "run": run.key, "chunks": run.chunks_total}
+    assert (run.chunks_total, run.chunks_done) == (5, 5)
+    assert run.followers_sent_at is not None
+    refresh = refresh_latest()
+    assert (run.key, run.finished_at) == (f"progress:{refresh.pk}", refresh.finished_at)
+    assert (refresh.days_counted, refresh.people_changed, refresh.through_day) == (10, 5, days_ago(1))
+    assert_counted_through(people, days_ago(1))
+    assert boards_rebuilt() == 1
+
+    # When it is sent again with nothing left to count: no refresh, and what follows is sent at once
+    again = progress_refresh_chunked(days_ago(1).isoformat(), then=then)
+    assert again == {"through": days_ago(1).isoformat(), "run": None, "chunks": 0}
+    assert ProgressRefresh.objects.count() == 1
+    assert boards_rebuilt() == 2
+
+
+def test_a_refresh_planned_while_one_is_unfinished_joins_it_and_a_chunk_twice_counts_once():
+    # Given a refresh finished, then new days, and a refresh of them planned in chunks of a day
+    people = people_active(3)
+    finished = progress_refresh().refresh
+    for person in people:
+        carbon_credit(person, days_ago(1), 500)
+    run, pending = progress_chunked_start(through=days_ago(1), chunk_days=1)
+
+    # Then, unfinished, it is not the latest refresh: a badge looks only through the finished one
+    assert len(pending) == len(people)
+    assert refresh_latest() == finished
+    # And planning another joins it
+    assert progress_chunked_start(through=days_ago(1)) == (run, pending)
+
+    # When its first chunk is delivered twice
+    outcomes = [progress_chunk_count(chunk_id=pending[0]) for _ in range(2)]
+
+    # Then it counted once, and the refresh waits for the other chunks
+    assert [outcome.counted for outcome in outcomes] == [True, False]
+    assert RunChunk.objects.filter(run=run, done_at__isnull=True).count() == len(people) - 1
+    assert refresh_latest() == finished
+
+    # When a badge run's refresh comes: it finishes the unfinished refresh's chunks, plans nothing more
+    refreshed = progress_refresh()
+    assert refreshed.refresh.pk == refreshed.latest_number == int(run.key.split(":")[1])
+    assert (refreshed.refresh.days_counted, refreshed.refresh.people_changed) == (5, 5)
+    assert ProgressRefresh.objects.count() == 2
+    assert_counted_through(people, days_ago(1))
+
+
+def test_a_refresh_through_a_later_day_follows_the_unfinished_one_it_joins():
+    # Given a refresh through the day before yesterday planned and not run (its chunks lost with a
+    # worker), and yesterday's days since
+    people = people_active(2)
+    run, _pending = progress_chunked_start(through=days_ago(2))
+    for person in people:
+        carbon_credit(person, days_ago(1), 700)
+
+    # When the night sends its refresh through yesterday, the boards to follow
+    progress_refresh_chunked(days_ago(1).isoformat(), then=[leaderboards_rebuild_closed_chunked.si()])
+
+    # Then the unfinished refresh ran first, then one through yesterday, then the boards, once
+    refreshes = list(ProgressRefresh.objects.order_by("pk").values_list("through_day", "days_counted"))
+    assert refreshes == [(days_ago(2), 5), (days_ago(1), 5)]
+    assert not ChunkedRun.objects.filter(job="progress", finished_at__isnull=True).exists()
+    assert_counted_through(people, days_ago(1))
+    assert boards_rebuilt() == 1
+
+
+def test_the_checker_names_a_refresh_whose_finish_disagrees_with_its_run_or_one_left_behind():
+    people_active(1)
+    first = progress_refresh().refresh
+    assert violations() == []
+
+    ProgressRefresh.objects.filter(pk=first.pk).update(finished_at=None)
+    ProgressRefresh.objects.create(
+        through_day=days_ago(1),
+        started_at=timezone.now(),
+        days_counted=0,
+        people_changed=0,
+        people_recounted=0,
+    )
+
+    found = [line for line in violations() if line.startswith("progress refreshes one at a time")]
+    assert len(found) == 1, found
+    assert f"progress refresh {first.pk}: finished None, its chunked run finished 20" in found[0]
 
 
 # --- At once, on PostgreSQL ---------------------------------------------------------------------
