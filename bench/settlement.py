@@ -297,7 +297,8 @@ def _night_in_chunk_tasks(
 
     with _celery_workers(celery_workers, chunk_ids=chunk_ids) as tasks:
         started = time.perf_counter()
-        settlement_chunked_day.delay(day.isoformat())
+        # Nothing to follow: the rebuilds after a settlement are not what this times.
+        settlement_chunked_day.delay(day.isoformat(), then=[])
         refresh, analyzed_at = _statistics_refresher(), 0
         while not SettlementRun.objects.filter(day=day, status=SettlementRunStatus.SUCCEEDED).exists():
             committed = (
@@ -437,15 +438,29 @@ def _expiry(report: Report, *, first_day: datetime.date, accounts_total: int) ->
     )  # fmt: skip
 
 
+def _progress_forgotten() -> None:
+    """Everyone's counting forgotten (every day uncounted again), and the tables vacuumed and
+    analyzed after it as autovacuum would: the state each timed count starts from."""
+    from django.db import connection
+
+    from accounts.models import User
+    from rewards.gamification.progress import progress_forget
+
+    progress_forget(user_ids=list(User.objects.values_list("pk", flat=True)))
+    with connection.cursor() as cursor:
+        for table in ("activities_dailycarbon", "rewards_badgeprogress"):
+            cursor.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+
+
 def _progress(report: Report, *, through: datetime.date, celery_workers: int, chunk_ids: int) -> None:
     """The people's progress counted through the last night, all of it at once (every day new to
     it): on one connection, chunk after chunk (the reference), then forgotten and counted again as
-    chunk tasks on `celery_workers` worker processes."""
-    from accounts.models import User
-    from rewards.gamification.progress import progress_forget, progress_refresh
+    chunk tasks on `celery_workers` worker processes; each from everyone's counting forgotten."""
+    from rewards.gamification.progress import progress_refresh
     from rewards.models import ChunkedRun, ProgressRefresh
     from rewards.tasks import progress_refresh_chunked
 
+    _progress_forgotten()
     started = time.perf_counter()
     inline = progress_refresh(through=through).refresh
     inline_seconds = time.perf_counter() - started
@@ -458,7 +473,7 @@ def _progress(report: Report, *, through: datetime.date, celery_workers: int, ch
                 notes=f"{inline.people_changed:,} people in {inline_seconds:.1f} s")
         )  # fmt: skip
         return
-    progress_forget(user_ids=list(User.objects.values_list("pk", flat=True)))
+    _progress_forgotten()
     # The progress's chunks are planned by uncounted days (REWARDS_PROGRESS_CHUNK_DAYS), not by ids.
     with _celery_workers(celery_workers, chunk_ids=chunk_ids) as tasks:
         started = time.perf_counter()
