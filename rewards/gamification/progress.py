@@ -27,8 +27,9 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -42,6 +43,9 @@ from rewards.models import ChunkedRun, ProgressRefresh, RunChunk
 CHUNK_DAYS = 20_000
 
 PROGRESS_JOB = "progress"
+
+# How many times a chunk runs when a deadlock with capture ends it.
+CHUNK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,21 @@ def _refresh_number(run: ChunkedRun) -> int:
 def progress_chunk_count(*, chunk_id: int) -> ChunkOutcome:
     """One chunk of a refresh, in one transaction: counts its people's changed days, stores their
     progress, adds to the refresh's totals and counts the chunk done (the last one finishes the
-    refresh). A second delivery waits for the first (the chunk's row) and then counts nothing."""
+    refresh). A second delivery waits for the first (the chunk's row) and then counts nothing.
+
+    The chunk locks its days in the order its scan meets them, a capture a person's days in day
+    order: the two can deadlock, and PostgreSQL then ends one of them. A chunk ended so, all of it
+    rolled back, runs again (`CHUNK_ATTEMPTS` times in all)."""
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
+        try:
+            return _chunk_count_once(chunk_id=chunk_id)
+        except OperationalError as error:
+            if attempt == CHUNK_ATTEMPTS or not isinstance(error.__cause__, psycopg.errors.DeadlockDetected):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _chunk_count_once(*, chunk_id: int) -> ChunkOutcome:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statements.PROGRESS_LOCK_SHARED)
         chunk = (

@@ -370,6 +370,49 @@ def test_days_credited_while_refreshes_run_are_each_counted_once():
     assert violations() == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_that_deadlocks_with_capture_runs_again_and_counts_what_capture_committed():
+    """A writer of days (capture, a review's approval) holds yesterday's row and then wants the day
+    before's, which the chunk holds (it meets that day first, in the partial index's order and in
+    the table's) while it waits for yesterday's: PostgreSQL ends the chunk, the first to wait, and
+    the chunk runs again once the writer has committed."""
+    import psycopg
+
+    from tests.reliability.processes import backends_waiting_on_a_lock, conninfo, wait_for
+
+    person = person_with(0)
+    carbon_credit(person, days_ago(2), 1_000)
+    carbon_credit(person, days_ago(1), 1_000)
+    _run, pending = progress_chunked_start(through=days_ago(1))
+    day_row = (
+        "UPDATE activities_dailycarbon SET credited_carbon_mg = credited_carbon_mg + 500"
+        " WHERE user_id = %s AND day = %s"
+    )
+    outcomes, errors = [], []
+
+    def chunk() -> None:
+        try:
+            outcomes.append(progress_chunk_count(chunk_id=pending[0]))
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with psycopg.connect(conninfo()) as capture:
+        capture.execute(day_row, [person.pk, days_ago(1)])
+        counting = threading.Thread(target=chunk)
+        counting.start()
+        wait_for(lambda: backends_waiting_on_a_lock() == 1, timeout=10, what="the chunk to wait")
+        capture.execute(day_row, [person.pk, days_ago(2)])  # the deadlock: the chunk is ended
+        capture.commit()
+    counting.join()
+
+    assert errors == []
+    assert [outcome.counted for outcome in outcomes] == [True]
+    assert stored_progress(person.pk) == (3_000, 2, days_ago(2), days_ago(1))
+    assert violations() == []
+
+
 # --- What stands on it ---------------------------------------------------------------------------
 
 
