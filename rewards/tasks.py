@@ -62,20 +62,23 @@ def catch_up() -> dict:
     read from the database (the day that ended, not settled yet), and settling it is idempotent.
     It plans the day's chunked run (the same run as the night's, by key): a catch-up racing the
     night's job re-enqueues only the chunks not done yet, and each chunk counts once. It also sends
-    what follows a finished run that could not be sent when the run finished (the broker down then).
+    what follows a finished run that could not be sent when the run finished (the broker down then),
+    and the chunks not done of a refresh of the people's progress left unfinished.
     """
     from rewards.chunked import chunked_runs_followers_owed
+    from rewards.gamification.progress import progress_chunks_pending
 
     followers_sent = sum(run_followers_send(run_id) for run_id in chunked_runs_followers_owed())
+    # A refresh of the people's progress whose chunk tasks were lost: its chunks, again.
+    progress_chunks = progress_chunks_pending()
+    for chunk_id in progress_chunks:
+        progress_chunk.delay(chunk_id)
+    sent = {"followers_sent": followers_sent, "progress_chunks": len(progress_chunks)}
     day = settlement_owed_day(today=timezone.localdate())
     if day is None:
-        return {"owed": None, "followers_sent": followers_sent}
+        return {"owed": None, **sent}
     # As chunk tasks, like the night's own settlement: the last chunk sends the rebuilds.
-    return {
-        "owed": day.isoformat(),
-        "settlement": settlement_chunked_day(day.isoformat()),
-        "followers_sent": followers_sent,
-    }
+    return {"owed": day.isoformat(), "settlement": settlement_chunked_day(day.isoformat()), **sent}
 
 
 @shared_task(name="rewards.ledger_audit")

@@ -145,6 +145,16 @@ def _ranges(cursor, *, through: datetime.date, chunk_days: int) -> list[tuple[in
     return ranges
 
 
+def progress_chunks_pending() -> list[int]:
+    """The chunks not done of the refresh still unfinished, if any: what a worker's catch-up sends
+    again when the refresh's tasks were lost (a repeat of one a worker holds counts nothing)."""
+    return list(
+        RunChunk.objects.filter(run__job=PROGRESS_JOB, run__finished_at__isnull=True, done_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def _refresh_number(run: ChunkedRun) -> int:
     return int(run.key.split(":")[1])
 

@@ -177,7 +177,7 @@ def test_the_catch_up_settles_the_owed_day_as_a_chunked_run_and_rebuilds_after_i
     again = catch_up()
 
     assert result["owed"] == yesterday.isoformat()
-    assert again == {"owed": None, "followers_sent": 0}
+    assert again == {"owed": None, "followers_sent": 0, "progress_chunks": 0}
     run = ChunkedRun.objects.get(job="settlement")
     assert (run.chunks_done, run.chunks_total) == (3, 3)
     assert run.finished_at is not None
@@ -305,7 +305,7 @@ def test_followers_the_broker_refused_through_every_retry_are_sent_by_the_next_c
 
     # Then the first sends what follows the run, once, and marks it sent; the second sends nothing
     assert (first["owed"], first["followers_sent"]) == (None, 1)
-    assert second == {"owed": None, "followers_sent": 0}
+    assert second == {"owed": None, "followers_sent": 0, "progress_chunks": 0}
     assert broker.sent == [then]
     assert ChunkedRun.objects.get(job="settlement").followers_sent_at is not None
 

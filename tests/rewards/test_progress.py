@@ -302,6 +302,33 @@ def test_a_refresh_through_a_later_day_follows_the_unfinished_one_it_joins():
     assert boards_rebuilt() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@override_settings(REWARDS_PROGRESS_CHUNK_DAYS=2)
+def test_a_refresh_whose_chunk_tasks_were_lost_is_finished_by_a_worker_s_catch_up():
+    # Given the night's refresh planned, the boards to follow, and its chunk tasks lost (a broker
+    # restarted without persistence), one chunk counted before
+    from rewards.services import issuance_account, settlement_run
+    from rewards.tasks import _followers, catch_up
+
+    people = people_active(1)
+    issuance_account()
+    settlement_run(day=days_ago(1))  # the night's settlement done: the catch-up owes none
+    boards = _followers([leaderboards_rebuild_closed_chunked.si().set(ignore_result=True)])
+    run, pending = progress_chunked_start(through=days_ago(1), followers=boards)
+    progress_chunk_count(chunk_id=pending[0])
+
+    # When a worker (re)connects and sends the catch-up (eager here), twice
+    first, second = catch_up(), catch_up()
+
+    # Then the first sent the chunks not done, which finished the refresh and sent the boards once
+    assert (first["progress_chunks"], second["progress_chunks"]) == (len(pending) - 1, 0)
+    run.refresh_from_db()
+    assert run.finished_at is not None
+    assert run.followers_sent_at is not None
+    assert_counted_through(people, days_ago(1))
+    assert boards_rebuilt() == 1
+
+
 def test_the_checker_names_a_refresh_whose_finish_disagrees_with_its_run_or_one_left_behind():
     people_active(1)
     first = progress_refresh().refresh
