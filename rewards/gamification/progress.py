@@ -96,10 +96,19 @@ def progress_chunked_start(
     refresh joined counts only through an earlier day, `followers_if_behind` instead (a refresh
     through `through` again, then those). A run cannot finish while this plans (its chunks hold the
     lock shared), so what is joined to it is sent.
+
+    The ranges are walked before the lock is taken (a refresh after deploying walks everyone's
+    history: a merge should not wait for that): any ranges cover every person, from the first id
+    to the last open one, so days that change meanwhile are in one of them all the same.
     """
+    chunk_days = chunk_days or getattr(settings, "REWARDS_PROGRESS_CHUNK_DAYS", CHUNK_DAYS)
+    ranges = None
+    if not _unfinished_runs().exists():
+        with connection.cursor() as cursor:
+            ranges = _ranges(cursor, through=through, chunk_days=chunk_days)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statements.PROGRESS_LOCK_EXCLUSIVE)
-        unfinished = ChunkedRun.objects.filter(job=PROGRESS_JOB, finished_at__isnull=True).first()
+        unfinished = _unfinished_runs().first()
         if unfinished is not None:
             behind = ProgressRefresh.objects.get(pk=_refresh_number(unfinished)).through_day < through
             return chunked_run_start(
@@ -108,8 +117,8 @@ def progress_chunked_start(
                 ranges=[],
                 followers=followers_if_behind if behind else followers,
             )
-        chunk_days = chunk_days or getattr(settings, "REWARDS_PROGRESS_CHUNK_DAYS", CHUNK_DAYS)
-        ranges = _ranges(cursor, through=through, chunk_days=chunk_days)
+        if ranges is None:  # the refresh that was running has finished since
+            ranges = _ranges(cursor, through=through, chunk_days=chunk_days)
         if not ranges:
             return None, []
         now = timezone.now()
@@ -124,6 +133,10 @@ def progress_chunked_start(
         return chunked_run_start(
             job=PROGRESS_JOB, key=f"{PROGRESS_JOB}:{refresh.pk}", ranges=ranges, followers=followers
         )
+
+
+def _unfinished_runs():
+    return ChunkedRun.objects.filter(job=PROGRESS_JOB, finished_at__isnull=True)
 
 
 def _ranges(cursor, *, through: datetime.date, chunk_days: int) -> list[tuple[int, int]]:
