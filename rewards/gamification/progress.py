@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from rewards.chunked import UNBOUNDED, ChunkOutcome, chunk_complete, chunked_run_start, run_followers_send
@@ -135,7 +135,7 @@ def progress_chunked_start(
         )
 
 
-def _unfinished_runs():
+def _unfinished_runs() -> QuerySet[ChunkedRun]:
     return ChunkedRun.objects.filter(job=PROGRESS_JOB, finished_at__isnull=True)
 
 
