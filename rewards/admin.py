@@ -17,6 +17,7 @@ from core import admin as core_admin
 from rewards.models import (
     Badge,
     BadgeAward,
+    ChunkedRun,
     CoinLot,
     CoinRate,
     CreditProfileAccess,
@@ -388,7 +389,7 @@ class RatingRunAdmin(ReadOnlyAdmin):
 @admin.register(ProgressRefresh)
 class ProgressRefreshAdmin(ReadOnlyAdmin):
     """The refreshes of the people's progress: how many days each counted, for how many people, and
-    how many of them it counted again from all their days."""
+    how many of them it counted again from all their days; of one running, its chunks done so far."""
 
     list_display = (
         "id",
@@ -396,10 +397,31 @@ class ProgressRefreshAdmin(ReadOnlyAdmin):
         "days_counted",
         "people_changed",
         "people_recounted",
+        "chunks",
         "started_at",
         "finished_at",
     )
     ordering = ("-id",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProgressRefresh]:
+        from django.db.models import CharField, OuterRef, Subquery, Value
+        from django.db.models.functions import Cast, Concat
+
+        run = ChunkedRun.objects.filter(key=Concat(Value("progress:"), Cast(OuterRef("pk"), CharField())))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                run_chunks_done=Subquery(run.values("chunks_done")[:1]),
+                run_chunks_total=Subquery(run.values("chunks_total")[:1]),
+            )
+        )
+
+    @admin.display(description=_("chunks done"))
+    def chunks(self, refresh: ProgressRefresh) -> str:
+        if refresh.run_chunks_total is None:
+            return "—"  # recorded before refreshes ran as chunked runs
+        return f"{refresh.run_chunks_done} / {refresh.run_chunks_total}"
 
 
 @admin.register(MonthlyRating)

@@ -7,6 +7,7 @@ import datetime
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
 from rewards.models import LedgerTransaction, SettlementRun
 from rewards.services import settlement_run, wallet_account_for_user
@@ -165,8 +166,6 @@ def test_a_superuser_sees_resume_and_settle_owed(operator_client):
 
 
 def test_a_coin_rate_for_a_day_already_begun_is_refused_in_the_admin(operator_client):
-    from django.utils import timezone
-
     from rewards.models import CoinRate
 
     today = timezone.localdate()
@@ -221,3 +220,19 @@ def test_an_operator_changing_a_badges_parameters_makes_the_next_full_run_look_a
     assert changed.status_code == 302
     assert badge.looked_through_refresh is None
     assert operator_client.get("/admin/rewards/progressrefresh/").status_code == 200
+
+
+def test_the_refreshes_page_shows_a_running_refresh_s_chunks_done(operator_client):
+    from rewards.gamification.progress import progress_chunk_count, progress_chunked_start
+
+    people = [UserFactory() for _ in range(3)]
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    for person in people:
+        carbon_credit(person, yesterday, 1_000)
+    _run, pending = progress_chunked_start(through=yesterday, chunk_days=1)
+    progress_chunk_count(chunk_id=pending[0])
+
+    page = operator_client.get("/admin/rewards/progressrefresh/")
+
+    assert page.status_code == 200
+    assert "1 / 3" in page.content.decode()
