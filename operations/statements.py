@@ -361,14 +361,16 @@ PROGRESS_COUNTS_THE_DAYS = sql.SQL(
 # chunked run's (refreshes recorded before they ran as chunked runs have none).
 PROGRESS_REFRESHES_ONE_AT_A_TIME = sql.SQL(
     """
-        SELECT refresh.id, refresh.finished_at, run.finished_at,
-               (SELECT MIN(later.id) FROM rewards_progressrefresh AS later WHERE later.id > refresh.id)
-        FROM rewards_progressrefresh AS refresh
-        LEFT JOIN rewards_chunkedrun AS run ON run.key = 'progress:' || refresh.id
-        WHERE (run.id IS NOT NULL AND refresh.finished_at IS DISTINCT FROM run.finished_at)
-           OR (refresh.finished_at IS NULL
-               AND EXISTS (SELECT FROM rewards_progressrefresh AS later WHERE later.id > refresh.id))
-        ORDER BY refresh.id
+        SELECT id, finished_at, run_finished_at, next_id
+        FROM (
+            SELECT refresh.id, refresh.finished_at, run.id AS run_id, run.finished_at AS run_finished_at,
+                   LEAD(refresh.id) OVER (ORDER BY refresh.id) AS next_id
+            FROM rewards_progressrefresh AS refresh
+            LEFT JOIN rewards_chunkedrun AS run ON run.key = 'progress:' || refresh.id
+        ) AS refresh
+        WHERE (run_id IS NOT NULL AND finished_at IS DISTINCT FROM run_finished_at)
+           OR (finished_at IS NULL AND next_id IS NOT NULL)
+        ORDER BY id
         """
 )
 

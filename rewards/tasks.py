@@ -194,9 +194,9 @@ CHUNK_TASK_RETRY = {
 
 
 def _followers(then: list | None) -> list[dict]:
-    """What follows a settlement as the run keeps it: `then` (signatures), by default the rebuilds
-    that settlement makes stale, in the JSON form the broker carries (so equal followers compare
-    equal)."""
+    """What follows a run as the run keeps it: `then` (signatures; for a settlement, by default the
+    rebuilds that settlement makes stale), in the JSON form the broker carries (so equal followers
+    compare equal)."""
     from kombu.utils.json import dumps, loads
 
     if then is None:
@@ -267,12 +267,10 @@ def progress_refresh_chunked(through: str, then: list | None = None) -> dict:
     joined instead (its chunks enqueued again: each counts once), and followed by a refresh through
     `through` first when it counts only through an earlier day. Nothing to count sends `then` at once.
     """
-    from kombu.utils.json import dumps, loads
-
     from rewards.gamification.progress import progress_chunked_start
 
-    followers = loads(dumps(list(then or [])))
-    again = loads(dumps([progress_refresh_chunked.si(through, then=followers).set(ignore_result=True)]))
+    followers = _followers(then or [])
+    again = _followers([progress_refresh_chunked.si(through, then=followers).set(ignore_result=True)])
     run, pending = progress_chunked_start(
         through=datetime.date.fromisoformat(through), followers=followers, followers_if_behind=again
     )

@@ -169,9 +169,6 @@ PROGRESS_OF_PERSON = progress_of(ONE_PERSON)
 
 # --- The refresh of the progress (rewards.gamification.progress), one at a time ----------------
 
-# Serializes refreshes, whole (held by the session across its chunks' transactions), and what resets
-# the counting (a merge, for its transaction): each reads what the last counted, and the refreshes'
-# numbers stamped on the people's progress follow the order they ran in.
 # The counting's lock, for a transaction: shared by the chunks that count (each a range of people of
 # the one refresh that runs), exclusive for planning a refresh and for forgetting what was counted (a
 # merge): neither happens while a chunk counts.
